@@ -1,0 +1,2 @@
+import KafkaClient
+print("tape (librdkafka \(LibrdkafkaInfo.version))")
