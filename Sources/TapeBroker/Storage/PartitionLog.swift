@@ -1,0 +1,77 @@
+import Foundation
+
+/// The contract between the broker's request handling (Server/) and its storage (Storage/).
+///
+/// One `PartitionLog` is one topic-partition's log. Implementations are thread-safe.
+/// Batches are Kafka RecordBatch v2 bytes exactly as a producer sent them (compressed batches
+/// are not unpacked); the log only rewrites the 8-byte `baseOffset` field (which the CRC does
+/// not cover) to the offset it assigns.
+public protocol PartitionLog: AnyObject, Sendable {
+    var topic: String { get }
+    var partition: Int32 { get }
+    /// First offset still in the log (grows with retention / deletion).
+    var logStartOffset: Int64 { get }
+    /// The offset the next appended record gets (== high watermark on one node).
+    var logEndOffset: Int64 { get }
+
+    /// Appends one validated RecordBatch v2; assigns offsets `logEndOffset ..< logEndOffset + recordCount`.
+    func append(batch: [UInt8]) throws -> LogAppendInfo
+
+    /// Whole batches starting with the one that contains `offset`, up to about `maxBytes`
+    /// (at least one whole batch, even if larger, as Kafka does). Empty at the log end.
+    /// Throws `StorageError.offsetOutOfRange` outside `logStartOffset ... logEndOffset`.
+    func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult
+
+    /// The first offset whose record timestamp is >= `timestamp`, or nil if none.
+    func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)?
+
+    /// Makes everything appended so far durable (fsync of segment and indexes).
+    func sync() throws
+}
+
+/// What an append did.
+public struct LogAppendInfo: Sendable, Equatable {
+    public var baseOffset: Int64
+    public var lastOffset: Int64
+    public var maxTimestamp: Int64
+    public var logStartOffset: Int64
+    public init(baseOffset: Int64, lastOffset: Int64, maxTimestamp: Int64, logStartOffset: Int64) {
+        self.baseOffset = baseOffset
+        self.lastOffset = lastOffset
+        self.maxTimestamp = maxTimestamp
+        self.logStartOffset = logStartOffset
+    }
+}
+
+/// What a read returned.
+public struct LogReadResult: Sendable, Equatable {
+    /// Concatenated whole RecordBatch v2 byte sequences.
+    public var records: [UInt8]
+    public var highWatermark: Int64
+    public var logStartOffset: Int64
+    public init(records: [UInt8], highWatermark: Int64, logStartOffset: Int64) {
+        self.records = records
+        self.highWatermark = highWatermark
+        self.logStartOffset = logStartOffset
+    }
+}
+
+/// Storage failures, mapped to Kafka error codes by the server.
+public struct StorageError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable {
+        let raw: String
+        public static let offsetOutOfRange = Code(raw: "offsetOutOfRange")
+        public static let corruptBatch = Code(raw: "corruptBatch")
+        public static let diskFull = Code(raw: "diskFull")
+        public static let io = Code(raw: "io")
+        public static let messageTooLarge = Code(raw: "messageTooLarge")
+    }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+    public static func offsetOutOfRange(_ message: String) -> StorageError { .init(.offsetOutOfRange, message) }
+}

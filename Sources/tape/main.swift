@@ -1,2 +1,0 @@
-import KafkaClient
-print("tape (librdkafka \(LibrdkafkaInfo.version))")
