@@ -1,0 +1,145 @@
+import Crdkafka
+import Foundation
+import Logging
+import Synchronization
+
+/// Shared per-`rd_kafka_t` state reachable from librdkafka's C callbacks through the opaque pointer.
+class ClientContext: @unchecked Sendable {
+    let logger: Logger
+    let bootstrapServers: String
+    /// The last few error reasons librdkafka reported (connection refused, auth failed, ...).
+    private let recentErrors = Mutex<[String]>([])
+    /// Set when librdkafka raises a fatal error.
+    let fatalError = Mutex<String?>(nil)
+
+    init(logger: Logger, bootstrapServers: String) {
+        self.logger = logger
+        self.bootstrapServers = bootstrapServers
+    }
+
+    func record(error reason: String) {
+        recentErrors.withLock {
+            $0.append(reason)
+            if $0.count > 16 { $0.removeFirst($0.count - 16) }
+        }
+    }
+
+    var lastErrors: [String] { recentErrors.withLock { $0 } }
+
+    /// One sentence for "could not reach the cluster", naming the failing address if librdkafka told us.
+    func unreachableMessage(_ what: String) -> String {
+        let errors = lastErrors
+        let detail = errors.last(where: { $0.contains("Connect to") || $0.contains("failed") || $0.contains("resolve") }) ?? errors.last
+        var text = "Cannot \(what): no Kafka broker answered at \(bootstrapServers)"
+        if let detail { text += " (\(Self.shorten(detail)))" }
+        text += ". Start one with `tape broker`, or point --brokers (or TAPE_BROKERS) at a running cluster."
+        return text
+    }
+
+    static func shorten(_ reason: String) -> String {
+        // librdkafka: "127.0.0.1:9999/bootstrap: Connect to ipv4#127.0.0.1:9999 failed: Connection refused (after 0ms in state CONNECT)"
+        var s = reason
+        if let r = s.range(of: " (after ") { s = String(s[..<r.lowerBound]) }
+        return s
+    }
+
+    /// Installs the error and log callbacks and this context as the opaque.
+    func install(on conf: OpaquePointer) {
+        rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(self).toOpaque())
+        rd_kafka_conf_set_error_cb(conf) { rk, err, reason, _ in
+            guard let rk, let context = ClientContext.from(rk) else { return }
+            let text = reason.map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(rd_kafka_resp_err_t(err)))
+            context.record(error: text)
+            if rd_kafka_resp_err_t(err) == RD_KAFKA_RESP_ERR__FATAL {
+                var buf = [CChar](repeating: 0, count: 512)
+                let code = rd_kafka_fatal_error(rk, &buf, buf.count)
+                let message = "\(String(cString: rd_kafka_err2name(code))): \(string(fromBuffer: buf))"
+                context.fatalError.withLock { $0 = message }
+                context.logger.error("Kafka client fatal error", metadata: ["reason": "\(message)"])
+            } else {
+                context.logger.debug("Kafka client error", metadata: ["reason": "\(text)"])
+            }
+        }
+        rd_kafka_conf_set_log_cb(conf) { rk, level, fac, buf in
+            guard let rk, let context = ClientContext.from(rk) else { return }
+            let text = buf.map { String(cString: $0) } ?? ""
+            let facility = fac.map { String(cString: $0) } ?? ""
+            // syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug. librdkafka logs connection
+            // failures at level 3 while it retries; they reach users through `unreachableMessage`.
+            if level <= 4 {
+                context.record(error: text)
+                context.logger.debug("librdkafka", metadata: ["facility": "\(facility)", "message": "\(text)"])
+            } else {
+                context.logger.trace("librdkafka", metadata: ["facility": "\(facility)", "message": "\(text)"])
+            }
+        }
+    }
+
+    static func from(_ rk: OpaquePointer) -> ClientContext? {
+        guard let raw = rd_kafka_opaque(rk) else { return nil }
+        return Unmanaged<ClientContext>.fromOpaque(raw).takeUnretainedValue()
+    }
+}
+
+/// Creates an `rd_kafka_t`, consuming `conf` (librdkafka owns it on success; we destroy it on failure).
+func makeKafkaHandle(type: rd_kafka_type_t, conf: OpaquePointer) throws -> OpaquePointer {
+    var errbuf = [CChar](repeating: 0, count: 512)
+    guard let rk = rd_kafka_new(type, conf, &errbuf, errbuf.count) else {
+        rd_kafka_conf_destroy(conf)
+        throw KafkaError(code: .configuration, message: "Cannot create Kafka client: \(string(fromBuffer: errbuf))")
+    }
+    return rk
+}
+
+/// Runs blocking librdkafka calls off Swift's cooperative thread pool.
+enum Blocking {
+    static let queue = DispatchQueue(label: "tape.kafka.blocking", attributes: .concurrent)
+
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                continuation.resume(with: Result { try body() })
+            }
+        }
+    }
+}
+
+/// A dedicated OS thread that repeatedly runs `body` until stopped. librdkafka's poll calls block
+/// in C until events arrive (they return early when there is work), so nothing here sleeps on a timer.
+final class PollThread: Sendable {
+    private final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+    private let stopped = Flag()
+    private let done = DispatchSemaphore(value: 0)
+
+    init(name: String, body: @escaping @Sendable () -> Void) {
+        let thread = Thread { [stopped, done] in
+            while !stopped.value.load(ordering: .acquiring) {
+                body()
+            }
+            done.signal()
+        }
+        thread.name = name
+        thread.start()
+    }
+
+    var isStopped: Bool { stopped.value.load(ordering: .acquiring) }
+
+    /// Stops the loop and waits for the current iteration to end.
+    func stop() {
+        if stopped.value.exchange(true, ordering: .acquiringAndReleasing) { return }
+        done.wait()
+    }
+}
+
+
+/// A C string written into a fixed buffer (librdkafka's errstr arguments).
+func string(fromBuffer buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// Topic names by topic handle, used only by one polling thread.
+final class TopicNameCache: @unchecked Sendable {
+    var names: [OpaquePointer: String] = [:]
+}

@@ -1,0 +1,118 @@
+import Crdkafka
+
+/// Client configuration: typed, documented fields for what Tape uses, plus any raw librdkafka
+/// property (`security.protocol`, `sasl.mechanisms`, `ssl.ca.location`, ...) passed through as is.
+public struct KafkaConfiguration: Sendable {
+    /// Comma-separated `host:port` list. Default `127.0.0.1:9092`.
+    public var bootstrapServers: String = "127.0.0.1:9092"
+    /// `client.id`. Default `tape`.
+    public var clientID: String = "tape"
+    /// Raw librdkafka properties; applied after the typed fields, so they win.
+    public var properties: [String: String] = [:]
+
+    public init(bootstrapServers: String = "127.0.0.1:9092", properties: [String: String] = [:]) {
+        self.bootstrapServers = bootstrapServers
+        self.properties = properties
+    }
+
+    /// Parses `key=value` strings (the CLI's `-X`).
+    public static func parseProperties(_ items: [String]) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for item in items {
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw KafkaError(code: .configuration, message: "Property '\(item)' is not of the form key=value (for example -X security.protocol=SASL_SSL).")
+            }
+            result[String(item[..<eq])] = String(item[item.index(after: eq)...])
+        }
+        return result
+    }
+
+    /// Builds an `rd_kafka_conf_t` with the given extra properties (typed fields of producer/consumer).
+    func makeConf(extra: [(String, String)]) throws -> OpaquePointer {
+        guard let conf = rd_kafka_conf_new() else {
+            throw KafkaError(code: .configuration, message: "librdkafka could not allocate a configuration")
+        }
+        var all: [(String, String)] = [("bootstrap.servers", bootstrapServers), ("client.id", clientID)]
+        all += extra
+        all += properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        for (key, value) in all {
+            try Self.set(conf, key, value)
+        }
+        return conf
+    }
+
+    static func set(_ conf: OpaquePointer, _ key: String, _ value: String) throws {
+        var errbuf = [CChar](repeating: 0, count: 512)
+        let res = rd_kafka_conf_set(conf, key, value, &errbuf, errbuf.count)
+        if res != RD_KAFKA_CONF_OK {
+            let reason = string(fromBuffer: errbuf)
+            rd_kafka_conf_destroy(conf)
+            throw KafkaError(code: .configuration, message: "Invalid Kafka property \(key)=\(value): \(reason)")
+        }
+    }
+}
+
+/// Compression codecs librdkafka supports (`compression.codec`).
+public enum KafkaCompression: String, Sendable, CaseIterable {
+    case none, gzip, snappy, lz4, zstd
+}
+
+/// Producer settings.
+public struct KafkaProducerConfiguration: Sendable {
+    public var kafka: KafkaConfiguration
+    /// `acks`: -1 (all), 0 or 1. Default -1.
+    public var acks: Int = -1
+    /// `enable.idempotence`. Default true: retries never duplicate or reorder records.
+    public var idempotence: Bool = true
+    /// `compression.codec`. Default none.
+    public var compression: KafkaCompression = .none
+    /// `linger.ms`. Default 5 (librdkafka's default).
+    public var lingerMilliseconds: Double = 5
+    /// `queue.buffering.max.messages`. Default 100000.
+    public var maxQueuedMessages: Int = 100_000
+    /// Whether `enqueue` reports go to `deliveryReports`. Default true.
+    public var deliveryReports: Bool = true
+
+    public init(kafka: KafkaConfiguration = .init()) { self.kafka = kafka }
+
+    var librdkafkaProperties: [(String, String)] {
+        [
+            ("acks", String(acks)),
+            ("enable.idempotence", idempotence ? "true" : "false"),
+            ("compression.codec", compression.rawValue),
+            ("linger.ms", String(lingerMilliseconds)),
+            ("queue.buffering.max.messages", String(maxQueuedMessages)),
+        ]
+    }
+}
+
+/// Consumer settings.
+public struct KafkaConsumerConfiguration: Sendable {
+    public var kafka: KafkaConfiguration
+    /// `group.id`. Required by librdkafka even for manual assignment; default `tape-<random>`.
+    public var groupID: String = "tape-\(UInt32.random(in: 0 ... .max))"
+    /// `auto.offset.reset`: where to start without a committed offset. Default `latest`.
+    public var autoOffsetReset: AutoOffsetReset = .latest
+    /// `enable.auto.commit`. Default false: commit explicitly with `commit`.
+    public var autoCommit: Bool = false
+    /// `session.timeout.ms`. Default 45000.
+    public var sessionTimeoutMilliseconds: Int = 45_000
+    /// Messages handed to the application per batch at most. Default 1000.
+    public var batchSize: Int = 1000
+    /// Batches buffered between librdkafka and the application. Default 8.
+    public var bufferedBatches: Int = 8
+
+    public enum AutoOffsetReset: String, Sendable { case earliest, latest, error }
+
+    public init(kafka: KafkaConfiguration = .init()) { self.kafka = kafka }
+
+    var librdkafkaProperties: [(String, String)] {
+        [
+            ("group.id", groupID),
+            ("auto.offset.reset", autoOffsetReset.rawValue),
+            ("enable.auto.commit", autoCommit ? "true" : "false"),
+            ("enable.auto.offset.store", "false"),
+            ("session.timeout.ms", String(sessionTimeoutMilliseconds)),
+        ]
+    }
+}

@@ -1,0 +1,396 @@
+import Crdkafka
+import Foundation
+import Logging
+import Synchronization
+
+/// A change of a group member's assignment.
+public enum RebalanceEvent: Sendable, Hashable {
+    case assigned([TopicPartitionOffset])
+    case revoked([TopicPartitionOffset])
+    case error(String)
+}
+
+/// An async Kafka consumer over librdkafka: group subscription (names or `^regex` patterns) or
+/// manual assignment, seeks, commits, pause/resume, rebalance events, and `messages`, an
+/// `AsyncSequence` with back-pressure (a bounded number of batches is buffered; when the
+/// application falls behind, the polling thread waits).
+public final class KafkaConsumer: @unchecked Sendable {
+    let rk: OpaquePointer
+    let context: ConsumerContext
+    private let pollThread: PollThread
+    private let channel: BatchChannel<KafkaMessage>
+    private let closed = Atomic<Bool>(false)
+    /// Assignment changes of this member (group subscriptions only).
+    public let rebalanceEvents: AsyncStream<RebalanceEvent>
+
+    public init(configuration: KafkaConsumerConfiguration, logger: Logger = Logger(label: "tape.kafka.consumer")) throws {
+        let (events, eventsContinuation) = AsyncStream.makeStream(of: RebalanceEvent.self, bufferingPolicy: .bufferingNewest(1000))
+        rebalanceEvents = events
+        let context = ConsumerContext(logger: logger, bootstrapServers: configuration.kafka.bootstrapServers, events: eventsContinuation)
+        self.context = context
+        let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
+        context.install(on: conf)
+        rd_kafka_conf_set_rebalance_cb(conf) { rk, err, partitions, _ in
+            guard let rk, let context = ClientContext.from(rk) as? ConsumerContext else { return }
+            context.rebalance(rk: rk, err: err, partitions: partitions)
+        }
+        rk = try makeKafkaHandle(type: RD_KAFKA_CONSUMER, conf: conf)
+        rd_kafka_poll_set_consumer(rk)
+        let channel = BatchChannel<KafkaMessage>(capacity: max(1, configuration.bufferedBatches))
+        self.channel = channel
+        nonisolated(unsafe) let handle = rk
+        let batchSize = max(1, configuration.batchSize)
+        let topicNames = TopicNameCache()
+        pollThread = PollThread(name: "tape-consumer-poll") {
+            var batch: [KafkaMessage] = []
+            var timeout: Int32 = 100
+            while batch.count < batchSize, let raw = rd_kafka_consumer_poll(handle, timeout) {
+                timeout = 0
+                defer { rd_kafka_message_destroy(raw) }
+                let m = raw.pointee
+                if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                    if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
+                    let reason = rd_kafka_message_errstr(raw).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(m.err))
+                    context.record(error: reason)
+                    context.logger.warning("Kafka consumer error", metadata: ["error": "\(reason)", "code": "\(String(cString: rd_kafka_err2name(m.err)))"])
+                    if m.err == RD_KAFKA_RESP_ERR__FATAL {
+                        channel.finish(throwing: KafkaError(code: .fatal, message: "Consumer failed: \(reason)", isFatal: true))
+                    }
+                    continue
+                }
+                batch.append(Self.message(raw, topicNames: topicNames))
+            }
+            if !batch.isEmpty {
+                channel.push(batch)
+            }
+        }
+        channel.onStopRequested = { [pollThread] in pollThread.isStopped }
+    }
+
+    deinit {
+        close()
+        rd_kafka_destroy(rk)
+    }
+
+    private static func message(_ raw: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: TopicNameCache) -> KafkaMessage {
+        let m = raw.pointee
+        var topic = ""
+        if let rkt = m.rkt {
+            if let name = topicNames.names[rkt] {
+                topic = name
+            } else {
+                topic = String(cString: rd_kafka_topic_name(rkt))
+                topicNames.names[rkt] = topic
+            }
+        }
+        var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
+        let ts = rd_kafka_message_timestamp(raw, &tsType)
+        let type: KafkaMessage.TimestampType = tsType == RD_KAFKA_TIMESTAMP_CREATE_TIME ? .createTime : tsType == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .none
+        let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
+        let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
+        var headers: [KafkaHeader] = []
+        var hdrs: OpaquePointer? = nil
+        if rd_kafka_message_headers(raw, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR, let hdrs {
+            var idx = 0
+            var name: UnsafePointer<CChar>? = nil
+            var val: UnsafeRawPointer? = nil
+            var size = 0
+            while rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                headers.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                idx += 1
+            }
+        }
+        return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, timestamp: ts, timestampType: type, key: key, value: value, headers: headers)
+    }
+
+    // MARK: - Subscription and assignment
+
+    /// Joins the group and subscribes to topics; names starting with `^` are regular expressions.
+    public func subscribe(_ topics: [String]) throws {
+        let list = TopicPartitionList.make(topics.map { .init(topic: $0, partition: RD_KAFKA_PARTITION_UA, offset: KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_subscribe(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot subscribe to \(topics.joined(separator: ", "))") }
+    }
+
+    /// Consumes exactly these partitions (no group rebalancing), from the given offsets
+    /// (absolute, or `KafkaOffset.beginning` / `.end` / `.stored`).
+    public func assign(_ partitions: [TopicPartitionOffset]) throws {
+        let list = TopicPartitionList.make(partitions)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_assign(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot assign partitions") }
+    }
+
+    /// The current assignment.
+    public func assignment() throws -> [TopicPartitionOffset] {
+        var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>? = nil
+        let err = rd_kafka_assignment(rk, &list)
+        defer { if let list { rd_kafka_topic_partition_list_destroy(list) } }
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot read assignment") }
+        return TopicPartitionList.read(list)
+    }
+
+    // MARK: - Positioning
+
+    /// Moves assigned partitions to offsets (absolute, `KafkaOffset.beginning` or `.end`).
+    public func seek(_ positions: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws {
+        nonisolated(unsafe) let rk = self.rk
+        let ms = Int32(timeout.components.seconds * 1000)
+        try await Blocking.run {
+            let list = TopicPartitionList.make(positions)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            if let error = rd_kafka_seek_partitions(rk, list, ms) {
+                throw KafkaError(consuming: error, "Cannot seek")
+            }
+            if let (tp, err) = TopicPartitionList.firstError(list) {
+                throw KafkaError(err, "Cannot seek \(tp.topic)[\(tp.partition)] to \(tp.offset)")
+            }
+        }
+    }
+
+    /// For each partition, the first offset whose timestamp is >= the given one (ms); `KafkaOffset.end` where none.
+    public func offsets(forTimestamp timestamp: Int64, partitions: [(topic: String, partition: Int32)], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
+        nonisolated(unsafe) let rk = self.rk
+        let ms = Int32(timeout.components.seconds * 1000)
+        let items = partitions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: timestamp) }
+        return try await Blocking.run {
+            let list = TopicPartitionList.make(items)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let err = rd_kafka_offsets_for_times(rk, list, ms)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot look up offsets for timestamp \(timestamp)") }
+            return TopicPartitionList.read(list)
+        }
+    }
+
+    /// Seeks assigned partitions to the first record at or after `timestamp` (ms since epoch).
+    public func seek(toTimestamp timestamp: Int64, timeout: Duration = .seconds(10)) async throws {
+        let assigned = try assignment()
+        let positions = try await offsets(forTimestamp: timestamp, partitions: assigned.map { ($0.topic, $0.partition) }, timeout: timeout)
+        try await seek(positions, timeout: timeout)
+    }
+
+    /// Stops fetching from these partitions until `resume`.
+    public func pause(_ partitions: [(topic: String, partition: Int32)]) throws {
+        let list = TopicPartitionList.make(partitions.map { .init(topic: $0.topic, partition: $0.partition, offset: KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_pause_partitions(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot pause partitions") }
+    }
+
+    public func resume(_ partitions: [(topic: String, partition: Int32)]) throws {
+        let list = TopicPartitionList.make(partitions.map { .init(topic: $0.topic, partition: $0.partition, offset: KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_resume_partitions(rk, list)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot resume partitions") }
+    }
+
+    // MARK: - Commits
+
+    /// Commits "consumed up to and including `message`" for its partition, waiting for the broker.
+    public func commit(_ message: KafkaMessage) async throws {
+        try await commit([.init(topic: message.topic, partition: message.partition, offset: message.offset + 1)])
+    }
+
+    /// Commits next-offsets-to-read, waiting for the broker.
+    public func commit(_ offsets: [TopicPartitionOffset]) async throws {
+        nonisolated(unsafe) let rk = self.rk
+        try await Blocking.run {
+            let list = TopicPartitionList.make(offsets)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let err = rd_kafka_commit(rk, list, 0)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot commit offsets") }
+            if let (tp, err) = TopicPartitionList.firstError(list) {
+                throw KafkaError(err, "Cannot commit \(tp.topic)[\(tp.partition)]@\(tp.offset)")
+            }
+        }
+    }
+
+    /// Commits without waiting; failures are logged.
+    public func commitAsync(_ offsets: [TopicPartitionOffset]) throws {
+        let list = TopicPartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(rk, list, 1)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot commit offsets") }
+    }
+
+    /// The group's committed offsets for these partitions (offset < 0 where nothing is committed).
+    public func committed(_ partitions: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
+        nonisolated(unsafe) let rk = self.rk
+        let ms = Int32(timeout.components.seconds * 1000)
+        let context = self.context
+        return try await Blocking.run {
+            let list = TopicPartitionList.make(partitions)
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            let err = rd_kafka_committed(rk, list, ms)
+            if err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT {
+                throw KafkaError(code: .init(err), message: context.unreachableMessage("read committed offsets"), isRetriable: true)
+            }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot read committed offsets") }
+            return TopicPartitionList.read(list)
+        }
+    }
+
+    /// Cluster metadata through this consumer's connection.
+    public func metadata(timeout: Duration = .seconds(5)) async throws -> ClusterMetadata {
+        try await ClusterMetadata.fetch(rk: rk, context: context, timeout: timeout)
+    }
+
+    // MARK: - Messages
+
+    /// Consumed records, in batches (the cheapest way to read fast).
+    public var batches: MessageBatches { MessageBatches(channel: channel) }
+
+    /// Consumed records one by one.
+    public var messages: Messages { Messages(channel: channel) }
+
+    public struct MessageBatches: AsyncSequence, Sendable {
+        public typealias Element = [KafkaMessage]
+        let channel: BatchChannel<KafkaMessage>
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let channel: BatchChannel<KafkaMessage>
+            public mutating func next() async throws -> [KafkaMessage]? { try await channel.next() }
+        }
+    }
+
+    public struct Messages: AsyncSequence, Sendable {
+        public typealias Element = KafkaMessage
+        let channel: BatchChannel<KafkaMessage>
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let channel: BatchChannel<KafkaMessage>
+            var current: [KafkaMessage] = []
+            var index = 0
+            public mutating func next() async throws -> KafkaMessage? {
+                while index >= current.count {
+                    guard let batch = try await channel.next() else { return nil }
+                    current = batch
+                    index = 0
+                }
+                defer { index += 1 }
+                return current[index]
+            }
+        }
+    }
+
+    /// Leaves the group (revoking partitions) and ends `messages`. Commit first if you need to.
+    public func close() {
+        if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
+        channel.finish(throwing: nil)
+        pollThread.stop()
+        rd_kafka_consumer_close(rk)
+        context.finish()
+    }
+}
+
+/// Consumer-side callback state.
+final class ConsumerContext: ClientContext, @unchecked Sendable {
+    private let events: AsyncStream<RebalanceEvent>.Continuation
+
+    init(logger: Logger, bootstrapServers: String, events: AsyncStream<RebalanceEvent>.Continuation) {
+        self.events = events
+        super.init(logger: logger, bootstrapServers: bootstrapServers)
+    }
+
+    func rebalance(rk: OpaquePointer, err: rd_kafka_resp_err_t, partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?) {
+        let cooperative = String(cString: rd_kafka_rebalance_protocol(rk)) == "COOPERATIVE"
+        let items = TopicPartitionList.read(partitions)
+        switch err {
+        case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            if cooperative {
+                if let error = rd_kafka_incremental_assign(rk, partitions) { events.yield(.error(KafkaError(consuming: error, "Cannot assign").message)) }
+            } else {
+                rd_kafka_assign(rk, partitions)
+            }
+            logger.info("Partitions assigned", metadata: ["partitions": "\(items.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
+            events.yield(.assigned(items))
+        case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            events.yield(.revoked(items))
+            if cooperative {
+                if let error = rd_kafka_incremental_unassign(rk, partitions) { events.yield(.error(KafkaError(consuming: error, "Cannot unassign").message)) }
+            } else {
+                rd_kafka_assign(rk, nil)
+            }
+            logger.info("Partitions revoked", metadata: ["partitions": "\(items.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
+        default:
+            rd_kafka_assign(rk, nil)
+            events.yield(.error(String(cString: rd_kafka_err2str(err))))
+        }
+    }
+
+    func finish() { events.finish() }
+}
+
+/// A bounded hand-off of batches from a polling thread to one async reader.
+final class BatchChannel<T: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var batches: [[T]] = []
+    private var waiter: CheckedContinuation<[T]?, any Error>?
+    private var finished = false
+    private var failure: (any Error)?
+    private let capacity: Int
+    /// Lets a blocked `push` notice the poller is stopping.
+    var onStopRequested: (@Sendable () -> Bool)?
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    /// Called by the polling thread; blocks while the buffer is full.
+    func push(_ batch: [T]) {
+        condition.lock()
+        if let waiter {
+            self.waiter = nil
+            condition.unlock()
+            waiter.resume(returning: batch)
+            return
+        }
+        while batches.count >= capacity && !finished {
+            if onStopRequested?() == true { break }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+        }
+        if !finished { batches.append(batch) }
+        condition.unlock()
+    }
+
+    func finish(throwing error: (any Error)?) {
+        condition.lock()
+        if finished { condition.unlock(); return }
+        finished = true
+        failure = error
+        let waiter = self.waiter
+        self.waiter = nil
+        condition.broadcast()
+        condition.unlock()
+        if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+    }
+
+    func next() async throws -> [T]? {
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[T]?, any Error>) in
+                condition.lock()
+                if !batches.isEmpty {
+                    let batch = batches.removeFirst()
+                    condition.signal()
+                    condition.unlock()
+                    continuation.resume(returning: batch)
+                } else if finished {
+                    let error = failure
+                    condition.unlock()
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: nil) }
+                } else if Task.isCancelled {
+                    condition.unlock()
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    waiter = continuation
+                    condition.unlock()
+                }
+            }
+        } onCancel: {
+            condition.lock()
+            let waiter = self.waiter
+            self.waiter = nil
+            condition.unlock()
+            waiter?.resume(throwing: CancellationError())
+        }
+    }
+}
