@@ -38,9 +38,12 @@ class ClientContext: @unchecked Sendable {
 
     static func shorten(_ reason: String) -> String {
         // librdkafka: "127.0.0.1:9999/bootstrap: Connect to ipv4#127.0.0.1:9999 failed: Connection refused (after 0ms in state CONNECT)"
-        var s = reason
-        if let r = s.range(of: " (after ") { s = String(s[..<r.lowerBound]) }
-        return s
+        var s = Substring(reason)
+        // "[thrd:127.0.0.1:9999/bootstrap]: 127.0.0.1:9999/bootstrap: Connect to ..." -> "Connect to ..."
+        if s.hasPrefix("[thrd:"), let r = s.range(of: "]: ") { s = s[r.upperBound...] }
+        if let r = s.range(of: "/bootstrap: ") { s = s[r.upperBound...] }
+        if let r = s.range(of: " (after ") { s = s[..<r.lowerBound] }
+        return String(s)
     }
 
     /// Installs the error and log callbacks and this context as the opaque.

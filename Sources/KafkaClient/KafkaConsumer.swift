@@ -231,6 +231,19 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// Low and high watermark offsets of a partition, asked of the broker.
+    public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
+        nonisolated(unsafe) let rk = self.rk
+        let ms = Int32(timeout.components.seconds * 1000)
+        return try await Blocking.run {
+            var low: Int64 = 0
+            var high: Int64 = 0
+            let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms)
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot read offsets of \(topic)[\(partition)]") }
+            return (low, high)
+        }
+    }
+
     /// Cluster metadata through this consumer's connection.
     public func metadata(timeout: Duration = .seconds(5)) async throws -> ClusterMetadata {
         try await ClusterMetadata.fetch(rk: rk, context: context, timeout: timeout)

@@ -10,18 +10,13 @@ struct Tape: AsyncParsableCommand {
         version: TapeVersion.string,
         subcommands: [
             VersionCommand.self,
+            TopicsCommand.self,
+            ProduceCommand.self,
+            ConsumeCommand.self,
+            GroupsCommand.self,
+            BenchCommand.self,
+            MockClusterCommand.self,
         ]
     )
 }
 
-enum TapeVersion {
-    static let tape = "0.1.0"
-    static var string: String { "tape \(tape) (librdkafka \(LibrdkafkaInfo.version))" }
-}
-
-struct VersionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print Tape's and librdkafka's versions and librdkafka's built-in features.")
-    func run() throws {
-        print(TapeVersion.string)
-    }
-}

@@ -1,0 +1,214 @@
+import ArgumentParser
+import Logging
+import Foundation
+import KafkaClient
+
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Benchmarks, in the style of kafka-producer-perf-test.",
+        subcommands: [BenchProduce.self, BenchConsume.self]
+    )
+}
+
+/// Where a benchmark runs: a given cluster, or an in-process librdkafka mock cluster.
+struct BenchTarget: ParsableArguments {
+    @OptionGroup var kafka: KafkaOptions
+    @Option(name: .customLong("mock-brokers"), help: "Start an in-process librdkafka mock cluster with this many brokers instead of using --brokers.")
+    var mockBrokers: Int?
+    @Option(help: "Partitions of the topic when it is created on the mock cluster.") var partitions: Int32 = 1
+}
+
+struct BenchResult {
+    var records: Int
+    var bytes: Int
+    var seconds: Double
+    var latenciesMicros: [UInt32]
+    var recordsPerSecond: Double { Double(records) / seconds }
+    var megabytesPerSecond: Double { Double(bytes) / seconds / 1_048_576 }
+    func percentile(_ p: Double) -> Double {
+        guard !latenciesMicros.isEmpty else { return 0 }
+        let i = min(latenciesMicros.count - 1, Int(Double(latenciesMicros.count) * p))
+        return Double(latenciesMicros[i]) / 1000
+    }
+}
+
+func median(_ values: [Double]) -> Double {
+    let s = values.sorted()
+    guard !s.isEmpty else { return 0 }
+    return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+}
+
+struct BenchProduce: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "produce", abstract: "Produce N records of S bytes as fast as possible; report records/s, MB/s and ack latency.")
+    @OptionGroup var target: BenchTarget
+    @Option(help: "Topic.") var topic: String = "tape.bench"
+    @Option(help: "Records per run.") var count: Int = 1_000_000
+    @Option(help: "Record size in bytes.") var size: Int = 100
+    @Option(help: "acks: all, 0 or 1.") var acks: String = "all"
+    @Option(help: "Compression: none, gzip, snappy, lz4, zstd.") var compression: String = "none"
+    @Option(help: "linger.ms.") var linger: Double = 5
+    @Option(help: "Runs; the median is reported last.") var runs: Int = 1
+    @Option(name: .customLong("payload-file"), help: "Write the payload used (one record a line, `count` lines) to this file, for `kcat -P -l`.")
+    var payloadFile: String?
+
+    func validate() throws {
+        guard KafkaCompression(rawValue: compression) != nil else { throw ValidationError("Unknown compression '\(compression)'.") }
+        guard count > 0, size >= 0, runs > 0 else { throw ValidationError("--count and --runs must be positive, --size non-negative.") }
+    }
+
+    func run() async throws {
+        let payload = Self.payload(size: size)
+        if let payloadFile {
+            var line = payload
+            line.append(UInt8(ascii: "\n"))
+            var all = [UInt8]()
+            all.reserveCapacity(line.count * count)
+            for _ in 0..<count { all += line }
+            try Data(all).write(to: URL(fileURLWithPath: payloadFile))
+        }
+        var mock: MockKafkaCluster?
+        var kafkaConfig = try target.kafka.configuration()
+        if let n = target.mockBrokers {
+            let cluster = try MockKafkaCluster(brokers: n)
+            try cluster.createTopic(topic, partitions: target.partitions)
+            kafkaConfig.bootstrapServers = cluster.bootstrapServers
+            mock = cluster
+            printError("mock cluster: \(cluster.bootstrapServers)")
+        }
+        var rates: [Double] = []
+        var mbs: [Double] = []
+        var p99s: [Double] = []
+        for run in 1...runs {
+            let result = try await Self.produce(kafka: kafkaConfig, topic: topic, count: count, payload: payload, acks: acks, compression: KafkaCompression(rawValue: compression)!, linger: linger, logger: target.kafka.logger("tape.bench"))
+            rates.append(result.recordsPerSecond)
+            mbs.append(result.megabytesPerSecond)
+            p99s.append(result.percentile(0.99))
+            print(String(format: "run %d: %d records sent, %.1f records/sec (%.2f MB/sec), latency p50 %.2f ms, p99 %.2f ms, max %.2f ms.",
+                         run, result.records, result.recordsPerSecond, result.megabytesPerSecond, result.percentile(0.5), result.percentile(0.99), Double(result.latenciesMicros.last ?? 0) / 1000))
+        }
+        if runs > 1 {
+            print(String(format: "median of %d runs: %.1f records/sec (%.2f MB/sec), p99 %.2f ms.", runs, median(rates), median(mbs), median(p99s)))
+        }
+        withExtendedLifetime(mock) {}
+    }
+
+    /// Printable ASCII (so the same records can be fed to `kcat -P -l`), deterministic.
+    static func payload(size: Int) -> [UInt8] {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        return (0..<size).map { _ in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(ascii: "A") + UInt8((state >> 33) % 26)
+        }
+    }
+
+    static func produce(kafka: KafkaConfiguration, topic: String, count: Int, payload: [UInt8], acks: String, compression: KafkaCompression, linger: Double, logger: Logger) async throws -> BenchResult {
+        var config = KafkaProducerConfiguration(kafka: kafka)
+        config.acks = acks == "all" ? -1 : Int(acks) ?? -1
+        config.idempotence = config.acks == -1
+        config.compression = compression
+        config.lingerMilliseconds = linger
+        config.maxQueuedMessages = 500_000
+        let producer = try KafkaProducer(configuration: config, logger: logger)
+        _ = try await producer.metadata(timeout: .seconds(5))
+        let sendTimes = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: count + 2)
+        defer { sendTimes.deallocate() }
+        nonisolated(unsafe) let times = sendTimes
+        let collector = Task { () -> (latencies: [UInt32], failures: Int, firstError: String?) in
+            var latencies: [UInt32] = []
+            latencies.reserveCapacity(count)
+            var failures = 0
+            var firstError: String?
+            for await batch in producer.deliveryReports {
+                let now = DispatchTime.now().uptimeNanoseconds
+                for report in batch {
+                    if let error = report.error {
+                        failures += 1
+                        if firstError == nil { firstError = error.message }
+                    } else {
+                        latencies.append(UInt32(clamping: (now &- times[Int(report.messageID)]) / 1000))
+                    }
+                }
+                if latencies.count + failures >= count { break }
+            }
+            return (latencies, failures, firstError)
+        }
+        let message = ProducerMessage(topic: topic, value: payload)
+        let clock = ContinuousClock()
+        let start = clock.now
+        var sent = 0
+        while sent < count {
+            times[sent + 1] = DispatchTime.now().uptimeNanoseconds
+            do {
+                let id = try producer.tryEnqueue(message)
+                precondition(Int(id) == sent + 1, "bench relies on sequential message ids")
+                sent += 1
+            } catch let error as KafkaError where error.code == .queueFull {
+                try await Task.sleep(for: .microseconds(200))
+            }
+        }
+        var (latencies, failures, firstError) = await collector.value
+        let elapsed = clock.now - start
+        try await producer.close(timeout: .seconds(30))
+        if failures > 0 {
+            throw ValidationError("\(failures) of \(count) records failed: \(firstError ?? "unknown error")")
+        }
+        latencies.sort()
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return BenchResult(records: count, bytes: count * payload.count, seconds: seconds, latenciesMicros: latencies)
+    }
+}
+
+struct BenchConsume: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "consume", abstract: "Consume N records from the beginning of a topic; report records/s and MB/s.")
+    @OptionGroup var target: BenchTarget
+    @Option(help: "Topic.") var topic: String = "tape.bench"
+    @Option(help: "Records to consume per run (with --mock-brokers they are produced first).") var count: Int = 1_000_000
+    @Option(help: "Record size when producing into a mock cluster.") var size: Int = 100
+    @Option(help: "Runs; the median is reported last.") var runs: Int = 1
+
+    func run() async throws {
+        var mock: MockKafkaCluster?
+        var kafkaConfig = try target.kafka.configuration()
+        let logger = target.kafka.logger("tape.bench")
+        if let n = target.mockBrokers {
+            let cluster = try MockKafkaCluster(brokers: n)
+            try cluster.createTopic(topic, partitions: target.partitions)
+            kafkaConfig.bootstrapServers = cluster.bootstrapServers
+            mock = cluster
+            _ = try await BenchProduce.produce(kafka: kafkaConfig, topic: topic, count: count, payload: BenchProduce.payload(size: size), acks: "1", compression: .none, linger: 5, logger: logger)
+        }
+        var rates: [Double] = []
+        var mbs: [Double] = []
+        for run in 1...runs {
+            var config = KafkaConsumerConfiguration(kafka: kafkaConfig)
+            config.kafka.properties["fetch.wait.max.ms"] = config.kafka.properties["fetch.wait.max.ms"] ?? "100"
+            let consumer = try KafkaConsumer(configuration: config, logger: logger)
+            let md = try await consumer.metadata(timeout: .seconds(5))
+            guard let t = md.topics.first(where: { $0.name == topic }), !t.partitions.isEmpty else {
+                throw ValidationError("Topic '\(topic)' does not exist; run `tape bench produce --topic \(topic)` first.")
+            }
+            try consumer.assign(t.partitions.map { .init(topic: topic, partition: $0.id, offset: KafkaOffset.beginning) })
+            let clock = ContinuousClock()
+            let start = clock.now
+            var records = 0
+            var bytes = 0
+            for try await batch in consumer.batches {
+                for m in batch { bytes += m.value?.count ?? 0 }
+                records += batch.count
+                if records >= count { break }
+            }
+            let elapsed = clock.now - start
+            consumer.close()
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let result = BenchResult(records: records, bytes: bytes, seconds: seconds, latenciesMicros: [])
+            rates.append(result.recordsPerSecond)
+            mbs.append(result.megabytesPerSecond)
+            print(String(format: "run %d: %d records consumed, %.1f records/sec (%.2f MB/sec) in %.2f s.", run, records, result.recordsPerSecond, result.megabytesPerSecond, seconds))
+        }
+        if runs > 1 {
+            print(String(format: "median of %d runs: %.1f records/sec (%.2f MB/sec).", runs, median(rates), median(mbs)))
+        }
+        withExtendedLifetime(mock) {}
+    }
+}

@@ -1,0 +1,98 @@
+import ArgumentParser
+import Foundation
+import KafkaClient
+import Logging
+
+/// `--brokers` and `-X` shared by every command that talks to Kafka.
+struct KafkaOptions: ParsableArguments {
+    @Option(name: .long, help: "Kafka bootstrap servers, host:port[,host:port...]. Default: $TAPE_BROKERS, else 127.0.0.1:9092.")
+    var brokers: String?
+
+    @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL.", valueName: "key=value"))
+    var properties: [String] = []
+
+    @Flag(name: .long, help: "Log librdkafka's and Tape's debug output to stderr.")
+    var verbose = false
+
+    var bootstrapServers: String {
+        if let brokers, !brokers.isEmpty { return brokers }
+        if let env = ProcessInfo.processInfo.environment["TAPE_BROKERS"], !env.isEmpty { return env }
+        return "127.0.0.1:9092"
+    }
+
+    func configuration() throws -> KafkaConfiguration {
+        KafkaConfiguration(bootstrapServers: bootstrapServers, properties: try KafkaConfiguration.parseProperties(properties))
+    }
+
+    func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = verbose ? .debug : .warning
+        return logger
+    }
+}
+
+/// Writes bytes to stdout through a buffer (binary-safe, fast).
+final class OutputBuffer {
+    private var buffer: [UInt8] = []
+    init() { buffer.reserveCapacity(1 << 16) }
+    func write(_ bytes: some Sequence<UInt8>) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+    func write(_ string: String) { write(string.utf8) }
+    func flush() {
+        guard !buffer.isEmpty else { return }
+        buffer.withUnsafeBytes { var offset = 0
+            while offset < $0.count {
+                let n = Foundation.write(1, $0.baseAddress! + offset, $0.count - offset)
+                if n <= 0 { break }
+                offset += n
+            } }
+        buffer.removeAll(keepingCapacity: true)
+    }
+}
+
+/// Prints a line to stderr.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// Installs SIGINT/SIGTERM handlers that cancel the given task (graceful shutdown).
+func cancelOnSignals(_ task: Task<Void, any Error>) -> [any DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { sig in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler { task.cancel() }
+        source.resume()
+        return source
+    }
+}
+
+/// Runs `body` until it ends or Ctrl-C / SIGTERM cancels it.
+func runUntilSignalled(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    let task = Task { try await body() }
+    let sources = cancelOnSignals(task)
+    defer { sources.forEach { $0.cancel() } }
+    do {
+        try await task.value
+    } catch is CancellationError {
+        // graceful stop
+    }
+}
+
+/// JSON string literal escaping.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
