@@ -29,7 +29,7 @@ public final class KafkaProducer: @unchecked Sendable {
         context.install(on: conf)
         rd_kafka_conf_set_dr_msg_cb(conf) { rk, message, _ in
             guard let rk, let message, let context = ClientContext.from(rk) as? ProducerContext else { return }
-            context.delivered(message.pointee)
+            context.delivered(message)
         }
         rk = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: conf)
         nonisolated(unsafe) let handle = rk
@@ -234,10 +234,12 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     }
 
     /// Called from librdkafka's delivery callback, on the thread that polls.
-    func delivered(_ message: rd_kafka_message_t) {
+    func delivered(_ pointer: UnsafePointer<rd_kafka_message_t>) {
+        let message = pointer.pointee
         let topic = message.rkt.flatMap { rkt in lock.withLock { state.topicNames[rkt] } } ?? ""
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
-        let timestamp = rd_kafka_message_timestamp(withUnsafePointer(to: message) { $0 }, &tsType)
+        // The timestamp is read through librdkafka's own pointer: it finds its message struct from it.
+        let timestamp = rd_kafka_message_timestamp(pointer, &tsType)
         var report = DeliveryReport(messageID: 0, topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil)
         if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             var error = KafkaError(message.err, "Delivery to \(topic) failed")

@@ -1,0 +1,1 @@
+// Integration tests arrive in the next commit.

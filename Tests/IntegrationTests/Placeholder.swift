@@ -1,2 +1,0 @@
-import XCTest
-final class IntegrationPlaceholderTests: XCTestCase { func testVersion() {} }
