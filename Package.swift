@@ -67,7 +67,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["KafkaClient"],
+            dependencies: ["KafkaClient", "tape"],
             swiftSettings: strict
         ),
     ]

@@ -26,7 +26,7 @@ struct KafkaOptions: ParsableArguments {
 
     func logger(_ label: String) -> Logger {
         var logger = Logger(label: label)
-        logger.logLevel = verbose ? .debug : .warning
+        logger.logLevel = verbose ? .trace : .warning
         return logger
     }
 }

@@ -1,1 +1,0 @@
-// Integration tests arrive in the next commit.
