@@ -50,6 +50,11 @@ let package = Package(
             name: "MarketData",
             swiftSettings: strict
         ),
+        .target(
+            name: "Exchanges",
+            dependencies: ["MarketData"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
@@ -63,6 +68,17 @@ let package = Package(
         .testTarget(
             name: "KafkaClientTests",
             dependencies: ["KafkaClient", "Crdkafka"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MarketDataTests",
+            dependencies: ["MarketData"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangesTests",
+            dependencies: ["Exchanges", "MarketData"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
