@@ -354,22 +354,22 @@ public struct JSONScanner {
             negative = true
             i = 1
         }
-        guard i < text.count else { throw JSONError(.invalidNumber, "not an integer", at: offset) }
+        guard i < text.count else { throw JSONError(.wrongType, "not an integer", at: offset) }
         var value: UInt64 = 0
         while i < text.count {
             let d = text[i] &- UInt8(ascii: "0")
-            guard d < 10 else { throw JSONError(.invalidNumber, "not an integer", at: offset + i) }
+            guard d < 10 else { throw JSONError(.wrongType, "not an integer", at: offset + i) }
             let (m, o1) = value.multipliedReportingOverflow(by: 10)
             let (a, o2) = m.addingReportingOverflow(UInt64(d))
-            if o1 || o2 { throw JSONError(.invalidNumber, "integer out of range", at: offset) }
+            if o1 || o2 { throw JSONError(.badValue, "integer out of range", at: offset) }
             value = a
             i += 1
         }
         if negative {
-            guard value <= UInt64(Int64.max) + 1 else { throw JSONError(.invalidNumber, "integer out of range", at: offset) }
+            guard value <= UInt64(Int64.max) + 1 else { throw JSONError(.badValue, "integer out of range", at: offset) }
             return value == UInt64(Int64.max) + 1 ? Int64.min : -Int64(value)
         }
-        guard value <= UInt64(Int64.max) else { throw JSONError(.invalidNumber, "integer out of range", at: offset) }
+        guard value <= UInt64(Int64.max) else { throw JSONError(.badValue, "integer out of range", at: offset) }
         return Int64(value)
     }
 
