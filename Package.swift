@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "KafkaClient",
                 "MarketData",
+                "Exchanges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

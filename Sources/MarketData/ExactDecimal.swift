@@ -35,9 +35,10 @@ public struct DecimalError: Error, Sendable, Hashable, CustomStringConvertible {
 /// An exact decimal number for prices, quantities and volumes — never binary floating point.
 ///
 /// Value = ±mantissa × 10^-scale, the mantissa a 256-bit unsigned integer. Parsing accepts
-/// plain decimal text only (`-?digits(.digits)?`, at most 38 significant and 38 fractional
+/// plain decimal text only (`[+-]?digits(.digits)?`, at most 38 significant and 38 fractional
 /// digits) and keeps the text exactly as printed: `description` of a parsed value is the
-/// original text. `+`, `-` and `*` are exact (they trap, like `Int`, if a result would need
+/// original text (scale, sign mark and leading zeros are kept, so no string is stored and the
+/// type is trivially copyable, 40 bytes). `+`, `-` and `*` are exact (they trap, like `Int`, if a result would need
 /// more than 256 bits — far beyond any market value; the throwing `adding(_:)` and
 /// `multiplied(by:)` return an error instead). Equality,
 /// hashing and ordering are by numeric value: `"1.10" == "1.1"`.
@@ -47,18 +48,22 @@ public struct ExactDecimal: Sendable {
     /// Number of fractional digits of the mantissa (≥ 0).
     @inlinable public var scale: Int32 { storedScale }
     @usableFromInline var negative: Bool
-    /// The parsed text when printing (magnitude, scale) would not reproduce it ("+1", "007", "-0").
-    @usableFromInline var verbatimText: String?
+    /// How the parsed text differed from plain canonical printing, so `description` reproduces it
+    /// without storing it: `signMark` 0 = natural, 1 = '+' prefix, 2 = "-" on a zero ("-0.0");
+    /// `extraLeadingZeros` = zeros before the integer part ("007.5" → 2). Keeps the type trivial.
+    @usableFromInline var signMark: UInt8
+    @usableFromInline var extraLeadingZeros: UInt8
 
     /// Largest number of significant (and of fractional) digits accepted by the parser.
     public static let maximumParsedDigits = 38
 
     @inlinable
-    init(magnitude: UInt256, scale: Int32, negative: Bool, verbatimText: String? = nil) {
+    init(magnitude: UInt256, scale: Int32, negative: Bool) {
         self.magnitude = magnitude
         self.storedScale = scale
         self.negative = negative && !magnitude.isZero
-        self.verbatimText = verbatimText
+        self.signMark = 0
+        self.extraLeadingZeros = 0
     }
 
     public static let zero = ExactDecimal(magnitude: .zero, scale: 0, negative: false)
@@ -83,21 +88,63 @@ public struct ExactDecimal: Sendable {
         self = try result.get()
     }
 
-    /// Parses plain decimal text from UTF-8 bytes. The hot-path entry point: allocates only
-    /// when the text is not in canonical plain form (leading '+', leading zeros, "-0").
+    /// Parses plain decimal text from UTF-8 bytes, allocation-free: `[+-]?digits(.digits)?`.
     @inlinable
     public init(utf8 bytes: UnsafeBufferPointer<UInt8>) throws(DecimalError) {
+        let count = bytes.count
+        // Fast path: optional '-', at most 19 digits, at most one '.', canonical text.
+        if count > 0 && count <= 20 {
+            var index = 0
+            let negative = bytes[0] == UInt8(ascii: "-")
+            if negative { index = 1 }
+            let digitsStart = index
+            var accumulator: UInt64 = 0
+            var pointAt = -1
+            var ok = index < count
+            while index < count {
+                let byte = bytes[index]
+                let digit = byte &- UInt8(ascii: "0")
+                if digit < 10 {
+                    accumulator = accumulator &* 10 &+ UInt64(digit)
+                } else if byte == UInt8(ascii: ".") && pointAt < 0 {
+                    pointAt = index
+                } else {
+                    ok = false
+                    break
+                }
+                index += 1
+            }
+            if ok {
+                let integerDigits = (pointAt < 0 ? count : pointAt) - digitsStart
+                let fractionDigits = pointAt < 0 ? 0 : count - pointAt - 1
+                let digitCount = integerDigits + fractionDigits
+                let canonical =
+                    digitCount <= 19 && integerDigits >= 1 && (pointAt < 0 || fractionDigits >= 1)
+                    && (integerDigits == 1 || bytes[digitsStart] != UInt8(ascii: "0"))
+                    && !(negative && accumulator == 0)
+                if canonical {
+                    self.init(magnitude: UInt256(accumulator), scale: Int32(fractionDigits), negative: negative)
+                    return
+                }
+            }
+        }
+        try self.init(parsingGeneral: bytes)
+    }
+
+    /// The complete parser: any accepted form, precise errors.
+    @usableFromInline
+    init(parsingGeneral bytes: UnsafeBufferPointer<UInt8>) throws(DecimalError) {
         let count = bytes.count
         guard count > 0 else { throw DecimalError(.empty, "empty decimal") }
         var index = 0
         var negative = false
-        var explicitPlus = false
+        var signMark: UInt8 = 0
         let first = bytes[0]
         if first == UInt8(ascii: "-") {
             negative = true
             index = 1
         } else if first == UInt8(ascii: "+") {
-            explicitPlus = true
+            signMark = 1
             index = 1
         }
         guard index < count else { throw DecimalError(.empty, "sign without digits") }
@@ -108,15 +155,20 @@ public struct ExactDecimal: Sendable {
         var accumulatedDigits = 0
         var significantDigits = 0
         var integerDigits = 0
+        var leadingZeros = 0
         var fractionDigits = 0
         var seenPoint = false
-        let leadingZero = bytes[index] == UInt8(ascii: "0")
 
         while index < count {
             let byte = bytes[index]
             let digit = byte &- UInt8(ascii: "0")
             if digit < 10 {
-                if seenPoint { fractionDigits += 1 } else { integerDigits += 1 }
+                if seenPoint {
+                    fractionDigits += 1
+                } else {
+                    if digit == 0 && leadingZeros == integerDigits { leadingZeros += 1 }
+                    integerDigits += 1
+                }
                 if significantDigits > 0 || digit != 0 {
                     significantDigits += 1
                 }
@@ -158,10 +210,10 @@ public struct ExactDecimal: Sendable {
             }
         }
         self.init(magnitude: magnitude, scale: Int32(fractionDigits), negative: negative)
-        let nonCanonical = explicitPlus || (leadingZero && integerDigits > 1) || (negative && magnitude.isZero)
-        if nonCanonical {
-            verbatimText = String(decoding: bytes, as: UTF8.self)
-        }
+        if negative && magnitude.isZero { signMark = 2 }
+        self.signMark = signMark
+        // Zeros printed before the canonical integer part (which keeps at least one digit).
+        self.extraLeadingZeros = UInt8(min(leadingZeros, integerDigits - 1))
     }
 
     /// True for a value below zero.
@@ -199,9 +251,9 @@ public struct ExactDecimal: Sendable {
 // MARK: - Text
 
 extension ExactDecimal: CustomStringConvertible {
-    /// The original text for a parsed value; otherwise plain notation with `scale` fractional digits.
+    /// The original text for a parsed value (reproduced exactly, not stored); otherwise plain
+    /// notation with `scale` fractional digits.
     public var description: String {
-        if let verbatimText { return verbatimText }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(24)
         appendPlainText(to: &bytes)
@@ -215,16 +267,17 @@ extension ExactDecimal: CustomStringConvertible {
     /// Appends `description`'s UTF-8 bytes (no allocation on the common path).
     @inlinable
     public func appendText(to bytes: inout [UInt8]) {
-        if let verbatimText {
-            bytes.append(contentsOf: verbatimText.utf8)
-        } else {
-            appendPlainText(to: &bytes)
-        }
+        appendPlainText(to: &bytes)
     }
 
     @inlinable
     func appendPlainText(to bytes: inout [UInt8]) {
-        if negative { bytes.append(UInt8(ascii: "-")) }
+        if negative || signMark == 2 {
+            bytes.append(UInt8(ascii: "-"))
+        } else if signMark == 1 {
+            bytes.append(UInt8(ascii: "+"))
+        }
+        for _ in 0..<extraLeadingZeros { bytes.append(UInt8(ascii: "0")) }
         let scale = Int(self.scale)
         if magnitude.isSmall {
             // Up to 20 digits, written right to left in a stack tuple.

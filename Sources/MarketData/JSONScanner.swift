@@ -62,7 +62,7 @@ public struct JSONScanner {
         self.position = 0
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func skipWhitespace() {
         while position < bytes.count {
             let b = bytes[position]
@@ -90,7 +90,7 @@ public struct JSONScanner {
     }
 
     /// The next non-whitespace byte, not consumed.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func peek() throws(JSONError) -> UInt8 {
         skipWhitespace()
         guard position < bytes.count else { throw JSONError(.unexpectedEnd, "unexpected end of input", at: position) }
@@ -98,7 +98,7 @@ public struct JSONScanner {
     }
 
     /// Consumes `byte` (after whitespace) if it is next.
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func consume(_ byte: UInt8) -> Bool {
         skipWhitespace()
         if position < bytes.count && bytes[position] == byte {
@@ -108,7 +108,7 @@ public struct JSONScanner {
         return false
     }
 
-    @inlinable
+    @inlinable @inline(__always)
     public mutating func expect(_ byte: UInt8, _ what: StaticString) throws(JSONError) {
         if !consume(byte) { throw unexpected(what) }
     }
@@ -152,6 +152,21 @@ public struct JSONScanner {
         try expect(UInt8(ascii: "\""), "a string")
         let start = position
         var hasEscapes = false
+        // Eight bytes at a time while none is '"', '\\' or a control byte (SWAR).
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while position + 8 <= bytes.count {
+                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                let ones: UInt64 = 0x0101_0101_0101_0101
+                let highs: UInt64 = 0x8080_8080_8080_8080
+                let quote = word ^ (ones &* 0x22)
+                let backslash = word ^ (ones &* 0x5C)
+                let special =
+                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                if special & highs != 0 { break }
+                position += 8
+            }
+        }
         while position < bytes.count {
             let b = bytes[position]
             if b == UInt8(ascii: "\"") {

@@ -10,7 +10,9 @@ private func d(_ text: String) -> ExactDecimal {
         "21614.59", "0.00000001", "21620.00", "0", "0.0", "-0.5", "100", "1.10", "0.000328",
         "123456789012.12345678", "12345678901234567890123456789012345678",
         "0.12345678901234567890123456789012345678", "18446744073709551616", "9999999999999999999",
-        "10000000000000000000", "+1", "007.50", "-0", "-0.000",
+        "10000000000000000000", "+1", "007.50", "-0", "-0.000", "00.5", "+0.10", "-00.0", "000",
+        "0000000000000000000000000000000000000000001.5", "12345678901234567890", "-1234567890123456789",
+        "-12345678901234567890.5", "1234567890123456789.1", "99999999999999999999999999999999999999",
     ])
     func keepsTheTextItParsed(text: String) throws {
         let value = try ExactDecimal(text)
@@ -43,6 +45,19 @@ private func d(_ text: String) -> ExactDecimal {
         #expect(code(".") == .misplacedPoint)
         #expect(code("--1") == .invalidCharacter)
         #expect(code(String(repeating: "1", count: 39)) == .tooManyDigits)
+    }
+
+    @Test func isTriviallyCopyableAndSmall() {
+        #expect(_isPOD(ExactDecimal.self))
+        #expect(MemoryLayout<ExactDecimal>.stride == 40)
+    }
+
+    @Test func fastAndGeneralParsersAgree() throws {
+        // 19 digits takes the fast path, 20 the general one: same values either way.
+        #expect(try ExactDecimal("9999999999999999999") + ExactDecimal("1") == ExactDecimal("10000000000000000000"))
+        #expect(try ExactDecimal("1844674407370955161.5") * ExactDecimal("10") == ExactDecimal("18446744073709551615"))
+        #expect(try ExactDecimal("-0.5") == ExactDecimal("-00.50"))
+        #expect(try ExactDecimal("+7") == ExactDecimal("7"))
     }
 
     @Test func leadingZerosOfAnIntegerPartAreAccepted() throws {

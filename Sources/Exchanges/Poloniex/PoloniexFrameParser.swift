@@ -261,29 +261,27 @@ public struct CachedSymbol: Sendable {
 }
 
 /// Remembers the strings made for each native symbol, so a hot loop does not rebuild them per
-/// trade. Keys are the symbol's bytes packed into two words (symbols up to 16 bytes); longer
-/// symbols bypass the cache. Bounded: cleared when it reaches `capacity` entries.
+/// trade. Keys are the symbol's bytes packed into two words (symbols up to 15 bytes, length in
+/// the top byte); longer symbols bypass the cache. Open addressing with a multiplicative hash
+/// (no SipHash: keys come from the venue's own symbol list, and a collision only costs a probe).
+/// Bounded: cleared when it reaches `capacity` entries.
 struct SymbolCache: Sendable {
-        struct Key: Hashable, Sendable {
+    struct Key: Hashable, Sendable {
         var low: UInt64
         var high: UInt64
-        init(low: UInt64, high: UInt64) {
-            self.low = low
-            self.high = high
-        }
     }
 
-    var entries: [Key: CachedSymbol] = [:]
-    var lastKey = Key(low: 0, high: 0)
-    var last: CachedSymbol?
-    static let capacity = 4_096
+    static let slotCount = 8_192  // power of two
+    static let capacity = 4_096  // at most half full
+
+    var keys: [Key] = []
+    var values: [CachedSymbol?] = []
+    var count = 0
 
     init() {}
 
     mutating func lookup(_ bytes: UnsafeBufferPointer<UInt8>) -> CachedSymbol {
-        // 16-byte symbols would collide with the length byte: they (and longer ones) bypass the cache.
-        guard bytes.count < 16 else { return SymbolCache.make(bytes) }
-        // Pack the bytes (non-zero in any valid symbol; length folded in) into two words.
+        guard bytes.count < 16, bytes.count > 0 else { return SymbolCache.make(bytes) }
         var low: UInt64 = 0
         var high: UInt64 = UInt64(bytes.count) << 56
         for i in 0..<bytes.count {
@@ -294,21 +292,33 @@ struct SymbolCache: Sendable {
             }
         }
         let key = Key(low: low, high: high)
-        if let last, key == lastKey { return last }
-        if let found = entries[key] {
-            lastKey = key
-            last = found
-            return found
+        if values.isEmpty {
+            keys = Array(repeating: Key(low: 0, high: 0), count: SymbolCache.slotCount)
+            values = Array(repeating: nil, count: SymbolCache.slotCount)
+        }
+        let mask = SymbolCache.slotCount - 1
+        var slot = Int(truncatingIfNeeded: ((low ^ (high &* 0x9E37_79B9_7F4A_7C15)) &* 0xBF58_476D_1CE4_E5B9) >> 40) & mask
+        while true {
+            // high is never 0 for a real key (length byte), so an empty slot has high == 0.
+            let k = keys[slot]
+            if k.high == 0 { break }
+            if k == key, let found = values[slot] { return found }
+            slot = (slot + 1) & mask
         }
         let made = SymbolCache.make(bytes)
-        if entries.count >= SymbolCache.capacity { entries.removeAll(keepingCapacity: true) }
-        entries[key] = made
-        lastKey = key
-        last = made
+        if count >= SymbolCache.capacity {
+            keys = Array(repeating: Key(low: 0, high: 0), count: SymbolCache.slotCount)
+            values = Array(repeating: nil, count: SymbolCache.slotCount)
+            count = 0
+            return made
+        }
+        keys[slot] = key
+        values[slot] = made
+        count += 1
         return made
     }
 
-        static func make(_ bytes: UnsafeBufferPointer<UInt8>) -> CachedSymbol {
+    static func make(_ bytes: UnsafeBufferPointer<UInt8>) -> CachedSymbol {
         CachedSymbol(native: String(decoding: bytes, as: UTF8.self), symbol: Symbol(normalizing: bytes))
     }
 }
