@@ -50,11 +50,17 @@ let package = Package(
             name: "MarketData",
             swiftSettings: strict
         ),
+        .target(
+            name: "Exchanges",
+            dependencies: ["MarketData"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
                 "KafkaClient",
                 "MarketData",
+                "Exchanges",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -63,6 +69,17 @@ let package = Package(
         .testTarget(
             name: "KafkaClientTests",
             dependencies: ["KafkaClient", "Crdkafka"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MarketDataTests",
+            dependencies: ["MarketData"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangesTests",
+            dependencies: ["Exchanges", "MarketData"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
