@@ -2,7 +2,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps build release test bench-kafka clean
+.PHONY: deps build release test bench-kafka clean demo
 
 deps:
 	@missing=""; \
@@ -28,3 +28,15 @@ bench-kafka: deps
 
 clean:
 	rm -rf .build
+
+# Until `tape up` lands: start a mock cluster, produce keyed zstd messages, read them back, show the topic.
+demo: build
+	@set -e; tmp=$$(mktemp -d); \
+	.build/debug/tape mock-cluster --topic demo:3 > $$tmp/mock & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	for i in $$(seq 50); do [ -s $$tmp/mock ] && break; sleep 0.1; done; \
+	B=$$(head -1 $$tmp/mock); echo "mock Kafka cluster at $$B"; \
+	printf 'poloniex:BTC-USDT|{"price":"21614.59"}\npoloniex:ETH-USDT|{"price":"1612.1"}\n' | \
+	  .build/debug/tape produce --brokers $$B --topic demo --key-delimiter '|' --compression zstd; \
+	.build/debug/tape consume --brokers $$B --topic demo --from-beginning --exit-at-end --format json; \
+	.build/debug/tape topics describe demo --brokers $$B
