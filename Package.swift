@@ -66,6 +66,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "TapeBrokerStorageTests",
+            dependencies: ["TapeBroker"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["KafkaClient"],
             swiftSettings: strict
