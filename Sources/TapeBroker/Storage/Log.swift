@@ -141,17 +141,39 @@ public final class Log: PartitionLog, @unchecked Sendable {
         }
     }
 
+    /// fsyncs the active segment's `.log` (and the directory after a roll). The fsync runs outside
+    /// the lock on a duplicate descriptor, so appends continue meanwhile (group commit relies on it).
+    /// Index files are not synced here: the active segment's indexes are rebuilt from its `.log` on
+    /// recovery, and closed segments were synced whole when they were sealed.
     public func sync() throws {
-        try lock.withLock {
-            guard !closed, dirty || directoryDirty else { return }
-            try segments[segments.count - 1].sync()
-            if directoryDirty {
-                try syncDirectory(directory)
-                directoryDirty = false
-            }
+        let claimed: (fd: Int32, path: String, directory: Bool)? = try lock.withLock {
+            guard !closed, dirty || directoryDirty else { return nil }
+            let active = segments[segments.count - 1]
+            let fd = dup(active.log.fd)
+            guard fd >= 0 else { throw storageError(errno: errno, operation: "dup of", path: active.log.path) }
+            let dir = directoryDirty
             dirty = false
-            _syncCount += 1
+            directoryDirty = false
+            return (fd, active.log.path, dir)
         }
+        guard let claimed else { return }
+        defer { closeDescriptor(claimed.fd) }
+        do {
+            #if canImport(Glibc)
+            let r = fdatasync(claimed.fd)
+            #else
+            let r = fsync(claimed.fd)
+            #endif
+            guard r == 0 else { throw storageError(errno: errno, operation: "fsync of", path: claimed.path) }
+            if claimed.directory { try syncDirectory(directory) }
+        } catch {
+            lock.withLock {
+                dirty = true
+                if claimed.directory { directoryDirty = true }
+            }
+            throw error
+        }
+        lock.withLock { _syncCount += 1 }
     }
 
     /// Whether data was appended since the last `sync()`.
