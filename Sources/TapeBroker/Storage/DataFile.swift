@@ -23,17 +23,27 @@ final class StorageFaults: @unchecked Sendable {
         var errno: Int32
         /// Bytes really written before the failure (a short write).
         var partialBytes: Int
+        /// Writes that succeed before this one fails.
+        var skip: Int
     }
     private let lock = NIOLock()
     private var pending: [Fault] = []
 
-    /// The next write fails with `errno` after writing `partialBytes` of its bytes.
-    func failNextWrite(errno: Int32 = ENOSPC, afterWriting partialBytes: Int = 0) {
-        lock.withLock { pending.append(Fault(errno: errno, partialBytes: partialBytes)) }
+    /// A coming write fails with `errno` after writing `partialBytes` of its bytes; `skipping`
+    /// writes (to any file of the owner) succeed first.
+    func failNextWrite(errno: Int32 = ENOSPC, afterWriting partialBytes: Int = 0, skipping: Int = 0) {
+        lock.withLock { pending.append(Fault(errno: errno, partialBytes: partialBytes, skip: skipping)) }
     }
 
     func take() -> Fault? {
-        lock.withLock { pending.isEmpty ? nil : pending.removeFirst() }
+        lock.withLock {
+            guard !pending.isEmpty else { return nil }
+            if pending[0].skip > 0 {
+                pending[0].skip -= 1
+                return nil
+            }
+            return pending.removeFirst()
+        }
     }
 }
 
