@@ -76,10 +76,13 @@ final class DataFile {
     /// Bytes of valid content; writes go here. Bytes past it (a failed write) are overwritten.
     private(set) var size: Int64
     let faults: StorageFaults?
+    /// Whether the file was already there when opened (a missing index must be rebuilt).
+    let existedBeforeOpen: Bool
 
     init(path: String, faults: StorageFaults? = nil) throws {
         self.path = path
         self.faults = faults
+        existedBeforeOpen = access(path, F_OK) == 0
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw storageError(errno: errno, operation: "opening", path: path) }
         var st = stat()

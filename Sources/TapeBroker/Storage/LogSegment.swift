@@ -300,19 +300,38 @@ final class LogSegment {
             validBytes: position, truncatedBytes: truncated, batches: batches, reason: reason, indexRebuilt: rebuilt)
     }
 
-    /// Cheap consistency check of a closed segment's indexes against its `.log`, without a full scan:
-    /// well-formed files, the last offset-index entry points at a batch header whose last offset
-    /// matches, and (for a non-empty log) a time index that holds the segment's max timestamp.
+    /// Consistency check of a closed segment's indexes against its `.log` without a full scan:
+    /// both files existed and are well-formed; the last offset-index entry points at a batch whose last
+    /// offset matches; walking the batch headers after it reaches exactly the end of the file with no
+    /// place where the append rule would have added another entry; the last time-index entry names a
+    /// batch whose max timestamp and last offset match it.
     func indexesLookConsistent() -> Bool {
-        guard offsetIndex.wellFormed, timeIndex.wellFormed else { return false }
+        guard offsetIndex.wellFormed, timeIndex.wellFormed,
+            offsetIndex.file.existedBeforeOpen, timeIndex.file.existedBeforeOpen
+        else { return false }
         if log.size == 0 { return offsetIndex.entries.isEmpty && timeIndex.entries.isEmpty }
+        var entryPosition: Int64 = 0
         if let last = offsetIndex.entries.last {
-            guard Int64(last.position) < log.size, let h = try? header(at: Int64(last.position)),
-                h.magic == 2, relative(h.lastOffset) == last.relativeOffset,
-                Int64(last.position) + Int64(h.totalSize) <= log.size
+            entryPosition = Int64(last.position)
+            guard let h = try? header(at: entryPosition), h.magic == 2, relative(h.lastOffset) == last.relativeOffset
             else { return false }
         }
-        return !timeIndex.entries.isEmpty
+        var position = entryPosition
+        var lastStart = entryPosition
+        while position < log.size {
+            guard let h = try? header(at: position), h.magic == 2,
+                h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead)
+            else { return false }
+            lastStart = position
+            position += Int64(h.totalSize)
+        }
+        guard position == log.size, lastStart - entryPosition <= Int64(indexIntervalBytes) else { return false }
+        guard let t = timeIndex.entries.last else { return false }
+        let offset = baseOffset + Int64(t.relativeOffset)
+        guard let found = try? findBatch(containing: offset), found.header.lastOffset == offset,
+            found.header.maxTimestamp == t.timestamp
+        else { return false }
+        return true
     }
 
     /// Loads counters of a closed segment whose indexes were found consistent.
