@@ -28,6 +28,9 @@ final class LogManagerTests: StorageTestCase {
         }
         XCTAssertThrowsError(try manager!.createTopic(name: "bad name", partitions: 1))
         XCTAssertThrowsError(try manager!.createTopic(name: "zero", partitions: 0))
+        XCTAssertEqual(try manager!.ensureTopic(name: "tape.trades", partitions: 9).partitions, 2)
+        XCTAssertEqual(try manager!.ensureTopic(name: "auto", partitions: 1).partitions, 1)
+        try manager!.deleteTopic(name: "auto")
         XCTAssertNil(manager!.log(topic: "tape.trades", partition: 2))
         XCTAssertNil(manager!.log(topic: "nope", partition: 0))
         _ = try await manager!.appendDurably(topic: "tape.trades", partition: 1, batch: makeBatch(records: values(4)))
@@ -153,9 +156,31 @@ final class LogManagerTests: StorageTestCase {
         await manager.shutdown()
     }
 
+    func testBackgroundMaintenanceRunsRetention() async throws {
+        let dir = temporaryDirectory()
+        let manager = try LogManager(
+            configuration: .init(dataDirectory: dir, fsyncPolicy: .never, maintenanceIntervalMs: 10))
+        var del = LogConfig()
+        del.segmentBytes = 300
+        del.retentionBytes = 0
+        try manager.createTopic(name: "del", partitions: 1, config: del)
+        for _ in 0..<5 {
+            _ = try await manager.appendDurably(topic: "del", partition: 0, batch: makeBatch(records: values(1, size: 150)))
+        }
+        let log = manager.partitionLog(topic: "del", partition: 0)!
+        var waited = 0
+        while log.segmentCount > 1 && waited < 300 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+            waited += 1
+        }
+        XCTAssertEqual(log.segmentCount, 1)
+        XCTAssertEqual(log.logStartOffset, 4)
+        await manager.shutdown()
+    }
+
     func testMaintenanceAppliesRetentionAndCompaction() async throws {
         let dir = temporaryDirectory()
-        let manager = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .never))
+        let manager = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .never, maintenanceIntervalMs: 0))
         var del = LogConfig()
         del.segmentBytes = 300
         del.retentionBytes = 0

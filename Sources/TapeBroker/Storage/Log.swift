@@ -106,6 +106,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
 
     public func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult {
         try lock.withLock {
+            guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
             guard offset >= _logStartOffset, offset <= _logEndOffset else {
                 throw StorageError.offsetOutOfRange(
                     "offset \(offset) is outside \(topic)-\(partition)'s range \(_logStartOffset)...\(_logEndOffset)")
@@ -132,6 +133,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
 
     public func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? {
         try lock.withLock {
+            guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
             for segment in segments where segment.maxTimestamp >= timestamp {
                 if let found = try segment.offset(forTimestamp: timestamp) {
                     return found.offset < _logStartOffset ? (_logStartOffset, found.timestamp) : found

@@ -28,13 +28,17 @@ public final class LogManager: @unchecked Sendable {
         public var fsyncPolicy: FsyncPolicy = .always
         /// Config of topics created without one (and of adopted partition directories). Default Kafka's defaults.
         public var defaultTopicConfig: LogConfig = LogConfig()
+        /// How often a background thread runs `runMaintenance()` (retention and compaction);
+        /// 0 = never (call it yourself). Default 300 000 ms, Kafka's `log.retention.check.interval.ms`.
+        public var maintenanceIntervalMs: Int64 = 300_000
         public init(
             dataDirectory: String = "./tape-data", fsyncPolicy: FsyncPolicy = .always,
-            defaultTopicConfig: LogConfig = LogConfig()
+            defaultTopicConfig: LogConfig = LogConfig(), maintenanceIntervalMs: Int64 = 300_000
         ) {
             self.dataDirectory = dataDirectory
             self.fsyncPolicy = fsyncPolicy
             self.defaultTopicConfig = defaultTopicConfig
+            self.maintenanceIntervalMs = maintenanceIntervalMs
         }
     }
 
@@ -61,6 +65,7 @@ public final class LogManager: @unchecked Sendable {
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let lockFD: Int32
+    private let maintenance = MaintenanceTimer()
 
     private var configDirectory: String { path("topic-configs") }
     private func path(_ component: String) -> String {
@@ -105,9 +110,20 @@ public final class LogManager: @unchecked Sendable {
             closeDescriptor(fd)
             throw error
         }
+        if configuration.maintenanceIntervalMs > 0 {
+            let thread = Thread { [weak self, maintenance, interval = configuration.maintenanceIntervalMs] in
+                while maintenance.waitForTick(milliseconds: interval) {
+                    guard let self else { return }
+                    self.runMaintenance()
+                }
+            }
+            thread.name = "tape-log-maintenance"
+            thread.start()
+        }
     }
 
     deinit {
+        maintenance.stop()
         closeDescriptor(lockFD)
     }
 
@@ -156,6 +172,19 @@ public final class LogManager: @unchecked Sendable {
             topicsByName[name] = TopicState(config: config, logs: logs)
             logger.info("created topic", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
             return TopicDescription(name: name, partitions: partitions, config: config)
+        }
+    }
+
+    /// The topic if it exists, else creates it (for auto-creation on produce/metadata; races
+    /// between two creators are fine).
+    @discardableResult
+    public func ensureTopic(name: String, partitions: Int32, config: LogConfig? = nil) throws -> TopicDescription {
+        if let existing = topic(named: name) { return existing }
+        do {
+            return try createTopic(name: name, partitions: partitions, config: config)
+        } catch let error as StorageError where error.code == .topicAlreadyExists {
+            if let existing = topic(named: name) { return existing }
+            throw error
         }
     }
 
@@ -269,6 +298,7 @@ public final class LogManager: @unchecked Sendable {
 
     /// Flushes and closes every log and the offset store. Later appends throw `.closed`.
     public func shutdown() async {
+        maintenance.stop()
         let logs: [Log] = lock.withLock {
             isShutDown = true
             return topicsByName.values.flatMap(\.logs)
@@ -359,5 +389,27 @@ public final class LogManager: @unchecked Sendable {
             loaded[topic] = TopicState(config: config, logs: logs)
         }
         topicsByName = loaded
+    }
+}
+
+/// Ticks for the maintenance thread; `stop()` wakes and ends it.
+final class MaintenanceTimer: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var stopped = false
+
+    /// Sleeps `milliseconds`; false once stopped.
+    func waitForTick(milliseconds: Int64) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: Double(milliseconds) / 1000)
+        while !stopped && condition.wait(until: deadline) {}
+        return !stopped
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
     }
 }
