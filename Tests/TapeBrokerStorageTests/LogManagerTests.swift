@@ -81,6 +81,10 @@ final class LogManagerTests: StorageTestCase {
             XCTAssertTrue("\($0)".contains("in use"), "\($0)")
         }
         await manager.shutdown()
+        // Released by shutdown, even while the first object is still alive.
+        let second = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .never))
+        await second.shutdown()
+        _ = manager
     }
 
     func testAdoptsPartitionDirectoriesWithoutConfigAndFinishesInterruptedDelete() async throws {

@@ -64,7 +64,7 @@ public final class LogManager: @unchecked Sendable {
     private let flusher: Flusher
     private let logger: Logger
     private let clock: @Sendable () -> Int64
-    private let lockFD: Int32
+    private var lockFD: Int32
     private let maintenance = MaintenanceTimer()
 
     private var configDirectory: String { path("topic-configs") }
@@ -124,7 +124,7 @@ public final class LogManager: @unchecked Sendable {
 
     deinit {
         maintenance.stop()
-        closeDescriptor(lockFD)
+        if lockFD >= 0 { closeDescriptor(lockFD) }
     }
 
     // MARK: Topics
@@ -191,11 +191,13 @@ public final class LogManager: @unchecked Sendable {
     /// Deletes a topic and all its data: partition directories are renamed to `*.deleted` (durably),
     /// the config file removed, then the directories removed. An interrupted delete finishes on the next start.
     public func deleteTopic(name: String) throws {
-        let state: TopicState = try lock.withLock {
-            guard let state = topicsByName.removeValue(forKey: name) else {
-                throw StorageError(.unknownTopic, "topic \(name) does not exist")
-            }
-            return state
+        // Under the manager lock, so a concurrent create of the same name waits for the files to go.
+        try lock.withLock { try deleteTopicLocked(name: name) }
+    }
+
+    private func deleteTopicLocked(name: String) throws {
+        guard let state = topicsByName.removeValue(forKey: name) else {
+            throw StorageError(.unknownTopic, "topic \(name) does not exist")
         }
         for log in state.logs { try? log.close() }
         var renamed: [String] = []
@@ -310,6 +312,12 @@ public final class LogManager: @unchecked Sendable {
             }
         }
         await offsetStore.shutdown()
+        lock.withLock {
+            if lockFD >= 0 {
+                closeDescriptor(lockFD)
+                lockFD = -1
+            }
+        }
     }
 
     // MARK: Loading
