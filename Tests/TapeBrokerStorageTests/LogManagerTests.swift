@@ -114,8 +114,14 @@ final class LogManagerTests: StorageTestCase {
         let appends = 300
         let batch = makeBatch(records: values(1, size: 100))
         let offsets = try await withThrowingTaskGroup(of: Int64.self) { group in
+            let log = manager.partitionLog(topic: "gc", partition: 0)!
             for _ in 0..<appends {
-                group.addTask { try await manager.appendDurably(topic: "gc", partition: 0, batch: batch).baseOffset }
+                group.addTask {
+                    let info = try await manager.appendDurably(topic: "gc", partition: 0, batch: batch)
+                    // Acknowledged only once fsynced.
+                    XCTAssertGreaterThan(log.durableEndOffset, info.lastOffset)
+                    return info.baseOffset
+                }
             }
             var all: [Int64] = []
             for try await o in group { all.append(o) }

@@ -14,6 +14,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
     public let directory: String
 
     private let lock = NIOLock()
+    /// Serializes `sync()` calls; never held together with `lock` except briefly inside.
+    private let syncLock = NIOLock()
+    private var _durableEndOffset: Int64 = 0
     private var _config: LogConfig
     private var segments: [LogSegment] = []
     private var _logStartOffset: Int64 = 0
@@ -147,8 +150,15 @@ public final class Log: PartitionLog, @unchecked Sendable {
     /// the lock on a duplicate descriptor, so appends continue meanwhile (group commit relies on it).
     /// Index files are not synced here: the active segment's indexes are rebuilt from its `.log` on
     /// recovery, and closed segments were synced whole when they were sealed.
+    ///
+    /// Concurrent callers are serialized (`syncLock`), so when any call returns, everything appended
+    /// before it started is durable — even if another caller's fsync was in flight.
     public func sync() throws {
-        let claimed: (fd: Int32, path: String, directory: Bool)? = try lock.withLock {
+        try syncLock.withLock { try syncSerialized() }
+    }
+
+    private func syncSerialized() throws {
+        let claimed: (fd: Int32, path: String, directory: Bool, end: Int64)? = try lock.withLock {
             guard !closed, dirty || directoryDirty else { return nil }
             let active = segments[segments.count - 1]
             let fd = dup(active.log.fd)
@@ -156,7 +166,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
             let dir = directoryDirty
             dirty = false
             directoryDirty = false
-            return (fd, active.log.path, dir)
+            return (fd, active.log.path, dir, _logEndOffset)
         }
         guard let claimed else { return }
         defer { closeDescriptor(claimed.fd) }
@@ -175,8 +185,14 @@ public final class Log: PartitionLog, @unchecked Sendable {
             }
             throw error
         }
-        lock.withLock { _syncCount += 1 }
+        lock.withLock {
+            _syncCount += 1
+            _durableEndOffset = max(_durableEndOffset, claimed.end)
+        }
     }
+
+    /// Offsets below this are known to be fsynced (or were found on disk at open).
+    public var durableEndOffset: Int64 { lock.withLock { _durableEndOffset } }
 
     /// Whether data was appended since the last `sync()`.
     public var needsSync: Bool { lock.withLock { dirty || directoryDirty } }
@@ -474,5 +490,6 @@ public final class Log: PartitionLog, @unchecked Sendable {
         _logStartOffset = segments[0].baseOffset
         let active = segments[segments.count - 1]
         _logEndOffset = max(active.baseOffset, active.lastOffset + 1)
+        _durableEndOffset = _logEndOffset
     }
 }
