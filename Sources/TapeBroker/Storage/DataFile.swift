@@ -151,7 +151,9 @@ final class DataFile {
         try bytes.withUnsafeBytes { try append($0) }
     }
 
-    private func rollBack(to length: Int64) {
+    /// Forgets everything from `length` on: best-effort truncate, and in any case later appends
+    /// start at `length` (overwriting whatever a failed truncate left).
+    func rollBack(to length: Int64) {
         // Best effort: even if ftruncate fails, `size` stays at `length`, so the next append
         // overwrites the garbage and recovery would cut it.
         _ = ftruncate(fd, off_t(length))

@@ -74,14 +74,16 @@ final class LogSegment {
         let position = log.size
         let indexCount = offsetIndex.entries.count
         let timeCount = timeIndex.entries.count
+        let saved = counters
         try log.append(batch)
         do {
             try noteAppended(header: header, position: position)
         } catch {
             // Undo: indexes back to their previous entries, log back to its previous size.
-            try? offsetIndex.truncate(toCount: indexCount)
-            try? timeIndex.truncate(toCount: timeCount)
-            try? log.truncate(to: position)
+            offsetIndex.discard(toCount: indexCount)
+            timeIndex.discard(toCount: timeCount)
+            log.rollBack(to: position)
+            restore(saved)
             throw error
         }
     }
@@ -102,6 +104,14 @@ final class LogSegment {
         }
         bytesSinceLastIndexEntry += header.totalSize
         lastOffset = header.lastOffset
+    }
+
+    private typealias Counters = (Int, Int64, Int64, Int64, Int64)
+    private var counters: Counters {
+        (bytesSinceLastIndexEntry, maxTimestamp, offsetOfMaxTimestamp, firstBatchTimestamp, lastOffset)
+    }
+    private func restore(_ c: Counters) {
+        (bytesSinceLastIndexEntry, maxTimestamp, offsetOfMaxTimestamp, firstBatchTimestamp, lastOffset) = c
     }
 
     func relative(_ offset: Int64) -> UInt32 { UInt32(truncatingIfNeeded: offset - baseOffset) }

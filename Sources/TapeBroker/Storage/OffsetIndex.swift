@@ -83,10 +83,10 @@ final class OffsetIndex {
         wellFormed = true
     }
 
-    /// Drops the last entries back to `count` (after a failed append).
-    func truncate(toCount count: Int) throws {
+    /// Drops the last entries back to `count` (undo after a failed append; cannot fail).
+    func discard(toCount count: Int) {
         guard count < entries.count else { return }
-        try file.truncate(to: Int64(count * Self.entrySize))
+        file.rollBack(to: Int64(count * Self.entrySize))
         entries.removeLast(entries.count - count)
     }
 }
@@ -169,9 +169,10 @@ final class TimeIndex {
         wellFormed = true
     }
 
-    func truncate(toCount count: Int) throws {
+    /// Drops the last entries back to `count` (undo after a failed append; cannot fail).
+    func discard(toCount count: Int) {
         guard count < entries.count else { return }
-        try file.truncate(to: Int64(count * Self.entrySize))
+        file.rollBack(to: Int64(count * Self.entrySize))
         entries.removeLast(entries.count - count)
     }
 }
