@@ -66,13 +66,13 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "TapeBrokerStorageTests",
-            dependencies: ["TapeBroker"],
+            name: "IntegrationTests",
+            dependencies: ["KafkaClient"],
             swiftSettings: strict
         ),
         .testTarget(
-            name: "IntegrationTests",
-            dependencies: ["KafkaClient"],
+            name: "TapeBrokerStorageTests",
+            dependencies: ["TapeBroker"],
             swiftSettings: strict
         ),
     ]

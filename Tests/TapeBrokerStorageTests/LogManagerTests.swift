@@ -229,8 +229,8 @@ final class OffsetStoreTests: StorageTestCase {
         XCTAssertEqual(
             store!.fetch(group: "g1"),
             [
-                CommittedOffset(topic: "t", partition: 0, offset: 11, metadata: "m1", commitTimestamp: 42),
-                CommittedOffset(topic: "t", partition: 1, offset: 20, metadata: "", commitTimestamp: 42),
+                StoredOffset(topic: "t", partition: 0, offset: 11, metadata: "m1", commitTimestamp: 42),
+                StoredOffset(topic: "t", partition: 1, offset: 20, metadata: "", commitTimestamp: 42),
             ])
         XCTAssertNil(store!.fetch(group: "g2", topic: "u", partition: 1))
         try await store!.deleteGroup("g2")

@@ -1,9 +1,15 @@
-/// CRC-32C (Castagnoli), the checksum Kafka's RecordBatch v2 uses.
+/// CRC-32C (Castagnoli), the checksum Kafka's RecordBatch v2 uses, for storage's crash recovery and
+/// the offset store's record framing.
 ///
 /// Reflected polynomial 0x82F63B78, initial value and final XOR 0xFFFFFFFF, table-driven
-/// slicing-by-8 (eight bytes per step). Used by storage for crash recovery and by the offset store
-/// for its record framing.
-public enum CRC32C {
+/// slicing-by-8 (eight bytes per step).
+///
+/// Named `StorageCRC32C` and internal, not `public enum CRC32C`: KafkaProtocol (broker branch)
+/// already has a public `CRC32C`, and two public types of that name in TapeBroker and KafkaProtocol
+/// would make every file that imports both ambiguous (and an internal type named `CRC32C` would
+/// still clash under `@testable import`). Once both branches are merged, storage can call
+/// `KafkaProtocol.CRC32C` and this file can go.
+enum StorageCRC32C {
     /// Eight 256-entry tables; `tables[0]` is the classic byte-at-a-time table.
     private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
@@ -24,17 +30,22 @@ public enum CRC32C {
     }()
 
     /// The CRC-32C of `bytes`.
-    public static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
         update(0, bytes)
     }
 
     /// The CRC-32C of `bytes`.
-    public static func checksum(_ bytes: [UInt8]) -> UInt32 {
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBytes { checksum($0) }
     }
 
+    /// Same as KafkaProtocol's `CRC32C.checksum(_:continuing:)`.
+    static func checksum(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32) -> UInt32 {
+        update(previous, bytes)
+    }
+
     /// Continues a CRC-32C: `update(checksum(a), b) == checksum(a + b)`.
-    public static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+    static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         var i = 0
         let n = bytes.count

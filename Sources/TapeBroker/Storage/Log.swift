@@ -73,7 +73,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
 
     public func append(batch: [UInt8]) throws -> LogAppendInfo {
         var batch = batch
-        guard var header = RecordBatchHeader(batch) else {
+        guard var header = StoredBatchHeader(batch) else {
             throw StorageError(.corruptBatch, "batch of \(batch.count) bytes is shorter than a RecordBatch v2 header (61)")
         }
         guard header.magic == 2 else {
@@ -208,7 +208,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
 
     // MARK: Rolling
 
-    private func maybeRoll(incoming header: RecordBatchHeader, size: Int) throws {
+    private func maybeRoll(incoming header: StoredBatchHeader, size: Int) throws {
         let active = segments[segments.count - 1]
         guard !active.isEmpty else { return }
         var why: String?
@@ -346,7 +346,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
     }
 
     private func forEachBatch(
-        in segment: LogSegment, _ body: (RecordBatchHeader, [UInt8]) throws -> Void
+        in segment: LogSegment, _ body: (StoredBatchHeader, [UInt8]) throws -> Void
     ) throws {
         var position: Int64 = 0
         while let h = try segment.header(at: position) {
@@ -358,7 +358,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
 
     /// Writes a cleaned copy of `segment` and swaps it in. Returns nil if nothing would change.
     private func clean(_ segment: LogSegment, latest: [[UInt8]: Int64]) throws -> (LogSegment?, Int) {
-        var output: [([UInt8], RecordBatchHeader)] = []
+        var output: [([UInt8], StoredBatchHeader)] = []
         var dropped = 0
         try forEachBatch(in: segment) { header, bytes in
             guard header.compression == 0, !header.isControl,
@@ -377,8 +377,8 @@ public final class Log: PartitionLog, @unchecked Sendable {
             if kept.count == records.count {
                 output.append((bytes, header))
             } else if !kept.isEmpty {
-                let rebuilt = RecordBatchHeader.reencode(original: bytes, keeping: kept)
-                output.append((rebuilt, RecordBatchHeader(rebuilt)!))
+                let rebuilt = StoredBatchHeader.reencode(original: bytes, keeping: kept)
+                output.append((rebuilt, StoredBatchHeader(rebuilt)!))
             }
         }
         guard dropped > 0 else { return (nil, 0) }

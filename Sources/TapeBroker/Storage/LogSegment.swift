@@ -70,7 +70,7 @@ final class LogSegment {
     // MARK: Appending
 
     /// Appends one batch whose baseOffset is already assigned. On failure nothing is left behind.
-    func append(_ batch: UnsafeRawBufferPointer, header: RecordBatchHeader) throws {
+    func append(_ batch: UnsafeRawBufferPointer, header: StoredBatchHeader) throws {
         let position = log.size
         let indexCount = offsetIndex.entries.count
         let timeCount = timeIndex.entries.count
@@ -89,7 +89,7 @@ final class LogSegment {
     }
 
     /// Updates indexes and counters for a batch now stored at `position` (append and recovery).
-    private func noteAppended(header: RecordBatchHeader, position: Int64) throws {
+    private func noteAppended(header: StoredBatchHeader, position: Int64) throws {
         if firstBatchTimestamp < 0 && position == 0 { firstBatchTimestamp = header.maxTimestamp }
         if header.maxTimestamp > maxTimestamp {
             maxTimestamp = header.maxTimestamp
@@ -134,13 +134,13 @@ final class LogSegment {
     // MARK: Reading
 
     /// Header of the batch at `position`, or nil past the end / short.
-    func header(at position: Int64) throws -> RecordBatchHeader? {
+    func header(at position: Int64) throws -> StoredBatchHeader? {
         guard position + Int64(RecordBatchLayout.headerSize) <= log.size else { return nil }
-        return RecordBatchHeader(try log.read(at: position, count: RecordBatchLayout.headerSize))
+        return StoredBatchHeader(try log.read(at: position, count: RecordBatchLayout.headerSize))
     }
 
     /// Position and header of the first batch whose last offset is >= `offset`, or nil if none here.
-    func findBatch(containing offset: Int64) throws -> (position: Int64, header: RecordBatchHeader)? {
+    func findBatch(containing offset: Int64) throws -> (position: Int64, header: StoredBatchHeader)? {
         var position: Int64 = 0
         if offset > baseOffset, offset - baseOffset <= Int64(UInt32.max),
             let e = offsetIndex.floor(relative(offset))
@@ -236,7 +236,7 @@ final class LogSegment {
                 break
             }
             let head = try log.read(at: position, count: RecordBatchLayout.headerSize)
-            guard let h = RecordBatchHeader(head) else {
+            guard let h = StoredBatchHeader(head) else {
                 reason = "unreadable header"
                 break
             }
@@ -259,7 +259,7 @@ final class LogSegment {
             }
             let batch = try log.read(at: position, count: h.totalSize)
             let crc = batch.withUnsafeBytes {
-                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...]))
+                StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...]))
             }
             guard crc == h.crc else {
                 reason = "CRC mismatch at offset \(h.baseOffset) (stored \(h.crc), computed \(crc))"

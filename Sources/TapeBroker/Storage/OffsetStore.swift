@@ -3,7 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 
 /// One committed consumer-group offset.
-public struct CommittedOffset: Sendable, Equatable {
+public struct StoredOffset: Sendable, Equatable {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
@@ -38,7 +38,7 @@ public final class OffsetStore: @unchecked Sendable {
     public let path: String
     private let lock = NIOLock()
     private var file: DataFile
-    private var state: [String: [Key: CommittedOffset]] = [:]
+    private var state: [String: [Key: StoredOffset]] = [:]
     private var dirty = false
     private var lastSnapshotSize: Int64 = 0
     private var _rewrites = 0
@@ -75,7 +75,7 @@ public final class OffsetStore: @unchecked Sendable {
     ) async throws {
         let now = clock()
         let entries = offsets.map {
-            CommittedOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset, metadata: $0.metadata, commitTimestamp: now)
+            StoredOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset, metadata: $0.metadata, commitTimestamp: now)
         }
         try lock.withLock {
             try file.append(Self.frame(Self.commitPayload(group: group, entries: entries)))
@@ -92,13 +92,13 @@ public final class OffsetStore: @unchecked Sendable {
     }
 
     /// All committed offsets of `group`, sorted by topic and partition.
-    public func fetch(group: String) -> [CommittedOffset] {
+    public func fetch(group: String) -> [StoredOffset] {
         lock.withLock {
             (state[group].map { Array($0.values) } ?? []).sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) }
         }
     }
 
-    public func fetch(group: String, topic: String, partition: Int32) -> CommittedOffset? {
+    public func fetch(group: String, topic: String, partition: Int32) -> StoredOffset? {
         lock.withLock { state[group]?[Key(topic: topic, partition: partition)] }
     }
 
@@ -147,7 +147,7 @@ public final class OffsetStore: @unchecked Sendable {
         out += bytes
     }
 
-    private static func commitPayload(group: String, entries: [CommittedOffset]) -> [UInt8] {
+    private static func commitPayload(group: String, entries: [StoredOffset]) -> [UInt8] {
         var out: [UInt8] = [1]
         appendString16(group, to: &out)
         BigEndian.append(UInt32(entries.count), to: &out)
@@ -167,7 +167,7 @@ public final class OffsetStore: @unchecked Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + 8)
         BigEndian.append(UInt32(payload.count), to: &out)
-        BigEndian.append(CRC32C.checksum(payload), to: &out)
+        BigEndian.append(StorageCRC32C.checksum(payload), to: &out)
         return out + payload
     }
 
@@ -189,7 +189,7 @@ public final class OffsetStore: @unchecked Sendable {
         mutating func string32() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
     }
 
-    private func apply(group: String, entries: [CommittedOffset]) {
+    private func apply(group: String, entries: [StoredOffset]) {
         var g = state[group] ?? [:]
         for e in entries { g[Key(topic: e.topic, partition: e.partition)] = e }
         state[group] = g
@@ -212,7 +212,7 @@ public final class OffsetStore: @unchecked Sendable {
                 break
             }
             let computed = bytes.withUnsafeBytes {
-                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)]))
+                StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)]))
             }
             guard computed == crc else {
                 reason = "CRC mismatch"
@@ -225,7 +225,7 @@ public final class OffsetStore: @unchecked Sendable {
                 switch kind {
                 case 1:
                     let count = try r.u32()
-                    var entries: [CommittedOffset] = []
+                    var entries: [StoredOffset] = []
                     for _ in 0..<count {
                         let topic = try r.string16()
                         let partition = Int32(bitPattern: try r.u32())

@@ -27,7 +27,7 @@ enum RecordBatchLayout {
 }
 
 /// A parsed RecordBatch v2 header.
-struct RecordBatchHeader: Equatable, Sendable {
+struct StoredBatchHeader: Equatable, Sendable {
     var baseOffset: Int64
     var batchLength: Int32
     var magic: Int8
@@ -60,7 +60,7 @@ struct RecordBatchHeader: Equatable, Sendable {
     }
 
     init?(_ bytes: [UInt8]) {
-        guard let h = bytes.withUnsafeBytes({ RecordBatchHeader($0) }) else { return nil }
+        guard let h = bytes.withUnsafeBytes({ StoredBatchHeader($0) }) else { return nil }
         self = h
     }
 }
@@ -212,7 +212,7 @@ struct DecodedRecord: Equatable, Sendable {
     }
 }
 
-extension RecordBatchHeader {
+extension StoredBatchHeader {
     /// Rebuilds `original` (an uncompressed batch) keeping only `records`: same baseOffset,
     /// lastOffsetDelta, timestamps, producer fields and attributes; new batchLength, recordCount and CRC.
     static func reencode(original: [UInt8], keeping records: [DecodedRecord]) -> [UInt8] {
@@ -220,7 +220,7 @@ extension RecordBatchHeader {
         for r in records { r.encode(into: &out) }
         BigEndian.put(UInt32(out.count - RecordBatchLayout.logOverhead), into: &out, at: RecordBatchLayout.batchLength)
         BigEndian.put(UInt32(records.count), into: &out, at: RecordBatchLayout.recordCount)
-        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...])) }
+        let crc = out.withUnsafeBytes { StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...])) }
         BigEndian.put(crc, into: &out, at: RecordBatchLayout.crc)
         return out
     }
