@@ -43,7 +43,9 @@ final class CrashTests: StorageTestCase {
         child.environment = env
         let pipe = Pipe()
         child.standardOutput = pipe
-        child.standardError = FileHandle.nullDevice
+        let stderrPath = (dir as NSString).appendingPathComponent("child-stderr.txt")
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        child.standardError = FileHandle(forWritingAtPath: stderrPath)
         try child.run()
 
         // Read acks until we have a few thousand, then SIGKILL.
@@ -69,7 +71,10 @@ final class CrashTests: StorageTestCase {
         child.waitUntilExit()
         // Acks the child printed before dying still count.
         consume(reader.readDataToEndOfFile())
-        XCTAssertGreaterThanOrEqual(acked.count, 3000, "child did not produce enough acks")
+        let childErrors = (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? ""
+        XCTAssertGreaterThanOrEqual(
+            acked.count, 3000,
+            "child did not produce enough acks (exit \(child.terminationStatus)): \(childErrors.suffix(2000))")
 
         let log = try Log(directory: "\(dir)/crash-0", topic: "crash", partition: 0)
         let records = try readAll(log).flatMap(\.records)
