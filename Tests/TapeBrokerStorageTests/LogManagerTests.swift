@@ -74,6 +74,39 @@ final class LogManagerTests: StorageTestCase {
         await manager!.shutdown()
     }
 
+    func testServerFacingTopicStoreShape() async throws {
+        let dir = temporaryDirectory()
+        var manager: LogManager? = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .always))
+        try manager!.createTopic(
+            name: "c", partitions: 2, configs: ["cleanup.policy": "compact", "compression.type": "zstd"])
+        XCTAssertThrowsError(try manager!.createTopic(name: "bad", partitions: 1, configs: ["segment.bytes": "x"])) {
+            XCTAssertEqual(($0 as? StorageError)?.code, .invalidConfig)
+        }
+        XCTAssertThrowsError(try manager!.createTopic(name: "c", partitions: 1, configs: [:])) {
+            XCTAssertEqual(($0 as? StorageError)?.code, .topicAlreadyExists)
+        }
+        XCTAssertEqual(manager!.topicNames(), ["c"])
+        XCTAssertEqual(manager!.configs(of: "c"), ["cleanup.policy": "compact", "compression.type": "zstd"])
+        XCTAssertNil(manager!.configs(of: "nope"))
+        XCTAssertEqual(manager!.topic(named: "c")?.config.cleanupPolicy, .compact)
+        let logs = try XCTUnwrap(manager!.partitionLogs(of: "c"))
+        XCTAssertEqual(logs.count, 2)
+        _ = try logs[1].append(batch: makeBatch(records: values(3)))
+        try await manager!.waitDurable(logs[1])
+        XCTAssertEqual((logs[1] as? Log)?.durableEndOffset, 3)
+        try await manager!.offsetStore.commit(group: "g", offsets: [("c", 1, 3, "")])
+        await manager!.shutdown()
+        manager = nil
+
+        manager = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .always))
+        XCTAssertEqual(manager!.configs(of: "c"), ["cleanup.policy": "compact", "compression.type": "zstd"])
+        XCTAssertEqual(manager!.partitionLogs(of: "c")?[1].logEndOffset, 3)
+        XCTAssertEqual(manager!.offsetStore.fetch(group: "g", topic: "c", partition: 1)?.offset, 3)
+        try manager!.deleteTopic(name: "c")
+        XCTAssertNil(manager!.offsetStore.fetch(group: "g", topic: "c", partition: 1), "offsets of a deleted topic go too")
+        await manager!.shutdown()
+    }
+
     func testDataDirectoryIsLockedWhileOpen() async throws {
         let dir = temporaryDirectory()
         let manager = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .never))
@@ -238,6 +271,33 @@ final class OffsetStoreTests: StorageTestCase {
         store = try OffsetStore(path: path, fsyncPolicy: .never)
         XCTAssertEqual(store!.groups(), ["g1"])
         XCTAssertEqual(store!.fetch(group: "g2"), [])
+        await store!.shutdown()
+    }
+
+    func testCommitNowRemoveTopicAndLeaderEpochSurviveReopen() async throws {
+        let path = temporaryDirectory() + "/group-offsets.log"
+        var store: OffsetStore? = try OffsetStore(path: path, fsyncPolicy: .always, clock: { 7 })
+        try store!.commitNow(
+            group: "g",
+            offsets: [
+                StoredOffset(topic: "a", partition: 0, offset: 5, leaderEpoch: 3),
+                StoredOffset(topic: "b", partition: 0, offset: 6, metadata: "m", commitTimestamp: 99),
+            ])
+        try await store!.commit(group: "h", offsets: [StoredOffset(topic: "a", partition: 1, offset: 1)])
+        try store!.removeTopic("a")
+        await store!.shutdown()
+        store = nil
+        store = try OffsetStore(path: path, fsyncPolicy: .never)
+        XCTAssertEqual(store!.groups(), ["g"], "h only had topic a")
+        XCTAssertEqual(
+            store!.fetch(group: "g"),
+            [StoredOffset(topic: "b", partition: 0, offset: 6, metadata: "m", commitTimestamp: 99, leaderEpoch: -1)])
+        try store!.commitNow(group: "g", offsets: [StoredOffset(topic: "a", partition: 0, offset: 8, leaderEpoch: 4)])
+        await store!.shutdown()
+        store = try OffsetStore(path: path, fsyncPolicy: .never)
+        XCTAssertEqual(store!.fetch(group: "g", topic: "a", partition: 0)?.leaderEpoch, 4)
+        // Committed by the second store (wall clock), not the first (clock 7).
+        XCTAssertGreaterThan(store!.fetch(group: "g", topic: "a", partition: 0)?.commitTimestamp ?? 0, 1_600_000_000_000)
         await store!.shutdown()
     }
 

@@ -45,6 +45,8 @@ public final class LogManager: @unchecked Sendable {
     private struct TopicState {
         var config: LogConfig
         var logs: [Log]
+        /// Configs set explicitly when the topic was created/altered (for DescribeConfigs).
+        var explicitConfigs: [String: String]
     }
 
     /// Stored as `topic-configs/<topic>.json`.
@@ -52,7 +54,16 @@ public final class LogManager: @unchecked Sendable {
         var version: Int
         var name: String
         var partitions: Int32
+        /// The effective storage configs.
         var configs: [String: String]
+        /// What the creator set explicitly (may include keys storage does not use).
+        var explicitConfigs: [String: String]?
+    }
+
+    /// Configs of `config` that differ from Kafka's defaults.
+    private static func nonDefault(_ config: LogConfig) -> [String: String] {
+        let defaults = LogConfig().kafkaConfigs
+        return config.kafkaConfigs.filter { defaults[$0.key] != $0.value }
     }
 
     public let configuration: Configuration
@@ -153,23 +164,29 @@ public final class LogManager: @unchecked Sendable {
     /// (temp file, fsync, rename, fsync directory), so a topic exists after a crash iff its config file does.
     @discardableResult
     public func createTopic(name: String, partitions: Int32, config: LogConfig? = nil) throws -> TopicDescription {
+        let config = config ?? configuration.defaultTopicConfig
+        return try createTopic(name: name, partitions: partitions, config: config, explicit: Self.nonDefault(config))
+    }
+
+    private func createTopic(
+        name: String, partitions: Int32, config: LogConfig, explicit: [String: String]
+    ) throws -> TopicDescription {
         try Self.validateTopicName(name)
         guard partitions >= 1, partitions <= 100_000 else {
             throw StorageError(.invalidRequest, "partition count \(partitions) must be between 1 and 100000")
         }
-        let config = config ?? configuration.defaultTopicConfig
         return try lock.withLock {
             guard !isShutDown else { throw StorageError(.closed, "storage is shut down") }
             guard topicsByName[name] == nil else {
                 throw StorageError(.topicAlreadyExists, "topic \(name) already exists")
             }
-            try writeTopicFile(name: name, partitions: partitions, config: config)
+            try writeTopicFile(name: name, partitions: partitions, config: config, explicit: explicit)
             var logs: [Log] = []
             for p in 0..<partitions {
                 logs.append(try openLog(topic: name, partition: p, config: config))
             }
             try syncDirectory(configuration.dataDirectory)
-            topicsByName[name] = TopicState(config: config, logs: logs)
+            topicsByName[name] = TopicState(config: config, logs: logs, explicitConfigs: explicit)
             logger.info("created topic", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
             return TopicDescription(name: name, partitions: partitions, config: config)
         }
@@ -210,6 +227,9 @@ public final class LogManager: @unchecked Sendable {
         unlink((configDirectory as NSString).appendingPathComponent(name + ".json"))
         try syncDirectory(configDirectory)
         for dir in renamed { try? FileManager.default.removeItem(atPath: dir) }
+        do { try offsetStore.removeTopic(name) } catch {
+            logger.error("could not remove the deleted topic's committed offsets", metadata: ["topic": "\(name)", "error": "\(error)"])
+        }
         logger.info("deleted topic", metadata: ["topic": "\(name)"])
     }
 
@@ -217,8 +237,12 @@ public final class LogManager: @unchecked Sendable {
     public func alterTopicConfig(name: String, config: LogConfig) throws {
         try lock.withLock {
             guard var state = topicsByName[name] else { throw StorageError(.unknownTopic, "topic \(name) does not exist") }
-            try writeTopicFile(name: name, partitions: Int32(state.logs.count), config: config)
+            var explicit = state.explicitConfigs
+            for (k, v) in Self.nonDefault(config) { explicit[k] = v }
+            for (k, v) in config.kafkaConfigs where explicit[k] != nil { explicit[k] = v }
+            try writeTopicFile(name: name, partitions: Int32(state.logs.count), config: config, explicit: explicit)
             state.config = config
+            state.explicitConfigs = explicit
             for log in state.logs { log.config = config }
             topicsByName[name] = state
         }
@@ -251,6 +275,51 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
+    // MARK: The shape of Server/'s `TopicStore` protocol (broker branch)
+    // An adapter there only has to forward these and map StorageError codes
+    // (.topicAlreadyExists, .unknownTopic, .invalidRequest, .invalidConfig) to its own errors.
+
+    /// Topic names, sorted.
+    public func topicNames() -> [String] {
+        lock.withLock { topicsByName.keys.sorted() }
+    }
+
+    /// The topic's partition logs, index = partition number; nil if the topic does not exist.
+    public func partitionLogs(of topic: String) -> [any PartitionLog]? {
+        lock.withLock { topicsByName[topic]?.logs }
+    }
+
+    /// Configs set explicitly on the topic (not defaults); nil if the topic does not exist.
+    public func configs(of topic: String) -> [String: String]? {
+        lock.withLock { topicsByName[topic]?.explicitConfigs }
+    }
+
+    /// Creates a topic from Kafka config strings (as CreateTopics carries them). Storage configs are
+    /// validated (`.invalidConfig`); other keys are remembered for DescribeConfigs but not used.
+    public func createTopic(name: String, partitions: Int32, configs: [String: String]) throws {
+        let config = try LogConfig(kafkaConfigs: configs, base: configuration.defaultTopicConfig)
+        var explicit = Self.nonDefault(config)
+        for (k, v) in configs { explicit[k] = v }
+        _ = try createTopic(name: name, partitions: partitions, config: config, explicit: explicit)
+    }
+
+    /// Returns once what was appended to `log` so far is as durable as the fsync policy promises
+    /// (`.always`: fsynced, group commit; `.interval`: scheduled; `.never`: nothing).
+    public func waitDurable(_ log: any PartitionLog) async throws {
+        switch configuration.fsyncPolicy {
+        case .always:
+            if let log = log as? Log {
+                try await flusher.waitUntilDurable(log)
+            } else {
+                try log.sync()
+            }
+        case .interval:
+            if let log = log as? Log { flusher.markDirty(log) }
+        case .never:
+            break
+        }
+    }
+
     // MARK: Durable appends
 
     /// Appends a batch and returns once it is as durable as the fsync policy promises:
@@ -261,11 +330,7 @@ public final class LogManager: @unchecked Sendable {
             throw StorageError(.unknownTopic, "topic-partition \(topic)-\(partition) does not exist")
         }
         let info = try log.append(batch: batch)
-        switch configuration.fsyncPolicy {
-        case .always: try await flusher.waitUntilDurable(log)
-        case .interval: flusher.markDirty(log)
-        case .never: break
-        }
+        try await waitDurable(log)
         return info
     }
 
@@ -328,8 +393,9 @@ public final class LogManager: @unchecked Sendable {
             logger: logger, clock: clock)
     }
 
-    private func writeTopicFile(name: String, partitions: Int32, config: LogConfig) throws {
-        let file = TopicFile(version: 1, name: name, partitions: partitions, configs: config.kafkaConfigs)
+    private func writeTopicFile(name: String, partitions: Int32, config: LogConfig, explicit: [String: String]) throws {
+        let file = TopicFile(
+            version: 1, name: name, partitions: partitions, configs: config.kafkaConfigs, explicitConfigs: explicit)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let bytes = try Array(encoder.encode(file))
@@ -383,7 +449,8 @@ public final class LogManager: @unchecked Sendable {
             let config = try LogConfig(kafkaConfigs: tf.configs)
             var logs: [Log] = []
             for p in 0..<tf.partitions { logs.append(try openLog(topic: topic, partition: p, config: config)) }
-            loaded[topic] = TopicState(config: config, logs: logs)
+            loaded[topic] = TopicState(
+                config: config, logs: logs, explicitConfigs: tf.explicitConfigs ?? Self.nonDefault(config))
         }
         // Partition directories without a config file (copied in, or created by an older version): adopt.
         for (topic, parts) in partitionDirs where loaded[topic] == nil {
@@ -391,10 +458,10 @@ public final class LogManager: @unchecked Sendable {
             let config = configuration.defaultTopicConfig
             logger.warning(
                 "adopting partition directories without a topic config", metadata: ["topic": "\(topic)", "partitions": "\(count)"])
-            try writeTopicFile(name: topic, partitions: count, config: config)
+            try writeTopicFile(name: topic, partitions: count, config: config, explicit: Self.nonDefault(config))
             var logs: [Log] = []
             for p in 0..<count { logs.append(try openLog(topic: topic, partition: p, config: config)) }
-            loaded[topic] = TopicState(config: config, logs: logs)
+            loaded[topic] = TopicState(config: config, logs: logs, explicitConfigs: Self.nonDefault(config))
         }
         topicsByName = loaded
     }

@@ -7,15 +7,22 @@ public struct StoredOffset: Sendable, Equatable {
     public var topic: String
     public var partition: Int32
     public var offset: Int64
+    /// Client metadata ("" when the client sent null, as Kafka stores it).
     public var metadata: String
     /// When it was committed (ms since the epoch).
     public var commitTimestamp: Int64
-    public init(topic: String, partition: Int32, offset: Int64, metadata: String, commitTimestamp: Int64) {
+    /// Leader epoch the client committed with (-1 = unknown).
+    public var leaderEpoch: Int32
+    public init(
+        topic: String, partition: Int32, offset: Int64, metadata: String = "", commitTimestamp: Int64 = -1,
+        leaderEpoch: Int32 = -1
+    ) {
         self.topic = topic
         self.partition = partition
         self.offset = offset
         self.metadata = metadata
         self.commitTimestamp = commitTimestamp
+        self.leaderEpoch = leaderEpoch
     }
 }
 
@@ -23,9 +30,10 @@ public struct StoredOffset: Sendable, Equatable {
 /// as the data.
 ///
 /// File: an append-only sequence of frames `[length u32][crc32c u32 of payload][payload]`, payload
-/// `kind u8` (1 = commit, 2 = delete group), `group` (u16 length + UTF-8), then for a commit
-/// `count u32` and per entry `topic` (u16 + UTF-8), `partition i32`, `offset i64`, `metadata`
-/// (u32 + UTF-8), `commitTimestamp i64`; all big-endian. One `commit` call is one frame, so it is
+/// `kind u8` (1 = commit, 2 = delete group, 3 = remove a topic from every group), then for 1 and 2
+/// `group` (u16 length + UTF-8), for 3 `topic` (u16 + UTF-8); a commit continues with `count u32` and
+/// per entry `topic` (u16 + UTF-8), `partition i32`, `offset i64`, `metadata` (u32 + UTF-8),
+/// `commitTimestamp i64`, `leaderEpoch i32`; all big-endian. One `commit` call is one frame, so it is
 /// all-or-nothing. On open the frames are replayed; a torn or corrupt tail is cut off. When the file
 /// grows past `max(compactionBytes, 2 × last snapshot)` it is rewritten as one frame per group
 /// (temp file, fsync, rename, fsync directory).
@@ -73,9 +81,51 @@ public final class OffsetStore: @unchecked Sendable {
     public func commit(
         group: String, offsets: [(topic: String, partition: Int32, offset: Int64, metadata: String)]
     ) async throws {
+        try await commit(
+            group: group,
+            offsets: offsets.map { StoredOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset, metadata: $0.metadata) })
+    }
+
+    /// Records offsets for `group` (one atomic frame); a negative `commitTimestamp` becomes now.
+    /// With `.always` returns after the fsync (group commit with concurrent callers).
+    public func commit(group: String, offsets: [StoredOffset]) async throws {
+        try write(group: group, offsets: offsets)
+        try await afterWrite()
+    }
+
+    /// Synchronous `commit` for callers that cannot await: with `.always` it fsyncs inline (no group
+    /// commit), so it blocks the calling thread for one fsync.
+    public func commitNow(group: String, offsets: [StoredOffset]) throws {
+        try write(group: group, offsets: offsets)
+        if case .always = policy { try sync() } else if case .interval = policy { flusher.markDirty(self) }
+    }
+
+    /// Forgets a deleted topic's offsets in every group (durably, synchronously like `commitNow`).
+    public func removeTopic(_ topic: String) throws {
+        try lock.withLock {
+            guard state.values.contains(where: { $0.keys.contains { $0.topic == topic } }) else { return }
+            var payload: [UInt8] = [3]
+            Self.appendString16(topic, to: &payload)
+            try file.append(Self.frame(payload))
+            removeTopicFromState(topic)
+            dirty = true
+        }
+        if case .always = policy { try sync() } else if case .interval = policy { flusher.markDirty(self) }
+    }
+
+    private func removeTopicFromState(_ topic: String) {
+        for (group, offsets) in state {
+            let kept = offsets.filter { $0.key.topic != topic }
+            state[group] = kept.isEmpty ? nil : kept
+        }
+    }
+
+    private func write(group: String, offsets: [StoredOffset]) throws {
         let now = clock()
-        let entries = offsets.map {
-            StoredOffset(topic: $0.topic, partition: $0.partition, offset: $0.offset, metadata: $0.metadata, commitTimestamp: now)
+        let entries = offsets.map { o -> StoredOffset in
+            var o = o
+            if o.commitTimestamp < 0 { o.commitTimestamp = now }
+            return o
         }
         try lock.withLock {
             try file.append(Self.frame(Self.commitPayload(group: group, entries: entries)))
@@ -88,7 +138,6 @@ public final class OffsetStore: @unchecked Sendable {
                 logger.error("offset store rewrite failed", metadata: ["file": "\(path)", "error": "\(error)"])
             }
         }
-        try await afterWrite()
     }
 
     /// All committed offsets of `group`, sorted by topic and partition.
@@ -159,6 +208,7 @@ public final class OffsetStore: @unchecked Sendable {
             BigEndian.append(UInt32(meta.count), to: &out)
             out += meta
             BigEndian.append(UInt64(bitPattern: e.commitTimestamp), to: &out)
+            BigEndian.append(UInt32(bitPattern: e.leaderEpoch), to: &out)
         }
         return out
     }
@@ -221,7 +271,7 @@ public final class OffsetStore: @unchecked Sendable {
             var r = Reader(bytes: bytes, at: position + 8, end: position + 8 + length)
             do {
                 let kind = try r.u8()
-                let group = try r.string16()
+                let group = try r.string16()  // the topic for kind 3
                 switch kind {
                 case 1:
                     let count = try r.u32()
@@ -232,11 +282,17 @@ public final class OffsetStore: @unchecked Sendable {
                         let offset = Int64(bitPattern: try r.u64())
                         let metadata = try r.string32()
                         let ts = Int64(bitPattern: try r.u64())
-                        entries.append(.init(topic: topic, partition: partition, offset: offset, metadata: metadata, commitTimestamp: ts))
+                        let epoch = Int32(bitPattern: try r.u32())
+                        entries.append(
+                            .init(
+                                topic: topic, partition: partition, offset: offset, metadata: metadata,
+                                commitTimestamp: ts, leaderEpoch: epoch))
                     }
                     apply(group: group, entries: entries)
                 case 2:
                     state[group] = nil
+                case 3:
+                    removeTopicFromState(group)
                 default:
                     reason = "unknown frame kind \(kind)"
                 }
