@@ -269,6 +269,43 @@ final class LogTests: StorageTestCase {
         XCTAssertEqual(try reopened.compact(), 0, "compaction is idempotent")
     }
 
+    func testCompactionRunsWhileAppendsAndReadsContinue() async throws {
+        var config = LogConfig()
+        config.segmentBytes = 2000
+        config.cleanupPolicy = .compact
+        let log = try openLog(temporaryDirectory(), config)
+        let total = 1500
+        let writer = Task.detached {
+            for i in 0..<total {
+                _ = try log.append(batch: makeBatch(records: [TestRecord(key: "k\(i % 20)", value: "v\(i)")]))
+                if i % 100 == 0 { _ = try log.read(from: log.logStartOffset, maxBytes: 4096) }
+            }
+        }
+        var removed = 0
+        var rounds = 0
+        while !writer.isCancelled && log.logEndOffset < Int64(total) {
+            removed += try log.compact()
+            rounds += 1
+            await Task.yield()
+        }
+        try await writer.value
+        removed += try log.compact()
+        XCTAssertEqual(log.logEndOffset, Int64(total))
+        XCTAssertGreaterThan(removed, 0)
+        let records = try readAll(log).flatMap(\.records)
+        XCTAssertEqual(records.map(\.offset), records.map(\.offset).sorted())
+        for k in 0..<20 {
+            let last = (0..<total).last { $0 % 20 == k }!
+            XCTAssertEqual(records.last { $0.key == "k\(k)" }?.value, "v\(last)")
+            XCTAssertTrue(records.contains { $0.offset == Int64(last) })
+        }
+        XCTAssertTrue(try readAll(log).allSatisfy(\.crcValid))
+        XCTAssertLessThan(log.segmentCount, 10, "segments emptied by compaction are removed")
+        XCTAssertEqual(log.logStartOffset, 0)
+        XCTAssertEqual(parseBatches(try log.read(from: 0, maxBytes: 1).records).first?.records.first?.offset, records.first?.offset)
+        print("compaction under load: \(rounds) rounds, \(removed) records removed, \(records.count) left")
+    }
+
     func testCompactionKeepsCompressedBatchesWhole() throws {
         var config = LogConfig()
         config.segmentBytes = 200

@@ -181,6 +181,27 @@ final class DataFile {
         return out
     }
 
+    /// Reads up to `count` bytes at `offset` without consulting `size` (stops at the end of the
+    /// file). For readers that run without the owner's lock on bytes known to be written.
+    func readRaw(at offset: Int64, count: Int) throws -> [UInt8] {
+        guard count > 0 else { return [] }
+        var out = [UInt8](repeating: 0, count: count)
+        var done = 0
+        try out.withUnsafeMutableBytes { buf in
+            while done < count {
+                let r = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
+                if r < 0 {
+                    if errno == EINTR { continue }
+                    throw storageError(errno: errno, operation: "reading", path: path)
+                }
+                if r == 0 { break }
+                done += r
+            }
+        }
+        if done < count { out.removeLast(count - done) }
+        return out
+    }
+
     /// Cuts the file to `length` bytes.
     func truncate(to length: Int64) throws {
         guard ftruncate(fd, off_t(length)) == 0 else {

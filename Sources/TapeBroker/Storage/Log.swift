@@ -16,6 +16,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
     private let lock = NIOLock()
     /// Serializes `sync()` calls; never held together with `lock` except briefly inside.
     private let syncLock = NIOLock()
+    /// Excludes retention, compaction and close from each other (they delete or replace closed
+    /// segments). Lock order: maintenanceLock → syncLock → lock.
+    private let maintenanceLock = NIOLock()
     private var _durableEndOffset: Int64 = 0
     private var _config: LogConfig
     private var segments: [LogSegment] = []
@@ -199,10 +202,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
 
     /// Syncs and closes the files. Later calls throw `.closed`.
     public func close() throws {
-        try sync()
-        lock.withLock {
-            closed = true
-            for s in segments { s.close() }
+        try maintenanceLock.withLock {
+            try sync()
+            lock.withLock {
+                closed = true
+                for s in segments { s.close() }
+            }
         }
     }
 
@@ -261,7 +266,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
     /// `cleanup.policy=compact`. Returns how many segments were deleted.
     @discardableResult
     public func enforceRetention(now: Int64) throws -> Int {
-        try lock.withLock {
+        try maintenanceLock.withLock { try lock.withLock {
             guard !closed, _config.deletesByRetention else { return 0 }
             var deleted = 0
             if _config.retentionMs >= 0 {
@@ -283,7 +288,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
             }
             if deleted > 0 { try syncDirectory(directory) }
             return deleted
-        }
+        } }
     }
 
     private func deleteOldestSegment(reason: String) {
@@ -307,18 +312,25 @@ public final class Log: PartitionLog, @unchecked Sendable {
     /// fields, a new recordCount, batchLength and CRC. Batches left with no record are dropped.
     ///
     /// Limits: compressed batches and control batches are kept whole (records are not unpacked), and
-    /// their keys do not take part; records without a key are kept. Segments are not merged.
-    /// Runs under the log's lock, so appends wait while it runs.
+    /// their keys do not take part; records without a key are kept; segments are not merged.
+    /// Appends and reads go on while it runs: closed segments are immutable, so they are read and the
+    /// cleaned copy written without the log's lock; only the swap of each segment takes the lock.
+    /// Retention, compaction and `close()` exclude each other.
     /// Returns the number of records removed.
     @discardableResult
     public func compact() throws -> Int {
-        try lock.withLock {
-            guard !closed, segments.count > 1 else { return 0 }
-            // Pass 1: the latest offset of every key, over all segments (the active one included,
-            // since a newer value there makes older ones removable).
+        try maintenanceLock.withLock {
+            let snapshot: (closed: [LogSegment], active: LogSegment, activeSize: Int64)? = lock.withLock {
+                guard !closed, segments.count > 1 else { return nil }
+                let active = segments[segments.count - 1]
+                return (Array(segments.dropLast()), active, active.size)
+            }
+            guard let snapshot else { return 0 }
+            // Pass 1: the latest offset of every key, over all segments (the active one included, up to
+            // its size at the start, since a newer value there makes older ones removable).
             var latest: [[UInt8]: Int64] = [:]
-            for segment in segments {
-                try forEachBatch(in: segment) { header, bytes in
+            func collectKeys(_ segment: LogSegment, limit: Int64) throws {
+                try forEachBatch(in: segment, limit: limit) { header, bytes in
                     guard header.compression == 0, !header.isControl,
                         let records = try? bytes.withUnsafeBytes({
                             try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
@@ -329,14 +341,14 @@ public final class Log: PartitionLog, @unchecked Sendable {
                     }
                 }
             }
-            // Pass 2: rewrite each closed segment.
+            for segment in snapshot.closed { try collectKeys(segment, limit: segment.size) }
+            try collectKeys(snapshot.active, limit: snapshot.activeSize)
+            // Pass 2: rewrite each closed segment that has something to drop, then swap it in.
             var removed = 0
-            for i in 0..<(segments.count - 1) {
-                let (replacement, dropped) = try clean(segments[i], latest: latest)
-                if let replacement {
-                    segments[i] = replacement
-                    removed += dropped
-                }
+            for segment in snapshot.closed {
+                guard let dropped = try writeCleaned(segment, latest: latest) else { continue }
+                try lock.withLock { try swapInCleaned(segment) }
+                removed += dropped
             }
             if removed > 0 {
                 logger.info("compacted", metadata: ["recordsRemoved": "\(removed)"])
@@ -345,56 +357,57 @@ public final class Log: PartitionLog, @unchecked Sendable {
         }
     }
 
+    /// Calls `body` for each whole batch in `segment` below byte `limit`. Uses positional reads that
+    /// do not look at the file's mutable size, so it may run without the log's lock on closed segments
+    /// and on the active segment's already-written prefix.
     private func forEachBatch(
-        in segment: LogSegment, _ body: (StoredBatchHeader, [UInt8]) throws -> Void
+        in segment: LogSegment, limit: Int64, _ body: (StoredBatchHeader, [UInt8]) throws -> Void
     ) throws {
         var position: Int64 = 0
-        while let h = try segment.header(at: position) {
-            let bytes = try segment.log.read(at: position, count: h.totalSize)
-            try body(h, bytes)
+        while position + Int64(RecordBatchLayout.headerSize) <= limit {
+            let head = try segment.log.readRaw(at: position, count: RecordBatchLayout.headerSize)
+            guard let h = StoredBatchHeader(head), h.batchLength > 0, position + Int64(h.totalSize) <= limit else { break }
+            try body(h, try segment.log.readRaw(at: position, count: h.totalSize))
             position += Int64(h.totalSize)
         }
     }
 
-    /// Writes a cleaned copy of `segment` and swaps it in. Returns nil if nothing would change.
-    private func clean(_ segment: LogSegment, latest: [[UInt8]: Int64]) throws -> (LogSegment?, Int) {
-        var output: [([UInt8], StoredBatchHeader)] = []
-        var dropped = 0
-        try forEachBatch(in: segment) { header, bytes in
-            guard header.compression == 0, !header.isControl,
-                let records = try? bytes.withUnsafeBytes({
-                    try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
-                })
-            else {
-                output.append((bytes, header))
-                return
-            }
-            let kept = records.filter { r in
-                guard let key = r.key else { return true }
-                return latest[key] == header.baseOffset + Int64(r.offsetDelta)
-            }
-            dropped += records.count - kept.count
-            if kept.count == records.count {
-                output.append((bytes, header))
-            } else if !kept.isEmpty {
-                let rebuilt = StoredBatchHeader.reencode(original: bytes, keeping: kept)
-                output.append((rebuilt, StoredBatchHeader(rebuilt)!))
-            }
-        }
-        guard dropped > 0 else { return (nil, 0) }
-
-        // Write `<base>.log.cleaned` (+ indexes), fsync, then swap: remove the old indexes, rename
-        // the log (atomic), rename the indexes. A crash before the log rename leaves the old segment
-        // (the `.cleaned` files are removed on open); after it, missing indexes are rebuilt.
+    /// Streams a cleaned copy of `segment` into `<base>.{log,index,timeindex}.cleaned` (synced).
+    /// Returns the number of records dropped, or nil (and no files) if nothing would change.
+    private func writeCleaned(_ segment: LogSegment, latest: [[UInt8]: Int64]) throws -> Int? {
+        let (interval, now) = lock.withLock { (_config.indexIntervalBytes, clock()) }
         let cleaned = try LogSegment(
-            directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: _config.indexIntervalBytes,
-            faults: nil, nowMs: clock(), suffix: ".cleaned")
+            directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: interval,
+            faults: nil, nowMs: now, suffix: ".cleaned")
+        var dropped = 0
         do {
             try cleaned.log.truncate(to: 0)
             try cleaned.offsetIndex.rewrite([])
             try cleaned.timeIndex.rewrite([])
-            for (bytes, header) in output {
-                try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
+            try forEachBatch(in: segment, limit: segment.size) { header, bytes in
+                guard header.compression == 0, !header.isControl,
+                    let records = try? bytes.withUnsafeBytes({
+                        try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
+                    })
+                else {
+                    try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
+                    return
+                }
+                let kept = records.filter { r in
+                    guard let key = r.key else { return true }
+                    return latest[key] == header.baseOffset + Int64(r.offsetDelta)
+                }
+                dropped += records.count - kept.count
+                if kept.count == records.count {
+                    try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
+                } else if !kept.isEmpty {
+                    let rebuilt = StoredBatchHeader.reencode(original: bytes, keeping: kept)
+                    try rebuilt.withUnsafeBytes { try cleaned.append($0, header: StoredBatchHeader(rebuilt)!) }
+                }
+            }
+            guard dropped > 0 else {
+                cleaned.delete()
+                return nil
             }
             try cleaned.seal()
         } catch {
@@ -402,7 +415,31 @@ public final class Log: PartitionLog, @unchecked Sendable {
             throw error
         }
         cleaned.close()
+        return dropped
+    }
+
+    /// Replaces `segment` by its `.cleaned` files. Caller holds `lock` (and `maintenanceLock`).
+    /// Crash-safe order: remove the old indexes, rename the log (atomic), rename the indexes, fsync
+    /// the directory. A crash before the log rename leaves the old segment (`.cleaned` files are
+    /// removed on open); after it, missing indexes are rebuilt.
+    private func swapInCleaned(_ segment: LogSegment) throws {
+        guard let index = segments.firstIndex(where: { $0 === segment }) else {
+            for suffix in [".log", ".index", ".timeindex"] {
+                unlink((directory as NSString).appendingPathComponent(LogSegment.fileName(segment.baseOffset, suffix)) + ".cleaned")
+            }
+            return
+        }
         let finalPaths = [segment.log.path, segment.offsetIndex.file.path, segment.timeIndex.file.path]
+        let cleanedSize = fileSizeOf(finalPaths[0] + ".cleaned")
+        if cleanedSize == 0 && index > 0 {
+            // Nothing survived: drop the segment (not the first one, which fixes logStartOffset).
+            // Reads of offsets in its range move on to the next segment.
+            for path in finalPaths { unlink(path + ".cleaned") }
+            segments.remove(at: index)
+            segment.delete()
+            try syncDirectory(directory)
+            return
+        }
         segment.close()
         unlink(finalPaths[1])
         unlink(finalPaths[2])
@@ -420,7 +457,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
         } else {
             try reopened.loadFromIndexes()
         }
-        return (reopened, dropped)
+        segments[index] = reopened
+    }
+
+    private func fileSizeOf(_ path: String) -> Int64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : -1
     }
 
     // MARK: Loading and recovery
