@@ -44,7 +44,7 @@ final class CrashTests: StorageTestCase {
         let pipe = Pipe()
         child.standardOutput = pipe
         let stderrPath = (dir as NSString).appendingPathComponent("child-stderr.txt")
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: stderrPath, contents: nil))
         child.standardError = FileHandle(forWritingAtPath: stderrPath)
         try child.run()
 
