@@ -8,7 +8,8 @@ final class RecoveryTests: StorageTestCase {
         (dir as NSString).appendingPathComponent(String(format: "%020lld", base) + suffix)
     }
 
-    /// Writes `count` batches of 2 records, closes the log, returns batch sizes.
+    /// Writes `count` batches of 2 records and "crashes": the files are synced but there is no
+    /// clean-shutdown marker, so the next open runs recovery. Returns batch sizes.
     func fill(_ dir: String, _ config: LogConfig = LogConfig(), count: Int) throws -> [Int] {
         let log = try Log(directory: dir, topic: "t", partition: 0, config: config)
         var sizes: [Int] = []
@@ -17,8 +18,44 @@ final class RecoveryTests: StorageTestCase {
             sizes.append(b.count)
             _ = try log.append(batch: b)
         }
-        try log.close()
+        try log.sync()
         return sizes
+    }
+
+    func testCleanShutdownSkipsTheScanAndCrashDoesNot() throws {
+        let dir = temporaryDirectory()
+        var config = LogConfig()
+        config.indexIntervalBytes = 100
+        var log = try Log(directory: dir, topic: "t", partition: 0, config: config)
+        for i in 0..<20 { _ = try log.append(batch: makeBatch(baseTimestamp: 1000 + Int64(i), records: values(2, size: 30))) }
+        try log.close()
+        XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/.clean-shutdown"))
+
+        log = try Log(directory: dir, topic: "t", partition: 0, config: config)
+        XCTAssertFalse(log.scannedActiveSegmentOnOpen, "clean shutdown: indexes trusted")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/.clean-shutdown"), "marker consumed on open")
+        XCTAssertEqual(log.logEndOffset, 40)
+        XCTAssertEqual(try log.offset(forTimestamp: 1019)?.offset, 38)
+        for i in 20..<40 { _ = try log.append(batch: makeBatch(baseTimestamp: 1000 + Int64(i), records: values(2, size: 30))) }
+        XCTAssertEqual(log.logEndOffset, 80)
+        try log.sync()
+        let indexAfterClean = try Data(contentsOf: URL(fileURLWithPath: segmentPath(dir, 0, ".index")))
+
+        // Crash (no close): the next open scans, and the index written after the clean restart is
+        // exactly what the scan derives.
+        log = try Log(directory: dir, topic: "t", partition: 0, config: config)
+        XCTAssertTrue(log.scannedActiveSegmentOnOpen)
+        XCTAssertEqual(log.logEndOffset, 80)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: segmentPath(dir, 0, ".index"))), indexAfterClean)
+        XCTAssertEqual(try readAll(log).flatMap(\.records).map(\.offset), Array(0..<80))
+        XCTAssertEqual(try log.offset(forTimestamp: 1039)?.offset, 78)
+
+        // A clean shutdown whose files were damaged afterwards still falls back to a scan.
+        try log.close()
+        XCTAssertEqual(truncate(segmentPath(dir, 0, ".log"), off_t(fileSize(segmentPath(dir, 0, ".log")) - 5)), 0)
+        log = try Log(directory: dir, topic: "t", partition: 0, config: config)
+        XCTAssertTrue(log.scannedActiveSegmentOnOpen)
+        XCTAssertEqual(log.logEndOffset, 78)
     }
 
     func testTruncatedTailIsCutAndValidPrefixKept() throws {

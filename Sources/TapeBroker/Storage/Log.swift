@@ -201,15 +201,26 @@ public final class Log: PartitionLog, @unchecked Sendable {
     public var needsSync: Bool { lock.withLock { dirty || directoryDirty } }
 
     /// Syncs and closes the files. Later calls throw `.closed`.
+    /// A clean close seals the active segment's time index, syncs everything and leaves a
+    /// `.clean-shutdown` marker, so the next open can trust the active segment's indexes (after a
+    /// cheap consistency check) instead of scanning it with CRCs.
     public func close() throws {
         try maintenanceLock.withLock {
             try sync()
-            lock.withLock {
+            try lock.withLock {
+                guard !closed else { return }
                 closed = true
-                for s in segments { s.close() }
+                defer { for s in segments { s.close() } }
+                try segments[segments.count - 1].seal()
+                try writeFileDurably([], to: cleanShutdownMarker)
             }
         }
     }
+
+    private var cleanShutdownMarker: String { (directory as NSString).appendingPathComponent(".clean-shutdown") }
+
+    /// Whether the last open scanned the active segment (false after a clean shutdown). For tests.
+    private(set) var scannedActiveSegmentOnOpen = false
 
     // MARK: Rolling
 
@@ -476,6 +487,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
             logger.warning("removing leftover file", metadata: ["file": "\(name)"])
             unlink((directory as NSString).appendingPathComponent(name))
         }
+        // A clean-shutdown marker is consumed now, so a crash from here on leads to a full scan.
+        let cleanShutdown = access(cleanShutdownMarker, F_OK) == 0
+        if cleanShutdown {
+            unlink(cleanShutdownMarker)
+            try syncDirectory(directory)
+        }
         let bases = names.compactMap { LogSegment.baseOffset(fromFileName: $0) }.sorted()
         let baseSet = Set(bases)
         for name in names {
@@ -502,7 +519,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
                 directory: directory, baseOffset: base, indexIntervalBytes: _config.indexIntervalBytes,
                 faults: faults, nowMs: clock())
             let isActive = i == bases.count - 1
-            if isActive || !segment.indexesLookConsistent() {
+            let trustIndexes = (!isActive || cleanShutdown) && segment.indexesLookConsistent()
+            if isActive && !trustIndexes { scannedActiveSegmentOnOpen = true }
+            if !trustIndexes {
                 let r = try segment.recover(sealed: !isActive)
                 if r.truncatedBytes > 0 {
                     logger.warning(

@@ -328,11 +328,14 @@ final class LogSegment {
         }
         var position = entryPosition
         var lastStart = entryPosition
+        var previousLast = baseOffset - 1
         while position < log.size {
             guard let h = try? header(at: position), h.magic == 2,
-                h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead)
+                h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead),
+                h.lastOffsetDelta >= 0, h.baseOffset > previousLast || position == entryPosition
             else { return false }
             lastStart = position
+            previousLast = h.lastOffset
             position += Int64(h.totalSize)
         }
         guard position == log.size, lastStart - entryPosition <= Int64(indexIntervalBytes) else { return false }
@@ -341,15 +344,25 @@ final class LogSegment {
         guard let found = try? findBatch(containing: offset), found.header.lastOffset == offset,
             found.header.maxTimestamp == t.timestamp
         else { return false }
+        walkResult = (previousLast, log.size - entryPosition)
         return true
     }
 
-    /// Loads counters of a closed segment whose indexes were found consistent.
+    /// What the last successful `indexesLookConsistent()` walk found: last offset, bytes since the
+    /// last index entry.
+    private var walkResult: (lastOffset: Int64, bytesSinceEntry: Int64)?
+
+    /// Loads counters of a segment whose indexes were just found consistent (closed segments, and
+    /// the active segment after a clean shutdown).
     func loadFromIndexes() throws {
         if let t = timeIndex.entries.last {
             maxTimestamp = t.timestamp
             offsetOfMaxTimestamp = baseOffset + Int64(t.relativeOffset)
         }
         if let h = try header(at: 0) { firstBatchTimestamp = h.maxTimestamp }
+        if let walk = walkResult {
+            lastOffset = walk.lastOffset
+            bytesSinceLastIndexEntry = Int(walk.bytesSinceEntry)
+        }
     }
 }
