@@ -272,6 +272,9 @@ final class OffsetStoreTests: StorageTestCase {
         XCTAssertEqual(store!.groups(), ["g1"])
         XCTAssertEqual(store!.fetch(group: "g2"), [])
         await store!.shutdown()
+        XCTAssertThrowsError(try store!.commitNow(group: "g", offsets: [StoredOffset(topic: "t", partition: 0, offset: 1)])) {
+            XCTAssertEqual(($0 as? StorageError)?.code, .closed)
+        }
     }
 
     func testCommitNowRemoveTopicAndLeaderEpochSurviveReopen() async throws {

@@ -48,6 +48,7 @@ public final class OffsetStore: @unchecked Sendable {
     private var file: DataFile
     private var state: [String: [Key: StoredOffset]] = [:]
     private var dirty = false
+    private var isClosed = false
     private var lastSnapshotSize: Int64 = 0
     private var _rewrites = 0
     private let flusher: Flusher
@@ -103,6 +104,7 @@ public final class OffsetStore: @unchecked Sendable {
     /// Forgets a deleted topic's offsets in every group (durably, synchronously like `commitNow`).
     public func removeTopic(_ topic: String) throws {
         try lock.withLock {
+            try checkOpen()
             guard state.values.contains(where: { $0.keys.contains { $0.topic == topic } }) else { return }
             var payload: [UInt8] = [3]
             Self.appendString16(topic, to: &payload)
@@ -128,6 +130,7 @@ public final class OffsetStore: @unchecked Sendable {
             return o
         }
         try lock.withLock {
+            try checkOpen()
             try file.append(Self.frame(Self.commitPayload(group: group, entries: entries)))
             apply(group: group, entries: entries)
             dirty = true
@@ -159,6 +162,7 @@ public final class OffsetStore: @unchecked Sendable {
     /// Forgets all offsets of `group` (durably, like `commit`).
     public func deleteGroup(_ group: String) async throws {
         try lock.withLock {
+            try checkOpen()
             var payload: [UInt8] = [2]
             Self.appendString16(group, to: &payload)
             try file.append(Self.frame(payload))
@@ -177,7 +181,15 @@ public final class OffsetStore: @unchecked Sendable {
     public func shutdown() async {
         await flusher.shutdown()
         do { try sync() } catch { logger.error("syncing offsets failed", metadata: ["error": "\(error)"]) }
-        lock.withLock { file.close() }
+        lock.withLock {
+            isClosed = true
+            file.close()
+        }
+    }
+
+    /// Caller holds the lock.
+    private func checkOpen() throws {
+        if isClosed { throw StorageError(.closed, "the offset store \(path) is shut down") }
     }
 
     private func afterWrite() async throws {
@@ -337,7 +349,7 @@ extension OffsetStore: Syncable {
     /// fsyncs the offsets file if anything was written since the last sync.
     public func sync() throws {
         try lock.withLock {
-            guard dirty else { return }
+            guard dirty, !isClosed else { return }
             try file.sync()
             dirty = false
         }
