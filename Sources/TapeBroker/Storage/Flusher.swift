@@ -159,6 +159,14 @@ final class Flusher: @unchecked Sendable {
         for e in exits { e.resume() }
     }
 
+    /// Tells the thread to finish (after serving what is pending) without waiting for it.
+    func stopSoon() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
     /// Flushes what is pending and stops the thread. Later waits sync inline.
     func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

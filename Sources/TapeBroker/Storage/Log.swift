@@ -110,6 +110,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
         }
     }
 
+    /// Upper bound on the bytes one `read` gathers (64 MiB).
+    public static let maxReadBytes = 64 << 20
+
     public func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult {
         try lock.withLock {
             guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
@@ -117,6 +120,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
                 throw StorageError.offsetOutOfRange(
                     "offset \(offset) is outside \(topic)-\(partition)'s range \(_logStartOffset)...\(_logEndOffset)")
             }
+            // One read never buffers more than `maxReadBytes` (a client asking for 2 GiB gets less,
+            // as the protocol allows), except that a single larger batch is still returned whole.
+            let maxBytes = min(maxBytes, Self.maxReadBytes)
             var out: [UInt8] = []
             var target = offset
             var index = segmentIndex(for: offset)

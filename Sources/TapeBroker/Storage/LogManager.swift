@@ -118,6 +118,7 @@ public final class LogManager: @unchecked Sendable {
                 fsyncPolicy: configuration.fsyncPolicy, logger: logger, clock: clock)
             try load()
         } catch {
+            flusher.stopSoon()
             closeDescriptor(fd)
             throw error
         }
