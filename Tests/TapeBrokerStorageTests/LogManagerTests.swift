@@ -183,6 +183,28 @@ final class LogManagerTests: StorageTestCase {
         await manager.shutdown()
     }
 
+    func testFailedFsyncIsReportedToWaitersAndRetried() async throws {
+        let dir = temporaryDirectory()
+        let manager = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .always, maintenanceIntervalMs: 0))
+        try manager.createTopic(name: "f", partitions: 1)
+        let log = manager.partitionLog(topic: "f", partition: 0)!
+        _ = try await manager.appendDurably(topic: "f", partition: 0, batch: makeBatch(records: values(1)))
+        log.faults.failNextSync(errno: EIO)
+        do {
+            _ = try await manager.appendDurably(topic: "f", partition: 0, batch: makeBatch(records: values(2)))
+            XCTFail("a failed fsync must fail the append")
+        } catch let e as StorageError {
+            XCTAssertEqual(e.code, .io)
+            XCTAssertTrue(e.message.contains("fsync"), e.message)
+        }
+        XCTAssertEqual(log.durableEndOffset, 1, "not acknowledged as durable")
+        XCTAssertTrue(log.needsSync, "still dirty, so the next sync retries")
+        let info = try await manager.appendDurably(topic: "f", partition: 0, batch: makeBatch(records: values(1)))
+        XCTAssertEqual(info.baseOffset, 3)
+        XCTAssertEqual(log.durableEndOffset, 4)
+        await manager.shutdown()
+    }
+
     func testIntervalPolicyFlushesInBackground() async throws {
         let dir = temporaryDirectory()
         let manager = try LogManager(configuration: .init(dataDirectory: dir, fsyncPolicy: .interval(milliseconds: 20)))

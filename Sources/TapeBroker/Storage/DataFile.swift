@@ -35,6 +35,17 @@ final class StorageFaults: @unchecked Sendable {
         lock.withLock { pending.append(Fault(errno: errno, partialBytes: partialBytes, skip: skipping)) }
     }
 
+    private var syncFailures: [Int32] = []
+
+    /// The next fsync of the owner's data fails with `errno`.
+    func failNextSync(errno: Int32 = EIO) {
+        lock.withLock { syncFailures.append(errno) }
+    }
+
+    func takeSyncFailure() -> Int32? {
+        lock.withLock { syncFailures.isEmpty ? nil : syncFailures.removeFirst() }
+    }
+
     func take() -> Fault? {
         lock.withLock {
             guard !pending.isEmpty else { return nil }

@@ -180,6 +180,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
         guard let claimed else { return }
         defer { closeDescriptor(claimed.fd) }
         do {
+            if let injected = faults.takeSyncFailure() {
+                throw storageError(errno: injected, operation: "fsync of", path: claimed.path)
+            }
             #if canImport(Glibc)
             let r = fdatasync(claimed.fd)
             #else
