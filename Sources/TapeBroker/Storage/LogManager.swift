@@ -222,7 +222,14 @@ public final class LogManager: @unchecked Sendable {
         for log in state.logs {
             let target = log.directory + ".deleted"
             try? FileManager.default.removeItem(atPath: target)
-            if rename(log.directory, target) == 0 { renamed.append(target) }
+            if rename(log.directory, target) == 0 {
+                renamed.append(target)
+            } else if errno != ENOENT {
+                // Keep the config file, so the topic is not half-deleted on disk; it is back after a restart.
+                throw storageError(
+                    errno: errno, operation: "renaming \(log.directory) for deletion to", path: target,
+                    detail: "Topic \(name) is closed but still on disk; it reappears after a restart.")
+            }
         }
         try syncDirectory(configuration.dataDirectory)
         unlink((configDirectory as NSString).appendingPathComponent(name + ".json"))
