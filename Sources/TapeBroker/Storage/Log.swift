@@ -206,8 +206,8 @@ public final class Log: PartitionLog, @unchecked Sendable {
     /// Offsets below this are known to be fsynced (or were found on disk at open).
     public var durableEndOffset: Int64 { lock.withLock { _durableEndOffset } }
 
-    /// Whether data was appended since the last `sync()`.
-    public var needsSync: Bool { lock.withLock { dirty || directoryDirty } }
+    /// Whether anything appended is not yet known to be durable (also true while an fsync runs).
+    public var needsSync: Bool { lock.withLock { dirty || directoryDirty || _durableEndOffset < _logEndOffset } }
 
     /// Syncs and closes the files. Later calls throw `.closed`.
     /// A clean close seals the active segment's time index, syncs everything and leaves a
