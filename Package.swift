@@ -87,5 +87,10 @@ let package = Package(
             dependencies: ["KafkaClient", "tape"],
             swiftSettings: strict
         ),
+        .testTarget(
+            name: "TapeBrokerStorageTests",
+            dependencies: ["TapeBroker"],
+            swiftSettings: strict
+        ),
     ]
 )
