@@ -333,3 +333,21 @@ extension String {
         #expect(parsedTrades > 1_000)
     }
 }
+
+@Suite struct SymbolCacheTests {
+    @Test func manyAndLongSymbolsKeepTheirOwnStrings() throws {
+        var parser = PoloniexFrameParser()
+        var names: [String] = (0..<5_000).map { "S\($0)_USDT" }  // beyond the cache's capacity
+        names += ["ABCDEFGHIJK_USDT", "ABCDEFGHIJ_USDT", "ABCDEFGHIJKLMNOPQRSTUV_USDT", "a_b", "x"]  // 16, 15, 27 bytes
+        for round in 0..<2 {
+            for name in names {
+                let frame =
+                    #"{"channel":"trades","data":[{"symbol":""# + name
+                    + #"","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"\#(round)","ts":1}]}"#
+                let (_, trades) = try parser.parse(frame, receivedAt: 0)
+                #expect(trades.first?.nativeSymbol == name)
+                #expect(trades.first?.symbol == Symbol(normalizing: name))
+            }
+        }
+    }
+}
