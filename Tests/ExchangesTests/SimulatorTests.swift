@@ -214,3 +214,27 @@ import Testing
         #expect(session.isClosed)
     }
 }
+
+@Suite struct PoloniexRESTResponderTests {
+    @Test func answersMarketsAndTradesLikePoloniex() throws {
+        var market = MarketSimulator()
+        for _ in 0..<3_000 { _ = market.nextOrder() }
+        let markets = PoloniexRESTResponder.respond(toPath: Poloniex.restMarketsPath, market: market)
+        #expect(markets.status == 200)
+        #expect(try PoloniexREST.parseMarkets(markets.body).map(\.symbol) == market.nativeSymbols)
+
+        let path = Poloniex.restTradesPath(symbol: "BTC_USDT")
+        let answer = PoloniexRESTResponder.respond(toPath: path, market: market)
+        #expect(answer.status == 200)
+        let trades = try PoloniexREST.parseTrades(answer.body, nativeSymbol: "BTC_USDT", receivedAt: 0)
+        let expected = try #require(market.recentTrades(nativeSymbol: "BTC_USDT", limit: 1_000))
+        #expect(trades == expected.map { $0.expectedTrade(exchange: .poloniex, receivedAt: 0) })
+        #expect(trades.count == 1_000)
+
+        let five = PoloniexRESTResponder.respond(toPath: "/markets/ETH_USDT/trades?limit=5", market: market)
+        #expect(try PoloniexREST.parseTrades(five.body, nativeSymbol: "ETH_USDT", receivedAt: 0).count == 5)
+        #expect(PoloniexRESTResponder.respond(toPath: "/markets/NOPE_USDT/trades", market: market).status == 400)
+        #expect(PoloniexRESTResponder.respond(toPath: "/markets/BTC_USDT/trades?limit=x", market: market).status == 400)
+        #expect(PoloniexRESTResponder.respond(toPath: "/nothing", market: market).status == 404)
+    }
+}
