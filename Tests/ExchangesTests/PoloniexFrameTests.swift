@@ -79,6 +79,25 @@ private func parseError(_ frame: String) -> FrameParseError? {
         #expect(trades[0].tradeId == "9")
     }
 
+    @Test func mixedOrRepeatedFramesAreRefusedWhole() throws {
+        let trade =
+            #"{"symbol":"BTC_USDT","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1"}"#
+        for frame in [
+            #"{"channel":"trades","data":["# + trade + #"],"event":"pong"}"#,
+            #"{"event":"subscribe","channel":"trades","data":["# + trade + "]}",
+            #"{"channel":"trades","data":["# + trade + #"],"channel":"book_lv2"}"#,
+            #"{"channel":"trades","data":["# + trade + #"],"data":[]}"#,
+        ] {
+            var parser = PoloniexFrameParser()
+            var trades: [Trade] = []
+            #expect(throws: FrameParseError.self, "\(frame)") { try parser.parse(frame, receivedAt: 0, into: &trades) }
+            #expect(trades.isEmpty)
+        }
+        // The channel as a one-element array still means trades.
+        #expect(try parse(#"{"channel":["trades"],"data":["# + trade + "]}").message == .trades(count: 1))
+        #expect(try parse(#"{"data":["# + trade + #"],"channel":["trades"]}"#).trades.count == 1)
+    }
+
     @Test func emptyTradesFrame() throws {
         #expect(try parse(#"{"channel":"trades","data":[]}"#).message == .trades(count: 0))
     }

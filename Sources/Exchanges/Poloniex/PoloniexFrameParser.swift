@@ -90,7 +90,9 @@ public struct PoloniexFrameParser: Sendable {
     mutating func parseFrame(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
     ) throws(FrameParseError) -> ExchangeMessage {
+        let countBefore = trades.count
         var s = JSONScanner(frame)
+        var duplicate = false
         var event: String?
         var channel: String?
         var channelIsTrades = false
@@ -100,42 +102,52 @@ public struct PoloniexFrameParser: Sendable {
         var tradeCount = 0
         var sawData = false
         do throws(JSONError) {
-        try s.beginObject()
-        var first = true
-        while let key = try s.nextKey(first: &first) {
-            if s.token(key, equals: "data") {
-                sawData = true
-                if channelIsTrades {
-                    tradeCount = try parseTradeArray(&s, receivedAt: receivedAt, into: &trades)
+            try s.beginObject()
+            var first = true
+            while let key = try s.nextKey(first: &first) {
+                if s.token(key, equals: "data") {
+                    if sawData { duplicate = true }
+                    sawData = true
+                    if channelIsTrades {
+                        tradeCount = try parseTradeArray(&s, receivedAt: receivedAt, into: &trades)
+                    } else {
+                        deferredData = s.position
+                        try s.skipValue()
+                    }
+                } else if s.token(key, equals: "channel") {
+                    if channel != nil { duplicate = true }
+                    if try s.peek() == UInt8(ascii: "[") {
+                        let names = try readStringArray(&s)
+                        channel = names.joined(separator: ",")
+                        channelIsTrades = names == ["trades"]
+                    } else {
+                        let token = try s.readString()
+                        channelIsTrades = s.token(token, equals: "trades")
+                        channel = channelIsTrades ? "trades" : try s.string(token)
+                    }
+                } else if s.token(key, equals: "event") {
+                    event = try s.readStringValue()
+                } else if s.token(key, equals: "symbols") {
+                    symbols = try readStringArray(&s)
+                } else if s.token(key, equals: "message") {
+                    message = try s.peek() == UInt8(ascii: "\"") ? try s.readStringValue() : nil
+                    if message == nil { try s.skipValue() }
                 } else {
-                    deferredData = s.position
                     try s.skipValue()
                 }
-            } else if s.token(key, equals: "channel") {
-                if try s.peek() == UInt8(ascii: "[") {
-                    let names = try readStringArray(&s)
-                    channel = names.joined(separator: ",")
-                } else {
-                    let token = try s.readString()
-                    channelIsTrades = s.token(token, equals: "trades")
-                    channel = channelIsTrades ? "trades" : try s.string(token)
-                }
-            } else if s.token(key, equals: "event") {
-                event = try s.readStringValue()
-            } else if s.token(key, equals: "symbols") {
-                symbols = try readStringArray(&s)
-            } else if s.token(key, equals: "message") {
-                message = try s.peek() == UInt8(ascii: "\"") ? try s.readStringValue() : nil
-                if message == nil { try s.skipValue() }
-            } else {
-                try s.skipValue()
             }
-        }
-        guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
+            guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
         } catch {
             throw FrameParseError(error)
         }
 
+        // Only a plain trades frame may carry trades: anything mixed is refused whole.
+        if duplicate {
+            throw FrameParseError(.unexpectedMessage, "frame repeats \"channel\" or \"data\"", offset: 0)
+        }
+        if event != nil && trades.count > countBefore {
+            throw FrameParseError(.unexpectedMessage, "frame has both an event and trades", offset: 0)
+        }
         if let event {
             switch event {
             case "subscribe": return .subscribed(channel: channel ?? "", symbols: symbols)
