@@ -156,6 +156,10 @@ private func parseError(_ frame: String) -> FrameParseError? {
             (frame(good.replacingFirst(#""21614.59""#, #""""#)), "decimal"),
             (frame(good.replacingFirst("1661123520381", "1.5")), "integer"),
             (frame(good.replacingFirst(#""60184114""#, #""""#)), "id"),
+            (frame(good.replacingFirst(#""21614.59""#, #""0.00""#)), "price"),
+            (frame(good.replacingFirst(#""21614.59""#, #""-21614.59""#)), "price"),
+            (frame(good.replacingFirst(#""0.01149""#, #""0""#)), "quantity"),
+            (frame(good.replacingFirst(#""0.01149""#, #""-0.01149""#)), "quantity"),
         ]
         for (text, word) in cases {
             let error = parseError(text)
