@@ -55,6 +55,11 @@ let package = Package(
             dependencies: ["MarketData"],
             swiftSettings: strict
         ),
+        .target(
+            name: "ExchangeSimulator",
+            dependencies: ["MarketData"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
@@ -78,7 +83,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExchangesTests",
-            dependencies: ["Exchanges", "MarketData"],
+            dependencies: ["Exchanges", "MarketData", "ExchangeSimulator"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
