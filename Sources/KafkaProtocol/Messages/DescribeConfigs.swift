@@ -46,7 +46,7 @@ public struct DescribeConfigsResponse: KafkaResponseMessage, Equatable {
         public var name: String
         public var value: String?
         public var readOnly: Bool
-        /// 1 = dynamic topic config, 5 = static broker config, 4 = default config.
+        /// 1 = dynamic topic config, 4 = static broker config, 5 = default config.
         public var configSource: Int8
         public var isSensitive: Bool
         public init(name: String, value: String?, readOnly: Bool = false, configSource: Int8, isSensitive: Bool = false) {
@@ -87,7 +87,7 @@ public struct DescribeConfigsResponse: KafkaResponseMessage, Equatable {
                 b.encodeNullableString(c.value)
                 b.encodeBool(c.readOnly)
                 if version == 0 {
-                    b.encodeBool(c.configSource == 4 || c.configSource == 5)
+                    b.encodeBool(c.configSource == 5)
                 } else {
                     b.encodeInt8(c.configSource)
                 }
