@@ -55,6 +55,7 @@ let package = Package(
             dependencies: [
                 "KafkaClient",
                 "MarketData",
+                "TapeBroker",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -10,6 +10,7 @@ struct Tape: AsyncParsableCommand {
         version: TapeVersion.string,
         subcommands: [
             VersionCommand.self,
+            BrokerCommand.self,
         ]
     )
 }
