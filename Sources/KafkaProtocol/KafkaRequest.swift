@@ -139,3 +139,40 @@ public enum KafkaResponse {
         return buffer
     }
 }
+
+extension KafkaRequestBody {
+    /// Encodes the payload at `version` (`.unsupportedApiVersions` has no payload).
+    public func encode(into buffer: inout ByteBuffer, version: Int16) {
+        switch self {
+        case .produce(let m): m.encode(into: &buffer, version: version)
+        case .fetch(let m): m.encode(into: &buffer, version: version)
+        case .listOffsets(let m): m.encode(into: &buffer, version: version)
+        case .metadata(let m): m.encode(into: &buffer, version: version)
+        case .offsetCommit(let m): m.encode(into: &buffer, version: version)
+        case .offsetFetch(let m): m.encode(into: &buffer, version: version)
+        case .findCoordinator(let m): m.encode(into: &buffer, version: version)
+        case .joinGroup(let m): m.encode(into: &buffer, version: version)
+        case .heartbeat(let m): m.encode(into: &buffer, version: version)
+        case .leaveGroup(let m): m.encode(into: &buffer, version: version)
+        case .syncGroup(let m): m.encode(into: &buffer, version: version)
+        case .describeGroups(let m): m.encode(into: &buffer, version: version)
+        case .listGroups(let m): m.encode(into: &buffer, version: version)
+        case .apiVersions(let m): m.encode(into: &buffer, version: version)
+        case .createTopics(let m): m.encode(into: &buffer, version: version)
+        case .deleteTopics(let m): m.encode(into: &buffer, version: version)
+        case .initProducerId(let m): m.encode(into: &buffer, version: version)
+        case .describeConfigs(let m): m.encode(into: &buffer, version: version)
+        case .unsupportedApiVersions: break
+        }
+    }
+}
+
+extension KafkaRequest {
+    /// Header and payload, without the size prefix (the inverse of `decode(frame:)`).
+    public func encodeFrameBody() -> ByteBuffer {
+        var buffer = ByteBuffer()
+        header.encode(into: &buffer, headerVersion: body.apiKey.requestHeaderVersion(header.apiVersion))
+        body.encode(into: &buffer, version: header.apiVersion)
+        return buffer
+    }
+}

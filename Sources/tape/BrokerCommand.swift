@@ -17,6 +17,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen: String = "127.0.0.1:9092"
 
+    @Option(help: ArgumentHelp("Address clients are told to connect to, HOST:PORT (default: the listen address).", visibility: .hidden))
+    var advertise: String?
+
     @Option(help: "Directory for topic data and committed offsets.")
     var dataDir: String = "./tape-data"
 
@@ -35,6 +38,9 @@ struct BrokerCommand: AsyncParsableCommand {
     func validate() throws {
         guard (try? Self.parseListen(listen)) != nil else {
             throw ValidationError("--listen must be HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092; got \(listen).")
+        }
+        if let advertise, (try? Self.parseListen(advertise)) == nil {
+            throw ValidationError("--advertise must be HOST:PORT, e.g. 127.0.0.1:9092; got \(advertise).")
         }
         guard numPartitions >= 1 else { throw ValidationError("--num-partitions must be at least 1; got \(numPartitions).") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -60,6 +66,11 @@ struct BrokerCommand: AsyncParsableCommand {
         let logger = Logger(label: "tape.broker")
         var config = BrokerConfiguration()
         (config.host, config.port) = try Self.parseListen(listen)
+        if let advertise {
+            let (host, port) = try Self.parseListen(advertise)
+            config.advertisedHost = host
+            config.advertisedPort = port
+        }
         config.autoCreateTopics = autoCreateTopics
         config.numPartitions = numPartitions
         let (topics, offsets) = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger)

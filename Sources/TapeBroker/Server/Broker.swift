@@ -55,11 +55,12 @@ public actor Broker {
         self.committedOffsets = committedOffsets
         self.clock = clock
         self.logger = logger
-        self.advertisedPort = configuration.port
+        self.advertisedPort = configuration.advertisedPort ?? configuration.port
         self.nextProducerId = firstProducerId
     }
 
-    public func setAdvertisedPort(_ port: Int) { advertisedPort = port }
+    /// Called once the listener is bound: the bound port is advertised unless one was configured.
+    public func setAdvertisedPort(_ port: Int) { advertisedPort = configuration.advertisedPort ?? port }
 
     var advertisedHost: String {
         if let h = configuration.advertisedHost { return h }

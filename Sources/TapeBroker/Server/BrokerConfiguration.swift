@@ -6,6 +6,8 @@ public struct BrokerConfiguration: Sendable {
     public var port: Int = 9092
     /// Host advertised in Metadata/FindCoordinator; nil = the listen host. Default nil.
     public var advertisedHost: String? = nil
+    /// Port advertised in Metadata/FindCoordinator; nil = the bound port. Default nil.
+    public var advertisedPort: Int? = nil
     /// This node's id. Default 0.
     public var nodeId: Int32 = 0
     /// Cluster id reported in Metadata. Default "tape-single-node".
