@@ -39,6 +39,25 @@ public struct RecordBatchHeader: Sendable, Equatable {
     public var isControl: Bool { attributes & 0x20 != 0 }
     public var totalSize: Int { Int(batchLength) + Self.logOverhead }
 
+    public init(
+        baseOffset: Int64, batchLength: Int32, partitionLeaderEpoch: Int32, magic: Int8, crc: UInt32, attributes: Int16, lastOffsetDelta: Int32,
+        baseTimestamp: Int64, maxTimestamp: Int64, producerId: Int64, producerEpoch: Int16, baseSequence: Int32, recordCount: Int32
+    ) {
+        self.baseOffset = baseOffset
+        self.batchLength = batchLength
+        self.partitionLeaderEpoch = partitionLeaderEpoch
+        self.magic = magic
+        self.crc = crc
+        self.attributes = attributes
+        self.lastOffsetDelta = lastOffsetDelta
+        self.baseTimestamp = baseTimestamp
+        self.maxTimestamp = maxTimestamp
+        self.producerId = producerId
+        self.producerEpoch = producerEpoch
+        self.baseSequence = baseSequence
+        self.recordCount = recordCount
+    }
+
     /// Reads the header at the reader index without moving it.
     public static func peek(_ buffer: ByteBuffer) throws -> RecordBatchHeader {
         var b = buffer

@@ -1,0 +1,202 @@
+import KafkaProtocol
+import NIOCore
+import XCTest
+
+@testable import TapeBroker
+
+/// The request handler without sockets.
+final class BrokerHandlerTests: XCTestCase {
+    func makeBroker(autoCreate: Bool = true, partitions: Int32 = 1) -> Broker {
+        var c = BrokerConfiguration()
+        c.autoCreateTopics = autoCreate
+        c.numPartitions = partitions
+        return Broker(configuration: c, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore())
+    }
+
+    func batch(_ values: [String], pid: Int64 = -1, seq: Int32 = -1, timestamp: Int64 = 1_000) -> ByteBuffer {
+        RecordBatchBuilder.build(
+            records: values.enumerated().map { Record(timestampDelta: Int64($0.offset), offsetDelta: Int32($0.offset), key: nil, value: Array($0.element.utf8)) },
+            baseTimestamp: timestamp, producerId: pid, producerEpoch: pid >= 0 ? 0 : -1, baseSequence: seq)
+    }
+
+    func produce(_ b: Broker, _ records: ByteBuffer, topic: String = "t", partition: Int32 = 0, acks: Int16 = 1) async -> ProduceResponse.PartitionResponse {
+        let r = await b.produce(ProduceRequest(acks: acks, timeoutMs: 1000, topics: [.init(name: topic, partitions: [.init(index: partition, records: records)])]))
+        return r.topics[0].partitions[0]
+    }
+
+    func fetch(_ b: Broker, _ topic: String = "t", offset: Int64, maxWait: Int32 = 0, minBytes: Int32 = 0) async -> FetchResponse.Partition {
+        let r = await b.fetch(
+            FetchRequest(maxWaitMs: maxWait, minBytes: minBytes, maxBytes: 1 << 20, topics: [.init(topic: topic, partitions: [.init(partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20)])]))
+        return r.topics[0].partitions[0]
+    }
+
+    func values(_ records: ByteBuffer?) throws -> [String] {
+        let batches = try RecordBatchValidator.validate(records: try XCTUnwrap(records), maxBatchBytes: 1 << 20)
+        return try batches.flatMap { b -> [String] in
+            var body = b.bytes
+            body.moveReaderIndex(forwardBy: RecordBatchHeader.size)
+            return try Record.decodeAll(from: &body, count: Int(b.header.recordCount)).map { String(decoding: $0.value ?? [], as: UTF8.self) }
+        }
+    }
+
+    func testProduceThenFetchAssignsOffsets() async throws {
+        let b = makeBroker()
+        let first = await produce(b, batch(["a", "b", "c"]))
+        XCTAssertEqual(first.errorCode, ErrorCode.none)
+        XCTAssertEqual(first.baseOffset, 0)
+        let second = await produce(b, batch(["d"]))
+        XCTAssertEqual(second.baseOffset, 3)
+        let all = await fetch(b, offset: 0)
+        XCTAssertEqual(all.highWatermark, 4)
+        XCTAssertEqual(try values(all.records), ["a", "b", "c", "d"])
+        let fromMiddle = await fetch(b, offset: 1)
+        XCTAssertEqual(try values(fromMiddle.records), ["a", "b", "c", "d"], "an offset inside a batch returns the whole batch")
+        let beyond = await fetch(b, offset: 10)
+        XCTAssertEqual(beyond.errorCode, .offsetOutOfRange)
+    }
+
+    func testAcksZeroGetsNoResponseAndBadAcksAreRefused() async throws {
+        let b = makeBroker()
+        let req = KafkaRequest(
+            header: RequestHeader(apiKey: 0, apiVersion: 7, correlationId: 1, clientId: "x"),
+            body: .produce(ProduceRequest(acks: 0, timeoutMs: 1000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch(["x"]))])])))
+        let response = await b.handle(req)
+        XCTAssertNil(response)
+        let fetched = await fetch(b, offset: 0)
+        XCTAssertEqual(try values(fetched.records), ["x"])
+        let bad = await produce(b, batch(["y"]), acks: 2)
+        XCTAssertEqual(bad.errorCode, .invalidRequiredAcks)
+    }
+
+    func testCorruptBatchIsRefusedAndNothingIsWritten() async throws {
+        let b = makeBroker()
+        var bad = batch(["a"])
+        bad.setInteger(UInt8(0xFF), at: bad.writerIndex - 1)
+        let r = await produce(b, bad)
+        XCTAssertEqual(r.errorCode, .corruptMessage)
+        XCTAssertNotNil(r.errorMessage)
+        let f = await fetch(b, offset: 0)
+        XCTAssertEqual(f.highWatermark, 0)
+    }
+
+    func testIdempotentRetryIsAcknowledgedNotWrittenTwice() async throws {
+        let b = makeBroker()
+        let reply = await b.handle(KafkaRequest(header: RequestHeader(apiKey: 22, apiVersion: 1, correlationId: 4, clientId: "p"), body: .initProducerId(InitProducerIdRequest())))
+        var frame = try XCTUnwrap(reply)
+        XCTAssertEqual(try frame.decodeInt32(), Int32(frame.readableBytes))
+        XCTAssertEqual(try frame.decodeInt32(), 4)
+        _ = try frame.decodeInt32()  // throttle
+        XCTAssertEqual(try frame.decodeErrorCode(), ErrorCode.none)
+        let pid = try frame.decodeInt64()
+        XCTAssertGreaterThanOrEqual(pid, 0)
+
+        let first = await produce(b, batch(["a", "b"], pid: pid, seq: 0), acks: -1)
+        let retry = await produce(b, batch(["a", "b"], pid: pid, seq: 0), acks: -1)
+        XCTAssertEqual(first.baseOffset, 0)
+        XCTAssertEqual(retry.errorCode, ErrorCode.none)
+        XCTAssertEqual(retry.baseOffset, 0)
+        let next = await produce(b, batch(["c"], pid: pid, seq: 2), acks: -1)
+        XCTAssertEqual(next.baseOffset, 2)
+        let gap = await produce(b, batch(["e"], pid: pid, seq: 9), acks: -1)
+        XCTAssertEqual(gap.errorCode, .outOfOrderSequenceNumber)
+        let f = await fetch(b, offset: 0)
+        XCTAssertEqual(try values(f.records), ["a", "b", "c"])
+    }
+
+    func testLongPollWakesWhenDataArrives() async throws {
+        let b = makeBroker()
+        _ = await produce(b, batch(["seed"]))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let request = FetchRequest(maxWaitMs: 10_000, minBytes: 1, maxBytes: 1 << 20, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])])
+        async let waited = b.fetch(request)
+        try await Task.sleep(for: .milliseconds(200))
+        _ = await produce(b, batch(["late"]))
+        let got = await waited.topics[0].partitions[0]
+        let elapsed = clock.now - start
+        XCTAssertEqual(try values(got.records), ["late"])
+        XCTAssertLessThan(elapsed, .seconds(3), "the fetch should wake on produce, not wait out max wait")
+        XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(150))
+    }
+
+    func testLongPollReturnsEmptyAtMaxWait() async throws {
+        let b = makeBroker()
+        _ = await produce(b, batch(["seed"]))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let got = await fetch(b, offset: 1, maxWait: 300, minBytes: 1)
+        let elapsed = clock.now - start
+        XCTAssertEqual(got.records?.readableBytes, 0)
+        XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(280))
+        XCTAssertLessThan(elapsed, .seconds(2))
+    }
+
+    func testListOffsets() async throws {
+        let b = makeBroker()
+        _ = await produce(b, batch(["a", "b"], timestamp: 1_000))
+        _ = await produce(b, batch(["c"], timestamp: 5_000))
+        func ask(_ ts: Int64) async -> ListOffsetsResponse.Partition {
+            await b.listOffsets(ListOffsetsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, timestamp: ts)])])).topics[0].partitions[0]
+        }
+        let earliest = await ask(-2)
+        let latest = await ask(-1)
+        let byTime = await ask(4_000)
+        let future = await ask(9_000)
+        XCTAssertEqual(earliest.offset, 0)
+        XCTAssertEqual(latest.offset, 3)
+        XCTAssertEqual(byTime.offset, 2)
+        XCTAssertEqual(byTime.timestamp, 5_000)
+        XCTAssertEqual(future.offset, -1)
+    }
+
+    func testMetadataAutoCreateCanBeSwitchedOff() async {
+        let off = makeBroker(autoCreate: false)
+        let m = await off.metadata(MetadataRequest(topics: ["nope"]), version: 4)
+        XCTAssertEqual(m.topics[0].errorCode, .unknownTopicOrPartition)
+        let p = await produce(off, batch(["x"]), topic: "nope")
+        XCTAssertEqual(p.errorCode, .unknownTopicOrPartition)
+
+        let on = makeBroker(partitions: 3)
+        let created = await on.metadata(MetadataRequest(topics: ["yes"]), version: 4)
+        XCTAssertEqual(created.topics[0].errorCode, ErrorCode.none)
+        XCTAssertEqual(created.topics[0].partitions.count, 3)
+        let notAllowed = await on.metadata(MetadataRequest(topics: ["no-auto"], allowAutoTopicCreation: false), version: 4)
+        XCTAssertEqual(notAllowed.topics[0].errorCode, .unknownTopicOrPartition)
+        let all = await on.metadata(MetadataRequest(topics: nil), version: 1)
+        XCTAssertEqual(all.topics.map(\.name), ["yes"])
+        XCTAssertEqual(all.brokers, [.init(nodeId: 0, host: "127.0.0.1", port: 9092)])
+    }
+
+    func testCreateTopicsRules() async {
+        let b = makeBroker()
+        let r = await b.createTopics(
+            CreateTopicsRequest(topics: [
+                .init(name: "ok", numPartitions: 2, replicationFactor: 1),
+                .init(name: "rf3", numPartitions: 1, replicationFactor: 3),
+                .init(name: "bad name!", numPartitions: 1, replicationFactor: 1),
+                .init(name: "ok", numPartitions: 2, replicationFactor: 1),
+                .init(name: "zero", numPartitions: 0, replicationFactor: 1),
+                .init(name: "cfg", numPartitions: 1, replicationFactor: 1, configs: [.init(name: "cleanup.policy", value: "shred")]),
+                .init(name: "compacted", numPartitions: -1, replicationFactor: -1, configs: [.init(name: "cleanup.policy", value: "compact")]),
+            ]), version: 4)
+        XCTAssertEqual(r.topics.map(\.errorCode), [.none, .invalidReplicationFactor, .invalidTopicException, .topicAlreadyExists, .invalidPartitions, .invalidConfig, .none])
+        XCTAssertTrue(r.topics[1].errorMessage?.contains("single-node") == true, r.topics[1].errorMessage ?? "")
+        let configs = await b.describeConfigs(DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "compacted", configurationKeys: ["cleanup.policy"])]))
+        XCTAssertEqual(configs.results[0].configs, [.init(name: "cleanup.policy", value: "compact", configSource: 1)])
+        let deleted = await b.deleteTopics(DeleteTopicsRequest(topicNames: ["ok", "ok"]))
+        XCTAssertEqual(deleted.responses.map(\.errorCode), [.none, .unknownTopicOrPartition])
+    }
+
+    func testStandaloneOffsetCommitAndFetch() async {
+        let b = makeBroker()
+        _ = await produce(b, batch(["a"]))
+        let commit = await b.offsetCommit(OffsetCommitRequest(groupId: "g", generationId: -1, memberId: "", topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 1, committedMetadata: "m")])]))
+        XCTAssertEqual(commit.topics[0].partitions[0].errorCode, ErrorCode.none)
+        let fetched = await b.offsetFetch(OffsetFetchRequest(groupId: "g", topics: [.init(name: "t", partitionIndexes: [0, 1])]))
+        XCTAssertEqual(fetched.topics[0].partitions.map(\.committedOffset), [1, -1])
+        let all = await b.offsetFetch(OffsetFetchRequest(groupId: "g", topics: nil))
+        XCTAssertEqual(all.topics.map(\.name), ["t"])
+        let groups = await b.listGroups()
+        XCTAssertEqual(groups.groups.map(\.groupId), ["g"])
+    }
+}
