@@ -1,0 +1,188 @@
+import Foundation
+import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Integration tests: the built `tape broker` as a separate process, driven by kcat
+/// (librdkafka 2.0.2) and, when installed, kafka-python — all on loopback.
+final class BrokerProcessTests: XCTestCase {
+    var kcat: String!
+
+    override func setUpWithError() throws {
+        kcat = try ProcessSupport.executable("kcat")
+    }
+
+    func testKcatMetadataListsThisBroker() throws {
+        let broker = try BrokerProcess()
+        let r = try ProcessSupport.run(kcat, ["-b", broker.address, "-L", "-t", "listed"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("broker 0 at \(broker.address)"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("topic \"listed\" with 1 partitions"), r.stdout)
+        XCTAssertEqual(broker.stop(), 0, "SIGTERM should stop the broker cleanly")
+        XCTAssertTrue(broker.log.contains("tape broker stopped"), broker.log)
+    }
+
+    /// Produces keyed records with headers under every codec and reads them back byte for byte.
+    func testProduceAndConsumeEveryCompressionCodecByteForByte() throws {
+        let broker = try BrokerProcess()
+        var rng = SystemRandomNumberGenerator()
+        for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+            let topic = "codec-\(codec)"
+            var lines: [String] = []
+            for i in 0..<200 {
+                let repeated = String(repeating: "candle-\(i % 7) ", count: Int.random(in: 1...40, using: &rng))
+                let value = i == 100 ? String(repeating: "x", count: 20_000) : "\(i) ünïcødé \(repeated)".trimmingCharacters(in: .whitespaces)
+                lines.append("key-\(i)\t\(value)")
+            }
+            let input = lines.joined(separator: "\n") + "\n"
+            let p = try ProcessSupport.run(
+                kcat, ["-b", broker.address, "-P", "-t", topic, "-z", codec, "-K", "\t", "-H", "source=test", "-H", "codec=\(codec)", "-X", "linger.ms=20"], stdin: input)
+            XCTAssertEqual(p.status, 0, "\(codec): \(p.stderr)")
+            let c = try ProcessSupport.run(kcat, ["-b", broker.address, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\t%h\n"])
+            XCTAssertEqual(c.status, 0, c.stderr)
+            let expected = lines.map { "\($0)\tsource=test,codec=\(codec)" }
+            XCTAssertEqual(c.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init), expected, codec)
+        }
+        let offsets = try ProcessSupport.run(kcat, ["-b", broker.address, "-Q", "-t", "codec-zstd:0:-1"])
+        XCTAssertTrue(offsets.stdout.contains("codec-zstd [0] offset 200"), offsets.stdout + offsets.stderr)
+    }
+
+    func consumeGroup(_ broker: BrokerProcess, group: String, topic: String) throws -> [String] {
+        let r = try ProcessSupport.run(
+            kcat, ["-b", broker.address, "-G", group, topic, "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+
+    func testConsumerGroupCommitsOffsetsAndResumes() throws {
+        let broker = try BrokerProcess(extraArguments: ["--num-partitions", "3"])
+        let first = (0..<30).map { "k\($0):v\($0)" }.joined(separator: "\n") + "\n"
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "grouped", "-K", ":"], stdin: first).status, 0)
+        let meta = try ProcessSupport.run(kcat, ["-b", broker.address, "-L", "-t", "grouped"])
+        XCTAssertTrue(meta.stdout.contains("with 3 partitions"), meta.stdout)
+
+        XCTAssertEqual(Set(try consumeGroup(broker, group: "g1", topic: "grouped")), Set((0..<30).map { "v\($0)" }))
+        XCTAssertEqual(try consumeGroup(broker, group: "g1", topic: "grouped"), [], "committed offsets: nothing new")
+        let more = (30..<35).map { "k\($0):v\($0)" }.joined(separator: "\n") + "\n"
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "grouped", "-K", ":"], stdin: more).status, 0)
+        XCTAssertEqual(Set(try consumeGroup(broker, group: "g1", topic: "grouped")), Set((30..<35).map { "v\($0)" }))
+        XCTAssertEqual(try consumeGroup(broker, group: "g2", topic: "grouped").count, 35, "another group starts from the beginning")
+    }
+
+    func testDeadMemberIsEvictedAfterSessionTimeoutAndTheGroupRebalances() throws {
+        let broker = try BrokerProcess()
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "evict"], stdin: "a\nb\nc\n").status, 0)
+        // Member A joins and owns the only partition; then it is killed without leaving.
+        let a = Process()
+        a.executableURL = URL(fileURLWithPath: kcat)
+        a.arguments = ["-b", broker.address, "-G", "ev", "evict", "-q", "-X", "session.timeout.ms=6000", "-X", "auto.offset.reset=earliest", "-X", "enable.auto.commit=false"]
+        a.standardOutput = FileHandle.nullDevice
+        a.standardError = FileHandle.nullDevice
+        try a.run()
+        let deadline = Date().addingTimeInterval(20)
+        while !broker.log.contains("group=ev") && Date() < deadline { usleep(100_000) }
+        XCTAssertTrue(broker.log.contains("group=ev"), "member A never joined: \(broker.log)")
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        // Member B can only get the partition once A's session (6 s) has expired.
+        let start = Date()
+        let values = try consumeGroup(broker, group: "ev", topic: "evict")
+        XCTAssertEqual(values, ["a", "b", "c"])
+        XCTAssertGreaterThan(Date().timeIntervalSince(start), 3, "B should have waited for A's eviction")
+        XCTAssertTrue(broker.log.contains("session expired"), broker.log)
+    }
+
+    func testHostileFramesCloseOnlyTheirConnection() throws {
+        let broker = try BrokerProcess()
+        let idle = ProcessSupport.connectLoopback(port: broker.port)
+        XCTAssertGreaterThanOrEqual(idle, 0)
+        defer { close(idle) }
+        let attacks: [[UInt8]] = [
+            [0x7F, 0xFF, 0xFF, 0xFF],  // 2 GiB frame
+            [0xFF, 0xFF, 0xFF, 0xF0],  // negative size
+            [0, 0, 0, 10, 0, 99, 0, 0, 0, 0, 0, 1, 0, 0],  // unknown API key
+            [0, 0, 0, 12, 0, 3, 0, 4, 0, 0, 0, 1, 0x7F, 0xFF, 0, 0],  // Metadata with a client id longer than the frame
+            [0, 0, 0, 16, 0, 0, 0, 7, 0, 0, 0, 1, 0, 0, 0xFF, 0xFF, 0, 1, 0x7F, 0xFF, 0xFF, 0xFF],  // Produce with a 2-billion-topic array
+        ]
+        for attack in attacks {
+            let fd = ProcessSupport.connectLoopback(port: broker.port)
+            XCTAssertGreaterThanOrEqual(fd, 0)
+            _ = attack.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+            var buf = [UInt8](repeating: 0, count: 64)
+            let n = recv(fd, &buf, buf.count, 0)
+            XCTAssertEqual(n, 0, "the broker should close the connection after \(attack)")
+            close(fd)
+        }
+        XCTAssertTrue(broker.log.contains("closing connection"), broker.log)
+        // The broker and other clients carry on.
+        let r = try ProcessSupport.run(kcat, ["-b", broker.address, "-L"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        var probe: [UInt8] = [0, 0, 0, 14, 0, 18, 0, 0, 0, 0, 0, 42, 0, 4, 0x74, 0x65, 0x73, 0x74]  // ApiVersions v0 on the idle connection
+        XCTAssertEqual(probe.withUnsafeMutableBytes { send(idle, $0.baseAddress, $0.count, 0) }, 18)
+        var header = [UInt8](repeating: 0, count: 8)
+        XCTAssertEqual(recv(idle, &header, 8, Int32(MSG_WAITALL)), 8)
+        XCTAssertEqual(Array(header[4..<8]), [0, 0, 0, 42], "correlation id echoed")
+    }
+
+    func testPortInUseGivesOneClearSentence() throws {
+        let broker = try BrokerProcess()
+        let r = try ProcessSupport.run(try ProcessSupport.tapeBinary().path, ["broker", "--listen", broker.address], timeout: 15)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("\(broker.address) is already in use"), r.stderr)
+        let bad = try ProcessSupport.run(try ProcessSupport.tapeBinary().path, ["broker", "--listen", "nonsense"], timeout: 15)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--listen must be HOST:PORT"), bad.stderr)
+    }
+
+    func testAutoCreateCanBeSwitchedOff() throws {
+        let broker = try BrokerProcess(extraArguments: ["--auto-create-topics", "false"])
+        let r = try ProcessSupport.run(kcat, ["-b", broker.address, "-L", "-t", "absent"])
+        XCTAssertTrue(r.stdout.contains("Broker: Unknown topic or partition"), r.stdout)
+    }
+
+    /// kafka-python (a client that does not use librdkafka): admin, producer, consumer group.
+    func testKafkaPythonAdminProducerAndConsumerGroup() throws {
+        let python = try ProcessSupport.executable("python3")
+        guard try ProcessSupport.run(python, ["-c", "import kafka"]).status == 0 else {
+            throw XCTSkip("kafka-python is not installed (pip install kafka-python)")
+        }
+        let broker = try BrokerProcess()
+        let script = """
+            import sys
+            from kafka import KafkaProducer, KafkaConsumer, KafkaAdminClient
+            from kafka.admin import NewTopic
+            from kafka.errors import InvalidReplicationFactorError
+            b = sys.argv[1]
+            admin = KafkaAdminClient(bootstrap_servers=b, request_timeout_ms=10000)
+            admin.create_topics([NewTopic("py", num_partitions=2, replication_factor=1)])
+            try:
+                admin.create_topics([NewTopic("py3", num_partitions=1, replication_factor=3)])
+                print("RF3-ACCEPTED")
+            except InvalidReplicationFactorError as e:
+                print("RF3-REFUSED")
+            p = KafkaProducer(bootstrap_servers=b, acks="all", compression_type="gzip")
+            for i in range(50):
+                p.send("py", key=b"k%d" % (i % 5), value=b"v%d" % i)
+            p.flush()
+            c = KafkaConsumer("py", bootstrap_servers=b, group_id="pyg", auto_offset_reset="earliest", consumer_timeout_ms=4000, enable_auto_commit=False)
+            got = sorted(int(m.value[1:]) for m in c)
+            c.commit()
+            c.close()
+            print("CONSUMED", len(got), got == list(range(50)))
+            offs = admin.list_group_offsets("pyg")["pyg"]
+            print("COMMITTED", sum(o.offset for o in offs.values()))
+            print("GROUPS", [g["group_id"] for g in admin.list_groups()])
+            admin.delete_topics(["py"])
+            print("TOPICS", sorted(admin.list_topics()))
+            """
+        let r = try ProcessSupport.run(python, ["-c", script, broker.address], timeout: 90)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("RF3-REFUSED"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("CONSUMED 50 True"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("COMMITTED 50"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("GROUPS ['pyg']"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("TOPICS []"), r.stdout)
+    }
+}
