@@ -75,12 +75,8 @@ struct BrokerCommand: AsyncParsableCommand {
         config.numPartitions = numPartitions
         let (topics, offsets) = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger)
         let broker = Broker(configuration: config, topics: topics, committedOffsets: offsets, logger: logger)
-        let bound: BoundBrokerServer
-        do {
-            bound = try await BrokerServer(broker: broker, logger: logger).bind()
-        } catch let e as BrokerStartError {
-            throw ValidationError(e.message)
-        }
+        // A BrokerStartError is one sentence saying what to do; it is printed without usage text.
+        let bound = try await BrokerServer(broker: broker, logger: logger).bind()
         // Ctrl-C / SIGTERM stop the server gracefully.
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)

@@ -131,9 +131,32 @@ final class BrokerProcessTests: XCTestCase {
         let r = try ProcessSupport.run(try ProcessSupport.tapeBinary().path, ["broker", "--listen", broker.address], timeout: 15)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("\(broker.address) is already in use"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("Usage"), "one sentence, no usage dump: \(r.stderr)")
         let bad = try ProcessSupport.run(try ProcessSupport.tapeBinary().path, ["broker", "--listen", "nonsense"], timeout: 15)
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--listen must be HOST:PORT"), bad.stderr)
+    }
+
+    func testSigtermWithConnectedConsumersStopsPromptly() throws {
+        let broker = try BrokerProcess()
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "busy"], stdin: "a\n").status, 0)
+        let consumer = Process()
+        consumer.executableURL = URL(fileURLWithPath: kcat)
+        consumer.arguments = ["-b", broker.address, "-G", "busy-group", "busy", "-q", "-X", "session.timeout.ms=30000"]
+        consumer.standardOutput = FileHandle.nullDevice
+        consumer.standardError = FileHandle.nullDevice
+        try consumer.run()
+        defer {
+            kill(consumer.processIdentifier, SIGKILL)
+            consumer.waitUntilExit()
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while !broker.log.contains("group=busy-group") && Date() < deadline { usleep(100_000) }
+        usleep(500_000)  // the consumer is now long-polling
+        let start = Date()
+        XCTAssertEqual(broker.stop(), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        XCTAssertTrue(broker.log.contains("received SIGTERM"), broker.log)
     }
 
     func testAutoCreateCanBeSwitchedOff() throws {

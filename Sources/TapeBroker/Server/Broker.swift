@@ -44,6 +44,7 @@ public actor Broker {
     }
     private var fetchWaiters: [UInt64: FetchWaiter] = [:]
     private var nextWaiterID: UInt64 = 1
+    private var isShuttingDown = false
 
     public init(
         configuration: BrokerConfiguration, topics: any TopicStore, committedOffsets: any CommittedOffsetStore,
@@ -420,7 +421,7 @@ public actor Broker {
         while true {
             let (response, bytes, hadError) = readFetch(r)
             let now = clock.nowMs()
-            if bytes >= Int(r.minBytes) || hadError || now >= deadline || r.topics.isEmpty {
+            if bytes >= Int(r.minBytes) || hadError || now >= deadline || r.topics.isEmpty || isShuttingDown {
                 return response
             }
             let wanted = Set(r.topics.flatMap { t in t.partitions.map { TopicPartition(t.topic, $0.partition) } })
@@ -537,6 +538,8 @@ public actor Broker {
         let response: JoinGroupResponse
         if let mine {
             response = mine
+        } else if isShuttingDown {
+            response = JoinGroupResponse(errorCode: .coordinatorNotAvailable, memberId: r.memberId)
         } else {
             response = await withCheckedContinuation { parkedJoins[id] = $0 }
         }
@@ -554,6 +557,7 @@ public actor Broker {
         groups[r.groupId] = group
         let (_, mine) = carryOut(actions, mine: id)
         if let mine { return mine }
+        if isShuttingDown { return SyncGroupResponse(errorCode: .coordinatorNotAvailable) }
         return await withCheckedContinuation { parkedSyncs[id] = $0 }
     }
 
@@ -571,6 +575,21 @@ public actor Broker {
         groups[r.groupId] = group
         let top: ErrorCode = r.members.count == 1 ? results[0].errorCode : .none
         return LeaveGroupResponse(errorCode: top, members: results)
+    }
+
+    /// Answers every parked request (JoinGroup/SyncGroup with COORDINATOR_NOT_AVAILABLE so clients
+    /// retry elsewhere or later; long-polling fetches with what they have) so connections can close.
+    public func shutDown() {
+        for (_, c) in parkedJoins { c.resume(returning: JoinGroupResponse(errorCode: .coordinatorNotAvailable, memberId: "")) }
+        parkedJoins = [:]
+        for (_, c) in parkedSyncs { c.resume(returning: SyncGroupResponse(errorCode: .coordinatorNotAvailable)) }
+        parkedSyncs = [:]
+        for (_, w) in fetchWaiters {
+            w.timer?.cancel()
+            w.continuation.resume()
+        }
+        fetchWaiters = [:]
+        isShuttingDown = true
     }
 
     /// Evicts expired members and finishes overdue rebalances; the server calls this periodically.

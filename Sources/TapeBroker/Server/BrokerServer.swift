@@ -113,6 +113,8 @@ public struct BoundBrokerServer: Sendable {
             } onCancel: {
                 channel.channel.close(promise: nil)
             }
+            // Stop accepting, answer parked requests, then close every connection.
+            await broker.shutDown()
             group.cancelAll()
         }
     }
