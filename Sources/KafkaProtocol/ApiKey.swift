@@ -47,7 +47,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     /// The versions this broker implements and advertises in ApiVersions.
     public var supportedVersions: ClosedRange<Int16> {
         switch self {
-        case .produce: 3...8
+        // Produce v0-2 are advertised although only RecordBatch v2 (magic 2) is accepted:
+        // librdkafka <= 2.11 compresses gzip/snappy/lz4 batches only when the broker lists
+        // Produce v0 (its codec check asks for Produce 0..0), even though it then sends v3+.
+        case .produce: 0...8
         case .fetch: 4...11
         case .listOffsets: 1...5
         case .metadata: 0...8
@@ -136,6 +139,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let invalidReplicaAssignment = ErrorCode(rawValue: 39)
     public static let invalidConfig = ErrorCode(rawValue: 40)
     public static let invalidRequest = ErrorCode(rawValue: 42)
+    public static let unsupportedForMessageFormat = ErrorCode(rawValue: 43)
     public static let outOfOrderSequenceNumber = ErrorCode(rawValue: 45)
     public static let duplicateSequenceNumber = ErrorCode(rawValue: 46)
     public static let invalidProducerEpoch = ErrorCode(rawValue: 47)

@@ -88,6 +88,10 @@ public enum RecordBatchValidator {
         var out: [ValidatedBatch] = []
         if rest.readableBytes == 0 { throw RecordBatchError(.corruptMessage, "empty record set") }
         while rest.readableBytes > 0 {
+            // Message sets v0/v1 keep their magic byte at the same position as RecordBatch v2.
+            if let magic = rest.getInteger(at: rest.readerIndex + 16, as: Int8.self), magic == 0 || magic == 1 {
+                throw RecordBatchError(.unsupportedForMessageFormat, "message format v\(magic) (magic \(magic)) is not supported; this broker stores RecordBatch v2 (magic 2) only")
+            }
             let header = try RecordBatchHeader.peek(rest)
             if header.magic != 2 {
                 throw RecordBatchError(.corruptMessage, "record batch magic \(header.magic); only RecordBatch v2 (magic 2) is supported")

@@ -40,8 +40,9 @@ final class RecordBatchTests: XCTestCase {
         }
         // A flipped payload byte breaks the CRC.
         expect(.corruptMessage) { $0.setInteger(UInt8(0x5A), at: $0.writerIndex - 3) }
-        // Wrong magic.
-        expect(.corruptMessage) { $0.setInteger(Int8(1), at: 16) }
+        // Old message formats and unknown magic values.
+        expect(.unsupportedForMessageFormat) { $0.setInteger(Int8(1), at: 16) }
+        expect(.corruptMessage) { $0.setInteger(Int8(7), at: 16) }
         // batchLength longer than the bytes present.
         expect(.corruptMessage) { $0.setInteger(Int32($0.readableBytes), at: 8, endianness: .big) }
         // Truncated batch.

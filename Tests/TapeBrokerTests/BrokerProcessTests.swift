@@ -26,7 +26,7 @@ final class BrokerProcessTests: XCTestCase {
 
     /// Produces keyed records with headers under every codec and reads them back byte for byte.
     func testProduceAndConsumeEveryCompressionCodecByteForByte() throws {
-        let broker = try BrokerProcess()
+        let broker = try BrokerProcess(extraArguments: ["--log-level", "debug"])
         var rng = SystemRandomNumberGenerator()
         for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
             let topic = "codec-\(codec)"
@@ -44,9 +44,23 @@ final class BrokerProcessTests: XCTestCase {
             XCTAssertEqual(c.status, 0, c.stderr)
             let expected = lines.map { "\($0)\tsource=test,codec=\(codec)" }
             XCTAssertEqual(c.stdout.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init), expected, codec)
+            // The batches really were stored compressed with this codec (stored as received, not unpacked).
+            XCTAssertTrue(broker.log.contains("compression=\(codec)") && broker.log.contains("partition=\(topic)-0"), "no \(codec) batch logged for \(topic)")
         }
         let offsets = try ProcessSupport.run(kcat, ["-b", broker.address, "-Q", "-t", "codec-zstd:0:-1"])
         XCTAssertTrue(offsets.stdout.contains("codec-zstd [0] offset 200"), offsets.stdout + offsets.stderr)
+    }
+
+    func testIdempotentProducerWithAcksAll() throws {
+        let broker = try BrokerProcess(extraArguments: ["--log-level", "debug"])
+        let input = (0..<5000).map { "m\($0)" }.joined(separator: "\n") + "\n"
+        let p = try ProcessSupport.run(
+            kcat, ["-b", broker.address, "-P", "-t", "idem", "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5", "-X", "batch.num.messages=500"], stdin: input)
+        XCTAssertEqual(p.status, 0, p.stderr)
+        let c = try ProcessSupport.run(kcat, ["-b", broker.address, "-C", "-t", "idem", "-o", "beginning", "-e", "-q", "-f", "%o %s\n"])
+        let lines = c.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines, (0..<5000).map { "\($0) m\($0)" }, "exactly once, in order, contiguous offsets")
+        XCTAssertTrue(broker.log.contains("producerId=1000"), "batches should carry the producer id from InitProducerId")
     }
 
     func consumeGroup(_ broker: BrokerProcess, group: String, topic: String) throws -> [String] {

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Produce request (key 0), v3–8 (RecordBatch v2 only).
+/// Produce request (key 0), v0–8 (RecordBatch v2 only; v0–2 have no transactional id).
 public struct ProduceRequest: KafkaRequestMessage {
     public static let apiKey = ApiKey.produce
     public struct PartitionData: Sendable, Equatable {
@@ -33,7 +33,7 @@ public struct ProduceRequest: KafkaRequestMessage {
     }
 
     public static func decode(from buffer: inout ByteBuffer, version: Int16) throws -> Self {
-        let txn = try buffer.decodeNullableString()
+        let txn = version >= 3 ? try buffer.decodeNullableString() : nil
         let acks = try buffer.decodeInt16()
         let timeout = try buffer.decodeInt32()
         let topics = try buffer.decodeArray { b in
@@ -47,7 +47,7 @@ public struct ProduceRequest: KafkaRequestMessage {
     }
 
     public func encode(into buffer: inout ByteBuffer, version: Int16) {
-        buffer.encodeNullableString(transactionalId)
+        if version >= 3 { buffer.encodeNullableString(transactionalId) }
         buffer.encodeInt16(acks)
         buffer.encodeInt32(timeoutMs)
         buffer.encodeArray(topics) { b, t in
@@ -106,6 +106,6 @@ public struct ProduceResponse: KafkaResponseMessage, Equatable {
                 }
             }
         }
-        buffer.encodeInt32(throttleTimeMs)
+        if version >= 1 { buffer.encodeInt32(throttleTimeMs) }
     }
 }

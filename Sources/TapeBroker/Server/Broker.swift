@@ -340,6 +340,12 @@ public actor Broker {
                             firstOffset = firstOffset ?? info.baseOffset
                             toSync[ObjectIdentifier(log)] = log
                             wakeFetchers(tp)
+                            logger.debug(
+                                "appended batch",
+                                metadata: [
+                                    "partition": "\(tp)", "baseOffset": "\(info.baseOffset)", "records": "\(batch.header.recordCount)",
+                                    "compression": "\(Self.codecName(batch.header.compression))", "producerId": "\(batch.header.producerId)",
+                                ])
                         } catch let e as StorageError {
                             failure = fail(Self.errorCode(e), e.message)
                         } catch {
@@ -376,6 +382,10 @@ public actor Broker {
             }
         }
         return ProduceResponse(topics: results)
+    }
+
+    static func codecName(_ c: Int) -> String {
+        ["none", "gzip", "snappy", "lz4", "zstd"][safe: c] ?? "codec-\(c)"
     }
 
     static func errorCode(_ e: StorageError) -> ErrorCode {
@@ -688,4 +698,8 @@ public actor Broker {
                     })
             })
     }
+}
+
+extension Array {
+    subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
 }
