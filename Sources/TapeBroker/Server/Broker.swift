@@ -209,7 +209,7 @@ public actor Broker {
                     }
                     partitions = Int32(t.assignments.count)
                 }
-                if partitions <= 0 || partitions > 100_000 { return fail(.invalidPartitions, "number of partitions must be between 1 and 100000, got \(partitions)") }
+                if partitions <= 0 || partitions > 10_000 { return fail(.invalidPartitions, "number of partitions must be between 1 and 10000, got \(partitions)") }
                 if t.replicationFactor > 1 {
                     return fail(
                         .invalidReplicationFactor,
