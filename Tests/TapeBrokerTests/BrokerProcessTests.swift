@@ -223,3 +223,74 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("TOPICS []"), r.stdout)
     }
 }
+
+extension BrokerProcessTests {
+    final class Consumer {
+        let process = Process()
+        let output: URL
+        init(kcat: String, broker: String, group: String, topic: String) throws {
+            output = FileManager.default.temporaryDirectory.appendingPathComponent("kcat-\(UUID().uuidString).out")
+            _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+            process.executableURL = URL(fileURLWithPath: kcat)
+            process.arguments = [
+                "-b", broker, "-G", group, topic, "-u", "-q", "-f", "%p %s\n", "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000",
+                "-X", "heartbeat.interval.ms=300",
+            ]
+            process.standardOutput = try FileHandle(forWritingTo: output)
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+        }
+        var values: [String] { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.split(separator: " ").last ?? "") } }
+        /// Partitions this member read values numbered in `range` from.
+        func partitions(of range: Range<Int>) -> Set<String> {
+            let lines = ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
+            return Set(lines.compactMap { line in
+                let f = line.split(separator: " ")
+                guard f.count == 2, let n = Int(f[1].dropFirst()), range.contains(n) else { return nil }
+                return String(f[0])
+            })
+        }
+        func stop(_ signal: Int32) {
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+        }
+        deinit {
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: output)
+        }
+    }
+
+    func waitFor(_ what: String, timeout: TimeInterval = 20, _ condition: () -> Bool) {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !condition() && Date() < deadline { usleep(100_000) }
+        XCTAssertTrue(condition(), "timed out waiting for \(what)")
+    }
+
+    /// Two live kcat members share a 4-partition topic; when one leaves, the other takes over.
+    func testTwoLiveMembersSplitPartitionsAndTheSurvivorTakesOverAfterLeave() throws {
+        let broker = try BrokerProcess(extraArguments: ["--num-partitions", "4"])
+        func produce(_ range: Range<Int>) throws {
+            let input = range.map { "k\($0):v\($0)" }.joined(separator: "\n") + "\n"
+            XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "shared", "-K", ":"], stdin: input).status, 0)
+        }
+        try produce(0..<40)
+        let a = try Consumer(kcat: kcat, broker: broker.address, group: "duo", topic: "shared")
+        waitFor("A to read the first 40") { a.values.count >= 40 }
+        let b = try Consumer(kcat: kcat, broker: broker.address, group: "duo", topic: "shared")
+        waitFor("a second generation with two members") { broker.log.contains("generation=2") }
+        usleep(1_500_000)  // both members have synced their assignments
+        try produce(40..<120)
+        waitFor("A and B to read the next 80 between them") { Set(a.values + b.values).isSuperset(of: (40..<120).map { "v\($0)" }) }
+        XCTAssertFalse(b.values.isEmpty, "B should own some partitions")
+        XCTAssertTrue(a.values.contains { Int($0.dropFirst()).map { $0 >= 40 } ?? false }, "A should still own some partitions")
+        XCTAssertTrue(a.partitions(of: 40..<120).isDisjoint(with: b.partitions(of: 40..<120)), "each partition has one owner in a generation")
+        XCTAssertEqual(a.partitions(of: 40..<120).union(b.partitions(of: 40..<120)).count, 4)
+        b.stop(SIGTERM)  // kcat leaves the group on a clean exit
+        waitFor("B's LeaveGroup") { broker.log.contains("member left group") }
+        waitFor("A to rejoin alone") { broker.log.contains("generation=3") }
+        usleep(1_500_000)
+        try produce(120..<160)
+        waitFor("A to read everything after B left") { Set(a.values).isSuperset(of: (120..<160).map { "v\($0)" }) }
+        a.stop(SIGTERM)
+    }
+}
