@@ -65,7 +65,11 @@ public actor Broker {
 
     var advertisedHost: String {
         if let h = configuration.advertisedHost { return h }
-        return configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
+        // Clients get an IPv4 address: wildcard and "localhost" listeners advertise loopback.
+        switch configuration.host {
+        case "0.0.0.0", "localhost", "::", "::1": return "127.0.0.1"
+        default: return configuration.host
+        }
     }
 
     // MARK: Dispatch
