@@ -67,7 +67,7 @@ public actor Broker {
         if let h = configuration.advertisedHost { return h }
         // Clients get an IPv4 address: wildcard and "localhost" listeners advertise loopback.
         switch configuration.host {
-        case "0.0.0.0", "localhost", "::", "::1": return "127.0.0.1"
+        case "0.0.0.0", "localhost", "::": return "127.0.0.1"
         default: return configuration.host
         }
     }
