@@ -73,8 +73,8 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         config.autoCreateTopics = autoCreateTopics
         config.numPartitions = numPartitions
-        let (topics, offsets) = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger)
-        let broker = Broker(configuration: config, topics: topics, committedOffsets: offsets, logger: logger)
+        let stores = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger)
+        let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
         // A BrokerStartError is one sentence saying what to do; it is printed without usage text.
         let bound = try await BrokerServer(broker: broker, logger: logger).bind()
         // Ctrl-C / SIGTERM stop the server gracefully.
@@ -99,14 +99,22 @@ struct BrokerCommand: AsyncParsableCommand {
             group.cancelAll()
         }
         sources.forEach { $0.cancel() }
+        await stores.close()
         logger.info("tape broker stopped")
+    }
+
+    /// Where topics and committed offsets live, and how to close them on shutdown.
+    struct Stores {
+        var topics: any TopicStore
+        var offsets: any CommittedOffsetStore
+        var close: @Sendable () async -> Void
     }
 
     /// The topic and committed-offset stores. Durable storage (Storage/) is not wired in yet:
     /// until it is, data lives in memory and is lost when the broker stops.
-    static func buildStores(dataDir: String, fsync: FsyncPolicyOption, logger: Logger) throws -> (any TopicStore, any CommittedOffsetStore) {
+    static func buildStores(dataDir: String, fsync: FsyncPolicyOption, logger: Logger) throws -> Stores {
         logger.warning(
             "durable storage is not wired into this build yet: topics and offsets are kept in memory (--data-dir \(dataDir) and --fsync \(fsync.rawValue) have no effect)")
-        return (InMemoryTopicStore(), InMemoryCommittedOffsetStore())
+        return Stores(topics: InMemoryTopicStore(), offsets: InMemoryCommittedOffsetStore(), close: {})
     }
 }

@@ -27,8 +27,9 @@ public struct CommittedOffset: Sendable, Equatable {
 /// Where committed consumer-group offsets live. The in-memory one serves tests and the
 /// broker until the durable store (Storage/OffsetStore) is plugged in behind this protocol.
 public protocol CommittedOffsetStore: Sendable {
-    /// Records the offsets; when it returns they are as durable as the store promises.
-    func commit(group: String, offsets: [TopicPartition: CommittedOffset]) throws
+    /// Records the offsets; when it returns they are as durable as the store promises
+    /// (a durable store may share one fsync among concurrent commits).
+    func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws
     func offsets(group: String) -> [TopicPartition: CommittedOffset]
     /// Groups that have any committed offset.
     func groups() -> [String]
@@ -41,7 +42,7 @@ public final class InMemoryCommittedOffsetStore: CommittedOffsetStore {
     private let table = NIOLockedValueBox<[String: [TopicPartition: CommittedOffset]]>([:])
     public init() {}
 
-    public func commit(group: String, offsets: [TopicPartition: CommittedOffset]) throws {
+    public func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws {
         table.withLockedValue { t in t[group, default: [:]].merge(offsets) { $1 } }
     }
 

@@ -114,7 +114,7 @@ public actor Broker {
             }
             return frame(HeartbeatResponse(errorCode: code))
         case .leaveGroup(let r): return frame(leaveGroup(r))
-        case .offsetCommit(let r): return frame(offsetCommit(r))
+        case .offsetCommit(let r): return frame(await offsetCommit(r))
         case .offsetFetch(let r): return frame(offsetFetch(r))
         case .listGroups: return frame(listGroups())
         case .describeGroups(let r): return frame(describeGroups(r))
@@ -619,7 +619,7 @@ public actor Broker {
         }
     }
 
-    func offsetCommit(_ r: OffsetCommitRequest) -> OffsetCommitResponse {
+    func offsetCommit(_ r: OffsetCommitRequest) async -> OffsetCommitResponse {
         var code = ErrorCode.none
         if var group = groups[r.groupId] {
             code = group.validateCommit(memberId: r.memberId, generationId: r.generationId, now: clock.nowMs())
@@ -644,7 +644,7 @@ public actor Broker {
         if code != .none { logger.info("OffsetCommit refused", metadata: ["group": "\(r.groupId)", "member": "\(r.memberId)", "error": "\(code)"]) }
         if !accepted.isEmpty {
             do {
-                try committedOffsets.commit(group: r.groupId, offsets: accepted)
+                try await committedOffsets.commit(group: r.groupId, offsets: accepted)
             } catch {
                 logger.error("could not store committed offsets of \(r.groupId): \(error)")
                 for i in topicsOut.indices {
