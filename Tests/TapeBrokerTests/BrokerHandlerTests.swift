@@ -199,4 +199,26 @@ final class BrokerHandlerTests: XCTestCase {
         let groups = await b.listGroups()
         XCTAssertEqual(groups.groups.map(\.groupId), ["g"])
     }
+
+    func testIdempotenceWindowIsRebuiltFromTheLogAfterARestart() async throws {
+        let topics = InMemoryTopicStore()
+        let offsets = InMemoryCommittedOffsetStore()
+        let before = Broker(configuration: BrokerConfiguration(), topics: topics, committedOffsets: offsets, firstProducerId: 500)
+        _ = await produce(before, batch(["x"]))  // a non-idempotent batch in between
+        let first = await produce(before, batch(["a", "b"], pid: 77, seq: 0), acks: -1)
+        let second = await produce(before, batch(["c"], pid: 77, seq: 2), acks: -1)
+        XCTAssertEqual([first.baseOffset, second.baseOffset], [1, 3])
+
+        // Same logs, new broker (its in-memory producer table is empty), as after a restart.
+        let after = Broker(configuration: BrokerConfiguration(), topics: topics, committedOffsets: offsets, firstProducerId: 900)
+        let retried = await produce(after, batch(["c"], pid: 77, seq: 2), acks: -1)
+        XCTAssertEqual(retried.errorCode, ErrorCode.none)
+        XCTAssertEqual(retried.baseOffset, 3, "the retried batch is acknowledged with its original offset")
+        let gap = await produce(after, batch(["e"], pid: 77, seq: 5), acks: -1)
+        XCTAssertEqual(gap.errorCode, .outOfOrderSequenceNumber)
+        let next = await produce(after, batch(["d"], pid: 77, seq: 3), acks: -1)
+        XCTAssertEqual(next.baseOffset, 4)
+        let f = await fetch(after, offset: 0)
+        XCTAssertEqual(try values(f.records), ["x", "a", "b", "c", "d"])
+    }
 }

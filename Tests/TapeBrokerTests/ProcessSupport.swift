@@ -102,19 +102,25 @@ enum ProcessSupport {
     }
 }
 
-/// A `tape broker` child process on a free loopback port; its stderr goes to a log file.
+/// A `tape broker` child process on a free loopback port with its own data directory;
+/// its stderr goes to a log file.
 final class BrokerProcess {
     let process = Process()
     let port: Int
     let logURL: URL
+    let dataDir: URL
+    private let ownsDataDir: Bool
     var address: String { "127.0.0.1:\(port)" }
 
-    init(extraArguments: [String] = [], port: Int = ProcessSupport.freePort()) throws {
+    /// Pass `dataDir` to restart on an earlier broker's data (the caller then removes it).
+    init(extraArguments: [String] = [], port: Int = ProcessSupport.freePort(), dataDir: URL? = nil) throws {
         self.port = port
+        self.ownsDataDir = dataDir == nil
+        self.dataDir = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("tape-data-\(UUID().uuidString)")
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("tape-broker-\(port)-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         process.executableURL = try ProcessSupport.tapeBinary()
-        process.arguments = ["broker", "--listen", "127.0.0.1:\(port)"] + extraArguments
+        process.arguments = ["broker", "--listen", "127.0.0.1:\(port)", "--data-dir", self.dataDir.path] + extraArguments
         process.standardError = try FileHandle(forWritingTo: logURL)
         process.standardOutput = try FileHandle(forWritingTo: logURL)
         try process.run()
@@ -147,8 +153,18 @@ final class BrokerProcess {
         return process.terminationStatus
     }
 
+    /// Whether this build keeps data on disk (the in-memory stand-in says it does not).
+    var isDurable: Bool { !log.contains("durable storage is not wired") }
+
+    /// kill -9: no shutdown, no final fsync.
+    func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(at: logURL)
+        if ownsDataDir { try? FileManager.default.removeItem(at: dataDir) }
     }
 }

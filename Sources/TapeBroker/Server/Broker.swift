@@ -1,3 +1,4 @@
+import Foundation
 import KafkaProtocol
 import Logging
 import NIOCore
@@ -31,6 +32,8 @@ public actor Broker {
     public private(set) var advertisedPort: Int
 
     private var producers = ProducerStateTable()
+    /// Partitions whose idempotent-producer window was rebuilt from the log since start.
+    private var seededPartitions: Set<TopicPartition> = []
     private var nextProducerId: Int64
     private var groups: [String: ConsumerGroup] = [:]
     private var nextRequestID: ConsumerGroup.RequestID = 1
@@ -49,7 +52,7 @@ public actor Broker {
     public init(
         configuration: BrokerConfiguration, topics: any TopicStore, committedOffsets: any CommittedOffsetStore,
         clock: any MillisecondClock = ContinuousMillisecondClock(), logger: Logger = Logger(label: "tape.broker"),
-        firstProducerId: Int64 = 1000
+        firstProducerId: Int64? = nil
     ) {
         self.configuration = configuration
         self.topics = topics
@@ -57,7 +60,9 @@ public actor Broker {
         self.clock = clock
         self.logger = logger
         self.advertisedPort = configuration.advertisedPort ?? configuration.port
-        self.nextProducerId = firstProducerId
+        // Producer ids must not repeat across restarts (the log keeps old ids' sequences):
+        // by default they start at the wall-clock time in microseconds.
+        self.nextProducerId = firstProducerId ?? Int64(Date().timeIntervalSince1970 * 1_000_000)
     }
 
     /// Called once the listener is bound: the bound port is advertised unless one was configured.
@@ -246,6 +251,7 @@ public actor Broker {
                 do {
                     try topics.deleteTopic(name: name)
                     producers.removeTopic(name)
+                    seededPartitions = seededPartitions.filter { $0.topic != name }
                     committedOffsets.removeTopic(name)
                     logger.info("deleted topic", metadata: ["topic": "\(name)"])
                     return .init(name: name, errorCode: .none)
@@ -328,6 +334,9 @@ public actor Broker {
                     partitions.append(fail(.corruptMessage, "\(error)"))
                     continue
                 }
+                if batches.contains(where: { $0.header.producerId >= 0 }) && !seededPartitions.contains(tp) {
+                    seedProducerState(tp, log)
+                }
                 var firstOffset: Int64? = nil
                 var failure: ProduceResponse.PartitionResponse? = nil
                 for batch in batches {
@@ -386,6 +395,33 @@ public actor Broker {
             }
         }
         return ProduceResponse(topics: results)
+    }
+
+    /// How far back (in offsets) the log is scanned for idempotent producers' last batches.
+    static let producerStateScanOffsets: Int64 = 100_000
+
+    /// Rebuilds the idempotence window of `tp` from the batch headers at the log's tail, so a
+    /// producer that retries across a broker restart is still deduplicated (as Kafka does).
+    private func seedProducerState(_ tp: TopicPartition, _ log: any PartitionLog) {
+        seededPartitions.insert(tp)
+        var offset = max(log.logStartOffset, log.logEndOffset - Self.producerStateScanOffsets)
+        var seeded = 0
+        while offset < log.logEndOffset {
+            guard let read = try? log.read(from: offset, maxBytes: 8 << 20), !read.records.isEmpty else { break }
+            var rest = ByteBuffer(bytes: read.records)
+            var next = offset
+            while let header = try? RecordBatchHeader.peek(rest), header.totalSize <= rest.readableBytes {
+                if header.producerId >= 0 {
+                    producers.record(header, partition: tp, baseOffset: header.baseOffset)
+                    seeded += 1
+                }
+                next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
+                rest.moveReaderIndex(forwardBy: header.totalSize)
+            }
+            if next <= offset { break }
+            offset = next
+        }
+        if seeded > 0 { logger.info("rebuilt idempotent-producer state from the log", metadata: ["partition": "\(tp)", "batches": "\(seeded)"]) }
     }
 
     static func codecName(_ c: Int) -> String {
