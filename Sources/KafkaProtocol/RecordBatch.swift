@@ -126,10 +126,7 @@ public enum RecordBatchValidator {
                 var body = batch
                 body.moveReaderIndex(forwardBy: RecordBatchHeader.size)
                 do {
-                    let records = try Record.decodeAll(from: &body, count: Int(header.recordCount))
-                    for (i, r) in records.enumerated() where r.offsetDelta != Int32(i) {
-                        throw RecordBatchError(.invalidRecord, "record \(i) has offsetDelta \(r.offsetDelta)")
-                    }
+                    try Record.validateAll(in: &body, count: Int(header.recordCount))
                 } catch let e as KafkaProtocolError {
                     throw RecordBatchError(.corruptMessage, "malformed record in batch: \(e)")
                 }
@@ -175,6 +172,42 @@ public struct Record: Sendable, Equatable {
         if n < 0 { return nil }
         try b.need(Int(n), "record bytes")
         return b.readBytes(length: Int(n))
+    }
+
+    /// Walks `count` records without copying them: every length must fit in its record, every
+    /// record must be consumed exactly, and offset deltas must run 0, 1, 2, ...
+    public static func validateAll(in buffer: inout ByteBuffer, count: Int) throws {
+        if count > buffer.readableBytes {
+            throw KafkaProtocolError(.invalidLength, "record count \(count) exceeds the \(buffer.readableBytes) bytes left")
+        }
+        func skipVarBytes(_ r: inout ByteBuffer, nullable: Bool, _ what: StaticString) throws {
+            let n = Int(try r.decodeVarint())
+            if n < 0 {
+                if n == -1 && nullable { return }
+                throw KafkaProtocolError(.invalidLength, "\(what) length \(n)")
+            }
+            try r.need(n, what)
+            r.moveReaderIndex(forwardBy: n)
+        }
+        for i in 0..<count {
+            let length = Int(try buffer.decodeVarint())
+            if length < 0 { throw KafkaProtocolError(.invalidLength, "record length \(length)") }
+            try buffer.need(length, "record")
+            var r = buffer.readSlice(length: length)!
+            _ = try r.decodeInt8()
+            _ = try r.decodeVarlong()
+            let offsetDelta = try r.decodeVarint()
+            if offsetDelta != Int32(i) { throw KafkaProtocolError(.invalidValue, "record \(i) has offsetDelta \(offsetDelta)") }
+            try skipVarBytes(&r, nullable: true, "record key")
+            try skipVarBytes(&r, nullable: true, "record value")
+            let headerCount = Int(try r.decodeVarint())
+            if headerCount < 0 || headerCount > r.readableBytes { throw KafkaProtocolError(.invalidLength, "record header count \(headerCount)") }
+            for _ in 0..<headerCount {
+                try skipVarBytes(&r, nullable: false, "header key")
+                try skipVarBytes(&r, nullable: true, "header value")
+            }
+            if r.readableBytes != 0 { throw KafkaProtocolError(.trailingBytes, "\(r.readableBytes) bytes after a record's headers") }
+        }
     }
 
     /// Decodes `count` records; each length is checked against the bytes left.

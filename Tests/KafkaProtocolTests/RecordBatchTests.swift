@@ -68,4 +68,13 @@ final class RecordBatchTests: XCTestCase {
         }
         XCTAssertNoThrow(try RecordBatchValidator.validate(records: big, maxBatchBytes: 1 << 20))
     }
+
+    func testOffsetDeltasMustRunInOrder() {
+        var b = RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: [1]), Record(offsetDelta: 2, key: nil, value: [2])], baseTimestamp: 0)
+        XCTAssertThrowsError(try RecordBatchValidator.validate(records: b, maxBatchBytes: 1 << 20)) {
+            XCTAssertEqual(($0 as? RecordBatchError)?.errorCode, .corruptMessage)
+        }
+        b = RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: nil, headers: [.init(key: "k", value: nil)])], baseTimestamp: 0)
+        XCTAssertNoThrow(try RecordBatchValidator.validate(records: b, maxBatchBytes: 1 << 20), "null value and null header value are legal")
+    }
 }
