@@ -19,22 +19,27 @@ public enum CRC32C {
 
     /// The checksum of `bytes`, optionally continuing from a previous checksum.
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return previous }
         var crc = ~previous
-        table.withUnsafeBufferPointer { t in
+        let n = bytes.count
+        table.withUnsafeBufferPointer { tb in
+            let t = tb.baseAddress!
             var i = 0
-            let n = bytes.count
+            // Eight bytes per step (one little-endian load, eight table lookups).
             while i + 8 <= n {
-                let lo = crc ^ (UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24)
-                let a = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo >> 8) & 0xFF)]
-                let b = t[5 * 256 + Int((lo >> 16) & 0xFF)] ^ t[4 * 256 + Int(lo >> 24)]
-                let c = t[3 * 256 + Int(bytes[i + 4])] ^ t[2 * 256 + Int(bytes[i + 5])]
-                let d = t[256 + Int(bytes[i + 6])] ^ t[Int(bytes[i + 7])]
+                let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                let lo = crc ^ UInt32(truncatingIfNeeded: word)
+                let hi = UInt32(truncatingIfNeeded: word &>> 32)
+                let a = t[7 * 256 + Int(lo & 0xFF)] ^ t[6 * 256 + Int((lo &>> 8) & 0xFF)]
+                let b = t[5 * 256 + Int((lo &>> 16) & 0xFF)] ^ t[4 * 256 + Int(lo &>> 24)]
+                let c = t[3 * 256 + Int(hi & 0xFF)] ^ t[2 * 256 + Int((hi &>> 8) & 0xFF)]
+                let d = t[256 + Int((hi &>> 16) & 0xFF)] ^ t[Int(hi &>> 24)]
                 crc = a ^ b ^ c ^ d
-                i += 8
+                i &+= 8
             }
             while i < n {
-                crc = t[Int((crc ^ UInt32(bytes[i])) & 0xFF)] ^ (crc >> 8)
-                i += 1
+                crc = t[Int((crc ^ UInt32(base.load(fromByteOffset: i, as: UInt8.self))) & 0xFF)] ^ (crc &>> 8)
+                i &+= 1
             }
         }
         return ~crc
