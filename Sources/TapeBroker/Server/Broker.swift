@@ -79,6 +79,33 @@ public actor Broker {
 
     // MARK: Dispatch
 
+    /// A request's answer: none (acks=0), ready now, or after durability (produce with acks != 0).
+    public enum Reply: Sendable {
+        case none
+        case now(ByteBuffer)
+        case later(@Sendable () async -> ByteBuffer)
+    }
+
+    /// Like `handle`, but a produce returns as soon as its batches are appended, with the wait for
+    /// durability left to the caller, so a connection can read its next request meanwhile
+    /// (pipelined produces then share fsyncs). Effects still happen in request order.
+    public func receive(_ request: KafkaRequest, clientHost: String = "/127.0.0.1") async -> Reply {
+        if case .produce(let r) = request.body {
+            let (response, logs) = produceAppend(r)
+            if r.acks == 0 { return .none }
+            let topics = self.topics
+            let logger = self.logger
+            let version = request.header.apiVersion
+            let correlationId = request.header.correlationId
+            return .later {
+                let final = await Broker.awaitDurability(response, logs: logs, topics: topics, logger: logger)
+                return KafkaResponse.encodeFrame(final, apiKey: .produce, version: version, correlationId: correlationId)
+            }
+        }
+        if let frame = await handle(request, clientHost: clientHost) { return .now(frame) }
+        return .none
+    }
+
     /// Handles one request; returns the whole response frame, or nil when none is due (acks=0).
     public func handle(_ request: KafkaRequest, clientHost: String = "/127.0.0.1") async -> ByteBuffer? {
         let h = request.header
@@ -304,6 +331,14 @@ public actor Broker {
     // MARK: Produce
 
     func produce(_ r: ProduceRequest) async -> ProduceResponse {
+        let (response, logs) = produceAppend(r)
+        if r.acks == 0 { return response }
+        return await Self.awaitDurability(response, logs: logs, topics: topics, logger: logger)
+    }
+
+    /// The append phase of a produce, on the actor and so in request order: validates and appends
+    /// every batch; returns the response and the logs that must become durable before it is sent.
+    func produceAppend(_ r: ProduceRequest) -> (ProduceResponse, [any PartitionLog]) {
         var toSync: [ObjectIdentifier: any PartitionLog] = [:]
         var results: [ProduceResponse.TopicResponse] = []
         let acksValid = r.acks == 0 || r.acks == 1 || r.acks == -1
@@ -375,22 +410,27 @@ public actor Broker {
             }
             results.append(.init(name: t.name, partitions: partitions))
         }
-        if r.acks != 0 {
-            var failed: [ObjectIdentifier: String] = [:]
-            for (id, log) in toSync {
-                do { try await topics.waitDurable(log) } catch {
-                    logger.error("could not make \(log.topic)-\(log.partition) durable: \(error)")
-                    failed[id] = "\(error)"
-                }
+        return (ProduceResponse(topics: results), Array(toSync.values))
+    }
+
+    /// The durability phase of a produce: waits until the appended data is as durable as the
+    /// fsync policy promises (off the actor, so later requests proceed and share the fsync);
+    /// partitions whose log could not be made durable get KAFKA_STORAGE_ERROR.
+    static func awaitDurability(_ response: ProduceResponse, logs: [any PartitionLog], topics: any TopicStore, logger: Logger) async -> ProduceResponse {
+        var failed: [ObjectIdentifier: String] = [:]
+        for log in logs {
+            do { try await topics.waitDurable(log) } catch {
+                logger.error("could not make \(log.topic)-\(log.partition) durable: \(error)")
+                failed[ObjectIdentifier(log)] = "\(error)"
             }
-            if !failed.isEmpty {
-                for (ti, t) in results.enumerated() {
-                    guard let logs = topics.partitionLogs(of: t.name) else { continue }
-                    for (pi, p) in t.partitions.enumerated() where p.errorCode == .none && Int(p.index) < logs.count {
-                        if let message = failed[ObjectIdentifier(logs[Int(p.index)])] {
-                            results[ti].partitions[pi] = .init(index: p.index, errorCode: .kafkaStorageError, baseOffset: -1, logStartOffset: -1, errorMessage: message)
-                        }
-                    }
+        }
+        guard !failed.isEmpty else { return response }
+        var results = response.topics
+        for (ti, t) in results.enumerated() {
+            guard let partitionLogs = topics.partitionLogs(of: t.name) else { continue }
+            for (pi, p) in t.partitions.enumerated() where p.errorCode == .none && Int(p.index) < partitionLogs.count {
+                if let message = failed[ObjectIdentifier(partitionLogs[Int(p.index)])] {
+                    results[ti].partitions[pi] = .init(index: p.index, errorCode: .kafkaStorageError, baseOffset: -1, logStartOffset: -1, errorMessage: message)
                 }
             }
         }

@@ -62,19 +62,35 @@ public final class BrokerServer: Sendable {
         log[metadataKey: "peer"] = "\(peer)"
         do {
             try await connection.executeThenClose { inbound, outbound in
-                for try await var frame in inbound {
-                    let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
-                    let request: KafkaRequest
-                    do {
-                        request = try KafkaRequest.decode(frame: &frame)
-                    } catch {
-                        let what = keyAndVersion.map { "api key \($0.0) v\($0.1)" } ?? "a frame"
-                        log.warning("closing connection: could not decode \(what): \(error)")
-                        return
+                // Requests are handled one at a time in arrival order; replies are written in the
+                // same order by a writer task, which may still be waiting for a produce's fsync
+                // while the next request is handled.
+                let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        for await reply in replies {
+                            switch reply {
+                            case .none: break
+                            case .now(let frame): try await outbound.write(frame)
+                            case .later(let produce): try await outbound.write(await produce())
+                            }
+                        }
                     }
-                    if let response = await broker.handle(request, clientHost: host) {
-                        try await outbound.write(response)
+                    defer { queue.finish() }
+                    for try await var frame in inbound {
+                        let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
+                        let request: KafkaRequest
+                        do {
+                            request = try KafkaRequest.decode(frame: &frame)
+                        } catch {
+                            let what = keyAndVersion.map { "api key \($0.0) v\($0.1)" } ?? "a frame"
+                            log.warning("closing connection: could not decode \(what): \(error)")
+                            break
+                        }
+                        queue.yield(await broker.receive(request, clientHost: host))
                     }
+                    queue.finish()
+                    try await group.waitForAll()
                 }
             }
         } catch let e as FrameSizeError {
