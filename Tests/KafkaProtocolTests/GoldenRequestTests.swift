@@ -91,4 +91,22 @@ final class GoldenRequestTests: XCTestCase {
         XCTAssertEqual(f.maxWaitMs, 500)
         XCTAssertEqual(f.topics.first?.topic, "golden")
     }
+
+    func testCapturedCompressedBatchesOfEveryCodec() throws {
+        var codecs: Set<Int> = []
+        for c in try Self.fixtures() where c.apiKey == 0 && c.client.hasPrefix("kcat") {
+            var frame = ByteBuffer(bytes: c.bytes)
+            guard case .produce(let p) = try KafkaRequest.decode(frame: &frame).body else { return XCTFail() }
+            for t in p.topics {
+                for part in t.partitions {
+                    for b in try RecordBatchValidator.validate(records: try XCTUnwrap(part.records), maxBatchBytes: 1 << 20) where b.header.compression != 0 {
+                        XCTAssertEqual(t.name, "golden-" + ["", "gzip", "snappy", "lz4", "zstd"][b.header.compression])
+                        XCTAssertEqual(b.header.recordCount, 20)
+                        codecs.insert(b.header.compression)
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(codecs, [1, 2, 3, 4], "kcat batches compressed with gzip, snappy, lz4 and zstd")
+    }
 }
