@@ -31,7 +31,9 @@ final class BrokerHandlerTests: XCTestCase {
     }
 
     func values(_ records: ByteBuffer?) throws -> [String] {
-        let batches = try RecordBatchValidator.validate(records: try XCTUnwrap(records), maxBatchBytes: 1 << 20)
+        let bytes = try XCTUnwrap(records)
+        if bytes.readableBytes == 0 { return [] }
+        let batches = try RecordBatchValidator.validate(records: bytes, maxBatchBytes: 1 << 20)
         return try batches.flatMap { b -> [String] in
             var body = b.bytes
             body.moveReaderIndex(forwardBy: RecordBatchHeader.size)
@@ -220,5 +222,26 @@ final class BrokerHandlerTests: XCTestCase {
         XCTAssertEqual(next.baseOffset, 4)
         let f = await fetch(after, offset: 0)
         XCTAssertEqual(try values(f.records), ["x", "a", "b", "c", "d"])
+    }
+
+    func testFetchRespectsPartitionAndResponseMaxBytesButAlwaysReturnsOneBatch() async throws {
+        let b = makeBroker(partitions: 2)
+        for i in 0..<3 {
+            _ = await produce(b, batch([String(repeating: "a", count: 100) + "\(i)"]))
+            _ = await produce(b, batch([String(repeating: "b", count: 100) + "\(i)"]), partition: 1)
+        }
+        func read(maxBytes: Int32, partitionMaxBytes: Int32) async throws -> [[String]] {
+            let r = await b.fetch(
+                FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: maxBytes, topics: [
+                    .init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: partitionMaxBytes), .init(partition: 1, fetchOffset: 0, partitionMaxBytes: partitionMaxBytes)])
+                ]))
+            return try r.topics[0].partitions.map { try values($0.records) }
+        }
+        let all = try await read(maxBytes: 1 << 20, partitionMaxBytes: 1 << 20)
+        XCTAssertEqual(all.map(\.count), [3, 3])
+        let tiny = try await read(maxBytes: 1 << 20, partitionMaxBytes: 10)
+        XCTAssertEqual(tiny.map(\.count), [1, 1], "a partition limit below one batch still returns that whole batch")
+        let tinyResponse = try await read(maxBytes: 10, partitionMaxBytes: 1 << 20)
+        XCTAssertEqual(tinyResponse.map(\.count), [1, 0], "past the response limit only the first batch is returned")
     }
 }

@@ -49,6 +49,12 @@ final class BrokerProcessTests: XCTestCase {
         }
         let offsets = try ProcessSupport.run(kcat, ["-b", broker.address, "-Q", "-t", "codec-zstd:0:-1"])
         XCTAssertTrue(offsets.stdout.contains("codec-zstd [0] offset 200"), offsets.stdout + offsets.stderr)
+        // By timestamp: every record is newer than one hour ago, none is from the future.
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let past = try ProcessSupport.run(kcat, ["-b", broker.address, "-Q", "-t", "codec-none:0:\(now - 3_600_000)"])
+        XCTAssertTrue(past.stdout.contains("codec-none [0] offset 0"), past.stdout + past.stderr)
+        let future = try ProcessSupport.run(kcat, ["-b", broker.address, "-Q", "-t", "codec-none:0:\(now + 3_600_000)"])
+        XCTAssertTrue(future.stdout.contains("codec-none [0] offset -1"), future.stdout + future.stderr)
     }
 
     func testIdempotentProducerWithAcksAll() throws {
