@@ -217,6 +217,8 @@ final class BrokerProcessTests: XCTestCase {
             offs = admin.list_group_offsets("pyg")["pyg"]
             print("COMMITTED", sum(o.offset for o in offs.values()))
             print("GROUPS", [g["group_id"] for g in admin.list_groups()])
+            d = admin.describe_groups(["pyg"])["pyg"]
+            print("DESCRIBED", d["group_state"], d["protocol_type"])
             admin.delete_topics(["py"])
             print("TOPICS", sorted(admin.list_topics()))
             """
@@ -226,6 +228,7 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("CONSUMED 50 True"), r.stdout)
         XCTAssertTrue(r.stdout.contains("COMMITTED 50"), r.stdout)
         XCTAssertTrue(r.stdout.contains("GROUPS ['pyg']"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("DESCRIBED Empty consumer"), r.stdout)
         XCTAssertTrue(r.stdout.contains("TOPICS []"), r.stdout)
     }
 }

@@ -450,7 +450,7 @@ public actor Broker {
             guard let read = try? log.read(from: offset, maxBytes: 8 << 20), !read.records.isEmpty else { break }
             var rest = ByteBuffer(bytes: read.records)
             var next = offset
-            while let header = try? RecordBatchHeader.peek(rest), header.totalSize <= rest.readableBytes {
+            while let header = try? RecordBatchHeader.peek(rest), header.totalSize >= RecordBatchHeader.size, header.totalSize <= rest.readableBytes {
                 if header.producerId >= 0 {
                     producers.record(header, partition: tp, baseOffset: header.baseOffset)
                     seeded += 1
