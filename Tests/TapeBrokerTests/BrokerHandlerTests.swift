@@ -66,6 +66,13 @@ final class BrokerHandlerTests: XCTestCase {
         XCTAssertNil(response)
         let fetched = await fetch(b, offset: 0)
         XCTAssertEqual(try values(fetched.records), ["x"])
+        var corrupt = batch(["z"])
+        corrupt.setInteger(UInt8(0xFF), at: corrupt.writerIndex - 1)
+        let failedSilently = await b.receive(
+            KafkaRequest(
+                header: RequestHeader(apiKey: 0, apiVersion: 7, correlationId: 2, clientId: "x"),
+                body: .produce(ProduceRequest(acks: 0, timeoutMs: 1000, topics: [.init(name: "t", partitions: [.init(index: 0, records: corrupt)])]))))
+        guard case .closeConnection = failedSilently else { return XCTFail("an acks=0 failure should close the connection, got \(failedSilently)") }
         let bad = await produce(b, batch(["y"]), acks: 2)
         XCTAssertEqual(bad.errorCode, .invalidRequiredAcks)
     }

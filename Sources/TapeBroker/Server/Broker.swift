@@ -84,6 +84,8 @@ public actor Broker {
         case none
         case now(ByteBuffer)
         case later(@Sendable () async -> ByteBuffer)
+        /// An acks=0 produce failed: as Kafka does, close the connection so the client notices.
+        case closeConnection(reason: String)
     }
 
     /// Like `handle`, but a produce returns as soon as its batches are appended, with the wait for
@@ -92,7 +94,10 @@ public actor Broker {
     public func receive(_ request: KafkaRequest, clientHost: String = "/127.0.0.1") async -> Reply {
         if case .produce(let r) = request.body {
             let (response, logs) = produceAppend(r)
-            if r.acks == 0 { return .none }
+            if r.acks == 0 {
+                let failed = response.topics.flatMap { t in t.partitions.filter { $0.errorCode != .none }.map { "\(t.name)-\($0.index): error \($0.errorCode)" } }
+                return failed.isEmpty ? .none : .closeConnection(reason: "acks=0 produce failed (\(failed.joined(separator: ", ")))")
+            }
             let topics = self.topics
             let logger = self.logger
             let version = request.header.apiVersion

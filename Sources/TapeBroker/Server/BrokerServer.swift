@@ -73,6 +73,7 @@ public final class BrokerServer: Sendable {
                             case .none: break
                             case .now(let frame): try await outbound.write(frame)
                             case .later(let produce): try await outbound.write(await produce())
+                            case .closeConnection: break
                             }
                         }
                     }
@@ -87,7 +88,12 @@ public final class BrokerServer: Sendable {
                             log.warning("closing connection: could not decode \(what): \(error)")
                             break
                         }
-                        queue.yield(await broker.receive(request, clientHost: host))
+                        let reply = await broker.receive(request, clientHost: host)
+                        if case .closeConnection(let reason) = reply {
+                            log.info("closing connection: \(reason)")
+                            break
+                        }
+                        queue.yield(reply)
                     }
                     queue.finish()
                     try await group.waitForAll()
