@@ -149,6 +149,7 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let groupIdNotFound = ErrorCode(rawValue: 69)
     public static let unsupportedCompressionType = ErrorCode(rawValue: 76)
     public static let memberIdRequired = ErrorCode(rawValue: 79)
+    public static let fencedInstanceId = ErrorCode(rawValue: 82)
     public static let invalidRecord = ErrorCode(rawValue: 87)
 }
 

@@ -91,6 +91,24 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertEqual(try consumeGroup(broker, group: "g2", topic: "grouped").count, 35, "another group starts from the beginning")
     }
 
+    /// A static member (group.instance.id) that restarts without leaving takes its old place at
+    /// once instead of waiting for its old incarnation's session to expire.
+    func testStaticMemberRestartsWithoutWaitingForItsOldSession() throws {
+        let broker = try BrokerProcess()
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "static"], stdin: "a\nb\n").status, 0)
+        func run() throws -> [String] {
+            let r = try ProcessSupport.run(
+                kcat, ["-b", broker.address, "-G", "sg", "static", "-e", "-q", "-f", "%s\n", "-X", "group.instance.id=inst-1", "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=30000"],
+                timeout: 20)
+            return r.stdout.split(separator: "\n").map(String.init)
+        }
+        XCTAssertEqual(try run(), ["a", "b"])
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "static"], stdin: "c\n").status, 0)
+        let start = Date()
+        XCTAssertEqual(try run(), ["c"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 15, "no wait for the 30 s session of the previous run")
+    }
+
     func testDeadMemberIsEvictedAfterSessionTimeoutAndTheGroupRebalances() throws {
         let broker = try BrokerProcess()
         XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "evict"], stdin: "a\nb\nc\n").status, 0)

@@ -154,4 +154,22 @@ final class ConsumerGroupTests: XCTestCase {
         var empty = ConsumerGroup(groupId: "e")
         XCTAssertEqual(empty.validateCommit(memberId: "", generationId: -1, now: 0), ErrorCode.none)
     }
+
+    func testStaticMemberRestartTakesItsOldPlaceWithoutMemberIdRequired() {
+        var g = ConsumerGroup(groupId: "g")
+        var req = joinRequest("")
+        req.groupInstanceId = "inst-1"
+        let first = joinResponses(g.join(req, version: 5, clientId: "c", clientHost: "h", requestID: 1, now: 0))
+        XCTAssertEqual(first[1]?.errorCode, ErrorCode.none, "static members get an id at once")
+        let oldId = first[1]!.memberId
+        _ = g.sync(SyncGroupRequest(groupId: "g", generationId: 1, memberId: oldId, assignments: [.init(memberId: oldId, assignment: [7])]), requestID: 2, now: 0)
+        // The process restarts (no LeaveGroup) and joins again with the same instance id.
+        let again = joinResponses(g.join(req, version: 5, clientId: "c", clientHost: "h", requestID: 3, now: 1000))
+        let newId = again[3]?.memberId
+        XCTAssertEqual(again[3]?.errorCode, ErrorCode.none)
+        XCTAssertNotEqual(newId, oldId)
+        XCTAssertEqual(again[3]?.leader, newId)
+        XCTAssertEqual(g.members.count, 1)
+        XCTAssertEqual(g.heartbeat(memberId: oldId, generationId: 2, now: 1100), .unknownMemberId, "the old incarnation is gone")
+    }
 }

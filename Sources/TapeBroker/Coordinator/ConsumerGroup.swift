@@ -111,7 +111,10 @@ public struct ConsumerGroup: Sendable {
         if memberId.isEmpty {
             memberSerial += 1
             memberId = "\(clientId.isEmpty ? "member" : clientId)-\(now)-\(memberSerial)"
-            if version >= 4 {
+            if let instance = request.groupInstanceId, let old = member(instanceId: instance) {
+                // A static member (KIP-345) restarted: the new id takes the old member's place.
+                actions += replaceMember(old.memberId, with: memberId)
+            } else if version >= 4 && request.groupInstanceId == nil {
                 pendingMemberIds[memberId] = now + Int64(request.sessionTimeoutMs)
                 return fail(.memberIdRequired, memberId: memberId)
             }
@@ -147,6 +150,28 @@ public struct ConsumerGroup: Sendable {
             break
         }
         return actions + tryCompleteJoin(now: now, deadlinePassed: false)
+    }
+
+    /// The member with this static `group.instance.id`, if any.
+    public func member(instanceId: String) -> Member? {
+        members.values.first { $0.groupInstanceId == instanceId }
+    }
+
+    /// Renames a member in place (order and leadership kept); its parked requests are fenced.
+    private mutating func replaceMember(_ old: String, with new: String) -> [Action] {
+        guard var m = members.removeValue(forKey: old) else { return [] }
+        var actions: [Action] = []
+        if let req = pendingJoins.removeValue(forKey: old) {
+            actions.append(.respondJoin(req, JoinGroupResponse(errorCode: .fencedInstanceId, memberId: old)))
+        }
+        if let req = pendingSyncs.removeValue(forKey: old) {
+            actions.append(.respondSync(req, SyncGroupResponse(errorCode: .fencedInstanceId)))
+        }
+        m.memberId = new
+        members[new] = m
+        memberOrder = memberOrder.map { $0 == old ? new : $0 }
+        if leaderId == old { leaderId = new }
+        return actions
     }
 
     private func commonProtocols(_ ms: some Collection<Member>) -> Set<String> {

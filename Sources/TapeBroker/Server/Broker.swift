@@ -662,7 +662,10 @@ public actor Broker {
         }
         var results: [LeaveGroupResponse.Member] = []
         for m in r.members {
-            let (code, actions) = group.leave(memberId: m.memberId, now: clock.nowMs())
+            // v3+ may name a static member by its group.instance.id alone.
+            var memberId = m.memberId
+            if memberId.isEmpty, let instance = m.groupInstanceId, let found = group.member(instanceId: instance) { memberId = found.memberId }
+            let (code, actions) = group.leave(memberId: memberId, now: clock.nowMs())
             _ = carryOut(actions)
             results.append(.init(memberId: m.memberId, groupInstanceId: m.groupInstanceId, errorCode: code))
             if code == .none { logger.info("member left group", metadata: ["group": "\(r.groupId)", "member": "\(m.memberId)"]) }
