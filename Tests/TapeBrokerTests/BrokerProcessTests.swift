@@ -197,6 +197,35 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertTrue(broker.log.contains("received SIGTERM"), broker.log)
     }
 
+    /// A JoinGroup parked in a rebalance (waiting for a dead member's session) must not keep
+    /// the broker from stopping.
+    func testSigtermWithAParkedJoinGroupStopsPromptly() throws {
+        let broker = try BrokerProcess()
+        XCTAssertEqual(try ProcessSupport.run(kcat, ["-b", broker.address, "-P", "-t", "parked"], stdin: "a\n").status, 0)
+        func member() throws -> Process {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: kcat)
+            p.arguments = ["-b", broker.address, "-G", "parked-group", "parked", "-q", "-X", "session.timeout.ms=30000"]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            return p
+        }
+        let a = try member()
+        waitFor("A to join") { broker.log.contains("group=parked-group") }
+        kill(a.processIdentifier, SIGKILL)
+        a.waitUntilExit()
+        let b = try member()  // its JoinGroup waits for A's 30 s session to expire
+        defer {
+            kill(b.processIdentifier, SIGKILL)
+            b.waitUntilExit()
+        }
+        usleep(1_500_000)
+        let start = Date()
+        XCTAssertEqual(broker.stop(), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, broker.log)
+    }
+
     func testAutoCreateCanBeSwitchedOff() throws {
         let broker = try BrokerProcess(extraArguments: ["--auto-create-topics", "false"])
         let r = try ProcessSupport.run(kcat, ["-b", broker.address, "-L", "-t", "absent"])

@@ -61,48 +61,56 @@ public final class BrokerServer: Sendable {
         var log = logger
         log[metadataKey: "peer"] = "\(peer)"
         do {
-            try await connection.executeThenClose { inbound, outbound in
-                // Requests are handled one at a time in arrival order; replies are written in the
-                // same order by a writer task, which may still be waiting for a produce's fsync
-                // while the next request is handled.
-                let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
-                try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        for await reply in replies {
-                            switch reply {
-                            case .none: break
-                            case .now(let frame): try await outbound.write(frame)
-                            case .later(let produce): try await outbound.write(await produce())
-                            case .closeConnection: break
-                            }
-                        }
-                    }
-                    defer { queue.finish() }
-                    for try await var frame in inbound {
-                        let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
-                        let request: KafkaRequest
-                        do {
-                            request = try KafkaRequest.decode(frame: &frame)
-                        } catch {
-                            let what = keyAndVersion.map { "api key \($0.0) v\($0.1)" } ?? "a frame"
-                            log.warning("closing connection: could not decode \(what): \(error)")
-                            break
-                        }
-                        let reply = await broker.receive(request, clientHost: host)
-                        if case .closeConnection(let reason) = reply {
-                            log.info("closing connection: \(reason)")
-                            break
-                        }
-                        queue.yield(reply)
-                    }
-                    queue.finish()
-                    try await group.waitForAll()
-                }
+            try await withTaskCancellationHandler {
+                try await serveRequests(connection, host: host, log: log)
+            } onCancel: {
+                connection.channel.close(promise: nil)
             }
         } catch let e as FrameSizeError {
             log.warning("closing connection: \(e)")
         } catch {
             log.debug("connection ended: \(error)")
+        }
+    }
+
+    private func serveRequests(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, host: String, log: Logger) async throws {
+        try await connection.executeThenClose { inbound, outbound in
+            // Requests are handled one at a time in arrival order; replies are written in the
+            // same order by a writer task, which may still be waiting for a produce's fsync
+            // while the next request is handled.
+            let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await reply in replies {
+                        switch reply {
+                        case .none: break
+                        case .now(let frame): try await outbound.write(frame)
+                        case .later(let produce): try await outbound.write(await produce())
+                        case .closeConnection: break
+                        }
+                    }
+                }
+                defer { queue.finish() }
+                for try await var frame in inbound {
+                    let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
+                    let request: KafkaRequest
+                    do {
+                        request = try KafkaRequest.decode(frame: &frame)
+                    } catch {
+                        let what = keyAndVersion.map { "api key \($0.0) v\($0.1)" } ?? "a frame"
+                        log.warning("closing connection: could not decode \(what): \(error)")
+                        break
+                    }
+                    let reply = await broker.receive(request, clientHost: host)
+                    if case .closeConnection(let reason) = reply {
+                        log.info("closing connection: \(reason)")
+                        break
+                    }
+                    queue.yield(reply)
+                }
+                queue.finish()
+                try await group.waitForAll()
+            }
         }
     }
 }
@@ -122,22 +130,30 @@ public struct BoundBrokerServer: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 while !Task.isCancelled {
-                    try await Task.sleep(for: .milliseconds(tick))
+                    try? await Task.sleep(for: .milliseconds(tick))
                     await broker.tick()
                 }
             }
-            try await withTaskCancellationHandler {
-                try await channel.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        group.addTask { await server.serve(connection: connection) }
+            var acceptError: (any Error)? = nil
+            do {
+                try await withTaskCancellationHandler {
+                    try await channel.executeThenClose { inbound in
+                        for try await connection in inbound {
+                            group.addTask { await server.serve(connection: connection) }
+                        }
                     }
+                } onCancel: {
+                    channel.channel.close(promise: nil)
                 }
-            } onCancel: {
-                channel.channel.close(promise: nil)
+            } catch is CancellationError {
+            } catch {
+                acceptError = error
             }
-            // Stop accepting, answer parked requests, then close every connection.
+            // Stop accepting, answer parked requests, then close every connection (each
+            // connection task closes its channel when cancelled).
             await broker.shutDown()
             group.cancelAll()
+            if let acceptError { throw acceptError }
         }
     }
 }
