@@ -1,4 +1,6 @@
 import Foundation
+import KafkaProtocol
+import NIOCore
 import XCTest
 
 #if canImport(Glibc)
@@ -348,5 +350,42 @@ extension BrokerProcessTests {
         try produce(120..<160)
         waitFor("A to read everything after B left") { Set(a.values).isSuperset(of: (120..<160).map { "v\($0)" }) }
         a.stop(SIGTERM)
+    }
+}
+
+extension BrokerProcessTests {
+    /// Pipelined requests on one connection are answered in request order, whatever each waits for.
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        let broker = try BrokerProcess(extraArguments: ["--fsync", "always"])
+        let fd = ProcessSupport.connectLoopback(port: broker.port)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        let batch = RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: Array("v".utf8))], baseTimestamp: 0)
+        var all = ByteBuffer()
+        var expected: [Int32] = []
+        for i in 0..<30 {
+            var frame: ByteBuffer
+            switch i % 3 {
+            case 0: frame = KafkaRequest.encodeFrame(ProduceRequest(acks: -1, timeoutMs: 1000, topics: [.init(name: "pipe", partitions: [.init(index: 0, records: batch)])]), version: 7, correlationId: Int32(i), clientId: "t")
+            case 1: frame = KafkaRequest.encodeFrame(MetadataRequest(topics: ["pipe"]), version: 4, correlationId: Int32(i), clientId: "t")
+            default: frame = KafkaRequest.encodeFrame(ProduceRequest(acks: 0, timeoutMs: 1000, topics: [.init(name: "pipe", partitions: [.init(index: 0, records: batch)])]), version: 7, correlationId: Int32(i), clientId: "t")
+            }
+            if i % 3 != 2 { expected.append(Int32(i)) }  // acks=0 gets no response
+            all.writeBuffer(&frame)
+        }
+        let bytes = Array(all.readableBytesView)
+        XCTAssertEqual(bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }, bytes.count)
+        var got: [Int32] = []
+        for _ in expected {
+            var sizeBytes = [UInt8](repeating: 0, count: 4)
+            guard recv(fd, &sizeBytes, 4, Int32(MSG_WAITALL)) == 4 else { break }
+            let size = Int(Int32(bigEndian: sizeBytes.withUnsafeBytes { $0.load(as: Int32.self) }))
+            var body = [UInt8](repeating: 0, count: size)
+            guard recv(fd, &body, size, Int32(MSG_WAITALL)) == size else { break }
+            got.append(Int32(bigEndian: body.withUnsafeBytes { $0.load(as: Int32.self) }))
+        }
+        XCTAssertEqual(got, expected)
+        let r = try ProcessSupport.run(kcat, ["-b", broker.address, "-C", "-t", "pipe", "-e", "-q", "-o", "beginning", "-f", "%o\n"])
+        XCTAssertEqual(r.stdout.split(separator: "\n").count, 20, "10 acks=-1 and 10 acks=0 batches")
     }
 }
