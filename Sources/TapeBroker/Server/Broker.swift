@@ -280,6 +280,8 @@ public actor Broker {
     func deleteTopics(_ r: DeleteTopicsRequest) -> DeleteTopicsResponse {
         DeleteTopicsResponse(
             responses: r.topicNames.map { name in
+                // Checked here so any TopicStore's own "unknown topic" error type does not matter.
+                guard topics.partitionLogs(of: name) != nil else { return .init(name: name, errorCode: .unknownTopicOrPartition) }
                 do {
                     try topics.deleteTopic(name: name)
                     producers.removeTopic(name)
