@@ -270,6 +270,11 @@ final class BrokerProcessTests: XCTestCase {
             print("DESCRIBED", d["group_state"], d["protocol_type"])
             admin.delete_topics(["py"])
             print("TOPICS", sorted(admin.list_topics()))
+            try:
+                admin.delete_topics(["never-existed"])
+                print("DELETE-UNKNOWN-ACCEPTED")
+            except Exception as e:
+                print("DELETE-UNKNOWN", type(e).__name__)
             """
         let r = try ProcessSupport.run(python, ["-c", script, broker.address], timeout: 90)
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -279,6 +284,7 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("GROUPS ['pyg']"), r.stdout)
         XCTAssertTrue(r.stdout.contains("DESCRIBED Empty consumer"), r.stdout)
         XCTAssertTrue(r.stdout.contains("TOPICS []"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("DELETE-UNKNOWN UnknownTopicOrPartitionError"), r.stdout)
     }
 }
 
