@@ -126,7 +126,14 @@ public struct BoundBrokerServer: Sendable {
     public func run() async throws {
         let broker = server.broker
         let tick = server.configuration.groupTickIntervalMs
-        server.logger.info("tape broker listening", metadata: ["address": "\(server.configuration.host):\(port)"])
+        let c = server.configuration
+        let advertised = "\(await broker.advertisedHost):\(await broker.advertisedPort)"
+        server.logger.info(
+            "tape broker listening",
+            metadata: [
+                "address": "\(c.host):\(port)", "advertised": "\(advertised)",
+                "autoCreateTopics": "\(c.autoCreateTopics)", "numPartitions": "\(c.numPartitions)", "maxMessageBytes": "\(c.maxMessageBytes)",
+            ])
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 while !Task.isCancelled {
