@@ -251,4 +251,42 @@ final class BrokerHandlerTests: XCTestCase {
         let tinyResponse = try await read(maxBytes: 10, partitionMaxBytes: 1 << 20)
         XCTAssertEqual(tinyResponse.map(\.count), [1, 0], "past the response limit only the first batch is returned")
     }
+
+    /// A store whose disk is full: appends fail, or appends succeed and the fsync fails.
+    final class FullDiskTopicStore: TopicStore, @unchecked Sendable {
+        let inner = InMemoryTopicStore()
+        let failAppends: Bool
+        init(failAppends: Bool) { self.failAppends = failAppends }
+        final class FullLog: PartitionLog, @unchecked Sendable {
+            let wrapped: any PartitionLog
+            init(_ wrapped: any PartitionLog) { self.wrapped = wrapped }
+            var topic: String { wrapped.topic }
+            var partition: Int32 { wrapped.partition }
+            var logStartOffset: Int64 { wrapped.logStartOffset }
+            var logEndOffset: Int64 { wrapped.logEndOffset }
+            func append(batch: [UInt8]) throws -> LogAppendInfo { throw StorageError(.diskFull, "No space left on device") }
+            func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult { try wrapped.read(from: offset, maxBytes: maxBytes) }
+            func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? { try wrapped.offset(forTimestamp: timestamp) }
+            func sync() throws {}
+        }
+        func topicNames() -> [String] { inner.topicNames() }
+        func partitionLogs(of topic: String) -> [any PartitionLog]? {
+            guard let logs = inner.partitionLogs(of: topic) else { return nil }
+            return failAppends ? logs.map { FullLog($0) } : logs
+        }
+        func configs(of topic: String) -> [String: String]? { inner.configs(of: topic) }
+        func createTopic(name: String, partitions: Int32, configs: [String: String]) throws { try inner.createTopic(name: name, partitions: partitions, configs: configs) }
+        func deleteTopic(name: String) throws { try inner.deleteTopic(name: name) }
+        func waitDurable(_ log: any PartitionLog) async throws { throw StorageError(.diskFull, "fsync: No space left on device") }
+    }
+
+    func testDiskFullIsReportedToTheProducer() async throws {
+        for failAppends in [true, false] {
+            let b = Broker(configuration: BrokerConfiguration(), topics: FullDiskTopicStore(failAppends: failAppends), committedOffsets: InMemoryCommittedOffsetStore())
+            let r = await produce(b, batch(["x"]), acks: -1)
+            XCTAssertEqual(r.errorCode, .kafkaStorageError, "failAppends=\(failAppends)")
+            XCTAssertTrue(r.errorMessage?.contains("No space left") == true, r.errorMessage ?? "")
+            XCTAssertEqual(r.baseOffset, -1)
+        }
+    }
 }
