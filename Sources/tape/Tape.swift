@@ -14,6 +14,7 @@ struct Tape: AsyncParsableCommand {
             ProduceCommand.self,
             ConsumeCommand.self,
             GroupsCommand.self,
+            BrokerCommand.self,
             BenchCommand.self,
             MockClusterCommand.self,
         ]
