@@ -5,6 +5,14 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// SwiftNIO products used by the exchange transports (websocket + REST clients) and the simulator's servers.
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOWebSocket", package: "swift-nio"),
+]
+
 let package = Package(
     name: "Tape",
     platforms: [.macOS(.v14)],
@@ -52,7 +60,17 @@ let package = Package(
         ),
         .target(
             name: "Exchanges",
-            dependencies: ["MarketData"],
+            dependencies: ["MarketData"] + nio,
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ExchangeSimulator",
+            dependencies: ["MarketData"] + nio,
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Ingest",
+            dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -61,6 +79,8 @@ let package = Package(
                 "KafkaClient",
                 "MarketData",
                 "Exchanges",
+                "Ingest",
+                "ExchangeSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,6 +100,16 @@ let package = Package(
             name: "ExchangesTests",
             dependencies: ["Exchanges", "MarketData"],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IngestTests",
+            dependencies: ["Ingest", "Exchanges", "ExchangeSimulator", "KafkaClient", "tape"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangeSimulatorTests",
+            dependencies: ["ExchangeSimulator", "Exchanges"],
             swiftSettings: strict
         ),
         .testTarget(
