@@ -412,7 +412,7 @@ final class Logs: Sendable {
 
     static func open(_ path: String?) throws -> FileHandle? {
         guard let path else { return nil }
-        FileManager.default.createFile(atPath: path, contents: nil)
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
         guard let handle = FileHandle(forWritingAtPath: path) else {
             throw SimulatorError("cannot write \(path)")
         }

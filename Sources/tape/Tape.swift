@@ -16,6 +16,8 @@ struct Tape: AsyncParsableCommand {
             GroupsCommand.self,
             BenchCommand.self,
             MockClusterCommand.self,
+            IngestCommand.self,
+            SimulateCommand.self,
         ]
     )
 }
