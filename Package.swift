@@ -73,6 +73,11 @@ let package = Package(
             dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .target(
+            name: "ExchangeSimulator",
+            dependencies: ["MarketData"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
@@ -98,7 +103,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ExchangesTests",
-            dependencies: ["Exchanges", "MarketData"],
+            dependencies: ["Exchanges", "MarketData", "ExchangeSimulator"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

@@ -55,9 +55,11 @@ struct BenchParseCommand: ParsableCommand {
             print("run \(i): \(result)")
             results.append(result)
         }
-        let sorted = results.map(\.tradesPerSecond).sorted()
-        let median = sorted[sorted.count / 2]
-        print("median: \(Int(median)) trades/s over \(runs) runs (\(lines.count) frames, exchange \(exchange))")
+        let wall = results.map(\.tradesPerSecond).sorted()[results.count / 2]
+        let cpu = results.map(\.tradesPerCPUSecond).sorted()[results.count / 2]
+        print(
+            "median: \(Int(wall)) trades/s wall, \(Int(cpu)) trades per CPU-second, over \(runs) runs "
+                + "(\(lines.count) frames, exchange \(exchange))")
         if results.contains(where: { $0.errors > 0 }) {
             print("warning: \(results[0].errors) frames per pass failed to parse")
         }

@@ -1,3 +1,4 @@
+import ExchangeSimulator
 import Exchanges
 import Testing
 
@@ -76,6 +77,25 @@ private func parseError(_ frame: String) -> FrameParseError? {
         #expect(trades[0].nativeSymbol == "eth_btc")
         #expect(trades[0].quoteQuantity.description == "3")
         #expect(trades[0].tradeId == "9")
+    }
+
+    @Test func mixedOrRepeatedFramesAreRefusedWhole() throws {
+        let trade =
+            #"{"symbol":"BTC_USDT","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1"}"#
+        for frame in [
+            #"{"channel":"trades","data":["# + trade + #"],"event":"pong"}"#,
+            #"{"event":"subscribe","channel":"trades","data":["# + trade + "]}",
+            #"{"channel":"trades","data":["# + trade + #"],"channel":"book_lv2"}"#,
+            #"{"channel":"trades","data":["# + trade + #"],"data":[]}"#,
+        ] {
+            var parser = PoloniexFrameParser()
+            var trades: [Trade] = []
+            #expect(throws: FrameParseError.self, "\(frame)") { try parser.parse(frame, receivedAt: 0, into: &trades) }
+            #expect(trades.isEmpty)
+        }
+        // The channel as a one-element array still means trades.
+        #expect(try parse(#"{"channel":["trades"],"data":["# + trade + "]}").message == .trades(count: 1))
+        #expect(try parse(#"{"data":["# + trade + #"],"channel":["trades"]}"#).trades.count == 1)
     }
 
     @Test func emptyTradesFrame() throws {
@@ -262,5 +282,91 @@ extension String {
         var copy = self
         copy.replaceSubrange(range, with: replacement)
         return copy
+    }
+}
+
+/// The speculative fast path must give exactly what the general parser gives — same trades
+/// (same text), same message, same error, same counters — on real, simulated and mutated frames.
+@Suite struct PoloniexFastPathTests {
+    enum Outcome: Equatable {
+        case parsed(ExchangeMessage, [String], mismatches: Int, missing: Int)
+        case failed(String)
+    }
+
+    static func outcome(_ frame: [UInt8], fastPath: Bool) -> Outcome {
+        var parser = PoloniexFrameParser(fastPath: fastPath)
+        var trades: [Trade] = []
+        do {
+            let message = try parser.parse(frame, receivedAt: 99, into: &trades)
+            return .parsed(
+                message, trades.map(\.jsonString), mismatches: parser.amountMismatches, missing: parser.missingAmounts)
+        } catch {
+            return .failed(error.description)
+        }
+    }
+
+    @Test func fastAndGeneralPathsAgree() throws {
+        let lines = try FixtureFiles.lines("ws-capture-2022-08-21.txt")
+        var frames: [[UInt8]] = lines.compactMap {
+            if case .received(_, let text) = CaptureLine($0) { return Array(text.utf8) } else { return nil }
+        }
+        var market = MarketSimulator()
+        for i in 0..<300 {
+            frames.append(Array(PoloniexWire.tradesFrame(market.nextOrder().trades, numericIds: i % 5 == 0).utf8))
+        }
+        frames += [
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}],"extra":1}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"9","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}],"x":}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":01,"price":"1","id":"1","ts":1}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":-1,"ts":1.5}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"B\u0054C_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"","ts":1}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1e1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}]}"#,
+            #"{"channel":"trades","data":[ {"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1} ] }"#,
+        ].map { Array($0.utf8) }
+        var seeds = frames
+        var random = SplitMix64(seed: 7)
+        for _ in 0..<20_000 {
+            var frame = seeds[Int(random.next() % UInt64(seeds.count))]
+            if !frame.isEmpty {
+                let at = Int(random.next() % UInt64(frame.count))
+                switch random.next() % 3 {
+                case 0: frame[at] = Array(#"{}[]",:.-0123456789e\ "#.utf8)[Int(random.next() % 22)]
+                case 1: frame.remove(at: at)
+                default: frame.insert(frame[at], at: at)
+                }
+            }
+            frames.append(frame)
+            if random.next() % 4 == 0 { seeds.append(frame) }
+        }
+        var agreed = 0
+        var parsedTrades = 0
+        for frame in frames {
+            let fast = PoloniexFastPathTests.outcome(frame, fastPath: true)
+            let general = PoloniexFastPathTests.outcome(frame, fastPath: false)
+            #expect(fast == general, "\(String(decoding: frame, as: UTF8.self))")
+            if fast == general { agreed += 1 }
+            if case .parsed(_, let trades, _, _) = fast { parsedTrades += trades.count }
+        }
+        #expect(agreed == frames.count)
+        #expect(parsedTrades > 1_000)
+    }
+}
+
+@Suite struct SymbolCacheTests {
+    @Test func manyAndLongSymbolsKeepTheirOwnStrings() throws {
+        var parser = PoloniexFrameParser()
+        var names: [String] = (0..<5_000).map { "S\($0)_USDT" }  // beyond the cache's capacity
+        names += ["ABCDEFGHIJK_USDT", "ABCDEFGHIJ_USDT", "ABCDEFGHIJKLMNOPQRSTUV_USDT", "a_b", "x"]  // 16, 15, 27 bytes
+        for round in 0..<2 {
+            for name in names {
+                let frame =
+                    #"{"channel":"trades","data":[{"symbol":""# + name
+                    + #"","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"\#(round)","ts":1}]}"#
+                let (_, trades) = try parser.parse(frame, receivedAt: 0)
+                #expect(trades.first?.nativeSymbol == name)
+                #expect(trades.first?.symbol == Symbol(normalizing: name))
+            }
+        }
     }
 }
