@@ -73,11 +73,6 @@ let package = Package(
             dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
-        .target(
-            name: "ExchangeSimulator",
-            dependencies: ["MarketData"],
-            swiftSettings: strict
-        ),
         .executableTarget(
             name: "tape",
             dependencies: [

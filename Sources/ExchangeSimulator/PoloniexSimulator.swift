@@ -14,24 +14,25 @@ public struct PoloniexSimulatorConfiguration: Sendable {
     public var port = 0
     /// Trades per second, over all markets. Default 50.
     public var rate: Double = 50
-    /// Native symbols; nil = `MarketGenerator.defaultSymbols(count: 12)`.
-    public var symbols: [String]?
+    /// Instruments; nil = `MarketSimulator.defaultInstruments`.
+    public var instruments: [SimulatedInstrument]?
     /// Seed of the market. Default 1.
     public var seed: UInt64 = 1
-    /// Drop every websocket connection this often (fault injection). Default never.
+    /// Drop each websocket connection this long after it opened (fault injection). Default never.
     public var dropEvery: Duration?
-    /// Send a malformed frame after every N frames to each client (fault injection). Default never.
+    /// Send every Nth trades frame of each client malformed (fault injection; its trades are then
+    /// only available over REST). Default never.
     public var malformedEvery: Int?
     /// Drop a client that sent nothing for this long (Poloniex: 30 s).
     public var silenceTimeout: Duration = .seconds(30)
     /// Trades per market kept for REST (Poloniex returns at most 1000). Default 1000.
     public var historyLimit = 1000
+    /// Bursts (rate and volatility spikes): chance per order that one starts. Default 0.002.
+    public var burstProbability = 0.002
     /// Stop generating after this many trades (the servers keep running). Default never.
     public var maxTrades: Int?
     /// Every Nth frame writes trade ids as JSON numbers instead of strings. Default 4.
     public var numericIDEvery = 4
-    /// Listed markets in state PAUSE (never traded), to exercise `all`. Default one.
-    public var pausedSymbols = ["PAUSED_USDT"]
     /// Append every generated trade (Tape's Trade JSON, `receivedAt` 0) to this file.
     public var tradesLog: String?
     /// Append every malformed frame sent to this file, one a line.
@@ -41,7 +42,8 @@ public struct PoloniexSimulatorConfiguration: Sendable {
 }
 
 /// A Poloniex look-alike on loopback, for `tape simulate`, `tape up --offline` and the tests:
-/// a seeded market (`MarketGenerator`) served on a websocket at `/ws/public` and REST at
+/// the seeded `MarketSimulator`, with one `PoloniexSession` per client and `PoloniexRESTResponder`
+/// for REST (the pure parts), served on a websocket at `/ws/public` and REST at
 /// `/markets` and `/markets/{symbol}/trades?limit=` — subscribe acks with `channel` as a string,
 /// several trades per frame, ids as strings (sometimes numbers), uppercase `takerSide` on REST,
 /// `{"event":"ping"}` answered by `{"event":"pong"}`, clients silent for 30 s dropped — with
@@ -70,11 +72,9 @@ public final class PoloniexSimulator: Sendable {
     }
 
     struct State: Sendable {
-        var generator: MarketGenerator
-        var history: [String: [Trade]] = [:]
+        var market: MarketSimulator
         var clients: [Int: Client] = [:]
         var nextClientID = 0
-        var generated = 0
         var framesSent = 0
         var malformedSent = 0
         var dropped = 0
@@ -83,10 +83,7 @@ public final class PoloniexSimulator: Sendable {
     struct Client: Sendable {
         var channel: any Channel
         var outbox: AsyncStream<String>.Continuation
-        var symbols: Set<String> = []
-        var lastHeard: ContinuousClock.Instant
-        var framesSinceMalformed = 0
-        var malformedCount = 0
+        var session: PoloniexSession
     }
 
     /// Binds the servers; `run` serves them.
@@ -129,14 +126,21 @@ public final class PoloniexSimulator: Sendable {
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         websocketURL = "ws://\(host):\(port)/ws/public"
         restURL = "http://\(host):\(port)"
-        state = Mutex(State(generator: MarketGenerator(seed: configuration.seed, symbols: configuration.symbols)))
+        var market = MarketSimulator.Configuration()
+        market.seed = configuration.seed
+        market.tradesPerSecond = configuration.rate
+        market.startTime = Int64(Date().timeIntervalSince1970 * 1000)
+        market.recentTradesKept = configuration.historyLimit
+        market.burstProbability = configuration.burstProbability
+        if let instruments = configuration.instruments { market.instruments = instruments }
+        state = Mutex(State(market: MarketSimulator(configuration: market)))
         logs = try Logs(trades: configuration.tradesLog, malformed: configuration.malformedLog)
     }
 
     // MARK: - observation (tests, tape up)
 
     /// Trades generated so far.
-    public var tradesGenerated: Int { state.withLock { $0.generated } }
+    public var tradesGenerated: Int { state.withLock { $0.market.tradeCount } }
     /// Malformed frames sent so far (all clients).
     public var malformedFramesSent: Int { state.withLock { $0.malformedSent } }
     /// Websocket connections dropped by the fault knob or for silence.
@@ -144,10 +148,10 @@ public final class PoloniexSimulator: Sendable {
     /// Websocket clients connected now.
     public var clientCount: Int { state.withLock { $0.clients.count } }
     /// The native symbols traded.
-    public var symbols: [String] { state.withLock { $0.generator.markets.map(\.native) } }
+    public var symbols: [String] { state.withLock { $0.market.nativeSymbols } }
     /// The newest `limit` trades of a market, newest first (what REST serves).
-    public func recentTrades(symbol: String, limit: Int = 1000) -> [Trade] {
-        state.withLock { state in Array((state.history[symbol] ?? []).suffix(limit).reversed()) }
+    public func recentTrades(symbol: String, limit: Int = 1000) -> [SimulatedTrade] {
+        state.withLock { $0.market.recentTrades(nativeSymbol: symbol, limit: limit) ?? [] }
     }
 
     // MARK: - running
@@ -156,7 +160,6 @@ public final class PoloniexSimulator: Sendable {
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.generate() }
-            group.addTask { try await self.superviseClients() }
             try await server.executeThenClose { inbound in
                 for try await upgrade in inbound {
                     group.addTask { await self.serve(upgrade) }
@@ -165,78 +168,50 @@ public final class PoloniexSimulator: Sendable {
         }
     }
 
+    /// Advances the market with the wall clock and hands each order to every session.
     func generate() async throws {
         let clock = ContinuousClock()
-        let start = clock.now
-        var frameIndex = 0
         while true {
             try await clock.sleep(for: .milliseconds(10))
-            let elapsed = start.duration(to: clock.now).secondsValue
-            var target = Int(elapsed * configuration.rate)
-            if let max = configuration.maxTrades { target = min(target, max) }
-            let due = target - state.withLock { $0.generated }
-            guard due > 0 else { continue }
-            let time = Int64(Date().timeIntervalSince1970 * 1000)
-            let limit = configuration.historyLimit
-            let batch: [Trade] = state.withLock { state in
-                let trades = state.generator.next(count: due, time: time)
-                state.generated += trades.count
-                // Group consecutive trades of one market into one frame.
-                var start = trades.startIndex
-                var malformed: [String] = []
-                while start < trades.endIndex {
-                    var end = start + 1
-                    while end < trades.endIndex && trades[end].nativeSymbol == trades[start].nativeSymbol { end += 1 }
-                    let symbol = trades[start].nativeSymbol
-                    var history = state.history[symbol] ?? []
-                    history.append(contentsOf: trades[start..<end])
-                    if history.count > limit * 2 { history.removeFirst(history.count - limit) }
-                    state.history[symbol] = history
-                    frameIndex += 1
-                    let frame = PoloniexWire.tradesFrame(
-                        trades[start..<end], numericIDs: configuration.numericIDEvery > 0 && frameIndex % configuration.numericIDEvery == 0,
-                        pushTime: time + 2)
-                    for id in state.clients.keys {
-                        guard var client = state.clients[id], client.symbols.contains(symbol) else { continue }
-                        client.outbox.yield(frame)
-                        state.framesSent += 1
-                        client.framesSinceMalformed += 1
-                        if let every = configuration.malformedEvery, every > 0, client.framesSinceMalformed >= every {
-                            client.framesSinceMalformed = 0
-                            let bad = PoloniexWire.malformedFrame(state.malformedSent, symbol: symbol, time: time)
-                            client.outbox.yield(bad)
-                            client.malformedCount += 1
-                            state.malformedSent += 1
-                            malformed.append(bad)
-                        }
-                        state.clients[id] = client
-                    }
-                    start = end
-                }
-                logs.malformed(malformed)
-                return trades
-            }
-            logs.trades(batch)
-        }
-    }
-
-    func superviseClients() async throws {
-        let clock = ContinuousClock()
-        var lastDrop = clock.now
-        while true {
-            try await clock.sleep(for: .milliseconds(250))
-            let now = clock.now
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
             var toClose: [any Channel] = []
-            let dropAll = configuration.dropEvery.map { lastDrop.duration(to: now) >= $0 } ?? false
-            if dropAll { lastDrop = now }
-            state.withLock { state in
-                for (_, client) in state.clients
-                where dropAll || client.lastHeard.duration(to: now) >= configuration.silenceTimeout {
-                    toClose.append(client.channel)
-                    state.dropped += 1
+            var malformed: [String] = []
+            let orders: [SimulatedOrder] = state.withLock { state in
+                var orders: [SimulatedOrder] = []
+                while state.market.nextOrderTime <= now {
+                    if let max = configuration.maxTrades, state.market.tradeCount >= max { break }
+                    orders.append(state.market.nextOrder())
                 }
+                for id in state.clients.keys {
+                    guard var client = state.clients[id] else { continue }
+                    let before = client.session.framesSent
+                    let actions = client.session.publish(orders, at: now)
+                    var frameNumber = before
+                    for action in actions {
+                        switch action {
+                        case .send(let text):
+                            frameNumber += 1
+                            client.outbox.yield(text)
+                            state.framesSent += 1
+                            if let every = configuration.malformedEvery, every > 0, frameNumber % every == 0 {
+                                malformed.append(text)
+                            }
+                        case .close:
+                            toClose.append(client.channel)
+                            state.dropped += 1
+                        }
+                    }
+                    state.malformedSent += client.session.malformedFramesSent - (state.clients[id]?.session.malformedFramesSent ?? 0)
+                    state.clients[id] = client
+                }
+                return orders
             }
             for channel in toClose { channel.close(promise: nil) }
+            logs.malformed(malformed)
+            if !orders.isEmpty {
+                let receivedAt = Int64(0)
+                logs.trades(orders.flatMap { $0.trades.map { $0.expectedTrade(exchange: .poloniex, receivedAt: receivedAt) } })
+            }
         }
     }
 
@@ -258,7 +233,15 @@ public final class PoloniexSimulator: Sendable {
         let id = state.withLock { state in
             let id = state.nextClientID
             state.nextClientID += 1
-            state.clients[id] = Client(channel: channel.channel, outbox: continuation, lastHeard: ContinuousClock().now)
+            var session = PoloniexSession.Configuration()
+            session.idleTimeout = Int64(configuration.silenceTimeout.secondsValue * 1000)
+            session.dropConnectionAfter = configuration.dropEvery.map { Int64($0.secondsValue * 1000) }
+            session.malformedFrameEvery = configuration.malformedEvery
+            session.numericIdsEvery = configuration.numericIDEvery > 0 ? configuration.numericIDEvery : nil
+            let client = PoloniexSession(
+                knownSymbols: state.market.nativeSymbols, configuration: session,
+                connectedAt: Int64(Date().timeIntervalSince1970 * 1000))
+            state.clients[id] = Client(channel: channel.channel, outbox: continuation, session: client)
             return id
         }
         defer {
@@ -283,12 +266,11 @@ public final class PoloniexSimulator: Sendable {
                             message.append(contentsOf: frame.unmaskedData.readableBytesView)
                             if frame.fin { self.clientSent(message, client: id) }
                         case .ping:
-                            self.touch(id)
                             try await outbound.write(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
                         case .connectionClose:
                             return
                         default:
-                            self.touch(id)
+                            break
                         }
                     }
                 }
@@ -298,48 +280,25 @@ public final class PoloniexSimulator: Sendable {
         }
     }
 
-    func touch(_ id: Int) {
-        state.withLock { $0.clients[id]?.lastHeard = ContinuousClock().now }
-    }
-
-    /// Handles a client message: ping, subscribe, unsubscribe (as Poloniex answers them).
+    /// Hands a client message to its session and carries out the answer.
     func clientSent(_ bytes: [UInt8], client id: Int) {
-        let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]
-        state.withLock { state in
-            guard var client = state.clients[id] else { return }
-            client.lastHeard = ContinuousClock().now
+        let text = String(decoding: bytes, as: UTF8.self)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let close: (any Channel)? = state.withLock { state in
+            guard var client = state.clients[id] else { return nil }
             defer { state.clients[id] = client }
-            guard let object, let event = object["event"] as? String else {
-                client.outbox.yield(PoloniexWire.error("Invalid request"))
-                return
+            var close: (any Channel)?
+            for action in client.session.received(text, at: now) {
+                switch action {
+                case .send(let frame): client.outbox.yield(frame)
+                case .close:
+                    close = client.channel
+                    state.dropped += 1
+                }
             }
-            switch event {
-            case "ping":
-                client.outbox.yield(PoloniexWire.pong)
-            case "subscribe", "unsubscribe":
-                let channels = (object["channel"] as? [String]) ?? [(object["channel"] as? String) ?? ""]
-                guard channels == ["trades"] else {
-                    client.outbox.yield(PoloniexWire.error("Simulator serves the trades channel only"))
-                    return
-                }
-                let known = Set(state.generator.markets.map(\.native))
-                var requested = (object["symbols"] as? [String]) ?? []
-                if requested.map({ $0.lowercased() }) == ["all"] { requested = known.sorted() }
-                if let unknown = requested.first(where: { !known.contains($0) }) {
-                    client.outbox.yield(PoloniexWire.error("Invalid symbol: \(unknown)"))
-                    return
-                }
-                if event == "subscribe" {
-                    client.symbols.formUnion(requested)
-                    client.outbox.yield(PoloniexWire.subscribeAck(symbols: requested))
-                } else {
-                    client.symbols.subtract(requested)
-                    client.outbox.yield(PoloniexWire.unsubscribeAck(symbols: requested))
-                }
-            default:
-                client.outbox.yield(PoloniexWire.error("Unknown event \(event)"))
-            }
+            return close
         }
+        close?.close(promise: nil)
     }
 
     // MARK: - REST
@@ -374,29 +333,8 @@ public final class PoloniexSimulator: Sendable {
         guard request.method == .GET else {
             return (.methodNotAllowed, Array(#"{"code":405,"message":"GET only"}"#.utf8))
         }
-        let pieces = request.uri.split(separator: "?", maxSplits: 1)
-        let path = pieces.first.map(String.init) ?? "/"
-        var query: [String: String] = [:]
-        if pieces.count > 1 {
-            for pair in pieces[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
-                query[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
-            }
-        }
-        let segments = path.split(separator: "/").map(String.init)
-        if segments == ["markets"] {
-            let markets = state.withLock { $0.generator.markets }
-            return (.ok, PoloniexWire.markets(markets, paused: configuration.pausedSymbols, listedSince: 1_659_018_816_626))
-        }
-        if segments.count == 3, segments[0] == "markets", segments[2] == "trades" {
-            let symbol = segments[1]
-            guard symbols.contains(symbol) || configuration.pausedSymbols.contains(symbol) else {
-                return (.badRequest, Array(#"{"code":21707,"message":"Invalid symbol!"}"#.utf8))
-            }
-            let limit = min(max(Int(query["limit"] ?? "") ?? 500, 1), 1000)
-            return (.ok, PoloniexWire.restTrades(recentTrades(symbol: symbol, limit: limit)))
-        }
-        return (.notFound, Array(#"{"code":404,"message":"Not found"}"#.utf8))
+        let response = state.withLock { PoloniexRESTResponder.respond(toPath: request.uri, market: $0.market) }
+        return (HTTPResponseStatus(statusCode: response.status), Array(response.body.utf8))
     }
 }
 
@@ -449,5 +387,26 @@ public struct SimulatorError: Error, CustomStringConvertible, Sendable {
 extension Duration {
     var secondsValue: Double {
         Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}
+
+extension PoloniexSimulatorConfiguration {
+    /// Instruments for native `symbols`: the default instrument where one exists, otherwise a
+    /// made-up one (price and weight derived from the name, so the same name gives the same market).
+    public static func instruments(symbols: [String]) -> [SimulatedInstrument] {
+        symbols.map { name in
+            if let known = MarketSimulator.defaultInstruments.first(where: { $0.nativeSymbol == name }) { return known }
+            var hash: UInt64 = 1_469_598_103_934_665_603
+            for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+            let price = ExactDecimal(mantissa: Int64(1_000 + hash % 9_000_000), scale: 4)
+            return SimulatedInstrument(nativeSymbol: name, startPrice: price, quantityScale: 4, weight: 1 + Int(hash % 10))
+        }
+    }
+
+    /// `count` instruments: the default market first, then made-up `SIMn_USDT` markets.
+    public static func instruments(count: Int) -> [SimulatedInstrument] {
+        let defaults = MarketSimulator.defaultInstruments
+        if count <= defaults.count { return Array(defaults.prefix(max(1, count))) }
+        return defaults + instruments(symbols: (0..<(count - defaults.count)).map { "SIM\($0)_USDT" })
     }
 }

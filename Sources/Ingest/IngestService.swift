@@ -77,9 +77,9 @@ public final class IngestService: Sendable {
         guard configuration.exchange.lowercased() == "poloniex" else {
             throw IngestError("Unknown exchange '\(configuration.exchange)'; supported: poloniex.")
         }
-        let adapter = PoloniexAdapter()
-        let websocket = try Endpoint(configuration.websocket ?? adapter.defaultEndpoints.websocket)
-        let rest = try Endpoint(configuration.rest ?? adapter.defaultEndpoints.rest)
+        let adapter = Poloniex.self
+        let websocket = try Endpoint(configuration.websocket ?? adapter.endpoints.websocket)
+        let rest = try Endpoint(configuration.rest ?? adapter.endpoints.rest)
         let symbols = try await MarketDirectory.resolve(configuration.symbols, adapter: adapter, rest: rest)
 
         var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
@@ -139,7 +139,7 @@ public final class IngestService: Sendable {
         var connectionConfiguration = ExchangeConnectionConfiguration(websocket: websocket, rest: rest, symbols: symbols)
         connectionConfiguration.machine = configuration.connection
         let connection = ExchangeConnection(
-            adapter: PoloniexAdapter(), configuration: connectionConfiguration, clock: ContinuousClock(),
+            adapter: Poloniex.self, configuration: connectionConfiguration, clock: ContinuousClock(),
             metrics: metrics.connection)
         let sink = KafkaTradeSink(
             producer: producer, topic: configuration.topic, deadLetterTopic: configuration.deadLetterTopic,

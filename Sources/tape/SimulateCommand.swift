@@ -16,12 +16,12 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Exchange whose wire format to speak (poloniex).") var exchange: String = "poloniex"
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String = "127.0.0.1:0"
     @Option(help: "Trades per second over all markets.") var rate: Double = 50
-    @Option(help: "Markets: a comma-separated list of native symbols (BTC_USDT,ETH_USDT) or a count of default markets.")
-    var symbols: String = "12"
+    @Option(help: "Markets: a comma-separated list of native symbols (BTC_USDT,ETH_USDT) or a count of markets (default: the 8 default markets).")
+    var symbols: String = "8"
     @Option(help: "Seed of the market (same seed, same trades).") var seed: UInt64 = 1
-    @Option(name: .customLong("drop-every"), help: "Drop every websocket connection every SECONDS (fault injection).")
+    @Option(name: .customLong("drop-every"), help: "Drop each websocket connection SECONDS after it opened (fault injection).")
     var dropEvery: Double?
-    @Option(name: .customLong("malformed-every"), help: "Send each client a malformed frame after every N frames (fault injection).")
+    @Option(name: .customLong("malformed-every"), help: "Break every Nth trades frame sent to each client (fault injection; its trades are then only on REST).")
     var malformedEvery: Int?
     @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30).")
     var silenceTimeout: Double = 30
@@ -46,9 +46,10 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.port = address.port
         configuration.rate = rate
         if let count = Int(symbols) {
-            configuration.symbols = MarketGenerator.defaultSymbols(count: max(1, count))
+            configuration.instruments = PoloniexSimulatorConfiguration.instruments(count: max(1, count))
         } else {
-            configuration.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
+            configuration.instruments = PoloniexSimulatorConfiguration.instruments(
+                symbols: symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
         }
         configuration.seed = seed
         configuration.dropEvery = dropEvery.map { .milliseconds(Int64($0 * 1000)) }

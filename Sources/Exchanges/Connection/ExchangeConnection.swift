@@ -84,6 +84,9 @@ public struct ExchangeConnectionConfiguration: Sendable {
     public var backfillConcurrency = 4
     /// Attempts per symbol before a backfill failure is reported. Default 3.
     public var backfillAttempts = 3
+    /// After an unparseable frame, wait this long, then re-read its market (or all, when the frame
+    /// names none) over REST so trades it may have carried are not lost. Default 1 s.
+    public var repairDelay: Duration = .seconds(1)
     /// Seed of the backoff jitter. Default: random.
     public var jitterSeed = UInt64.random(in: 0 ... .max)
 
@@ -98,12 +101,12 @@ public struct ExchangeConnectionConfiguration: Sendable {
 /// parses frames, deduplicates, backfills from REST after every (re)subscribe, reports gaps and
 /// unparseable frames, and reconnects forever until its task is cancelled.
 public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable where C.Duration == Duration {
-    public let adapter: Adapter
+    public let adapter: Adapter.Type
     public let configuration: ExchangeConnectionConfiguration
     public let clock: C
     public let metrics: ConnectionMetrics
 
-    public init(adapter: Adapter, configuration: ExchangeConnectionConfiguration, clock: C, metrics: ConnectionMetrics = .init()) {
+    public init(adapter: Adapter.Type, configuration: ExchangeConnectionConfiguration, clock: C, metrics: ConnectionMetrics = .init()) {
         self.adapter = adapter
         self.configuration = configuration
         self.clock = clock
@@ -164,7 +167,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 connected.store(true, ordering: .relaxed)
                 metrics.connected.store(true, ordering: .relaxed)
                 _ = machine.with { $0.connected(now: now()) }
-                for message in adapter.subscribeMessages(symbols: configuration.symbols) {
+                for message in adapter.tradeSubscribeMessages(nativeSymbols: configuration.symbols) {
                     try await outbound.send(text: message)
                 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
@@ -173,7 +176,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                             try await clock.sleep(for: configuration.tickInterval)
                             switch machine.with({ $0.tick(now: now()) }) {
                             case .sendPing:
-                                if let ping = adapter.pingMessage { try await outbound.send(text: ping) }
+                                if let ping = adapter.applicationPing { try await outbound.send(text: ping) }
                             case .close(let reason):
                                 requested.withLock { $0 = reason }
                                 outbound.close()
@@ -202,10 +205,22 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink,
         requested: CloseRequest
     ) async throws {
-        var parser = adapter.makeParser()
+        var parser = adapter.makeFrameParser()
         var trades: [Trade] = []
         trades.reserveCapacity(64)
+        // Markets whose trades may have been in an unparseable frame: re-read over REST shortly after.
+        var repair: Set<String> = []
+        var repairDue: Duration?
+        let subscribed = Set(configuration.symbols)
         while let message = try await inbound.next() {
+            if let due = repairDue, now() >= due {
+                let symbols = configuration.symbols.filter { repair.contains($0) }
+                repair = []
+                repairDue = nil
+                machine.with { $0.downstream(busy: true, now: now()) }
+                await backfill(symbols: symbols, dedup: &dedup, sink: sink)
+                machine.with { $0.downstream(busy: false, now: now()) }
+            }
             let receivedAt = WallClock.microseconds()
             machine.with { $0.frameReceived(now: now()) }
             metrics.frames.add(1, ordering: .relaxed)
@@ -222,6 +237,12 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 machine.with { $0.downstream(busy: true, now: now()) }
                 await sink.deadLetter(frame: message.bytes, error: error)
                 machine.with { $0.downstream(busy: false, now: now()) }
+                if let symbol = symbolMentioned(in: message.bytes), subscribed.contains(symbol) {
+                    repair.insert(symbol)
+                } else {
+                    repair.formUnion(subscribed)
+                }
+                if repairDue == nil { repairDue = now() + configuration.repairDelay }
             case .success(.trades):
                 var fresh: [Trade] = []
                 fresh.reserveCapacity(trades.count)
@@ -238,7 +259,9 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 if machine.with({ $0.subscribeAcknowledged(now: now()) }) == .backfill {
                     await sink.event(.subscribed(endpoint: configuration.websocket.description, symbols: configuration.symbols.count))
                     machine.with { $0.downstream(busy: true, now: now()) }
-                    await backfill(dedup: &dedup, sink: sink)
+                    repair = []
+                    repairDue = nil
+                    await backfill(symbols: configuration.symbols, dedup: &dedup, sink: sink)
                     machine.with { $0.downstream(busy: false, now: now()) }
                 }
             case .success(.error(let text)):
@@ -255,9 +278,8 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
 
     /// Fetches recent trades for every symbol (a few requests in flight) and publishes the ones not
     /// seen, per symbol oldest first; reports gaps and failures.
-    func backfill(dedup: inout TradeDeduplicator, sink: some TradeSink) async {
-        let symbols = configuration.symbols
-        let limit = adapter.backfillLimit
+    func backfill(symbols: [String], dedup: inout TradeDeduplicator, sink: some TradeSink) async {
+        let limit = adapter.recentTradesLimit
         var next = 0
         await withTaskGroup(of: (Int, Result<[Trade], ExchangeError>).self) { group in
             var pending: [Int: Result<[Trade], ExchangeError>] = [:]
@@ -301,7 +323,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 
     func fetchBackfill(symbol: String) async -> Result<[Trade], ExchangeError> {
-        let endpoint = configuration.rest.appending(path: adapter.backfillPath(symbol: symbol))
+        let endpoint = configuration.rest.appending(path: adapter.recentTradesPath(nativeSymbol: symbol, limit: adapter.recentTradesLimit))
         var lastError = ExchangeError(.unreachable, "no attempt")
         for attempt in 1...max(1, configuration.backfillAttempts) {
             do {
@@ -310,7 +332,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                     throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
                 do {
-                    return .success(try adapter.parseBackfill(response.body, symbol: symbol, receivedAt: WallClock.microseconds()))
+                    return .success(try adapter.parseRecentTrades(response.body, nativeSymbol: symbol, receivedAt: WallClock.microseconds()))
                 } catch {
                     throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
                 }
@@ -327,17 +349,33 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 }
 
+/// The value of the first `"symbol":"..."` member in a (possibly broken) frame.
+func symbolMentioned(in frame: [UInt8]) -> String? {
+    let key = Array(#""symbol":""#.utf8)
+    guard frame.count > key.count else { return nil }
+    var i = 0
+    while i + key.count <= frame.count {
+        if frame[i] == key[0] && frame[i..<(i + key.count)].elementsEqual(key) {
+            let start = i + key.count
+            guard let end = frame[start...].firstIndex(of: UInt8(ascii: "\"")), end > start, end - start < 64 else { return nil }
+            return String(decoding: frame[start..<end], as: UTF8.self)
+        }
+        i += 1
+    }
+    return nil
+}
+
 /// Reads a venue's market list over REST and resolves requested symbols against it.
 public enum MarketDirectory {
     public static func resolve(
-        _ requested: [String], adapter: some ExchangeAdapter, rest: Endpoint, timeout: Duration = .seconds(10)
+        _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10)
     ) async throws -> [String] {
         let endpoint = rest.appending(path: adapter.marketsPath)
         let response = try await HTTPClient.get(endpoint, timeout: timeout)
         guard response.status == 200 else {
             throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status)")
         }
-        let markets: [MarketListing]
+        let markets: [ListedMarket]
         do { markets = try adapter.parseMarkets(response.body) } catch {
             throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
         }
