@@ -29,7 +29,8 @@ public struct PoloniexSimulatorConfiguration: Sendable {
     public var historyLimit = 1000
     /// Bursts (rate and volatility spikes): chance per order that one starts. Default 0.002.
     public var burstProbability = 0.002
-    /// Stop generating after this many trades (the servers keep running). Default never.
+    /// Stop generating once this many trades exist (the order that reaches it keeps all its
+    /// fills, so a few more may come); the servers keep running. Default never.
     public var maxTrades: Int?
     /// Every Nth frame writes trade ids as JSON numbers instead of strings. Default 4.
     public var numericIDEvery = 4

@@ -31,24 +31,39 @@ enum TopicTail {
         }
         guard !start.isEmpty else { return [:] }
         try consumer.assign(start)
-        var perPartition: [Int32: [Trade]] = [:]
-        var remaining = Set(end.keys)
-        let deadline = ContinuousClock.now + timeout
-        var undecodable = 0
-        outer: for try await batch in consumer.batches {
-            for message in batch {
-                if let value = message.value, let trade = try? Trade(json: value) {
-                    if trade.exchange == exchange { perPartition[message.partition, default: []].append(trade) }
-                } else {
-                    undecodable += 1
+        let remaining = Set(end.keys)
+        let ends = end
+        let collected = try await withThrowingTaskGroup(of: ([Int32: [Trade]], Int)?.self) { group in
+            group.addTask {
+                var perPartition: [Int32: [Trade]] = [:]
+                var remaining = remaining
+                var undecodable = 0
+                for try await batch in consumer.batches {
+                    for message in batch {
+                        if let value = message.value, let trade = try? Trade(json: value) {
+                            if trade.exchange == exchange { perPartition[message.partition, default: []].append(trade) }
+                        } else {
+                            undecodable += 1
+                        }
+                        if let high = ends[message.partition], message.offset + 1 >= high { remaining.remove(message.partition) }
+                    }
+                    if remaining.isEmpty { break }
                 }
-                if let high = end[message.partition], message.offset + 1 >= high { remaining.remove(message.partition) }
+                return (perPartition, undecodable)
             }
-            if remaining.isEmpty { break outer }
-            if ContinuousClock.now >= deadline {
-                throw IngestError("could not read the tail of \(topic) within \(timeout) (partitions \(remaining.sorted()) unfinished); is Kafka healthy?")
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
             }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let result = first else {
+                throw IngestError(
+                    "could not read the last \(recordsPerPartition) records of \(topic) within \(timeout); is Kafka healthy? (use --tail-records 0 to skip resuming)")
+            }
+            return result
         }
+        let perPartition = collected.0
+        let undecodable = collected.1
         if undecodable > 0 {
             logger.warning("records in \(topic) that are not trades were skipped while resuming", metadata: ["count": "\(undecodable)"])
         }
