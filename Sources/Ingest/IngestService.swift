@@ -94,8 +94,7 @@ public final class IngestService: Sendable {
         do {
             _ = try await producer.metadata(timeout: .seconds(10))
         } catch {
-            throw IngestError(
-                "Kafka at \(configuration.kafka.bootstrapServers) is not reachable (\(error)); start a broker (tape broker) or pass --brokers.")
+            throw IngestError("\(error)")
         }
         let metrics = IngestMetrics()
         var dedup = TradeDeduplicator(capacity: configuration.dedupWindow)

@@ -65,9 +65,14 @@ struct IngestCommand: AsyncParsableCommand {
         do {
             service = try await IngestService.build(configuration, logger: logger)
         } catch let error as ExchangeError {
-            throw ValidationError("\(error.message).")
+            printError("Error: \(error.message). Check --symbols, --endpoint and --rest-endpoint.")
+            throw ExitCode.failure
         } catch let error as IngestError {
-            throw ValidationError(error.description)
+            printError("Error: \(error.description)")
+            throw ExitCode.failure
+        } catch let error as KafkaError {
+            printError("Error: \(error)")
+            throw ExitCode.failure
         }
         let interactive = isatty(STDERR_FILENO) == 1
         try await runUntilSignalled {

@@ -40,7 +40,7 @@ public enum HTTPClient {
                     }
                 }
         } catch {
-            throw ExchangeError(.unreachable, "cannot connect to \(endpoint): \(error)")
+            throw ExchangeError(.unreachable, "cannot connect to \(endpoint) (\(describeConnectError(error)))")
         }
         return try await channel.executeThenClose { inbound, outbound in
             var headers = HTTPHeaders()

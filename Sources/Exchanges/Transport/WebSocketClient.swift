@@ -67,7 +67,7 @@ public enum WebSocketClient {
                     }
                 }
         } catch {
-            throw ExchangeError(.unreachable, "cannot connect to \(endpoint): \(error)")
+            throw ExchangeError(.unreachable, "cannot connect to \(endpoint) (\(describeConnectError(error)))")
         }
         let result = try await withDeadline(timeout, what: "websocket handshake with \(endpoint)") {
             try await upgrade.get()
@@ -162,6 +162,16 @@ public struct WebSocketOutbound: Sendable {
     public func close() {
         channel.close(promise: nil)
     }
+}
+
+/// A short reason for a failed connect ("connection refused") instead of NIO's nested dump.
+func describeConnectError(_ error: any Error) -> String {
+    let text = String(describing: error)
+    if text.contains("Connection refused") { return "connection refused" }
+    if text.contains("connectTimeout") || text.contains("timed out") { return "timed out" }
+    if text.contains("No such host") || text.contains("unknown host") || text.contains("resolve") { return "unknown host" }
+    if text.contains("Network is unreachable") { return "network unreachable" }
+    return text
 }
 
 /// Runs `operation`, failing with a timeout error if it takes longer than `limit`.
