@@ -40,13 +40,13 @@ final class EndToEndTests: XCTestCase {
             tradesLog: tradesLog, malformedLog: malformedLog)
     }
 
-    func ingest(_ setup: Setup, name: String) throws -> ChildProcess {
+    func ingest(_ setup: Setup, name: String, extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(
             name,
             [
                 "ingest", "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
                 "--ping-interval", "1",
-            ], directory: setup.directory)
+            ] + extra, directory: setup.directory)
     }
 
     /// Reads every record of `topic` from the beginning, in the background.
@@ -228,6 +228,34 @@ final class EndToEndTests: XCTestCase {
             XCTAssertTrue(malformed.contains(letter.value.map { String(decoding: $0, as: UTF8.self) } ?? ""))
         }
         print("e2e kill -9: \(summary); \(atKill) records before the kill; \(letters.count) dead letters of \(malformed.count) malformed frames sent")
+        setup.simulator.interrupt()
+        setup.mock.interrupt()
+    }
+
+    /// Kafka freezes (the mock cluster is SIGSTOPped): ingest holds what it reads in its bounded
+    /// buffer, says so, stops reading at the bound (back-pressure), and catches up when Kafka
+    /// returns — nothing lost, nothing doubled.
+    func testKafkaStallIsBufferedThenResumed() throws {
+        let total = 3_000
+        let setup = try start("e2e-stall", rate: 300, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
+        let ingest = try ingest(setup, name: "ingest", extra: ["--buffer", "500", "--stall-warning", "2"])
+        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        defer { reader.stop() }
+        XCTAssertTrue(reader.wait(for: 300, timeout: 30), ingest.stderr)
+        setup.mock.send(SIGSTOP)
+        usleep(6_000_000)
+        let log = ingest.stderr
+        XCTAssertTrue(log.contains("acknowledged nothing for 2 s: holding"), "no stall warning: \(log.suffix(1500))")
+        XCTAssertTrue(log.contains("(bound 500)"), log.suffix(1500).description)
+        setup.mock.send(SIGCONT)
+        let expected = waitForSimulator(setup, trades: total)
+        let complete = reader.wait(for: expected.count, timeout: 60)
+        usleep(2_000_000)
+        XCTAssertEqual(ingest.interrupt(), 0)
+        XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived: \(ingest.stderr.suffix(2000))")
+        XCTAssertTrue(ingest.stderr.contains("Kafka is accepting records again"))
+        let summary = verify(consumed: reader.all, expected: expected)
+        print("e2e kafka stall: \(summary)")
         setup.simulator.interrupt()
         setup.mock.interrupt()
     }

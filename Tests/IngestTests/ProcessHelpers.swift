@@ -55,6 +55,9 @@ final class ChildProcess: @unchecked Sendable {
         return process.terminationStatus
     }
 
+    /// Sends a signal (SIGSTOP / SIGCONT freeze and thaw a process).
+    func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
     /// SIGKILL: a crash, no chance to flush.
     func kill9() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
