@@ -143,8 +143,9 @@ public final class IngestService: Sendable {
         let sink = KafkaTradeSink(
             producer: producer, topic: configuration.topic, deadLetterTopic: configuration.deadLetterTopic,
             exchange: Exchange(configuration.exchange.lowercased()), metrics: metrics, logger: logger)
+        // Delivery reports are counted until the producer closes (its stream then ends).
+        let deliveries = Task { await self.watchDeliveries() }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.watchDeliveries() }
             group.addTask { await self.watchKafka() }
             await connection.run(sink: sink, deduplicator: deduplicator)
             group.cancelAll()
@@ -152,7 +153,9 @@ public final class IngestService: Sendable {
         logger.info("stopping: flushing queued records", metadata: ["queued": "\(producer.outstanding)"])
         do {
             try await producer.close(timeout: .seconds(30))
+            await deliveries.value
         } catch {
+            deliveries.cancel()
             logger.error("records still undelivered at exit", metadata: ["queued": "\(producer.outstanding)", "error": "\(error)"])
             throw error
         }

@@ -35,6 +35,8 @@ struct IngestCommand: AsyncParsableCommand {
     var silenceTimeout: Double = 30
     @Option(name: .customLong("stall-warning"), help: "Warn when Kafka acknowledged nothing for SECONDS while records wait.")
     var stallWarning: Double = 10
+    @Option(name: .customLong("mock-brokers"), help: ArgumentHelp("Run an in-process librdkafka mock cluster with N brokers instead of --brokers (benchmarks, demos).", visibility: .hidden))
+    var mockBrokers: Int?
     @OptionGroup var kafka: KafkaOptions
 
     func validate() throws {
@@ -55,6 +57,16 @@ struct IngestCommand: AsyncParsableCommand {
         configuration.topic = topic
         configuration.deadLetterTopic = deadLetterTopic
         configuration.kafka = try kafka.configuration()
+        var mock: MockKafkaCluster?
+        if let mockBrokers {
+            let cluster = try MockKafkaCluster(brokers: max(1, mockBrokers))
+            try cluster.createTopic(topic, partitions: 3)
+            try cluster.createTopic(deadLetterTopic, partitions: 1)
+            configuration.kafka.bootstrapServers = cluster.bootstrapServers
+            printError("in-process mock cluster: \(cluster.bootstrapServers)")
+            mock = cluster
+        }
+        defer { withExtendedLifetime(mock) {} }
         configuration.bufferLimit = bufferLimit
         configuration.tailRecords = tailRecords
         configuration.connection.pingInterval = .milliseconds(Int64(pingInterval * 1000))

@@ -85,6 +85,18 @@ public struct TradeDeduplicator: Sendable {
         var order: RingBuffer<TradeMark>
         var floor: TradeMark?
         var newest: TradeMark?
+
+        mutating func admit(_ mark: TradeMark) -> Bool {
+            if ids.contains(mark.id) { return false }
+            if let floor, !(floor < mark) { return false }
+            ids.insert(mark.id)
+            if let evicted = order.append(mark) {
+                ids.remove(evicted.id)
+                if floor.map({ $0 < evicted }) ?? true { floor = evicted }
+            }
+            if newest.map({ $0 < mark }) ?? true { newest = mark }
+            return true
+        }
     }
 
     public init(capacity: Int = 10_000) {
@@ -99,17 +111,8 @@ public struct TradeDeduplicator: Sendable {
 
     /// Admits a trade by market and mark.
     public mutating func admit(market: String, mark: TradeMark) -> Bool {
-        var window = markets[market] ?? Window(order: RingBuffer(capacity: capacity))
-        defer { markets[market] = window }
-        if window.ids.contains(mark.id) { return false }
-        if let floor = window.floor, !(floor < mark) { return false }
-        window.ids.insert(mark.id)
-        if let evicted = window.order.append(mark) {
-            window.ids.remove(evicted.id)
-            if window.floor.map({ $0 < evicted }) ?? true { window.floor = evicted }
-        }
-        if window.newest.map({ $0 < mark }) ?? true { window.newest = mark }
-        return true
+        // Mutated in place through the dictionary (a copy would cost O(capacity) per trade).
+        markets[market, default: Window(order: RingBuffer(capacity: capacity))].admit(mark)
     }
 
     /// Records trades already published (read back from Kafka on restart). Call with one market's
