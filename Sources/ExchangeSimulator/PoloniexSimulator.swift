@@ -3,6 +3,7 @@ import MarketData
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import NIOWebSocket
 import Synchronization
 
@@ -38,6 +39,9 @@ public struct PoloniexSimulatorConfiguration: Sendable {
     public var tradesLog: String?
     /// Append every malformed frame sent to this file, one a line.
     public var malformedLog: String?
+    /// Serve TLS (`wss://`, `https://`) with this PEM certificate chain and key. Default: plain.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
 
     public init() {}
 }
@@ -89,11 +93,21 @@ public final class PoloniexSimulator: Sendable {
 
     /// Binds the servers; `run` serves them.
     public static func build(_ configuration: PoloniexSimulatorConfiguration) async throws -> PoloniexSimulator {
+        let tls: NIOSSLContext?
+        if let certificate = configuration.tlsCertificateFile, let key = configuration.tlsKeyFile {
+            let certificates = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            tls = try NIOSSLContext(
+                configuration: .makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(privateKey)))
+        } else {
+            tls = nil
+        }
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .bind(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     let upgrader = NIOTypedWebSocketServerUpgrader<Upgrade>(
                         maxFrameSize: 1 << 20,
                         shouldUpgrade: { channel, head in
@@ -125,8 +139,9 @@ public final class PoloniexSimulator: Sendable {
         let port = server.channel.localAddress?.port ?? configuration.port
         self.port = port
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        websocketURL = "ws://\(host):\(port)/ws/public"
-        restURL = "http://\(host):\(port)"
+        let secure = configuration.tlsCertificateFile != nil && configuration.tlsKeyFile != nil
+        websocketURL = "\(secure ? "wss" : "ws")://\(host):\(port)/ws/public"
+        restURL = "\(secure ? "https" : "http")://\(host):\(port)"
         var market = MarketSimulator.Configuration()
         market.seed = configuration.seed
         market.tradesPerSecond = configuration.rate

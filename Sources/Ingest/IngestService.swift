@@ -14,6 +14,8 @@ public struct IngestConfiguration: Sendable {
     public var websocket: String?
     /// REST base URL; nil = the venue's production endpoint.
     public var rest: String?
+    /// TLS for `wss://`/`https://` endpoints (extra CA file).
+    public var tls = TLSOptions()
     /// Trades topic. Default tape.trades.
     public var topic = "tape.trades"
     /// Dead-letter topic (unparseable frames, gaps, failed backfills). Default tape.deadletter.
@@ -80,7 +82,7 @@ public final class IngestService: Sendable {
         let adapter = Poloniex.self
         let websocket = try Endpoint(configuration.websocket ?? adapter.endpoints.websocket)
         let rest = try Endpoint(configuration.rest ?? adapter.endpoints.rest)
-        let symbols = try await MarketDirectory.resolve(configuration.symbols, adapter: adapter, rest: rest)
+        let symbols = try await MarketDirectory.resolve(configuration.symbols, adapter: adapter, rest: rest, tls: configuration.tls)
 
         var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
         producerConfiguration.acks = -1
@@ -137,6 +139,7 @@ public final class IngestService: Sendable {
             "ingesting", metadata: ["exchange": "\(configuration.exchange)", "symbols": "\(symbols.count)", "websocket": "\(websocket)", "rest": "\(rest)", "topic": "\(configuration.topic)"])
         var connectionConfiguration = ExchangeConnectionConfiguration(websocket: websocket, rest: rest, symbols: symbols)
         connectionConfiguration.machine = configuration.connection
+        connectionConfiguration.tls = configuration.tls
         let connection = ExchangeConnection(
             adapter: Poloniex.self, configuration: connectionConfiguration, clock: ContinuousClock(),
             metrics: metrics.connection)

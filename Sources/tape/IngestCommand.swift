@@ -33,6 +33,8 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(name: .customLong("ping-interval"), help: "Seconds between application pings.") var pingInterval: Double = 15
     @Option(name: .customLong("silence-timeout"), help: "Replace a connection that sent nothing for SECONDS.")
     var silenceTimeout: Double = 30
+    @Option(name: .customLong("ca-file"), help: "PEM file of extra trusted certificates for wss:// and https:// endpoints.")
+    var caFile: String?
     @Option(name: .customLong("stall-warning"), help: "Warn when Kafka acknowledged nothing for SECONDS while records wait.")
     var stallWarning: Double = 10
     @Option(name: .customLong("mock-brokers"), help: ArgumentHelp("Run an in-process librdkafka mock cluster with N brokers instead of --brokers (benchmarks, demos).", visibility: .hidden))
@@ -71,6 +73,7 @@ struct IngestCommand: AsyncParsableCommand {
         configuration.tailRecords = tailRecords
         configuration.connection.pingInterval = .milliseconds(Int64(pingInterval * 1000))
         configuration.connection.silenceTimeout = .milliseconds(Int64(silenceTimeout * 1000))
+        configuration.tls = TLSOptions(caFile: caFile)
         configuration.stallWarning = .milliseconds(Int64(max(0.1, stallWarning) * 1000))
         var ingestLogger = Logger(label: "tape.ingest")
         ingestLogger.logLevel = kafka.verbose ? .trace : .info

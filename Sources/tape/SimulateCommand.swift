@@ -28,12 +28,16 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-trades"), help: "Stop generating after N trades (keeps serving).") var maxTrades: Int?
     @Option(name: .customLong("trades-log"), help: "Append every generated trade (Tape Trade JSON) to FILE.") var tradesLog: String?
     @Option(name: .customLong("malformed-log"), help: "Append every malformed frame sent to FILE.") var malformedLog: String?
+    @Option(name: .customLong("tls-cert"), help: "Serve wss:// and https:// with this PEM certificate chain (needs --tls-key).")
+    var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
 
     func validate() throws {
         guard exchange.lowercased() == "poloniex" else {
             throw ValidationError("Unknown exchange '\(exchange)'; the simulator speaks: poloniex.")
         }
         guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
         guard HostPort(listen) != nil else { throw ValidationError("--listen expects HOST:PORT, got '\(listen)'.") }
         if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive.") }
         if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive.") }
@@ -58,6 +62,8 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.maxTrades = maxTrades
         configuration.tradesLog = tradesLog
         configuration.malformedLog = malformedLog
+        configuration.tlsCertificateFile = tlsCertificate
+        configuration.tlsKeyFile = tlsKey
         let simulator: PoloniexSimulator
         do {
             simulator = try await PoloniexSimulator.build(configuration)

@@ -87,6 +87,8 @@ public struct ExchangeConnectionConfiguration: Sendable {
     /// After an unparseable frame, wait this long, then re-read its market (or all, when the frame
     /// names none) over REST so trades it may have carried are not lost. Default 1 s.
     public var repairDelay: Duration = .seconds(1)
+    /// TLS for `wss://` and `https://` endpoints.
+    public var tls = TLSOptions()
     /// Seed of the backoff jitter. Default: random.
     public var jitterSeed = UInt64.random(in: 0 ... .max)
 
@@ -162,7 +164,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         var peerClose: String?
         do {
             try await WebSocketClient.withConnection(
-                to: configuration.websocket, connectTimeout: configuration.machine.connectTimeout
+                to: configuration.websocket, connectTimeout: configuration.machine.connectTimeout, tls: configuration.tls
             ) { inbound, outbound in
                 connected.store(true, ordering: .relaxed)
                 metrics.connected.store(true, ordering: .relaxed)
@@ -327,7 +329,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         var lastError = ExchangeError(.unreachable, "no attempt")
         for attempt in 1...max(1, configuration.backfillAttempts) {
             do {
-                let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout)
+                let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout, tls: configuration.tls)
                 guard response.status == 200 else {
                     throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
@@ -368,10 +370,11 @@ func symbolMentioned(in frame: [UInt8]) -> String? {
 /// Reads a venue's market list over REST and resolves requested symbols against it.
 public enum MarketDirectory {
     public static func resolve(
-        _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10)
+        _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10),
+        tls: TLSOptions = TLSOptions()
     ) async throws -> [String] {
         let endpoint = rest.appending(path: adapter.marketsPath)
-        let response = try await HTTPClient.get(endpoint, timeout: timeout)
+        let response = try await HTTPClient.get(endpoint, timeout: timeout, tls: tls)
         guard response.status == 200 else {
             throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status)")
         }

@@ -56,6 +56,12 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         return copy
     }
 
+    /// The `Host` header value: the port only when it is not the scheme's default.
+    public var hostHeader: String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return port == (isSecure ? 443 : 80) ? h : "\(h):\(port)"
+    }
+
     public var description: String {
         let defaultPort = isSecure ? 443 : 80
         let h = host.contains(":") ? "[\(host)]" : host

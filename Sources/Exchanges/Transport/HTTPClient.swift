@@ -3,8 +3,7 @@ import NIOHTTP1
 import NIOPosix
 
 /// A minimal HTTP/1.1 GET client over SwiftNIO for REST backfill and market lists: one connection
-/// per request, `Connection: close`, body collected up to a cap. Plain `http://` only (see
-/// `WebSocketClient` on TLS).
+/// per request, `Connection: close`, body collected up to a cap. `https://` goes through TLS.
 public enum HTTPClient {
     /// A response: status and body.
     public struct Response: Sendable {
@@ -13,27 +12,28 @@ public enum HTTPClient {
     }
 
     /// GETs `endpoint`; throws `ExchangeError` for connection failures, timeouts and oversized bodies.
-    public static func get(_ endpoint: Endpoint, timeout: Duration = .seconds(10), maxBodySize: Int = 1 << 26)
-        async throws -> Response
-    {
-        guard !endpoint.isSecure else {
-            throw ExchangeError(
-                .badURL,
-                "\(endpoint) needs TLS, which this build of tape does not include yet; use an http:// endpoint (for example one printed by `tape simulate`)"
-            )
-        }
-        return try await withDeadline(timeout, what: "GET \(endpoint)") {
-            try await fetch(endpoint, maxBodySize: maxBodySize, connectTimeout: timeout)
+    public static func get(
+        _ endpoint: Endpoint, timeout: Duration = .seconds(10), maxBodySize: Int = 1 << 26, tls: TLSOptions = TLSOptions()
+    ) async throws -> Response {
+        do {
+            return try await withDeadline(timeout, what: "GET \(endpoint)") {
+                try await fetch(endpoint, maxBodySize: maxBodySize, connectTimeout: timeout, tls: tls)
+            }
+        } catch let error as ExchangeError {
+            throw error
+        } catch {
+            throw ExchangeError(.unreachable, "GET \(endpoint) failed (\(describeConnectError(error)))")
         }
     }
 
-    static func fetch(_ endpoint: Endpoint, maxBodySize: Int, connectTimeout: Duration) async throws -> Response {
+    static func fetch(_ endpoint: Endpoint, maxBodySize: Int, connectTimeout: Duration, tls: TLSOptions) async throws -> Response {
         let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
         do {
             channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.milliseconds(Int64(connectTimeout.seconds * 1000)))
                 .connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if endpoint.isSecure { try tls.addHandler(to: channel, host: endpoint.host) }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
                             wrappingChannelSynchronously: channel)
@@ -44,7 +44,7 @@ public enum HTTPClient {
         }
         return try await channel.executeThenClose { inbound, outbound in
             var headers = HTTPHeaders()
-            headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+            headers.add(name: "Host", value: endpoint.hostHeader)
             headers.add(name: "Accept", value: "application/json")
             headers.add(name: "User-Agent", value: "tape")
             headers.add(name: "Connection", value: "close")

@@ -7,22 +7,17 @@ import NIOWebSocket
 /// caller whole messages (fragments joined) and a writer. Control frames are handled here: pings
 /// are answered with pongs, a close frame ends the inbound sequence. Client frames are masked.
 ///
-/// `wss://` is refused with a clear error: this build carries no TLS stack (see docs/ingest.md).
+/// `wss://` goes through TLS (NIOSSL, the system's trust store plus `TLSOptions.caFile`).
 public enum WebSocketClient {
     /// Connects to `endpoint`, runs `body` with the connection, and closes it when `body` returns or throws.
     public static func withConnection<R: Sendable>(
         to endpoint: Endpoint,
         maxMessageSize: Int = 1 << 24,
         connectTimeout: Duration = .seconds(10),
+        tls: TLSOptions = TLSOptions(),
         _ body: (inout WebSocketInbound, WebSocketOutbound) async throws -> R
     ) async throws -> R {
-        guard !endpoint.isSecure else {
-            throw ExchangeError(
-                .badURL,
-                "\(endpoint) needs TLS, which this build of tape does not include yet; use a ws:// endpoint (for example one printed by `tape simulate`)"
-            )
-        }
-        let channel = try await connect(endpoint, maxFrameSize: maxMessageSize, timeout: connectTimeout)
+        let channel = try await connect(endpoint, maxFrameSize: maxMessageSize, timeout: connectTimeout, tls: tls)
         return try await channel.executeThenClose { inbound, outbound in
             let out = WebSocketOutbound(writer: outbound, channel: channel.channel)
             var messages = WebSocketInbound(frames: inbound, outbound: out, maxMessageSize: maxMessageSize)
@@ -35,7 +30,7 @@ public enum WebSocketClient {
         case refused
     }
 
-    static func connect(_ endpoint: Endpoint, maxFrameSize: Int, timeout: Duration) async throws
+    static func connect(_ endpoint: Endpoint, maxFrameSize: Int, timeout: Duration, tls: TLSOptions) async throws
         -> NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
     {
         let ms = Int64(timeout.seconds * 1000)
@@ -46,6 +41,7 @@ public enum WebSocketClient {
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connect(host: endpoint.host, port: endpoint.port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if endpoint.isSecure { try tls.addHandler(to: channel, host: endpoint.host) }
                         let upgrader = NIOTypedWebSocketClientUpgrader<Upgrade>(
                             maxFrameSize: maxFrameSize,
                             upgradePipelineHandler: { channel, _ in
@@ -54,7 +50,7 @@ public enum WebSocketClient {
                                 }
                             })
                         var headers = HTTPHeaders()
-                        headers.add(name: "Host", value: "\(endpoint.host):\(endpoint.port)")
+                        headers.add(name: "Host", value: endpoint.hostHeader)
                         headers.add(name: "Content-Length", value: "0")
                         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: endpoint.path, headers: headers)
                         let configuration = NIOTypedHTTPClientUpgradeConfiguration(
@@ -69,8 +65,15 @@ public enum WebSocketClient {
         } catch {
             throw ExchangeError(.unreachable, "cannot connect to \(endpoint) (\(describeConnectError(error)))")
         }
-        let result = try await withDeadline(timeout, what: "websocket handshake with \(endpoint)") {
-            try await upgrade.get()
+        let result: Upgrade
+        do {
+            result = try await withDeadline(timeout, what: "websocket handshake with \(endpoint)") {
+                try await upgrade.get()
+            }
+        } catch let error as ExchangeError {
+            throw error
+        } catch {
+            throw ExchangeError(.unreachable, "cannot connect to \(endpoint) (\(describeConnectError(error)))")
         }
         switch result {
         case .websocket(let channel): return channel
@@ -166,7 +169,11 @@ public struct WebSocketOutbound: Sendable {
 
 /// A short reason for a failed connect ("connection refused") instead of NIO's nested dump.
 func describeConnectError(_ error: any Error) -> String {
+    if let error = error as? ExchangeError { return error.message }
     let text = String(describing: error)
+    if text.contains("CERTIFICATE_VERIFY_FAILED") { return "TLS certificate not trusted; for a private CA pass --ca-file" }
+    if text.contains("handshakeFailed") { return "TLS handshake failed: \(text)" }
+    if text.contains("UnknownHost") || text.contains("Name or service not known") { return "unknown host" }
     if text.contains("Connection refused") { return "connection refused" }
     if text.contains("connectTimeout") || text.contains("timed out") { return "timed out" }
     if text.contains("No such host") || text.contains("unknown host") || text.contains("resolve") { return "unknown host" }
