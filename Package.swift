@@ -5,6 +5,15 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// SwiftNIO products used by the exchange transports (websocket + REST clients, TLS) and the simulator's servers.
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOWebSocket", package: "swift-nio"),
+    .product(name: "NIOSSL", package: "swift-nio-ssl"),
+]
+
 let package = Package(
     name: "Tape",
     platforms: [.macOS(.v14)],
@@ -16,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
     ],
     targets: [
         .systemLibrary(
@@ -52,12 +62,17 @@ let package = Package(
         ),
         .target(
             name: "Exchanges",
-            dependencies: ["MarketData"],
+            dependencies: ["MarketData"] + nio,
             swiftSettings: strict
         ),
         .target(
             name: "ExchangeSimulator",
-            dependencies: ["MarketData"],
+            dependencies: ["MarketData"] + nio,
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Ingest",
+            dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -67,6 +82,8 @@ let package = Package(
                 "MarketData",
                 "Exchanges",
                 "TapeBroker",
+                "Ingest",
+                "ExchangeSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -102,6 +119,16 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IngestTests",
+            dependencies: ["Ingest", "Exchanges", "ExchangeSimulator", "KafkaClient", "tape"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangeSimulatorTests",
+            dependencies: ["ExchangeSimulator", "Exchanges"],
             swiftSettings: strict
         ),
         .testTarget(

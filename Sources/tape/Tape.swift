@@ -17,6 +17,8 @@ struct Tape: AsyncParsableCommand {
             BrokerCommand.self,
             BenchCommand.self,
             MockClusterCommand.self,
+            IngestCommand.self,
+            SimulateCommand.self,
         ]
     )
 }
