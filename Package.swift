@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -55,12 +56,23 @@ let package = Package(
             dependencies: ["MarketData"],
             swiftSettings: strict
         ),
+        .target(
+            name: "Processing",
+            dependencies: [
+                "MarketData",
+                "KafkaClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
                 "KafkaClient",
                 "MarketData",
                 "Exchanges",
+                "Processing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,6 +92,11 @@ let package = Package(
             name: "ExchangesTests",
             dependencies: ["Exchanges", "MarketData"],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessingTests",
+            dependencies: ["Processing", "MarketData", "KafkaClient", "tape"],
             swiftSettings: strict
         ),
         .testTarget(
