@@ -147,6 +147,13 @@ public struct CandleAggregator: Sendable {
         return outcome
     }
 
+    /// Moves past a record that is not a trade (unparseable: counted, not applied).
+    public mutating func skip(sequence: Int64) {
+        counters.unparseable += 1
+        position = sequence + 1
+        if suppressUntil != .min && position >= suppressUntil { endSuppression() }
+    }
+
     /// Marks windows the watermark has passed as final and returns the candles that must go out
     /// now: new finals and corrections of final windows. Open windows are left for `checkpoint`.
     public mutating func tick(now: Int64) -> [Candle] {
