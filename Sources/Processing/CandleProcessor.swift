@@ -200,6 +200,8 @@ public final class CandleProcessor: Sendable {
         var aggregators: [Int32: CandleAggregator] = [:]
         /// Partitions moved back to their replay start; messages are dropped until it arrives.
         var seeking: [Int32: (start: Int64, resumeAt: Int64)] = [:]
+        /// Assigned partitions whose committed offsets are still to be read.
+        var needsPrepare: Set<Int32> = []
         /// Candles produced since the last checkpoint (for the candle store).
         var pendingStore: [Candle] = []
         var lastTick: Int64 = 0
@@ -262,6 +264,7 @@ public final class CandleProcessor: Sendable {
                 try Task.checkCancellation()
                 let wakes = try await nextWake(milliseconds: configuration.tickMilliseconds)
                 applyRebalances()
+                if !needsPrepare.isEmpty { await prepareAssigned() }
                 var ended = false
                 for wake in wakes {
                     switch wake {
@@ -304,6 +307,7 @@ public final class CandleProcessor: Sendable {
                     for tp in partitions where tp.topic == configuration.inputTopic {
                         assigned.insert(tp.partition)
                         retire(tp.partition)
+                        needsPrepare.insert(tp.partition)
                     }
                 case .revoked(let partitions):
                     for tp in partitions where tp.topic == configuration.inputTopic {
@@ -320,6 +324,7 @@ public final class CandleProcessor: Sendable {
         private mutating func retire(_ partition: Int32) {
             if let aggregator = aggregators.removeValue(forKey: partition) { processor.add(aggregator.counters) }
             seeking[partition] = nil
+            needsPrepare.remove(partition)
         }
 
         mutating func retireAll() {
@@ -339,7 +344,14 @@ public final class CandleProcessor: Sendable {
                 guard batch[index].topic == configuration.inputTopic, assigned.contains(partition) else { continue }
                 var first = index
                 if aggregators[partition] == nil {
-                    guard let found = try await start(partition, messages: batch[index..<end]) else { continue }
+                    let found: Int?
+                    do {
+                        found = try await start(partition, messages: batch[index..<end])
+                    } catch {
+                        logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
+                        found = nil
+                    }
+                    guard let found else { continue }
                     first = found
                 }
                 var aggregator = aggregators.removeValue(forKey: partition)!
@@ -357,28 +369,49 @@ public final class CandleProcessor: Sendable {
             }
         }
 
-        /// Sets a partition up from its committed offsets; returns the index of the message to start
-        /// with, or nil while waiting for a seek to the replay start to take effect.
-        private mutating func start(_ partition: Int32, messages: ArraySlice<KafkaMessage>) async throws -> Int? {
-            let target: (start: Int64, resumeAt: Int64)
-            if let pending = seeking[partition] {
-                target = pending
-            } else {
-                target = try await recoveryPoint(partition)
-                logger.info(
-                    "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
-            }
-            if let i = messages.firstIndex(where: { $0.offset == target.start }) {
-                seeking[partition] = nil
+        /// Sets a partition up from its committed offsets: an aggregator right away when there is
+        /// nothing to replay, else a seek back to the replay start.
+        private mutating func prepare(_ partition: Int32) async throws {
+            let target = try await recoveryPoint(partition)
+            needsPrepare.remove(partition)
+            logger.info(
+                "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
+            if target.start >= target.resumeAt {
                 aggregators[partition] = CandleAggregator(
                     configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
-                return i
-            }
-            if seeking[partition] == nil {
+            } else {
+                do {
+                    try await consumer.seek([TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start)])
+                } catch {
+                    needsPrepare.insert(partition)
+                    throw error
+                }
                 seeking[partition] = target
-                try await consumer.seek([TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start)])
             }
-            return nil
+        }
+
+        /// For a partition without an aggregator: the index of the message to start with, or nil
+        /// while the seek to the replay start has not taken effect.
+        private mutating func start(_ partition: Int32, messages: ArraySlice<KafkaMessage>) async throws -> Int? {
+            if needsPrepare.contains(partition) { try await prepare(partition) }
+            if aggregators[partition] != nil { return messages.startIndex }
+            guard let target = seeking[partition] else { return nil }
+            guard let i = messages.firstIndex(where: { $0.offset == target.start }) else { return nil }
+            seeking[partition] = nil
+            aggregators[partition] = CandleAggregator(
+                configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
+            return i
+        }
+
+        /// Prepares newly assigned partitions (retried on the next wake when the broker is busy).
+        private mutating func prepareAssigned() async {
+            for partition in needsPrepare.sorted() {
+                do {
+                    try await prepare(partition)
+                } catch {
+                    logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
+                }
+            }
         }
 
         /// Where to replay from and where emission resumes, from the two groups' committed offsets.
