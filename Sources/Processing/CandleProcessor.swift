@@ -28,6 +28,8 @@ public struct CandleProcessorConfiguration: Sendable {
     public var stopAtOffsets: [Int32: Int64]?
     /// Print a progress line to stderr this often (seconds); nil for none.
     public var progressSeconds: Double? = nil
+    /// Print a line to stderr when a partition is taken over or given up. Default true.
+    public var announcePartitions = true
 
     public init(kafka: KafkaConfiguration) { self.kafka = kafka }
 
@@ -310,6 +312,8 @@ public final class CandleProcessor: Sendable {
                         needsPrepare.insert(tp.partition)
                     }
                 case .revoked(let partitions):
+                    let mine = partitions.filter { $0.topic == configuration.inputTopic }.map(\.partition)
+                    if !mine.isEmpty { announce("partitions \(mine.sorted()) given up") }
                     for tp in partitions where tp.topic == configuration.inputTopic {
                         assigned.remove(tp.partition)
                         retire(tp.partition)
@@ -376,6 +380,7 @@ public final class CandleProcessor: Sendable {
             needsPrepare.remove(partition)
             logger.info(
                 "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
+            announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
             if target.start >= target.resumeAt {
                 aggregators[partition] = CandleAggregator(
                     configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
@@ -430,6 +435,11 @@ public final class CandleProcessor: Sendable {
                 start = low
             }
             return (start, max(emitted, start))
+        }
+
+        private func announce(_ text: String) {
+            guard configuration.announcePartitions else { return }
+            FileHandle.standardError.write(Data("process: \(text)\n".utf8))
         }
 
         private mutating func logBadRecord(_ message: KafkaMessage) {

@@ -21,6 +21,9 @@ public struct TradeGenerator: Sendable {
         public var maxDisorderMilliseconds: Int64 = 20_000
         /// Probability that a trade lands exactly on a minute boundary (or one ms before one). Default 0.05.
         public var edgeProbability = 0.05
+        /// Added to every trade id, so that several generators can write one topic without
+        /// reusing ids (instrument i's ids start at `idBase + (i + 1) × 1 000 000`). Default 0.
+        public var idBase: UInt64 = 0
         public init() {}
     }
 
@@ -36,7 +39,7 @@ public struct TradeGenerator: Sendable {
         self.options = options
         rng = SplitMix64(seed: seed)
         time = options.startTime
-        nextID = options.instruments.indices.map { UInt64($0 + 1) * 1_000_000 }
+        nextID = options.instruments.indices.map { options.idBase + UInt64($0 + 1) * 1_000_000 }
         prices = options.instruments.map { _ in 2_000_000 }  // 20000.00 at scale 2
     }
 

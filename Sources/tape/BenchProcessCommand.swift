@@ -88,6 +88,7 @@ struct BenchProcess: AsyncParsableCommand {
             configuration.aggregation = aggregation
             configuration.createOutputTopic = mock == nil
             configuration.stopAtOffsets = ends
+            configuration.announcePartitions = false
             let processor = CandleProcessor(configuration: configuration, logger: logger)
             let start = DispatchTime.now().uptimeNanoseconds
             try await processor.run()

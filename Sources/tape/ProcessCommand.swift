@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import KafkaClient
+import Logging
 import MarketData
 import Processing
 
@@ -63,9 +64,14 @@ struct ProcessCommand: AsyncParsableCommand {
     var outputPartitions: Int32 = 3
     @Option(name: .customLong("progress"), help: "Seconds between progress lines on stderr (0: none).")
     var progressSeconds: Double = 10
+    @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug, info, notice, warning, error (default warning; --verbose: trace).")
+    var logLevel: String?
 
     func validate() throws {
         _ = try parseIntervals(intervals)
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error.")
+        }
         guard emitInterval.milliseconds > 0 else { throw ValidationError("--emit-interval must be positive, e.g. 1s.") }
         guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive.") }
     }
@@ -86,7 +92,9 @@ struct ProcessCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("Cannot open the candle history at \(db): \(error). Pass another --db or --no-db.")
         }
-        let processor = CandleProcessor(configuration: configuration, store: store, logger: kafka.logger("tape.process"))
+        var logger = kafka.logger("tape.process")
+        if let logLevel, let level = Logger.Level(rawValue: logLevel) { logger.logLevel = level }
+        let processor = CandleProcessor(configuration: configuration, store: store, logger: logger)
         do {
             try await runUntilSignalled { try await processor.run() }
         } catch let error as KafkaError {

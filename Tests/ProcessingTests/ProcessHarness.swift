@@ -7,15 +7,24 @@ import Processing
 /// Real `tape` processes for the processing integration tests (the pattern of
 /// IntegrationTests/ProcessHelpers.swift, kept separate so the targets stay independent).
 enum Tape {
-    static var path: String {
+    /// The built `tape`, copied under a name of its own: on a shared machine, something that stops
+    /// processes by name (`pkill tape`) must not take this test's brokers and processors with it.
+    static let path: String = {
         let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
         var url = dir.appendingPathComponent("tape")
         // `swift test` runs a bundle inside the products folder; xctest may pass the bundle path.
         if !FileManager.default.isExecutableFile(atPath: url.path) {
             url = dir.deletingLastPathComponent().appendingPathComponent("tape")
         }
-        return url.path
-    }
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("processing-test-\(getpid())")
+        try? FileManager.default.removeItem(at: copy)
+        do {
+            try FileManager.default.copyItem(at: url, to: copy)
+            return copy.path
+        } catch {
+            return url.path
+        }
+    }()
 }
 
 struct HarnessError: Error, CustomStringConvertible {
@@ -58,6 +67,20 @@ final class Child: @unchecked Sendable {
     }
 
     var isRunning: Bool { process.isRunning }
+
+    /// The stderr log so far.
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Waits until the log contains `text` `count` times (or the timeout passes); returns whether it did.
+    func waitForLog(_ text: String, count: Int = 1, timeout: TimeInterval) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.components(separatedBy: text).count - 1 >= count { return true }
+            if !process.isRunning { return false }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
 
     func kill9() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }

@@ -12,11 +12,13 @@ struct ProcessIntegrationTests {
     static let intervals = "15s,1m,1h"
     static let groupSettings = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
 
-    static func generatedTrades(seed: UInt64, count: Int, startTime: Int64) -> [Trade] {
+    /// Trades of one market; `part` > 0 continues it with fresh trade ids.
+    static func generatedTrades(seed: UInt64, count: Int, startTime: Int64, part: UInt64 = 0) -> [Trade] {
         var options = TradeGenerator.Options()
+        options.idBase = part * 100_000_000_000
         options.instruments = (0..<12).map { ("poloniex", "C\($0)_USDT") } + [("binance", "BTCUSDT")]
         options.startTime = startTime
-        options.meanGapMilliseconds = 40
+        options.meanGapMilliseconds = 100
         options.duplicateProbability = 0.05
         options.disorderProbability = 0.1
         options.maxDisorderMilliseconds = 30_000  // later than the 5 s grace: corrections
@@ -25,7 +27,7 @@ struct ProcessIntegrationTests {
     }
 
     static func processArguments(bootstrap: String, db: URL) -> [String] {
-        ["process", "--brokers", bootstrap, "--intervals", intervals, "--emit-interval", "300ms", "--db", db.path, "--progress", "0"]
+        ["process", "--brokers", bootstrap, "--intervals", intervals, "--emit-interval", "300ms", "--db", db.path, "--progress", "0", "--log-level", "info", "--allowed-lateness", "3m"]
             + groupSettings
     }
 
@@ -52,15 +54,18 @@ struct ProcessIntegrationTests {
             let child = try Child(Self.processArguments(bootstrap: bootstrap, db: db), name: "process-\(round)", logDirectory: dir)
             // Sometimes more trades arrive while it runs (continuing the same market).
             if round % 2 == 1 {
-                let more = Self.generatedTrades(seed: seed &+ UInt64(round), count: 3_000, startTime: produced.last!.time + 1_000)
+                let more = Self.generatedTrades(seed: seed &+ UInt64(round), count: 3_000, startTime: produced.last!.time + 1_000, part: UInt64(round))
                 produced += more
                 try await Kafka.produce(more, topic: "tape.trades", bootstrap: bootstrap)
             }
-            let wait = Double(rng.next() % 9_000 + 500) / 1000
+            // Kill it at a random moment after it took over its partitions: during replay,
+            // while catching up, or while idle (and once, in round 0, maybe before it got any).
+            let assigned = round == 0 ? false : try await child.waitForLog("taken over", timeout: 30)
+            let wait = Double(rng.next() % 3_000) / 1000
             try await Task.sleep(for: .seconds(wait))
             #expect(child.isRunning, "process-\(round) died on its own; see \(child.logFile.path)")
             child.kill9()
-            kills.append(String(format: "%.1fs", wait))
+            kills.append(String(format: "%@%.1fs", assigned ? "assigned+" : "", wait))
         }
         let last = try Child(Self.processArguments(bootstrap: bootstrap, db: db), name: "process-last", logDirectory: dir)
         let caughtUp = try await Kafka.waitUntilCommitted(group: "tape-processor", topic: "tape.trades", partitions: 4, bootstrap: bootstrap, timeout: 120)
@@ -72,6 +77,8 @@ struct ProcessIntegrationTests {
             intervals: try Self.intervals.split(separator: ",").map { try #require(CandleInterval(String($0))) }, bootstrap: bootstrap,
             store: try CandleStore(path: db.path))
         #expect(checked > 500, "enough windows were compared")
+        withExtendedLifetime(cluster) {}
+        try problems.joined(separator: "\n").write(to: dir.appendingPathComponent("problems.txt"), atomically: true, encoding: .utf8)
         #expect(problems.isEmpty, "seed \(seed), kills after \(kills): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
@@ -85,7 +92,7 @@ struct ProcessIntegrationTests {
         var produced = Self.generatedTrades(seed: seed, count: 30_000, startTime: 1_661_123_520_000)
         try await Kafka.produce(produced, topic: "tape.trades", bootstrap: bootstrap)
         func more(_ n: Int, _ salt: UInt64) async throws {
-            let next = Self.generatedTrades(seed: seed &+ salt, count: n, startTime: produced.last!.time + 1_000)
+            let next = Self.generatedTrades(seed: seed &+ salt, count: n, startTime: produced.last!.time + 1_000, part: salt)
             produced += next
             try await Kafka.produce(next, topic: "tape.trades", bootstrap: bootstrap)
         }
@@ -93,13 +100,15 @@ struct ProcessIntegrationTests {
         let a = try Child(args, name: "a", logDirectory: dir)
         try await Task.sleep(for: .seconds(3))
         let b = try Child(args, name: "b", logDirectory: dir)  // joins: rebalance
-        try await Task.sleep(for: .seconds(8))
+        #expect(try await b.waitForLog("taken over", timeout: 30), "b got partitions")
+        try await Task.sleep(for: .seconds(1))
         try await more(5_000, 1)
         #expect(a.isRunning && b.isRunning)
         a.kill9()  // leaves without a word: its partitions move after the session timeout
         try await Task.sleep(for: .seconds(2))
         let c = try Child(args, name: "c", logDirectory: dir)  // joins
-        try await Task.sleep(for: .seconds(9))
+        #expect(try await c.waitForLog("taken over", timeout: 30), "c got partitions")
+        try await Task.sleep(for: .seconds(1))
         try await more(5_000, 2)
         #expect(b.terminate() == 0, "graceful stop of b")  // leaves gracefully
         try await Task.sleep(for: .seconds(2))
@@ -115,6 +124,8 @@ struct ProcessIntegrationTests {
             intervals: try Self.intervals.split(separator: ",").map { try #require(CandleInterval(String($0))) }, bootstrap: bootstrap,
             store: try CandleStore(path: db.path))
         #expect(checked > 500)
+        withExtendedLifetime(cluster) {}
+        try problems.joined(separator: "\n").write(to: dir.appendingPathComponent("problems.txt"), atomically: true, encoding: .utf8)
         #expect(problems.isEmpty, "seed \(seed): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
@@ -137,6 +148,7 @@ struct ProcessIntegrationTests {
         let (_, problems) = try await Contract.mismatches(
             trades: "tape.trades", tradePartitions: 2, candles: "tape.candles", candlePartitions: 1, intervals: intervals,
             bootstrap: cluster.bootstrap)
+        withExtendedLifetime(cluster) {}
         #expect(!problems.isEmpty)
     }
 }
