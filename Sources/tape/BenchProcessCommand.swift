@@ -74,9 +74,17 @@ struct BenchProcess: AsyncParsableCommand {
         watermarkConfig.groupID = "tape-bench-watermarks"
         let probe = try KafkaConsumer(configuration: watermarkConfig, logger: logger)
         var ends: [Int32: Int64] = [:]
-        for p in 0..<target.partitions { ends[p] = try await probe.watermarks(topic: topic, partition: p).high }
+        var available = 0
+        for p in 0..<target.partitions {
+            let (low, high) = try await probe.watermarks(topic: topic, partition: p)
+            ends[p] = high
+            available += Int(high - low)
+        }
         probe.close()
-        printError("bench process: pre-filled \(topic) (\(target.partitions) partitions) at \(kafka.bootstrapServers)")
+        if available < count {
+            printError("bench process: the cluster kept only \(available) of \(count) records (librdkafka's mock cluster drops old segments past a few MB per partition: use more --partitions and --instruments)")
+        }
+        printError("bench process: pre-filled \(topic): \(ends.sorted { $0.key < $1.key }.map { "[\($0.key)] \($0.value)" }.joined(separator: ", ")) records at \(kafka.bootstrapServers)")
 
         var rates: [Double] = []
         var ratesAfterJoin: [Double] = []
@@ -88,13 +96,13 @@ struct BenchProcess: AsyncParsableCommand {
             configuration.aggregation = aggregation
             configuration.createOutputTopic = mock == nil
             configuration.stopAtOffsets = ends
-            configuration.announcePartitions = false
+            configuration.announcePartitions = target.kafka.verbose
             let processor = CandleProcessor(configuration: configuration, logger: logger)
             let start = DispatchTime.now().uptimeNanoseconds
             try await processor.run()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let c = processor.counters
-            let processed = Int(c.trades + c.duplicates + c.droppedTooLate + c.unparseable)
+            let processed = available
             let active = processor.activeSeconds ?? seconds
             rates.append(Double(processed) / seconds)
             ratesAfterJoin.append(Double(processed) / active)
