@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -75,6 +76,16 @@ let package = Package(
             dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .target(
+            name: "Processing",
+            dependencies: [
+                "MarketData",
+                "KafkaClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
@@ -84,6 +95,7 @@ let package = Package(
                 "TapeBroker",
                 "Ingest",
                 "ExchangeSimulator",
+                "Processing",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -129,6 +141,11 @@ let package = Package(
         .testTarget(
             name: "ExchangeSimulatorTests",
             dependencies: ["ExchangeSimulator", "Exchanges"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessingTests",
+            dependencies: ["Processing", "MarketData", "KafkaClient", "tape"],
             swiftSettings: strict
         ),
         .testTarget(

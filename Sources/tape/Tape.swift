@@ -19,6 +19,7 @@ struct Tape: AsyncParsableCommand {
             MockClusterCommand.self,
             IngestCommand.self,
             SimulateCommand.self,
+            ProcessCommand.self, CandlesCommand.self,
         ]
     )
 }
