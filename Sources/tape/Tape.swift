@@ -16,6 +16,7 @@ struct Tape: AsyncParsableCommand {
             GroupsCommand.self,
             BenchCommand.self,
             MockClusterCommand.self,
+            ServeCommand.self,
         ]
     )
 }
