@@ -114,11 +114,12 @@ function draw(chart) {
   for (const k of shown) { lo = Math.min(lo, +k.low); hi = Math.max(hi, +k.high); vmax = Math.max(vmax, +k.volume); }
   if (hi === lo) { hi += Math.abs(hi) * 0.001 || 1; lo -= Math.abs(lo) * 0.001 || 1; }
   const pad = (hi - lo) * 0.06; hi += pad; lo -= pad;
-  const y = p => 4 + (hi - p) / (hi - lo) * priceH;
-  // grid and price axis
+  const y = p => 10 + (hi - p) / (hi - lo) * (priceH - 10);
+  const lastY = Math.round(y(+shown[shown.length - 1].close)) + 0.5;
+  // grid and price axis (labels that would sit under the last-price tag are left out)
   g.strokeStyle = "#30363d"; g.fillStyle = "#8b949e"; g.lineWidth = 1;
   for (let i = 0; i <= 4; i++) { const p = lo + (hi - lo) * i / 4, yy = Math.round(y(p)) + 0.5;
-    g.beginPath(); g.moveTo(0, yy); g.lineTo(plotW, yy); g.stroke(); g.fillText(fmtPrice(p), plotW + 6, yy); }
+    g.beginPath(); g.moveTo(0, yy); g.lineTo(plotW, yy); g.stroke(); if (Math.abs(yy - lastY) > 16) g.fillText(fmtPrice(p), plotW + 6, yy); }
   const x0 = plotW - shown.length * slot, bw = Math.max(1, Math.floor(slot * 0.7));
   shown.forEach((k, i) => {
     const o = +k.open, cl = +k.close, up = cl >= o, x = Math.round(x0 + i * slot + slot / 2);
@@ -133,7 +134,7 @@ function draw(chart) {
   g.fillStyle = "#8b949e"; const every = Math.max(1, Math.ceil(70 / slot));
   for (let i = shown.length - 1; i >= 0; i -= every) g.fillText(fmtTime(shown[i].start), x0 + i * slot - 14, h - timeH / 2);
   // last price line
-  const last = shown[shown.length - 1], ly = Math.round(y(+last.close)) + 0.5;
+  const last = shown[shown.length - 1], ly = lastY;
   g.setLineDash([3, 3]); g.strokeStyle = "#58a6ff"; g.beginPath(); g.moveTo(0, ly); g.lineTo(plotW, ly); g.stroke(); g.setLineDash([]);
   g.fillStyle = "#58a6ff"; g.fillRect(plotW + 2, ly - 8, axisW - 4, 16); g.fillStyle = "#0d1117"; g.fillText(fmtPrice(last.close), plotW + 6, ly);
   publish(chart, shown.length);
