@@ -115,6 +115,8 @@ let package = Package(
             dependencies: [
                 "TapeServer",
                 "MarketData",
+                "KafkaClient",
+                "TapeMetrics",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),

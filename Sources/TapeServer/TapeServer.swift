@@ -112,6 +112,11 @@ public final class TapeServerState: Sendable {
         hub.publish(candle)
     }
 
+    /// Trades and candles read from the feeds since start.
+    public var eventsSeen: (trades: Int64, candles: Int64) {
+        (tradesSeen.load(ordering: .relaxed), candlesSeen.load(ordering: .relaxed))
+    }
+
     var uptimeSeconds: Double {
         let d = ContinuousClock.now - startedAt
         return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
