@@ -14,10 +14,10 @@ public final class InMemoryCandleHistory: CandleHistory, Sendable {
     }
 
     private let series = Mutex<[SeriesKey: [Candle]]>([:])
-    /// Windows kept per market and interval. Default 5000.
+    /// Windows kept per market and interval. Default 1000 (1m: ~17 h, 5m: ~3.5 days, 1h: ~6 weeks).
     public let capacityPerSeries: Int
 
-    public init(capacityPerSeries: Int = 5000) {
+    public init(capacityPerSeries: Int = 1000) {
         self.capacityPerSeries = max(1, capacityPerSeries)
     }
 

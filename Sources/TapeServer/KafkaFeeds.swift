@@ -42,7 +42,8 @@ public final class KafkaTopicReader: Sendable {
 
     /// Waits until the topic exists, then assigns all its partitions. Returns the partition ids.
     func assignWhenReady() async throws -> [Int32] {
-        var warned = false
+        var warnedBroker = false
+        var warnedTopic = false
         while true {
             try Task.checkCancellation()
             do {
@@ -54,12 +55,14 @@ public final class KafkaTopicReader: Sendable {
                     logger.info("Reading \(topic) (\(ids.count) partitions) from the \(start == .end ? "end" : "beginning")")
                     return ids
                 }
+                if !warnedTopic {
+                    logger.warning("Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)")
+                    warnedTopic = true
+                }
             } catch let error as KafkaError {
-                if !warned { logger.warning("Kafka is not answering yet (\(error)); retrying every 2 s") }
-                warned = true
+                if !warnedBroker { logger.warning("Kafka is not answering yet; retrying every 2 s. \(error)") }
+                warnedBroker = true
             }
-            if !warned { logger.warning("Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)") }
-            warned = true
             try await Task.sleep(for: .seconds(2))
         }
     }

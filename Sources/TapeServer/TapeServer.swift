@@ -17,8 +17,8 @@ public struct TapeServerConfiguration: Sendable {
     public var port: Int = 8080
     /// Bearer token required on `/api/*`, `/ws` and `/metrics` (not `/` or `/health`); nil = open. Default nil.
     public var token: String?
-    /// Recent trades kept per market for `/api/trades`. Default 1000.
-    public var recentTradesPerMarket: Int = 1000
+    /// Recent trades kept per market for `/api/trades`. Default 500.
+    public var recentTradesPerMarket: Int = 500
     /// Messages queued per WebSocket client before the oldest are dropped. Default 4096.
     public var webSocketQueue: Int = 4096
     /// Largest WebSocket message accepted from a client, bytes. Default 16384.

@@ -180,7 +180,9 @@ final class WebSocketTests: XCTestCase {
                 print(
                     "ws fan-out: \(clients) client(s) × \(tradesToSend) trades in \(elapsed): latency p50 \(pct(0.5)) ms, p99 \(pct(0.99)) ms, max \(pct(1)) ms"
                 )
-                XCTAssertLessThan(pct(0.5), 2000, "median fan-out latency is absurd")
+                if clients == 1 {  // with many clients a debug build is throughput-bound: only delivery is asserted
+                    XCTAssertLessThan(pct(0.5), 250, "median single-client latency is absurd")
+                }
             }
         }
     }
