@@ -62,6 +62,25 @@ public struct TapeServerConfiguration: Sendable {
         return parts.count == 4 && parts[0] == "127" && parts.allSatisfy { UInt8($0) != nil }
     }
 
+    /// One sentence for an error thrown while starting to listen (address in use, not allowed,
+    /// not on this machine); nil for other errors.
+    public func explainStartupError(_ error: any Error) -> String? {
+        guard let io = error as? IOError else { return nil }
+        let address = "\(host):\(port)"
+        switch io.errnoCode {
+        case EADDRINUSE: return "Cannot listen on \(address): something else (another tape?) already uses it. Pick another with --http HOST:PORT."
+        case EACCES: return "Cannot listen on \(address): permission denied (ports below 1024 need privileges). Pick another with --http HOST:PORT."
+        case EADDRNOTAVAIL: return "Cannot listen on \(address): that address does not belong to this machine. Use 127.0.0.1."
+        default: return nil
+        }
+    }
+
+    /// The URL to print for people: a wildcard address is shown as loopback.
+    public func dashboardURL(port boundPort: Int) -> String {
+        let shown = (host == "0.0.0.0" || host == "::") ? "127.0.0.1" : host.contains(":") ? "[\(host)]" : host
+        return "http://\(shown):\(boundPort)/"
+    }
+
     /// The warning printed when binding beyond loopback (nil when bound to loopback).
     public var exposureWarning: String? {
         guard !Self.isLoopback(host) else { return nil }
@@ -69,7 +88,7 @@ public struct TapeServerConfiguration: Sendable {
             token == nil
             ? "No --token is set: anyone who can reach it can read the API and WebSocket."
             : "The API and WebSocket require the bearer token; traffic is plain HTTP (no TLS)."
-        return "warning: serving on \(host):\(port), which is reachable from other machines. \(auth) Use --http 127.0.0.1:\(port) to stay local."
+        return "Serving on \(host):\(port), which is reachable from other machines. \(auth) Use --http 127.0.0.1:\(port) to stay local."
     }
 }
 

@@ -37,11 +37,11 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         var logger = Logger(label: "tape.serve")
         logger.logLevel = kafka.verbose ? .debug : .info
-        if let warning = configuration.exposureWarning { printError(warning) }
         if let db {
             printError("note: --db \(db) is not used yet; candle history comes from \(candlesTopic), kept in memory.")
         }
         let state = TapeServerState(configuration: configuration)
+        let settings = configuration
         let kafkaConfiguration = try kafka.configuration()
         let stats = state.feedStats
         let trades = KafkaTradeFeed(
@@ -56,10 +56,15 @@ struct ServeCommand: AsyncParsableCommand {
             configuration: configuration, trades: trades, candles: candles, history: InMemoryCandleHistory(), state: state,
             logger: logger
         ) { boundPort in
-            let shown = host.contains(":") ? "[\(host)]" : host
-            let line = "Tape dashboard: http://\(shown):\(boundPort)/  (Kafka: \(kafkaConfiguration.bootstrapServers))\n"
+            let line = "Tape dashboard: \(settings.dashboardURL(port: boundPort))  (Kafka: \(kafkaConfiguration.bootstrapServers))\n"
             FileHandle.standardOutput.write(Data(line.utf8))
         }
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch {
+            guard let sentence = configuration.explainStartupError(error) else { throw error }
+            printError("Error: " + sentence)
+            throw ExitCode.failure
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import MarketData
+import NIOCore
 import TapeServer
 import XCTest
 
@@ -260,6 +261,13 @@ final class RouteTests: XCTestCase {
             XCTAssertTrue(warning?.contains("--token") ?? false)
         }
         XCTAssertFalse(TapeServerConfiguration(host: "0.0.0.0", token: "t").exposureWarning?.contains("No --token") ?? true)
+        let config = TapeServerConfiguration(host: "127.0.0.1", port: 8080)
+        XCTAssertEqual(
+            config.explainStartupError(IOError(errnoCode: EADDRINUSE, reason: "bind")),
+            "Cannot listen on 127.0.0.1:8080: something else (another tape?) already uses it. Pick another with --http HOST:PORT.")
+        XCTAssertNil(config.explainStartupError(CancellationError()))
+        XCTAssertEqual(TapeServerConfiguration(host: "0.0.0.0").dashboardURL(port: 9000), "http://127.0.0.1:9000/")
+        XCTAssertEqual(TapeServerConfiguration(host: "::1").dashboardURL(port: 9000), "http://[::1]:9000/")
     }
 }
 
