@@ -1,5 +1,6 @@
 import CoreMetrics
 import MarketData
+import NIOCore
 import Synchronization
 import TapeMetrics
 
@@ -25,16 +26,17 @@ public final class LiveHub: Sendable {
     /// One connected client's outbound queue.
     public struct Client: Sendable {
         public let id: Int
-        public let messages: AsyncStream<String>
-        let continuation: AsyncStream<String>.Continuation
+        /// UTF-8 JSON texts, each sent as one WebSocket text frame.
+        public let messages: AsyncStream<ByteBuffer>
+        let continuation: AsyncStream<ByteBuffer>.Continuation
 
         /// Queues a message for this client only (replies to its requests).
-        public func send(_ text: String) { continuation.yield(text) }
+        public func send(_ text: String) { continuation.yield(ByteBuffer(string: text)) }
     }
 
     private struct State {
         var nextID = 0
-        var subscribers: [LiveTopic: [Int: AsyncStream<String>.Continuation]] = [:]
+        var subscribers: [LiveTopic: [Int: AsyncStream<ByteBuffer>.Continuation]] = [:]
         var topicsOf: [Int: Set<LiveTopic>] = [:]
     }
 
@@ -51,7 +53,7 @@ public final class LiveHub: Sendable {
 
     /// Registers a client; `disconnect` it when its socket closes.
     public func connect() -> Client {
-        let (stream, continuation) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(queueCapacity))
+        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(queueCapacity))
         let (id, count) = state.withLock { s in
             s.nextID += 1
             s.topicsOf[s.nextID] = []
@@ -108,10 +110,12 @@ public final class LiveHub: Sendable {
         deliver(LiveMessage.candle(candle), to: targets)
     }
 
-    private func deliver(_ text: String, to targets: [AsyncStream<String>.Continuation]) {
+    /// Encoded once; every client's frame shares the same bytes.
+    private func deliver(_ text: String, to targets: [AsyncStream<ByteBuffer>.Continuation]) {
+        let bytes = ByteBuffer(string: text)
         var dropped = 0
         for continuation in targets {
-            if case .dropped = continuation.yield(text) { dropped += 1 }
+            if case .dropped = continuation.yield(bytes) { dropped += 1 }
         }
         messagesOut.increment(by: targets.count)
         if dropped > 0 { messagesDropped.increment(by: dropped) }

@@ -1,5 +1,6 @@
 import HummingbirdWebSocket
 import Logging
+import NIOWebSocket
 
 /// One `/ws` connection: reads subscribe/unsubscribe/ping requests and writes the client's queue.
 enum LiveSession {
@@ -10,8 +11,8 @@ enum LiveSession {
         defer { hub.disconnect(client) }
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                for await text in client.messages {
-                    try await outbound.write(.text(text))
+                for await bytes in client.messages {
+                    try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: bytes)))
                 }
             }
             do {
