@@ -20,6 +20,7 @@ struct Tape: AsyncParsableCommand {
             IngestCommand.self,
             SimulateCommand.self,
             ProcessCommand.self, CandlesCommand.self,
+            ServeCommand.self,
         ]
     )
 }
