@@ -2,7 +2,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps test-deps build release test bench-kafka clean demo
+.PHONY: up deps test-deps build release test bench-kafka clean demo
 
 deps:
 	@missing=""; \
@@ -28,6 +28,10 @@ release: deps
 test: test-deps
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
+
+# The main job: the whole pipeline in one process. `make up ARGS=--offline` uses the built-in simulator.
+up: release
+	.build/release/tape up $(ARGS)
 
 bench-kafka: deps
 	scripts/bench-kafka.sh

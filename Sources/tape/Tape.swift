@@ -9,6 +9,7 @@ struct Tape: AsyncParsableCommand {
         abstract: "Stream cryptocurrency market data through Kafka.",
         version: TapeVersion.string,
         subcommands: [
+            UpCommand.self,
             VersionCommand.self,
             TopicsCommand.self,
             ProduceCommand.self,
