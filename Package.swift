@@ -193,7 +193,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["KafkaClient", "tape"],
+            dependencies: ["KafkaClient", "tape", "Processing", "MarketData"],
             swiftSettings: strict
         ),
         .testTarget(

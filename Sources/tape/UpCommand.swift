@@ -39,6 +39,8 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable).", valueName: "key=value"))
     var properties: [String] = []
     @Flag(help: "Debug logs.") var verbose = false
+    @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
+    var simulatorTradesLog: String?
 
     func validate() throws {
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
@@ -119,6 +121,7 @@ struct UpCommand: AsyncParsableCommand {
         if offline {
             var sim = PoloniexSimulatorConfiguration()
             sim.rate = rate
+            sim.tradesLog = simulatorTradesLog
             sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingestConfig.symbols.filter { $0 != "all" })
             if sim.instruments?.isEmpty == true { sim.instruments = nil }
             let built = try await PoloniexSimulator.build(sim)
