@@ -182,6 +182,28 @@ final class RouteTests: XCTestCase {
         XCTAssertNil(snapshot.exchanges[0].reconnects)
     }
 
+    func testMergedStatsTakesEachFieldFromTheFirstSourceThatKnowsIt() async {
+        let ingest = StaticStats(
+            PipelineStats(
+                exchanges: [ExchangeStats(exchange: "poloniex", connected: true, framesPerSecond: 20, tradesPerSecond: 55, tradesTotal: 900, reconnects: 2)],
+                consumerLag: []))
+        let feed = StaticStats(
+            PipelineStats(
+                exchanges: [
+                    ExchangeStats(exchange: "poloniex", tradesPerSecond: 50, tradesTotal: 880, lagMilliseconds: 31, lastTradeTime: 7),
+                    ExchangeStats(exchange: "binance", tradesPerSecond: 3, tradesTotal: 30),
+                ], consumerLag: [ConsumerLag(group: "tape-serve", topic: "tape.trades", messages: 4)]))
+        let merged = await MergedStats([ingest, feed]).stats()
+        XCTAssertEqual(merged.exchanges.map(\.exchange), ["binance", "poloniex"])
+        let p = merged.exchanges[1]
+        XCTAssertEqual(p.tradesPerSecond, 55)
+        XCTAssertEqual(p.framesPerSecond, 20)
+        XCTAssertEqual(p.reconnects, 2)
+        XCTAssertEqual(p.lagMilliseconds, 31)
+        XCTAssertEqual(p.lastTradeTime, 7)
+        XCTAssertEqual(merged.consumerLag.map(\.messages), [4])
+    }
+
     func testMetricsIsPrometheusTextWithTapeNames() async throws {
         let f = Fixture()
         TapeMetricsProbe.touchAll()
