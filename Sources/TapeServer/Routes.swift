@@ -180,8 +180,24 @@ struct TapeRoutes: Sendable {
     }
 }
 
+/// Answers 405 (not 404) when a known path is asked with another method than GET/HEAD.
+struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    let paths: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method != .get, request.method != .head, paths.contains(request.uri.path) {
+            throw APIError(.methodNotAllowed, "\(request.uri.path) only answers GET")
+        }
+        return try await next(request, context)
+    }
+}
+
 extension Router where Context == BasicWebSocketRequestContext {
     func addRoutes(_ routes: TapeRoutes, token: String?) {
+        add(
+            middleware: MethodNotAllowedMiddleware(paths: [
+                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/ws",
+            ]))
         get("/") { request, _ in try await routes.dashboard(request) }
         get("/health") { request, _ in try await routes.health(request) }
         let protected = group()

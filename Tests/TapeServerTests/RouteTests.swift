@@ -130,6 +130,12 @@ final class RouteTests: XCTestCase {
                     XCTAssertTrue(message.contains(reason), "\(uri): \(message)")
                 }
             }
+            for method in [HTTPRequest.Method.post, .put, .delete, .init("TRACE")!] {
+                try await client.execute(uri: "/api/candles", method: method) { response in
+                    XCTAssertEqual(response.status, .methodNotAllowed, "\(method)")
+                    XCTAssertEqual(response.headers[.allow], "GET, HEAD")
+                }
+            }
             try await client.execute(uri: "/api/nothing", method: .get) { response in
                 XCTAssertEqual(response.status, .notFound)
                 XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "not_found")
