@@ -74,7 +74,7 @@ const authHeaders = token ? { Authorization: "Bearer " + token } : {};
 const MAX_CHARTS = 8, MAX_TRADES = 60;
 let interval = ["1m","5m","1h"].includes(params.get("interval")) ? params.get("interval") : "1m";
 const charts = new Map();   // "exchange:SYMBOL" -> {market, candles, canvas, card, last}
-let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500;
+let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false;
 
 async function api(path) {
   const r = await fetch(path, { headers: authHeaders, cache: "no-store" });
@@ -201,7 +201,11 @@ function subscribeAll(op) {
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : "");
   ws = new WebSocket(url);
-  ws.onopen = () => { wsBackoff = 500; setStatus(true, "live"); subscribeAll("subscribe"); };
+  ws.onopen = () => {
+    wsBackoff = 500; setStatus(true, "live"); subscribeAll("subscribe");
+    if (wasConnected) charts.forEach(c => loadCandles(c));   // fill what was missed while away
+    wasConnected = true;
+  };
   ws.onclose = () => { setStatus(false, "reconnecting…"); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
   ws.onmessage = ev => {
     const m = JSON.parse(ev.data);
