@@ -2,7 +2,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps build release test bench-kafka clean demo
+.PHONY: deps test-deps build release test bench-kafka clean demo
 
 deps:
 	@missing=""; \
@@ -13,13 +13,19 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# Test-only extras: kafka-python (an independent, non-librdkafka Kafka client) and chromium
+# (the dashboard test). Tests that need them skip with a message when they are missing.
+test-deps: deps
+	@python3 -c 'import kafka' 2>/dev/null || python3 -m pip install -q kafka-python || echo "warning: kafka-python not installed; its tests will skip"
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || echo "warning: chromium not installed; the dashboard browser test will skip"; }
+
 build: deps
 	swift build
 
 release: deps
 	swift build -c release
 
-test: deps
+test: test-deps
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
 

@@ -5,6 +5,15 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// SwiftNIO products used by the exchange transports (websocket + REST clients, TLS) and the simulator's servers.
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
+    .product(name: "NIOWebSocket", package: "swift-nio"),
+    .product(name: "NIOSSL", package: "swift-nio-ssl"),
+]
+
 let package = Package(
     name: "Tape",
     platforms: [.macOS(.v14)],
@@ -16,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -58,7 +69,27 @@ let package = Package(
         ),
         .target(
             name: "Exchanges",
-            dependencies: ["MarketData"],
+            dependencies: ["MarketData"] + nio,
+            swiftSettings: strict
+        ),
+        .target(
+            name: "ExchangeSimulator",
+            dependencies: ["MarketData"] + nio,
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Ingest",
+            dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Processing",
+            dependencies: [
+                "MarketData",
+                "KafkaClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -89,6 +120,10 @@ let package = Package(
                 "KafkaClient",
                 "MarketData",
                 "Exchanges",
+                "TapeBroker",
+                "Ingest",
+                "ExchangeSimulator",
+                "Processing",
                 "TapeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,8 +142,24 @@ let package = Package(
         ),
         .testTarget(
             name: "ExchangesTests",
-            dependencies: ["Exchanges", "MarketData"],
+            dependencies: ["Exchanges", "MarketData", "ExchangeSimulator"],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KafkaProtocolTests",
+            dependencies: ["KafkaProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeBrokerTests",
+            dependencies: [
+                "TapeBroker", "KafkaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -126,8 +177,28 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "IngestTests",
+            dependencies: ["Ingest", "Exchanges", "ExchangeSimulator", "KafkaClient", "tape"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangeSimulatorTests",
+            dependencies: ["ExchangeSimulator", "Exchanges"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessingTests",
+            dependencies: ["Processing", "MarketData", "KafkaClient", "tape"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["KafkaClient", "tape"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeBrokerStorageTests",
+            dependencies: ["TapeBroker"],
             swiftSettings: strict
         ),
     ]

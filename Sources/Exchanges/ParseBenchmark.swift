@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// The core of `tape bench parse`: parses raw frames in a loop on the calling thread and reports
 /// trades per second. One parser, one reused trades buffer, as the ingest hot loop would run.
 public enum ParseBenchmark {
@@ -11,14 +19,21 @@ public enum ParseBenchmark {
         public var errors: Int
         /// Wall time of the parsing loop.
         public var seconds: Double
+        /// CPU time the calling thread spent in the loop (≈ `seconds` on an idle machine; less
+        /// when other processes compete for the core).
+        public var cpuSeconds: Double
+        /// Trades per wall-clock second.
         public var tradesPerSecond: Double { seconds > 0 ? Double(trades) / seconds : 0 }
+        /// Trades per second of this thread's CPU time: the one-core rate, robust to a busy machine.
+        public var tradesPerCPUSecond: Double { cpuSeconds > 0 ? Double(trades) / cpuSeconds : 0 }
         public var framesPerSecond: Double { seconds > 0 ? Double(frames) / seconds : 0 }
         /// A value derived from every trade so the optimizer cannot drop the work.
         public var checksum: Int64
 
         public var description: String {
-            "\(trades) trades in \(frames) frames (\(errors) errors) in \(rounded(seconds, 3)) s: "
-                + "\(Int(tradesPerSecond)) trades/s, \(Int(framesPerSecond)) frames/s"
+            "\(trades) trades in \(frames) frames (\(errors) errors) in \(rounded(seconds, 3)) s "
+                + "(\(rounded(cpuSeconds, 3)) s CPU): \(Int(tradesPerSecond)) trades/s, "
+                + "\(Int(tradesPerCPUSecond)) trades/CPU-s, \(Int(framesPerSecond)) frames/s"
         }
     }
 
@@ -43,6 +58,7 @@ public enum ParseBenchmark {
         var errors = 0
         var checksum: Int64 = 0
         let clock = ContinuousClock()
+        let cpuStart = threadCPUSeconds()
         let start = clock.now
         var elapsed: Double = 0
         repeat {
@@ -63,7 +79,9 @@ public enum ParseBenchmark {
             }
             elapsed = seconds(clock.now - start)
         } while elapsed < minimumSeconds && !lines.isEmpty
-        return Result(frames: frames, trades: tradeCount, errors: errors, seconds: elapsed, checksum: checksum)
+        let cpu = threadCPUSeconds() - cpuStart
+        return Result(
+            frames: frames, trades: tradeCount, errors: errors, seconds: elapsed, cpuSeconds: cpu, checksum: checksum)
     }
 
     /// Convenience: frames as strings.
@@ -119,6 +137,17 @@ public enum ParseBenchmark {
             result.append(frame)
         }
         return result
+    }
+
+    /// CPU time of the calling thread, seconds (0 where the platform has no thread clock).
+    static func threadCPUSeconds() -> Double {
+        #if canImport(Glibc) || canImport(Musl) || canImport(Darwin)
+        var spec = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec) == 0 else { return 0 }
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+        #else
+        return 0
+        #endif
     }
 
     static func seconds(_ duration: Duration) -> Double {

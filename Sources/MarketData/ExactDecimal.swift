@@ -92,19 +92,21 @@ public struct ExactDecimal: Sendable {
     @inlinable
     public init(utf8 bytes: UnsafeBufferPointer<UInt8>) throws(DecimalError) {
         let count = bytes.count
-        // Fast path: optional '-', at most 19 digits, at most one '.', canonical text.
-        if count > 0 && count <= 20 {
+        // Fast path: optional '-', at most 19 significant digits, at most one '.', canonical text.
+        if count > 0 && count <= 40 {
             var index = 0
             let negative = bytes[0] == UInt8(ascii: "-")
             if negative { index = 1 }
             let digitsStart = index
             var accumulator: UInt64 = 0
+            var significant = 0
             var pointAt = -1
             var ok = index < count
             while index < count {
                 let byte = bytes[index]
                 let digit = byte &- UInt8(ascii: "0")
                 if digit < 10 {
+                    if accumulator != 0 || digit != 0 { significant += 1 }
                     accumulator = accumulator &* 10 &+ UInt64(digit)
                 } else if byte == UInt8(ascii: ".") && pointAt < 0 {
                     pointAt = index
@@ -117,9 +119,9 @@ public struct ExactDecimal: Sendable {
             if ok {
                 let integerDigits = (pointAt < 0 ? count : pointAt) - digitsStart
                 let fractionDigits = pointAt < 0 ? 0 : count - pointAt - 1
-                let digitCount = integerDigits + fractionDigits
                 let canonical =
-                    digitCount <= 19 && integerDigits >= 1 && (pointAt < 0 || fractionDigits >= 1)
+                    significant <= 19 && fractionDigits <= ExactDecimal.maximumParsedDigits && integerDigits >= 1
+                    && (pointAt < 0 || fractionDigits >= 1)
                     && (integerDigits == 1 || bytes[digitsStart] != UInt8(ascii: "0"))
                     && !(negative && accumulator == 0)
                 if canonical {

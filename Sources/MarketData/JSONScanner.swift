@@ -152,22 +152,40 @@ public struct JSONScanner {
         try expect(UInt8(ascii: "\""), "a string")
         let start = position
         var hasEscapes = false
-        // Eight bytes at a time while none is '"', '\\' or a control byte (SWAR).
-        if let base = bytes.baseAddress {
-            let raw = UnsafeRawPointer(base)
-            while position + 8 <= bytes.count {
-                let word = raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)
+        let count = bytes.count
+        while true {
+            #if _endian(little)
+            if position + 8 <= count, let base = bytes.baseAddress {
+                // Eight bytes at a time (SWAR): find the first '"', '\\' or control byte.
+                let word = UnsafeRawPointer(base).loadUnaligned(fromByteOffset: position, as: UInt64.self)
                 let ones: UInt64 = 0x0101_0101_0101_0101
-                let highs: UInt64 = 0x8080_8080_8080_8080
                 let quote = word ^ (ones &* 0x22)
                 let backslash = word ^ (ones &* 0x5C)
                 let special =
-                    ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-                if special & highs != 0 { break }
-                position += 8
+                    (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word))
+                    & 0x8080_8080_8080_8080
+                if special == 0 {
+                    position += 8
+                    continue
+                }
+                // The lowest flagged byte is a true match (borrows only flag bytes above it).
+                position += special.trailingZeroBitCount >> 3
+            } else {
+                guard position < count else { break }
+                let b = bytes[position]
+                if b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") && b >= 0x20 {
+                    position += 1
+                    continue
+                }
             }
-        }
-        while position < bytes.count {
+            #else
+            guard position < count else { break }
+            let b0 = bytes[position]
+            if b0 != UInt8(ascii: "\"") && b0 != UInt8(ascii: "\\") && b0 >= 0x20 {
+                position += 1
+                continue
+            }
+            #endif
             let b = bytes[position]
             if b == UInt8(ascii: "\"") {
                 let token = JSONStringToken(range: start..<position, hasEscapes: hasEscapes)
@@ -179,8 +197,7 @@ public struct JSONScanner {
                 try skipEscape()
                 continue
             }
-            if b < 0x20 { throw JSONError(.invalidString, "control byte in string", at: position) }
-            position += 1
+            throw JSONError(.invalidString, "control byte in string", at: position)
         }
         throw JSONError(.unexpectedEnd, "unterminated string", at: position)
     }
@@ -356,6 +373,29 @@ public struct JSONScanner {
     /// Reads a JSON integer that fits in Int64 (no fraction, no exponent).
     @inlinable
     public mutating func readInt64() throws(JSONError) -> Int64 {
+        // Fast path: up to 18 plain digits followed by a delimiter.
+        skipWhitespace()
+        var i = position
+        var value: Int64 = 0
+        let negative = i < bytes.count && bytes[i] == UInt8(ascii: "-")
+        if negative { i += 1 }
+        let digitsStart = i
+        while i < bytes.count && i - digitsStart < 18 {
+            let d = bytes[i] &- UInt8(ascii: "0")
+            if d >= 10 { break }
+            value = value &* 10 &+ Int64(d)
+            i += 1
+        }
+        let digits = i - digitsStart
+        if digits > 0 && (digits == 1 || bytes[digitsStart] != UInt8(ascii: "0")) {
+            let next = i < bytes.count ? bytes[i] : UInt8(ascii: " ")
+            if next == UInt8(ascii: ",") || next == UInt8(ascii: "}") || next == UInt8(ascii: "]")
+                || next == UInt8(ascii: " ") || next == 0x0A || next == 0x0D || next == 0x09
+            {
+                position = i
+                return negative ? -value : value
+            }
+        }
         let range = try readNumber()
         return try JSONScanner.int64(UnsafeBufferPointer(rebasing: bytes[range]), at: range.lowerBound)
     }

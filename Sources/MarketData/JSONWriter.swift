@@ -68,22 +68,25 @@ extension JSONScanner {
     @inlinable
     public mutating func readDecimal() throws(JSONError) -> ExactDecimal {
         let start = position
-        do {
-            if try peek() == UInt8(ascii: "\"") {
-                let token = try readString()
-                if token.hasEscapes {
-                    return try ExactDecimal(string(token))
+        let text: UnsafeBufferPointer<UInt8>
+        if try peek() == UInt8(ascii: "\"") {
+            let token = try readString()
+            if token.hasEscapes {
+                let unescaped = try string(token)
+                do throws(DecimalError) {
+                    return try ExactDecimal(unescaped)
+                } catch {
+                    throw JSONError(.badValue, "bad decimal: \(error.reason)", at: start)
                 }
-                return try ExactDecimal(utf8: rawBytes(token))
             }
-            let range = try readNumber()
-            return try ExactDecimal(utf8: UnsafeBufferPointer(rebasing: bytes[range]))
-        } catch let error as DecimalError {
-            throw JSONError(.badValue, "bad decimal: \(error.reason)", at: start)
-        } catch let error as JSONError {
-            throw error
+            text = rawBytes(token)
+        } else {
+            text = UnsafeBufferPointer(rebasing: bytes[try readNumber()])
+        }
+        do throws(DecimalError) {
+            return try ExactDecimal(utf8: text)
         } catch {
-            throw JSONError(.badValue, "bad decimal", at: start)
+            throw JSONError(.badValue, "bad decimal: \(error.reason)", at: start)
         }
     }
 }

@@ -14,8 +14,12 @@ struct Tape: AsyncParsableCommand {
             ProduceCommand.self,
             ConsumeCommand.self,
             GroupsCommand.self,
+            BrokerCommand.self,
             BenchCommand.self,
             MockClusterCommand.self,
+            IngestCommand.self,
+            SimulateCommand.self,
+            ProcessCommand.self, CandlesCommand.self,
             ServeCommand.self,
         ]
     )

@@ -181,3 +181,40 @@ import Testing
         #expect(markets.last?.symbol == "LUNA_USDD")
     }
 }
+
+/// The connection loop will be generic over `ExchangeAdapter`; check Poloniex through it.
+@Suite struct ExchangeAdapterTests {
+    func firstTrade<A: ExchangeAdapter>(_ adapter: A.Type, frame: String) throws -> Trade? {
+        var parser = A.makeFrameParser()
+        var trades: [Trade] = []
+        var bytes = Array(frame.utf8)
+        _ = try bytes.withUnsafeMutableBufferPointer { buffer throws(FrameParseError) in
+            try parser.parse(UnsafeBufferPointer(buffer), receivedAt: 1, into: &trades)
+        }
+        return trades.first
+    }
+
+    @Test func poloniexThroughTheProtocol() throws {
+        #expect(Poloniex.exchange == .poloniex)
+        #expect(Poloniex.endpoints.websocket == "wss://ws.poloniex.com/ws/public")
+        #expect(Poloniex.endpoints.rest == "https://api.poloniex.com")
+        #expect(Poloniex.applicationPing == #"{"event":"ping"}"#)
+        #expect(Poloniex.pingInterval == .seconds(20))
+        #expect(
+            Poloniex.tradeSubscribeMessages(nativeSymbols: ["BTC_USDT"]) == [
+                #"{"event":"subscribe","channel":["trades"],"symbols":["BTC_USDT"]}"#
+            ])
+        #expect(try firstTrade(Poloniex.self, frame: Poloniex.sampleTradesFrame)?.tradeId == "60184114")
+        #expect(Poloniex.recentTradesPath(nativeSymbol: "ETH_USDT", limit: 5000) == "/markets/ETH_USDT/trades?limit=1000")
+        #expect(Poloniex.marketsPath == "/markets")
+
+        let line = try FixtureFiles.lines("rest-markets-2022-08-21.txt")[0]
+        let body = Array(line[line.range(of: ": ")!.upperBound...].utf8)
+        let markets = try Poloniex.parseMarkets(body)
+        #expect(markets.count == 524)
+        #expect(markets.filter(\.isTrading).count == 513)
+        #expect(markets.first == ListedMarket(nativeSymbol: "BTS_BTC", symbol: Symbol(normalizing: "BTS-BTC"), isTrading: true))
+        let recent = try Poloniex.parseRecentTrades(Array(Poloniex.sampleRESTTrades.utf8), nativeSymbol: "BTC_USDT", receivedAt: 3)
+        #expect(recent.map(\.tradeId) == ["60184117"])
+    }
+}

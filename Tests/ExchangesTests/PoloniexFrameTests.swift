@@ -1,3 +1,5 @@
+import Foundation
+import ExchangeSimulator
 import Exchanges
 import Testing
 
@@ -78,6 +80,25 @@ private func parseError(_ frame: String) -> FrameParseError? {
         #expect(trades[0].tradeId == "9")
     }
 
+    @Test func mixedOrRepeatedFramesAreRefusedWhole() throws {
+        let trade =
+            #"{"symbol":"BTC_USDT","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1"}"#
+        for frame in [
+            #"{"channel":"trades","data":["# + trade + #"],"event":"pong"}"#,
+            #"{"event":"subscribe","channel":"trades","data":["# + trade + "]}",
+            #"{"channel":"trades","data":["# + trade + #"],"channel":"book_lv2"}"#,
+            #"{"channel":"trades","data":["# + trade + #"],"data":[]}"#,
+        ] {
+            var parser = PoloniexFrameParser()
+            var trades: [Trade] = []
+            #expect(throws: FrameParseError.self, "\(frame)") { try parser.parse(frame, receivedAt: 0, into: &trades) }
+            #expect(trades.isEmpty)
+        }
+        // The channel as a one-element array still means trades.
+        #expect(try parse(#"{"channel":["trades"],"data":["# + trade + "]}").message == .trades(count: 1))
+        #expect(try parse(#"{"data":["# + trade + #"],"channel":["trades"]}"#).trades.count == 1)
+    }
+
     @Test func emptyTradesFrame() throws {
         #expect(try parse(#"{"channel":"trades","data":[]}"#).message == .trades(count: 0))
     }
@@ -136,6 +157,10 @@ private func parseError(_ frame: String) -> FrameParseError? {
             (frame(good.replacingFirst(#""21614.59""#, #""""#)), "decimal"),
             (frame(good.replacingFirst("1661123520381", "1.5")), "integer"),
             (frame(good.replacingFirst(#""60184114""#, #""""#)), "id"),
+            (frame(good.replacingFirst(#""21614.59""#, #""0.00""#)), "price"),
+            (frame(good.replacingFirst(#""21614.59""#, #""-21614.59""#)), "price"),
+            (frame(good.replacingFirst(#""0.01149""#, #""0""#)), "quantity"),
+            (frame(good.replacingFirst(#""0.01149""#, #""-0.01149""#)), "quantity"),
         ]
         for (text, word) in cases {
             let error = parseError(text)
@@ -204,9 +229,13 @@ private func parseError(_ frame: String) -> FrameParseError? {
 }
 
 /// Seeded mutations of real frames: the parser must never trap, and must either parse or throw
-/// `FrameParseError`. Fixed budget so the test is fast and reproducible.
+/// `FrameParseError`. Fixed budget so the test is fast and reproducible; set
+/// `TAPE_FUZZ_ITERATIONS` (and optionally `TAPE_FUZZ_SEED`) for a longer or different run.
 @Suite struct PoloniexFuzzTests {
     @Test func mutatedCaptureFramesNeverCrash() throws {
+        let environment = ProcessInfo.processInfo.environment
+        let budget = environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 30_000
+        let seed = environment["TAPE_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_220_821
         let lines = try FixtureFiles.lines("ws-capture-2022-08-21.txt")
         let frames: [[UInt8]] = lines.compactMap {
             if case .received(_, let text) = CaptureLine($0) { return Array(text.utf8) } else { return nil }
@@ -214,13 +243,13 @@ private func parseError(_ frame: String) -> FrameParseError? {
         let seeds: [[UInt8]] =
             frames.filter { String(decoding: $0, as: UTF8.self).contains(#""trades""#) } + Array(frames.prefix(20))
             + [Array(Poloniex.sampleRESTTrades.utf8)]
-        var random = SplitMix64(seed: 20_220_821)
+        var random = SplitMix64(seed: seed)
         var parser = PoloniexFrameParser()
         var trades: [Trade] = []
         var parsed = 0
         var failed = 0
         let interesting: [UInt8] = Array(#"{}[]",:.-+0123456789eE\u"tfn "#.utf8) + [0, 0x7F, 0x80, 0xC3, 0xFF, 0x0A]
-        for _ in 0..<30_000 {
+        for _ in 0..<budget {
             var frame = seeds[Int(random.next() % UInt64(seeds.count))]
             let mutations = 1 + Int(random.next() % 4)
             for _ in 0..<mutations where !frame.isEmpty {
@@ -250,9 +279,9 @@ private func parseError(_ frame: String) -> FrameParseError? {
                 #expect(!error.reason.isEmpty)
             }
         }
-        #expect(parsed + failed == 30_000)
-        #expect(failed > 10_000, "mutations should break most frames")
-        #expect(parsed > 100, "some mutations keep frames valid")
+        #expect(parsed + failed == budget)
+        #expect(failed > budget / 3, "mutations should break most frames")
+        #expect(parsed > budget / 300, "some mutations keep frames valid")
     }
 }
 
@@ -262,5 +291,91 @@ extension String {
         var copy = self
         copy.replaceSubrange(range, with: replacement)
         return copy
+    }
+}
+
+/// The speculative fast path must give exactly what the general parser gives — same trades
+/// (same text), same message, same error, same counters — on real, simulated and mutated frames.
+@Suite struct PoloniexFastPathTests {
+    enum Outcome: Equatable {
+        case parsed(ExchangeMessage, [String], mismatches: Int, missing: Int)
+        case failed(String)
+    }
+
+    static func outcome(_ frame: [UInt8], fastPath: Bool) -> Outcome {
+        var parser = PoloniexFrameParser(fastPath: fastPath)
+        var trades: [Trade] = []
+        do {
+            let message = try parser.parse(frame, receivedAt: 99, into: &trades)
+            return .parsed(
+                message, trades.map(\.jsonString), mismatches: parser.amountMismatches, missing: parser.missingAmounts)
+        } catch {
+            return .failed(error.description)
+        }
+    }
+
+    @Test func fastAndGeneralPathsAgree() throws {
+        let lines = try FixtureFiles.lines("ws-capture-2022-08-21.txt")
+        var frames: [[UInt8]] = lines.compactMap {
+            if case .received(_, let text) = CaptureLine($0) { return Array(text.utf8) } else { return nil }
+        }
+        var market = MarketSimulator()
+        for i in 0..<300 {
+            frames.append(Array(PoloniexWire.tradesFrame(market.nextOrder().trades, numericIds: i % 5 == 0).utf8))
+        }
+        frames += [
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}],"extra":1}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"9","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}],"x":}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":01,"price":"1","id":"1","ts":1}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":-1,"ts":1.5}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"B\u0054C_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"","ts":1}]}"#,
+            #"{"channel":"trades","data":[{"symbol":"BTC_USDT","amount":"1e1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1}]}"#,
+            #"{"channel":"trades","data":[ {"symbol":"BTC_USDT","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"1","ts":1} ] }"#,
+        ].map { Array($0.utf8) }
+        var seeds = frames
+        var random = SplitMix64(seed: 7)
+        for _ in 0..<20_000 {
+            var frame = seeds[Int(random.next() % UInt64(seeds.count))]
+            if !frame.isEmpty {
+                let at = Int(random.next() % UInt64(frame.count))
+                switch random.next() % 3 {
+                case 0: frame[at] = Array(#"{}[]",:.-0123456789e\ "#.utf8)[Int(random.next() % 22)]
+                case 1: frame.remove(at: at)
+                default: frame.insert(frame[at], at: at)
+                }
+            }
+            frames.append(frame)
+            if random.next() % 4 == 0 { seeds.append(frame) }
+        }
+        var agreed = 0
+        var parsedTrades = 0
+        for frame in frames {
+            let fast = PoloniexFastPathTests.outcome(frame, fastPath: true)
+            let general = PoloniexFastPathTests.outcome(frame, fastPath: false)
+            #expect(fast == general, "\(String(decoding: frame, as: UTF8.self))")
+            if fast == general { agreed += 1 }
+            if case .parsed(_, let trades, _, _) = fast { parsedTrades += trades.count }
+        }
+        #expect(agreed == frames.count)
+        #expect(parsedTrades > 1_000)
+    }
+}
+
+@Suite struct SymbolCacheTests {
+    @Test func manyAndLongSymbolsKeepTheirOwnStrings() throws {
+        var parser = PoloniexFrameParser()
+        var names: [String] = (0..<5_000).map { "S\($0)_USDT" }  // beyond the cache's capacity
+        names += ["ABCDEFGHIJK_USDT", "ABCDEFGHIJ_USDT", "ABCDEFGHIJKLMNOPQRSTUV_USDT", "a_b", "x"]  // 16, 15, 27 bytes
+        for round in 0..<2 {
+            for name in names {
+                let frame =
+                    #"{"channel":"trades","data":[{"symbol":""# + name
+                    + #"","amount":"1","quantity":"1","takerSide":"buy","createTime":1,"price":"1","id":"\#(round)","ts":1}]}"#
+                let (_, trades) = try parser.parse(frame, receivedAt: 0)
+                #expect(trades.first?.nativeSymbol == name)
+                #expect(trades.first?.symbol == Symbol(normalizing: name))
+            }
+        }
     }
 }

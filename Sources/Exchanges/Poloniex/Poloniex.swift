@@ -17,7 +17,7 @@ public struct ExchangeEndpoints: Sendable, Hashable {
 /// `channel` as a string; the server drops a client silent for 30 s, so send `{"event":"ping"}`
 /// (answered by `{"event":"pong"}`) at least every 20 s; REST `GET /markets/{symbol}/trades?limit=1000`
 /// fills gaps (uppercase `takerSide` there); `GET /markets` lists markets.
-public enum Poloniex {
+public enum Poloniex: Sendable {
     public static let exchange = Exchange.poloniex
 
     /// The production endpoints.

@@ -6,7 +6,7 @@
 /// not `amount` (quote); `createTime` is the trade time, not `ts` (push time); `takerSide` is the
 /// side; `id` may be a string or a number and keeps its text. `quoteQuantity` is computed as
 /// price × quantity exactly — `amount` is checked against it, counted in `amountMismatches`,
-/// never trusted. A frame that fails midway appends no trades.
+/// never trusted. Price and quantity must be positive. A frame that fails midway appends no trades.
 ///
 /// Sample frame (from the 2022-08-21 capture):
 /// ```
@@ -20,17 +20,35 @@ public struct PoloniexFrameParser: Sendable {
     public private(set) var missingAmounts = 0
     var symbols = SymbolCache()
 
-    public init() {}
+    /// Whether the speculative fixed-layout path is tried first (see `parseTradeFast`).
+    public let fastPath: Bool
+
+    /// A parser; `fastPath: false` forces the general path everywhere (for differential tests).
+    public init(fastPath: Bool = true) {
+        self.fastPath = fastPath
+    }
 
     /// Parses one frame; trades are appended to `trades` stamped with `receivedAt` (µs).
     public mutating func parse(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
     ) throws(FrameParseError) -> ExchangeMessage {
         let countBefore = trades.count
+        let mismatchesBefore = amountMismatches
+        let missingBefore = missingAmounts
         do {
+            if fastPath, let message = try parseTradesFrameFast(frame, receivedAt: receivedAt, into: &trades) {
+                return message
+            }
+            // Not the usual layout: start over with the general parser.
+            trades.removeSubrange(countBefore...)
+            amountMismatches = mismatchesBefore
+            missingAmounts = missingBefore
             return try parseFrame(frame, receivedAt: receivedAt, into: &trades)
         } catch {
+            // A failed frame leaves no trace: no trades, no counts.
             trades.removeSubrange(countBefore...)
+            amountMismatches = mismatchesBefore
+            missingAmounts = missingBefore
             throw error
         }
     }
@@ -72,7 +90,9 @@ public struct PoloniexFrameParser: Sendable {
     mutating func parseFrame(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
     ) throws(FrameParseError) -> ExchangeMessage {
+        let countBefore = trades.count
         var s = JSONScanner(frame)
+        var duplicate = false
         var event: String?
         var channel: String?
         var channelIsTrades = false
@@ -82,42 +102,52 @@ public struct PoloniexFrameParser: Sendable {
         var tradeCount = 0
         var sawData = false
         do throws(JSONError) {
-        try s.beginObject()
-        var first = true
-        while let key = try s.nextKey(first: &first) {
-            if s.token(key, equals: "data") {
-                sawData = true
-                if channelIsTrades {
-                    tradeCount = try parseTradeArray(&s, receivedAt: receivedAt, into: &trades)
+            try s.beginObject()
+            var first = true
+            while let key = try s.nextKey(first: &first) {
+                if s.token(key, equals: "data") {
+                    if sawData { duplicate = true }
+                    sawData = true
+                    if channelIsTrades {
+                        tradeCount = try parseTradeArray(&s, receivedAt: receivedAt, into: &trades)
+                    } else {
+                        deferredData = s.position
+                        try s.skipValue()
+                    }
+                } else if s.token(key, equals: "channel") {
+                    if channel != nil { duplicate = true }
+                    if try s.peek() == UInt8(ascii: "[") {
+                        let names = try readStringArray(&s)
+                        channel = names.joined(separator: ",")
+                        channelIsTrades = names == ["trades"]
+                    } else {
+                        let token = try s.readString()
+                        channelIsTrades = s.token(token, equals: "trades")
+                        channel = channelIsTrades ? "trades" : try s.string(token)
+                    }
+                } else if s.token(key, equals: "event") {
+                    event = try s.readStringValue()
+                } else if s.token(key, equals: "symbols") {
+                    symbols = try readStringArray(&s)
+                } else if s.token(key, equals: "message") {
+                    message = try s.peek() == UInt8(ascii: "\"") ? try s.readStringValue() : nil
+                    if message == nil { try s.skipValue() }
                 } else {
-                    deferredData = s.position
                     try s.skipValue()
                 }
-            } else if s.token(key, equals: "channel") {
-                if try s.peek() == UInt8(ascii: "[") {
-                    let names = try readStringArray(&s)
-                    channel = names.joined(separator: ",")
-                } else {
-                    let token = try s.readString()
-                    channelIsTrades = s.token(token, equals: "trades")
-                    channel = channelIsTrades ? "trades" : try s.string(token)
-                }
-            } else if s.token(key, equals: "event") {
-                event = try s.readStringValue()
-            } else if s.token(key, equals: "symbols") {
-                symbols = try readStringArray(&s)
-            } else if s.token(key, equals: "message") {
-                message = try s.peek() == UInt8(ascii: "\"") ? try s.readStringValue() : nil
-                if message == nil { try s.skipValue() }
-            } else {
-                try s.skipValue()
             }
-        }
-        guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
+            guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
         } catch {
             throw FrameParseError(error)
         }
 
+        // Only a plain trades frame may carry trades: anything mixed is refused whole.
+        if duplicate {
+            throw FrameParseError(.unexpectedMessage, "frame repeats \"channel\" or \"data\"", offset: 0)
+        }
+        if event != nil && trades.count > countBefore {
+            throw FrameParseError(.unexpectedMessage, "frame has both an event and trades", offset: 0)
+        }
         if let event {
             switch event {
             case "subscribe": return .subscribed(channel: channel ?? "", symbols: symbols)
@@ -162,11 +192,81 @@ public struct PoloniexFrameParser: Sendable {
         var first = true
         var count = 0
         while try s.nextElement(first: &first) {
-            let trade = try parseTrade(&s, receivedAt: receivedAt, restSymbol: nil)
-            trades.append(trade)
+            if fastPath, parseTradeFast(&s, receivedAt: receivedAt, into: &trades) {
+                // appended
+            } else {
+                trades.append(try parseTrade(&s, receivedAt: receivedAt, restSymbol: nil))
+            }
             count += 1
         }
         return count
+    }
+
+    /// A trades frame exactly as Poloniex lays it out, `{"channel":"trades","data":[...]}`, read
+    /// without the general member loop; nil (trades possibly appended, caller truncates) when the
+    /// frame has any other shape, so the general parser decides. Errors inside the data array
+    /// are the same ones the general path would throw for the same bytes.
+    mutating func parseTradesFrameFast(
+        _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
+    ) throws(FrameParseError) -> ExchangeMessage? {
+        guard let base = frame.baseAddress else { return nil }
+        var cursor = FastCursor(base: base, end: frame.count, position: 0)
+        guard cursor.literal(#"{"channel":"trades","data":"#) else { return nil }
+        var s = JSONScanner(frame)
+        s.position = cursor.position
+        do throws(JSONError) {
+            let count = try parseTradeArray(&s, receivedAt: receivedAt, into: &trades)
+            guard s.consume(UInt8(ascii: "}")), s.isAtEnd() else { return nil }
+            return .trades(count: count)
+        } catch {
+            throw FrameParseError(error)
+        }
+    }
+
+    /// Speculative read of one trade object in Poloniex's own member order and spelling
+    /// (`symbol, amount, quantity, takerSide, createTime, price, id, ts`, no whitespace, no escapes).
+    /// Returns false — leaving the scanner and `trades` as they were — at the first difference, so
+    /// the general `parseTrade` reads the object and reports any error. Otherwise appends the same
+    /// trade `parseTrade` would have produced and returns true.
+    mutating func parseTradeFast(_ s: inout JSONScanner, receivedAt: Int64, into trades: inout [Trade]) -> Bool {
+        guard let base = s.bytes.baseAddress else { return false }
+        var c = FastCursor(base: base, end: s.bytes.count, position: s.position)
+        guard c.literal(#"{"symbol":""#), let symbolRange = c.stringBody(), !symbolRange.isEmpty,
+            symbolRange.count <= 64,
+            c.literal(#","amount":""#), let amountRange = c.stringBody(),
+            c.literal(#","quantity":""#), let quantityRange = c.stringBody(),
+            c.literal(#","takerSide":""#), let sideRange = c.stringBody(),
+            c.literal(#","createTime":"#), let createTime = c.integer(),
+            c.literal(#","price":""#), let priceRange = c.stringBody(),
+            c.literal(#","id":"#)
+        else { return false }
+        let idRange: Range<Int>
+        if c.literal("\"") {
+            guard let r = c.stringBody(), !r.isEmpty else { return false }
+            idRange = r
+        } else {
+            let start = c.position
+            guard c.integer() != nil else { return false }
+            idRange = start..<c.position
+        }
+        guard c.literal(#","ts":"#), c.integer() != nil, c.literal("}") else { return false }
+        guard let side = Side(utf8: c.slice(sideRange)),
+            let price = try? ExactDecimal(utf8: c.slice(priceRange)),
+            let quantity = try? ExactDecimal(utf8: c.slice(quantityRange)),
+            let amount = try? ExactDecimal(utf8: c.slice(amountRange)),
+            !price.isNegative, !price.isZero, !quantity.isNegative, !quantity.isZero,
+            let product = try? price.multiplied(by: quantity)
+        else { return false }
+        let quote = product.normalized()
+        if amount != quote { amountMismatches += 1 }
+        let symbol = symbols.lookup(c.slice(symbolRange))
+        s.position = c.position
+        trades.append(
+            Trade(
+                exchange: .poloniex, symbol: symbol.symbol, nativeSymbol: symbol.native,
+                tradeId: String(decoding: c.slice(idRange), as: UTF8.self), price: price, quantity: quantity,
+                quoteQuantity: quote, side: side, time: createTime, receivedAt: receivedAt))
+        return true
     }
 
     /// Reads one trade object. The websocket form carries `symbol`; the REST form does not, and
@@ -228,6 +328,8 @@ public struct PoloniexFrameParser: Sendable {
         guard let createTime else { throw missing("createTime") }
         guard let id else { throw missing("id") }
         let tradeId = id.hasEscapes ? try s.string(id) : String(decoding: s.rawBytes(id), as: UTF8.self)
+        guard price > .zero else { throw JSONError(.badValue, "trade price must be positive", at: objectStart) }
+        guard quantity > .zero else { throw JSONError(.badValue, "trade quantity must be positive", at: objectStart) }
         let quote: ExactDecimal
         do {
             quote = try price.multiplied(by: quantity).normalized()
@@ -251,6 +353,68 @@ public struct PoloniexFrameParser: Sendable {
             return try JSONScanner.int64(s.rawBytes(token), at: token.range.lowerBound)
         }
         return try s.readInt64()
+    }
+}
+
+/// Byte matching for the speculative path: literals, quote-delimited bodies, plain integers.
+struct FastCursor {
+    let base: UnsafePointer<UInt8>
+    let end: Int
+    var position: Int
+
+    /// Consumes `text` if the bytes match it exactly.
+    @inline(__always)
+    mutating func literal(_ text: StaticString) -> Bool {
+        let count = text.utf8CodeUnitCount
+        guard position + count <= end else { return false }
+        let expected = text.utf8Start
+        for i in 0..<count where base[position + i] != expected[i] {
+            return false
+        }
+        position += count
+        return true
+    }
+
+    /// The bytes up to the next '"' (consumed); nil on a backslash, control byte or end.
+    @inline(__always)
+    mutating func stringBody() -> Range<Int>? {
+        let start = position
+        while position < end {
+            let b = base[position]
+            if b == UInt8(ascii: "\"") {
+                position += 1
+                return start..<(position - 1)
+            }
+            if b == UInt8(ascii: "\\") || b < 0x20 { return nil }
+            position += 1
+        }
+        return nil
+    }
+
+    /// 1...18 digits, no leading zero (unless "0"), no sign, followed by a byte that is not part
+    /// of a number; nil otherwise.
+    @inline(__always)
+    mutating func integer() -> Int64? {
+        let start = position
+        var value: Int64 = 0
+        while position < end && position - start < 18 {
+            let d = base[position] &- UInt8(ascii: "0")
+            if d >= 10 { break }
+            value = value &* 10 &+ Int64(d)
+            position += 1
+        }
+        let count = position - start
+        guard count > 0, count == 1 || base[start] != UInt8(ascii: "0"), position < end else { return nil }
+        let next = base[position]
+        if next &- UInt8(ascii: "0") < 10 || next == UInt8(ascii: ".") || next | 0x20 == UInt8(ascii: "e") {
+            return nil
+        }
+        return value
+    }
+
+    @inline(__always)
+    func slice(_ range: Range<Int>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(start: base + range.lowerBound, count: range.count)
     }
 }
 

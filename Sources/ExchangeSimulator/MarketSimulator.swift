@@ -1,0 +1,319 @@
+import MarketData
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A small, fast, seedable generator (SplitMix64): the same seed gives the same market on every
+/// platform and every run.
+public struct SeededRandom: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..<bound (bound > 0), without modulo bias worth caring about for bounds ≪ 2^64.
+    public mutating func below(_ bound: UInt64) -> UInt64 {
+        next().multipliedFullWidth(by: bound).high
+    }
+
+    /// Uniform in [0, 1) with 53 random bits (for timing only — never for prices).
+    public mutating func unit() -> Double {
+        Double(next() >> 11) * 0x1.0p-53
+    }
+}
+
+/// One instrument of the simulated market.
+public struct SimulatedInstrument: Sendable, Hashable {
+    /// Native symbol, e.g. "BTC_USDT".
+    public var nativeSymbol: String
+    /// Opening price; its scale is the tick size ("21614.59" → ticks of 0.01).
+    public var startPrice: ExactDecimal
+    /// Fractional digits of quantities.
+    public var quantityScale: Int
+    /// Relative share of the order flow.
+    public var weight: Int
+    /// Largest price move per order, in ticks (calm market).
+    public var volatilityTicks: Int64
+
+    public init(
+        nativeSymbol: String, startPrice: ExactDecimal, quantityScale: Int, weight: Int = 1, volatilityTicks: Int64 = 3
+    ) {
+        self.nativeSymbol = nativeSymbol
+        self.startPrice = startPrice
+        self.quantityScale = quantityScale
+        self.weight = max(1, weight)
+        self.volatilityTicks = max(0, volatilityTicks)
+    }
+}
+
+/// One trade of the simulated market, with everything a venue prints about it.
+public struct SimulatedTrade: Sendable, Hashable {
+    public var nativeSymbol: String
+    /// Per-symbol sequential id.
+    public var id: Int64
+    public var price: ExactDecimal
+    /// Base quantity.
+    public var quantity: ExactDecimal
+    /// Quote amount = price × quantity, exact, without trailing zeros.
+    public var amount: ExactDecimal
+    public var takerSide: Side
+    /// Trade (match) time, ms.
+    public var createTime: Int64
+    /// Push time, ms (a few ms after `createTime`).
+    public var pushTime: Int64
+
+    /// The normalized trade a correct ingest must produce from this one.
+    public func expectedTrade(exchange: Exchange, receivedAt: Int64) -> Trade {
+        Trade(
+            exchange: exchange, symbol: Symbol(normalizing: nativeSymbol), nativeSymbol: nativeSymbol,
+            tradeId: String(id), price: price, quantity: quantity, quoteQuantity: amount, side: takerSide,
+            time: createTime, receivedAt: receivedAt)
+    }
+}
+
+/// One taker order and its fills against resting orders: what a venue pushes as one trades frame.
+public struct SimulatedOrder: Sendable, Hashable {
+    public var instrument: Int
+    public var nativeSymbol: String
+    public var takerSide: Side
+    /// One or more fills, same `createTime`, prices walking away from the taker.
+    public var trades: [SimulatedTrade]
+}
+
+/// A deterministic market: seeded random walks of many instruments, taker orders arriving as a
+/// Poisson process, multi-fill orders, and bursts (rate and volatility spikes).
+///
+/// Pure value, no clock and no I/O: a server asks for `advance(to:)` with its own clock's time and
+/// sends what comes out; tests call `nextOrder()`. The sequence depends only on the configuration
+/// (seed included), not on how time is stepped. Recent trades are kept per symbol for REST.
+public struct MarketSimulator: Sendable {
+    /// Knobs of the simulated market.
+    public struct Configuration: Sendable {
+        /// Seed of everything random. Default 1.
+        public var seed: UInt64 = 1
+        /// Instruments. Default: `MarketSimulator.defaultInstruments`.
+        public var instruments: [SimulatedInstrument] = MarketSimulator.defaultInstruments
+        /// Average trades per second over all instruments, outside bursts. Default 50.
+        public var tradesPerSecond: Double = 50
+        /// Market start, ms since the epoch. Default 2022-08-21T23:12:00Z.
+        public var startTime: Int64 = 1_661_123_520_000
+        /// Most fills per taker order. Default 8.
+        public var maxFillsPerOrder: Int = 8
+        /// Chance per order that a burst starts. Default 0.002.
+        public var burstProbability: Double = 0.002
+        /// Orders per burst, on average. Default 200.
+        public var burstLength: Int = 200
+        /// Rate multiplier during a burst. Default 20.
+        public var burstRateMultiplier: Double = 20
+        /// Volatility multiplier during a burst. Default 4.
+        public var burstVolatilityMultiplier: Int64 = 4
+        /// Trades kept per symbol for REST answers. Default 1000.
+        public var recentTradesKept: Int = 1_000
+
+        public init() {}
+    }
+
+    /// A varied default market: majors, small caps, tiny prices, 8-decimal BTC pairs.
+    public static let defaultInstruments: [SimulatedInstrument] = [
+        SimulatedInstrument(nativeSymbol: "BTC_USDT", startPrice: try! ExactDecimal("21614.59"), quantityScale: 6, weight: 30),
+        SimulatedInstrument(nativeSymbol: "ETH_USDT", startPrice: try! ExactDecimal("1623.45"), quantityScale: 5, weight: 20),
+        SimulatedInstrument(nativeSymbol: "SOL_USDT", startPrice: try! ExactDecimal("36.907"), quantityScale: 3, weight: 8),
+        SimulatedInstrument(nativeSymbol: "BCH_USDT", startPrice: try! ExactDecimal("120.17"), quantityScale: 6, weight: 5),
+        SimulatedInstrument(nativeSymbol: "USDJ_USDT", startPrice: try! ExactDecimal("0.9997"), quantityScale: 4, weight: 3,
+            volatilityTicks: 1),
+        SimulatedInstrument(nativeSymbol: "TRX_USDT", startPrice: try! ExactDecimal("0.068123"), quantityScale: 2, weight: 6),
+        SimulatedInstrument(nativeSymbol: "BCH_BTC", startPrice: try! ExactDecimal("0.00556123"), quantityScale: 4, weight: 2),
+        SimulatedInstrument(nativeSymbol: "DOGE_BTC", startPrice: try! ExactDecimal("0.00000312"), quantityScale: 0, weight: 2,
+            volatilityTicks: 1),
+    ]
+
+    public let configuration: Configuration
+    var random: SeededRandom
+    /// Current price of each instrument, in ticks.
+    var ticks: [Int64]
+    var priceScales: [Int]
+    var nextIds: [Int64]
+    /// Time of the next order, µs.
+    var nextOrderMicros: Int64
+    var burstRemaining = 0
+    var cumulativeWeights: [Int]
+    var recent: [RecentTrades]
+    var symbolIndex: [String: Int]
+
+    /// Orders generated so far.
+    public private(set) var orderCount = 0
+    /// Trades generated so far.
+    public private(set) var tradeCount = 0
+
+    public init(configuration: Configuration = Configuration()) {
+        precondition(!configuration.instruments.isEmpty, "a market needs at least one instrument")
+        precondition(configuration.tradesPerSecond > 0, "tradesPerSecond must be positive")
+        self.configuration = configuration
+        random = SeededRandom(seed: configuration.seed)
+        ticks = []
+        priceScales = []
+        nextIds = []
+        cumulativeWeights = []
+        recent = []
+        symbolIndex = [:]
+        var total = 0
+        for (i, instrument) in configuration.instruments.enumerated() {
+            let scale = Int(instrument.startPrice.scale)
+            priceScales.append(scale)
+            ticks.append(MarketSimulator.ticks(of: instrument.startPrice))
+            nextIds.append(60_000_000 + Int64(random.below(1_000_000)))
+            total += instrument.weight
+            cumulativeWeights.append(total)
+            recent.append(RecentTrades(capacity: max(1, configuration.recentTradesKept)))
+            symbolIndex[instrument.nativeSymbol] = i
+        }
+        nextOrderMicros = configuration.startTime * 1_000
+        nextOrderMicros += interArrivalMicros()
+    }
+
+    /// Time of the next order, ms.
+    public var nextOrderTime: Int64 { nextOrderMicros / 1_000 }
+
+    /// Native symbols of the market, in configuration order.
+    public var nativeSymbols: [String] { configuration.instruments.map(\.nativeSymbol) }
+
+    /// All orders whose time is ≤ `time` (ms), in time order.
+    public mutating func advance(to time: Int64) -> [SimulatedOrder] {
+        var orders: [SimulatedOrder] = []
+        while nextOrderMicros / 1_000 <= time {
+            orders.append(nextOrder())
+        }
+        return orders
+    }
+
+    /// The next taker order and its fills; moves time to it.
+    public mutating func nextOrder() -> SimulatedOrder {
+        let time = nextOrderMicros / 1_000
+        if burstRemaining > 0 {
+            burstRemaining -= 1
+        } else if random.unit() < configuration.burstProbability {
+            burstRemaining = 1 + Int(random.below(UInt64(max(1, configuration.burstLength * 2))))
+        }
+        let k = pickInstrument()
+        let instrument = configuration.instruments[k]
+        let volatility = instrument.volatilityTicks * (burstRemaining > 0 ? configuration.burstVolatilityMultiplier : 1)
+        // Random walk of the instrument's price, at least one tick.
+        if volatility > 0 {
+            let move = Int64(random.below(UInt64(2 * volatility + 1))) - volatility
+            ticks[k] = max(1, ticks[k] + move)
+        }
+        let side: Side = random.below(2) == 0 ? .buy : .sell
+        // Fill count: mostly 1, sometimes several (a taker sweeping levels).
+        let roll = random.below(100)
+        let maxFills = max(1, configuration.maxFillsPerOrder)
+        let fills = roll < 60 ? 1 : min(maxFills, 2 + Int(random.below(UInt64(maxFills))))
+        var trades: [SimulatedTrade] = []
+        trades.reserveCapacity(fills)
+        var level = ticks[k]
+        let pushTime = time + 3 + Int64(random.below(5))
+        for _ in 0..<fills {
+            let price = ExactDecimal(mantissa: level, scale: priceScales[k])
+            let quantity = randomQuantity(scale: instrument.quantityScale)
+            let trade = SimulatedTrade(
+                nativeSymbol: instrument.nativeSymbol, id: nextIds[k], price: price, quantity: quantity,
+                amount: (price * quantity).normalized(), takerSide: side, createTime: time, pushTime: pushTime)
+            nextIds[k] += 1
+            trades.append(trade)
+            recent[k].append(trade)
+            // The next resting order is at the same or a worse price for the taker.
+            let step = Int64(random.below(2))
+            level = side == .buy ? level + step : max(1, level - step)
+        }
+        orderCount += 1
+        tradeCount += trades.count
+        nextOrderMicros += interArrivalMicros()
+        return SimulatedOrder(instrument: k, nativeSymbol: instrument.nativeSymbol, takerSide: side, trades: trades)
+    }
+
+    /// The latest trades of a symbol, newest first (what REST `/markets/{symbol}/trades` returns),
+    /// or nil for an unknown symbol.
+    public func recentTrades(nativeSymbol: String, limit: Int) -> [SimulatedTrade]? {
+        guard let k = symbolIndex[nativeSymbol] else { return nil }
+        return recent[k].newestFirst(limit: limit)
+    }
+
+    /// An instrument index drawn by weight.
+    mutating func pickInstrument() -> Int {
+        let r = Int(random.below(UInt64(cumulativeWeights[cumulativeWeights.count - 1])))
+        var low = 0
+        var high = cumulativeWeights.count - 1
+        while low < high {
+            let mid = (low + high) / 2
+            if cumulativeWeights[mid] > r { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+
+    mutating func interArrivalMicros() -> Int64 {
+        let meanFills = 0.6 + 0.4 * (2.0 + Double(max(1, configuration.maxFillsPerOrder) - 1) / 2.0)
+        var ordersPerSecond = configuration.tradesPerSecond / meanFills
+        if burstRemaining > 0 { ordersPerSecond *= configuration.burstRateMultiplier }
+        let u = 1.0 - random.unit()  // (0, 1]
+        let micros = -log(u) / ordersPerSecond * 1_000_000
+        return max(1, Int64(min(micros, 3_600_000_000)))
+    }
+
+    /// Quantity with a heavy tail: 1..10^d units of the last digit, d random.
+    mutating func randomQuantity(scale: Int) -> ExactDecimal {
+        let digits = 1 + random.below(UInt64(scale + 3))
+        var bound: UInt64 = 1
+        for _ in 0..<digits { bound *= 10 }
+        let mantissa = Int64(1 + random.below(bound))
+        return ExactDecimal(mantissa: mantissa, scale: scale).normalized()
+    }
+
+    static func ticks(of price: ExactDecimal) -> Int64 {
+        // price = ticks × 10^-scale; the text has exactly `scale` fractional digits.
+        var digits = price.description.filter { $0 != "." }
+        while digits.count > 1 && digits.first == "0" { digits.removeFirst() }
+        return Int64(digits) ?? 1
+    }
+}
+
+/// The last N trades of one symbol (a ring).
+struct RecentTrades: Sendable {
+    var storage: [SimulatedTrade] = []
+    var next = 0
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func append(_ trade: SimulatedTrade) {
+        if storage.count < capacity {
+            storage.append(trade)
+        } else {
+            storage[next] = trade
+        }
+        next = (next + 1) % capacity
+    }
+
+    func newestFirst(limit: Int) -> [SimulatedTrade] {
+        let n = min(max(0, limit), storage.count)
+        var result: [SimulatedTrade] = []
+        result.reserveCapacity(n)
+        var i = (next - 1 + capacity) % capacity
+        if storage.count < capacity { i = storage.count - 1 }
+        for _ in 0..<n {
+            result.append(storage[i])
+            i = (i - 1 + storage.count) % storage.count
+        }
+        return result
+    }
+}

@@ -1,0 +1,428 @@
+import Foundation
+import MarketData
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+import Synchronization
+
+/// Settings of `PoloniexSimulator`.
+public struct PoloniexSimulatorConfiguration: Sendable {
+    /// Address to listen on. Default 127.0.0.1.
+    public var host = "127.0.0.1"
+    /// Port; 0 picks a free one. Default 0.
+    public var port = 0
+    /// Trades per second, over all markets. Default 50.
+    public var rate: Double = 50
+    /// Instruments; nil = `MarketSimulator.defaultInstruments`.
+    public var instruments: [SimulatedInstrument]?
+    /// Seed of the market. Default 1.
+    public var seed: UInt64 = 1
+    /// Drop each websocket connection this long after it opened (fault injection). Default never.
+    public var dropEvery: Duration?
+    /// Send every Nth trades frame of each client malformed (fault injection; its trades are then
+    /// only available over REST). Default never.
+    public var malformedEvery: Int?
+    /// Drop a client that sent nothing for this long (Poloniex: 30 s).
+    public var silenceTimeout: Duration = .seconds(30)
+    /// Trades per market kept for REST (Poloniex returns at most 1000). Default 1000.
+    public var historyLimit = 1000
+    /// Bursts (rate and volatility spikes): chance per order that one starts. Default 0.002.
+    public var burstProbability = 0.002
+    /// Stop generating once this many trades exist (the order that reaches it keeps all its
+    /// fills, so a few more may come); the servers keep running. Default never.
+    public var maxTrades: Int?
+    /// Every Nth frame writes trade ids as JSON numbers instead of strings. Default 4.
+    public var numericIDEvery = 4
+    /// Append every generated trade (Tape's Trade JSON, `receivedAt` 0) to this file.
+    public var tradesLog: String?
+    /// Append every malformed frame sent to this file, one a line.
+    public var malformedLog: String?
+    /// Serve TLS (`wss://`, `https://`) with this PEM certificate chain and key. Default: plain.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
+
+    public init() {}
+}
+
+/// A Poloniex look-alike on loopback, for `tape simulate`, `tape up --offline` and the tests:
+/// the seeded `MarketSimulator`, with one `PoloniexSession` per client and `PoloniexRESTResponder`
+/// for REST (the pure parts), served on a websocket at `/ws/public` and REST at
+/// `/markets` and `/markets/{symbol}/trades?limit=` — subscribe acks with `channel` as a string,
+/// several trades per frame, ids as strings (sometimes numbers), uppercase `takerSide` on REST,
+/// `{"event":"ping"}` answered by `{"event":"pong"}`, clients silent for 30 s dropped — with
+/// fault knobs (drop every connection every N seconds, malformed frames).
+///
+/// ```
+/// let simulator = try await PoloniexSimulator.build(configuration)
+/// print(simulator.websocketURL, simulator.restURL)
+/// try await simulator.run()   // until cancelled
+/// ```
+public final class PoloniexSimulator: Sendable {
+    public let configuration: PoloniexSimulatorConfiguration
+    /// `ws://host:port/ws/public`
+    public let websocketURL: String
+    /// `http://host:port`
+    public let restURL: String
+    public let port: Int
+
+    let server: NIOAsyncChannel<EventLoopFuture<Upgrade>, Never>
+    let state: Mutex<State>
+    let logs: Logs
+
+    enum Upgrade: Sendable {
+        case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
+        case http(NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>)
+    }
+
+    struct State: Sendable {
+        var market: MarketSimulator
+        var clients: [Int: Client] = [:]
+        var nextClientID = 0
+        var framesSent = 0
+        var malformedSent = 0
+        var dropped = 0
+    }
+
+    struct Client: Sendable {
+        var channel: any Channel
+        var outbox: AsyncStream<String>.Continuation
+        var session: PoloniexSession
+    }
+
+    /// Binds the servers; `run` serves them.
+    public static func build(_ configuration: PoloniexSimulatorConfiguration) async throws -> PoloniexSimulator {
+        let tls: NIOSSLContext?
+        if let certificate = configuration.tlsCertificateFile, let key = configuration.tlsKeyFile {
+            let certificates = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
+            let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+            tls = try NIOSSLContext(
+                configuration: .makeServerConfiguration(certificateChain: certificates, privateKey: .privateKey(privateKey)))
+        } else {
+            tls = nil
+        }
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .bind(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    let upgrader = NIOTypedWebSocketServerUpgrader<Upgrade>(
+                        maxFrameSize: 1 << 20,
+                        shouldUpgrade: { channel, head in
+                            let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
+                            return channel.eventLoop.makeSucceededFuture(path == "/ws/public" ? HTTPHeaders() : nil)
+                        },
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                .websocket(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
+                            }
+                        })
+                    let configuration = NIOTypedHTTPServerUpgradeConfiguration(
+                        upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                .http(try NIOAsyncChannel(wrappingChannelSynchronously: channel))
+                            }
+                        })
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(
+                        configuration: .init(upgradeConfiguration: configuration))
+                }
+            }
+        return try PoloniexSimulator(configuration: configuration, server: server)
+    }
+
+    private init(configuration: PoloniexSimulatorConfiguration, server: NIOAsyncChannel<EventLoopFuture<Upgrade>, Never>) throws {
+        self.configuration = configuration
+        self.server = server
+        let port = server.channel.localAddress?.port ?? configuration.port
+        self.port = port
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        let secure = configuration.tlsCertificateFile != nil && configuration.tlsKeyFile != nil
+        websocketURL = "\(secure ? "wss" : "ws")://\(host):\(port)/ws/public"
+        restURL = "\(secure ? "https" : "http")://\(host):\(port)"
+        var market = MarketSimulator.Configuration()
+        market.seed = configuration.seed
+        market.tradesPerSecond = configuration.rate
+        market.startTime = Int64(Date().timeIntervalSince1970 * 1000)
+        market.recentTradesKept = configuration.historyLimit
+        market.burstProbability = configuration.burstProbability
+        if let instruments = configuration.instruments { market.instruments = instruments }
+        state = Mutex(State(market: MarketSimulator(configuration: market)))
+        logs = try Logs(trades: configuration.tradesLog, malformed: configuration.malformedLog)
+    }
+
+    // MARK: - observation (tests, tape up)
+
+    /// Trades generated so far.
+    public var tradesGenerated: Int { state.withLock { $0.market.tradeCount } }
+    /// Malformed frames sent so far (all clients).
+    public var malformedFramesSent: Int { state.withLock { $0.malformedSent } }
+    /// Websocket connections dropped by the fault knob or for silence.
+    public var connectionsDropped: Int { state.withLock { $0.dropped } }
+    /// Websocket clients connected now.
+    public var clientCount: Int { state.withLock { $0.clients.count } }
+    /// The native symbols traded.
+    public var symbols: [String] { state.withLock { $0.market.nativeSymbols } }
+    /// The newest `limit` trades of a market, newest first (what REST serves).
+    public func recentTrades(symbol: String, limit: Int = 1000) -> [SimulatedTrade] {
+        state.withLock { $0.market.recentTrades(nativeSymbol: symbol, limit: limit) ?? [] }
+    }
+
+    // MARK: - running
+
+    /// Serves until the task is cancelled.
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { try await self.generate() }
+            try await server.executeThenClose { inbound in
+                for try await upgrade in inbound {
+                    group.addTask { await self.serve(upgrade) }
+                }
+            }
+        }
+    }
+
+    /// Advances the market with the wall clock and hands each order to every session.
+    func generate() async throws {
+        let clock = ContinuousClock()
+        while true {
+            try await clock.sleep(for: .milliseconds(10))
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            var toClose: [any Channel] = []
+            var malformed: [String] = []
+            let orders: [SimulatedOrder] = state.withLock { state in
+                var orders: [SimulatedOrder] = []
+                while state.market.nextOrderTime <= now {
+                    if let max = configuration.maxTrades, state.market.tradeCount >= max { break }
+                    orders.append(state.market.nextOrder())
+                }
+                for id in state.clients.keys {
+                    guard var client = state.clients[id] else { continue }
+                    let before = client.session.framesSent
+                    let actions = client.session.publish(orders, at: now)
+                    var frameNumber = before
+                    for action in actions {
+                        switch action {
+                        case .send(let text):
+                            frameNumber += 1
+                            client.outbox.yield(text)
+                            state.framesSent += 1
+                            if let every = configuration.malformedEvery, every > 0, frameNumber % every == 0 {
+                                malformed.append(text)
+                            }
+                        case .close:
+                            toClose.append(client.channel)
+                            state.dropped += 1
+                        }
+                    }
+                    state.malformedSent += client.session.malformedFramesSent - (state.clients[id]?.session.malformedFramesSent ?? 0)
+                    state.clients[id] = client
+                }
+                return orders
+            }
+            for channel in toClose { channel.close(promise: nil) }
+            logs.malformed(malformed)
+            if !orders.isEmpty {
+                let receivedAt = Int64(0)
+                logs.trades(orders.flatMap { $0.trades.map { $0.expectedTrade(exchange: .poloniex, receivedAt: receivedAt) } })
+            }
+        }
+    }
+
+    func serve(_ upgrade: EventLoopFuture<Upgrade>) async {
+        do {
+            switch try await upgrade.get() {
+            case .websocket(let channel): try await serveWebSocket(channel)
+            case .http(let channel): try await serveHTTP(channel)
+            }
+        } catch {
+            // One bad client never stops the server.
+        }
+    }
+
+    // MARK: - websocket
+
+    func serveWebSocket(_ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>) async throws {
+        let (outbox, continuation) = AsyncStream.makeStream(of: String.self)
+        let id = state.withLock { state in
+            let id = state.nextClientID
+            state.nextClientID += 1
+            var session = PoloniexSession.Configuration()
+            session.idleTimeout = Int64(configuration.silenceTimeout.secondsValue * 1000)
+            session.dropConnectionAfter = configuration.dropEvery.map { Int64($0.secondsValue * 1000) }
+            session.malformedFrameEvery = configuration.malformedEvery
+            session.numericIdsEvery = configuration.numericIDEvery > 0 ? configuration.numericIDEvery : nil
+            let client = PoloniexSession(
+                knownSymbols: state.market.nativeSymbols, configuration: session,
+                connectedAt: Int64(Date().timeIntervalSince1970 * 1000))
+            state.clients[id] = Client(channel: channel.channel, outbox: continuation, session: client)
+            return id
+        }
+        defer {
+            _ = state.withLock { $0.clients.removeValue(forKey: id) }
+            continuation.finish()
+        }
+        try await channel.executeThenClose { inbound, outbound in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await text in outbox {
+                        var buffer = channel.channel.allocator.buffer(capacity: text.utf8.count)
+                        buffer.writeString(text)
+                        try await outbound.write(WebSocketFrame(fin: true, opcode: .text, data: buffer))
+                    }
+                }
+                group.addTask {
+                    var message: [UInt8] = []
+                    for try await frame in inbound {
+                        switch frame.opcode {
+                        case .text, .continuation:
+                            if frame.opcode == .text { message.removeAll() }
+                            message.append(contentsOf: frame.unmaskedData.readableBytesView)
+                            if frame.fin { self.clientSent(message, client: id) }
+                        case .ping:
+                            try await outbound.write(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                        case .connectionClose:
+                            return
+                        default:
+                            break
+                        }
+                    }
+                }
+                _ = try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Hands a client message to its session and carries out the answer.
+    func clientSent(_ bytes: [UInt8], client id: Int) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let close: (any Channel)? = state.withLock { state in
+            guard var client = state.clients[id] else { return nil }
+            defer { state.clients[id] = client }
+            var close: (any Channel)?
+            for action in client.session.received(text, at: now) {
+                switch action {
+                case .send(let frame): client.outbox.yield(frame)
+                case .close:
+                    close = client.channel
+                    state.dropped += 1
+                }
+            }
+            return close
+        }
+        close?.close(promise: nil)
+    }
+
+    // MARK: - REST
+
+    func serveHTTP(_ channel: NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>) async throws {
+        try await channel.executeThenClose { inbound, outbound in
+            var head: HTTPRequestHead?
+            for try await part in inbound {
+                switch part {
+                case .head(let h): head = h
+                case .body: break
+                case .end:
+                    guard let request = head else { continue }
+                    let (status, body) = respond(to: request)
+                    var headers = HTTPHeaders()
+                    headers.add(name: "Content-Type", value: "application/json")
+                    headers.add(name: "Content-Length", value: String(body.count))
+                    let keepAlive = request.isKeepAlive
+                    if !keepAlive { headers.add(name: "Connection", value: "close") }
+                    try await outbound.write(.head(HTTPResponseHead(version: request.version, status: status, headers: headers)))
+                    var buffer = channel.channel.allocator.buffer(capacity: body.count)
+                    buffer.writeBytes(body)
+                    try await outbound.write(.body(.byteBuffer(buffer)))
+                    try await outbound.write(.end(nil))
+                    if !keepAlive { return }
+                }
+            }
+        }
+    }
+
+    func respond(to request: HTTPRequestHead) -> (HTTPResponseStatus, [UInt8]) {
+        guard request.method == .GET else {
+            return (.methodNotAllowed, Array(#"{"code":405,"message":"GET only"}"#.utf8))
+        }
+        let response = state.withLock { PoloniexRESTResponder.respond(toPath: request.uri, market: $0.market) }
+        return (HTTPResponseStatus(statusCode: response.status), Array(response.body.utf8))
+    }
+}
+
+/// Append-only log files of what the simulator generated and sent.
+final class Logs: Sendable {
+    let tradesFile: Mutex<FileHandle?>
+    let malformedFile: Mutex<FileHandle?>
+
+    init(trades: String?, malformed: String?) throws {
+        tradesFile = Mutex(try Logs.open(trades))
+        malformedFile = Mutex(try Logs.open(malformed))
+    }
+
+    static func open(_ path: String?) throws -> FileHandle? {
+        guard let path else { return nil }
+        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        guard let handle = FileHandle(forWritingAtPath: path) else {
+            throw SimulatorError("cannot write \(path)")
+        }
+        return handle
+    }
+
+    func trades(_ trades: [Trade]) {
+        guard !trades.isEmpty else { return }
+        tradesFile.withLock { file in
+            guard let file else { return }
+            var out: [UInt8] = []
+            for t in trades {
+                t.appendJSON(to: &out)
+                out.append(10)
+            }
+            file.write(Data(out))
+        }
+    }
+
+    func malformed(_ frames: [String]) {
+        guard !frames.isEmpty else { return }
+        malformedFile.withLock { file in
+            file?.write(Data(frames.map { $0 + "\n" }.joined().utf8))
+        }
+    }
+}
+
+/// A simulator setup error (bad path, port taken).
+public struct SimulatorError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+extension Duration {
+    var secondsValue: Double {
+        Double(components.seconds) + Double(components.attoseconds) * 1e-18
+    }
+}
+
+extension PoloniexSimulatorConfiguration {
+    /// Instruments for native `symbols`: the default instrument where one exists, otherwise a
+    /// made-up one (price and weight derived from the name, so the same name gives the same market).
+    public static func instruments(symbols: [String]) -> [SimulatedInstrument] {
+        symbols.map { name in
+            if let known = MarketSimulator.defaultInstruments.first(where: { $0.nativeSymbol == name }) { return known }
+            var hash: UInt64 = 1_469_598_103_934_665_603
+            for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+            let price = ExactDecimal(mantissa: Int64(1_000 + hash % 9_000_000), scale: 4)
+            return SimulatedInstrument(nativeSymbol: name, startPrice: price, quantityScale: 4, weight: 1 + Int(hash % 10))
+        }
+    }
+
+    /// `count` instruments: the default market first, then made-up `SIMn_USDT` markets.
+    public static func instruments(count: Int) -> [SimulatedInstrument] {
+        let defaults = MarketSimulator.defaultInstruments
+        if count <= defaults.count { return Array(defaults.prefix(max(1, count))) }
+        return defaults + instruments(symbols: (0..<(count - defaults.count)).map { "SIM\($0)_USDT" })
+    }
+}

@@ -1,0 +1,413 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Synchronization
+
+/// Where the connection loop delivers what it read. Calls are awaited: a slow sink slows the
+/// reader down (back-pressure reaches the socket) instead of anything being dropped.
+public protocol TradeSink: Sendable {
+    /// New trades, deduplicated, oldest first per market (backfill before the live frames after it).
+    func publish(_ trades: [Trade]) async
+    /// A frame that could not be parsed, with the error.
+    func deadLetter(frame: [UInt8], error: FrameParseError) async
+    /// A gap the REST backfill could not fill.
+    func gap(_ gap: TradeGap) async
+    /// Something worth a log line (connects, reconnects with their reason, backfills, errors).
+    func event(_ event: ConnectionEvent) async
+}
+
+/// What the loop reports for logs; every failure carries the address and the reason.
+public enum ConnectionEvent: Sendable, Hashable {
+    case connecting(endpoint: String, attempt: Int)
+    case subscribed(endpoint: String, symbols: Int)
+    case reconnectScheduled(endpoint: String, delay: Duration, attempt: Int, reason: String)
+    case backfilled(symbol: String, fetched: Int, fresh: Int)
+    /// REST could not be read for `symbol` after retries: trades between the last one seen and the
+    /// first live one may be missing.
+    case backfillFailed(endpoint: String, symbol: String, reason: String)
+    case exchangeError(endpoint: String, message: String)
+}
+
+/// Counters of the loop, readable at any time from any thread.
+public final class ConnectionMetrics: Sendable {
+    public let frames = Atomic<Int>(0)
+    public let frameBytes = Atomic<Int>(0)
+    public let trades = Atomic<Int>(0)
+    public let duplicates = Atomic<Int>(0)
+    public let backfilledTrades = Atomic<Int>(0)
+    public let unparseableFrames = Atomic<Int>(0)
+    public let gaps = Atomic<Int>(0)
+    public let backfillFailures = Atomic<Int>(0)
+    public let reconnects = Atomic<Int>(0)
+    public let connected = Atomic<Bool>(false)
+    /// Receive time − trade time of the last trade, in µs.
+    public let lastLagMicros = Atomic<Int>(0)
+
+    public init() {}
+
+    /// A plain copy of the counters.
+    public var snapshot: Snapshot {
+        Snapshot(
+            frames: frames.load(ordering: .relaxed), frameBytes: frameBytes.load(ordering: .relaxed),
+            trades: trades.load(ordering: .relaxed), duplicates: duplicates.load(ordering: .relaxed),
+            backfilledTrades: backfilledTrades.load(ordering: .relaxed),
+            unparseableFrames: unparseableFrames.load(ordering: .relaxed), gaps: gaps.load(ordering: .relaxed),
+            backfillFailures: backfillFailures.load(ordering: .relaxed), reconnects: reconnects.load(ordering: .relaxed),
+            connected: connected.load(ordering: .relaxed), lastLagMicros: lastLagMicros.load(ordering: .relaxed))
+    }
+
+    public struct Snapshot: Sendable, Hashable {
+        public var frames, frameBytes, trades, duplicates, backfilledTrades, unparseableFrames, gaps, backfillFailures,
+            reconnects: Int
+        public var connected: Bool
+        public var lastLagMicros: Int
+    }
+}
+
+/// Settings of one exchange connection.
+public struct ExchangeConnectionConfiguration: Sendable {
+    /// Websocket URL.
+    public var websocket: Endpoint
+    /// REST base URL.
+    public var rest: Endpoint
+    /// Native symbols to subscribe to (already checked against the market list).
+    public var symbols: [String]
+    /// Timing of the state machine (ping, silence, deadlines, backoff).
+    public var machine = ConnectionStateMachine.Configuration()
+    /// How often the driver checks timers. Default 1 s.
+    public var tickInterval: Duration = .seconds(1)
+    /// Deadline of one REST request. Default 10 s.
+    public var restTimeout: Duration = .seconds(10)
+    /// REST requests in flight at once during a backfill. Default 4.
+    public var backfillConcurrency = 4
+    /// Attempts per symbol before a backfill failure is reported. Default 3.
+    public var backfillAttempts = 3
+    /// After an unparseable frame, wait this long, then re-read its market (or all, when the frame
+    /// names none) over REST so trades it may have carried are not lost. Default 1 s.
+    public var repairDelay: Duration = .seconds(1)
+    /// TLS for `wss://` and `https://` endpoints.
+    public var tls = TLSOptions()
+    /// Seed of the backoff jitter. Default: random.
+    public var jitterSeed = UInt64.random(in: 0 ... .max)
+
+    public init(websocket: Endpoint, rest: Endpoint, symbols: [String]) {
+        self.websocket = websocket
+        self.rest = rest
+        self.symbols = symbols
+    }
+}
+
+/// The thin driver of `ConnectionStateMachine`: opens the websocket, subscribes, pings, reads and
+/// parses frames, deduplicates, backfills from REST after every (re)subscribe, reports gaps and
+/// unparseable frames, and reconnects forever until its task is cancelled.
+public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable where C.Duration == Duration {
+    public let adapter: Adapter.Type
+    public let configuration: ExchangeConnectionConfiguration
+    public let clock: C
+    public let metrics: ConnectionMetrics
+
+    public init(adapter: Adapter.Type, configuration: ExchangeConnectionConfiguration, clock: C, metrics: ConnectionMetrics = .init()) {
+        self.adapter = adapter
+        self.configuration = configuration
+        self.clock = clock
+        self.metrics = metrics
+    }
+
+    /// Runs until the task is cancelled. `deduplicator` carries what was already published (from
+    /// Kafka's tail on restart).
+    public func run(sink: some TradeSink, deduplicator: TradeDeduplicator = TradeDeduplicator()) async {
+        var dedup = deduplicator
+        let origin = clock.now
+        let clock = self.clock
+        let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
+        let machine = MachineBox(ConnectionStateMachine(configuration: configuration.machine, seed: configuration.jitterSeed))
+        var action = machine.with { $0.start(now: now()) }
+        let ws = configuration.websocket.description
+        while !Task.isCancelled {
+            switch action {
+            case .connect:
+                let attempt: Int
+                if case .connecting(let a, _) = machine.with({ $0.state }) { attempt = a } else { attempt = 1 }
+                await sink.event(.connecting(endpoint: ws, attempt: attempt))
+                let outcome = await session(machine: machine, now: now, dedup: &dedup, sink: sink)
+                metrics.connected.store(false, ordering: .relaxed)
+                if Task.isCancelled { return }
+                switch outcome {
+                case .connectFailed(let reason): action = machine.with { $0.connectFailed(reason, now: now()) }
+                case .closed(let reason): action = machine.with { $0.connectionClosed(reason, now: now()) }
+                }
+            case .scheduleReconnect(let delay, let attempt, let reason):
+                metrics.reconnects.add(1, ordering: .relaxed)
+                await sink.event(.reconnectScheduled(endpoint: ws, delay: delay, attempt: attempt, reason: reason.description))
+                do { try await clock.sleep(for: delay) } catch { return }
+                action = machine.with { $0.reconnectDue(now: now()) }
+            case .none, .sendSubscribe, .sendPing, .backfill, .close:
+                // Not expected between sessions; wait a tick rather than spin.
+                do { try await clock.sleep(for: configuration.tickInterval) } catch { return }
+                action = machine.with { $0.tick(now: now()) }
+            }
+        }
+    }
+
+    enum SessionOutcome {
+        case connectFailed(String)
+        case closed(ConnectionStateMachine.CloseReason)
+    }
+
+    private func session(
+        machine: MachineBox, now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink
+    ) async -> SessionOutcome {
+        let requested = CloseRequest()
+        let connected = Atomic<Bool>(false)
+        var peerClose: String?
+        do {
+            try await WebSocketClient.withConnection(
+                to: configuration.websocket, connectTimeout: configuration.machine.connectTimeout, tls: configuration.tls
+            ) { inbound, outbound in
+                connected.store(true, ordering: .relaxed)
+                metrics.connected.store(true, ordering: .relaxed)
+                _ = machine.with { $0.connected(now: now()) }
+                for message in adapter.tradeSubscribeMessages(nativeSymbols: configuration.symbols) {
+                    try await outbound.send(text: message)
+                }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        while true {
+                            try await clock.sleep(for: configuration.tickInterval)
+                            switch machine.with({ $0.tick(now: now()) }) {
+                            case .sendPing:
+                                if let ping = adapter.applicationPing { try await outbound.send(text: ping) }
+                            case .close(let reason):
+                                requested.withLock { $0 = reason }
+                                outbound.close()
+                                return
+                            default:
+                                break
+                            }
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    try await read(inbound: &inbound, outbound: outbound, machine: machine, now: now, dedup: &dedup, sink: sink, requested: requested)
+                    peerClose = inbound.closeReason
+                }
+            }
+        } catch {
+            if !connected.load(ordering: .relaxed) { return .connectFailed(String(describing: error)) }
+            if let reason = requested.withLock({ $0 }) { return .closed(reason) }
+            return .closed(.lost(String(describing: error)))
+        }
+        if let reason = requested.withLock({ $0 }) { return .closed(reason) }
+        return .closed(.lost(peerClose ?? "closed by the server"))
+    }
+
+    private func read(
+        inbound: inout WebSocketInbound, outbound: WebSocketOutbound, machine: MachineBox,
+        now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink,
+        requested: CloseRequest
+    ) async throws {
+        var parser = adapter.makeFrameParser()
+        var trades: [Trade] = []
+        trades.reserveCapacity(64)
+        // Markets whose trades may have been in an unparseable frame: re-read over REST shortly after.
+        var repair: Set<String> = []
+        var repairDue: Duration?
+        let subscribed = Set(configuration.symbols)
+        while let message = try await inbound.next() {
+            if let due = repairDue, now() >= due {
+                let symbols = configuration.symbols.filter { repair.contains($0) }
+                repair = []
+                repairDue = nil
+                machine.with { $0.downstream(busy: true, now: now()) }
+                await backfill(symbols: symbols, dedup: &dedup, sink: sink)
+                machine.with { $0.downstream(busy: false, now: now()) }
+            }
+            let receivedAt = WallClock.microseconds()
+            machine.with { $0.frameReceived(now: now()) }
+            metrics.frames.add(1, ordering: .relaxed)
+            metrics.frameBytes.add(message.bytes.count, ordering: .relaxed)
+            trades.removeAll(keepingCapacity: true)
+            let parsed = message.bytes.withUnsafeBufferPointer { buffer in
+                Result { () throws(FrameParseError) -> ExchangeMessage in
+                    try parser.parse(buffer, receivedAt: receivedAt, into: &trades)
+                }
+            }
+            switch parsed {
+            case .failure(let error):
+                metrics.unparseableFrames.add(1, ordering: .relaxed)
+                machine.with { $0.downstream(busy: true, now: now()) }
+                await sink.deadLetter(frame: message.bytes, error: error)
+                machine.with { $0.downstream(busy: false, now: now()) }
+                if let symbol = symbolMentioned(in: message.bytes), subscribed.contains(symbol) {
+                    repair.insert(symbol)
+                } else {
+                    repair.formUnion(subscribed)
+                }
+                if repairDue == nil { repairDue = now() + configuration.repairDelay }
+            case .success(.trades):
+                var fresh: [Trade] = []
+                fresh.reserveCapacity(trades.count)
+                for trade in trades where dedup.admit(trade) { fresh.append(trade) }
+                metrics.duplicates.add(trades.count - fresh.count, ordering: .relaxed)
+                if let last = fresh.last {
+                    metrics.lastLagMicros.store(Int(last.receivedAt - last.time * 1000), ordering: .relaxed)
+                    metrics.trades.add(fresh.count, ordering: .relaxed)
+                    machine.with { $0.downstream(busy: true, now: now()) }
+                    await sink.publish(fresh)
+                    machine.with { $0.downstream(busy: false, now: now()) }
+                }
+            case .success(.subscribed):
+                if machine.with({ $0.subscribeAcknowledged(now: now()) }) == .backfill {
+                    await sink.event(.subscribed(endpoint: configuration.websocket.description, symbols: configuration.symbols.count))
+                    machine.with { $0.downstream(busy: true, now: now()) }
+                    repair = []
+                    repairDue = nil
+                    await backfill(symbols: configuration.symbols, dedup: &dedup, sink: sink)
+                    machine.with { $0.downstream(busy: false, now: now()) }
+                }
+            case .success(.error(let text)):
+                await sink.event(.exchangeError(endpoint: configuration.websocket.description, message: text))
+                if case .close(let reason) = machine.with({ $0.exchangeError(text, now: now()) }) {
+                    requested.withLock { $0 = reason }
+                    outbound.close()
+                }
+            case .success:
+                break
+            }
+        }
+    }
+
+    /// Fetches recent trades for every symbol (a few requests in flight) and publishes the ones not
+    /// seen, per symbol oldest first; reports gaps and failures.
+    func backfill(symbols: [String], dedup: inout TradeDeduplicator, sink: some TradeSink) async {
+        let limit = adapter.recentTradesLimit
+        var next = 0
+        await withTaskGroup(of: (Int, Result<[Trade], ExchangeError>).self) { group in
+            var pending: [Int: Result<[Trade], ExchangeError>] = [:]
+            var emitted = 0
+            func launch(_ index: Int) {
+                let symbol = symbols[index]
+                group.addTask { (index, await fetchBackfill(symbol: symbol)) }
+            }
+            while next < symbols.count && next < configuration.backfillConcurrency {
+                launch(next)
+                next += 1
+            }
+            while let (index, result) = await group.next() {
+                pending[index] = result
+                if next < symbols.count {
+                    launch(next)
+                    next += 1
+                }
+                // Publish in symbol order so the output does not depend on network timing.
+                while let result = pending.removeValue(forKey: emitted) {
+                    let symbol = symbols[emitted]
+                    emitted += 1
+                    switch result {
+                    case .success(let trades):
+                        let (fresh, gap) = dedup.reconcileBackfill(trades, market: symbol, limit: limit)
+                        if let gap {
+                            metrics.gaps.add(1, ordering: .relaxed)
+                            await sink.gap(gap)
+                        }
+                        metrics.backfilledTrades.add(fresh.count, ordering: .relaxed)
+                        metrics.trades.add(fresh.count, ordering: .relaxed)
+                        await sink.event(.backfilled(symbol: symbol, fetched: trades.count, fresh: fresh.count))
+                        if !fresh.isEmpty { await sink.publish(fresh) }
+                    case .failure(let error):
+                        metrics.backfillFailures.add(1, ordering: .relaxed)
+                        await sink.event(.backfillFailed(endpoint: configuration.rest.description, symbol: symbol, reason: error.message))
+                    }
+                }
+            }
+        }
+    }
+
+    func fetchBackfill(symbol: String) async -> Result<[Trade], ExchangeError> {
+        let endpoint = configuration.rest.appending(path: adapter.recentTradesPath(nativeSymbol: symbol, limit: adapter.recentTradesLimit))
+        var lastError = ExchangeError(.unreachable, "no attempt")
+        for attempt in 1...max(1, configuration.backfillAttempts) {
+            do {
+                let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout, tls: configuration.tls)
+                guard response.status == 200 else {
+                    throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
+                }
+                do {
+                    return .success(try adapter.parseRecentTrades(response.body, nativeSymbol: symbol, receivedAt: WallClock.microseconds()))
+                } catch {
+                    throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
+                }
+            } catch let error as ExchangeError {
+                lastError = error
+            } catch {
+                lastError = ExchangeError(.unreachable, "GET \(endpoint): \(error)")
+            }
+            if attempt < configuration.backfillAttempts {
+                try? await clock.sleep(for: .milliseconds(200 * attempt))
+            }
+        }
+        return .failure(lastError)
+    }
+}
+
+/// The value of the first `"symbol":"..."` member in a (possibly broken) frame.
+func symbolMentioned(in frame: [UInt8]) -> String? {
+    let key = Array(#""symbol":""#.utf8)
+    guard frame.count > key.count else { return nil }
+    var i = 0
+    while i + key.count <= frame.count {
+        if frame[i] == key[0] && frame[i..<(i + key.count)].elementsEqual(key) {
+            let start = i + key.count
+            guard let end = frame[start...].firstIndex(of: UInt8(ascii: "\"")), end > start, end - start < 64 else { return nil }
+            return String(decoding: frame[start..<end], as: UTF8.self)
+        }
+        i += 1
+    }
+    return nil
+}
+
+/// Reads a venue's market list over REST and resolves requested symbols against it.
+public enum MarketDirectory {
+    public static func resolve(
+        _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10),
+        tls: TLSOptions = TLSOptions()
+    ) async throws -> [String] {
+        let endpoint = rest.appending(path: adapter.marketsPath)
+        let response = try await HTTPClient.get(endpoint, timeout: timeout, tls: tls)
+        guard response.status == 200 else {
+            throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status)")
+        }
+        let markets: [ListedMarket]
+        do { markets = try adapter.parseMarkets(response.body) } catch {
+            throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
+        }
+        return try SymbolSelection.resolve(requested, markets: markets, exchange: adapter.exchange)
+    }
+}
+
+/// The state machine behind a lock, shared by the reader and the timer task of a session.
+final class MachineBox: Sendable {
+    private let machine: Mutex<ConnectionStateMachine>
+    init(_ machine: ConnectionStateMachine) { self.machine = Mutex(machine) }
+    func with<R: Sendable>(_ body: (inout ConnectionStateMachine) -> R) -> R { machine.withLock { body(&$0) } }
+}
+
+/// The close the state machine asked for during a session, shared by its tasks.
+final class CloseRequest: Sendable {
+    private let reason = Mutex<ConnectionStateMachine.CloseReason?>(nil)
+    func withLock<R: Sendable>(_ body: (inout ConnectionStateMachine.CloseReason?) -> R) -> R { reason.withLock { body(&$0) } }
+}
+
+/// Wall-clock time for `receivedAt`.
+public enum WallClock {
+    /// Microseconds since the Unix epoch.
+    public static func microseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
+    /// Milliseconds since the Unix epoch.
+    public static func milliseconds() -> Int64 { microseconds() / 1000 }
+}

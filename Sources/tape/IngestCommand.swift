@@ -1,0 +1,152 @@
+import ArgumentParser
+import Exchanges
+import Foundation
+import Ingest
+import KafkaClient
+import Logging
+
+/// `tape ingest`: exchange trades into Kafka, nothing lost, doubled or misread.
+struct IngestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Stream an exchange's trades into Kafka (deduplicated, gaps backfilled over REST, resumable).",
+        discussion: """
+            Produces Trade JSON to --topic with key exchange:SYMBOL and the trade time as record time
+            (idempotent producer, acks=all). Unparseable frames, gaps REST could not fill and failed
+            backfills go to --deadletter-topic. Restarted, it reads the tail of --topic and carries on
+            without duplicates. Shows a status line on a terminal, structured logs otherwise.
+            """
+    )
+
+    @Option(help: "Exchange (poloniex).") var exchange: String = "poloniex"
+    @Option(help: "Comma-separated symbols (BTC_USDT or BTC-USDT), or 'all' for every trading market.")
+    var symbols: String = "BTC_USDT"
+    @Option(help: "Websocket URL (default: the exchange's own; e.g. the one `tape simulate` prints).") var endpoint: String?
+    @Option(name: .customLong("rest-endpoint"), help: "REST base URL (default: the exchange's own).") var restEndpoint: String?
+    @Option(help: "Trades topic.") var topic: String = "tape.trades"
+    @Option(name: .customLong("deadletter-topic"), help: "Topic for unparseable frames, gaps and failed backfills.")
+    var deadLetterTopic: String = "tape.deadletter"
+    @Option(name: .customLong("buffer"), help: "Records held in memory while Kafka is slow or down; at the bound reading pauses.")
+    var bufferLimit: Int = 200_000
+    @Option(name: .customLong("tail-records"), help: "Records read back per partition of --topic on start, to resume without duplicates.")
+    var tailRecords: Int = 5_000
+    @Option(name: .customLong("ping-interval"), help: "Seconds between application pings.") var pingInterval: Double = 15
+    @Option(name: .customLong("silence-timeout"), help: "Replace a connection that sent nothing for SECONDS.")
+    var silenceTimeout: Double = 30
+    @Option(name: .customLong("ca-file"), help: "PEM file of extra trusted certificates for wss:// and https:// endpoints.")
+    var caFile: String?
+    @Option(name: .customLong("stall-warning"), help: "Warn when Kafka acknowledged nothing for SECONDS while records wait.")
+    var stallWarning: Double = 10
+    @Option(name: .customLong("mock-brokers"), help: ArgumentHelp("Run an in-process librdkafka mock cluster with N brokers instead of --brokers (benchmarks, demos).", visibility: .hidden))
+    var mockBrokers: Int?
+    @OptionGroup var kafka: KafkaOptions
+
+    func validate() throws {
+        guard exchange.lowercased() == "poloniex" else {
+            throw ValidationError("Unknown exchange '\(exchange)'; supported: poloniex.")
+        }
+        guard !symbols.isEmpty else { throw ValidationError("--symbols is empty; give BTC_USDT,ETH_USDT or all.") }
+        guard bufferLimit > 0, tailRecords >= 0 else { throw ValidationError("--buffer must be positive, --tail-records not negative.") }
+        guard pingInterval > 0, silenceTimeout > 0 else { throw ValidationError("--ping-interval and --silence-timeout must be positive.") }
+    }
+
+    func run() async throws {
+        var configuration = IngestConfiguration()
+        configuration.exchange = exchange.lowercased()
+        configuration.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        configuration.websocket = endpoint
+        configuration.rest = restEndpoint
+        configuration.topic = topic
+        configuration.deadLetterTopic = deadLetterTopic
+        configuration.kafka = try kafka.configuration()
+        var mock: MockKafkaCluster?
+        if let mockBrokers {
+            let cluster = try MockKafkaCluster(brokers: max(1, mockBrokers))
+            try cluster.createTopic(topic, partitions: 3)
+            try cluster.createTopic(deadLetterTopic, partitions: 1)
+            configuration.kafka.bootstrapServers = cluster.bootstrapServers
+            printError("in-process mock cluster: \(cluster.bootstrapServers)")
+            mock = cluster
+        }
+        defer { withExtendedLifetime(mock) {} }
+        configuration.bufferLimit = bufferLimit
+        configuration.tailRecords = tailRecords
+        configuration.connection.pingInterval = .milliseconds(Int64(pingInterval * 1000))
+        configuration.connection.silenceTimeout = .milliseconds(Int64(silenceTimeout * 1000))
+        configuration.tls = TLSOptions(caFile: caFile)
+        configuration.stallWarning = .milliseconds(Int64(max(0.1, stallWarning) * 1000))
+        var ingestLogger = Logger(label: "tape.ingest")
+        ingestLogger.logLevel = kafka.verbose ? .trace : .info
+        let logger = ingestLogger
+
+        let service: IngestService
+        do {
+            service = try await IngestService.build(configuration, logger: logger)
+        } catch let error as ExchangeError {
+            printError("Error: \(error.message). Check --symbols, --endpoint and --rest-endpoint.")
+            throw ExitCode.failure
+        } catch let error as IngestError {
+            printError("Error: \(error.description)")
+            throw ExitCode.failure
+        } catch let error as KafkaError {
+            printError("Error: \(error)")
+            throw ExitCode.failure
+        }
+        let interactive = isatty(STDERR_FILENO) == 1
+        try await runUntilSignalled {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await service.run() }
+                group.addTask { try await IngestStatus(metrics: service.metrics, interactive: interactive, logger: logger).run() }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        let m = service.metrics
+        let c = m.connection.snapshot
+        printError(
+            "ingest stopped: \(c.frames) frames, \(c.trades) trades (\(c.backfilledTrades) from REST backfill, \(c.duplicates) duplicates dropped), \(m.delivered.load(ordering: .relaxed)) records delivered, \(c.unparseableFrames) unparseable frames, \(c.gaps) gaps, \(c.reconnects) reconnects"
+        )
+    }
+}
+
+/// The live status: a line redrawn every second on a terminal, a log line every 10 s otherwise.
+struct IngestStatus {
+    let metrics: IngestMetrics
+    let interactive: Bool
+    let logger: Logger
+
+    func run() async throws {
+        var last = metrics.connection.snapshot
+        var lastTime = ContinuousClock.now
+        let period: Duration = interactive ? .seconds(1) : .seconds(10)
+        while true {
+            try await Task.sleep(for: period)
+            let now = ContinuousClock.now
+            let seconds = max(0.001, lastTime.duration(to: now).seconds)
+            let s = metrics.connection.snapshot
+            let framesPerSecond = Double(s.frames - last.frames) / seconds
+            let tradesPerSecond = Double(s.trades - last.trades) / seconds
+            let lagMs = Double(s.lastLagMicros) / 1000
+            let delivered = metrics.delivered.load(ordering: .relaxed)
+            let queued = metrics.produced.load(ordering: .relaxed) - delivered - metrics.deliveryFailures.load(ordering: .relaxed)
+            if interactive {
+                let line = String(
+                    format: "%@ frames/s %.0f  trades/s %.0f  lag %.1f ms  trades %d  delivered %d  queued %d  reconnects %d  dead-letters %d  gaps %d",
+                    s.connected ? "●" : "○", framesPerSecond, tradesPerSecond, lagMs, s.trades, delivered, max(0, queued),
+                    s.reconnects, metrics.deadLetters.load(ordering: .relaxed), s.gaps)
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            } else {
+                logger.info(
+                    "status",
+                    metadata: [
+                        "connected": "\(s.connected)", "frames_per_s": "\(Int(framesPerSecond))",
+                        "trades_per_s": "\(Int(tradesPerSecond))", "lag_ms": "\(lagMs)", "trades": "\(s.trades)",
+                        "delivered": "\(delivered)", "queued": "\(max(0, queued))", "reconnects": "\(s.reconnects)",
+                        "duplicates": "\(s.duplicates)", "unparseable": "\(s.unparseableFrames)", "gaps": "\(s.gaps)",
+                    ])
+            }
+            last = s
+            lastTime = now
+        }
+    }
+}

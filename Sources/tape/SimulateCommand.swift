@@ -1,0 +1,118 @@
+import ArgumentParser
+import ExchangeSimulator
+import Foundation
+
+/// `tape simulate`: a Poloniex look-alike market on loopback (websocket + REST), seeded.
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Serve a deterministic (seeded) simulated exchange: Poloniex's websocket and REST, with fault knobs.",
+        discussion: """
+            Prints "<websocket URL> <REST URL>" on the first line of stdout, then serves until Ctrl-C.
+            Point `tape ingest --endpoint <websocket URL> --rest-endpoint <REST URL>` at it.
+            """
+    )
+
+    @Option(help: "Exchange whose wire format to speak (poloniex).") var exchange: String = "poloniex"
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String = "127.0.0.1:0"
+    @Option(help: "Trades per second over all markets.") var rate: Double = 50
+    @Option(help: "Markets: a comma-separated list of native symbols (BTC_USDT,ETH_USDT) or a count of markets (default: the 8 default markets).")
+    var symbols: String = "8"
+    @Option(help: "Seed of the market (same seed, same trades).") var seed: UInt64 = 1
+    @Option(name: .customLong("drop-every"), help: "Drop each websocket connection SECONDS after it opened (fault injection).")
+    var dropEvery: Double?
+    @Option(name: .customLong("malformed-every"), help: "Break every Nth trades frame sent to each client (fault injection; its trades are then only on REST).")
+    var malformedEvery: Int?
+    @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30).")
+    var silenceTimeout: Double = 30
+    @Option(name: .customLong("max-trades"), help: "Stop generating after N trades (keeps serving).") var maxTrades: Int?
+    @Option(name: .customLong("trades-log"), help: "Append every generated trade (Tape Trade JSON) to FILE.") var tradesLog: String?
+    @Option(name: .customLong("malformed-log"), help: "Append every malformed frame sent to FILE.") var malformedLog: String?
+    @Option(name: .customLong("tls-cert"), help: "Serve wss:// and https:// with this PEM certificate chain (needs --tls-key).")
+    var tlsCertificate: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
+
+    func validate() throws {
+        guard exchange.lowercased() == "poloniex" else {
+            throw ValidationError("Unknown exchange '\(exchange)'; the simulator speaks: poloniex.")
+        }
+        guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+        guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
+        guard HostPort(listen) != nil else { throw ValidationError("--listen expects HOST:PORT, got '\(listen)'.") }
+        if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive.") }
+        if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive.") }
+    }
+
+    func run() async throws {
+        let address = HostPort(listen)!
+        var configuration = PoloniexSimulatorConfiguration()
+        configuration.host = address.host
+        configuration.port = address.port
+        configuration.rate = rate
+        if let count = Int(symbols) {
+            configuration.instruments = PoloniexSimulatorConfiguration.instruments(count: max(1, count))
+        } else {
+            configuration.instruments = PoloniexSimulatorConfiguration.instruments(
+                symbols: symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
+        }
+        configuration.seed = seed
+        configuration.dropEvery = dropEvery.map { .milliseconds(Int64($0 * 1000)) }
+        configuration.malformedEvery = malformedEvery
+        configuration.silenceTimeout = .milliseconds(Int64(silenceTimeout * 1000))
+        configuration.maxTrades = maxTrades
+        configuration.tradesLog = tradesLog
+        configuration.malformedLog = malformedLog
+        configuration.tlsCertificateFile = tlsCertificate
+        configuration.tlsKeyFile = tlsKey
+        let simulator: PoloniexSimulator
+        do {
+            simulator = try await PoloniexSimulator.build(configuration)
+        } catch {
+            throw ValidationError("Cannot listen on \(listen): \(error). Pick another port or use port 0.")
+        }
+        let out = OutputBuffer()
+        out.write("\(simulator.websocketURL) \(simulator.restURL)\n")
+        out.flush()
+        printError(
+            "simulating poloniex: \(simulator.symbols.count) markets, \(rate) trades/s, seed \(seed); websocket \(simulator.websocketURL), REST \(simulator.restURL)"
+        )
+        let interactive = isatty(STDERR_FILENO) == 1
+        try await runUntilSignalled {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await simulator.run() }
+                group.addTask {
+                    var last = 0
+                    while true {
+                        try await Task.sleep(for: .seconds(interactive ? 1 : 10))
+                        let generated = simulator.tradesGenerated
+                        let line =
+                            "trades \(generated) (+\(generated - last)), clients \(simulator.clientCount), dropped \(simulator.connectionsDropped), malformed sent \(simulator.malformedFramesSent)"
+                        last = generated
+                        if interactive {
+                            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+                        } else {
+                            printError("simulate: \(line)")
+                        }
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+}
+
+/// "host:port" or "[v6]:port".
+struct HostPort {
+    var host: String
+    var port: Int
+    init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        self.host = host
+        self.port = port
+    }
+}

@@ -1,0 +1,262 @@
+import Exchanges
+import Foundation
+import KafkaClient
+import Synchronization
+import XCTest
+
+/// `tape simulate` (drops every connection, breaks frames) → `tape ingest` → `tape mock-cluster`,
+/// all real processes; a consumer of tape.trades must see exactly the simulator's trades — ids and
+/// every field, no duplicates, no misses — and tape.deadletter must hold the broken frames.
+final class EndToEndTests: XCTestCase {
+    struct Setup {
+        var directory: URL
+        var mock: ChildProcess
+        var simulator: ChildProcess
+        var brokers: String
+        var websocket: String
+        var rest: String
+        var tradesLog: String
+        var malformedLog: String
+    }
+
+    func start(_ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int) throws -> Setup {
+        let directory = try temporaryDirectory(name)
+        let mock = try ChildProcess(
+            "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1"],
+            directory: directory)
+        let brokers = try mock.firstLine()
+        let tradesLog = directory.appendingPathComponent("trades.jsonl").path
+        let malformedLog = directory.appendingPathComponent("malformed.txt").path
+        let simulator = try ChildProcess(
+            "simulate",
+            [
+                "simulate", "--rate", String(rate), "--max-trades", String(maxTrades), "--seed", "7", "--drop-every", String(dropEvery),
+                "--malformed-every", String(malformedEvery), "--trades-log", tradesLog, "--malformed-log", malformedLog,
+            ], directory: directory)
+        let urls = try simulator.firstLine().split(separator: " ").map(String.init)
+        XCTAssertEqual(urls.count, 2)
+        return Setup(
+            directory: directory, mock: mock, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
+            tradesLog: tradesLog, malformedLog: malformedLog)
+    }
+
+    func ingest(_ setup: Setup, name: String, extra: [String] = []) throws -> ChildProcess {
+        try ChildProcess(
+            name,
+            [
+                "ingest", "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
+                "--ping-interval", "1",
+            ] + extra, directory: setup.directory)
+    }
+
+    /// Reads every record of `topic` from the beginning, in the background.
+    final class TopicReader: @unchecked Sendable {
+        let consumer: KafkaConsumer
+        let store = RecordStore()
+        var task: Task<Void, any Error>?
+
+        init(brokers: String, topic: String, partitions: Int32) throws {
+            var configuration = KafkaConsumerConfiguration(kafka: KafkaConfiguration(bootstrapServers: brokers))
+            configuration.autoOffsetReset = .earliest
+            consumer = try KafkaConsumer(configuration: configuration)
+            try consumer.assign((0..<partitions).map { TopicPartitionOffset(topic: topic, partition: $0, offset: KafkaOffset.beginning) })
+            let consumer = self.consumer
+            let store = self.store
+            task = Task {
+                for try await batch in consumer.batches {
+                    store.records.withLock { $0.append(contentsOf: batch) }
+                }
+            }
+        }
+
+        var count: Int { store.records.withLock { $0.count } }
+        var all: [KafkaMessage] { store.records.withLock { $0 } }
+
+        func wait(for target: Int, timeout: TimeInterval) -> Bool {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                if count >= target { return true }
+                usleep(100_000)
+            }
+            return count >= target
+        }
+
+        func stop() {
+            task?.cancel()
+            consumer.close()
+        }
+    }
+
+    final class RecordStore: Sendable {
+        let records = Mutex<[KafkaMessage]>([])
+    }
+
+    /// Waits until the simulator logged `count` trades.
+    func waitForSimulator(_ setup: Setup, trades count: Int, timeout: TimeInterval = 60) -> [Trade] {
+        let deadline = Date().addingTimeInterval(timeout)
+        var logged: [String] = []
+        while Date() < deadline {
+            logged = lines(of: setup.tradesLog)
+            if logged.count >= count {
+                usleep(300_000)  // the last order's remaining fills
+                logged = lines(of: setup.tradesLog)
+                break
+            }
+            usleep(200_000)
+        }
+        return logged.compactMap { try? Trade(json: $0) }
+    }
+
+    /// The check: exactly the simulator's trades, each once, every field, key and record time.
+    func verify(consumed: [KafkaMessage], expected: [Trade], file: StaticString = #filePath, line: UInt = #line) -> String {
+        var byKey: [String: Trade] = [:]
+        for trade in expected { byKey["\(trade.nativeSymbol):\(trade.tradeId)"] = trade }
+        XCTAssertEqual(byKey.count, expected.count, "simulator ids unique", file: file, line: line)
+        var seen: [String: Int] = [:]
+        var mismatches = 0
+        var partitionOfSymbol: [String: Int32] = [:]
+        for record in consumed {
+            guard let value = record.value, let trade = try? Trade(json: value) else {
+                XCTFail("undecodable record at \(record.partition)/\(record.offset)", file: file, line: line)
+                continue
+            }
+            let key = "\(trade.nativeSymbol):\(trade.tradeId)"
+            seen[key, default: 0] += 1
+            XCTAssertEqual(record.key.map { String(decoding: $0, as: UTF8.self) }, "poloniex:\(trade.symbol.rawValue)", file: file, line: line)
+            XCTAssertEqual(record.timestamp, trade.time, "record time = trade time", file: file, line: line)
+            if let p = partitionOfSymbol[trade.nativeSymbol] {
+                XCTAssertEqual(p, record.partition, "one symbol, one partition", file: file, line: line)
+            }
+            partitionOfSymbol[trade.nativeSymbol] = record.partition
+            guard var want = byKey[key] else {
+                XCTFail("trade \(key) was never generated", file: file, line: line)
+                continue
+            }
+            want.receivedAt = trade.receivedAt
+            if want != trade || want.price.description != trade.price.description
+                || want.quantity.description != trade.quantity.description
+            {
+                mismatches += 1
+                if mismatches < 5 { XCTFail("\(key): got \(trade.jsonString), want \(want.jsonString)", file: file, line: line) }
+            }
+            XCTAssertGreaterThan(trade.receivedAt, trade.time * 1000 - 5_000_000, file: file, line: line)
+        }
+        let duplicates = seen.values.filter { $0 > 1 }.count
+        let missing = byKey.keys.filter { seen[$0] == nil }
+        XCTAssertEqual(duplicates, 0, "duplicates", file: file, line: line)
+        XCTAssertEqual(missing.count, 0, "missing, e.g. \(missing.sorted().prefix(5))", file: file, line: line)
+        XCTAssertEqual(mismatches, 0, file: file, line: line)
+        return "\(consumed.count) records for \(expected.count) simulated trades in \(partitionOfSymbol.count) markets, \(duplicates) duplicates, \(missing.count) missing, \(mismatches) field mismatches"
+    }
+
+    func deadLetters(_ setup: Setup) throws -> [KafkaMessage] {
+        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.deadletter", partitions: 1)
+        defer { reader.stop() }
+        let malformed = lines(of: setup.malformedLog).count
+        _ = reader.wait(for: malformed, timeout: 15)
+        usleep(500_000)
+        return reader.all
+    }
+
+    func header(_ record: KafkaMessage, _ key: String) -> String? {
+        record.headers.first { $0.key == key }?.value.map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    func testFaultyVenueEndToEnd() throws {
+        let total = 4_000
+        let setup = try start("e2e-faults", rate: 400, maxTrades: total, dropEvery: 3, malformedEvery: 20)
+        let ingest = try ingest(setup, name: "ingest")
+        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        defer { reader.stop() }
+        let expected = waitForSimulator(setup, trades: total)
+        // --max-trades stops after the order that reaches it, so a few more fills may come.
+        XCTAssertGreaterThanOrEqual(expected.count, total)
+        XCTAssertLessThan(expected.count, total + 10)
+        let complete = reader.wait(for: expected.count, timeout: 60)
+        usleep(2_000_000)  // anything extra (a duplicate) would arrive now
+        XCTAssertEqual(ingest.interrupt(), 0, "ingest exits cleanly on SIGINT; stderr: \(ingest.stderr.suffix(2000))")
+        XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived; ingest stderr: \(ingest.stderr.suffix(3000))")
+        let summary = verify(consumed: reader.all, expected: expected)
+
+        let log = ingest.stderr
+        let reconnects = log.components(separatedBy: "reconnecting in").count - 1
+        XCTAssertGreaterThanOrEqual(reconnects, 2, "the simulator dropped the connection every 3 s")
+        XCTAssertTrue(log.contains("ingest stopped:"), log.suffix(500).description)
+
+        // Every malformed frame the simulator sent is on the dead-letter topic, with its error.
+        let malformed = lines(of: setup.malformedLog)
+        XCTAssertGreaterThan(malformed.count, 5)
+        let letters = try deadLetters(setup).filter { header($0, "type") == "unparseable-frame" }
+        XCTAssertEqual(letters.count, malformed.count, "dead letters vs malformed frames sent")
+        XCTAssertEqual(Set(letters.compactMap { $0.value.map { String(decoding: $0, as: UTF8.self) } }), Set(malformed))
+        for letter in letters {
+            XCTAssertNotNil(header(letter, "error"))
+            XCTAssertEqual(header(letter, "exchange"), "poloniex")
+        }
+        XCTAssertTrue(log.contains("\(malformed.count) unparseable frames"), "counted: \(log.suffix(400))")
+        print("e2e faults: \(summary); \(reconnects) reconnects; \(malformed.count) malformed frames -> \(letters.count) dead letters")
+        setup.simulator.interrupt()
+        setup.mock.interrupt()
+    }
+
+    func testKillNineAndRestartEndToEnd() throws {
+        let total = 4_500
+        let setup = try start("e2e-kill", rate: 300, maxTrades: total, dropEvery: 4, malformedEvery: 25)
+        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        defer { reader.stop() }
+        let first = try ingest(setup, name: "ingest-1")
+        XCTAssertTrue(reader.wait(for: 1_000, timeout: 30), "first ingest produced \(reader.count); \(first.stderr.suffix(2000))")
+        usleep(1_000_000)
+        first.kill9()
+        let atKill = reader.count
+        usleep(2_000_000)  // the market moves on while nobody listens
+        let second = try ingest(setup, name: "ingest-2")
+        let expected = waitForSimulator(setup, trades: total)
+        XCTAssertGreaterThanOrEqual(expected.count, total)
+        XCTAssertLessThan(expected.count, total + 10)
+        let complete = reader.wait(for: expected.count, timeout: 60)
+        usleep(2_000_000)
+        XCTAssertEqual(second.interrupt(), 0, "stderr: \(second.stderr.suffix(2000))")
+        XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived; second ingest: \(second.stderr.suffix(3000))")
+        let summary = verify(consumed: reader.all, expected: expected)
+        XCTAssertTrue(second.stderr.contains("resuming after what tape.trades already holds"), second.stderr.prefix(2000).description)
+        let letters = try deadLetters(setup).filter { header($0, "type") == "unparseable-frame" }
+        let malformed = Set(lines(of: setup.malformedLog))
+        XCTAssertGreaterThan(letters.count, 0)
+        XCTAssertLessThanOrEqual(letters.count, malformed.count)
+        for letter in letters {
+            XCTAssertTrue(malformed.contains(letter.value.map { String(decoding: $0, as: UTF8.self) } ?? ""))
+        }
+        print("e2e kill -9: \(summary); \(atKill) records before the kill; \(letters.count) dead letters of \(malformed.count) malformed frames sent")
+        setup.simulator.interrupt()
+        setup.mock.interrupt()
+    }
+
+    /// Kafka freezes (the mock cluster is SIGSTOPped): ingest holds what it reads in its bounded
+    /// buffer, says so, stops reading at the bound (back-pressure), and catches up when Kafka
+    /// returns — nothing lost, nothing doubled.
+    func testKafkaStallIsBufferedThenResumed() throws {
+        let total = 3_000
+        let setup = try start("e2e-stall", rate: 300, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
+        let ingest = try ingest(setup, name: "ingest", extra: ["--buffer", "500", "--stall-warning", "2"])
+        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        defer { reader.stop() }
+        XCTAssertTrue(reader.wait(for: 300, timeout: 30), ingest.stderr)
+        setup.mock.send(SIGSTOP)
+        usleep(6_000_000)
+        let log = ingest.stderr
+        XCTAssertTrue(log.contains("acknowledged nothing for 2 s: holding"), "no stall warning: \(log.suffix(1500))")
+        XCTAssertTrue(log.contains("(bound 500)"), log.suffix(1500).description)
+        setup.mock.send(SIGCONT)
+        let expected = waitForSimulator(setup, trades: total)
+        let complete = reader.wait(for: expected.count, timeout: 60)
+        usleep(2_000_000)
+        XCTAssertEqual(ingest.interrupt(), 0)
+        XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived: \(ingest.stderr.suffix(2000))")
+        XCTAssertTrue(ingest.stderr.contains("Kafka is accepting records again"))
+        let summary = verify(consumed: reader.all, expected: expected)
+        print("e2e kafka stall: \(summary)")
+        setup.simulator.interrupt()
+        setup.mock.interrupt()
+    }
+}

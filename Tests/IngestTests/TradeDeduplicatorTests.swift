@@ -1,0 +1,101 @@
+import Exchanges
+import XCTest
+
+/// Deduplication and gap detection, without sockets.
+final class TradeDeduplicatorTests: XCTestCase {
+    func trade(_ id: Int, _ time: Int64, symbol: String = "BTC_USDT") -> Trade {
+        Trade(
+            exchange: .poloniex, symbol: Symbol(normalizing: symbol), nativeSymbol: symbol, tradeId: String(id),
+            price: ExactDecimal(mantissa: 2_161_459, scale: 2), quantity: ExactDecimal(mantissa: 1149, scale: 5),
+            side: .buy, time: time, receivedAt: time * 1000)
+    }
+
+    func testDropsRepeatsPerMarket() {
+        var d = TradeDeduplicator(capacity: 100)
+        XCTAssertTrue(d.admit(trade(1, 10)))
+        XCTAssertFalse(d.admit(trade(1, 10)))
+        XCTAssertTrue(d.admit(trade(1, 10, symbol: "ETH_USDT")), "ids are per market")
+        XCTAssertTrue(d.admit(trade(2, 11)))
+        XCTAssertEqual(d.newest(market: "BTC_USDT"), TradeMark(time: 11, id: "2"))
+    }
+
+    func testMemoryIsBoundedAndEvictedIdsStayDuplicates() {
+        var d = TradeDeduplicator(capacity: 10)
+        for i in 1...1000 { XCTAssertTrue(d.admit(trade(i, Int64(i)))) }
+        // Every old id is still recognised, through the floor.
+        for i in 1...1000 { XCTAssertFalse(d.admit(trade(i, Int64(i))), "id \(i)") }
+        XCTAssertTrue(d.admit(trade(1001, 1001)))
+    }
+
+    func testBackfillAfterReconnectPublishesOnlyTheMissingTradesOldestFirst() {
+        var d = TradeDeduplicator()
+        for i in 1...50 { _ = d.admit(trade(i, Int64(i))) }
+        // REST returns the latest 100 (newest first): ids 31...130.
+        let rest = (31...130).reversed().map { trade($0, Int64($0)) }
+        let (fresh, gap) = d.reconcileBackfill(rest, market: "BTC_USDT", limit: 100)
+        XCTAssertNil(gap, "REST reaches back past the last trade seen")
+        XCTAssertEqual(fresh.map(\.tradeId), (51...130).map(String.init))
+        // Live frames repeating the backfill are dropped.
+        XCTAssertFalse(d.admit(trade(130, 130)))
+        XCTAssertTrue(d.admit(trade(131, 131)))
+    }
+
+    func testGapTooLargeToFillIsReported() {
+        var d = TradeDeduplicator()
+        for i in 1...50 { _ = d.admit(trade(i, Int64(i))) }
+        let rest = (500...599).reversed().map { trade($0, Int64($0)) }
+        let (fresh, gap) = d.reconcileBackfill(rest, market: "BTC_USDT", limit: 100)
+        XCTAssertEqual(fresh.count, 100)
+        let g = try! XCTUnwrap(gap)
+        XCTAssertEqual(g.lastSeen, TradeMark(time: 50, id: "50"))
+        XCTAssertEqual(g.oldestBackfilled, TradeMark(time: 500, id: "500"))
+        XCTAssertEqual(g.backfilled, 100)
+        XCTAssertEqual(g.symbol.rawValue, "BTC-USDT")
+        let json = String(decoding: g.jsonBytes, as: UTF8.self)
+        XCTAssertTrue(json.contains(#""lastSeenId":"50""#), json)
+        XCTAssertTrue(json.contains(#""firstAfterGapId":"500""#), json)
+    }
+
+    func testAShortPageIsNeverAGap() {
+        var d = TradeDeduplicator()
+        _ = d.admit(trade(1, 1))
+        // Fewer than `limit` trades: REST returned everything it has.
+        let (fresh, gap) = d.reconcileBackfill([trade(900, 900)], market: "BTC_USDT", limit: 100)
+        XCTAssertNil(gap)
+        XCTAssertEqual(fresh.count, 1)
+    }
+
+    func testNoHistoryNoGap() {
+        var d = TradeDeduplicator()
+        let (fresh, gap) = d.reconcileBackfill((1...100).map { trade($0, Int64($0)) }, market: "BTC_USDT", limit: 100)
+        XCTAssertNil(gap)
+        XCTAssertEqual(fresh.count, 100)
+    }
+
+    func testRestoreFromKafkaTailMakesOlderTradesDuplicates() {
+        var d = TradeDeduplicator(capacity: 1000)
+        // The tail held ids 400...450 of this market (older ones were published before).
+        d.restore((400...450).map { trade($0, Int64($0)) })
+        XCTAssertEqual(d.newest(market: "BTC_USDT"), TradeMark(time: 450, id: "450"))
+        let rest = (351...1350).reversed().map { trade($0, Int64($0)) }
+        let (fresh, gap) = d.reconcileBackfill(rest, market: "BTC_USDT", limit: 1000)
+        XCTAssertNil(gap)
+        XCTAssertEqual(fresh.first?.tradeId, "451")
+        XCTAssertEqual(fresh.count, 900)
+    }
+
+    func testNonNumericIdsFallBackToTime() {
+        var d = TradeDeduplicator(capacity: 2)
+        func t(_ id: String, _ time: Int64) -> Trade {
+            var x = trade(1, time)
+            x.tradeId = id
+            return x
+        }
+        XCTAssertTrue(d.admit(t("a", 1)))
+        XCTAssertTrue(d.admit(t("b", 2)))
+        XCTAssertTrue(d.admit(t("c", 3)))
+        XCTAssertFalse(d.admit(t("a", 1)), "older than the floor")
+        XCTAssertFalse(d.admit(t("c", 3)))
+        XCTAssertTrue(d.admit(t("d", 4)))
+    }
+}
