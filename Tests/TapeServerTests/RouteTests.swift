@@ -136,6 +136,14 @@ final class RouteTests: XCTestCase {
                     XCTAssertEqual(response.headers[.allow], "GET, HEAD")
                 }
             }
+            try await client.execute(uri: "/api/markets", method: .head) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(response.headers[.contentType], "application/json; charset=utf-8")
+                XCTAssertEqual(response.body.readableBytes, 0)
+            }
+            try await client.execute(uri: "/api/candles?interval=7x&symbol=poloniex:BTC-USDT", method: .head) { response in
+                XCTAssertEqual(response.status, .badRequest)
+            }
             try await client.execute(uri: "/api/nothing", method: .get) { response in
                 XCTAssertEqual(response.status, .notFound)
                 XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "not_found")
