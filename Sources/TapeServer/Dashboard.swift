@@ -74,10 +74,11 @@ const authHeaders = token ? { Authorization: "Bearer " + token } : {};
 const MAX_CHARTS = 8, MAX_TRADES = 60;
 let interval = ["1m","5m","1h"].includes(params.get("interval")) ? params.get("interval") : "1m";
 const charts = new Map();   // "exchange:SYMBOL" -> {market, candles, canvas, card, last}
-let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false;
+let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false, authFailed = false;
 
 async function api(path) {
   const r = await fetch(path, { headers: authHeaders, cache: "no-store" });
+  if (r.status === 401) { authFailed = true; setStatus(false, token ? "the token in the URL is wrong" : "this server needs a token: open /?token=…"); }
   if (!r.ok) { let m = r.status + ""; try { m = (await r.json()).error.message; } catch (e) {} throw new Error(path + ": " + m); }
   return r.json();
 }
@@ -206,7 +207,7 @@ function connect() {
     if (wasConnected) charts.forEach(c => loadCandles(c));   // fill what was missed while away
     wasConnected = true;
   };
-  ws.onclose = () => { setStatus(false, "reconnecting…"); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
+  ws.onclose = () => { if (!authFailed) setStatus(false, "reconnecting…"); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
   ws.onmessage = ev => {
     const m = JSON.parse(ev.data);
     if (m.type === "candle" && m.interval === interval) {
@@ -238,7 +239,7 @@ async function start() {
     t.trades.slice().reverse().forEach(x => addTrade({ ...x, symbol: x.exchange + ":" + x.symbol }, false));
     renderTrades();
     setStatus(false, "connecting…");
-  } catch (e) { setStatus(false, e.message); console.error(e); }
+  } catch (e) { if (!authFailed) setStatus(false, e.message); console.error(e); }
   document.body.dataset.ready = "1";
   connect();
   setInterval(loadStats, 2000);

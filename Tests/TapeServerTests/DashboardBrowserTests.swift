@@ -19,6 +19,34 @@ final class DashboardBrowserTests: XCTestCase {
         return nil
     }
 
+    /// With `--token`, the page takes `?token=` for its REST calls (header) and its WebSocket (query).
+    func testDashboardUsesTheTokenFromItsURL() async throws {
+        guard let chromium = Self.findChromium() else { throw XCTSkip("chromium is not installed (apt-get install chromium)") }
+        let f = Fixture(token: "s3cret", candlesPerMarket: 5)
+        let state = f.state
+        try await f.app.test(.live) { client in
+            let browser = try ChromiumProcess(path: chromium)
+            defer { browser.stop() }
+            try await browser.withPage("http://127.0.0.1:\(client.port!)/?token=s3cret") { cdp in
+                try await cdp.waitFor("candles with the token", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn") as? String == "1 10"
+                }
+                try await WebSocketTests.eventually(20, "the page's authorized /ws subscription") {
+                    state.hub.subscriberCount(.candles(Fixture.btc, .oneMinute)) == 1
+                }
+            }
+            try await browser.withPage("http://127.0.0.1:\(client.port!)/") { cdp in
+                try await cdp.waitFor("the page without a token", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready") as? String == "1"
+                }
+                let status = try await cdp.evaluate("document.querySelector('#status span').textContent") as? String ?? ""
+                XCTAssertTrue(status.contains("needs a token"), status)
+                let drawn = try await cdp.evaluate("document.body.dataset.candlesDrawn") as? String
+                XCTAssertEqual(drawn, "0")
+            }
+        }
+    }
+
     /// Data from Kafka is untrusted: markup in an exchange or symbol name must show as text.
     func testDashboardShowsMarkupInDataAsText() async throws {
         guard let chromium = Self.findChromium() else { throw XCTSkip("chromium is not installed (apt-get install chromium)") }
@@ -188,12 +216,13 @@ final class ChromiumProcess: @unchecked Sendable {
             inbound, outbound, _ in
             var cdp = DevTools(inbound: inbound.messages(maxSize: 1 << 26).makeAsyncIterator(), outbound: outbound)
             let target = try await cdp.call("Target.createTarget", ["url": "about:blank"])
-            let attached = try await cdp.call("Target.attachToTarget", ["targetId": target["targetId"] as? String ?? "", "flatten": true])
+            let targetId = target["targetId"] as? String ?? ""
+            let attached = try await cdp.call("Target.attachToTarget", ["targetId": targetId, "flatten": true])
             cdp.session = attached["sessionId"] as? String
             _ = try await cdp.call("Emulation.setDeviceMetricsOverride", ["width": 1400, "height": 860, "deviceScaleFactor": 1, "mobile": false])
             _ = try await cdp.call("Page.navigate", ["url": url])
             try await body(&cdp)
-            _ = try? await cdp.call("Browser.close", [:], session: false)
+            _ = try? await cdp.call("Target.closeTarget", ["targetId": targetId], session: false)
         }
     }
 
