@@ -43,12 +43,15 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Debug logs.") var verbose = false
     @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
     var simulatorTradesLog: String?
+    @Option(name: .customLong("candle-emit-ms"), help: ArgumentHelp("Candle updates per key at most once per this many ms (for `tape bench e2e`).", visibility: .hidden))
+    var candleEmitMilliseconds: Int64 = 1_000
 
     func validate() throws {
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
         guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+        guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
     }
 
     func run() async throws {
@@ -137,7 +140,7 @@ struct UpCommand: AsyncParsableCommand {
 
         // 3. Processing, with the SQLite history the server reads.
         var processing = CandleProcessorConfiguration(kafka: kafka)
-        processing.aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals), graceMilliseconds: 5_000, emitIntervalMilliseconds: 1_000, allowedLatenessMilliseconds: 3_600_000)
+        processing.aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals), graceMilliseconds: 5_000, emitIntervalMilliseconds: candleEmitMilliseconds, allowedLatenessMilliseconds: 3_600_000)
         processing.progressSeconds = nil
         let store = try CandleStore(path: dataDir + "/candles.sqlite")
         let processor = CandleProcessor(configuration: processing, store: store, logger: Logger(label: "tape.process"))
