@@ -1,6 +1,476 @@
 import ArgumentParser
+import Exchanges
+import ExchangeSimulator
+import Foundation
+import Synchronization
 
+/// `tape bench e2e`: runs `tape up --offline` as a child process at each simulator rate, listens on
+/// its `/ws` like a dashboard would, and reports how long events take from the moment ingestion
+/// received the exchange frame to the moment a WebSocket client holds the trade or candle update,
+/// together with the resident memory of the `tape up` process.
+///
+/// What each figure measures (all clocks are this machine's wall clock):
+/// - trade latency: client receive time − the trade's `receivedAt` (stamped by ingestion when the
+///   simulator's websocket frame arrived). Path: ingest → produce `tape.trades` → embedded broker
+///   → server's consumer → `/ws` → this client.
+/// - candle latency: client receive time of a candle update − `receivedAt` of the newest trade that
+///   update includes. The candle JSON carries `trades` (the count of trades in its window); trades of
+///   one market stay in one partition, so the Nth trade of the window seen on the trades channel is
+///   the newest trade the update includes. Only updates that added trades count (re-emissions that
+///   only finalize a window are not a reaction to a trade). The "oldest" figure takes the first trade
+///   the update added instead, which shows the emit throttle. Candles are 1-second candles (the path
+///   is the same for every interval; 1 s windows start often, so the bench sees each window from its
+///   first trade).
+/// - generation lag: client receive time − the trade's `time` (the simulator's clock when it made
+///   the trade, 1 ms resolution, the simulator ticks every 10 ms): it includes time spent queued in
+///   the simulator before ingestion read the frame, so it shows whether the pipeline keeps up.
 struct BenchE2E: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "e2e", abstract: "End-to-end latency of tape up.")
-    func run() async throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "e2e",
+        abstract: "End-to-end latency of `tape up --offline`: simulator frame receipt to trade and candle updates on /ws, and its memory.",
+        discussion: """
+            For each rate, starts `tape up --offline` as a child process on free loopback ports with a \
+            fresh data directory, subscribes to the trades and 1s candles of every market on /ws, waits \
+            --warmup seconds, then measures for --seconds. Resident memory is the child's VmRSS, sampled \
+            every 0.5 s while measuring.
+            """
+    )
+
+    @Option(help: "Simulator rates to run, trades per second over all markets.") var rates = "1000,10000,100000"
+    @Option(help: "Seconds measured per run (after the warm-up).") var seconds: Double = 20
+    @Option(help: "Seconds of warm-up per run, not measured.") var warmup: Double = 5
+    @Option(help: "Number of markets (the simulator's default instruments first).") var symbols = 6
+    @Option(name: .customLong("candle-emit-ms"), help: "Candle throttle of the processor: at most one update per key per this many ms (tape up's default is 1000).")
+    var candleEmitMilliseconds = 10
+    @Option(help: "Runs per rate; the median is reported last.") var runs = 1
+    @Option(name: .customLong("tape-binary"), help: "The tape executable to run as the child (default: this one).") var tapeBinary: String?
+    @Flag(help: "Show the child's log lines.") var verbose = false
+
+    func parsedRates() throws -> [Double] {
+        let values = rates.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? 0) > 0 }) else {
+            throw ValidationError("--rates must be positive numbers separated by commas, e.g. 1000,10000,100000; got \(rates).")
+        }
+        return values.map { $0! }
+    }
+
+    func validate() throws {
+        _ = try parsedRates()
+        guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive and --warmup not negative.") }
+        guard symbols > 0 else { throw ValidationError("--symbols must be positive.") }
+        guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
+        guard runs > 0 else { throw ValidationError("--runs must be positive.") }
+    }
+
+    func run() async throws {
+        let binary = try tapeBinary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let natives = PoloniexSimulatorConfiguration.instruments(count: symbols).map(\.nativeSymbol)
+        printError("tape bench e2e: \(binary) up --offline, \(natives.count) markets, candle emit interval \(candleEmitMilliseconds) ms, \(warmup) s warm-up + \(seconds) s measured per run, \(ProcessInfo.processInfo.activeProcessorCount) cores.")
+        var summary: [(rate: Double, results: [E2ERunResult])] = []
+        for rate in try parsedRates() {
+            var results: [E2ERunResult] = []
+            for run in 1...runs {
+                let result = try await runOnce(binary: binary, natives: natives, rate: rate)
+                print("rate \(Int(rate))/s run \(run): " + result.describe(target: rate))
+                results.append(result)
+            }
+            summary.append((rate, results))
+        }
+        print("")
+        print("summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms):")
+        print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB")
+        for (rate, results) in summary {
+            func m(_ f: (E2ERunResult) -> Double) -> Double { median(results.map(f)) }
+            let sustained = results.allSatisfy { $0.sustained(target: rate) } ? "yes" : results.contains { $0.sustained(target: rate) } ? "some runs" : "NO"
+            let padded = String(repeating: " ", count: max(0, 9 - sustained.count)) + sustained
+            print(String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded + String(
+                format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f",
+                m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max },
+                m { $0.candle.p50 }, m { $0.candle.p99 }, m { $0.candle.max }, m { $0.candleOldest.p99 }, m { $0.generation.p99 },
+                m(\.rssMedianMB), m(\.rssMaxMB)))
+        }
+    }
+
+    // MARK: - one run
+
+    func runOnce(binary: String, natives: [String], rate: Double) async throws -> E2ERunResult {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-bench-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "up", "--offline", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+            "--rate", String(rate), "--symbols", natives.joined(separator: ","), "--intervals", "1s,1m,5m,1h",
+            "--candle-emit-ms", String(candleEmitMilliseconds),
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["TAPE_TOKEN"] = nil
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardError = pipe
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        let log = ChildLog(echo: verbose)
+        try process.run()
+        // The reader thread owns a duplicate of the read end; it sees end of file once the child
+        // exited, as this process closes its copy of the write end.
+        try? pipe.fileHandleForWriting.close()
+        let readFD = dup(pipe.fileHandleForReading.fileDescriptor)
+        Thread.detachNewThread {
+            log.drain(fd: readFD)
+            close(readFD)
+        }
+        let pid = process.processIdentifier
+
+        func stopChild() {
+            guard process.isRunning else { return }
+            kill(pid, SIGINT)
+            let deadline = Date().addingTimeInterval(20)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning {
+                printError("tape bench e2e: the child did not stop within 20 s of SIGINT; killing it.")
+                kill(pid, SIGKILL)
+            }
+            process.waitUntilExit()
+        }
+
+        // The child prints "Dashboard:       http://127.0.0.1:PORT/" once its server is bound.
+        var port: Int?
+        let startDeadline = Date().addingTimeInterval(60)
+        while port == nil {
+            port = log.dashboardPort()
+            if port != nil { break }
+            guard process.isRunning, Date() < startDeadline else {
+                stopChild()
+                throw ValidationError("`tape up --offline` did not start (no dashboard URL within 60 s). Its last lines:\n\(log.tail())")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+
+        let markets = natives.map { "poloniex:" + $0.replacingOccurrences(of: "_", with: "-") }
+        let warmup = self.warmup
+        let measured = self.seconds
+        let outcome: Result<E2ERunResult, any Error>
+        do {
+            let endpoint = try Endpoint("ws://127.0.0.1:\(port!)/ws")
+            let tracker = try await WebSocketClient.withConnection(to: endpoint) { inbound, outbound in
+                for market in markets {
+                    try await outbound.send(text: #"{"op":"subscribe","channel":"trades","symbol":"\#(market)"}"#)
+                    try await outbound.send(text: #"{"op":"subscribe","channel":"candles","symbol":"\#(market)","interval":"1s"}"#)
+                }
+                let subscribedAt = wallMicros()
+                let measureFrom = subscribedAt + Int64(warmup * 1_000_000)
+                let measureUntil = measureFrom + Int64(measured * 1_000_000)
+                let rss = Task { () -> [Int] in
+                    try? await Task.sleep(for: .microseconds(max(0, measureFrom - wallMicros())))
+                    var samples: [Int] = []
+                    while wallMicros() < measureUntil, !Task.isCancelled {
+                        if let kb = residentKilobytes(pid: pid) { samples.append(kb) }
+                        try? await Task.sleep(for: .milliseconds(500))
+                    }
+                    return samples
+                }
+                let stopper = Task {
+                    try? await Task.sleep(for: .microseconds(max(0, measureUntil - wallMicros()) + 200_000))
+                    outbound.close()
+                }
+                // Windows of 1 s starting a whole second after subscribing: the bench saw all their trades.
+                var tracker = LatencyTracker(firstWindow: (subscribedAt / 1_000_000 + 2) * 1000, measureFrom: measureFrom, measureUntil: measureUntil)
+                do {
+                    while let message = try await inbound.next() {
+                        let now = wallMicros()
+                        if now >= measureUntil { break }
+                        tracker.record(message.bytes, at: now)
+                    }
+                } catch {
+                    if wallMicros() < measureUntil { stopper.cancel(); rss.cancel(); throw error }
+                }
+                stopper.cancel()
+                tracker.rssKilobytes = await rss.value
+                return tracker
+            }
+            var dropped: Double?
+            if let metrics = try? await HTTPClient.get(try Endpoint("http://127.0.0.1:\(port!)/metrics")), metrics.status == 200 {
+                dropped = prometheusSum(String(decoding: metrics.body, as: UTF8.self), name: "tape_ws_messages_dropped_total")
+            }
+            outcome = .success(tracker.result(seconds: measured, wsDropped: dropped))
+        } catch {
+            outcome = .failure(error)
+        }
+        stopChild()
+        switch outcome {
+        case .success(let result): return result
+        case .failure(let error):
+            throw ValidationError("The run at \(Int(rate)) trades/s failed: \(error). Last lines of tape up:\n\(log.tail())")
+        }
+    }
+}
+
+// MARK: - measurement
+
+/// Percentiles of latencies in microseconds, shown in milliseconds.
+struct LatencySummary {
+    var count = 0
+    var p50 = 0.0
+    var p99 = 0.0
+    var max = 0.0
+
+    init(_ micros: [Int64]) {
+        guard !micros.isEmpty else { return }
+        let sorted = micros.sorted()
+        func at(_ p: Double) -> Double { Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000 }
+        count = sorted.count
+        p50 = at(0.5)
+        p99 = at(0.99)
+        max = Double(sorted.last!) / 1000
+    }
+
+    var text: String { count == 0 ? "none" : String(format: "p50 %.2f, p99 %.2f, max %.1f ms (n=%d)", p50, p99, max, count) }
+}
+
+struct E2ERunResult {
+    var achievedRate: Double
+    var candleUpdatesPerSecond: Double
+    var trade: LatencySummary
+    var candle: LatencySummary
+    var candleOldest: LatencySummary
+    var generation: LatencySummary
+    /// Median generation lag (ms) over the first and the last 2 s measured: growing lag = not keeping up.
+    var lagStart: Double
+    var lagEnd: Double
+    var rssMedianMB: Double
+    var rssMaxMB: Double
+    var unmatchedCandles: Int
+    var missingTrades: Int
+    var wsDropped: Double?
+
+    func sustained(target: Double) -> Bool {
+        achievedRate >= 0.9 * target && lagEnd <= 2 * lagStart + 50 && (wsDropped ?? 0) == 0
+    }
+
+    func describe(target: Double) -> String {
+        var s = String(format: "%.0f trades/s on /ws (%.1f%% of target), %.0f candle updates/s", achievedRate, achievedRate / target * 100, candleUpdatesPerSecond)
+        s += (sustained(target: target) ? "" : "  -- NOT SUSTAINED") + "\n"
+        s += "    trade  frame receipt -> /ws:                 \(trade.text)\n"
+        s += "    candle newest included trade -> /ws:         \(candle.text)\n"
+        s += "    candle oldest trade added by the update:     \(candleOldest.text)\n"
+        s += "    generation -> /ws (includes simulator queue): \(generation.text); median lag first 2 s \(String(format: "%.1f", lagStart)) ms, last 2 s \(String(format: "%.1f", lagEnd)) ms\n"
+        s += String(format: "    tape up RSS: median %.1f MB, max %.1f MB", rssMedianMB, rssMaxMB)
+        s += "; candle updates not matched to trades: \(unmatchedCandles); trades missing on /ws: \(missingTrades); /ws messages dropped by the server: \(wsDropped.map { String(Int($0)) } ?? "unknown")"
+        return s
+    }
+}
+
+/// Follows the `/ws` messages of one run: latencies of trades, and of candle updates matched to the
+/// trades they include.
+struct LatencyTracker {
+    struct Window {
+        var receivedAt: [Int64] = []
+        /// Candle updates whose newest trade has not been seen yet: (trades in the update, received).
+        var pending: [(count: Int, at: Int64, previous: Int)] = []
+        var lastCount = 0
+    }
+
+    let firstWindow: Int64
+    let measureFrom: Int64
+    let measureUntil: Int64
+    var windows: [String: Window] = [:]
+    var tradeLatency: [Int64] = []
+    var candleLatency: [Int64] = []
+    var candleOldestLatency: [Int64] = []
+    var generationLatency: [(at: Int64, micros: Int64)] = []
+    var tradesMeasured = 0
+    var candlesMeasured = 0
+    var rssKilobytes: [Int] = []
+
+    init(firstWindow: Int64, measureFrom: Int64, measureUntil: Int64) {
+        self.firstWindow = firstWindow
+        self.measureFrom = measureFrom
+        self.measureUntil = measureUntil
+        tradeLatency.reserveCapacity(1 << 20)
+    }
+
+    mutating func record(_ bytes: [UInt8], at now: Int64) {
+        let measuring = now >= measureFrom
+        if bytes.starts(with: Self.tradePrefix) {
+            guard let symbol = Self.string(after: Self.symbolKey, in: bytes),
+                  let receivedAt = Self.integer(after: Self.receivedAtKey, in: bytes),
+                  let time = Self.integer(after: Self.timeKey, in: bytes) else { return }
+            if measuring {
+                tradesMeasured += 1
+                tradeLatency.append(now - receivedAt)
+                generationLatency.append((now, now - time * 1000))
+            }
+            let start = time - time % 1000
+            guard start >= firstWindow else { return }
+            let key = symbol + "|" + String(start)
+            windows[key, default: Window()].receivedAt.append(receivedAt)
+            // A candle update may reach the client before the trades channel delivers its newest trade.
+            let window = windows[key]!
+            if !window.pending.isEmpty {
+                var w = window
+                w.pending.removeAll { p in
+                    guard p.count <= w.receivedAt.count else { return false }
+                    candleLatency.append(p.at - w.receivedAt[p.count - 1])
+                    candleOldestLatency.append(p.at - w.receivedAt[p.previous])
+                    return true
+                }
+                windows[key] = w
+            }
+        } else if bytes.starts(with: Self.candlePrefix) {
+            guard let symbol = Self.string(after: Self.symbolKey, in: bytes),
+                  let start = Self.integer(after: Self.startKey, in: bytes),
+                  let count64 = Self.integer(after: Self.tradesKey, in: bytes), start >= firstWindow else { return }
+            let count = Int(count64)
+            let key = symbol + "|" + String(start)
+            var w = windows[key, default: Window()]
+            let previous = w.lastCount
+            guard count > previous else { return }  // only finalizes the window: no new trade
+            w.lastCount = count
+            if measuring {
+                candlesMeasured += 1
+                if count <= w.receivedAt.count {
+                    candleLatency.append(now - w.receivedAt[count - 1])
+                    candleOldestLatency.append(now - w.receivedAt[previous])
+                } else {
+                    w.pending.append((count, now, previous))
+                }
+            }
+            windows[key] = w
+        }
+    }
+
+    func result(seconds: Double, wsDropped: Double?) -> E2ERunResult {
+        let rss = rssKilobytes.sorted()
+        let mb = { (kb: Int) in Double(kb) / 1024 }
+        func lag(from: Int64, to: Int64) -> Double {
+            let values = generationLatency.filter { $0.at >= from && $0.at < to }.map(\.micros)
+            return LatencySummary(values).p50
+        }
+        var unmatched = 0
+        var missing = 0
+        for (_, w) in windows {
+            unmatched += w.pending.count
+            missing += max(0, w.lastCount - w.receivedAt.count)
+        }
+        return E2ERunResult(
+            achievedRate: Double(tradesMeasured) / seconds,
+            candleUpdatesPerSecond: Double(candlesMeasured) / seconds,
+            trade: LatencySummary(tradeLatency), candle: LatencySummary(candleLatency), candleOldest: LatencySummary(candleOldestLatency),
+            generation: LatencySummary(generationLatency.map(\.micros)),
+            lagStart: lag(from: measureFrom, to: measureFrom + 2_000_000), lagEnd: lag(from: measureUntil - 2_000_000, to: measureUntil),
+            rssMedianMB: rss.isEmpty ? 0 : mb(rss[rss.count / 2]), rssMaxMB: rss.last.map(mb) ?? 0,
+            unmatchedCandles: unmatched, missingTrades: missing, wsDropped: wsDropped)
+    }
+
+    // A small scanner for the server's own messages (fixed key order, no whitespace).
+    static let tradePrefix = Array(#"{"type":"trade","#.utf8)
+    static let candlePrefix = Array(#"{"type":"candle","#.utf8)
+    static let symbolKey = Array(#""symbol":""#.utf8)
+    static let receivedAtKey = Array(#""receivedAt":"#.utf8)
+    static let timeKey = Array(#""time":"#.utf8)
+    static let startKey = Array(#""start":"#.utf8)
+    static let tradesKey = Array(#""trades":"#.utf8)
+
+    static func find(_ needle: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= needle.count, let first = needle.first else { return nil }
+        var i = 0
+        let last = bytes.count - needle.count
+        while i <= last {
+            if bytes[i] == first {
+                var j = 1
+                while j < needle.count && bytes[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return i + needle.count }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    static func integer(after key: [UInt8], in bytes: [UInt8]) -> Int64? {
+        guard var i = find(key, in: bytes) else { return nil }
+        var value: Int64 = 0
+        var digits = 0
+        while i < bytes.count, bytes[i] >= UInt8(ascii: "0"), bytes[i] <= UInt8(ascii: "9") {
+            value = value * 10 + Int64(bytes[i] - UInt8(ascii: "0"))
+            i += 1
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
+
+    static func string(after key: [UInt8], in bytes: [UInt8]) -> String? {
+        guard let start = find(key, in: bytes) else { return nil }
+        var end = start
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\"") { end += 1 }
+        return String(decoding: bytes[start..<end], as: UTF8.self)
+    }
+}
+
+// MARK: - the child process
+
+/// The child's stderr: kept (last lines) for error messages, scanned for the dashboard URL.
+final class ChildLog: Sendable {
+    private let state = Mutex<(lines: [String], port: Int?, partial: [UInt8])>(([], nil, []))
+    private let echo: Bool
+
+    init(echo: Bool) { self.echo = echo }
+
+    /// Reads `fd` until end of file (the child exited). Runs on its own thread.
+    func drain(fd: Int32) {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            if echo { buffer.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, n) } }
+            let chunk = buffer[0..<n]
+            state.withLock { state in
+                state.partial += chunk
+                while let newline = state.partial.firstIndex(of: UInt8(ascii: "\n")) {
+                    let line = String(decoding: state.partial[..<newline], as: UTF8.self)
+                    state.partial.removeSubrange(...newline)
+                    if state.port == nil, let range = line.range(of: "Dashboard:") {
+                        let rest = line[range.upperBound...].trimmingCharacters(in: .whitespaces)
+                        if let colon = rest.lastIndex(of: ":") {
+                            state.port = Int(rest[rest.index(after: colon)...].prefix { $0.isNumber })
+                        }
+                    }
+                    state.lines.append(line)
+                    if state.lines.count > 40 { state.lines.removeFirst(state.lines.count - 40) }
+                }
+            }
+        }
+    }
+
+    func dashboardPort() -> Int? { state.withLock { $0.port } }
+    func tail() -> String { state.withLock { $0.lines.suffix(20).joined(separator: "\n") } }
+}
+
+func wallMicros() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}
+
+/// VmRSS of a process, in kB.
+func residentKilobytes(pid: Int32) -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
+    for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        return Int(line.dropFirst(6).trimmingCharacters(in: .whitespaces).split(separator: " ").first ?? "")
+    }
+    return nil
+}
+
+/// The sum of all samples of a Prometheus metric (all label sets).
+func prometheusSum(_ text: String, name: String) -> Double? {
+    var total: Double?
+    for line in text.split(separator: "\n") where line.hasPrefix(name) {
+        let rest = line.dropFirst(name.count)
+        guard rest.first == " " || rest.first == "{" else { continue }
+        if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { total = (total ?? 0) + value }
+    }
+    return total
 }
