@@ -70,8 +70,10 @@ struct BenchE2E: AsyncParsableCommand {
         for rate in try parsedRates() {
             var results: [E2ERunResult] = []
             for run in 1...runs {
+                let loadBefore = loadAverage()
                 let result = try await runOnce(binary: binary, natives: natives, rate: rate)
                 print("rate \(Int(rate))/s run \(run): " + result.describe(target: rate))
+                print("    load average before: \(loadBefore), after: \(loadAverage())")
                 results.append(result)
             }
             summary.append((rate, results))
@@ -453,6 +455,12 @@ func wallMicros() -> Int64 {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+}
+
+/// The first three fields of /proc/loadavg.
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
 }
 
 /// VmRSS of a process, in kB.
