@@ -44,6 +44,8 @@ struct BenchE2E: AsyncParsableCommand {
     var candleEmitMilliseconds = 10
     @Option(help: "Runs per rate; the median is reported last.") var runs = 1
     @Option(name: .customLong("tape-binary"), help: "The tape executable to run as the child (default: this one).") var tapeBinary: String?
+    @Option(name: .customLong("up-arg"), help: ArgumentHelp("An extra argument for the child `tape up` (repeatable), e.g. --up-arg=-X --up-arg=linger.ms=1.", valueName: "ARG"))
+    var upArguments: [String] = []
     @Flag(help: "Show the child's log lines.") var verbose = false
 
     func parsedRates() throws -> [Double] {
@@ -65,7 +67,7 @@ struct BenchE2E: AsyncParsableCommand {
     func run() async throws {
         let binary = try tapeBinary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let natives = PoloniexSimulatorConfiguration.instruments(count: symbols).map(\.nativeSymbol)
-        printError("tape bench e2e: \(binary) up --offline, \(natives.count) markets, candle emit interval \(candleEmitMilliseconds) ms, \(warmup) s warm-up + \(seconds) s measured per run, \(ProcessInfo.processInfo.activeProcessorCount) cores.")
+        printError("tape bench e2e: \(binary) up --offline \(upArguments.joined(separator: " ")), \(natives.count) markets, candle emit interval \(candleEmitMilliseconds) ms, \(warmup) s warm-up + \(seconds) s measured per run, \(ProcessInfo.processInfo.activeProcessorCount) cores.")
         var summary: [(rate: Double, results: [E2ERunResult])] = []
         for rate in try parsedRates() {
             var results: [E2ERunResult] = []
@@ -82,7 +84,11 @@ struct BenchE2E: AsyncParsableCommand {
         print("summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms):")
         print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB")
         for (rate, results) in summary {
-            func m(_ f: (E2ERunResult) -> Double) -> Double { median(results.map(f)) }
+            // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
+            func m(_ f: (E2ERunResult) -> Double) -> Double {
+                let values = results.map(f).filter { !$0.isNaN }
+                return values.isEmpty ? .nan : median(values)
+            }
             let sustained = results.allSatisfy { $0.sustained(target: rate) } ? "yes" : results.contains { $0.sustained(target: rate) } ? "some runs" : "NO"
             let padded = String(repeating: " ", count: max(0, 9 - sustained.count)) + sustained
             print(String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded + String(
@@ -106,7 +112,7 @@ struct BenchE2E: AsyncParsableCommand {
             "up", "--offline", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
             "--rate", String(rate), "--symbols", natives.joined(separator: ","), "--intervals", "1s,1m,5m,1h",
             "--candle-emit-ms", String(candleEmitMilliseconds),
-        ]
+        ] + upArguments
         var environment = ProcessInfo.processInfo.environment
         environment["TAPE_TOKEN"] = nil
         process.environment = environment
@@ -215,9 +221,9 @@ struct BenchE2E: AsyncParsableCommand {
 /// Percentiles of latencies in microseconds, shown in milliseconds.
 struct LatencySummary {
     var count = 0
-    var p50 = 0.0
-    var p99 = 0.0
-    var max = 0.0
+    var p50 = Double.nan
+    var p99 = Double.nan
+    var max = Double.nan
 
     init(_ micros: [Int64]) {
         guard !micros.isEmpty else { return }
