@@ -259,4 +259,48 @@ final class EndToEndTests: XCTestCase {
         setup.simulator.interrupt()
         setup.mock.interrupt()
     }
+
+    /// Down longer than REST can cover: the gap is reported on tape.deadletter for each market that
+    /// lost trades, and every trade that never reached Kafka lies inside a reported gap.
+    func testGapBeyondRESTIsReportedNotHidden() throws {
+        let total = 12_000
+        let setup = try start("e2e-gap", rate: 1_500, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
+        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        defer { reader.stop() }
+        let first = try ingest(setup, name: "ingest-1")
+        XCTAssertTrue(reader.wait(for: 2_000, timeout: 30), first.stderr.suffix(2000).description)
+        first.kill9()
+        usleep(3_000_000)  // BTC_USDT alone trades ~600/s: more than the 1000 REST keeps
+        let second = try ingest(setup, name: "ingest-2")
+        let expected = waitForSimulator(setup, trades: total)
+        usleep(5_000_000)
+        XCTAssertEqual(second.interrupt(), 0)
+        let consumed = reader.all.compactMap { $0.value.flatMap { try? Trade(json: $0) } }
+        let got = Set(consumed.map { "\($0.nativeSymbol):\($0.tradeId)" })
+        XCTAssertEqual(got.count, consumed.count, "no duplicates")
+        let gaps = try deadLetters(setup).filter { header($0, "type") == "gap" }.compactMap { record -> (String, Int64, Int64)? in
+            guard let value = record.value,
+                let object = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
+                let symbol = object["nativeSymbol"] as? String, let last = (object["lastSeenId"] as? String).flatMap({ Int64($0) }),
+                let next = (object["firstAfterGapId"] as? String).flatMap({ Int64($0) })
+            else { return nil }
+            return (symbol, last, next)
+        }
+        XCTAssertGreaterThan(gaps.count, 0, "a gap must be reported; \(second.stderr.suffix(1500))")
+        XCTAssertTrue(second.stderr.contains("trades in between are lost"))
+        var unexplained: [String] = []
+        var lost = 0
+        for trade in expected where !got.contains("\(trade.nativeSymbol):\(trade.tradeId)") {
+            lost += 1
+            let id = Int64(trade.tradeId)!
+            if !gaps.contains(where: { $0.0 == trade.nativeSymbol && $0.1 < id && id < $0.2 }) {
+                unexplained.append("\(trade.nativeSymbol):\(trade.tradeId)")
+            }
+        }
+        XCTAssertGreaterThan(lost, 0)
+        XCTAssertEqual(unexplained.count, 0, "trades missing outside any reported gap: \(unexplained.prefix(5))")
+        print("e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.0)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates")
+        setup.simulator.interrupt()
+        setup.mock.interrupt()
+    }
 }
