@@ -27,6 +27,9 @@ struct BenchParseCommand: ParsableCommand {
     var seconds: Double = 1
 
     func validate() throws {
+        if Exchange(exchange) != Poloniex.exchange {
+            throw ValidationError("No frame parser for exchange \"\(exchange)\" (supported: poloniex).")
+        }
         if (file == nil) == (synthetic == nil) {
             throw ValidationError("Give either --file FRAMES or --synthetic N.")
         }
@@ -39,10 +42,12 @@ struct BenchParseCommand: ParsableCommand {
         let lines: [[UInt8]]
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("Cannot read \(file): check the path and permissions.")
+                throw BenchParseError(description: "Cannot read \(file): check the path and permissions.")
             }
             lines = ParseBenchmark.lines(fromFileContents: [UInt8](data))
-            if lines.isEmpty { throw ValidationError("\(file) holds no frames (one raw frame a line expected).") }
+            if lines.isEmpty {
+                throw BenchParseError(description: "\(file) holds no frames (one raw frame a line expected).")
+            }
         } else {
             lines = ParseBenchmark.syntheticPoloniexFrames(frames: synthetic ?? 1, tradesPerFrame: tradesPerFrame)
                 .map { Array($0.utf8) }
@@ -69,7 +74,12 @@ struct BenchParseCommand: ParsableCommand {
         do {
             return try ParseBenchmark.run(lines: lines, exchange: Exchange(exchange), minimumSeconds: minimumSeconds)
         } catch {
-            throw ValidationError(error.description)
+            throw BenchParseError(description: error.description)
         }
     }
+}
+
+/// A run-time failure of `tape bench parse`, printed as one sentence.
+struct BenchParseError: Error, CustomStringConvertible {
+    var description: String
 }

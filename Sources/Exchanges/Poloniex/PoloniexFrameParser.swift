@@ -6,7 +6,7 @@
 /// not `amount` (quote); `createTime` is the trade time, not `ts` (push time); `takerSide` is the
 /// side; `id` may be a string or a number and keeps its text. `quoteQuantity` is computed as
 /// price × quantity exactly — `amount` is checked against it, counted in `amountMismatches`,
-/// never trusted. A frame that fails midway appends no trades.
+/// never trusted. Price and quantity must be positive. A frame that fails midway appends no trades.
 ///
 /// Sample frame (from the 2022-08-21 capture):
 /// ```
@@ -254,6 +254,7 @@ public struct PoloniexFrameParser: Sendable {
             let price = try? ExactDecimal(utf8: c.slice(priceRange)),
             let quantity = try? ExactDecimal(utf8: c.slice(quantityRange)),
             let amount = try? ExactDecimal(utf8: c.slice(amountRange)),
+            !price.isNegative, !price.isZero, !quantity.isNegative, !quantity.isZero,
             let product = try? price.multiplied(by: quantity)
         else { return false }
         let quote = product.normalized()
@@ -327,6 +328,8 @@ public struct PoloniexFrameParser: Sendable {
         guard let createTime else { throw missing("createTime") }
         guard let id else { throw missing("id") }
         let tradeId = id.hasEscapes ? try s.string(id) : String(decoding: s.rawBytes(id), as: UTF8.self)
+        guard price > .zero else { throw JSONError(.badValue, "trade price must be positive", at: objectStart) }
+        guard quantity > .zero else { throw JSONError(.badValue, "trade quantity must be positive", at: objectStart) }
         let quote: ExactDecimal
         do {
             quote = try price.multiplied(by: quantity).normalized()
