@@ -8,89 +8,70 @@ import Synchronization
 enum TopicTail {
     /// The trades of `exchange` found in the last `recordsPerPartition` records of each partition,
     /// per native symbol, in log order. A missing topic gives nothing.
+    ///
+    /// It reads up to the end offsets, then asks for them again (twice, 300 ms apart) and reads on
+    /// if they moved: records a crashed run still had in flight may land late and must be known
+    /// before anything is published. A consumer that stops making progress for a few seconds is
+    /// replaced by a new one at the offsets reached (seen with librdkafka's mock cluster after a
+    /// producer was killed mid-request).
     static func read(
         topic: String, exchange: Exchange, recordsPerPartition: Int, kafka: KafkaConfiguration, logger: Logger,
-        timeout: Duration = .seconds(30)
+        timeout: Duration = .seconds(60), stallTimeout: Duration = .seconds(4)
     ) async throws -> [String: [Trade]] {
         guard recordsPerPartition > 0 else { return [:] }
         var configuration = KafkaConsumerConfiguration(kafka: kafka)
         configuration.autoOffsetReset = .earliest
         configuration.groupID = "tape-ingest-tail"
-        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
-        defer { consumer.close() }
-        let metadata = try await consumer.metadata(timeout: .seconds(10))
+        let probe = try KafkaConsumer(configuration: configuration, logger: logger)
+        defer { probe.close() }
+        let metadata = try await probe.metadata(timeout: .seconds(10))
         guard let info = metadata.topics.first(where: { $0.name == topic }), !info.partitions.isEmpty else {
             return [:]
         }
-        var start: [TopicPartitionOffset] = []
-        var end: [Int32: Int64] = [:]
-        for partition in info.partitions {
-            let (low, high) = try await consumer.watermarks(topic: topic, partition: partition.id)
-            start.append(TopicPartitionOffset(topic: topic, partition: partition.id, offset: max(low, high - Int64(recordsPerPartition))))
-            end[partition.id] = high
+        let partitions = info.partitions.map(\.id)
+        var next: [Int32: Int64] = [:]
+        var ends: [Int32: Int64] = [:]
+        for partition in partitions {
+            let (low, high) = try await probe.watermarks(topic: topic, partition: partition)
+            next[partition] = max(low, high - Int64(recordsPerPartition))
+            ends[partition] = high
         }
-        guard end.values.contains(where: { $0 > 0 }) else { return [:] }
+        guard ends.values.contains(where: { $0 > 0 }) else { return [:] }
         logger.info(
             "reading the tail of \(topic)",
-            metadata: ["from": "\(start.map { "\($0.partition):\($0.offset)" }.joined(separator: ","))", "to": "\(end.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))"])
-        try consumer.assign(start)
-        let initialEnds = end
-        let firstOffsets = Dictionary(uniqueKeysWithValues: start.map { ($0.partition, $0.offset) })
-        let partitions = info.partitions.map(\.id)
-        let progress = TailProgress()
-        let collected = try await withThrowingTaskGroup(of: ([Int32: [Trade]], Int)?.self) { group in
-            group.addTask {
-                var perPartition: [Int32: [Trade]] = [:]
-                var ends = initialEnds
-                var next = firstOffsets
-                var undecodable = 0
-                var iterator = consumer.batches.makeAsyncIterator()
-                // Read to the end; then ask again, and again after a pause: records a crashed run
-                // still had in flight may land late, and must be known before anything is published.
-                var stableChecks = 0
-                while true {
-                    while ends.contains(where: { next[$0.key, default: 0] < $0.value }) {
-                        guard let batch = try await iterator.next() else { return nil }
-                        for message in batch {
-                            if let value = message.value, let trade = try? Trade(json: value) {
-                                if trade.exchange == exchange { perPartition[message.partition, default: []].append(trade) }
-                            } else {
-                                undecodable += 1
-                            }
-                            next[message.partition] = message.offset + 1
-                        }
-                        progress.update(next: next, ends: ends)
-                    }
-                    try await Task.sleep(for: .milliseconds(300))
-                    var moved = false
-                    for partition in partitions {
-                        let (_, high) = try await consumer.watermarks(topic: topic, partition: partition)
-                        if high > ends[partition, default: 0] {
-                            ends[partition] = high
-                            moved = true
-                        }
-                    }
-                    stableChecks = moved ? 0 : stableChecks + 1
-                    if stableChecks >= 2 { break }
+            metadata: [
+                "from": "\(next.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))",
+                "to": "\(ends.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: ","))",
+            ])
+        let state = TailState(next: next, ends: ends, exchange: exchange)
+        let deadline = ContinuousClock.now + timeout
+        var stableChecks = 0
+        var consumersUsed = 0
+        while stableChecks < 2 {
+            if !state.isComplete {
+                guard ContinuousClock.now < deadline, consumersUsed < 8 else {
+                    throw IngestError(
+                        "could not read the last \(recordsPerPartition) records of \(topic) within \(timeout) (\(state.progressText)); is Kafka healthy? (use --tail-records 0 to skip resuming)")
                 }
-                return (perPartition, undecodable)
+                consumersUsed += 1
+                if consumersUsed > 1 {
+                    logger.warning("reading the tail of \(topic) stalled; retrying with a new consumer", metadata: ["at": "\(state.progressText)"])
+                }
+                try await readUntilStalled(topic: topic, configuration: configuration, logger: logger, state: state, stallTimeout: stallTimeout)
+                continue
             }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
+            try await Task.sleep(for: .milliseconds(300))
+            var moved = false
+            for partition in partitions {
+                let (_, high) = try await probe.watermarks(topic: topic, partition: partition)
+                if state.extend(partition: partition, to: high) { moved = true }
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let result = first else {
-                throw IngestError(
-                    "could not read the last \(recordsPerPartition) records of \(topic) within \(timeout) (\(progress.text)); is Kafka healthy? (use --tail-records 0 to skip resuming)")
-            }
-            return result
+            stableChecks = moved ? 0 : stableChecks + 1
         }
-        let perPartition = collected.0
+        let (perPartition, undecodable) = state.result
         logger.info(
             "read the tail of \(topic)",
             metadata: ["trades": "\(perPartition.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.count)" }.joined(separator: ","))"])
-        let undecodable = collected.1
         if undecodable > 0 {
             logger.warning("records in \(topic) that are not trades were skipped while resuming", metadata: ["count": "\(undecodable)"])
         }
@@ -100,14 +81,87 @@ enum TopicTail {
         }
         return bySymbol
     }
+
+    /// One consumer, assigned where `state` stands, reading until complete or until it makes no
+    /// progress for `stallTimeout`.
+    static func readUntilStalled(
+        topic: String, configuration: KafkaConsumerConfiguration, logger: Logger, state: TailState, stallTimeout: Duration
+    ) async throws {
+        let consumer = try KafkaConsumer(configuration: configuration, logger: logger)
+        defer { consumer.close() }
+        try consumer.assign(state.unfinished.map { TopicPartitionOffset(topic: topic, partition: $0.key, offset: $0.value) })
+        let reader = Task {
+            for try await batch in consumer.batches {
+                state.append(batch)
+                if state.isComplete { return }
+            }
+        }
+        var lastProgress = ContinuousClock.now
+        var lastCount = state.recordsRead
+        while !state.isComplete {
+            try await Task.sleep(for: .milliseconds(100))
+            let count = state.recordsRead
+            if count != lastCount {
+                lastCount = count
+                lastProgress = .now
+            } else if lastProgress.duration(to: .now) >= stallTimeout {
+                break
+            }
+        }
+        reader.cancel()
+        _ = await reader.result
+    }
 }
 
-/// How far a tail read got (for the error when it cannot finish).
-final class TailProgress: Sendable {
-    private let state = Mutex<String>("nothing read")
-    func update(next: [Int32: Int64], ends: [Int32: Int64]) {
-        let text = ends.keys.sorted().map { "partition \($0) at \(next[$0, default: 0]) of \(ends[$0]!)" }.joined(separator: ", ")
-        state.withLock { $0 = text }
+/// Where a tail read stands, shared by the reading task and its watchdog.
+final class TailState: Sendable {
+    struct Progress: Sendable {
+        var next: [Int32: Int64]
+        var ends: [Int32: Int64]
+        var perPartition: [Int32: [Trade]] = [:]
+        var undecodable = 0
+        var recordsRead = 0
     }
-    var text: String { state.withLock { $0 } }
+    private let progress: Mutex<Progress>
+    private let exchange: Exchange
+
+    init(next: [Int32: Int64], ends: [Int32: Int64], exchange: Exchange) {
+        progress = Mutex(Progress(next: next, ends: ends))
+        self.exchange = exchange
+    }
+
+    func append(_ batch: [KafkaMessage]) {
+        progress.withLock { p in
+            for message in batch where message.offset >= p.next[message.partition, default: 0] {
+                if let value = message.value, let trade = try? Trade(json: value) {
+                    if trade.exchange == exchange { p.perPartition[message.partition, default: []].append(trade) }
+                } else {
+                    p.undecodable += 1
+                }
+                p.next[message.partition] = message.offset + 1
+                p.recordsRead += 1
+            }
+        }
+    }
+
+    /// Raises a partition's end; true if it moved.
+    func extend(partition: Int32, to high: Int64) -> Bool {
+        progress.withLock { p in
+            guard high > p.ends[partition, default: 0] else { return false }
+            p.ends[partition] = high
+            return true
+        }
+    }
+
+    var isComplete: Bool { progress.withLock { p in !p.ends.contains { p.next[$0.key, default: 0] < $0.value } } }
+    var unfinished: [Int32: Int64] {
+        progress.withLock { p in p.next.filter { p.next[$0.key, default: 0] < p.ends[$0.key, default: 0] } }
+    }
+    var recordsRead: Int { progress.withLock { $0.recordsRead } }
+    var result: ([Int32: [Trade]], Int) { progress.withLock { ($0.perPartition, $0.undecodable) } }
+    var progressText: String {
+        progress.withLock { p in
+            p.ends.keys.sorted().map { "partition \($0) at \(p.next[$0, default: 0]) of \(p.ends[$0]!)" }.joined(separator: ", ")
+        }
+    }
 }

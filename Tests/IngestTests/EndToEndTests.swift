@@ -7,10 +7,15 @@ import XCTest
 /// `tape simulate` (drops every connection, breaks frames) → `tape ingest` → `tape mock-cluster`,
 /// all real processes; a consumer of tape.trades must see exactly the simulator's trades — ids and
 /// every field, no duplicates, no misses — and tape.deadletter must hold the broken frames.
+///
+/// With `TAPE_TEST_BROKERS=host:port` the same tests run against that cluster (e.g. `tape broker`)
+/// instead of a mock cluster, on fresh topics per test.
 final class EndToEndTests: XCTestCase {
     struct Setup {
         var directory: URL
-        var mock: ChildProcess
+        var mock: ChildProcess?
+        var topic: String
+        var deadLetterTopic: String
         var simulator: ChildProcess
         var brokers: String
         var websocket: String
@@ -21,10 +26,23 @@ final class EndToEndTests: XCTestCase {
 
     func start(_ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int) throws -> Setup {
         let directory = try temporaryDirectory(name)
-        let mock = try ChildProcess(
-            "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1"],
-            directory: directory)
-        let brokers = try mock.firstLine()
+        var mock: ChildProcess?
+        var topic = "tape.trades"
+        var deadLetterTopic = "tape.deadletter"
+        let brokers: String
+        if let external = ProcessInfo.processInfo.environment["TAPE_TEST_BROKERS"], !external.isEmpty {
+            brokers = external
+            let suffix = directory.lastPathComponent
+            topic = "tape.trades.\(suffix)"
+            deadLetterTopic = "tape.deadletter.\(suffix)"
+            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1)])
+        } else {
+            let process = try ChildProcess(
+                "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1"],
+                directory: directory)
+            brokers = try process.firstLine()
+            mock = process
+        }
         let tradesLog = directory.appendingPathComponent("trades.jsonl").path
         let malformedLog = directory.appendingPathComponent("malformed.txt").path
         let simulator = try ChildProcess(
@@ -36,7 +54,7 @@ final class EndToEndTests: XCTestCase {
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         XCTAssertEqual(urls.count, 2)
         return Setup(
-            directory: directory, mock: mock, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
+            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
             tradesLog: tradesLog, malformedLog: malformedLog)
     }
 
@@ -45,8 +63,24 @@ final class EndToEndTests: XCTestCase {
             name,
             [
                 "ingest", "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
-                "--ping-interval", "1",
+                "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic,
             ] + extra, directory: setup.directory)
+    }
+
+    func createTopics(brokers: String, _ topics: [(String, Int32)]) throws {
+        let done = DispatchSemaphore(value: 0)
+        let failure = Mutex<String?>(nil)
+        Task {
+            do {
+                let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers))
+                for (name, partitions) in topics { try await admin.createTopic(name, partitions: partitions) }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            done.signal()
+        }
+        done.wait()
+        if let message = failure.withLock({ $0 }) { throw XCTSkip("cannot create topics at \(brokers): \(message)") }
     }
 
     /// Reads every record of `topic` from the beginning, in the background.
@@ -150,7 +184,7 @@ final class EndToEndTests: XCTestCase {
     }
 
     func deadLetters(_ setup: Setup, atLeast minimum: Int = 0) throws -> [KafkaMessage] {
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.deadletter", partitions: 1)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.deadLetterTopic, partitions: 1)
         defer { reader.stop() }
         let malformed = lines(of: setup.malformedLog).count
         _ = reader.wait(for: max(minimum, malformed), timeout: 15)
@@ -166,7 +200,7 @@ final class EndToEndTests: XCTestCase {
         let total = 4_000
         let setup = try start("e2e-faults", rate: 400, maxTrades: total, dropEvery: 3, malformedEvery: 20)
         let ingest = try ingest(setup, name: "ingest")
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         let expected = waitForSimulator(setup, trades: total)
         // --max-trades stops after the order that reaches it, so a few more fills may come.
@@ -196,13 +230,13 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(log.contains("\(malformed.count) unparseable frames"), "counted: \(log.suffix(400))")
         print("e2e faults: \(summary); \(reconnects) reconnects; \(malformed.count) malformed frames -> \(letters.count) dead letters")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
     }
 
     func testKillNineAndRestartEndToEnd() throws {
         let total = 4_500
         let setup = try start("e2e-kill", rate: 300, maxTrades: total, dropEvery: 4, malformedEvery: 25)
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         let first = try ingest(setup, name: "ingest-1")
         XCTAssertTrue(reader.wait(for: 1_000, timeout: 30), "first ingest produced \(reader.count); \(first.stderr.suffix(2000))")
@@ -219,7 +253,7 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(second.interrupt(), 0, "stderr: \(second.stderr.suffix(2000))")
         XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived; second ingest: \(second.stderr.suffix(3000))")
         let summary = verify(consumed: reader.all, expected: expected)
-        XCTAssertTrue(second.stderr.contains("resuming after what tape.trades already holds"), second.stderr.prefix(2000).description)
+        XCTAssertTrue(second.stderr.contains("resuming after what \(setup.topic) already holds"), second.stderr.prefix(2000).description)
         let letters = try deadLetters(setup).filter { header($0, "type") == "unparseable-frame" }
         let malformed = Set(lines(of: setup.malformedLog))
         XCTAssertGreaterThan(letters.count, 0)
@@ -229,7 +263,7 @@ final class EndToEndTests: XCTestCase {
         }
         print("e2e kill -9: \(summary); \(atKill) records before the kill; \(letters.count) dead letters of \(malformed.count) malformed frames sent")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
     }
 
     /// Kafka freezes (the mock cluster is SIGSTOPped): ingest holds what it reads in its bounded
@@ -238,16 +272,17 @@ final class EndToEndTests: XCTestCase {
     func testKafkaStallIsBufferedThenResumed() throws {
         let total = 3_000
         let setup = try start("e2e-stall", rate: 300, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
+        guard let mock = setup.mock else { throw XCTSkip("freezing Kafka needs the mock cluster process") }
         let ingest = try ingest(setup, name: "ingest", extra: ["--buffer", "500", "--stall-warning", "2"])
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         XCTAssertTrue(reader.wait(for: 300, timeout: 30), ingest.stderr)
-        setup.mock.send(SIGSTOP)
+        mock.send(SIGSTOP)
         usleep(6_000_000)
         let log = ingest.stderr
         XCTAssertTrue(log.contains("acknowledged nothing for 2 s: holding"), "no stall warning: \(log.suffix(1500))")
         XCTAssertTrue(log.contains("(bound 500)"), log.suffix(1500).description)
-        setup.mock.send(SIGCONT)
+        mock.send(SIGCONT)
         let expected = waitForSimulator(setup, trades: total)
         let complete = reader.wait(for: expected.count, timeout: 60)
         usleep(2_000_000)
@@ -257,7 +292,7 @@ final class EndToEndTests: XCTestCase {
         let summary = verify(consumed: reader.all, expected: expected)
         print("e2e kafka stall: \(summary)")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
     }
 
     /// Down longer than REST can cover: the gap is reported on tape.deadletter for each market that
@@ -265,7 +300,7 @@ final class EndToEndTests: XCTestCase {
     func testGapBeyondRESTIsReportedNotHidden() throws {
         let total = 12_000
         let setup = try start("e2e-gap", rate: 1_500, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         let first = try ingest(setup, name: "ingest-1")
         XCTAssertTrue(reader.wait(for: 2_000, timeout: 30), first.stderr.suffix(2000).description)
@@ -301,6 +336,6 @@ final class EndToEndTests: XCTestCase {
         XCTAssertEqual(unexplained.count, 0, "trades missing outside any reported gap: \(unexplained.prefix(5))")
         print("e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.0)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
     }
 }
