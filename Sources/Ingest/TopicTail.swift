@@ -54,10 +54,16 @@ enum TopicTail {
                         "could not read the last \(recordsPerPartition) records of \(topic) within \(timeout) (\(state.progressText)); is Kafka healthy? (use --tail-records 0 to skip resuming)")
                 }
                 consumersUsed += 1
+                let missing = state.unfinished
                 if consumersUsed > 1 {
                     logger.warning("reading the tail of \(topic) stalled; retrying with a new consumer", metadata: ["at": "\(state.progressText)"])
                 }
                 try await readUntilStalled(topic: topic, configuration: configuration, logger: logger, state: state, stallTimeout: stallTimeout)
+                // A second consumer that also stops short of the same offset: nothing is there.
+                if consumersUsed > 1, state.unfinished == missing {
+                    let holes = state.acceptHoles(at: missing)
+                    logger.warning("offsets with no record in \(topic) skipped while resuming", metadata: ["count": "\(holes)"])
+                }
                 continue
             }
             try await Task.sleep(for: .milliseconds(300))
@@ -113,34 +119,50 @@ enum TopicTail {
     }
 }
 
-/// Where a tail read stands, shared by the reading task and its watchdog.
+/// Where a tail read stands, shared by the reading task and its watchdog. Offsets are tracked one
+/// by one: records are taken once each, whatever order they arrive in, and the read is complete
+/// only when every offset up to the end was seen (or a hole was confirmed by a second consumer).
 final class TailState: Sendable {
     struct Progress: Sendable {
-        var next: [Int32: Int64]
+        var start: [Int32: Int64]
         var ends: [Int32: Int64]
-        var perPartition: [Int32: [Trade]] = [:]
+        var seen: [Int32: Set<Int64>] = [:]
+        /// Lowest offset not seen yet, per partition.
+        var low: [Int32: Int64]
+        var records: [Int32: [(Int64, Trade)]] = [:]
         var undecodable = 0
         var recordsRead = 0
+        var holes = 0
+
+        mutating func advanceLow(_ partition: Int32) {
+            var l = low[partition, default: 0]
+            let seenHere = seen[partition, default: []]
+            while seenHere.contains(l) { l += 1 }
+            low[partition] = l
+        }
     }
     private let progress: Mutex<Progress>
     private let exchange: Exchange
 
     init(next: [Int32: Int64], ends: [Int32: Int64], exchange: Exchange) {
-        progress = Mutex(Progress(next: next, ends: ends))
+        progress = Mutex(Progress(start: next, ends: ends, low: next))
         self.exchange = exchange
     }
 
     func append(_ batch: [KafkaMessage]) {
         progress.withLock { p in
-            for message in batch where message.offset >= p.next[message.partition, default: 0] {
+            var touched: Set<Int32> = []
+            for message in batch where message.offset >= p.start[message.partition, default: 0] {
+                guard p.seen[message.partition, default: []].insert(message.offset).inserted else { continue }
                 if let value = message.value, let trade = try? Trade(json: value) {
-                    if trade.exchange == exchange { p.perPartition[message.partition, default: []].append(trade) }
+                    if trade.exchange == exchange { p.records[message.partition, default: []].append((message.offset, trade)) }
                 } else {
                     p.undecodable += 1
                 }
-                p.next[message.partition] = message.offset + 1
                 p.recordsRead += 1
+                touched.insert(message.partition)
             }
+            for partition in touched { p.advanceLow(partition) }
         }
     }
 
@@ -153,15 +175,35 @@ final class TailState: Sendable {
         }
     }
 
-    var isComplete: Bool { progress.withLock { p in !p.ends.contains { p.next[$0.key, default: 0] < $0.value } } }
+    /// Takes the lowest missing offset of each unfinished partition as a hole (nothing there).
+    func acceptHoles(at offsets: [Int32: Int64]) -> Int {
+        progress.withLock { p in
+            var accepted = 0
+            for (partition, offset) in offsets where p.low[partition] == offset {
+                p.seen[partition, default: []].insert(offset)
+                p.advanceLow(partition)
+                accepted += 1
+            }
+            p.holes += accepted
+            return accepted
+        }
+    }
+
+    var isComplete: Bool { progress.withLock { p in !p.ends.contains { p.low[$0.key, default: 0] < $0.value } } }
+    /// Unfinished partitions and the lowest offset still missing in each.
     var unfinished: [Int32: Int64] {
-        progress.withLock { p in p.next.filter { p.next[$0.key, default: 0] < p.ends[$0.key, default: 0] } }
+        progress.withLock { p in p.low.filter { $0.value < p.ends[$0.key, default: 0] } }
     }
     var recordsRead: Int { progress.withLock { $0.recordsRead } }
-    var result: ([Int32: [Trade]], Int) { progress.withLock { ($0.perPartition, $0.undecodable) } }
+    /// Trades per partition in offset order, and the count of records that were not trades.
+    var result: ([Int32: [Trade]], Int) {
+        progress.withLock { p in
+            (p.records.mapValues { $0.sorted { $0.0 < $1.0 }.map(\.1) }, p.undecodable)
+        }
+    }
     var progressText: String {
         progress.withLock { p in
-            p.ends.keys.sorted().map { "partition \($0) at \(p.next[$0, default: 0]) of \(p.ends[$0]!)" }.joined(separator: ", ")
+            p.ends.keys.sorted().map { "partition \($0) complete to \(p.low[$0, default: 0]) of \(p.ends[$0]!)" }.joined(separator: ", ")
         }
     }
 }

@@ -142,11 +142,14 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// The check: exactly the simulator's trades, each once, every field, key and record time.
-    func verify(consumed: [KafkaMessage], expected: [Trade], file: StaticString = #filePath, line: UInt = #line) -> String {
+    func verify(
+        consumed: [KafkaMessage], expected: [Trade], directory: URL? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) -> String {
         var byKey: [String: Trade] = [:]
         for trade in expected { byKey["\(trade.nativeSymbol):\(trade.tradeId)"] = trade }
         XCTAssertEqual(byKey.count, expected.count, "simulator ids unique", file: file, line: line)
         var seen: [String: Int] = [:]
+        var places: [String: [String]] = [:]
         var mismatches = 0
         var partitionOfSymbol: [String: Int32] = [:]
         for record in consumed {
@@ -156,6 +159,7 @@ final class EndToEndTests: XCTestCase {
             }
             let key = "\(trade.nativeSymbol):\(trade.tradeId)"
             seen[key, default: 0] += 1
+            places[key, default: []].append("p\(record.partition)@\(record.offset)")
             XCTAssertEqual(record.key.map { String(decoding: $0, as: UTF8.self) }, "poloniex:\(trade.symbol.rawValue)", file: file, line: line)
             XCTAssertEqual(record.timestamp, trade.time, "record time = trade time", file: file, line: line)
             if let p = partitionOfSymbol[trade.nativeSymbol] {
@@ -177,7 +181,10 @@ final class EndToEndTests: XCTestCase {
         }
         let duplicates = seen.values.filter { $0 > 1 }.count
         let missing = byKey.keys.filter { seen[$0] == nil }
-        XCTAssertEqual(duplicates, 0, "duplicates", file: file, line: line)
+        XCTAssertEqual(
+            duplicates, 0,
+            "duplicates (logs in \(directory?.path ?? "-")): \(seen.filter { $0.value > 1 }.keys.sorted().prefix(5).map { "\($0) at \(places[$0]!.joined(separator: ","))" })",
+            file: file, line: line)
         XCTAssertEqual(missing.count, 0, "missing, e.g. \(missing.sorted().prefix(5))", file: file, line: line)
         XCTAssertEqual(mismatches, 0, file: file, line: line)
         return "\(consumed.count) records for \(expected.count) simulated trades in \(partitionOfSymbol.count) markets, \(duplicates) duplicates, \(missing.count) missing, \(mismatches) field mismatches"
@@ -252,7 +259,7 @@ final class EndToEndTests: XCTestCase {
         usleep(2_000_000)
         XCTAssertEqual(second.interrupt(), 0, "stderr: \(second.stderr.suffix(2000))")
         XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived; second ingest: \(second.stderr.suffix(3000))")
-        let summary = verify(consumed: reader.all, expected: expected)
+        let summary = verify(consumed: reader.all, expected: expected, directory: setup.directory)
         XCTAssertTrue(second.stderr.contains("resuming after what \(setup.topic) already holds"), second.stderr.prefix(2000).description)
         let letters = try deadLetters(setup).filter { header($0, "type") == "unparseable-frame" }
         let malformed = Set(lines(of: setup.malformedLog))
