@@ -2,7 +2,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: deps build release test bench-kafka clean
+.PHONY: up deps test-deps build release test bench-kafka clean demo
 
 deps:
 	@missing=""; \
@@ -13,18 +13,40 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# Test-only extras: kafka-python (an independent, non-librdkafka Kafka client) and chromium
+# (the dashboard test). Tests that need them skip with a message when they are missing.
+test-deps: deps
+	@python3 -c 'import kafka' 2>/dev/null || python3 -m pip install -q kafka-python || echo "warning: kafka-python not installed; its tests will skip"
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || echo "warning: chromium not installed; the dashboard browser test will skip"; }
+
 build: deps
 	swift build
 
 release: deps
 	swift build -c release
 
-test: deps
+test: test-deps
 	swift build --build-tests
 	swift test --skip-build $(SWIFT_TEST_FLAGS)
+
+# The main job: the whole pipeline in one process. `make up ARGS=--offline` uses the built-in simulator.
+up: release
+	.build/release/tape up $(ARGS)
 
 bench-kafka: deps
 	scripts/bench-kafka.sh
 
 clean:
 	rm -rf .build
+
+# Until `tape up` lands: start a mock cluster, produce keyed zstd messages, read them back, show the topic.
+demo: build
+	@set -e; tmp=$$(mktemp -d); \
+	.build/debug/tape mock-cluster --topic demo:3 > $$tmp/mock & pid=$$!; \
+	trap "kill $$pid" EXIT; \
+	for i in $$(seq 50); do [ -s $$tmp/mock ] && break; sleep 0.1; done; \
+	B=$$(head -1 $$tmp/mock); echo "mock Kafka cluster at $$B"; \
+	printf 'poloniex:BTC-USDT|{"price":"21614.59"}\npoloniex:ETH-USDT|{"price":"1612.1"}\n' | \
+	  .build/debug/tape produce --brokers $$B --topic demo --key-delimiter '|' --compression zstd; \
+	.build/debug/tape consume --brokers $$B --topic demo --from-beginning --exit-at-end --format json; \
+	.build/debug/tape topics describe demo --brokers $$B

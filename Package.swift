@@ -26,6 +26,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.30.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket", from: "2.8.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -75,14 +82,49 @@ let package = Package(
             dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        .target(
+            name: "Processing",
+            dependencies: [
+                "MarketData",
+                "KafkaClient",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TapeMetrics",
+            dependencies: [.product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "TapeServer",
+            dependencies: [
+                "MarketData",
+                "KafkaClient",
+                "TapeMetrics",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
                 "KafkaClient",
                 "MarketData",
                 "Exchanges",
+                "TapeBroker",
                 "Ingest",
                 "ExchangeSimulator",
+                "Processing",
+                "TapeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -105,6 +147,36 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "KafkaProtocolTests",
+            dependencies: ["KafkaProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeBrokerTests",
+            dependencies: [
+                "TapeBroker", "KafkaProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeServerTests",
+            dependencies: [
+                "TapeServer",
+                "MarketData",
+                "KafkaClient",
+                "TapeMetrics",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IngestTests",
             dependencies: ["Ingest", "Exchanges", "ExchangeSimulator", "KafkaClient", "tape"],
             swiftSettings: strict
@@ -115,8 +187,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "ProcessingTests",
+            dependencies: ["Processing", "MarketData", "KafkaClient", "tape"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
-            dependencies: ["KafkaClient", "tape"],
+            dependencies: ["KafkaClient", "tape", "Processing", "MarketData"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeBrokerStorageTests",
+            dependencies: ["TapeBroker"],
             swiftSettings: strict
         ),
     ]

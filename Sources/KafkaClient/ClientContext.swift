@@ -11,6 +11,8 @@ class ClientContext: @unchecked Sendable {
     private let recentErrors = Mutex<[String]>([])
     /// Set when librdkafka raises a fatal error.
     let fatalError = Mutex<String?>(nil)
+    /// Mirrors `fatalError != nil` for a lock-free check on hot paths.
+    let hasFatalError = Atomic<Bool>(false)
 
     init(logger: Logger, bootstrapServers: String) {
         self.logger = logger
@@ -58,6 +60,7 @@ class ClientContext: @unchecked Sendable {
                 let code = rd_kafka_fatal_error(rk, &buf, buf.count)
                 let message = "\(String(cString: rd_kafka_err2name(code))): \(string(fromBuffer: buf))"
                 context.fatalError.withLock { $0 = message }
+                context.hasFatalError.store(true, ordering: .releasing)
                 context.logger.error("Kafka client fatal error", metadata: ["reason": "\(message)"])
             } else {
                 context.logger.debug("Kafka client error", metadata: ["reason": "\(text)"])
@@ -129,9 +132,11 @@ final class PollThread: Sendable {
 
     var isStopped: Bool { stopped.value.load(ordering: .acquiring) }
 
-    /// Stops the loop and waits for the current iteration to end.
-    func stop() {
+    /// Stops the loop and waits for the current iteration to end; `wake` interrupts a blocking poll
+    /// (`rd_kafka_yield`) so stopping does not wait out the poll timeout.
+    func stop(wake: () -> Void = {}) {
         if stopped.value.exchange(true, ordering: .acquiringAndReleasing) { return }
+        wake()
         done.wait()
     }
 }

@@ -291,7 +291,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func close() {
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         channel.finish(throwing: nil)
-        pollThread.stop()
+        pollThread.stop { rd_kafka_yield(rk) }
         rd_kafka_consumer_close(rk)
         context.finish()
     }

@@ -52,6 +52,9 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { message }
 
+    /// librdkafka's local queue is full (`queue.buffering.max.messages`); retry after deliveries drain it.
+    public static let queueFullError = KafkaError(code: .queueFull, message: "The producer's local queue is full; wait for deliveries or raise queue.buffering.max.messages.", isRetriable: true)
+
     /// From a response code; `context` says what was being done.
     init(_ err: rd_kafka_resp_err_t, _ context: String) {
         let reason = String(cString: rd_kafka_err2str(err))

@@ -24,6 +24,7 @@ public final class KafkaProducer: @unchecked Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: [DeliveryReport].self)
         deliveryReports = stream
         let context = ProducerContext(logger: logger, bootstrapServers: configuration.kafka.bootstrapServers, reports: configuration.deliveryReports ? continuation : nil)
+        context.lowWatermark = max(1, configuration.maxQueuedMessages / 2)
         self.context = context
         let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
         context.install(on: conf)
@@ -34,13 +35,15 @@ public final class KafkaProducer: @unchecked Sendable {
         rk = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: conf)
         nonisolated(unsafe) let handle = rk
         pollThread = PollThread(name: "tape-producer-poll") {
-            rd_kafka_poll(handle, 100)
-            context.flushReports()
+            if rd_kafka_poll(handle, 100) > 0 {
+                context.flushReports()
+                context.deliveriesServed(outstanding: Int(rd_kafka_outq_len(handle)))
+            }
         }
     }
 
     deinit {
-        pollThread.stop()
+        pollThread.stop { rd_kafka_yield(rk) }
         if !closed.load(ordering: .acquiring) {
             rd_kafka_flush(rk, 5000)
         }
@@ -69,7 +72,7 @@ public final class KafkaProducer: @unchecked Sendable {
                 if let error = report.error { throw error }
                 return report
             case .queueFull:
-                try await Task.sleep(for: .milliseconds(1))
+                try await context.waitForDeliveries(after: context.deliveryGeneration)
             }
         }
     }
@@ -79,10 +82,12 @@ public final class KafkaProducer: @unchecked Sendable {
     @discardableResult
     public func enqueue(_ message: ProducerMessage) async throws -> UInt64 {
         while true {
+            let generation = context.deliveryGeneration
             do {
                 return try tryEnqueue(message)
             } catch let error as KafkaError where error.code == .queueFull {
-                try await Task.sleep(for: .microseconds(500))
+                // Woken when the next deliveries free space, not on a timer.
+                try await context.waitForDeliveries(after: generation)
             }
         }
     }
@@ -90,10 +95,14 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Queues one record without waiting; throws `KafkaError` with code `.queueFull` when the queue is full.
     @discardableResult
     public func tryEnqueue(_ message: ProducerMessage) throws -> UInt64 {
-        let id = context.nextID()
-        // Tag ids with the low bit so they never look like a (pointer-aligned) DeliveryBox.
-        try produce(message, opaque: UnsafeMutableRawPointer(bitPattern: UInt(id << 1 | 1)))
-        return id
+        // Ids are consecutive over successful enqueues: a failed attempt (queue full) uses none.
+        try context.enqueueLock.withLock {
+            let id = context.lastID + 1
+            // Tag ids with the low bit so they never look like a (pointer-aligned) DeliveryBox.
+            try produce(message, opaque: UnsafeMutableRawPointer(bitPattern: UInt(id << 1 | 1)))
+            context.lastID = id
+            return id
+        }
     }
 
     /// Waits until every queued record is delivered or `timeout` passes.
@@ -128,7 +137,7 @@ public final class KafkaProducer: @unchecked Sendable {
     // MARK: - produce
 
     private func produce(_ message: ProducerMessage, opaque: UnsafeMutableRawPointer?) throws {
-        if let fatal = context.fatalError.withLock({ $0 }) {
+        if context.hasFatalError.load(ordering: .acquiring), let fatal = context.fatalError.withLock({ $0 }) {
             throw KafkaError(code: .fatal, message: "Producer is unusable after a fatal error: \(fatal)", isFatal: true)
         }
         let rkt = try context.topicHandle(rk: rk, name: message.topic)
@@ -153,21 +162,35 @@ public final class KafkaProducer: @unchecked Sendable {
         }
         let error: OpaquePointer? = withOptionalBytes(message.key) { keyPtr, keyLen in
             withOptionalBytes(message.value) { valuePtr, valueLen in
-                var vus = [rd_kafka_vu_t](repeating: rd_kafka_vu_t(), count: 8)
-                var n = 0
-                vus[n].vtype = RD_KAFKA_VTYPE_RKT; vus[n].u.rkt = rkt; n += 1
-                vus[n].vtype = RD_KAFKA_VTYPE_PARTITION; vus[n].u.i32 = message.partition ?? RD_KAFKA_PARTITION_UA; n += 1
-                vus[n].vtype = RD_KAFKA_VTYPE_MSGFLAGS; vus[n].u.i = RD_KAFKA_MSG_F_COPY; n += 1
-                vus[n].vtype = RD_KAFKA_VTYPE_VALUE; vus[n].u.mem = .init(ptr: valuePtr, size: valueLen); n += 1
-                vus[n].vtype = RD_KAFKA_VTYPE_KEY; vus[n].u.mem = .init(ptr: keyPtr, size: keyLen); n += 1
-                vus[n].vtype = RD_KAFKA_VTYPE_OPAQUE; vus[n].u.ptr = opaque; n += 1
-                if let ts = message.timestamp { vus[n].vtype = RD_KAFKA_VTYPE_TIMESTAMP; vus[n].u.i64 = ts; n += 1 }
-                if let headers { vus[n].vtype = RD_KAFKA_VTYPE_HEADERS; vus[n].u.headers = headers; n += 1 }
-                return rd_kafka_produceva(rk, vus, n)
+                // On the stack: this runs once per record.
+                withUnsafeTemporaryAllocation(of: rd_kafka_vu_t.self, capacity: 8) { vus in
+                    var n = 0
+                    func add(_ type: rd_kafka_vtype_t, _ set: (inout rd_kafka_vu_t) -> Void) {
+                        var vu = rd_kafka_vu_t()
+                        vu.vtype = type
+                        set(&vu)
+                        vus.initializeElement(at: n, to: vu)
+                        n += 1
+                    }
+                    add(RD_KAFKA_VTYPE_RKT) { $0.u.rkt = rkt }
+                    add(RD_KAFKA_VTYPE_PARTITION) { $0.u.i32 = message.partition ?? RD_KAFKA_PARTITION_UA }
+                    add(RD_KAFKA_VTYPE_MSGFLAGS) { $0.u.i = RD_KAFKA_MSG_F_COPY }
+                    add(RD_KAFKA_VTYPE_VALUE) { $0.u.mem = .init(ptr: valuePtr, size: valueLen) }
+                    add(RD_KAFKA_VTYPE_KEY) { $0.u.mem = .init(ptr: keyPtr, size: keyLen) }
+                    add(RD_KAFKA_VTYPE_OPAQUE) { $0.u.ptr = opaque }
+                    if let ts = message.timestamp { add(RD_KAFKA_VTYPE_TIMESTAMP) { $0.u.i64 = ts } }
+                    if let headers { add(RD_KAFKA_VTYPE_HEADERS) { $0.u.headers = headers } }
+                    return rd_kafka_produceva(rk, vus.baseAddress, n)
+                }
             }
         }
         if let error {
             if let headers { rd_kafka_headers_destroy(headers) }
+            if rd_kafka_error_code(error) == RD_KAFKA_RESP_ERR__QUEUE_FULL {
+                // Frequent under load: no string formatting on this path.
+                rd_kafka_error_destroy(error)
+                throw KafkaError.queueFullError
+            }
             throw KafkaError(consuming: error, "Cannot produce to \(message.topic)")
         }
     }
@@ -199,14 +222,19 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         var topics: [String: OpaquePointer] = [:]
         var topicNames: [OpaquePointer: String] = [:]
         var pending: [DeliveryReport] = []
-        var nextID: UInt64 = 1
+        var lastTopic: (name: String, rkt: OpaquePointer)?
+        var lastReported: (rkt: OpaquePointer, name: String)?
     }
     private let lock = NSLock()
     private var state = State()
     private let reports: AsyncStream<[DeliveryReport]>.Continuation?
 
+    /// `reports != nil`, without copying the continuation on the per-record path.
+    private let hasReports: Bool
+
     init(logger: Logger, bootstrapServers: String, reports: AsyncStream<[DeliveryReport]>.Continuation?) {
         self.reports = reports
+        self.hasReports = reports != nil
         super.init(logger: logger, bootstrapServers: bootstrapServers)
     }
 
@@ -214,21 +242,58 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         for rkt in state.topics.values { rd_kafka_topic_destroy(rkt) }
     }
 
-    func nextID() -> UInt64 {
-        lock.withLock {
-            defer { state.nextID += 1 }
-            return state.nextID
+    private let waiters = Mutex<(generation: UInt64, continuations: [CheckedContinuation<Void, Never>])>((0, []))
+
+    /// Counts the times deliveries brought the local queue below `lowWatermark`; `enqueue` waits
+    /// for it to move when the queue is full. (Waking on every delivery instead makes the enqueuing
+    /// task and the polling thread ping-pong, one batch at a time.)
+    var deliveryGeneration: UInt64 { waiters.withLock { $0.generation } }
+
+    /// Returns once a poll after `generation` has served events (immediately if one already has).
+    func waitForDeliveries(after generation: UInt64) async throws {
+        try Task.checkCancellation()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let resumeNow = waiters.withLock { state -> Bool in
+                if state.generation != generation { return true }
+                state.continuations.append(continuation)
+                return false
+            }
+            if resumeNow { continuation.resume() }
         }
     }
 
+    /// Queued records below which waiting enqueuers resume.
+    var lowWatermark = 50_000
+
+    /// Called by the polling thread after it served events.
+    func deliveriesServed(outstanding: Int) {
+        guard outstanding < lowWatermark else { return }
+        let ready = waiters.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.generation &+= 1
+            defer { state.continuations.removeAll() }
+            return state.continuations
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    /// Serializes `tryEnqueue` so message ids are consecutive; guards `lastID`.
+    let enqueueLock = NSLock()
+    /// The id of the last record `tryEnqueue` queued.
+    var lastID: UInt64 = 0
+
     func topicHandle(rk: OpaquePointer, name: String) throws -> OpaquePointer {
         try lock.withLock {
-            if let rkt = state.topics[name] { return rkt }
+            if let last = state.lastTopic, last.name == name { return last.rkt }
+            if let rkt = state.topics[name] {
+                state.lastTopic = (name, rkt)
+                return rkt
+            }
             guard let rkt = rd_kafka_topic_new(rk, name, nil) else {
                 throw KafkaError(rd_kafka_last_error(), "Cannot use topic '\(name)'")
             }
             state.topics[name] = rkt
             state.topicNames[rkt] = name
+            state.lastTopic = (name, rkt)
             return rkt
         }
     }
@@ -236,10 +301,26 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     /// Called from librdkafka's delivery callback, on the thread that polls.
     func delivered(_ pointer: UnsafePointer<rd_kafka_message_t>) {
         let message = pointer.pointee
-        let topic = message.rkt.flatMap { rkt in lock.withLock { state.topicNames[rkt] } } ?? ""
+        let opaque = UInt(bitPattern: message._private)
+        let isEnqueued = opaque & 1 == 1
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         // The timestamp is read through librdkafka's own pointer: it finds its message struct from it.
         let timestamp = rd_kafka_message_timestamp(pointer, &tsType)
+        lock.lock()
+        let topic: String
+        if let rkt = message.rkt, let last = state.lastReported, last.rkt == rkt {
+            topic = last.name
+        } else {
+            topic = message.rkt.flatMap { state.topicNames[$0] } ?? ""
+            if let rkt = message.rkt { state.lastReported = (rkt, topic) }
+        }
+        if isEnqueued && hasReports && message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+            // Fast path for the high-throughput API: one lock per report.
+            state.pending.append(DeliveryReport(messageID: UInt64(opaque >> 1), topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil))
+            lock.unlock()
+            return
+        }
+        lock.unlock()
         var report = DeliveryReport(messageID: 0, topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil)
         if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             var error = KafkaError(message.err, "Delivery to \(topic) failed")
@@ -248,10 +329,9 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
             }
             report.error = error
         }
-        let opaque = UInt(bitPattern: message._private)
-        if opaque & 1 == 1 {
+        if isEnqueued {
             report.messageID = UInt64(opaque >> 1)
-            if reports != nil { lock.withLock { state.pending.append(report) } }
+            if hasReports { lock.withLock { state.pending.append(report) } }
         } else if let raw = message._private {
             let box = Unmanaged<DeliveryBox>.fromOpaque(raw).takeRetainedValue()
             box.continuation.resume(returning: .delivered(report))

@@ -9,15 +9,19 @@ struct Tape: AsyncParsableCommand {
         abstract: "Stream cryptocurrency market data through Kafka.",
         version: TapeVersion.string,
         subcommands: [
+            UpCommand.self,
             VersionCommand.self,
             TopicsCommand.self,
             ProduceCommand.self,
             ConsumeCommand.self,
             GroupsCommand.self,
+            BrokerCommand.self,
             BenchCommand.self,
             MockClusterCommand.self,
             IngestCommand.self,
             SimulateCommand.self,
+            ProcessCommand.self, CandlesCommand.self,
+            ServeCommand.self,
         ]
     )
 }

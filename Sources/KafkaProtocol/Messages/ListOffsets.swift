@@ -1,0 +1,108 @@
+import NIOCore
+
+/// ListOffsets request (key 2), v1–5. Timestamp -1 = latest, -2 = earliest.
+public struct ListOffsetsRequest: KafkaRequestMessage {
+    public static let apiKey = ApiKey.listOffsets
+    public static let latestTimestamp: Int64 = -1
+    public static let earliestTimestamp: Int64 = -2
+    public struct Partition: Sendable, Equatable {
+        public var partitionIndex: Int32
+        public var currentLeaderEpoch: Int32
+        public var timestamp: Int64
+        public init(partitionIndex: Int32, currentLeaderEpoch: Int32 = -1, timestamp: Int64) {
+            self.partitionIndex = partitionIndex
+            self.currentLeaderEpoch = currentLeaderEpoch
+            self.timestamp = timestamp
+        }
+    }
+    public struct Topic: Sendable, Equatable {
+        public var name: String
+        public var partitions: [Partition]
+        public init(name: String, partitions: [Partition]) {
+            self.name = name
+            self.partitions = partitions
+        }
+    }
+    public var replicaId: Int32 = -1
+    public var isolationLevel: Int8 = 0
+    public var topics: [Topic]
+
+    public init(topics: [Topic]) { self.topics = topics }
+
+    public static func decode(from buffer: inout ByteBuffer, version: Int16) throws -> Self {
+        let replica = try buffer.decodeInt32()
+        let isolation = version >= 2 ? try buffer.decodeInt8() : 0
+        var r = Self(
+            topics: try buffer.decodeArray { b in
+                Topic(
+                    name: try b.decodeString(),
+                    partitions: try b.decodeArray { b in
+                        let index = try b.decodeInt32()
+                        let epoch = version >= 4 ? try b.decodeInt32() : -1
+                        let ts = try b.decodeInt64()
+                        if version == 0 { _ = try b.decodeInt32() }  // max_num_offsets
+                        return Partition(partitionIndex: index, currentLeaderEpoch: epoch, timestamp: ts)
+                    })
+            })
+        r.replicaId = replica
+        r.isolationLevel = isolation
+        return r
+    }
+
+    public func encode(into buffer: inout ByteBuffer, version: Int16) {
+        buffer.encodeInt32(replicaId)
+        if version >= 2 { buffer.encodeInt8(isolationLevel) }
+        buffer.encodeArray(topics) { b, t in
+            b.encodeString(t.name)
+            b.encodeArray(t.partitions) { b, p in
+                b.encodeInt32(p.partitionIndex)
+                if version >= 4 { b.encodeInt32(p.currentLeaderEpoch) }
+                b.encodeInt64(p.timestamp)
+                if version == 0 { b.encodeInt32(1) }
+            }
+        }
+    }
+}
+
+/// ListOffsets response.
+public struct ListOffsetsResponse: KafkaResponseMessage, Equatable {
+    public struct Partition: Sendable, Equatable {
+        public var partitionIndex: Int32
+        public var errorCode: ErrorCode
+        public var timestamp: Int64
+        public var offset: Int64
+        public var leaderEpoch: Int32
+        public init(partitionIndex: Int32, errorCode: ErrorCode, timestamp: Int64, offset: Int64, leaderEpoch: Int32 = 0) {
+            self.partitionIndex = partitionIndex
+            self.errorCode = errorCode
+            self.timestamp = timestamp
+            self.offset = offset
+            self.leaderEpoch = leaderEpoch
+        }
+    }
+    public struct Topic: Sendable, Equatable {
+        public var name: String
+        public var partitions: [Partition]
+        public init(name: String, partitions: [Partition]) {
+            self.name = name
+            self.partitions = partitions
+        }
+    }
+    public var throttleTimeMs: Int32 = 0
+    public var topics: [Topic]
+    public init(topics: [Topic]) { self.topics = topics }
+
+    public func encode(into buffer: inout ByteBuffer, version: Int16) {
+        if version >= 2 { buffer.encodeInt32(throttleTimeMs) }
+        buffer.encodeArray(topics) { b, t in
+            b.encodeString(t.name)
+            b.encodeArray(t.partitions) { b, p in
+                b.encodeInt32(p.partitionIndex)
+                b.encodeErrorCode(p.errorCode)
+                b.encodeInt64(p.timestamp)
+                b.encodeInt64(p.offset)
+                if version >= 4 { b.encodeInt32(p.leaderEpoch) }
+            }
+        }
+    }
+}

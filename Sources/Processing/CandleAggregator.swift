@@ -1,0 +1,419 @@
+import MarketData
+
+/// The candle state machine of one input partition: trades in, candle updates out. No I/O.
+///
+/// Events are `mutating func`s; the caller carries out what they return:
+/// - `ingest(_:sequence:now:)` applies one trade (the record's offset is its `sequence`).
+/// - `tick(now:)` finalizes windows the watermark has passed and returns their final candles
+///   (and corrections caused by late trades), then forgets windows older than the allowed lateness.
+/// - `checkpoint(now:)` does what `tick` does and also returns every open window changed since its
+///   last emission; afterwards every change from sequences `< emittedThrough` has been handed out.
+///   Calling it once per emit interval gives "at most one update per key per emit interval".
+///
+/// Windows are tumbling per (exchange, symbol, interval), aligned to the epoch by trade time.
+/// The watermark is the highest trade time seen minus the grace period; when nothing arrives, it
+/// advances with the clock (`now`) for the purpose of marking windows final. Trade time and
+/// sequence decide open (earliest `(time, sequence)`) and close (latest), so the result does not
+/// depend on arrival order. Duplicates, by (exchange, symbol, tradeId), count once.
+///
+/// Recovery (see docs/processing.md): a new instance replays the partition from `replayFrom` with
+/// `resumeEmittingAt` set to the last committed `emittedThrough`; changes before that point are
+/// rebuilt silently, because they were already emitted.
+public struct CandleAggregator: Sendable {
+    public let configuration: CandleAggregatorConfiguration
+    public private(set) var counters = ProcessingCounters()
+
+    /// Highest trade time seen (ms), `Int64.min` before the first trade.
+    public private(set) var maxTradeTime: Int64 = .min
+    /// Sequence after the last trade ingested (the next expected record offset).
+    public private(set) var position: Int64
+    /// While `position < suppressUntil`, changes are rebuilt without being emitted.
+    public private(set) var suppressUntil: Int64
+
+    private var lastArrival: Int64 = .min
+    private let intervalMillis: [Int64]
+    private let largestIntervalMillis: Int64
+
+    private var instrumentIndex: [InstrumentKey: Int32] = [:]
+    private var instruments: [(exchange: Exchange, symbol: Symbol)] = []
+    /// `instrument * intervals.count + k` → the window most recently used for that series.
+    private var seriesCache: [SeriesCacheEntry] = []
+
+    private var windows: [Window] = []
+    private var freeSlots: [Int32] = []
+    private var windowIndex: [WindowKey: Int32] = [:]
+    /// Trade ids per (instrument, largest-interval bucket), for deduplication.
+    private var seenIDs: [BucketKey: Set<TradeKey>] = [:]
+
+    /// A state machine for a partition read from `startSequence` on; changes from sequences
+    /// below `resumeEmittingAt` are not emitted (they were, by a previous owner).
+    public init(configuration: CandleAggregatorConfiguration, startSequence: Int64 = 0, resumeEmittingAt: Int64 = 0) {
+        precondition(!configuration.intervals.isEmpty, "at least one interval")
+        self.configuration = configuration
+        self.position = startSequence
+        self.suppressUntil = resumeEmittingAt > startSequence ? resumeEmittingAt : .min
+        self.intervalMillis = configuration.intervals.map(\.milliseconds)
+        self.largestIntervalMillis = configuration.intervals.map(\.milliseconds).max()!
+    }
+
+    /// The event-time watermark: highest trade time minus grace (`Int64.min` before any trade).
+    public var watermark: Int64 {
+        maxTradeTime == .min ? .min : maxTradeTime - configuration.graceMilliseconds
+    }
+
+    /// True while rebuilding state that a previous owner already emitted.
+    public var isSuppressing: Bool { suppressUntil != .min && position < suppressUntil }
+
+    /// Windows currently held (open, or final and within the allowed lateness).
+    public var windowCount: Int { windowIndex.count }
+
+    /// Where a new owner of this partition must start reading (the first sequence still
+    /// contributing to a window held in memory), and up to where every change was emitted.
+    public struct Checkpoint: Sendable, Hashable {
+        public var replayFrom: Int64
+        public var emittedThrough: Int64
+        public init(replayFrom: Int64, emittedThrough: Int64) {
+            self.replayFrom = replayFrom
+            self.emittedThrough = emittedThrough
+        }
+    }
+
+    /// What happened to one trade.
+    public enum IngestOutcome: Sendable, Hashable {
+        /// Applied to every interval's window.
+        case applied
+        /// Applied, and at least one of its windows was already final (a correction follows).
+        case late
+        /// Seen before (same exchange, symbol and tradeId): ignored.
+        case duplicate
+        /// Too old for at least one interval (beyond the allowed lateness): not applied there.
+        case tooLate
+    }
+
+    // MARK: - Events
+
+    /// Applies one trade. `sequence` is the record's offset (strictly increasing); `now` the
+    /// clock (ms since the epoch), used only to let an idle partition's watermark advance.
+    @discardableResult
+    public mutating func ingest(_ trade: Trade, sequence: Int64, now: Int64) -> IngestOutcome {
+        defer {
+            position = sequence + 1
+            if suppressUntil != .min && position >= suppressUntil { endSuppression() }
+        }
+        lastArrival = now
+        if trade.time > maxTradeTime { maxTradeTime = trade.time }
+        let watermark = self.watermark
+        let lateness = configuration.allowedLatenessMilliseconds
+
+        let instrument = instrumentID(trade.exchange, trade.symbol)
+
+        // Deduplicate across all intervals with one id set per largest-interval bucket.
+        let bucketStart = floorStart(trade.time, largestIntervalMillis)
+        if bucketStart + 2 * largestIntervalMillis + lateness <= watermark {
+            counters.droppedTooLate += 1
+            return .tooLate
+        }
+        let id = TradeKey(trade.tradeId)
+        let inserted = seenIDs[BucketKey(instrument: instrument, start: bucketStart), default: []].insert(id).inserted
+        if !inserted {
+            counters.duplicates += 1
+            return .duplicate
+        }
+
+        var outcome = IngestOutcome.applied
+        let count = intervalMillis.count
+        for k in 0..<count {
+            let length = intervalMillis[k]
+            let start = floorStart(trade.time, length)
+            if start + length + lateness <= watermark {
+                outcome = .tooLate
+                continue
+            }
+            let slot = windowSlot(instrument: instrument, interval: k, start: start, length: length, sequence: sequence)
+            if windows[Int(slot)].apply(trade, sequence: sequence), outcome == .applied {
+                outcome = .late
+            }
+        }
+        switch outcome {
+        case .applied: counters.trades += 1
+        case .late:
+            counters.trades += 1
+            counters.lateTrades += 1
+        case .tooLate:
+            counters.trades += 1
+            counters.droppedTooLate += 1
+        case .duplicate: break
+        }
+        return outcome
+    }
+
+    /// Moves past a record that is not a trade (unparseable: counted, not applied).
+    public mutating func skip(sequence: Int64) {
+        counters.unparseable += 1
+        position = sequence + 1
+        if suppressUntil != .min && position >= suppressUntil { endSuppression() }
+    }
+
+    /// Marks windows the watermark has passed as final and returns the candles that must go out
+    /// now: new finals and corrections of final windows. Open windows are left for `checkpoint`.
+    public mutating func tick(now: Int64) -> [Candle] {
+        var out: [Candle] = []
+        advance(now: now, emitOpen: false, into: &out)
+        return out
+    }
+
+    /// `tick`, plus every changed open window; returns the candles and the checkpoint that holds
+    /// once they are delivered.
+    public mutating func checkpoint(now: Int64) -> (candles: [Candle], checkpoint: Checkpoint) {
+        var out: [Candle] = []
+        advance(now: now, emitOpen: true, into: &out)
+        var replayFrom = position
+        for slot in windowIndex.values where windows[Int(slot)].firstSequence < replayFrom {
+            replayFrom = windows[Int(slot)].firstSequence
+        }
+        let emittedThrough = isSuppressing ? suppressUntil : position
+        return (out, Checkpoint(replayFrom: replayFrom, emittedThrough: emittedThrough))
+    }
+
+    /// The current value of every window held (for inspection and tests).
+    public func currentCandles() -> [Candle] {
+        windowIndex.values.map { candle(of: windows[Int($0)]) }
+    }
+
+    // MARK: - Internals
+
+    private mutating func endSuppression() {
+        suppressUntil = .min
+        // Everything up to here was emitted by the previous owner: finalize by event time only,
+        // forget what is too old, and start clean.
+        let watermark = self.watermark
+        for slot in Array(windowIndex.values) {
+            let i = Int(slot)
+            if !windows[i].isFinal && windows[i].end <= watermark { windows[i].isFinal = true }
+            windows[i].isDirty = false
+            windows[i].lastEmitted = .min
+        }
+        evict(watermark: watermark)
+    }
+
+    private mutating func advance(now: Int64, emitOpen: Bool, into out: inout [Candle]) {
+        let watermark = self.watermark
+        let suppressing = isSuppressing
+        // An idle partition: assume event time moves on with the clock since the last trade.
+        var finalizeBefore = watermark
+        if !suppressing, maxTradeTime != .min, lastArrival != .min, now > lastArrival {
+            finalizeBefore = watermark &+ (now - lastArrival)
+        }
+        for slot in windowIndex.values {
+            let i = Int(slot)
+            if !windows[i].isFinal && windows[i].end <= finalizeBefore {
+                windows[i].isFinal = true
+                windows[i].isDirty = true
+            }
+            if suppressing {
+                windows[i].isDirty = false
+                continue
+            }
+            if windows[i].isDirty && (windows[i].isFinal || emitOpen) {
+                windows[i].isDirty = false
+                windows[i].lastEmitted = now
+                out.append(candle(of: windows[i]))
+            }
+        }
+        counters.candlesEmitted += Int64(out.count)
+        evict(watermark: watermark)
+    }
+
+    private mutating func evict(watermark: Int64) {
+        guard watermark != .min else { return }
+        let lateness = configuration.allowedLatenessMilliseconds
+        var gone: [WindowKey] = []
+        for (key, slot) in windowIndex {
+            let w = windows[Int(slot)]
+            if w.end + lateness <= watermark && !w.isDirty { gone.append(key) }
+        }
+        for key in gone {
+            let slot = windowIndex.removeValue(forKey: key)!
+            let cache = Int(key.instrument) * intervalMillis.count + Int(key.interval)
+            if seriesCache[cache].slot == slot { seriesCache[cache] = .empty }
+            freeSlots.append(slot)
+        }
+        let bucketHorizon = 2 * largestIntervalMillis + lateness
+        var oldBuckets: [BucketKey] = []
+        for key in seenIDs.keys where key.start + bucketHorizon <= watermark { oldBuckets.append(key) }
+        for key in oldBuckets { seenIDs.removeValue(forKey: key) }
+    }
+
+    private mutating func instrumentID(_ exchange: Exchange, _ symbol: Symbol) -> Int32 {
+        let key = InstrumentKey(exchange: exchange.name, symbol: symbol.rawValue)
+        if let id = instrumentIndex[key] { return id }
+        let id = Int32(instruments.count)
+        instruments.append((exchange, symbol))
+        instrumentIndex[key] = id
+        seriesCache.append(contentsOf: repeatElement(.empty, count: intervalMillis.count))
+        return id
+    }
+
+    private mutating func windowSlot(instrument: Int32, interval k: Int, start: Int64, length: Int64, sequence: Int64) -> Int32 {
+        let cache = Int(instrument) * intervalMillis.count + k
+        let cached = seriesCache[cache]
+        if cached.start == start { return cached.slot }
+        let key = WindowKey(instrument: instrument, interval: Int32(k), start: start)
+        if let slot = windowIndex[key] {
+            seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
+            return slot
+        }
+        let window = Window(instrument: instrument, interval: Int32(k), start: start, end: start + length, firstSequence: sequence)
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            windows[Int(slot)] = window
+        } else {
+            slot = Int32(windows.count)
+            windows.append(window)
+        }
+        windowIndex[key] = slot
+        seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
+        return slot
+    }
+
+    private func candle(of w: Window) -> Candle {
+        let instrument = instruments[Int(w.instrument)]
+        return Candle(
+            exchange: instrument.exchange, symbol: instrument.symbol, interval: configuration.intervals[Int(w.interval)],
+            start: w.start, end: w.end, open: w.open, high: w.high, low: w.low, close: w.close,
+            volume: w.volume, quoteVolume: w.quoteVolume, buyVolume: w.buyVolume, sellVolume: w.sellVolume,
+            trades: w.trades, vwap: Candle.vwap(quoteVolume: w.quoteVolume, volume: w.volume),
+            revision: w.revision, isFinal: w.isFinal)
+    }
+}
+
+/// Start of the window of `length` ms holding `time` (floor division, negative times too).
+@inline(__always)
+func floorStart(_ time: Int64, _ length: Int64) -> Int64 {
+    let r = time % length
+    return r >= 0 ? time - r : time - r - length
+}
+
+/// One window's running aggregate.
+struct Window: Sendable {
+    var instrument: Int32
+    var interval: Int32
+    var start: Int64
+    var end: Int64
+    /// Lowest sequence (offset) of a trade applied to this window.
+    var firstSequence: Int64
+    var open = ExactDecimal.zero
+    var high = ExactDecimal.zero
+    var low = ExactDecimal.zero
+    var close = ExactDecimal.zero
+    var openTime: Int64 = .max
+    var openSequence: Int64 = .max
+    var closeTime: Int64 = .min
+    var closeSequence: Int64 = .min
+    var volume = ExactDecimal.zero
+    var quoteVolume = ExactDecimal.zero
+    var buyVolume = ExactDecimal.zero
+    var sellVolume = ExactDecimal.zero
+    var trades: Int64 = 0
+    /// Late trades applied after the window was final.
+    var revision: Int64 = 0
+    var isFinal = false
+    /// Changed since it was last emitted.
+    var isDirty = false
+    var lastEmitted: Int64 = .min
+
+    init(instrument: Int32, interval: Int32, start: Int64, end: Int64, firstSequence: Int64) {
+        self.instrument = instrument
+        self.interval = interval
+        self.start = start
+        self.end = end
+        self.firstSequence = firstSequence
+    }
+
+    /// Adds a trade; returns true when the window was already final (a late trade).
+    @inline(__always)
+    mutating func apply(_ trade: Trade, sequence: Int64) -> Bool {
+        if trades == 0 {
+            open = trade.price
+            high = trade.price
+            low = trade.price
+            close = trade.price
+            openTime = trade.time
+            openSequence = sequence
+            closeTime = trade.time
+            closeSequence = sequence
+        } else {
+            if trade.price > high { high = trade.price }
+            if trade.price < low { low = trade.price }
+            if trade.time < openTime || (trade.time == openTime && sequence < openSequence) {
+                open = trade.price
+                openTime = trade.time
+                openSequence = sequence
+            }
+            if trade.time > closeTime || (trade.time == closeTime && sequence > closeSequence) {
+                close = trade.price
+                closeTime = trade.time
+                closeSequence = sequence
+            }
+        }
+        if sequence < firstSequence { firstSequence = sequence }
+        volume += trade.quantity
+        quoteVolume += trade.quoteQuantity
+        switch trade.side {
+        case .buy: buyVolume += trade.quantity
+        case .sell: sellVolume += trade.quantity
+        }
+        trades += 1
+        isDirty = true
+        if isFinal {
+            revision += 1
+            return true
+        }
+        return false
+    }
+}
+
+struct InstrumentKey: Hashable, Sendable {
+    var exchange: String
+    var symbol: String
+}
+
+struct WindowKey: Hashable, Sendable {
+    var instrument: Int32
+    var interval: Int32
+    var start: Int64
+}
+
+struct BucketKey: Hashable, Sendable {
+    var instrument: Int32
+    var start: Int64
+}
+
+struct SeriesCacheEntry: Sendable {
+    var start: Int64
+    var slot: Int32
+    static let empty = SeriesCacheEntry(start: .min, slot: -1)
+}
+
+/// A trade id for deduplication: canonical decimal ids (most venues) as numbers, anything else as text.
+enum TradeKey: Hashable, Sendable {
+    case number(UInt64)
+    case text(String)
+
+    init(_ id: String) {
+        var value: UInt64 = 0
+        var count = 0
+        var numeric = true
+        for b in id.utf8 {
+            let d = b &- UInt8(ascii: "0")
+            if d > 9 || count >= 19 || (count == 1 && value == 0) {
+                numeric = false
+                break
+            }
+            value = value * 10 + UInt64(d)
+            count += 1
+        }
+        self = numeric && count > 0 ? .number(value) : .text(id)
+    }
+}

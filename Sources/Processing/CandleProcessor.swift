@@ -1,0 +1,543 @@
+import Foundation
+import KafkaClient
+import Logging
+import MarketData
+import Synchronization
+
+/// Settings of `CandleProcessor` (`tape process`).
+public struct CandleProcessorConfiguration: Sendable {
+    /// Cluster connection and raw librdkafka properties (`-X`), used by every client.
+    public var kafka: KafkaConfiguration
+    /// Topic of trades. Default `tape.trades`.
+    public var inputTopic = "tape.trades"
+    /// Topic of candles (compacted). Default `tape.candles`.
+    public var outputTopic = "tape.candles"
+    /// Consumer group; its committed offset per partition is "candles emitted through here".
+    /// Default `tape-processor`.
+    public var group = "tape-processor"
+    /// Windows, grace, emit interval, allowed lateness.
+    public var aggregation = CandleAggregatorConfiguration()
+    /// How often final candles and corrections are looked for (ms). Default 100.
+    public var tickMilliseconds: Int64 = 100
+    /// Create the output topic (`cleanup.policy=compact`) when missing. Default true.
+    public var createOutputTopic = true
+    /// Partitions of the output topic when it is created. Default 3.
+    public var outputPartitions: Int32 = 3
+    /// Stop (after a final checkpoint) once every listed partition of the input topic has been
+    /// read up to the given offset (exclusive). For benchmarks and tests; nil runs until cancelled.
+    public var stopAtOffsets: [Int32: Int64]?
+    /// Print a progress line to stderr this often (seconds); nil for none.
+    public var progressSeconds: Double? = nil
+    /// Print a line to stderr when a partition is taken over or given up. Default true.
+    public var announcePartitions = true
+
+    public init(kafka: KafkaConfiguration) { self.kafka = kafka }
+
+    /// The second group, where the replay start of each partition is committed.
+    public var replayGroup: String { group + ".replay" }
+}
+
+/// Errors of the processor, with what to do about them.
+public struct ProcessingError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable {
+        let name: String
+        public static let deliveryFailed = Code(name: "deliveryFailed")
+        public static let consumerFailed = Code(name: "consumerFailed")
+    }
+    public var code: Code
+    public var message: String
+    public var description: String { message }
+}
+
+/// `tape process`: reads trades from Kafka as a consumer group, keeps one `CandleAggregator` per
+/// assigned partition, and writes candle updates to the candles topic (and the candle store).
+///
+/// Recovery, "exactly once in effect" (docs/processing.md): every emit interval the processor
+/// emits all changed windows, waits until the broker acknowledged everything it produced, then
+/// commits per partition the offset through which changes are emitted (`group`) and, after that,
+/// the first offset still contributing to a window it holds (`group.replay`). Whoever gets a
+/// partition next replays it from the replay offset without emitting until the emitted offset.
+public final class CandleProcessor: Sendable {
+    public let configuration: CandleProcessorConfiguration
+    private let store: CandleStore?
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private let totals = Mutex(ProcessingCounters())
+    private let activity = Mutex<(first: UInt64?, last: UInt64?)>((nil, nil))
+
+    /// - Parameters:
+    ///   - store: where candles are also upserted (nil: topic only).
+    ///   - clock: milliseconds since the epoch; injected for tests.
+    public init(
+        configuration: CandleProcessorConfiguration, store: CandleStore? = nil, logger: Logger = Logger(label: "tape.process"),
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) {
+        self.configuration = configuration
+        self.store = store
+        self.logger = logger
+        self.clock = clock
+    }
+
+    /// Seconds from the first record received to the end of the final checkpoint (after `run`).
+    public var activeSeconds: Double? {
+        activity.withLock { a in
+            guard let first = a.first, let last = a.last else { return nil }
+            return Double(last - first) / 1e9
+        }
+    }
+
+    fileprivate func markActive(end: Bool) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        activity.withLock { a in
+            if end { a.last = now } else if a.first == nil { a.first = now }
+        }
+    }
+
+    /// Counters over all partitions this instance has processed.
+    public var counters: ProcessingCounters { totals.withLock { $0 } }
+
+    /// Creates the candles topic when missing (compacted). The mock cluster has no CreateTopics:
+    /// errors are logged and ignored (the topic is then auto-created or must exist).
+    public func ensureOutputTopic() async {
+        do {
+            let admin = try KafkaAdmin(configuration: configuration.kafka, timeout: .seconds(5), logger: logger)
+            let existing = try await admin.listTopics().map(\.name)
+            if existing.contains(configuration.outputTopic) { return }
+            try await admin.createTopic(
+                configuration.outputTopic, partitions: configuration.outputPartitions, configs: ["cleanup.policy": "compact"])
+            logger.info("Created the candles topic", metadata: ["topic": "\(configuration.outputTopic)"])
+        } catch {
+            logger.notice("Could not create the candles topic; continuing", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Runs until cancelled (then emits and commits what it has, and leaves the group) or, with
+    /// `stopAtOffsets`, until those offsets are reached.
+    public func run() async throws {
+        if configuration.createOutputTopic { await ensureOutputTopic() }
+
+        var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
+        producerConfiguration.acks = -1
+        producerConfiguration.idempotence = true
+        producerConfiguration.lingerMilliseconds = 5
+        producerConfiguration.maxQueuedMessages = 1_000_000
+        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+
+        var consumerConfiguration = KafkaConsumerConfiguration(kafka: configuration.kafka)
+        consumerConfiguration.groupID = configuration.group
+        consumerConfiguration.autoOffsetReset = .earliest
+        consumerConfiguration.autoCommit = false
+        consumerConfiguration.batchSize = 2_000
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+
+        var replayConfiguration = KafkaConsumerConfiguration(kafka: configuration.kafka)
+        replayConfiguration.groupID = configuration.replayGroup
+        replayConfiguration.autoCommit = false
+        let replayOffsets = try KafkaConsumer(configuration: replayConfiguration, logger: logger)
+
+        let failures = Locked<(count: Int, last: String)>((0, ""))
+        let reportTask = Task {
+            for await reports in producer.deliveryReports {
+                for r in reports where r.error != nil {
+                    failures.withLock {
+                        $0.count += 1
+                        $0.last = r.error.map { "\($0)" } ?? ""
+                    }
+                }
+            }
+        }
+        let rebalances = Locked<[RebalanceEvent]>([])
+        let rebalanceTask = Task {
+            for await event in consumer.rebalanceEvents { rebalances.withLock { $0.append(event) } }
+        }
+        defer {
+            reportTask.cancel()
+            rebalanceTask.cancel()
+        }
+
+        try consumer.subscribe([configuration.inputTopic])
+        var loop = Loop(
+            processor: self, consumer: consumer, replayOffsets: replayOffsets, producer: producer,
+            failures: failures, rebalances: rebalances)
+        var runError: (any Error)?
+        do {
+            try await loop.run()
+        } catch is CancellationError {
+        } catch {
+            runError = error
+        }
+        if runError == nil {
+            // Graceful stop: emit what changed, wait for the broker, commit.
+            do {
+                try await loop.checkpoint(final: true)
+            } catch {
+                logger.warning("Final checkpoint failed; the next owner replays", metadata: ["error": "\(error)"])
+            }
+        }
+        markActive(end: true)
+        loop.retireAll()
+        consumer.close()
+        replayOffsets.close()
+        try? await producer.close(timeout: .seconds(10))
+        if let runError { throw runError }
+    }
+
+    fileprivate func add(_ counters: ProcessingCounters) {
+        totals.withLock { $0 = $0 + counters }
+    }
+
+    /// The processing loop's state: one aggregator per assigned partition.
+    private struct Loop {
+        let processor: CandleProcessor
+        let consumer: KafkaConsumer
+        let replayOffsets: KafkaConsumer
+        let producer: KafkaProducer
+        let failures: Locked<(count: Int, last: String)>
+        let rebalances: Locked<[RebalanceEvent]>
+
+        var configuration: CandleProcessorConfiguration { processor.configuration }
+        var logger: Logger { processor.logger }
+
+        var assigned: Set<Int32> = []
+        var aggregators: [Int32: CandleAggregator] = [:]
+        /// Partitions moved back to their replay start; messages are dropped until it arrives.
+        var seeking: [Int32: (start: Int64, resumeAt: Int64)] = [:]
+        /// Assigned partitions whose committed offsets are still to be read.
+        var needsPrepare: Set<Int32> = []
+        /// Candles produced since the last checkpoint (for the candle store).
+        var pendingStore: [Candle] = []
+        var lastTick: Int64 = 0
+        var lastCheckpoint: Int64 = 0
+        var lastProgress: Int64 = 0
+        var lastProgressTrades: Int64 = 0
+        var badRecordsLogged = 0
+
+        init(
+            processor: CandleProcessor, consumer: KafkaConsumer, replayOffsets: KafkaConsumer, producer: KafkaProducer,
+            failures: Locked<(count: Int, last: String)>, rebalances: Locked<[RebalanceEvent]>
+        ) {
+            self.processor = processor
+            self.consumer = consumer
+            self.replayOffsets = replayOffsets
+            self.producer = producer
+            self.failures = failures
+            self.rebalances = rebalances
+        }
+
+        private enum Wake: Sendable {
+            case batch([KafkaMessage])
+            case end
+            case timeout
+        }
+
+        /// The next batch, or `.timeout` after `milliseconds` without one.
+        private func nextWake(milliseconds: Int64) async throws -> [Wake] {
+            let batches = consumer.batches
+            return try await withThrowingTaskGroup(of: Wake?.self) { group in
+                group.addTask {
+                    var iterator = batches.makeAsyncIterator()
+                    do {
+                        if let batch = try await iterator.next() { return .batch(batch) }
+                        return .end
+                    } catch is CancellationError {
+                        return nil
+                    }
+                }
+                group.addTask {
+                    try? await Task.sleep(for: .milliseconds(milliseconds))
+                    return .timeout
+                }
+                var wakes: [Wake] = []
+                if let first = try await group.next(), let first { wakes.append(first) }
+                group.cancelAll()
+                while let next = try await group.next() {
+                    if let next { wakes.append(next) }
+                }
+                return wakes
+            }
+        }
+
+        mutating func run() async throws {
+            let start = processor.clock()
+            lastTick = start
+            lastCheckpoint = start
+            lastProgress = start
+            while true {
+                try Task.checkCancellation()
+                let wakes = try await nextWake(milliseconds: configuration.tickMilliseconds)
+                applyRebalances()
+                if !needsPrepare.isEmpty { await prepareAssigned() }
+                var ended = false
+                for wake in wakes {
+                    switch wake {
+                    case .batch(let batch): try await handle(batch)
+                    case .end: ended = true
+                    case .timeout: break
+                    }
+                }
+                let now = processor.clock()
+                if now - lastTick >= configuration.tickMilliseconds {
+                    try await tick(now: now)
+                }
+                if now - lastCheckpoint >= configuration.aggregation.emitIntervalMilliseconds {
+                    try await checkpoint(final: false)
+                }
+                if let seconds = configuration.progressSeconds, Double(now - lastProgress) >= seconds * 1000 {
+                    progress(now: now)
+                }
+                if ended { throw ProcessingError(code: .consumerFailed, message: "The consumer stopped.") }
+                if reachedStopOffsets() { return }
+            }
+        }
+
+        private func reachedStopOffsets() -> Bool {
+            guard let stop = configuration.stopAtOffsets else { return false }
+            for (partition, offset) in stop {
+                guard let aggregator = aggregators[partition], aggregator.position >= offset else { return false }
+            }
+            return true
+        }
+
+        private mutating func applyRebalances() {
+            let events = rebalances.withLock { events in
+                defer { events.removeAll() }
+                return events
+            }
+            for event in events {
+                switch event {
+                case .assigned(let partitions):
+                    for tp in partitions where tp.topic == configuration.inputTopic {
+                        assigned.insert(tp.partition)
+                        retire(tp.partition)
+                        needsPrepare.insert(tp.partition)
+                    }
+                case .revoked(let partitions):
+                    let mine = partitions.filter { $0.topic == configuration.inputTopic }.map(\.partition)
+                    if !mine.isEmpty { announce("partitions \(mine.sorted()) given up") }
+                    for tp in partitions where tp.topic == configuration.inputTopic {
+                        assigned.remove(tp.partition)
+                        retire(tp.partition)
+                    }
+                case .error(let message):
+                    logger.warning("Rebalance error", metadata: ["error": "\(message)"])
+                }
+            }
+        }
+
+        /// Forgets a partition's state (it is rebuilt by replay when the partition comes back).
+        private mutating func retire(_ partition: Int32) {
+            if let aggregator = aggregators.removeValue(forKey: partition) { processor.add(aggregator.counters) }
+            seeking[partition] = nil
+            needsPrepare.remove(partition)
+        }
+
+        mutating func retireAll() {
+            for partition in Array(aggregators.keys) { retire(partition) }
+        }
+
+        private mutating func handle(_ batch: [KafkaMessage]) async throws {
+            let now = processor.clock()
+            processor.markActive(end: false)
+            var index = 0
+            while index < batch.count {
+                // A run of messages of one partition goes through one aggregator taken out of the map.
+                let partition = batch[index].partition
+                var end = index + 1
+                while end < batch.count && batch[end].partition == partition { end += 1 }
+                defer { index = end }
+                guard batch[index].topic == configuration.inputTopic, assigned.contains(partition) else { continue }
+                var first = index
+                if aggregators[partition] == nil {
+                    let found: Int?
+                    do {
+                        found = try await start(partition, messages: batch[index..<end])
+                    } catch {
+                        logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
+                        found = nil
+                    }
+                    guard let found else { continue }
+                    first = found
+                }
+                var aggregator = aggregators.removeValue(forKey: partition)!
+                for i in first..<end {
+                    let message = batch[i]
+                    if message.offset < aggregator.position { continue }
+                    guard let value = message.value, let trade = try? Trade(json: value) else {
+                        aggregator.skip(sequence: message.offset)
+                        logBadRecord(message)
+                        continue
+                    }
+                    aggregator.ingest(trade, sequence: message.offset, now: now)
+                }
+                aggregators[partition] = aggregator
+            }
+        }
+
+        /// Sets a partition up from its committed offsets: an aggregator right away when there is
+        /// nothing to replay, else a seek back to the replay start.
+        private mutating func prepare(_ partition: Int32) async throws {
+            let target = try await recoveryPoint(partition)
+            needsPrepare.remove(partition)
+            logger.info(
+                "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
+            announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
+            if target.start >= target.resumeAt {
+                aggregators[partition] = CandleAggregator(
+                    configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
+            } else {
+                do {
+                    try await consumer.seek([TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start)])
+                } catch {
+                    needsPrepare.insert(partition)
+                    throw error
+                }
+                seeking[partition] = target
+            }
+        }
+
+        /// For a partition without an aggregator: the index of the message to start with, or nil
+        /// while the seek to the replay start has not taken effect.
+        private mutating func start(_ partition: Int32, messages: ArraySlice<KafkaMessage>) async throws -> Int? {
+            if needsPrepare.contains(partition) { try await prepare(partition) }
+            if aggregators[partition] != nil { return messages.startIndex }
+            guard let target = seeking[partition] else { return nil }
+            guard let i = messages.firstIndex(where: { $0.offset == target.start }) else { return nil }
+            seeking[partition] = nil
+            aggregators[partition] = CandleAggregator(
+                configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
+            return i
+        }
+
+        /// Prepares newly assigned partitions (retried on the next wake when the broker is busy).
+        private mutating func prepareAssigned() async {
+            for partition in needsPrepare.sorted() {
+                do {
+                    try await prepare(partition)
+                } catch {
+                    logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
+                }
+            }
+        }
+
+        /// Where to replay from and where emission resumes, from the two groups' committed offsets.
+        private func recoveryPoint(_ partition: Int32) async throws -> (start: Int64, resumeAt: Int64) {
+            let tp = TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: KafkaOffset.invalid)
+            let emitted = try await consumer.committed([tp]).first?.offset ?? -1
+            let replay = try await replayOffsets.committed([tp]).first?.offset ?? -1
+            let low = try await consumer.watermarks(topic: configuration.inputTopic, partition: partition).low
+            // Without a replay offset (first run, or lost), replay everything still in the log.
+            var start = replay >= 0 ? replay : low
+            if emitted >= 0 && start > emitted { start = emitted }
+            if start < low {
+                logger.warning(
+                    "Trades needed for recovery were deleted by retention; candles of the oldest windows may be incomplete",
+                    metadata: ["partition": "\(partition)", "needed": "\(start)", "first": "\(low)"])
+                start = low
+            }
+            return (start, max(emitted, start))
+        }
+
+        private func announce(_ text: String) {
+            guard configuration.announcePartitions else { return }
+            FileHandle.standardError.write(Data("process: \(text)\n".utf8))
+        }
+
+        private mutating func logBadRecord(_ message: KafkaMessage) {
+            badRecordsLogged += 1
+            if badRecordsLogged <= 10 || badRecordsLogged % 10_000 == 0 {
+                logger.warning(
+                    "Skipping a record that is not a trade",
+                    metadata: [
+                        "partition": "\(message.partition)", "offset": "\(message.offset)", "skipped": "\(badRecordsLogged)",
+                    ])
+            }
+        }
+
+        private mutating func produce(_ candles: [Candle]) async throws {
+            for candle in candles {
+                let message = ProducerMessage(
+                    topic: configuration.outputTopic, key: Array(candle.kafkaKey.utf8), value: candle.jsonBytes)
+                do {
+                    _ = try producer.tryEnqueue(message)
+                } catch {
+                    _ = try await producer.enqueue(message)
+                }
+            }
+            if processor.store != nil { pendingStore += candles }
+        }
+
+        private mutating func tick(now: Int64) async throws {
+            lastTick = now
+            for partition in Array(aggregators.keys) {
+                let candles = aggregators[partition]!.tick(now: now)
+                if !candles.isEmpty { try await produce(candles) }
+            }
+        }
+
+        /// Emits every changed window, waits for the broker to acknowledge everything produced, then
+        /// commits emitted-through offsets and, after them, replay offsets.
+        mutating func checkpoint(final: Bool) async throws {
+            let now = processor.clock()
+            lastCheckpoint = now
+            var emitted: [TopicPartitionOffset] = []
+            var replay: [TopicPartitionOffset] = []
+            for partition in Array(aggregators.keys).sorted() {
+                let (candles, point) = aggregators[partition]!.checkpoint(now: now)
+                if !candles.isEmpty { try await produce(candles) }
+                if !aggregators[partition]!.isSuppressing {
+                    emitted.append(.init(topic: configuration.inputTopic, partition: partition, offset: point.emittedThrough))
+                    replay.append(.init(topic: configuration.inputTopic, partition: partition, offset: point.replayFrom))
+                }
+            }
+            try await producer.flush(timeout: .seconds(60))
+            let failed = failures.withLock { $0 }
+            if failed.count > 0 {
+                throw ProcessingError(
+                    code: .deliveryFailed,
+                    message: "\(failed.count) candle record(s) could not be delivered (\(failed.last)); stopping without committing, so a restart re-emits them.")
+            }
+            if let store = processor.store, !pendingStore.isEmpty {
+                try store.upsert(pendingStore)
+                pendingStore.removeAll(keepingCapacity: true)
+            }
+            guard !emitted.isEmpty else { return }
+            do {
+                try await consumer.commit(emitted)
+            } catch {
+                // Typically a rebalance took the partitions away: the new owner replays.
+                logger.notice("Commit refused; the next owner replays", metadata: ["error": "\(error)"])
+                return
+            }
+            do {
+                try await replayOffsets.commit(replay)
+            } catch {
+                logger.notice("Replay-offset commit failed; an older (still valid) one stays", metadata: ["error": "\(error)"])
+            }
+            if final {
+                logger.info("Final checkpoint committed", metadata: ["partitions": "\(emitted.map(\.partition))"])
+            }
+        }
+
+        private mutating func progress(now: Int64) {
+            var live = ProcessingCounters()
+            for aggregator in aggregators.values { live = live + aggregator.counters }
+            let total = processor.counters + live
+            let seconds = Double(now - lastProgress) / 1000
+            let rate = Double(total.trades - lastProgressTrades) / max(seconds, 0.001)
+            lastProgress = now
+            lastProgressTrades = total.trades
+            let line =
+                "process: \(total.trades) trades (\(Int(rate))/s), \(total.candlesEmitted) candle updates, "
+                + "\(total.duplicates) duplicates, \(total.lateTrades) late, \(total.droppedTooLate) too late, "
+                + "\(total.unparseable) unparseable; partitions \(assigned.sorted())\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+}
+
+/// A value behind a lock, shareable between tasks.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}

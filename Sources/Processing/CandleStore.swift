@@ -1,0 +1,146 @@
+import Foundation
+import GRDB
+import MarketData
+
+/// The candle history: an SQLite file (GRDB, WAL mode) holding the latest value of every candle,
+/// one row per (exchange, symbol, interval, start). `tape process` upserts into it; `tape candles`
+/// and `tape serve` read it. Several processes may share the file (SQLite locking; writers wait).
+public final class CandleStore: Sendable {
+    /// One instrument known to the store.
+    public struct StoredSymbol: Sendable, Hashable {
+        public var exchange: Exchange
+        public var symbol: Symbol
+        /// Intervals with at least one candle, shortest first.
+        public var intervals: [CandleInterval]
+    }
+
+    private let pool: DatabasePool
+
+    /// Opens (creating the file, its folder and the schema when missing) the store at `path`.
+    public init(path: String) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(30)
+        pool = try DatabasePool(path: path, configuration: configuration)
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE candles (
+                        exchange TEXT NOT NULL,
+                        symbol TEXT NOT NULL,
+                        interval INTEGER NOT NULL,
+                        start INTEGER NOT NULL,
+                        "end" INTEGER NOT NULL,
+                        open TEXT NOT NULL,
+                        high TEXT NOT NULL,
+                        low TEXT NOT NULL,
+                        close TEXT NOT NULL,
+                        volume TEXT NOT NULL,
+                        quoteVolume TEXT NOT NULL,
+                        buyVolume TEXT NOT NULL,
+                        sellVolume TEXT NOT NULL,
+                        trades INTEGER NOT NULL,
+                        vwap TEXT,
+                        revision INTEGER NOT NULL,
+                        final INTEGER NOT NULL,
+                        PRIMARY KEY (exchange, symbol, interval, start)
+                    ) WITHOUT ROWID
+                    """)
+        }
+        try migrator.migrate(pool)
+    }
+
+    /// Inserts or replaces candles by key, in one transaction. Idempotent: writing the same candle
+    /// again changes nothing; a later value of the same window replaces the earlier one.
+    public func upsert(_ candles: [Candle]) throws {
+        guard !candles.isEmpty else { return }
+        try pool.write { db in
+            let statement = try db.cachedStatement(
+                sql: """
+                    INSERT INTO candles (exchange, symbol, interval, start, "end", open, high, low, close, volume,
+                        quoteVolume, buyVolume, sellVolume, trades, vwap, revision, final)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (exchange, symbol, interval, start) DO UPDATE SET
+                        "end" = excluded."end", open = excluded.open, high = excluded.high, low = excluded.low,
+                        close = excluded.close, volume = excluded.volume, quoteVolume = excluded.quoteVolume,
+                        buyVolume = excluded.buyVolume, sellVolume = excluded.sellVolume, trades = excluded.trades,
+                        vwap = excluded.vwap, revision = excluded.revision, final = excluded.final
+                    """)
+            for c in candles {
+                try statement.execute(arguments: [
+                    c.exchange.name, c.symbol.rawValue, c.interval.seconds, c.start, c.end,
+                    c.open.description, c.high.description, c.low.description, c.close.description,
+                    c.volume.description, c.quoteVolume.description, c.buyVolume.description, c.sellVolume.description,
+                    c.trades, c.vwap?.description, c.revision, c.isFinal,
+                ])
+            }
+        }
+    }
+
+    /// Candles of one instrument and interval with `from <= start < to` (ms; nil = unbounded),
+    /// oldest first; at most `limit` (the newest ones when the range holds more).
+    public func candles(
+        exchange: Exchange, symbol: Symbol, interval: CandleInterval, from: Int64? = nil, to: Int64? = nil, limit: Int? = nil
+    ) throws -> [Candle] {
+        try pool.read { db in
+            var sql = "SELECT * FROM candles WHERE exchange = ? AND symbol = ? AND interval = ?"
+            var arguments: StatementArguments = [exchange.name, symbol.rawValue, interval.seconds]
+            if let from {
+                sql += " AND start >= ?"
+                arguments += [from]
+            }
+            if let to {
+                sql += " AND start < ?"
+                arguments += [to]
+            }
+            sql += " ORDER BY start DESC"
+            if let limit {
+                sql += " LIMIT ?"
+                arguments += [max(0, limit)]
+            }
+            let rows = try Row.fetchAll(db, sql: sql, arguments: arguments)
+            return try rows.reversed().map(Self.candle(from:))
+        }
+    }
+
+    /// Every instrument with candles, sorted by exchange then symbol.
+    public func symbols() throws -> [StoredSymbol] {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT DISTINCT exchange, symbol, interval FROM candles ORDER BY exchange, symbol, interval")
+            var out: [StoredSymbol] = []
+            for row in rows {
+                let exchange = Exchange(row["exchange"] as String)
+                let symbol = Symbol(normalizing: row["symbol"] as String)
+                guard let interval = CandleInterval(seconds: row["interval"] as Int64) else { continue }
+                if let last = out.last, last.exchange == exchange, last.symbol == symbol {
+                    out[out.count - 1].intervals.append(interval)
+                } else {
+                    out.append(StoredSymbol(exchange: exchange, symbol: symbol, intervals: [interval]))
+                }
+            }
+            return out
+        }
+    }
+
+    /// Number of candles stored.
+    public func count() throws -> Int {
+        try pool.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM candles") ?? 0 }
+    }
+
+    private static func candle(from row: Row) throws -> Candle {
+        func decimal(_ column: String) throws -> ExactDecimal { try ExactDecimal(row[column] as String) }
+        guard let interval = CandleInterval(seconds: row["interval"] as Int64) else {
+            throw DecimalError(.invalidCharacter, "bad interval in the candle store")
+        }
+        let vwapText: String? = row["vwap"]
+        return Candle(
+            exchange: Exchange(row["exchange"] as String), symbol: Symbol(normalizing: row["symbol"] as String),
+            interval: interval, start: row["start"], end: row["end"], open: try decimal("open"), high: try decimal("high"),
+            low: try decimal("low"), close: try decimal("close"), volume: try decimal("volume"),
+            quoteVolume: try decimal("quoteVolume"), buyVolume: try decimal("buyVolume"), sellVolume: try decimal("sellVolume"),
+            trades: row["trades"], vwap: try vwapText.map { try ExactDecimal($0) }, revision: row["revision"],
+            isFinal: row["final"])
+    }
+}

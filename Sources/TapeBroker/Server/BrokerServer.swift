@@ -1,0 +1,166 @@
+import KafkaProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Why the broker could not start, in words a user can act on.
+public struct BrokerStartError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The TCP side of the broker: accepts connections, splits frames, decodes requests and
+/// writes responses in request order. A bad frame or request closes that connection only.
+public final class BrokerServer: Sendable {
+    public let broker: Broker
+    let configuration: BrokerConfiguration
+    let logger: Logger
+    let group: any EventLoopGroup
+
+    public init(broker: Broker, logger: Logger = Logger(label: "tape.broker.server"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
+        self.broker = broker
+        self.configuration = broker.configuration
+        self.logger = logger
+        self.group = group
+    }
+
+    /// Binds the listening socket; returns the bound channel wrapper. Throws `BrokerStartError`.
+    public func bind() async throws -> BoundBrokerServer {
+        let maxFrame = configuration.maxFrameBytes
+        let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 256)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.maxMessagesPerRead, value: 16)
+                .bind(host: configuration.host, port: configuration.port) { child in
+                    child.eventLoop.makeCompletedFuture {
+                        try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                        return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
+                    }
+                }
+        } catch let e as IOError where e.errnoCode == EADDRINUSE {
+            throw BrokerStartError(
+                message: "\(configuration.host):\(configuration.port) is already in use; stop the process listening there or choose another address with --listen HOST:PORT.")
+        } catch let e as IOError where e.errnoCode == EADDRNOTAVAIL {
+            throw BrokerStartError(message: "\(configuration.host) is not an address of this machine; choose one with --listen HOST:PORT (e.g. 127.0.0.1:9092).")
+        } catch let e as IOError where e.errnoCode == EACCES {
+            throw BrokerStartError(message: "not allowed to listen on \(configuration.host):\(configuration.port); choose a port above 1023 with --listen HOST:PORT.")
+        } catch {
+            throw BrokerStartError(message: "could not listen on \(configuration.host):\(configuration.port): \(error); choose another address with --listen HOST:PORT.")
+        }
+        let port = channel.channel.localAddress?.port ?? configuration.port
+        await broker.setAdvertisedPort(port)
+        return BoundBrokerServer(server: self, channel: channel, port: port)
+    }
+
+    func serve(connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
+        let peer = connection.channel.remoteAddress?.description ?? "?"
+        let host = "/" + (connection.channel.remoteAddress?.ipAddress ?? "unknown")
+        var log = logger
+        log[metadataKey: "peer"] = "\(peer)"
+        do {
+            try await withTaskCancellationHandler {
+                try await serveRequests(connection, host: host, log: log)
+            } onCancel: {
+                connection.channel.close(promise: nil)
+            }
+        } catch let e as FrameSizeError {
+            log.warning("closing connection: \(e)")
+        } catch {
+            log.debug("connection ended: \(error)")
+        }
+    }
+
+    private func serveRequests(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, host: String, log: Logger) async throws {
+        try await connection.executeThenClose { inbound, outbound in
+            // Requests are handled one at a time in arrival order; replies are written in the
+            // same order by a writer task, which may still be waiting for a produce's fsync
+            // while the next request is handled.
+            let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await reply in replies {
+                        switch reply {
+                        case .none: break
+                        case .now(let frame): try await outbound.write(frame)
+                        case .later(let produce): try await outbound.write(await produce())
+                        case .closeConnection: break
+                        }
+                    }
+                }
+                defer { queue.finish() }
+                for try await var frame in inbound {
+                    let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
+                    let request: KafkaRequest
+                    do {
+                        request = try KafkaRequest.decode(frame: &frame)
+                    } catch {
+                        let what = keyAndVersion.map { "api key \($0.0) v\($0.1)" } ?? "a frame"
+                        log.warning("closing connection: could not decode \(what): \(error)")
+                        break
+                    }
+                    let reply = await broker.receive(request, clientHost: host)
+                    if case .closeConnection(let reason) = reply {
+                        log.info("closing connection: \(reason)")
+                        break
+                    }
+                    queue.yield(reply)
+                }
+                queue.finish()
+                try await group.waitForAll()
+            }
+        }
+    }
+}
+
+/// A listening broker: `run()` serves until cancelled.
+public struct BoundBrokerServer: Sendable {
+    let server: BrokerServer
+    let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
+    /// The port actually bound (useful with port 0).
+    public let port: Int
+
+    /// Accepts and serves connections, and ticks group timeouts, until the task is cancelled.
+    public func run() async throws {
+        let broker = server.broker
+        let tick = server.configuration.groupTickIntervalMs
+        let c = server.configuration
+        let advertised = "\(await broker.advertisedHost):\(await broker.advertisedPort)"
+        server.logger.info(
+            "tape broker listening",
+            metadata: [
+                "address": "\(c.host):\(port)", "advertised": "\(advertised)",
+                "autoCreateTopics": "\(c.autoCreateTopics)", "numPartitions": "\(c.numPartitions)", "maxMessageBytes": "\(c.maxMessageBytes)",
+            ])
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(tick))
+                    await broker.tick()
+                }
+            }
+            var acceptError: (any Error)? = nil
+            do {
+                try await withTaskCancellationHandler {
+                    try await channel.executeThenClose { inbound in
+                        for try await connection in inbound {
+                            group.addTask { await server.serve(connection: connection) }
+                        }
+                    }
+                } onCancel: {
+                    channel.channel.close(promise: nil)
+                }
+            } catch is CancellationError {
+            } catch {
+                acceptError = error
+            }
+            // Stop accepting, answer parked requests, then close every connection (each
+            // connection task closes its channel when cancelled).
+            await broker.shutDown()
+            group.cancelAll()
+            if let acceptError { throw acceptError }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+/// The storage engineer's `LogManager` already has the `TopicStore` shape.
+extension LogManager: TopicStore {}
+
+/// Committed offsets in the durable `OffsetStore` (same file, same fsync policy as the data).
+public final class DurableCommittedOffsetStore: CommittedOffsetStore {
+    let store: OffsetStore
+    public init(_ store: OffsetStore) { self.store = store }
+
+    public func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws {
+        try await store.commit(
+            group: group,
+            offsets: offsets.map {
+                StoredOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value.offset, metadata: $0.value.metadata ?? "", leaderEpoch: $0.value.leaderEpoch)
+            })
+    }
+
+    public func offsets(group: String) -> [TopicPartition: CommittedOffset] {
+        var out: [TopicPartition: CommittedOffset] = [:]
+        for o in store.fetch(group: group) {
+            out[TopicPartition(o.topic, o.partition)] = CommittedOffset(offset: o.offset, leaderEpoch: o.leaderEpoch, metadata: o.metadata)
+        }
+        return out
+    }
+
+    public func groups() -> [String] { store.groups() }
+
+    public func removeTopic(_ topic: String) { try? store.removeTopic(topic) }
+}

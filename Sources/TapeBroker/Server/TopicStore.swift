@@ -1,0 +1,69 @@
+import NIOConcurrencyHelpers
+
+/// Why a topic operation failed.
+public struct TopicStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable {
+        let raw: String
+        public static let alreadyExists = Code(raw: "alreadyExists")
+        public static let unknownTopic = Code(raw: "unknownTopic")
+        public static let io = Code(raw: "io")
+    }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// The broker's view of topics: which exist, their partition logs and configs, and when
+/// appended data is durable. The in-memory store serves tests and the broker until the
+/// durable LogManager (Storage/) is adapted to this protocol.
+public protocol TopicStore: Sendable {
+    func topicNames() -> [String]
+    /// The topic's partition logs, index = partition number; nil if the topic does not exist.
+    func partitionLogs(of topic: String) -> [any PartitionLog]?
+    /// Configs set explicitly on the topic (not defaults); nil if the topic does not exist.
+    func configs(of topic: String) -> [String: String]?
+    func createTopic(name: String, partitions: Int32, configs: [String: String]) throws
+    func deleteTopic(name: String) throws
+    /// Returns once what was appended to `log` so far is as durable as the fsync policy
+    /// promises (group commit: concurrent callers may share one fsync).
+    func waitDurable(_ log: any PartitionLog) async throws
+}
+
+/// Topics kept in memory with `InMemoryPartitionLog`s.
+public final class InMemoryTopicStore: TopicStore {
+    private struct Topic {
+        var logs: [InMemoryPartitionLog]
+        var configs: [String: String]
+    }
+    private let topics = NIOLockedValueBox<[String: Topic]>([:])
+    public init() {}
+
+    public func topicNames() -> [String] { topics.withLockedValue { $0.keys.sorted() } }
+
+    public func partitionLogs(of topic: String) -> [any PartitionLog]? {
+        topics.withLockedValue { $0[topic]?.logs }
+    }
+
+    public func configs(of topic: String) -> [String: String]? {
+        topics.withLockedValue { $0[topic]?.configs }
+    }
+
+    public func createTopic(name: String, partitions: Int32, configs: [String: String]) throws {
+        try topics.withLockedValue { t in
+            if t[name] != nil { throw TopicStoreError(.alreadyExists, "topic \(name) already exists") }
+            t[name] = Topic(logs: (0..<partitions).map { InMemoryPartitionLog(topic: name, partition: $0) }, configs: configs)
+        }
+    }
+
+    public func deleteTopic(name: String) throws {
+        try topics.withLockedValue { t in
+            if t.removeValue(forKey: name) == nil { throw TopicStoreError(.unknownTopic, "topic \(name) does not exist") }
+        }
+    }
+
+    public func waitDurable(_ log: any PartitionLog) async throws {}
+}

@@ -1,0 +1,565 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// One topic-partition's durable log: a directory of `LogSegment`s (`<topic>-<partition>/`).
+///
+/// Thread-safe (one lock around all state). Appends go to the last ("active") segment, which rolls
+/// by size and age; retention deletes whole old segments; `compact()` cleans closed segments of
+/// compacted topics. Opening the directory recovers it (see `init`).
+public final class Log: PartitionLog, @unchecked Sendable {
+    public let topic: String
+    public let partition: Int32
+    /// The partition directory.
+    public let directory: String
+
+    private let lock = NIOLock()
+    /// Serializes `sync()` calls; never held together with `lock` except briefly inside.
+    private let syncLock = NIOLock()
+    /// Excludes retention, compaction and close from each other (they delete or replace closed
+    /// segments). Lock order: maintenanceLock → syncLock → lock.
+    private let maintenanceLock = NIOLock()
+    private var _durableEndOffset: Int64 = 0
+    private var _config: LogConfig
+    private var segments: [LogSegment] = []
+    private var _logStartOffset: Int64 = 0
+    private var _logEndOffset: Int64 = 0
+    /// Appended (or rolled) since the last `sync()`.
+    private var dirty = false
+    /// Segments rolled since the last sync (they were sealed = synced at roll; kept for the directory).
+    private var directoryDirty = false
+    private var _syncCount = 0
+    private var closed = false
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    /// Test hook: injected write failures.
+    let faults = StorageFaults()
+
+    /// Opens (creating if needed) the log in `directory` and recovers it:
+    /// - the active (last) segment is always scanned batch by batch (length, magic, offset order,
+    ///   CRC-32C); the file is cut at the first partial or corrupt batch; indexes are rewritten if
+    ///   they differ from what the scan derives;
+    /// - closed segments are scanned the same way only when an index is missing or inconsistent;
+    /// - leftover files of an interrupted compaction (`*.cleaned`) and orphan indexes are removed.
+    public init(
+        directory: String, topic: String, partition: Int32, config: LogConfig = LogConfig(),
+        logger: Logger = Logger(label: "tape.storage"),
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) throws {
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self._config = config
+        var logger = logger
+        logger[metadataKey: "partition"] = "\(topic)-\(partition)"
+        self.logger = logger
+        self.clock = clock
+        try load()
+    }
+
+    // MARK: PartitionLog
+
+    public var logStartOffset: Int64 { lock.withLock { _logStartOffset } }
+    public var logEndOffset: Int64 { lock.withLock { _logEndOffset } }
+    public var config: LogConfig {
+        get { lock.withLock { _config } }
+        set { lock.withLock { _config = newValue } }
+    }
+    /// How many times `sync()` really flushed (tests and metrics).
+    public var syncCount: Int { lock.withLock { _syncCount } }
+    /// Number of segments (tests and metrics).
+    public var segmentCount: Int { lock.withLock { segments.count } }
+    /// Base offsets of the segments, oldest first.
+    public var segmentBaseOffsets: [Int64] { lock.withLock { segments.map(\.baseOffset) } }
+    /// Total bytes of all segment `.log` files.
+    public var sizeInBytes: Int64 { lock.withLock { segments.reduce(0) { $0 + $1.size } } }
+
+    public func append(batch: [UInt8]) throws -> LogAppendInfo {
+        var batch = batch
+        guard var header = StoredBatchHeader(batch) else {
+            throw StorageError(.corruptBatch, "batch of \(batch.count) bytes is shorter than a RecordBatch v2 header (61)")
+        }
+        guard header.magic == 2 else {
+            throw StorageError(.corruptBatch, "record batch magic \(header.magic) is not supported; only v2 (magic 2)")
+        }
+        guard header.totalSize == batch.count else {
+            throw StorageError(
+                .corruptBatch, "batchLength \(header.batchLength) does not match the \(batch.count) bytes received")
+        }
+        guard header.lastOffsetDelta >= 0 else {
+            throw StorageError(.corruptBatch, "negative lastOffsetDelta \(header.lastOffsetDelta)")
+        }
+        return try lock.withLock {
+            guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
+            guard batch.count <= _config.maxMessageBytes else {
+                throw StorageError(
+                    .messageTooLarge,
+                    "batch of \(batch.count) bytes exceeds max.message.bytes=\(_config.maxMessageBytes) of \(topic)")
+            }
+            let base = _logEndOffset
+            header.baseOffset = base
+            BigEndian.put(UInt64(bitPattern: base), into: &batch, at: RecordBatchLayout.baseOffset)
+            try maybeRoll(incoming: header, size: batch.count)
+            let active = segments[segments.count - 1]
+            try batch.withUnsafeBytes { try active.append($0, header: header) }
+            _logEndOffset = header.lastOffset + 1
+            dirty = true
+            return LogAppendInfo(
+                baseOffset: base, lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp,
+                logStartOffset: _logStartOffset)
+        }
+    }
+
+    /// Upper bound on the bytes one `read` gathers (64 MiB).
+    public static let maxReadBytes = 64 << 20
+
+    public func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult {
+        try lock.withLock {
+            guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
+            guard offset >= _logStartOffset, offset <= _logEndOffset else {
+                throw StorageError.offsetOutOfRange(
+                    "offset \(offset) is outside \(topic)-\(partition)'s range \(_logStartOffset)...\(_logEndOffset)")
+            }
+            // One read never buffers more than `maxReadBytes` (a client asking for 2 GiB gets less,
+            // as the protocol allows), except that a single larger batch is still returned whole.
+            let maxBytes = min(maxBytes, Self.maxReadBytes)
+            var out: [UInt8] = []
+            var target = offset
+            var index = segmentIndex(for: offset)
+            while index < segments.count, out.count < maxBytes || out.isEmpty, target < _logEndOffset {
+                let segment = segments[index]
+                if let (position, _) = try segment.findBatch(containing: target) {
+                    let chunk = try segment.readBatches(
+                        from: position, maxBytes: maxBytes - out.count, mustReturnOne: out.isEmpty)
+                    if chunk.isEmpty { break }
+                    out += chunk
+                    // Stop if the segment had more than fit.
+                    if position + Int64(chunk.count) < segment.size { break }
+                }
+                index += 1
+                if index < segments.count { target = segments[index].baseOffset }
+            }
+            return LogReadResult(records: out, highWatermark: _logEndOffset, logStartOffset: _logStartOffset)
+        }
+    }
+
+    public func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? {
+        try lock.withLock {
+            guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
+            for segment in segments where segment.maxTimestamp >= timestamp {
+                if let found = try segment.offset(forTimestamp: timestamp) {
+                    return found.offset < _logStartOffset ? (_logStartOffset, found.timestamp) : found
+                }
+            }
+            return nil
+        }
+    }
+
+    /// fsyncs the active segment's `.log` (and the directory after a roll). The fsync runs outside
+    /// the lock on a duplicate descriptor, so appends continue meanwhile (group commit relies on it).
+    /// Index files are not synced here: the active segment's indexes are rebuilt from its `.log` on
+    /// recovery, and closed segments were synced whole when they were sealed.
+    ///
+    /// Concurrent callers are serialized (`syncLock`), so when any call returns, everything appended
+    /// before it started is durable — even if another caller's fsync was in flight.
+    public func sync() throws {
+        try syncLock.withLock { try syncSerialized() }
+    }
+
+    private func syncSerialized() throws {
+        let claimed: (fd: Int32, path: String, directory: Bool, end: Int64)? = try lock.withLock {
+            guard !closed, dirty || directoryDirty else { return nil }
+            let active = segments[segments.count - 1]
+            let fd = dup(active.log.fd)
+            guard fd >= 0 else { throw storageError(errno: errno, operation: "dup of", path: active.log.path) }
+            let dir = directoryDirty
+            dirty = false
+            directoryDirty = false
+            return (fd, active.log.path, dir, _logEndOffset)
+        }
+        guard let claimed else { return }
+        defer { closeDescriptor(claimed.fd) }
+        do {
+            if let injected = faults.takeSyncFailure() {
+                throw storageError(errno: injected, operation: "fsync of", path: claimed.path)
+            }
+            #if canImport(Glibc)
+            let r = fdatasync(claimed.fd)
+            #else
+            let r = fsync(claimed.fd)
+            #endif
+            guard r == 0 else { throw storageError(errno: errno, operation: "fsync of", path: claimed.path) }
+            if claimed.directory { try syncDirectory(directory) }
+        } catch {
+            lock.withLock {
+                dirty = true
+                if claimed.directory { directoryDirty = true }
+            }
+            throw error
+        }
+        lock.withLock {
+            _syncCount += 1
+            _durableEndOffset = max(_durableEndOffset, claimed.end)
+        }
+    }
+
+    /// Offsets below this are known to be fsynced (or were found on disk at open).
+    public var durableEndOffset: Int64 { lock.withLock { _durableEndOffset } }
+
+    /// Whether anything appended is not yet known to be durable (also true while an fsync runs).
+    public var needsSync: Bool { lock.withLock { dirty || directoryDirty || _durableEndOffset < _logEndOffset } }
+
+    /// Syncs and closes the files. Later calls throw `.closed`.
+    /// A clean close seals the active segment's time index, syncs everything and leaves a
+    /// `.clean-shutdown` marker, so the next open can trust the active segment's indexes (after a
+    /// cheap consistency check) instead of scanning it with CRCs.
+    public func close() throws {
+        try maintenanceLock.withLock {
+            try sync()
+            try lock.withLock {
+                guard !closed else { return }
+                closed = true
+                defer { for s in segments { s.close() } }
+                try segments[segments.count - 1].seal()
+                try writeFileDurably([], to: cleanShutdownMarker)
+            }
+        }
+    }
+
+    private var cleanShutdownMarker: String { (directory as NSString).appendingPathComponent(".clean-shutdown") }
+
+    /// Whether the last open scanned the active segment (false after a clean shutdown). For tests.
+    private(set) var scannedActiveSegmentOnOpen = false
+
+    // MARK: Rolling
+
+    private func maybeRoll(incoming header: StoredBatchHeader, size: Int) throws {
+        let active = segments[segments.count - 1]
+        guard !active.isEmpty else { return }
+        var why: String?
+        if active.size + Int64(size) > Int64(_config.segmentBytes) {
+            why = "size \(active.size) + \(size) > segment.bytes \(_config.segmentBytes)"
+        } else if header.lastOffset - active.baseOffset > Int64(UInt32.max) {
+            why = "relative offsets would overflow"
+        } else {
+            let base = active.firstBatchTimestamp >= 0 ? active.firstBatchTimestamp : active.createdAtMs
+            let now = header.maxTimestamp >= 0 && active.firstBatchTimestamp >= 0 ? header.maxTimestamp : clock()
+            if now - base > _config.segmentMs { why = "age \(now - base) ms > segment.ms \(_config.segmentMs)" }
+        }
+        guard let why else { return }
+        try roll(at: header.baseOffset, reason: why)
+    }
+
+    private func roll(at baseOffset: Int64, reason: String) throws {
+        let old = segments[segments.count - 1]
+        try old.seal()
+        let segment = try LogSegment(
+            directory: directory, baseOffset: baseOffset, indexIntervalBytes: _config.indexIntervalBytes,
+            faults: faults, nowMs: clock())
+        segments.append(segment)
+        directoryDirty = true
+        logger.debug("rolled segment", metadata: ["baseOffset": "\(baseOffset)", "reason": "\(reason)"])
+    }
+
+    /// Index into `segments` of the segment holding `offset` (the last with baseOffset <= offset).
+    private func segmentIndex(for offset: Int64) -> Int {
+        var lo = 0
+        var hi = segments.count - 1
+        var best = 0
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if segments[mid].baseOffset <= offset {
+                best = mid
+                lo = mid + 1
+            } else {
+                hi = mid - 1
+            }
+        }
+        return best
+    }
+
+    // MARK: Retention
+
+    /// Deletes whole closed segments older than `retention.ms` (by their newest record timestamp, or
+    /// the file's mtime if the records carry none) and, oldest first, while the log is larger than
+    /// `retention.bytes`. Never deletes the active segment. Advances `logStartOffset`. Does nothing for
+    /// `cleanup.policy=compact`. Returns how many segments were deleted.
+    @discardableResult
+    public func enforceRetention(now: Int64) throws -> Int {
+        try maintenanceLock.withLock { try lock.withLock {
+            guard !closed, _config.deletesByRetention else { return 0 }
+            var deleted = 0
+            if _config.retentionMs >= 0 {
+                while segments.count > 1 {
+                    let s = segments[0]
+                    let newest = s.maxTimestamp >= 0 ? s.maxTimestamp : s.log.modificationTimeMs
+                    guard now - newest > _config.retentionMs else { break }
+                    deleteOldestSegment(reason: "retention.ms: newest record \(now - newest) ms old")
+                    deleted += 1
+                }
+            }
+            if _config.retentionBytes >= 0 {
+                var total = segments.reduce(Int64(0)) { $0 + $1.size }
+                while segments.count > 1, total - segments[0].size >= _config.retentionBytes {
+                    total -= segments[0].size
+                    deleteOldestSegment(reason: "retention.bytes: log is \(total + segments[0].size) bytes")
+                    deleted += 1
+                }
+            }
+            if deleted > 0 { try syncDirectory(directory) }
+            return deleted
+        } }
+    }
+
+    private func deleteOldestSegment(reason: String) {
+        let s = segments.removeFirst()
+        s.delete()
+        _logStartOffset = max(_logStartOffset, segments[0].baseOffset)
+        logger.info(
+            "deleted segment",
+            metadata: [
+                "file": "\(s.log.path)", "bytes": "\(s.size)", "reason": "\(reason)",
+                "logStartOffset": "\(_logStartOffset)",
+            ])
+    }
+
+    // MARK: Compaction
+
+    /// Compacts the closed segments (never the active one), keeping at least the latest record per
+    /// key over the whole log; the latest record of a key that is a tombstone (null value) is kept,
+    /// older values of that key are dropped. Records keep their offsets: surviving records are
+    /// re-encoded into a batch with the same baseOffset, lastOffsetDelta, timestamps and producer
+    /// fields, a new recordCount, batchLength and CRC. Batches left with no record are dropped.
+    ///
+    /// Limits: compressed batches and control batches are kept whole (records are not unpacked), and
+    /// their keys do not take part; records without a key are kept; segments are not merged.
+    /// Appends and reads go on while it runs: closed segments are immutable, so they are read and the
+    /// cleaned copy written without the log's lock; only the swap of each segment takes the lock.
+    /// Retention, compaction and `close()` exclude each other.
+    /// Returns the number of records removed.
+    @discardableResult
+    public func compact() throws -> Int {
+        try maintenanceLock.withLock {
+            let snapshot: (closed: [LogSegment], active: LogSegment, activeSize: Int64)? = lock.withLock {
+                guard !closed, segments.count > 1 else { return nil }
+                let active = segments[segments.count - 1]
+                return (Array(segments.dropLast()), active, active.size)
+            }
+            guard let snapshot else { return 0 }
+            // Pass 1: the latest offset of every key, over all segments (the active one included, up to
+            // its size at the start, since a newer value there makes older ones removable).
+            var latest: [[UInt8]: Int64] = [:]
+            func collectKeys(_ segment: LogSegment, limit: Int64) throws {
+                try forEachBatch(in: segment, limit: limit) { header, bytes in
+                    guard header.compression == 0, !header.isControl,
+                        let records = try? bytes.withUnsafeBytes({
+                            try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
+                        })
+                    else { return }
+                    for r in records {
+                        if let key = r.key { latest[key] = header.baseOffset + Int64(r.offsetDelta) }
+                    }
+                }
+            }
+            for segment in snapshot.closed { try collectKeys(segment, limit: segment.size) }
+            try collectKeys(snapshot.active, limit: snapshot.activeSize)
+            // Pass 2: rewrite each closed segment that has something to drop, then swap it in.
+            var removed = 0
+            for segment in snapshot.closed {
+                guard let dropped = try writeCleaned(segment, latest: latest) else { continue }
+                try lock.withLock { try swapInCleaned(segment) }
+                removed += dropped
+            }
+            if removed > 0 {
+                logger.info("compacted", metadata: ["recordsRemoved": "\(removed)"])
+            }
+            return removed
+        }
+    }
+
+    /// Calls `body` for each whole batch in `segment` below byte `limit`. Uses positional reads that
+    /// do not look at the file's mutable size, so it may run without the log's lock on closed segments
+    /// and on the active segment's already-written prefix.
+    private func forEachBatch(
+        in segment: LogSegment, limit: Int64, _ body: (StoredBatchHeader, [UInt8]) throws -> Void
+    ) throws {
+        var position: Int64 = 0
+        while position + Int64(RecordBatchLayout.headerSize) <= limit {
+            let head = try segment.log.readRaw(at: position, count: RecordBatchLayout.headerSize)
+            guard let h = StoredBatchHeader(head), h.batchLength > 0, position + Int64(h.totalSize) <= limit else { break }
+            try body(h, try segment.log.readRaw(at: position, count: h.totalSize))
+            position += Int64(h.totalSize)
+        }
+    }
+
+    /// Streams a cleaned copy of `segment` into `<base>.{log,index,timeindex}.cleaned` (synced).
+    /// Returns the number of records dropped, or nil (and no files) if nothing would change.
+    private func writeCleaned(_ segment: LogSegment, latest: [[UInt8]: Int64]) throws -> Int? {
+        let (interval, now) = lock.withLock { (_config.indexIntervalBytes, clock()) }
+        let cleaned = try LogSegment(
+            directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: interval,
+            faults: nil, nowMs: now, suffix: ".cleaned")
+        var dropped = 0
+        do {
+            try cleaned.log.truncate(to: 0)
+            try cleaned.offsetIndex.rewrite([])
+            try cleaned.timeIndex.rewrite([])
+            try forEachBatch(in: segment, limit: segment.size) { header, bytes in
+                guard header.compression == 0, !header.isControl,
+                    let records = try? bytes.withUnsafeBytes({
+                        try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
+                    })
+                else {
+                    try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
+                    return
+                }
+                let kept = records.filter { r in
+                    guard let key = r.key else { return true }
+                    return latest[key] == header.baseOffset + Int64(r.offsetDelta)
+                }
+                dropped += records.count - kept.count
+                if kept.count == records.count {
+                    try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
+                } else if !kept.isEmpty {
+                    let rebuilt = StoredBatchHeader.reencode(original: bytes, keeping: kept)
+                    try rebuilt.withUnsafeBytes { try cleaned.append($0, header: StoredBatchHeader(rebuilt)!) }
+                }
+            }
+            guard dropped > 0 else {
+                cleaned.delete()
+                return nil
+            }
+            try cleaned.seal()
+        } catch {
+            cleaned.delete()
+            throw error
+        }
+        cleaned.close()
+        return dropped
+    }
+
+    /// Replaces `segment` by its `.cleaned` files. Caller holds `lock` (and `maintenanceLock`).
+    /// Crash-safe order: remove the old indexes, rename the log (atomic), rename the indexes, fsync
+    /// the directory. A crash before the log rename leaves the old segment (`.cleaned` files are
+    /// removed on open); after it, missing indexes are rebuilt.
+    private func swapInCleaned(_ segment: LogSegment) throws {
+        guard let index = segments.firstIndex(where: { $0 === segment }) else {
+            for suffix in [".log", ".index", ".timeindex"] {
+                unlink((directory as NSString).appendingPathComponent(LogSegment.fileName(segment.baseOffset, suffix)) + ".cleaned")
+            }
+            return
+        }
+        let finalPaths = [segment.log.path, segment.offsetIndex.file.path, segment.timeIndex.file.path]
+        let cleanedSize = fileSizeOf(finalPaths[0] + ".cleaned")
+        if cleanedSize == 0 && index > 0 {
+            // Nothing survived: drop the segment (not the first one, which fixes logStartOffset).
+            // Reads of offsets in its range move on to the next segment.
+            for path in finalPaths { unlink(path + ".cleaned") }
+            segments.remove(at: index)
+            segment.delete()
+            try syncDirectory(directory)
+            return
+        }
+        segment.close()
+        unlink(finalPaths[1])
+        unlink(finalPaths[2])
+        for path in finalPaths {
+            guard rename(path + ".cleaned", path) == 0 else {
+                throw storageError(errno: errno, operation: "renaming cleaned segment to", path: path)
+            }
+        }
+        try syncDirectory(directory)
+        let reopened = try LogSegment(
+            directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: _config.indexIntervalBytes,
+            faults: faults, nowMs: clock())
+        if !reopened.indexesLookConsistent() || reopened.isEmpty {
+            _ = try reopened.recover(sealed: true)
+        } else {
+            try reopened.loadFromIndexes()
+        }
+        segments[index] = reopened
+    }
+
+    private func fileSizeOf(_ path: String) -> Int64 {
+        var st = stat()
+        return stat(path, &st) == 0 ? Int64(st.st_size) : -1
+    }
+
+    // MARK: Loading and recovery
+
+    private func load() throws {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let names = try fm.contentsOfDirectory(atPath: directory)
+        // Interrupted compaction or temp files: the originals are authoritative.
+        for name in names where name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") {
+            logger.warning("removing leftover file", metadata: ["file": "\(name)"])
+            unlink((directory as NSString).appendingPathComponent(name))
+        }
+        // A clean-shutdown marker is consumed now, so a crash from here on leads to a full scan.
+        let cleanShutdown = access(cleanShutdownMarker, F_OK) == 0
+        if cleanShutdown {
+            unlink(cleanShutdownMarker)
+            try syncDirectory(directory)
+        }
+        let bases = names.compactMap { LogSegment.baseOffset(fromFileName: $0) }.sorted()
+        let baseSet = Set(bases)
+        for name in names {
+            for suffix in [".index", ".timeindex"] {
+                if let b = LogSegment.baseOffset(fromFileName: name, suffix: suffix), !baseSet.contains(b) {
+                    logger.warning("removing orphan index", metadata: ["file": "\(name)"])
+                    unlink((directory as NSString).appendingPathComponent(name))
+                }
+            }
+        }
+        if bases.isEmpty {
+            segments = [
+                try LogSegment(
+                    directory: directory, baseOffset: 0, indexIntervalBytes: _config.indexIntervalBytes,
+                    faults: faults, nowMs: clock())
+            ]
+            directoryDirty = true
+            _logStartOffset = 0
+            _logEndOffset = 0
+            return
+        }
+        for (i, base) in bases.enumerated() {
+            let segment = try LogSegment(
+                directory: directory, baseOffset: base, indexIntervalBytes: _config.indexIntervalBytes,
+                faults: faults, nowMs: clock())
+            let isActive = i == bases.count - 1
+            let trustIndexes = (!isActive || cleanShutdown) && segment.indexesLookConsistent()
+            if isActive && !trustIndexes { scannedActiveSegmentOnOpen = true }
+            if !trustIndexes {
+                let r = try segment.recover(sealed: !isActive)
+                if r.truncatedBytes > 0 {
+                    logger.warning(
+                        "recovery cut a partial or corrupt tail",
+                        metadata: [
+                            "file": "\(segment.log.path)", "validBytes": "\(r.validBytes)",
+                            "truncatedBytes": "\(r.truncatedBytes)", "batches": "\(r.batches)",
+                            "reason": "\(r.reason ?? "")",
+                        ])
+                }
+                if r.indexRebuilt {
+                    logger.warning(
+                        "rebuilt segment indexes",
+                        metadata: ["file": "\(segment.log.path)", "batches": "\(r.batches)"])
+                }
+                if r.truncatedBytes > 0 || r.indexRebuilt { try segment.sync() }
+                if !isActive && r.truncatedBytes > 0 {
+                    logger.error(
+                        "a closed segment was corrupt; records after the cut up to the next segment are lost",
+                        metadata: ["file": "\(segment.log.path)", "nextSegmentBaseOffset": "\(bases[i + 1])"])
+                }
+            } else {
+                try segment.loadFromIndexes()
+            }
+            segments.append(segment)
+        }
+        _logStartOffset = segments[0].baseOffset
+        let active = segments[segments.count - 1]
+        _logEndOffset = max(active.baseOffset, active.lastOffset + 1)
+        _durableEndOffset = _logEndOffset
+    }
+}

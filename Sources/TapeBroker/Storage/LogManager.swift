@@ -1,0 +1,498 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+
+/// A topic as storage knows it.
+public struct TopicDescription: Sendable, Equatable {
+    public var name: String
+    public var partitions: Int32
+    public var config: LogConfig
+    public init(name: String, partitions: Int32, config: LogConfig) {
+        self.name = name
+        self.partitions = partitions
+        self.config = config
+    }
+}
+
+/// All of the broker's durable state in one data directory: every topic's partition logs, topic
+/// configs, and committed consumer-group offsets (`offsetStore`). See docs/broker-storage.md.
+///
+/// Layout: `<data>/<topic>-<partition>/` (segments), `<data>/topic-configs/<topic>.json`,
+/// `<data>/group-offsets.log`, `<data>/.lock`.
+public final class LogManager: @unchecked Sendable {
+    /// How the manager stores and syncs.
+    public struct Configuration: Sendable {
+        /// The data directory. Default `./tape-data`.
+        public var dataDirectory: String = "./tape-data"
+        /// When appends are fsynced. Default `.always` (group commit).
+        public var fsyncPolicy: FsyncPolicy = .always
+        /// Config of topics created without one (and of adopted partition directories). Default Kafka's defaults.
+        public var defaultTopicConfig: LogConfig = LogConfig()
+        /// How often a background thread runs `runMaintenance()` (retention and compaction);
+        /// 0 = never (call it yourself). Default 300 000 ms, Kafka's `log.retention.check.interval.ms`.
+        public var maintenanceIntervalMs: Int64 = 300_000
+        public init(
+            dataDirectory: String = "./tape-data", fsyncPolicy: FsyncPolicy = .always,
+            defaultTopicConfig: LogConfig = LogConfig(), maintenanceIntervalMs: Int64 = 300_000
+        ) {
+            self.dataDirectory = dataDirectory
+            self.fsyncPolicy = fsyncPolicy
+            self.defaultTopicConfig = defaultTopicConfig
+            self.maintenanceIntervalMs = maintenanceIntervalMs
+        }
+    }
+
+    private struct TopicState {
+        var config: LogConfig
+        var logs: [Log]
+        /// Configs set explicitly when the topic was created/altered (for DescribeConfigs).
+        var explicitConfigs: [String: String]
+    }
+
+    /// Stored as `topic-configs/<topic>.json`.
+    private struct TopicFile: Codable {
+        var version: Int
+        var name: String
+        var partitions: Int32
+        /// The effective storage configs.
+        var configs: [String: String]
+        /// What the creator set explicitly (may include keys storage does not use).
+        var explicitConfigs: [String: String]?
+    }
+
+    /// Configs of `config` that differ from Kafka's defaults.
+    private static func nonDefault(_ config: LogConfig) -> [String: String] {
+        let defaults = LogConfig().kafkaConfigs
+        return config.kafkaConfigs.filter { defaults[$0.key] != $0.value }
+    }
+
+    public let configuration: Configuration
+    /// Committed consumer-group offsets, synced with the same policy as the data.
+    public let offsetStore: OffsetStore
+    private let lock = NIOLock()
+    private var topicsByName: [String: TopicState] = [:]
+    private var isShutDown = false
+    private let flusher: Flusher
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private var lockFD: Int32
+    private let maintenance = MaintenanceTimer()
+
+    private var configDirectory: String { path("topic-configs") }
+    private func path(_ component: String) -> String {
+        (configuration.dataDirectory as NSString).appendingPathComponent(component)
+    }
+
+    /// Opens the data directory (creating it), takes its lock, and loads and recovers every topic.
+    public init(
+        configuration: Configuration, logger: Logger = Logger(label: "tape.storage"),
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    ) throws {
+        self.configuration = configuration
+        self.logger = logger
+        self.clock = clock
+        let fm = FileManager.default
+        let data = configuration.dataDirectory
+        do {
+            try fm.createDirectory(atPath: data, withIntermediateDirectories: true)
+            try fm.createDirectory(
+                atPath: (data as NSString).appendingPathComponent("topic-configs"), withIntermediateDirectories: true)
+        } catch {
+            throw StorageError(.io, "cannot create data directory \(data): \(error.localizedDescription)")
+        }
+        let lockPath = (data as NSString).appendingPathComponent(".lock")
+        let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw storageError(errno: errno, operation: "opening", path: lockPath) }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            closeDescriptor(fd)
+            throw StorageError(
+                .io,
+                "data directory \(data) is in use by another tape broker (lock \(lockPath) is held); "
+                    + "stop it or use another --data-dir")
+        }
+        lockFD = fd
+        flusher = Flusher(policy: configuration.fsyncPolicy, name: "tape-log-flusher", logger: logger)
+        do {
+            offsetStore = try OffsetStore(
+                path: (data as NSString).appendingPathComponent("group-offsets.log"),
+                fsyncPolicy: configuration.fsyncPolicy, logger: logger, clock: clock)
+            try load()
+        } catch {
+            flusher.stopSoon()
+            closeDescriptor(fd)
+            throw error
+        }
+        if configuration.maintenanceIntervalMs > 0 {
+            let thread = Thread { [weak self, maintenance, interval = configuration.maintenanceIntervalMs] in
+                while maintenance.waitForTick(milliseconds: interval) {
+                    guard let self else { return }
+                    self.runMaintenance()
+                }
+            }
+            thread.name = "tape-log-maintenance"
+            thread.start()
+        }
+    }
+
+    deinit {
+        maintenance.stop()
+        if lockFD >= 0 { closeDescriptor(lockFD) }
+    }
+
+    // MARK: Topics
+
+    /// Checks a topic name as Kafka does: 1–249 characters of `[a-zA-Z0-9._-]`, not "." or "..".
+    public static func validateTopicName(_ name: String) throws {
+        guard !name.isEmpty else { throw StorageError(.invalidRequest, "topic name is empty") }
+        guard name.utf8.count <= 249 else {
+            throw StorageError(.invalidRequest, "topic name is \(name.utf8.count) characters; the limit is 249")
+        }
+        guard name != ".", name != ".." else {
+            throw StorageError(.invalidRequest, "topic name cannot be \"\(name)\"")
+        }
+        let ok = name.utf8.allSatisfy { c in
+            (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x2E
+                || c == 0x5F || c == 0x2D
+        }
+        guard ok else {
+            throw StorageError(
+                .invalidRequest,
+                "topic name \"\(name)\" is illegal: it may contain only ASCII letters, digits, '.', '_' and '-'")
+        }
+    }
+
+    /// Creates a topic with `partitions` empty partition logs. The config is written durably first
+    /// (temp file, fsync, rename, fsync directory), so a topic exists after a crash iff its config file does.
+    @discardableResult
+    public func createTopic(name: String, partitions: Int32, config: LogConfig? = nil) throws -> TopicDescription {
+        let config = config ?? configuration.defaultTopicConfig
+        return try createTopic(name: name, partitions: partitions, config: config, explicit: Self.nonDefault(config))
+    }
+
+    private func createTopic(
+        name: String, partitions: Int32, config: LogConfig, explicit: [String: String]
+    ) throws -> TopicDescription {
+        try Self.validateTopicName(name)
+        guard partitions >= 1, partitions <= 100_000 else {
+            throw StorageError(.invalidRequest, "partition count \(partitions) must be between 1 and 100000")
+        }
+        return try lock.withLock {
+            guard !isShutDown else { throw StorageError(.closed, "storage is shut down") }
+            guard topicsByName[name] == nil else {
+                throw StorageError(.topicAlreadyExists, "topic \(name) already exists")
+            }
+            try writeTopicFile(name: name, partitions: partitions, config: config, explicit: explicit)
+            var logs: [Log] = []
+            for p in 0..<partitions {
+                logs.append(try openLog(topic: name, partition: p, config: config))
+            }
+            try syncDirectory(configuration.dataDirectory)
+            topicsByName[name] = TopicState(config: config, logs: logs, explicitConfigs: explicit)
+            logger.info("created topic", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
+            return TopicDescription(name: name, partitions: partitions, config: config)
+        }
+    }
+
+    /// The topic if it exists, else creates it (for auto-creation on produce/metadata; races
+    /// between two creators are fine).
+    @discardableResult
+    public func ensureTopic(name: String, partitions: Int32, config: LogConfig? = nil) throws -> TopicDescription {
+        if let existing = topic(named: name) { return existing }
+        do {
+            return try createTopic(name: name, partitions: partitions, config: config)
+        } catch let error as StorageError where error.code == .topicAlreadyExists {
+            if let existing = topic(named: name) { return existing }
+            throw error
+        }
+    }
+
+    /// Deletes a topic and all its data: partition directories are renamed to `*.deleted` (durably),
+    /// the config file removed, then the directories removed. An interrupted delete finishes on the next start.
+    public func deleteTopic(name: String) throws {
+        // Under the manager lock, so a concurrent create of the same name waits for the files to go.
+        try lock.withLock { try deleteTopicLocked(name: name) }
+    }
+
+    private func deleteTopicLocked(name: String) throws {
+        guard let state = topicsByName.removeValue(forKey: name) else {
+            throw StorageError(.unknownTopic, "topic \(name) does not exist")
+        }
+        for log in state.logs { try? log.close() }
+        var renamed: [String] = []
+        for log in state.logs {
+            let target = log.directory + ".deleted"
+            try? FileManager.default.removeItem(atPath: target)
+            if rename(log.directory, target) == 0 {
+                renamed.append(target)
+            } else if errno != ENOENT {
+                // Keep the config file, so the topic is not half-deleted on disk; it is back after a restart.
+                throw storageError(
+                    errno: errno, operation: "renaming \(log.directory) for deletion to", path: target,
+                    detail: "Topic \(name) is closed but still on disk; it reappears after a restart.")
+            }
+        }
+        try syncDirectory(configuration.dataDirectory)
+        unlink((configDirectory as NSString).appendingPathComponent(name + ".json"))
+        try syncDirectory(configDirectory)
+        for dir in renamed { try? FileManager.default.removeItem(atPath: dir) }
+        do { try offsetStore.removeTopic(name) } catch {
+            logger.error("could not remove the deleted topic's committed offsets", metadata: ["topic": "\(name)", "error": "\(error)"])
+        }
+        logger.info("deleted topic", metadata: ["topic": "\(name)"])
+    }
+
+    /// Changes a topic's config (durably), applying it to its logs.
+    public func alterTopicConfig(name: String, config: LogConfig) throws {
+        try lock.withLock {
+            guard var state = topicsByName[name] else { throw StorageError(.unknownTopic, "topic \(name) does not exist") }
+            var explicit = state.explicitConfigs
+            for (k, v) in Self.nonDefault(config) { explicit[k] = v }
+            for (k, v) in config.kafkaConfigs where explicit[k] != nil { explicit[k] = v }
+            try writeTopicFile(name: name, partitions: Int32(state.logs.count), config: config, explicit: explicit)
+            state.config = config
+            state.explicitConfigs = explicit
+            for log in state.logs { log.config = config }
+            topicsByName[name] = state
+        }
+    }
+
+    /// All topics, sorted by name.
+    public var topics: [TopicDescription] {
+        lock.withLock {
+            topicsByName.map { TopicDescription(name: $0.key, partitions: Int32($0.value.logs.count), config: $0.value.config) }
+                .sorted { $0.name < $1.name }
+        }
+    }
+
+    public func topic(named name: String) -> TopicDescription? {
+        lock.withLock {
+            topicsByName[name].map { TopicDescription(name: name, partitions: Int32($0.logs.count), config: $0.config) }
+        }
+    }
+
+    /// The log of one partition, or nil if the topic or partition does not exist.
+    public func log(topic: String, partition: Int32) -> (any PartitionLog)? {
+        partitionLog(topic: topic, partition: partition)
+    }
+
+    /// The concrete `Log` of one partition.
+    public func partitionLog(topic: String, partition: Int32) -> Log? {
+        lock.withLock {
+            guard let state = topicsByName[topic], partition >= 0, Int(partition) < state.logs.count else { return nil }
+            return state.logs[Int(partition)]
+        }
+    }
+
+    // MARK: The shape of Server/'s `TopicStore` protocol (broker branch)
+    // An adapter there only has to forward these and map StorageError codes
+    // (.topicAlreadyExists, .unknownTopic, .invalidRequest, .invalidConfig) to its own errors.
+
+    /// Topic names, sorted.
+    public func topicNames() -> [String] {
+        lock.withLock { topicsByName.keys.sorted() }
+    }
+
+    /// The topic's partition logs, index = partition number; nil if the topic does not exist.
+    public func partitionLogs(of topic: String) -> [any PartitionLog]? {
+        lock.withLock { topicsByName[topic]?.logs }
+    }
+
+    /// Configs set explicitly on the topic (not defaults); nil if the topic does not exist.
+    public func configs(of topic: String) -> [String: String]? {
+        lock.withLock { topicsByName[topic]?.explicitConfigs }
+    }
+
+    /// Creates a topic from Kafka config strings (as CreateTopics carries them). Storage configs are
+    /// validated (`.invalidConfig`); other keys are remembered for DescribeConfigs but not used.
+    public func createTopic(name: String, partitions: Int32, configs: [String: String]) throws {
+        let config = try LogConfig(kafkaConfigs: configs, base: configuration.defaultTopicConfig)
+        var explicit = Self.nonDefault(config)
+        for (k, v) in configs { explicit[k] = v }
+        _ = try createTopic(name: name, partitions: partitions, config: config, explicit: explicit)
+    }
+
+    /// Returns once what was appended to `log` so far is as durable as the fsync policy promises
+    /// (`.always`: fsynced, group commit; `.interval`: scheduled; `.never`: nothing).
+    public func waitDurable(_ log: any PartitionLog) async throws {
+        switch configuration.fsyncPolicy {
+        case .always:
+            if let log = log as? Log {
+                try await flusher.waitUntilDurable(log)
+            } else {
+                try log.sync()
+            }
+        case .interval:
+            if let log = log as? Log { flusher.markDirty(log) }
+        case .never:
+            break
+        }
+    }
+
+    // MARK: Durable appends
+
+    /// Appends a batch and returns once it is as durable as the fsync policy promises:
+    /// `.always` — fsynced (group commit: concurrent callers share fsyncs); `.interval` — written,
+    /// fsynced by the background flusher within the interval; `.never` — written to the OS.
+    public func appendDurably(topic: String, partition: Int32, batch: [UInt8]) async throws -> LogAppendInfo {
+        guard let log = partitionLog(topic: topic, partition: partition) else {
+            throw StorageError(.unknownTopic, "topic-partition \(topic)-\(partition) does not exist")
+        }
+        let info = try log.append(batch: batch)
+        try await waitDurable(log)
+        return info
+    }
+
+    /// fsync calls made by the flusher (one per distinct log per group-commit round or tick).
+    public var fsyncCount: Int { flusher.syncCalls }
+
+    /// Group-commit rounds the flusher ran.
+    public var flushRounds: Int { flusher.rounds }
+
+    // MARK: Maintenance
+
+    /// Applies retention to delete-policy topics and compaction to compact-policy topics.
+    /// Call it periodically (Kafka checks every 5 minutes). Errors are logged, not thrown.
+    @discardableResult
+    public func runMaintenance(now: Int64? = nil) -> (segmentsDeleted: Int, recordsCompacted: Int) {
+        let now = now ?? clock()
+        let logs = lock.withLock { topicsByName.values.flatMap(\.logs) }
+        var deleted = 0
+        var compacted = 0
+        for log in logs {
+            do {
+                deleted += try log.enforceRetention(now: now)
+                if log.config.compacts { compacted += try log.compact() }
+            } catch {
+                logger.error(
+                    "log maintenance failed",
+                    metadata: ["partition": "\(log.topic)-\(log.partition)", "error": "\(error)"])
+            }
+        }
+        return (deleted, compacted)
+    }
+
+    /// Flushes and closes every log and the offset store. Later appends throw `.closed`.
+    public func shutdown() async {
+        maintenance.stop()
+        let logs: [Log] = lock.withLock {
+            isShutDown = true
+            return topicsByName.values.flatMap(\.logs)
+        }
+        await flusher.shutdown()
+        for log in logs {
+            do { try log.close() } catch {
+                logger.error("closing log failed", metadata: ["partition": "\(log.topic)-\(log.partition)", "error": "\(error)"])
+            }
+        }
+        await offsetStore.shutdown()
+        lock.withLock {
+            if lockFD >= 0 {
+                closeDescriptor(lockFD)
+                lockFD = -1
+            }
+        }
+    }
+
+    // MARK: Loading
+
+    private func openLog(topic: String, partition: Int32, config: LogConfig) throws -> Log {
+        try Log(
+            directory: path("\(topic)-\(partition)"), topic: topic, partition: partition, config: config,
+            logger: logger, clock: clock)
+    }
+
+    private func writeTopicFile(name: String, partitions: Int32, config: LogConfig, explicit: [String: String]) throws {
+        let file = TopicFile(
+            version: 1, name: name, partitions: partitions, configs: config.kafkaConfigs, explicitConfigs: explicit)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let bytes = try Array(encoder.encode(file))
+        try writeFileDurably(bytes, to: (configDirectory as NSString).appendingPathComponent(name + ".json"))
+    }
+
+    /// `<topic>-<partition>` → (topic, partition).
+    static func parsePartitionDirectory(_ name: String) -> (String, Int32)? {
+        guard let dash = name.lastIndex(of: "-") else { return nil }
+        let topic = String(name[..<dash])
+        let digits = name[name.index(after: dash)...]
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let p = Int32(digits),
+            (try? validateTopicName(topic)) != nil
+        else { return nil }
+        return (topic, p)
+    }
+
+    private func load() throws {
+        let fm = FileManager.default
+        let data = configuration.dataDirectory
+        let entries = try fm.contentsOfDirectory(atPath: data)
+        var partitionDirs: [String: Set<Int32>] = [:]
+        for name in entries {
+            if let (topic, p) = Self.parsePartitionDirectory(name) { partitionDirs[topic, default: []].insert(p) }
+        }
+        // Finish interrupted deletes.
+        for name in entries where name.hasSuffix(".deleted") {
+            if let (topic, _) = Self.parsePartitionDirectory(String(name.dropLast(".deleted".count))),
+                partitionDirs[topic] == nil
+            {
+                unlink((configDirectory as NSString).appendingPathComponent(topic + ".json"))
+            }
+            try? fm.removeItem(atPath: path(name))
+            logger.warning("finished an interrupted topic delete", metadata: ["directory": "\(name)"])
+        }
+        var loaded: [String: TopicState] = [:]
+        let decoder = JSONDecoder()
+        for file in try fm.contentsOfDirectory(atPath: configDirectory) {
+            let full = (configDirectory as NSString).appendingPathComponent(file)
+            if file.hasSuffix(".tmp") {
+                unlink(full)
+                continue
+            }
+            guard file.hasSuffix(".json") else { continue }
+            let topic = String(file.dropLast(5))
+            guard let contents = fm.contents(atPath: full), let tf = try? decoder.decode(TopicFile.self, from: contents)
+            else {
+                throw StorageError(
+                    .io, "topic config \(full) is unreadable; fix or remove it (the topic's data is in \(data)/\(topic)-*)")
+            }
+            let config = try LogConfig(kafkaConfigs: tf.configs)
+            var logs: [Log] = []
+            for p in 0..<tf.partitions { logs.append(try openLog(topic: topic, partition: p, config: config)) }
+            loaded[topic] = TopicState(
+                config: config, logs: logs, explicitConfigs: tf.explicitConfigs ?? Self.nonDefault(config))
+        }
+        // Partition directories without a config file (copied in, or created by an older version): adopt.
+        for (topic, parts) in partitionDirs where loaded[topic] == nil {
+            let count = (parts.max() ?? 0) + 1
+            let config = configuration.defaultTopicConfig
+            logger.warning(
+                "adopting partition directories without a topic config", metadata: ["topic": "\(topic)", "partitions": "\(count)"])
+            try writeTopicFile(name: topic, partitions: count, config: config, explicit: Self.nonDefault(config))
+            var logs: [Log] = []
+            for p in 0..<count { logs.append(try openLog(topic: topic, partition: p, config: config)) }
+            loaded[topic] = TopicState(config: config, logs: logs, explicitConfigs: Self.nonDefault(config))
+        }
+        topicsByName = loaded
+    }
+}
+
+/// Ticks for the maintenance thread; `stop()` wakes and ends it.
+final class MaintenanceTimer: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var stopped = false
+
+    /// Sleeps `milliseconds`; false once stopped.
+    func waitForTick(milliseconds: Int64) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let deadline = Date(timeIntervalSinceNow: Double(milliseconds) / 1000)
+        while !stopped && condition.wait(until: deadline) {}
+        return !stopped
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}

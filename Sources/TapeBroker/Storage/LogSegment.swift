@@ -1,0 +1,368 @@
+import Foundation
+import Logging
+
+/// One segment of a partition log: `<baseOffset>.log` holding whole RecordBatch v2 byte sequences
+/// back to back, plus its sparse `.index` (offset → position) and `.timeindex` (timestamp → offset).
+/// Named by the 20-digit zero-padded base offset, as Kafka names them. Not thread-safe: `Log` locks.
+final class LogSegment {
+    let directory: String
+    let baseOffset: Int64
+    let log: DataFile
+    let offsetIndex: OffsetIndex
+    let timeIndex: TimeIndex
+    let indexIntervalBytes: Int
+
+    private var bytesSinceLastIndexEntry = 0
+    /// Largest batch max-timestamp in the segment (-1 if none) and the last offset of that batch.
+    private(set) var maxTimestamp: Int64 = -1
+    private(set) var offsetOfMaxTimestamp: Int64 = -1
+    /// Max timestamp of the first batch, the base for time-based rolling (-1 if empty / unknown).
+    private(set) var firstBatchTimestamp: Int64 = -1
+    /// Last offset of the last batch (baseOffset - 1 if empty). Exact for segments that were scanned
+    /// or appended to; for closed segments opened from a consistent index it is not tracked.
+    private(set) var lastOffset: Int64
+    /// Wall-clock creation time (ms) when known, else the file's mtime.
+    let createdAtMs: Int64
+
+    var size: Int64 { log.size }
+    var isEmpty: Bool { log.size == 0 }
+
+    static func fileName(_ baseOffset: Int64, _ suffix: String) -> String {
+        let digits = String(baseOffset)
+        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + suffix
+    }
+
+    /// Parses a segment file name `00000000000000000042.log` into its base offset.
+    static func baseOffset(fromFileName name: String, suffix: String = ".log") -> Int64? {
+        guard name.hasSuffix(suffix) else { return nil }
+        let stem = name.dropLast(suffix.count)
+        guard stem.count == 20, stem.allSatisfy({ $0.isASCII && $0.isNumber }) else { return nil }
+        return Int64(stem)
+    }
+
+    init(directory: String, baseOffset: Int64, indexIntervalBytes: Int, faults: StorageFaults?, nowMs: Int64, suffix: String = "") throws {
+        self.directory = directory
+        self.baseOffset = baseOffset
+        self.indexIntervalBytes = indexIntervalBytes
+        let base = (directory as NSString).appendingPathComponent(Self.fileName(baseOffset, ""))
+        let existed = FileManager.default.fileExists(atPath: base + ".log" + suffix)
+        log = try DataFile(path: base + ".log" + suffix, faults: faults)
+        offsetIndex = try OffsetIndex(path: base + ".index" + suffix, faults: faults)
+        timeIndex = try TimeIndex(path: base + ".timeindex" + suffix, faults: faults)
+        lastOffset = baseOffset - 1
+        createdAtMs = existed ? log.modificationTimeMs : nowMs
+    }
+
+    func close() {
+        log.close()
+        offsetIndex.file.close()
+        timeIndex.file.close()
+    }
+
+    /// Deletes the segment's files (the `.log` first, so a crash leaves at worst orphan indexes).
+    func delete() {
+        close()
+        for path in [log.path, offsetIndex.file.path, timeIndex.file.path] {
+            unlink(path)
+        }
+    }
+
+    // MARK: Appending
+
+    /// Appends one batch whose baseOffset is already assigned. On failure nothing is left behind.
+    func append(_ batch: UnsafeRawBufferPointer, header: StoredBatchHeader) throws {
+        let position = log.size
+        let indexCount = offsetIndex.entries.count
+        let timeCount = timeIndex.entries.count
+        let saved = counters
+        try log.append(batch)
+        do {
+            try noteAppended(header: header, position: position)
+        } catch {
+            // Undo: indexes back to their previous entries, log back to its previous size.
+            offsetIndex.discard(toCount: indexCount)
+            timeIndex.discard(toCount: timeCount)
+            log.rollBack(to: position)
+            restore(saved)
+            throw error
+        }
+    }
+
+    /// Updates indexes and counters for a batch now stored at `position` (append and recovery).
+    private func noteAppended(header: StoredBatchHeader, position: Int64) throws {
+        if firstBatchTimestamp < 0 && position == 0 { firstBatchTimestamp = header.maxTimestamp }
+        if header.maxTimestamp > maxTimestamp {
+            maxTimestamp = header.maxTimestamp
+            offsetOfMaxTimestamp = header.lastOffset
+        }
+        if bytesSinceLastIndexEntry > indexIntervalBytes {
+            try offsetIndex.append(.init(relativeOffset: relative(header.lastOffset), position: UInt32(position)))
+            if maxTimestamp >= 0 {
+                try timeIndex.maybeAppend(.init(timestamp: maxTimestamp, relativeOffset: relative(offsetOfMaxTimestamp)))
+            }
+            bytesSinceLastIndexEntry = 0
+        }
+        bytesSinceLastIndexEntry += header.totalSize
+        lastOffset = header.lastOffset
+    }
+
+    private typealias Counters = (Int, Int64, Int64, Int64, Int64)
+    private var counters: Counters {
+        (bytesSinceLastIndexEntry, maxTimestamp, offsetOfMaxTimestamp, firstBatchTimestamp, lastOffset)
+    }
+    private func restore(_ c: Counters) {
+        (bytesSinceLastIndexEntry, maxTimestamp, offsetOfMaxTimestamp, firstBatchTimestamp, lastOffset) = c
+    }
+
+    func relative(_ offset: Int64) -> UInt32 { UInt32(truncatingIfNeeded: offset - baseOffset) }
+
+    /// Called when the segment stops being the active one: records its max timestamp in the time
+    /// index (so it is known after a restart) and flushes everything.
+    func seal() throws {
+        if maxTimestamp >= 0 {
+            try timeIndex.maybeAppend(.init(timestamp: maxTimestamp, relativeOffset: relative(offsetOfMaxTimestamp)))
+        }
+        try sync()
+    }
+
+    func sync() throws {
+        try log.sync()
+        try offsetIndex.file.sync()
+        try timeIndex.file.sync()
+    }
+
+    // MARK: Reading
+
+    /// Header of the batch at `position`, or nil past the end / short.
+    func header(at position: Int64) throws -> StoredBatchHeader? {
+        guard position + Int64(RecordBatchLayout.headerSize) <= log.size else { return nil }
+        return StoredBatchHeader(try log.read(at: position, count: RecordBatchLayout.headerSize))
+    }
+
+    /// Position and header of the first batch whose last offset is >= `offset`, or nil if none here.
+    func findBatch(containing offset: Int64) throws -> (position: Int64, header: StoredBatchHeader)? {
+        var position: Int64 = 0
+        if offset > baseOffset, offset - baseOffset <= Int64(UInt32.max),
+            let e = offsetIndex.floor(relative(offset))
+        {
+            position = Int64(e.position)
+        }
+        while let h = try header(at: position) {
+            if h.lastOffset >= offset { return (position, h) }
+            position += Int64(h.totalSize)
+        }
+        return nil
+    }
+
+    /// Whole batches from `position`, at most `maxBytes` unless the first batch alone is larger.
+    func readBatches(from position: Int64, maxBytes: Int, mustReturnOne: Bool) throws -> [UInt8] {
+        let available = log.size - position
+        guard available > 0 else { return [] }
+        let want = Int(min(Int64(max(maxBytes, RecordBatchLayout.logOverhead)), available))
+        var buf = try log.read(at: position, count: want)
+        var end = 0
+        while end + RecordBatchLayout.logOverhead <= buf.count {
+            let length = Int(Int32(bitPattern: BigEndian.u32(buf, end + RecordBatchLayout.batchLength)))
+            let total = length + RecordBatchLayout.logOverhead
+            if end + total > buf.count || end + total > maxBytes { break }
+            end += total
+        }
+        if end == 0 {
+            guard mustReturnOne, let h = try header(at: position) else { return [] }
+            return try log.read(at: position, count: h.totalSize)
+        }
+        buf.removeLast(buf.count - end)
+        return buf
+    }
+
+    /// The first offset whose record timestamp is >= `timestamp` in this segment, if any.
+    func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)? {
+        guard maxTimestamp >= timestamp else { return nil }
+        var position: Int64 = 0
+        if let t = timeIndex.lastBefore(timestamp), let e = offsetIndex.floor(t.relativeOffset) {
+            position = Int64(e.position)
+        }
+        while let h = try header(at: position) {
+            if h.maxTimestamp >= timestamp {
+                let isLogAppendTime = h.attributes & 0x08 != 0
+                if h.compression == 0 && !isLogAppendTime {
+                    let bytes = try log.read(at: position, count: h.totalSize)
+                    if let records = try? bytes.withUnsafeBytes({
+                        try DecodedRecord.decodeAll(batch: $0, count: Int(h.recordCount))
+                    }) {
+                        for r in records where h.baseTimestamp + r.timestampDelta >= timestamp {
+                            return (h.baseOffset + Int64(r.offsetDelta), h.baseTimestamp + r.timestampDelta)
+                        }
+                    }
+                }
+                // Compressed (or undecodable) batch: records are not unpacked, so answer with the
+                // batch's first offset — at or before the exact answer, never after it.
+                return (h.baseOffset, h.maxTimestamp)
+            }
+            position += Int64(h.totalSize)
+        }
+        return nil
+    }
+
+    // MARK: Recovery
+
+    /// What a recovery scan found.
+    struct RecoveryResult {
+        var validBytes: Int64
+        var truncatedBytes: Int64
+        var batches: Int
+        var reason: String?
+        var indexRebuilt: Bool
+    }
+
+    /// Scans the whole `.log` batch by batch (lengths, magic, offsets, CRC-32C), cuts it at the first
+    /// partial or corrupt batch, and rewrites the indexes if they differ from what the scan derives.
+    /// `sealed`: the segment is closed, so its time index should end with its max timestamp.
+    func recover(sealed: Bool) throws -> RecoveryResult {
+        var position: Int64 = 0
+        var batches = 0
+        var reason: String?
+        var offsetEntries: [OffsetIndex.Entry] = []
+        var timeEntries: [TimeIndex.Entry] = []
+        var sinceIndex = 0
+        var maxTs: Int64 = -1
+        var offsetOfMaxTs: Int64 = -1
+        var firstTs: Int64 = -1
+        var prevLast = baseOffset - 1
+        let fileSize = log.size
+        while position < fileSize {
+            guard position + Int64(RecordBatchLayout.headerSize) <= fileSize else {
+                reason = "partial batch header (\(fileSize - position) bytes)"
+                break
+            }
+            let head = try log.read(at: position, count: RecordBatchLayout.headerSize)
+            guard let h = StoredBatchHeader(head) else {
+                reason = "unreadable header"
+                break
+            }
+            guard h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead) else {
+                reason = "invalid batch length \(h.batchLength)"
+                break
+            }
+            guard position + Int64(h.totalSize) <= fileSize else {
+                reason = "partial batch (\(fileSize - position) of \(h.totalSize) bytes present)"
+                break
+            }
+            guard h.magic == 2 else {
+                reason = "magic \(h.magic) (expected 2)"
+                break
+            }
+            guard h.baseOffset > prevLast, h.lastOffsetDelta >= 0, h.lastOffset - baseOffset <= Int64(UInt32.max)
+            else {
+                reason = "offset \(h.baseOffset) out of sequence (previous last offset \(prevLast))"
+                break
+            }
+            let batch = try log.read(at: position, count: h.totalSize)
+            let crc = batch.withUnsafeBytes {
+                StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...]))
+            }
+            guard crc == h.crc else {
+                reason = "CRC mismatch at offset \(h.baseOffset) (stored \(h.crc), computed \(crc))"
+                break
+            }
+            if position == 0 { firstTs = h.maxTimestamp }
+            if h.maxTimestamp > maxTs {
+                maxTs = h.maxTimestamp
+                offsetOfMaxTs = h.lastOffset
+            }
+            if sinceIndex > indexIntervalBytes {
+                offsetEntries.append(.init(relativeOffset: relative(h.lastOffset), position: UInt32(position)))
+                if maxTs >= 0, maxTs > (timeEntries.last?.timestamp ?? Int64.min) {
+                    timeEntries.append(.init(timestamp: maxTs, relativeOffset: relative(offsetOfMaxTs)))
+                }
+                sinceIndex = 0
+            }
+            sinceIndex += h.totalSize
+            prevLast = h.lastOffset
+            batches += 1
+            position += Int64(h.totalSize)
+        }
+        let truncated = fileSize - position
+        if truncated > 0 { try log.truncate(to: position) }
+        // A sealed segment also carries a final time-index entry with its max timestamp; accept
+        // the existing file if it equals the derived entries, optionally plus that final entry.
+        var rebuilt = false
+        if offsetIndex.entries != offsetEntries || !offsetIndex.wellFormed {
+            try offsetIndex.rewrite(offsetEntries)
+            rebuilt = true
+        }
+        var sealedTime = timeEntries
+        if maxTs >= 0, maxTs > (sealedTime.last?.timestamp ?? Int64.min) {
+            sealedTime.append(.init(timestamp: maxTs, relativeOffset: relative(offsetOfMaxTs)))
+        }
+        let timeMatches = sealed ? timeIndex.entries == sealedTime
+            : (timeIndex.entries == timeEntries || timeIndex.entries == sealedTime)
+        if !timeIndex.wellFormed || !timeMatches {
+            try timeIndex.rewrite(sealed ? sealedTime : timeEntries)
+            rebuilt = true
+        }
+        bytesSinceLastIndexEntry = sinceIndex
+        maxTimestamp = maxTs
+        offsetOfMaxTimestamp = offsetOfMaxTs
+        firstBatchTimestamp = firstTs
+        lastOffset = prevLast
+        return RecoveryResult(
+            validBytes: position, truncatedBytes: truncated, batches: batches, reason: reason, indexRebuilt: rebuilt)
+    }
+
+    /// Consistency check of a closed segment's indexes against its `.log` without a full scan:
+    /// both files existed and are well-formed; the last offset-index entry points at a batch whose last
+    /// offset matches; walking the batch headers after it reaches exactly the end of the file with no
+    /// place where the append rule would have added another entry; the last time-index entry names a
+    /// batch whose max timestamp and last offset match it.
+    func indexesLookConsistent() -> Bool {
+        guard offsetIndex.wellFormed, timeIndex.wellFormed,
+            offsetIndex.file.existedBeforeOpen, timeIndex.file.existedBeforeOpen
+        else { return false }
+        if log.size == 0 { return offsetIndex.entries.isEmpty && timeIndex.entries.isEmpty }
+        var entryPosition: Int64 = 0
+        if let last = offsetIndex.entries.last {
+            entryPosition = Int64(last.position)
+            guard let h = try? header(at: entryPosition), h.magic == 2, relative(h.lastOffset) == last.relativeOffset
+            else { return false }
+        }
+        var position = entryPosition
+        var lastStart = entryPosition
+        var previousLast = baseOffset - 1
+        while position < log.size {
+            guard let h = try? header(at: position), h.magic == 2,
+                h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead),
+                h.lastOffsetDelta >= 0, h.baseOffset > previousLast || position == entryPosition
+            else { return false }
+            lastStart = position
+            previousLast = h.lastOffset
+            position += Int64(h.totalSize)
+        }
+        guard position == log.size, lastStart - entryPosition <= Int64(indexIntervalBytes) else { return false }
+        guard let t = timeIndex.entries.last else { return false }
+        let offset = baseOffset + Int64(t.relativeOffset)
+        guard let found = try? findBatch(containing: offset), found.header.lastOffset == offset,
+            found.header.maxTimestamp == t.timestamp
+        else { return false }
+        walkResult = (previousLast, log.size - entryPosition)
+        return true
+    }
+
+    /// What the last successful `indexesLookConsistent()` walk found: last offset, bytes since the
+    /// last index entry.
+    private var walkResult: (lastOffset: Int64, bytesSinceEntry: Int64)?
+
+    /// Loads counters of a segment whose indexes were just found consistent (closed segments, and
+    /// the active segment after a clean shutdown).
+    func loadFromIndexes() throws {
+        if let t = timeIndex.entries.last {
+            maxTimestamp = t.timestamp
+            offsetOfMaxTimestamp = baseOffset + Int64(t.relativeOffset)
+        }
+        if let h = try header(at: 0) { firstBatchTimestamp = h.maxTimestamp }
+        if let walk = walkResult {
+            lastOffset = walk.lastOffset
+            bytesSinceLastIndexEntry = Int(walk.bytesSinceEntry)
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import CoreMetrics
+
+/// The one place where Tape's metric names and label sets are defined.
+///
+/// Every stage increments these through swift-metrics; `tape serve` / `tape up` bootstrap the
+/// metrics system with swift-prometheus (see `TapeServer.MetricsExporter.bootstrap()`) and expose
+/// them on `GET /metrics` in the Prometheus text format.
+///
+/// Rules (swift-prometheus enforces them with a crash, so use the helpers below, not raw labels):
+/// - a name always carries the same label *names* (values vary);
+/// - a name is one type only (counter, gauge or timer);
+/// - no help text is attached (help must be identical for all registrations of a name).
+///
+/// | name | type | labels | incremented by |
+/// |---|---|---|---|
+/// | `tape_frames_in_total` | counter | exchange | ingest: each websocket text frame received |
+/// | `tape_trades_in_total` | counter | exchange | ingest: each trade parsed from a frame or REST backfill |
+/// | `tape_parse_errors_total` | counter | exchange | ingest: each frame that could not be parsed (→ `tape.deadletter`) |
+/// | `tape_reconnects_total` | counter | exchange | ingest: each reconnect of the exchange socket |
+/// | `tape_produce_latency_seconds` | timer (histogram) | topic | any producer: enqueue → delivery report |
+/// | `tape_consumer_lag_messages` | gauge | group, topic | any consumer: high watermark − position, summed over partitions |
+/// | `tape_broker_bytes_in_total` | counter | — | embedded broker: request bytes read from sockets |
+/// | `tape_broker_bytes_out_total` | counter | — | embedded broker: response bytes written to sockets |
+/// | `tape_candles_emitted_total` | counter | interval | processing: each candle update produced to `tape.candles` |
+/// | `tape_server_trades_seen_total` | counter | — | server: trades read from its trade feed |
+/// | `tape_server_candles_seen_total` | counter | — | server: candles read from its candle feed |
+/// | `tape_ws_clients` | gauge | — | server: open `/ws` connections |
+/// | `tape_ws_messages_out_total` | counter | — | server: messages queued to `/ws` clients |
+/// | `tape_ws_messages_dropped_total` | counter | — | server: messages dropped because a `/ws` client was too slow |
+///
+/// Create metric handles once and keep them (a handle created before the metrics system is
+/// bootstrapped stays a no-op forever).
+public enum TapeMetrics {
+    public static let framesIn = "tape_frames_in_total"
+    public static let tradesIn = "tape_trades_in_total"
+    public static let parseErrors = "tape_parse_errors_total"
+    public static let reconnects = "tape_reconnects_total"
+    public static let produceLatency = "tape_produce_latency_seconds"
+    public static let consumerLag = "tape_consumer_lag_messages"
+    public static let brokerBytesIn = "tape_broker_bytes_in_total"
+    public static let brokerBytesOut = "tape_broker_bytes_out_total"
+    public static let candlesEmitted = "tape_candles_emitted_total"
+    public static let serverTradesSeen = "tape_server_trades_seen_total"
+    public static let serverCandlesSeen = "tape_server_candles_seen_total"
+    public static let wsClients = "tape_ws_clients"
+    public static let wsMessagesOut = "tape_ws_messages_out_total"
+    public static let wsMessagesDropped = "tape_ws_messages_dropped_total"
+
+    /// Every name above, for documentation and tests.
+    public static let allNames: [String] = [
+        framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut,
+        candlesEmitted, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
+    ]
+
+    /// `tape_frames_in_total{exchange}`.
+    public static func framesIn(exchange: String) -> Counter { Counter(label: framesIn, dimensions: [("exchange", exchange)]) }
+    /// `tape_trades_in_total{exchange}`.
+    public static func tradesIn(exchange: String) -> Counter { Counter(label: tradesIn, dimensions: [("exchange", exchange)]) }
+    /// `tape_parse_errors_total{exchange}`.
+    public static func parseErrors(exchange: String) -> Counter {
+        Counter(label: parseErrors, dimensions: [("exchange", exchange)])
+    }
+    /// `tape_reconnects_total{exchange}`.
+    public static func reconnects(exchange: String) -> Counter {
+        Counter(label: reconnects, dimensions: [("exchange", exchange)])
+    }
+    /// `tape_produce_latency_seconds{topic}`: record with `.recordNanoseconds` / `.record(duration:)`.
+    public static func produceLatency(topic: String) -> Timer {
+        Timer(label: produceLatency, dimensions: [("topic", topic)], preferredDisplayUnit: .seconds)
+    }
+    /// `tape_consumer_lag_messages{group,topic}`.
+    public static func consumerLag(group: String, topic: String) -> Gauge {
+        Gauge(label: consumerLag, dimensions: [("group", group), ("topic", topic)])
+    }
+    /// `tape_broker_bytes_in_total`.
+    public static func brokerBytesInCounter() -> Counter { Counter(label: brokerBytesIn) }
+    /// `tape_broker_bytes_out_total`.
+    public static func brokerBytesOutCounter() -> Counter { Counter(label: brokerBytesOut) }
+    /// `tape_candles_emitted_total{interval}` (interval in canonical text, "1m").
+    public static func candlesEmitted(interval: String) -> Counter {
+        Counter(label: candlesEmitted, dimensions: [("interval", interval)])
+    }
+}

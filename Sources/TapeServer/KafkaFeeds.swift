@@ -1,0 +1,167 @@
+import CoreMetrics
+import Foundation
+import KafkaClient
+import Logging
+import MarketData
+import TapeMetrics
+
+/// Reads every partition of one topic without a consumer group (each server sees all events),
+/// waiting for the topic to exist, and reports its lag now and then.
+public final class KafkaTopicReader: Sendable {
+    public enum Start: Sendable {
+        /// Only what is produced from now on (live trades).
+        case end
+        /// Everything the topic still holds (the compacted `tape.candles`, to fill history).
+        case beginning
+    }
+
+    let consumer: KafkaConsumer
+    public let topic: String
+    let start: Start
+    let logger: Logger
+    let groupLabel: String
+    let onLag: @Sendable (ConsumerLag) -> Void
+
+    /// - Parameter onLag: receives the lag (messages behind the high watermarks) every few seconds.
+    public init(
+        kafka: KafkaConfiguration, topic: String, start: Start, logger: Logger,
+        onLag: @escaping @Sendable (ConsumerLag) -> Void = { _ in }
+    ) throws {
+        var config = KafkaConsumerConfiguration(kafka: kafka)
+        config.groupID = "tape-serve-\(UInt32.random(in: 0 ... .max))"
+        config.autoOffsetReset = start == .end ? .latest : .earliest
+        consumer = try KafkaConsumer(configuration: config, logger: logger)
+        groupLabel = "tape-serve"
+        self.topic = topic
+        self.start = start
+        self.logger = logger
+        self.onLag = onLag
+    }
+
+    deinit { consumer.close() }
+
+    /// Waits until the topic exists, then assigns all its partitions. Returns the partition ids.
+    func assignWhenReady() async throws -> [Int32] {
+        var warnedBroker = false
+        var warnedTopic = false
+        while true {
+            try Task.checkCancellation()
+            do {
+                let md = try await consumer.metadata(timeout: .seconds(5))
+                if let t = md.topics.first(where: { $0.name == topic }), t.error == .noError, !t.partitions.isEmpty {
+                    let ids = t.partitions.map(\.id).sorted()
+                    let offset = start == .end ? KafkaOffset.end : KafkaOffset.beginning
+                    try consumer.assign(ids.map { TopicPartitionOffset(topic: topic, partition: $0, offset: offset) })
+                    logger.info("Reading \(topic) (\(ids.count) partitions) from the \(start == .end ? "end" : "beginning")")
+                    return ids
+                }
+                if !warnedTopic {
+                    logger.warning("Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)")
+                    warnedTopic = true
+                }
+            } catch let error as KafkaError {
+                if !warnedBroker { logger.warning("Kafka is not answering yet; retrying every 2 s. \(error)") }
+                warnedBroker = true
+            }
+            try await Task.sleep(for: .seconds(2))
+        }
+    }
+
+    /// High watermark minus next offset to read, summed over partitions.
+    func reportLag(positions: [Int32: Int64], partitions: [Int32]) async {
+        var total: Int64 = 0
+        for p in partitions {
+            guard let marks = try? await consumer.watermarks(topic: topic, partition: p, timeout: .seconds(2)) else { return }
+            let next = positions[p] ?? (start == .end ? marks.high : marks.low)
+            total += max(0, marks.high - next)
+        }
+        let lag = ConsumerLag(group: groupLabel, topic: topic, messages: total)
+        TapeMetrics.consumerLag(group: groupLabel, topic: topic).record(total)
+        onLag(lag)
+    }
+
+    /// Decoded values of one topic, batch by batch; undecodable records are counted and skipped.
+    struct Iterator<Value: Sendable> {
+        let reader: KafkaTopicReader
+        let decode: @Sendable ([UInt8]) throws -> Value
+        var batches: KafkaConsumer.MessageBatches.AsyncIterator?
+        var partitions: [Int32] = []
+        var buffer: [Value] = []
+        var index = 0
+        var positions: [Int32: Int64] = [:]
+        var lastLagReport = ContinuousClock.now
+        var badRecords = 0
+
+        init(reader: KafkaTopicReader, decode: @escaping @Sendable ([UInt8]) throws -> Value) {
+            self.reader = reader
+            self.decode = decode
+        }
+
+        mutating func next() async throws -> Value? {
+            while index >= buffer.count {
+                if batches == nil {
+                    partitions = try await reader.assignWhenReady()
+                    batches = reader.consumer.batches.makeAsyncIterator()
+                }
+                guard let batch = try await batches!.next() else { return nil }
+                buffer.removeAll(keepingCapacity: true)
+                index = 0
+                for message in batch {
+                    positions[message.partition] = message.offset + 1
+                    guard let value = message.value else { continue }
+                    do {
+                        buffer.append(try decode(value))
+                    } catch {
+                        badRecords += 1
+                        if badRecords <= 5 || badRecords % 1000 == 0 {
+                            reader.logger.warning(
+                                "Skipping a record of \(reader.topic) that is not a valid value (\(badRecords) so far): \(error)",
+                                metadata: ["partition": "\(message.partition)", "offset": "\(message.offset)"])
+                        }
+                    }
+                }
+                if ContinuousClock.now - lastLagReport > .seconds(5) {
+                    lastLagReport = .now
+                    await reader.reportLag(positions: positions, partitions: partitions)
+                }
+            }
+            defer { index += 1 }
+            return buffer[index]
+        }
+    }
+}
+
+/// Live trades from `tape.trades` (DESIGN.md trade JSON), read from the end of every partition.
+public struct KafkaTradeFeed: TradeFeed {
+    public typealias Element = Trade
+    let reader: KafkaTopicReader
+
+    public init(reader: KafkaTopicReader) { self.reader = reader }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: KafkaTopicReader.Iterator<Trade>
+        public mutating func next() async throws -> Trade? { try await inner.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: .init(reader: reader) { try Trade(json: $0) })
+    }
+}
+
+/// Candle updates from `tape.candles` (DESIGN.md candle JSON), read from the beginning so that
+/// an in-memory history fills with what the compacted topic still holds.
+public struct KafkaCandleFeed: CandleFeed {
+    public typealias Element = Candle
+    let reader: KafkaTopicReader
+
+    public init(reader: KafkaTopicReader) { self.reader = reader }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: KafkaTopicReader.Iterator<Candle>
+        public mutating func next() async throws -> Candle? { try await inner.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: .init(reader: reader) { try Candle(json: $0) })
+    }
+}

@@ -1,0 +1,123 @@
+import CoreMetrics
+import MarketData
+import NIOCore
+import Synchronization
+import TapeMetrics
+
+/// What a `/ws` client can subscribe to.
+public enum LiveTopic: Sendable, Hashable, CustomStringConvertible {
+    case trades(MarketID)
+    case candles(MarketID, CandleInterval)
+
+    public var description: String {
+        switch self {
+        case .trades(let m): "trades \(m)"
+        case .candles(let m, let i): "candles \(m) \(i)"
+        }
+    }
+}
+
+/// Fans live trades and candles out to WebSocket clients.
+///
+/// Each event is encoded to JSON once and handed to every subscriber's bounded queue; a client
+/// that does not keep up loses its oldest queued messages (counted in
+/// `tape_ws_messages_dropped_total`), never slowing the feed or other clients.
+public final class LiveHub: Sendable {
+    /// One connected client's outbound queue.
+    public struct Client: Sendable {
+        public let id: Int
+        /// UTF-8 JSON texts, each sent as one WebSocket text frame.
+        public let messages: AsyncStream<ByteBuffer>
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+
+        /// Queues a message for this client only (replies to its requests).
+        public func send(_ text: String) { continuation.yield(ByteBuffer(string: text)) }
+    }
+
+    private struct State {
+        var nextID = 0
+        var subscribers: [LiveTopic: [Int: AsyncStream<ByteBuffer>.Continuation]] = [:]
+        var topicsOf: [Int: Set<LiveTopic>] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let messagesOut = Counter(label: TapeMetrics.wsMessagesOut)
+    private let messagesDropped = Counter(label: TapeMetrics.wsMessagesDropped)
+    private let clientsGauge = Gauge(label: TapeMetrics.wsClients)
+    /// Messages queued per client before the oldest are dropped. Default 4096.
+    public let queueCapacity: Int
+
+    public init(queueCapacity: Int = 4096) {
+        self.queueCapacity = max(1, queueCapacity)
+    }
+
+    /// Registers a client; `disconnect` it when its socket closes.
+    public func connect() -> Client {
+        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(queueCapacity))
+        let (id, count) = state.withLock { s in
+            s.nextID += 1
+            s.topicsOf[s.nextID] = []
+            return (s.nextID, s.topicsOf.count)
+        }
+        clientsGauge.record(count)
+        return Client(id: id, messages: stream, continuation: continuation)
+    }
+
+    public func subscribe(_ client: Client, to topic: LiveTopic) {
+        state.withLock { s in
+            guard s.topicsOf[client.id] != nil else { return }
+            s.topicsOf[client.id]!.insert(topic)
+            s.subscribers[topic, default: [:]][client.id] = client.continuation
+        }
+    }
+
+    public func unsubscribe(_ client: Client, from topic: LiveTopic) {
+        state.withLock { s in
+            s.topicsOf[client.id]?.remove(topic)
+            s.subscribers[topic]?[client.id] = nil
+            if s.subscribers[topic]?.isEmpty == true { s.subscribers[topic] = nil }
+        }
+    }
+
+    public func disconnect(_ client: Client) {
+        let count = state.withLock { s in
+            for topic in s.topicsOf[client.id] ?? [] {
+                s.subscribers[topic]?[client.id] = nil
+                if s.subscribers[topic]?.isEmpty == true { s.subscribers[topic] = nil }
+            }
+            s.topicsOf[client.id] = nil
+            return s.topicsOf.count
+        }
+        client.continuation.finish()
+        clientsGauge.record(count)
+    }
+
+    /// Subscribers of a topic (tests wait on it; the dashboard test uses it to know the page is live).
+    public func subscriberCount(_ topic: LiveTopic) -> Int { state.withLock { $0.subscribers[topic]?.count ?? 0 } }
+
+    /// Connected clients.
+    public var clientCount: Int { state.withLock { $0.topicsOf.count } }
+
+    public func publish(_ trade: Trade) {
+        let targets = state.withLock { Array(($0.subscribers[.trades(trade.market)] ?? [:]).values) }
+        guard !targets.isEmpty else { return }
+        deliver(LiveMessage.trade(trade), to: targets)
+    }
+
+    public func publish(_ candle: Candle) {
+        let targets = state.withLock { Array(($0.subscribers[.candles(candle.market, candle.interval)] ?? [:]).values) }
+        guard !targets.isEmpty else { return }
+        deliver(LiveMessage.candle(candle), to: targets)
+    }
+
+    /// Encoded once; every client's frame shares the same bytes.
+    private func deliver(_ text: String, to targets: [AsyncStream<ByteBuffer>.Continuation]) {
+        let bytes = ByteBuffer(string: text)
+        var dropped = 0
+        for continuation in targets {
+            if case .dropped = continuation.yield(bytes) { dropped += 1 }
+        }
+        messagesOut.increment(by: targets.count)
+        if dropped > 0 { messagesDropped.increment(by: dropped) }
+    }
+}

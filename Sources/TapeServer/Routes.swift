@@ -1,0 +1,224 @@
+import Foundation
+import Hummingbird
+import HummingbirdWebSocket
+import MarketData
+import NIOCore
+
+/// The HTTP routes; JSON bodies are written by hand (decimals stay exact strings).
+struct TapeRoutes: Sendable {
+    let history: any CandleHistory
+    let stats: any StatsSource
+    let state: TapeServerState
+
+    static let jsonType = "application/json; charset=utf-8"
+
+    static func json(_ bytes: [UInt8], status: HTTPResponse.Status = .ok) -> Response {
+        Response(
+            status: status, headers: [.contentType: jsonType, .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func queryItems(_ request: Request) -> [(key: String, value: String)] {
+        request.uri.queryParameters.map { (key: String($0.key), value: String($0.value)) }
+    }
+
+    func health(_ request: Request) async throws -> Response {
+        let errors = state.feedErrors.withLock { $0 }
+        var out: [UInt8] = []
+        JSONWriter.appendRaw("{\"status\":", to: &out)
+        JSONWriter.appendString(errors.isEmpty ? "ok" : "degraded", to: &out)
+        JSONWriter.appendRaw(",\"uptimeSeconds\":", to: &out)
+        JSONOut.appendDouble(state.uptimeSeconds, to: &out)
+        JSONWriter.appendRaw(",\"tradesSeen\":", to: &out)
+        JSONWriter.appendInt(state.tradesSeen.load(ordering: .relaxed), to: &out)
+        JSONWriter.appendRaw(",\"candlesSeen\":", to: &out)
+        JSONWriter.appendInt(state.candlesSeen.load(ordering: .relaxed), to: &out)
+        JSONWriter.appendRaw(",\"wsClients\":", to: &out)
+        JSONWriter.appendInt(Int64(state.hub.clientCount), to: &out)
+        JSONWriter.appendRaw(",\"feedErrors\":{", to: &out)
+        for (i, (name, error)) in errors.sorted(by: { $0.key < $1.key }).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+            JSONWriter.appendString(error, to: &out)
+        }
+        JSONWriter.appendRaw("}}", to: &out)
+        return Self.json(out)
+    }
+
+    func markets(_ request: Request) async throws -> Response {
+        try APIQuery.none(Self.queryItems(request))
+        let fromHistory: [MarketID]
+        do { fromHistory = try await history.markets() } catch {
+            throw APIError(.historyUnavailable, "the candle history cannot be read: \(error)")
+        }
+        let all = Set(fromHistory).union(state.recentTrades.markets).sorted()
+        var out: [UInt8] = []
+        JSONWriter.appendRaw("{\"markets\":[", to: &out)
+        for (i, market) in all.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendRaw("{\"symbol\":", to: &out)
+            JSONWriter.appendString(market.description, to: &out)
+            JSONWriter.appendRaw(",\"exchange\":", to: &out)
+            JSONWriter.appendString(market.exchange.name, to: &out)
+            JSONWriter.appendRaw(",\"base\":", to: &out)
+            JSONWriter.appendString(String(market.symbol.base), to: &out)
+            JSONWriter.appendRaw(",\"quote\":", to: &out)
+            JSONWriter.appendString(String(market.symbol.quote), to: &out)
+            JSONWriter.appendRaw(",\"lastPrice\":", to: &out)
+            let last = state.recentTrades.last(market)
+            if let last { JSONWriter.appendDecimal(last.price, to: &out) } else { JSONWriter.appendRaw("null", to: &out) }
+            JSONWriter.appendRaw(",\"lastTradeTime\":", to: &out)
+            if let last { JSONWriter.appendInt(last.time, to: &out) } else { JSONWriter.appendRaw("null", to: &out) }
+            out.append(UInt8(ascii: "}"))
+        }
+        JSONWriter.appendRaw("]}", to: &out)
+        return Self.json(out)
+    }
+
+    func trades(_ request: Request) async throws -> Response {
+        let query = try APIQuery.trades(Self.queryItems(request))
+        let trades = state.recentTrades.newest(market: query.market, limit: query.limit)
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + trades.count * 280)
+        JSONWriter.appendRaw("{\"symbol\":", to: &out)
+        if let market = query.market { JSONWriter.appendString(market.description, to: &out) } else { JSONWriter.appendRaw("null", to: &out) }
+        JSONWriter.appendRaw(",\"trades\":[", to: &out)
+        for (i, trade) in trades.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            trade.appendJSON(to: &out)
+        }
+        JSONWriter.appendRaw("]}", to: &out)
+        return Self.json(out)
+    }
+
+    func candles(_ request: Request) async throws -> Response {
+        let query = try APIQuery.candles(Self.queryItems(request))
+        let candles: [Candle]
+        do {
+            candles = try await history.candles(market: query.market, interval: query.interval, from: query.from, to: query.to, limit: query.limit)
+        } catch {
+            throw APIError(.historyUnavailable, "the candle history cannot be read: \(error)")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(64 + candles.count * 400)
+        JSONWriter.appendRaw("{\"symbol\":", to: &out)
+        JSONWriter.appendString(query.market.description, to: &out)
+        JSONWriter.appendRaw(",\"interval\":", to: &out)
+        JSONWriter.appendString(query.interval.description, to: &out)
+        JSONWriter.appendRaw(",\"candles\":[", to: &out)
+        for (i, candle) in candles.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            candle.appendJSON(to: &out)
+        }
+        JSONWriter.appendRaw("]}", to: &out)
+        return Self.json(out)
+    }
+
+    func stats(_ request: Request) async throws -> Response {
+        try APIQuery.none(Self.queryItems(request))
+        let snapshot = await stats.stats()
+        var out: [UInt8] = []
+        JSONWriter.appendRaw("{\"exchanges\":[", to: &out)
+        for (i, e) in snapshot.exchanges.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendRaw("{\"exchange\":", to: &out)
+            JSONWriter.appendString(e.exchange, to: &out)
+            JSONWriter.appendRaw(",\"connected\":", to: &out)
+            JSONOut.appendOptional(e.connected.map { $0 ? "true" : "false" }, to: &out)
+            JSONWriter.appendRaw(",\"framesPerSecond\":", to: &out)
+            JSONOut.appendOptionalDouble(e.framesPerSecond, to: &out)
+            JSONWriter.appendRaw(",\"tradesPerSecond\":", to: &out)
+            JSONOut.appendDouble(e.tradesPerSecond, to: &out)
+            JSONWriter.appendRaw(",\"tradesTotal\":", to: &out)
+            JSONWriter.appendInt(e.tradesTotal, to: &out)
+            JSONWriter.appendRaw(",\"parseErrors\":", to: &out)
+            JSONOut.appendOptional(e.parseErrors.map(String.init), to: &out)
+            JSONWriter.appendRaw(",\"reconnects\":", to: &out)
+            JSONOut.appendOptional(e.reconnects.map(String.init), to: &out)
+            JSONWriter.appendRaw(",\"lagMilliseconds\":", to: &out)
+            JSONOut.appendOptionalDouble(e.lagMilliseconds, to: &out)
+            JSONWriter.appendRaw(",\"lastTradeTime\":", to: &out)
+            JSONOut.appendOptional(e.lastTradeTime.map(String.init), to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        JSONWriter.appendRaw("],\"consumerLag\":[", to: &out)
+        for (i, lag) in snapshot.consumerLag.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendRaw("{\"group\":", to: &out)
+            JSONWriter.appendString(lag.group, to: &out)
+            JSONWriter.appendRaw(",\"topic\":", to: &out)
+            JSONWriter.appendString(lag.topic, to: &out)
+            JSONWriter.appendRaw(",\"messages\":", to: &out)
+            JSONWriter.appendInt(lag.messages, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        JSONWriter.appendRaw("],\"server\":{\"wsClients\":", to: &out)
+        JSONWriter.appendInt(Int64(state.hub.clientCount), to: &out)
+        JSONWriter.appendRaw(",\"tradesSeen\":", to: &out)
+        JSONWriter.appendInt(state.tradesSeen.load(ordering: .relaxed), to: &out)
+        JSONWriter.appendRaw(",\"candlesSeen\":", to: &out)
+        JSONWriter.appendInt(state.candlesSeen.load(ordering: .relaxed), to: &out)
+        JSONWriter.appendRaw(",\"uptimeSeconds\":", to: &out)
+        JSONOut.appendDouble(state.uptimeSeconds, to: &out)
+        JSONWriter.appendRaw("}}", to: &out)
+        return Self.json(out)
+    }
+
+    func metrics(_ request: Request) async throws -> Response {
+        var out: [UInt8] = []
+        MetricsExporter.registry.emit(into: &out)
+        return Response(
+            status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: out)))
+    }
+
+    func dashboard(_ request: Request) async throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
+            body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
+    }
+}
+
+extension Router where Context == BasicWebSocketRequestContext {
+    func addRoutes(_ routes: TapeRoutes, token: String?) {
+        get("/") { request, _ in try await routes.dashboard(request) }
+        get("/health") { request, _ in try await routes.health(request) }
+        let protected = group()
+        if let token { protected.add(middleware: BearerTokenMiddleware(token: token)) }
+        protected.get("/metrics") { request, _ in try await routes.metrics(request) }
+        let api = protected.group("api")
+        api.get("markets") { request, _ in try await routes.markets(request) }
+        api.get("trades") { request, _ in try await routes.trades(request) }
+        api.get("candles") { request, _ in try await routes.candles(request) }
+        api.get("stats") { request, _ in try await routes.stats(request) }
+        api.get("**") { request, _ -> Response in
+            throw APIError(.notFound, "no route \(request.uri.path); the API has /api/markets, /api/trades, /api/candles, /api/stats")
+        }
+    }
+}
+
+/// Small JSON helpers beyond MarketData's writer.
+enum JSONOut {
+    static func appendDouble(_ value: Double, to out: inout [UInt8]) {
+        guard value.isFinite else {
+            out.append(contentsOf: "null".utf8)
+            return
+        }
+        let rounded = (value * 1000).rounded() / 1000
+        if rounded == rounded.rounded(), abs(rounded) < 1e15 {
+            out.append(contentsOf: String(Int64(rounded)).utf8)
+        } else {
+            out.append(contentsOf: String(rounded).utf8)
+        }
+    }
+
+    static func appendOptionalDouble(_ value: Double?, to out: inout [UInt8]) {
+        if let value { appendDouble(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
+    }
+
+    /// A raw JSON literal, or null.
+    static func appendOptional(_ literal: String?, to out: inout [UInt8]) {
+        out.append(contentsOf: (literal ?? "null").utf8)
+    }
+}

@@ -1,0 +1,319 @@
+import ArgumentParser
+import Dispatch
+import Exchanges
+import ExchangeSimulator
+import Foundation
+import Ingest
+import KafkaClient
+import Logging
+import MarketData
+import Processing
+import Synchronization
+import TapeBroker
+import TapeServer
+
+/// `tape up`: the embedded broker, ingestion (live Poloniex or the built-in simulator), candle
+/// processing and the HTTP server, in one process, stopped in order on Ctrl-C.
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Run the whole pipeline: embedded Kafka broker, Poloniex ingestion, candles, dashboard and API.",
+        discussion: """
+            Prints the dashboard URL and the Kafka bootstrap address. Ctrl-C stops ingestion first \
+            (pending trades are flushed), then processing (offsets committed), then the server and the \
+            broker (files synced). --offline uses the built-in Poloniex simulator instead of the live \
+            exchange. With --brokers, no embedded broker starts and everything runs against that cluster.
+            """
+    )
+
+    @Flag(help: "Use the built-in, deterministic Poloniex simulator instead of the live exchange.") var offline = false
+    @Option(name: .customLong("data-dir"), help: "Where the broker's log and the candle history live.") var dataDir = "./tape-data"
+    @Option(help: "Address of the embedded Kafka broker, HOST:PORT.") var listen = "127.0.0.1:9092"
+    @Option(help: ArgumentHelp("Address of the dashboard, API and metrics.", valueName: "HOST:PORT")) var http = "127.0.0.1:8080"
+    @Option(help: "Native symbols to ingest (comma-separated), or 'all'.") var symbols = "BTC_USDT,ETH_USDT,SOL_USDT,XRP_USDT,DOGE_USDT,LTC_USDT"
+    @Option(help: "Candle intervals.") var intervals = "1m,5m,1h"
+    @Option(help: "Simulated trades per second over all markets (with --offline).") var rate: Double = 50
+    @Option(help: "Bearer token for the API and WebSocket (default: $TAPE_TOKEN, else none).") var token: String?
+    @Option(help: "Broker fsync policy: always, interval or never.") var fsync: BrokerCommand.FsyncPolicyOption = .interval
+    @Option(help: "Kafka bootstrap servers: use this cluster instead of the embedded broker.") var brokers: String?
+    @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable).", valueName: "key=value"))
+    var properties: [String] = []
+    @Flag(help: "Debug logs.") var verbose = false
+    @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
+    var simulatorTradesLog: String?
+
+    func validate() throws {
+        guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
+        do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
+        _ = try parseIntervals(intervals)
+        guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+    }
+
+    func run() async throws {
+        // Signal handling first, before librdkafka, NIO and SQLite start threads of their own: a
+        // signal must not land on a thread that never asked for it.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let (signals, continuation) = AsyncStream<Int32>.makeStream()
+        let sources = [SIGINT, SIGTERM].map { sig in
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { continuation.yield(sig) }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let interactive = isatty(STDERR_FILENO) == 1
+        let level: Logger.Level = verbose ? .debug : .notice
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tape.up")
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+
+        // 1. Kafka: the embedded broker, or the cluster given with --brokers.
+        var kafka = KafkaConfiguration(bootstrapServers: brokers ?? listen, properties: try KafkaConfiguration.parseProperties(properties))
+        var embedded: (server: BoundBrokerServer, close: @Sendable () async -> Void)?
+        if brokers == nil {
+            let stores = try BrokerCommand.buildStores(dataDir: dataDir + "/kafka", fsync: fsync, logger: Logger(label: "tape.broker"))
+            var config = BrokerConfiguration()
+            (config.host, config.port) = try BrokerCommand.parseListen(listen)
+            config.numPartitions = 3
+            let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: Logger(label: "tape.broker"))
+            let bound: BoundBrokerServer
+            do {
+                bound = try await BrokerServer(broker: broker, logger: Logger(label: "tape.broker")).bind()
+            } catch let error as BrokerStartError {
+                await stores.close()
+                printError("Error: \(error.message)")
+                throw ExitCode.failure
+            }
+            kafka.bootstrapServers = "\(config.host):\(bound.port)"
+            embedded = (bound, stores.close)
+        }
+        let bootstrap = kafka.bootstrapServers
+        let brokerTask = Task { [embedded] in try await embedded?.server.run() }
+
+        do {
+            try await runPipeline(kafka: kafka, bootstrap: bootstrap, interactive: interactive, signals: signals, logger: logger)
+        } catch {
+            brokerTask.cancel()
+            _ = try? await brokerTask.value
+            await embedded?.close()
+            throw error
+        }
+        brokerTask.cancel()
+        _ = try? await brokerTask.value
+        await embedded?.close()
+        printError("tape up: stopped; data is in \(dataDir).")
+    }
+
+    private func runPipeline(kafka: KafkaConfiguration, bootstrap: String, interactive: Bool, signals: AsyncStream<Int32>, logger: Logger) async throws {
+        // Topics (the broker would auto-create them; explicit creation gives them 3 partitions).
+        await Self.ensureTopics(kafka: kafka, logger: logger)
+
+        // 2. Exchange: the simulator (offline) or Poloniex itself.
+        var simulatorBuilt: PoloniexSimulator?
+        var ingestConfig = IngestConfiguration()
+        ingestConfig.kafka = kafka
+        ingestConfig.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        if offline {
+            var sim = PoloniexSimulatorConfiguration()
+            sim.rate = rate
+            sim.tradesLog = simulatorTradesLog
+            sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingestConfig.symbols.filter { $0 != "all" })
+            if sim.instruments?.isEmpty == true { sim.instruments = nil }
+            let built = try await PoloniexSimulator.build(sim)
+            simulatorBuilt = built
+            ingestConfig.websocket = built.websocketURL
+            ingestConfig.rest = built.restURL
+            if ingestConfig.symbols == ["all"] || ingestConfig.symbols.isEmpty { ingestConfig.symbols = built.symbols }
+        }
+
+        // 3. Processing, with the SQLite history the server reads.
+        var processing = CandleProcessorConfiguration(kafka: kafka)
+        processing.aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals), graceMilliseconds: 5_000, emitIntervalMilliseconds: 1_000, allowedLatenessMilliseconds: 3_600_000)
+        processing.progressSeconds = nil
+        let store = try CandleStore(path: dataDir + "/candles.sqlite")
+        let processor = CandleProcessor(configuration: processing, store: store, logger: Logger(label: "tape.process"))
+
+        // 4. The server: dashboard, REST, /ws, /metrics.
+        let (host, port) = try TapeServerConfiguration.parseListenAddress(http)
+        var serverConfig = TapeServerConfiguration(host: host, port: port)
+        serverConfig.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        let state = TapeServerState(configuration: serverConfig)
+        let feedStats = state.feedStats
+        let trades = KafkaTradeFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.trades", start: .end, logger: Logger(label: "tape.serve.trades")) { feedStats.setConsumerLag($0) })
+        let candles = KafkaCandleFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.candles", start: .end, logger: Logger(label: "tape.serve.candles")) { feedStats.setConsumerLag($0) })
+        let ingestHolder = IngestHolder()
+        let stats = UpStats(ingest: ingestHolder, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
+        let settings = serverConfig
+        let offline = self.offline
+        let app = buildTapeServer(
+            configuration: serverConfig, trades: trades, candles: candles, history: StoreCandleHistory(store: store), stats: stats, state: state,
+            logger: Logger(label: "tape.serve")
+        ) { boundPort in
+            var banner = "\nTape is up.\n  Dashboard:       \(settings.dashboardURL(port: boundPort))\n  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
+            banner += "  Exchange:        \(offline ? "built-in Poloniex simulator (--offline)" : "Poloniex (live)")\n  Stop with Ctrl-C.\n\n"
+            FileHandle.standardError.write(Data(banner.utf8))
+        }
+
+        // Run; stop in order on SIGINT/SIGTERM.
+        let simulator = simulatorBuilt
+        let ingestSettings = ingestConfig
+        let ingestTask = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                if let simulator { group.addTask { try await simulator.run() } }
+                group.addTask { try await Self.runIngest(ingestSettings, holder: ingestHolder, offline: offline, logger: logger) }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        let processTask = Task { try await processor.run() }
+        let serverTask = Task { try await app.run() }
+        let statusTask = Task { await Self.status(ingest: ingestHolder, processor: processor, interactive: interactive, logger: logger) }
+
+        logger.debug("tape up: running; waiting for SIGINT/SIGTERM")
+        // Wait for a signal, or for a stage to end on its own (the first event wins). The watchers
+        // are plain tasks: a task group would wait for all of them before returning.
+        let (events, eventSink) = AsyncStream<String?>.makeStream()
+        let watchers = [
+            Task { for await _ in signals { eventSink.yield(nil); return } },
+            Task { do { try await processTask.value; eventSink.yield("processing stopped") } catch { eventSink.yield("processing failed: \(error)") } },
+            Task { do { try await serverTask.value; eventSink.yield("the server stopped") } catch { eventSink.yield("the server failed: \(error)") } },
+        ]
+        var iterator = events.makeAsyncIterator()
+        let reason = await iterator.next() ?? nil
+        watchers.forEach { $0.cancel() }
+        if interactive { FileHandle.standardError.write(Data("\n".utf8)) }
+        if let reason { logger.error("tape up: \(reason); shutting down") } else { logger.notice("tape up: shutting down (ingest, processing, server, broker)") }
+        statusTask.cancel()
+        ingestTask.cancel()
+        _ = try? await ingestTask.value
+        processTask.cancel()
+        _ = try? await processTask.value
+        serverTask.cancel()
+        _ = try? await serverTask.value
+        if let reason { throw ValidationError(reason) }
+    }
+
+    /// Builds and runs ingestion; while the exchange cannot be reached, says so and retries.
+    static func runIngest(_ configuration: IngestConfiguration, holder: IngestHolder, offline: Bool, logger: Logger) async throws {
+        var delay = 5.0
+        while true {
+            try Task.checkCancellation()
+            let service: IngestService
+            do {
+                service = try await IngestService.build(configuration, logger: Logger(label: "tape.ingest"))
+            } catch is CancellationError {
+                return
+            } catch {
+                let what = offline ? "the built-in simulator" : "Poloniex"
+                var message = "Cannot start ingestion from \(what): \(error)."
+                if !offline { message += " If this machine has no internet access, run `tape up --offline` to use the built-in simulator." }
+                logger.warning("\(message) Retrying in \(Int(delay)) s.")
+                try await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, 60)
+                continue
+            }
+            holder.set(service)
+            try await service.run()
+            return
+        }
+    }
+
+    static func ensureTopics(kafka: KafkaConfiguration, logger: Logger) async {
+        do {
+            let admin = try KafkaAdmin(configuration: kafka, timeout: .seconds(10), logger: logger)
+            let existing = Set(try await admin.listTopics().map(\.name))
+            for (name, partitions) in [("tape.trades", Int32(3)), ("tape.deadletter", Int32(1))] where !existing.contains(name) {
+                try await admin.createTopic(name, partitions: partitions)
+            }
+        } catch {
+            logger.warning("Could not create Tape's topics (\(error)); they will be auto-created if the cluster allows it.")
+        }
+    }
+
+    /// A compact live line on a terminal; a log line every 30 s otherwise.
+    static func status(ingest: IngestHolder, processor: CandleProcessor, interactive: Bool, logger: Logger) async {
+        var last: (time: ContinuousClock.Instant, trades: Int) = (.now, 0)
+        var tick = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            tick += 1
+            let now = ContinuousClock.now
+            let snapshot = ingest.service?.metrics.connection.snapshot
+            let trades = snapshot?.trades ?? 0
+            let elapsed = Double((now - last.time).components.attoseconds) / 1e18 + Double((now - last.time).components.seconds)
+            let rate = elapsed > 0 ? Double(trades - last.trades) / elapsed : 0
+            last = (now, trades)
+            let counters = processor.counters
+            let lag = Double(snapshot?.lastLagMicros ?? 0) / 1000
+            let line = String(format: "trades %d (%.0f/s) | candles %d | lag %.0f ms | reconnects %d | %@",
+                              trades, rate, counters.candlesEmitted, lag, snapshot?.reconnects ?? 0, snapshot?.connected == true ? "connected" : "not connected")
+            if interactive {
+                FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+            } else if tick % 30 == 0 {
+                logger.notice("status: \(line)")
+            }
+        }
+    }
+}
+
+/// The ingest service once it has started (nil while the exchange cannot be reached).
+final class IngestHolder: Sendable {
+    private let value = Mutex<IngestService?>(nil)
+    var service: IngestService? { value.withLock { $0 } }
+    func set(_ service: IngestService) { value.withLock { $0 = service } }
+}
+
+/// `/api/stats` for `tape up`: the ingest stage's own counters plus what the server sees.
+final class UpStats: StatsSource {
+    let ingest: IngestHolder
+    let feed: FeedStats
+    let exchange: String
+    private let previous = Mutex<(time: ContinuousClock.Instant, frames: Int, trades: Int)?>(nil)
+
+    init(ingest: IngestHolder, feed: FeedStats, exchange: String) {
+        self.ingest = ingest
+        self.feed = feed
+        self.exchange = exchange
+    }
+
+    func stats() async -> PipelineStats {
+        var base = await feed.stats()
+        guard let service = ingest.service else {
+            base.exchanges = [ExchangeStats(exchange: exchange, connected: false, tradesPerSecond: 0, tradesTotal: 0)]
+            return base
+        }
+        let s = service.metrics.connection.snapshot
+        let now = ContinuousClock.now
+        let (fps, tps) = previous.withLock { prev -> (Double?, Double) in
+            defer { prev = (now, s.frames, s.trades) }
+            guard let p = prev else { return (nil, 0) }
+            let dt = Double((now - p.time).components.seconds) + Double((now - p.time).components.attoseconds) / 1e18
+            guard dt > 0.2 else { return (nil, 0) }
+            return (Double(s.frames - p.frames) / dt, Double(s.trades - p.trades) / dt)
+        }
+        base.exchanges = [
+            ExchangeStats(
+                exchange: exchange, connected: s.connected, framesPerSecond: fps, tradesPerSecond: tps, tradesTotal: Int64(s.trades),
+                parseErrors: Int64(s.unparseableFrames), reconnects: Int64(s.reconnects), lagMilliseconds: Double(s.lastLagMicros) / 1000)
+        ]
+        return base
+    }
+}
+
+/// The SQLite history written by `tape process`, as the server's `CandleHistory`.
+struct StoreCandleHistory: CandleHistory {
+    let store: CandleStore
+
+    func candles(market: MarketID, interval: CandleInterval, from: Int64?, to: Int64?, limit: Int) async throws -> [Candle] {
+        try store.candles(exchange: market.exchange, symbol: market.symbol, interval: interval, from: from, to: to, limit: limit)
+    }
+
+    func markets() async throws -> [MarketID] {
+        try store.symbols().map { MarketID(exchange: $0.exchange, symbol: $0.symbol) }
+    }
+}

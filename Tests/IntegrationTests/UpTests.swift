@@ -1,0 +1,131 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import MarketData
+import Processing
+import XCTest
+
+/// `tape up --offline` as a user runs it: one process, then the API, /metrics and kcat from outside.
+final class UpTests: XCTestCase {
+    func testUpOfflineServesCandlesEqualToARecomputationOfTheSimulatorsTrades() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-up-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let tradesLog = dir.appendingPathComponent("simulated-trades.jsonl").path
+        let up = try BackgroundProcess(Processes.tape, [
+            "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path,
+            "--listen", "127.0.0.1:\(kafkaPort)", "--http", "127.0.0.1:\(httpPort)",
+            "--rate", "150", "--intervals", "1s,1m", "--symbols", "BTC_USDT,ETH_USDT",
+            "--simulator-trades-log", tradesLog,
+        ])
+        defer { up.stop() }
+        let base = "http://127.0.0.1:\(httpPort)"
+        // Ready once /health answers.
+        let started = Date()
+        var healthy = false
+        while Date().timeIntervalSince(started) < 60 && !healthy {
+            healthy = (try? httpGet(base + "/health"))?.status == 200
+            if !healthy { usleep(300_000) }
+        }
+        XCTAssertTrue(healthy, "tape up did not serve /health within 60 s")
+        let firstUseful = Int64(Date().timeIntervalSince1970 * 1000) + 3_000
+        sleep(24)
+        let queriedAt = Int64(Date().timeIntervalSince1970 * 1000)
+
+        // The API's 1s candles of both markets.
+        var served: [String: Candle] = [:]
+        for symbol in ["BTC-USDT", "ETH-USDT"] {
+            let r = try httpGet(base + "/api/candles?symbol=poloniex:\(symbol)&interval=1s&limit=1000")
+            XCTAssertEqual(r.status, 200, r.body)
+            let obj = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any])
+            for item in try XCTUnwrap(obj["candles"] as? [Any]) {
+                let data = try JSONSerialization.data(withJSONObject: item)
+                let candle = try Candle(json: [UInt8](data))
+                served[candle.kafkaKey] = candle
+            }
+        }
+
+        // /metrics is Prometheus text: every sample line is `name{labels} value`.
+        let metrics = try httpGet(base + "/metrics")
+        XCTAssertEqual(metrics.status, 200)
+        let samples = metrics.body.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.isEmpty }
+        XCTAssertFalse(samples.isEmpty, metrics.body)
+        let sampleLine = try NSRegularExpression(pattern: #"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? -?([0-9.eE+-]+|NaN|\+Inf|-Inf)( [0-9]+)?$"#)
+        for line in samples {
+            let s = String(line)
+            XCTAssertNotNil(sampleLine.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)), "not Prometheus text: \(s)")
+        }
+
+        // kcat sees tape.trades on the printed bootstrap address.
+        if let kcat = Processes.which("kcat") {
+            let listing = try Processes.run(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-L"], timeout: 20)
+            XCTAssertTrue(listing.stdoutText.contains("topic \"tape.trades\""), listing.stdoutText)
+        }
+
+        up.stop()  // graceful: flushes the simulator's trade log
+        XCTAssertEqual(up.process.terminationStatus, 0, "tape up should exit 0 on SIGINT")
+
+        // Recompute from every trade the simulator produced.
+        let lines = try String(contentsOfFile: tradesLog, encoding: .utf8).split(separator: "\n")
+        var sequenced: [BatchCandles.SequencedTrade] = []
+        for (i, line) in lines.enumerated() {
+            sequenced.append(.init(trade: try Trade(json: String(line)), sequence: Int64(i)))
+        }
+        XCTAssertGreaterThan(sequenced.count, 500)
+        let reference = BatchCandles.compute(sequenced, intervals: [CandleInterval("1s")!])
+        // Windows that were complete well before the query (grace 5 s + margin), after start-up.
+        let comparable = reference.filter { $0.value.start >= firstUseful && $0.value.end <= queriedAt - 8_000 }
+        XCTAssertGreaterThan(comparable.count, 10)
+        var mismatches: [String] = []
+        for (key, expected) in comparable {
+            guard let got = served[key] else { mismatches.append("\(key): missing from /api/candles"); continue }
+            if let diff = BatchCandles.difference(got, expected) { mismatches.append("\(key): \(diff)") }
+        }
+        XCTAssertTrue(mismatches.isEmpty, "\(mismatches.count) of \(comparable.count) candles differ:\n" + mismatches.prefix(10).joined(separator: "\n"))
+    }
+}
+
+struct HTTPResult {
+    var status: Int
+    var body: String
+}
+
+/// A blocking GET on loopback.
+func httpGet(_ url: String, timeout: TimeInterval = 10) throws -> HTTPResult {
+    let box = LockedData()
+    let status = LockedValue<Int>(0)
+    let done = DispatchSemaphore(value: 0)
+    var request = URLRequest(url: URL(string: url)!)
+    request.timeoutInterval = timeout
+    URLSession.shared.dataTask(with: request) { data, response, _ in
+        box.set(data ?? Data())
+        status.value = (response as? HTTPURLResponse)?.statusCode ?? 0
+        done.signal()
+    }.resume()
+    _ = done.wait(timeout: .now() + timeout + 1)
+    return HTTPResult(status: status.value, body: String(decoding: box.get(), as: UTF8.self))
+}
+
+final class LockedValue<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var _value: T
+    init(_ value: T) { _value = value }
+    var value: T {
+        get { lock.withLock { _value } }
+        set { lock.withLock { _value = newValue } }
+    }
+}
+
+func freeTCPPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}

@@ -1,0 +1,245 @@
+import Foundation
+import KafkaClient
+import Logging
+import MarketData
+import Processing
+
+/// Real `tape` processes for the processing integration tests (the pattern of
+/// IntegrationTests/ProcessHelpers.swift, kept separate so the targets stay independent).
+enum Tape {
+    /// The built `tape`, copied under a name of its own: on a shared machine, something that stops
+    /// processes by name (`pkill tape`) must not take this test's brokers and processors with it.
+    static let path: String = {
+        let dir = URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent()
+        var url = dir.appendingPathComponent("tape")
+        // `swift test` runs a bundle inside the products folder; xctest may pass the bundle path.
+        if !FileManager.default.isExecutableFile(atPath: url.path) {
+            url = dir.deletingLastPathComponent().appendingPathComponent("tape")
+        }
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("processing-test-\(getpid())")
+        try? FileManager.default.removeItem(at: copy)
+        do {
+            try FileManager.default.copyItem(at: url, to: copy)
+            return copy.path
+        } catch {
+            return url.path
+        }
+    }()
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A child process; killed (SIGKILL) if still running when released.
+final class Child: @unchecked Sendable {
+    let process = Process()
+    private let out = Pipe()
+    let name: String
+    let logFile: URL
+
+    init(_ arguments: [String], name: String, logDirectory: URL) throws {
+        self.name = name
+        process.executableURL = URL(fileURLWithPath: Tape.path)
+        process.arguments = arguments
+        logFile = logDirectory.appendingPathComponent("\(name).log")
+        _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logFile)
+        _ = log.seekToEndOfFile()
+        process.standardOutput = out
+        process.standardError = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// The first stdout line (the mock cluster's bootstrap address).
+    func firstLine(timeout: TimeInterval = 20) throws -> String {
+        var bytes = Data()
+        let handle = out.fileHandleForReading
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            bytes.append(chunk)
+            if let nl = bytes.firstIndex(of: 10) { return String(decoding: bytes[..<nl], as: UTF8.self) }
+        }
+        throw HarnessError(description: "\(name) printed no line")
+    }
+
+    var isRunning: Bool { process.isRunning }
+
+    /// The stderr log so far.
+    var log: String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Waits until the log contains `text` `count` times (or the timeout passes); returns whether it did.
+    func waitForLog(_ text: String, count: Int = 1, timeout: TimeInterval) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if log.components(separatedBy: text).count - 1 >= count { return true }
+            if !process.isRunning { return false }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    func kill9() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM and wait (SIGKILL after `timeout`); returns the exit status.
+    @discardableResult
+    func terminate(timeout: TimeInterval = 30) -> Int32 {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(timeout)
+            while process.isRunning && Date() < deadline { usleep(20_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    deinit { kill9() }
+}
+
+/// A `tape mock-cluster` child process with topics created.
+final class MockClusterProcess {
+    let child: Child
+    let bootstrap: String
+
+    init(topics: [String: Int32], logDirectory: URL) throws {
+        var args = ["mock-cluster", "--brokers", "1"]
+        for (name, partitions) in topics.sorted(by: { $0.key < $1.key }) { args += ["--topic", "\(name):\(partitions)"] }
+        child = try Child(args, name: "mock-cluster", logDirectory: logDirectory)
+        bootstrap = try child.firstLine()
+    }
+
+    deinit { child.terminate(timeout: 5) }
+}
+
+enum Kafka {
+    static func configuration(_ bootstrap: String) -> KafkaConfiguration {
+        KafkaConfiguration(bootstrapServers: bootstrap)
+    }
+
+    static var quietLogger: Logger {
+        var logger = Logger(label: "tape.test")
+        logger.logLevel = .critical
+        return logger
+    }
+
+    /// Produces trades keyed `exchange:SYMBOL` (plus raw extra values), waiting for every ack.
+    static func produce(_ trades: [Trade], extra: [(key: String, value: String)] = [], topic: String, bootstrap: String) async throws {
+        var config = KafkaProducerConfiguration(kafka: configuration(bootstrap))
+        config.deliveryReports = false
+        let producer = try KafkaProducer(configuration: config, logger: quietLogger)
+        for t in trades {
+            _ = try await producer.enqueue(ProducerMessage(topic: topic, key: Array(t.kafkaKey.utf8), value: t.jsonBytes, timestamp: t.time))
+        }
+        for e in extra {
+            _ = try await producer.enqueue(ProducerMessage(topic: topic, key: Array(e.key.utf8), value: Array(e.value.utf8)))
+        }
+        try await producer.flush(timeout: .seconds(60))
+        try await producer.close()
+    }
+
+    /// Every record of a topic as it is now (all partitions, beginning to high watermark).
+    static func readAll(topic: String, partitions: Int32, bootstrap: String) async throws -> [KafkaMessage] {
+        var config = KafkaConsumerConfiguration(kafka: configuration(bootstrap))
+        config.autoOffsetReset = .earliest
+        let consumer = try KafkaConsumer(configuration: config, logger: quietLogger)
+        defer { consumer.close() }
+        var ends: [Int32: Int64] = [:]
+        for p in 0..<partitions {
+            let high = try await consumer.watermarks(topic: topic, partition: p).high
+            if high > 0 { ends[p] = high }
+        }
+        if ends.isEmpty { return [] }
+        try consumer.assign(ends.keys.map { .init(topic: topic, partition: $0, offset: KafkaOffset.beginning) })
+        var out: [KafkaMessage] = []
+        var reached: [Int32: Int64] = [:]
+        let deadline = Date().addingTimeInterval(60)
+        for try await batch in consumer.batches {
+            for m in batch where m.offset < (ends[m.partition] ?? 0) {
+                out.append(m)
+                reached[m.partition] = m.offset + 1
+            }
+            if ends.allSatisfy({ reached[$0.key] == $0.value }) { break }
+            if Date() > deadline { throw HarnessError(description: "could not read \(topic) to its end") }
+        }
+        return out
+    }
+
+    /// Waits until `group` has committed the high watermark of every non-empty partition.
+    static func waitUntilCommitted(group: String, topic: String, partitions: Int32, bootstrap: String, timeout: TimeInterval) async throws -> Bool {
+        let admin = try KafkaAdmin(configuration: configuration(bootstrap), logger: quietLogger)
+        var highs: [TopicPartitionOffset] = []
+        for p in 0..<partitions {
+            let high = try await admin.watermarks(topic: topic, partition: p).high
+            if high > 0 { highs.append(.init(topic: topic, partition: p, offset: high)) }
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let committed = try await admin.committedOffsets(
+                group: group, partitions: highs.map { .init(topic: $0.topic, partition: $0.partition, offset: KafkaOffset.invalid) })
+            let done = highs.allSatisfy { h in committed.contains { $0.partition == h.partition && $0.offset >= h.offset } }
+            if done { return true }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        return false
+    }
+}
+
+/// The contract check: latest candle per key in the candles topic (and optionally the store) vs.
+/// the batch recomputation over every trade in the trades topic.
+enum Contract {
+    static func mismatches(
+        trades tradesTopic: String, tradePartitions: Int32, candles candlesTopic: String, candlePartitions: Int32,
+        intervals: [CandleInterval], bootstrap: String, store: CandleStore? = nil
+    ) async throws -> (checked: Int, problems: [String]) {
+        let tradeRecords = try await Kafka.readAll(topic: tradesTopic, partitions: tradePartitions, bootstrap: bootstrap)
+        var sequenced: [BatchCandles.SequencedTrade] = []
+        for m in tradeRecords.sorted(by: { ($0.partition, $0.offset) < ($1.partition, $1.offset) }) {
+            guard let value = m.value, let trade = try? Trade(json: value) else { continue }
+            sequenced.append(.init(trade: trade, sequence: m.offset))
+        }
+        let reference = BatchCandles.compute(sequenced, intervals: intervals)
+        var latest: [String: Candle] = [:]
+        var problems: [String] = []
+        for m in try await Kafka.readAll(topic: candlesTopic, partitions: candlePartitions, bootstrap: bootstrap) {
+            guard let key = m.key, let value = m.value else { continue }
+            do {
+                let candle = try Candle(json: value)
+                if candle.kafkaKey != String(decoding: key, as: UTF8.self) { problems.append("key \(String(decoding: key, as: UTF8.self)) holds \(candle.kafkaKey)") }
+                latest[candle.kafkaKey] = candle
+            } catch {
+                problems.append("undecodable candle at \(m.partition)@\(m.offset): \(error)")
+            }
+        }
+        problems += compare(latest, reference, source: "topic")
+        if let store {
+            var stored: [String: Candle] = [:]
+            for s in try store.symbols() {
+                for interval in s.intervals {
+                    for c in try store.candles(exchange: s.exchange, symbol: s.symbol, interval: interval) { stored[c.kafkaKey] = c }
+                }
+            }
+            problems += compare(stored, reference, source: "sqlite")
+        }
+        return (reference.count, problems)
+    }
+
+    static func compare(_ latest: [String: Candle], _ reference: [String: Candle], source: String) -> [String] {
+        var problems: [String] = []
+        for (key, ref) in reference.sorted(by: { $0.key < $1.key }) {
+            guard let got = latest[key] else {
+                problems.append("\(source) \(key): missing")
+                continue
+            }
+            if let diff = BatchCandles.difference(got, ref) { problems.append("\(source) \(key): \(diff)") }
+        }
+        for key in latest.keys.sorted() where reference[key] == nil { problems.append("\(source) \(key): not in the batch result") }
+        return problems
+    }
+}

@@ -1,0 +1,89 @@
+import KafkaProtocol
+import Logging
+import NIOCore
+import XCTest
+
+@testable import TapeBroker
+
+/// Seeded mutation fuzzing through decode *and* the request handler: whatever decodes must be
+/// handled without trapping, and the broker must still answer afterwards.
+final class HandlerFuzzTests: XCTestCase {
+    struct Rng: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    func seeds() -> [[UInt8]] {
+        let batch = RecordBatchBuilder.build(
+            records: [Record(offsetDelta: 0, key: [1], value: [2, 3]), Record(offsetDelta: 1, key: nil, value: [4])], baseTimestamp: 1000, producerId: 1000, producerEpoch: 0,
+            baseSequence: 0)
+        func frame<M: KafkaRequestMessage>(_ m: M, _ v: Int16) -> [UInt8] {
+            var b = KafkaRequest.encodeFrame(m, version: v, correlationId: 1, clientId: "fuzz")
+            b.moveReaderIndex(forwardBy: 4)
+            return Array(b.readableBytesView)
+        }
+        return [
+            frame(ProduceRequest(acks: 1, timeoutMs: 100, topics: [.init(name: "f", partitions: [.init(index: 0, records: batch)])]), 7),
+            frame(ProduceRequest(acks: -1, timeoutMs: 100, topics: [.init(name: "f", partitions: [.init(index: 0, records: batch), .init(index: 3, records: batch)])]), 3),
+            frame(FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1000, topics: [.init(topic: "f", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 100)])]), 11),
+            frame(MetadataRequest(topics: ["f", "g"]), 8),
+            frame(MetadataRequest(topics: nil), 1),
+            frame(CreateTopicsRequest(topics: [.init(name: "c", numPartitions: 2, replicationFactor: 1, configs: [.init(name: "retention.ms", value: "1")])]), 4),
+            frame(DeleteTopicsRequest(topicNames: ["c"]), 3),
+            frame(ListOffsetsRequest(topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, timestamp: 500)])]), 5),
+            frame(OffsetCommitRequest(groupId: "g", generationId: -1, memberId: "", topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, committedOffset: 1)])]), 7),
+            frame(OffsetFetchRequest(groupId: "g", topics: nil), 5),
+            frame(DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "f"), .init(resourceType: 4, resourceName: "0")]), 2),
+            frame(InitProducerIdRequest(), 1),
+            frame(HeartbeatRequest(groupId: "g", generationId: 1, memberId: "m"), 3),
+            frame(LeaveGroupRequest(groupId: "g", members: [.init(memberId: "m")]), 3),
+            frame(DescribeGroupsRequest(groups: ["g", "h"]), 4),
+            frame(ListGroupsRequest(), 2),
+            frame(FindCoordinatorRequest(key: "g"), 2),
+            frame(ApiVersionsRequest(clientSoftwareName: "a", clientSoftwareVersion: "b"), 3),
+        ]
+    }
+
+    func testMutatedRequestsThroughTheHandler() async throws {
+        var config = BrokerConfiguration()
+        config.numPartitions = 2
+        var quiet = Logger(label: "fuzz")
+        quiet.logLevel = .critical
+        let broker = Broker(configuration: config, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore(), logger: quiet)
+        let seeds = seeds()
+        var rng = Rng(state: 2026)
+        var handled = 0
+        for _ in 0..<8_000 {
+            var bytes = seeds[Int.random(in: 0..<seeds.count, using: &rng)]
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                let i = Int.random(in: 4..<bytes.count, using: &rng)  // keep key and version
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes[i] = UInt8.random(in: 0...255, using: &rng)
+                case 1: bytes[i] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
+                default: bytes.removeLast(Int.random(in: 0..<min(8, bytes.count - 4), using: &rng))
+                }
+                if bytes.count <= 5 { break }
+            }
+            var frame = ByteBuffer(bytes: bytes)
+            guard var request = try? KafkaRequest.decode(frame: &frame) else { continue }
+            switch request.body {
+            case .joinGroup, .syncGroup: continue  // these legitimately park until other members act
+            case .fetch(var f):
+                f.maxWaitMs = 0
+                request.body = .fetch(f)
+            default: break
+            }
+            _ = await broker.handle(request)
+            handled += 1
+        }
+        XCTAssertGreaterThan(handled, 1000)
+        let alive = await broker.metadata(MetadataRequest(topics: ["after-fuzz"]), version: 4)
+        XCTAssertEqual(alive.topics[0].errorCode, ErrorCode.none)
+    }
+}

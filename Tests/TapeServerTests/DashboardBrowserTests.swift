@@ -1,0 +1,225 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSClient
+import Logging
+import MarketData
+import TapeServer
+import XCTest
+
+/// The dashboard in a real headless Chromium (Debian's `chromium`), driven over the DevTools
+/// protocol: the page draws the candles the API returns, applies live updates from /ws, switches
+/// interval, and a screenshot is taken (written to docs/dashboard.png when TAPE_UPDATE_SCREENSHOT=1).
+final class DashboardBrowserTests: XCTestCase {
+    static func findChromium() -> String? {
+        for path in ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+        where FileManager.default.isExecutableFile(atPath: path) {
+            return path
+        }
+        return nil
+    }
+
+    func testDashboardDrawsAPICandlesAndLiveUpdatesInChromium() async throws {
+        guard let chromium = Self.findChromium() else {
+            throw XCTSkip("chromium is not installed (apt-get install chromium)")
+        }
+        let stats = StaticStats(
+            PipelineStats(
+                exchanges: [
+                    ExchangeStats(
+                        exchange: "poloniex", connected: true, framesPerSecond: 41.5, tradesPerSecond: 63.2, tradesTotal: 182_311,
+                        parseErrors: 0, reconnects: 1, lagMilliseconds: 38, lastTradeTime: Fixture.t0)
+                ], consumerLag: [ConsumerLag(group: "tape-serve", topic: "tape.trades", messages: 0)]))
+        let f = Fixture(candlesPerMarket: 48, stats: stats)
+        let state = f.state
+        let inputs = (f.tradeInput, f.candleInput)
+        let apiCandles = try await f.history.candles(market: Fixture.btc, interval: .oneMinute, from: nil, to: nil, limit: 500)
+        XCTAssertEqual(apiCandles.count, 48)
+
+        try await f.app.test(.live) { client in
+            let port = client.port!
+            let browser = try ChromiumProcess(path: chromium)
+            defer { browser.stop() }
+            let devtools = try await browser.devToolsURL(timeout: 60)
+            try await WebSocketClient.connect(
+                url: devtools, configuration: .init(maxFrameSize: 1 << 26), logger: Logger(label: "test.cdp")
+            ) { inbound, outbound, _ in
+                var cdp = DevTools(inbound: inbound.messages(maxSize: 1 << 26).makeAsyncIterator(), outbound: outbound)
+                let target = try await cdp.call("Target.createTarget", ["url": "about:blank"])
+                let targetId = target["targetId"] as? String ?? ""
+                let attached = try await cdp.call("Target.attachToTarget", ["targetId": targetId, "flatten": true])
+                cdp.session = attached["sessionId"] as? String
+                _ = try await cdp.call(
+                    "Emulation.setDeviceMetricsOverride", ["width": 1400, "height": 860, "deviceScaleFactor": 1, "mobile": false])
+                _ = try await cdp.call("Page.navigate", ["url": "http://127.0.0.1:\(port)/"])
+
+                // 1. the page draws what the API returns
+                try await cdp.waitFor("initial candles", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn") as? String == "1 96"
+                }
+                let btc = "document.querySelector('[data-symbol=\"poloniex:BTC-USDT\"]')"
+                let v1 = try await cdp.evaluate("\(btc).querySelector('canvas').dataset.candlesDrawn") as? String
+                XCTAssertEqual(v1, "48")
+                let v2 = try await cdp.evaluate("\(btc).dataset.lastClose") as? String
+                XCTAssertEqual(v2, apiCandles.last!.close.description)
+                let v3 = try await cdp.evaluate("document.body.dataset.tradesShown") as? String
+                XCTAssertEqual(v3, "6")
+                // the canvas really holds rising and falling candle bodies
+                let colours = try await cdp.evaluate(
+                    """
+                    (() => { const c = \(btc).querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let up = 0, down = 0; for (let i = 0; i < d.length; i += 4) {
+                        if (d[i] === 38 && d[i+1] === 166 && d[i+2] === 154) up++; if (d[i] === 239 && d[i+1] === 83 && d[i+2] === 80) down++; }
+                      return up + ' ' + down; })()
+                    """) as? String ?? ""
+                let counts = colours.split(separator: " ").compactMap { Int($0) }
+                XCTAssertEqual(counts.count, 2)
+                XCTAssertGreaterThan(counts.first ?? 0, 100, "green candle pixels")
+                XCTAssertGreaterThan(counts.last ?? 0, 100, "red candle pixels")
+
+                // 2. live updates over /ws: a new candle and a trade
+                try await WebSocketTests.eventually(30, "the page's /ws subscriptions") {
+                    state.hub.subscriberCount(.candles(Fixture.btc, .oneMinute)) == 1 && state.hub.subscriberCount(.trades(Fixture.btc)) == 1
+                }
+                let live = Fixture.candle(Fixture.btc, .oneMinute, index: 48, base: 21_600, revision: 1, isFinal: false)
+                inputs.1.yield(live)
+                inputs.0.yield(Fixture.trade(Fixture.btc, id: 9_999, price: "21650.12", side: .buy, time: live.start + 5_000))
+                try await cdp.waitFor("live candle and trade", timeout: 20) {
+                    try await $0.evaluate(
+                        "\(btc).querySelector('canvas').dataset.candlesDrawn + ' ' + \(btc).dataset.lastClose + ' ' + document.body.dataset.tradesShown"
+                    ) as? String == "49 \(live.close) 7"
+                }
+                let v4 = try await cdp.evaluate("document.body.dataset.liveUpdates") as? String
+                XCTAssertEqual(v4, "2")
+                let v5 = try await cdp.evaluate("document.querySelector('#status span').textContent") as? String
+                XCTAssertEqual(v5, "live")
+
+                // 3. the interval switch reloads from the API and moves the subscription
+                _ = try await cdp.evaluate("document.querySelector('[data-i=\"5m\"]').click()")
+                try await cdp.waitFor("5m candles", timeout: 20) {
+                    try await $0.evaluate("document.body.dataset.candlesDrawn") as? String == "6"
+                }
+                try await WebSocketTests.eventually(10, "5m subscription") {
+                    state.hub.subscriberCount(.candles(Fixture.btc, .fiveMinutes)) == 1
+                        && state.hub.subscriberCount(.candles(Fixture.btc, .oneMinute)) == 0
+                }
+                _ = try await cdp.evaluate("document.querySelector('[data-i=\"1m\"]').click()")
+                try await cdp.waitFor("back to 1m", timeout: 20) {
+                    try await $0.evaluate("document.body.dataset.candlesDrawn") as? String == "97"
+                }
+                // the health panel shows the stats source
+                let health = try await cdp.evaluate("document.querySelector('#health').textContent") as? String ?? ""
+                XCTAssertTrue(health.contains("poloniex") && health.contains("63.2") && health.contains("41.5"), health)
+
+                // 4. screenshot
+                try await Task.sleep(for: .milliseconds(300))
+                let shot = try await cdp.call("Page.captureScreenshot", ["format": "png"])
+                let png = Data(base64Encoded: shot["data"] as? String ?? "") ?? Data()
+                XCTAssertTrue(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "a PNG")
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("tape-dashboard.png")
+                try png.write(to: out)
+                if ProcessInfo.processInfo.environment["TAPE_UPDATE_SCREENSHOT"] == "1" {
+                    try png.write(to: OpenAPIConformanceTests.specURL.deletingLastPathComponent().appendingPathComponent("dashboard.png"))
+                }
+                print("dashboard screenshot: \(out.path) (\(png.count) bytes)")
+                _ = try? await cdp.call("Browser.close", [:], session: false)
+            }
+        }
+    }
+}
+
+/// A headless Chromium with the DevTools protocol on a free loopback port.
+final class ChromiumProcess: @unchecked Sendable {
+    let process = Process()
+    let stderr = Pipe()
+    let profile: URL
+    private let lock = NSLock()
+    private var output = ""
+
+    init(path: String) throws {
+        profile = FileManager.default.temporaryDirectory.appendingPathComponent("tape-chromium-\(UUID().uuidString)")
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--no-default-browser-check", "--disable-extensions", "--remote-debugging-address=127.0.0.1",
+            "--remote-debugging-port=0", "--remote-allow-origins=*", "--user-data-dir=\(profile.path)", "about:blank",
+        ]
+        process.standardError = stderr
+        process.standardOutput = FileHandle.nullDevice
+        stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self, !data.isEmpty else { return }
+            self.lock.withLock { self.output += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+    }
+
+    /// `ws://127.0.0.1:PORT/devtools/browser/ID`, from Chromium's stderr.
+    func devToolsURL(timeout: Double) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let text = lock.withLock { output }
+            if let r = text.range(of: "DevTools listening on ") {
+                let url = text[r.upperBound...].prefix { !$0.isWhitespace }
+                return String(url)
+            }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw WebSocketTests.TimeoutError(what: "Chromium's DevTools address; stderr: \(lock.withLock { output })")
+    }
+
+    func stop() {
+        stderr.fileHandleForReading.readabilityHandler = nil
+        if process.isRunning {
+            process.terminate()
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(at: profile)
+    }
+}
+
+/// A minimal Chrome DevTools Protocol client over one WebSocket (flattened target sessions).
+struct DevTools {
+    var inbound: WebSocketInboundMessageStream.AsyncIterator
+    let outbound: WebSocketOutboundWriter
+    var nextID = 0
+    var session: String?
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    mutating func call(_ method: String, _ params: [String: Any], session useSession: Bool = true) async throws -> [String: Any] {
+        nextID += 1
+        var message: [String: Any] = ["id": nextID, "method": method, "params": params]
+        if useSession, let session { message["sessionId"] = session }
+        let data = try JSONSerialization.data(withJSONObject: message)
+        try await outbound.write(.text(String(decoding: data, as: UTF8.self)))
+        while let frame = try await inbound.next() {
+            guard case .text(let text) = frame else { continue }
+            let reply = Data(text.utf8).jsonObject
+            guard (reply["id"] as? NSNumber)?.intValue == nextID else { continue }  // events and other replies
+            if let error = reply["error"] as? [String: Any] { throw Failure(description: "\(method): \(error)") }
+            return reply["result"] as? [String: Any] ?? [:]
+        }
+        throw Failure(description: "DevTools connection closed during \(method)")
+    }
+
+    /// Evaluates JS in the page; numbers and strings come back as strings (`String(value)` in JS).
+    mutating func evaluate(_ expression: String) async throws -> Any? {
+        let result = try await call("Runtime.evaluate", ["expression": "String(\(expression))", "returnByValue": true, "awaitPromise": true])
+        if let exception = result["exceptionDetails"] { throw Failure(description: "\(expression): \(exception)") }
+        return (result["result"] as? [String: Any])?["value"]
+    }
+
+    mutating func waitFor(_ what: String, timeout: Double, _ condition: (inout DevTools) async throws -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if (try? await condition(&self)) == true { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let dom = (try? await evaluate("JSON.stringify(document.body.dataset) + ' ' + document.querySelector('#status').textContent")) ?? nil
+        throw WebSocketTests.TimeoutError(what: "\(what) in the page; body data: \(dom ?? "?")")
+    }
+}
