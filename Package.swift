@@ -102,6 +102,7 @@ let package = Package(
             dependencies: [
                 "MarketData",
                 "KafkaClient",
+                "Processing",
                 "TapeMetrics",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
@@ -168,6 +169,7 @@ let package = Package(
                 "TapeServer",
                 "MarketData",
                 "KafkaClient",
+                "Processing",
                 "TapeMetrics",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),

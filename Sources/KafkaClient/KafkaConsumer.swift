@@ -271,18 +271,19 @@ public final class KafkaConsumer: @unchecked Sendable {
         public typealias Element = KafkaMessage
         let channel: BatchChannel<KafkaMessage>
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+        /// Iterators share the consumer's position: records of a batch that one iterator did not
+        /// reach (it was abandoned after a `break`) are what the next iterator returns first.
         public struct AsyncIterator: AsyncIteratorProtocol {
             let channel: BatchChannel<KafkaMessage>
-            var current: [KafkaMessage] = []
-            var index = 0
             public mutating func next() async throws -> KafkaMessage? {
-                while index >= current.count {
-                    guard let batch = try await channel.next() else { return nil }
-                    current = batch
-                    index = 0
+                if let message = channel.popLeftover() { return message }
+                while true {
+                    guard var batch = try await channel.next() else { return nil }
+                    if batch.isEmpty { continue }
+                    let first = batch.removeFirst()
+                    channel.setLeftover(batch)
+                    return first
                 }
-                defer { index += 1 }
-                return current[index]
             }
         }
     }
@@ -343,6 +344,25 @@ final class BatchChannel<T: Sendable>: @unchecked Sendable {
     private var finished = false
     private var failure: (any Error)?
     private let capacity: Int
+    /// Records of the current batch not yet handed out by a `Messages` iterator.
+    private var leftover: [T] = []
+    private var leftoverIndex = 0
+
+    func popLeftover() -> T? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard leftoverIndex < leftover.count else { return nil }
+        defer { leftoverIndex += 1 }
+        return leftover[leftoverIndex]
+    }
+
+    func setLeftover(_ items: [T]) {
+        condition.lock()
+        leftover = items
+        leftoverIndex = 0
+        condition.unlock()
+    }
+
     /// Lets a blocked `push` notice the poller is stopping.
     var onStopRequested: (@Sendable () -> Bool)?
 
@@ -381,7 +401,13 @@ final class BatchChannel<T: Sendable>: @unchecked Sendable {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[T]?, any Error>) in
                 condition.lock()
-                if !batches.isEmpty {
+                if leftoverIndex < leftover.count {
+                    let rest = Array(leftover[leftoverIndex...])
+                    leftover = []
+                    leftoverIndex = 0
+                    condition.unlock()
+                    continuation.resume(returning: rest)
+                } else if !batches.isEmpty {
                     let batch = batches.removeFirst()
                     condition.signal()
                     condition.unlock()

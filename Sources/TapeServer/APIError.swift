@@ -18,6 +18,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, Hashable {
         public static let unauthorized = Code(name: "unauthorized", status: .unauthorized)
         /// No such route (404).
         public static let notFound = Code(name: "not_found", status: .notFound)
+        /// The route exists for GET only (405).
+        public static let methodNotAllowed = Code(name: "method_not_allowed", status: .methodNotAllowed)
         /// The candle history could not be read (503).
         public static let historyUnavailable = Code(name: "history_unavailable", status: .serviceUnavailable)
     }
@@ -58,6 +60,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, Hashable {
     public func response(from request: Request, context: some RequestContext) throws -> Response {
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         if code == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"tape\"" }
+        if code == .methodNotAllowed { headers[.allow] = "GET, HEAD" }
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: json)))
     }
 }

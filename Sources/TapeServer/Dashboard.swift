@@ -74,13 +74,15 @@ const authHeaders = token ? { Authorization: "Bearer " + token } : {};
 const MAX_CHARTS = 8, MAX_TRADES = 60;
 let interval = ["1m","5m","1h"].includes(params.get("interval")) ? params.get("interval") : "1m";
 const charts = new Map();   // "exchange:SYMBOL" -> {market, candles, canvas, card, last}
-let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500;
+let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false, authFailed = false;
 
 async function api(path) {
   const r = await fetch(path, { headers: authHeaders, cache: "no-store" });
+  if (r.status === 401) { authFailed = true; setStatus(false, token ? "the token in the URL is wrong" : "this server needs a token: open /?token=…"); }
   if (!r.ok) { let m = r.status + ""; try { m = (await r.json()).error.message; } catch (e) {} throw new Error(path + ": " + m); }
   return r.json();
 }
+const esc = v => String(v).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 function fmtPrice(s) { const v = parseFloat(s); if (!isFinite(v)) return "–"; return v >= 1000 ? v.toFixed(2) : v >= 1 ? v.toFixed(4) : v.toPrecision(4); }
 function fmtTime(ms, withSeconds) { const d = new Date(ms); const p = n => String(n).padStart(2, "0");
   return p(d.getUTCHours()) + ":" + p(d.getUTCMinutes()) + (withSeconds ? ":" + p(d.getUTCSeconds()) : ""); }
@@ -92,7 +94,7 @@ function ensureChart(symbol) {
   const [exchange, pair] = symbol.split(":");
   const card = document.createElement("div");
   card.className = "card"; card.dataset.symbol = symbol;
-  card.innerHTML = `<h2>${pair} <small>${exchange}</small><span class="px">–</span></h2><canvas data-candles-drawn="0"></canvas>`;
+  card.innerHTML = `<h2>${esc(pair)} <small>${esc(exchange)}</small><span class="px">–</span></h2><canvas data-candles-drawn="0"></canvas>`;
   document.getElementById("charts").appendChild(card);
   const chart = { symbol, candles: [], card, canvas: card.querySelector("canvas"), px: card.querySelector(".px") };
   charts.set(symbol, chart);
@@ -162,16 +164,18 @@ function upsertCandle(chart, k) {
   if (list.length > 500) list.splice(0, list.length - 500);
 }
 
-async function loadCandles(chart) {
-  const r = await api(`/api/candles?symbol=${encodeURIComponent(chart.symbol)}&interval=${interval}&limit=300`);
-  if (r.interval !== interval) return;
-  chart.candles = r.candles; draw(chart);
+async function loadCandles(chart) {   // one chart's failure does not stop the others
+  try {
+    const r = await api(`/api/candles?symbol=${encodeURIComponent(chart.symbol)}&interval=${interval}&limit=300`);
+    if (r.interval !== interval) return;
+    chart.candles = r.candles; draw(chart);
+  } catch (e) { console.warn(e); chart.candles = []; draw(chart); }
 }
 
 function renderTrades() {
   const body = document.getElementById("trades");
-  body.innerHTML = trades.map(t => `<tr class="${t.fresh ? "new" : ""}"><td>${fmtTime(t.time, true)}</td><td>${t.symbol.split(":").pop()}</td>` +
-    `<td class="${t.side === "buy" ? "up" : "down"}">${fmtPrice(t.price)}</td><td>${t.quantity}</td></tr>`).join("");
+  body.innerHTML = trades.map(t => `<tr class="${t.fresh ? "new" : ""}"><td>${fmtTime(t.time, true)}</td><td>${esc(t.symbol.split(":").pop())}</td>` +
+    `<td class="${t.side === "buy" ? "up" : "down"}">${fmtPrice(t.price)}</td><td>${esc(t.quantity)}</td></tr>`).join("");
   trades.forEach(t => t.fresh = false);
   document.body.dataset.tradesShown = trades.length;
 }
@@ -182,7 +186,7 @@ async function loadStats() {
     const s = await api("/api/stats");
     const n = v => v === null || v === undefined ? "–" : (+v).toFixed(v % 1 ? 1 : 0);
     document.getElementById("health").innerHTML = s.exchanges.map(e =>
-      `<tr><td>${e.connected === false ? "⚠ " : ""}${e.exchange}</td><td>${n(e.tradesPerSecond)}</td><td>${n(e.framesPerSecond)}</td>` +
+      `<tr><td>${e.connected === false ? "⚠ " : ""}${esc(e.exchange)}</td><td>${n(e.tradesPerSecond)}</td><td>${n(e.framesPerSecond)}</td>` +
       `<td>${n(e.lagMilliseconds)}</td><td>${n(e.reconnects)}</td></tr>`).join("") || `<tr><td colspan="5" class="empty">no exchange data yet</td></tr>`;
     document.getElementById("lag").textContent = s.consumerLag.map(l => `${l.topic} lag ${l.messages}`).join(" · ");
   } catch (e) { console.warn(e); }
@@ -198,8 +202,12 @@ function subscribeAll(op) {
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : "");
   ws = new WebSocket(url);
-  ws.onopen = () => { wsBackoff = 500; setStatus(true, "live"); subscribeAll("subscribe"); };
-  ws.onclose = () => { setStatus(false, "reconnecting…"); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
+  ws.onopen = () => {
+    wsBackoff = 500; setStatus(true, "live"); subscribeAll("subscribe");
+    if (wasConnected) charts.forEach(c => loadCandles(c));   // fill what was missed while away
+    wasConnected = true;
+  };
+  ws.onclose = () => { if (!authFailed) setStatus(false, "reconnecting…"); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
   ws.onmessage = ev => {
     const m = JSON.parse(ev.data);
     if (m.type === "candle" && m.interval === interval) {
@@ -231,7 +239,7 @@ async function start() {
     t.trades.slice().reverse().forEach(x => addTrade({ ...x, symbol: x.exchange + ":" + x.symbol }, false));
     renderTrades();
     setStatus(false, "connecting…");
-  } catch (e) { setStatus(false, e.message); console.error(e); }
+  } catch (e) { if (!authFailed) setStatus(false, e.message); console.error(e); }
   document.body.dataset.ready = "1";
   connect();
   setInterval(loadStats, 2000);

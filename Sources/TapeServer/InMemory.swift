@@ -231,3 +231,40 @@ public struct StaticStats: StatsSource {
     public init(_ value: PipelineStats) { self.value = value }
     public func stats() async -> PipelineStats { value }
 }
+
+/// Several stats sources as one: per exchange, each field comes from the first source that
+/// knows it (non-nil); consumer lag is the union (first wins per group and topic). `tape up`
+/// can pass `MergedStats([ingestStats, state.feedStats])` so frames/s and reconnects come from
+/// the ingest stage and the rest from what the server sees.
+public struct MergedStats: StatsSource {
+    public let sources: [any StatsSource]
+
+    public init(_ sources: [any StatsSource]) { self.sources = sources }
+
+    public func stats() async -> PipelineStats {
+        var byExchange: [String: ExchangeStats] = [:]
+        var order: [String] = []
+        var lag: [ConsumerLag] = []
+        for source in sources {
+            let snapshot = await source.stats()
+            for e in snapshot.exchanges {
+                guard var merged = byExchange[e.exchange] else {
+                    byExchange[e.exchange] = e
+                    order.append(e.exchange)
+                    continue
+                }
+                merged.connected = merged.connected ?? e.connected
+                merged.framesPerSecond = merged.framesPerSecond ?? e.framesPerSecond
+                merged.parseErrors = merged.parseErrors ?? e.parseErrors
+                merged.reconnects = merged.reconnects ?? e.reconnects
+                merged.lagMilliseconds = merged.lagMilliseconds ?? e.lagMilliseconds
+                merged.lastTradeTime = merged.lastTradeTime ?? e.lastTradeTime
+                byExchange[e.exchange] = merged
+            }
+            for l in snapshot.consumerLag where !lag.contains(where: { $0.group == l.group && $0.topic == l.topic }) {
+                lag.append(l)
+            }
+        }
+        return PipelineStats(exchanges: order.sorted().compactMap { byExchange[$0] }, consumerLag: lag)
+    }
+}

@@ -3,6 +3,7 @@ import Foundation
 import KafkaClient
 import Logging
 import MarketData
+import Synchronization
 import TapeMetrics
 
 /// Reads every partition of one topic without a consumer group (each server sees all events),
@@ -67,6 +68,19 @@ public final class KafkaTopicReader: Sendable {
         }
     }
 
+    private let lagQueryInFlight = Atomic<Bool>(false)
+
+    /// Starts a lag report unless one is still running. It runs apart from the feed: librdkafka's
+    /// watermark query can wait for a broker that has gone away, and the feed (and so a graceful
+    /// shutdown) must never wait for it.
+    func reportLagInBackground(positions: [Int32: Int64], partitions: [Int32]) {
+        guard !lagQueryInFlight.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        Task.detached { [self] in
+            await reportLag(positions: positions, partitions: partitions)
+            lagQueryInFlight.store(false, ordering: .releasing)
+        }
+    }
+
     /// High watermark minus next offset to read, summed over partitions.
     func reportLag(positions: [Int32: Int64], partitions: [Int32]) async {
         var total: Int64 = 0
@@ -122,7 +136,7 @@ public final class KafkaTopicReader: Sendable {
                 }
                 if ContinuousClock.now - lastLagReport > .seconds(5) {
                     lastLagReport = .now
-                    await reader.reportLag(positions: positions, partitions: partitions)
+                    reader.reportLagInBackground(positions: positions, partitions: partitions)
                 }
             }
             defer { index += 1 }

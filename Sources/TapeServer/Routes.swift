@@ -180,18 +180,47 @@ struct TapeRoutes: Sendable {
     }
 }
 
+/// Answers 405 (not 404) when a known path is asked with another method than GET or HEAD.
+struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    let paths: Set<String>
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.method != .get, request.method != .head, paths.contains(request.uri.path) {
+            throw APIError(.methodNotAllowed, "\(request.uri.path) only answers GET")
+        }
+        return try await next(request, context)
+    }
+}
+
+extension RouterMethods {
+    /// GET, and HEAD answering the same status and headers without the body.
+    @discardableResult
+    func getAndHead(_ path: RouterPath, _ handler: @escaping @Sendable (Request) async throws -> Response) -> Self {
+        on(path, method: .head) { request, _ in
+            var response = try await handler(request)
+            response.body = .init()
+            return response
+        }
+        return on(path, method: .get) { request, _ in try await handler(request) }
+    }
+}
+
 extension Router where Context == BasicWebSocketRequestContext {
     func addRoutes(_ routes: TapeRoutes, token: String?) {
-        get("/") { request, _ in try await routes.dashboard(request) }
-        get("/health") { request, _ in try await routes.health(request) }
+        add(
+            middleware: MethodNotAllowedMiddleware(paths: [
+                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/ws",
+            ]))
+        getAndHead("/") { try await routes.dashboard($0) }
+        getAndHead("/health") { try await routes.health($0) }
         let protected = group()
         if let token { protected.add(middleware: BearerTokenMiddleware(token: token)) }
-        protected.get("/metrics") { request, _ in try await routes.metrics(request) }
+        protected.getAndHead("/metrics") { try await routes.metrics($0) }
         let api = protected.group("api")
-        api.get("markets") { request, _ in try await routes.markets(request) }
-        api.get("trades") { request, _ in try await routes.trades(request) }
-        api.get("candles") { request, _ in try await routes.candles(request) }
-        api.get("stats") { request, _ in try await routes.stats(request) }
+        api.getAndHead("markets") { try await routes.markets($0) }
+        api.getAndHead("trades") { try await routes.trades($0) }
+        api.getAndHead("candles") { try await routes.candles($0) }
+        api.getAndHead("stats") { try await routes.stats($0) }
         api.get("**") { request, _ -> Response in
             throw APIError(.notFound, "no route \(request.uri.path); the API has /api/markets, /api/trades, /api/candles, /api/stats")
         }

@@ -10,11 +10,11 @@ public struct MarketID: Sendable, Hashable, Comparable, CustomStringConvertible 
         self.symbol = symbol
     }
 
-    /// Parses `exchange:SYMBOL` (the exchange lowercase letters/digits, the symbol normalized
-    /// with `Symbol(normalizing:)`); nil when either part is missing or has odd characters.
+    /// Parses `exchange:SYMBOL` (the exchange lowercased, the symbol normalized with
+    /// `Symbol(normalizing:)`); nil when either part is missing or has odd characters.
     public init?(_ text: String) {
         guard let colon = text.firstIndex(of: ":") else { return nil }
-        let exchange = text[..<colon]
+        let exchange = text[..<colon].lowercased()
         let symbol = text[text.index(after: colon)...]
         guard !exchange.isEmpty, exchange.count <= 32, !symbol.isEmpty, symbol.count <= 40 else { return nil }
         guard exchange.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" })

@@ -99,8 +99,8 @@ public final class TapeServerState: Sendable {
     public let recentTrades: RecentTrades
     public let feedStats: FeedStats
     let startedAt = ContinuousClock.now
-    let tradesSeen = Atomic<Int64>(0)
-    let candlesSeen = Atomic<Int64>(0)
+    public let tradesSeen = Atomic<Int64>(0)
+    public let candlesSeen = Atomic<Int64>(0)
     /// Why a feed stopped, if one did (shown on /health).
     let feedErrors = Mutex<[String: String]>([:])
     let tradesSeenCounter: Counter

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
+import Processing
 import TapeServer
 
 /// `tape serve`: the REST API, WebSocket feed, dashboard and /metrics over Kafka topics.
@@ -10,16 +11,17 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the dashboard, REST API, WebSocket feed and Prometheus metrics from tape.trades and tape.candles.",
         discussion: """
-            History comes from what the server reads of tape.candles (from its beginning, kept in \
-            memory) until the processing stage's SQLite candle store is wired in; --db is accepted \
-            for that and not used yet.
+            With --db, candle history comes from the SQLite file `tape process --db` writes, and \
+            tape.candles is followed from its end for live updates. Without it, the server reads \
+            tape.candles from its beginning and keeps the latest 1000 windows per market and \
+            interval in memory.
             """
     )
 
     @OptionGroup var kafka: KafkaOptions
     @Option(help: ArgumentHelp("Address to serve HTTP on. Anything but loopback prints a warning.", valueName: "HOST:PORT"))
     var http: String = "127.0.0.1:8080"
-    @Option(help: ArgumentHelp("Candle database of `tape process` (not used yet: history is read from tape.candles).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Candle history written by `tape process --db` (SQLite). Without it, history is kept in memory from tape.candles.", valueName: "FILE"))
     var db: String?
     @Option(help: "Bearer token required on /api, /ws and /metrics (default: $TAPE_TOKEN, else none).")
     var token: String?
@@ -37,8 +39,16 @@ struct ServeCommand: AsyncParsableCommand {
         configuration.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         var logger = Logger(label: "tape.serve")
         logger.logLevel = kafka.verbose ? .debug : .info
+        let history: any CandleHistory
         if let db {
-            printError("note: --db \(db) is not used yet; candle history comes from \(candlesTopic), kept in memory.")
+            if !FileManager.default.fileExists(atPath: db) {
+                printError("note: \(db) does not exist yet; it is created empty and fills as `tape process --db \(db)` writes candles.")
+            }
+            do { history = try CandleStore(path: db) } catch {
+                throw ValidationError("--db \(db) cannot be opened as a candle store: \(error)")
+            }
+        } else {
+            history = InMemoryCandleHistory()
         }
         let state = TapeServerState(configuration: configuration)
         let settings = configuration
@@ -49,11 +59,13 @@ struct ServeCommand: AsyncParsableCommand {
                 stats.setConsumerLag($0)
             })
         let candles = KafkaCandleFeed(
-            reader: try KafkaTopicReader(kafka: kafkaConfiguration, topic: candlesTopic, start: .beginning, logger: kafka.logger("tape.serve.candles")) {
+            reader: try KafkaTopicReader(
+                kafka: kafkaConfiguration, topic: candlesTopic, start: db == nil ? .beginning : .end, logger: kafka.logger("tape.serve.candles")
+            ) {
                 stats.setConsumerLag($0)
             })
         let app = buildTapeServer(
-            configuration: configuration, trades: trades, candles: candles, history: InMemoryCandleHistory(), state: state,
+            configuration: configuration, trades: trades, candles: candles, history: history, state: state,
             logger: logger
         ) { boundPort in
             let line = "Tape dashboard: \(settings.dashboardURL(port: boundPort))  (Kafka: \(kafkaConfiguration.bootstrapServers))\n"

@@ -7,9 +7,11 @@ import Ingest
 import KafkaClient
 import Logging
 import MarketData
+import Metrics
 import Processing
 import Synchronization
 import TapeBroker
+import TapeMetrics
 import TapeServer
 
 /// `tape up`: the embedded broker, ingestion (live Poloniex or the built-in simulator), candle
@@ -62,6 +64,8 @@ struct UpCommand: AsyncParsableCommand {
             return source
         }
         defer { sources.forEach { $0.cancel() } }
+        // Metrics before any stage creates a metric handle (handles made earlier stay no-ops).
+        MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
         let level: Logger.Level = verbose ? .debug : .notice
         LoggingSystem.bootstrap { label in
@@ -151,7 +155,7 @@ struct UpCommand: AsyncParsableCommand {
         let settings = serverConfig
         let offline = self.offline
         let app = buildTapeServer(
-            configuration: serverConfig, trades: trades, candles: candles, history: StoreCandleHistory(store: store), stats: stats, state: state,
+            configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, state: state,
             logger: Logger(label: "tape.serve")
         ) { boundPort in
             var banner = "\nTape is up.\n  Dashboard:       \(settings.dashboardURL(port: boundPort))\n  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
@@ -172,7 +176,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         let processTask = Task { try await processor.run() }
         let serverTask = Task { try await app.run() }
-        let statusTask = Task { await Self.status(ingest: ingestHolder, processor: processor, interactive: interactive, logger: logger) }
+        let statusTask = Task { await Self.status(ingest: ingestHolder, server: state, interactive: interactive, logger: logger) }
 
         logger.debug("tape up: running; waiting for SIGINT/SIGTERM")
         // Wait for a signal, or for a stage to end on its own (the first event wins). The watchers
@@ -236,9 +240,11 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     /// A compact live line on a terminal; a log line every 30 s otherwise.
-    static func status(ingest: IngestHolder, processor: CandleProcessor, interactive: Bool, logger: Logger) async {
+    static func status(ingest: IngestHolder, server: TapeServerState, interactive: Bool, logger: Logger) async {
         var last: (time: ContinuousClock.Instant, trades: Int) = (.now, 0)
         var tick = 0
+        // The stages count with plain atomics; their deltas feed the Prometheus counters.
+        let exported = MetricsBridge(exchange: "poloniex")
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             tick += 1
@@ -248,10 +254,12 @@ struct UpCommand: AsyncParsableCommand {
             let elapsed = Double((now - last.time).components.attoseconds) / 1e18 + Double((now - last.time).components.seconds)
             let rate = elapsed > 0 ? Double(trades - last.trades) / elapsed : 0
             last = (now, trades)
-            let counters = processor.counters
+            // Candle updates as they appear on tape.candles (the server reads every one).
+            let candleUpdates = Int(server.candlesSeen.load(ordering: .relaxed))
+            exported.update(connection: snapshot, candlesEmitted: candleUpdates)
             let lag = Double(snapshot?.lastLagMicros ?? 0) / 1000
-            let line = String(format: "trades %d (%.0f/s) | candles %d | lag %.0f ms | reconnects %d | %@",
-                              trades, rate, counters.candlesEmitted, lag, snapshot?.reconnects ?? 0, snapshot?.connected == true ? "connected" : "not connected")
+            let line = String(format: "trades %d (%.0f/s) | candle updates %d | lag %.0f ms | reconnects %d | %@",
+                              trades, rate, candleUpdates, lag, snapshot?.reconnects ?? 0, snapshot?.connected == true ? "connected" : "not connected")
             if interactive {
                 FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
             } else if tick % 30 == 0 {
@@ -305,15 +313,31 @@ final class UpStats: StatsSource {
     }
 }
 
-/// The SQLite history written by `tape process`, as the server's `CandleHistory`.
-struct StoreCandleHistory: CandleHistory {
-    let store: CandleStore
+/// Feeds the stages' own counters into the `TapeMetrics` Prometheus counters, by delta.
+final class MetricsBridge {
+    private let frames, trades, parseErrors, reconnects, candles: Counter
+    private var last = (frames: 0, trades: 0, parseErrors: 0, reconnects: 0, candles: 0)
 
-    func candles(market: MarketID, interval: CandleInterval, from: Int64?, to: Int64?, limit: Int) async throws -> [Candle] {
-        try store.candles(exchange: market.exchange, symbol: market.symbol, interval: interval, from: from, to: to, limit: limit)
+    init(exchange: String) {
+        frames = TapeMetrics.framesIn(exchange: exchange)
+        trades = TapeMetrics.tradesIn(exchange: exchange)
+        parseErrors = TapeMetrics.parseErrors(exchange: exchange)
+        reconnects = TapeMetrics.reconnects(exchange: exchange)
+        candles = TapeMetrics.candlesEmitted(interval: "all")
     }
 
-    func markets() async throws -> [MarketID] {
-        try store.symbols().map { MarketID(exchange: $0.exchange, symbol: $0.symbol) }
+    func update(connection s: ConnectionMetrics.Snapshot?, candlesEmitted: Int) {
+        if let s {
+            frames.increment(by: max(0, s.frames - last.frames))
+            trades.increment(by: max(0, s.trades - last.trades))
+            parseErrors.increment(by: max(0, s.unparseableFrames - last.parseErrors))
+            reconnects.increment(by: max(0, s.reconnects - last.reconnects))
+            last.frames = s.frames
+            last.trades = s.trades
+            last.parseErrors = s.unparseableFrames
+            last.reconnects = s.reconnects
+        }
+        candles.increment(by: max(0, candlesEmitted - last.candles))
+        last.candles = candlesEmitted
     }
 }

@@ -58,6 +58,10 @@ final class UpTests: XCTestCase {
             XCTAssertNotNil(sampleLine.firstMatch(in: s, range: NSRange(s.startIndex..., in: s)), "not Prometheus text: \(s)")
         }
 
+        // The stages' counters reach /metrics.
+        let tradesIn = samples.first { $0.hasPrefix("tape_trades_in_total{") }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        XCTAssertGreaterThan(tradesIn ?? 0, 100, "tape_trades_in_total should count ingested trades:\n\(metrics.body)")
+
         // kcat sees tape.trades on the printed bootstrap address.
         if let kcat = Processes.which("kcat") {
             let listing = try Processes.run(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-L"], timeout: 20)

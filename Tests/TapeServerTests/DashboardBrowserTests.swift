@@ -19,6 +19,58 @@ final class DashboardBrowserTests: XCTestCase {
         return nil
     }
 
+    /// With `--token`, the page takes `?token=` for its REST calls (header) and its WebSocket (query).
+    func testDashboardUsesTheTokenFromItsURL() async throws {
+        guard let chromium = Self.findChromium() else { throw XCTSkip("chromium is not installed (apt-get install chromium)") }
+        let f = Fixture(token: "s3cret", candlesPerMarket: 5)
+        let state = f.state
+        try await f.app.test(.live) { client in
+            let browser = try ChromiumProcess(path: chromium)
+            defer { browser.stop() }
+            try await browser.withPage("http://127.0.0.1:\(client.port!)/?token=s3cret") { cdp in
+                try await cdp.waitFor("candles with the token", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn") as? String == "1 10"
+                }
+                try await WebSocketTests.eventually(20, "the page's authorized /ws subscription") {
+                    state.hub.subscriberCount(.candles(Fixture.btc, .oneMinute)) == 1
+                }
+            }
+            try await browser.withPage("http://127.0.0.1:\(client.port!)/") { cdp in
+                try await cdp.waitFor("the page without a token", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready") as? String == "1"
+                }
+                let status = try await cdp.evaluate("document.querySelector('#status span').textContent") as? String ?? ""
+                XCTAssertTrue(status.contains("needs a token"), status)
+                let drawn = try await cdp.evaluate("document.body.dataset.candlesDrawn") as? String
+                XCTAssertEqual(drawn, "0")
+            }
+        }
+    }
+
+    /// Data from Kafka is untrusted: markup in an exchange or symbol name must show as text.
+    func testDashboardShowsMarkupInDataAsText() async throws {
+        guard let chromium = Self.findChromium() else { throw XCTSkip("chromium is not installed (apt-get install chromium)") }
+        let f = Fixture(candlesPerMarket: 3)
+        let evil = MarketID(exchange: Exchange("x<img src=x onerror=\"document.body.dataset.pwned=1\">"), symbol: Symbol(normalizing: "<b>A-B</b>"))
+        f.state.accept(Fixture.trade(evil, id: 1, price: "1", time: Fixture.t0 + 9_000))
+        try await f.app.test(.live) { client in
+            let browser = try ChromiumProcess(path: chromium)
+            defer { browser.stop() }
+            try await browser.withPage("http://127.0.0.1:\(client.port!)/") { cdp in
+                try await cdp.waitFor("the page", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.tradesShown") as? String == "1 7"
+                }
+                try await Task.sleep(for: .milliseconds(300))
+                let pwned = try await cdp.evaluate("document.body.dataset.pwned") as? String
+                XCTAssertEqual(pwned, "undefined", "markup from the data ran")
+                let text = try await cdp.evaluate("document.body.innerText.includes('<B>A-B<-B>') && document.body.innerText.includes('x<img src=x onerror=')") as? String
+                XCTAssertEqual(text, "true", "the name shows as text")
+                let images = try await cdp.evaluate("document.querySelectorAll('img, b').length") as? String
+                XCTAssertEqual(images, "0")
+            }
+        }
+    }
+
     func testDashboardDrawsAPICandlesAndLiveUpdatesInChromium() async throws {
         guard let chromium = Self.findChromium() else {
             throw XCTSkip("chromium is not installed (apt-get install chromium)")
@@ -40,18 +92,7 @@ final class DashboardBrowserTests: XCTestCase {
             let port = client.port!
             let browser = try ChromiumProcess(path: chromium)
             defer { browser.stop() }
-            let devtools = try await browser.devToolsURL(timeout: 60)
-            try await WebSocketClient.connect(
-                url: devtools, configuration: .init(maxFrameSize: 1 << 26), logger: Logger(label: "test.cdp")
-            ) { inbound, outbound, _ in
-                var cdp = DevTools(inbound: inbound.messages(maxSize: 1 << 26).makeAsyncIterator(), outbound: outbound)
-                let target = try await cdp.call("Target.createTarget", ["url": "about:blank"])
-                let targetId = target["targetId"] as? String ?? ""
-                let attached = try await cdp.call("Target.attachToTarget", ["targetId": targetId, "flatten": true])
-                cdp.session = attached["sessionId"] as? String
-                _ = try await cdp.call(
-                    "Emulation.setDeviceMetricsOverride", ["width": 1400, "height": 860, "deviceScaleFactor": 1, "mobile": false])
-                _ = try await cdp.call("Page.navigate", ["url": "http://127.0.0.1:\(port)/"])
+            try await browser.withPage("http://127.0.0.1:\(port)/") { cdp in
 
                 // 1. the page draws what the API returns
                 try await cdp.waitFor("initial candles", timeout: 30) {
@@ -122,7 +163,6 @@ final class DashboardBrowserTests: XCTestCase {
                     try png.write(to: OpenAPIConformanceTests.specURL.deletingLastPathComponent().appendingPathComponent("dashboard.png"))
                 }
                 print("dashboard screenshot: \(out.path) (\(png.count) bytes)")
-                _ = try? await cdp.call("Browser.close", [:], session: false)
             }
         }
     }
@@ -167,6 +207,23 @@ final class ChromiumProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw WebSocketTests.TimeoutError(what: "Chromium's DevTools address; stderr: \(lock.withLock { output })")
+    }
+
+    /// Opens `url` in a new 1400×860 tab and hands a DevTools session on it to `body`.
+    func withPage(_ url: String, _ body: @escaping @Sendable (inout DevTools) async throws -> Void) async throws {
+        let devtools = try await devToolsURL(timeout: 60)
+        try await WebSocketClient.connect(url: devtools, configuration: .init(maxFrameSize: 1 << 26), logger: Logger(label: "test.cdp")) {
+            inbound, outbound, _ in
+            var cdp = DevTools(inbound: inbound.messages(maxSize: 1 << 26).makeAsyncIterator(), outbound: outbound)
+            let target = try await cdp.call("Target.createTarget", ["url": "about:blank"])
+            let targetId = target["targetId"] as? String ?? ""
+            let attached = try await cdp.call("Target.attachToTarget", ["targetId": targetId, "flatten": true])
+            cdp.session = attached["sessionId"] as? String
+            _ = try await cdp.call("Emulation.setDeviceMetricsOverride", ["width": 1400, "height": 860, "deviceScaleFactor": 1, "mobile": false])
+            _ = try await cdp.call("Page.navigate", ["url": url])
+            try await body(&cdp)
+            _ = try? await cdp.call("Target.closeTarget", ["targetId": targetId], session: false)
+        }
     }
 
     func stop() {

@@ -130,6 +130,20 @@ final class RouteTests: XCTestCase {
                     XCTAssertTrue(message.contains(reason), "\(uri): \(message)")
                 }
             }
+            for method in [HTTPRequest.Method.post, .put, .delete, .init("TRACE")!] {
+                try await client.execute(uri: "/api/candles", method: method) { response in
+                    XCTAssertEqual(response.status, .methodNotAllowed, "\(method)")
+                    XCTAssertEqual(response.headers[.allow], "GET, HEAD")
+                }
+            }
+            try await client.execute(uri: "/api/markets", method: .head) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(response.headers[.contentType], "application/json; charset=utf-8")
+                XCTAssertEqual(response.body.readableBytes, 0)
+            }
+            try await client.execute(uri: "/api/candles?interval=7x&symbol=poloniex:BTC-USDT", method: .head) { response in
+                XCTAssertEqual(response.status, .badRequest)
+            }
             try await client.execute(uri: "/api/nothing", method: .get) { response in
                 XCTAssertEqual(response.status, .notFound)
                 XCTAssertEqual((response.body.json["error"] as? [String: Any])?["code"] as? String, "not_found")
@@ -180,6 +194,28 @@ final class RouteTests: XCTestCase {
         XCTAssertEqual(snapshot.exchanges[0].tradesTotal, 50)
         XCTAssertEqual(snapshot.exchanges[0].lagMilliseconds, 40)
         XCTAssertNil(snapshot.exchanges[0].reconnects)
+    }
+
+    func testMergedStatsTakesEachFieldFromTheFirstSourceThatKnowsIt() async {
+        let ingest = StaticStats(
+            PipelineStats(
+                exchanges: [ExchangeStats(exchange: "poloniex", connected: true, framesPerSecond: 20, tradesPerSecond: 55, tradesTotal: 900, reconnects: 2)],
+                consumerLag: []))
+        let feed = StaticStats(
+            PipelineStats(
+                exchanges: [
+                    ExchangeStats(exchange: "poloniex", tradesPerSecond: 50, tradesTotal: 880, lagMilliseconds: 31, lastTradeTime: 7),
+                    ExchangeStats(exchange: "binance", tradesPerSecond: 3, tradesTotal: 30),
+                ], consumerLag: [ConsumerLag(group: "tape-serve", topic: "tape.trades", messages: 4)]))
+        let merged = await MergedStats([ingest, feed]).stats()
+        XCTAssertEqual(merged.exchanges.map(\.exchange), ["binance", "poloniex"])
+        let p = merged.exchanges[1]
+        XCTAssertEqual(p.tradesPerSecond, 55)
+        XCTAssertEqual(p.framesPerSecond, 20)
+        XCTAssertEqual(p.reconnects, 2)
+        XCTAssertEqual(p.lagMilliseconds, 31)
+        XCTAssertEqual(p.lastTradeTime, 7)
+        XCTAssertEqual(merged.consumerLag.map(\.messages), [4])
     }
 
     func testMetricsIsPrometheusTextWithTapeNames() async throws {
