@@ -362,12 +362,11 @@ public final class CandleProcessor: Sendable {
                 for i in first..<end {
                     let message = batch[i]
                     if message.offset < aggregator.position { continue }
-                    guard let value = message.value, let trade = try? Trade(json: value) else {
-                        aggregator.skip(sequence: message.offset)
+                    guard let value = message.value, aggregator.ingest(value: value, sequence: message.offset, now: now) else {
+                        if message.value == nil { aggregator.skip(sequence: message.offset) }
                         logBadRecord(message)
                         continue
                     }
-                    aggregator.ingest(trade, sequence: message.offset, now: now)
                 }
                 aggregators[partition] = aggregator
             }

@@ -36,7 +36,7 @@ struct BenchProcess: AsyncParsableCommand {
         var aggregateRates: [Double] = []
         let trades = values.map { try! Trade(json: $0) }
         for run in 1...runs {
-            let d = ProcessBenchmark.decode(values)
+            let d = ProcessBenchmark.decodeFields(values)
             let a = ProcessBenchmark.aggregate(trades, configuration: aggregation)
             let c = ProcessBenchmark.decodeAndAggregate(values, configuration: aggregation)
             decodeRates.append(d.tradesPerSecond)
