@@ -372,32 +372,43 @@ public final class CandleProcessor: Sendable {
             }
         }
 
-        /// Sets a partition up from its committed offsets: an aggregator right away when there is
-        /// nothing to replay, else a seek back to the replay start.
-        private mutating func prepare(_ partition: Int32) async throws {
-            let target = try await recoveryPoint(partition)
-            needsPrepare.remove(partition)
-            logger.info(
-                "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
-            announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
-            if target.start >= target.resumeAt {
-                aggregators[partition] = CandleAggregator(
-                    configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
-            } else {
+        /// Sets partitions up from their committed offsets (one request per group for all of them):
+        /// an aggregator right away when there is nothing to replay, else a seek back to the
+        /// replay start.
+        private mutating func prepare(_ partitions: [Int32]) async throws {
+            let targets = try await recoveryPoints(partitions)
+            var seeks: [TopicPartitionOffset] = []
+            for partition in partitions {
+                guard let target = targets[partition] else { continue }
+                logger.info(
+                    "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
+                announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
+                needsPrepare.remove(partition)
+                if target.start >= target.resumeAt {
+                    aggregators[partition] = CandleAggregator(
+                        configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
+                } else {
+                    seeks.append(TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start))
+                    seeking[partition] = target
+                }
+            }
+            if !seeks.isEmpty {
                 do {
-                    try await consumer.seek([TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start)])
+                    try await consumer.seek(seeks)
                 } catch {
-                    needsPrepare.insert(partition)
+                    for tp in seeks {
+                        seeking[tp.partition] = nil
+                        needsPrepare.insert(tp.partition)
+                    }
                     throw error
                 }
-                seeking[partition] = target
             }
         }
 
         /// For a partition without an aggregator: the index of the message to start with, or nil
         /// while the seek to the replay start has not taken effect.
         private mutating func start(_ partition: Int32, messages: ArraySlice<KafkaMessage>) async throws -> Int? {
-            if needsPrepare.contains(partition) { try await prepare(partition) }
+            if needsPrepare.contains(partition) { try await prepare(needsPrepare.sorted()) }
             if aggregators[partition] != nil { return messages.startIndex }
             guard let target = seeking[partition] else { return nil }
             guard let i = messages.firstIndex(where: { $0.offset == target.start }) else { return nil }
@@ -409,31 +420,45 @@ public final class CandleProcessor: Sendable {
 
         /// Prepares newly assigned partitions (retried on the next wake when the broker is busy).
         private mutating func prepareAssigned() async {
-            for partition in needsPrepare.sorted() {
-                do {
-                    try await prepare(partition)
-                } catch {
-                    logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
-                }
+            do {
+                try await prepare(needsPrepare.sorted())
+            } catch {
+                logger.notice("Cannot set up partitions yet; retrying", metadata: ["partitions": "\(needsPrepare.sorted())", "error": "\(error)"])
             }
         }
 
         /// Where to replay from and where emission resumes, from the two groups' committed offsets.
-        private func recoveryPoint(_ partition: Int32) async throws -> (start: Int64, resumeAt: Int64) {
-            let tp = TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: KafkaOffset.invalid)
-            let emitted = try await consumer.committed([tp]).first?.offset ?? -1
-            let replay = try await replayOffsets.committed([tp]).first?.offset ?? -1
-            let low = try await consumer.watermarks(topic: configuration.inputTopic, partition: partition).low
-            // Without a replay offset (first run, or lost), replay everything still in the log.
-            var start = replay >= 0 ? replay : low
-            if emitted >= 0 && start > emitted { start = emitted }
-            if start < low {
-                logger.warning(
-                    "Trades needed for recovery were deleted by retention; candles of the oldest windows may be incomplete",
-                    metadata: ["partition": "\(partition)", "needed": "\(start)", "first": "\(low)"])
-                start = low
+        private func recoveryPoints(_ partitions: [Int32]) async throws -> [Int32: (start: Int64, resumeAt: Int64)] {
+            guard !partitions.isEmpty else { return [:] }
+            let topic = configuration.inputTopic
+            let tps = partitions.map { TopicPartitionOffset(topic: topic, partition: $0, offset: KafkaOffset.invalid) }
+            let emitted = Dictionary(try await consumer.committed(tps).map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let replay = Dictionary(try await replayOffsets.committed(tps).map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            // The first offset still in the log: the first record with a timestamp >= 0 (one request
+            // for all partitions); where that finds none, ask for the watermarks.
+            var firsts = Dictionary(
+                try await consumer.offsets(forTimestamp: 0, partitions: partitions.map { (topic, $0) }).map { ($0.partition, $0.offset) },
+                uniquingKeysWith: { a, _ in a })
+            for partition in partitions where (firsts[partition] ?? -1) < 0 {
+                firsts[partition] = try await consumer.watermarks(topic: topic, partition: partition).low
             }
-            return (start, max(emitted, start))
+            var out: [Int32: (start: Int64, resumeAt: Int64)] = [:]
+            for partition in partitions {
+                let emittedThrough = emitted[partition] ?? -1
+                let replayFrom = replay[partition] ?? -1
+                let low = firsts[partition] ?? 0
+                // Without a replay offset (first run, or lost), replay everything still in the log.
+                var start = replayFrom >= 0 ? replayFrom : low
+                if emittedThrough >= 0 && start > emittedThrough { start = emittedThrough }
+                if start < low {
+                    logger.warning(
+                        "Trades needed for recovery were deleted by retention; candles of the oldest windows may be incomplete",
+                        metadata: ["partition": "\(partition)", "needed": "\(start)", "first": "\(low)"])
+                    start = low
+                }
+                out[partition] = (start, max(emittedThrough, start))
+            }
+            return out
         }
 
         private func announce(_ text: String) {
