@@ -155,6 +155,8 @@ public final class CandleProcessor: Sendable {
             rebalanceTask.cancel()
         }
 
+        // Fail fast, with the client's one-sentence message, when no broker answers.
+        _ = try await consumer.metadata(timeout: .seconds(10))
         try consumer.subscribe([configuration.inputTopic])
         var loop = Loop(
             processor: self, consumer: consumer, replayOffsets: replayOffsets, producer: producer,
