@@ -295,7 +295,12 @@ public final class CandleProcessor: Sendable {
         private func reachedStopOffsets() -> Bool {
             guard let stop = configuration.stopAtOffsets else { return false }
             for (partition, offset) in stop {
-                guard let aggregator = aggregators[partition], aggregator.position >= offset else { return false }
+                if let aggregator = aggregators[partition] {
+                    guard aggregator.position >= offset else { return false }
+                } else {
+                    // Nothing to read there (an empty partition) counts as reached.
+                    guard let target = seeking[partition], target.start >= offset else { return false }
+                }
             }
             return true
         }
@@ -374,9 +379,8 @@ public final class CandleProcessor: Sendable {
             }
         }
 
-        /// Sets partitions up from their committed offsets (one request per group for all of them):
-        /// an aggregator right away when there is nothing to replay, else a seek back to the
-        /// replay start.
+        /// Sets partitions up from their committed offsets (one request per group for all of them),
+        /// with a seek back to the replay start where there is something to replay.
         private mutating func prepare(_ partitions: [Int32]) async throws {
             let targets = try await recoveryPoints(partitions)
             var seeks: [TopicPartitionOffset] = []
@@ -386,12 +390,11 @@ public final class CandleProcessor: Sendable {
                     "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
                 announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
                 needsPrepare.remove(partition)
-                if target.start >= target.resumeAt {
-                    aggregators[partition] = CandleAggregator(
-                        configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
-                } else {
+                // The aggregator starts with the record at exactly `start`: records still buffered
+                // from an earlier assignment of the partition cannot open a gap.
+                seeking[partition] = target
+                if target.start < target.resumeAt {
                     seeks.append(TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start))
-                    seeking[partition] = target
                 }
             }
             if !seeks.isEmpty {
