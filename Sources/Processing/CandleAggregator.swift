@@ -42,8 +42,8 @@ public struct CandleAggregator: Sendable {
     private var windows: [Window] = []
     private var freeSlots: [Int32] = []
     private var windowIndex: [WindowKey: Int32] = [:]
-    /// Trade ids per (instrument, largest-interval bucket), for deduplication.
-    private var seenIDs: [BucketKey: Set<TradeKey>] = [:]
+    /// Trade ids per instrument and largest-interval bucket, for deduplication.
+    private var seenIDs: [InstrumentIDs] = []
 
     /// A state machine for a partition read from `startSequence` on; changes from sequences
     /// below `resumeEmittingAt` are not emitted (they were, by a previous owner).
@@ -146,8 +146,7 @@ public struct CandleAggregator: Sendable {
             counters.droppedTooLate += 1
             return .tooLate
         }
-        let inserted = seenIDs[BucketKey(instrument: instrument, start: bucketStart), default: []].insert(id).inserted
-        if !inserted {
+        if !seenIDs[Int(instrument)].insert(id, bucket: bucketStart) {
             counters.duplicates += 1
             return .duplicate
         }
@@ -273,9 +272,9 @@ public struct CandleAggregator: Sendable {
             freeSlots.append(slot)
         }
         let bucketHorizon = 2 * largestIntervalMillis + lateness
-        var oldBuckets: [BucketKey] = []
-        for key in seenIDs.keys where key.start + bucketHorizon <= watermark { oldBuckets.append(key) }
-        for key in oldBuckets { seenIDs.removeValue(forKey: key) }
+        for i in seenIDs.indices where seenIDs[i].buckets.contains(where: { $0.start + bucketHorizon <= watermark }) {
+            seenIDs[i].buckets.removeAll { $0.start + bucketHorizon <= watermark }
+        }
     }
 
     private mutating func instrumentID(exchange: UnsafeBufferPointer<UInt8>, symbol: UnsafeBufferPointer<UInt8>) -> Int32 {
@@ -283,6 +282,7 @@ public struct CandleAggregator: Sendable {
         let id = Int32(instruments.count)
         instruments.append((Exchange(String(decoding: exchange, as: UTF8.self)), Symbol(normalizing: symbol)))
         instrumentTable.insert(exchange: exchange, symbol: symbol, id: id)
+        seenIDs.append(InstrumentIDs())
         seriesCache.append(contentsOf: repeatElement(.empty, count: intervalMillis.count))
         return id
     }
@@ -476,9 +476,61 @@ struct WindowKey: Hashable, Sendable {
     var start: Int64
 }
 
-struct BucketKey: Hashable, Sendable {
-    var instrument: Int32
-    var start: Int64
+/// The trade ids seen for one instrument, in buckets of the largest interval (a few at a time).
+struct InstrumentIDs: Sendable {
+    struct Bucket: Sendable {
+        var start: Int64
+        var numbers = UInt64Set()
+        var texts: Set<String> = []
+    }
+    var buckets: [Bucket] = []
+
+    /// Inserts `id` into the bucket starting at `bucket`; false when it was there already.
+    @inline(__always)
+    mutating func insert(_ id: TradeKey, bucket: Int64) -> Bool {
+        var i = buckets.count - 1
+        while i >= 0 && buckets[i].start != bucket { i -= 1 }
+        if i < 0 {
+            buckets.append(Bucket(start: bucket))
+            i = buckets.count - 1
+        }
+        switch id {
+        case .number(let n): return buckets[i].numbers.insert(n)
+        case .text(let t): return buckets[i].texts.insert(t).inserted
+        }
+    }
+}
+
+/// A set of `UInt64`s: open addressing, multiplicative hashing, linear probing.
+struct UInt64Set: Sendable {
+    private var slots: [UInt64] = []
+    private var occupied: [Bool] = []
+    private(set) var count = 0
+
+    @inline(__always)
+    mutating func insert(_ value: UInt64) -> Bool {
+        if (count + 1) * 2 > slots.count { grow() }
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: (value &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask
+        while occupied[i] {
+            if slots[i] == value { return false }
+            i = (i + 1) & mask
+        }
+        occupied[i] = true
+        slots[i] = value
+        count += 1
+        return true
+    }
+
+    private mutating func grow() {
+        let old = slots
+        let oldOccupied = occupied
+        let size = max(16, slots.count * 2)
+        slots = Array(repeating: 0, count: size)
+        occupied = Array(repeating: false, count: size)
+        count = 0
+        for i in 0..<old.count where oldOccupied[i] { _ = insert(old[i]) }
+    }
 }
 
 struct SeriesCacheEntry: Sendable {
