@@ -93,8 +93,16 @@ public final class CandleProcessor: Sendable {
         }
     }
 
-    /// Counters over all partitions this instance has processed.
-    public var counters: ProcessingCounters { totals.withLock { $0 } }
+    /// Counters over all partitions this instance has processed (live partitions as of the last
+    /// checkpoint): trades, duplicates, late trades, trades dropped as too late, unparseable
+    /// records, candle updates. For metrics.
+    public var counters: ProcessingCounters { totals.withLock { $0 } + live.withLock { $0 } }
+
+    private let live = Mutex(ProcessingCounters())
+
+    fileprivate func publishLive(_ counters: ProcessingCounters) {
+        live.withLock { $0 = counters }
+    }
 
     /// Creates the candles topic when missing (compacted). The mock cluster has no CreateTopics:
     /// errors are logged and ignored (the topic is then auto-created or must exist).
@@ -285,7 +293,7 @@ public final class CandleProcessor: Sendable {
                     try await checkpoint(final: false)
                 }
                 if let seconds = configuration.progressSeconds, Double(now - lastProgress) >= seconds * 1000 {
-                    progress(now: now)
+                    await progress(now: now)
                 }
                 if ended { throw ProcessingError(code: .consumerFailed, message: "The consumer stopped.") }
                 if reachedStopOffsets() { return }
@@ -333,7 +341,10 @@ public final class CandleProcessor: Sendable {
 
         /// Forgets a partition's state (it is rebuilt by replay when the partition comes back).
         private mutating func retire(_ partition: Int32) {
-            if let aggregator = aggregators.removeValue(forKey: partition) { processor.add(aggregator.counters) }
+            if let aggregator = aggregators.removeValue(forKey: partition) {
+                processor.add(aggregator.counters)
+                publishLive()
+            }
             seeking[partition] = nil
             needsPrepare.remove(partition)
         }
@@ -471,6 +482,24 @@ public final class CandleProcessor: Sendable {
             FileHandle.standardError.write(Data("process: \(text)\n".utf8))
         }
 
+        /// Records not yet read, over the assigned partitions (asks the broker; the first 64 only).
+        private func lag() async -> String {
+            var lag: Int64 = 0
+            for partition in assigned.sorted().prefix(64) {
+                guard let high = try? await consumer.watermarks(topic: configuration.inputTopic, partition: partition, timeout: .seconds(2)).high
+                else { return "unknown" }
+                let position = aggregators[partition]?.position ?? seeking[partition]?.start ?? high
+                lag += max(0, high - position)
+            }
+            return assigned.count > 64 ? "\(lag)+ (first 64 partitions)" : "\(lag)"
+        }
+
+        private func publishLive() {
+            var sum = ProcessingCounters()
+            for aggregator in aggregators.values { sum = sum + aggregator.counters }
+            processor.publishLive(sum)
+        }
+
         private mutating func logBadRecord(_ message: KafkaMessage) {
             badRecordsLogged += 1
             if badRecordsLogged <= 10 || badRecordsLogged % 10_000 == 0 {
@@ -518,6 +547,7 @@ public final class CandleProcessor: Sendable {
                     replay.append(.init(topic: configuration.inputTopic, partition: partition, offset: point.replayFrom))
                 }
             }
+            publishLive()
             try await producer.flush(timeout: .seconds(60))
             let failed = failures.withLock { $0 }
             if failed.count > 0 {
@@ -547,10 +577,9 @@ public final class CandleProcessor: Sendable {
             }
         }
 
-        private mutating func progress(now: Int64) {
-            var live = ProcessingCounters()
-            for aggregator in aggregators.values { live = live + aggregator.counters }
-            let total = processor.counters + live
+        private mutating func progress(now: Int64) async {
+            publishLive()
+            let total = processor.counters
             let seconds = Double(now - lastProgress) / 1000
             let rate = Double(total.trades - lastProgressTrades) / max(seconds, 0.001)
             lastProgress = now
@@ -558,7 +587,7 @@ public final class CandleProcessor: Sendable {
             let line =
                 "process: \(total.trades) trades (\(Int(rate))/s), \(total.candlesEmitted) candle updates, "
                 + "\(total.duplicates) duplicates, \(total.lateTrades) late, \(total.droppedTooLate) too late, "
-                + "\(total.unparseable) unparseable; partitions \(assigned.sorted())\n"
+                + "\(total.unparseable) unparseable; partitions \(assigned.sorted()), lag \(await lag())\n"
             FileHandle.standardError.write(Data(line.utf8))
         }
     }
