@@ -390,7 +390,7 @@ public actor Broker {
                         failure = fail(code, message)
                     case .append:
                         do {
-                            let info = try log.append(batch: Array(batch.bytes.readableBytesView))
+                            let info = try batch.bytes.withUnsafeReadableBytes { try log.append(batchBytes: $0) }
                             producers.record(batch.header, partition: tp, baseOffset: info.baseOffset)
                             firstOffset = firstOffset ?? info.baseOffset
                             toSync[ObjectIdentifier(log)] = log

@@ -75,7 +75,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
     public var sizeInBytes: Int64 { lock.withLock { segments.reduce(0) { $0 + $1.size } } }
 
     public func append(batch: [UInt8]) throws -> LogAppendInfo {
-        var batch = batch
+        try batch.withUnsafeBytes { try append(batchBytes: $0) }
+    }
+
+    /// Appends one RecordBatch v2 given as raw bytes (e.g. a slice of the produce request). The
+    /// bytes are not modified or copied: the assigned baseOffset is written in their place.
+    public func append(batchBytes batch: UnsafeRawBufferPointer) throws -> LogAppendInfo {
         guard var header = StoredBatchHeader(batch) else {
             throw StorageError(.corruptBatch, "batch of \(batch.count) bytes is shorter than a RecordBatch v2 header (61)")
         }
@@ -98,10 +103,13 @@ public final class Log: PartitionLog, @unchecked Sendable {
             }
             let base = _logEndOffset
             header.baseOffset = base
-            BigEndian.put(UInt64(bitPattern: base), into: &batch, at: RecordBatchLayout.baseOffset)
             try maybeRoll(incoming: header, size: batch.count)
             let active = segments[segments.count - 1]
-            try batch.withUnsafeBytes { try active.append($0, header: header) }
+            var offsetField = UInt64(bitPattern: base).bigEndian
+            try withUnsafeBytes(of: &offsetField) { offsetBytes in
+                let rest = UnsafeRawBufferPointer(start: batch.baseAddress! + 8, count: batch.count - 8)
+                try active.append(head: offsetBytes, rest, header: header)
+            }
             _logEndOffset = header.lastOffset + 1
             dirty = true
             return LogAppendInfo(
