@@ -176,42 +176,28 @@ final class DataFile {
     func read(at offset: Int64, count: Int) throws -> [UInt8] {
         let n = max(0, min(Int64(count), size - offset))
         if n == 0 { return [] }
-        var out = [UInt8](repeating: 0, count: Int(n))
-        var done = 0
-        try out.withUnsafeMutableBytes { buf in
-            while done < Int(n) {
-                let r = pread(fd, buf.baseAddress! + done, Int(n) - done, off_t(offset) + off_t(done))
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw storageError(errno: errno, operation: "reading", path: path)
-                }
-                if r == 0 { break }
-                done += r
-            }
-        }
-        if done < out.count { out.removeLast(out.count - done) }
-        return out
+        return try readRaw(at: offset, count: Int(n))
     }
 
     /// Reads up to `count` bytes at `offset` without consulting `size` (stops at the end of the
     /// file). For readers that run without the owner's lock on bytes known to be written.
     func readRaw(at offset: Int64, count: Int) throws -> [UInt8] {
         guard count > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: count)
-        var done = 0
-        try out.withUnsafeMutableBytes { buf in
+        // Not zero-filled first: only the bytes pread delivered become the array's contents.
+        return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            var done = 0
             while done < count {
                 let r = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
                 if r < 0 {
                     if errno == EINTR { continue }
+                    initialized = done
                     throw storageError(errno: errno, operation: "reading", path: path)
                 }
                 if r == 0 { break }
                 done += r
             }
+            initialized = done
         }
-        if done < count { out.removeLast(count - done) }
-        return out
     }
 
     /// Cuts the file to `length` bytes.
