@@ -241,6 +241,36 @@ public final class Log: PartitionLog, @unchecked Sendable {
         releasedUpTo = end
     }
 
+    /// For `--fsync interval`, between fsyncs: asks the kernel to write back the active segment's
+    /// bytes older than the last `pageCacheTailBytes` and drops those already clean from the page
+    /// cache (POSIX_FADV_DONTNEED writes dirty pages back asynchronously and drops clean ones; the
+    /// range is offered again on the next call, by when its pages are usually clean). No fsync, no
+    /// durability promise: the interval fsync still does that. Data is never lost by this call.
+    func releaseOldPages() {
+        syncLock.withLock {
+            let claimed: (fd: Int32, segmentBase: Int64, bytes: Int64)? = lock.withLock {
+                guard !closed else { return nil }
+                let active = segments[segments.count - 1]
+                let fd = dup(active.log.fd)
+                return fd >= 0 ? (fd, active.baseOffset, active.log.size) : nil
+            }
+            guard let claimed else { return }
+            defer { closeDescriptor(claimed.fd) }
+            if claimed.segmentBase != releasedSegmentBase {
+                releasedSegmentBase = claimed.segmentBase
+                releasedUpTo = 0
+            }
+            let end = (claimed.bytes - Self.pageCacheTailBytes) & ~Int64((1 << 20) - 1)
+            // Re-offer the last step's range too: its pages may still have been dirty then.
+            let start = max(0, releasedUpTo - Self.pageCacheTailBytes / 4)
+            guard end > start else { return }
+            #if os(Linux)
+            _ = posix_fadvise(claimed.fd, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
+            #endif
+            releasedUpTo = max(releasedUpTo, end)
+        }
+    }
+
     /// Offsets below this are known to be fsynced (or were found on disk at open).
     public var durableEndOffset: Int64 { lock.withLock { _durableEndOffset } }
 
