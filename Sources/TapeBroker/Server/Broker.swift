@@ -102,6 +102,11 @@ public actor Broker {
             let logger = self.logger
             let version = request.header.apiVersion
             let correlationId = request.header.correlationId
+            // interval/never: nothing to wait for, so the answer is ready now (the connection can
+            // write it without handing it to its writer task).
+            if logs.allSatisfy({ topics.durableWithoutWaiting($0) }) {
+                return .now(KafkaResponse.encodeFrame(response, apiKey: .produce, version: version, correlationId: correlationId))
+            }
             return .later {
                 let final = await Broker.awaitDurability(response, logs: logs, topics: topics, logger: logger)
                 return KafkaResponse.encodeFrame(final, apiKey: .produce, version: version, correlationId: correlationId)
