@@ -48,15 +48,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // SSE4.2 CRC-32C for RecordBatch checksums (runtime CPU check; Swift has no intrinsic).
+        .target(name: "CTapeCRC32C"),
         .target(
             name: "KafkaProtocol",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["CTapeCRC32C", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
         .target(
             name: "TapeBroker",
             dependencies: [
                 "KafkaProtocol",
+                "CTapeCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

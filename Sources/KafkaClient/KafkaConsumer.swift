@@ -20,6 +20,8 @@ public final class KafkaConsumer: @unchecked Sendable {
     private let pollThread: PollThread
     private let channel: BatchChannel<KafkaMessage>
     private let closed = Atomic<Bool>(false)
+    private let consumerQueue: OpaquePointer
+    private let pollBuffer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
     /// Assignment changes of this member (group subscriptions only).
     public let rebalanceEvents: AsyncStream<RebalanceEvent>
 
@@ -38,14 +40,21 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_poll_set_consumer(rk)
         let channel = BatchChannel<KafkaMessage>(capacity: max(1, configuration.bufferedBatches))
         self.channel = channel
-        nonisolated(unsafe) let handle = rk
         let batchSize = max(1, configuration.batchSize)
         let topicNames = TopicNameCache()
+        // librdkafka hands out up to `batchSize` messages per call (rd_kafka_consume_batch_queue
+        // also serves the rebalance callback); one call per batch, not one per message.
+        nonisolated(unsafe) let queue = rd_kafka_queue_get_consumer(rk)!
+        self.consumerQueue = queue
+        let buffer = UnsafeSendable(UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize))
+        self.pollBuffer = buffer.value
         pollThread = PollThread(name: "tape-consumer-poll") {
+            let n = rd_kafka_consume_batch_queue(queue, 100, buffer.value, batchSize)
+            guard n > 0 else { return }
             var batch: [KafkaMessage] = []
-            var timeout: Int32 = 100
-            while batch.count < batchSize, let raw = rd_kafka_consumer_poll(handle, timeout) {
-                timeout = 0
+            batch.reserveCapacity(n)
+            for i in 0..<n {
+                guard let raw = buffer.value[i] else { continue }
                 defer { rd_kafka_message_destroy(raw) }
                 let m = raw.pointee
                 if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
@@ -69,6 +78,8 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     deinit {
         close()
+        rd_kafka_queue_destroy(consumerQueue)
+        pollBuffer.deallocate()
         rd_kafka_destroy(rk)
     }
 
@@ -292,7 +303,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func close() {
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         channel.finish(throwing: nil)
-        pollThread.stop { rd_kafka_yield(rk) }
+        pollThread.stop { [consumerQueue] in rd_kafka_queue_yield(consumerQueue) }
         rd_kafka_consumer_close(rk)
         context.finish()
     }

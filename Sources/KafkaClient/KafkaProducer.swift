@@ -48,6 +48,10 @@ public final class KafkaProducer: @unchecked Sendable {
             rd_kafka_flush(rk, 5000)
         }
         context.finish()
+        // Topic handles belong to `rk`: release them before it is destroyed (the context, which
+        // holds them, may outlive this object by a moment; destroying them afterwards was a
+        // use-after-free that crashed in free() now and then).
+        context.destroyTopicHandles()
         rd_kafka_destroy(rk)
     }
 
@@ -238,8 +242,15 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         super.init(logger: logger, bootstrapServers: bootstrapServers)
     }
 
-    deinit {
-        for rkt in state.topics.values { rd_kafka_topic_destroy(rkt) }
+    /// Releases the topic handles; called by the producer before `rd_kafka_destroy`.
+    func destroyTopicHandles() {
+        lock.withLock {
+            for rkt in state.topics.values { rd_kafka_topic_destroy(rkt) }
+            state.topics.removeAll()
+            state.topicNames.removeAll()
+            state.lastTopic = nil
+            state.lastReported = nil
+        }
     }
 
     private let waiters = Mutex<(generation: UInt64, continuations: [CheckedContinuation<Void, Never>])>((0, []))

@@ -1,5 +1,13 @@
+import CTapeCRC32C
+
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of Kafka RecordBatch v2.
+///
+/// Uses the SSE4.2 `crc32` instruction when the CPU has it (checked once at run time), else a
+/// table-driven slicing-by-8 loop.
 public enum CRC32C {
+    /// Whether the hardware path is used.
+    public static let usesHardware: Bool = tape_crc32c_hw_available() != 0
+
     /// Eight 256-entry tables for slicing-by-8, flattened: table k starts at k * 256.
     static let table: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
@@ -19,6 +27,13 @@ public enum CRC32C {
 
     /// The checksum of `bytes`, optionally continuing from a previous checksum.
     public static func checksum(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return previous }
+        if usesHardware { return ~tape_crc32c_hw_update(~previous, base, bytes.count) }
+        return tableChecksum(bytes, continuing: previous)
+    }
+
+    /// The portable table-driven path (also used by tests to cross-check the hardware path).
+    public static func tableChecksum(_ bytes: UnsafeRawBufferPointer, continuing previous: UInt32 = 0) -> UInt32 {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return previous }
         var crc = ~previous
         let n = bytes.count

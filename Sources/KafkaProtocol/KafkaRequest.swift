@@ -130,8 +130,12 @@ public struct KafkaRequest: Sendable, Equatable {
 /// Encodes response frames.
 public enum KafkaResponse {
     /// A whole response frame: size prefix, header of the right version, payload.
-    public static func encodeFrame(_ payload: some KafkaResponseMessage, apiKey: ApiKey, version: Int16, correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: 256)
+    /// `capacity`: the expected frame size, so large responses (fetch) are not regrown while encoding.
+    public static func encodeFrame(
+        _ payload: some KafkaResponseMessage, apiKey: ApiKey, version: Int16, correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator(),
+        capacity: Int = 256
+    ) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: max(capacity, 256))
         buffer.encodeInt32(0)
         ResponseHeader(correlationId: correlationId).encode(into: &buffer, headerVersion: apiKey.responseHeaderVersion(version))
         payload.encode(into: &buffer, version: version)

@@ -177,6 +177,18 @@ public struct Record: Sendable, Equatable {
     /// Walks `count` records without copying them: every length must fit in its record, every
     /// record must be consumed exactly, and offset deltas must run 0, 1, 2, ...
     public static func validateAll(in buffer: inout ByteBuffer, count: Int) throws {
+        // Fast path over raw bytes; it accepts exactly what the checked path below accepts. When it
+        // finds anything wrong, the checked path runs to throw the precise error.
+        let consumed = buffer.withUnsafeReadableBytes { RecordScanner.validate($0, count: count) }
+        if let consumed {
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return
+        }
+        try validateAllChecked(in: &buffer, count: count)
+    }
+
+    /// The reference validation, with a precise error for every way a record can be malformed.
+    static func validateAllChecked(in buffer: inout ByteBuffer, count: Int) throws {
         if count > buffer.readableBytes {
             throw KafkaProtocolError(.invalidLength, "record count \(count) exceeds the \(buffer.readableBytes) bytes left")
         }
@@ -270,6 +282,76 @@ public struct Record: Sendable, Equatable {
         }
         buffer.encodeVarint(Int32(body.readableBytes))
         buffer.writeBuffer(&body)
+    }
+}
+
+/// Record validation over raw bytes, without ByteBuffer bookkeeping per field: the produce hot
+/// path. Same rules as `Record.validateAllChecked`; answers only "valid, N bytes long" or "not".
+enum RecordScanner {
+    /// Bytes taken by `count` well-formed records at the start of `bytes`, or nil if they are not.
+    static func validate(_ bytes: UnsafeRawBufferPointer, count: Int) -> Int? {
+        guard count <= bytes.count else { return nil }
+        guard count > 0 else { return 0 }
+        guard let base = bytes.baseAddress else { return nil }
+        let p = base.assumingMemoryBound(to: UInt8.self)
+        let end = bytes.count
+        var i = 0
+        for index in 0..<count {
+            guard let length = varint(p, &i, end), length >= 0, length <= end - i else { return nil }
+            let recordEnd = i + Int(length)
+            // attributes
+            guard i < recordEnd else { return nil }
+            i += 1
+            guard skipVarlong(p, &i, recordEnd) else { return nil }
+            guard let offsetDelta = varint(p, &i, recordEnd), offsetDelta == Int32(truncatingIfNeeded: index) else { return nil }
+            guard skipBytes(p, &i, recordEnd, nullable: true), skipBytes(p, &i, recordEnd, nullable: true) else { return nil }
+            guard let headers = varint(p, &i, recordEnd), headers >= 0, Int(headers) <= recordEnd - i else { return nil }
+            for _ in 0..<Int(headers) {
+                guard skipBytes(p, &i, recordEnd, nullable: false), skipBytes(p, &i, recordEnd, nullable: true) else { return nil }
+            }
+            guard i == recordEnd else { return nil }
+        }
+        return i
+    }
+
+    /// Zigzag varint of at most 5 bytes (as `ByteBuffer.decodeVarint`), or nil.
+    @inline(__always)
+    static func varint(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> Int32? {
+        var result: UInt32 = 0
+        var shift: UInt32 = 0
+        while i < end {
+            let byte = p[i]
+            i += 1
+            if shift == 28 && byte & 0xF0 != 0 { return nil }
+            result |= UInt32(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return Int32(bitPattern: (result >> 1) ^ (0 &- (result & 1))) }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// Skips a varlong of at most 10 bytes (as `ByteBuffer.decodeVarlong`); false if malformed.
+    @inline(__always)
+    static func skipVarlong(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> Bool {
+        var shift = 0
+        while i < end {
+            let byte = p[i]
+            i += 1
+            if shift == 63 && byte & 0xFE != 0 { return false }
+            if byte & 0x80 == 0 { return true }
+            shift += 7
+        }
+        return false
+    }
+
+    /// Skips a varint-length-prefixed byte string (-1 is null when `nullable`); false if malformed.
+    @inline(__always)
+    static func skipBytes(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int, nullable: Bool) -> Bool {
+        guard let n = varint(p, &i, end) else { return false }
+        if n < 0 { return n == -1 && nullable }
+        guard Int(n) <= end - i else { return false }
+        i += Int(n)
+        return true
     }
 }
 

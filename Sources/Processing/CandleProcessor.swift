@@ -93,8 +93,16 @@ public final class CandleProcessor: Sendable {
         }
     }
 
-    /// Counters over all partitions this instance has processed.
-    public var counters: ProcessingCounters { totals.withLock { $0 } }
+    /// Counters over all partitions this instance has processed (live partitions as of the last
+    /// checkpoint): trades, duplicates, late trades, trades dropped as too late, unparseable
+    /// records, candle updates. For metrics.
+    public var counters: ProcessingCounters { totals.withLock { $0 } + live.withLock { $0 } }
+
+    private let live = Mutex(ProcessingCounters())
+
+    fileprivate func publishLive(_ counters: ProcessingCounters) {
+        live.withLock { $0 = counters }
+    }
 
     /// Creates the candles topic when missing (compacted). The mock cluster has no CreateTopics:
     /// errors are logged and ignored (the topic is then auto-created or must exist).
@@ -155,6 +163,8 @@ public final class CandleProcessor: Sendable {
             rebalanceTask.cancel()
         }
 
+        // Fail fast, with the client's one-sentence message, when no broker answers.
+        _ = try await consumer.metadata(timeout: .seconds(10))
         try consumer.subscribe([configuration.inputTopic])
         var loop = Loop(
             processor: self, consumer: consumer, replayOffsets: replayOffsets, producer: producer,
@@ -283,7 +293,7 @@ public final class CandleProcessor: Sendable {
                     try await checkpoint(final: false)
                 }
                 if let seconds = configuration.progressSeconds, Double(now - lastProgress) >= seconds * 1000 {
-                    progress(now: now)
+                    await progress(now: now)
                 }
                 if ended { throw ProcessingError(code: .consumerFailed, message: "The consumer stopped.") }
                 if reachedStopOffsets() { return }
@@ -293,7 +303,12 @@ public final class CandleProcessor: Sendable {
         private func reachedStopOffsets() -> Bool {
             guard let stop = configuration.stopAtOffsets else { return false }
             for (partition, offset) in stop {
-                guard let aggregator = aggregators[partition], aggregator.position >= offset else { return false }
+                if let aggregator = aggregators[partition] {
+                    guard aggregator.position >= offset else { return false }
+                } else {
+                    // Nothing to read there (an empty partition) counts as reached.
+                    guard let target = seeking[partition], target.start >= offset else { return false }
+                }
             }
             return true
         }
@@ -326,7 +341,10 @@ public final class CandleProcessor: Sendable {
 
         /// Forgets a partition's state (it is rebuilt by replay when the partition comes back).
         private mutating func retire(_ partition: Int32) {
-            if let aggregator = aggregators.removeValue(forKey: partition) { processor.add(aggregator.counters) }
+            if let aggregator = aggregators.removeValue(forKey: partition) {
+                processor.add(aggregator.counters)
+                publishLive()
+            }
             seeking[partition] = nil
             needsPrepare.remove(partition)
         }
@@ -362,43 +380,51 @@ public final class CandleProcessor: Sendable {
                 for i in first..<end {
                     let message = batch[i]
                     if message.offset < aggregator.position { continue }
-                    guard let value = message.value, let trade = try? Trade(json: value) else {
-                        aggregator.skip(sequence: message.offset)
+                    guard let value = message.value, aggregator.ingest(value: value, sequence: message.offset, now: now) else {
+                        if message.value == nil { aggregator.skip(sequence: message.offset) }
                         logBadRecord(message)
                         continue
                     }
-                    aggregator.ingest(trade, sequence: message.offset, now: now)
                 }
                 aggregators[partition] = aggregator
             }
         }
 
-        /// Sets a partition up from its committed offsets: an aggregator right away when there is
-        /// nothing to replay, else a seek back to the replay start.
-        private mutating func prepare(_ partition: Int32) async throws {
-            let target = try await recoveryPoint(partition)
-            needsPrepare.remove(partition)
-            logger.info(
-                "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
-            announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
-            if target.start >= target.resumeAt {
-                aggregators[partition] = CandleAggregator(
-                    configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
-            } else {
+        /// Sets partitions up from their committed offsets (one request per group for all of them),
+        /// with a seek back to the replay start where there is something to replay.
+        private mutating func prepare(_ partitions: [Int32]) async throws {
+            let targets = try await recoveryPoints(partitions)
+            var seeks: [TopicPartitionOffset] = []
+            for partition in partitions {
+                guard let target = targets[partition] else { continue }
+                logger.info(
+                    "Partition starts", metadata: ["partition": "\(partition)", "replayFrom": "\(target.start)", "emitFrom": "\(target.resumeAt)"])
+                announce("partition \(partition) taken over: replaying from offset \(target.start), emitting from offset \(target.resumeAt)")
+                needsPrepare.remove(partition)
+                // The aggregator starts with the record at exactly `start`: records still buffered
+                // from an earlier assignment of the partition cannot open a gap.
+                seeking[partition] = target
+                if target.start < target.resumeAt {
+                    seeks.append(TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start))
+                }
+            }
+            if !seeks.isEmpty {
                 do {
-                    try await consumer.seek([TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: target.start)])
+                    try await consumer.seek(seeks)
                 } catch {
-                    needsPrepare.insert(partition)
+                    for tp in seeks {
+                        seeking[tp.partition] = nil
+                        needsPrepare.insert(tp.partition)
+                    }
                     throw error
                 }
-                seeking[partition] = target
             }
         }
 
         /// For a partition without an aggregator: the index of the message to start with, or nil
         /// while the seek to the replay start has not taken effect.
         private mutating func start(_ partition: Int32, messages: ArraySlice<KafkaMessage>) async throws -> Int? {
-            if needsPrepare.contains(partition) { try await prepare(partition) }
+            if needsPrepare.contains(partition) { try await prepare(needsPrepare.sorted()) }
             if aggregators[partition] != nil { return messages.startIndex }
             guard let target = seeking[partition] else { return nil }
             guard let i = messages.firstIndex(where: { $0.offset == target.start }) else { return nil }
@@ -410,36 +436,68 @@ public final class CandleProcessor: Sendable {
 
         /// Prepares newly assigned partitions (retried on the next wake when the broker is busy).
         private mutating func prepareAssigned() async {
-            for partition in needsPrepare.sorted() {
-                do {
-                    try await prepare(partition)
-                } catch {
-                    logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
-                }
+            do {
+                try await prepare(needsPrepare.sorted())
+            } catch {
+                logger.notice("Cannot set up partitions yet; retrying", metadata: ["partitions": "\(needsPrepare.sorted())", "error": "\(error)"])
             }
         }
 
         /// Where to replay from and where emission resumes, from the two groups' committed offsets.
-        private func recoveryPoint(_ partition: Int32) async throws -> (start: Int64, resumeAt: Int64) {
-            let tp = TopicPartitionOffset(topic: configuration.inputTopic, partition: partition, offset: KafkaOffset.invalid)
-            let emitted = try await consumer.committed([tp]).first?.offset ?? -1
-            let replay = try await replayOffsets.committed([tp]).first?.offset ?? -1
-            let low = try await consumer.watermarks(topic: configuration.inputTopic, partition: partition).low
-            // Without a replay offset (first run, or lost), replay everything still in the log.
-            var start = replay >= 0 ? replay : low
-            if emitted >= 0 && start > emitted { start = emitted }
-            if start < low {
-                logger.warning(
-                    "Trades needed for recovery were deleted by retention; candles of the oldest windows may be incomplete",
-                    metadata: ["partition": "\(partition)", "needed": "\(start)", "first": "\(low)"])
-                start = low
+        private func recoveryPoints(_ partitions: [Int32]) async throws -> [Int32: (start: Int64, resumeAt: Int64)] {
+            guard !partitions.isEmpty else { return [:] }
+            let topic = configuration.inputTopic
+            let tps = partitions.map { TopicPartitionOffset(topic: topic, partition: $0, offset: KafkaOffset.invalid) }
+            let emitted = Dictionary(try await consumer.committed(tps).map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let replay = Dictionary(try await replayOffsets.committed(tps).map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            // The first offset still in the log: the first record with a timestamp >= 0 (one request
+            // for all partitions); where that finds none, ask for the watermarks.
+            var firsts = Dictionary(
+                try await consumer.offsets(forTimestamp: 0, partitions: partitions.map { (topic, $0) }).map { ($0.partition, $0.offset) },
+                uniquingKeysWith: { a, _ in a })
+            for partition in partitions where (firsts[partition] ?? -1) < 0 {
+                firsts[partition] = try await consumer.watermarks(topic: topic, partition: partition).low
             }
-            return (start, max(emitted, start))
+            var out: [Int32: (start: Int64, resumeAt: Int64)] = [:]
+            for partition in partitions {
+                let emittedThrough = emitted[partition] ?? -1
+                let replayFrom = replay[partition] ?? -1
+                let low = firsts[partition] ?? 0
+                // Without a replay offset (first run, or lost), replay everything still in the log.
+                var start = replayFrom >= 0 ? replayFrom : low
+                if emittedThrough >= 0 && start > emittedThrough { start = emittedThrough }
+                if start < low {
+                    logger.warning(
+                        "Trades needed for recovery were deleted by retention; candles of the oldest windows may be incomplete",
+                        metadata: ["partition": "\(partition)", "needed": "\(start)", "first": "\(low)"])
+                    start = low
+                }
+                out[partition] = (start, max(emittedThrough, start))
+            }
+            return out
         }
 
         private func announce(_ text: String) {
             guard configuration.announcePartitions else { return }
             FileHandle.standardError.write(Data("process: \(text)\n".utf8))
+        }
+
+        /// Records not yet read, over the assigned partitions (asks the broker; the first 64 only).
+        private func lag() async -> String {
+            var lag: Int64 = 0
+            for partition in assigned.sorted().prefix(64) {
+                guard let high = try? await consumer.watermarks(topic: configuration.inputTopic, partition: partition, timeout: .seconds(2)).high
+                else { return "unknown" }
+                let position = aggregators[partition]?.position ?? seeking[partition]?.start ?? high
+                lag += max(0, high - position)
+            }
+            return assigned.count > 64 ? "\(lag)+ (first 64 partitions)" : "\(lag)"
+        }
+
+        private func publishLive() {
+            var sum = ProcessingCounters()
+            for aggregator in aggregators.values { sum = sum + aggregator.counters }
+            processor.publishLive(sum)
         }
 
         private mutating func logBadRecord(_ message: KafkaMessage) {
@@ -489,6 +547,7 @@ public final class CandleProcessor: Sendable {
                     replay.append(.init(topic: configuration.inputTopic, partition: partition, offset: point.replayFrom))
                 }
             }
+            publishLive()
             try await producer.flush(timeout: .seconds(60))
             let failed = failures.withLock { $0 }
             if failed.count > 0 {
@@ -518,10 +577,9 @@ public final class CandleProcessor: Sendable {
             }
         }
 
-        private mutating func progress(now: Int64) {
-            var live = ProcessingCounters()
-            for aggregator in aggregators.values { live = live + aggregator.counters }
-            let total = processor.counters + live
+        private mutating func progress(now: Int64) async {
+            publishLive()
+            let total = processor.counters
             let seconds = Double(now - lastProgress) / 1000
             let rate = Double(total.trades - lastProgressTrades) / max(seconds, 0.001)
             lastProgress = now
@@ -529,7 +587,7 @@ public final class CandleProcessor: Sendable {
             let line =
                 "process: \(total.trades) trades (\(Int(rate))/s), \(total.candlesEmitted) candle updates, "
                 + "\(total.duplicates) duplicates, \(total.lateTrades) late, \(total.droppedTooLate) too late, "
-                + "\(total.unparseable) unparseable; partitions \(assigned.sorted())\n"
+                + "\(total.unparseable) unparseable; partitions \(assigned.sorted()), lag \(await lag())\n"
             FileHandle.standardError.write(Data(line.utf8))
         }
     }

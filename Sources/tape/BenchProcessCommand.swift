@@ -8,12 +8,12 @@ struct BenchProcess: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "process",
         abstract: "Trades/s through `tape process` from a pre-filled topic to emitted candles; also the core alone.",
-        discussion: "Build with `swift build -c release` first. Without --brokers, an in-process librdkafka mock cluster is used."
+        discussion: "Build with `swift build -c release` first. Without --brokers, an in-process librdkafka mock cluster is used; it keeps only a few MB per partition, so spread the trades: e.g. --partitions 128 --instruments 400 for 1 000 000 trades."
     )
 
     @OptionGroup var target: BenchTarget
     @Option(help: "Trades in the pre-filled topic.") var count: Int = 1_000_000
-    @Option(help: "Distinct instruments.") var instruments: Int = 20
+    @Option(help: "Distinct instruments (the topic is keyed by instrument).") var instruments: Int = 400
     @Option(help: "Candle intervals.") var intervals: String = "1m,5m,1h"
     @Option(help: "Topic to pre-fill (created on the mock cluster).") var topic: String = "tape.bench.trades"
     @Option(help: "Runs; the median is reported last.") var runs: Int = 3
@@ -36,7 +36,7 @@ struct BenchProcess: AsyncParsableCommand {
         var aggregateRates: [Double] = []
         let trades = values.map { try! Trade(json: $0) }
         for run in 1...runs {
-            let d = ProcessBenchmark.decode(values)
+            let d = ProcessBenchmark.decodeFields(values)
             let a = ProcessBenchmark.aggregate(trades, configuration: aggregation)
             let c = ProcessBenchmark.decodeAndAggregate(values, configuration: aggregation)
             decodeRates.append(d.tradesPerSecond)
@@ -52,6 +52,12 @@ struct BenchProcess: AsyncParsableCommand {
         // Through Kafka: pre-fill, then run the processor until it has read everything.
         var mock: MockKafkaCluster?
         var kafka = try target.kafka.configuration()
+        // Fetch eagerly (a benchmark reads a full topic); -X wins over these.
+        let fetchDefaults = [
+            "fetch.wait.max.ms": "1", "max.partition.fetch.bytes": "8388608", "fetch.max.bytes": "104857600",
+            "queued.min.messages": "1000000",
+        ]
+        for (key, value) in fetchDefaults where kafka.properties[key] == nil { kafka.properties[key] = value }
         if let n = target.mockBrokers ?? (target.kafka.brokers == nil ? 1 : nil) {
             let cluster = try MockKafkaCluster(brokers: n)
             try cluster.createTopic(topic, partitions: target.partitions)

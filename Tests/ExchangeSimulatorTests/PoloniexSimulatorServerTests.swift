@@ -38,11 +38,14 @@ final class PoloniexSimulatorServerTests: XCTestCase {
             XCTAssertTrue(body.contains(#""takerSide":"BUY""#) || body.contains(#""takerSide":"SELL""#), "uppercase takerSide on REST")
             let trades = try PoloniexREST.parseTrades(response.body, nativeSymbol: "BTC_USDT", receivedAt: 0)
             XCTAssertGreaterThan(trades.count, 10)
-            let expected = simulator.recentTrades(symbol: "BTC_USDT", limit: 1000)
-            XCTAssertGreaterThanOrEqual(expected.count, trades.count)
-            for (got, sim) in zip(trades, expected) {
+            // The market keeps moving: match by id (REST is a snapshot taken a moment earlier).
+            let expected = Dictionary(
+                uniqueKeysWithValues: simulator.recentTrades(symbol: "BTC_USDT", limit: 1000).map { ($0.id, $0) })
+            for got in trades {
+                let sim = try XCTUnwrap(expected[Int64(got.tradeId)!], "REST trade \(got.tradeId) unknown to the simulator")
                 XCTAssertEqual(got, sim.expectedTrade(exchange: .poloniex, receivedAt: 0))
             }
+            XCTAssertEqual(trades.map(\.tradeId), trades.map(\.tradeId).sorted { Int64($0)! > Int64($1)! }, "newest first")
             let missing = try await HTTPClient.get(rest.appending(path: "/markets/NOPE_USDT/trades"))
             XCTAssertEqual(missing.status, 400)
         }

@@ -7,10 +7,15 @@ import XCTest
 /// `tape simulate` (drops every connection, breaks frames) → `tape ingest` → `tape mock-cluster`,
 /// all real processes; a consumer of tape.trades must see exactly the simulator's trades — ids and
 /// every field, no duplicates, no misses — and tape.deadletter must hold the broken frames.
+///
+/// With `TAPE_TEST_BROKERS=host:port` the same tests run against that cluster (e.g. `tape broker`)
+/// instead of a mock cluster, on fresh topics per test.
 final class EndToEndTests: XCTestCase {
     struct Setup {
         var directory: URL
-        var mock: ChildProcess
+        var mock: ChildProcess?
+        var topic: String
+        var deadLetterTopic: String
         var simulator: ChildProcess
         var brokers: String
         var websocket: String
@@ -21,10 +26,23 @@ final class EndToEndTests: XCTestCase {
 
     func start(_ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int) throws -> Setup {
         let directory = try temporaryDirectory(name)
-        let mock = try ChildProcess(
-            "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1"],
-            directory: directory)
-        let brokers = try mock.firstLine()
+        var mock: ChildProcess?
+        var topic = "tape.trades"
+        var deadLetterTopic = "tape.deadletter"
+        let brokers: String
+        if let external = ProcessInfo.processInfo.environment["TAPE_TEST_BROKERS"], !external.isEmpty {
+            brokers = external
+            let suffix = directory.lastPathComponent
+            topic = "tape.trades.\(suffix)"
+            deadLetterTopic = "tape.deadletter.\(suffix)"
+            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1)])
+        } else {
+            let process = try ChildProcess(
+                "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1"],
+                directory: directory)
+            brokers = try process.firstLine()
+            mock = process
+        }
         let tradesLog = directory.appendingPathComponent("trades.jsonl").path
         let malformedLog = directory.appendingPathComponent("malformed.txt").path
         let simulator = try ChildProcess(
@@ -36,7 +54,7 @@ final class EndToEndTests: XCTestCase {
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         XCTAssertEqual(urls.count, 2)
         return Setup(
-            directory: directory, mock: mock, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
+            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
             tradesLog: tradesLog, malformedLog: malformedLog)
     }
 
@@ -45,8 +63,24 @@ final class EndToEndTests: XCTestCase {
             name,
             [
                 "ingest", "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
-                "--ping-interval", "1",
+                "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic,
             ] + extra, directory: setup.directory)
+    }
+
+    func createTopics(brokers: String, _ topics: [(String, Int32)]) throws {
+        let done = DispatchSemaphore(value: 0)
+        let failure = Mutex<String?>(nil)
+        Task {
+            do {
+                let admin = try KafkaAdmin(configuration: KafkaConfiguration(bootstrapServers: brokers))
+                for (name, partitions) in topics { try await admin.createTopic(name, partitions: partitions) }
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            done.signal()
+        }
+        done.wait()
+        if let message = failure.withLock({ $0 }) { throw XCTSkip("cannot create topics at \(brokers): \(message)") }
     }
 
     /// Reads every record of `topic` from the beginning, in the background.
@@ -108,11 +142,14 @@ final class EndToEndTests: XCTestCase {
     }
 
     /// The check: exactly the simulator's trades, each once, every field, key and record time.
-    func verify(consumed: [KafkaMessage], expected: [Trade], file: StaticString = #filePath, line: UInt = #line) -> String {
+    func verify(
+        consumed: [KafkaMessage], expected: [Trade], directory: URL? = nil, file: StaticString = #filePath, line: UInt = #line
+    ) -> String {
         var byKey: [String: Trade] = [:]
         for trade in expected { byKey["\(trade.nativeSymbol):\(trade.tradeId)"] = trade }
         XCTAssertEqual(byKey.count, expected.count, "simulator ids unique", file: file, line: line)
         var seen: [String: Int] = [:]
+        var places: [String: [String]] = [:]
         var mismatches = 0
         var partitionOfSymbol: [String: Int32] = [:]
         for record in consumed {
@@ -122,6 +159,7 @@ final class EndToEndTests: XCTestCase {
             }
             let key = "\(trade.nativeSymbol):\(trade.tradeId)"
             seen[key, default: 0] += 1
+            places[key, default: []].append("p\(record.partition)@\(record.offset)")
             XCTAssertEqual(record.key.map { String(decoding: $0, as: UTF8.self) }, "poloniex:\(trade.symbol.rawValue)", file: file, line: line)
             XCTAssertEqual(record.timestamp, trade.time, "record time = trade time", file: file, line: line)
             if let p = partitionOfSymbol[trade.nativeSymbol] {
@@ -143,18 +181,21 @@ final class EndToEndTests: XCTestCase {
         }
         let duplicates = seen.values.filter { $0 > 1 }.count
         let missing = byKey.keys.filter { seen[$0] == nil }
-        XCTAssertEqual(duplicates, 0, "duplicates", file: file, line: line)
+        XCTAssertEqual(
+            duplicates, 0,
+            "duplicates (logs in \(directory?.path ?? "-")): \(seen.filter { $0.value > 1 }.keys.sorted().prefix(5).map { "\($0) at \(places[$0]!.joined(separator: ","))" })",
+            file: file, line: line)
         XCTAssertEqual(missing.count, 0, "missing, e.g. \(missing.sorted().prefix(5))", file: file, line: line)
         XCTAssertEqual(mismatches, 0, file: file, line: line)
         return "\(consumed.count) records for \(expected.count) simulated trades in \(partitionOfSymbol.count) markets, \(duplicates) duplicates, \(missing.count) missing, \(mismatches) field mismatches"
     }
 
-    func deadLetters(_ setup: Setup) throws -> [KafkaMessage] {
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.deadletter", partitions: 1)
+    func deadLetters(_ setup: Setup, atLeast minimum: Int = 0) throws -> [KafkaMessage] {
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.deadLetterTopic, partitions: 1)
         defer { reader.stop() }
         let malformed = lines(of: setup.malformedLog).count
-        _ = reader.wait(for: malformed, timeout: 15)
-        usleep(500_000)
+        _ = reader.wait(for: max(minimum, malformed), timeout: 15)
+        usleep(1_000_000)
         return reader.all
     }
 
@@ -166,7 +207,7 @@ final class EndToEndTests: XCTestCase {
         let total = 4_000
         let setup = try start("e2e-faults", rate: 400, maxTrades: total, dropEvery: 3, malformedEvery: 20)
         let ingest = try ingest(setup, name: "ingest")
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         let expected = waitForSimulator(setup, trades: total)
         // --max-trades stops after the order that reaches it, so a few more fills may come.
@@ -196,13 +237,13 @@ final class EndToEndTests: XCTestCase {
         XCTAssertTrue(log.contains("\(malformed.count) unparseable frames"), "counted: \(log.suffix(400))")
         print("e2e faults: \(summary); \(reconnects) reconnects; \(malformed.count) malformed frames -> \(letters.count) dead letters")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
     }
 
     func testKillNineAndRestartEndToEnd() throws {
         let total = 4_500
         let setup = try start("e2e-kill", rate: 300, maxTrades: total, dropEvery: 4, malformedEvery: 25)
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         let first = try ingest(setup, name: "ingest-1")
         XCTAssertTrue(reader.wait(for: 1_000, timeout: 30), "first ingest produced \(reader.count); \(first.stderr.suffix(2000))")
@@ -218,8 +259,8 @@ final class EndToEndTests: XCTestCase {
         usleep(2_000_000)
         XCTAssertEqual(second.interrupt(), 0, "stderr: \(second.stderr.suffix(2000))")
         XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived; second ingest: \(second.stderr.suffix(3000))")
-        let summary = verify(consumed: reader.all, expected: expected)
-        XCTAssertTrue(second.stderr.contains("resuming after what tape.trades already holds"), second.stderr.prefix(2000).description)
+        let summary = verify(consumed: reader.all, expected: expected, directory: setup.directory)
+        XCTAssertTrue(second.stderr.contains("resuming after what \(setup.topic) already holds"), second.stderr.prefix(2000).description)
         let letters = try deadLetters(setup).filter { header($0, "type") == "unparseable-frame" }
         let malformed = Set(lines(of: setup.malformedLog))
         XCTAssertGreaterThan(letters.count, 0)
@@ -229,7 +270,7 @@ final class EndToEndTests: XCTestCase {
         }
         print("e2e kill -9: \(summary); \(atKill) records before the kill; \(letters.count) dead letters of \(malformed.count) malformed frames sent")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
     }
 
     /// Kafka freezes (the mock cluster is SIGSTOPped): ingest holds what it reads in its bounded
@@ -238,16 +279,17 @@ final class EndToEndTests: XCTestCase {
     func testKafkaStallIsBufferedThenResumed() throws {
         let total = 3_000
         let setup = try start("e2e-stall", rate: 300, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
+        guard let mock = setup.mock else { throw XCTSkip("freezing Kafka needs the mock cluster process") }
         let ingest = try ingest(setup, name: "ingest", extra: ["--buffer", "500", "--stall-warning", "2"])
-        let reader = try TopicReader(brokers: setup.brokers, topic: "tape.trades", partitions: 3)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
         defer { reader.stop() }
         XCTAssertTrue(reader.wait(for: 300, timeout: 30), ingest.stderr)
-        setup.mock.send(SIGSTOP)
+        mock.send(SIGSTOP)
         usleep(6_000_000)
         let log = ingest.stderr
         XCTAssertTrue(log.contains("acknowledged nothing for 2 s: holding"), "no stall warning: \(log.suffix(1500))")
         XCTAssertTrue(log.contains("(bound 500)"), log.suffix(1500).description)
-        setup.mock.send(SIGCONT)
+        mock.send(SIGCONT)
         let expected = waitForSimulator(setup, trades: total)
         let complete = reader.wait(for: expected.count, timeout: 60)
         usleep(2_000_000)
@@ -257,6 +299,50 @@ final class EndToEndTests: XCTestCase {
         let summary = verify(consumed: reader.all, expected: expected)
         print("e2e kafka stall: \(summary)")
         setup.simulator.interrupt()
-        setup.mock.interrupt()
+        setup.mock?.interrupt()
+    }
+
+    /// Down longer than REST can cover: the gap is reported on tape.deadletter for each market that
+    /// lost trades, and every trade that never reached Kafka lies inside a reported gap.
+    func testGapBeyondRESTIsReportedNotHidden() throws {
+        let total = 12_000
+        let setup = try start("e2e-gap", rate: 1_500, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
+        defer { reader.stop() }
+        let first = try ingest(setup, name: "ingest-1")
+        XCTAssertTrue(reader.wait(for: 2_000, timeout: 30), first.stderr.suffix(2000).description)
+        first.kill9()
+        usleep(3_000_000)  // BTC_USDT alone trades ~600/s: more than the 1000 REST keeps
+        let second = try ingest(setup, name: "ingest-2")
+        let expected = waitForSimulator(setup, trades: total)
+        usleep(5_000_000)
+        XCTAssertEqual(second.interrupt(), 0)
+        let consumed = reader.all.compactMap { $0.value.flatMap { try? Trade(json: $0) } }
+        let got = Set(consumed.map { "\($0.nativeSymbol):\($0.tradeId)" })
+        XCTAssertEqual(got.count, consumed.count, "no duplicates")
+        let gaps = try deadLetters(setup, atLeast: 1).filter { header($0, "type") == "gap" }.compactMap { record -> (String, Int64, Int64)? in
+            guard let value = record.value,
+                let object = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
+                let symbol = object["nativeSymbol"] as? String, let last = (object["lastSeenId"] as? String).flatMap({ Int64($0) }),
+                let next = (object["firstAfterGapId"] as? String).flatMap({ Int64($0) })
+            else { return nil }
+            return (symbol, last, next)
+        }
+        XCTAssertGreaterThan(gaps.count, 0, "a gap must be reported; \(second.stderr.suffix(1500))")
+        XCTAssertTrue(second.stderr.contains("trades in between are lost"))
+        var unexplained: [String] = []
+        var lost = 0
+        for trade in expected where !got.contains("\(trade.nativeSymbol):\(trade.tradeId)") {
+            lost += 1
+            let id = Int64(trade.tradeId)!
+            if !gaps.contains(where: { $0.0 == trade.nativeSymbol && $0.1 < id && id < $0.2 }) {
+                unexplained.append("\(trade.nativeSymbol):\(trade.tradeId)")
+            }
+        }
+        XCTAssertGreaterThan(lost, 0)
+        XCTAssertEqual(unexplained.count, 0, "trades missing outside any reported gap: \(unexplained.prefix(5))")
+        print("e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.0)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates")
+        setup.simulator.interrupt()
+        setup.mock?.interrupt()
     }
 }

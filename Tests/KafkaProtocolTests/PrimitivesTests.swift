@@ -104,4 +104,19 @@ final class PrimitivesTests: XCTestCase {
             XCTAssertEqual(whole, split, "length \(n)")
         }
     }
+
+    func testCRC32CHardwareAndTablePathsAgree() {
+        XCTAssertEqual("123456789".utf8.withContiguousStorageIfAvailable { CRC32C.tableChecksum(UnsafeRawBufferPointer($0)) }, 0xE306_9283)
+        // Every length and misalignment up to 300 bytes, and continuation from a nonzero value.
+        let data = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+        data.withUnsafeBytes { raw in
+            for start in 0..<9 {
+                for end in start...raw.count {
+                    let part = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+                    XCTAssertEqual(CRC32C.checksum(part), CRC32C.tableChecksum(part), "bytes \(start)..<\(end)")
+                    XCTAssertEqual(CRC32C.checksum(part, continuing: 0xDEAD_BEEF), CRC32C.tableChecksum(part, continuing: 0xDEAD_BEEF))
+                }
+            }
+        }
+    }
 }

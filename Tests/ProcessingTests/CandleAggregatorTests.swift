@@ -59,7 +59,13 @@ struct CandleAggregatorPropertyTests {
         var now = trades[0].time
         for (offset, t) in trades.enumerated() {
             now += Int64(rng.next() % 50)
-            aggregator.ingest(t, sequence: Int64(offset), now: now)
+            // Both entry points: decoded trades, and record bytes through the fast decoder.
+            if rng.next() % 2 == 0 {
+                aggregator.ingest(t, sequence: Int64(offset), now: now)
+            } else {
+                let ok = aggregator.ingest(value: t.jsonBytes, sequence: Int64(offset), now: now)
+                #expect(ok)
+            }
             switch rng.next() % 20 {
             case 0: emitted += aggregator.tick(now: now)
             case 1: emitted += aggregator.checkpoint(now: now).candles

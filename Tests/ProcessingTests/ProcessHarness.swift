@@ -16,10 +16,25 @@ enum Tape {
         if !FileManager.default.isExecutableFile(atPath: url.path) {
             url = dir.deletingLastPathComponent().appendingPathComponent("tape")
         }
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("processing-test-\(getpid())")
+        let temporary = FileManager.default.temporaryDirectory
+        // Copies left by earlier runs (more than an hour old) go.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: temporary.path)) ?? [] where name.hasPrefix("processing-test-") {
+            let old = temporary.appendingPathComponent(name)
+            if let date = (try? FileManager.default.attributesOfItem(atPath: old.path))?[.modificationDate] as? Date,
+                date < Date().addingTimeInterval(-3_600)
+            {
+                try? FileManager.default.removeItem(at: old)
+            }
+        }
+        let copy = temporary.appendingPathComponent("processing-test-\(getpid())")
         try? FileManager.default.removeItem(at: copy)
         do {
-            try FileManager.default.copyItem(at: url, to: copy)
+            // A hard link where possible (no copy), else a copy.
+            do {
+                try FileManager.default.linkItem(at: url, to: copy)
+            } catch {
+                try FileManager.default.copyItem(at: url, to: copy)
+            }
             return copy.path
         } catch {
             return url.path

@@ -79,6 +79,7 @@ struct ProcessIntegrationTests {
         #expect(checked > 500, "enough windows were compared")
         withExtendedLifetime(cluster) {}
         try problems.joined(separator: "\n").write(to: dir.appendingPathComponent("problems.txt"), atomically: true, encoding: .utf8)
+        defer { if problems.isEmpty { try? FileManager.default.removeItem(at: dir) } }
         #expect(problems.isEmpty, "seed \(seed), kills after \(kills): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
@@ -126,6 +127,7 @@ struct ProcessIntegrationTests {
         #expect(checked > 500)
         withExtendedLifetime(cluster) {}
         try problems.joined(separator: "\n").write(to: dir.appendingPathComponent("problems.txt"), atomically: true, encoding: .utf8)
+        defer { if problems.isEmpty { try? FileManager.default.removeItem(at: dir) } }
         #expect(problems.isEmpty, "seed \(seed): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 

@@ -315,6 +315,8 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                         metrics.trades.add(fresh.count, ordering: .relaxed)
                         await sink.event(.backfilled(symbol: symbol, fetched: trades.count, fresh: fresh.count))
                         if !fresh.isEmpty { await sink.publish(fresh) }
+                    case .failure where Task.isCancelled:
+                        break  // shutting down: not a failure of the exchange
                     case .failure(let error):
                         metrics.backfillFailures.add(1, ordering: .relaxed)
                         await sink.event(.backfillFailed(endpoint: configuration.rest.description, symbol: symbol, reason: error.message))

@@ -102,6 +102,11 @@ public actor Broker {
             let logger = self.logger
             let version = request.header.apiVersion
             let correlationId = request.header.correlationId
+            // interval/never: nothing to wait for, so the answer is ready now (the connection can
+            // write it without handing it to its writer task).
+            if logs.allSatisfy({ topics.durableWithoutWaiting($0) }) {
+                return .now(KafkaResponse.encodeFrame(response, apiKey: .produce, version: version, correlationId: correlationId))
+            }
             return .later {
                 let final = await Broker.awaitDurability(response, logs: logs, topics: topics, logger: logger)
                 return KafkaResponse.encodeFrame(final, apiKey: .produce, version: version, correlationId: correlationId)
@@ -115,8 +120,8 @@ public actor Broker {
     public func handle(_ request: KafkaRequest, clientHost: String = "/127.0.0.1") async -> ByteBuffer? {
         let h = request.header
         let v = h.apiVersion
-        func frame(_ payload: some KafkaResponseMessage, version: Int16 = v) -> ByteBuffer {
-            KafkaResponse.encodeFrame(payload, apiKey: request.body.apiKey, version: version, correlationId: h.correlationId)
+        func frame(_ payload: some KafkaResponseMessage, version: Int16 = v, capacity: Int = 256) -> ByteBuffer {
+            KafkaResponse.encodeFrame(payload, apiKey: request.body.apiKey, version: version, correlationId: h.correlationId, capacity: capacity)
         }
         switch request.body {
         case .apiVersions:
@@ -128,7 +133,15 @@ public actor Broker {
         case .produce(let r):
             let response = await produce(r)
             return r.acks == 0 ? nil : frame(response)
-        case .fetch(let r): return frame(await fetch(r))
+        case .fetch(let r):
+            let response = await fetch(r)
+            // Records plus room for the per-topic and per-partition fields.
+            var size = 1024
+            for t in response.topics {
+                size += t.topic.utf8.count + 16
+                for p in t.partitions { size += (p.records?.readableBytes ?? 0) + 64 }
+            }
+            return frame(response, capacity: size)
         case .listOffsets(let r): return frame(listOffsets(r))
         case .findCoordinator:
             return frame(FindCoordinatorResponse(errorCode: .none, nodeId: configuration.nodeId, host: advertisedHost, port: Int32(advertisedPort)))
@@ -390,7 +403,7 @@ public actor Broker {
                         failure = fail(code, message)
                     case .append:
                         do {
-                            let info = try log.append(batch: Array(batch.bytes.readableBytesView))
+                            let info = try batch.bytes.withUnsafeReadableBytes { try log.append(batchBytes: $0) }
                             producers.record(batch.header, partition: tp, baseOffset: info.baseOffset)
                             firstOffset = firstOffset ?? info.baseOffset
                             toSync[ObjectIdentifier(log)] = log
@@ -551,8 +564,7 @@ public actor Broker {
                     if records.count > remaining && total > 0 { records = [] }  // only the first data may exceed the limits
                     total += records.count
                     remaining = max(remaining - records.count, 0)
-                    var buffer = ByteBuffer()
-                    buffer.writeBytes(records)
+                    let buffer = ByteBuffer(bytes: records)
                     partitionsOut.append(
                         .init(
                             partitionIndex: p.partition, errorCode: .none, highWatermark: read.highWatermark, lastStableOffset: read.highWatermark,

@@ -1,5 +1,6 @@
 import KafkaProtocol
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -34,6 +35,9 @@ public final class BrokerServer: Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(.maxMessagesPerRead, value: 16)
+                // Produce requests are ~1 MB: let reads grow to 1 MiB (adaptively, so idle
+                // connections keep small buffers) instead of NIO's 64 KiB cap.
+                .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
@@ -78,7 +82,11 @@ public final class BrokerServer: Sendable {
             // Requests are handled one at a time in arrival order; replies are written in the
             // same order by a writer task, which may still be waiting for a produce's fsync
             // while the next request is handled.
+            // A ready answer is written by this task directly when the writer has nothing queued
+            // (one task hop less per request); `queued` counts replies handed to the writer and
+            // not yet written, so a direct write never overtakes an earlier reply.
             let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
+            let queued = NIOLockedValueBox(0)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await reply in replies {
@@ -88,6 +96,7 @@ public final class BrokerServer: Sendable {
                         case .later(let produce): try await outbound.write(await produce())
                         case .closeConnection: break
                         }
+                        queued.withLockedValue { $0 -= 1 }
                     }
                 }
                 defer { queue.finish() }
@@ -106,6 +115,11 @@ public final class BrokerServer: Sendable {
                         log.info("closing connection: \(reason)")
                         break
                     }
+                    if case .now(let frame) = reply, queued.withLockedValue({ $0 == 0 }) {
+                        try await outbound.write(frame)
+                        continue
+                    }
+                    queued.withLockedValue { $0 += 1 }
                     queue.yield(reply)
                 }
                 queue.finish()

@@ -31,6 +31,14 @@ public protocol TopicStore: Sendable {
     /// Returns once what was appended to `log` so far is as durable as the fsync policy
     /// promises (group commit: concurrent callers may share one fsync).
     func waitDurable(_ log: any PartitionLog) async throws
+    /// When the fsync policy asks no wait (interval, never): does what `waitDurable` would (e.g.
+    /// schedules the log for the next interval fsync) and returns true. Otherwise (the caller must
+    /// `waitDurable`) returns false and does nothing.
+    func durableWithoutWaiting(_ log: any PartitionLog) -> Bool
+}
+
+extension TopicStore {
+    public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool { false }
 }
 
 /// Topics kept in memory with `InMemoryPartitionLog`s.

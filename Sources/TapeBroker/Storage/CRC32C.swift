@@ -1,3 +1,5 @@
+import CTapeCRC32C
+
 /// CRC-32C (Castagnoli), the checksum Kafka's RecordBatch v2 uses, for storage's crash recovery and
 /// the offset store's record framing.
 ///
@@ -10,6 +12,9 @@
 /// still clash under `@testable import`). Once both branches are merged, storage can call
 /// `KafkaProtocol.CRC32C` and this file can go.
 enum StorageCRC32C {
+    /// SSE4.2 `crc32` when the CPU has it (checked once), else the tables below.
+    private static let usesHardware: Bool = tape_crc32c_hw_available() != 0
+
     /// Eight 256-entry tables; `tables[0]` is the classic byte-at-a-time table.
     private static let tables: [UInt32] = {
         var t = [UInt32](repeating: 0, count: 8 * 256)
@@ -46,6 +51,14 @@ enum StorageCRC32C {
 
     /// Continues a CRC-32C: `update(checksum(a), b) == checksum(a + b)`.
     static func update(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        if usesHardware, let base = bytes.baseAddress, bytes.count > 0 {
+            return ~tape_crc32c_hw_update(~crc, base, bytes.count)
+        }
+        return tableUpdate(crc, bytes)
+    }
+
+    /// The portable table-driven path.
+    static func tableUpdate(_ crc: UInt32, _ bytes: UnsafeRawBufferPointer) -> UInt32 {
         var c = ~crc
         var i = 0
         let n = bytes.count

@@ -125,37 +125,38 @@ final class DataFile {
     /// Appends `bytes` at `size`. On any failure the file is cut back to its previous size and a
     /// `StorageError` is thrown, so the file never keeps a partial write.
     func append(_ bytes: UnsafeRawBufferPointer) throws {
+        try append(head: UnsafeRawBufferPointer(start: nil, count: 0), bytes)
+    }
+
+    /// Appends `head` then `tail` as one logical write (each written with `pwrite`, no copy into
+    /// one buffer); same all-or-nothing rule as `append(_:)`. An injected fault applies to the whole.
+    func append(head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer) throws {
         let start = size
+        let total = head.count + tail.count
+        // An injected fault writes only its `partialBytes`, then fails.
+        let fault = faults?.take()
+        let limit = fault.map { min(total, max(0, $0.partialBytes)) } ?? total
         var written = 0
-        while written < bytes.count {
-            var toWrite = bytes.count - written
-            var injected: StorageFaults.Fault?
-            if let fault = faults?.take() {
-                injected = fault
-                toWrite = min(toWrite, max(0, fault.partialBytes))
-            }
-            var n = 0
-            if toWrite > 0 {
-                n = pwrite(fd, bytes.baseAddress! + written, toWrite, off_t(start) + off_t(written))
-            }
-            if let injected {
-                if n > 0 { written += n }
-                rollBack(to: start)
-                throw storageError(
-                    errno: injected.errno, operation: "writing \(bytes.count) bytes to", path: path,
-                    detail: "The partial write (\(written) bytes) was rolled back.")
-            }
+        while written < limit {
+            let (part, at) = written < head.count ? (head, written) : (tail, written - head.count)
+            let n = pwrite(fd, part.baseAddress! + at, min(part.count - at, limit - written), off_t(start) + off_t(written))
             if n < 0 {
                 let e = errno
                 if e == EINTR { continue }
                 rollBack(to: start)
                 throw storageError(
-                    errno: e, operation: "writing \(bytes.count) bytes to", path: path,
+                    errno: e, operation: "writing \(total) bytes to", path: path,
                     detail: "The partial write (\(written) bytes) was rolled back.")
             }
             written += n
         }
-        size = start + Int64(bytes.count)
+        if let fault {
+            rollBack(to: start)
+            throw storageError(
+                errno: fault.errno, operation: "writing \(total) bytes to", path: path,
+                detail: "The partial write (\(written) bytes) was rolled back.")
+        }
+        size = start + Int64(total)
     }
 
     func append(_ bytes: [UInt8]) throws {
@@ -175,42 +176,28 @@ final class DataFile {
     func read(at offset: Int64, count: Int) throws -> [UInt8] {
         let n = max(0, min(Int64(count), size - offset))
         if n == 0 { return [] }
-        var out = [UInt8](repeating: 0, count: Int(n))
-        var done = 0
-        try out.withUnsafeMutableBytes { buf in
-            while done < Int(n) {
-                let r = pread(fd, buf.baseAddress! + done, Int(n) - done, off_t(offset) + off_t(done))
-                if r < 0 {
-                    if errno == EINTR { continue }
-                    throw storageError(errno: errno, operation: "reading", path: path)
-                }
-                if r == 0 { break }
-                done += r
-            }
-        }
-        if done < out.count { out.removeLast(out.count - done) }
-        return out
+        return try readRaw(at: offset, count: Int(n))
     }
 
     /// Reads up to `count` bytes at `offset` without consulting `size` (stops at the end of the
     /// file). For readers that run without the owner's lock on bytes known to be written.
     func readRaw(at offset: Int64, count: Int) throws -> [UInt8] {
         guard count > 0 else { return [] }
-        var out = [UInt8](repeating: 0, count: count)
-        var done = 0
-        try out.withUnsafeMutableBytes { buf in
+        // Not zero-filled first: only the bytes pread delivered become the array's contents.
+        return try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
+            var done = 0
             while done < count {
                 let r = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
                 if r < 0 {
                     if errno == EINTR { continue }
+                    initialized = done
                     throw storageError(errno: errno, operation: "reading", path: path)
                 }
                 if r == 0 { break }
                 done += r
             }
+            initialized = done
         }
-        if done < count { out.removeLast(count - done) }
-        return out
     }
 
     /// Cuts the file to `length` bytes.

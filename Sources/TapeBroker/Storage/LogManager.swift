@@ -328,6 +328,18 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
+    /// True (after scheduling the log for the next interval fsync) when the policy needs no wait:
+    /// `.interval` and `.never`; false for `.always` (call `waitDurable`).
+    public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool {
+        switch configuration.fsyncPolicy {
+        case .always: return false
+        case .interval:
+            if let log = log as? Log { flusher.markDirty(log) }
+            return true
+        case .never: return true
+        }
+    }
+
     // MARK: Durable appends
 
     /// Appends a batch and returns once it is as durable as the fsync policy promises:

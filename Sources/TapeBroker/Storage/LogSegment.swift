@@ -71,11 +71,17 @@ final class LogSegment {
 
     /// Appends one batch whose baseOffset is already assigned. On failure nothing is left behind.
     func append(_ batch: UnsafeRawBufferPointer, header: StoredBatchHeader) throws {
+        try append(head: UnsafeRawBufferPointer(start: nil, count: 0), batch, header: header)
+    }
+
+    /// Appends a batch given as `head` followed by `tail` (e.g. a rewritten baseOffset and the
+    /// rest of the batch as received), written without joining them first.
+    func append(head: UnsafeRawBufferPointer, _ tail: UnsafeRawBufferPointer, header: StoredBatchHeader) throws {
         let position = log.size
         let indexCount = offsetIndex.entries.count
         let timeCount = timeIndex.entries.count
         let saved = counters
-        try log.append(batch)
+        try log.append(head: head, tail)
         do {
             try noteAppended(header: header, position: position)
         } catch {

@@ -17,6 +17,10 @@ public protocol PartitionLog: AnyObject, Sendable {
     /// Appends one validated RecordBatch v2; assigns offsets `logEndOffset ..< logEndOffset + recordCount`.
     func append(batch: [UInt8]) throws -> LogAppendInfo
 
+    /// Same as `append(batch:)` for bytes that are not in an array (a slice of a request); logs
+    /// that can write them without a copy implement it.
+    func append(batchBytes: UnsafeRawBufferPointer) throws -> LogAppendInfo
+
     /// Whole batches starting with the one that contains `offset`, up to about `maxBytes`
     /// (at least one whole batch, even if larger, as Kafka does). Empty at the log end.
     /// Throws `StorageError.offsetOutOfRange` outside `logStartOffset ... logEndOffset`.
@@ -27,6 +31,12 @@ public protocol PartitionLog: AnyObject, Sendable {
 
     /// Makes everything appended so far durable (fsync of segment and indexes).
     func sync() throws
+}
+
+extension PartitionLog {
+    public func append(batchBytes: UnsafeRawBufferPointer) throws -> LogAppendInfo {
+        try append(batch: Array(batchBytes))
+    }
 }
 
 /// What an append did.

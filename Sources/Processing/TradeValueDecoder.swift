@@ -1,0 +1,196 @@
+import MarketData
+
+/// The fields of a `tape.trades` value that candles need, read straight from the record bytes
+/// without building a `Trade` (no `String`s for the common case): the processor's hot path.
+///
+/// It accepts exactly the plain form Tape writes (a flat object, string decimals, no escapes, an
+/// already normalized symbol); for anything else it returns nil and the caller decodes with
+/// `Trade(json:)`, the reference decoder. When it returns fields, they equal `Trade(json:)`'s
+/// (checked by tests on generated and mutated values).
+struct TradeFields {
+    var exchange: Range<Int>
+    var symbol: Range<Int>
+    var tradeID: Range<Int>
+    var price: ExactDecimal
+    var quantity: ExactDecimal
+    var quoteQuantity: ExactDecimal
+    var side: Side
+    var time: Int64
+
+    /// Decodes `bytes`; nil when the value is not in the plain form (use `Trade(json:)`).
+    static func decode(_ b: UnsafeBufferPointer<UInt8>) -> TradeFields? {
+        let n = b.count
+        var i = 0
+        @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
+        @inline(__always) func skipSpace() { while i < n && isSpace(b[i]) { i += 1 } }
+        @inline(__always) func stringEnd(from start: Int) -> Int? {
+            var j = start
+            while j < n {
+                let c = b[j]
+                if c == UInt8(ascii: "\"") { return j }
+                if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
+                j += 1
+            }
+            return nil
+        }
+        func decimal(_ r: Range<Int>) -> ExactDecimal? {
+            try? ExactDecimal(utf8: UnsafeBufferPointer(rebasing: b[r]))
+        }
+        func integer(_ r: Range<Int>) -> Int64? {
+            var j = r.lowerBound
+            var negative = false
+            if j < r.upperBound && b[j] == UInt8(ascii: "-") {
+                negative = true
+                j += 1
+            }
+            let digits = r.upperBound - j
+            guard digits > 0 && digits <= 18 else { return nil }
+            if digits > 1 && b[j] == UInt8(ascii: "0") { return nil }
+            var v: Int64 = 0
+            while j < r.upperBound {
+                let d = b[j] &- UInt8(ascii: "0")
+                if d > 9 { return nil }
+                v = v * 10 + Int64(d)
+                j += 1
+            }
+            return negative ? -v : v
+        }
+        func keyIs(_ r: Range<Int>, _ name: StaticString) -> Bool {
+            guard r.count == name.utf8CodeUnitCount else { return false }
+            let p = name.utf8Start
+            var k = 0
+            while k < r.count {
+                if b[r.lowerBound + k] != p[k] { return false }
+                k += 1
+            }
+            return true
+        }
+
+        skipSpace()
+        guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
+        i += 1
+        var seen: UInt16 = 0
+        var exchange = 0..<0
+        var symbol = 0..<0
+        var tradeID = 0..<0
+        var price = ExactDecimal.zero
+        var quantity = ExactDecimal.zero
+        var quoteQuantity = ExactDecimal.zero
+        var side = Side.buy
+        var time: Int64 = 0
+        while true {
+            skipSpace()
+            guard i < n, b[i] == UInt8(ascii: "\"") else { return nil }
+            guard let keyEnd = stringEnd(from: i + 1) else { return nil }
+            let key = (i + 1)..<keyEnd
+            i = keyEnd + 1
+            skipSpace()
+            guard i < n, b[i] == UInt8(ascii: ":") else { return nil }
+            i += 1
+            skipSpace()
+            guard i < n else { return nil }
+            let isString: Bool
+            let value: Range<Int>
+            if b[i] == UInt8(ascii: "\"") {
+                guard let end = stringEnd(from: i + 1) else { return nil }
+                isString = true
+                value = (i + 1)..<end
+                i = end + 1
+            } else {
+                let start = i
+                while i < n {
+                    let c = b[i]
+                    if c == UInt8(ascii: ",") || c == UInt8(ascii: "}") || isSpace(c) { break }
+                    if c == UInt8(ascii: "{") || c == UInt8(ascii: "[") || c == UInt8(ascii: "\"") { return nil }
+                    i += 1
+                }
+                isString = false
+                value = start..<i
+            }
+            switch key.count {
+            case 1 where keyIs(key, "v"):
+                guard !isString, integer(value) == 1 else { return nil }
+                seen |= 1 << 0
+            case 8 where keyIs(key, "exchange"):
+                guard isString else { return nil }
+                exchange = value
+                seen |= 1 << 1
+            case 6 where keyIs(key, "symbol"):
+                guard isString, !value.isEmpty else { return nil }
+                for k in value {
+                    let c = b[k]
+                    // Not in normal form: let the reference decoder normalize it.
+                    if (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "/") || c >= 0x80 {
+                        return nil
+                    }
+                }
+                symbol = value
+                seen |= 1 << 2
+            case 12 where keyIs(key, "nativeSymbol"):
+                guard isString else { return nil }
+                seen |= 1 << 3
+            case 7 where keyIs(key, "tradeId"):
+                guard isString else { return nil }
+                tradeID = value
+                seen |= 1 << 4
+            case 5 where keyIs(key, "price"):
+                guard isString, let d = decimal(value) else { return nil }
+                price = d
+                seen |= 1 << 5
+            case 8 where keyIs(key, "quantity"):
+                guard isString, let d = decimal(value) else { return nil }
+                quantity = d
+                seen |= 1 << 6
+            case 13 where keyIs(key, "quoteQuantity"):
+                guard isString, let d = decimal(value) else { return nil }
+                quoteQuantity = d
+                seen |= 1 << 7
+            case 4 where keyIs(key, "side"):
+                guard isString, let s = Side(utf8: UnsafeBufferPointer(rebasing: b[value])) else { return nil }
+                side = s
+                seen |= 1 << 8
+            case 4 where keyIs(key, "time"):
+                guard !isString, let t = integer(value) else { return nil }
+                time = t
+                seen |= 1 << 9
+            case 10 where keyIs(key, "receivedAt"):
+                guard !isString, integer(value) != nil else { return nil }
+                seen |= 1 << 10
+            default:
+                // Unknown members: only plain literals (numbers, true, false, null) are skipped here.
+                if !isString {
+                    let text = value
+                    guard !text.isEmpty else { return nil }
+                    let c = b[text.lowerBound]
+                    let plain = c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                        || keyLiteral(b, text, "true") || keyLiteral(b, text, "false") || keyLiteral(b, text, "null")
+                    guard plain, c != UInt8(ascii: "-") || text.count > 1 else { return nil }
+                    if plain && (c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))) {
+                        guard integer(text) != nil else { return nil }  // plain integers only; others: reference decoder
+                    }
+                }
+            }
+            skipSpace()
+            guard i < n else { return nil }
+            if b[i] == UInt8(ascii: ",") {
+                i += 1
+                continue
+            }
+            guard b[i] == UInt8(ascii: "}") else { return nil }
+            i += 1
+            break
+        }
+        skipSpace()
+        guard i == n, seen == 0x7FF else { return nil }
+        return TradeFields(
+            exchange: exchange, symbol: symbol, tradeID: tradeID, price: price, quantity: quantity,
+            quoteQuantity: quoteQuantity, side: side, time: time)
+    }
+
+    private static func keyLiteral(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, _ literal: StaticString) -> Bool {
+        guard r.count == literal.utf8CodeUnitCount else { return false }
+        let p = literal.utf8Start
+        for k in 0..<r.count where b[r.lowerBound + k] != p[k] { return false }
+        return true
+    }
+}
