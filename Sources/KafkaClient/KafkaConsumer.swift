@@ -43,14 +43,19 @@ public final class KafkaConsumer: @unchecked Sendable {
         let batchSize = max(1, configuration.batchSize)
         let topicNames = TopicNameCache()
         // librdkafka hands out up to `batchSize` messages per call (rd_kafka_consume_batch_queue
-        // also serves the rebalance callback); one call per batch, not one per message.
+        // also serves the rebalance callback); two calls per batch, not one per message.
         nonisolated(unsafe) let queue = rd_kafka_queue_get_consumer(rk)!
         self.consumerQueue = queue
         let buffer = UnsafeSendable(UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize))
         self.pollBuffer = buffer.value
         pollThread = PollThread(name: "tape-consumer-poll") {
-            let n = rd_kafka_consume_batch_queue(queue, 100, buffer.value, batchSize)
-            guard n > 0 else { return }
+            // Wait (up to 100 ms) for one message only, then take what else is already there
+            // without waiting: a batch call with a timeout waits for a *full* batch, which
+            // added up to 100 ms of latency at low rates.
+            let first = rd_kafka_consume_batch_queue(queue, 100, buffer.value, 1)
+            guard first > 0 else { return }
+            let more = batchSize > 1 ? rd_kafka_consume_batch_queue(queue, 0, buffer.value + 1, batchSize - 1) : 0
+            let n = 1 + max(0, more)
             var batch: [KafkaMessage] = []
             batch.reserveCapacity(n)
             for i in 0..<n {
