@@ -64,6 +64,17 @@ struct BenchProcess: AsyncParsableCommand {
             try cluster.createTopic(topic + ".candles", partitions: 1)
             kafka.bootstrapServers = cluster.bootstrapServers
             mock = cluster
+        } else {
+            // A real cluster (or `tape broker`): create the topics with the partitions asked for,
+            // instead of relying on auto-creation with the cluster's default partition count.
+            let admin = try KafkaAdmin(configuration: kafka, timeout: .seconds(10), logger: target.kafka.logger("tape.bench"))
+            let existing = try await admin.listTopics()
+            if let found = existing.first(where: { $0.name == topic }), found.partitions.count != Int(target.partitions) {
+                throw ValidationError("Topic \(topic) exists with \(found.partitions.count) partitions; delete it or pass --topic with a new name.")
+            }
+            for (name, partitions) in [(topic, target.partitions), (topic + ".candles", Int32(1))] where !existing.contains(where: { $0.name == name }) {
+                try await admin.createTopic(name, partitions: partitions)
+            }
         }
         let logger = target.kafka.logger("tape.bench")
         var producerConfiguration = KafkaProducerConfiguration(kafka: kafka)
