@@ -151,3 +151,23 @@ func string(fromBuffer buffer: [CChar]) -> String {
 final class TopicNameCache: @unchecked Sendable {
     var names: [OpaquePointer: String] = [:]
 }
+
+extension Duration {
+    /// The duration as librdkafka's `timeout_ms` argument.
+    var librdkafkaMilliseconds: Int32 {
+        Int32(clamping: components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
+    }
+}
+
+/// Low and high watermark offsets of a partition, asked of the broker (off the cooperative pool).
+func queryWatermarks(rk: OpaquePointer, topic: String, partition: Int32, timeout: Duration) async throws -> (low: Int64, high: Int64) {
+    nonisolated(unsafe) let rk = rk
+    let ms = timeout.librdkafkaMilliseconds
+    return try await Blocking.run {
+        var low: Int64 = 0
+        var high: Int64 = 0
+        let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot read offsets of \(topic)[\(partition)]") }
+        return (low, high)
+    }
+}

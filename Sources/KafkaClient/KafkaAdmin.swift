@@ -26,7 +26,7 @@ public struct ClusterMetadata: Sendable {
     public var originatingBroker: String
 
     static func fetch(rk: OpaquePointer, context: ClientContext, topic: String? = nil, timeout: Duration) async throws -> ClusterMetadata {
-        let ms = Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ms = timeout.librdkafkaMilliseconds
         nonisolated(unsafe) let rk = rk
         let result: Result<ClusterMetadata, KafkaError> = try await Blocking.run {
             var rkt: OpaquePointer? = nil
@@ -120,7 +120,7 @@ public final class KafkaAdmin: @unchecked Sendable {
     deinit { rd_kafka_destroy(rk) }
 
     private var timeoutMilliseconds: Int32 {
-        Int32(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        timeout.librdkafkaMilliseconds
     }
 
     /// Brokers and all topics.
@@ -354,15 +354,7 @@ public final class KafkaAdmin: @unchecked Sendable {
 
     /// Low and high watermark offsets of a partition.
     public func watermarks(topic: String, partition: Int32) async throws -> (low: Int64, high: Int64) {
-        nonisolated(unsafe) let rk = self.rk
-        let ms = timeoutMilliseconds
-        return try await Blocking.run {
-            var low: Int64 = 0
-            var high: Int64 = 0
-            let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot read offsets of \(topic)[\(partition)]") }
-            return (low, high)
-        }
+        try await queryWatermarks(rk: rk, topic: topic, partition: partition, timeout: self.timeout)
     }
 }
 

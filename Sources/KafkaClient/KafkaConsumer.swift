@@ -152,7 +152,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Moves assigned partitions to offsets (absolute, `KafkaOffset.beginning` or `.end`).
     public func seek(_ positions: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws {
         nonisolated(unsafe) let rk = self.rk
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.librdkafkaMilliseconds
         try await Blocking.run {
             let list = TopicPartitionList.make(positions)
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -168,7 +168,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// For each partition, the first offset whose timestamp is >= the given one (ms); `KafkaOffset.end` where none.
     public func offsets(forTimestamp timestamp: Int64, partitions: [(topic: String, partition: Int32)], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
         nonisolated(unsafe) let rk = self.rk
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.librdkafkaMilliseconds
         let items = partitions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: timestamp) }
         return try await Blocking.run {
             let list = TopicPartitionList.make(items)
@@ -233,7 +233,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// The group's committed offsets for these partitions (offset < 0 where nothing is committed).
     public func committed(_ partitions: [TopicPartitionOffset], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
         nonisolated(unsafe) let rk = self.rk
-        let ms = Int32(timeout.components.seconds * 1000)
+        let ms = timeout.librdkafkaMilliseconds
         let context = self.context
         return try await Blocking.run {
             let list = TopicPartitionList.make(partitions)
@@ -249,15 +249,7 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     /// Low and high watermark offsets of a partition, asked of the broker.
     public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
-        nonisolated(unsafe) let rk = self.rk
-        let ms = Int32(timeout.components.seconds * 1000)
-        return try await Blocking.run {
-            var low: Int64 = 0
-            var high: Int64 = 0
-            let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, ms)
-            if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot read offsets of \(topic)[\(partition)]") }
-            return (low, high)
-        }
+        try await queryWatermarks(rk: rk, topic: topic, partition: partition, timeout: timeout)
     }
 
     /// Cluster metadata through this consumer's connection.

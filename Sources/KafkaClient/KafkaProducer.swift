@@ -112,7 +112,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// Waits until every queued record is delivered or `timeout` passes.
     public func flush(timeout: Duration = .seconds(30)) async throws {
         nonisolated(unsafe) let rk = self.rk
-        let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let ms = timeout.librdkafkaMilliseconds
         let err = try await Blocking.run { rd_kafka_flush(rk, ms) }
         context.flushReports()
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
