@@ -133,7 +133,7 @@ final class PollThread: Sendable {
     var isStopped: Bool { stopped.value.load(ordering: .acquiring) }
 
     /// Stops the loop and waits for the current iteration to end; `wake` interrupts a blocking poll
-    /// (`rd_kafka_yield`) so stopping does not wait out the poll timeout.
+    /// (`rd_kafka_queue_yield`) so stopping does not wait out the poll timeout.
     func stop(wake: () -> Void = {}) {
         if stopped.value.exchange(true, ordering: .acquiringAndReleasing) { return }
         wake()

@@ -16,6 +16,8 @@ public final class KafkaProducer: @unchecked Sendable {
     let rk: OpaquePointer
     let context: ProducerContext
     private let pollThread: PollThread
+    /// The queue `rd_kafka_poll` serves; held to interrupt the polling thread when stopping.
+    private let mainQueue: OpaquePointer
     /// Batches of reports for `enqueue`d records.
     public let deliveryReports: AsyncStream<[DeliveryReport]>
     private let closed = Atomic<Bool>(false)
@@ -33,6 +35,7 @@ public final class KafkaProducer: @unchecked Sendable {
             context.delivered(message)
         }
         rk = try makeKafkaHandle(type: RD_KAFKA_PRODUCER, conf: conf)
+        mainQueue = rd_kafka_queue_get_main(rk)
         nonisolated(unsafe) let handle = rk
         pollThread = PollThread(name: "tape-producer-poll") {
             if rd_kafka_poll(handle, 100) > 0 {
@@ -43,7 +46,10 @@ public final class KafkaProducer: @unchecked Sendable {
     }
 
     deinit {
-        pollThread.stop { rd_kafka_yield(rk) }
+        // `rd_kafka_yield` would not do: it only affects the calling thread (a callback's own
+        // poll). Yielding the queue wakes the blocked poll at once; with the former, every
+        // producer's shutdown waited out the 100 ms poll timeout.
+        pollThread.stop { [mainQueue] in rd_kafka_queue_yield(mainQueue) }
         if !closed.load(ordering: .acquiring) {
             rd_kafka_flush(rk, 5000)
         }
@@ -52,6 +58,7 @@ public final class KafkaProducer: @unchecked Sendable {
         // holds them, may outlive this object by a moment; destroying them afterwards was a
         // use-after-free that crashed in free() now and then).
         context.destroyTopicHandles()
+        rd_kafka_queue_destroy(mainQueue)
         rd_kafka_destroy(rk)
     }
 
@@ -61,9 +68,9 @@ public final class KafkaProducer: @unchecked Sendable {
         while true {
             let result: SendAttempt = try await withCheckedThrowingContinuation { continuation in
                 let box = Unmanaged.passRetained(DeliveryBox(continuation)).toOpaque()
-                do {
-                    try produce(message, opaque: box)
-                } catch let error as KafkaError where error.code == .queueFull {
+                do throws(KafkaError) {
+                    try context.producing.withLock { state throws(KafkaError) in try produce(message, state: &state, opaque: box) }
+                } catch where error.code == .queueFull {
                     Unmanaged<DeliveryBox>.fromOpaque(box).release()
                     continuation.resume(returning: .queueFull)
                 } catch {
@@ -100,11 +107,11 @@ public final class KafkaProducer: @unchecked Sendable {
     @discardableResult
     public func tryEnqueue(_ message: ProducerMessage) throws -> UInt64 {
         // Ids are consecutive over successful enqueues: a failed attempt (queue full) uses none.
-        try context.enqueueLock.withLock {
-            let id = context.lastID + 1
+        try context.producing.withLock { state throws(KafkaError) -> UInt64 in
+            let id = state.lastID + 1
             // Tag ids with the low bit so they never look like a (pointer-aligned) DeliveryBox.
-            try produce(message, opaque: UnsafeMutableRawPointer(bitPattern: UInt(id << 1 | 1)))
-            context.lastID = id
+            try produce(message, state: &state, opaque: UnsafeMutableRawPointer(bitPattern: UInt(id << 1 | 1)))
+            state.lastID = id
             return id
         }
     }
@@ -140,11 +147,12 @@ public final class KafkaProducer: @unchecked Sendable {
 
     // MARK: - produce
 
-    private func produce(_ message: ProducerMessage, opaque: UnsafeMutableRawPointer?) throws {
+    /// Hands one record to librdkafka; call with `context.producing` held (it owns the topic handles).
+    private func produce(_ message: ProducerMessage, state: inout ProducerContext.Producing, opaque: UnsafeMutableRawPointer?) throws(KafkaError) {
         if context.hasFatalError.load(ordering: .acquiring), let fatal = context.fatalError.withLock({ $0 }) {
             throw KafkaError(code: .fatal, message: "Producer is unusable after a fatal error: \(fatal)", isFatal: true)
         }
-        let rkt = try context.topicHandle(rk: rk, name: message.topic)
+        let rkt = try context.topicHandle(&state, rk: rk, name: message.topic)
         // Headers are built as an application-owned list (VTYPE_HEADERS): on success librdkafka
         // takes it, on failure we destroy it. (VTYPE_HEADER, one per header, double-frees on
         // librdkafka 2.0.2's partitioner-error path.)
@@ -221,16 +229,26 @@ final class DeliveryBox {
 }
 
 /// Producer-side callback state: topic handles, message ids and pending report batches.
+///
+/// Two locks, each a `Mutex` over a plain struct (no Foundation lock, no dynamic exclusivity
+/// checks on the per-record paths): `producing` serializes produce calls (consecutive message ids)
+/// and owns the topic handles; `delivering` is taken by the delivery callback on the polling thread.
 final class ProducerContext: ClientContext, @unchecked Sendable {
-    private struct State {
-        var topics: [String: OpaquePointer] = [:]
-        var topicNames: [OpaquePointer: String] = [:]
-        var pending: [DeliveryReport] = []
-        var lastTopic: (name: String, rkt: OpaquePointer)?
-        var lastReported: (rkt: OpaquePointer, name: String)?
+    /// Owned by the threads that produce.
+    struct Producing: ~Copyable, @unchecked Sendable {
+        var handles: [String: OpaquePointer] = [:]
+        var last: (name: String, rkt: OpaquePointer)?
+        /// The id of the last record `tryEnqueue` queued.
+        var lastID: UInt64 = 0
     }
-    private let lock = NSLock()
-    private var state = State()
+    /// Owned by the polling thread's delivery callback.
+    struct Delivering: ~Copyable, @unchecked Sendable {
+        var names: [OpaquePointer: String] = [:]
+        var last: (rkt: OpaquePointer, name: String)?
+        var pending: [DeliveryReport] = []
+    }
+    let producing = Mutex(Producing())
+    private let delivering = Mutex(Delivering())
     private let reports: AsyncStream<[DeliveryReport]>.Continuation?
 
     /// `reports != nil`, without copying the continuation on the per-record path.
@@ -244,12 +262,14 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
 
     /// Releases the topic handles; called by the producer before `rd_kafka_destroy`.
     func destroyTopicHandles() {
-        lock.withLock {
-            for rkt in state.topics.values { rd_kafka_topic_destroy(rkt) }
-            state.topics.removeAll()
-            state.topicNames.removeAll()
-            state.lastTopic = nil
-            state.lastReported = nil
+        producing.withLock { state in
+            for rkt in state.handles.values { rd_kafka_topic_destroy(rkt) }
+            state.handles.removeAll()
+            state.last = nil
+        }
+        delivering.withLock { state in
+            state.names.removeAll()
+            state.last = nil
         }
     }
 
@@ -287,26 +307,20 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         for continuation in ready { continuation.resume() }
     }
 
-    /// Serializes `tryEnqueue` so message ids are consecutive; guards `lastID`.
-    let enqueueLock = NSLock()
-    /// The id of the last record `tryEnqueue` queued.
-    var lastID: UInt64 = 0
-
-    func topicHandle(rk: OpaquePointer, name: String) throws -> OpaquePointer {
-        try lock.withLock {
-            if let last = state.lastTopic, last.name == name { return last.rkt }
-            if let rkt = state.topics[name] {
-                state.lastTopic = (name, rkt)
-                return rkt
-            }
-            guard let rkt = rd_kafka_topic_new(rk, name, nil) else {
-                throw KafkaError(rd_kafka_last_error(), "Cannot use topic '\(name)'")
-            }
-            state.topics[name] = rkt
-            state.topicNames[rkt] = name
-            state.lastTopic = (name, rkt)
+    /// The handle of topic `name` (created on first use); call with `producing` held.
+    func topicHandle(_ state: inout Producing, rk: OpaquePointer, name: String) throws(KafkaError) -> OpaquePointer {
+        if let last = state.last, last.name == name { return last.rkt }
+        if let rkt = state.handles[name] {
+            state.last = (name, rkt)
             return rkt
         }
+        guard let rkt = rd_kafka_topic_new(rk, name, nil) else {
+            throw KafkaError(rd_kafka_last_error(), "Cannot use topic '\(name)'")
+        }
+        state.handles[name] = rkt
+        state.last = (name, rkt)
+        delivering.withLock { $0.names[rkt] = name }
+        return rkt
     }
 
     /// Called from librdkafka's delivery callback, on the thread that polls.
@@ -317,21 +331,22 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         // The timestamp is read through librdkafka's own pointer: it finds its message struct from it.
         let timestamp = rd_kafka_message_timestamp(pointer, &tsType)
-        lock.lock()
-        let topic: String
-        if let rkt = message.rkt, let last = state.lastReported, last.rkt == rkt {
-            topic = last.name
-        } else {
-            topic = message.rkt.flatMap { state.topicNames[$0] } ?? ""
-            if let rkt = message.rkt { state.lastReported = (rkt, topic) }
+        let fast = isEnqueued && hasReports && message.err == RD_KAFKA_RESP_ERR_NO_ERROR
+        let topic: String = delivering.withLock { state in
+            let topic: String
+            if let rkt = message.rkt, let last = state.last, last.rkt == rkt {
+                topic = last.name
+            } else {
+                topic = message.rkt.flatMap { state.names[$0] } ?? ""
+                if let rkt = message.rkt { state.last = (rkt, topic) }
+            }
+            if fast {
+                // The high-throughput API: one lock per report.
+                state.pending.append(DeliveryReport(messageID: UInt64(opaque >> 1), topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil))
+            }
+            return topic
         }
-        if isEnqueued && hasReports && message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
-            // Fast path for the high-throughput API: one lock per report.
-            state.pending.append(DeliveryReport(messageID: UInt64(opaque >> 1), topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil))
-            lock.unlock()
-            return
-        }
-        lock.unlock()
+        if fast { return }
         var report = DeliveryReport(messageID: 0, topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil)
         if message.err != RD_KAFKA_RESP_ERR_NO_ERROR {
             var error = KafkaError(message.err, "Delivery to \(topic) failed")
@@ -342,7 +357,7 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         }
         if isEnqueued {
             report.messageID = UInt64(opaque >> 1)
-            if hasReports { lock.withLock { state.pending.append(report) } }
+            if hasReports { delivering.withLock { $0.pending.append(report) } }
         } else if let raw = message._private {
             let box = Unmanaged<DeliveryBox>.fromOpaque(raw).takeRetainedValue()
             box.continuation.resume(returning: .delivered(report))
@@ -351,10 +366,13 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
 
     func flushReports() {
         guard let reports else { return }
-        let batch: [DeliveryReport] = lock.withLock {
-            let b = state.pending
-            state.pending.removeAll(keepingCapacity: true)
-            return b
+        let batch: [DeliveryReport] = delivering.withLock { state in
+            if state.pending.isEmpty { return [] }
+            // The next batch is likely as large as this one: reserve it once instead of regrowing.
+            var next: [DeliveryReport] = []
+            next.reserveCapacity(state.pending.count)
+            swap(&next, &state.pending)
+            return next
         }
         if !batch.isEmpty { reports.yield(batch) }
     }
