@@ -142,6 +142,53 @@ final class PollThread: Sendable {
 }
 
 
+/// A pipe used as a wake-up signal: readable once signalled, by us or by librdkafka
+/// (`rd_kafka_queue_io_event_enable` writes to it when a queue gets events).
+final class WakePipe: Sendable {
+    /// The end librdkafka (and `signal`) write to.
+    let fd: Int32
+    private let readEnd: Int32
+
+    init() throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            throw KafkaError(code: .state, message: "Cannot create a pipe: \(String(cString: strerror(errno)))")
+        }
+        for end in fds {
+            _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+        }
+        readEnd = fds[0]
+        fd = fds[1]
+    }
+
+    deinit {
+        close(fd)
+        close(readEnd)
+    }
+
+    /// Makes the pipe readable.
+    func signal() {
+        var one: UInt8 = 1
+        _ = write(fd, &one, 1)
+    }
+
+    /// Waits until signalled or `milliseconds` pass, then drains the signal.
+    func wait(milliseconds: Int32) {
+        var pfd = pollfd(fd: readEnd, events: Int16(POLLIN), revents: 0)
+        if poll(&pfd, 1, milliseconds) > 0 {
+            var buffer = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+            while withUnsafeMutableBytes(of: &buffer, { read(readEnd, $0.baseAddress, $0.count) }) == MemoryLayout.size(ofValue: buffer) {}
+        }
+    }
+}
+
+/// A value only one thread ever touches (a polling thread's own state).
+final class ThreadOwned<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}
+
 /// A C string written into a fixed buffer (librdkafka's errstr arguments).
 func string(fromBuffer buffer: [CChar]) -> String {
     String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -132,6 +132,30 @@ final class KafkaClientTests: XCTestCase {
         for (_, list) in offsets { XCTAssertEqual(list.sorted(), Array(0..<Int64(list.count)), "offsets per partition are contiguous") }
     }
 
+    /// Reports are served by whichever thread gets there (the enqueuer inline, the polling thread,
+    /// `flush`), one at a time: per partition they must arrive in offset order, each exactly once,
+    /// through queue-full waits, idle gaps and a final `send`.
+    func testReportsStayInOrderWhicheverThreadServesThem() async throws {
+        try cluster.createTopic("ordered", partitions: 1)
+        let p = try producer { $0.maxQueuedMessages = 2_000 }
+        let collected = Task { () -> [DeliveryReport] in
+            var all: [DeliveryReport] = []
+            for await batch in p.deliveryReports { all += batch }
+            return all
+        }
+        var ids: [UInt64] = []
+        for round in 0..<4 {
+            for i in 0..<10_000 { ids.append(try await p.enqueue(.init(topic: "ordered", key: nil, value: "r\(round)-\(i)"))) }
+            try await Task.sleep(for: .milliseconds(50))  // idle: the polling thread serves
+        }
+        let last = try await p.send(.init(topic: "ordered", key: nil, value: "last"))
+        try await p.close()
+        let reports = await collected.value
+        XCTAssertEqual(reports.map(\.messageID), ids, "every id reported once, in order")
+        XCTAssertEqual(reports.map(\.offset), Array(0..<Int64(ids.count)), "offsets in report order")
+        XCTAssertEqual(last.offset, Int64(ids.count))
+    }
+
     func testSubscribeByRegexCommitAndResumeFromCommitted() async throws {
         try cluster.createTopic("tape.alpha", partitions: 2)
         try cluster.createTopic("tape.beta", partitions: 1)
