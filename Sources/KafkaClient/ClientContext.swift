@@ -73,7 +73,9 @@ class ClientContext: @unchecked Sendable {
             // syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug. librdkafka logs connection
             // failures at level 3 while it retries; they reach users through `unreachableMessage`.
             if level <= 4 {
-                context.record(error: text)
+                // Configuration warnings (a producer property given to a consumer, ...) are not
+                // why a cluster is unreachable: keep them out of `unreachableMessage`.
+                if facility != "CONFWARN" { context.record(error: text) }
                 context.logger.debug("librdkafka", metadata: ["facility": "\(facility)", "message": "\(text)"])
             } else {
                 context.logger.trace("librdkafka", metadata: ["facility": "\(facility)", "message": "\(text)"])

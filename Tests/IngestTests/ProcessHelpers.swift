@@ -58,6 +58,21 @@ final class ChildProcess: @unchecked Sendable {
     /// Sends a signal (SIGSTOP / SIGCONT freeze and thaw a process).
     func send(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
+    /// Waits until something accepts connections on loopback `port` (the child, once it is up).
+    func waitForPort(_ port: Int, timeout: TimeInterval = 20) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var addr = loopbackAddress(port: port)
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            close(fd)
+            if rc == 0 { return }
+            if !process.isRunning { break }
+            usleep(50_000)
+        }
+        throw ChildProcessError(message: "\(name) did not listen on port \(port); stderr: \(stderr)")
+    }
+
     /// SIGKILL: a crash, no chance to flush.
     func kill9() {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
@@ -80,4 +95,28 @@ func temporaryDirectory(_ name: String) throws -> URL {
 
 func lines(of path: String) -> [String] {
     ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+}
+
+func loopbackAddress(port: Int) -> sockaddr_in {
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    return addr
+}
+
+/// A loopback port nothing listens on right now (the kernel's pick for port 0).
+func freeLoopbackPort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = loopbackAddress(port: 0)
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+struct ChildProcessError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
 }
