@@ -1,3 +1,4 @@
+import CoreMetrics
 import Crdkafka
 import Foundation
 import Logging
@@ -152,6 +153,7 @@ public final class KafkaProducer: @unchecked Sendable {
             return id
         }
         context.enqueues.add(1, ordering: .relaxed)
+        if id & ProducerContext.latencySampleMask == 0 { context.startLatencySample(id: id) }
         // Reports the polling thread left to us (see `init`): served here, on the enqueuing thread.
         if context.servePending.load(ordering: .relaxed) { context.serveReady(rk: rk) }
         return id
@@ -293,6 +295,9 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         var names: [OpaquePointer: String] = [:]
         var last: (rkt: OpaquePointer, name: String)?
         var pending: [DeliveryReport] = []
+        /// `tape_produce_latency_seconds` handles by topic (created at the first sample, so after
+        /// the application bootstrapped its metrics backend).
+        var latencyTimers: [String: CoreMetrics.Timer] = [:]
     }
     let producing = Mutex(Producing())
     private let delivering = Mutex(Delivering())
@@ -395,6 +400,33 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         return rkt
     }
 
+    // MARK: produce latency (`tape_produce_latency_seconds{topic}`), sampled
+
+    /// One `enqueue`d record in this many (+1) has its enqueue → report time measured.
+    static let latencySampleMask: UInt64 = 63
+    private static let latencySlots = 1024
+    /// Enqueue times (ns) of sampled records, by (id / 64) modulo the slot count.
+    private let latencyStarts = Mutex([UInt64](repeating: 0, count: latencySlots))
+
+    func startLatencySample(id: UInt64) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        latencyStarts.withLock { $0[Int((id >> 6) % UInt64(Self.latencySlots))] = now }
+    }
+
+    private func finishLatencySample(id: UInt64, topic: String, state: inout Delivering) {
+        let start = latencyStarts.withLock { $0[Int((id >> 6) % UInt64(Self.latencySlots))] }
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard start > 0, now >= start else { return }
+        let timer: CoreMetrics.Timer
+        if let existing = state.latencyTimers[topic] {
+            timer = existing
+        } else {
+            timer = CoreMetrics.Timer(label: "tape_produce_latency_seconds", dimensions: [("topic", topic)], preferredDisplayUnit: .seconds)
+            state.latencyTimers[topic] = timer
+        }
+        timer.recordNanoseconds(Int64(now - start))
+    }
+
     /// Called from librdkafka's delivery callback, on the thread that polls.
     func delivered(_ pointer: UnsafePointer<rd_kafka_message_t>) {
         let message = pointer.pointee
@@ -411,6 +443,9 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
             } else {
                 topic = message.rkt.flatMap { state.names[$0] } ?? ""
                 if let rkt = message.rkt { state.last = (rkt, topic) }
+            }
+            if isEnqueued && UInt64(opaque >> 1) & Self.latencySampleMask == 0 && message.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                finishLatencySample(id: UInt64(opaque >> 1), topic: topic, state: &state)
             }
             if fast {
                 // The high-throughput API: one lock per report.

@@ -39,6 +39,7 @@ enum Dashboard {
   aside h3 { margin:0 0 8px; font-size:13px; text-transform:uppercase; letter-spacing:.8px; color:var(--dim); }
   table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
   td, th { padding:3px 4px; text-align:right; white-space:nowrap; } th { color:var(--dim); font-weight:500; }
+  #health td:first-child { white-space:normal; }
   td:first-child, th:first-child { text-align:left; }
   #tape { height:420px; overflow:hidden; }
   #tape tr.new { animation: flash 1s ease-out; }

@@ -9,6 +9,7 @@ import Logging
 import MarketData
 import Metrics
 import Processing
+import ServiceLifecycle
 import Synchronization
 import TapeBroker
 import TapeMetrics
@@ -103,7 +104,7 @@ struct UpCommand: AsyncParsableCommand {
         let brokerTask = Task { [embedded] in try await embedded?.server.run() }
 
         do {
-            try await runPipeline(kafka: kafka, bootstrap: bootstrap, interactive: interactive, signals: signals, logger: logger)
+            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, interactive: interactive, signals: signals, logger: logger)
         } catch {
             brokerTask.cancel()
             _ = try? await brokerTask.value
@@ -116,7 +117,9 @@ struct UpCommand: AsyncParsableCommand {
         printError("tape up: stopped; data is in \(dataDir).")
     }
 
-    private func runPipeline(kafka: KafkaConfiguration, bootstrap: String, interactive: Bool, signals: AsyncStream<Int32>, logger: Logger) async throws {
+    private func runPipeline(
+        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, interactive: Bool, signals: AsyncStream<Int32>, logger: Logger
+    ) async throws {
         // Topics (the broker would auto-create them; explicit creation gives them 3 partitions).
         await Self.ensureTopics(kafka: kafka, logger: logger)
 
@@ -187,8 +190,11 @@ struct UpCommand: AsyncParsableCommand {
             }
         }
         let processTask = Task { try await processor.run() }
-        let serverTask = Task { try await app.run() }
-        let statusTask = Task { await Self.status(ingest: ingestHolder, server: state, interactive: interactive, logger: logger) }
+        // In a service group so that stopping is a graceful shutdown (open connections are
+        // closed), not a cancellation that Hummingbird logs as an error.
+        let serverGroup = ServiceGroup(services: [app], logger: Logger(label: "tape.serve"))
+        let serverTask = Task { try await serverGroup.run() }
+        let statusTask = Task { await Self.status(ingest: ingestHolder, stats: stats, server: state, traffic: traffic, interactive: interactive, logger: logger) }
 
         logger.debug("tape up: running; waiting for SIGINT/SIGTERM")
         // Wait for a signal, or for a stage to end on its own (the first event wins). The watchers
@@ -209,8 +215,14 @@ struct UpCommand: AsyncParsableCommand {
         _ = try? await ingestTask.value
         processTask.cancel()
         _ = try? await processTask.value
-        serverTask.cancel()
+        await serverGroup.triggerGracefulShutdown()
+        // A client that keeps its connection open (a dashboard's /ws) does not hold the exit up.
+        let serverDeadline = Task {
+            try await Task.sleep(for: .seconds(3))
+            serverTask.cancel()
+        }
         _ = try? await serverTask.value
+        serverDeadline.cancel()
         if let reason { throw ValidationError(reason) }
     }
 
@@ -252,7 +264,7 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     /// A compact live line on a terminal; a log line every 30 s otherwise.
-    static func status(ingest: IngestHolder, server: TapeServerState, interactive: Bool, logger: Logger) async {
+    static func status(ingest: IngestHolder, stats: UpStats, server: TapeServerState, traffic: BrokerTraffic?, interactive: Bool, logger: Logger) async {
         var last: (time: ContinuousClock.Instant, trades: Int) = (.now, 0)
         var tick = 0
         // The stages count with plain atomics; their deltas feed the Prometheus counters.
@@ -260,6 +272,7 @@ struct UpCommand: AsyncParsableCommand {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             tick += 1
+            stats.sample()
             let now = ContinuousClock.now
             let snapshot = ingest.service?.metrics.connection.snapshot
             let trades = snapshot?.trades ?? 0
@@ -269,6 +282,7 @@ struct UpCommand: AsyncParsableCommand {
             // Candle updates as they appear on tape.candles (the server reads every one).
             let candleUpdates = Int(server.candlesSeen.load(ordering: .relaxed))
             exported.update(connection: snapshot, candlesEmitted: candleUpdates)
+            if let traffic { exported.update(traffic: traffic) }
             let lag = Double(snapshot?.lastLagMicros ?? 0) / 1000
             let line = String(format: "trades %d (%.0f/s) | candle updates %d | lag %.0f ms | reconnects %d | %@",
                               trades, rate, candleUpdates, lag, snapshot?.reconnects ?? 0, snapshot?.connected == true ? "connected" : "not connected")
@@ -293,12 +307,25 @@ final class UpStats: StatsSource {
     let ingest: IngestHolder
     let feed: FeedStats
     let exchange: String
-    private let previous = Mutex<(time: ContinuousClock.Instant, frames: Int, trades: Int)?>(nil)
+    /// (time, frames, trades) samples of the last few seconds, taken every second by `sample()`:
+    /// rates are measured over them, so the first `/api/stats` call already has one.
+    private let samples = Mutex<[(time: ContinuousClock.Instant, frames: Int, trades: Int)]>([])
+    static let rateWindow: Duration = .seconds(5)
 
     init(ingest: IngestHolder, feed: FeedStats, exchange: String) {
         self.ingest = ingest
         self.feed = feed
         self.exchange = exchange
+    }
+
+    /// Records the ingest counters now (called every second by the status loop).
+    func sample() {
+        guard let s = ingest.service?.metrics.connection.snapshot else { return }
+        let now = ContinuousClock.now
+        samples.withLock { samples in
+            samples.append((now, s.frames, s.trades))
+            samples.removeAll { now - $0.time > Self.rateWindow + .seconds(1) }
+        }
     }
 
     func stats() async -> PipelineStats {
@@ -309,11 +336,10 @@ final class UpStats: StatsSource {
         }
         let s = service.metrics.connection.snapshot
         let now = ContinuousClock.now
-        let (fps, tps) = previous.withLock { prev -> (Double?, Double) in
-            defer { prev = (now, s.frames, s.trades) }
-            guard let p = prev else { return (nil, 0) }
+        // Over the oldest sample still in the window (at least half a second back).
+        let (fps, tps) = samples.withLock { samples -> (Double?, Double) in
+            guard let p = samples.first(where: { now - $0.time <= Self.rateWindow && now - $0.time >= .milliseconds(500) }) else { return (nil, 0) }
             let dt = Double((now - p.time).components.seconds) + Double((now - p.time).components.attoseconds) / 1e18
-            guard dt > 0.2 else { return (nil, 0) }
             return (Double(s.frames - p.frames) / dt, Double(s.trades - p.trades) / dt)
         }
         base.exchanges = [
@@ -327,8 +353,8 @@ final class UpStats: StatsSource {
 
 /// Feeds the stages' own counters into the `TapeMetrics` Prometheus counters, by delta.
 final class MetricsBridge {
-    private let frames, trades, parseErrors, reconnects, candles: Counter
-    private var last = (frames: 0, trades: 0, parseErrors: 0, reconnects: 0, candles: 0)
+    private let frames, trades, parseErrors, reconnects, candles, brokerIn, brokerOut: Counter
+    private var last = (frames: 0, trades: 0, parseErrors: 0, reconnects: 0, candles: 0, brokerIn: 0, brokerOut: 0)
 
     init(exchange: String) {
         frames = TapeMetrics.framesIn(exchange: exchange)
@@ -336,6 +362,18 @@ final class MetricsBridge {
         parseErrors = TapeMetrics.parseErrors(exchange: exchange)
         reconnects = TapeMetrics.reconnects(exchange: exchange)
         candles = TapeMetrics.candlesEmitted(interval: "all")
+        brokerIn = TapeMetrics.brokerBytesInCounter()
+        brokerOut = TapeMetrics.brokerBytesOutCounter()
+    }
+
+    /// The embedded broker's socket bytes, as `tape_broker_bytes_in_total` / `_out_total`.
+    func update(traffic: BrokerTraffic) {
+        let bytesIn = traffic.bytesIn.load(ordering: .relaxed)
+        let bytesOut = traffic.bytesOut.load(ordering: .relaxed)
+        brokerIn.increment(by: max(0, bytesIn - last.brokerIn))
+        brokerOut.increment(by: max(0, bytesOut - last.brokerOut))
+        last.brokerIn = bytesIn
+        last.brokerOut = bytesOut
     }
 
     func update(connection s: ConnectionMetrics.Snapshot?, candlesEmitted: Int) {

@@ -61,6 +61,13 @@ final class UpTests: XCTestCase {
         // The stages' counters reach /metrics.
         let tradesIn = samples.first { $0.hasPrefix("tape_trades_in_total{") }.flatMap { Double($0.split(separator: " ").last ?? "") }
         XCTAssertGreaterThan(tradesIn ?? 0, 100, "tape_trades_in_total should count ingested trades:\n\(metrics.body)")
+        func value(_ prefix: String) -> Double? {
+            samples.first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        // The embedded broker's socket traffic and the producers' sampled ack latency.
+        XCTAssertGreaterThan(value("tape_broker_bytes_in_total ") ?? 0, 10_000, metrics.body)
+        XCTAssertGreaterThan(value("tape_broker_bytes_out_total ") ?? 0, 10_000, metrics.body)
+        XCTAssertGreaterThan(value(#"tape_produce_latency_seconds_count{topic="tape.trades"}"#) ?? 0, 0, metrics.body)
 
         // kcat sees tape.trades on the printed bootstrap address.
         if let kcat = Processes.which("kcat") {

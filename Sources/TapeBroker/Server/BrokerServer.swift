@@ -2,6 +2,7 @@ import KafkaProtocol
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import NIOPosix
 
 /// Why the broker could not start, in words a user can act on.
@@ -14,6 +15,8 @@ public struct BrokerStartError: Error, Sendable, CustomStringConvertible {
 /// writes responses in request order. A bad frame or request closes that connection only.
 public final class BrokerServer: Sendable {
     public let broker: Broker
+    /// Bytes read from and written to client sockets, for metrics.
+    public let traffic = BrokerTraffic()
     let configuration: BrokerConfiguration
     let logger: Logger
     let group: any EventLoopGroup
@@ -85,6 +88,11 @@ public final class BrokerServer: Sendable {
             // A ready answer is written by this task directly when the writer has nothing queued
             // (one task hop less per request); `queued` counts replies handed to the writer and
             // not yet written, so a direct write never overtakes an earlier reply.
+            let traffic = self.traffic
+            @Sendable func write(_ frame: ByteBuffer) async throws {
+                traffic.bytesOut.add(frame.readableBytes, ordering: .relaxed)
+                try await outbound.write(frame)
+            }
             let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
             let queued = NIOLockedValueBox(0)
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -92,8 +100,8 @@ public final class BrokerServer: Sendable {
                     for await reply in replies {
                         switch reply {
                         case .none: break
-                        case .now(let frame): try await outbound.write(frame)
-                        case .later(let produce): try await outbound.write(await produce())
+                        case .now(let frame): try await write(frame)
+                        case .later(let produce): try await write(await produce())
                         case .closeConnection: break
                         }
                         queued.withLockedValue { $0 -= 1 }
@@ -101,6 +109,7 @@ public final class BrokerServer: Sendable {
                 }
                 defer { queue.finish() }
                 for try await var frame in inbound {
+                    traffic.bytesIn.add(frame.readableBytes + 4, ordering: .relaxed)  // + the size prefix the decoder removed
                     let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
                     let request: KafkaRequest
                     do {
@@ -116,7 +125,7 @@ public final class BrokerServer: Sendable {
                         break
                     }
                     if case .now(let frame) = reply, queued.withLockedValue({ $0 == 0 }) {
-                        try await outbound.write(frame)
+                        try await write(frame)
                         continue
                     }
                     queued.withLockedValue { $0 += 1 }
@@ -129,9 +138,18 @@ public final class BrokerServer: Sendable {
     }
 }
 
+/// Bytes the broker read from and wrote to its client sockets (Kafka frames, size prefix included).
+public final class BrokerTraffic: Sendable {
+    public let bytesIn = Atomic<Int>(0)
+    public let bytesOut = Atomic<Int>(0)
+    public init() {}
+}
+
 /// A listening broker: `run()` serves until cancelled.
 public struct BoundBrokerServer: Sendable {
     let server: BrokerServer
+    /// Bytes read from and written to client sockets.
+    public var traffic: BrokerTraffic { server.traffic }
     let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     /// The port actually bound (useful with port 0).
     public let port: Int
