@@ -49,14 +49,13 @@ struct BrokerCommand: AsyncParsableCommand {
     }
 
     static func parseListen(_ s: String) throws -> (String, Int) {
-        guard let colon = s.lastIndex(of: ":") else { throw ValidationError("no port") }
-        var host = String(s[..<colon])
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty, let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { throw ValidationError("bad port") }
-        return (host, port)
+        guard let address = HostPort(s) else { throw ValidationError("\(s) is not HOST:PORT with a port from 0 to 65535") }
+        return (address.host, address.port)
     }
 
     func run() async throws {
+        // Before NIO and the storage threads start (see ShutdownSignals).
+        let shutdown = ShutdownSignals()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -78,27 +77,19 @@ struct BrokerCommand: AsyncParsableCommand {
         // A BrokerStartError is one sentence saying what to do; it is printed without usage text.
         let bound = try await BrokerServer(broker: broker, logger: logger).bind()
         // Ctrl-C / SIGTERM stop the server gracefully.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let (signals, continuation) = AsyncStream<Int32>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { sig in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            return source
-        }
+        let signals = shutdown.received
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await bound.run() }
             group.addTask {
                 for await sig in signals {
-                    logger.info("received \(sig == SIGINT ? "SIGINT" : "SIGTERM"); shutting down")
+                    logger.info("received \(ShutdownSignals.name(sig)); shutting down")
                     return
                 }
             }
             _ = try await group.next()
             group.cancelAll()
         }
-        sources.forEach { $0.cancel() }
+        shutdown.cancel()
         await stores.close()
         logger.info("tape broker stopped")
     }

@@ -57,22 +57,45 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
-/// Installs SIGINT/SIGTERM handlers that cancel the given task (graceful shutdown).
-func cancelOnSignals(_ task: Task<Void, any Error>) -> [any DispatchSourceSignal] {
-    [SIGINT, SIGTERM].map { sig in
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler { task.cancel() }
-        source.resume()
-        return source
+/// SIGINT and SIGTERM as an async stream: the one place a command takes them over.
+///
+/// Install it at the very start of `run()`, before librdkafka, NIO or SQLite start threads of their
+/// own, so that a signal never lands on a thread that did not ask for it.
+final class ShutdownSignals: @unchecked Sendable {  // `sources` are only read (cancelled) after init
+    /// The signals received (SIGINT or SIGTERM), in order.
+    let received: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init() {
+        let (stream, continuation) = AsyncStream<Int32>.makeStream()
+        received = stream
+        sources = [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { continuation.yield(sig) }
+            source.resume()
+            return source
+        }
     }
+
+    /// Stops listening (the signals stay ignored).
+    func cancel() { sources.forEach { $0.cancel() } }
+
+    static func name(_ sig: Int32) -> String { sig == SIGINT ? "SIGINT" : "SIGTERM" }
 }
 
-/// Runs `body` until it ends or Ctrl-C / SIGTERM cancels it.
+/// Runs `body` until it ends or Ctrl-C / SIGTERM cancels it (graceful shutdown).
 func runUntilSignalled(_ body: @escaping @Sendable () async throws -> Void) async throws {
+    let signals = ShutdownSignals()
+    defer { signals.cancel() }
     let task = Task { try await body() }
-    let sources = cancelOnSignals(task)
-    defer { sources.forEach { $0.cancel() } }
+    let canceller = Task {
+        for await _ in signals.received {
+            task.cancel()
+            return
+        }
+    }
+    defer { canceller.cancel() }
     do {
         try await task.value
     } catch is CancellationError {

@@ -58,16 +58,9 @@ struct UpCommand: AsyncParsableCommand {
     func run() async throws {
         // Signal handling first, before librdkafka, NIO and SQLite start threads of their own: a
         // signal must not land on a thread that never asked for it.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let (signals, continuation) = AsyncStream<Int32>.makeStream()
-        let sources = [SIGINT, SIGTERM].map { sig in
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
+        let shutdown = ShutdownSignals()
+        defer { shutdown.cancel() }
+        let signals = shutdown.received
         // Metrics before any stage creates a metric handle (handles made earlier stay no-ops).
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
