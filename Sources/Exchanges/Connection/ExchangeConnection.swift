@@ -74,6 +74,9 @@ public struct ExchangeConnectionConfiguration: Sendable {
     public var rest: Endpoint
     /// Native symbols to subscribe to (already checked against the market list).
     public var symbols: [String]
+    /// What the venue's market list says about `symbols` (normalized symbol, REST spelling). A
+    /// symbol missing here is taken as `ListedMarket(nativeSymbol:)`. Default empty.
+    public var markets: [ListedMarket] = []
     /// Timing of the state machine (ping, silence, deadlines, backoff).
     public var machine = ConnectionStateMachine.Configuration()
     /// How often the driver checks timers. Default 1 s.
@@ -97,6 +100,20 @@ public struct ExchangeConnectionConfiguration: Sendable {
         self.rest = rest
         self.symbols = symbols
     }
+
+    /// Settings for resolved `markets` (their native symbols are subscribed to).
+    public init(websocket: Endpoint, rest: Endpoint, markets: [ListedMarket]) {
+        self.init(websocket: websocket, rest: rest, symbols: markets.map(\.nativeSymbol))
+        self.markets = markets
+    }
+
+    /// The listed market of native `symbol`.
+    public func market(_ symbol: String) -> ListedMarket {
+        markets.first { $0.nativeSymbol == symbol } ?? ListedMarket(nativeSymbol: symbol)
+    }
+
+    /// The listed market of every subscribed symbol, in order.
+    var subscribedMarkets: [ListedMarket] { symbols.map(market) }
 }
 
 /// The thin driver of `ConnectionStateMachine`: opens the websocket, subscribes, pings, reads and
@@ -179,6 +196,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                             switch machine.with({ $0.tick(now: now()) }) {
                             case .sendPing:
                                 if let ping = adapter.applicationPing { try await outbound.send(text: ping) }
+                                if adapter.protocolPing { try await outbound.sendPing() }
                             case .close(let reason):
                                 requested.withLock { $0 = reason }
                                 outbound.close()
@@ -207,7 +225,9 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink,
         requested: CloseRequest
     ) async throws {
-        var parser = adapter.makeFrameParser()
+        var parser = adapter.makeFrameParser(markets: configuration.subscribedMarkets)
+        // Control frames (the venue's pings, answers to ours) are traffic too.
+        inbound.onControlFrame = { machine.with { $0.frameReceived(now: now()) } }
         var trades: [Trade] = []
         trades.reserveCapacity(64)
         // Markets whose trades may have been in an unparseable frame: re-read over REST shortly after.
@@ -327,7 +347,11 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 
     func fetchBackfill(symbol: String) async -> Result<[Trade], ExchangeError> {
-        let endpoint = configuration.rest.appending(path: adapter.recentTradesPath(nativeSymbol: symbol, limit: adapter.recentTradesLimit))
+        let market = configuration.market(symbol)
+        guard let path = adapter.recentTradesPath(market: market, limit: adapter.recentTradesLimit) else {
+            return .success([])  // the venue has no recent-trades request: nothing to backfill
+        }
+        let endpoint = configuration.rest.appending(path: path)
         var lastError = ExchangeError(.unreachable, "no attempt")
         for attempt in 1...max(1, configuration.backfillAttempts) {
             do {
@@ -336,7 +360,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                     throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
                 do {
-                    return .success(try adapter.parseRecentTrades(response.body, nativeSymbol: symbol, receivedAt: WallClock.microseconds()))
+                    return .success(try adapter.parseRecentTrades(response.body, market: market, receivedAt: WallClock.microseconds()))
                 } catch {
                     throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
                 }
@@ -371,6 +395,33 @@ func symbolMentioned(in frame: [UInt8]) -> String? {
 
 /// Reads a venue's market list over REST and resolves requested symbols against it.
 public enum MarketDirectory {
+    /// Like `resolve`, but returns the listed markets (normalized symbol, REST spelling) of the
+    /// resolved native symbols, in order.
+    public static func resolveMarkets(
+        _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10),
+        tls: TLSOptions = TLSOptions()
+    ) async throws -> [ListedMarket] {
+        let markets = try await list(adapter: adapter, rest: rest, timeout: timeout, tls: tls)
+        let resolved = try SymbolSelection.resolve(requested, markets: markets, exchange: adapter.exchange)
+        var byNative: [String: ListedMarket] = [:]
+        for market in markets where byNative[market.nativeSymbol] == nil { byNative[market.nativeSymbol] = market }
+        return resolved.map { byNative[$0] ?? ListedMarket(nativeSymbol: $0) }
+    }
+
+    /// The venue's market list.
+    public static func list(
+        adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10), tls: TLSOptions = TLSOptions()
+    ) async throws -> [ListedMarket] {
+        let endpoint = rest.appending(path: adapter.marketsPath)
+        let response = try await HTTPClient.get(endpoint, timeout: timeout, tls: tls)
+        guard response.status == 200 else {
+            throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status)")
+        }
+        do { return try adapter.parseMarkets(response.body) } catch {
+            throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
+        }
+    }
+
     public static func resolve(
         _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10),
         tls: TLSOptions = TLSOptions()

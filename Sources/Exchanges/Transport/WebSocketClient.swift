@@ -96,6 +96,9 @@ public struct WebSocketInbound {
     let maxMessageSize: Int
     /// Why the server ended the connection, if it sent a close frame.
     public private(set) var closeReason: String?
+    /// Called for every ping and pong frame (handled here, never returned by `next`), so a
+    /// caller can count them as traffic.
+    public var onControlFrame: (@Sendable () -> Void)?
 
     init(frames: NIOAsyncChannelInboundStream<WebSocketFrame>, outbound: WebSocketOutbound, maxMessageSize: Int) {
         self.iterator = frames.makeAsyncIterator()
@@ -119,9 +122,11 @@ public struct WebSocketInbound {
                 guard inMessage else { continue }
                 partial.append(contentsOf: frame.unmaskedData.readableBytesView)
             case .ping:
+                onControlFrame?()
                 try await outbound.send(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
                 continue
             case .pong:
+                onControlFrame?()
                 continue
             case .connectionClose:
                 var data = frame.unmaskedData
@@ -153,6 +158,13 @@ public struct WebSocketOutbound: Sendable {
         var buffer = channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         try await send(WebSocketFrame(fin: true, opcode: .text, data: buffer))
+    }
+
+    /// Sends a protocol-level ping frame (the peer answers with a pong).
+    public func sendPing() async throws {
+        var buffer = channel.allocator.buffer(capacity: 4)
+        buffer.writeString("tape")
+        try await send(WebSocketFrame(fin: true, opcode: .ping, data: buffer))
     }
 
     func send(_ frame: WebSocketFrame) async throws {
