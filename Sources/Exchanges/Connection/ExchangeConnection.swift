@@ -226,8 +226,9 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         requested: CloseRequest
     ) async throws {
         var parser = adapter.makeFrameParser(markets: configuration.subscribedMarkets)
-        // Control frames (the venue's pings, answers to ours) are traffic too.
-        inbound.onControlFrame = { machine.with { $0.frameReceived(now: now()) } }
+        // Control frames (the venue's pings, answers to ours) are traffic too, and a chance to
+        // run a due repair on a venue that sends nothing else while quiet (Binance).
+        inbound.returnsControlFrames = true
         var trades: [Trade] = []
         trades.reserveCapacity(64)
         // Markets whose trades may have been in an unparseable frame: re-read over REST shortly after.
@@ -243,8 +244,9 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 await backfill(symbols: symbols, dedup: &dedup, sink: sink)
                 machine.with { $0.downstream(busy: false, now: now()) }
             }
-            let receivedAt = WallClock.microseconds()
             machine.with { $0.frameReceived(now: now()) }
+            if message.isControl { continue }
+            let receivedAt = WallClock.microseconds()
             metrics.frames.add(1, ordering: .relaxed)
             metrics.frameBytes.add(message.bytes.count, ordering: .relaxed)
             trades.removeAll(keepingCapacity: true)

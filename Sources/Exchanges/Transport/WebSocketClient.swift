@@ -83,10 +83,13 @@ public enum WebSocketClient {
     }
 }
 
-/// One websocket message: text or binary payload bytes.
+/// One websocket message: text or binary payload bytes, or (when asked for) a control frame.
 public struct WebSocketMessage: Sendable {
     public var isText: Bool
     public var bytes: [UInt8]
+    /// True for a ping or pong frame (already answered), returned only when
+    /// `WebSocketInbound.returnsControlFrames` is set; `bytes` is then empty.
+    public var isControl = false
 }
 
 /// Whole inbound messages. Ends when the server closes (close frame or EOF).
@@ -96,9 +99,9 @@ public struct WebSocketInbound {
     let maxMessageSize: Int
     /// Why the server ended the connection, if it sent a close frame.
     public private(set) var closeReason: String?
-    /// Called for every ping and pong frame (handled here, never returned by `next`), so a
-    /// caller can count them as traffic.
-    public var onControlFrame: (@Sendable () -> Void)?
+    /// Also return ping and pong frames (answered here) as `isControl` messages, so a caller that
+    /// keeps liveness at the protocol level sees them as traffic. Default false.
+    public var returnsControlFrames = false
 
     init(frames: NIOAsyncChannelInboundStream<WebSocketFrame>, outbound: WebSocketOutbound, maxMessageSize: Int) {
         self.iterator = frames.makeAsyncIterator()
@@ -122,11 +125,11 @@ public struct WebSocketInbound {
                 guard inMessage else { continue }
                 partial.append(contentsOf: frame.unmaskedData.readableBytesView)
             case .ping:
-                onControlFrame?()
                 try await outbound.send(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                if returnsControlFrames { return WebSocketMessage(isText: false, bytes: [], isControl: true) }
                 continue
             case .pong:
-                onControlFrame?()
+                if returnsControlFrames { return WebSocketMessage(isText: false, bytes: [], isControl: true) }
                 continue
             case .connectionClose:
                 var data = frame.unmaskedData
