@@ -261,8 +261,12 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 machine.with { $0.downstream(busy: true, now: now()) }
                 await sink.deadLetter(frame: message.bytes, error: error)
                 machine.with { $0.downstream(busy: false, now: now()) }
-                if let symbol = symbolMentioned(in: message.bytes), subscribed.contains(symbol) {
-                    repair.insert(symbol)
+                // Re-read the markets the frame names — all of them, since a frame may batch several
+                // markets (Poloniex, Coinbase) — unless it was cut short (malformed JSON): what
+                // followed the cut may have named others, so then every market is re-read.
+                let mentioned = symbolsMentioned(in: message.bytes)
+                if error.code != .malformedJSON, !mentioned.isEmpty, mentioned.isSubset(of: subscribed) {
+                    repair.formUnion(mentioned)
                 } else {
                     repair.formUnion(subscribed)
                 }
@@ -379,20 +383,28 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 }
 
-/// The value of the first `"symbol":"..."` member in a (possibly broken) frame.
-func symbolMentioned(in frame: [UInt8]) -> String? {
-    let key = Array(#""symbol":""#.utf8)
-    guard frame.count > key.count else { return nil }
-    var i = 0
-    while i + key.count <= frame.count {
-        if frame[i] == key[0] && frame[i..<(i + key.count)].elementsEqual(key) {
-            let start = i + key.count
-            guard let end = frame[start...].firstIndex(of: UInt8(ascii: "\"")), end > start, end - start < 64 else { return nil }
-            return String(decoding: frame[start..<end], as: UTF8.self)
+/// Members that name a trade's market in the venues' frames: Poloniex and Kraken `symbol`,
+/// Coinbase `product_id`, Binance `s`.
+let symbolMemberKeys: [[UInt8]] = [#""symbol":""#, #""product_id":""#, #""s":""#].map { Array($0.utf8) }
+
+/// The values of every `"symbol":"..."` (or `product_id`, `s`) member in a (possibly broken) frame.
+func symbolsMentioned(in frame: [UInt8]) -> Set<String> {
+    var found: Set<String> = []
+    for key in symbolMemberKeys where frame.count > key.count {
+        var i = 0
+        while i + key.count <= frame.count {
+            if frame[i] == key[0] && frame[i..<(i + key.count)].elementsEqual(key) {
+                let start = i + key.count
+                if let end = frame[start...].firstIndex(of: UInt8(ascii: "\"")), end > start, end - start < 64 {
+                    found.insert(String(decoding: frame[start..<end], as: UTF8.self))
+                    i = end
+                    continue
+                }
+            }
+            i += 1
         }
-        i += 1
     }
-    return nil
+    return found
 }
 
 /// Reads a venue's market list over REST and resolves requested symbols against it.
