@@ -47,6 +47,8 @@ public protocol ExchangeAdapter: Sendable {
     static var protocolPing: Bool { get }
     /// How often to send `applicationPing` (or to expect traffic).
     static var pingInterval: Duration { get }
+    /// Most symbols one connection may subscribe to (Binance: 1024 streams). Default: no limit.
+    static var maxSymbolsPerConnection: Int { get }
     /// Requests that subscribe to trades of these native symbols.
     static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String]
     /// A fresh parser for one connection.
@@ -79,6 +81,8 @@ public protocol ExchangeAdapter: Sendable {
 
 extension ExchangeAdapter {
     public static var protocolPing: Bool { false }
+
+    public static var maxSymbolsPerConnection: Int { .max }
 
     public static func makeFrameParser(markets: [ListedMarket]) -> FrameParser { makeFrameParser() }
 

@@ -88,6 +88,11 @@ public final class IngestService: Sendable {
         let rest = try Endpoint(configuration.rest ?? adapter.endpoints.rest)
         let markets = try await MarketDirectory.resolveMarkets(
             configuration.symbols, adapter: adapter, rest: rest, tls: configuration.tls)
+        guard markets.count <= adapter.maxSymbolsPerConnection else {
+            throw IngestError(
+                "\(adapter.exchange) allows \(adapter.maxSymbolsPerConnection) symbols on one connection and \(markets.count) were asked for; pass at most \(adapter.maxSymbolsPerConnection) with --symbols (run several tape ingest for more)."
+            )
+        }
 
         var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
         producerConfiguration.acks = -1

@@ -130,10 +130,12 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
         #expect(Binance.tradeSubscribeMessages(nativeSymbols: ["BTCUSDT", "ETHBTC"]) == [
             #"{"method":"SUBSCRIBE","params":["btcusdt@trade","ethbtc@trade"],"id":1}"#
         ])
-        let many = (0..<450).map { "S\($0)USDT" }
+        let many = (0..<1_500).map { "S\($0)USDT" }
         let messages = Binance.tradeSubscribeMessages(nativeSymbols: many)
-        #expect(messages.count == 3)
-        #expect(messages[2].hasSuffix(#""id":3}"#))
+        #expect(messages.count == 2)
+        #expect(messages[1].hasSuffix(#""id":2}"#))
+        #expect(Binance.maxSymbolsPerConnection == 1_024)
+        #expect(Kraken.maxSymbolsPerConnection == .max)
         #expect(Binance.applicationPing == nil)
         #expect(Binance.protocolPing)
     }

@@ -27,8 +27,12 @@ public enum Binance: Sendable {
     /// Ping frames every 20 s keep the connection: send ours at the same pace.
     public static let pingInterval: Duration = .seconds(20)
 
-    /// Most streams one SUBSCRIBE request carries (Binance allows 1024 streams per connection).
-    public static let streamsPerRequest = 200
+    /// Most streams one SUBSCRIBE request carries: all a connection may have (1024), so one
+    /// request is sent — Binance also limits a client to 5 incoming messages a second.
+    public static let streamsPerRequest = 1_024
+
+    /// Most streams one connection may listen to.
+    public static let maxStreamsPerConnection = 1_024
 
     /// Most trades one REST trades request returns.
     public static let restTradesLimit = 1_000
@@ -116,6 +120,7 @@ extension BinanceFrameParser: ExchangeFrameParser {}
 extension Binance: ExchangeAdapter {
     public static var applicationPing: String? { nil }
     public static var protocolPing: Bool { true }
+    public static var maxSymbolsPerConnection: Int { maxStreamsPerConnection }
 
     public static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String] {
         subscribeMessages(symbols: nativeSymbols)
