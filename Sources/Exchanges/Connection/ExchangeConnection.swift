@@ -113,7 +113,11 @@ public struct ExchangeConnectionConfiguration: Sendable {
     }
 
     /// The listed market of every subscribed symbol, in order.
-    var subscribedMarkets: [ListedMarket] { symbols.map(market) }
+    var subscribedMarkets: [ListedMarket] {
+        var byNative: [String: ListedMarket] = [:]
+        for market in markets where byNative[market.nativeSymbol] == nil { byNative[market.nativeSymbol] = market }
+        return symbols.map { byNative[$0] ?? ListedMarket(nativeSymbol: $0) }
+    }
 }
 
 /// The thin driver of `ConnectionStateMachine`: opens the websocket, subscribes, pings, reads and
