@@ -21,9 +21,15 @@
 /// - Coinbase's legacy Exchange API says so explicitly for the same matching engine: "The side of a
 ///   trade indicates the maker order side" (docs.cloud.coinbase.com, exchange-api, Get product
 ///   trades), and for the websocket `match` channel "the side field indicates the maker order side".
-/// - NautilusTrader's Coinbase Advanced Trade adapter (`coinbase_side_to_aggressor`, docs on
-///   nautilustrader.io) states "Coinbase reports the maker side on public market trades, so the
-///   aggressor is the opposite side".
+/// - NautilusTrader's Advanced Trade adapter first took `side` as the aggressor's (its
+///   `crates/adapters/coinbase/src/http/parse.rs`, `coinbase_side_to_aggressor`, mapped BUY → buyer
+///   from April to at least July 2026), and later reversed it: its current docs say "Converts a
+///   Coinbase market trade side to a Nautilus aggressor side. Coinbase reports the maker side on
+///   public market trades, so the aggressor is the opposite side" (nautilustrader.io,
+///   rust-api-latest) — a correction made by people running it against the venue.
+/// - Independent clients of the `market_trades` channel say the same ("Coinbase `market_trades.side`
+///   reports the maker side of the matched order"; "Coinbase reports the MAKER side; aggressor is
+///   opposite").
 /// - Against: a schema derived from Coinbase's OpenAPI by a third party (api-evangelist
 ///   `coinbase-trade-schema.json`, schemas.apis.io) describes `side` as "Taker side of the trade";
 ///   Coinbase's own Advanced Trade pages found do not define it either way.

@@ -8,9 +8,10 @@
 ///   (`"success":false,"error":"..."` when refused).
 /// - trade data `{"channel":"trade","type":"snapshot"|"update","data":[{"symbol":"BTC/USD","side":
 ///   "buy","price":4136.4,"qty":0.23374249,"ord_type":"limit","trade_id":123,"timestamp":
-///   "2022-12-25T09:30:59.123456Z"}]}`: `side` is the **taker's** side ("Taker order direction"),
-///   `ord_type` the taker's order type, `trade_id` a per-book sequence number, `timestamp` the
-///   trade time (RFC 3339, µs). `price` and `qty` are JSON **numbers**: read exactly from their
+///   "2022-12-25T09:30:59.123456Z"}]}`: `side` is the **taker's** side (the v2 trade page: "The
+///   side of the taker order"; v1: "Taker side"), `ord_type` "The order type of the taker order",
+///   `trade_id` "a sequence number, unique per book", `timestamp` the trade time (RFC 3339, µs).
+///   The snapshot (off by default, so Tape asks for it) "reflects the most recent 50 trades". `price` and `qty` are JSON **numbers**: read exactly from their
 ///   text, never through Double.
 /// - v2 spells Bitcoin "BTC" (v1 and REST say "XBT") and Dogecoin "DOGE" (REST "XDG").
 /// - `{"channel":"heartbeat"}` every second while subscribed; application ping
