@@ -11,9 +11,12 @@
 ///   "q":"100","T":tradeTime,"m":true,"M":true}`: `T` is the trade time (`E` is the push time);
 ///   `m` is "is the buyer the market maker?", so `m:true` means the taker SOLD (takerSide sell),
 ///   `m:false` the taker bought.
-/// - the server sends websocket ping frames (every 20 s) and drops a client that does not pong
-///   within a minute: liveness is at the protocol level (the client answers pings; it sends its
-///   own ping frames too, which Binance answers). No application ping.
+/// - "The WebSocket server will send a ping frame every 20 seconds. If the WebSocket server does
+///   not receive a pong frame back from the connection within a minute the connection will be
+///   disconnected" ("General WebSocket Streams information"): liveness is at the protocol level —
+///   `WebSocketClient` answers every ping with its payload; Tape also sends its own ping frames, and
+///   counts every control frame as traffic. No application ping. A connection lasts at most 24 h,
+///   and a `serverShutdown` event (parsed as ignored) precedes a shutdown: the loop reconnects.
 /// - REST `GET /api/v3/trades?symbol=BTCUSDT&limit=1000` (oldest first; `id, price, qty, quoteQty,
 ///   time, isBuyerMaker`) fills gaps; `GET /api/v3/exchangeInfo` lists markets with `baseAsset` and
 ///   `quoteAsset` — needed because "BTCUSDT" has no separator to split on.
