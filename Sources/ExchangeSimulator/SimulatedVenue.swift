@@ -32,6 +32,11 @@ public protocol VenueSession: Sendable {
     mutating func publish(_ orders: [SimulatedOrder], at time: Int64) -> [SessionAction]
     /// A ping or pong frame from the client.
     mutating func controlFrameReceived(at time: Int64)
+    /// Instruments whose snapshot of recent trades the session owes the client since the last
+    /// call (venues that send one on subscribe); the server answers with `snapshot`.
+    mutating func takeSnapshotRequests() -> [String]
+    /// The frames carrying `trades` (an instrument's most recent, newest first) as a snapshot.
+    mutating func snapshot(_ trades: [SimulatedTrade], instrument: String) -> [SessionAction]
     /// Trades frames sent (malformed ones included).
     var framesSent: Int { get }
     /// Malformed frames sent on purpose.
@@ -41,6 +46,9 @@ public protocol VenueSession: Sendable {
 extension VenueSession {
     /// Default: control frames are not activity (the venue expects application messages).
     public mutating func controlFrameReceived(at time: Int64) {}
+    /// Default: no snapshots.
+    public mutating func takeSnapshotRequests() -> [String] { [] }
+    public mutating func snapshot(_ trades: [SimulatedTrade], instrument: String) -> [SessionAction] { [] }
 }
 
 /// An HTTP answer of a simulated REST API: status code and JSON body.
@@ -68,9 +76,13 @@ public protocol SimulatedVenue: Sendable {
         -> Session
     /// The REST answer to a GET of `path` (with query).
     static func respond(toPath path: String, market: MarketSimulator) -> SimulatedRESTResponse
+    /// Trades in a snapshot sent on subscribe (venues that send one). Default 50.
+    static var snapshotSize: Int { get }
 }
 
 extension SimulatedVenue {
+    public static var snapshotSize: Int { 50 }
+
     /// The normalized trade a correct ingest of this venue must produce from a simulated trade.
     public static func expectedTrade(_ trade: SimulatedTrade, receivedAt: Int64) -> Trade {
         Trade(

@@ -323,7 +323,13 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
             guard var client = state.clients[id] else { return nil }
             defer { state.clients[id] = client }
             var close: (any Channel)?
-            for action in client.session.received(text, at: now) {
+            var actions = client.session.received(text, at: now)
+            // Venues that send recent trades on subscribe (Coinbase, Kraken): after the ack.
+            for instrument in client.session.takeSnapshotRequests() {
+                let recent = state.market.recentTrades(nativeSymbol: instrument, limit: Venue.snapshotSize) ?? []
+                actions += client.session.snapshot(recent, instrument: instrument)
+            }
+            for action in actions {
                 switch action {
                 case .send(let frame): client.outbox.yield(frame)
                 case .close:

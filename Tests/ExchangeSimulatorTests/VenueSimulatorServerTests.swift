@@ -24,7 +24,7 @@ final class VenueSimulatorServerTests: XCTestCase {
     /// deadline), then checks each was delivered exactly once, field for field.
     func roundTrip<Adapter: ExchangeAdapter, Venue: SimulatedVenue>(
         _ adapter: Adapter.Type, _ venue: Venue.Type, maxTrades: Int = 300, malformedEvery: Int? = nil,
-        silenceTimeout: Duration = .seconds(3), linger: Duration = .seconds(4)
+        silenceTimeout: Duration = .seconds(3), linger: Duration = .seconds(4), sendsSnapshot: Bool = false
     ) async throws {
         var configuration = SimulatorConfiguration()
         configuration.rate = 250
@@ -87,6 +87,10 @@ final class VenueSimulatorServerTests: XCTestCase {
         }
         XCTAssertEqual(seen, Set(expected.keys), "\(Venue.exchange): every simulated trade, exactly once")
         XCTAssertGreaterThan(metrics.snapshot.backfilledTrades, 0, "trades before the connection came over REST")
+        if sendsSnapshot {
+            // The snapshot sent on subscribe repeats trades the REST backfill already published.
+            XCTAssertGreaterThan(metrics.snapshot.duplicates, 0, "\(Venue.exchange): snapshot overlap dropped as duplicates")
+        }
         XCTAssertTrue(sink.gaps.withLock { $0.isEmpty })
         if malformedEvery == nil {
             XCTAssertTrue(sink.deadLetters.withLock { $0.isEmpty }, "\(sink.deadLetters.withLock { $0 })")
@@ -106,11 +110,11 @@ final class VenueSimulatorServerTests: XCTestCase {
     }
 
     func testCoinbaseThroughTheConnectionLoop() async throws {
-        try await roundTrip(Coinbase.self, CoinbaseVenue.self)
+        try await roundTrip(Coinbase.self, CoinbaseVenue.self, sendsSnapshot: true)
     }
 
     func testKrakenThroughTheConnectionLoop() async throws {
-        try await roundTrip(Kraken.self, KrakenVenue.self)
+        try await roundTrip(Kraken.self, KrakenVenue.self, sendsSnapshot: true)
     }
 
     /// Broken frames are dead-lettered and their trades recovered over REST, still exactly once.

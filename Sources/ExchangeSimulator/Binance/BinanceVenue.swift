@@ -184,6 +184,8 @@ struct SimpleRequest {
     var list: [String] = []
     var id: Int64?
     var channel = ""
+    /// Kraken's `params.snapshot` (its default is false).
+    var snapshot = false
 
     /// Reads `{"<method>":"...","<list>":[...],"id":N,"channel":"..."}`; `list` may also be nested
     /// in a `params` object (Kraken: `params.symbol`).
@@ -218,6 +220,8 @@ struct SimpleRequest {
                 request.id = try s.readInt64()
             } else if s.token(key, equals: "channel") {
                 request.channel = try s.readStringValue()
+            } else if s.token(key, equals: "snapshot"), try s.peek() != UInt8(ascii: "\"") {
+                request.snapshot = try s.readBool()
             } else if s.token(key, equals: "params"), depth == 0, try s.peek() == UInt8(ascii: "{") {
                 try read(&s, into: &request, methodKey: "_", listKey: "symbol", depth: 1)
             } else {

@@ -81,14 +81,18 @@ public enum CoinbaseVenue: SimulatedVenue {
         out.append(UInt8(ascii: "}"))
     }
 
-    /// A `market_trades` message with one `update` event holding `trades`.
-    public static func tradesMessage(_ trades: [SimulatedTrade], sequence: Int, pushTime: Int64) -> String {
+    /// A `market_trades` message with one `update` (or `snapshot`) event holding `trades`.
+    public static func tradesMessage(_ trades: [SimulatedTrade], sequence: Int, pushTime: Int64, type: String = "update")
+        -> String
+    {
         var out: [UInt8] = []
         JSONWriter.appendRaw("{\"channel\":\"market_trades\",\"client_id\":\"\",\"timestamp\":", to: &out)
         JSONWriter.appendString(rfc3339(milliseconds: pushTime, extraDigits: "000"), to: &out)
         JSONWriter.appendRaw(",\"sequence_num\":", to: &out)
         JSONWriter.appendInt(Int64(sequence), to: &out)
-        JSONWriter.appendRaw(",\"events\":[{\"type\":\"update\",\"trades\":[", to: &out)
+        JSONWriter.appendRaw(",\"events\":[{\"type\":", to: &out)
+        JSONWriter.appendString(type, to: &out)
+        JSONWriter.appendRaw(",\"trades\":[", to: &out)
         for (i, trade) in trades.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             appendTrade(trade, to: &out)
@@ -111,6 +115,7 @@ public struct CoinbaseSession: VenueSession {
     /// Products subscribed on `market_trades`, as instruments ("BTC_USDT").
     public private(set) var subscribed: Set<String> = []
     var subscribedProducts: [String] = []
+    var snapshotsOwed: [String] = []
     public private(set) var framesSent = 0
     public private(set) var malformedFramesSent = 0
 
@@ -135,7 +140,10 @@ public struct CoinbaseSession: VenueSession {
         case "market_trades":
             for product in request.list {
                 if request.method == "subscribe" {
-                    if subscribed.insert(toInstrument[product]!).inserted { subscribedProducts.append(product) }
+                    if subscribed.insert(toInstrument[product]!).inserted {
+                        subscribedProducts.append(product)
+                        snapshotsOwed.append(toInstrument[product]!)
+                    }
                 } else {
                     subscribed.remove(toInstrument[product]!)
                     subscribedProducts.removeAll { $0 == product }
@@ -169,6 +177,18 @@ public struct CoinbaseSession: VenueSession {
         }
         JSONWriter.appendRaw("}}]}", to: &out)
         return [.send(String(decoding: out, as: UTF8.self))]
+    }
+
+    public mutating func takeSnapshotRequests() -> [String] {
+        defer { snapshotsOwed = [] }
+        return snapshotsOwed
+    }
+
+    /// A `market_trades` message with a `snapshot` event of recent trades, newest first.
+    public mutating func snapshot(_ trades: [SimulatedTrade], instrument: String) -> [SessionAction] {
+        guard !closed, !trades.isEmpty else { return [] }
+        sequence += 1
+        return [.send(CoinbaseVenue.tradesMessage(trades, sequence: sequence, pushTime: trades[0].pushTime, type: "snapshot"))]
     }
 
     public mutating func publish(_ orders: [SimulatedOrder], at time: Int64) -> [SessionAction] {

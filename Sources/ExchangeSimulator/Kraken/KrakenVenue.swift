@@ -145,6 +145,7 @@ public struct KrakenSession: VenueSession {
     var lastHeartbeat: Int64 = 0
     /// Instruments subscribed ("BTC_USDT").
     public private(set) var subscribed: Set<String> = []
+    var snapshotsOwed: [String] = []
     public private(set) var framesSent = 0
     public private(set) var malformedFramesSent = 0
 
@@ -153,6 +154,17 @@ public struct KrakenSession: VenueSession {
         self.connectedAt = connectedAt
         self.lastReceived = connectedAt
         toInstrument = KrakenVenue.symbolMaps(instruments).toInstrument
+    }
+
+    public mutating func takeSnapshotRequests() -> [String] {
+        defer { snapshotsOwed = [] }
+        return snapshotsOwed
+    }
+
+    /// A `trade` snapshot of the most recent trades, oldest first as in Kraken's example.
+    public mutating func snapshot(_ trades: [SimulatedTrade], instrument: String) -> [SessionAction] {
+        guard !closed, !trades.isEmpty else { return [] }
+        return [.send(KrakenVenue.tradesMessage(trades.reversed(), type: "snapshot"))]
     }
 
     public mutating func received(_ text: String, at time: Int64) -> [SessionAction] {
@@ -179,7 +191,11 @@ public struct KrakenSession: VenueSession {
                         ))
                     continue
                 }
-                if request.method == "subscribe" { subscribed.insert(instrument) } else { subscribed.remove(instrument) }
+                if request.method == "subscribe" {
+                    if subscribed.insert(instrument).inserted, request.snapshot { snapshotsOwed.append(instrument) }
+                } else {
+                    subscribed.remove(instrument)
+                }
                 actions.append(
                     .send(
                         "{\"method\":\"\(request.method)\",\"result\":{\"channel\":\"trade\",\"snapshot\":true,\"symbol\":\"\(symbol)\"},\"success\":true\(reqID),\(stamps)}"
