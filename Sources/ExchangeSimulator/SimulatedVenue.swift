@@ -41,6 +41,8 @@ public protocol VenueSession: Sendable {
     var framesSent: Int { get }
     /// Malformed frames sent on purpose.
     var malformedFramesSent: Int { get }
+    /// The malformed frames sent since the last call (for the simulator's malformed log).
+    mutating func takeMalformedFrames() -> [String]
 }
 
 extension VenueSession {

@@ -206,7 +206,6 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         while true {
             try await clock.sleep(for: .milliseconds(10))
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            var toClose: [any Channel] = []
             var malformed: [String] = []
             let orders: [SimulatedOrder] = state.withLock { state in
                 var orders: [SimulatedOrder] = []
@@ -216,20 +215,19 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                 }
                 for id in state.clients.keys {
                     guard var client = state.clients[id] else { continue }
-                    let before = client.session.framesSent
                     let actions = client.session.publish(orders, at: now)
-                    var frameNumber = before
+                    // The session says which frames it broke (heartbeats and other frames it sends
+                    // between trades frames make counting sends here wrong).
+                    malformed.append(contentsOf: client.session.takeMalformedFrames())
                     for action in actions {
                         switch action {
                         case .send(let text):
-                            frameNumber += 1
                             client.outbox.yield(text)
                             state.framesSent += 1
-                            if let every = configuration.malformedEvery, every > 0, frameNumber % every == 0 {
-                                malformed.append(text)
-                            }
                         case .close:
-                            toClose.append(client.channel)
+                            // Ending the outbox closes the connection once what was queued is
+                            // written: a frame counted as sent (or logged as malformed) is delivered.
+                            client.outbox.finish()
                             state.dropped += 1
                         }
                     }
@@ -238,7 +236,6 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                 }
                 return orders
             }
-            for channel in toClose { channel.close(promise: nil) }
             logs.malformed(malformed)
             if !orders.isEmpty {
                 let receivedAt = Int64(0)
@@ -319,10 +316,9 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     func clientSent(_ bytes: [UInt8], client id: Int) {
         let text = String(decoding: bytes, as: UTF8.self)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let close: (any Channel)? = state.withLock { state in
-            guard var client = state.clients[id] else { return nil }
+        state.withLock { state in
+            guard var client = state.clients[id] else { return }
             defer { state.clients[id] = client }
-            var close: (any Channel)?
             var actions = client.session.received(text, at: now)
             // Venues that send recent trades on subscribe (Coinbase, Kraken): after the ack.
             for instrument in client.session.takeSnapshotRequests() {
@@ -333,13 +329,11 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                 switch action {
                 case .send(let frame): client.outbox.yield(frame)
                 case .close:
-                    close = client.channel
+                    client.outbox.finish()  // closes after the queued frames are written
                     state.dropped += 1
                 }
             }
-            return close
         }
-        close?.close(promise: nil)
     }
 
     /// A ping or pong frame from a client: activity for venues that keep liveness at the protocol level.

@@ -109,6 +109,12 @@ public struct BinanceSession: VenueSession {
     public private(set) var subscribed: Set<String> = []
     public private(set) var framesSent = 0
     public private(set) var malformedFramesSent = 0
+    var malformedFrames: [String] = []
+
+    public mutating func takeMalformedFrames() -> [String] {
+        defer { malformedFrames = [] }
+        return malformedFrames
+    }
 
     public init(instruments: [String], configuration: SimulatedSessionConfiguration, connectedAt: Int64) {
         self.configuration = configuration
@@ -154,6 +160,7 @@ public struct BinanceSession: VenueSession {
                 if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
                     frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
                     malformedFramesSent += 1
+                malformedFrames.append(frame)
                 }
                 actions.append(.send(frame))
             }

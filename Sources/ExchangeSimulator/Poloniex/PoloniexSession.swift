@@ -25,6 +25,12 @@ public struct PoloniexSession: VenueSession {
     public private(set) var framesSent = 0
     /// Malformed frames sent on purpose.
     public private(set) var malformedFramesSent = 0
+    var malformedFrames: [String] = []
+
+    public mutating func takeMalformedFrames() -> [String] {
+        defer { malformedFrames = [] }
+        return malformedFrames
+    }
 
     public init(knownSymbols: [String], configuration: Configuration = Configuration(), connectedAt: Int64) {
         self.knownSymbols = Set(knownSymbols)
@@ -91,6 +97,7 @@ public struct PoloniexSession: VenueSession {
             if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
                 frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
                 malformedFramesSent += 1
+                malformedFrames.append(frame)
             }
             actions.append(.send(frame))
         }
