@@ -368,6 +368,18 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
         }
     }
 
+    @Test func parseBenchmarkRunsEveryVenuesParser() throws {
+        let samples: [(Exchange, String, Int)] = [
+            (Binance.exchange, Binance.sampleTradeEvent, 1), (Coinbase.exchange, Coinbase.sampleUpdateFrame, 2),
+            (Kraken.exchange, Kraken.sampleTradesFrame, 2),
+        ]
+        for (exchange, frame, perFrame) in samples {
+            let result = try ParseBenchmark.run(lines: [frame, frame, "garbage"], exchange: exchange, minimumSeconds: 0)
+            #expect(result.trades == perFrame * 2 * (result.frames / 3), "\(exchange)")
+            #expect(result.errors == result.frames / 3, "\(exchange)")
+        }
+    }
+
     @Test func venuesByName() {
         #expect(Venues.names == ["poloniex", "binance", "coinbase", "kraken"])
         #expect(Venues.adapter(named: "KRAKEN")?.exchange == Kraken.exchange)
