@@ -15,11 +15,20 @@ public struct ListedMarket: Sendable, Hashable {
     public var symbol: Symbol
     /// True when the market trades now.
     public var isTrading: Bool
+    /// The venue's spelling in REST requests, when it differs from the websocket one (Kraken:
+    /// "XBTUSD" on REST, "BTC/USD" on its v2 websocket). Defaults to `nativeSymbol`.
+    public var restSymbol: String
 
-    public init(nativeSymbol: String, symbol: Symbol, isTrading: Bool) {
+    public init(nativeSymbol: String, symbol: Symbol, isTrading: Bool, restSymbol: String? = nil) {
         self.nativeSymbol = nativeSymbol
         self.symbol = symbol
         self.isTrading = isTrading
+        self.restSymbol = restSymbol ?? nativeSymbol
+    }
+
+    /// A market known only by its native name, normalized with `Symbol(normalizing:)`.
+    public init(nativeSymbol: String) {
+        self.init(nativeSymbol: nativeSymbol, symbol: Symbol(normalizing: nativeSymbol), isTrading: true)
     }
 }
 
@@ -33,12 +42,21 @@ public protocol ExchangeAdapter: Sendable {
     static var endpoints: ExchangeEndpoints { get }
     /// Application-level ping, if the venue wants one.
     static var applicationPing: String? { get }
+    /// True when liveness is kept with websocket ping frames instead (Binance): the loop sends a
+    /// ping frame every `pingInterval`, and any control frame counts as traffic. Default false.
+    static var protocolPing: Bool { get }
     /// How often to send `applicationPing` (or to expect traffic).
     static var pingInterval: Duration { get }
+    /// Most symbols one connection may subscribe to (Binance: 1024 streams). Default: no limit.
+    static var maxSymbolsPerConnection: Int { get }
     /// Requests that subscribe to trades of these native symbols.
     static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String]
     /// A fresh parser for one connection.
     static func makeFrameParser() -> FrameParser
+    /// A fresh parser for one connection that knows the subscribed markets (venues whose native
+    /// symbols have no separator, like Binance's "BTCUSDT", need the list to split base and quote).
+    /// Default: `makeFrameParser()`.
+    static func makeFrameParser(markets: [ListedMarket]) -> FrameParser
     /// The venue's spelling of a normalized symbol.
     static func nativeSymbol(_ symbol: Symbol) -> String
     /// Path and query of the recent-trades REST request.
@@ -48,10 +66,35 @@ public protocol ExchangeAdapter: Sendable {
     /// Parses a recent-trades REST body.
     static func parseRecentTrades(_ body: [UInt8], nativeSymbol: String, receivedAt: Int64) throws(FrameParseError)
         -> [Trade]
+    /// Path and query of the recent-trades request for `market` (which may spell itself
+    /// differently on REST), or nil when the venue has no such request (then nothing is
+    /// backfilled). Default: `recentTradesPath(nativeSymbol:limit:)`.
+    static func recentTradesPath(market: ListedMarket, limit: Int) -> String?
+    /// Parses a recent-trades REST body of `market`. Default: `parseRecentTrades(_:nativeSymbol:receivedAt:)`.
+    static func parseRecentTrades(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
+        -> [Trade]
     /// Path of the markets list.
     static var marketsPath: String { get }
     /// Parses the markets list.
     static func parseMarkets(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket]
+}
+
+extension ExchangeAdapter {
+    public static var protocolPing: Bool { false }
+
+    public static var maxSymbolsPerConnection: Int { .max }
+
+    public static func makeFrameParser(markets: [ListedMarket]) -> FrameParser { makeFrameParser() }
+
+    public static func recentTradesPath(market: ListedMarket, limit: Int) -> String? {
+        recentTradesPath(nativeSymbol: market.nativeSymbol, limit: limit)
+    }
+
+    public static func parseRecentTrades(_ body: [UInt8], market: ListedMarket, receivedAt: Int64)
+        throws(FrameParseError) -> [Trade]
+    {
+        try parseRecentTrades(body, nativeSymbol: market.nativeSymbol, receivedAt: receivedAt)
+    }
 }
 
 extension PoloniexFrameParser: ExchangeFrameParser {}
@@ -84,4 +127,78 @@ extension Poloniex: ExchangeAdapter {
             ListedMarket(nativeSymbol: $0.symbol, symbol: $0.normalizedSymbol, isTrading: $0.isTrading)
         }
     }
+}
+
+extension ExchangeFrameParser {
+    /// Parses one frame given as text.
+    public mutating func parse(
+        _ frame: String, receivedAt: Int64, into trades: inout [Trade]
+    ) throws(FrameParseError) -> ExchangeMessage {
+        try parse(Array(frame.utf8), receivedAt: receivedAt, into: &trades)
+    }
+
+    /// Parses one frame given as bytes.
+    public mutating func parse(
+        _ frame: [UInt8], receivedAt: Int64, into trades: inout [Trade]
+    ) throws(FrameParseError) -> ExchangeMessage {
+        let result = frame.withUnsafeBufferPointer { buffer in
+            Result { () throws(FrameParseError) -> ExchangeMessage in
+                try parse(buffer, receivedAt: receivedAt, into: &trades)
+            }
+        }
+        return try result.get()
+    }
+
+    /// Convenience for tests and tools: the message and the trades of one frame.
+    public mutating func parse(_ frame: String, receivedAt: Int64) throws(FrameParseError) -> (
+        message: ExchangeMessage, trades: [Trade]
+    ) {
+        var trades: [Trade] = []
+        let message = try parse(frame, receivedAt: receivedAt, into: &trades)
+        return (message, trades)
+    }
+}
+
+/// Runs a scanner-based body over a REST body's bytes, turning scanner errors into `FrameParseError`.
+func parseBody<R>(_ body: [UInt8], _ read: (inout JSONScanner) throws(JSONError) -> R) throws(FrameParseError) -> R {
+    let result = body.withUnsafeBufferPointer { buffer in
+        Result { () throws(FrameParseError) -> R in
+            var s = JSONScanner(buffer)
+            do throws(JSONError) {
+                let value = try read(&s)
+                guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the value", at: s.position) }
+                return value
+            } catch {
+                throw FrameParseError(error)
+            }
+        }
+    }
+    return try result.get()
+}
+
+/// price × quantity, exact and normalized, or a parse error naming the trade.
+func exactQuote(_ price: ExactDecimal, _ quantity: ExactDecimal, at offset: Int) throws(JSONError) -> ExactDecimal {
+    guard price > .zero else { throw JSONError(.badValue, "trade price must be positive", at: offset) }
+    guard quantity > .zero else { throw JSONError(.badValue, "trade quantity must be positive", at: offset) }
+    do {
+        return try price.multiplied(by: quantity).normalized()
+    } catch {
+        throw JSONError(.badValue, "price × quantity overflows", at: offset)
+    }
+}
+
+/// A JSON string or number token read as text (trade ids: "123" or 123 both keep their digits).
+func readIdText(_ s: inout JSONScanner) throws(JSONError) -> String {
+    let start = s.position
+    if try s.peek() == UInt8(ascii: "\"") {
+        let value = try s.readStringValue()
+        guard !value.isEmpty, value.utf8.count <= 64 else { throw JSONError(.badValue, "bad trade id", at: start) }
+        return value
+    }
+    let range = try s.readNumber()
+    let text = UnsafeBufferPointer(rebasing: s.bytes[range])
+    guard text.allSatisfy({ $0 &- UInt8(ascii: "0") < 10 }) else {
+        throw JSONError(.badValue, "trade id must be a non-negative integer", at: start)
+    }
+    return String(decoding: text, as: UTF8.self)
 }

@@ -47,10 +47,17 @@ public enum ParseBenchmark {
     public static func run(
         lines: [[UInt8]], exchange: Exchange = .poloniex, minimumSeconds: Double = 1
     ) throws(Unsupported) -> Result {
-        guard exchange == .poloniex else {
-            throw Unsupported(description: "no frame parser for exchange \"\(exchange.name)\" (supported: poloniex)")
+        guard let adapter = Venues.adapter(named: exchange.name) else {
+            throw Unsupported(
+                description:
+                    "no frame parser for exchange \"\(exchange.name)\" (supported: \(Venues.names.joined(separator: ", ")))")
         }
-        var parser = PoloniexFrameParser()
+        return loop(adapter, lines: lines, minimumSeconds: minimumSeconds)
+    }
+
+    /// The measured loop with one venue's parser (opened from the existential).
+    static func loop<A: ExchangeAdapter>(_ adapter: A.Type, lines: [[UInt8]], minimumSeconds: Double) -> Result {
+        var parser = adapter.makeFrameParser()
         var trades: [Trade] = []
         trades.reserveCapacity(64)
         var frames = 0

@@ -6,7 +6,7 @@ import Synchronization
 
 /// Settings of `IngestService` (`tape ingest`).
 public struct IngestConfiguration: Sendable {
-    /// Venue. Default "poloniex" (the only one so far).
+    /// Venue: poloniex, binance, coinbase or kraken (`Venues.names`). Default "poloniex".
     public var exchange = "poloniex"
     /// Symbols (native or normalized spelling) or `["all"]`. Default BTC_USDT.
     public var symbols = ["BTC_USDT"]
@@ -67,6 +67,10 @@ public final class IngestService: Sendable {
     public let metrics: IngestMetrics
     /// Native symbols subscribed to.
     public let symbols: [String]
+    /// The listed markets of `symbols` (normalized symbol, REST spelling).
+    public let markets: [ListedMarket]
+    /// The venue's adapter.
+    public let adapter: any ExchangeAdapter.Type
     public let websocket: Endpoint
     public let rest: Endpoint
     let producer: KafkaProducer
@@ -76,13 +80,19 @@ public final class IngestService: Sendable {
     /// Checks the venue and Kafka, and reads the trades topic's tail. Throws `IngestError` or
     /// `ExchangeError` with one clear sentence when something is wrong.
     public static func build(_ configuration: IngestConfiguration, logger: Logger) async throws -> IngestService {
-        guard configuration.exchange.lowercased() == "poloniex" else {
-            throw IngestError("Unknown exchange '\(configuration.exchange)'; supported: poloniex.")
+        guard let adapter = Venues.adapter(named: configuration.exchange) else {
+            throw IngestError(
+                "Unknown exchange '\(configuration.exchange)'; supported: \(Venues.names.joined(separator: ", ")).")
         }
-        let adapter = Poloniex.self
         let websocket = try Endpoint(configuration.websocket ?? adapter.endpoints.websocket)
         let rest = try Endpoint(configuration.rest ?? adapter.endpoints.rest)
-        let symbols = try await MarketDirectory.resolve(configuration.symbols, adapter: adapter, rest: rest, tls: configuration.tls)
+        let markets = try await MarketDirectory.resolveMarkets(
+            configuration.symbols, adapter: adapter, rest: rest, tls: configuration.tls)
+        guard markets.count <= adapter.maxSymbolsPerConnection else {
+            throw IngestError(
+                "\(adapter.exchange) allows \(adapter.maxSymbolsPerConnection) symbols on one connection and \(markets.count) were asked for; pass at most \(adapter.maxSymbolsPerConnection) with --symbols (run several tape ingest for more)."
+            )
+        }
 
         var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
         producerConfiguration.acks = -1
@@ -115,17 +125,19 @@ public final class IngestService: Sendable {
                 ])
         }
         return IngestService(
-            configuration: configuration, metrics: metrics, symbols: symbols, websocket: websocket, rest: rest,
-            producer: producer, deduplicator: dedup, logger: logger)
+            configuration: configuration, metrics: metrics, adapter: adapter, markets: markets, websocket: websocket,
+            rest: rest, producer: producer, deduplicator: dedup, logger: logger)
     }
 
     init(
-        configuration: IngestConfiguration, metrics: IngestMetrics, symbols: [String], websocket: Endpoint, rest: Endpoint,
-        producer: KafkaProducer, deduplicator: TradeDeduplicator, logger: Logger
+        configuration: IngestConfiguration, metrics: IngestMetrics, adapter: any ExchangeAdapter.Type, markets: [ListedMarket],
+        websocket: Endpoint, rest: Endpoint, producer: KafkaProducer, deduplicator: TradeDeduplicator, logger: Logger
     ) {
         self.configuration = configuration
         self.metrics = metrics
-        self.symbols = symbols
+        self.adapter = adapter
+        self.markets = markets
+        self.symbols = markets.map(\.nativeSymbol)
         self.websocket = websocket
         self.rest = rest
         self.producer = producer
@@ -137,20 +149,19 @@ public final class IngestService: Sendable {
     public func run() async throws {
         logger.info(
             "ingesting", metadata: ["exchange": "\(configuration.exchange)", "symbols": "\(symbols.count)", "websocket": "\(websocket)", "rest": "\(rest)", "topic": "\(configuration.topic)"])
-        var connectionConfiguration = ExchangeConnectionConfiguration(websocket: websocket, rest: rest, symbols: symbols)
+        var connectionConfiguration = ExchangeConnectionConfiguration(websocket: websocket, rest: rest, markets: markets)
         connectionConfiguration.machine = configuration.connection
         connectionConfiguration.tls = configuration.tls
-        let connection = ExchangeConnection(
-            adapter: Poloniex.self, configuration: connectionConfiguration, clock: ContinuousClock(),
-            metrics: metrics.connection)
         let sink = KafkaTradeSink(
             producer: producer, topic: configuration.topic, deadLetterTopic: configuration.deadLetterTopic,
-            exchange: Exchange(configuration.exchange.lowercased()), metrics: metrics, logger: logger)
+            exchange: adapter.exchange, metrics: metrics, logger: logger)
         // Delivery reports are counted until the producer closes (its stream then ends).
         let deliveries = Task { await self.watchDeliveries() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.watchKafka() }
-            await connection.run(sink: sink, deduplicator: deduplicator)
+            await Self.runConnection(
+                adapter, configuration: connectionConfiguration, metrics: metrics.connection, sink: sink,
+                deduplicator: deduplicator)
             group.cancelAll()
         }
         logger.info("stopping: flushing queued records", metadata: ["queued": "\(producer.outstanding)"])
@@ -162,6 +173,15 @@ public final class IngestService: Sendable {
             logger.error("records still undelivered at exit", metadata: ["queued": "\(producer.outstanding)", "error": "\(error)"])
             throw error
         }
+    }
+
+    /// The shared connection loop for one venue's adapter (opened from the existential).
+    static func runConnection<A: ExchangeAdapter>(
+        _ adapter: A.Type, configuration: ExchangeConnectionConfiguration, metrics: ConnectionMetrics,
+        sink: some TradeSink, deduplicator: TradeDeduplicator
+    ) async {
+        let connection = ExchangeConnection(adapter: adapter, configuration: configuration, clock: ContinuousClock(), metrics: metrics)
+        await connection.run(sink: sink, deduplicator: deduplicator)
     }
 
     func watchDeliveries() async {

@@ -27,8 +27,12 @@ struct BenchParseCommand: ParsableCommand {
     var seconds: Double = 1
 
     func validate() throws {
-        if Exchange(exchange) != Poloniex.exchange {
-            throw ValidationError("No frame parser for exchange \"\(exchange)\" (supported: poloniex).")
+        if Venues.adapter(named: exchange) == nil {
+            throw ValidationError(
+                "No frame parser for exchange \"\(exchange)\" (supported: \(Venues.names.joined(separator: ", "))).")
+        }
+        if synthetic != nil && exchange.lowercased() != "poloniex" {
+            throw ValidationError("--synthetic generates Poloniex frames; for \(exchange) give --file FRAMES.")
         }
         if (file == nil) == (synthetic == nil) {
             throw ValidationError("Give either --file FRAMES or --synthetic N.")

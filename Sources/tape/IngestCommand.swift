@@ -18,8 +18,8 @@ struct IngestCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Exchange (poloniex).") var exchange: String = "poloniex"
-    @Option(help: "Comma-separated symbols (BTC_USDT or BTC-USDT), or 'all' for every trading market.")
+    @Option(help: "Exchange: poloniex, binance, coinbase or kraken.") var exchange: String = "poloniex"
+    @Option(help: "Comma-separated symbols (BTC-USDT, or the venue's spelling: BTC_USDT, BTCUSDT, BTC/USD), or 'all' for every trading market.")
     var symbols: String = "BTC_USDT"
     @Option(help: "Websocket URL (default: the exchange's own; e.g. the one `tape simulate` prints).") var endpoint: String?
     @Option(name: .customLong("rest-endpoint"), help: "REST base URL (default: the exchange's own).") var restEndpoint: String?
@@ -42,8 +42,8 @@ struct IngestCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
 
     func validate() throws {
-        guard exchange.lowercased() == "poloniex" else {
-            throw ValidationError("Unknown exchange '\(exchange)'; supported: poloniex.")
+        guard Venues.adapter(named: exchange) != nil else {
+            throw ValidationError("Unknown exchange '\(exchange)'; supported: \(Venues.names.joined(separator: ", ")).")
         }
         guard !symbols.isEmpty else { throw ValidationError("--symbols is empty; give BTC_USDT,ETH_USDT or all.") }
         guard bufferLimit > 0, tailRecords >= 0 else { throw ValidationError("--buffer must be positive, --tail-records not negative.") }

@@ -2,28 +2,28 @@ import ArgumentParser
 import ExchangeSimulator
 import Foundation
 
-/// `tape simulate`: a Poloniex look-alike market on loopback (websocket + REST), seeded.
+/// `tape simulate`: a look-alike of one venue's market on loopback (websocket + REST), seeded.
 struct SimulateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Serve a deterministic (seeded) simulated exchange: Poloniex's websocket and REST, with fault knobs.",
+        abstract: "Serve a deterministic (seeded) simulated exchange: a venue's websocket and REST wire format, with fault knobs.",
         discussion: """
             Prints "<websocket URL> <REST URL>" on the first line of stdout, then serves until Ctrl-C.
             Point `tape ingest --endpoint <websocket URL> --rest-endpoint <REST URL>` at it.
             """
     )
 
-    @Option(help: "Exchange whose wire format to speak (poloniex).") var exchange: String = "poloniex"
+    @Option(help: "Exchange whose wire format to speak: poloniex, binance, coinbase or kraken.") var exchange: String = "poloniex"
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String = "127.0.0.1:0"
     @Option(help: "Trades per second over all markets.") var rate: Double = 50
-    @Option(help: "Markets: a comma-separated list of native symbols (BTC_USDT,ETH_USDT) or a count of markets (default: the 8 default markets).")
+    @Option(help: "Markets: a comma-separated list of symbols (BTC_USDT,ETH_USDT or BTC-USDT,...) or a count of markets (default: the 8 default markets).")
     var symbols: String = "8"
     @Option(help: "Seed of the market (same seed, same trades).") var seed: UInt64 = 1
     @Option(name: .customLong("drop-every"), help: "Drop each websocket connection SECONDS after it opened (fault injection).")
     var dropEvery: Double?
     @Option(name: .customLong("malformed-every"), help: "Break every Nth trades frame sent to each client (fault injection; its trades are then only on REST).")
     var malformedEvery: Int?
-    @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30).")
+    @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30; Coinbase expects nothing and ignores it).")
     var silenceTimeout: Double = 30
     @Option(name: .customLong("max-trades"), help: "Stop generating after N trades (keeps serving).") var maxTrades: Int?
     @Option(name: .customLong("trades-log"), help: "Append every generated trade (Tape Trade JSON) to FILE.") var tradesLog: String?
@@ -33,8 +33,9 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
 
     func validate() throws {
-        guard exchange.lowercased() == "poloniex" else {
-            throw ValidationError("Unknown exchange '\(exchange)'; the simulator speaks: poloniex.")
+        guard SimulateCommand.venues.contains(exchange.lowercased()) else {
+            throw ValidationError(
+                "Unknown exchange '\(exchange)'; the simulator speaks: \(SimulateCommand.venues.joined(separator: ", ")).")
         }
         guard rate > 0 else { throw ValidationError("--rate must be positive.") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
@@ -43,17 +44,32 @@ struct SimulateCommand: AsyncParsableCommand {
         if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive.") }
     }
 
+    static let venues = ["poloniex", "binance", "coinbase", "kraken"]
+
     func run() async throws {
+        switch exchange.lowercased() {
+        case "binance": try await serve(BinanceVenue.self)
+        case "coinbase": try await serve(CoinbaseVenue.self)
+        case "kraken": try await serve(KrakenVenue.self)
+        default: try await serve(PoloniexVenue.self)
+        }
+    }
+
+    func serve<Venue: SimulatedVenue>(_ venue: Venue.Type) async throws {
         let address = HostPort(listen)!
-        var configuration = PoloniexSimulatorConfiguration()
+        var configuration = SimulatorConfiguration()
         configuration.host = address.host
         configuration.port = address.port
         configuration.rate = rate
         if let count = Int(symbols) {
-            configuration.instruments = PoloniexSimulatorConfiguration.instruments(count: max(1, count))
+            configuration.instruments = SimulatorConfiguration.instruments(count: max(1, count))
         } else {
-            configuration.instruments = PoloniexSimulatorConfiguration.instruments(
-                symbols: symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
+            // Instruments are named BASE_QUOTE whatever the venue spells them.
+            configuration.instruments = SimulatorConfiguration.instruments(
+                symbols: symbols.split(separator: ",").map {
+                    $0.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: "-", with: "_")
+                        .replacingOccurrences(of: "/", with: "_")
+                })
         }
         configuration.seed = seed
         configuration.dropEvery = dropEvery.map { .milliseconds(Int64($0 * 1000)) }
@@ -64,9 +80,9 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.malformedLog = malformedLog
         configuration.tlsCertificateFile = tlsCertificate
         configuration.tlsKeyFile = tlsKey
-        let simulator: PoloniexSimulator
+        let simulator: VenueSimulator<Venue>
         do {
-            simulator = try await PoloniexSimulator.build(configuration)
+            simulator = try await VenueSimulator<Venue>.build(configuration)
         } catch {
             throw ValidationError("Cannot listen on \(listen): \(error). Pick another port or use port 0.")
         }
@@ -74,7 +90,7 @@ struct SimulateCommand: AsyncParsableCommand {
         out.write("\(simulator.websocketURL) \(simulator.restURL)\n")
         out.flush()
         printError(
-            "simulating poloniex: \(simulator.symbols.count) markets, \(rate) trades/s, seed \(seed); websocket \(simulator.websocketURL), REST \(simulator.restURL)"
+            "simulating \(Venue.exchange): \(simulator.symbols.count) markets, \(rate) trades/s, seed \(seed); websocket \(simulator.websocketURL), REST \(simulator.restURL)"
         )
         let interactive = isatty(STDERR_FILENO) == 1
         try await runUntilSignalled {

@@ -26,9 +26,12 @@ class EndToEndTests: XCTestCase {
         var rest: String
         var tradesLog: String
         var malformedLog: String
+        var exchange = "poloniex"
     }
 
-    func start(_ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int) throws -> Setup {
+    func start(
+        _ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int, exchange: String = "poloniex"
+    ) throws -> Setup {
         let directory = try temporaryDirectory(name)
         var mock: ChildProcess?
         var topic = "tape.trades"
@@ -61,21 +64,21 @@ class EndToEndTests: XCTestCase {
         let simulator = try ChildProcess(
             "simulate",
             [
-                "simulate", "--rate", String(rate), "--max-trades", String(maxTrades), "--seed", "7", "--drop-every", String(dropEvery),
+                "simulate", "--exchange", exchange, "--rate", String(rate), "--max-trades", String(maxTrades), "--seed", "7", "--drop-every", String(dropEvery),
                 "--malformed-every", String(malformedEvery), "--trades-log", tradesLog, "--malformed-log", malformedLog,
             ], directory: directory)
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         XCTAssertEqual(urls.count, 2)
         return Setup(
             directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
-            tradesLog: tradesLog, malformedLog: malformedLog)
+            tradesLog: tradesLog, malformedLog: malformedLog, exchange: exchange)
     }
 
     func ingest(_ setup: Setup, name: String, extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(
             name,
             [
-                "ingest", "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
+                "ingest", "--exchange", setup.exchange, "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
                 "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic,
             ] + extra, directory: setup.directory)
     }
@@ -159,7 +162,8 @@ class EndToEndTests: XCTestCase {
 
     /// The check: exactly the simulator's trades, each once, every field, key and record time.
     func verify(
-        consumed: [KafkaMessage], expected: [Trade], directory: URL? = nil, file: StaticString = #filePath, line: UInt = #line
+        consumed: [KafkaMessage], expected: [Trade], directory: URL? = nil, exchange: String = "poloniex",
+        file: StaticString = #filePath, line: UInt = #line
     ) -> String {
         var byKey: [String: Trade] = [:]
         for trade in expected { byKey["\(trade.nativeSymbol):\(trade.tradeId)"] = trade }
@@ -176,7 +180,7 @@ class EndToEndTests: XCTestCase {
             let key = "\(trade.nativeSymbol):\(trade.tradeId)"
             seen[key, default: 0] += 1
             places[key, default: []].append("p\(record.partition)@\(record.offset)")
-            XCTAssertEqual(record.key.map { String(decoding: $0, as: UTF8.self) }, "poloniex:\(trade.symbol.rawValue)", file: file, line: line)
+            XCTAssertEqual(record.key.map { String(decoding: $0, as: UTF8.self) }, "\(exchange):\(trade.symbol.rawValue)", file: file, line: line)
             XCTAssertEqual(record.timestamp, trade.time, "record time = trade time", file: file, line: line)
             if let p = partitionOfSymbol[trade.nativeSymbol] {
                 XCTAssertEqual(p, record.partition, "one symbol, one partition", file: file, line: line)

@@ -10,10 +10,7 @@ import MarketData
 ///   `{"code":...,"message":...}` body.
 public enum PoloniexRESTResponder {
     /// An HTTP answer: status code and JSON body.
-    public struct Response: Sendable, Hashable {
-        public var status: Int
-        public var body: String
-    }
+    public typealias Response = SimulatedRESTResponse
 
     public static func respond(toPath path: String, market: MarketSimulator) -> Response {
         let (route, query) = split(path)

@@ -6,28 +6,12 @@ import MarketData
 /// `pong`, unknown symbols and bad requests get `{"event":"error",...}`, a client silent for
 /// `idleTimeout` is dropped. Fault knobs: drop the connection every N ms, break every Nth trades
 /// frame, write ids as numbers every Nth frame.
-public struct PoloniexSession: Sendable {
+public struct PoloniexSession: VenueSession {
     /// Behaviour and fault knobs.
-    public struct Configuration: Sendable {
-        /// Silence (nothing received) after which the client is dropped, ms. Default 30 000.
-        public var idleTimeout: Int64 = 30_000
-        /// Close the connection this long after it opened, ms (fault). Default nil: never.
-        public var dropConnectionAfter: Int64? = nil
-        /// Send every Nth trades frame malformed (fault). Default nil: never.
-        public var malformedFrameEvery: Int? = nil
-        /// Write trade ids as JSON numbers in every Nth trades frame. Default nil: always strings.
-        public var numericIdsEvery: Int? = nil
-
-        public init() {}
-    }
+    public typealias Configuration = SimulatedSessionConfiguration
 
     /// What the server must do.
-    public enum Action: Sendable, Hashable {
-        /// Send this text frame.
-        case send(String)
-        /// Close the connection.
-        case close(reason: String)
-    }
+    public typealias Action = SessionAction
 
     public let configuration: Configuration
     let knownSymbols: Set<String>
@@ -41,6 +25,12 @@ public struct PoloniexSession: Sendable {
     public private(set) var framesSent = 0
     /// Malformed frames sent on purpose.
     public private(set) var malformedFramesSent = 0
+    var malformedFrames: [String] = []
+
+    public mutating func takeMalformedFrames() -> [String] {
+        defer { malformedFrames = [] }
+        return malformedFrames
+    }
 
     public init(knownSymbols: [String], configuration: Configuration = Configuration(), connectedAt: Int64) {
         self.knownSymbols = Set(knownSymbols)
@@ -107,6 +97,7 @@ public struct PoloniexSession: Sendable {
             if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
                 frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
                 malformedFramesSent += 1
+                malformedFrames.append(frame)
             }
             actions.append(.send(frame))
         }

@@ -74,6 +74,9 @@ public struct ExchangeConnectionConfiguration: Sendable {
     public var rest: Endpoint
     /// Native symbols to subscribe to (already checked against the market list).
     public var symbols: [String]
+    /// What the venue's market list says about `symbols` (normalized symbol, REST spelling). A
+    /// symbol missing here is taken as `ListedMarket(nativeSymbol:)`. Default empty.
+    public var markets: [ListedMarket] = []
     /// Timing of the state machine (ping, silence, deadlines, backoff).
     public var machine = ConnectionStateMachine.Configuration()
     /// How often the driver checks timers. Default 1 s.
@@ -96,6 +99,24 @@ public struct ExchangeConnectionConfiguration: Sendable {
         self.websocket = websocket
         self.rest = rest
         self.symbols = symbols
+    }
+
+    /// Settings for resolved `markets` (their native symbols are subscribed to).
+    public init(websocket: Endpoint, rest: Endpoint, markets: [ListedMarket]) {
+        self.init(websocket: websocket, rest: rest, symbols: markets.map(\.nativeSymbol))
+        self.markets = markets
+    }
+
+    /// The listed market of native `symbol`.
+    public func market(_ symbol: String) -> ListedMarket {
+        markets.first { $0.nativeSymbol == symbol } ?? ListedMarket(nativeSymbol: symbol)
+    }
+
+    /// The listed market of every subscribed symbol, in order.
+    var subscribedMarkets: [ListedMarket] {
+        var byNative: [String: ListedMarket] = [:]
+        for market in markets where byNative[market.nativeSymbol] == nil { byNative[market.nativeSymbol] = market }
+        return symbols.map { byNative[$0] ?? ListedMarket(nativeSymbol: $0) }
     }
 }
 
@@ -179,6 +200,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                             switch machine.with({ $0.tick(now: now()) }) {
                             case .sendPing:
                                 if let ping = adapter.applicationPing { try await outbound.send(text: ping) }
+                                if adapter.protocolPing { try await outbound.sendPing() }
                             case .close(let reason):
                                 requested.withLock { $0 = reason }
                                 outbound.close()
@@ -207,7 +229,10 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink,
         requested: CloseRequest
     ) async throws {
-        var parser = adapter.makeFrameParser()
+        var parser = adapter.makeFrameParser(markets: configuration.subscribedMarkets)
+        // Control frames (the venue's pings, answers to ours) are traffic too, and a chance to
+        // run a due repair on a venue that sends nothing else while quiet (Binance).
+        inbound.returnsControlFrames = true
         var trades: [Trade] = []
         trades.reserveCapacity(64)
         // Markets whose trades may have been in an unparseable frame: re-read over REST shortly after.
@@ -223,8 +248,9 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 await backfill(symbols: symbols, dedup: &dedup, sink: sink)
                 machine.with { $0.downstream(busy: false, now: now()) }
             }
-            let receivedAt = WallClock.microseconds()
             machine.with { $0.frameReceived(now: now()) }
+            if message.isControl { continue }
+            let receivedAt = WallClock.microseconds()
             metrics.frames.add(1, ordering: .relaxed)
             metrics.frameBytes.add(message.bytes.count, ordering: .relaxed)
             trades.removeAll(keepingCapacity: true)
@@ -239,8 +265,12 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 machine.with { $0.downstream(busy: true, now: now()) }
                 await sink.deadLetter(frame: message.bytes, error: error)
                 machine.with { $0.downstream(busy: false, now: now()) }
-                if let symbol = symbolMentioned(in: message.bytes), subscribed.contains(symbol) {
-                    repair.insert(symbol)
+                // Re-read the markets the frame names — all of them, since a frame may batch several
+                // markets (Poloniex, Coinbase) — unless it was cut short (malformed JSON): what
+                // followed the cut may have named others, so then every market is re-read.
+                let mentioned = symbolsMentioned(in: message.bytes)
+                if error.code != .malformedJSON, !mentioned.isEmpty, mentioned.isSubset(of: subscribed) {
+                    repair.formUnion(mentioned)
                 } else {
                     repair.formUnion(subscribed)
                 }
@@ -327,7 +357,11 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 
     func fetchBackfill(symbol: String) async -> Result<[Trade], ExchangeError> {
-        let endpoint = configuration.rest.appending(path: adapter.recentTradesPath(nativeSymbol: symbol, limit: adapter.recentTradesLimit))
+        let market = configuration.market(symbol)
+        guard let path = adapter.recentTradesPath(market: market, limit: adapter.recentTradesLimit) else {
+            return .success([])  // the venue has no recent-trades request: nothing to backfill
+        }
+        let endpoint = configuration.rest.appending(path: path)
         var lastError = ExchangeError(.unreachable, "no attempt")
         for attempt in 1...max(1, configuration.backfillAttempts) {
             do {
@@ -336,7 +370,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                     throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
                 do {
-                    return .success(try adapter.parseRecentTrades(response.body, nativeSymbol: symbol, receivedAt: WallClock.microseconds()))
+                    return .success(try adapter.parseRecentTrades(response.body, market: market, receivedAt: WallClock.microseconds()))
                 } catch {
                     throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
                 }
@@ -353,24 +387,59 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 }
 
-/// The value of the first `"symbol":"..."` member in a (possibly broken) frame.
-func symbolMentioned(in frame: [UInt8]) -> String? {
-    let key = Array(#""symbol":""#.utf8)
-    guard frame.count > key.count else { return nil }
-    var i = 0
-    while i + key.count <= frame.count {
-        if frame[i] == key[0] && frame[i..<(i + key.count)].elementsEqual(key) {
-            let start = i + key.count
-            guard let end = frame[start...].firstIndex(of: UInt8(ascii: "\"")), end > start, end - start < 64 else { return nil }
-            return String(decoding: frame[start..<end], as: UTF8.self)
+/// Members that name a trade's market in the venues' frames: Poloniex and Kraken `symbol`,
+/// Coinbase `product_id`, Binance `s`.
+let symbolMemberKeys: [[UInt8]] = [#""symbol":""#, #""product_id":""#, #""s":""#].map { Array($0.utf8) }
+
+/// The values of every `"symbol":"..."` (or `product_id`, `s`) member in a (possibly broken) frame.
+func symbolsMentioned(in frame: [UInt8]) -> Set<String> {
+    var found: Set<String> = []
+    for key in symbolMemberKeys where frame.count > key.count {
+        var i = 0
+        while i + key.count <= frame.count {
+            if frame[i] == key[0] && frame[i..<(i + key.count)].elementsEqual(key) {
+                let start = i + key.count
+                if let end = frame[start...].firstIndex(of: UInt8(ascii: "\"")), end > start, end - start < 64 {
+                    found.insert(String(decoding: frame[start..<end], as: UTF8.self))
+                    i = end
+                    continue
+                }
+            }
+            i += 1
         }
-        i += 1
     }
-    return nil
+    return found
 }
 
 /// Reads a venue's market list over REST and resolves requested symbols against it.
 public enum MarketDirectory {
+    /// Like `resolve`, but returns the listed markets (normalized symbol, REST spelling) of the
+    /// resolved native symbols, in order.
+    public static func resolveMarkets(
+        _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10),
+        tls: TLSOptions = TLSOptions()
+    ) async throws -> [ListedMarket] {
+        let markets = try await list(adapter: adapter, rest: rest, timeout: timeout, tls: tls)
+        let resolved = try SymbolSelection.resolve(requested, markets: markets, exchange: adapter.exchange)
+        var byNative: [String: ListedMarket] = [:]
+        for market in markets where byNative[market.nativeSymbol] == nil { byNative[market.nativeSymbol] = market }
+        return resolved.map { byNative[$0] ?? ListedMarket(nativeSymbol: $0) }
+    }
+
+    /// The venue's market list.
+    public static func list(
+        adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10), tls: TLSOptions = TLSOptions()
+    ) async throws -> [ListedMarket] {
+        let endpoint = rest.appending(path: adapter.marketsPath)
+        let response = try await HTTPClient.get(endpoint, timeout: timeout, tls: tls)
+        guard response.status == 200 else {
+            throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status)")
+        }
+        do { return try adapter.parseMarkets(response.body) } catch {
+            throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
+        }
+    }
+
     public static func resolve(
         _ requested: [String], adapter: (some ExchangeAdapter).Type, rest: Endpoint, timeout: Duration = .seconds(10),
         tls: TLSOptions = TLSOptions()

@@ -21,7 +21,8 @@ public enum SymbolSelection {
         var unknown: [String] = []
         var notTrading: [String] = []
         for name in requested {
-            guard let market = byName[name.uppercased()] else {
+            // Any spelling of the pair: native ("BTCUSDT", "BTC/USD") or normalized ("BTC-USDT", "BTC_USDT").
+            guard let market = byName[name.uppercased()] ?? byName[Symbol(normalizing: name).rawValue] else {
                 unknown.append(name)
                 continue
             }

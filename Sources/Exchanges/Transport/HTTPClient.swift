@@ -48,8 +48,11 @@ public enum HTTPClient {
             headers.add(name: "Accept", value: "application/json")
             headers.add(name: "User-Agent", value: "tape")
             headers.add(name: "Connection", value: "close")
-            try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: endpoint.path, headers: headers)))
-            try await outbound.write(.end(nil))
+            // Head and end in one write: a GET has no body, so a server may answer (and close) as
+            // soon as it has the head — a separate write of the end could then hit a closed channel.
+            try await outbound.write(contentsOf: [
+                .head(HTTPRequestHead(version: .http1_1, method: .GET, uri: endpoint.path, headers: headers)), .end(nil),
+            ])
             var status = 0
             var body: [UInt8] = []
             for try await part in inbound {

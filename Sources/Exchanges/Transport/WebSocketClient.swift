@@ -83,10 +83,13 @@ public enum WebSocketClient {
     }
 }
 
-/// One websocket message: text or binary payload bytes.
+/// One websocket message: text or binary payload bytes, or (when asked for) a control frame.
 public struct WebSocketMessage: Sendable {
     public var isText: Bool
     public var bytes: [UInt8]
+    /// True for a ping or pong frame (already answered), returned only when
+    /// `WebSocketInbound.returnsControlFrames` is set; `bytes` is then empty.
+    public var isControl = false
 }
 
 /// Whole inbound messages. Ends when the server closes (close frame or EOF).
@@ -96,6 +99,9 @@ public struct WebSocketInbound {
     let maxMessageSize: Int
     /// Why the server ended the connection, if it sent a close frame.
     public private(set) var closeReason: String?
+    /// Also return ping and pong frames (answered here) as `isControl` messages, so a caller that
+    /// keeps liveness at the protocol level sees them as traffic. Default false.
+    public var returnsControlFrames = false
 
     init(frames: NIOAsyncChannelInboundStream<WebSocketFrame>, outbound: WebSocketOutbound, maxMessageSize: Int) {
         self.iterator = frames.makeAsyncIterator()
@@ -120,8 +126,10 @@ public struct WebSocketInbound {
                 partial.append(contentsOf: frame.unmaskedData.readableBytesView)
             case .ping:
                 try await outbound.send(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                if returnsControlFrames { return WebSocketMessage(isText: false, bytes: [], isControl: true) }
                 continue
             case .pong:
+                if returnsControlFrames { return WebSocketMessage(isText: false, bytes: [], isControl: true) }
                 continue
             case .connectionClose:
                 var data = frame.unmaskedData
@@ -153,6 +161,13 @@ public struct WebSocketOutbound: Sendable {
         var buffer = channel.allocator.buffer(capacity: text.utf8.count)
         buffer.writeString(text)
         try await send(WebSocketFrame(fin: true, opcode: .text, data: buffer))
+    }
+
+    /// Sends a protocol-level ping frame (the peer answers with a pong).
+    public func sendPing() async throws {
+        var buffer = channel.allocator.buffer(capacity: 4)
+        buffer.writeString("tape")
+        try await send(WebSocketFrame(fin: true, opcode: .ping, data: buffer))
     }
 
     func send(_ frame: WebSocketFrame) async throws {

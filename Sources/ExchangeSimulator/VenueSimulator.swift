@@ -7,8 +7,8 @@ import NIOSSL
 import NIOWebSocket
 import Synchronization
 
-/// Settings of `PoloniexSimulator`.
-public struct PoloniexSimulatorConfiguration: Sendable {
+/// Settings of a simulated venue (`VenueSimulator`, e.g. `PoloniexSimulator`).
+public struct SimulatorConfiguration: Sendable {
     /// Address to listen on. Default 127.0.0.1.
     public var host = "127.0.0.1"
     /// Port; 0 picks a free one. Default 0.
@@ -24,7 +24,8 @@ public struct PoloniexSimulatorConfiguration: Sendable {
     /// Send every Nth trades frame of each client malformed (fault injection; its trades are then
     /// only available over REST). Default never.
     public var malformedEvery: Int?
-    /// Drop a client that sent nothing for this long (Poloniex: 30 s).
+    /// Drop a client that sent nothing for this long (Poloniex: 30 s; venues that expect nothing
+    /// from a subscribed client, like Coinbase, ignore it).
     public var silenceTimeout: Duration = .seconds(30)
     /// Trades per market kept for REST (Poloniex returns at most 1000). Default 1000.
     public var historyLimit = 1000
@@ -46,6 +47,9 @@ public struct PoloniexSimulatorConfiguration: Sendable {
     public init() {}
 }
 
+/// The settings of `PoloniexSimulator` (the same for every venue).
+public typealias PoloniexSimulatorConfiguration = SimulatorConfiguration
+
 /// A Poloniex look-alike on loopback, for `tape simulate`, `tape up --offline` and the tests:
 /// the seeded `MarketSimulator`, with one `PoloniexSession` per client and `PoloniexRESTResponder`
 /// for REST (the pure parts), served on a websocket at `/ws/public` and REST at
@@ -59,9 +63,15 @@ public struct PoloniexSimulatorConfiguration: Sendable {
 /// print(simulator.websocketURL, simulator.restURL)
 /// try await simulator.run()   // until cancelled
 /// ```
-public final class PoloniexSimulator: Sendable {
-    public let configuration: PoloniexSimulatorConfiguration
-    /// `ws://host:port/ws/public`
+public typealias PoloniexSimulator = VenueSimulator<PoloniexVenue>
+
+/// A simulated venue on loopback: the seeded `MarketSimulator` behind one venue's websocket and
+/// REST wire format (`Venue`: its per-client session and its REST responder, both pure values),
+/// with the fault knobs of `SimulatorConfiguration`. `PoloniexSimulator`, `BinanceSimulator`,
+/// `CoinbaseSimulator` and `KrakenSimulator` are its instances.
+public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
+    public let configuration: SimulatorConfiguration
+    /// `ws://host:port` + the venue's websocket path
     public let websocketURL: String
     /// `http://host:port`
     public let restURL: String
@@ -88,11 +98,11 @@ public final class PoloniexSimulator: Sendable {
     struct Client: Sendable {
         var channel: any Channel
         var outbox: AsyncStream<String>.Continuation
-        var session: PoloniexSession
+        var session: Venue.Session
     }
 
     /// Binds the servers; `run` serves them.
-    public static func build(_ configuration: PoloniexSimulatorConfiguration) async throws -> PoloniexSimulator {
+    public static func build(_ configuration: SimulatorConfiguration) async throws -> VenueSimulator {
         let tls: NIOSSLContext?
         if let certificate = configuration.tlsCertificateFile, let key = configuration.tlsKeyFile {
             let certificates = try NIOSSLCertificate.fromPEMFile(certificate).map { NIOSSLCertificateSource.certificate($0) }
@@ -112,7 +122,7 @@ public final class PoloniexSimulator: Sendable {
                         maxFrameSize: 1 << 20,
                         shouldUpgrade: { channel, head in
                             let path = head.uri.split(separator: "?").first.map(String.init) ?? head.uri
-                            return channel.eventLoop.makeSucceededFuture(path == "/ws/public" ? HTTPHeaders() : nil)
+                            return channel.eventLoop.makeSucceededFuture(path == Venue.websocketPath ? HTTPHeaders() : nil)
                         },
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
@@ -130,17 +140,17 @@ public final class PoloniexSimulator: Sendable {
                         configuration: .init(upgradeConfiguration: configuration))
                 }
             }
-        return try PoloniexSimulator(configuration: configuration, server: server)
+        return try VenueSimulator(configuration: configuration, server: server)
     }
 
-    private init(configuration: PoloniexSimulatorConfiguration, server: NIOAsyncChannel<EventLoopFuture<Upgrade>, Never>) throws {
+    private init(configuration: SimulatorConfiguration, server: NIOAsyncChannel<EventLoopFuture<Upgrade>, Never>) throws {
         self.configuration = configuration
         self.server = server
         let port = server.channel.localAddress?.port ?? configuration.port
         self.port = port
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         let secure = configuration.tlsCertificateFile != nil && configuration.tlsKeyFile != nil
-        websocketURL = "\(secure ? "wss" : "ws")://\(host):\(port)/ws/public"
+        websocketURL = "\(secure ? "wss" : "ws")://\(host):\(port)\(Venue.websocketPath)"
         restURL = "\(secure ? "https" : "http")://\(host):\(port)"
         var market = MarketSimulator.Configuration()
         market.seed = configuration.seed
@@ -163,11 +173,17 @@ public final class PoloniexSimulator: Sendable {
     public var connectionsDropped: Int { state.withLock { $0.dropped } }
     /// Websocket clients connected now.
     public var clientCount: Int { state.withLock { $0.clients.count } }
-    /// The native symbols traded.
+    /// The instruments traded, by their simulator names ("BTC_USDT").
     public var symbols: [String] { state.withLock { $0.market.nativeSymbols } }
-    /// The newest `limit` trades of a market, newest first (what REST serves).
+    /// The instruments traded, spelled as the venue does ("BTCUSDT" on Binance).
+    public var venueSymbols: [String] { symbols.map(Venue.nativeSymbol(instrument:)) }
+    /// The newest `limit` trades of an instrument (simulator name), newest first.
     public func recentTrades(symbol: String, limit: Int = 1000) -> [SimulatedTrade] {
         state.withLock { $0.market.recentTrades(nativeSymbol: symbol, limit: limit) ?? [] }
+    }
+    /// The trade a correct ingest of this venue must produce from a simulated one.
+    public func expectedTrade(_ trade: SimulatedTrade, receivedAt: Int64 = 0) -> Trade {
+        Venue.expectedTrade(trade, receivedAt: receivedAt)
     }
 
     // MARK: - running
@@ -190,7 +206,6 @@ public final class PoloniexSimulator: Sendable {
         while true {
             try await clock.sleep(for: .milliseconds(10))
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            var toClose: [any Channel] = []
             var malformed: [String] = []
             let orders: [SimulatedOrder] = state.withLock { state in
                 var orders: [SimulatedOrder] = []
@@ -200,20 +215,19 @@ public final class PoloniexSimulator: Sendable {
                 }
                 for id in state.clients.keys {
                     guard var client = state.clients[id] else { continue }
-                    let before = client.session.framesSent
                     let actions = client.session.publish(orders, at: now)
-                    var frameNumber = before
+                    // The session says which frames it broke (heartbeats and other frames it sends
+                    // between trades frames make counting sends here wrong).
+                    malformed.append(contentsOf: client.session.takeMalformedFrames())
                     for action in actions {
                         switch action {
                         case .send(let text):
-                            frameNumber += 1
                             client.outbox.yield(text)
                             state.framesSent += 1
-                            if let every = configuration.malformedEvery, every > 0, frameNumber % every == 0 {
-                                malformed.append(text)
-                            }
                         case .close:
-                            toClose.append(client.channel)
+                            // Ending the outbox closes the connection once what was queued is
+                            // written: a frame counted as sent (or logged as malformed) is delivered.
+                            client.outbox.finish()
                             state.dropped += 1
                         }
                     }
@@ -222,11 +236,10 @@ public final class PoloniexSimulator: Sendable {
                 }
                 return orders
             }
-            for channel in toClose { channel.close(promise: nil) }
             logs.malformed(malformed)
             if !orders.isEmpty {
                 let receivedAt = Int64(0)
-                logs.trades(orders.flatMap { $0.trades.map { $0.expectedTrade(exchange: .poloniex, receivedAt: receivedAt) } })
+                logs.trades(orders.flatMap { $0.trades.map { Venue.expectedTrade($0, receivedAt: receivedAt) } })
             }
         }
     }
@@ -249,13 +262,13 @@ public final class PoloniexSimulator: Sendable {
         let id = state.withLock { state in
             let id = state.nextClientID
             state.nextClientID += 1
-            var session = PoloniexSession.Configuration()
+            var session = SimulatedSessionConfiguration()
             session.idleTimeout = Int64(configuration.silenceTimeout.secondsValue * 1000)
             session.dropConnectionAfter = configuration.dropEvery.map { Int64($0.secondsValue * 1000) }
             session.malformedFrameEvery = configuration.malformedEvery
             session.numericIdsEvery = configuration.numericIDEvery > 0 ? configuration.numericIDEvery : nil
-            let client = PoloniexSession(
-                knownSymbols: state.market.nativeSymbols, configuration: session,
+            let client = Venue.makeSession(
+                instruments: state.market.nativeSymbols, configuration: session,
                 connectedAt: Int64(Date().timeIntervalSince1970 * 1000))
             state.clients[id] = Client(channel: channel.channel, outbox: continuation, session: client)
             return id
@@ -282,7 +295,10 @@ public final class PoloniexSimulator: Sendable {
                             message.append(contentsOf: frame.unmaskedData.readableBytesView)
                             if frame.fin { self.clientSent(message, client: id) }
                         case .ping:
+                            self.clientSentControlFrame(client: id)
                             try await outbound.write(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData))
+                        case .pong:
+                            self.clientSentControlFrame(client: id)
                         case .connectionClose:
                             return
                         default:
@@ -300,21 +316,34 @@ public final class PoloniexSimulator: Sendable {
     func clientSent(_ bytes: [UInt8], client id: Int) {
         let text = String(decoding: bytes, as: UTF8.self)
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let close: (any Channel)? = state.withLock { state in
-            guard var client = state.clients[id] else { return nil }
+        state.withLock { state in
+            guard var client = state.clients[id] else { return }
             defer { state.clients[id] = client }
-            var close: (any Channel)?
-            for action in client.session.received(text, at: now) {
+            var actions = client.session.received(text, at: now)
+            // Venues that send recent trades on subscribe (Coinbase, Kraken): after the ack.
+            for instrument in client.session.takeSnapshotRequests() {
+                let recent = state.market.recentTrades(nativeSymbol: instrument, limit: Venue.snapshotSize) ?? []
+                actions += client.session.snapshot(recent, instrument: instrument)
+            }
+            for action in actions {
                 switch action {
                 case .send(let frame): client.outbox.yield(frame)
                 case .close:
-                    close = client.channel
+                    client.outbox.finish()  // closes after the queued frames are written
                     state.dropped += 1
                 }
             }
-            return close
         }
-        close?.close(promise: nil)
+    }
+
+    /// A ping or pong frame from a client: activity for venues that keep liveness at the protocol level.
+    func clientSentControlFrame(client id: Int) {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        state.withLock { state in
+            guard var client = state.clients[id] else { return }
+            client.session.controlFrameReceived(at: now)
+            state.clients[id] = client
+        }
     }
 
     // MARK: - REST
@@ -349,7 +378,7 @@ public final class PoloniexSimulator: Sendable {
         guard request.method == .GET else {
             return (.methodNotAllowed, Array(#"{"code":405,"message":"GET only"}"#.utf8))
         }
-        let response = state.withLock { PoloniexRESTResponder.respond(toPath: request.uri, market: $0.market) }
+        let response = state.withLock { Venue.respond(toPath: request.uri, market: $0.market) }
         return (HTTPResponseStatus(statusCode: response.status), Array(response.body.utf8))
     }
 }
@@ -406,7 +435,7 @@ extension Duration {
     }
 }
 
-extension PoloniexSimulatorConfiguration {
+extension SimulatorConfiguration {
     /// Instruments for native `symbols`: the default instrument where one exists, otherwise a
     /// made-up one (price and weight derived from the name, so the same name gives the same market).
     public static func instruments(symbols: [String]) -> [SimulatedInstrument] {

@@ -1,0 +1,153 @@
+/// Parses frames of Binance's spot websocket: `trade` events (raw, or wrapped by a combined
+/// stream as `{"stream":...,"data":{...}}`), SUBSCRIBE acks and errors.
+///
+/// Every field is checked: `T` (trade time) is the time, not `E` (push time); `t` is the trade
+/// id (a number, kept as its digits); `m` (buyer is maker) gives the taker side — `m:true` → sell;
+/// `quoteQuantity` is price × quantity, exact. The normalized symbol comes from the market list's
+/// base/quote split (`Binance.normalizedSymbol` when a symbol is missing from it). A frame that
+/// fails appends nothing.
+///
+/// Sample (Binance docs): see `Binance.sampleTradeEvent`.
+public struct BinanceFrameParser: Sendable {
+    /// Native symbol → its cached native and normalized strings.
+    var known: [String: CachedSymbol] = [:]
+
+    /// A parser; `markets` gives the base/quote split of native symbols.
+    public init(markets: [ListedMarket] = []) {
+        for market in markets {
+            known[market.nativeSymbol.uppercased()] = CachedSymbol(native: market.nativeSymbol, symbol: market.symbol)
+        }
+    }
+
+    public mutating func parse(
+        _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
+    ) throws(FrameParseError) -> ExchangeMessage {
+        let countBefore = trades.count
+        do {
+            var s = JSONScanner(frame)
+            let message = try parseObject(&s, receivedAt: receivedAt, into: &trades, depth: 0)
+            guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
+            return message
+        } catch let error as JSONError {
+            trades.removeSubrange(countBefore...)
+            throw FrameParseError(error)
+        } catch let error as FrameParseError {
+            trades.removeSubrange(countBefore...)
+            throw error
+        } catch {
+            trades.removeSubrange(countBefore...)
+            throw FrameParseError(.malformedJSON, "\(error)", offset: 0)
+        }
+    }
+
+    /// One object: a trade event, a combined-stream wrapper (one level), an ack or an error.
+    mutating func parseObject(
+        _ s: inout JSONScanner, receivedAt: Int64, into trades: inout [Trade], depth: Int
+    ) throws -> ExchangeMessage {
+        let objectStart = s.position
+        var eventType: String?
+        var symbol: CachedSymbol?
+        var tradeId: String?
+        var price: ExactDecimal?
+        var quantity: ExactDecimal?
+        var tradeTime: Int64?
+        var buyerIsMaker: Bool?
+        var hasResult = false
+        var errorMessage: String?
+        var errorCode: Int64?
+        var wrapped: ExchangeMessage?
+        var keys = 0
+        try s.beginObject()
+        var first = true
+        while let key = try s.nextKey(first: &first) {
+            keys += 1
+            switch key.range.count {
+            case 1 where s.token(key, equals: "e"):
+                eventType = try s.readStringValue()
+            case 1 where s.token(key, equals: "s"):
+                let token = try s.readString()
+                if token.hasEscapes || token.range.isEmpty || token.range.count > 32 {
+                    throw JSONError(.badValue, "bad symbol", at: token.range.lowerBound)
+                }
+                symbol = lookup(s.rawBytes(token))
+            case 1 where s.token(key, equals: "t"):
+                if try s.peek() == UInt8(ascii: "\"") { throw JSONError(.badValue, "trade id must be a number", at: s.position) }
+                tradeId = try readIdText(&s)
+            case 1 where s.token(key, equals: "p"):
+                price = try s.readDecimal()
+            case 1 where s.token(key, equals: "q"):
+                quantity = try s.readDecimal()
+            case 1 where s.token(key, equals: "T"):
+                tradeTime = try s.readInt64()
+            case 1 where s.token(key, equals: "m"):
+                buyerIsMaker = try s.readBool()
+            case 3 where s.token(key, equals: "msg"):
+                errorMessage = try s.readStringValue()
+            case 4 where s.token(key, equals: "code"):
+                errorCode = try s.readInt64()
+            case 4 where s.token(key, equals: "data") && depth == 0:
+                wrapped = try parseObject(&s, receivedAt: receivedAt, into: &trades, depth: 1)
+            case 5 where s.token(key, equals: "error"):
+                if try s.peek() == UInt8(ascii: "{") {
+                    try s.beginObject()
+                    var firstError = true
+                    while let errorKey = try s.nextKey(first: &firstError) {
+                        if s.token(errorKey, equals: "msg") {
+                            errorMessage = try s.readStringValue()
+                        } else if s.token(errorKey, equals: "code") {
+                            errorCode = try s.readInt64()
+                        } else {
+                            try s.skipValue()
+                        }
+                    }
+                } else {
+                    errorMessage = try s.readStringValue()
+                }
+            case 6 where s.token(key, equals: "result"):
+                hasResult = true
+                try s.skipValue()
+            default:
+                try s.skipValue()
+            }
+        }
+        if let wrapped {
+            guard eventType == nil else { throw JSONError(.badValue, "frame mixes an event and stream data", at: objectStart) }
+            return wrapped
+        }
+        if errorMessage != nil || errorCode != nil {
+            return .error(message: "\(errorCode.map { "code \($0): " } ?? "")\(errorMessage ?? "")")
+        }
+        if hasResult && eventType == nil {
+            return .subscribed(channel: "trade", symbols: [])
+        }
+        guard let eventType else {
+            if keys == 0 { throw FrameParseError(.unexpectedMessage, "empty object", offset: objectStart) }
+            throw FrameParseError(.unexpectedMessage, "frame has no event type", offset: objectStart)
+        }
+        guard eventType == "trade" else { return .ignored(channel: eventType) }
+        func missing(_ field: String) -> JSONError { JSONError(.badValue, "trade has no \(field)", at: objectStart) }
+        guard let symbol else { throw missing("s (symbol)") }
+        guard let tradeId else { throw missing("t (trade id)") }
+        guard let price else { throw missing("p (price)") }
+        guard let quantity else { throw missing("q (quantity)") }
+        guard let tradeTime else { throw missing("T (trade time)") }
+        guard let buyerIsMaker else { throw missing("m (buyer is maker)") }
+        let quote = try exactQuote(price, quantity, at: objectStart)
+        trades.append(
+            Trade(
+                exchange: Binance.exchange, symbol: symbol.symbol, nativeSymbol: symbol.native, tradeId: tradeId,
+                price: price, quantity: quantity, quoteQuantity: quote, side: buyerIsMaker ? .sell : .buy,
+                time: tradeTime, receivedAt: receivedAt))
+        return .trades(count: 1)
+    }
+
+    /// The cached symbol of native bytes; a symbol missing from the market list is split by
+    /// `Binance.normalizedSymbol` and remembered (bounded).
+    mutating func lookup(_ bytes: UnsafeBufferPointer<UInt8>) -> CachedSymbol {
+        let native = String(decoding: bytes, as: UTF8.self)
+        if let found = known[native] { return found }
+        let made = CachedSymbol(native: native, symbol: Binance.normalizedSymbol(native))
+        if known.count < 4_096 { known[native] = made }
+        return made
+    }
+}
