@@ -75,16 +75,22 @@ final class LockedData: @unchecked Sendable {
 final class BackgroundProcess {
     let process = Process()
     private let out = Pipe()
-    private let err = Pipe()
+    /// stderr goes to a file (a pipe nobody reads could fill up and block the child), kept for diagnosis.
+    let stderrPath: String
 
     init(_ executable: String, _ arguments: [String]) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        stderrPath = FileManager.default.temporaryDirectory.appendingPathComponent("tape-child-\(UUID().uuidString.prefix(8)).stderr").path
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.standardOutput = out
-        process.standardError = err
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
         process.standardInput = FileHandle.nullDevice
         try process.run()
     }
+
+    /// What the child wrote on stderr so far.
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
 
     /// Reads the first line the process prints on stdout.
     func firstLine(timeout: TimeInterval = 20) throws -> String {

@@ -76,7 +76,7 @@ final class UpTests: XCTestCase {
         }
 
         up.stop()  // graceful: flushes the simulator's trade log
-        XCTAssertEqual(up.process.terminationStatus, 0, "tape up should exit 0 on SIGINT")
+        XCTAssertEqual(up.process.terminationStatus, 0, "tape up should exit 0 on SIGINT; its stderr ends:\n\(up.stderr.suffix(6000))")
 
         // Recompute from every trade the simulator produced.
         let lines = try String(contentsOfFile: tradesLog, encoding: .utf8).split(separator: "\n")

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaProtocol
 import NIOCore
+import Synchronization
 import XCTest
 
 #if canImport(Glibc)
@@ -197,6 +198,33 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertEqual(broker.stop(), 0)
         XCTAssertLessThan(Date().timeIntervalSince(start), 5)
         XCTAssertTrue(broker.log.contains("received SIGTERM"), broker.log)
+    }
+
+    /// Clients that keep connecting while the broker stops (librdkafka reconnects at once when
+    /// its connection is closed) must not crash it: a connection NIO accepted during the
+    /// shutdown used to be dropped unfinished, and NIO traps on that (seen in `tape up`).
+    func testSigtermWhileClientsKeepConnectingExitsCleanly() throws {
+        for round in 0..<8 {
+            let broker = try BrokerProcess()
+            let port = broker.port
+            final class Flag: Sendable { let value = Atomic<Bool>(false) }
+            let stop = Flag()
+            let connectors = (0..<8).map { _ in
+                Thread {
+                    while !stop.value.load(ordering: .relaxed) {
+                        let fd = ProcessSupport.connectLoopback(port: port)
+                        if fd >= 0 { close(fd) }
+                    }
+                }
+            }
+            connectors.forEach { $0.start() }
+            usleep(200_000)
+            let status = broker.stop()
+            stop.value.store(true, ordering: .relaxed)
+            XCTAssertEqual(status, 0, "round \(round): the broker did not exit cleanly:\n\(broker.log.suffix(3000))")
+            XCTAssertFalse(broker.log.contains("Fatal error"), broker.log)
+            usleep(100_000)
+        }
     }
 
     /// A JoinGroup parked in a rebalance (waiting for a dead member's session) must not keep

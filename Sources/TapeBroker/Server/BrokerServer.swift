@@ -173,14 +173,35 @@ public struct BoundBrokerServer: Sendable {
                     await broker.tick()
                 }
             }
+            // The accept loop runs in a task of its own that cancellation does not reach: a
+            // cancelled iteration would drop connections NIO had already accepted and buffered,
+            // and NIO traps on a dropped, unfinished connection ("Deinited NIOAsyncWriter without
+            // calling finish()"; seen when clients reconnected during `tape up`'s shutdown).
+            // Cancelling closes the listening socket instead; the loop then ends by itself
+            // after handing over every connection accepted until then.
+            let accepting = Task {
+                try await withThrowingDiscardingTaskGroup { connections in
+                    var failure: (any Error)?
+                    do {
+                        try await channel.executeThenClose { inbound in
+                            for try await connection in inbound {
+                                connections.addTask { await server.serve(connection: connection) }
+                            }
+                        }
+                    } catch {
+                        failure = error
+                    }
+                    // Stop accepting, answer parked requests, then close every connection (each
+                    // connection task closes its channel when cancelled).
+                    await broker.shutDown()
+                    connections.cancelAll()
+                    if let failure { throw failure }
+                }
+            }
             var acceptError: (any Error)? = nil
             do {
                 try await withTaskCancellationHandler {
-                    try await channel.executeThenClose { inbound in
-                        for try await connection in inbound {
-                            group.addTask { await server.serve(connection: connection) }
-                        }
-                    }
+                    try await accepting.value
                 } onCancel: {
                     channel.channel.close(promise: nil)
                 }
@@ -188,9 +209,6 @@ public struct BoundBrokerServer: Sendable {
             } catch {
                 acceptError = error
             }
-            // Stop accepting, answer parked requests, then close every connection (each
-            // connection task closes its channel when cancelled).
-            await broker.shutDown()
             group.cancelAll()
             if let acceptError { throw acceptError }
         }
