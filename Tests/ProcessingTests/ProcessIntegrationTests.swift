@@ -4,7 +4,8 @@ import MarketData
 import Processing
 import Testing
 
-/// `tape process` as real processes against `tape mock-cluster`: kill -9 at random moments and
+/// `tape process` as real processes against `tape mock-cluster` (librdkafka's mock) and against
+/// `tape broker` (Tape's own, as a process on a free loopback port): kill -9 at random moments and
 /// restarts, instances joining and leaving the group; then the candles topic (latest value per key)
 /// and the SQLite history must equal the batch recomputation over the trades topic, key by key.
 @Suite("tape process: exactly once in effect", .serialized)
@@ -37,10 +38,10 @@ struct ProcessIntegrationTests {
         return dir
     }
 
-    @Test(.timeLimit(.minutes(5)))
-    func killNineAndRestartRepeatedly() async throws {
-        let dir = try Self.temporaryDirectory("kill9")
-        let cluster = try MockClusterProcess(topics: ["tape.trades": 4, "tape.candles": 2], logDirectory: dir)
+    @Test(.timeLimit(.minutes(5)), arguments: ClusterKind.allCases)
+    func killNineAndRestartRepeatedly(_ kind: ClusterKind) async throws {
+        let dir = try Self.temporaryDirectory("kill9-\(kind)")
+        let cluster = try await TestCluster.start(kind, topics: ["tape.trades": 4, "tape.candles": 2], compacted: ["tape.candles"], logDirectory: dir)
         let bootstrap = cluster.bootstrap
         let db = dir.appendingPathComponent("candles.sqlite")
         var rng = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
@@ -83,10 +84,10 @@ struct ProcessIntegrationTests {
         #expect(problems.isEmpty, "seed \(seed), kills after \(kills): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
-    @Test(.timeLimit(.minutes(5)))
-    func instancesJoiningAndLeavingTheGroup() async throws {
-        let dir = try Self.temporaryDirectory("scale")
-        let cluster = try MockClusterProcess(topics: ["tape.trades": 6, "tape.candles": 3], logDirectory: dir)
+    @Test(.timeLimit(.minutes(5)), arguments: ClusterKind.allCases)
+    func instancesJoiningAndLeavingTheGroup(_ kind: ClusterKind) async throws {
+        let dir = try Self.temporaryDirectory("scale-\(kind)")
+        let cluster = try await TestCluster.start(kind, topics: ["tape.trades": 6, "tape.candles": 3], compacted: ["tape.candles"], logDirectory: dir)
         let bootstrap = cluster.bootstrap
         let db = dir.appendingPathComponent("candles.sqlite")
         let seed = UInt64(Date().timeIntervalSince1970)
@@ -132,10 +133,10 @@ struct ProcessIntegrationTests {
     }
 
     /// The check itself can fail: a candle topic missing trades is caught.
-    @Test(.timeLimit(.minutes(2)))
-    func contractCheckDetectsAWrongCandle() async throws {
-        let dir = try Self.temporaryDirectory("negative")
-        let cluster = try MockClusterProcess(topics: ["tape.trades": 2, "tape.candles": 1], logDirectory: dir)
+    @Test(.timeLimit(.minutes(2)), arguments: ClusterKind.allCases)
+    func contractCheckDetectsAWrongCandle(_ kind: ClusterKind) async throws {
+        let dir = try Self.temporaryDirectory("negative-\(kind)")
+        let cluster = try await TestCluster.start(kind, topics: ["tape.trades": 2, "tape.candles": 1], compacted: ["tape.candles"], logDirectory: dir)
         let trades = Self.generatedTrades(seed: 7, count: 2_000, startTime: 1_661_123_520_000)
         try await Kafka.produce(trades, topic: "tape.trades", bootstrap: cluster.bootstrap)
         // Candles from all but one trade.
@@ -152,6 +153,7 @@ struct ProcessIntegrationTests {
             bootstrap: cluster.bootstrap)
         withExtendedLifetime(cluster) {}
         #expect(!problems.isEmpty)
+        try? FileManager.default.removeItem(at: dir)
     }
 }
 
