@@ -119,6 +119,16 @@ public final class KafkaConsumer: @unchecked Sendable {
         return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, timestamp: ts, timestampType: type, key: key, value: value, headers: headers)
     }
 
+    /// Runs `handler` synchronously on the polling thread whenever the group assigns or revokes
+    /// partitions: for an assignment before librdkafka starts fetching them, for a revocation before
+    /// librdkafka gives them up and the member rejoins — so in an eager rebalance no other member
+    /// owns them until the handler has returned. Use it to stop output for revoked partitions and
+    /// wait for what is in flight (flush a producer, finish a commit). It must not wait for this
+    /// consumer's own `batches`. Set it before `subscribe`; `nil` removes it.
+    public func setRebalanceHandler(_ handler: (@Sendable (RebalanceEvent) -> Void)?) {
+        context.handler.withLock { $0 = handler }
+    }
+
     // MARK: - Subscription and assignment
 
     /// Joins the group and subscribes to topics; names starting with `^` are regular expressions.
@@ -222,6 +232,19 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// Commits next-offsets-to-read, blocking the calling thread until the broker answered. For
+    /// callers that must hold a lock across the commit (never call it on Swift's cooperative pool
+    /// for long: wrap it in a dedicated thread or dispatch queue).
+    public func commitBlocking(_ offsets: [TopicPartitionOffset]) throws {
+        let list = TopicPartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(rk, list, 0)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot commit offsets") }
+        if let (tp, err) = TopicPartitionList.firstError(list) {
+            throw KafkaError(err, "Cannot commit \(tp.topic)[\(tp.partition)]@\(tp.offset)")
+        }
+    }
+
     /// Commits without waiting; failures are logged.
     public func commitAsync(_ offsets: [TopicPartitionOffset]) throws {
         let list = TopicPartitionList.make(offsets)
@@ -309,6 +332,12 @@ public final class KafkaConsumer: @unchecked Sendable {
 /// Consumer-side callback state.
 final class ConsumerContext: ClientContext, @unchecked Sendable {
     private let events: AsyncStream<RebalanceEvent>.Continuation
+    /// The application's synchronous rebalance handler (`setRebalanceHandler`).
+    let handler = Mutex<(@Sendable (RebalanceEvent) -> Void)?>(nil)
+
+    private func handle(_ event: RebalanceEvent) {
+        if let handler = handler.withLock({ $0 }) { handler(event) }
+    }
 
     init(logger: Logger, bootstrapServers: String, events: AsyncStream<RebalanceEvent>.Continuation) {
         self.events = events
@@ -320,6 +349,7 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
         let items = TopicPartitionList.read(partitions)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            handle(.assigned(items))
             if cooperative {
                 if let error = rd_kafka_incremental_assign(rk, partitions) { events.yield(.error(KafkaError(consuming: error, "Cannot assign").message)) }
             } else {
@@ -328,6 +358,7 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
             logger.info("Partitions assigned", metadata: ["partitions": "\(items.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
             events.yield(.assigned(items))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            handle(.revoked(items))
             events.yield(.revoked(items))
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(rk, partitions) { events.yield(.error(KafkaError(consuming: error, "Cannot unassign").message)) }
@@ -336,6 +367,7 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
             }
             logger.info("Partitions revoked", metadata: ["partitions": "\(items.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
         default:
+            handle(.revoked(items))
             rd_kafka_assign(rk, nil)
             events.yield(.error(String(cString: rd_kafka_err2str(err))))
         }
