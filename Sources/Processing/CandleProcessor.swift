@@ -135,7 +135,9 @@ public final class CandleProcessor: Sendable {
         consumerConfiguration.groupID = configuration.group
         consumerConfiguration.autoOffsetReset = .earliest
         consumerConfiguration.autoCommit = false
-        consumerConfiguration.batchSize = 2_000
+        consumerConfiguration.batchSize = 4_000
+        // Values packed into one buffer per poll: no key, header or array per record.
+        consumerConfiguration.packedValues = true
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
 
         var replayConfiguration = KafkaConsumerConfiguration(kafka: configuration.kafka)
@@ -261,14 +263,14 @@ public final class CandleProcessor: Sendable {
         }
 
         private enum Wake: Sendable {
-            case batch([KafkaMessage])
+            case batch(PackedBatch)
             case end
             case timeout
         }
 
         /// The next batch, or `.timeout` after `milliseconds` without one.
         private func nextWake(milliseconds: Int64) async throws -> [Wake] {
-            let batches = consumer.batches
+            let batches = consumer.packedBatches
             return try await withThrowingTaskGroup(of: Wake?.self) { group in
                 group.addTask {
                     var iterator = batches.makeAsyncIterator()
@@ -381,40 +383,47 @@ public final class CandleProcessor: Sendable {
             for partition in Array(aggregators.keys) { retire(partition) }
         }
 
-        private mutating func handle(_ batch: [KafkaMessage]) async throws {
+        private mutating func handle(_ batch: PackedBatch) async throws {
             let now = processor.clock()
             processor.markActive(end: false)
+            let records = batch.records
             var index = 0
-            while index < batch.count {
-                // A run of messages of one partition goes through one aggregator taken out of the map.
-                let partition = batch[index].partition
+            while index < records.count {
+                // A run of records of one partition goes through one aggregator taken out of the map.
+                let partition = records[index].partition
                 var end = index + 1
-                while end < batch.count && batch[end].partition == partition { end += 1 }
+                while end < records.count && records[end].partition == partition { end += 1 }
                 defer { index = end }
-                guard batch[index].topic == configuration.inputTopic, assigned.contains(partition) else { continue }
+                guard batch.topics[Int(records[index].topic)] == configuration.inputTopic, assigned.contains(partition) else { continue }
                 var first = index
                 if aggregators[partition] == nil {
                     let found: Int?
                     do {
-                        found = try await start(partition, messages: batch[index..<end])
+                        found = try await start(partition, offsets: records[index..<end].lazy.map(\.offset))
                     } catch {
                         logger.notice("Cannot set up a partition yet; retrying", metadata: ["partition": "\(partition)", "error": "\(error)"])
                         found = nil
                     }
                     guard let found else { continue }
-                    first = found
+                    first = index + found
                 }
                 var aggregator = aggregators.removeValue(forKey: partition)!
-                for i in first..<end {
-                    let message = batch[i]
-                    if message.offset < aggregator.position { continue }
-                    guard let value = message.value, aggregator.ingest(value: value, sequence: message.offset, now: now) else {
-                        if message.value == nil { aggregator.skip(sequence: message.offset) }
-                        logBadRecord(message)
-                        continue
+                var bad: [Int64] = []
+                batch.bytes.withUnsafeBufferPointer { bytes in
+                    for i in first..<end {
+                        let record = records[i]
+                        if record.offset < aggregator.position { continue }
+                        if record.valueLength < 0 {
+                            aggregator.skip(sequence: record.offset)
+                            bad.append(record.offset)
+                            continue
+                        }
+                        let value = UnsafeBufferPointer(rebasing: bytes[Int(record.valueStart)..<Int(record.valueStart) + Int(record.valueLength)])
+                        if !aggregator.ingest(bytes: value, sequence: record.offset, now: now) { bad.append(record.offset) }
                     }
                 }
                 aggregators[partition] = aggregator
+                for offset in bad { logBadRecord(partition: partition, offset: offset) }
             }
         }
 
@@ -455,13 +464,13 @@ public final class CandleProcessor: Sendable {
             }
         }
 
-        /// For a partition without an aggregator: the index of the message to start with, or nil
-        /// while the seek to the replay start has not taken effect.
-        private mutating func start(_ partition: Int32, messages: ArraySlice<KafkaMessage>) async throws -> Int? {
+        /// For a partition without an aggregator: the position (0-based, in `offsets`) of the record to
+        /// start with, or nil while the seek to the replay start has not taken effect.
+        private mutating func start(_ partition: Int32, offsets: some Collection<Int64>) async throws -> Int? {
             if needsPrepare.contains(partition) { try await prepare(needsPrepare.sorted()) }
-            if aggregators[partition] != nil { return messages.startIndex }
+            if aggregators[partition] != nil { return 0 }
             guard let target = seeking[partition] else { return nil }
-            guard let i = messages.firstIndex(where: { $0.offset == target.start }) else { return nil }
+            guard let i = offsets.firstIndex(of: target.start).map({ offsets.distance(from: offsets.startIndex, to: $0) }) else { return nil }
             seeking[partition] = nil
             aggregators[partition] = CandleAggregator(
                 configuration: configuration.aggregation, startSequence: target.start, resumeEmittingAt: target.resumeAt)
@@ -534,13 +543,13 @@ public final class CandleProcessor: Sendable {
             processor.publishLive(sum)
         }
 
-        private mutating func logBadRecord(_ message: KafkaMessage) {
+        private mutating func logBadRecord(partition: Int32, offset: Int64) {
             badRecordsLogged += 1
             if badRecordsLogged <= 10 || badRecordsLogged % 10_000 == 0 {
                 logger.warning(
                     "Skipping a record that is not a trade",
                     metadata: [
-                        "partition": "\(message.partition)", "offset": "\(message.offset)", "skipped": "\(badRecordsLogged)",
+                        "partition": "\(partition)", "offset": "\(offset)", "skipped": "\(badRecordsLogged)",
                     ])
             }
         }
