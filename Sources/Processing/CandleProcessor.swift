@@ -387,12 +387,9 @@ public final class CandleProcessor: Sendable {
             let now = processor.clock()
             processor.markActive(end: false)
             let records = batch.records
-            // First the bookkeeping, in order: which runs of records go to which partition's
-            // aggregator (setting partitions up where needed).
-            var work: [Int32: [Range<Int>]] = [:]
-            var order: [Int32] = []
             var index = 0
             while index < records.count {
+                // A run of records of one partition goes through one aggregator taken out of the map.
                 let partition = records[index].partition
                 var end = index + 1
                 while end < records.count && records[end].partition == partition { end += 1 }
@@ -410,41 +407,24 @@ public final class CandleProcessor: Sendable {
                     guard let found else { continue }
                     first = index + found
                 }
-                if work[partition] == nil { order.append(partition) }
-                work[partition, default: []].append(first..<end)
-            }
-            guard !order.isEmpty else { return }
-            // Then the trades: each partition's aggregator is independent, so with enough records
-            // in more than one partition, two threads (a child task and this one) share them.
-            var jobs = order.map { partition in
-                AggregatorJob(partition: partition, aggregator: aggregators.removeValue(forKey: partition)!, ranges: work[partition]!)
-            }
-            let total = jobs.reduce(0) { $0 + $1.count }
-            if jobs.count >= 2 && total >= 1_000 {
-                var halves: ([AggregatorJob], [AggregatorJob]) = ([], [])
-                var loads = (0, 0)
-                for job in jobs.sorted(by: { $0.count > $1.count }) {
-                    if loads.0 <= loads.1 {
-                        halves.0.append(job)
-                        loads.0 += job.count
-                    } else {
-                        halves.1.append(job)
-                        loads.1 += job.count
+                var aggregator = aggregators.removeValue(forKey: partition)!
+                var bad: [Int64] = []
+                batch.bytes.withUnsafeBufferPointer { bytes in
+                    for i in first..<end {
+                        let record = records[i]
+                        if record.offset < aggregator.position { continue }
+                        if record.valueLength < 0 {
+                            aggregator.skip(sequence: record.offset)
+                            bad.append(record.offset)
+                            continue
+                        }
+                        let value = UnsafeBufferPointer(rebasing: bytes[Int(record.valueStart)..<Int(record.valueStart) + Int(record.valueLength)])
+                        if !aggregator.ingest(bytes: value, sequence: record.offset, now: now) { bad.append(record.offset) }
                     }
                 }
-                let (left, right) = halves
-                async let leftDone: Void = AggregatorJob.run(left, batch: batch, now: now)
-                AggregatorJob.run(right, batch: batch, now: now)
-                await leftDone
-            } else {
-                AggregatorJob.run(jobs, batch: batch, now: now)
+                aggregators[partition] = aggregator
+                for offset in bad { logBadRecord(partition: partition, offset: offset) }
             }
-            for job in jobs {
-                let (aggregator, bad) = job.take()
-                aggregators[job.partition] = aggregator
-                for offset in bad { logBadRecord(partition: job.partition, offset: offset) }
-            }
-            jobs.removeAll()
         }
 
         /// Sets partitions up from their committed offsets (one request per group for all of them),
@@ -697,53 +677,6 @@ public final class CandleProcessor: Sendable {
                 + "\(total.unparseable) unparseable; partitions \(assigned.sorted()), lag \(await lag())\n"
             FileHandle.standardError.write(Data(line.utf8))
         }
-    }
-}
-
-/// One partition's share of a consumed batch: its aggregator (moved out of the processor's map, so
-/// the one reference is here) and the runs of records to apply. Only one task touches a job at a time.
-private final class AggregatorJob: @unchecked Sendable {
-    let partition: Int32
-    private var aggregator: CandleAggregator?
-    let ranges: [Range<Int>]
-    private var bad: [Int64] = []
-    let count: Int
-
-    init(partition: Int32, aggregator: CandleAggregator, ranges: [Range<Int>]) {
-        self.partition = partition
-        self.aggregator = aggregator
-        self.ranges = ranges
-        count = ranges.reduce(0) { $0 + $1.count }
-    }
-
-    /// The aggregator (the job gives up its reference) and the offsets of records that were not trades.
-    func take() -> (CandleAggregator, [Int64]) {
-        defer { aggregator = nil }
-        return (aggregator!, bad)
-    }
-
-    static func run(_ jobs: [AggregatorJob], batch: PackedBatch, now: Int64) {
-        batch.bytes.withUnsafeBufferPointer { bytes in
-            for job in jobs { job.apply(batch.records, bytes, now: now) }
-        }
-    }
-
-    private func apply(_ records: [PackedBatch.Record], _ bytes: UnsafeBufferPointer<UInt8>, now: Int64) {
-        guard var aggregator = self.aggregator.take() else { return }
-        for range in ranges {
-            for i in range {
-                let record = records[i]
-                if record.offset < aggregator.position { continue }
-                if record.valueLength < 0 {
-                    aggregator.skip(sequence: record.offset)
-                    bad.append(record.offset)
-                    continue
-                }
-                let value = UnsafeBufferPointer(rebasing: bytes[Int(record.valueStart)..<Int(record.valueStart) + Int(record.valueLength)])
-                if !aggregator.ingest(bytes: value, sequence: record.offset, now: now) { bad.append(record.offset) }
-            }
-        }
-        self.aggregator = aggregator
     }
 }
 
