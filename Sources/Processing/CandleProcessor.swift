@@ -241,6 +241,8 @@ public final class CandleProcessor: Sendable {
         /// The assignment (`Ownership` epoch) each partition's state was set up under; its output
         /// goes out only while the partition is still owned under that same assignment.
         var epochs: [Int32: UInt64] = [:]
+        /// How often a partition was set up again because of an offset gap (see `handle`).
+        var gapResets: [Int32: Int] = [:]
         /// Candles produced since the last checkpoint, per partition (for the candle store).
         var pendingStore: [Int32: [Candle]] = [:]
         var lastTick: Int64 = 0
@@ -360,6 +362,7 @@ public final class CandleProcessor: Sendable {
                     for tp in partitions where tp.topic == configuration.inputTopic {
                         assigned.remove(tp.partition)
                         retire(tp.partition)
+                        gapResets[tp.partition] = nil
                     }
                 case .error(let message):
                     logger.warning("Rebalance error", metadata: ["error": "\(message)"])
@@ -409,10 +412,18 @@ public final class CandleProcessor: Sendable {
                 }
                 var aggregator = aggregators.removeValue(forKey: partition)!
                 var bad: [Int64] = []
+                var gap: (expected: Int64, got: Int64)?
+                // A real gap (a compacted or transactional input) would come back every time:
+                // after three tries it is accepted.
+                let gapRetries = gapResets[partition, default: 0]
                 batch.bytes.withUnsafeBufferPointer { bytes in
                     for i in first..<end {
                         let record = records[i]
                         if record.offset < aggregator.position { continue }
+                        if record.offset > aggregator.position && gapRetries < 3 {
+                            gap = (aggregator.position, record.offset)
+                            break
+                        }
                         if record.valueLength < 0 {
                             aggregator.skip(sequence: record.offset)
                             bad.append(record.offset)
@@ -424,6 +435,20 @@ public final class CandleProcessor: Sendable {
                 }
                 aggregators[partition] = aggregator
                 for offset in bad { logBadRecord(partition: partition, offset: offset) }
+                if let gap {
+                    // Offsets of tape.trades are contiguous (not compacted, not transactional), so a
+                    // jump means this state would miss records. It happens when records fetched
+                    // from the committed offset before the seek to the replay start are delivered
+                    // after records from the seek (librdkafka 2.0.2's batch consume does not drop
+                    // them on librdkafka's mock cluster). The state is dropped and the partition set up
+                    // again: it seeks to the replay start once more and starts at exactly that record.
+                    logger.notice(
+                        "Offset gap in the input (records from before a seek); setting the partition up again",
+                        metadata: ["partition": "\(partition)", "expected": "\(gap.expected)", "got": "\(gap.got)"])
+                    retire(partition)
+                    needsPrepare.insert(partition)
+                    gapResets[partition] = gapRetries + 1
+                }
             }
         }
 
