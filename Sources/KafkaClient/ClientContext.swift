@@ -199,6 +199,13 @@ func string(fromBuffer buffer: [CChar]) -> String {
 /// Topic names by topic handle, used only by one polling thread.
 final class TopicNameCache: @unchecked Sendable {
     var names: [OpaquePointer: String] = [:]
+
+    func name(_ rkt: OpaquePointer) -> String {
+        if let name = names[rkt] { return name }
+        let name = String(cString: rd_kafka_topic_name(rkt))
+        names[rkt] = name
+        return name
+    }
 }
 
 extension Duration {

@@ -101,6 +101,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var batchSize: Int = 1000
     /// Batches buffered between librdkafka and the application. Default 8.
     public var bufferedBatches: Int = 8
+    /// Deliver records through `KafkaConsumer.packedBatches` instead of `batches`/`messages`:
+    /// per poll, the values are copied into one buffer and the records carry only partition,
+    /// offset, timestamp and where their value lies (no key, no headers, no array per record).
+    /// For high-rate readers that only need values. Default false.
+    public var packedValues: Bool = false
 
     public enum AutoOffsetReset: String, Sendable { case earliest, latest, error }
 

@@ -19,6 +19,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     let context: ConsumerContext
     private let pollThread: PollThread
     private let channel: BatchChannel<KafkaMessage>
+    private let packedChannel: BatchChannel<PackedBatch>
     private let closed = Atomic<Bool>(false)
     private let consumerQueue: OpaquePointer
     private let pollBuffer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
@@ -40,6 +41,9 @@ public final class KafkaConsumer: @unchecked Sendable {
         rd_kafka_poll_set_consumer(rk)
         let channel = BatchChannel<KafkaMessage>(capacity: max(1, configuration.bufferedBatches))
         self.channel = channel
+        let packedChannel = BatchChannel<PackedBatch>(capacity: max(1, configuration.bufferedBatches))
+        self.packedChannel = packedChannel
+        let packed = configuration.packedValues
         let batchSize = max(1, configuration.batchSize)
         let topicNames = TopicNameCache()
         // librdkafka hands out up to `batchSize` messages per call (rd_kafka_consume_batch_queue
@@ -56,22 +60,62 @@ public final class KafkaConsumer: @unchecked Sendable {
             guard first > 0 else { return }
             let more = batchSize > 1 ? rd_kafka_consume_batch_queue(queue, 0, buffer.value + 1, batchSize - 1) : 0
             let n = 1 + max(0, more)
+            /// Whether the message is a record (errors are reported here and skipped).
+            func isRecord(_ raw: UnsafeMutablePointer<rd_kafka_message_t>) -> Bool {
+                let m = raw.pointee
+                if m.err == RD_KAFKA_RESP_ERR_NO_ERROR { return true }
+                if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { return false }
+                let reason = rd_kafka_message_errstr(raw).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(m.err))
+                context.record(error: reason)
+                context.logger.warning("Kafka consumer error", metadata: ["error": "\(reason)", "code": "\(String(cString: rd_kafka_err2name(m.err)))"])
+                if m.err == RD_KAFKA_RESP_ERR__FATAL {
+                    let error = KafkaError(code: .fatal, message: "Consumer failed: \(reason)", isFatal: true)
+                    channel.finish(throwing: error)
+                    packedChannel.finish(throwing: error)
+                }
+                return false
+            }
+            if packed {
+                var size = 0
+                for i in 0..<n { if let raw = buffer.value[i], raw.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { size += raw.pointee.len } }
+                var batch = PackedBatch(topics: [], records: [], bytes: [])
+                batch.records.reserveCapacity(n)
+                batch.bytes.reserveCapacity(size)
+                var topicIndex: [OpaquePointer: Int32] = [:]
+                for i in 0..<n {
+                    guard let raw = buffer.value[i] else { continue }
+                    defer { rd_kafka_message_destroy(raw) }
+                    guard isRecord(raw) else { continue }
+                    let m = raw.pointee
+                    var topic: Int32 = 0
+                    if let rkt = m.rkt {
+                        if let index = topicIndex[rkt] {
+                            topic = index
+                        } else {
+                            topic = Int32(batch.topics.count)
+                            topicIndex[rkt] = topic
+                            batch.topics.append(topicNames.name(rkt))
+                        }
+                    }
+                    let ts = rd_kafka_message_timestamp(raw, nil)
+                    var start = Int32(batch.bytes.count), length: Int32 = -1
+                    if let payload = m.payload {
+                        batch.bytes.append(contentsOf: UnsafeRawBufferPointer(start: payload, count: m.len))
+                        length = Int32(m.len)
+                    } else {
+                        start = 0
+                    }
+                    batch.records.append(.init(partition: m.partition, offset: m.offset, timestamp: ts, topic: topic, valueStart: start, valueLength: length))
+                }
+                if !batch.records.isEmpty { packedChannel.push([batch]) }
+                return
+            }
             var batch: [KafkaMessage] = []
             batch.reserveCapacity(n)
             for i in 0..<n {
                 guard let raw = buffer.value[i] else { continue }
                 defer { rd_kafka_message_destroy(raw) }
-                let m = raw.pointee
-                if m.err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    if m.err == RD_KAFKA_RESP_ERR__PARTITION_EOF { continue }
-                    let reason = rd_kafka_message_errstr(raw).map { String(cString: $0) } ?? String(cString: rd_kafka_err2str(m.err))
-                    context.record(error: reason)
-                    context.logger.warning("Kafka consumer error", metadata: ["error": "\(reason)", "code": "\(String(cString: rd_kafka_err2name(m.err)))"])
-                    if m.err == RD_KAFKA_RESP_ERR__FATAL {
-                        channel.finish(throwing: KafkaError(code: .fatal, message: "Consumer failed: \(reason)", isFatal: true))
-                    }
-                    continue
-                }
+                guard isRecord(raw) else { continue }
                 batch.append(Self.message(raw, topicNames: topicNames))
             }
             if !batch.isEmpty {
@@ -79,6 +123,7 @@ public final class KafkaConsumer: @unchecked Sendable {
             }
         }
         channel.onStopRequested = { [pollThread] in pollThread.isStopped }
+        packedChannel.onStopRequested = { [pollThread] in pollThread.isStopped }
     }
 
     deinit {
@@ -117,6 +162,16 @@ public final class KafkaConsumer: @unchecked Sendable {
             }
         }
         return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, timestamp: ts, timestampType: type, key: key, value: value, headers: headers)
+    }
+
+    /// Runs `handler` synchronously on the polling thread whenever the group assigns or revokes
+    /// partitions: for an assignment before librdkafka starts fetching them, for a revocation before
+    /// librdkafka gives them up and the member rejoins — so in an eager rebalance no other member
+    /// owns them until the handler has returned. Use it to stop output for revoked partitions and
+    /// wait for what is in flight (flush a producer, finish a commit). It must not wait for this
+    /// consumer's own `batches`. Set it before `subscribe`; `nil` removes it.
+    public func setRebalanceHandler(_ handler: (@Sendable (RebalanceEvent) -> Void)?) {
+        context.handler.withLock { $0 = handler }
     }
 
     // MARK: - Subscription and assignment
@@ -222,6 +277,19 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// Commits next-offsets-to-read, blocking the calling thread until the broker answered. For
+    /// callers that must hold a lock across the commit (never call it on Swift's cooperative pool
+    /// for long: wrap it in a dedicated thread or dispatch queue).
+    public func commitBlocking(_ offsets: [TopicPartitionOffset]) throws {
+        let list = TopicPartitionList.make(offsets)
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        let err = rd_kafka_commit(rk, list, 0)
+        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Cannot commit offsets") }
+        if let (tp, err) = TopicPartitionList.firstError(list) {
+            throw KafkaError(err, "Cannot commit \(tp.topic)[\(tp.partition)]@\(tp.offset)")
+        }
+    }
+
     /// Commits without waiting; failures are logged.
     public func commitAsync(_ offsets: [TopicPartitionOffset]) throws {
         let list = TopicPartitionList.make(offsets)
@@ -265,6 +333,25 @@ public final class KafkaConsumer: @unchecked Sendable {
     /// Consumed records one by one.
     public var messages: Messages { Messages(channel: channel) }
 
+    /// Consumed records with their values packed, one `PackedBatch` per poll; only for consumers
+    /// configured with `packedValues` (then `batches` and `messages` deliver nothing).
+    public var packedBatches: PackedBatches { PackedBatches(channel: packedChannel) }
+
+    public struct PackedBatches: AsyncSequence, Sendable {
+        public typealias Element = PackedBatch
+        let channel: BatchChannel<PackedBatch>
+        public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(channel: channel) }
+        public struct AsyncIterator: AsyncIteratorProtocol {
+            let channel: BatchChannel<PackedBatch>
+            public mutating func next() async throws -> PackedBatch? {
+                while true {
+                    guard let batches = try await channel.next() else { return nil }
+                    if let first = batches.first { return first }
+                }
+            }
+        }
+    }
+
     public struct MessageBatches: AsyncSequence, Sendable {
         public typealias Element = [KafkaMessage]
         let channel: BatchChannel<KafkaMessage>
@@ -300,6 +387,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     public func close() {
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         channel.finish(throwing: nil)
+        packedChannel.finish(throwing: nil)
         pollThread.stop { [consumerQueue] in rd_kafka_queue_yield(consumerQueue) }
         rd_kafka_consumer_close(rk)
         context.finish()
@@ -309,6 +397,12 @@ public final class KafkaConsumer: @unchecked Sendable {
 /// Consumer-side callback state.
 final class ConsumerContext: ClientContext, @unchecked Sendable {
     private let events: AsyncStream<RebalanceEvent>.Continuation
+    /// The application's synchronous rebalance handler (`setRebalanceHandler`).
+    let handler = Mutex<(@Sendable (RebalanceEvent) -> Void)?>(nil)
+
+    private func handle(_ event: RebalanceEvent) {
+        if let handler = handler.withLock({ $0 }) { handler(event) }
+    }
 
     init(logger: Logger, bootstrapServers: String, events: AsyncStream<RebalanceEvent>.Continuation) {
         self.events = events
@@ -320,6 +414,7 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
         let items = TopicPartitionList.read(partitions)
         switch err {
         case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS:
+            handle(.assigned(items))
             if cooperative {
                 if let error = rd_kafka_incremental_assign(rk, partitions) { events.yield(.error(KafkaError(consuming: error, "Cannot assign").message)) }
             } else {
@@ -328,6 +423,7 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
             logger.info("Partitions assigned", metadata: ["partitions": "\(items.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
             events.yield(.assigned(items))
         case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS:
+            handle(.revoked(items))
             events.yield(.revoked(items))
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(rk, partitions) { events.yield(.error(KafkaError(consuming: error, "Cannot unassign").message)) }
@@ -336,6 +432,7 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
             }
             logger.info("Partitions revoked", metadata: ["partitions": "\(items.map { "\($0.topic)[\($0.partition)]" }.joined(separator: ","))"])
         default:
+            handle(.revoked(items))
             rd_kafka_assign(rk, nil)
             events.yield(.error(String(cString: rd_kafka_err2str(err))))
         }

@@ -82,6 +82,29 @@ public struct DeliveryReport: Sendable, Hashable {
     }
 }
 
+/// Consumed records of one poll with their values packed into one buffer (see
+/// `KafkaConsumerConfiguration.packedValues`): no key, no headers, no array per record.
+public struct PackedBatch: Sendable {
+    public struct Record: Sendable {
+        public var partition: Int32
+        public var offset: Int64
+        /// Milliseconds since the Unix epoch; -1 when the broker sent none.
+        public var timestamp: Int64
+        /// Index into `topics`.
+        public var topic: Int32
+        /// Where the value lies in `bytes`; `valueLength` is -1 for a null value (tombstone).
+        public var valueStart: Int32
+        public var valueLength: Int32
+    }
+    /// Topic names the records refer to by index.
+    public var topics: [String]
+    public var records: [Record]
+    /// The values, back to back.
+    public var bytes: [UInt8]
+
+    public var count: Int { records.count }
+}
+
 /// A consumed record.
 public struct KafkaMessage: Sendable, Hashable {
     public var topic: String

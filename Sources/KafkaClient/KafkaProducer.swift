@@ -177,6 +177,16 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// Waits, blocking the calling thread, until every queued record is delivered or `timeout`
+    /// passes; returns whether everything was delivered. For synchronous contexts such as a
+    /// consumer's rebalance handler.
+    @discardableResult
+    public func flushBlocking(timeout: Duration = .seconds(30)) -> Bool {
+        let err = rd_kafka_flush(rk, timeout.librdkafkaMilliseconds)
+        context.flushReports()
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR
+    }
+
     /// Flushes outstanding records (graceful shutdown) and ends `deliveryReports`.
     public func close(timeout: Duration = .seconds(30)) async throws {
         defer {

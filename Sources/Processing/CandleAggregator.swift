@@ -108,8 +108,13 @@ public struct CandleAggregator: Sendable {
     /// unparseable) when it is not a valid trade. Same result as `Trade(json:)` + `ingest`, faster.
     @discardableResult
     public mutating func ingest(value: [UInt8], sequence: Int64, now: Int64) -> Bool {
-        let fast: Bool = value.withUnsafeBufferPointer { b in
-            guard let f = TradeFields.decode(b) else { return false }
+        value.withUnsafeBufferPointer { ingest(bytes: $0, sequence: sequence, now: now) }
+    }
+
+    /// `ingest(value:sequence:now:)` on bytes in place (e.g. a slice of a packed consumer batch).
+    @discardableResult
+    public mutating func ingest(bytes b: UnsafeBufferPointer<UInt8>, sequence: Int64, now: Int64) -> Bool {
+        if let f = TradeFields.decode(b) {
             let instrument = instrumentID(exchange: UnsafeBufferPointer(rebasing: b[f.exchange]), symbol: UnsafeBufferPointer(rebasing: b[f.symbol]))
             let id = TradeKey(UnsafeBufferPointer(rebasing: b[f.tradeID]))
             ingest(
@@ -117,8 +122,7 @@ public struct CandleAggregator: Sendable {
                 side: f.side, time: f.time, sequence: sequence, now: now)
             return true
         }
-        if fast { return true }
-        guard let trade = try? Trade(json: value) else {
+        guard let trade = try? Trade(json: Array(b)) else {
             skip(sequence: sequence)
             return false
         }

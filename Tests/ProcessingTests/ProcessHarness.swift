@@ -118,16 +118,92 @@ final class Child: @unchecked Sendable {
     deinit { kill9() }
 }
 
-/// A `tape mock-cluster` child process with topics created.
-final class MockClusterProcess {
+/// Which cluster an integration test runs against.
+enum ClusterKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// `tape mock-cluster`: librdkafka's in-memory mock cluster, a broker Tape did not write.
+    case mockCluster = "mock-cluster"
+    /// `tape broker`: Tape's own broker, durable, on a free loopback port with a temporary data directory.
+    case tapeBroker = "tape-broker"
+
+    var description: String { rawValue }
+}
+
+/// A cluster as a child process, with the topics a test needs created (partition counts as given;
+/// `compacted` ones with `cleanup.policy=compact` where the cluster supports topic configs).
+final class TestCluster {
+    let kind: ClusterKind
     let child: Child
     let bootstrap: String
 
-    init(topics: [String: Int32], logDirectory: URL) throws {
-        var args = ["mock-cluster", "--brokers", "1"]
-        for (name, partitions) in topics.sorted(by: { $0.key < $1.key }) { args += ["--topic", "\(name):\(partitions)"] }
-        child = try Child(args, name: "mock-cluster", logDirectory: logDirectory)
-        bootstrap = try child.firstLine()
+    private init(kind: ClusterKind, child: Child, bootstrap: String) {
+        self.kind = kind
+        self.child = child
+        self.bootstrap = bootstrap
+    }
+
+    static func start(_ kind: ClusterKind, topics: [String: Int32], compacted: Set<String> = [], logDirectory: URL) async throws -> TestCluster {
+        switch kind {
+        case .mockCluster:
+            // The mock cluster has no CreateTopics: its command creates them (no topic configs).
+            var args = ["mock-cluster", "--brokers", "1"]
+            for (name, partitions) in topics.sorted(by: { $0.key < $1.key }) { args += ["--topic", "\(name):\(partitions)"] }
+            let child = try Child(args, name: "mock-cluster", logDirectory: logDirectory)
+            return TestCluster(kind: kind, child: child, bootstrap: try child.firstLine())
+        case .tapeBroker:
+            let dataDir = logDirectory.appendingPathComponent("broker-data")
+            // A port that was free a moment ago; another process may take it first, so try a few.
+            var lastLog = ""
+            for attempt in 0..<5 {
+                let port = freeLoopbackPort()
+                let child = try Child(
+                    ["broker", "--listen", "127.0.0.1:\(port)", "--data-dir", dataDir.path, "--auto-create-topics", "false", "--log-level", "notice"],
+                    name: "tape-broker-\(attempt)", logDirectory: logDirectory)
+                let deadline = Date().addingTimeInterval(20)
+                while Date() < deadline && child.isRunning && !canConnect(port: port) { try await Task.sleep(for: .milliseconds(50)) }
+                guard child.isRunning, canConnect(port: port) else {
+                    lastLog = child.log
+                    child.kill9()
+                    continue
+                }
+                let cluster = TestCluster(kind: kind, child: child, bootstrap: "127.0.0.1:\(port)")
+                let admin = try KafkaAdmin(configuration: Kafka.configuration(cluster.bootstrap), timeout: .seconds(10), logger: Kafka.quietLogger)
+                for (name, partitions) in topics.sorted(by: { $0.key < $1.key }) {
+                    try await admin.createTopic(name, partitions: partitions, configs: compacted.contains(name) ? ["cleanup.policy": "compact"] : [:])
+                }
+                let listed = Dictionary(try await admin.listTopics().map { ($0.name, Int32($0.partitions.count)) }, uniquingKeysWith: { a, _ in a })
+                for (name, partitions) in topics where listed[name] != partitions {
+                    throw HarnessError(description: "tape broker lists \(name) with \(listed[name] ?? 0) partitions, not \(partitions)")
+                }
+                return cluster
+            }
+            throw HarnessError(description: "tape broker did not start: \(lastLog)")
+        }
+    }
+
+    /// A loopback port that was free when asked (bound to port 0, then released).
+    static func freeLoopbackPort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: addr.sin_port))
+    }
+
+    /// Whether something accepts TCP connections on this loopback port.
+    static func canConnect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return rc == 0
     }
 
     deinit { child.terminate(timeout: 5) }

@@ -4,7 +4,8 @@ import MarketData
 import Processing
 import Testing
 
-/// `tape process` as real processes against `tape mock-cluster`: kill -9 at random moments and
+/// `tape process` as real processes against `tape mock-cluster` (librdkafka's mock) and against
+/// `tape broker` (Tape's own, as a process on a free loopback port): kill -9 at random moments and
 /// restarts, instances joining and leaving the group; then the candles topic (latest value per key)
 /// and the SQLite history must equal the batch recomputation over the trades topic, key by key.
 @Suite("tape process: exactly once in effect", .serialized)
@@ -37,10 +38,10 @@ struct ProcessIntegrationTests {
         return dir
     }
 
-    @Test(.timeLimit(.minutes(5)))
-    func killNineAndRestartRepeatedly() async throws {
-        let dir = try Self.temporaryDirectory("kill9")
-        let cluster = try MockClusterProcess(topics: ["tape.trades": 4, "tape.candles": 2], logDirectory: dir)
+    @Test(.timeLimit(.minutes(5)), arguments: ClusterKind.allCases)
+    func killNineAndRestartRepeatedly(_ kind: ClusterKind) async throws {
+        let dir = try Self.temporaryDirectory("kill9-\(kind)")
+        let cluster = try await TestCluster.start(kind, topics: ["tape.trades": 4, "tape.candles": 2], compacted: ["tape.candles"], logDirectory: dir)
         let bootstrap = cluster.bootstrap
         let db = dir.appendingPathComponent("candles.sqlite")
         var rng = SplitMix64(seed: UInt64(Date().timeIntervalSince1970))
@@ -83,19 +84,29 @@ struct ProcessIntegrationTests {
         #expect(problems.isEmpty, "seed \(seed), kills after \(kills): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
-    @Test(.timeLimit(.minutes(5)))
-    func instancesJoiningAndLeavingTheGroup() async throws {
-        let dir = try Self.temporaryDirectory("scale")
-        let cluster = try MockClusterProcess(topics: ["tape.trades": 6, "tape.candles": 3], logDirectory: dir)
+    @Test(.timeLimit(.minutes(5)), arguments: ClusterKind.allCases)
+    func instancesJoiningAndLeavingTheGroup(_ kind: ClusterKind) async throws {
+        let dir = try Self.temporaryDirectory("scale-\(kind)")
+        let cluster = try await TestCluster.start(kind, topics: ["tape.trades": 6, "tape.candles": 3], compacted: ["tape.candles"], logDirectory: dir)
         let bootstrap = cluster.bootstrap
         let db = dir.appendingPathComponent("candles.sqlite")
         let seed = UInt64(Date().timeIntervalSince1970)
-        var produced = Self.generatedTrades(seed: seed, count: 30_000, startTime: 1_661_123_520_000)
+        let produced = Self.generatedTrades(seed: seed, count: 30_000, startTime: 1_661_123_520_000)
         try await Kafka.produce(produced, topic: "tape.trades", bootstrap: bootstrap)
-        func more(_ n: Int, _ salt: UInt64) async throws {
-            let next = Self.generatedTrades(seed: seed &+ salt, count: n, startTime: produced.last!.time + 1_000, part: salt)
-            produced += next
-            try await Kafka.produce(next, topic: "tape.trades", bootstrap: bootstrap)
+        // Trades keep arriving (the market continues, 250 every 250 ms) through every rebalance
+        // below, so members are emitting and committing while partitions move.
+        let firstStreamTime = produced.last!.time + 1_000
+        let stream = Task { () throws -> Int in
+            var part: UInt64 = 1
+            var start = firstStreamTime
+            while !Task.isCancelled {
+                let next = Self.generatedTrades(seed: seed &+ part, count: 250, startTime: start, part: part)
+                try await Kafka.produce(next, topic: "tape.trades", bootstrap: bootstrap)
+                start = next.map(\.time).max()! + 100
+                part += 1
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            return Int(part - 1)
         }
         let args = Self.processArguments(bootstrap: bootstrap, db: db)
         let a = try Child(args, name: "a", logDirectory: dir)
@@ -103,18 +114,19 @@ struct ProcessIntegrationTests {
         let b = try Child(args, name: "b", logDirectory: dir)  // joins: rebalance
         #expect(try await b.waitForLog("taken over", timeout: 30), "b got partitions")
         try await Task.sleep(for: .seconds(1))
-        try await more(5_000, 1)
         #expect(a.isRunning && b.isRunning)
         a.kill9()  // leaves without a word: its partitions move after the session timeout
         try await Task.sleep(for: .seconds(2))
         let c = try Child(args, name: "c", logDirectory: dir)  // joins
         #expect(try await c.waitForLog("taken over", timeout: 30), "c got partitions")
         try await Task.sleep(for: .seconds(1))
-        try await more(5_000, 2)
         #expect(b.terminate() == 0, "graceful stop of b")  // leaves gracefully
         try await Task.sleep(for: .seconds(2))
         let d = try Child(args, name: "d", logDirectory: dir)
-        try await more(2_000, 3)
+        #expect(try await d.waitForLog("taken over", timeout: 30), "d got partitions")
+        try await Task.sleep(for: .seconds(1))
+        stream.cancel()
+        let chunks = (try? await stream.value) ?? -1
         let caughtUp = try await Kafka.waitUntilCommitted(group: "tape-processor", topic: "tape.trades", partitions: 6, bootstrap: bootstrap, timeout: 120)
         #expect(caughtUp, "the group did not catch up; logs in \(dir.path)")
         #expect(c.terminate() == 0)
@@ -128,14 +140,17 @@ struct ProcessIntegrationTests {
         withExtendedLifetime(cluster) {}
         try problems.joined(separator: "\n").write(to: dir.appendingPathComponent("problems.txt"), atomically: true, encoding: .utf8)
         defer { if problems.isEmpty { try? FileManager.default.removeItem(at: dir) } }
-        #expect(problems.isEmpty, "seed \(seed): \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
+        // This scenario found the offset gap after a seek (librdkafka 2.0.2 delivered records
+        // fetched from the committed offset after records from the replay start, on the mock
+        // cluster); see "Offset gap" in CandleProcessor.handle.
+        #expect(problems.isEmpty, "seed \(seed), \(chunks) streamed chunks: \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
     /// The check itself can fail: a candle topic missing trades is caught.
-    @Test(.timeLimit(.minutes(2)))
-    func contractCheckDetectsAWrongCandle() async throws {
-        let dir = try Self.temporaryDirectory("negative")
-        let cluster = try MockClusterProcess(topics: ["tape.trades": 2, "tape.candles": 1], logDirectory: dir)
+    @Test(.timeLimit(.minutes(2)), arguments: ClusterKind.allCases)
+    func contractCheckDetectsAWrongCandle(_ kind: ClusterKind) async throws {
+        let dir = try Self.temporaryDirectory("negative-\(kind)")
+        let cluster = try await TestCluster.start(kind, topics: ["tape.trades": 2, "tape.candles": 1], compacted: ["tape.candles"], logDirectory: dir)
         let trades = Self.generatedTrades(seed: 7, count: 2_000, startTime: 1_661_123_520_000)
         try await Kafka.produce(trades, topic: "tape.trades", bootstrap: cluster.bootstrap)
         // Candles from all but one trade.
@@ -152,6 +167,7 @@ struct ProcessIntegrationTests {
             bootstrap: cluster.bootstrap)
         withExtendedLifetime(cluster) {}
         #expect(!problems.isEmpty)
+        try? FileManager.default.removeItem(at: dir)
     }
 }
 
