@@ -182,8 +182,12 @@ public final class KafkaProducer: @unchecked Sendable {
     /// consumer's rebalance handler.
     @discardableResult
     public func flushBlocking(timeout: Duration = .seconds(30)) -> Bool {
-        let err = rd_kafka_flush(rk, timeout.librdkafkaMilliseconds)
-        context.flushReports()
+        // Under the serving lock, as `flush`: rd_kafka_flush serves reports itself.
+        let err = context.serving.withLock { _ in
+            let err = rd_kafka_flush(rk, timeout.librdkafkaMilliseconds)
+            context.flushReports()
+            return err
+        }
         return err == RD_KAFKA_RESP_ERR_NO_ERROR
     }
 
