@@ -44,6 +44,8 @@ struct BenchE2E: AsyncParsableCommand {
     var candleEmitMilliseconds = 10
     @Option(help: "Runs per rate; the median is reported last.") var runs = 1
     @Option(name: .customLong("tape-binary"), help: "The tape executable to run as the child (default: this one).") var tapeBinary: String?
+    @Flag(help: "Run the simulator at a steady rate, without its bursts (by default about a third of the trades come in bursts at 20x the rate, which is what the p99 mostly measures).")
+    var steady = false
     @Option(name: .customLong("up-arg"), help: ArgumentHelp("An extra argument for the child `tape up` (repeatable), e.g. --up-arg=-X --up-arg=linger.ms=1.", valueName: "ARG"))
     var upArguments: [String] = []
     @Flag(help: "Show the child's log lines.") var verbose = false
@@ -81,7 +83,7 @@ struct BenchE2E: AsyncParsableCommand {
             summary.append((rate, results))
         }
         print("")
-        print("summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms):")
+        print("summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):")
         print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB")
         for (rate, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
@@ -112,7 +114,7 @@ struct BenchE2E: AsyncParsableCommand {
             "up", "--offline", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
             "--rate", String(rate), "--symbols", natives.joined(separator: ","), "--intervals", "1s,1m,5m,1h",
             "--candle-emit-ms", String(candleEmitMilliseconds),
-        ] + upArguments
+        ] + (steady ? ["--simulator-burst-probability", "0"] : []) + upArguments
         var environment = ProcessInfo.processInfo.environment
         environment["TAPE_TOKEN"] = nil
         process.environment = environment

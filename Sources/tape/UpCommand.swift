@@ -44,6 +44,8 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Debug logs.") var verbose = false
     @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
     var simulatorTradesLog: String?
+    @Option(name: .customLong("simulator-burst-probability"), help: ArgumentHelp("With --offline: chance per simulated order that a burst (20x rate) starts; 0 for a steady rate (for benchmarks).", visibility: .hidden))
+    var simulatorBurstProbability: Double?
     @Option(name: .customLong("candle-emit-ms"), help: ArgumentHelp("Candle updates per key at most once per this many ms (for `tape bench e2e`).", visibility: .hidden))
     var candleEmitMilliseconds: Int64 = 1_000
 
@@ -134,6 +136,7 @@ struct UpCommand: AsyncParsableCommand {
             var sim = PoloniexSimulatorConfiguration()
             sim.rate = rate
             sim.tradesLog = simulatorTradesLog
+            if let simulatorBurstProbability { sim.burstProbability = simulatorBurstProbability }
             sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingestConfig.symbols.filter { $0 != "all" })
             if sim.instruments?.isEmpty == true { sim.instruments = nil }
             let built = try await PoloniexSimulator.build(sim)
