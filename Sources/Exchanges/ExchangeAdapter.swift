@@ -159,6 +159,20 @@ extension ExchangeFrameParser {
     }
 }
 
+/// Runs `body`, which appends one frame's trades to `trades`; if it throws, whatever it appended is
+/// removed again: a frame that fails anywhere appends nothing.
+func appendingAllOrNothing(
+    to trades: inout [Trade], _ body: (inout [Trade]) throws(FrameParseError) -> ExchangeMessage
+) throws(FrameParseError) -> ExchangeMessage {
+    let countBefore = trades.count
+    do {
+        return try body(&trades)
+    } catch {
+        trades.removeSubrange(countBefore...)
+        throw error
+    }
+}
+
 /// Runs a scanner-based body over a REST body's bytes, turning scanner errors into `FrameParseError`.
 func parseBody<R>(_ body: [UInt8], _ read: (inout JSONScanner) throws(JSONError) -> R) throws(FrameParseError) -> R {
     let result = body.withUnsafeBufferPointer { buffer in

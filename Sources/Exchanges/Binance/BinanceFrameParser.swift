@@ -22,21 +22,19 @@ public struct BinanceFrameParser: Sendable {
     public mutating func parse(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
     ) throws(FrameParseError) -> ExchangeMessage {
-        let countBefore = trades.count
-        do {
-            var s = JSONScanner(frame)
-            let message = try parseObject(&s, receivedAt: receivedAt, into: &trades, depth: 0)
-            guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
-            return message
-        } catch let error as JSONError {
-            trades.removeSubrange(countBefore...)
-            throw FrameParseError(error)
-        } catch let error as FrameParseError {
-            trades.removeSubrange(countBefore...)
-            throw error
-        } catch {
-            trades.removeSubrange(countBefore...)
-            throw FrameParseError(.malformedJSON, "\(error)", offset: 0)
+        try appendingAllOrNothing(to: &trades) { trades throws(FrameParseError) in
+            do {
+                var s = JSONScanner(frame)
+                let message = try parseObject(&s, receivedAt: receivedAt, into: &trades, depth: 0)
+                guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
+                return message
+            } catch let error as JSONError {
+                throw FrameParseError(error)
+            } catch let error as FrameParseError {
+                throw error
+            } catch {
+                throw FrameParseError(.malformedJSON, "\(error)", offset: 0)
+            }
         }
     }
 

@@ -15,12 +15,8 @@ public struct KrakenFrameParser: Sendable {
     public mutating func parse(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
     ) throws(FrameParseError) -> ExchangeMessage {
-        let countBefore = trades.count
-        do {
-            return try parseFrame(frame, receivedAt: receivedAt, into: &trades)
-        } catch {
-            trades.removeSubrange(countBefore...)
-            throw error
+        try appendingAllOrNothing(to: &trades) { trades throws(FrameParseError) in
+            try parseFrame(frame, receivedAt: receivedAt, into: &trades)
         }
     }
 
