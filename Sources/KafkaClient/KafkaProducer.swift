@@ -164,13 +164,7 @@ public final class KafkaProducer: @unchecked Sendable {
         nonisolated(unsafe) let rk = self.rk
         let ms = timeout.librdkafkaMilliseconds
         let context = self.context
-        // rd_kafka_flush serves reports itself: hold the serving lock so no other thread serves
-        // at the same time (reports stay in order).
-        let err = try await Blocking.run { context.serving.withLock { _ in
-            let err = rd_kafka_flush(rk, ms)
-            context.flushReports()
-            return err
-        } }
+        let err = try await Blocking.run { context.flush(rk: rk, milliseconds: ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let left = rd_kafka_outq_len(rk)
             throw KafkaError(code: .init(err), message: "\(left) record(s) still undelivered after \(timeout): \(context.unreachableMessage("deliver them"))", isRetriable: true)
@@ -182,13 +176,7 @@ public final class KafkaProducer: @unchecked Sendable {
     /// consumer's rebalance handler.
     @discardableResult
     public func flushBlocking(timeout: Duration = .seconds(30)) -> Bool {
-        // Under the serving lock, as `flush`: rd_kafka_flush serves reports itself.
-        let err = context.serving.withLock { _ in
-            let err = rd_kafka_flush(rk, timeout.librdkafkaMilliseconds)
-            context.flushReports()
-            return err
-        }
-        return err == RD_KAFKA_RESP_ERR_NO_ERROR
+        context.flush(rk: rk, milliseconds: timeout.librdkafkaMilliseconds) == RD_KAFKA_RESP_ERR_NO_ERROR
     }
 
     /// Flushes outstanding records (graceful shutdown) and ends `deliveryReports`.
@@ -382,6 +370,16 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
             }
             return served
         } ?? 0
+    }
+
+    /// `rd_kafka_flush`, blocking the calling thread. It serves reports itself: the serving lock is
+    /// held so no other thread serves at the same time (reports stay in order).
+    func flush(rk: OpaquePointer, milliseconds: Int32) -> rd_kafka_resp_err_t {
+        serving.withLock { _ in
+            let err = rd_kafka_flush(rk, milliseconds)
+            flushReports()
+            return err
+        }
     }
 
     /// Queued records below which waiting enqueuers resume.
