@@ -340,11 +340,46 @@ extension ExactDecimal: Comparable, Hashable {
         }
     }
 
-    @usableFromInline
+    @inlinable
     static func compare(_ a: ExactDecimal, _ b: ExactDecimal) -> Int {
         if a.negative != b.negative { return a.negative ? -1 : 1 }
-        let m = compareMagnitudes(a, b)
+        let m: Int
+        if let (x, y, _) = alignedSmallMantissas(a, b) {
+            m = x == y ? 0 : (x < y ? -1 : 1)
+        } else {
+            m = compareMagnitudes(a, b)
+        }
         return a.negative ? -m : m
+    }
+
+    /// 10^n for n in 0...19 (fits in 64 bits).
+    @inlinable @inline(__always)
+    static func powerOfTen64(_ n: Int32) -> UInt64 {
+        var p: UInt64 = 1
+        var k = n
+        while k > 0 {
+            p &*= 10
+            k -= 1
+        }
+        return p
+    }
+
+    /// The fast path of sums and comparisons: both mantissas in one 64-bit limb and still within
+    /// 64 bits at the common scale (the larger of the two), or nil (use the 256-bit path).
+    @inlinable @inline(__always)
+    static func alignedSmallMantissas(_ a: ExactDecimal, _ b: ExactDecimal) -> (UInt64, UInt64, Int32)? {
+        guard a.magnitude.isSmall && b.magnitude.isSmall else { return nil }
+        let sa = a.storedScale
+        let sb = b.storedScale
+        if sa == sb { return (a.magnitude.l0, b.magnitude.l0, sa) }
+        if sa < sb {
+            guard sb - sa <= 19 else { return nil }
+            let (x, overflow) = a.magnitude.l0.multipliedReportingOverflow(by: powerOfTen64(sb - sa))
+            return overflow ? nil : (x, b.magnitude.l0, sb)
+        }
+        guard sa - sb <= 19 else { return nil }
+        let (y, overflow) = b.magnitude.l0.multipliedReportingOverflow(by: powerOfTen64(sa - sb))
+        return overflow ? nil : (a.magnitude.l0, y, sa)
     }
 
     @inlinable
@@ -399,7 +434,18 @@ extension ExactDecimal {
     }
 
     /// Exact sum; traps on overflow beyond 256 bits (like `Int`).
+    @inlinable
     public static func + (a: ExactDecimal, b: ExactDecimal) -> ExactDecimal {
+        // Fast path (the candle sums): same sign, both within 64 bits at the common scale.
+        if a.negative == b.negative, let (x, y, scale) = alignedSmallMantissas(a, b) {
+            let (sum, overflow) = x.addingReportingOverflow(y)
+            if !overflow { return ExactDecimal(magnitude: UInt256(sum), scale: scale, negative: a.negative) }
+        }
+        return slowSum(a, b)
+    }
+
+    @usableFromInline
+    static func slowSum(_ a: ExactDecimal, _ b: ExactDecimal) -> ExactDecimal {
         do { return try a.adding(b) } catch { preconditionFailure("ExactDecimal overflow: \(a) + \(b)") }
     }
 
@@ -412,6 +458,7 @@ extension ExactDecimal {
         do { return try a.multiplied(by: b) } catch { preconditionFailure("ExactDecimal overflow: \(a) * \(b)") }
     }
 
+    @inlinable
     public static func += (a: inout ExactDecimal, b: ExactDecimal) { a = a + b }
 
     /// `self / divisor` rounded to `scale` fractional digits, **round half to even** (banker's

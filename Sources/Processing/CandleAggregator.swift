@@ -505,35 +505,82 @@ struct InstrumentIDs: Sendable {
     }
 }
 
-/// A set of `UInt64`s: open addressing, multiplicative hashing, linear probing.
+/// A set of `UInt64` trade ids. Exchanges number trades densely and (almost) in order per
+/// market, so ids near the first one seen live in a bitmap (one bit each, touched nearly in
+/// order: cache-friendly at millions of ids per hour); any other id goes to a hash set.
+/// Where an id is kept depends only on the id and the first id seen, so lookups are exact.
 struct UInt64Set: Sendable {
-    private var slots: [UInt64] = []
-    private var occupied: [Bool] = []
+    /// Ids in `base ..< base + denseSpan` are bits in `words` (grown on demand).
+    static let denseSpan: UInt64 = 1 << 22
+    /// How far below the first id the bitmap starts (ids arrive slightly out of order).
+    static let denseSlack: UInt64 = 4096
+    private var base: UInt64 = 0
+    private var hasBase = false
+    private var words: [UInt64] = []
+    private var sparse = SparseUInt64Set()
     private(set) var count = 0
 
     @inline(__always)
     mutating func insert(_ value: UInt64) -> Bool {
+        if !hasBase {
+            hasBase = true
+            base = (value > Self.denseSlack ? value - Self.denseSlack : 0) & ~63
+        }
+        if value >= base && value - base < Self.denseSpan {
+            let offset = value - base
+            let w = Int(truncatingIfNeeded: offset >> 6)
+            if w >= words.count { growWords(toInclude: w) }
+            let bit: UInt64 = 1 << (offset & 63)
+            if words[w] & bit != 0 { return false }
+            words[w] |= bit
+            count += 1
+            return true
+        }
+        guard sparse.insert(value) else { return false }
+        count += 1
+        return true
+    }
+
+    private mutating func growWords(toInclude w: Int) {
+        let limit = Int(Self.denseSpan / 64)
+        let target = min(limit, max(w + 1, max(64, words.count * 2)))
+        words.append(contentsOf: repeatElement(0, count: target - words.count))
+    }
+}
+
+/// Open addressing, multiplicative hashing, linear probing; one array, 0 marks an empty slot
+/// (values are stored + 1; `UInt64.max` is kept aside).
+struct SparseUInt64Set: Sendable {
+    private var slots: [UInt64] = []
+    private var containsMax = false
+    private(set) var count = 0
+
+    @inline(__always)
+    mutating func insert(_ value: UInt64) -> Bool {
+        if value == .max {
+            if containsMax { return false }
+            containsMax = true
+            count += 1
+            return true
+        }
         if (count + 1) * 2 > slots.count { grow() }
+        let stored = value &+ 1
         let mask = slots.count - 1
         var i = Int(truncatingIfNeeded: (value &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask
-        while occupied[i] {
-            if slots[i] == value { return false }
+        while slots[i] != 0 {
+            if slots[i] == stored { return false }
             i = (i + 1) & mask
         }
-        occupied[i] = true
-        slots[i] = value
+        slots[i] = stored
         count += 1
         return true
     }
 
     private mutating func grow() {
         let old = slots
-        let oldOccupied = occupied
-        let size = max(16, slots.count * 2)
-        slots = Array(repeating: 0, count: size)
-        occupied = Array(repeating: false, count: size)
-        count = 0
-        for i in 0..<old.count where oldOccupied[i] { _ = insert(old[i]) }
+        slots = Array(repeating: 0, count: max(16, old.count * 2))
+        count = containsMax ? 1 : 0
+        for stored in old where stored != 0 { _ = insert(stored &- 1) }
     }
 }
 

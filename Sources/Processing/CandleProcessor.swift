@@ -219,6 +219,10 @@ public final class CandleProcessor: Sendable {
                 logger.warning("Final checkpoint failed; the next owner replays", metadata: ["error": "\(error)"])
             }
         }
+        // A commit still running in the background uses both consumers: let it end first.
+        if let error = await loop.settlePendingCommit(), runError == nil {
+            logger.warning("Background checkpoint failed; the next owner replays", metadata: ["error": "\(error)"])
+        }
         markActive(end: true)
         loop.retireAll()
         consumer.close()
@@ -257,6 +261,8 @@ public final class CandleProcessor: Sendable {
         var gapResets: [Int32: Int] = [:]
         /// Candles produced since the last checkpoint, per partition (for the candle store).
         var pendingStore: [Int32: [Candle]] = [:]
+        /// The commit running beside the loop (see `checkpoint`), and whether it has ended.
+        var pendingCommit: (task: Task<Void, any Error>, done: Locked<Bool>)?
         var lastTick: Int64 = 0
         var lastCheckpoint: Int64 = 0
         var lastCommit: Int64 = 0
@@ -654,56 +660,43 @@ public final class CandleProcessor: Sendable {
             publishLive()
             // Emitted; made durable and committed only every commit interval (see the configuration).
             if !final && now - lastCommit < configuration.effectiveCommitIntervalMilliseconds { return }
+            // One commit at a time, in order. The previous one still running: try again at the next
+            // checkpoint (its points are older, so nothing is lost by waiting).
+            if let pending = pendingCommit {
+                if !final && !pending.done.withLock({ $0 }) { return }
+                pendingCommit = nil
+                try await pending.task.value
+            }
             lastCommit = now
-            try await producer.flush(timeout: .seconds(60))
-            let failed = failures.withLock { $0 }
-            if failed.count > 0 {
-                throw ProcessingError(
-                    code: .deliveryFailed,
-                    message: "\(failed.count) candle record(s) could not be delivered (\(failed.last)); stopping without committing, so a restart re-emits them.")
-            }
-            let stored = pendingStore
+            let commit = Commit(
+                producer: producer, failures: failures, store: processor.store, consumer: consumer,
+                replayOffsets: replayOffsets, ownership: ownership, epochs: epochs, emitted: emitted, replay: replay,
+                stored: pendingStore, final: final, logger: logger)
             pendingStore.removeAll(keepingCapacity: true)
-            guard !emitted.isEmpty || !stored.isEmpty else { return }
-            // Store rows and both commits under the ownership lock, for partitions still owned under
-            // the assignment their state was built for: a revocation waits for this to finish, and
-            // nothing here happens for a partition after it was revoked.
-            let store = processor.store
-            let (consumer, replayOffsets, ownership, epochs) = (self.consumer, self.replayOffsets, self.ownership, self.epochs)
-            let (emittedPoints, replayPoints) = (emitted, replay)
-            let outcome = try await onDedicatedThread { () throws -> CommitOutcome in
-                try ownership.whileLocked { owns in
-                    let current = { (p: Int32) in epochs[p].map { owns(p, $0) } ?? false }
-                    if let store {
-                        let rows = stored.filter { current($0.key) }.flatMap(\.value)
-                        if !rows.isEmpty { try store.upsert(rows) }
-                    }
-                    let emittedOwned = emittedPoints.filter { current($0.partition) }
-                    let replayOwned = replayPoints.filter { current($0.partition) }
-                    guard !emittedOwned.isEmpty else { return .nothing }
-                    do {
-                        try consumer.commitBlocking(emittedOwned)
-                    } catch {
-                        return .refused("\(error)")
-                    }
-                    do {
-                        try replayOffsets.commitBlocking(replayOwned)
-                    } catch {
-                        return .replayFailed("\(error)")
-                    }
-                    return .committed(emittedOwned.map(\.partition))
-                }
+            if final {
+                try await commit.run()
+                return
             }
-            switch outcome {
-            case .nothing:
-                break
-            case .refused(let error):
-                // Typically a rebalance took the partitions away: the new owner replays.
-                logger.notice("Commit refused; the next owner replays", metadata: ["error": "\(error)"])
-            case .replayFailed(let error):
-                logger.notice("Replay-offset commit failed; an older (still valid) one stays", metadata: ["error": "\(error)"])
-            case .committed(let partitions):
-                if final { logger.info("Final checkpoint committed", metadata: ["partitions": "\(partitions)"]) }
+            // Beside the loop: waiting for acknowledgements, the SQLite write and two broker round
+            // trips must not hold up the trades behind them (the candle latency of `tape up`).
+            // Fencing is unchanged: the commit checks ownership under the same lock as before.
+            let done = Locked(false)
+            let task = Task {
+                defer { done.withLock { $0 = true } }
+                try await commit.run()
+            }
+            pendingCommit = (task, done)
+        }
+
+        /// Waits for a commit running in the background; returns its error, if it failed.
+        mutating func settlePendingCommit() async -> (any Error)? {
+            guard let pending = pendingCommit else { return nil }
+            pendingCommit = nil
+            do {
+                try await pending.task.value
+                return nil
+            } catch {
+                return error
             }
         }
 
@@ -719,6 +712,69 @@ public final class CandleProcessor: Sendable {
                 + "\(total.duplicates) duplicates, \(total.lateTrades) late, \(total.droppedTooLate) too late, "
                 + "\(total.unparseable) unparseable; partitions \(assigned.sorted()), lag \(await lag())\n"
             FileHandle.standardError.write(Data(line.utf8))
+        }
+    }
+}
+
+/// One checkpoint's commit: wait until everything produced so far is acknowledged, then, under
+/// the ownership lock and only for partitions still owned under the assignment their state was
+/// built for, write the candle rows, commit emitted-through offsets and after them replay offsets.
+private struct Commit: Sendable {
+    let producer: KafkaProducer
+    let failures: Locked<(count: Int, last: String)>
+    let store: CandleStore?
+    let consumer: KafkaConsumer
+    let replayOffsets: KafkaConsumer
+    let ownership: Ownership
+    let epochs: [Int32: UInt64]
+    let emitted: [TopicPartitionOffset]
+    let replay: [TopicPartitionOffset]
+    let stored: [Int32: [Candle]]
+    let final: Bool
+    let logger: Logger
+
+    func run() async throws {
+        try await producer.flush(timeout: .seconds(60))
+        let failed = failures.withLock { $0 }
+        if failed.count > 0 {
+            throw ProcessingError(
+                code: .deliveryFailed,
+                message: "\(failed.count) candle record(s) could not be delivered (\(failed.last)); stopping without committing, so a restart re-emits them.")
+        }
+        guard !emitted.isEmpty || !stored.isEmpty else { return }
+        let outcome = try await onDedicatedThread { [self] () throws -> CommitOutcome in
+            try ownership.whileLocked { owns in
+                let current = { (p: Int32) in epochs[p].map { owns(p, $0) } ?? false }
+                if let store {
+                    let rows = stored.filter { current($0.key) }.flatMap(\.value)
+                    if !rows.isEmpty { try store.upsert(rows) }
+                }
+                let emittedOwned = emitted.filter { current($0.partition) }
+                let replayOwned = replay.filter { current($0.partition) }
+                guard !emittedOwned.isEmpty else { return .nothing }
+                do {
+                    try consumer.commitBlocking(emittedOwned)
+                } catch {
+                    return .refused("\(error)")
+                }
+                do {
+                    try replayOffsets.commitBlocking(replayOwned)
+                } catch {
+                    return .replayFailed("\(error)")
+                }
+                return .committed(emittedOwned.map(\.partition))
+            }
+        }
+        switch outcome {
+        case .nothing:
+            break
+        case .refused(let error):
+            // Typically a rebalance took the partitions away: the new owner replays.
+            logger.notice("Commit refused; the next owner replays", metadata: ["error": "\(error)"])
+        case .replayFailed(let error):
+            logger.notice("Replay-offset commit failed; an older (still valid) one stays", metadata: ["error": "\(error)"])
+        case .committed(let partitions):
+            if final { logger.info("Final checkpoint committed", metadata: ["partitions": "\(partitions)"]) }
         }
     }
 }

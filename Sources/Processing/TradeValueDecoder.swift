@@ -19,6 +19,105 @@ struct TradeFields {
 
     /// Decodes `bytes`; nil when the value is not in the plain form (use `Trade(json:)`).
     static func decode(_ b: UnsafeBufferPointer<UInt8>) -> TradeFields? {
+        if let fields = decodeWrittenLayout(b) { return fields }
+        return decodeAnyOrder(b)
+    }
+
+    /// The fastest path: exactly the layout `Trade.appendJSON` writes (every member in schema
+    /// order, no spaces), checked literal by literal. Anything else — other order, spaces, extra
+    /// members, escapes — returns nil and goes to `decodeAnyOrder`, which accepts the same values
+    /// and more; so this path only decides speed, never the result.
+    @inline(__always)
+    static func decodeWrittenLayout(_ b: UnsafeBufferPointer<UInt8>) -> TradeFields? {
+        let n = b.count
+        guard let base = b.baseAddress else { return nil }
+        var i = 0
+        @inline(__always) func expect(_ literal: StaticString) -> Bool {
+            let count = literal.utf8CodeUnitCount
+            guard n - i >= count else { return false }
+            let p = literal.utf8Start
+            var k = 0
+            while k < count {
+                if base[i + k] != p[k] { return false }
+                k += 1
+            }
+            i += count
+            return true
+        }
+        /// The text up to the closing quote (plain ASCII, no escapes); leaves `i` after the quote.
+        @inline(__always) func quoted() -> Range<Int>? {
+            let start = i
+            while i < n {
+                let c = base[i]
+                if c == UInt8(ascii: "\"") {
+                    i += 1
+                    return start..<(i - 1)
+                }
+                if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
+                i += 1
+            }
+            return nil
+        }
+        @inline(__always) func decimal() -> ExactDecimal? {
+            guard let r = quoted() else { return nil }
+            return try? ExactDecimal(utf8: UnsafeBufferPointer(start: base + r.lowerBound, count: r.count))
+        }
+        /// A plain integer (as `decodeAnyOrder` accepts it) ending at `terminator`, consumed too.
+        @inline(__always) func integer(until terminator: UInt8) -> Int64? {
+            var negative = false
+            if i < n && base[i] == UInt8(ascii: "-") {
+                negative = true
+                i += 1
+            }
+            let start = i
+            var v: Int64 = 0
+            while i < n {
+                let d = base[i] &- UInt8(ascii: "0")
+                if d > 9 { break }
+                v = v &* 10 &+ Int64(d)
+                i += 1
+            }
+            let digits = i - start
+            guard digits > 0 && digits <= 18, i < n, base[i] == terminator else { return nil }
+            if digits > 1 && base[start] == UInt8(ascii: "0") { return nil }
+            i += 1
+            return negative ? -v : v
+        }
+
+        guard expect("{\"v\":1,\"exchange\":\""), let exchange = quoted(),
+            expect(",\"symbol\":\""), let symbol = quoted(), !symbol.isEmpty,
+            expect(",\"nativeSymbol\":\""), quoted() != nil,
+            expect(",\"tradeId\":\""), let tradeID = quoted(),
+            expect(",\"price\":\""), let price = decimal(),
+            expect(",\"quantity\":\""), let quantity = decimal(),
+            expect(",\"quoteQuantity\":\""), let quoteQuantity = decimal(),
+            expect(",\"side\":\"")
+        else { return nil }
+        let side: Side
+        if expect("buy\"") {
+            side = .buy
+        } else if expect("sell\"") {
+            side = .sell
+        } else {
+            return nil
+        }
+        guard expect(",\"time\":"), let time = integer(until: UInt8(ascii: ",")),
+            expect("\"receivedAt\":"), integer(until: UInt8(ascii: "}")) != nil, i == n
+        else { return nil }
+        for k in symbol {
+            let c = base[k]
+            // Not in normal form: let the reference decoder normalize it.
+            if (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "/") {
+                return nil
+            }
+        }
+        return TradeFields(
+            exchange: exchange, symbol: symbol, tradeID: tradeID, price: price, quantity: quantity,
+            quoteQuantity: quoteQuantity, side: side, time: time)
+    }
+
+    /// Any member order, spaces and unknown plain members; nil when not in the plain form.
+    static func decodeAnyOrder(_ b: UnsafeBufferPointer<UInt8>) -> TradeFields? {
         let n = b.count
         var i = 0
         @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }

@@ -17,8 +17,8 @@ import Testing
     }
 
     /// A random canonical decimal text: sign, 1...38 significant digits, scale 0...min(digits+3, 38).
-    static func randomText(_ r: inout Random) -> String {
-        let digits = 1 + r.below(38)
+    static func randomText(_ r: inout Random, maxDigits: Int = 38) -> String {
+        let digits = 1 + r.below(maxDigits)
         var body = String(1 + r.below(9))
         for _ in 1..<digits { body += String(r.below(10)) }
         let scale = r.below(min(digits + 3, 38) + 1)
@@ -154,6 +154,34 @@ import Testing
             #expect((a == b) == (c == 0), "\(ta) == \(tb)")
             #expect(a + b - b == a)
         }
+    }
+
+    /// Values of up to 21 digits: the 64-bit fast path of `+` and comparison, its scale
+    /// alignment and its overflow fallbacks (sums and aligned mantissas just past 2^64).
+    @Test func smallSumsAndOrderMatchTheReference() throws {
+        var r = Random(state: 64)
+        for _ in 0..<5_000 {
+            let ta = ExactDecimalPropertyTests.randomText(&r, maxDigits: 21)
+            let tb = ExactDecimalPropertyTests.randomText(&r, maxDigits: 21)
+            let a = try ExactDecimal(ta)
+            let b = try ExactDecimal(tb)
+            let ra = ExactDecimalPropertyTests.ref(ta)
+            let rb = ExactDecimalPropertyTests.ref(tb)
+            #expect((a + b).description == ExactDecimalPropertyTests.text(ExactDecimalPropertyTests.refAdd(ra, rb)), "\(ta) + \(tb)")
+            var sum = a
+            sum += b
+            #expect(sum == a + b && sum.scale == (a + b).scale, "\(ta) += \(tb)")
+            let c = ExactDecimalPropertyTests.refCompare(ra, rb)
+            #expect((a < b) == (c < 0), "\(ta) < \(tb)")
+            #expect((a > b) == (c > 0), "\(ta) > \(tb)")
+            #expect((a == b) == (c == 0), "\(ta) == \(tb)")
+        }
+        // Just past 64 bits: 18446744073709551615 + 1, and a scale alignment that overflows.
+        let max64 = try ExactDecimal("18446744073709551615")
+        #expect((max64 + ExactDecimal(1)).description == "18446744073709551616")
+        let wide = try ExactDecimal("1844674407370955161.5")
+        #expect((wide + max64).description == "20291418481080506776.5")
+        #expect(max64 > wide && wide < max64)
     }
 
     @Test func quotientsAreWithinHalfAUnitAndTiesGoToEven() throws {

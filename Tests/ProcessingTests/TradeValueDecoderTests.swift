@@ -77,4 +77,71 @@ struct TradeValueDecoderTests {
         }
         #expect(accepted > 100, "some mutations stay valid and take the fast path")
     }
+
+    /// The written-layout path (literal by literal) and the any-order path must read the same
+    /// fields whenever the first accepts; mutations probe where it must refuse.
+    @Test func writtenLayoutPathAgreesWithAnyOrderPath() {
+        var generator = TradeGenerator(seed: 17)
+        var rng = SplitMix64(seed: 3)
+        let alphabet = Array(#"{}":,.-0123456789 bsuyelAZ_\"#.utf8)
+        var fast = 0
+        for round in 0..<20_000 {
+            var bytes = generator.next().jsonBytes
+            if round % 4 != 0 {
+                let i = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 3 {
+                case 0: bytes[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+                case 1: bytes.remove(at: i)
+                default: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
+                }
+            }
+            bytes.withUnsafeBufferPointer { b in
+                let layout = TradeFields.decodeWrittenLayout(b)
+                let anyOrder = TradeFields.decodeAnyOrder(b)
+                if round % 4 == 0 { #expect(layout != nil, "unmutated value refused: \(String(decoding: bytes, as: UTF8.self))") }
+                guard let l = layout else { return }
+                fast += 1
+                guard let a = anyOrder else {
+                    Issue.record("layout path accepted what the any-order path refuses: \(String(decoding: bytes, as: UTF8.self))")
+                    return
+                }
+                #expect(
+                    l.exchange == a.exchange && l.symbol == a.symbol && l.tradeID == a.tradeID && l.side == a.side
+                        && l.time == a.time && l.price.isIdentical(to: a.price) && l.quantity.isIdentical(to: a.quantity)
+                        && l.quoteQuantity.isIdentical(to: a.quoteQuantity),
+                    "paths disagree on \(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        #expect(fast > 5_000)
+    }
+
+    /// The trade-id set (bitmap near the first id, hash set elsewhere) against `Set<UInt64>`.
+    @Test func tradeIDSetMatchesASet() {
+        var rng = SplitMix64(seed: 8)
+        for trial in 0..<20 {
+            var set = UInt64Set()
+            var reference = Set<UInt64>()
+            let first = trial == 0 ? 0 : rng.next() % 1_000_000_000_000
+            var next = first
+            for _ in 0..<20_000 {
+                let value: UInt64
+                switch rng.next() % 10 {
+                case 0: value = rng.next()  // anywhere, mostly outside the bitmap
+                case 1: value = first &- (rng.next() % 10_000)  // below the first id
+                case 2: value = first &+ UInt64SetSpan.edge &+ (rng.next() % 64) &- 32  // around the bitmap's end
+                case 3: value = [0, 1, .max, .max - 1][Int(rng.next() % 4)]
+                case 4: value = next &- (rng.next() % 300)  // a repeat, recent
+                default:
+                    next &+= 1 + rng.next() % 3
+                    value = next
+                }
+                #expect(set.insert(value) == reference.insert(value).inserted, "trial \(trial): \(value)")
+            }
+            #expect(set.count == reference.count)
+        }
+    }
+}
+
+private enum UInt64SetSpan {
+    static let edge = UInt64Set.denseSpan - UInt64Set.denseSlack
 }
