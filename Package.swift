@@ -51,6 +51,7 @@ let package = Package(
         ),
         // SSE4.2 CRC-32C for RecordBatch checksums (runtime CPU check; Swift has no intrinsic).
         .target(name: "CTapeCRC32C"),
+        .target(name: "CTapeMalloc"),
         .target(
             name: "KafkaProtocol",
             dependencies: ["CTapeCRC32C", .product(name: "NIOCore", package: "swift-nio")],
@@ -130,6 +131,7 @@ let package = Package(
                 "ExchangeSimulator",
                 "Processing",
                 "TapeServer",
+                "CTapeMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

@@ -29,6 +29,9 @@ public struct SimulatorConfiguration: Sendable {
     public var silenceTimeout: Duration = .seconds(30)
     /// Trades per market kept for REST (Poloniex returns at most 1000). Default 1000.
     public var historyLimit = 1000
+    /// How often the market advances to the wall clock and sends what it generated meanwhile.
+    /// Default 1 ms (a longer tick delivers trades in clumps a real venue does not make).
+    public var tick: Duration = .milliseconds(1)
     /// Bursts (rate and volatility spikes): chance per order that one starts. Default 0.002.
     public var burstProbability = 0.002
     /// Stop generating once this many trades exist (the order that reaches it keeps all its
@@ -204,7 +207,7 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     func generate() async throws {
         let clock = ContinuousClock()
         while true {
-            try await clock.sleep(for: .milliseconds(10))
+            try await clock.sleep(for: configuration.tick)
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             var malformed: [String] = []
             let orders: [SimulatedOrder] = state.withLock { state in

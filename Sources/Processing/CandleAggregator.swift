@@ -511,7 +511,7 @@ struct InstrumentIDs: Sendable {
 /// Where an id is kept depends only on the id and the first id seen, so lookups are exact.
 struct UInt64Set: Sendable {
     /// Ids in `base ..< base + denseSpan` are bits in `words` (grown on demand).
-    static let denseSpan: UInt64 = 1 << 22
+    static let denseSpan: UInt64 = 1 << 24
     /// How far below the first id the bitmap starts (ids arrive slightly out of order).
     static let denseSlack: UInt64 = 4096
     private var base: UInt64 = 0

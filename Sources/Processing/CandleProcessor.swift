@@ -265,6 +265,8 @@ public final class CandleProcessor: Sendable {
         var pendingCommit: (task: Task<Void, any Error>, done: Locked<Bool>)?
         var lastTick: Int64 = 0
         var lastCheckpoint: Int64 = 0
+        /// Records were applied since the last checkpoint (an emission may be due).
+        var changedSinceCheckpoint = false
         var lastCommit: Int64 = 0
         var lastProgress: Int64 = 0
         var lastProgressTrades: Int64 = 0
@@ -324,7 +326,14 @@ public final class CandleProcessor: Sendable {
             lastProgress = start
             while true {
                 try Task.checkCancellation()
-                let wakes = try await nextWake(milliseconds: configuration.tickMilliseconds)
+                // Wait for input, but no longer than until the next emission is due: trades handled
+                // since the last checkpoint go out one emit interval after it, not whenever the
+                // next batch or tick happens to wake the loop.
+                var wait = configuration.tickMilliseconds
+                if changedSinceCheckpoint {
+                    wait = min(wait, max(0, lastCheckpoint + configuration.aggregation.emitIntervalMilliseconds - processor.clock()))
+                }
+                let wakes = wait > 0 ? try await nextWake(milliseconds: wait) : [Wake.timeout]
                 applyRebalances()
                 if !needsPrepare.isEmpty { await prepareAssigned() }
                 var ended = false
@@ -454,6 +463,7 @@ public final class CandleProcessor: Sendable {
                     }
                 }
                 aggregators[partition] = aggregator
+                changedSinceCheckpoint = true
                 for offset in bad { logBadRecord(partition: partition, offset: offset) }
                 if let gap {
                     // Offsets of tape.trades are contiguous (not compacted, not transactional), so a
@@ -647,6 +657,7 @@ public final class CandleProcessor: Sendable {
         mutating func checkpoint(final: Bool) async throws {
             let now = processor.clock()
             lastCheckpoint = now
+            changedSinceCheckpoint = false
             var emitted: [TopicPartitionOffset] = []
             var replay: [TopicPartitionOffset] = []
             for partition in Array(aggregators.keys).sorted() {

@@ -26,20 +26,23 @@ public final class InMemoryCandleHistory: CandleHistory, Sendable {
         let key = SeriesKey(market: candle.market, interval: candle.interval)
         let capacity = capacityPerSeries
         series.withLock { all in
-            var list = all[key, default: []]
-            if let last = list.last, last.start < candle.start {
-                list.append(candle)
-            } else {
-                let i = Self.firstIndex(in: list, startingAtOrAfter: candle.start)
-                if i < list.count, list[i].start == candle.start {
-                    if candle.revision >= list[i].revision || candle.isFinal { list[i] = candle }
-                } else {
-                    list.insert(candle, at: i)
-                }
-            }
-            if list.count > capacity { list.removeFirst(list.count - capacity) }
-            all[key] = list
+            // In place: copying the list out and back would copy every stored window per update.
+            Self.record(candle, in: &all[key, default: []], capacity: capacity)
         }
+    }
+
+    private static func record(_ candle: Candle, in list: inout [Candle], capacity: Int) {
+        if let last = list.last, last.start < candle.start {
+            list.append(candle)
+        } else {
+            let i = firstIndex(in: list, startingAtOrAfter: candle.start)
+            if i < list.count, list[i].start == candle.start {
+                if candle.revision >= list[i].revision || candle.isFinal { list[i] = candle }
+            } else {
+                list.insert(candle, at: i)
+            }
+        }
+        if list.count > capacity { list.removeFirst(list.count - capacity) }
     }
 
     public func candles(market: MarketID, interval: CandleInterval, from: Int64?, to: Int64?, limit: Int) async throws

@@ -22,7 +22,7 @@ import Synchronization
 ///   is the same for every interval; 1 s windows start often, so the bench sees each window from its
 ///   first trade).
 /// - generation lag: client receive time − the trade's `time` (the simulator's clock when it made
-///   the trade, 1 ms resolution, the simulator ticks every 10 ms): it includes time spent queued in
+///   the trade, 1 ms resolution, the simulator ticks every 1 ms): it includes time spent queued in
 ///   the simulator before ingestion read the frame, so it shows whether the pipeline keeps up.
 struct BenchE2E: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -26,6 +26,7 @@ struct BenchProcess: AsyncParsableCommand {
     }
 
     func run() async throws {
+        tuneMallocForStreaming()
         let aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals))
         let values = ProcessBenchmark.encodedTrades(count: count, instruments: instruments)
         printError("bench process: \(count) trades, \(instruments) instruments, intervals \(intervals), \(ProcessInfo.processInfo.activeProcessorCount) cores")

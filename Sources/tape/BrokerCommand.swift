@@ -55,6 +55,7 @@ struct BrokerCommand: AsyncParsableCommand {
 
     func run() async throws {
         // Before NIO and the storage threads start (see ShutdownSignals).
+        tuneMallocForStreaming()
         let shutdown = ShutdownSignals()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in

@@ -77,6 +77,7 @@ struct ProcessCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        tuneMallocForStreaming()
         var configuration = CandleProcessorConfiguration(kafka: try kafka.configuration())
         configuration.inputTopic = input
         configuration.outputTopic = output

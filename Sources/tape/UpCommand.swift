@@ -44,6 +44,8 @@ struct UpCommand: AsyncParsableCommand {
     @Flag(help: "Debug logs.") var verbose = false
     @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
     var simulatorTradesLog: String?
+    @Option(name: .customLong("simulator-tick-ms"), help: ArgumentHelp("With --offline: how often the simulator sends what it generated, in ms (default 1).", visibility: .hidden))
+    var simulatorTickMilliseconds: Int?
     @Option(name: .customLong("simulator-burst-probability"), help: ArgumentHelp("With --offline: chance per simulated order that a burst (20x rate) starts; 0 for a steady rate (for benchmarks).", visibility: .hidden))
     var simulatorBurstProbability: Double?
     @Option(name: .customLong("candle-emit-ms"), help: ArgumentHelp("Candle updates per key at most once per this many ms (for `tape bench e2e`).", visibility: .hidden))
@@ -58,6 +60,7 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        tuneMallocForOneProcess()
         // Signal handling first, before librdkafka, NIO and SQLite start threads of their own: a
         // signal must not land on a thread that never asked for it.
         let shutdown = ShutdownSignals()
@@ -137,6 +140,7 @@ struct UpCommand: AsyncParsableCommand {
             sim.rate = rate
             sim.tradesLog = simulatorTradesLog
             if let simulatorBurstProbability { sim.burstProbability = simulatorBurstProbability }
+            if let simulatorTickMilliseconds { sim.tick = .milliseconds(simulatorTickMilliseconds) }
             sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingestConfig.symbols.filter { $0 != "all" })
             if sim.instruments?.isEmpty == true { sim.instruments = nil }
             let built = try await PoloniexSimulator.build(sim)
@@ -190,6 +194,8 @@ struct UpCommand: AsyncParsableCommand {
         // closed), not a cancellation that Hummingbird logs as an error.
         let serverGroup = ServiceGroup(services: [app], logger: Logger(label: "tape.serve"))
         let serverTask = Task { try await serverGroup.run() }
+        let trimTask = releaseFreedMemoryPeriodically()
+        defer { trimTask.cancel() }
         let statusTask = Task { await Self.status(ingest: ingestHolder, stats: stats, server: state, traffic: traffic, interactive: interactive, logger: logger) }
 
         logger.debug("tape up: running; waiting for SIGINT/SIGTERM")
