@@ -260,7 +260,10 @@ public final class CandleProcessor: Sendable {
         /// How often a partition was set up again because of an offset gap (see `handle`).
         var gapResets: [Int32: Int] = [:]
         /// Candles produced since the last checkpoint, per partition (for the candle store).
-        var pendingStore: [Int32: [Candle]] = [:]
+        /// The latest update of each window since the last commit, per partition: only the
+        /// newest value of a window reaches the candle store (with a short emit interval a window
+        /// is emitted hundreds of times between two commits).
+        var pendingStore: [Int32: [CandleWindowID: Candle]] = [:]
         /// The commit running beside the loop (see `checkpoint`), and whether it has ended.
         var pendingCommit: (task: Task<Void, any Error>, done: Locked<Bool>)?
         var lastTick: Int64 = 0
@@ -636,7 +639,9 @@ public final class CandleProcessor: Sendable {
                 guard let result else { break }
                 let (sent, failure) = result
                 if let failure { throw failure }
-                if processor.store != nil { pendingStore[partition, default: []] += candles[next..<(next + sent)] }
+                if processor.store != nil {
+                    for candle in candles[next..<(next + sent)] { pendingStore[partition, default: [:]][CandleWindowID(candle)] = candle }
+                }
                 next += sent
                 // The queue is full: let it drain (outside the lock), then go on.
                 if next < candles.count { try await producer.flush(timeout: .seconds(60)) }
@@ -740,7 +745,7 @@ private struct Commit: Sendable {
     let epochs: [Int32: UInt64]
     let emitted: [TopicPartitionOffset]
     let replay: [TopicPartitionOffset]
-    let stored: [Int32: [Candle]]
+    let stored: [Int32: [CandleWindowID: Candle]]
     let final: Bool
     let logger: Logger
 
@@ -757,7 +762,7 @@ private struct Commit: Sendable {
             try ownership.whileLocked { owns in
                 let current = { (p: Int32) in epochs[p].map { owns(p, $0) } ?? false }
                 if let store {
-                    let rows = stored.filter { current($0.key) }.flatMap(\.value)
+                    let rows = stored.filter { current($0.key) }.flatMap(\.value.values)
                     if !rows.isEmpty { try store.upsert(rows) }
                 }
                 let emittedOwned = emitted.filter { current($0.partition) }
@@ -787,6 +792,20 @@ private struct Commit: Sendable {
         case .committed(let partitions):
             if final { logger.info("Final checkpoint committed", metadata: ["partitions": "\(partitions)"]) }
         }
+    }
+}
+
+/// One candle window: the key of `tape.candles` and of the candle store.
+struct CandleWindowID: Hashable, Sendable {
+    var exchange: Exchange
+    var symbol: Symbol
+    var interval: CandleInterval
+    var start: Int64
+    init(_ candle: Candle) {
+        exchange = candle.exchange
+        symbol = candle.symbol
+        interval = candle.interval
+        start = candle.start
     }
 }
 
