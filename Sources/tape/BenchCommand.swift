@@ -108,7 +108,6 @@ struct BenchProduce: AsyncParsableCommand {
         config.idempotence = config.acks == -1
         config.compression = compression
         config.lingerMilliseconds = linger
-        config.maxQueuedMessages = 500_000
         let producer = try KafkaProducer(configuration: config, logger: logger)
         _ = try await producer.metadata(timeout: .seconds(5))
         // Like kafka-producer-perf-test, latency is sampled (every 16th record): reading the clock
