@@ -17,6 +17,17 @@ struct BenchTarget: ParsableArguments {
     @Option(name: .customLong("mock-brokers"), help: "Start an in-process librdkafka mock cluster with this many brokers instead of using --brokers.")
     var mockBrokers: Int?
     @Option(help: "Partitions of the topic when it is created on the mock cluster.") var partitions: Int32 = 1
+
+    /// The Kafka configuration to benchmark against: --brokers, or (with --mock-brokers) a new
+    /// in-process mock cluster holding `topic`. Keep the cluster alive while benchmarking.
+    func connect(topic: String) throws -> (kafka: KafkaConfiguration, mock: MockKafkaCluster?) {
+        var kafka = try self.kafka.configuration()
+        guard let n = mockBrokers else { return (kafka, nil) }
+        let cluster = try MockKafkaCluster(brokers: n)
+        try cluster.createTopic(topic, partitions: partitions)
+        kafka.bootstrapServers = cluster.bootstrapServers
+        return (kafka, cluster)
+    }
 }
 
 struct BenchResult {
@@ -67,15 +78,8 @@ struct BenchProduce: AsyncParsableCommand {
             for _ in 0..<count { all += line }
             try Data(all).write(to: URL(fileURLWithPath: payloadFile))
         }
-        var mock: MockKafkaCluster?
-        var kafkaConfig = try target.kafka.configuration()
-        if let n = target.mockBrokers {
-            let cluster = try MockKafkaCluster(brokers: n)
-            try cluster.createTopic(topic, partitions: target.partitions)
-            kafkaConfig.bootstrapServers = cluster.bootstrapServers
-            mock = cluster
-            printError("mock cluster: \(cluster.bootstrapServers)")
-        }
+        let (kafkaConfig, mock) = try target.connect(topic: topic)
+        if let mock { printError("mock cluster: \(mock.bootstrapServers)") }
         var rates: [Double] = []
         var mbs: [Double] = []
         var p99s: [Double] = []
@@ -175,14 +179,9 @@ struct BenchConsume: AsyncParsableCommand {
     @Option(help: "Runs; the median is reported last.") var runs: Int = 1
 
     func run() async throws {
-        var mock: MockKafkaCluster?
-        var kafkaConfig = try target.kafka.configuration()
+        let (kafkaConfig, mock) = try target.connect(topic: topic)
         let logger = target.kafka.logger("tape.bench")
-        if let n = target.mockBrokers {
-            let cluster = try MockKafkaCluster(brokers: n)
-            try cluster.createTopic(topic, partitions: target.partitions)
-            kafkaConfig.bootstrapServers = cluster.bootstrapServers
-            mock = cluster
+        if mock != nil {
             _ = try await BenchProduce.produce(kafka: kafkaConfig, topic: topic, count: count, payload: BenchProduce.payload(size: size), acks: "1", compression: .none, linger: 5, logger: logger)
         }
         var rates: [Double] = []

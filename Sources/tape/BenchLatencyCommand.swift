@@ -9,7 +9,12 @@ import KafkaClient
 struct BenchLatency: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "latency",
-        abstract: "Produce-to-consume latency of one Kafka hop at a steady rate (p50/p99/max).")
+        abstract: "Produce-to-consume latency of one Kafka hop at a steady rate (p50/p99/max).",
+        discussion: """
+            librdkafka's mock cluster (--mock-brokers) does not answer a waiting fetch when data \
+            arrives, only after fetch.wait.max.ms (500 ms by default): against it, pass \
+            -X fetch.wait.max.ms=1 or the figure is that timeout. Kafka and `tape broker` answer at once.
+            """)
     @OptionGroup var target: BenchTarget
     @Option(help: "Topic (created on the mock cluster; on a real cluster it must exist or be auto-created).") var topic: String = "tape.bench.latency"
     @Option(help: "Records per second.") var rate: Double = 2_000
@@ -23,15 +28,8 @@ struct BenchLatency: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var mock: MockKafkaCluster?
-        var kafka = try target.kafka.configuration()
+        let (kafka, mock) = try target.connect(topic: topic)
         let logger = target.kafka.logger("tape.bench")
-        if let n = target.mockBrokers {
-            let cluster = try MockKafkaCluster(brokers: n)
-            try cluster.createTopic(topic, partitions: target.partitions)
-            kafka.bootstrapServers = cluster.bootstrapServers
-            mock = cluster
-        }
         var producerConfig = KafkaProducerConfiguration(kafka: kafka)
         producerConfig.acks = acks == "all" ? -1 : Int(acks) ?? -1
         producerConfig.idempotence = producerConfig.acks == -1
