@@ -121,13 +121,15 @@ struct UpCommand: AsyncParsableCommand {
         // Topics (the broker would auto-create them; explicit creation gives them 3 partitions).
         await Self.ensureTopics(kafka: kafka, logger: logger)
 
-        // Live data: producers send at once (linger.ms=0) instead of after librdkafka's 5 ms
-        // batching window, which was most of a trade's way from the exchange to /ws (bench e2e
-        // at 10k trades/s: trade p50 8.3 → 4.3 ms). Batches still form while requests are in
-        // flight. `-X linger.ms=N` overrides it.
+        // Live data: producers wait at most 1 ms to batch (librdkafka's default is 5 ms). 5 ms was
+        // most of a trade's way from the exchange to /ws; 0 (send each record at once) gave the
+        // best median but, at 10k trades/s, every record woke librdkafka's, the broker's and two
+        // consumers' threads: `tape bench e2e --steady` at 10k/s, linger 0 → 1 ms: trade p50/p99
+        // 1.4/6–8 → 2.0/3.7–4.0 ms, candle 2.7/8.3–11.9 → 4.2/7.1–7.4 ms (at 1k/s the p50s rise
+        // by ~1 ms, the p99s stay). `-X linger.ms=N` overrides it.
         var kafka = kafka
         if kafka.properties["linger.ms"] == nil && kafka.properties["queue.buffering.max.ms"] == nil {
-            kafka.properties["linger.ms"] = "0"
+            kafka.properties["linger.ms"] = "1"
         }
         // Small requests leave at once rather than wait for the previous one's TCP ack (Nagle):
         // `tape bench latency` at 10k records/s, p99 1.3–1.5 → 1.0–1.3 ms. `-X` overrides it.
