@@ -678,11 +678,8 @@ public final class CandleProcessor: Sendable {
             if !final && now - lastCommit < configuration.effectiveCommitIntervalMilliseconds { return }
             // One commit at a time, in order. The previous one still running: try again at the next
             // checkpoint (its points are older, so nothing is lost by waiting).
-            if let pending = pendingCommit {
-                if !final && !pending.done.withLock({ $0 }) { return }
-                pendingCommit = nil
-                try await pending.task.value
-            }
+            if let pending = pendingCommit, !final && !pending.done.withLock({ $0 }) { return }
+            if let error = await settlePendingCommit() { throw error }
             lastCommit = now
             let commit = Commit(
                 producer: producer, failures: failures, store: processor.store, consumer: consumer,

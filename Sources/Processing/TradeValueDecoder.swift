@@ -46,23 +46,16 @@ struct TradeFields {
         }
         /// The text up to the closing quote (plain ASCII, no escapes); leaves `i` after the quote.
         @inline(__always) func quoted() -> Range<Int>? {
-            let start = i
-            while i < n {
-                let c = base[i]
-                if c == UInt8(ascii: "\"") {
-                    i += 1
-                    return start..<(i - 1)
-                }
-                if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
-                i += 1
-            }
-            return nil
+            guard let end = plainStringEnd(b, from: i) else { return nil }
+            defer { i = end + 1 }
+            return i..<end
         }
         @inline(__always) func decimal() -> ExactDecimal? {
             guard let r = quoted() else { return nil }
             return try? ExactDecimal(utf8: UnsafeBufferPointer(start: base + r.lowerBound, count: r.count))
         }
-        /// A plain integer (as `decodeAnyOrder` accepts it) ending at `terminator`, consumed too.
+        /// `plainInteger`'s rules in one pass (the hot path), directly followed by `terminator`
+        /// (consumed too); the path-agreement test holds the two to the same answers.
         @inline(__always) func integer(until terminator: UInt8) -> Int64? {
             var negative = false
             if i < n && base[i] == UInt8(ascii: "-") {
@@ -104,13 +97,7 @@ struct TradeFields {
         guard expect(",\"time\":"), let time = integer(until: UInt8(ascii: ",")),
             expect("\"receivedAt\":"), integer(until: UInt8(ascii: "}")) != nil, i == n
         else { return nil }
-        for k in symbol {
-            let c = base[k]
-            // Not in normal form: let the reference decoder normalize it.
-            if (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "/") {
-                return nil
-            }
-        }
+        guard isNormalSymbol(b, symbol) else { return nil }
         return TradeFields(
             exchange: exchange, symbol: symbol, tradeID: tradeID, price: price, quantity: quantity,
             quoteQuantity: quoteQuantity, side: side, time: time)
@@ -122,38 +109,11 @@ struct TradeFields {
         var i = 0
         @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x0A || c == 0x0D || c == 0x09 }
         @inline(__always) func skipSpace() { while i < n && isSpace(b[i]) { i += 1 } }
-        @inline(__always) func stringEnd(from start: Int) -> Int? {
-            var j = start
-            while j < n {
-                let c = b[j]
-                if c == UInt8(ascii: "\"") { return j }
-                if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
-                j += 1
-            }
-            return nil
-        }
+        @inline(__always) func stringEnd(from start: Int) -> Int? { plainStringEnd(b, from: start) }
         func decimal(_ r: Range<Int>) -> ExactDecimal? {
             try? ExactDecimal(utf8: UnsafeBufferPointer(rebasing: b[r]))
         }
-        func integer(_ r: Range<Int>) -> Int64? {
-            var j = r.lowerBound
-            var negative = false
-            if j < r.upperBound && b[j] == UInt8(ascii: "-") {
-                negative = true
-                j += 1
-            }
-            let digits = r.upperBound - j
-            guard digits > 0 && digits <= 18 else { return nil }
-            if digits > 1 && b[j] == UInt8(ascii: "0") { return nil }
-            var v: Int64 = 0
-            while j < r.upperBound {
-                let d = b[j] &- UInt8(ascii: "0")
-                if d > 9 { return nil }
-                v = v * 10 + Int64(d)
-                j += 1
-            }
-            return negative ? -v : v
-        }
+        func integer(_ r: Range<Int>) -> Int64? { plainInteger(b, r) }
         func keyIs(_ r: Range<Int>, _ name: StaticString) -> Bool {
             guard r.count == name.utf8CodeUnitCount else { return false }
             let p = name.utf8Start
@@ -215,14 +175,7 @@ struct TradeFields {
                 exchange = value
                 seen |= 1 << 1
             case 6 where keyIs(key, "symbol"):
-                guard isString, !value.isEmpty else { return nil }
-                for k in value {
-                    let c = b[k]
-                    // Not in normal form: let the reference decoder normalize it.
-                    if (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "/") || c >= 0x80 {
-                        return nil
-                    }
-                }
+                guard isString, !value.isEmpty, isNormalSymbol(b, value) else { return nil }
                 symbol = value
                 seen |= 1 << 2
             case 12 where keyIs(key, "nativeSymbol"):
@@ -284,6 +237,55 @@ struct TradeFields {
         return TradeFields(
             exchange: exchange, symbol: symbol, tradeID: tradeID, price: price, quantity: quantity,
             quoteQuantity: quoteQuantity, side: side, time: time)
+    }
+
+    /// Index of the quote closing a plain string starting at `start` (ASCII, no escapes, no
+    /// control characters); nil for anything else.
+    @inline(__always)
+    static func plainStringEnd(_ b: UnsafeBufferPointer<UInt8>, from start: Int) -> Int? {
+        var j = start
+        while j < b.count {
+            let c = b[j]
+            if c == UInt8(ascii: "\"") { return j }
+            if c == UInt8(ascii: "\\") || c < 0x20 || c >= 0x80 { return nil }
+            j += 1
+        }
+        return nil
+    }
+
+    /// A plain JSON integer: optional '-', 1–18 digits, no leading zero; nil otherwise.
+    @inline(__always)
+    static func plainInteger(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Int64? {
+        var j = r.lowerBound
+        var negative = false
+        if j < r.upperBound && b[j] == UInt8(ascii: "-") {
+            negative = true
+            j += 1
+        }
+        let digits = r.upperBound - j
+        guard digits > 0 && digits <= 18 else { return nil }
+        if digits > 1 && b[j] == UInt8(ascii: "0") { return nil }
+        var v: Int64 = 0
+        while j < r.upperBound {
+            let d = b[j] &- UInt8(ascii: "0")
+            if d > 9 { return nil }
+            v = v * 10 + Int64(d)
+            j += 1
+        }
+        return negative ? -v : v
+    }
+
+    /// A symbol already in normal form (no lowercase, '_', '/' or non-ASCII); otherwise the
+    /// reference decoder normalizes it.
+    @inline(__always)
+    static func isNormalSymbol(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> Bool {
+        for k in r {
+            let c = b[k]
+            if (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "/") || c >= 0x80 {
+                return false
+            }
+        }
+        return true
     }
 
     private static func keyLiteral(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, _ literal: StaticString) -> Bool {

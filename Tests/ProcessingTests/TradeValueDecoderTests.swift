@@ -9,6 +9,16 @@ struct TradeValueDecoderTests {
         bytes.withUnsafeBufferPointer { TradeFields.decode($0) }
     }
 
+    /// One random edit: a byte replaced, removed or inserted (from `alphabet`).
+    private func mutateOnce(_ bytes: inout [UInt8], rng: inout SplitMix64, alphabet: [UInt8]) {
+        let i = Int(rng.next() % UInt64(bytes.count))
+        switch rng.next() % 3 {
+        case 0: bytes[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
+        case 1: bytes.remove(at: i)
+        default: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
+        }
+    }
+
     /// When the fast decoder accepts a value, it must agree with `Trade(json:)` field by field.
     private func agrees(_ bytes: [UInt8]) -> Bool {
         guard let f = fields(bytes) else { return true }
@@ -65,12 +75,7 @@ struct TradeValueDecoderTests {
         for _ in 0..<20_000 {
             var bytes = generator.next().jsonBytes
             for _ in 0..<(1 + Int(rng.next() % 3)) {
-                let i = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                case 1: bytes.remove(at: i)
-                default: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
-                }
+                mutateOnce(&bytes, rng: &rng, alphabet: alphabet)
             }
             if fields(bytes) != nil { accepted += 1 }
             #expect(agrees(bytes), "disagrees on \(String(decoding: bytes, as: UTF8.self))")
@@ -88,12 +93,7 @@ struct TradeValueDecoderTests {
         for round in 0..<20_000 {
             var bytes = generator.next().jsonBytes
             if round % 4 != 0 {
-                let i = Int(rng.next() % UInt64(bytes.count))
-                switch rng.next() % 3 {
-                case 0: bytes[i] = alphabet[Int(rng.next() % UInt64(alphabet.count))]
-                case 1: bytes.remove(at: i)
-                default: bytes.insert(alphabet[Int(rng.next() % UInt64(alphabet.count))], at: i)
-                }
+                mutateOnce(&bytes, rng: &rng, alphabet: alphabet)
             }
             bytes.withUnsafeBufferPointer { b in
                 let layout = TradeFields.decodeWrittenLayout(b)
@@ -113,6 +113,19 @@ struct TradeValueDecoderTests {
             }
         }
         #expect(fast > 5_000)
+        // Integer edges the generator never writes: each path's own integer rules must agree.
+        let design = #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","nativeSymbol":"BTC_USDT","tradeId":"1","price":"1.5","quantity":"2","quoteQuantity":"3.0","side":"buy","time":TIME,"receivedAt":RECV}"#
+        let edges = ["0", "-0", "-5", "07", "123456789012345678", "1234567890123456789", "-123456789012345678", "-", "1-2", ""]
+        for time in edges {
+            for received in edges {
+                let bytes = Array(design.replacingOccurrences(of: "TIME", with: time).replacingOccurrences(of: "RECV", with: received).utf8)
+                bytes.withUnsafeBufferPointer { b in
+                    let layout = TradeFields.decodeWrittenLayout(b)
+                    let anyOrder = TradeFields.decodeAnyOrder(b)
+                    #expect((layout == nil) == (anyOrder == nil) && layout?.time == anyOrder?.time, "time \(time), receivedAt \(received)")
+                }
+            }
+        }
     }
 
     /// The trade-id set (bitmap near the first id, hash set elsewhere) against `Set<UInt64>`.
