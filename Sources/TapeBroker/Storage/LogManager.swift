@@ -188,7 +188,8 @@ public final class LogManager: @unchecked Sendable {
             }
             try syncDirectory(configuration.dataDirectory)
             topicsByName[name] = TopicState(config: config, logs: logs, explicitConfigs: explicit)
-            logger.info("created topic", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
+            // The broker logs the creation at info level (it knows whether it was asked or auto-created).
+            logger.debug("created topic files", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
             return TopicDescription(name: name, partitions: partitions, config: config)
         }
     }
