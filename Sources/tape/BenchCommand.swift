@@ -209,11 +209,34 @@ struct BenchConsume: AsyncParsableCommand {
             let start = clock.now
             var records = 0
             var bytes = 0
+            // A run that stops receiving is reported (what arrived, per partition) instead of
+            // waiting forever.
+            let progress = BenchConsumeProgress(partitions: t.partitions.map(\.id))
+            let watchdog = Task {
+                var last = -1
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(10))
+                    let now = progress.records
+                    if now == last && !Task.isCancelled {
+                        var lines: [String] = []
+                        for p in t.partitions {
+                            let (low, high) = (try? await consumer.watermarks(topic: topic, partition: p.id)) ?? (-1, -1)
+                            let (n, lastOffset) = progress.partition(p.id)
+                            lines.append("  partition \(p.id): \(n) records received, last offset \(lastOffset), log \(low)..<\(high)")
+                        }
+                        printError("bench consume: no record for 10 s after \(now) of \(target); per partition:\n" + lines.joined(separator: "\n"))
+                        Foundation.exit(3)
+                    }
+                    last = now
+                }
+            }
             for try await batch in consumer.batches {
                 for m in batch { bytes += m.value?.count ?? 0 }
+                progress.add(batch)
                 records += batch.count
                 if records >= target { break }
             }
+            watchdog.cancel()
             let elapsed = clock.now - start
             consumer.close()
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -226,5 +249,32 @@ struct BenchConsume: AsyncParsableCommand {
             print(String(format: "median of %d runs: %.1f records/sec (%.2f MB/sec).", runs, median(rates), median(mbs)))
         }
         withExtendedLifetime(mock) {}
+    }
+}
+
+/// What a `bench consume` run has received, per partition (read by its stall watchdog).
+final class BenchConsumeProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private var total = 0
+    private var counts: [Int32: (records: Int, lastOffset: Int64)] = [:]
+
+    init(partitions: [Int32]) { for p in partitions { counts[p] = (0, -1) } }
+
+    func add(_ batch: [KafkaMessage]) {
+        lock.lock()
+        defer { lock.unlock() }
+        total += batch.count
+        for m in batch {
+            let c = counts[m.partition] ?? (0, -1)
+            counts[m.partition] = (c.records + 1, m.offset)
+        }
+    }
+
+    var records: Int { lock.lock(); defer { lock.unlock() }; return total }
+
+    func partition(_ p: Int32) -> (records: Int, lastOffset: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        return counts[p] ?? (0, -1)
     }
 }
