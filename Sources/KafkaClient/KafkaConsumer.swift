@@ -327,6 +327,13 @@ public final class KafkaConsumer: @unchecked Sendable {
 
     // MARK: - Messages
 
+    /// Diagnostics: messages librdkafka has fetched for this consumer and not yet handed to the
+    /// polling thread (`rd_kafka_queue_length` of the consumer queue), and batches the polling
+    /// thread has handed over that no reader has taken yet.
+    public var queuedMessages: (inLibrdkafka: Int, bufferedBatches: Int) {
+        (Int(rd_kafka_queue_length(consumerQueue)), channel.bufferedCount)
+    }
+
     /// Consumed records, in batches (the cheapest way to read fast).
     public var batches: MessageBatches { MessageBatches(channel: channel) }
 
@@ -473,18 +480,30 @@ final class BatchChannel<T: Sendable>: @unchecked Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
+    var bufferedCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return batches.count
+    }
+
     /// Called by the polling thread; blocks while the buffer is full.
     func push(_ batch: [T]) {
         condition.lock()
+        // A waiting reader means an empty buffer, so the loop is skipped and the check below hands
+        // the batch over directly.
+        while batches.count >= capacity && !finished {
+            if onStopRequested?() == true { break }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
+        }
+        // The wait released the lock: the reader may have drained every batch meanwhile and be
+        // waiting now. Hand it this batch (the buffer is then empty, so order is kept); appending
+        // it would leave the reader waiting with a batch in the buffer — the last records of a
+        // stream were never delivered, and the next push overtook it.
         if let waiter {
             self.waiter = nil
             condition.unlock()
             waiter.resume(returning: batch)
             return
-        }
-        while batches.count >= capacity && !finished {
-            if onStopRequested?() == true { break }
-            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.1))
         }
         if !finished { batches.append(batch) }
         condition.unlock()

@@ -224,7 +224,10 @@ struct BenchConsume: AsyncParsableCommand {
                             let (n, lastOffset) = progress.partition(p.id)
                             lines.append("  partition \(p.id): \(n) records received, last offset \(lastOffset), log \(low)..<\(high)")
                         }
-                        printError("bench consume: no record for 10 s after \(now) of \(target); per partition:\n" + lines.joined(separator: "\n"))
+                        let queued = consumer.queuedMessages
+                        printError(
+                            "bench consume: no record for 10 s after \(now) of \(target) (queued in librdkafka: \(queued.inLibrdkafka), "
+                                + "batches not yet read: \(queued.bufferedBatches)); per partition:\n" + lines.joined(separator: "\n"))
                         Foundation.exit(3)
                     }
                     last = now
