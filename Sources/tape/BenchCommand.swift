@@ -108,7 +108,7 @@ struct BenchProduce: AsyncParsableCommand {
 
     static func produce(kafka: KafkaConfiguration, topic: String, count: Int, payload: [UInt8], acks: String, compression: KafkaCompression, linger: Double, logger: Logger) async throws -> BenchResult {
         var config = KafkaProducerConfiguration(kafka: kafka)
-        config.acks = acks == "all" ? -1 : Int(acks) ?? -1
+        config.acks = parseAcks(acks)
         config.idempotence = config.acks == -1
         config.compression = compression
         config.lingerMilliseconds = linger
@@ -258,22 +258,30 @@ struct BenchConsume: AsyncParsableCommand {
 /// What a `bench consume` run has received, per partition (read by its stall watchdog).
 final class BenchConsumeProgress: @unchecked Sendable {
     private let lock = NSLock()
-    private var total = 0
     private var counts: [Int32: (records: Int, lastOffset: Int64)] = [:]
 
     init(partitions: [Int32]) { for p in partitions { counts[p] = (0, -1) } }
 
+    /// One dictionary update per run of same-partition records (a batch is mostly one or a few).
     func add(_ batch: [KafkaMessage]) {
         lock.lock()
         defer { lock.unlock() }
-        total += batch.count
-        for m in batch {
-            let c = counts[m.partition] ?? (0, -1)
-            counts[m.partition] = (c.records + 1, m.offset)
+        var i = 0
+        while i < batch.count {
+            let partition = batch[i].partition
+            var j = i + 1
+            while j < batch.count && batch[j].partition == partition { j += 1 }
+            let c = counts[partition] ?? (0, -1)
+            counts[partition] = (c.records + j - i, batch[j - 1].offset)
+            i = j
         }
     }
 
-    var records: Int { lock.lock(); defer { lock.unlock() }; return total }
+    var records: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return counts.values.reduce(0) { $0 + $1.records }
+    }
 
     func partition(_ p: Int32) -> (records: Int, lastOffset: Int64) {
         lock.lock()

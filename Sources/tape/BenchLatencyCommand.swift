@@ -31,7 +31,7 @@ struct BenchLatency: AsyncParsableCommand {
         let (kafka, mock) = try target.connect(topic: topic)
         let logger = target.kafka.logger("tape.bench")
         var producerConfig = KafkaProducerConfiguration(kafka: kafka)
-        producerConfig.acks = acks == "all" ? -1 : Int(acks) ?? -1
+        producerConfig.acks = parseAcks(acks)
         producerConfig.idempotence = producerConfig.acks == -1
         producerConfig.lingerMilliseconds = linger
         let producer = try KafkaProducer(configuration: producerConfig, logger: logger)

@@ -58,6 +58,9 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+/// `--acks all|0|1` as librdkafka's `acks` (-1 for all; anything unparsable is all).
+func parseAcks(_ text: String) -> Int { text == "all" ? -1 : Int(text) ?? -1 }
+
 /// glibc malloc settings for the throughput-bound commands (`tape broker`, `tape process`, `tape
 /// bench process`; called once, at the start): buffers of a few MB (fetch responses, packed consumer batches) come from
 /// the heap and are reused instead of each being a fresh `mmap` whose every page the kernel must

@@ -32,7 +32,7 @@ struct ProduceCommand: AsyncParsableCommand {
     func run() async throws {
         var config = KafkaProducerConfiguration(kafka: try kafka.configuration())
         config.compression = KafkaCompression(rawValue: compression) ?? .none
-        config.acks = acks == "all" ? -1 : Int(acks) ?? -1
+        config.acks = parseAcks(acks)
         config.idempotence = !noIdempotence && config.acks == -1
         // Headers keep the order given on the command line (duplicate keys are allowed in Kafka).
         let orderedHeaders = try headers.map { item -> KafkaHeader in
