@@ -52,6 +52,8 @@ let package = Package(
         // SSE4.2 CRC-32C for RecordBatch checksums (runtime CPU check; Swift has no intrinsic).
         .target(name: "CTapeCRC32C"),
         .target(name: "CTapeMalloc"),
+        // Linux file calls Glibc does not export to Swift (sync_file_range needs _GNU_SOURCE).
+        .target(name: "CTapeFileIO"),
         .target(
             name: "KafkaProtocol",
             dependencies: ["CTapeCRC32C", .product(name: "NIOCore", package: "swift-nio")],
@@ -62,6 +64,7 @@ let package = Package(
             dependencies: [
                 "KafkaProtocol",
                 "CTapeCRC32C",
+                "CTapeFileIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -36,13 +36,6 @@ public enum FsyncPolicy: Sendable, Equatable, CustomStringConvertible {
 /// Something a flusher can make durable.
 protocol Syncable: AnyObject, Sendable {
     func sync() throws
-    /// Between interval fsyncs: start writing back old data and drop what is already clean from
-    /// the page cache (no durability promise; see `Log.releaseOldPages`).
-    func releaseOldPages()
-}
-
-extension Syncable {
-    func releaseOldPages() {}
 }
 
 extension Log: Syncable {}
@@ -65,9 +58,6 @@ final class Flusher: @unchecked Sendable {
     private var _syncCalls = 0
     private var _rounds = 0
     private let logger: Logger
-
-    /// How often the interval flusher lets dirty logs release old page cache between fsyncs.
-    static let releaseStepMs: Int64 = 100
 
     init(policy: FsyncPolicy, name: String, logger: Logger) {
         self.policy = policy
@@ -131,18 +121,8 @@ final class Flusher: @unchecked Sendable {
             case .always, .never:
                 while dirty.isEmpty && !stopping { condition.wait() }
             case .interval(let ms):
-                // fsync at the interval; every `releaseStepMs` in between, let logs with new data
-                // release old page cache (outside the lock, like the fsync).
                 let deadline = Date(timeIntervalSinceNow: Double(ms) / 1000)
-                while !stopping {
-                    let step = min(deadline, Date(timeIntervalSinceNow: Double(Self.releaseStepMs) / 1000))
-                    while !stopping && condition.wait(until: step) {}
-                    if stopping || Date() >= deadline { break }
-                    let targets = Array(dirty.values)
-                    condition.unlock()
-                    for target in targets { target.releaseOldPages() }
-                    condition.lock()
-                }
+                while !stopping && condition.wait(until: deadline) {}
             }
             let work = dirty
             let resumed = waiters

@@ -32,8 +32,10 @@ public final class Log: PartitionLog, @unchecked Sendable {
     private var closed = false
     /// Page-cache release after fsync (guarded by `syncLock`): the active segment it refers to and
     /// the byte position below which its clean pages were already released.
+    /// (Between fsyncs, `writeBehind` releases old pages as appends go; guarded by `lock`.)
     private var releasedSegmentBase: Int64 = -1
     private var releasedUpTo: Int64 = 0
+    private var writeBehind = WriteBehind()
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     /// Test hook: injected write failures.
@@ -116,6 +118,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
             }
             _logEndOffset = header.lastOffset + 1
             dirty = true
+            writeBehind.appended(fd: active.log.fd, segmentBase: active.baseOffset, size: active.log.size)
             return LogAppendInfo(
                 baseOffset: base, lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp,
                 logStartOffset: _logStartOffset)
@@ -216,14 +219,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
         }
     }
 
-    /// Bytes at the end of the active segment that stay in the page cache after an fsync (64 MiB):
-    /// readers at or near the tail are served from memory; older bytes, now durable and clean, are
-    /// dropped from the page cache (POSIX_FADV_DONTNEED) and read from disk if a lagging reader asks.
-    /// Why: appending always needs fresh page-cache pages, and taking never-used memory is slow on
-    /// virtual machines (measured here: ~3 ms per MiB written, against ~0.2 ms when the kernel can
-    /// hand back pages it just freed); releasing what is safely on disk keeps the log's memory
-    /// footprint bounded and its appends fast. Closed segments are not touched.
-    public static let pageCacheTailBytes: Int64 = 64 << 20
+    /// Bytes at the end of the active segment that stay in the page cache after an fsync: the same
+    /// tail `WriteBehind` keeps between fsyncs (see there for why old pages are released at all).
+    public static let pageCacheTailBytes: Int64 = WriteBehind.tailBytes
 
     /// Called with `syncLock` held after a successful fsync of the active segment's first
     /// `syncedBytes` bytes: releases their clean pages except the last `pageCacheTailBytes`.
@@ -239,36 +237,6 @@ public final class Log: PartitionLog, @unchecked Sendable {
         _ = posix_fadvise(fd, off_t(releasedUpTo), off_t(end - releasedUpTo), POSIX_FADV_DONTNEED)
         #endif
         releasedUpTo = end
-    }
-
-    /// For `--fsync interval`, between fsyncs: asks the kernel to write back the active segment's
-    /// bytes older than the last `pageCacheTailBytes` and drops those already clean from the page
-    /// cache (POSIX_FADV_DONTNEED writes dirty pages back asynchronously and drops clean ones; the
-    /// range is offered again on the next call, by when its pages are usually clean). No fsync, no
-    /// durability promise: the interval fsync still does that. Data is never lost by this call.
-    func releaseOldPages() {
-        syncLock.withLock {
-            let claimed: (fd: Int32, segmentBase: Int64, bytes: Int64)? = lock.withLock {
-                guard !closed else { return nil }
-                let active = segments[segments.count - 1]
-                let fd = dup(active.log.fd)
-                return fd >= 0 ? (fd, active.baseOffset, active.log.size) : nil
-            }
-            guard let claimed else { return }
-            defer { closeDescriptor(claimed.fd) }
-            if claimed.segmentBase != releasedSegmentBase {
-                releasedSegmentBase = claimed.segmentBase
-                releasedUpTo = 0
-            }
-            let end = (claimed.bytes - Self.pageCacheTailBytes) & ~Int64((1 << 20) - 1)
-            // Re-offer the last step's range too: its pages may still have been dirty then.
-            let start = max(0, releasedUpTo - Self.pageCacheTailBytes / 4)
-            guard end > start else { return }
-            #if os(Linux)
-            _ = posix_fadvise(claimed.fd, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
-            #endif
-            releasedUpTo = max(releasedUpTo, end)
-        }
     }
 
     /// Offsets below this are known to be fsynced (or were found on disk at open).
