@@ -119,4 +119,24 @@ final class PrimitivesTests: XCTestCase {
             }
         }
     }
+
+    /// Long buffers take the three-stream path (blocks of 3 x 4096 bytes, joined with shift tables):
+    /// lengths around the block edges, misaligned starts and continuation, against the table path.
+    func testCRC32CHardwareThreeStreamPathAgreesWithTablePath() {
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<(1 << 20) + 100).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let block = 3 * 4096
+        let lengths = [block - 1, block, block + 1, block + 8, 2 * block - 3, 2 * block, 5 * block + 7, 1 << 20, (1 << 20) + 99]
+        data.withUnsafeBytes { raw in
+            for start in [0, 1, 3, 8] {
+                for n in lengths where start + n <= raw.count {
+                    let part = UnsafeRawBufferPointer(rebasing: raw[start..<(start + n)])
+                    XCTAssertEqual(CRC32C.checksum(part), CRC32C.tableChecksum(part), "bytes \(start)..<\(start + n)")
+                    XCTAssertEqual(
+                        CRC32C.checksum(part, continuing: 0x1234_5678), CRC32C.tableChecksum(part, continuing: 0x1234_5678),
+                        "bytes \(start)..<\(start + n), continued")
+                }
+            }
+        }
+    }
 }
