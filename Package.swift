@@ -63,7 +63,6 @@ let package = Package(
             name: "TapeBroker",
             dependencies: [
                 "KafkaProtocol",
-                "CTapeCRC32C",
                 "CTapeFileIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -210,7 +209,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TapeBrokerStorageTests",
-            dependencies: ["TapeBroker"],
+            dependencies: ["TapeBroker", "KafkaProtocol"],
             swiftSettings: strict
         ),
     ]

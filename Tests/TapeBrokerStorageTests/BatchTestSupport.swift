@@ -1,3 +1,4 @@
+import KafkaProtocol
 import Foundation
 import XCTest
 
@@ -87,7 +88,7 @@ func makeBatch(
     putBE(Int32(4 + 1 + 4 + afterCRC.count), &out)  // epoch + magic + crc + rest
     putBE(Int32(0), &out)  // partitionLeaderEpoch
     out.append(2)
-    putBE(StorageCRC32C.checksum(afterCRC), &out)
+    putBE(CRC32C.checksum(afterCRC), &out)
     out += afterCRC
     return out
 }
@@ -137,7 +138,7 @@ func parseBatches(_ bytes: [UInt8]) -> [ParsedBatch] {
         let maxTs = be(b, 35, Int64.self)
         let count = Int(be(b, 57, Int32.self))
         let crc = be(b, 17, UInt32.self)
-        let crcValid = StorageCRC32C.checksum(Array(b[21...])) == crc
+        let crcValid = CRC32C.checksum(Array(b[21...])) == crc
         var records: [(Int64, Int64, String?, String?)] = []
         if attributes & 7 == 0 {
             var i = 61

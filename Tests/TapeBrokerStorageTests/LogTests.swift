@@ -3,33 +3,6 @@ import XCTest
 
 @testable import TapeBroker
 
-final class StorageCRC32CTests: XCTestCase {
-    func testKnownVectors() {
-        // Standard check value of CRC-32C and RFC 3720 (iSCSI) vectors.
-        XCTAssertEqual(StorageCRC32C.checksum(Array("123456789".utf8)), 0xE306_9283)
-        XCTAssertEqual(StorageCRC32C.checksum([UInt8](repeating: 0, count: 32)), 0x8A91_36AA)
-        XCTAssertEqual(StorageCRC32C.checksum([UInt8](repeating: 0xFF, count: 32)), 0x62A8_AB43)
-        XCTAssertEqual(StorageCRC32C.checksum((0..<32).map { UInt8($0) }), 0x46DD_794E)
-        XCTAssertEqual(StorageCRC32C.checksum([]), 0)
-    }
-
-    func testSlicedAndBytewisePathsAgree() {
-        var bytes: [UInt8] = []
-        var x: UInt32 = 12345
-        for _ in 0..<1000 {
-            x = x &* 1_103_515_245 &+ 12345
-            bytes.append(UInt8(truncatingIfNeeded: x >> 16))
-        }
-        // Splitting at every length exercises the 8-byte loop and the byte tail.
-        let whole = StorageCRC32C.checksum(bytes)
-        for split in [0, 1, 7, 8, 9, 500, 999] {
-            let a = bytes.withUnsafeBytes { StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[0..<split])) }
-            let ab = bytes.withUnsafeBytes { StorageCRC32C.update(a, UnsafeRawBufferPointer(rebasing: $0[split...])) }
-            XCTAssertEqual(ab, whole, "split \(split)")
-        }
-    }
-}
-
 final class LogTests: StorageTestCase {
     func openLog(_ dir: String, _ config: LogConfig = LogConfig()) throws -> Log {
         try Log(directory: dir, topic: "t", partition: 0, config: config)

@@ -1,3 +1,4 @@
+import KafkaProtocol
 import Foundation
 import Logging
 
@@ -265,7 +266,7 @@ final class LogSegment {
             }
             let batch = try log.read(at: position, count: h.totalSize)
             let crc = batch.withUnsafeBytes {
-                StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...]))
+                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...]))
             }
             guard crc == h.crc else {
                 reason = "CRC mismatch at offset \(h.baseOffset) (stored \(h.crc), computed \(crc))"

@@ -1,3 +1,4 @@
+import KafkaProtocol
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -229,7 +230,7 @@ public final class OffsetStore: @unchecked Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + 8)
         BigEndian.append(UInt32(payload.count), to: &out)
-        BigEndian.append(StorageCRC32C.checksum(payload), to: &out)
+        BigEndian.append(CRC32C.checksum(payload), to: &out)
         return out + payload
     }
 
@@ -274,7 +275,7 @@ public final class OffsetStore: @unchecked Sendable {
                 break
             }
             let computed = bytes.withUnsafeBytes {
-                StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)]))
+                CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[(position + 8)..<(position + 8 + length)]))
             }
             guard computed == crc else {
                 reason = "CRC mismatch"

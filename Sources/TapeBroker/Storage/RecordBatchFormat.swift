@@ -1,3 +1,5 @@
+import KafkaProtocol
+
 /// The parts of Kafka's RecordBatch v2 (magic 2) format that storage needs.
 ///
 /// Layout (big-endian): baseOffset int64 @0, batchLength int32 @8 (bytes after this field),
@@ -220,7 +222,7 @@ extension StoredBatchHeader {
         for r in records { r.encode(into: &out) }
         BigEndian.put(UInt32(out.count - RecordBatchLayout.logOverhead), into: &out, at: RecordBatchLayout.batchLength)
         BigEndian.put(UInt32(records.count), into: &out, at: RecordBatchLayout.recordCount)
-        let crc = out.withUnsafeBytes { StorageCRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...])) }
+        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...])) }
         BigEndian.put(crc, into: &out, at: RecordBatchLayout.crc)
         return out
     }
