@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import Foundation
+import Synchronization
 import KafkaClient
 
 struct BenchCommand: AsyncParsableCommand {
@@ -198,7 +199,12 @@ struct BenchConsume: AsyncParsableCommand {
             // ~5 MB of each partition, so a topic may hold fewer records than were produced.
             var available: Int64 = 0
             for p in t.partitions {
-                let (low, high) = try await consumer.watermarks(topic: topic, partition: p.id)
+                let id = p.id
+                guard let (low, high) = await answer(within: .seconds(10), {
+                    try await consumer.watermarks(topic: topic, partition: id)
+                }) else {
+                    throw ValidationError("The broker did not answer for the offsets of \(topic)[\(id)] within 10 s.")
+                }
                 available += high - low
             }
             let target = min(count, Int(available))
@@ -219,10 +225,23 @@ struct BenchConsume: AsyncParsableCommand {
                     let now = progress.records
                     if now == last && !Task.isCancelled {
                         var lines: [String] = []
+                        // The log range comes from the broker; a broker that does not answer (it
+                        // may be why nothing arrives) gets 2 s once, not 10 s per partition.
+                        var brokerAnswers = true
                         for p in t.partitions {
-                            let (low, high) = (try? await consumer.watermarks(topic: topic, partition: p.id)) ?? (-1, -1)
+                            var range = "log range unknown (the broker did not answer within 2 s)"
+                            if brokerAnswers {
+                                let id = p.id
+                                if let (low, high) = await answer(within: .seconds(2), {
+                                    try await consumer.watermarks(topic: topic, partition: id, timeout: .seconds(2))
+                                }) {
+                                    range = "log \(low)..<\(high)"
+                                } else {
+                                    brokerAnswers = false
+                                }
+                            }
                             let (n, lastOffset) = progress.partition(p.id)
-                            lines.append("  partition \(p.id): \(n) records received, last offset \(lastOffset), log \(low)..<\(high)")
+                            lines.append("  partition \(p.id): \(n) records received, last offset \(lastOffset), \(range)")
                         }
                         let queued = consumer.queuedMessages
                         printError(
@@ -253,6 +272,30 @@ struct BenchConsume: AsyncParsableCommand {
         }
         withExtendedLifetime(mock) {}
     }
+}
+
+/// The result of `operation`, or nil if it fails or has not answered within `limit`. Unlike a task
+/// group, it does not wait for an operation that ignores cancellation: a blocking librdkafka call
+/// such as `rd_kafka_query_watermark_offsets` waits for its request's own timeout (60 s) when the
+/// broker is frozen, whatever timeout it is given. The abandoned call finishes in the background.
+func answer<R: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> R) async -> R? {
+    let once = FirstClaim()
+    return await withCheckedContinuation { (continuation: CheckedContinuation<R?, Never>) in
+        Task {
+            let value = try? await operation()
+            if once.claim() { continuation.resume(returning: value) }
+        }
+        Task {
+            try? await Task.sleep(for: limit)
+            if once.claim() { continuation.resume(returning: nil) }
+        }
+    }
+}
+
+/// `claim()` is true for the first caller only.
+final class FirstClaim: Sendable {
+    private let done = Mutex(false)
+    func claim() -> Bool { done.withLock { d in defer { d = true }; return !d } }
 }
 
 /// What a `bench consume` run has received, per partition (read by its stall watchdog).
