@@ -2,7 +2,8 @@ import CTapeFileIO
 import Foundation
 
 /// Keeps a log's appends supplied with page-cache pages the kernel has just freed, and its page
-/// cache bounded, without any wait on the append path.
+/// cache bounded, without waiting for the disk on the append path (starting writeback can block
+/// briefly only when the device's request queue is full).
 ///
 /// Every append needs new page-cache pages. On a virtual machine, memory the guest has not touched
 /// recently is slow to hand out: on the dev VM, copying an append into never-used pages ran at
