@@ -281,13 +281,16 @@ struct BenchConsume: AsyncParsableCommand {
 func answer<R: Sendable>(within limit: Duration, _ operation: @escaping @Sendable () async throws -> R) async -> R? {
     let once = FirstClaim()
     return await withCheckedContinuation { (continuation: CheckedContinuation<R?, Never>) in
-        Task {
-            let value = try? await operation()
-            if once.claim() { continuation.resume(returning: value) }
-        }
-        Task {
+        let timer = Task {
             try? await Task.sleep(for: limit)
             if once.claim() { continuation.resume(returning: nil) }
+        }
+        Task {
+            let value = try? await operation()
+            if once.claim() {
+                timer.cancel()  // no sleeping task left behind per answered call
+                continuation.resume(returning: value)
+            }
         }
     }
 }
