@@ -126,7 +126,7 @@ public enum RecordBatchValidator {
                 var body = batch
                 body.moveReaderIndex(forwardBy: RecordBatchHeader.size)
                 do {
-                    try Record.validateAll(in: &body, count: Int(header.recordCount))
+                    try Record.validateAll(in: &body, count: Int(header.recordCount), baseTimestamp: header.baseTimestamp)
                 } catch let e as KafkaProtocolError {
                     throw RecordBatchError(.corruptMessage, "malformed record in batch: \(e)")
                 }
@@ -176,19 +176,21 @@ public struct Record: Sendable, Equatable {
 
     /// Walks `count` records without copying them: every length must fit in its record, every
     /// record must be consumed exactly, and offset deltas must run 0, 1, 2, ...
-    public static func validateAll(in buffer: inout ByteBuffer, count: Int) throws {
+    /// Each record's timestamp (`baseTimestamp` + its timestampDelta) must fit in an Int64; a
+    /// record whose sum overflows throws `RecordBatchError(.invalidTimestamp)`.
+    public static func validateAll(in buffer: inout ByteBuffer, count: Int, baseTimestamp: Int64 = 0) throws {
         // Fast path over raw bytes; it accepts exactly what the checked path below accepts. When it
         // finds anything wrong, the checked path runs to throw the precise error.
-        let consumed = buffer.withUnsafeReadableBytes { RecordScanner.validate($0, count: count) }
+        let consumed = buffer.withUnsafeReadableBytes { RecordScanner.validate($0, count: count, baseTimestamp: baseTimestamp) }
         if let consumed {
             buffer.moveReaderIndex(forwardBy: consumed)
             return
         }
-        try validateAllChecked(in: &buffer, count: count)
+        try validateAllChecked(in: &buffer, count: count, baseTimestamp: baseTimestamp)
     }
 
     /// The reference validation, with a precise error for every way a record can be malformed.
-    static func validateAllChecked(in buffer: inout ByteBuffer, count: Int) throws {
+    static func validateAllChecked(in buffer: inout ByteBuffer, count: Int, baseTimestamp: Int64 = 0) throws {
         if count > buffer.readableBytes {
             throw KafkaProtocolError(.invalidLength, "record count \(count) exceeds the \(buffer.readableBytes) bytes left")
         }
@@ -207,7 +209,12 @@ public struct Record: Sendable, Equatable {
             try buffer.need(length, "record")
             var r = buffer.readSlice(length: length)!
             _ = try r.decodeInt8()
-            _ = try r.decodeVarlong()
+            let timestampDelta = try r.decodeVarlong()
+            if baseTimestamp.addingReportingOverflow(timestampDelta).overflow {
+                throw RecordBatchError(
+                    .invalidTimestamp,
+                    "record \(i) has timestamp baseTimestamp \(baseTimestamp) + timestampDelta \(timestampDelta), which overflows a 64-bit timestamp")
+            }
             let offsetDelta = try r.decodeVarint()
             if offsetDelta != Int32(i) { throw KafkaProtocolError(.invalidValue, "record \(i) has offsetDelta \(offsetDelta)") }
             try skipVarBytes(&r, nullable: true, "record key")
@@ -289,7 +296,7 @@ public struct Record: Sendable, Equatable {
 /// path. Same rules as `Record.validateAllChecked`; answers only "valid, N bytes long" or "not".
 enum RecordScanner {
     /// Bytes taken by `count` well-formed records at the start of `bytes`, or nil if they are not.
-    static func validate(_ bytes: UnsafeRawBufferPointer, count: Int) -> Int? {
+    static func validate(_ bytes: UnsafeRawBufferPointer, count: Int, baseTimestamp: Int64 = 0) -> Int? {
         guard count <= bytes.count else { return nil }
         guard count > 0 else { return 0 }
         guard let base = bytes.baseAddress else { return nil }
@@ -302,7 +309,8 @@ enum RecordScanner {
             // attributes
             guard i < recordEnd else { return nil }
             i += 1
-            guard skipVarlong(p, &i, recordEnd) else { return nil }
+            guard let timestampDelta = varlong(p, &i, recordEnd), !baseTimestamp.addingReportingOverflow(timestampDelta).overflow
+            else { return nil }
             guard let offsetDelta = varint(p, &i, recordEnd), offsetDelta == Int32(truncatingIfNeeded: index) else { return nil }
             guard skipBytes(p, &i, recordEnd, nullable: true), skipBytes(p, &i, recordEnd, nullable: true) else { return nil }
             guard let headers = varint(p, &i, recordEnd), headers >= 0, Int(headers) <= recordEnd - i else { return nil }
@@ -330,18 +338,20 @@ enum RecordScanner {
         return nil
     }
 
-    /// Skips a varlong of at most 10 bytes (as `ByteBuffer.decodeVarlong`); false if malformed.
+    /// Zigzag varlong of at most 10 bytes (as `ByteBuffer.decodeVarlong`), or nil.
     @inline(__always)
-    static func skipVarlong(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> Bool {
-        var shift = 0
+    static func varlong(_ p: UnsafePointer<UInt8>, _ i: inout Int, _ end: Int) -> Int64? {
+        var result: UInt64 = 0
+        var shift: UInt64 = 0
         while i < end {
             let byte = p[i]
             i += 1
-            if shift == 63 && byte & 0xFE != 0 { return false }
-            if byte & 0x80 == 0 { return true }
+            if shift == 63 && byte & 0xFE != 0 { return nil }
+            result |= UInt64(byte & 0x7F) << shift
+            if byte & 0x80 == 0 { return Int64(bitPattern: (result >> 1) ^ (0 &- (result & 1))) }
             shift += 7
         }
-        return false
+        return nil
     }
 
     /// Skips a varint-length-prefixed byte string (-1 is null when `nullable`); false if malformed.
@@ -367,7 +377,7 @@ public enum RecordBatchBuilder {
         b.encodeInt16(0)  // attributes: no compression, create time
         b.encodeInt32(Int32(max(records.count - 1, 0)))
         b.encodeInt64(baseTimestamp)
-        b.encodeInt64(baseTimestamp + (records.map(\.timestampDelta).max() ?? 0))
+        b.encodeInt64(baseTimestamp &+ (records.map(\.timestampDelta).max() ?? 0))  // wraps for tests that build overflowing batches
         b.encodeInt64(producerId)
         b.encodeInt16(producerEpoch)
         b.encodeInt32(baseSequence)

@@ -51,3 +51,25 @@ final class RecordScannerTests: XCTestCase {
         XCTAssertNil(checkedAccepts(overlong, count: 1))
     }
 }
+
+/// A record whose baseTimestamp + timestampDelta does not fit in an Int64 is refused at produce
+/// with INVALID_TIMESTAMP (the broker used to store it and then trap on a ListOffsets by time).
+final class RecordTimestampOverflowTests: XCTestCase {
+    func testTimestampOverflowIsRefusedWithInvalidTimestamp() throws {
+        for (base, delta) in [(Int64.max - 5, Int64(10)), (Int64.min + 5, Int64(-10)), (Int64(1), Int64.max)] {
+            let batch = RecordBatchBuilder.build(
+                records: [Record(timestampDelta: 0, offsetDelta: 0, key: nil, value: [1]), Record(timestampDelta: delta, offsetDelta: 1, key: nil, value: [2])],
+                baseTimestamp: base)
+            XCTAssertThrowsError(try RecordBatchValidator.validate(records: batch, maxBatchBytes: 1 << 20), "base \(base) delta \(delta)") { error in
+                XCTAssertEqual((error as? RecordBatchError)?.errorCode, .invalidTimestamp, "\(error)")
+            }
+            // The fast scanner refuses it too (and so hands over to the checked path's error).
+            var body = batch
+            body.moveReaderIndex(forwardBy: RecordBatchHeader.size)
+            XCTAssertNil(body.withUnsafeReadableBytes { RecordScanner.validate($0, count: 2, baseTimestamp: base) })
+        }
+        // At the edge, without overflow: accepted.
+        let edge = RecordBatchBuilder.build(records: [Record(timestampDelta: 5, offsetDelta: 0, key: nil, value: [1])], baseTimestamp: Int64.max - 5)
+        XCTAssertEqual(try RecordBatchValidator.validate(records: edge, maxBatchBytes: 1 << 20).count, 1)
+    }
+}

@@ -43,7 +43,7 @@ func putBE<T: FixedWidthInteger>(_ v: T, _ out: inout [UInt8]) {
 /// storage must then treat as opaque).
 func makeBatch(
     baseOffset: Int64 = 0, baseTimestamp: Int64 = 1_700_000_000_000, records: [TestRecord],
-    compression: Int16 = 0, lastOffsetDelta: Int32? = nil
+    compression: Int16 = 0, lastOffsetDelta: Int32? = nil, maxTimestamp: Int64? = nil, recordCount: Int32? = nil
 ) -> [UInt8] {
     var body: [UInt8] = []
     for (i, r) in records.enumerated() {
@@ -72,7 +72,7 @@ func makeBatch(
         putVarint(Int64(rec.count), &body)
         body += rec
     }
-    let maxTs = baseTimestamp + (records.map(\.timestampDelta).max() ?? 0)
+    let maxTs = maxTimestamp ?? baseTimestamp &+ (records.map(\.timestampDelta).max() ?? 0)  // wraps: tests store overflowing batches
     var afterCRC: [UInt8] = []
     putBE(compression, &afterCRC)  // attributes
     putBE(lastOffsetDelta ?? Int32(records.count - 1), &afterCRC)
@@ -81,7 +81,7 @@ func makeBatch(
     putBE(Int64(-1), &afterCRC)  // producerId
     putBE(Int16(-1), &afterCRC)  // producerEpoch
     putBE(Int32(-1), &afterCRC)  // baseSequence
-    putBE(Int32(records.count), &afterCRC)
+    putBE(recordCount ?? Int32(records.count), &afterCRC)
     afterCRC += body
     var out: [UInt8] = []
     putBE(baseOffset, &out)
@@ -160,7 +160,7 @@ func parseBatches(_ bytes: [UInt8]) -> [ParsedBatch] {
                     let hv = Int(getVarint(b, &i))
                     i += max(0, hv)
                 }
-                records.append((base + od, baseTs + tsd, key, value))
+                records.append((base &+ od, baseTs &+ tsd, key, value))
             }
         }
         out.append(

@@ -119,7 +119,10 @@ final class DataFile {
     var modificationTimeMs: Int64 {
         var st = stat()
         guard fstat(fd, &st) == 0 else { return 0 }
-        return Int64(st.st_mtim.tv_sec) * 1000 + Int64(st.st_mtim.tv_nsec) / 1_000_000
+        // Clamped, not trapping, for an absurd mtime on a damaged file system.
+        let (ms, o1) = Int64(st.st_mtim.tv_sec).multipliedReportingOverflow(by: 1000)
+        let (total, o2) = ms.addingReportingOverflow(Int64(st.st_mtim.tv_nsec) / 1_000_000)
+        return o1 || o2 ? (st.st_mtim.tv_sec < 0 ? Int64.min : Int64.max) : total
     }
 
     /// Appends `bytes` at `size`. On any failure the file is cut back to its previous size and a

@@ -108,6 +108,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
                     "batch of \(batch.count) bytes exceeds max.message.bytes=\(_config.maxMessageBytes) of \(topic)")
             }
             let base = _logEndOffset
+            // The last offset + 1 (the next log end) must still be an Int64.
+            guard base <= Int64.max - 1 - Int64(header.lastOffsetDelta) else {
+                throw StorageError(
+                    .offsetOverflow,
+                    "log \(topic)-\(partition) is at offset \(base); \(Int64(header.lastOffsetDelta) + 1) more records would pass the largest offset")
+            }
             header.baseOffset = base
             try maybeRoll(incoming: header, size: batch.count)
             let active = segments[segments.count - 1]
@@ -280,7 +286,8 @@ public final class Log: PartitionLog, @unchecked Sendable {
         } else {
             let base = active.firstBatchTimestamp >= 0 ? active.firstBatchTimestamp : active.createdAtMs
             let now = header.maxTimestamp >= 0 && active.firstBatchTimestamp >= 0 ? header.maxTimestamp : clock()
-            if now - base > _config.segmentMs { why = "age \(now - base) ms > segment.ms \(_config.segmentMs)" }
+            let age = saturatingDifference(now, base)
+            if age > _config.segmentMs { why = "age \(age) ms > segment.ms \(_config.segmentMs)" }
         }
         guard let why else { return }
         try roll(at: header.baseOffset, reason: why)
@@ -329,8 +336,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
                 while segments.count > 1 {
                     let s = segments[0]
                     let newest = s.maxTimestamp >= 0 ? s.maxTimestamp : s.log.modificationTimeMs
-                    guard now - newest > _config.retentionMs else { break }
-                    deleteOldestSegment(reason: "retention.ms: newest record \(now - newest) ms old")
+                    let age = saturatingDifference(now, newest)
+                    guard age > _config.retentionMs else { break }
+                    deleteOldestSegment(reason: "retention.ms: newest record \(age) ms old")
                     deleted += 1
                 }
             }
@@ -393,7 +401,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
                         })
                     else { return }
                     for r in records {
-                        if let key = r.key { latest[key] = header.baseOffset + Int64(r.offsetDelta) }
+                        if let key = r.key, let offset = r.offset(base: header.baseOffset) { latest[key] = offset }
                     }
                 }
             }
@@ -422,7 +430,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         var position: Int64 = 0
         while position + Int64(RecordBatchLayout.headerSize) <= limit {
             let head = try segment.log.readRaw(at: position, count: RecordBatchLayout.headerSize)
-            guard let h = StoredBatchHeader(head), h.batchLength > 0, position + Int64(h.totalSize) <= limit else { break }
+            guard let h = StoredBatchHeader(head), h.shapeProblem == nil, position + Int64(h.totalSize) <= limit else { break }
             try body(h, try segment.log.readRaw(at: position, count: h.totalSize))
             position += Int64(h.totalSize)
         }
@@ -450,8 +458,8 @@ public final class Log: PartitionLog, @unchecked Sendable {
                     return
                 }
                 let kept = records.filter { r in
-                    guard let key = r.key else { return true }
-                    return latest[key] == header.baseOffset + Int64(r.offsetDelta)
+                    guard let key = r.key, let offset = r.offset(base: header.baseOffset) else { return true }
+                    return latest[key] == offset
                 }
                 dropped += records.count - kept.count
                 if kept.count == records.count {
@@ -598,4 +606,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
         _logEndOffset = max(active.baseOffset, active.lastOffset + 1)
         _durableEndOffset = _logEndOffset
     }
+}
+
+/// a - b, clamped to Int64's range instead of trapping (timestamps come from clients and files).
+@inline(__always)
+func saturatingDifference(_ a: Int64, _ b: Int64) -> Int64 {
+    let (d, overflow) = a.subtractingReportingOverflow(b)
+    if !overflow { return d }
+    return b < 0 ? Int64.max : Int64.min
 }

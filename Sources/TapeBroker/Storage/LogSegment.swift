@@ -102,8 +102,10 @@ final class LogSegment {
             maxTimestamp = header.maxTimestamp
             offsetOfMaxTimestamp = header.lastOffset
         }
-        if bytesSinceLastIndexEntry > indexIntervalBytes {
-            try offsetIndex.append(.init(relativeOffset: relative(header.lastOffset), position: UInt32(position)))
+        // Index positions are UInt32 (Kafka's format); a segment never grows past segment.bytes
+        // (<= Int32.max) except by one oversized batch, whose position still fits.
+        if bytesSinceLastIndexEntry > indexIntervalBytes, let indexPosition = UInt32(exactly: position) {
+            try offsetIndex.append(.init(relativeOffset: relative(header.lastOffset), position: indexPosition))
             if maxTimestamp >= 0 {
                 try timeIndex.maybeAppend(.init(timestamp: maxTimestamp, relativeOffset: relative(offsetOfMaxTimestamp)))
             }
@@ -142,8 +144,24 @@ final class LogSegment {
 
     /// Header of the batch at `position`, or nil past the end / short.
     func header(at position: Int64) throws -> StoredBatchHeader? {
-        guard position + Int64(RecordBatchLayout.headerSize) <= log.size else { return nil }
+        guard position >= 0, position <= log.size - Int64(RecordBatchLayout.headerSize) else { return nil }
         return StoredBatchHeader(try log.read(at: position, count: RecordBatchLayout.headerSize))
+    }
+
+    /// Like `header(at:)`, for walks over batches that recovery did not check in this run (closed
+    /// segments trusted by their index): a header that cannot be a stored batch throws instead of
+    /// sending the walk backwards, into a loop, or into offsets that overflow.
+    func checkedHeader(at position: Int64) throws -> StoredBatchHeader? {
+        guard let h = try header(at: position) else { return nil }
+        if let problem = h.shapeProblem { throw corrupt(at: position, problem) }
+        return h
+    }
+
+    func corrupt(at position: Int64, _ problem: String) -> StorageError {
+        StorageError(
+            .corruptSegment,
+            "corrupt segment \(log.path) at byte \(position): \(problem). The broker cuts a corrupt tail of the "
+                + "active segment at start; a closed segment this damaged needs the partition restored from a copy")
     }
 
     /// Position and header of the first batch whose last offset is >= `offset`, or nil if none here.
@@ -154,7 +172,7 @@ final class LogSegment {
         {
             position = Int64(e.position)
         }
-        while let h = try header(at: position) {
+        while let h = try checkedHeader(at: position) {
             if h.lastOffset >= offset { return (position, h) }
             position += Int64(h.totalSize)
         }
@@ -170,12 +188,14 @@ final class LogSegment {
         var end = 0
         while end + RecordBatchLayout.logOverhead <= buf.count {
             let length = Int(Int32(bitPattern: BigEndian.u32(buf, end + RecordBatchLayout.batchLength)))
+            // A length smaller than a header is damage: stop before it (it is reported when it comes first).
+            if length < RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead { break }
             let total = length + RecordBatchLayout.logOverhead
             if end + total > buf.count || end + total > maxBytes { break }
             end += total
         }
         if end == 0 {
-            guard mustReturnOne, let h = try header(at: position) else { return [] }
+            guard mustReturnOne, let h = try checkedHeader(at: position) else { return [] }
             return try log.read(at: position, count: h.totalSize)
         }
         buf.removeLast(buf.count - end)
@@ -189,7 +209,7 @@ final class LogSegment {
         if let t = timeIndex.lastBefore(timestamp), let e = offsetIndex.floor(t.relativeOffset) {
             position = Int64(e.position)
         }
-        while let h = try header(at: position) {
+        while let h = try checkedHeader(at: position) {
             if h.maxTimestamp >= timestamp {
                 let isLogAppendTime = h.attributes & 0x08 != 0
                 if h.compression == 0 && !isLogAppendTime {
@@ -197,8 +217,13 @@ final class LogSegment {
                     if let records = try? bytes.withUnsafeBytes({
                         try DecodedRecord.decodeAll(batch: $0, count: Int(h.recordCount))
                     }) {
-                        for r in records where h.baseTimestamp + r.timestampDelta >= timestamp {
-                            return (h.baseOffset + Int64(r.offsetDelta), h.baseTimestamp + r.timestampDelta)
+                        // Records whose timestamp or offset does not fit (stored by versions that did
+                        // not check timestamps at produce) are skipped, not summed into a trap.
+                        for r in records {
+                            guard let t = r.timestamp(base: h.baseTimestamp), t >= timestamp,
+                                let o = r.offset(base: h.baseOffset), o >= h.baseOffset, o <= h.lastOffset
+                            else { continue }
+                            return (o, t)
                         }
                     }
                 }
@@ -247,8 +272,8 @@ final class LogSegment {
                 reason = "unreadable header"
                 break
             }
-            guard h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead) else {
-                reason = "invalid batch length \(h.batchLength)"
+            if let problem = h.shapeProblem {
+                reason = problem
                 break
             }
             guard position + Int64(h.totalSize) <= fileSize else {
@@ -277,8 +302,8 @@ final class LogSegment {
                 maxTs = h.maxTimestamp
                 offsetOfMaxTs = h.lastOffset
             }
-            if sinceIndex > indexIntervalBytes {
-                offsetEntries.append(.init(relativeOffset: relative(h.lastOffset), position: UInt32(position)))
+            if sinceIndex > indexIntervalBytes, let indexPosition = UInt32(exactly: position) {
+                offsetEntries.append(.init(relativeOffset: relative(h.lastOffset), position: indexPosition))
                 if maxTs >= 0, maxTs > (timeEntries.last?.timestamp ?? Int64.min) {
                     timeEntries.append(.init(timestamp: maxTs, relativeOffset: relative(offsetOfMaxTs)))
                 }
@@ -330,16 +355,16 @@ final class LogSegment {
         var entryPosition: Int64 = 0
         if let last = offsetIndex.entries.last {
             entryPosition = Int64(last.position)
-            guard let h = try? header(at: entryPosition), h.magic == 2, relative(h.lastOffset) == last.relativeOffset
+            guard let h = try? header(at: entryPosition), h.magic == 2, h.shapeProblem == nil,
+                relative(h.lastOffset) == last.relativeOffset
             else { return false }
         }
         var position = entryPosition
         var lastStart = entryPosition
         var previousLast = baseOffset - 1
         while position < log.size {
-            guard let h = try? header(at: position), h.magic == 2,
-                h.batchLength >= Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead),
-                h.lastOffsetDelta >= 0, h.baseOffset > previousLast || position == entryPosition
+            guard let h = try? header(at: position), h.magic == 2, h.shapeProblem == nil,
+                h.baseOffset > previousLast || position == entryPosition
             else { return false }
             lastStart = position
             previousLast = h.lastOffset
@@ -347,8 +372,8 @@ final class LogSegment {
         }
         guard position == log.size, lastStart - entryPosition <= Int64(indexIntervalBytes) else { return false }
         guard let t = timeIndex.entries.last else { return false }
-        let offset = baseOffset + Int64(t.relativeOffset)
-        guard let found = try? findBatch(containing: offset), found.header.lastOffset == offset,
+        let (offset, overflow) = baseOffset.addingReportingOverflow(Int64(t.relativeOffset))
+        guard !overflow, let found = try? findBatch(containing: offset), found.header.lastOffset == offset,
             found.header.maxTimestamp == t.timestamp
         else { return false }
         walkResult = (previousLast, log.size - entryPosition)
@@ -364,7 +389,7 @@ final class LogSegment {
     func loadFromIndexes() throws {
         if let t = timeIndex.entries.last {
             maxTimestamp = t.timestamp
-            offsetOfMaxTimestamp = baseOffset + Int64(t.relativeOffset)
+            offsetOfMaxTimestamp = baseOffset &+ Int64(t.relativeOffset)  // checked by indexesLookConsistent
         }
         if let h = try header(at: 0) { firstBatchTimestamp = h.maxTimestamp }
         if let walk = walkResult {

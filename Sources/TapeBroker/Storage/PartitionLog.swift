@@ -75,6 +75,10 @@ public struct StorageError: Error, Sendable, Equatable, CustomStringConvertible 
         public static let diskFull = Code(raw: "diskFull")
         public static let io = Code(raw: "io")
         public static let messageTooLarge = Code(raw: "messageTooLarge")
+        /// Bytes on disk that cannot be a stored batch (found while reading, not at recovery).
+        public static let corruptSegment = Code(raw: "corruptSegment")
+        /// The log's offsets would pass Int64.max.
+        public static let offsetOverflow = Code(raw: "offsetOverflow")
     }
     public var code: Code
     public var message: String

@@ -42,7 +42,25 @@ struct StoredBatchHeader: Equatable, Sendable {
 
     /// Total bytes of the batch including baseOffset and batchLength.
     var totalSize: Int { Int(batchLength) + RecordBatchLayout.logOverhead }
-    var lastOffset: Int64 { baseOffset + Int64(lastOffsetDelta) }
+    /// baseOffset + lastOffsetDelta. Wraps instead of trapping on a corrupt header: code that reads
+    /// headers from files checks `shapeProblem` first, and then it cannot wrap.
+    var lastOffset: Int64 { baseOffset &+ Int64(lastOffsetDelta) }
+
+    /// Why this header (read from a file or a request) cannot describe a stored batch, or nil:
+    /// a batchLength smaller than the header, a negative lastOffsetDelta or baseOffset, or offsets
+    /// past Int64.max (the last offset + 1 must still be an offset). (recordCount is not checked
+    /// here: storage does not need it, and readers of records check it themselves.)
+    var shapeProblem: String? {
+        if batchLength < Int32(RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead) {
+            return "invalid batch length \(batchLength)"
+        }
+        if lastOffsetDelta < 0 { return "negative lastOffsetDelta \(lastOffsetDelta)" }
+        if baseOffset < 0 { return "negative baseOffset \(baseOffset)" }
+        if baseOffset > Int64.max - 1 - Int64(lastOffsetDelta) {
+            return "baseOffset \(baseOffset) + lastOffsetDelta \(lastOffsetDelta) is past the largest offset"
+        }
+        return nil
+    }
     /// Compression codec (attributes bits 0–2); 0 = none.
     var compression: Int { Int(attributes & 0x07) }
     var isControl: Bool { attributes & 0x20 != 0 }
@@ -146,6 +164,19 @@ enum Varint {
 
 /// One record decoded from an uncompressed batch (only compaction and timestamp lookup need this).
 struct DecodedRecord: Equatable, Sendable {
+    /// The record's timestamp (the batch's base timestamp + its delta), or nil if the sum does not fit
+    /// in an Int64 (stored by older versions, which did not check it at produce).
+    func timestamp(base: Int64) -> Int64? {
+        let (t, overflow) = base.addingReportingOverflow(timestampDelta)
+        return overflow ? nil : t
+    }
+
+    /// The record's offset (the batch's base offset + its delta), or nil if it does not fit.
+    func offset(base: Int64) -> Int64? {
+        let (o, overflow) = base.addingReportingOverflow(Int64(offsetDelta))
+        return overflow ? nil : o
+    }
+
     var attributes: Int8
     var timestampDelta: Int64
     var offsetDelta: Int32
@@ -156,6 +187,8 @@ struct DecodedRecord: Equatable, Sendable {
 
     /// Decodes all records of an uncompressed batch (`batch` = the whole batch bytes).
     static func decodeAll(batch: UnsafeRawBufferPointer, count: Int) throws -> [DecodedRecord] {
+        // A count read from a corrupt header may be negative or absurd; each record takes >= 1 byte.
+        guard count >= 0, count <= batch.count else { throw Varint.Malformed() }
         var records: [DecodedRecord] = []
         records.reserveCapacity(max(0, min(count, 100_000)))
         var i = RecordBatchLayout.records
