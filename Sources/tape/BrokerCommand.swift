@@ -32,6 +32,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Partitions of auto-created topics.")
     var numPartitions: Int32 = 1
 
+    @Option(help: "Partitions of all topics together; creating more is refused with POLICY_VIOLATION.")
+    var maxPartitions: Int = 10_000
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -43,6 +46,7 @@ struct BrokerCommand: AsyncParsableCommand {
             throw ValidationError("--advertise must be HOST:PORT, e.g. 127.0.0.1:9092; got \(advertise).")
         }
         guard numPartitions >= 1 else { throw ValidationError("--num-partitions must be at least 1; got \(numPartitions).") }
+        guard maxPartitions >= 1 else { throw ValidationError("--max-partitions must be at least 1; got \(maxPartitions).") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel).")
         }
@@ -73,7 +77,7 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         config.autoCreateTopics = autoCreateTopics
         config.numPartitions = numPartitions
-        let stores = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger)
+        let stores = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger, maxPartitions: maxPartitions)
         let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
         // A BrokerStartError is one sentence saying what to do; it is printed without usage text.
         let bound = try await BrokerServer(broker: broker, logger: logger).bind()
@@ -103,14 +107,15 @@ struct BrokerCommand: AsyncParsableCommand {
     }
 
     /// The durable stores: topics in `LogManager`, committed offsets in its `OffsetStore`.
-    static func buildStores(dataDir: String, fsync: FsyncPolicyOption, logger: Logger) throws -> Stores {
+    static func buildStores(dataDir: String, fsync: FsyncPolicyOption, logger: Logger, maxPartitions: Int = 10_000) throws -> Stores {
         let policy: FsyncPolicy
         switch fsync {
         case .always: policy = .always
         case .interval: policy = .interval(milliseconds: 1000)
         case .never: policy = .never
         }
-        let manager = try LogManager(configuration: .init(dataDirectory: dataDir, fsyncPolicy: policy), logger: logger)
+        let manager = try LogManager(
+            configuration: .init(dataDirectory: dataDir, fsyncPolicy: policy, maxPartitions: maxPartitions), logger: logger)
         return Stores(topics: manager, offsets: DurableCommittedOffsetStore(manager.offsetStore), close: { await manager.shutdown() })
     }
 }

@@ -173,6 +173,9 @@ public actor Broker {
 
     // MARK: Topics
 
+    /// Partitions one CreateTopics request may create in all (Kafka's controller: MAX_PARTITIONS_PER_BATCH).
+    static let maxPartitionsPerCreateTopics = 10_000
+
     /// Kafka's legal topic names: 1–249 of [a-zA-Z0-9._-], not "." or "..".
     static func topicNameProblem(_ name: String) -> String? {
         if name.isEmpty { return "topic name is empty" }
@@ -195,10 +198,12 @@ public actor Broker {
         do {
             try topics.createTopic(name: topic, partitions: configuration.numPartitions, configs: [:])
             logger.info("auto-created topic", metadata: ["topic": "\(topic)", "partitions": "\(configuration.numPartitions)"])
-        } catch let e as TopicStoreError where e.code == .alreadyExists {
         } catch {
-            logger.error("could not auto-create topic \(topic): \(error)")
-            return (nil, .unknownServerError)
+            let failure = topicCreationFailure(error)
+            if failure.code != .topicAlreadyExists {
+                logger.error("could not auto-create topic \(topic): \(failure.message)")
+                return (nil, failure.code)
+            }
         }
         return (topics.partitionLogs(of: topic), .none)
     }
@@ -248,7 +253,14 @@ public actor Broker {
     }
 
     func createTopics(_ r: CreateTopicsRequest, version: Int16) -> CreateTopicsResponse {
-        CreateTopicsResponse(
+        // Kafka's controller refuses a request for more than 10 000 partitions in all, whole.
+        let requested = r.topics.reduce(0) { $0 + Int($1.assignments.isEmpty ? ($1.numPartitions == -1 ? configuration.numPartitions : max($1.numPartitions, 0)) : Int32($1.assignments.count)) }
+        if requested > Self.maxPartitionsPerCreateTopics {
+            let message = "Excessively large number of partitions per request: \(requested) requested, limit \(Self.maxPartitionsPerCreateTopics)."
+            logger.info("CreateTopics refused: \(message)")
+            return CreateTopicsResponse(topics: r.topics.map { .init(name: $0.name, errorCode: .policyViolation, errorMessage: message) })
+        }
+        return CreateTopicsResponse(
             topics: r.topics.map { t in
                 func fail(_ code: ErrorCode, _ message: String) -> CreateTopicsResponse.Topic {
                     logger.info("CreateTopics \(t.name) refused: \(message)")
@@ -280,10 +292,9 @@ public actor Broker {
                 if r.validateOnly { return .init(name: t.name, errorCode: .none) }
                 do {
                     try topics.createTopic(name: t.name, partitions: partitions, configs: configs)
-                } catch let e as TopicStoreError where e.code == .alreadyExists {
-                    return fail(.topicAlreadyExists, e.message)
                 } catch {
-                    return fail(.unknownServerError, "could not create topic \(t.name): \(error)")
+                    let failure = topicCreationFailure(error)
+                    return fail(failure.code, failure.message)
                 }
                 logger.info("created topic", metadata: ["topic": "\(t.name)", "partitions": "\(partitions)"])
                 return .init(name: t.name, errorCode: .none)

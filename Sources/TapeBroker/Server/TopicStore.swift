@@ -1,3 +1,4 @@
+import KafkaProtocol
 import NIOConcurrencyHelpers
 
 /// Why a topic operation failed.
@@ -7,6 +8,10 @@ public struct TopicStoreError: Error, Sendable, Equatable, CustomStringConvertib
         public static let alreadyExists = Code(raw: "alreadyExists")
         public static let unknownTopic = Code(raw: "unknownTopic")
         public static let io = Code(raw: "io")
+        /// The name collides with an existing topic's ('.' vs '_').
+        public static let invalidTopic = Code(raw: "invalidTopic")
+        /// A limit (e.g. total partitions) forbids it.
+        public static let policyViolation = Code(raw: "policyViolation")
     }
     public var code: Code
     public var message: String
@@ -41,6 +46,29 @@ extension TopicStore {
     public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool { false }
 }
 
+/// The Kafka error code and message for a failed topic creation, whatever store threw it.
+public func topicCreationFailure(_ error: any Error) -> (code: ErrorCode, message: String) {
+    if let e = error as? TopicStoreError {
+        switch e.code {
+        case .alreadyExists: return (.topicAlreadyExists, e.message)
+        case .invalidTopic: return (.invalidTopicException, e.message)
+        case .policyViolation: return (.policyViolation, e.message)
+        default: return (.unknownServerError, e.message)
+        }
+    }
+    if let e = error as? StorageError {
+        switch e.code {
+        case .topicAlreadyExists: return (.topicAlreadyExists, e.message)
+        case .topicCollision: return (.invalidTopicException, e.message)
+        case .partitionLimit: return (.policyViolation, e.message)
+        case .invalidConfig: return (.invalidConfig, e.message)
+        case .invalidRequest: return (.invalidRequest, e.message)
+        default: return (.unknownServerError, "could not create the topic: \(e.message)")
+        }
+    }
+    return (.unknownServerError, "could not create the topic: \(error)")
+}
+
 /// Topics kept in memory with `InMemoryPartitionLog`s.
 public final class InMemoryTopicStore: TopicStore {
     private struct Topic {
@@ -63,6 +91,10 @@ public final class InMemoryTopicStore: TopicStore {
     public func createTopic(name: String, partitions: Int32, configs: [String: String]) throws {
         try topics.withLockedValue { t in
             if t[name] != nil { throw TopicStoreError(.alreadyExists, "topic \(name) already exists") }
+            let key = LogManager.collisionKey(name)
+            if let other = t.keys.filter({ LogManager.collisionKey($0) == key }).min() {
+                throw TopicStoreError(.invalidTopic, "Topic '\(name)' collides with existing topic: \(other)")
+            }
             t[name] = Topic(logs: (0..<partitions).map { InMemoryPartitionLog(topic: name, partition: $0) }, configs: configs)
         }
     }

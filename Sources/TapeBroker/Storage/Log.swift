@@ -40,6 +40,8 @@ public final class Log: PartitionLog, @unchecked Sendable {
     private let clock: @Sendable () -> Int64
     /// Test hook: injected write failures.
     let faults = StorageFaults()
+    /// Where the segment files' descriptors are kept (nil: each file keeps its own open).
+    let fileCache: OpenFileCache?
 
     /// Opens (creating if needed) the log in `directory` and recovers it:
     /// - the active (last) segment is always scanned batch by batch (length, magic, offset order,
@@ -50,8 +52,10 @@ public final class Log: PartitionLog, @unchecked Sendable {
     public init(
         directory: String, topic: String, partition: Int32, config: LogConfig = LogConfig(),
         logger: Logger = Logger(label: "tape.storage"),
-        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) },
+        fileCache: OpenFileCache? = nil
     ) throws {
+        self.fileCache = fileCache
         self.directory = directory
         self.topic = topic
         self.partition = partition
@@ -124,7 +128,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
             }
             _logEndOffset = header.lastOffset + 1
             dirty = true
-            writeBehind.appended(fd: active.log.fd, segmentBase: active.baseOffset, size: active.log.size)
+            writeBehind.appended(file: active.log, segmentBase: active.baseOffset, size: active.log.size)
             return LogAppendInfo(
                 baseOffset: base, lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp,
                 logStartOffset: _logStartOffset)
@@ -191,8 +195,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         let claimed: (fd: Int32, path: String, directory: Bool, end: Int64, segmentBase: Int64, bytes: Int64)? = try lock.withLock {
             guard !closed, dirty || directoryDirty else { return nil }
             let active = segments[segments.count - 1]
-            let fd = dup(active.log.fd)
-            guard fd >= 0 else { throw storageError(errno: errno, operation: "dup of", path: active.log.path) }
+            let fd = try active.log.duplicateDescriptor()
             let dir = directoryDirty
             dirty = false
             directoryDirty = false
@@ -268,6 +271,17 @@ public final class Log: PartitionLog, @unchecked Sendable {
         }
     }
 
+    /// Closes the files without syncing or leaving a clean-shutdown marker (a log being thrown away).
+    func closeWithoutSync() {
+        maintenanceLock.withLock {
+            lock.withLock {
+                guard !closed else { return }
+                closed = true
+                for s in segments { s.close() }
+            }
+        }
+    }
+
     private var cleanShutdownMarker: String { (directory as NSString).appendingPathComponent(".clean-shutdown") }
 
     /// Whether the last open scanned the active segment (false after a clean shutdown). For tests.
@@ -298,7 +312,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         try old.seal()
         let segment = try LogSegment(
             directory: directory, baseOffset: baseOffset, indexIntervalBytes: _config.indexIntervalBytes,
-            faults: faults, nowMs: clock())
+            faults: faults, nowMs: clock(), cache: fileCache)
         segments.append(segment)
         directoryDirty = true
         logger.debug("rolled segment", metadata: ["baseOffset": "\(baseOffset)", "reason": "\(reason)"])
@@ -442,7 +456,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         let (interval, now) = lock.withLock { (_config.indexIntervalBytes, clock()) }
         let cleaned = try LogSegment(
             directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: interval,
-            faults: nil, nowMs: now, suffix: ".cleaned")
+            faults: nil, nowMs: now, suffix: ".cleaned", cache: fileCache)
         var dropped = 0
         do {
             try cleaned.log.truncate(to: 0)
@@ -515,7 +529,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         try syncDirectory(directory)
         let reopened = try LogSegment(
             directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: _config.indexIntervalBytes,
-            faults: faults, nowMs: clock())
+            faults: faults, nowMs: clock(), cache: fileCache)
         if !reopened.indexesLookConsistent() || reopened.isEmpty {
             _ = try reopened.recover(sealed: true)
         } else {
@@ -536,7 +550,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let names = try fm.contentsOfDirectory(atPath: directory)
         // Interrupted compaction or temp files: the originals are authoritative.
-        for name in names where name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") {
+        for name in names where name.hasSuffix(".cleaned") || name.hasSuffix(".tmp") || name.hasPrefix(temporaryFilePrefix) {
             logger.warning("removing leftover file", metadata: ["file": "\(name)"])
             unlink((directory as NSString).appendingPathComponent(name))
         }
@@ -560,7 +574,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
             segments = [
                 try LogSegment(
                     directory: directory, baseOffset: 0, indexIntervalBytes: _config.indexIntervalBytes,
-                    faults: faults, nowMs: clock())
+                    faults: faults, nowMs: clock(), cache: fileCache)
             ]
             directoryDirty = true
             _logStartOffset = 0
@@ -570,7 +584,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         for (i, base) in bases.enumerated() {
             let segment = try LogSegment(
                 directory: directory, baseOffset: base, indexIntervalBytes: _config.indexIntervalBytes,
-                faults: faults, nowMs: clock())
+                faults: faults, nowMs: clock(), cache: fileCache)
             let isActive = i == bases.count - 1
             let trustIndexes = (!isActive || cleanShutdown) && segment.indexesLookConsistent()
             if isActive && !trustIndexes { scannedActiveSegmentOnOpen = true }

@@ -41,15 +41,18 @@ final class LogSegment {
         return Int64(stem)
     }
 
-    init(directory: String, baseOffset: Int64, indexIntervalBytes: Int, faults: StorageFaults?, nowMs: Int64, suffix: String = "") throws {
+    init(
+        directory: String, baseOffset: Int64, indexIntervalBytes: Int, faults: StorageFaults?, nowMs: Int64, suffix: String = "",
+        cache: OpenFileCache? = nil
+    ) throws {
         self.directory = directory
         self.baseOffset = baseOffset
         self.indexIntervalBytes = indexIntervalBytes
         let base = (directory as NSString).appendingPathComponent(Self.fileName(baseOffset, ""))
         let existed = FileManager.default.fileExists(atPath: base + ".log" + suffix)
-        log = try DataFile(path: base + ".log" + suffix, faults: faults)
-        offsetIndex = try OffsetIndex(path: base + ".index" + suffix, faults: faults)
-        timeIndex = try TimeIndex(path: base + ".timeindex" + suffix, faults: faults)
+        log = try DataFile(path: base + ".log" + suffix, faults: faults, cache: cache)
+        offsetIndex = try OffsetIndex(path: base + ".index" + suffix, faults: faults, cache: cache)
+        timeIndex = try TimeIndex(path: base + ".timeindex" + suffix, faults: faults, cache: cache)
         lastOffset = baseOffset - 1
         createdAtMs = existed ? log.modificationTimeMs : nowMs
     }

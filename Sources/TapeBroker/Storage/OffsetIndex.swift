@@ -15,8 +15,8 @@ final class OffsetIndex {
     private(set) var entries: [Entry] = []
 
     /// Opens the index; `valid` is false if the file is not a well-formed sequence of entries.
-    init(path: String, faults: StorageFaults?) throws {
-        file = try DataFile(path: path, faults: faults)
+    init(path: String, faults: StorageFaults?, cache: OpenFileCache? = nil) throws {
+        file = try DataFile(path: path, faults: faults, cache: cache)
         entries = Self.parse(try file.read(at: 0, count: Int(file.size))) ?? []
         wellFormed = file.size % Int64(Self.entrySize) == 0 && entries.count * Self.entrySize == Int(file.size)
     }
@@ -107,8 +107,8 @@ final class TimeIndex {
     private(set) var entries: [Entry] = []
     private(set) var wellFormed: Bool
 
-    init(path: String, faults: StorageFaults?) throws {
-        file = try DataFile(path: path, faults: faults)
+    init(path: String, faults: StorageFaults?, cache: OpenFileCache? = nil) throws {
+        file = try DataFile(path: path, faults: faults, cache: cache)
         entries = Self.parse(try file.read(at: 0, count: Int(file.size))) ?? []
         wellFormed = entries.count * Self.entrySize == Int(file.size)
     }

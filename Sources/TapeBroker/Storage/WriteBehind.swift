@@ -37,6 +37,13 @@ struct WriteBehind {
 
     /// Called after an append (with the log's lock held) with the active segment's descriptor and
     /// new size. Cheap when less than `step` was appended since the last call that did something.
+    mutating func appended(file: DataFile, segmentBase base: Int64, size: Int64) {
+        // The descriptor is only looked up (and pinned in the open-file cache) when there is work.
+        guard base != segmentBase || size - min(writebackStarted, size) >= Self.step else { return }
+        try? file.withDescriptor { fd in appended(fd: fd, segmentBase: base, size: size) }
+    }
+
+    /// Same, given the descriptor.
     mutating func appended(fd: Int32, segmentBase base: Int64, size: Int64) {
         if base != segmentBase {
             segmentBase = base
