@@ -209,6 +209,26 @@ final class TopicLifecycleTests: StorageTestCase {
         XCTAssertLessThanOrEqual(openDescriptors() - before, 2)
     }
 
+    /// A topic whose partition cannot be opened at start (here: a file where its directory should
+    /// be) is left out with one error line; the other topics are served and its name stays taken.
+    func testTopicThatCannotBeOpenedIsLeftOutAndTheBrokerStarts() async throws {
+        let dir = temporaryDirectory()
+        var m = try manager(dir)
+        try m.createTopic(name: "good", partitions: 1)
+        try m.createTopic(name: "bad", partitions: 2)
+        await m.shutdown()
+        let partition = (dir as NSString).appendingPathComponent("bad-1")
+        try FileManager.default.removeItem(atPath: partition)
+        XCTAssertTrue(FileManager.default.createFile(atPath: partition, contents: Data("x".utf8)))
+        m = try manager(dir)
+        XCTAssertEqual(m.topicNames(), ["good"])
+        XCTAssertThrowsError(try m.createTopic(name: "bad", partitions: 1)) { error in
+            XCTAssertTrue("\(error)".contains("could not be opened at start"), "\(error)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: (dir as NSString).appendingPathComponent("bad-0")), "its data is left alone")
+        await m.shutdown()
+    }
+
     func testStorageErrorNamesDescriptorExhaustion() {
         let e = storageError(errno: EMFILE, operation: "opening", path: "/x/y.log")
         XCTAssertEqual(e.code, .tooManyOpenFiles)
