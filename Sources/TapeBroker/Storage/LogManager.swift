@@ -226,6 +226,7 @@ public final class LogManager: @unchecked Sendable {
             }
             let logs = try createTopicFiles(name: name, partitions: partitions, config: config, explicit: explicit)
             topicsByName[name] = TopicState(config: config, logs: logs, explicitConfigs: explicit)
+            namesByCollisionKey[Self.collisionKey(name), default: []].insert(name)
             // The broker logs the creation at info level (it knows whether it was asked or auto-created).
             logger.debug("created topic files", metadata: ["topic": "\(name)", "partitions": "\(partitions)"])
             return TopicDescription(name: name, partitions: partitions, config: config)
@@ -239,9 +240,11 @@ public final class LogManager: @unchecked Sendable {
     static func collisionKey(_ name: String) -> String { name.replacingOccurrences(of: ".", with: "_") }
 
     private func collidingTopicLocked(_ name: String) -> String? {
-        let key = Self.collisionKey(name)
-        return topicsByName.keys.filter { $0 != name && Self.collisionKey($0) == key }.min()
+        namesByCollisionKey[Self.collisionKey(name)]?.filter { $0 != name }.min()
     }
+
+    /// Topic names by `collisionKey` (guarded by `lock`), so the check costs no scan of all topics.
+    private var namesByCollisionKey: [String: Set<String>] = [:]
 
     /// Total partitions of all topics (the `maxPartitions` limit counts these).
     public var partitionCount: Int { lock.withLock { partitionCountLocked } }
@@ -376,6 +379,8 @@ public final class LogManager: @unchecked Sendable {
         try writeFileDurably(
             Array(try JSONEncoder().encode(DeleteIntent(topic: name, partitions: Int32(state.logs.count)))), to: intent)
         topicsByName[name] = nil
+        namesByCollisionKey[Self.collisionKey(name)]?.remove(name)
+        if namesByCollisionKey[Self.collisionKey(name)]?.isEmpty == true { namesByCollisionKey[Self.collisionKey(name)] = nil }
         for log in state.logs { try? log.close() }
         let configFile = (configDirectory as NSString).appendingPathComponent(name + ".json")
         if unlink(configFile) != 0 && errno != ENOENT {
@@ -731,6 +736,8 @@ public final class LogManager: @unchecked Sendable {
             open(topic, partitions: count, config: config, explicit: Self.nonDefault(config))
         }
         topicsByName = loaded
+        namesByCollisionKey = [:]
+        for name in loaded.keys { namesByCollisionKey[Self.collisionKey(name), default: []].insert(name) }
         let total = partitionCountLocked
         if total > configuration.maxPartitions {
             logger.warning(
