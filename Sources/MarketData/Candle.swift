@@ -52,11 +52,14 @@ public struct CandleInterval: Sendable, Hashable, Comparable, CustomStringConver
     public var milliseconds: Int64 { seconds * 1_000 }
 
     /// Start (ms, inclusive) of the window holding `time` (ms); floor division, so times before
-    /// the epoch also land in the right window.
+    /// the epoch also land in the right window. Never traps: for a time in the first window
+    /// below `Int64.min`'s (whose start is not an `Int64`) it returns `Int64.min`.
     public func windowStart(containing time: Int64) -> Int64 {
         let length = milliseconds
         let r = time % length
-        return r >= 0 ? time - r : time - r - length
+        if r >= 0 { return time - r }
+        let (start, overflow) = (time - r).subtractingReportingOverflow(length)
+        return overflow ? .min : start
     }
 
     /// Canonical text: "1s", "90s", "1m", "4h", "1d".
@@ -191,6 +194,8 @@ public struct Candle: Sendable, Hashable {
     public var jsonString: String { String(decoding: jsonBytes, as: UTF8.self) }
 
     /// Decodes a candle value; unknown members skipped, all schema fields required (`vwap` may be null).
+    /// Decimals may have up to `ExactDecimal.maximumSumDigits` significant digits: volumes are
+    /// sums of trade quantities, which may outgrow the 38 digits of one quantity.
     public init(json bytes: [UInt8]) throws(JSONError) {
         self = try JSONScanner.withScanner(over: bytes) { (s: inout JSONScanner) throws(JSONError) in
             try Candle(from: &s)
@@ -242,14 +247,14 @@ public struct Candle: Sendable, Hashable {
             } else if s.token(key, equals: "trades") {
                 trades = try s.readInt64()
             } else if s.token(key, equals: "vwap") {
-                vwap = try s.consumeNull() ? .some(nil) : .some(try s.readDecimal())
+                vwap = try s.consumeNull() ? .some(nil) : .some(try s.readDecimal(allowingSignificantDigits: ExactDecimal.maximumSumDigits))
             } else if s.token(key, equals: "revision") {
                 revision = try s.readInt64()
             } else if s.token(key, equals: "final") {
                 isFinal = try s.readBool()
             } else {
                 for name in decimalNames where s.token(key, equals: name) {
-                    decimals[name.description] = try s.readDecimal()
+                    decimals[name.description] = try s.readDecimal(allowingSignificantDigits: ExactDecimal.maximumSumDigits)
                     continue members
                 }
                 try s.skipValue()

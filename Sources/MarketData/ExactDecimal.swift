@@ -39,8 +39,9 @@ public struct DecimalError: Error, Sendable, Hashable, CustomStringConvertible {
 /// digits) and keeps the text exactly as printed: `description` of a parsed value is the
 /// original text (scale, sign mark and leading zeros are kept, so no string is stored and the
 /// type is trivially copyable, 40 bytes). `+`, `-` and `*` are exact (they trap, like `Int`, if a result would need
-/// more than 256 bits — far beyond any market value; the throwing `adding(_:)` and
-/// `multiplied(by:)` return an error instead). Equality,
+/// more than 256 bits). Sums of untrusted values can get there — a few dozen 38-digit quantities at
+/// different scales — so code handling input from outside uses the throwing `adding(_:)`,
+/// `subtracting(_:)` and `multiplied(by:)`, which report `.overflow` instead. Equality,
 /// hashing and ordering are by numeric value: `"1.10" == "1.1"`.
 public struct ExactDecimal: Sendable {
     @usableFromInline var magnitude: UInt256
@@ -56,6 +57,11 @@ public struct ExactDecimal: Sendable {
 
     /// Largest number of significant (and of fractional) digits accepted by the parser.
     public static let maximumParsedDigits = 38
+
+    /// Largest number of significant digits of a sum Tape writes and reads back: a candle's
+    /// volumes add up values of up to 38 digits, bounded by the 256-bit mantissa (2^256 has 78
+    /// digits). See `init(utf8:allowingSignificantDigits:)`.
+    public static let maximumSumDigits = 78
 
     @inlinable
     init(magnitude: UInt256, scale: Int32, negative: Bool) {
@@ -81,11 +87,27 @@ public struct ExactDecimal: Sendable {
 
     /// Parses plain decimal text exactly ("21614.59", "-0.5", "100"); throws on anything else.
     public init(_ text: String) throws(DecimalError) {
+        try self.init(text, allowingSignificantDigits: ExactDecimal.maximumParsedDigits)
+    }
+
+    /// `init(_:)` accepting up to `limit` significant digits (at most `maximumSumDigits`).
+    public init(_ text: String, allowingSignificantDigits limit: Int) throws(DecimalError) {
         var copy = text
         let result = copy.withUTF8 { buffer in
-            Result { () throws(DecimalError) -> ExactDecimal in try ExactDecimal(utf8: buffer) }
+            Result { () throws(DecimalError) -> ExactDecimal in try ExactDecimal(utf8: buffer, allowingSignificantDigits: limit) }
         }
         self = try result.get()
+    }
+
+    /// Parses like `init(utf8:)` but accepts up to `limit` significant digits (at most
+    /// `maximumSumDigits`, and always what fits in 256 bits); fractional digits stay at most 38.
+    /// For reading values Tape computed as sums (candle volumes), which may outgrow 38 digits.
+    public init(utf8 bytes: UnsafeBufferPointer<UInt8>, allowingSignificantDigits limit: Int) throws(DecimalError) {
+        if limit <= ExactDecimal.maximumParsedDigits {
+            try self.init(utf8: bytes)
+        } else {
+            try self.init(parsingGeneral: bytes, maximumSignificantDigits: min(limit, ExactDecimal.maximumSumDigits))
+        }
     }
 
     /// Parses plain decimal text from UTF-8 bytes, allocation-free: `[+-]?digits(.digits)?`.
@@ -135,7 +157,9 @@ public struct ExactDecimal: Sendable {
 
     /// The complete parser: any accepted form, precise errors.
     @usableFromInline
-    init(parsingGeneral bytes: UnsafeBufferPointer<UInt8>) throws(DecimalError) {
+    init(parsingGeneral bytes: UnsafeBufferPointer<UInt8>, maximumSignificantDigits: Int = ExactDecimal.maximumParsedDigits)
+        throws(DecimalError)
+    {
         let count = bytes.count
         guard count > 0 else { throw DecimalError(.empty, "empty decimal") }
         var index = 0
@@ -181,7 +205,9 @@ public struct ExactDecimal: Sendable {
                     guard let shifted = magnitude.multipliedByPowerOfTen(19) else {
                         throw DecimalError(.tooManyDigits, "too many digits")
                     }
-                    magnitude = shifted.addingReportingOverflow(UInt256(accumulator)).partialValue
+                    let (sum, overflow) = shifted.addingReportingOverflow(UInt256(accumulator))
+                    if overflow { throw DecimalError(.tooManyDigits, "more digits than 256 bits hold") }
+                    magnitude = sum
                     accumulator = 0
                     accumulatedDigits = 0
                 }
@@ -198,7 +224,7 @@ public struct ExactDecimal: Sendable {
         }
         if integerDigits == 0 { throw DecimalError(.empty, "no digits") }
         if seenPoint && fractionDigits == 0 { throw DecimalError(.misplacedPoint, "no digits after the decimal point") }
-        if significantDigits > ExactDecimal.maximumParsedDigits || fractionDigits > ExactDecimal.maximumParsedDigits {
+        if significantDigits > maximumSignificantDigits || fractionDigits > ExactDecimal.maximumParsedDigits {
             throw DecimalError(.tooManyDigits, "more than \(ExactDecimal.maximumParsedDigits) digits")
         }
         if accumulatedDigits > 0 {
@@ -208,7 +234,9 @@ public struct ExactDecimal: Sendable {
                 guard let shifted = magnitude.multipliedByPowerOfTen(accumulatedDigits) else {
                     throw DecimalError(.tooManyDigits, "too many digits")
                 }
-                magnitude = shifted.addingReportingOverflow(UInt256(accumulator)).partialValue
+                let (sum, overflow) = shifted.addingReportingOverflow(UInt256(accumulator))
+                if overflow { throw DecimalError(.tooManyDigits, "more digits than 256 bits hold") }
+                magnitude = sum
             }
         }
         self.init(magnitude: magnitude, scale: Int32(fractionDigits), negative: negative)
@@ -241,7 +269,7 @@ public struct ExactDecimal: Sendable {
     public func rescaled(to newScale: Int) -> ExactDecimal? {
         if newScale == Int(scale) { return ExactDecimal(magnitude: magnitude, scale: scale, negative: negative) }
         if newScale > Int(scale) {
-            guard let m = magnitude.multipliedByPowerOfTen(newScale - Int(scale)) else { return nil }
+            guard newScale <= Int(Int32.max), let m = magnitude.multipliedByPowerOfTen(newScale - Int(scale)) else { return nil }
             return ExactDecimal(magnitude: m, scale: Int32(newScale), negative: negative)
         }
         let n = normalized()
@@ -402,8 +430,25 @@ extension ExactDecimal: Comparable, Hashable {
 // MARK: - Arithmetic
 
 extension ExactDecimal {
-    /// Exact sum; throws `.overflow` instead of trapping.
+    /// Exact sum; throws `.overflow` instead of trapping. Same fast path as `+`.
+    @inlinable
     public func adding(_ other: ExactDecimal) throws(DecimalError) -> ExactDecimal {
+        // Fast path (the candle sums): same sign, both within 64 bits at the common scale.
+        if negative == other.negative, let (x, y, scale) = ExactDecimal.alignedSmallMantissas(self, other) {
+            let (sum, overflow) = x.addingReportingOverflow(y)
+            if !overflow { return ExactDecimal(magnitude: UInt256(sum), scale: scale, negative: negative) }
+        }
+        return try slowAdding(other)
+    }
+
+    /// Exact difference; throws `.overflow` instead of trapping.
+    @inlinable
+    public func subtracting(_ other: ExactDecimal) throws(DecimalError) -> ExactDecimal {
+        try adding(-other)
+    }
+
+    @usableFromInline
+    func slowAdding(_ other: ExactDecimal) throws(DecimalError) -> ExactDecimal {
         let scale = max(self.scale, other.scale)
         guard let a = magnitude.multipliedByPowerOfTen(Int(scale - self.scale)),
             let b = other.magnitude.multipliedByPowerOfTen(Int(scale - other.scale))
@@ -424,8 +469,9 @@ extension ExactDecimal {
     @inlinable
     public func multiplied(by other: ExactDecimal) throws(DecimalError) -> ExactDecimal {
         let (product, overflow) = magnitude.multipliedReportingOverflow(by: other.magnitude)
-        if overflow { throw DecimalError(.overflow, "product needs more than 256 bits") }
-        return ExactDecimal(magnitude: product, scale: scale + other.scale, negative: negative != other.negative)
+        let (productScale, scaleOverflow) = scale.addingReportingOverflow(other.scale)
+        if overflow || scaleOverflow { throw DecimalError(.overflow, "product needs more than 256 bits") }
+        return ExactDecimal(magnitude: product, scale: productScale, negative: negative != other.negative)
     }
 
     /// The value with the opposite sign.
@@ -436,16 +482,6 @@ extension ExactDecimal {
     /// Exact sum; traps on overflow beyond 256 bits (like `Int`).
     @inlinable
     public static func + (a: ExactDecimal, b: ExactDecimal) -> ExactDecimal {
-        // Fast path (the candle sums): same sign, both within 64 bits at the common scale.
-        if a.negative == b.negative, let (x, y, scale) = alignedSmallMantissas(a, b) {
-            let (sum, overflow) = x.addingReportingOverflow(y)
-            if !overflow { return ExactDecimal(magnitude: UInt256(sum), scale: scale, negative: a.negative) }
-        }
-        return slowSum(a, b)
-    }
-
-    @usableFromInline
-    static func slowSum(_ a: ExactDecimal, _ b: ExactDecimal) -> ExactDecimal {
         do { return try a.adding(b) } catch { preconditionFailure("ExactDecimal overflow: \(a) + \(b)") }
     }
 
@@ -474,7 +510,9 @@ extension ExactDecimal {
         var denominator = divisor.magnitude
         if exponent >= 0 {
             guard let n = numerator.multipliedByPowerOfTen(exponent) else {
-                throw DecimalError(.overflow, "quotient needs more than 256 bits")
+                // a·10^e does not fit (a wide quote volume over a volume at a larger scale): the
+                // same quotient digit by digit, the remainder staying below the divisor.
+                return try longDivision(by: divisor, exponent: exponent, scale: scale)
             }
             numerator = n
         } else {
@@ -491,6 +529,31 @@ extension ExactDecimal {
         if c > 0 || (c == 0 && quotient.l0 & 1 == 1) {
             let (q, overflow) = quotient.addingReportingOverflow(UInt256(1))
             if overflow { throw DecimalError(.overflow, "quotient needs more than 256 bits") }
+            quotient = q
+        }
+        return ExactDecimal(magnitude: quotient, scale: Int32(scale), negative: negative != divisor.negative)
+    }
+
+    /// `divided(by:scale:)` when `magnitude × 10^exponent` needs more than 256 bits: the integer
+    /// quotient first, then one decimal digit per step from the remainder (always below the
+    /// divisor), then the same half-even rounding. Throws `.overflow` only when the quotient itself
+    /// (or a remainder × 10, for divisors above 2^252) does not fit.
+    func longDivision(by divisor: ExactDecimal, exponent: Int, scale: Int) throws(DecimalError) -> ExactDecimal {
+        let overflow = DecimalError(.overflow, "quotient needs more than 256 bits")
+        let denominator = divisor.magnitude
+        var (quotient, remainder) = magnitude.quotientAndRemainder(dividingBy: denominator)
+        for _ in 0..<exponent {
+            guard let q10 = quotient.multipliedByPowerOfTen(1), let r10 = remainder.multipliedByPowerOfTen(1) else { throw overflow }
+            let (digit, rest) = r10.quotientAndRemainder(dividingBy: denominator)
+            let (q, carry) = q10.addingReportingOverflow(digit)
+            if carry { throw overflow }
+            quotient = q
+            remainder = rest
+        }
+        let c = UInt256.compare(remainder, denominator.subtracting(remainder))
+        if c > 0 || (c == 0 && quotient.l0 & 1 == 1) {
+            let (q, carry) = quotient.addingReportingOverflow(UInt256(1))
+            if carry { throw overflow }
             quotient = q
         }
         return ExactDecimal(magnitude: quotient, scale: Int32(scale), negative: negative != divisor.negative)

@@ -13,6 +13,9 @@ public struct JSONError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let wrongType = Code(name: "wrongType")
         /// Well-formed JSON, but a required member is absent or has a bad value.
         public static let badValue = Code(name: "badValue")
+        /// Well-formed JSON, but a number outside the range Tape accepts for that member (a trade
+        /// time before 1970 or after 9999, see `Trade.validTimes`).
+        public static let outOfRange = Code(name: "outOfRange")
     }
 
     public var code: Code

@@ -67,6 +67,11 @@ extension JSONScanner {
     /// Reads a decimal written as a JSON string ("21614.59") or, leniently, as a JSON number.
     @inlinable
     public mutating func readDecimal() throws(JSONError) -> ExactDecimal {
+        try readDecimal(allowingSignificantDigits: ExactDecimal.maximumParsedDigits)
+    }
+
+    /// `readDecimal()` accepting up to `limit` significant digits (sums: candle volumes).
+    public mutating func readDecimal(allowingSignificantDigits limit: Int) throws(JSONError) -> ExactDecimal {
         let start = position
         let text: UnsafeBufferPointer<UInt8>
         if try peek() == UInt8(ascii: "\"") {
@@ -74,7 +79,7 @@ extension JSONScanner {
             if token.hasEscapes {
                 let unescaped = try string(token)
                 do throws(DecimalError) {
-                    return try ExactDecimal(unescaped)
+                    return try ExactDecimal(unescaped, allowingSignificantDigits: limit)
                 } catch {
                     throw JSONError(.badValue, "bad decimal: \(error.reason)", at: start)
                 }
@@ -84,7 +89,7 @@ extension JSONScanner {
             text = UnsafeBufferPointer(rebasing: bytes[try readNumber()])
         }
         do throws(DecimalError) {
-            return try ExactDecimal(utf8: text)
+            return try ExactDecimal(utf8: text, allowingSignificantDigits: limit)
         } catch {
             throw JSONError(.badValue, "bad decimal: \(error.reason)", at: start)
         }

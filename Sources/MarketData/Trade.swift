@@ -84,6 +84,18 @@ public struct Trade: Sendable, Hashable {
     /// The JSON schema version written as `"v"`.
     public static let schemaVersion: Int64 = 1
 
+    /// Trade times (ms since the Unix epoch) Tape accepts: 1970-01-01T00:00:00.000Z through
+    /// 9999-12-31T23:59:59.999Z. Times arrive from venues and from records anyone can produce; a
+    /// time outside this range is a malformed trade (parsers reject the frame, `Trade(json:)`
+    /// throws `.outOfRange`, the processor dead-letters the record). Within it, every window
+    /// computation (start, end, + allowed lateness, ...) stays far from `Int64`'s limits (±9.2e18).
+    public static let validTimes: ClosedRange<Int64> = 0...253_402_300_799_999
+
+    /// Why `time` is not a valid trade time (for errors and dead-letter headers).
+    public static func invalidTimeReason(_ time: Int64) -> String {
+        "trade time \(time) is outside \(validTimes.lowerBound)...\(validTimes.upperBound) ms (1970-01-01 to 9999-12-31 UTC)"
+    }
+
     public var exchange: Exchange
     /// Normalized symbol ("BTC-USDT").
     public var symbol: Symbol
@@ -251,6 +263,7 @@ public struct Trade: Sendable, Hashable {
         guard let quoteQuantity else { throw missing("quoteQuantity") }
         guard let side else { throw missing("side") }
         guard let time else { throw missing("time") }
+        guard Trade.validTimes.contains(time) else { throw JSONError(.outOfRange, Trade.invalidTimeReason(time), at: start) }
         guard let receivedAt else { throw missing("receivedAt") }
         self.init(
             exchange: Exchange(exchange), symbol: Symbol(normalizing: symbol), nativeSymbol: nativeSymbol,

@@ -99,6 +99,27 @@ private func designTrade() -> Trade {
     func decoderThrowsOnBadInput(json: String) {
         #expect(throws: JSONError.self) { try Trade(json: json) }
     }
+
+    /// Times outside 1970...9999 are malformed trades (their window arithmetic could overflow
+    /// downstream), with their own error code; the range's ends are accepted.
+    @Test(arguments: ["9223372036854775807", "9223372036854775802", "-9223372036854775808", "-1", "253402300800000"])
+    func outOfRangeTimeIsRejected(time: String) {
+        let json = designTradeJSON.replacingOccurrences(#""time":1661123520381"#, #""time":"# + time)
+        do {
+            _ = try Trade(json: json)
+            Issue.record("accepted time \(time)")
+        } catch {
+            #expect(error.code == .outOfRange)
+            #expect(error.reason.contains(time))
+        }
+    }
+
+    @Test func timeRangeEndsAreAccepted() throws {
+        for time in [Trade.validTimes.lowerBound, Trade.validTimes.upperBound] {
+            let json = designTradeJSON.replacingOccurrences(#""time":1661123520381"#, #""time":"# + String(time))
+            #expect(try Trade(json: json).time == time)
+        }
+    }
 }
 
 @Suite struct CandleTests {
@@ -120,6 +141,38 @@ private func designTrade() -> Trade {
         let candle = try Candle(json: designCandleJSON)
         #expect(candle == designCandle())
         #expect(candle.jsonString == designCandleJSON)
+    }
+
+    /// Volumes are sums: twelve 38-digit quantities make a 39-digit volume. What the processor
+    /// writes must decode (it did not: the decoder used the 38-digit limit of one quantity).
+    @Test func sumsBeyond38DigitsRoundTrip() throws {
+        let huge = try ExactDecimal(String(repeating: "9", count: 38))
+        var candle = designCandle()
+        candle.volume = huge * ExactDecimal(12)
+        candle.quoteVolume = huge * huge  // 76 digits
+        candle.buyVolume = candle.volume
+        candle.vwap = try ExactDecimal("1" + String(repeating: "0", count: 37) + ".0123456789", allowingSignificantDigits: 78)  // 48 digits
+        let decoded = try Candle(json: candle.jsonBytes)
+        #expect(decoded == candle)
+        #expect(decoded.quoteVolume.description == candle.quoteVolume.description)
+        // One trade's decimal keeps the 38-digit limit; a sum is bounded by 256 bits.
+        #expect(throws: DecimalError.self) { try ExactDecimal(String(repeating: "9", count: 39)) }
+        #expect(throws: DecimalError.self) {
+            try ExactDecimal(String(repeating: "9", count: 78), allowingSignificantDigits: ExactDecimal.maximumSumDigits)
+        }
+        let max256 = "115792089237316195423570985008687907853269984665640564039457584007913129639935"
+        #expect(try ExactDecimal(max256, allowingSignificantDigits: ExactDecimal.maximumSumDigits).description == max256)
+        #expect(throws: DecimalError.self) {
+            try ExactDecimal("115792089237316195423570985008687907853269984665640564039457584007913129639936", allowingSignificantDigits: 78)
+        }
+    }
+
+    /// Window starts never trap, even for times whose window would start below Int64.min.
+    @Test func windowStartSaturates() {
+        #expect(CandleInterval.oneMinute.windowStart(containing: .min) == .min)
+        #expect(CandleInterval.oneDay.windowStart(containing: .min + 1) == .min)
+        #expect(CandleInterval.oneMinute.windowStart(containing: .max) == Int64.max - Int64.max % 60_000)
+        #expect(CandleInterval.oneMinute.windowStart(containing: -1) == -60_000)
     }
 
     @Test func vwapMayBeNull() throws {

@@ -144,6 +144,72 @@ private func d(_ text: String) -> ExactDecimal {
         #expect(try quote.divided(by: volume, scale: 10).description == "21614.5900000000")
     }
 
+    /// Twelve 38-digit quantities and one at scale 38: the sum needs more than 256 bits. The
+    /// throwing operations say so (the candle processor rejects such a trade with it); before,
+    /// only the trapping `+` existed on this path.
+    @Test func overflowingSumsThrowOverflow() {
+        let huge = d(String(repeating: "9", count: 38))
+        let tiny = d("0." + String(repeating: "0", count: 37) + "1")
+        var sum = ExactDecimal.zero
+        for _ in 0..<12 { sum = try! sum.adding(huge) }
+        #expect(sum == huge * d("12"))
+        #expect((try? sum.adding(tiny)) == nil)
+        #expect((try? tiny.adding(sum)) == nil)
+        #expect((try? sum.subtracting(-tiny)) == nil)
+        #expect((try? (-sum).subtracting(tiny)) == nil)
+        do {
+            _ = try sum.adding(tiny)
+            Issue.record("no overflow reported")
+        } catch {
+            #expect(error.code == .overflow)
+        }
+        // Eleven still fit: the sum at scale 38 is below 2^256.
+        let eleven = huge * d("11")
+        #expect((try? eleven.adding(tiny))?.scale == 38)
+        #expect((try? sum.subtracting(huge)) == eleven)
+    }
+
+    /// The throwing sum takes the same fast path as `+` and gives the same text.
+    @Test func addingMatchesPlus() throws {
+        for (a, b) in [("1.10", "1.1"), ("0.01149", "0.006021"), ("-1.5", "-1"), ("18446744073709551615", "1"), ("1.5", "-2.25"), ("007.5", "0")] {
+            #expect(try d(a).adding(d(b)).description == (d(a) + d(b)).description)
+            #expect(try d(a).subtracting(d(b)).description == (d(a) - d(b)).description)
+        }
+    }
+
+    /// quoteVolume / volume when quoteVolume × 10^(10 + volume scale − quote scale) needs more
+    /// than 256 bits: computed digit by digit instead of failing (the VWAP of a window of huge
+    /// trades was null before).
+    @Test func wideQuotientsAreExact() throws {
+        let quote = d(String(repeating: "9", count: 38))
+        let one = d("1." + String(repeating: "0", count: 37))  // 38 digits, scale 37
+        #expect(try quote.divided(by: one, scale: 10).description == String(repeating: "9", count: 38) + ".0000000000")
+        #expect(Candle.vwap(quoteVolume: quote, volume: one) != nil)
+        // Against the fast path: the same divisor without its trailing zeros gives the same quotient.
+        var state: UInt64 = 7
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 11
+        }
+        var wide = 0
+        for _ in 0..<2_000 {
+            let aDigits = String((0..<(1 + Int(next() % 38))).map { _ in Character(String(next() % 10)) })
+            let a = d(aDigits)
+            let bDigits = 1 + Int(next() % 6)
+            let b = "\(1 + next() % 9)" + String((1..<bDigits).map { _ in Character(String(next() % 10)) })
+            let zeros = 37 - (bDigits - 1)
+            let padded = d(String(b.prefix(1)) + "." + String(b.dropFirst()) + String(repeating: "0", count: zeros))  // scale 37
+            let plain = d(String(b.prefix(1)) + (bDigits > 1 ? "." + String(b.dropFirst()) : ""))
+            #expect(padded == plain)
+            let scale = Int(next() % 12)
+            guard let expected = try? a.divided(by: plain, scale: scale) else { continue }
+            let got = try a.divided(by: padded, scale: scale)
+            #expect(got.description == expected.description, "\(a) / \(padded) at \(scale)")
+            if a.rescaled(to: 37 + scale) == nil { wide += 1 }
+        }
+        #expect(wide > 100, "the digit-by-digit path was exercised")
+    }
+
     @Test func divisionByZeroThrows() {
         #expect(throws: DecimalError.self) { try d("1").divided(by: d("0.000"), scale: 10) }
     }
