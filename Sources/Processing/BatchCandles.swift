@@ -8,7 +8,10 @@ import MarketData
 /// - a trade belongs to the window `[start, start + interval)` holding its time;
 /// - open is the price of the trade with the earliest (time, log position), close the latest;
 /// - high/low are the extreme prices; volumes are exact sums; vwap = quoteVolume / volume at 10
-///   fractional digits, half to even.
+///   fractional digits, half to even;
+/// - a trade whose time is outside `Trade.validTimes`, or that would make a volume sum of one of
+///   its windows need more than 256 bits (given the trades accepted before it, in log order), is
+///   rejected: it counts nowhere, and its id does not make a later trade a duplicate.
 public enum BatchCandles {
     /// A trade with its position in the log (per partition: the offset; only the order matters).
     public struct SequencedTrade: Sendable {
@@ -23,53 +26,85 @@ public enum BatchCandles {
     /// Final candles by Kafka key (`exchange:SYMBOL:interval:start`); `revision` 0, `final` true.
     /// `trades` must be in log order.
     public static func compute(_ trades: [SequencedTrade], intervals: [CandleInterval]) -> [String: Candle] {
+        computeWithRejections(trades, intervals: intervals).candles
+    }
+
+    /// `compute`, plus the trades rejected (time out of range, or sums that would overflow).
+    public static func computeWithRejections(_ trades: [SequencedTrade], intervals: [CandleInterval]) -> (
+        candles: [String: Candle], rejected: [SequencedTrade]
+    ) {
         struct DedupKey: Hashable {
             var exchange: String
             var symbol: String
             var id: String
         }
-        var seen = Set<DedupKey>()
-        var unique: [SequencedTrade] = []
-        for t in trades {
-            if seen.insert(DedupKey(exchange: t.trade.exchange.name, symbol: t.trade.symbol.rawValue, id: t.trade.tradeId)).inserted {
-                unique.append(t)
-            }
-        }
-        var groups: [String: [SequencedTrade]] = [:]
-        for interval in intervals {
-            for t in unique {
-                let start = interval.windowStart(containing: t.trade.time)
-                let key = Candle.kafkaKey(exchange: t.trade.exchange, symbol: t.trade.symbol, interval: interval, start: start)
-                groups[key, default: []].append(t)
-            }
-        }
-        var result: [String: Candle] = [:]
-        for (key, members) in groups {
-            let first = members[0].trade
-            let interval = CandleInterval(key.split(separator: ":")[2].description)!
-            let start = interval.windowStart(containing: first.time)
-            let byTime = members.sorted { ($0.trade.time, $0.sequence) < ($1.trade.time, $1.sequence) }
+        struct Sums {
             var volume = ExactDecimal.zero
             var quote = ExactDecimal.zero
             var buy = ExactDecimal.zero
             var sell = ExactDecimal.zero
+        }
+        var seen = Set<DedupKey>()
+        var rejected: [SequencedTrade] = []
+        var groups: [String: (interval: CandleInterval, members: [SequencedTrade])] = [:]
+        var sums: [String: Sums] = [:]
+        for t in trades {
+            guard Trade.validTimes.contains(t.trade.time) else {
+                rejected.append(t)
+                continue
+            }
+            let dedup = DedupKey(exchange: t.trade.exchange.name, symbol: t.trade.symbol.rawValue, id: t.trade.tradeId)
+            if seen.contains(dedup) { continue }
+            var updated: [(key: String, interval: CandleInterval, sums: Sums)] = []
+            var overflows = false
+            for interval in intervals {
+                let start = interval.windowStart(containing: t.trade.time)
+                let key = Candle.kafkaKey(exchange: t.trade.exchange, symbol: t.trade.symbol, interval: interval, start: start)
+                var s = sums[key] ?? Sums()
+                do throws(DecimalError) {
+                    s.volume = try s.volume.adding(t.trade.quantity)
+                    s.quote = try s.quote.adding(t.trade.quoteQuantity)
+                    if t.trade.side == .buy {
+                        s.buy = try s.buy.adding(t.trade.quantity)
+                    } else {
+                        s.sell = try s.sell.adding(t.trade.quantity)
+                    }
+                } catch {
+                    overflows = true
+                    break
+                }
+                updated.append((key, interval, s))
+            }
+            if overflows {
+                rejected.append(t)
+                continue
+            }
+            seen.insert(dedup)
+            for (key, interval, s) in updated {
+                sums[key] = s
+                groups[key, default: (interval, [])].members.append(t)
+            }
+        }
+        var result: [String: Candle] = [:]
+        for (key, (interval, members)) in groups {
+            let first = members[0].trade
+            let start = interval.windowStart(containing: first.time)
+            let byTime = members.sorted { ($0.trade.time, $0.sequence) < ($1.trade.time, $1.sequence) }
             var high = first.price
             var low = first.price
             for m in members {
-                volume += m.trade.quantity
-                quote += m.trade.quoteQuantity
-                if m.trade.side == .buy { buy += m.trade.quantity } else { sell += m.trade.quantity }
                 if m.trade.price > high { high = m.trade.price }
                 if m.trade.price < low { low = m.trade.price }
             }
+            let s = sums[key]!
             result[key] = Candle(
                 exchange: first.exchange, symbol: first.symbol, interval: interval, start: start,
                 end: start + interval.milliseconds, open: byTime.first!.trade.price, high: high, low: low,
-                close: byTime.last!.trade.price, volume: volume, quoteVolume: quote, buyVolume: buy, sellVolume: sell,
-                trades: Int64(members.count), vwap: Candle.vwap(quoteVolume: quote, volume: volume),
+                close: byTime.last!.trade.price, volume: s.volume, quoteVolume: s.quote, buyVolume: s.buy, sellVolume: s.sell,
+                trades: Int64(members.count), vwap: Candle.vwap(quoteVolume: s.quote, volume: s.volume),
                 revision: 0, isFinal: true)
         }
-        return result
+        return (result, rejected)
     }
 
     /// The fields a batch computation determines (everything but `revision` and `final`), for

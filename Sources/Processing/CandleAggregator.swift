@@ -16,6 +16,12 @@ import MarketData
 /// sequence decide open (earliest `(time, sequence)`) and close (latest), so the result does not
 /// depend on arrival order. Duplicates, by (exchange, symbol, tradeId), count once.
 ///
+/// Untrusted input never traps: a record that is not a trade, a trade time outside
+/// `Trade.validTimes`, or a trade whose volume sums would need more than 256 bits in any of its
+/// windows is *rejected* — checked before anything is changed, so the windows hold exactly what a
+/// batch computation over the accepted trades gives (`BatchCandles` applies the same rule) — and
+/// reported to the caller (`Rejection`), which dead-letters it. Window arithmetic saturates.
+///
 /// Recovery (see docs/processing.md): a new instance replays the partition from `replayFrom` with
 /// `resumeEmittingAt` set to the last committed `emittedThrough`; changes before that point are
 /// rebuilt silently, because they were already emitted.
@@ -40,6 +46,8 @@ public struct CandleAggregator: Sendable {
     private var seriesCache: [SeriesCacheEntry] = []
 
     private var windows: [Window] = []
+    /// Per interval, what the trade being ingested would do to its window (see `ingest`).
+    private var pending: [PendingWindow] = []
     private var freeSlots: [Int32] = []
     private var windowIndex: [WindowKey: Int32] = [:]
     /// Trade ids per instrument and largest-interval bucket, for deduplication.
@@ -54,11 +62,14 @@ public struct CandleAggregator: Sendable {
         self.suppressUntil = resumeEmittingAt > startSequence ? resumeEmittingAt : .min
         self.intervalMillis = configuration.intervals.map(\.milliseconds)
         self.largestIntervalMillis = configuration.intervals.map(\.milliseconds).max()!
+        self.pending = Array(repeating: PendingWindow(), count: configuration.intervals.count)
     }
 
     /// The event-time watermark: highest trade time minus grace (`Int64.min` before any trade).
-    public var watermark: Int64 {
-        maxTradeTime == .min ? .min : maxTradeTime - configuration.graceMilliseconds
+    public var watermark: Int64 { watermark(maxTradeTime: maxTradeTime) }
+
+    private func watermark(maxTradeTime: Int64) -> Int64 {
+        maxTradeTime == .min ? .min : saturatingSubtract(maxTradeTime, configuration.graceMilliseconds)
     }
 
     /// True while rebuilding state that a previous owner already emitted.
@@ -88,6 +99,33 @@ public struct CandleAggregator: Sendable {
         case duplicate
         /// Too old for at least one interval (beyond the allowed lateness): not applied there.
         case tooLate
+        /// Not applied anywhere, nothing changed (a time outside `Trade.validTimes`, or sums that
+        /// would overflow): the record is to be dead-lettered.
+        case rejected(Rejection.Kind)
+    }
+
+    /// Why a record was not applied (the processor dead-letters it with `reason`).
+    public struct Rejection: Error, Sendable, Hashable, CustomStringConvertible {
+        public enum Kind: String, Sendable, Hashable, CaseIterable {
+            /// Not a trade value (not JSON, a field missing or bad, another schema version).
+            case notATrade = "not-a-trade"
+            /// A trade whose time is outside `Trade.validTimes` (1970 through 9999).
+            case timeOutOfRange = "time-out-of-range"
+            /// A trade whose volume or quote volume sum would need more than 256 bits in one of its
+            /// windows.
+            case overflow = "overflow"
+        }
+        public var kind: Kind
+        /// One sentence for logs and the dead-letter `error` header.
+        public var reason: String
+        public init(_ kind: Kind, _ reason: String) {
+            self.kind = kind
+            self.reason = reason
+        }
+        public var description: String { "\(kind.rawValue): \(reason)" }
+
+        static let overflowReason =
+            "adding this trade would make a volume sum of one of its candle windows need more than 256 bits; rejected before any window changed"
     }
 
     // MARK: - Events
@@ -96,6 +134,7 @@ public struct CandleAggregator: Sendable {
     /// clock (ms since the epoch), used only to let an idle partition's watermark advance.
     @discardableResult
     public mutating func ingest(_ trade: Trade, sequence: Int64, now: Int64) -> IngestOutcome {
+        guard Trade.validTimes.contains(trade.time) else { return reject(.timeOutOfRange, sequence: sequence) }
         var exchange = trade.exchange.name
         var symbol = trade.symbol.rawValue
         let instrument = exchange.withUTF8 { e in symbol.withUTF8 { s in instrumentID(exchange: e, symbol: s) } }
@@ -104,30 +143,44 @@ public struct CandleAggregator: Sendable {
             quoteQuantity: trade.quoteQuantity, side: trade.side, time: trade.time, sequence: sequence, now: now)
     }
 
-    /// Decodes a `tape.trades` record value and applies it; false (and the record counted as
-    /// unparseable) when it is not a valid trade. Same result as `Trade(json:)` + `ingest`, faster.
+    /// Decodes a `tape.trades` record value and applies it; false (and the record counted) when it
+    /// was rejected (see `ingestRecord`). Same result as `Trade(json:)` + `ingest`, faster.
     @discardableResult
     public mutating func ingest(value: [UInt8], sequence: Int64, now: Int64) -> Bool {
-        value.withUnsafeBufferPointer { ingest(bytes: $0, sequence: sequence, now: now) }
+        value.withUnsafeBufferPointer { ingestRecord(bytes: $0, sequence: sequence, now: now) } == nil
     }
 
     /// `ingest(value:sequence:now:)` on bytes in place (e.g. a slice of a packed consumer batch).
     @discardableResult
     public mutating func ingest(bytes b: UnsafeBufferPointer<UInt8>, sequence: Int64, now: Int64) -> Bool {
-        if let f = TradeFields.decode(b) {
+        ingestRecord(bytes: b, sequence: sequence, now: now) == nil
+    }
+
+    /// Decodes a `tape.trades` record value and applies it. Returns why it was rejected — not a
+    /// trade, a time outside `Trade.validTimes`, sums that would overflow — or nil when it was
+    /// applied (or was a duplicate, or too late: both normal). A rejected record changes nothing
+    /// but `position`, and is counted.
+    public mutating func ingestRecord(bytes b: UnsafeBufferPointer<UInt8>, sequence: Int64, now: Int64) -> Rejection? {
+        let outcome: IngestOutcome
+        if let f = TradeFields.decode(b) {  // never a time outside `Trade.validTimes`
             let instrument = instrumentID(exchange: UnsafeBufferPointer(rebasing: b[f.exchange]), symbol: UnsafeBufferPointer(rebasing: b[f.symbol]))
             let id = TradeKey(UnsafeBufferPointer(rebasing: b[f.tradeID]))
-            ingest(
+            outcome = ingest(
                 instrument: instrument, id: id, price: f.price, quantity: f.quantity, quoteQuantity: f.quoteQuantity,
                 side: f.side, time: f.time, sequence: sequence, now: now)
-            return true
+        } else {
+            let trade: Trade
+            do {
+                trade = try Trade(json: Array(b))
+            } catch {
+                let kind: Rejection.Kind = error.code == .outOfRange ? .timeOutOfRange : .notATrade
+                reject(kind, sequence: sequence)
+                return Rejection(kind, error.description)
+            }
+            outcome = ingest(trade, sequence: sequence, now: now)
         }
-        guard let trade = try? Trade(json: Array(b)) else {
-            skip(sequence: sequence)
-            return false
-        }
-        ingest(trade, sequence: sequence, now: now)
-        return true
+        if case .rejected(let kind) = outcome { return Rejection(kind, kind == .overflow ? Rejection.overflowReason : "rejected (\(kind.rawValue))") }
+        return nil
     }
 
     @discardableResult
@@ -135,37 +188,78 @@ public struct CandleAggregator: Sendable {
         instrument: Int32, id: TradeKey, price: ExactDecimal, quantity: ExactDecimal, quoteQuantity: ExactDecimal,
         side: Side, time: Int64, sequence: Int64, now: Int64
     ) -> IngestOutcome {
+        guard Trade.validTimes.contains(time) else { return reject(.timeOutOfRange, sequence: sequence) }
         defer {
-            position = sequence + 1
+            position = saturatingAdd(sequence, 1)
             if suppressUntil != .min && position >= suppressUntil { endSuppression() }
         }
         lastArrival = now
-        if time > maxTradeTime { maxTradeTime = time }
-        let watermark = self.watermark
+        // The watermark as it is once this trade counts (committed below unless it is rejected).
+        let newMaxTradeTime = max(maxTradeTime, time)
+        let watermark = self.watermark(maxTradeTime: newMaxTradeTime)
         let lateness = configuration.allowedLatenessMilliseconds
 
         // Deduplicate across all intervals with one id set per largest-interval bucket.
         let bucketStart = floorStart(time, largestIntervalMillis)
-        if bucketStart + 2 * largestIntervalMillis + lateness <= watermark {
+        if saturatingAdd(bucketStart, saturatingAdd(saturatingMultiply(2, largestIntervalMillis), lateness)) <= watermark {
+            maxTradeTime = newMaxTradeTime
             counters.droppedTooLate += 1
             return .tooLate
         }
+
+        // First, without changing anything: the window of each interval and its sums with this
+        // trade. If any sum would overflow, the trade is rejected and no window has changed.
+        let count = intervalMillis.count
+        var overflows = false
+        for k in 0..<count {
+            let length = intervalMillis[k]
+            let start = floorStart(time, length)
+            if saturatingAdd(start, saturatingAdd(length, lateness)) <= watermark {
+                pending[k].slot = PendingWindow.tooLate
+                continue
+            }
+            let slot = existingSlot(instrument: instrument, interval: k, start: start)
+            let sums: WindowSums?
+            if slot >= 0 {
+                sums = windows[Int(slot)].sums(adding: quantity, quoteQuantity: quoteQuantity, side: side)
+            } else {
+                sums = WindowSums.zero.adding(quantity: quantity, quoteQuantity: quoteQuantity, side: side)
+            }
+            guard let sums else {
+                overflows = true
+                break
+            }
+            pending[k].slot = slot
+            pending[k].start = start
+            pending[k].sums = sums
+        }
+        if overflows {
+            // A duplicate stays a duplicate (it would not have been applied anyway).
+            if seenIDs[Int(instrument)].contains(id, bucket: bucketStart) {
+                maxTradeTime = newMaxTradeTime
+                counters.duplicates += 1
+                return .duplicate
+            }
+            counters.rejectedOverflows += 1
+            return .rejected(.overflow)
+        }
+        maxTradeTime = newMaxTradeTime
         if !seenIDs[Int(instrument)].insert(id, bucket: bucketStart) {
             counters.duplicates += 1
             return .duplicate
         }
 
         var outcome = IngestOutcome.applied
-        let count = intervalMillis.count
         for k in 0..<count {
-            let length = intervalMillis[k]
-            let start = floorStart(time, length)
-            if start + length + lateness <= watermark {
+            var slot = pending[k].slot
+            if slot == PendingWindow.tooLate {
                 outcome = .tooLate
                 continue
             }
-            let slot = windowSlot(instrument: instrument, interval: k, start: start, length: length, sequence: sequence)
-            if windows[Int(slot)].apply(price: price, quantity: quantity, quoteQuantity: quoteQuantity, side: side, time: time, sequence: sequence),
+            if slot < 0 {
+                slot = windowSlot(instrument: instrument, interval: k, start: pending[k].start, length: intervalMillis[k], sequence: sequence)
+            }
+            if windows[Int(slot)].apply(price: price, sums: pending[k].sums, side: side, time: time, sequence: sequence),
                 outcome == .applied
             {
                 outcome = .late
@@ -179,16 +273,27 @@ public struct CandleAggregator: Sendable {
         case .tooLate:
             counters.trades += 1
             counters.droppedTooLate += 1
-        case .duplicate: break
+        case .duplicate, .rejected: break
         }
         return outcome
     }
 
     /// Moves past a record that is not a trade (unparseable: counted, not applied).
     public mutating func skip(sequence: Int64) {
-        counters.unparseable += 1
-        position = sequence + 1
+        reject(.notATrade, sequence: sequence)
+    }
+
+    /// Moves past a rejected record: counted, nothing else changes.
+    @discardableResult
+    private mutating func reject(_ kind: Rejection.Kind, sequence: Int64) -> IngestOutcome {
+        switch kind {
+        case .notATrade: counters.unparseable += 1
+        case .timeOutOfRange: counters.rejectedTimes += 1
+        case .overflow: counters.rejectedOverflows += 1
+        }
+        position = saturatingAdd(sequence, 1)
         if suppressUntil != .min && position >= suppressUntil { endSuppression() }
+        return .rejected(kind)
     }
 
     /// Marks windows the watermark has passed as final and returns the candles that must go out
@@ -239,7 +344,7 @@ public struct CandleAggregator: Sendable {
         // An idle partition: assume event time moves on with the clock since the last trade.
         var finalizeBefore = watermark
         if !suppressing, maxTradeTime != .min, lastArrival != .min, now > lastArrival {
-            finalizeBefore = watermark &+ (now - lastArrival)
+            finalizeBefore = saturatingAdd(watermark, saturatingSubtract(now, lastArrival))
         }
         for slot in windowIndex.values {
             let i = Int(slot)
@@ -267,7 +372,7 @@ public struct CandleAggregator: Sendable {
         var gone: [WindowKey] = []
         for (key, slot) in windowIndex {
             let w = windows[Int(slot)]
-            if w.end + lateness <= watermark && !w.isDirty { gone.append(key) }
+            if saturatingAdd(w.end, lateness) <= watermark && !w.isDirty { gone.append(key) }
         }
         for key in gone {
             let slot = windowIndex.removeValue(forKey: key)!
@@ -275,9 +380,9 @@ public struct CandleAggregator: Sendable {
             if seriesCache[cache].slot == slot { seriesCache[cache] = .empty }
             freeSlots.append(slot)
         }
-        let bucketHorizon = 2 * largestIntervalMillis + lateness
-        for i in seenIDs.indices where seenIDs[i].buckets.contains(where: { $0.start + bucketHorizon <= watermark }) {
-            seenIDs[i].buckets.removeAll { $0.start + bucketHorizon <= watermark }
+        let bucketHorizon = saturatingAdd(saturatingMultiply(2, largestIntervalMillis), lateness)
+        for i in seenIDs.indices where seenIDs[i].buckets.contains(where: { saturatingAdd($0.start, bucketHorizon) <= watermark }) {
+            seenIDs[i].buckets.removeAll { saturatingAdd($0.start, bucketHorizon) <= watermark }
         }
     }
 
@@ -291,6 +396,13 @@ public struct CandleAggregator: Sendable {
         return id
     }
 
+    /// The slot of the window of (instrument, interval, start) if it is held, else -1; changes nothing.
+    private func existingSlot(instrument: Int32, interval k: Int, start: Int64) -> Int32 {
+        let cached = seriesCache[Int(instrument) * intervalMillis.count + k]
+        if cached.start == start { return cached.slot }
+        return windowIndex[WindowKey(instrument: instrument, interval: Int32(k), start: start)] ?? -1
+    }
+
     private mutating func windowSlot(instrument: Int32, interval k: Int, start: Int64, length: Int64, sequence: Int64) -> Int32 {
         let cache = Int(instrument) * intervalMillis.count + k
         let cached = seriesCache[cache]
@@ -300,7 +412,8 @@ public struct CandleAggregator: Sendable {
             seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
             return slot
         }
-        let window = Window(instrument: instrument, interval: Int32(k), start: start, end: start + length, firstSequence: sequence)
+        let window = Window(
+            instrument: instrument, interval: Int32(k), start: start, end: saturatingAdd(start, length), firstSequence: sequence)
         let slot: Int32
         if let free = freeSlots.popLast() {
             slot = free
@@ -325,11 +438,66 @@ public struct CandleAggregator: Sendable {
     }
 }
 
-/// Start of the window of `length` ms holding `time` (floor division, negative times too).
+/// Start of the window of `length` ms holding `time` (floor division, negative times too;
+/// `Int64.min` where the true start is below it, never a trap).
 @inline(__always)
 func floorStart(_ time: Int64, _ length: Int64) -> Int64 {
     let r = time % length
-    return r >= 0 ? time - r : time - r - length
+    if r >= 0 { return time - r }
+    return saturatingSubtract(time - r, length)
+}
+
+/// `a + b`, clamped to `Int64.min ... Int64.max` instead of trapping.
+@inline(__always)
+func saturatingAdd(_ a: Int64, _ b: Int64) -> Int64 {
+    let (sum, overflow) = a.addingReportingOverflow(b)
+    return overflow ? (b > 0 ? .max : .min) : sum
+}
+
+/// `a - b`, clamped to `Int64.min ... Int64.max` instead of trapping.
+@inline(__always)
+func saturatingSubtract(_ a: Int64, _ b: Int64) -> Int64 {
+    let (difference, overflow) = a.subtractingReportingOverflow(b)
+    return overflow ? (b < 0 ? .max : .min) : difference
+}
+
+/// `a × b`, clamped to `Int64.min ... Int64.max` instead of trapping.
+@inline(__always)
+func saturatingMultiply(_ a: Int64, _ b: Int64) -> Int64 {
+    let (product, overflow) = a.multipliedReportingOverflow(by: b)
+    return overflow ? ((a < 0) != (b < 0) ? .min : .max) : product
+}
+
+/// A window's volume sums: base volume, quote volume, and the taker side's volume.
+struct WindowSums: Sendable {
+    var volume: ExactDecimal
+    var quoteVolume: ExactDecimal
+    /// `buyVolume` or `sellVolume`, whichever side the trade is on.
+    var sideVolume: ExactDecimal
+
+    static let zero = WindowSums(volume: .zero, quoteVolume: .zero, sideVolume: .zero)
+
+    /// The sums with one more trade (this value's `sideVolume` being that trade's side's), or nil
+    /// when one of them would need more than 256 bits.
+    @inline(__always)
+    func adding(quantity: ExactDecimal, quoteQuantity: ExactDecimal, side: Side) -> WindowSums? {
+        do throws(DecimalError) {
+            return WindowSums(
+                volume: try volume.adding(quantity), quoteVolume: try quoteVolume.adding(quoteQuantity),
+                sideVolume: try sideVolume.adding(quantity))
+        } catch {
+            return nil
+        }
+    }
+}
+
+/// What the trade being ingested does to one interval's window: which slot (`tooLate`, or -1 for
+/// a window still to be created) and the sums it leaves there.
+struct PendingWindow: Sendable {
+    static let tooLate: Int32 = -2
+    var slot: Int32 = -1
+    var start: Int64 = 0
+    var sums = WindowSums.zero
 }
 
 /// One window's running aggregate.
@@ -368,9 +536,17 @@ struct Window: Sendable {
         self.firstSequence = firstSequence
     }
 
-    /// Adds a trade; returns true when the window was already final (a late trade).
+    /// The window's sums with one more trade, or nil when one would need more than 256 bits.
     @inline(__always)
-    mutating func apply(price: ExactDecimal, quantity: ExactDecimal, quoteQuantity: ExactDecimal, side: Side, time: Int64, sequence: Int64) -> Bool {
+    func sums(adding quantity: ExactDecimal, quoteQuantity: ExactDecimal, side: Side) -> WindowSums? {
+        WindowSums(volume: volume, quoteVolume: quoteVolume, sideVolume: side == .buy ? buyVolume : sellVolume)
+            .adding(quantity: quantity, quoteQuantity: quoteQuantity, side: side)
+    }
+
+    /// Adds a trade whose sums were computed (and checked) by `sums(adding:...)`; returns true
+    /// when the window was already final (a late trade).
+    @inline(__always)
+    mutating func apply(price: ExactDecimal, sums: WindowSums, side: Side, time: Int64, sequence: Int64) -> Bool {
         if trades == 0 {
             open = price
             high = price
@@ -395,11 +571,11 @@ struct Window: Sendable {
             }
         }
         if sequence < firstSequence { firstSequence = sequence }
-        volume += quantity
-        quoteVolume += quoteQuantity
+        volume = sums.volume
+        quoteVolume = sums.quoteVolume
         switch side {
-        case .buy: buyVolume += quantity
-        case .sell: sellVolume += quantity
+        case .buy: buyVolume = sums.sideVolume
+        case .sell: sellVolume = sums.sideVolume
         }
         trades += 1
         isDirty = true
@@ -489,6 +665,15 @@ struct InstrumentIDs: Sendable {
     }
     var buckets: [Bucket] = []
 
+    /// True when `id` is in the bucket starting at `bucket` (changes nothing).
+    func contains(_ id: TradeKey, bucket: Int64) -> Bool {
+        guard let b = buckets.last(where: { $0.start == bucket }) else { return false }
+        switch id {
+        case .number(let n): return b.numbers.contains(n)
+        case .text(let t): return b.texts.contains(t)
+        }
+    }
+
     /// Inserts `id` into the bucket starting at `bucket`; false when it was there already.
     @inline(__always)
     mutating func insert(_ id: TradeKey, bucket: Int64) -> Bool {
@@ -541,6 +726,16 @@ struct UInt64Set: Sendable {
         return true
     }
 
+    func contains(_ value: UInt64) -> Bool {
+        guard hasBase else { return false }
+        if value >= base && value - base < Self.denseSpan {
+            let offset = value - base
+            let w = Int(truncatingIfNeeded: offset >> 6)
+            return w < words.count && words[w] & (1 << (offset & 63)) != 0
+        }
+        return sparse.contains(value)
+    }
+
     private mutating func growWords(toInclude w: Int) {
         let limit = Int(Self.denseSpan / 64)
         let target = min(limit, max(w + 1, max(64, words.count * 2)))
@@ -574,6 +769,19 @@ struct SparseUInt64Set: Sendable {
         slots[i] = stored
         count += 1
         return true
+    }
+
+    func contains(_ value: UInt64) -> Bool {
+        if value == .max { return containsMax }
+        guard !slots.isEmpty else { return false }
+        let stored = value &+ 1
+        let mask = slots.count - 1
+        var i = Int(truncatingIfNeeded: (value &* 0x9E37_79B9_7F4A_7C15) >> 20) & mask
+        while slots[i] != 0 {
+            if slots[i] == stored { return true }
+            i = (i + 1) & mask
+        }
+        return false
     }
 
     private mutating func grow() {

@@ -39,8 +39,18 @@ public struct ProcessingCounters: Sendable, Hashable {
     public var lateTrades: Int64 = 0
     /// Trades older than the allowed lateness for at least one interval: not applied there.
     public var droppedTooLate: Int64 = 0
-    /// Records that were not a valid trade: logged and skipped.
+    /// Records that were not a valid trade: rejected (dead-lettered by the processor).
     public var unparseable: Int64 = 0
+    /// Trades whose time is outside `Trade.validTimes`: rejected (dead-lettered by the processor).
+    public var rejectedTimes: Int64 = 0
+    /// Trades whose volume sums would have overflowed 256 bits in one of their windows: rejected
+    /// before any window changed (dead-lettered by the processor).
+    public var rejectedOverflows: Int64 = 0
+    /// Rejected records written to the dead-letter topic (processor only).
+    public var deadLettered: Int64 = 0
+    /// Rejected records that could not be queued for the dead-letter topic, or whose delivery
+    /// failed: logged and counted, processing goes on (processor only).
+    public var deadLetterFailures: Int64 = 0
     /// Candle updates handed out for emission.
     public var candlesEmitted: Int64 = 0
 
@@ -53,6 +63,10 @@ public struct ProcessingCounters: Sendable, Hashable {
         c.lateTrades += b.lateTrades
         c.droppedTooLate += b.droppedTooLate
         c.unparseable += b.unparseable
+        c.rejectedTimes += b.rejectedTimes
+        c.rejectedOverflows += b.rejectedOverflows
+        c.deadLettered += b.deadLettered
+        c.deadLetterFailures += b.deadLetterFailures
         c.candlesEmitted += b.candlesEmitted
         return c
     }

@@ -130,7 +130,9 @@ public final class CandleStore: Sendable {
     }
 
     private static func candle(from row: Row) throws -> Candle {
-        func decimal(_ column: String) throws -> ExactDecimal { try ExactDecimal(row[column] as String) }
+        func decimal(_ column: String) throws -> ExactDecimal {
+            try ExactDecimal(row[column] as String, allowingSignificantDigits: ExactDecimal.maximumSumDigits)
+        }
         guard let interval = CandleInterval(seconds: row["interval"] as Int64) else {
             throw DecimalError(.invalidCharacter, "bad interval in the candle store")
         }
@@ -140,7 +142,7 @@ public final class CandleStore: Sendable {
             interval: interval, start: row["start"], end: row["end"], open: try decimal("open"), high: try decimal("high"),
             low: try decimal("low"), close: try decimal("close"), volume: try decimal("volume"),
             quoteVolume: try decimal("quoteVolume"), buyVolume: try decimal("buyVolume"), sellVolume: try decimal("sellVolume"),
-            trades: row["trades"], vwap: try vwapText.map { try ExactDecimal($0) }, revision: row["revision"],
+            trades: row["trades"], vwap: try vwapText.map { try ExactDecimal($0, allowingSignificantDigits: ExactDecimal.maximumSumDigits) }, revision: row["revision"],
             isFinal: row["final"])
     }
 }

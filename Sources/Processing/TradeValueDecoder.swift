@@ -6,7 +6,8 @@ import MarketData
 /// It accepts exactly the plain form Tape writes (a flat object, string decimals, no escapes, an
 /// already normalized symbol); for anything else it returns nil and the caller decodes with
 /// `Trade(json:)`, the reference decoder. When it returns fields, they equal `Trade(json:)`'s
-/// (checked by tests on generated and mutated values).
+/// (checked by tests on generated, mutated and fuzzed values); in particular a time outside
+/// `Trade.validTimes` is never returned (the reference decoder rejects it with its reason).
 struct TradeFields {
     var exchange: Range<Int>
     var symbol: Range<Int>
@@ -94,7 +95,7 @@ struct TradeFields {
         } else {
             return nil
         }
-        guard expect(",\"time\":"), let time = integer(until: UInt8(ascii: ",")),
+        guard expect(",\"time\":"), let time = integer(until: UInt8(ascii: ",")), Trade.validTimes.contains(time),
             expect("\"receivedAt\":"), integer(until: UInt8(ascii: "}")) != nil, i == n
         else { return nil }
         guard isNormalSymbol(b, symbol) else { return nil }
@@ -202,7 +203,7 @@ struct TradeFields {
                 side = s
                 seen |= 1 << 8
             case 4 where keyIs(key, "time"):
-                guard !isString, let t = integer(value) else { return nil }
+                guard !isString, let t = integer(value), Trade.validTimes.contains(t) else { return nil }
                 time = t
                 seen |= 1 << 9
             case 10 where keyIs(key, "receivedAt"):

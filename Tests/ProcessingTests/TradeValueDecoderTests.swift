@@ -148,6 +148,7 @@ struct TradeValueDecoderTests {
                     next &+= 1 + rng.next() % 3
                     value = next
                 }
+                #expect(set.contains(value) == reference.contains(value), "trial \(trial): contains \(value)")
                 #expect(set.insert(value) == reference.insert(value).inserted, "trial \(trial): \(value)")
             }
             #expect(set.count == reference.count)
