@@ -12,6 +12,13 @@ public struct CandleProcessorConfiguration: Sendable {
     public var inputTopic = "tape.trades"
     /// Topic of candles (compacted). Default `tape.candles`.
     public var outputTopic = "tape.candles"
+    /// Where input records the processor cannot use go (not a trade, a time outside
+    /// `Trade.validTimes`, sums that would overflow): the record's value unchanged, key
+    /// `<topic>:<partition>:<offset>` of the source record, headers `type` = `rejected-record`,
+    /// `error` (the reason), `error.code` (`not-a-trade`, `time-out-of-range`, `overflow`),
+    /// `source.topic`, `source.partition`, `source.offset`. Created (one partition) when missing.
+    /// Default `tape.deadletter`.
+    public var deadLetterTopic = "tape.deadletter"
     /// Consumer group; its committed offset per partition is "candles emitted through here".
     /// Default `tape-processor`.
     public var group = "tape-processor"
@@ -106,9 +113,33 @@ public final class CandleProcessor: Sendable {
     }
 
     /// Counters over all partitions this instance has processed (live partitions as of the last
-    /// checkpoint): trades, duplicates, late trades, trades dropped as too late, unparseable
-    /// records, candle updates. For metrics.
-    public var counters: ProcessingCounters { totals.withLock { $0 } + live.withLock { $0 } }
+    /// checkpoint): trades, duplicates, late trades, trades dropped as too late, rejected records,
+    /// candle updates, dead letters. For metrics.
+    public var counters: ProcessingCounters {
+        var c = totals.withLock { $0 } + live.withLock { $0 }
+        let d = deadLetters.withLock { $0 }
+        c.deadLettered = d.written
+        c.deadLetterFailures = d.failed
+        return c
+    }
+
+    /// Dead letters queued (and not reported failed), and those that failed to queue or deliver.
+    private let deadLetters = Mutex<(written: Int64, failed: Int64)>((0, 0))
+
+    /// Counts a dead letter queued (`queued`), or one that failed: to queue (`queued == false`)
+    /// or, reported later, to be delivered (`deliveryFailed`: it was counted as queued).
+    fileprivate func countDeadLetter(queued: Bool, deliveryFailed: Bool = false) {
+        deadLetters.withLock {
+            if deliveryFailed {
+                $0.written -= 1
+                $0.failed += 1
+            } else if queued {
+                $0.written += 1
+            } else {
+                $0.failed += 1
+            }
+        }
+    }
 
     private let live = Mutex(ProcessingCounters())
 
@@ -116,18 +147,24 @@ public final class CandleProcessor: Sendable {
         live.withLock { $0 = counters }
     }
 
-    /// Creates the candles topic when missing (compacted). The mock cluster has no CreateTopics:
-    /// errors are logged and ignored (the topic is then auto-created or must exist).
+    /// Creates the candles topic (compacted) and the dead-letter topic (one partition) when
+    /// missing. The mock cluster has no CreateTopics: errors are logged and ignored (the topics are
+    /// then auto-created or must exist).
     public func ensureOutputTopic() async {
         do {
             let admin = try KafkaAdmin(configuration: configuration.kafka, timeout: .seconds(5), logger: logger)
             let existing = try await admin.listTopics().map(\.name)
-            if existing.contains(configuration.outputTopic) { return }
-            try await admin.createTopic(
-                configuration.outputTopic, partitions: configuration.outputPartitions, configs: ["cleanup.policy": "compact"])
-            logger.info("Created the candles topic", metadata: ["topic": "\(configuration.outputTopic)"])
+            if !existing.contains(configuration.outputTopic) {
+                try await admin.createTopic(
+                    configuration.outputTopic, partitions: configuration.outputPartitions, configs: ["cleanup.policy": "compact"])
+                logger.info("Created the candles topic", metadata: ["topic": "\(configuration.outputTopic)"])
+            }
+            if !existing.contains(configuration.deadLetterTopic) && configuration.deadLetterTopic != configuration.outputTopic {
+                try await admin.createTopic(configuration.deadLetterTopic, partitions: 1)
+                logger.info("Created the dead-letter topic", metadata: ["topic": "\(configuration.deadLetterTopic)"])
+            }
         } catch {
-            logger.notice("Could not create the candles topic; continuing", metadata: ["error": "\(error)"])
+            logger.notice("Could not create the candles or dead-letter topic; continuing", metadata: ["error": "\(error)"])
         }
     }
 
@@ -158,9 +195,20 @@ public final class CandleProcessor: Sendable {
         let replayOffsets = try KafkaConsumer(configuration: replayConfiguration, logger: logger)
 
         let failures = Locked<(count: Int, last: String)>((0, ""))
+        let deadLetterTopic = configuration.deadLetterTopic
+        let reportLogger = logger
         let reportTask = Task {
             for await reports in producer.deliveryReports {
                 for r in reports where r.error != nil {
+                    // A dead letter that could not be delivered is logged and counted; it never
+                    // stops the candles (their own failures do: see `Commit`).
+                    if r.topic == deadLetterTopic {
+                        self.countDeadLetter(queued: true, deliveryFailed: true)
+                        reportLogger.warning(
+                            "A rejected record could not be written to the dead-letter topic",
+                            metadata: ["topic": "\(deadLetterTopic)", "error": "\(r.error.map { "\($0)" } ?? "")"])
+                        continue
+                    }
                     failures.withLock {
                         $0.count += 1
                         $0.last = r.error.map { "\($0)" } ?? ""
@@ -443,7 +491,9 @@ public final class CandleProcessor: Sendable {
                     first = index + found
                 }
                 var aggregator = aggregators.removeValue(forKey: partition)!
-                var bad: [Int64] = []
+                /// Rejected records, with the value to dead-letter — nil when replayed (a previous owner
+                /// dead-lettered those already).
+                var bad: [(offset: Int64, rejection: CandleAggregator.Rejection, value: [UInt8]?)] = []
                 var gap: (expected: Int64, got: Int64)?
                 // A real gap (a compacted or transactional input) would come back every time:
                 // after three tries it is accepted.
@@ -456,18 +506,24 @@ public final class CandleProcessor: Sendable {
                             gap = (aggregator.position, record.offset)
                             break
                         }
+                        let replayed = aggregator.isSuppressing
                         if record.valueLength < 0 {
                             aggregator.skip(sequence: record.offset)
-                            bad.append(record.offset)
+                            bad.append((record.offset, .init(.notATrade, "record has no value"), replayed ? nil : []))
                             continue
                         }
                         let value = UnsafeBufferPointer(rebasing: bytes[Int(record.valueStart)..<Int(record.valueStart) + Int(record.valueLength)])
-                        if !aggregator.ingest(bytes: value, sequence: record.offset, now: now) { bad.append(record.offset) }
+                        if let rejection = aggregator.ingestRecord(bytes: value, sequence: record.offset, now: now) {
+                            bad.append((record.offset, rejection, replayed ? nil : Array(value)))
+                        }
                     }
                 }
                 aggregators[partition] = aggregator
                 changedSinceCheckpoint = true
-                for offset in bad { logBadRecord(partition: partition, offset: offset) }
+                for b in bad {
+                    logBadRecord(partition: partition, offset: b.offset, rejection: b.rejection)
+                    if let value = b.value { deadLetter(value, partition: partition, offset: b.offset, rejection: b.rejection) }
+                }
                 if let gap {
                     // Offsets of tape.trades are contiguous (not compacted, not transactional), so a
                     // jump means this state would miss records. It happens when records fetched
@@ -601,14 +657,53 @@ public final class CandleProcessor: Sendable {
             processor.publishLive(sum)
         }
 
-        private mutating func logBadRecord(partition: Int32, offset: Int64) {
+        private mutating func logBadRecord(partition: Int32, offset: Int64, rejection: CandleAggregator.Rejection) {
             badRecordsLogged += 1
             if badRecordsLogged <= 10 || badRecordsLogged % 10_000 == 0 {
                 logger.warning(
-                    "Skipping a record that is not a trade",
+                    "Skipping a record the processor cannot use; it goes to the dead-letter topic",
                     metadata: [
-                        "partition": "\(partition)", "offset": "\(offset)", "skipped": "\(badRecordsLogged)",
+                        "partition": "\(partition)", "offset": "\(offset)", "reason": "\(rejection)",
+                        "skipped": "\(badRecordsLogged)", "deadLetterTopic": "\(configuration.deadLetterTopic)",
                     ])
+            }
+        }
+
+        /// Queues a rejected record for the dead-letter topic, without waiting: under the ownership
+        /// lock like candles (a partition given away is the new owner's to report), and when the
+        /// queue is full or the producer refuses, logged and counted — the candle loop never
+        /// stalls for a dead letter. At least once: records replayed after a restart before the
+        /// last commit are reported again (same key `<topic>:<partition>:<offset>`).
+        private mutating func deadLetter(_ value: [UInt8], partition: Int32, offset: Int64, rejection: CandleAggregator.Rejection) {
+            guard let epoch = epochs[partition] else { return }
+            let source = configuration.inputTopic
+            let message = ProducerMessage(
+                topic: configuration.deadLetterTopic, key: Array("\(source):\(partition):\(offset)".utf8), value: value,
+                headers: [
+                    KafkaHeader(key: "type", value: Array("rejected-record".utf8)),
+                    KafkaHeader(key: "error", value: Array(rejection.reason.utf8)),
+                    KafkaHeader(key: "error.code", value: Array(rejection.kind.rawValue.utf8)),
+                    KafkaHeader(key: "source.topic", value: Array(source.utf8)),
+                    KafkaHeader(key: "source.partition", value: Array("\(partition)".utf8)),
+                    KafkaHeader(key: "source.offset", value: Array("\(offset)".utf8)),
+                ], timestamp: processor.clock())
+            let producer = self.producer
+            let result = ownership.ifOwned(partition, epoch: epoch) { () -> (any Error)? in
+                do {
+                    _ = try producer.tryEnqueue(message)
+                    return nil
+                } catch {
+                    return error
+                }
+            }
+            guard let result else { return }  // no longer ours
+            if let error = result {
+                processor.countDeadLetter(queued: false)
+                logger.warning(
+                    "Could not queue a rejected record for the dead-letter topic; skipped",
+                    metadata: ["partition": "\(partition)", "offset": "\(offset)", "error": "\(error)"])
+            } else {
+                processor.countDeadLetter(queued: true)
             }
         }
 
@@ -723,7 +818,8 @@ public final class CandleProcessor: Sendable {
             let line =
                 "process: \(total.trades) trades (\(Int(rate))/s), \(total.candlesEmitted) candle updates, "
                 + "\(total.duplicates) duplicates, \(total.lateTrades) late, \(total.droppedTooLate) too late, "
-                + "\(total.unparseable) unparseable; partitions \(assigned.sorted()), lag \(await lag())\n"
+                + "\(total.unparseable) not trades, \(total.rejectedTimes) bad times, \(total.rejectedOverflows) overflows, "
+                + "\(total.deadLettered) dead-lettered; partitions \(assigned.sorted()), lag \(await lag())\n"
             FileHandle.standardError.write(Data(line.utf8))
         }
     }

@@ -22,6 +22,7 @@ import CoreMetrics
 /// | `tape_broker_bytes_in_total` | counter | — | embedded broker: request bytes read from sockets |
 /// | `tape_broker_bytes_out_total` | counter | — | embedded broker: response bytes written to sockets |
 /// | `tape_candles_emitted_total` | counter | interval | processing: each candle update produced to `tape.candles` |
+/// | `tape_process_dead_letters_total` | counter | reason | processing: each input record rejected (`not-a-trade`, `time-out-of-range`, `overflow`; → `tape.deadletter`), and `deadletter-failed` for each one that could not be written there |
 /// | `tape_server_trades_seen_total` | counter | — | server: trades read from its trade feed |
 /// | `tape_server_candles_seen_total` | counter | — | server: candles read from its candle feed |
 /// | `tape_ws_clients` | gauge | — | server: open `/ws` connections |
@@ -40,6 +41,7 @@ public enum TapeMetrics {
     public static let brokerBytesIn = "tape_broker_bytes_in_total"
     public static let brokerBytesOut = "tape_broker_bytes_out_total"
     public static let candlesEmitted = "tape_candles_emitted_total"
+    public static let processDeadLetters = "tape_process_dead_letters_total"
     public static let serverTradesSeen = "tape_server_trades_seen_total"
     public static let serverCandlesSeen = "tape_server_candles_seen_total"
     public static let wsClients = "tape_ws_clients"
@@ -49,7 +51,7 @@ public enum TapeMetrics {
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
         framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut,
-        candlesEmitted, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
+        candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
     ]
 
     /// `tape_frames_in_total{exchange}`.
@@ -79,5 +81,10 @@ public enum TapeMetrics {
     /// `tape_candles_emitted_total{interval}` (interval in canonical text, "1m").
     public static func candlesEmitted(interval: String) -> Counter {
         Counter(label: candlesEmitted, dimensions: [("interval", interval)])
+    }
+    /// `tape_process_dead_letters_total{reason}`: `not-a-trade`, `time-out-of-range`, `overflow`,
+    /// or `deadletter-failed`.
+    public static func processDeadLetters(reason: String) -> Counter {
+        Counter(label: processDeadLetters, dimensions: [("reason", reason)])
     }
 }

@@ -15,7 +15,9 @@ struct DurationOption: ExpressibleByArgument, Sendable {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         for (suffix, factor) in units where argument.hasSuffix(suffix) {
             guard let n = Int64(argument.dropLast(suffix.count)), n >= 0 else { return nil }
-            milliseconds = n * factor
+            let (ms, overflow) = n.multipliedReportingOverflow(by: factor)
+            guard !overflow else { return nil }
+            milliseconds = ms
             return
         }
         return nil
@@ -55,6 +57,10 @@ struct ProcessCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-db"), help: "Do not write the SQLite history.") var noDB = false
     @Option(help: "Topic of trades.") var input: String = "tape.trades"
     @Option(help: "Topic of candles.") var output: String = "tape.candles"
+    @Option(
+        name: .customLong("deadletter-topic"),
+        help: "Topic for input records that cannot be used (not a trade, time outside 1970-9999, sums beyond 256 bits); created when missing.")
+    var deadLetterTopic: String = "tape.deadletter"
     @Option(help: "How far the watermark trails the newest trade time (e.g. 5s).") var grace: DurationOption = .init(milliseconds: 5_000)
     @Option(name: .customLong("emit-interval"), help: "At most one update per open candle per this period (e.g. 1s).")
     var emitInterval: DurationOption = .init(milliseconds: 1_000)
@@ -73,6 +79,12 @@ struct ProcessCommand: AsyncParsableCommand {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error.")
         }
         guard emitInterval.milliseconds > 0 else { throw ValidationError("--emit-interval must be positive, e.g. 1s.") }
+        // Far beyond any use, and far from Int64's end when added to trade times (year 9999 is 2.5e14 ms).
+        let year: Int64 = 366 * 86_400_000
+        guard grace.milliseconds <= year, allowedLateness.milliseconds <= year, emitInterval.milliseconds <= year else {
+            throw ValidationError("--grace, --allowed-lateness and --emit-interval must be at most 366d.")
+        }
+        guard !deadLetterTopic.isEmpty else { throw ValidationError("--deadletter-topic must not be empty.") }
         guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive.") }
     }
 
@@ -81,6 +93,7 @@ struct ProcessCommand: AsyncParsableCommand {
         var configuration = CandleProcessorConfiguration(kafka: try kafka.configuration())
         configuration.inputTopic = input
         configuration.outputTopic = output
+        configuration.deadLetterTopic = deadLetterTopic
         configuration.group = group
         configuration.outputPartitions = outputPartitions
         configuration.aggregation = CandleAggregatorConfiguration(
@@ -108,6 +121,7 @@ struct ProcessCommand: AsyncParsableCommand {
         let c = processor.counters
         printError(
             "process: stopped after \(c.trades) trades, \(c.candlesEmitted) candle updates, \(c.duplicates) duplicates, "
-                + "\(c.lateTrades) late, \(c.droppedTooLate) too late, \(c.unparseable) unparseable.")
+                + "\(c.lateTrades) late, \(c.droppedTooLate) too late, \(c.unparseable) not trades, \(c.rejectedTimes) times out of range, "
+                + "\(c.rejectedOverflows) overflows; \(c.deadLettered) records to \(deadLetterTopic) (\(c.deadLetterFailures) failed).")
     }
 }

@@ -203,7 +203,9 @@ struct UpCommand: AsyncParsableCommand {
         let serverTask = Task { try await serverGroup.run() }
         let trimTask = releaseFreedMemoryPeriodically()
         defer { trimTask.cancel() }
-        let statusTask = Task { await Self.status(ingest: ingestHolder, stats: stats, server: state, traffic: traffic, interactive: interactive, logger: logger) }
+        let statusTask = Task {
+            await Self.status(ingest: ingestHolder, stats: stats, server: state, processor: processor, traffic: traffic, interactive: interactive, logger: logger)
+        }
 
         logger.debug("tape up: running; waiting for SIGINT/SIGTERM")
         // Wait for a signal, or for a stage to end on its own (the first event wins). The watchers
@@ -273,7 +275,10 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     /// A compact live line on a terminal; a log line every 30 s otherwise.
-    static func status(ingest: IngestHolder, stats: UpStats, server: TapeServerState, traffic: BrokerTraffic?, interactive: Bool, logger: Logger) async {
+    static func status(
+        ingest: IngestHolder, stats: UpStats, server: TapeServerState, processor: CandleProcessor, traffic: BrokerTraffic?, interactive: Bool,
+        logger: Logger
+    ) async {
         var last: (time: ContinuousClock.Instant, trades: Int) = (.now, 0)
         var tick = 0
         // The stages count with plain atomics; their deltas feed the Prometheus counters.
@@ -291,6 +296,7 @@ struct UpCommand: AsyncParsableCommand {
             // Candle updates as they appear on tape.candles (the server reads every one).
             let candleUpdates = Int(server.candlesSeen.load(ordering: .relaxed))
             exported.update(connection: snapshot, candlesEmitted: candleUpdates)
+            exported.update(processing: processor.counters)
             if let traffic { exported.update(traffic: traffic) }
             let lag = Double(snapshot?.lastLagMicros ?? 0) / 1000
             let line = String(format: "trades %d (%.0f/s) | candle updates %d | lag %.0f ms | reconnects %d | %@",
@@ -373,6 +379,22 @@ final class MetricsBridge {
         candles = TapeMetrics.candlesEmitted(interval: "all")
         brokerIn = TapeMetrics.brokerBytesInCounter()
         brokerOut = TapeMetrics.brokerBytesOutCounter()
+    }
+
+    private var deadLetterCounters: [(reason: String, counter: Counter, last: Int64)] = []
+
+    /// The processor's rejected records, as `tape_process_dead_letters_total{reason}`.
+    func update(processing c: ProcessingCounters) {
+        if deadLetterCounters.isEmpty {
+            deadLetterCounters = ["not-a-trade", "time-out-of-range", "overflow", "deadletter-failed"].map {
+                ($0, TapeMetrics.processDeadLetters(reason: $0), 0)
+            }
+        }
+        let values = [c.unparseable, c.rejectedTimes, c.rejectedOverflows, c.deadLetterFailures]
+        for i in deadLetterCounters.indices {
+            deadLetterCounters[i].counter.increment(by: Int(max(0, values[i] - deadLetterCounters[i].last)))
+            deadLetterCounters[i].last = values[i]
+        }
     }
 
     /// The embedded broker's socket bytes, as `tape_broker_bytes_in_total` / `_out_total`.

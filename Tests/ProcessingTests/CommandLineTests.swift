@@ -94,4 +94,15 @@ struct CommandLineTests {
         #expect(badInterval.status != 0)
         #expect(badInterval.stderr.contains("'2w' is not a candle interval"))
     }
+
+    /// Durations that overflow Int64 milliseconds, or would push window arithmetic near its end,
+    /// are refused with a sentence (the first one trapped before).
+    @Test func absurdDurationsAreRefusedNotTrapped() throws {
+        for flags in [["--grace", "9999999999999999d"], ["--allowed-lateness", "400d"], ["--emit-interval", "9223372036854775807s"]] {
+            let result = try run(["process", "--brokers", "127.0.0.1:1", "--no-db", "--progress", "0"] + flags)
+            #expect(result.status != 0, "\(flags)")
+            #expect(!result.stderr.contains("Fatal error"), "\(flags): \(result.stderr)")
+            #expect(result.stderr.contains(flags[0]), "\(flags): \(result.stderr)")
+        }
+    }
 }
