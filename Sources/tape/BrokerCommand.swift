@@ -38,6 +38,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @OptionGroup(title: "Limits (docs/limits.md)")
+    var limits: BrokerLimitOptions
+
     func validate() throws {
         guard (try? Self.parseListen(listen)) != nil else {
             throw ValidationError("--listen must be HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092; got \(listen).")
@@ -47,6 +50,7 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         guard numPartitions >= 1 else { throw ValidationError("--num-partitions must be at least 1; got \(numPartitions).") }
         guard maxPartitions >= 1 else { throw ValidationError("--max-partitions must be at least 1; got \(maxPartitions).") }
+        try limits.validate()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel).")
         }
@@ -77,6 +81,10 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         config.autoCreateTopics = autoCreateTopics
         config.numPartitions = numPartitions
+        limits.apply(to: &config)
+        // systemd and most shells start processes at 1024 open files (soft) with a far higher hard
+        // limit: take what is allowed, then size the connection budget to it.
+        DescriptorLimit.raiseSoftLimit()
         let stores = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger, maxPartitions: maxPartitions)
         let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
         // A BrokerStartError is one sentence saying what to do; it is printed without usage text.
@@ -117,5 +125,62 @@ struct BrokerCommand: AsyncParsableCommand {
         let manager = try LogManager(
             configuration: .init(dataDirectory: dataDir, fsyncPolicy: policy, maxPartitions: maxPartitions), logger: logger)
         return Stores(topics: manager, offsets: DurableCommittedOffsetStore(manager.offsetStore), close: { await manager.shutdown() })
+    }
+}
+
+/// `tape broker`'s resource limits; names follow Kafka's broker settings (docs/limits.md).
+struct BrokerLimitOptions: ParsableArguments {
+    @Option(help: "Client connections served at once; more are closed when accepted (lowered to fit the open-files limit).")
+    var maxConnections: Int = 1000
+
+    @Option(help: "Close connections without traffic for this many milliseconds (0: never).")
+    var connectionsMaxIdleMs: Int64 = 600_000
+
+    @Option(help: "Close a connection whose started request frame is not complete within this many milliseconds (0: never).")
+    var requestReadTimeoutMs: Int64 = 60_000
+
+    @Option(help: "Bytes of request frames being read across all connections; beyond it, connections wait unread.")
+    var queuedMaxRequestBytes: Int = 512 << 20
+
+    @Option(help: "Largest fetch response in bytes, whatever a client asks (the first batch is always returned).")
+    var fetchMaxBytes: Int = 57_671_680
+
+    @Option(help: "Members of one consumer group; joins beyond it get GROUP_MAX_SIZE_REACHED.")
+    var groupMaxSize: Int = 1000
+
+    @Option(help: "Consumer groups with members held at once; new groups beyond it get GROUP_MAX_SIZE_REACHED.")
+    var maxGroups: Int = 10_000
+
+    @Option(help: "Largest committed-offset metadata in bytes; larger commits get OFFSET_METADATA_TOO_LARGE.")
+    var offsetMetadataMaxBytes: Int = 4096
+
+    @Option(help: "Forget an idempotent producer's state after this many milliseconds without a write.")
+    var producerIdExpirationMs: Int64 = 86_400_000
+
+    func validate() throws {
+        let positive: [(String, Int64)] = [
+            ("--max-connections", Int64(maxConnections)), ("--queued-max-request-bytes", Int64(queuedMaxRequestBytes)),
+            ("--fetch-max-bytes", Int64(fetchMaxBytes)), ("--group-max-size", Int64(groupMaxSize)), ("--max-groups", Int64(maxGroups)),
+            ("--producer-id-expiration-ms", producerIdExpirationMs),
+        ]
+        for (flag, value) in positive where value < 1 { throw ValidationError("\(flag) must be at least 1; got \(value).") }
+        let nonNegative: [(String, Int64)] = [
+            ("--connections-max-idle-ms", connectionsMaxIdleMs), ("--request-read-timeout-ms", requestReadTimeoutMs),
+            ("--offset-metadata-max-bytes", Int64(offsetMetadataMaxBytes)),
+        ]
+        for (flag, value) in nonNegative where value < 0 { throw ValidationError("\(flag) must be 0 or more; got \(value).") }
+        if fetchMaxBytes > Int(Int32.max) / 2 { throw ValidationError("--fetch-max-bytes must be at most \(Int(Int32.max) / 2); got \(fetchMaxBytes).") }
+    }
+
+    func apply(to config: inout BrokerConfiguration) {
+        config.maxConnections = maxConnections
+        config.connectionsMaxIdleMs = connectionsMaxIdleMs
+        config.requestReadTimeoutMs = requestReadTimeoutMs
+        config.maxRequestMemoryBytes = queuedMaxRequestBytes
+        config.fetchMaxBytes = fetchMaxBytes
+        config.group.maxSize = groupMaxSize
+        config.maxGroups = maxGroups
+        config.offsetMetadataMaxBytes = offsetMetadataMaxBytes
+        config.producerIdExpirationMs = producerIdExpirationMs
     }
 }

@@ -86,6 +86,7 @@ struct UpCommand: AsyncParsableCommand {
             var config = BrokerConfiguration()
             (config.host, config.port) = try BrokerCommand.parseListen(listen)
             config.numPartitions = 3
+            DescriptorLimit.raiseSoftLimit()
             let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: Logger(label: "tape.broker"))
             let bound: BoundBrokerServer
             do {

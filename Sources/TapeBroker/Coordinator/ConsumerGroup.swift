@@ -58,6 +58,9 @@ public struct ConsumerGroup: Sendable {
         public var maxSessionTimeoutMs: Int32 = 3_600_000
         /// How long a new group waits for more members before its first generation. Default 0 ms.
         public var initialRebalanceDelayMs: Int64 = 0
+        /// Members (and member ids handed out, not yet joined) a group holds (Kafka:
+        /// `group.max.size`); a join beyond it gets GROUP_MAX_SIZE_REACHED. Default 1000.
+        public var maxSize: Int = 1000
         public init() {}
     }
 
@@ -81,6 +84,12 @@ public struct ConsumerGroup: Sendable {
     public init(groupId: String, settings: Settings = Settings()) {
         self.groupId = groupId
         self.settings = settings
+    }
+
+    /// True when the group holds nothing but its identity: no members, no parked requests, no
+    /// member ids handed out. The broker may then forget it (committed offsets live elsewhere).
+    public var isVacant: Bool {
+        members.isEmpty && pendingJoins.isEmpty && pendingSyncs.isEmpty && pendingMemberIds.isEmpty && state == .empty
     }
 
     /// Members in join order.
@@ -108,6 +117,10 @@ public struct ConsumerGroup: Sendable {
 
         var memberId = request.memberId
         var actions: [Action] = []
+        let isNewMember = members[memberId] == nil && (request.groupInstanceId.map { member(instanceId: $0) == nil } ?? true)
+        if isNewMember && members.count + pendingMemberIds.count >= settings.maxSize && pendingMemberIds[memberId] == nil {
+            return fail(.groupMaxSizeReached)
+        }
         if memberId.isEmpty {
             memberSerial += 1
             memberId = "\(clientId.isEmpty ? "member" : clientId)-\(now)-\(memberSerial)"

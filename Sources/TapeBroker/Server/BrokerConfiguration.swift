@@ -25,5 +25,39 @@ public struct BrokerConfiguration: Sendable {
     /// How often session and rebalance timeouts are checked. Default 100 ms.
     public var groupTickIntervalMs: Int = 100
 
+    // MARK: Limits (docs/limits.md). Names follow Kafka's broker settings where one exists.
+
+    /// Client connections served at once; further ones are closed as soon as they are accepted
+    /// (Kafka: `max.connections`). Default 1000, lowered at start to what the descriptor limit allows.
+    public var maxConnections: Int = 1000
+    /// A connection with no bytes read or written for this long is closed (Kafka:
+    /// `connections.max.idle.ms`). Default 600 000 ms (10 min).
+    public var connectionsMaxIdleMs: Int64 = 600_000
+    /// A request frame that has started to arrive must be complete within this long, or the
+    /// connection is closed (stops clients that hold a half-sent frame). Default 60 000 ms.
+    public var requestReadTimeoutMs: Int64 = 60_000
+    /// Bytes of request frames being read, across all connections; when reached, connections
+    /// starting a new frame wait (their socket is not read) until memory frees (Kafka:
+    /// `queued.max.request.bytes`). Default 512 MiB; always at least one whole frame.
+    public var maxRequestMemoryBytes: Int = 512 << 20
+    /// Responses a connection may have waiting to be written (its pipelined requests); while this
+    /// many wait, the connection's next request is not read. Default 64.
+    public var maxQueuedResponsesPerConnection: Int = 64
+    /// Bytes of responses a connection may have waiting to be written. Default 64 MiB.
+    public var maxQueuedResponseBytesPerConnection: Int = 64 << 20
+    /// Largest fetch response, whatever the request asks (Kafka: `fetch.max.bytes`, 55 MiB).
+    /// The first batch is returned even if larger, so a consumer always makes progress.
+    public var fetchMaxBytes: Int = 57_671_680
+    /// Consumer groups held in memory with members or pending joins. Default 10 000.
+    public var maxGroups: Int = 10_000
+    /// Largest committed-offset metadata string (Kafka: `offset.metadata.max.bytes`). Default 4096.
+    public var offsetMetadataMaxBytes: Int = 4096
+    /// An idempotent producer's state is dropped after this long without a write (Kafka:
+    /// `producer.id.expiration.ms`). Default 86 400 000 ms (1 day).
+    public var producerIdExpirationMs: Int64 = 86_400_000
+    /// Idempotent-producer states kept (per producer and partition); the least recently used go
+    /// first beyond it. Default 100 000.
+    public var maxProducerStates: Int = 100_000
+
     public init() {}
 }

@@ -17,6 +17,14 @@ public final class BrokerServer: Sendable {
     public let broker: Broker
     /// Bytes read from and written to client sockets, for metrics.
     public let traffic = BrokerTraffic()
+    /// Connections open, refused and closed by the limits (docs/limits.md).
+    public let limits = ConnectionLimitCounters()
+    /// The connections being served, for eviction of the idlest at `maxConnections`.
+    public let connections = ConnectionTable()
+    /// Request frames being read, across connections (`maxRequestMemoryBytes`).
+    public let requestMemory: RequestMemoryPool
+    /// Connections served at once: `maxConnections`, lowered to what the descriptor limit allows.
+    public let maxConnections: Int
     let configuration: BrokerConfiguration
     let logger: Logger
     let group: any EventLoopGroup
@@ -26,11 +34,19 @@ public final class BrokerServer: Sendable {
         self.configuration = broker.configuration
         self.logger = logger
         self.group = group
+        self.requestMemory = RequestMemoryPool(capacity: max(broker.configuration.maxRequestMemoryBytes, broker.configuration.maxFrameBytes))
+        self.maxConnections = DescriptorLimit.connectionBudget(configured: broker.configuration.maxConnections)
     }
 
     /// Binds the listening socket; returns the bound channel wrapper. Throws `BrokerStartError`.
     public func bind() async throws -> BoundBrokerServer {
         let maxFrame = configuration.maxFrameBytes
+        let pool = requestMemory
+        let table = connections
+        let counters = limits
+        let idleMs = configuration.connectionsMaxIdleMs
+        let readTimeoutMs = configuration.requestReadTimeoutMs
+        let logger = self.logger
         let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         do {
             channel = try await ServerBootstrap(group: group)
@@ -43,6 +59,11 @@ public final class BrokerServer: Sendable {
                 .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
+                        let peer = child.remoteAddress?.description ?? "?"
+                        try child.pipeline.syncOperations.addHandler(
+                            ConnectionGuard(
+                                pool: pool, table: table, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs, counters: counters,
+                                onClose: { reason in logger.info("closing connection: \(reason)", metadata: ["peer": "\(peer)"]) }))
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                     }
@@ -62,14 +83,25 @@ public final class BrokerServer: Sendable {
         return BoundBrokerServer(server: self, channel: channel, port: port)
     }
 
+    private static let nextConnectionID = Atomic<UInt64>(1)
+
     func serve(connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>) async {
         let peer = connection.channel.remoteAddress?.description ?? "?"
         let host = "/" + (connection.channel.remoteAddress?.ipAddress ?? "unknown")
         var log = logger
         log[metadataKey: "peer"] = "\(peer)"
+        let id = Self.nextConnectionID.add(1, ordering: .relaxed).newValue
+        let gate = ReplyGate(maxCount: configuration.maxQueuedResponsesPerConnection, maxBytes: configuration.maxQueuedResponseBytesPerConnection)
+        let broker = self.broker
+        // A closed connection's parked requests (a long-polling fetch) are released at once, and
+        // a reader waiting for its replies to drain stops waiting.
+        connection.channel.closeFuture.whenComplete { _ in
+            gate.close()
+            Task { await broker.connectionClosed(id) }
+        }
         do {
             try await withTaskCancellationHandler {
-                try await serveRequests(connection, host: host, log: log)
+                try await serveRequests(connection, id: id, gate: gate, host: host, log: log)
             } onCancel: {
                 connection.channel.close(promise: nil)
             }
@@ -80,31 +112,32 @@ public final class BrokerServer: Sendable {
         }
     }
 
-    private func serveRequests(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, host: String, log: Logger) async throws {
+    private func serveRequests(_ connection: NIOAsyncChannel<ByteBuffer, ByteBuffer>, id: UInt64, gate: ReplyGate, host: String, log: Logger) async throws {
         try await connection.executeThenClose { inbound, outbound in
             // Requests are handled one at a time in arrival order; replies are written in the
             // same order by a writer task, which may still be waiting for a produce's fsync
             // while the next request is handled.
             // A ready answer is written by this task directly when the writer has nothing queued
-            // (one task hop less per request); `queued` counts replies handed to the writer and
-            // not yet written, so a direct write never overtakes an earlier reply.
+            // (one task hop less per request); `gate` counts replies handed to the writer and
+            // not yet written, so a direct write never overtakes an earlier reply, and bounds
+            // them: while too many wait, the next request is not read (the socket pushes back).
             let traffic = self.traffic
             @Sendable func write(_ frame: ByteBuffer) async throws {
                 traffic.bytesOut.add(frame.readableBytes, ordering: .relaxed)
                 try await outbound.write(frame)
             }
-            let (replies, queue) = AsyncStream<Broker.Reply>.makeStream()
-            let queued = NIOLockedValueBox(0)
+            let (replies, queue) = AsyncStream<(Broker.Reply, Int)>.makeStream()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await reply in replies {
+                    defer { gate.close() }
+                    for await (reply, bytes) in replies {
                         switch reply {
                         case .none: break
                         case .now(let frame): try await write(frame)
                         case .later(let produce): try await write(await produce())
                         case .closeConnection: break
                         }
-                        queued.withLockedValue { $0 -= 1 }
+                        gate.remove(bytes: bytes)
                     }
                 }
                 defer { queue.finish() }
@@ -119,21 +152,89 @@ public final class BrokerServer: Sendable {
                         log.warning("closing connection: could not decode \(what): \(error)")
                         break
                     }
-                    let reply = await broker.receive(request, clientHost: host)
+                    let reply = await broker.receive(request, clientHost: host, connection: id)
                     if case .closeConnection(let reason) = reply {
                         log.info("closing connection: \(reason)")
                         break
                     }
-                    if case .now(let frame) = reply, queued.withLockedValue({ $0 == 0 }) {
-                        try await write(frame)
-                        continue
+                    var bytes = 0
+                    if case .now(let frame) = reply {
+                        if gate.isEmpty {
+                            try await write(frame)
+                            continue
+                        }
+                        bytes = frame.readableBytes
                     }
-                    queued.withLockedValue { $0 += 1 }
-                    queue.yield(reply)
+                    gate.add(bytes: bytes)
+                    queue.yield((reply, bytes))
+                    if !(await gate.waitForRoom()) { break }  // the connection closed
                 }
                 queue.finish()
                 try await group.waitForAll()
             }
+        }
+    }
+}
+
+/// Replies of one connection handed to its writer and not yet written: the reader waits while
+/// `maxCount` or `maxBytes` are reached, so a client that pipelines requests without reading
+/// its responses holds a bounded amount of the broker's memory.
+final class ReplyGate: Sendable {
+    private struct State {
+        var count = 0
+        var bytes = 0
+        var closed = false
+        var waiter: CheckedContinuation<Bool, Never>?
+    }
+    private let state = NIOLockedValueBox(State())
+    let maxCount: Int
+    let maxBytes: Int
+
+    init(maxCount: Int, maxBytes: Int) {
+        self.maxCount = max(maxCount, 1)
+        self.maxBytes = max(maxBytes, 1)
+    }
+
+    var isEmpty: Bool { state.withLockedValue { $0.count == 0 } }
+
+    func add(bytes: Int) {
+        state.withLockedValue {
+            $0.count += 1
+            $0.bytes += bytes
+        }
+    }
+
+    func remove(bytes: Int) {
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLockedValue { s in
+            s.count -= 1
+            s.bytes -= bytes
+            guard s.count < maxCount && s.bytes < maxBytes, let w = s.waiter else { return nil }
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume(returning: true)
+    }
+
+    /// The writer stopped (connection closed or failed): the reader must not wait any more.
+    func close() {
+        let waiter: CheckedContinuation<Bool, Never>? = state.withLockedValue { s in
+            s.closed = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: false)
+    }
+
+    /// Returns true once there is room for another reply, false if the gate closed.
+    func waitForRoom() async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            let ready: Bool? = state.withLockedValue { s in
+                if s.closed { return false }
+                if s.count < maxCount && s.bytes < maxBytes { return true }
+                s.waiter = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
         }
     }
 }
@@ -165,6 +266,7 @@ public struct BoundBrokerServer: Sendable {
             metadata: [
                 "address": "\(c.host):\(port)", "advertised": "\(advertised)",
                 "autoCreateTopics": "\(c.autoCreateTopics)", "numPartitions": "\(c.numPartitions)", "maxMessageBytes": "\(c.maxMessageBytes)",
+                "maxConnections": "\(server.maxConnections)", "openFilesLimit": "\(DescriptorLimit.current)",
             ])
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
@@ -184,8 +286,32 @@ public struct BoundBrokerServer: Sendable {
                     var failure: (any Error)?
                     do {
                         try await channel.executeThenClose { inbound in
+                            var lastRefusalLog = ContinuousClock.now - .seconds(60)
                             for try await connection in inbound {
-                                connections.addTask { await server.serve(connection: connection) }
+                                let counters = server.limits
+                                // At the limit, a connection idle for a while makes room (idle hoarders cannot
+                                // lock clients out); if none has been idle for a second, the new one is refused.
+                                var admit = counters.open.load(ordering: .relaxed) < server.maxConnections
+                                if !admit, server.connections.evictIdlest(now: Int64(NIODeadline.now().uptimeNanoseconds), minimumIdleNanos: 1_000_000_000) {
+                                    counters.evicted.add(1, ordering: .relaxed)
+                                    admit = true
+                                }
+                                guard admit else {
+                                    let refused = counters.rejected.add(1, ordering: .relaxed).newValue
+                                    if ContinuousClock.now - lastRefusalLog > .seconds(10) {
+                                        lastRefusalLog = .now
+                                        server.logger.warning(
+                                            "refusing connections: \(server.maxConnections) are open (--max-connections)",
+                                            metadata: ["peer": "\(connection.channel.remoteAddress?.description ?? "?")", "refusedSoFar": "\(refused)"])
+                                    }
+                                    connections.addTask { try? await connection.executeThenClose { _, _ in } }
+                                    continue
+                                }
+                                counters.open.add(1, ordering: .relaxed)
+                                connections.addTask {
+                                    await server.serve(connection: connection)
+                                    counters.open.subtract(1, ordering: .relaxed)
+                                }
                             }
                         }
                     } catch {

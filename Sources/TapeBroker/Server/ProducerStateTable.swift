@@ -18,6 +18,8 @@ public struct ProducerStateTable: Sendable {
     struct Entry {
         var epoch: Int16
         var recent: [WrittenBatch]
+        /// Broker clock (ms) of the last batch recorded, for expiry.
+        var lastUsedMs: Int64 = 0
     }
 
     /// What to do with a batch.
@@ -30,12 +32,38 @@ public struct ProducerStateTable: Sendable {
     }
 
     private var entries: [Key: Entry] = [:]
-    /// Producer ids this broker handed out (a fresh one must start at sequence 0).
-    private var issued: Set<Int64> = []
+    /// Producer ids this broker handed out (a fresh one must start at sequence 0), with when.
+    private var issued: [Int64: Int64] = [:]
 
     public init() {}
 
-    public mutating func issued(producerId: Int64) { issued.insert(producerId) }
+    /// States held (per producer and partition) and issued ids not yet forgotten.
+    public var count: (states: Int, issued: Int) { (entries.count, issued.count) }
+
+    public mutating func issued(producerId: Int64, now: Int64 = 0) { issued[producerId] = now }
+
+    /// Forgets producers idle for `expirationMs` (Kafka's `producer.id.expiration.ms`), then the
+    /// least recently used states beyond `maxStates`, and issued ids beyond `maxStates` (oldest
+    /// first). A forgotten producer's next batch is accepted as a new one, as Kafka does once
+    /// its state expired. Returns how many states and ids were dropped.
+    @discardableResult
+    public mutating func expire(now: Int64, expirationMs: Int64, maxStates: Int) -> Int {
+        let before = entries.count + issued.count
+        let cutoff = now.subtractingReportingOverflow(expirationMs)
+        if !cutoff.overflow {
+            entries = entries.filter { $0.value.lastUsedMs > cutoff.partialValue }
+            issued = issued.filter { $0.value > cutoff.partialValue }
+        }
+        if entries.count > maxStates {
+            let keep = entries.sorted { $0.value.lastUsedMs > $1.value.lastUsedMs }.prefix(max(maxStates, 0))
+            entries = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+        }
+        if issued.count > maxStates {
+            let keep = issued.sorted { $0.value > $1.value }.prefix(max(maxStates, 0))
+            issued = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
+        }
+        return before - entries.count - issued.count
+    }
 
     static func lastSequence(_ header: RecordBatchHeader) -> Int32 {
         let last = Int64(header.baseSequence) + Int64(header.lastOffsetDelta)
@@ -48,7 +76,7 @@ public struct ProducerStateTable: Sendable {
         guard header.producerId >= 0 else { return .append }
         let key = Key(producerId: header.producerId, partition: partition)
         guard let entry = entries[key] else {
-            if issued.contains(header.producerId) && header.baseSequence != 0 {
+            if issued[header.producerId] != nil && header.baseSequence != 0 {
                 return .reject(.outOfOrderSequenceNumber, "producer \(header.producerId) starts \(partition) at sequence \(header.baseSequence), expected 0")
             }
             return .append
@@ -75,7 +103,7 @@ public struct ProducerStateTable: Sendable {
     }
 
     /// Records a batch that was written at `baseOffset`.
-    public mutating func record(_ header: RecordBatchHeader, partition: TopicPartition, baseOffset: Int64) {
+    public mutating func record(_ header: RecordBatchHeader, partition: TopicPartition, baseOffset: Int64, now: Int64 = 0) {
         guard header.producerId >= 0 else { return }
         let key = Key(producerId: header.producerId, partition: partition)
         var entry = entries[key] ?? Entry(epoch: header.producerEpoch, recent: [])
@@ -84,6 +112,7 @@ public struct ProducerStateTable: Sendable {
         }
         entry.recent.append(WrittenBatch(firstSequence: header.baseSequence, lastSequence: Self.lastSequence(header), baseOffset: baseOffset))
         if entry.recent.count > Self.window { entry.recent.removeFirst(entry.recent.count - Self.window) }
+        entry.lastUsedMs = now
         entries[key] = entry
     }
 
