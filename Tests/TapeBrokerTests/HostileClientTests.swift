@@ -159,6 +159,10 @@ final class HostileClientTests: XCTestCase {
         let clock = ContinuousClock()
         let start = clock.now
         XCTAssertTrue(Self.send(producer, Self.frame(ProduceRequest(acks: 1, timeoutMs: 1000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch)])]), version: 7)))
+        // Small requests do not wait behind large frames.
+        let probe = Self.probe(port: s.port)
+        XCTAssertNotNil(probe)
+        XCTAssertLessThan(probe ?? .seconds(9), .milliseconds(500))
         let answer = Self.readFrame(producer)
         XCTAssertNotNil(answer, "the produce is answered after the hog is closed")
         XCTAssertGreaterThan(clock.now - start, .milliseconds(800), "it waited for the hog's memory")

@@ -488,7 +488,7 @@ public actor Broker {
     /// producer that retries across a broker restart is still deduplicated (as Kafka does).
     private func seedProducerState(_ tp: TopicPartition, _ log: any PartitionLog) {
         seededPartitions.insert(tp)
-        var offset = max(log.logStartOffset, log.logEndOffset - Self.producerStateScanOffsets)
+        var offset = max(log.logStartOffset, log.logEndOffset &- Self.producerStateScanOffsets)
         var seeded = 0
         while offset < log.logEndOffset {
             guard let read = try? log.read(from: offset, maxBytes: 8 << 20), !read.records.isEmpty else { break }
@@ -499,7 +499,10 @@ public actor Broker {
                     producers.record(header, partition: tp, baseOffset: header.baseOffset, now: clock.nowMs())
                     seeded += 1
                 }
-                next = header.baseOffset + Int64(header.lastOffsetDelta) + 1
+                // Numbers from the file: a corrupt header ends the scan instead of trapping.
+                let (last, overflow) = header.baseOffset.addingReportingOverflow(Int64(header.lastOffsetDelta))
+                guard !overflow, last < Int64.max else { break }
+                next = last + 1
                 rest.moveReaderIndex(forwardBy: header.totalSize)
             }
             if next <= offset { break }

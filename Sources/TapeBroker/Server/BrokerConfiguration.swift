@@ -36,9 +36,9 @@ public struct BrokerConfiguration: Sendable {
     /// A request frame that has started to arrive must be complete within this long, or the
     /// connection is closed (stops clients that hold a half-sent frame). Default 60 000 ms.
     public var requestReadTimeoutMs: Int64 = 60_000
-    /// Bytes of request frames being read, across all connections; when reached, connections
-    /// starting a new frame wait (their socket is not read) until memory frees (Kafka:
-    /// `queued.max.request.bytes`). Default 512 MiB; always at least one whole frame.
+    /// Bytes of large request frames (over 64 KiB) being read, across all connections; a frame
+    /// that does not fit waits, its socket unread, until memory frees (Kafka:
+    /// `queued.max.request.bytes`). Default 512 MiB; at least `maxFrameBytes`.
     public var maxRequestMemoryBytes: Int = 512 << 20
     /// Responses a connection may have waiting to be written (its pipelined requests); while this
     /// many wait, the connection's next request is not read. Default 64.

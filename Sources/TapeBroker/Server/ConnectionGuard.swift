@@ -2,15 +2,20 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
-/// Bytes of request frames being read across all connections (Kafka's `queued.max.request.bytes`).
-/// A connection reserves a frame's size when its size prefix arrives and releases it once the
-/// whole frame is read; a connection whose frame does not fit waits, unread, until one does.
-/// One frame always fits when nothing else is reserved, so the largest legal frame is never stuck.
+/// Bytes of large request frames being read, across all connections (Kafka's
+/// `queued.max.request.bytes`). A connection reserves a large frame's whole size when its size
+/// prefix arrives and releases it once the frame is read (or the connection closes); a frame that
+/// does not fit waits, its socket unread, until memory is released. A frame always fits when
+/// nothing else is reserved, so holders can always finish and no frame waits forever. Frames of
+/// at most `smallFrameBytes` are not counted: metadata, fetch, commit and heartbeat requests
+/// never wait behind large produces.
 public final class RequestMemoryPool: Sendable {
     public let capacity: Int
+    /// Frames of at most this many bytes are not counted. 64 KiB.
+    public static let smallFrameBytes = 64 << 10
     private struct State {
         var used = 0
-        var waiters: [(id: UInt64, retry: @Sendable () -> Void)] = []
+        var waiters: [UInt64: @Sendable () -> Void] = [:]
     }
     private let state = NIOLockedValueBox(State())
 
@@ -19,31 +24,32 @@ public final class RequestMemoryPool: Sendable {
     /// Bytes reserved now.
     public var used: Int { state.withLockedValue { $0.used } }
 
-    /// Reserves `bytes` if they fit; otherwise registers `retry` (called, on any thread, when
+    /// Reserves `bytes` if they fit; otherwise remembers `retry` (called, on any thread, when
     /// memory is released) and returns false.
     func reserve(_ bytes: Int, waiter id: UInt64, retry: @escaping @Sendable () -> Void) -> Bool {
         state.withLockedValue { s in
             if s.used == 0 || s.used + bytes <= capacity {
                 s.used += bytes
+                s.waiters[id] = nil
                 return true
             }
-            if !s.waiters.contains(where: { $0.id == id }) { s.waiters.append((id, retry)) }
+            s.waiters[id] = retry
             return false
         }
     }
 
     func release(_ bytes: Int) {
         guard bytes > 0 else { return }
-        let waiters = state.withLockedValue { s in
+        let waiters: [@Sendable () -> Void] = state.withLockedValue { s in
             s.used -= bytes
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
-        for w in waiters { w.retry() }
+        for retry in waiters { retry() }
     }
 
     func forget(waiter id: UInt64) {
-        state.withLockedValue { $0.waiters.removeAll { $0.id == id } }
+        state.withLockedValue { _ = $0.waiters.removeValue(forKey: id) }
     }
 }
 
@@ -106,8 +112,8 @@ public final class ConnectionLimitCounters: Sendable {
 }
 
 /// Sits in front of the frame decoder and watches the byte stream: closes connections idle for
-/// too long or holding a half-sent frame for too long, and reserves each frame's bytes in the
-/// shared `RequestMemoryPool` (not reading the socket while they do not fit).
+/// too long or holding a half-sent frame for too long, and reserves each large frame's bytes in
+/// the shared `RequestMemoryPool` (not reading the socket while they do not fit).
 final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -127,8 +133,10 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     private var header: [UInt8] = []
     /// Body bytes of the current frame still to come (0: between frames or reading a header).
     private var bodyRemaining = 0
-    /// Bytes of the pool held for the current frame.
+    /// Bytes of the pool reserved for the current frame.
     private var reserved = 0
+    /// The size of a large frame waiting for memory (nil: not waiting).
+    private var waitingFor: Int?
     /// When the current frame's first byte arrived (nil between frames).
     private var frameStarted: NIODeadline? {
         didSet { sharedLastActivity.nanos.store(frameStarted == nil ? Int64(lastActivity.uptimeNanoseconds) : .max, ordering: .relaxed) }
@@ -140,7 +148,7 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     private let sharedLastActivity = ConnectionTable.Activity()
     private let table: ConnectionTable
     /// Waiting for request memory: the socket is not read meanwhile.
-    private var waitingForMemory: Int?
+    private var waitingForMemory: Bool { waitingFor != nil }
     private var timer: RepeatedTask?
     private weak var context: ChannelHandlerContext?
 
@@ -185,7 +193,7 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     private func check() {
         guard let context else { return }
         let now = NIODeadline.now()
-        if waitingForMemory != nil { return }  // not the client's fault
+        if waitingForMemory { return }  // not the client's fault
         if let started = frameStarted, (now - started).nanoseconds > readTimeoutNanos {
             counters.readTimeouts.add(1, ordering: .relaxed)
             close(context, "a request frame started \((now - started).nanoseconds / 1_000_000) ms ago is still incomplete (request read timeout \(readTimeoutNanos / 1_000_000) ms)")
@@ -238,7 +246,7 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
                 continue
             }
             bodyRemaining = size
-            reserve(size, context: context)
+            if size > RequestMemoryPool.smallFrameBytes { reserve(size, context: context) }
         }
     }
 
@@ -252,28 +260,30 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     }
 
     private func reserve(_ size: Int, context: ChannelHandlerContext) {
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        if pool.reserve(size, waiter: id, retry: { eventLoop.execute { loopBound.value.retryReserve() } }) {
-            reserved = size
-            return
-        }
+        if tryReserve(size, context: context) { return }
         counters.memoryWaits.add(1, ordering: .relaxed)
-        waitingForMemory = size
+        waitingFor = size
         context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
     }
 
-    private func retryReserve() {
-        guard let size = waitingForMemory, let context else { return }
+    private func tryReserve(_ size: Int, context: ChannelHandlerContext) -> Bool {
         let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        guard pool.reserve(size, waiter: id, retry: { eventLoop.execute { loopBound.value.retryReserve() } }) else { return }
-        waitingForMemory = nil
+        guard pool.reserve(size, waiter: id, retry: { eventLoop.execute { loopBound.value.retryReserve() } }) else { return false }
+        reserved += size
+        return true
+    }
+
+    private func retryReserve() {
+        guard let size = waitingFor, let context else { return }
+        guard tryReserve(size, context: context) else { return }
+        waitingFor = nil
         if bodyRemaining > 0 {
-            reserved = size
-            frameStarted = .now()
+            frameStarted = .now()  // the wait does not count against the client
         } else {
-            pool.release(size)  // the frame completed from bytes already read meanwhile
+            // The frame completed from bytes read before the socket was paused.
+            pool.release(reserved)
+            reserved = 0
         }
         context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         context.read()
