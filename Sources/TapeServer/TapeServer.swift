@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdWebSocket
 import Logging
 import MarketData
@@ -23,6 +24,8 @@ public struct TapeServerConfiguration: Sendable {
     public var webSocketQueue: Int = 4096
     /// Largest WebSocket message accepted from a client, bytes. Default 16384.
     public var maxClientMessage: Int = 16_384
+    /// Request-line, header, timeout and connection limits (docs/limits.md).
+    public var limits = HTTPLimits()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, token: String? = nil) {
         self.host = host
@@ -100,6 +103,8 @@ public final class TapeServerState: Sendable {
     public let feedStats: FeedStats
     let startedAt = ContinuousClock.now
     public let tradesSeen = Atomic<Int64>(0)
+    /// Connections refused and requests rejected by the HTTP limits.
+    public let httpLimits = HTTPLimitCounters()
     public let candlesSeen = Atomic<Int64>(0)
     /// Why a feed stopped, if one did (shown on /health).
     let feedErrors = Mutex<[String: String]>([:])
@@ -258,9 +263,16 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
         try await LiveSession.run(inbound: inbound, outbound: outbound, hub: state.hub, maxMessage: maxMessage, logger: context.logger)
     }
 
+    let webSocketResponder = wsRouter.buildResponder()
+    let limits = configuration.limits
+    let counters = state.httpLimits
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(webSocketRouter: wsRouter),
+        server: HTTPServerBuilder { responder in
+            GuardedChildChannel(
+                inner: HTTP1WebSocketUpgradeChannel(responder: responder, webSocketResponder: webSocketResponder, configuration: .init()),
+                limits: limits, counters: counters)
+        },
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Tape"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
