@@ -38,7 +38,8 @@ public struct CandleProcessorConfiguration: Sendable {
     public var effectiveCommitIntervalMilliseconds: Int64 {
         commitIntervalMilliseconds ?? max(aggregation.emitIntervalMilliseconds, 1_000)
     }
-    /// Create the output topic (`cleanup.policy=compact`) when missing. Default true.
+    /// Create the output topic (`cleanup.policy=compact`) and the dead-letter topic when missing.
+    /// Default true.
     public var createOutputTopic = true
     /// Partitions of the output topic when it is created. Default 3.
     public var outputPartitions: Int32 = 3
@@ -147,24 +148,33 @@ public final class CandleProcessor: Sendable {
         live.withLock { $0 = counters }
     }
 
-    /// Creates the candles topic (compacted) and the dead-letter topic (one partition) when
-    /// missing. The mock cluster has no CreateTopics: errors are logged and ignored (the topics are
-    /// then auto-created or must exist).
+    /// Creates the candles topic when missing (compacted). The mock cluster has no CreateTopics:
+    /// errors are logged and ignored (the topic is then auto-created or must exist).
     public func ensureOutputTopic() async {
         do {
             let admin = try KafkaAdmin(configuration: configuration.kafka, timeout: .seconds(5), logger: logger)
             let existing = try await admin.listTopics().map(\.name)
-            if !existing.contains(configuration.outputTopic) {
-                try await admin.createTopic(
-                    configuration.outputTopic, partitions: configuration.outputPartitions, configs: ["cleanup.policy": "compact"])
-                logger.info("Created the candles topic", metadata: ["topic": "\(configuration.outputTopic)"])
-            }
-            if !existing.contains(configuration.deadLetterTopic) && configuration.deadLetterTopic != configuration.outputTopic {
-                try await admin.createTopic(configuration.deadLetterTopic, partitions: 1)
-                logger.info("Created the dead-letter topic", metadata: ["topic": "\(configuration.deadLetterTopic)"])
-            }
+            if existing.contains(configuration.outputTopic) { return }
+            try await admin.createTopic(
+                configuration.outputTopic, partitions: configuration.outputPartitions, configs: ["cleanup.policy": "compact"])
+            logger.info("Created the candles topic", metadata: ["topic": "\(configuration.outputTopic)"])
         } catch {
-            logger.notice("Could not create the candles or dead-letter topic; continuing", metadata: ["error": "\(error)"])
+            logger.notice("Could not create the candles topic; continuing", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Creates the dead-letter topic (one partition) when missing; errors are logged and ignored
+    /// (it is then auto-created or must exist; a dead letter that cannot be delivered is counted).
+    /// `run` does this beside processing: a cluster that does not answer CreateTopics (the mock)
+    /// would otherwise hold up the start for the admin timeout.
+    public func ensureDeadLetterTopic() async {
+        do {
+            let admin = try KafkaAdmin(configuration: configuration.kafka, timeout: .seconds(5), logger: logger)
+            if try await admin.listTopics().contains(where: { $0.name == configuration.deadLetterTopic }) { return }
+            try await admin.createTopic(configuration.deadLetterTopic, partitions: 1)
+            logger.info("Created the dead-letter topic", metadata: ["topic": "\(configuration.deadLetterTopic)"])
+        } catch {
+            logger.notice("Could not create the dead-letter topic; continuing", metadata: ["error": "\(error)"])
         }
     }
 
@@ -172,6 +182,8 @@ public final class CandleProcessor: Sendable {
     /// `stopAtOffsets`, until those offsets are reached.
     public func run() async throws {
         if configuration.createOutputTopic { await ensureOutputTopic() }
+        let deadLetterTopicSetup = configuration.createOutputTopic ? Task { await self.ensureDeadLetterTopic() } : nil
+        defer { deadLetterTopicSetup?.cancel() }
 
         var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
         producerConfiguration.acks = -1
