@@ -216,3 +216,13 @@ func readIdText(_ s: inout JSONScanner) throws(JSONError) -> String {
     }
     return String(decoding: text, as: UTF8.self)
 }
+
+/// `time` (ms) if it is a valid trade time (`Trade.validTimes`: 1970 through 9999); otherwise the
+/// trade is malformed (`.outOfRange`, an `invalidTrade` frame: dead-lettered, never published).
+/// Every parser checks its trade times with it, so nothing downstream (lag, windows) sees a time
+/// whose arithmetic could overflow.
+@inline(__always)
+func validTradeTime(_ time: Int64, at offset: Int) throws(JSONError) -> Int64 {
+    guard Trade.validTimes.contains(time) else { throw JSONError(.outOfRange, Trade.invalidTimeReason(time), at: offset) }
+    return time
+}

@@ -26,7 +26,8 @@ public struct FrameParseError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 
     init(_ error: JSONError) {
-        let code: Code = (error.code == .badValue || error.code == .wrongType) ? .invalidTrade : .malformedJSON
+        let code: Code =
+            (error.code == .badValue || error.code == .wrongType || error.code == .outOfRange) ? .invalidTrade : .malformedJSON
         self.init(code, error.reason, offset: error.offset)
     }
 

@@ -33,7 +33,9 @@ enum TopicTail {
         var ends: [Int32: Int64] = [:]
         for partition in partitions {
             let (low, high) = try await probe.watermarks(topic: topic, partition: partition)
-            next[partition] = max(low, high - Int64(recordsPerPartition))
+            // Watermarks come from the broker: saturate rather than trap on absurd ones.
+            let (start, overflow) = high.subtractingReportingOverflow(Int64(recordsPerPartition))
+            next[partition] = overflow ? low : max(low, start)
             ends[partition] = high
         }
         guard ends.values.contains(where: { $0 > 0 }) else { return [:] }
@@ -137,7 +139,7 @@ final class TailState: Sendable {
         mutating func advanceLow(_ partition: Int32) {
             var l = low[partition, default: 0]
             let seenHere = seen[partition, default: []]
-            while seenHere.contains(l) { l += 1 }
+            while l < Int64.max && seenHere.contains(l) { l += 1 }
             low[partition] = l
         }
     }

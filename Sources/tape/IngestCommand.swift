@@ -48,6 +48,10 @@ struct IngestCommand: AsyncParsableCommand {
         guard !symbols.isEmpty else { throw ValidationError("--symbols is empty; give BTC_USDT,ETH_USDT or all.") }
         guard bufferLimit > 0, tailRecords >= 0 else { throw ValidationError("--buffer must be positive, --tail-records not negative.") }
         guard pingInterval > 0, silenceTimeout > 0 else { throw ValidationError("--ping-interval and --silence-timeout must be positive.") }
+        // Seconds become Int64 milliseconds: inf, nan or 1e300 would trap there.
+        guard pingInterval <= 86_400, silenceTimeout <= 86_400, stallWarning.isFinite, stallWarning <= 86_400 else {
+            throw ValidationError("--ping-interval, --silence-timeout and --stall-warning must be at most 86400 seconds.")
+        }
     }
 
     func run() async throws {

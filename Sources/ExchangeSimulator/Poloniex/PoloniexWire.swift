@@ -126,11 +126,15 @@ public enum PoloniexWire {
     }
 
     /// A deliberately broken version of `frame` (for fault injection): truncated, a quote dropped,
-    /// or a field value garbled — chosen by `variant`.
+    /// a field value garbled, or a trade time out of range (an integer time set to 2^63-1, an
+    /// RFC 3339 one to the year 0001) — chosen by `variant`.
     public static func malformed(_ frame: String, variant: UInt64) -> String {
         var bytes = Array(frame.utf8)
         guard bytes.count > 4 else { return "{" }
-        switch variant % 3 {
+        switch variant % 4 {
+        case 3:
+            if let poisoned = poisonedTime(bytes) { return String(decoding: poisoned, as: UTF8.self) }
+            return frame.replacingFirst(#""price":""#, #""price":"x"#)
         case 0:
             bytes.removeSubrange((bytes.count / 2)...)
         case 1:
@@ -143,6 +147,32 @@ public enum PoloniexWire {
             return frame.replacingFirst(#""price":""#, #""price":"x"#)
         }
         return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension PoloniexWire {
+    /// `frame` with its first trade time out of range: the digits after `"createTime":` (Poloniex)
+    /// or `"T":` (Binance) replaced by 9223372036854775807, or the year of the first `"time":"`
+    /// (Coinbase) or `"timestamp":"` (Kraken) RFC 3339 text set to 0001; nil when it has none.
+    static func poisonedTime(_ bytes: [UInt8]) -> [UInt8]? {
+        func find(_ key: String) -> Int? {
+            let k = Array(key.utf8)
+            guard k.count <= bytes.count else { return nil }
+            for i in 0...(bytes.count - k.count) where bytes[i..<(i + k.count)].elementsEqual(k) { return i + k.count }
+            return nil
+        }
+        for key in [#""createTime":"#, #""T":"#] {
+            guard let start = find(key) else { continue }
+            var end = start
+            while end < bytes.count, bytes[end] &- UInt8(ascii: "0") < 10 { end += 1 }
+            guard end > start else { continue }
+            return Array(bytes[..<start]) + Array("9223372036854775807".utf8) + Array(bytes[end...])
+        }
+        for key in [#""time":""#, #""timestamp":""#] {
+            guard let start = find(key), start + 4 <= bytes.count else { continue }
+            return Array(bytes[..<start]) + Array("0001".utf8) + Array(bytes[(start + 4)...])
+        }
+        return nil
     }
 }
 

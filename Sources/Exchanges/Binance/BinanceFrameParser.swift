@@ -76,7 +76,8 @@ public struct BinanceFrameParser: Sendable {
             case 1 where s.token(key, equals: "q"):
                 quantity = try s.readDecimal()
             case 1 where s.token(key, equals: "T"):
-                tradeTime = try s.readInt64()
+                let at = s.position
+                tradeTime = try validTradeTime(try s.readInt64(), at: at)
             case 1 where s.token(key, equals: "m"):
                 buyerIsMaker = try s.readBool()
             case 3 where s.token(key, equals: "msg"):

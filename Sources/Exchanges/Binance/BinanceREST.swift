@@ -44,7 +44,8 @@ public enum BinanceREST {
             } else if s.token(key, equals: "quoteQty") {
                 quoteQuantity = try s.readDecimal()
             } else if s.token(key, equals: "time") {
-                time = try s.readInt64()
+                let at = s.position
+                time = try validTradeTime(try s.readInt64(), at: at)
             } else if s.token(key, equals: "isBuyerMaker") {
                 buyerIsMaker = try s.readBool()
             } else {

@@ -179,7 +179,7 @@ public struct CoinbaseFrameParser: Sendable {
                 guard !token.hasEscapes, let ms = RFC3339.milliseconds(s.rawBytes(token)) else {
                     throw JSONError(.badValue, "time is not an RFC 3339 timestamp", at: token.range.lowerBound)
                 }
-                time = ms
+                time = try validTradeTime(ms, at: token.range.lowerBound)
             } else {
                 try s.skipValue()
             }

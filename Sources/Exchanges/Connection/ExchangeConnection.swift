@@ -254,10 +254,15 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
             metrics.frames.add(1, ordering: .relaxed)
             metrics.frameBytes.add(message.bytes.count, ordering: .relaxed)
             trades.removeAll(keepingCapacity: true)
-            let parsed = message.bytes.withUnsafeBufferPointer { buffer in
+            var parsed = message.bytes.withUnsafeBufferPointer { buffer in
                 Result { () throws(FrameParseError) -> ExchangeMessage in
                     try parser.parse(buffer, receivedAt: receivedAt, into: &trades)
                 }
+            }
+            // Every venue parser checks trade times; this keeps the promise for any parser added later.
+            if case .success = parsed, let error = invalidTradeTime(in: trades) {
+                trades.removeAll(keepingCapacity: true)
+                parsed = .failure(error)
             }
             switch parsed {
             case .failure(let error):
@@ -281,7 +286,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 for trade in trades where dedup.admit(trade) { fresh.append(trade) }
                 metrics.duplicates.add(trades.count - fresh.count, ordering: .relaxed)
                 if let last = fresh.last {
-                    metrics.lastLagMicros.store(Int(last.receivedAt - last.time * 1000), ordering: .relaxed)
+                    metrics.lastLagMicros.store(lagMicroseconds(receivedAt: last.receivedAt, time: last.time), ordering: .relaxed)
                     metrics.trades.add(fresh.count, ordering: .relaxed)
                     machine.with { $0.downstream(busy: true, now: now()) }
                     await sink.publish(fresh)
@@ -369,11 +374,14 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 guard response.status == 200 else {
                     throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
+                let trades: [Trade]
                 do {
-                    return .success(try adapter.parseRecentTrades(response.body, market: market, receivedAt: WallClock.microseconds()))
+                    trades = try adapter.parseRecentTrades(response.body, market: market, receivedAt: WallClock.microseconds())
                 } catch {
                     throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
                 }
+                if let error = invalidTradeTime(in: trades) { throw ExchangeError(.badResponse, "GET \(endpoint): \(error)") }
+                return .success(trades)
             } catch let error as ExchangeError {
                 lastError = error
             } catch {
@@ -385,6 +393,21 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         }
         return .failure(lastError)
     }
+}
+
+/// A frame error for the first trade whose time is outside `Trade.validTimes`, if any.
+func invalidTradeTime(in trades: [Trade]) -> FrameParseError? {
+    guard let bad = trades.first(where: { !Trade.validTimes.contains($0.time) }) else { return nil }
+    return FrameParseError(.invalidTrade, Trade.invalidTimeReason(bad.time), offset: 0)
+}
+
+/// receivedAt (µs) − trade time (ms → µs), saturated instead of trapping on absurd values.
+func lagMicroseconds(receivedAt: Int64, time: Int64) -> Int {
+    let (micros, o1) = time.multipliedReportingOverflow(by: 1_000)
+    if o1 { return time > 0 ? Int.min : Int.max }
+    let (lag, o2) = receivedAt.subtractingReportingOverflow(micros)
+    if o2 { return micros > 0 ? Int.min : Int.max }
+    return Int(truncatingIfNeeded: lag)
 }
 
 /// Members that name a trade's market in the venues' frames: Poloniex and Kraken `symbol`,

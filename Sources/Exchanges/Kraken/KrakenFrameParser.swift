@@ -162,7 +162,7 @@ public struct KrakenFrameParser: Sendable {
                 guard !token.hasEscapes, let ms = RFC3339.milliseconds(s.rawBytes(token)) else {
                     throw JSONError(.badValue, "timestamp is not an RFC 3339 time", at: token.range.lowerBound)
                 }
-                time = ms
+                time = try validTradeTime(ms, at: token.range.lowerBound)
             } else {
                 try s.skipValue()
             }

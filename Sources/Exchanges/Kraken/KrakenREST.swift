@@ -76,7 +76,7 @@ public enum KrakenREST {
                     text = UnsafeBufferPointer(rebasing: s.bytes[try s.readNumber()])
                 }
                 guard let ms = millisecondsFromSecondsText(text) else { throw JSONError(.badValue, "bad trade time", at: at) }
-                time = ms
+                time = try validTradeTime(ms, at: at)
             case 3:
                 let token = try s.readString()
                 let bytes = s.rawBytes(token)

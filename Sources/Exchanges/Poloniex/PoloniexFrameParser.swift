@@ -236,7 +236,7 @@ public struct PoloniexFrameParser: Sendable {
             c.literal(#","amount":""#), let amountRange = c.stringBody(),
             c.literal(#","quantity":""#), let quantityRange = c.stringBody(),
             c.literal(#","takerSide":""#), let sideRange = c.stringBody(),
-            c.literal(#","createTime":"#), let createTime = c.integer(),
+            c.literal(#","createTime":"#), let createTime = c.integer(), Trade.validTimes.contains(createTime),
             c.literal(#","price":""#), let priceRange = c.stringBody(),
             c.literal(#","id":"#)
         else { return false }
@@ -313,7 +313,8 @@ public struct PoloniexFrameParser: Sendable {
                 }
                 side = parsed
             case 10 where s.token(key, equals: "createTime"):
-                createTime = try readTime(&s)
+                let at = s.position
+                createTime = try validTradeTime(try readTime(&s), at: at)
             default:
                 try s.skipValue()
             }
