@@ -15,7 +15,9 @@
 # 734,522 of 1M records of 100 bytes); each consume line says how many records were read. The mock
 # also answers each fetch with at most one batch per partition, so its consume figure is bound by
 # request round trips.
-# Usage: scripts/bench-broker.sh [RECORDS] [SIZE] [RUNS] [CONSUME_PARTITIONS]
+# With BASELINE_TAPE=/path/to/an/older/tape, that build's broker (--fsync interval) joins the
+# interleaving as a fourth target, so a change is compared with the build before it in one run.
+# Usage: [BASELINE_TAPE=...] scripts/bench-broker.sh [RECORDS] [SIZE] [RUNS] [CONSUME_PARTITIONS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -46,6 +48,15 @@ $TAPE topics create --brokers 127.0.0.1:19094 bench-consume --partitions "$CP" >
 
 NAMES=("tape broker --fsync interval" "tape broker --fsync always" "librdkafka mock cluster")
 ADDRS=(127.0.0.1:19093 127.0.0.1:19094 "$(head -1 "$TMP/mock")")
+if [ -n "${BASELINE_TAPE:-}" ]; then
+  "$BASELINE_TAPE" broker --listen 127.0.0.1:19095 --data-dir "$TMP/data-baseline" --fsync interval > "$TMP/broker-baseline.log" 2>&1 &
+  PIDS+=($!)
+  wait_port 19095
+  $TAPE topics create --brokers 127.0.0.1:19095 bench-consume --partitions "$CP" >/dev/null
+  NAMES+=("baseline tape broker --fsync interval ($BASELINE_TAPE)")
+  ADDRS+=(127.0.0.1:19095)
+fi
+TARGETS=$(seq 0 $((${#NAMES[@]} - 1)))
 
 produce_rate() { # brokers topic -> records/s of one run
   $TAPE bench produce --brokers "$1" --topic "$2" --count "$N" --size "$SIZE" --acks all --runs 1 \
@@ -53,22 +64,22 @@ produce_rate() { # brokers topic -> records/s of one run
 }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-for t in 0 1 2; do
+for t in $TARGETS; do
   echo "${NAMES[$t]} produce warm-up (not counted): $(produce_rate "${ADDRS[$t]}" bench) records/s"
   produce_rate "${ADDRS[$t]}" bench-consume >/dev/null  # the records consume reads
 done
 for r in $(seq "$RUNS"); do
-  for t in 0 1 2; do produce_rate "${ADDRS[$t]}" bench >> "$TMP/produce-$t"; done
+  for t in $TARGETS; do produce_rate "${ADDRS[$t]}" bench >> "$TMP/produce-$t"; done
 done
 for r in $(seq "$RUNS"); do
-  for t in 0 1 2; do
+  for t in $TARGETS; do
     out=$($TAPE bench consume --brokers "${ADDRS[$t]}" --topic bench-consume --count "$N" --runs 1 2>&1 || true)
     echo "$out" | awk '/^run 1:/ { print $3, $6 }' >> "$TMP/consume-$t"
   done
 done
 mock_p=$(median < "$TMP/produce-2")
 mock_c=$(cut -d' ' -f2 "$TMP/consume-2" | median)
-for t in 0 1 2; do
+for t in $TARGETS; do
   p=$(median < "$TMP/produce-$t")
   c=$(cut -d' ' -f2 "$TMP/consume-$t" | median)
   echo "${NAMES[$t]} produce: median $(printf '%.0f' "$p") records/s ($(awk -v a="$p" -v b="$mock_p" 'BEGIN { printf "%.0f", 100 * a / b }')% of the mock); runs: $(tr '\n' ' ' < "$TMP/produce-$t")"

@@ -15,15 +15,40 @@ public struct HTTPLimits: Sendable {
     /// A connection with no request in progress and no traffic for this long is closed (WebSocket
     /// connections excepted). 120 s.
     public var idleTimeoutMs: Int64 = 120_000
-    /// HTTP and WebSocket connections at once; more get 503 and are closed. 512.
+    /// HTTP and WebSocket connections at once. At the cap the keep-alive connection idle longest
+    /// (at least 1 s) is closed to make room; if none is, the newcomer gets 503. 512.
     public var maxConnections = 512
     public init() {}
 }
 
-/// Counters of the HTTP limits, for tests and metrics.
+/// Counters of the HTTP limits, for tests and metrics, and the open connections' last traffic
+/// (so a newcomer at the cap can take the place of the connection idle longest).
 public final class HTTPLimitCounters: Sendable {
     public let open = Atomic<Int>(0)
     public let refused = Atomic<Int>(0)
+    /// Idle connections closed to make room for a new one at the cap.
+    public let evicted = Atomic<Int>(0)
+    private let idleSince = Mutex<[ObjectIdentifier: (nanos: UInt64, close: @Sendable () -> Void)]>([:])
+
+    /// `nanos` is the uptime of the last traffic, or nil while a request is in progress (not idle).
+    func update(_ id: ObjectIdentifier, idleSince nanos: UInt64?, close: @escaping @Sendable () -> Void) {
+        idleSince.withLock { table in
+            if let nanos { table[id] = (nanos, close) } else { table[id] = nil }
+        }
+    }
+
+    func forget(_ id: ObjectIdentifier) { _ = idleSince.withLock { $0.removeValue(forKey: id) } }
+
+    /// Closes the connection idle longest, if idle for at least `minimumNanos`.
+    func evictIdlest(now: UInt64, minimumNanos: UInt64) -> Bool {
+        let victim: (@Sendable () -> Void)? = idleSince.withLock { table in
+            guard let (id, entry) = table.min(by: { $0.value.nanos < $1.value.nanos }), now >= entry.nanos, now - entry.nanos >= minimumNanos else { return nil }
+            table[id] = nil
+            return entry.close
+        }
+        victim?()
+        return victim != nil
+    }
     public let uriTooLong = Atomic<Int>(0)
     public let headersTooLarge = Atomic<Int>(0)
     public let timedOut = Atomic<Int>(0)
@@ -39,9 +64,13 @@ struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     let counters: HTTPLimitCounters
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let open = counters.open.add(1, ordering: .relaxed).newValue
+        var open = counters.open.add(1, ordering: .relaxed).newValue
         let counters = self.counters
         channel.closeFuture.whenComplete { _ in counters.open.subtract(1, ordering: .relaxed) }
+        if open > limits.maxConnections, counters.evictIdlest(now: NIODeadline.now().uptimeNanoseconds, minimumNanos: 1_000_000_000) {
+            counters.evicted.add(1, ordering: .relaxed)
+            open -= 1
+        }
         let over = open > limits.maxConnections
         let guardHandler = HTTPHeadGuard(limits: limits, counters: counters, refuse: over)
         if over { counters.refused.add(1, ordering: .relaxed) }
@@ -76,11 +105,18 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
     private let limits: HTTPLimits
     private let counters: HTTPLimitCounters
     private let refuse: Bool
-    private var mode = Mode.head
+    private var mode = Mode.head {
+        didSet { publishIdleness() }
+    }
     private var head: [UInt8] = []
     private var requestLineLength: Int?
-    private var headStarted: NIODeadline?
-    private var lastActivity = NIODeadline.now()
+    private var headStarted: NIODeadline? {
+        didSet { publishIdleness() }
+    }
+    private var lastActivity = NIODeadline.now() {
+        didSet { publishIdleness() }
+    }
+    private weak var channel: (any Channel)?
     private var timer: RepeatedTask?
 
     init(limits: HTTPLimits, counters: HTTPLimitCounters, refuse: Bool) {
@@ -89,7 +125,19 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
         self.refuse = refuse
     }
 
+    /// Tells the counters whether this connection is idle (no head or body in progress, not a
+    /// WebSocket) and since when, so it can make room for a newcomer at the cap.
+    private func publishIdleness() {
+        let id = ObjectIdentifier(self)
+        guard case .head = mode, headStarted == nil, let channel else {
+            counters.forget(id)
+            return
+        }
+        counters.update(id, idleSince: lastActivity.uptimeNanoseconds) { channel.close(promise: nil) }
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
+        channel = context.channel
         if refuse {
             reject(context, status: "503 Service Unavailable", reason: "too many connections")
             return
@@ -99,11 +147,13 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
             let (handler, context) = loopBound.value
             handler.check(context)
         }
+        publishIdleness()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        counters.forget(ObjectIdentifier(self))
     }
 
     private func check(_ context: ChannelHandlerContext) {

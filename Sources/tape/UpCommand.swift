@@ -18,6 +18,12 @@ import TapeServer
 /// `tape up`: the embedded broker, ingestion (live Poloniex or the built-in simulator), candle
 /// processing and the HTTP server, in one process, stopped in order on Ctrl-C.
 struct UpCommand: AsyncParsableCommand {
+    /// HTTP connections `tape up` serves: an eighth of the open-files limit, at most the server's default cap.
+    static func httpConnectionBudget() -> Int {
+        let openFiles = DescriptorLimit.current
+        return openFiles == .max ? HTTPLimits().maxConnections : min(HTTPLimits().maxConnections, max(16, openFiles / 8))
+    }
+
     static let configuration = CommandConfiguration(
         commandName: "up",
         abstract: "Run the whole pipeline: embedded Kafka broker, Poloniex ingestion, candles, dashboard and API.",
@@ -81,12 +87,17 @@ struct UpCommand: AsyncParsableCommand {
         // 1. Kafka: the embedded broker, or the cluster given with --brokers.
         var kafka = KafkaConfiguration(bootstrapServers: brokers ?? listen, properties: try KafkaConfiguration.parseProperties(properties))
         var embedded: (server: BoundBrokerServer, close: @Sendable () async -> Void)?
+        // Take the open-files limit's hard value (before storage sizes its file cache), and share
+        // it: the HTTP server gets an eighth (at most its default cap), the broker's connections
+        // what the descriptor budget leaves after that (docs/limits.md).
+        DescriptorLimit.raiseSoftLimit()
+        let httpConnections = Self.httpConnectionBudget()
         if brokers == nil {
             let stores = try BrokerCommand.buildStores(dataDir: dataDir + "/kafka", fsync: fsync, logger: Logger(label: "tape.broker"))
             var config = BrokerConfiguration()
             (config.host, config.port) = try BrokerCommand.parseListen(listen)
             config.numPartitions = 3
-            DescriptorLimit.raiseSoftLimit()
+            config.maxConnections = max(8, DescriptorLimit.connectionBudget(configured: config.maxConnections) - httpConnections)
             let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: Logger(label: "tape.broker"))
             let bound: BoundBrokerServer
             do {
@@ -168,6 +179,7 @@ struct UpCommand: AsyncParsableCommand {
         // 4. The server: dashboard, REST, /ws, /metrics.
         let (host, port) = try TapeServerConfiguration.parseListenAddress(http)
         var serverConfig = TapeServerConfiguration(host: host, port: port)
+        serverConfig.limits.maxConnections = Self.httpConnectionBudget()
         serverConfig.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         let state = TapeServerState(configuration: serverConfig)
         let feedStats = state.feedStats
