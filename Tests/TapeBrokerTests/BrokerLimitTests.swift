@@ -44,6 +44,22 @@ final class BrokerLimitTests: XCTestCase {
         XCTAssertLessThan(frame.readableBytes, 3 << 20)
     }
 
+    func testFetchesShrinkToOneBatchWhileSocketsHoldTooManyUnwrittenResponses() async throws {
+        let b = makeBroker { $0.maxPendingResponseBytes = 4 << 20 }
+        for _ in 0..<4 { await produce(b, bytes: 500_000) }
+        let request = FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: 10 << 20, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 10 << 20)])])
+        let normal = await b.fetch(request)
+        XCTAssertGreaterThan(normal.topics[0].partitions[0].records?.readableBytes ?? 0, 1_900_000, "all four batches")
+        b.pendingResponseBytes.add(5 << 20)  // what connections that do not read have left unwritten
+        let squeezed = await b.fetch(request)
+        let bytes = squeezed.topics[0].partitions[0].records?.readableBytes ?? 0
+        XCTAssertGreaterThan(bytes, 400_000, "one batch: the consumer still makes progress")
+        XCTAssertLessThan(bytes, 600_000, "but only one")
+        b.pendingResponseBytes.subtract(5 << 20)
+        let again = await b.fetch(request)
+        XCTAssertGreaterThan(again.topics[0].partitions[0].records?.readableBytes ?? 0, 1_900_000)
+    }
+
     func testFullResponseStillReportsLaterPartitionsWithoutData() async throws {
         let b = makeBroker {
             $0.fetchMaxBytes = 1 << 20

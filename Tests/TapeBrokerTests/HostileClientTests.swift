@@ -231,6 +231,7 @@ final class HostileClientTests: XCTestCase {
             guard let r = Self.readFrame(fd) else { return XCTFail("response \(i) missing") }
             XCTAssertGreaterThan(r.count, 1_000_000)
         }
+        XCTAssertEqual(s.broker.pendingResponseBytes.value, 0, "every large response written was counted out again")
         await s.stop()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import KafkaProtocol
 import Logging
 import NIOCore
+import Synchronization
 
 /// Milliseconds on a monotonic clock, injected so tests control time.
 public protocol MillisecondClock: Sendable {
@@ -27,6 +28,10 @@ public actor Broker {
     let committedOffsets: any CommittedOffsetStore
     let logger: Logger
     let clock: any MillisecondClock
+
+    /// Bytes of large responses handed to sockets and not yet written (kept by the server);
+    /// fetches shrink while it is over `maxPendingResponseBytes`.
+    public nonisolated let pendingResponseBytes = PendingBytes()
 
     /// Port advertised to clients (the bound port once the server listens).
     public private(set) var advertisedPort: Int
@@ -632,7 +637,9 @@ public actor Broker {
     }
 
     private func readFetch(_ r: FetchRequest) -> (FetchResponse, Int, Bool) {
-        var remaining = Int(max(r.maxBytes, 0))
+        // While sockets hold too many unwritten responses, answer with one batch at most.
+        let room = configuration.maxPendingResponseBytes - pendingResponseBytes.value
+        var remaining = min(Int(max(r.maxBytes, 0)), max(room, 0))
         var total = 0
         var hadError = false
         var topicsOut: [FetchResponse.Topic] = []
@@ -918,4 +925,13 @@ public actor Broker {
 
 extension Array {
     subscript(safe i: Int) -> Element? { indices.contains(i) ? self[i] : nil }
+}
+
+/// A byte count shared between the broker and its connections.
+public final class PendingBytes: Sendable {
+    private let bytes = Synchronization.Atomic<Int>(0)
+    public init() {}
+    public var value: Int { bytes.load(ordering: .relaxed) }
+    public func add(_ n: Int) { bytes.add(n, ordering: .relaxed) }
+    public func subtract(_ n: Int) { bytes.subtract(n, ordering: .relaxed) }
 }

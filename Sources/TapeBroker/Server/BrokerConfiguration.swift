@@ -48,6 +48,11 @@ public struct BrokerConfiguration: Sendable {
     /// Largest fetch response, whatever the request asks (Kafka: `fetch.max.bytes`, 55 MiB).
     /// The first batch is returned even if larger, so a consumer always makes progress.
     public var fetchMaxBytes: Int = 57_671_680
+    /// Bytes of large responses (over 64 KiB) built and not yet written to their sockets, across
+    /// all connections. Beyond it, fetches return one batch at most until clients read what they
+    /// asked for (clients that never read their responses cannot make the broker hold
+    /// gigabytes). Default 512 MiB.
+    public var maxPendingResponseBytes: Int = 512 << 20
     /// Consumer groups held in memory with members or pending joins. Default 10 000.
     public var maxGroups: Int = 10_000
     /// Largest committed-offset metadata string (Kafka: `offset.metadata.max.bytes`). Default 4096.

@@ -43,6 +43,7 @@ public final class BrokerServer: Sendable {
         let maxFrame = configuration.maxFrameBytes
         let pool = requestMemory
         let table = connections
+        let pending = broker.pendingResponseBytes
         let counters = limits
         let idleMs = configuration.connectionsMaxIdleMs
         let readTimeoutMs = configuration.requestReadTimeoutMs
@@ -62,7 +63,7 @@ public final class BrokerServer: Sendable {
                         let peer = child.remoteAddress?.description ?? "?"
                         try child.pipeline.syncOperations.addHandler(
                             ConnectionGuard(
-                                pool: pool, table: table, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs, counters: counters,
+                                pool: pool, table: table, pending: pending, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs, counters: counters,
                                 onClose: { reason in logger.info("closing connection: \(reason)", metadata: ["peer": "\(peer)"]) }))
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)

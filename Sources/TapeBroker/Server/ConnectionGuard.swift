@@ -147,17 +147,19 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     /// `lastActivity` for the connection table (.max while a frame is being read: not idle).
     private let sharedLastActivity = ConnectionTable.Activity()
     private let table: ConnectionTable
+    private let pending: PendingBytes
     /// Waiting for request memory: the socket is not read meanwhile.
     private var waitingForMemory: Bool { waitingFor != nil }
     private var timer: RepeatedTask?
     private weak var context: ChannelHandlerContext?
 
     init(
-        pool: RequestMemoryPool, table: ConnectionTable, maxFrameBytes: Int, idleMs: Int64, readTimeoutMs: Int64, counters: ConnectionLimitCounters,
+        pool: RequestMemoryPool, table: ConnectionTable, pending: PendingBytes, maxFrameBytes: Int, idleMs: Int64, readTimeoutMs: Int64, counters: ConnectionLimitCounters,
         onClose: @escaping @Sendable (String) -> Void
     ) {
         self.pool = pool
         self.table = table
+        self.pending = pending
         self.maxFrameBytes = maxFrameBytes
         self.idleNanos = idleMs > 0 ? idleMs.multipliedReportingOverflow(by: 1_000_000).partialValue : .max
         self.readTimeoutNanos = readTimeoutMs > 0 ? readTimeoutMs.multipliedReportingOverflow(by: 1_000_000).partialValue : .max
@@ -219,7 +221,17 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         lastActivity = .now()
-        context.write(data, promise: promise)
+        let size = unwrapOutboundIn(data).readableBytes
+        guard size > RequestMemoryPool.smallFrameBytes else {
+            context.write(data, promise: promise)
+            return
+        }
+        // Large responses (fetches) count until the socket took them.
+        let pending = self.pending
+        pending.add(size)
+        let written = promise ?? context.eventLoop.makePromise()
+        written.futureResult.whenComplete { _ in pending.subtract(size) }
+        context.write(data, promise: written)
     }
 
     /// Follows frame boundaries in the bytes just read.
