@@ -6,23 +6,17 @@ import XCTest
 
 @testable import TapeBroker
 
+extension HandlerFuzzTests.Rng {
+    mutating func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &self)] }
+    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
+}
+
 /// Seeded random *sequences* of well-formed requests whose numbers are chosen to hurt (offsets,
 /// timestamps, sizes and counts at the edges of their types), through the request handler onto
 /// the durable store; then a restart on the same directory. A trap anywhere fails the run (the
 /// test process dies); afterwards the broker must still start, answer and keep acknowledged data.
 final class RequestSequenceFuzzTests: XCTestCase {
-    struct Rng: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &self)] }
-        mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-    }
+    typealias Rng = HandlerFuzzTests.Rng
 
     static let int64Edges: [Int64] = [.min, .min + 1, -3, -2, -1, 0, 1, 2, 1_000, 1_700_000_000_000, .max - 1_000, .max - 1, .max]
     static let int32Edges: [Int32] = [.min, -1, 0, 1, 2, 3, 1_000, 1 << 20, .max - 1, .max]
