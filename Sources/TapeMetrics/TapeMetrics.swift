@@ -21,6 +21,9 @@ import CoreMetrics
 /// | `tape_consumer_lag_messages` | gauge | group, topic | any consumer: high watermark − position, summed over partitions |
 /// | `tape_broker_bytes_in_total` | counter | — | embedded broker: request bytes read from sockets |
 /// | `tape_broker_bytes_out_total` | counter | — | embedded broker: response bytes written to sockets |
+/// | `tape_broker_connections` | gauge | — | embedded broker: client connections open |
+/// | `tape_broker_connections_closed_total` | counter | reason | embedded broker: connections closed by a limit (`refused`, `evicted`, `idle`, `read-timeout`; docs/limits.md) |
+/// | `tape_http_rejected_total` | counter | reason | server: requests and connections refused by a limit (`uri-too-long`, `headers-too-large`, `timeout`, `refused`, `evicted`) |
 /// | `tape_candles_emitted_total` | counter | interval | processing: each candle update produced to `tape.candles` |
 /// | `tape_process_dead_letters_total` | counter | reason | processing: each input record rejected (`not-a-trade`, `time-out-of-range`, `overflow`; → `tape.deadletter`), and `deadletter-failed` for each one that could not be written there |
 /// | `tape_server_trades_seen_total` | counter | — | server: trades read from its trade feed |
@@ -40,6 +43,9 @@ public enum TapeMetrics {
     public static let consumerLag = "tape_consumer_lag_messages"
     public static let brokerBytesIn = "tape_broker_bytes_in_total"
     public static let brokerBytesOut = "tape_broker_bytes_out_total"
+    public static let brokerConnections = "tape_broker_connections"
+    public static let brokerConnectionsClosed = "tape_broker_connections_closed_total"
+    public static let httpRejected = "tape_http_rejected_total"
     public static let candlesEmitted = "tape_candles_emitted_total"
     public static let processDeadLetters = "tape_process_dead_letters_total"
     public static let serverTradesSeen = "tape_server_trades_seen_total"
@@ -50,7 +56,7 @@ public enum TapeMetrics {
 
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
-        framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut,
+        framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed, httpRejected,
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
     ]
 
@@ -76,6 +82,12 @@ public enum TapeMetrics {
     }
     /// `tape_broker_bytes_in_total`.
     public static func brokerBytesInCounter() -> Counter { Counter(label: brokerBytesIn) }
+    /// `tape_broker_connections`.
+    public static func brokerConnectionsGauge() -> Gauge { Gauge(label: brokerConnections) }
+    /// `tape_broker_connections_closed_total{reason}`.
+    public static func brokerConnectionsClosed(reason: String) -> Counter { Counter(label: brokerConnectionsClosed, dimensions: [("reason", reason)]) }
+    /// `tape_http_rejected_total{reason}`.
+    public static func httpRejected(reason: String) -> Counter { Counter(label: httpRejected, dimensions: [("reason", reason)]) }
     /// `tape_broker_bytes_out_total`.
     public static func brokerBytesOutCounter() -> Counter { Counter(label: brokerBytesOut) }
     /// `tape_candles_emitted_total{interval}` (interval in canonical text, "1m").

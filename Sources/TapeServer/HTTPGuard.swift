@@ -1,8 +1,10 @@
+import CoreMetrics
 import HummingbirdCore
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
+import TapeMetrics
 
 /// Limits of the HTTP side (docs/limits.md).
 public struct HTTPLimits: Sendable {
@@ -28,6 +30,21 @@ public final class HTTPLimitCounters: Sendable {
     public let refused = Atomic<Int>(0)
     /// Idle connections closed to make room for a new one at the cap.
     public let evicted = Atomic<Int>(0)
+    private let metrics: [String: Counter]?
+
+    /// `metrics`: also count in `tape_http_rejected_total{reason}` (make it once swift-metrics is bootstrapped).
+    public init(metrics: Bool = false) {
+        self.metrics =
+            metrics
+            ? Dictionary(uniqueKeysWithValues: ["uri-too-long", "headers-too-large", "timeout", "refused", "evicted"].map { ($0, TapeMetrics.httpRejected(reason: $0)) })
+            : nil
+    }
+
+    func record(_ reason: String, _ counter: borrowing Synchronization.Atomic<Int>) {
+        counter.add(1, ordering: .relaxed)
+        metrics?[reason]?.increment()
+    }
+
     private let idleSince = Mutex<[ObjectIdentifier: (nanos: UInt64, close: @Sendable () -> Void)]>([:])
 
     /// `nanos` is the uptime of the last traffic, or nil while a request is in progress (not idle).
@@ -52,7 +69,6 @@ public final class HTTPLimitCounters: Sendable {
     public let uriTooLong = Atomic<Int>(0)
     public let headersTooLarge = Atomic<Int>(0)
     public let timedOut = Atomic<Int>(0)
-    public init() {}
 }
 
 /// Wraps Hummingbird's child channel: counts connections against the cap and puts an
@@ -68,12 +84,12 @@ struct GuardedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
         let counters = self.counters
         channel.closeFuture.whenComplete { _ in counters.open.subtract(1, ordering: .relaxed) }
         if open > limits.maxConnections, counters.evictIdlest(now: NIODeadline.now().uptimeNanoseconds, minimumNanos: 1_000_000_000) {
-            counters.evicted.add(1, ordering: .relaxed)
+            counters.record("evicted", counters.evicted)
             open -= 1
         }
         let over = open > limits.maxConnections
         let guardHandler = HTTPHeadGuard(limits: limits, counters: counters, refuse: over)
-        if over { counters.refused.add(1, ordering: .relaxed) }
+        if over { counters.record("refused", counters.refused) }
         return channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(guardHandler)
         }.flatMap { inner.setup(channel: channel, logger: logger) }
@@ -164,16 +180,16 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
             timer = nil
         case .head:
             if let started = headStarted, (now - started).nanoseconds / 1_000_000 > limits.headTimeoutMs {
-                counters.timedOut.add(1, ordering: .relaxed)
+                counters.record("timeout", counters.timedOut)
                 reject(context, status: "408 Request Timeout", reason: "request head not complete in time")
             } else if headStarted == nil, (now - lastActivity).nanoseconds / 1_000_000 > limits.idleTimeoutMs {
-                counters.timedOut.add(1, ordering: .relaxed)
+                counters.record("timeout", counters.timedOut)
                 mode = .closing
                 context.close(promise: nil)
             }
         case .body:
             if (now - lastActivity).nanoseconds / 1_000_000 > limits.headTimeoutMs {
-                counters.timedOut.add(1, ordering: .relaxed)
+                counters.record("timeout", counters.timedOut)
                 mode = .closing
                 context.close(promise: nil)
             }
@@ -209,10 +225,10 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
         if let problem = scan(buffer) {
             switch problem {
             case .uriTooLong:
-                counters.uriTooLong.add(1, ordering: .relaxed)
+                counters.record("uri-too-long", counters.uriTooLong)
                 reject(context, status: "414 URI Too Long", reason: "request line longer than \(limits.maxRequestLineBytes) bytes")
             case .headersTooLarge:
-                counters.headersTooLarge.add(1, ordering: .relaxed)
+                counters.record("headers-too-large", counters.headersTooLarge)
                 reject(context, status: "431 Request Header Fields Too Large", reason: "headers larger than \(limits.maxHeaderBytes) bytes")
             }
             return

@@ -104,7 +104,7 @@ public final class TapeServerState: Sendable {
     let startedAt = ContinuousClock.now
     public let tradesSeen = Atomic<Int64>(0)
     /// Connections refused and requests rejected by the HTTP limits.
-    public let httpLimits = HTTPLimitCounters()
+    public let httpLimits: HTTPLimitCounters
     public let candlesSeen = Atomic<Int64>(0)
     /// Why a feed stopped, if one did (shown on /health).
     let feedErrors = Mutex<[String: String]>([:])
@@ -113,6 +113,7 @@ public final class TapeServerState: Sendable {
 
     public init(configuration: TapeServerConfiguration = .init(), feedStats: FeedStats = FeedStats()) {
         _ = MetricsExporter.registry  // bootstraps swift-metrics before the handles below are made
+        httpLimits = HTTPLimitCounters(metrics: true)
         hub = LiveHub(queueCapacity: configuration.webSocketQueue)
         recentTrades = RecentTrades(capacityPerMarket: configuration.recentTradesPerMarket)
         self.feedStats = feedStats

@@ -114,7 +114,7 @@ struct UpCommand: AsyncParsableCommand {
         let brokerTask = Task { [embedded] in try await embedded?.server.run() }
 
         do {
-            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, interactive: interactive, signals: signals, logger: logger)
+            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, limits: embedded?.server.limits, interactive: interactive, signals: signals, logger: logger)
         } catch {
             brokerTask.cancel()
             _ = try? await brokerTask.value
@@ -128,7 +128,7 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     private func runPipeline(
-        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, interactive: Bool, signals: AsyncStream<Int32>, logger: Logger
+        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, limits: ConnectionLimitCounters?, interactive: Bool, signals: AsyncStream<Int32>, logger: Logger
     ) async throws {
         // Topics (the broker would auto-create them; explicit creation gives them 3 partitions).
         await Self.ensureTopics(kafka: kafka, logger: logger)
@@ -217,7 +217,7 @@ struct UpCommand: AsyncParsableCommand {
         let trimTask = releaseFreedMemoryPeriodically()
         defer { trimTask.cancel() }
         let statusTask = Task {
-            await Self.status(ingest: ingestHolder, stats: stats, server: state, processor: processor, traffic: traffic, interactive: interactive, logger: logger)
+            await Self.status(ingest: ingestHolder, stats: stats, server: state, processor: processor, traffic: traffic, limits: limits, interactive: interactive, logger: logger)
         }
 
         logger.debug("tape up: running; waiting for SIGINT/SIGTERM")
@@ -289,7 +289,7 @@ struct UpCommand: AsyncParsableCommand {
 
     /// A compact live line on a terminal; a log line every 30 s otherwise.
     static func status(
-        ingest: IngestHolder, stats: UpStats, server: TapeServerState, processor: CandleProcessor, traffic: BrokerTraffic?, interactive: Bool,
+        ingest: IngestHolder, stats: UpStats, server: TapeServerState, processor: CandleProcessor, traffic: BrokerTraffic?, limits: ConnectionLimitCounters?, interactive: Bool,
         logger: Logger
     ) async {
         var last: (time: ContinuousClock.Instant, trades: Int) = (.now, 0)
@@ -311,6 +311,7 @@ struct UpCommand: AsyncParsableCommand {
             exported.update(connection: snapshot, candlesEmitted: candleUpdates)
             exported.update(processing: processor.counters)
             if let traffic { exported.update(traffic: traffic) }
+            if let limits { exported.update(limits: limits) }
             let lag = Double(snapshot?.lastLagMicros ?? 0) / 1000
             let line = String(format: "trades %d (%.0f/s) | candle updates %d | lag %.0f ms | reconnects %d | %@",
                               trades, rate, candleUpdates, lag, snapshot?.reconnects ?? 0, snapshot?.connected == true ? "connected" : "not connected")
@@ -408,6 +409,27 @@ final class MetricsBridge {
             deadLetterCounters[i].counter.increment(by: Int(max(0, values[i] - deadLetterCounters[i].last)))
             deadLetterCounters[i].last = values[i]
         }
+    }
+
+    private var closedCounters: [(counter: Counter, last: Int)] = []
+    private var connectionsGauge: Gauge?
+
+    /// The embedded broker's connection limits, as `tape_broker_connections` and
+    /// `tape_broker_connections_closed_total{reason}`.
+    func update(limits: ConnectionLimitCounters) {
+        if closedCounters.isEmpty {
+            closedCounters = ["refused", "evicted", "idle", "read-timeout"].map { (TapeMetrics.brokerConnectionsClosed(reason: $0), 0) }
+            connectionsGauge = TapeMetrics.brokerConnectionsGauge()
+        }
+        let values = [
+            limits.rejected.load(ordering: .relaxed), limits.evicted.load(ordering: .relaxed), limits.idleClosed.load(ordering: .relaxed),
+            limits.readTimeouts.load(ordering: .relaxed),
+        ]
+        for i in closedCounters.indices {
+            closedCounters[i].counter.increment(by: max(0, values[i] - closedCounters[i].last))
+            closedCounters[i].last = values[i]
+        }
+        connectionsGauge?.record(limits.open.load(ordering: .relaxed))
     }
 
     /// The embedded broker's socket bytes, as `tape_broker_bytes_in_total` / `_out_total`.

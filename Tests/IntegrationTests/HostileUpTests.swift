@@ -74,6 +74,16 @@ final class HostileUpTests: XCTestCase {
         let tradesAfter = try tradesSeen(base)
         XCTAssertGreaterThan(tradesAfter, tradesBefore, "trades kept flowing")
         XCTAssertFalse(up.stderr.contains("Too many open files"), up.stderr.suffix(3000).description)
+        // The limits show in /metrics.
+        let metrics = try httpGet(base + "/metrics").body
+        func value(_ prefix: String) -> Double? {
+            metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
+        }
+        let refused = (value("tape_broker_connections_closed_total{reason=\"refused\"}") ?? 0) + (value("tape_broker_connections_closed_total{reason=\"evicted\"}") ?? 0)
+        XCTAssertGreaterThan(refused, 0, metrics)
+        XCTAssertGreaterThan(value("tape_broker_connections ") ?? 0, 100, metrics)
+        let httpRefused = (value("tape_http_rejected_total{reason=\"refused\"}") ?? 0) + (value("tape_http_rejected_total{reason=\"evicted\"}") ?? 0)
+        XCTAssertGreaterThan(httpRefused, 0, metrics)
     }
 
     func tradesSeen(_ base: String) throws -> Int {

@@ -252,6 +252,8 @@ public struct BoundBrokerServer: Sendable {
     let server: BrokerServer
     /// Bytes read from and written to client sockets.
     public var traffic: BrokerTraffic { server.traffic }
+    /// Connections open, refused and closed by the limits.
+    public var limits: ConnectionLimitCounters { server.limits }
     let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
     /// The port actually bound (useful with port 0).
     public let port: Int
