@@ -168,7 +168,7 @@ public final class BrokerServer: Sendable {
                     }
                     gate.add(bytes: bytes)
                     queue.yield((reply, bytes))
-                    if !(await gate.waitForRoom()) { break }  // the connection closed
+                    if !gate.hasRoom, !(await gate.waitForRoom()) { break }  // the connection closed
                 }
                 queue.finish()
                 try await group.waitForAll()
@@ -197,6 +197,9 @@ final class ReplyGate: Sendable {
     }
 
     var isEmpty: Bool { state.withLockedValue { $0.count == 0 } }
+
+    /// Room for another reply now (no suspension needed).
+    var hasRoom: Bool { state.withLockedValue { $0.count < maxCount && $0.bytes < maxBytes } }
 
     func add(bytes: Int) {
         state.withLockedValue {
