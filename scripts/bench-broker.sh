@@ -33,6 +33,10 @@ trap cleanup EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$N records of $SIZE bytes, acks=all, $RUNS interleaved runs per target; consume topic: $CP partitions"
 
+# A stray process on one of the ports would be measured instead of the broker started here.
+for p in 19093 19094 19095; do
+  if (echo > "/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "port $p is already in use (ss -ltnp | grep $p); stop that process first" >&2; exit 1; fi
+done
 wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 did not open" >&2; exit 1; }
 $TAPE broker --listen 127.0.0.1:19093 --data-dir "$TMP/data-interval" --fsync interval > "$TMP/broker-interval.log" 2>&1 &
 PIDS+=($!)
