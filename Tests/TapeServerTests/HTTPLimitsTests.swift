@@ -110,11 +110,11 @@ final class HTTPLimitsTests: XCTestCase {
         try await withServer(limits, state: state) { port in
             let held = (0..<3).map { _ in Self.connect(port) }
             defer { held.forEach { close($0) } }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(100))
             let refused = Self.exchange(port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
             XCTAssertTrue(refused.response.hasPrefix("HTTP/1.1 503 "), refused.response)
             // Idle for over a second, one of them gives way.
-            try await Task.sleep(for: .milliseconds(1_100))
+            try await Task.sleep(for: .milliseconds(1_500))
             let admitted = Self.exchange(port, "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             XCTAssertTrue(admitted.response.hasPrefix("HTTP/1.1 200 "), admitted.response)
             XCTAssertEqual(state.httpLimits.evicted.load(ordering: .relaxed), 1)
