@@ -38,6 +38,14 @@ public enum DescriptorLimit {
     /// loops, stdio and logging.
     public static func reserve(limit: Int) -> Int { max(64, limit / 4) + 32 }
 
+    /// Segment and index files storage keeps open: the reserve's quarter less 16 for the offset
+    /// store, the data directory lock and short-lived descriptors (directory fsyncs, config writes,
+    /// the flusher's dup of a segment being fsynced); at most 8192.
+    public static func storageFiles(limit: Int) -> Int {
+        guard limit != .max else { return 8192 }
+        return min(max(64, limit / 4) - 16, 8192)
+    }
+
     /// Connections that fit: `configured`, lowered so connections and the reserve fit the limit
     /// (never below 8).
     public static func connectionBudget(configured: Int, limit: Int = current) -> Int {

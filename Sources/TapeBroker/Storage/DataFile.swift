@@ -84,7 +84,7 @@ func storageError(errno code: Int32, operation: String, path: String, detail: St
                 + "or lower retention.bytes/retention.ms; writes succeed again once space exists.")
     }
     if code == EMFILE || code == ENFILE {
-        let limit = OpenFileCache.processFileLimit
+        let limit = DescriptorLimit.current
         let scope = code == EMFILE
             ? "this process's open-files limit (ulimit -n \(limit == Int.max ? "unlimited" : String(limit)))"
             : "the system-wide open-files limit (fs.file-max)"
@@ -118,25 +118,10 @@ public final class OpenFileCache: @unchecked Sendable {
     public var reopens: Int { lock.withLock { _opens } }
     public var evictions: Int { lock.withLock { _evictions } }
 
-    /// The soft RLIMIT_NOFILE (Int.max when unlimited or unknown).
-    public static var processFileLimit: Int {
-        var l = rlimit()
-        #if canImport(Glibc)
-        let r = getrlimit(__rlimit_resource_t(UInt32(RLIMIT_NOFILE.rawValue)), &l)
-        #else
-        let r = getrlimit(RLIMIT_NOFILE, &l)
-        #endif
-        guard r == 0, l.rlim_cur < rlim_t(Int.max) else { return Int.max }  // RLIM_INFINITY is UInt64.max
-        return Int(l.rlim_cur)
-    }
-
     /// Storage's share of the descriptor limit: the quarter the broker reserves for storage
-    /// (`DescriptorLimit.reserve`: max(64, limit / 4) + 32), less 16 for the offset store, the data
-    /// directory lock and short-lived descriptors (directory fsyncs, config writes, the flusher's
-    /// dup of a segment being fsynced); at most 8192.
-    public static func defaultCapacity(limit: Int = processFileLimit) -> Int {
-        guard limit != Int.max else { return 8192 }
-        return min(max(64, limit / 4) - 16, 8192)
+    /// (`DescriptorLimit.storageFiles`).
+    public static func defaultCapacity(limit: Int = DescriptorLimit.current) -> Int {
+        DescriptorLimit.storageFiles(limit: limit)
     }
 
     /// Registers a file just opened by its owner (it counts as most recently used).
