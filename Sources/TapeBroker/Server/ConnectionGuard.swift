@@ -139,13 +139,17 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     private var waitingFor: Int?
     /// When the current frame's first byte arrived (nil between frames).
     private var frameStarted: NIODeadline? {
-        didSet { sharedLastActivity.nanos.store(frameStarted == nil ? Int64(lastActivity.uptimeNanoseconds) : .max, ordering: .relaxed) }
+        didSet { publishActivity() }
     }
     private var lastActivity = NIODeadline.now() {
-        didSet { sharedLastActivity.nanos.store(frameStarted == nil ? Int64(lastActivity.uptimeNanoseconds) : .max, ordering: .relaxed) }
+        didSet { publishActivity() }
     }
     /// `lastActivity` for the connection table (.max while a frame is being read: not idle).
     private let sharedLastActivity = ConnectionTable.Activity()
+
+    private func publishActivity() {
+        sharedLastActivity.nanos.store(frameStarted == nil ? Int64(lastActivity.uptimeNanoseconds) : .max, ordering: .relaxed)
+    }
     private let table: ConnectionTable
     private let pending: PendingBytes
     /// Waiting for request memory: the socket is not read meanwhile.
