@@ -206,13 +206,20 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
         context.writeAndFlush(NIOAny(out)).whenComplete { _ in context.close(promise: nil) }
     }
 
+    /// False once the connection is a WebSocket (or a body it cannot follow): no clock read or
+    /// table update per frame then.
+    private var isTimed: Bool {
+        if case .transparent = mode { return false }
+        return true
+    }
+
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        lastActivity = .now()
+        if isTimed { lastActivity = .now() }
         context.write(data, promise: promise)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        lastActivity = .now()
+        if isTimed { lastActivity = .now() }
         switch mode {
         case .transparent:
             context.fireChannelRead(data)
