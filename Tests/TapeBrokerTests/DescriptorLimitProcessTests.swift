@@ -11,55 +11,6 @@ import XCTest
 /// killed and restarted on the same data directory: it always starts again and keeps what it
 /// acknowledged.
 final class DescriptorLimitProcessTests: XCTestCase {
-    /// A broker started through `/bin/sh -c 'ulimit -n N; exec tape broker ...'`.
-    final class LimitedBroker {
-        let process = Process()
-        let port = ProcessSupport.freePort()
-        let logURL: URL
-        var address: String { "127.0.0.1:\(port)" }
-
-        init(fileLimit: Int, dataDir: URL, extra: [String] = []) throws {
-            logURL = FileManager.default.temporaryDirectory.appendingPathComponent("tape-limited-\(port)-\(UUID().uuidString).log")
-            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-            let tape = try ProcessSupport.tapeBinary().path
-            let args = (["broker", "--listen", address, "--data-dir", dataDir.path, "--fsync", "always"] + extra).map { "'\($0)'" }.joined(separator: " ")
-            process.executableURL = URL(fileURLWithPath: "/bin/sh")
-            process.arguments = ["-c", "ulimit -n \(fileLimit) && exec '\(tape)' \(args)"]
-            process.standardError = try FileHandle(forWritingTo: logURL)
-            process.standardOutput = try FileHandle(forWritingTo: logURL)
-            try process.run()
-            let deadline = Date().addingTimeInterval(60)
-            while Date() < deadline {
-                let fd = ProcessSupport.connectLoopback(port: port)
-                if fd >= 0 {
-                    close(fd)
-                    return
-                }
-                if !process.isRunning { break }
-                usleep(50_000)
-            }
-            kill9()
-            throw TestSetupError(message: "tape broker (ulimit -n \(fileLimit)) did not start on \(address): \(log)")
-        }
-
-        var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
-
-        /// Descriptors the broker holds now.
-        var openDescriptors: Int {
-            ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []).count
-        }
-
-        func kill9() {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            process.waitUntilExit()
-        }
-
-        deinit {
-            kill9()
-            try? FileManager.default.removeItem(at: logURL)
-        }
-    }
-
     var dataDir: URL!
 
     override func setUpWithError() throws {
@@ -116,7 +67,7 @@ final class DescriptorLimitProcessTests: XCTestCase {
     /// files, and the broker never started again.)
     func testFourHundredTopicsUnderUlimit256SurviveKillAndRestart() throws {
         let names = (0..<400).map { "auto-\($0)" }
-        var broker = try LimitedBroker(fileLimit: 256, dataDir: dataDir)
+        var broker = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         for chunk in stride(from: 0, to: names.count, by: 50) {
             let frame = KafkaRequest.encodeFrame(MetadataRequest(topics: Array(names[chunk..<chunk + 50])), version: 4, correlationId: 1, clientId: "t")
             _ = try roundTrip(broker.port, frame)
@@ -145,7 +96,7 @@ final class DescriptorLimitProcessTests: XCTestCase {
         XCTAssertFalse(broker.log.contains("too many open files"), broker.log.suffix(3000).description)
         broker.kill9()
 
-        broker = try LimitedBroker(fileLimit: 256, dataDir: dataDir)
+        broker = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         let found = try topics(broker.address)
         XCTAssertEqual(Set(found.keys).intersection(names).count, 400, "topics after restart: \(found.count)\n\(broker.log.suffix(3000))")
         for name in ["auto-0", "auto-199", "auto-399"] {
@@ -159,7 +110,7 @@ final class DescriptorLimitProcessTests: XCTestCase {
     /// the broker starts, and the topic is either whole or absent. Created again, it survives a
     /// kill -9 and a restart under `ulimit -n 256` with all its partitions.
     func testHugeTopicCreationKilledHalfwayAndRestartedUnderALowLimit() throws {
-        var broker = try LimitedBroker(fileLimit: 1024, dataDir: dataDir)
+        var broker = try BrokerProcess.limited(fileLimit: 1024, dataDir: dataDir)
         let create = KafkaRequest.encodeFrame(
             CreateTopicsRequest(topics: [.init(name: "huge", numPartitions: 10_000, replicationFactor: 1)], timeoutMs: 120_000),
             version: 4, correlationId: 1, clientId: "t")
@@ -177,7 +128,7 @@ final class DescriptorLimitProcessTests: XCTestCase {
         close(fd)
         let madeBeforeKill = ((try? FileManager.default.contentsOfDirectory(atPath: dataDir.path)) ?? []).filter { $0.hasPrefix("huge-") }.count
 
-        broker = try LimitedBroker(fileLimit: 256, dataDir: dataDir)
+        broker = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         let afterCrash = try topics(broker.address)["huge"]
         print("huge topic: \(madeBeforeKill) partition directories when killed; after restart \(afterCrash.map { "\($0) partitions" } ?? "absent")")
         XCTAssertTrue(afterCrash == nil || afterCrash == 10_000, "half a topic after the crash: \(String(describing: afterCrash)) partitions (\(madeBeforeKill) directories were made)")
@@ -195,7 +146,7 @@ final class DescriptorLimitProcessTests: XCTestCase {
         XCTAssertLessThan(broker.openDescriptors, 256)
         broker.kill9()
 
-        broker = try LimitedBroker(fileLimit: 256, dataDir: dataDir)
+        broker = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         XCTAssertEqual(try topics(broker.address)["huge"], 10_000)
         let kcat = try ProcessSupport.executable("kcat")
         let r = try ProcessSupport.run(kcat, ["-b", broker.address, "-C", "-t", "huge", "-p", "9999", "-o", "beginning", "-e", "-q", "-f", "%s\n"], timeout: 60)

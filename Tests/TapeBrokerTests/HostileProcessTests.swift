@@ -40,7 +40,7 @@ final class HostileProcessTests: XCTestCase {
     /// broker refuses what does not fit its descriptor budget, lets an idle connection make room
     /// for a real client, and loses nothing.
     func testConnectionFloodUnderUlimit256() throws {
-        let broker = try DescriptorLimitProcessTests.LimitedBroker(fileLimit: 256, dataDir: dataDir)
+        let broker = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         let messages = (0..<500).map { "before-\($0)" }
         XCTAssertEqual(try kcat(["-b", broker.address, "-P", "-t", "flood", "-X", "acks=all"], stdin: messages.joined(separator: "\n") + "\n").status, 0)
 
@@ -68,7 +68,7 @@ final class HostileProcessTests: XCTestCase {
         fds.forEach { close($0) }
         fds = []
         broker.kill9()
-        let again = try DescriptorLimitProcessTests.LimitedBroker(fileLimit: 256, dataDir: dataDir)
+        let again = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         defer { again.kill9() }
         let reread = try kcat(["-b", again.address, "-C", "-t", "flood", "-o", "beginning", "-e", "-q", "-f", "%s\n"])
         XCTAssertEqual(reread.stdout.split(separator: "\n").count, 1_000)
@@ -79,7 +79,7 @@ final class HostileProcessTests: XCTestCase {
     /// wait unread. RSS stays bounded, kcat is served meanwhile, and the stalled frames are closed
     /// by the read timeout.
     func testHalfSentHugeFramesKeepMemoryBounded() throws {
-        let broker = try DescriptorLimitProcessTests.LimitedBroker(
+        let broker = try BrokerProcess.limited(
             fileLimit: 1024, dataDir: dataDir, extra: ["--queued-max-request-bytes", "\(64 << 20)", "--request-read-timeout-ms", "4000"])
         defer { broker.kill9() }
         let announced = 99 << 20

@@ -113,18 +113,28 @@ final class BrokerProcess {
     var address: String { "127.0.0.1:\(port)" }
 
     /// Pass `dataDir` to restart on an earlier broker's data (the caller then removes it).
-    init(extraArguments: [String] = [], port: Int = ProcessSupport.freePort(), dataDir: URL? = nil) throws {
+    /// `fileLimit` starts it through `/bin/sh -c 'ulimit -n N; exec tape broker ...'`.
+    init(
+        extraArguments: [String] = [], port: Int = ProcessSupport.freePort(), dataDir: URL? = nil, fileLimit: Int? = nil, startTimeout: TimeInterval = 15
+    ) throws {
         self.port = port
         self.ownsDataDir = dataDir == nil
         self.dataDir = dataDir ?? FileManager.default.temporaryDirectory.appendingPathComponent("tape-data-\(UUID().uuidString)")
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("tape-broker-\(port)-\(UUID().uuidString).log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.executableURL = try ProcessSupport.tapeBinary()
-        process.arguments = ["broker", "--listen", "127.0.0.1:\(port)", "--data-dir", self.dataDir.path] + extraArguments
+        let tape = try ProcessSupport.tapeBinary()
+        let arguments = ["broker", "--listen", "127.0.0.1:\(port)", "--data-dir", self.dataDir.path] + extraArguments
+        if let fileLimit {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "ulimit -n \(fileLimit) && exec '\(tape.path)' " + arguments.map { "'\($0)'" }.joined(separator: " ")]
+        } else {
+            process.executableURL = tape
+            process.arguments = arguments
+        }
         process.standardError = try FileHandle(forWritingTo: logURL)
         process.standardOutput = try FileHandle(forWritingTo: logURL)
         try process.run()
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(startTimeout)
         while Date() < deadline {
             let fd = ProcessSupport.connectLoopback(port: port)
             if fd >= 0 {
@@ -135,7 +145,17 @@ final class BrokerProcess {
             usleep(50_000)
         }
         stop()
-        throw TestSetupError(message: "tape broker did not start on \(address): \(log)")
+        throw TestSetupError(message: "tape broker\(fileLimit.map { " (ulimit -n \($0))" } ?? "") did not start on \(address): \(log)")
+    }
+
+    /// A broker under `ulimit -n fileLimit` with `--fsync always`, on `dataDir` (kept).
+    static func limited(fileLimit: Int, dataDir: URL, extra: [String] = []) throws -> BrokerProcess {
+        try BrokerProcess(extraArguments: ["--fsync", "always"] + extra, dataDir: dataDir, fileLimit: fileLimit, startTimeout: 60)
+    }
+
+    /// Descriptors the broker holds now.
+    var openDescriptors: Int {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.processIdentifier)/fd")) ?? []).count
     }
 
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
