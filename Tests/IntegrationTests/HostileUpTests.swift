@@ -41,13 +41,7 @@ final class HostileUpTests: XCTestCase {
         let up = try BackgroundProcess("/bin/sh", ["-c", "ulimit -n 1024 && exec '\(Processes.tape)' \(args)"])
         defer { up.stop() }
         let base = "http://127.0.0.1:\(httpPort)"
-        let started = Date()
-        var healthy = false
-        while Date().timeIntervalSince(started) < 60 && !healthy {
-            healthy = (try? httpGet(base + "/health"))?.status == 200
-            if !healthy { usleep(300_000) }
-        }
-        XCTAssertTrue(healthy, "tape up did not serve /health within 60 s: \(up.stderr.suffix(2000))")
+        XCTAssertTrue(waitForHealth(base), "tape up did not serve /health within 60 s: \(up.stderr.suffix(2000))")
 
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }

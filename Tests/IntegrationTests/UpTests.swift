@@ -23,13 +23,7 @@ final class UpTests: XCTestCase {
         defer { up.stop() }
         let base = "http://127.0.0.1:\(httpPort)"
         // Ready once /health answers.
-        let started = Date()
-        var healthy = false
-        while Date().timeIntervalSince(started) < 60 && !healthy {
-            healthy = (try? httpGet(base + "/health"))?.status == 200
-            if !healthy { usleep(300_000) }
-        }
-        XCTAssertTrue(healthy, "tape up did not serve /health within 60 s")
+        XCTAssertTrue(waitForHealth(base), "tape up did not serve /health within 60 s")
         let firstUseful = Int64(Date().timeIntervalSince1970 * 1000) + 3_000
         sleep(24)
         let queriedAt = Int64(Date().timeIntervalSince1970 * 1000)
@@ -101,6 +95,16 @@ final class UpTests: XCTestCase {
 struct HTTPResult {
     var status: Int
     var body: String
+}
+
+/// Polls `base`/health until it answers 200 (true) or `timeout` seconds pass (false).
+func waitForHealth(_ base: String, timeout: TimeInterval = 60) -> Bool {
+    let started = Date()
+    while Date().timeIntervalSince(started) < timeout {
+        if (try? httpGet(base + "/health"))?.status == 200 { return true }
+        usleep(300_000)
+    }
+    return false
 }
 
 /// A blocking GET on loopback.

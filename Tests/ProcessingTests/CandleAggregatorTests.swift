@@ -2,7 +2,8 @@ import MarketData
 import Processing
 import Testing
 
-private func d(_ text: String) -> ExactDecimal {
+/// An exact decimal literal (shared by this target's tests).
+func d(_ text: String) -> ExactDecimal {
     do { return try ExactDecimal(text) } catch { fatalError("bad literal \(text)") }
 }
 
@@ -13,14 +14,14 @@ private func trade(_ id: String, _ price: String, _ quantity: String, _ side: Si
 }
 
 /// Latest value per key of a stream of emitted candles.
-private func latest(_ candles: [Candle]) -> [String: Candle] {
+func latest(_ candles: [Candle]) -> [String: Candle] {
     var out: [String: Candle] = [:]
     for c in candles { out[c.kafkaKey] = c }
     return out
 }
 
 /// Compares streamed latest values with the reference; returns readable differences.
-private func mismatches(_ streamed: [String: Candle], _ reference: [String: Candle]) -> [String] {
+func mismatches(_ streamed: [String: Candle], _ reference: [String: Candle]) -> [String] {
     var problems: [String] = []
     for (key, ref) in reference {
         guard let got = streamed[key] else {

@@ -6,10 +6,6 @@ import Testing
 // Records in tape.trades can be written by anyone: no value in them may trap the processor
 // (a trap kills `tape up` whole, and the record stays in the topic: a crash loop).
 
-private func d(_ text: String) -> ExactDecimal {
-    do { return try ExactDecimal(text) } catch { fatalError("bad literal \(text)") }
-}
-
 private func trade(
     _ id: String, price: String = "1", quantity: String, side: Side = .buy, at time: Int64, symbol: String = "BTC_USDT"
 ) -> Trade {
@@ -23,25 +19,6 @@ private func value(time: Int64, id: String = "1", quantity: String = "1") -> [UI
     var t = trade(id, quantity: quantity, at: 1_661_123_520_000)
     t.time = time
     return t.jsonBytes
-}
-
-private func latest(_ candles: [Candle]) -> [String: Candle] {
-    var out: [String: Candle] = [:]
-    for c in candles { out[c.kafkaKey] = c }
-    return out
-}
-
-private func mismatches(_ streamed: [String: Candle], _ reference: [String: Candle]) -> [String] {
-    var problems: [String] = []
-    for (key, ref) in reference {
-        guard let got = streamed[key] else {
-            problems.append("\(key): missing")
-            continue
-        }
-        if let diff = BatchCandles.difference(got, ref) { problems.append("\(key): \(diff)") }
-    }
-    for key in streamed.keys where reference[key] == nil { problems.append("\(key): not in reference") }
-    return problems
 }
 
 /// 38 nines: the largest quantity the parser accepts.
