@@ -79,6 +79,7 @@ public struct CandleInterval: Sendable, Hashable, Comparable, CustomStringConver
 /// volumes exact sums (base: `volume`, `buyVolume`, `sellVolume`; quote: `quoteVolume`), `vwap` =
 /// quoteVolume / volume (10 fractional digits, half-even; nil when volume is zero, written `null`).
 /// `revision` counts updates of the same window; `isFinal` (JSON `"final"`) marks the last one.
+/// `complete` is false while an unrepaired gap in the trades (`tape.gaps`) overlaps the window.
 public struct Candle: Sendable, Hashable {
     public static let schemaVersion: Int64 = 1
 
@@ -99,6 +100,9 @@ public struct Candle: Sendable, Hashable {
     public var vwap: ExactDecimal?
     public var revision: Int64
     public var isFinal: Bool
+    /// False while a known, unrepaired gap in the market's trades overlaps the window: trades may
+    /// be missing from it. Absent in records written before gaps were tracked (read as true).
+    public var complete: Bool = true
 
     public init(
         exchange: Exchange, symbol: Symbol, interval: CandleInterval, start: Int64, end: Int64,
@@ -181,7 +185,8 @@ public struct Candle: Sendable, Hashable {
         }
         JSONWriter.appendRaw(",\"revision\":", to: &out)
         JSONWriter.appendInt(revision, to: &out)
-        JSONWriter.appendRaw(isFinal ? ",\"final\":true}" : ",\"final\":false}", to: &out)
+        JSONWriter.appendRaw(isFinal ? ",\"final\":true" : ",\"final\":false", to: &out)
+        JSONWriter.appendRaw(complete ? ",\"complete\":true}" : ",\"complete\":false}", to: &out)
     }
 
     public var jsonBytes: [UInt8] {
@@ -221,6 +226,7 @@ public struct Candle: Sendable, Hashable {
         var vwap: ExactDecimal??
         var revision: Int64?
         var isFinal: Bool?
+        var complete = true
         let decimalNames: [StaticString] = [
             "open", "high", "low", "close", "volume", "quoteVolume", "buyVolume", "sellVolume",
         ]
@@ -252,6 +258,8 @@ public struct Candle: Sendable, Hashable {
                 revision = try s.readInt64()
             } else if s.token(key, equals: "final") {
                 isFinal = try s.readBool()
+            } else if s.token(key, equals: "complete") {
+                complete = try s.readBool()
             } else {
                 for name in decimalNames where s.token(key, equals: name) {
                     decimals[name.description] = try s.readDecimal(allowingSignificantDigits: ExactDecimal.maximumSumDigits)
@@ -285,5 +293,6 @@ public struct Candle: Sendable, Hashable {
             close: try decimal("close"), volume: try decimal("volume"), quoteVolume: try decimal("quoteVolume"),
             buyVolume: try decimal("buyVolume"), sellVolume: try decimal("sellVolume"), trades: trades, vwap: vwap,
             revision: revision, isFinal: isFinal)
+        self.complete = complete
     }
 }

@@ -11,12 +11,13 @@ private let designTradeJSON =
     + #""price":"21614.59","quantity":"0.01149","quoteQuantity":"248.3516391","side":"sell","#
     + #""time":1661123520381,"receivedAt":1661123520391123}"#
 
-/// DESIGN.md's candle value, verbatim (joined to one line).
+/// DESIGN.md's candle value, verbatim (joined to one line), with the `complete` member of its
+/// "Continuity" section.
 private let designCandleJSON =
     #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","interval":"1m","start":1661123520000,"end":1661123580000,"#
     + #""open":"21614.59","high":"21620.00","low":"21610.10","close":"21611.00","volume":"1.23456","#
     + #""quoteVolume":"26680.1234","buyVolume":"0.5","sellVolume":"0.73456","trades":17,"vwap":"21611.2345678901","#
-    + #""revision":3,"final":true}"#
+    + #""revision":3,"final":true,"complete":true}"#
 
 private func designTrade() -> Trade {
     Trade(
