@@ -49,6 +49,11 @@ public final class CandleStore: Sendable {
                     ) WITHOUT ROWID
                     """)
         }
+        // Candles carry `complete` (false while an unrepaired gap overlaps the window); rows
+        // written before it existed read as complete, like records without the member.
+        migrator.registerMigration("v2-complete") { db in
+            try db.execute(sql: "ALTER TABLE candles ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
+        }
         try migrator.migrate(pool)
     }
 
@@ -60,20 +65,21 @@ public final class CandleStore: Sendable {
             let statement = try db.cachedStatement(
                 sql: """
                     INSERT INTO candles (exchange, symbol, interval, start, "end", open, high, low, close, volume,
-                        quoteVolume, buyVolume, sellVolume, trades, vwap, revision, final)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        quoteVolume, buyVolume, sellVolume, trades, vwap, revision, final, complete)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (exchange, symbol, interval, start) DO UPDATE SET
                         "end" = excluded."end", open = excluded.open, high = excluded.high, low = excluded.low,
                         close = excluded.close, volume = excluded.volume, quoteVolume = excluded.quoteVolume,
                         buyVolume = excluded.buyVolume, sellVolume = excluded.sellVolume, trades = excluded.trades,
-                        vwap = excluded.vwap, revision = excluded.revision, final = excluded.final
+                        vwap = excluded.vwap, revision = excluded.revision, final = excluded.final,
+                        complete = excluded.complete
                     """)
             for c in candles {
                 try statement.execute(arguments: [
                     c.exchange.name, c.symbol.rawValue, c.interval.seconds, c.start, c.end,
                     c.open.description, c.high.description, c.low.description, c.close.description,
                     c.volume.description, c.quoteVolume.description, c.buyVolume.description, c.sellVolume.description,
-                    c.trades, c.vwap?.description, c.revision, c.isFinal,
+                    c.trades, c.vwap?.description, c.revision, c.isFinal, c.complete,
                 ])
             }
         }
@@ -137,12 +143,14 @@ public final class CandleStore: Sendable {
             throw DecimalError(.invalidCharacter, "bad interval in the candle store")
         }
         let vwapText: String? = row["vwap"]
-        return Candle(
+        var candle = Candle(
             exchange: Exchange(row["exchange"] as String), symbol: Symbol(normalizing: row["symbol"] as String),
             interval: interval, start: row["start"], end: row["end"], open: try decimal("open"), high: try decimal("high"),
             low: try decimal("low"), close: try decimal("close"), volume: try decimal("volume"),
             quoteVolume: try decimal("quoteVolume"), buyVolume: try decimal("buyVolume"), sellVolume: try decimal("sellVolume"),
             trades: row["trades"], vwap: try vwapText.map { try ExactDecimal($0, allowingSignificantDigits: ExactDecimal.maximumSumDigits) }, revision: row["revision"],
             isFinal: row["final"])
+        candle.complete = row["complete"]
+        return candle
     }
 }

@@ -43,4 +43,56 @@ final class CandleStoreHistoryTests: XCTestCase {
             }
         }
     }
+
+    /// `complete` survives SQLite: an incomplete candle is served as `"complete":false`, and turns
+    /// complete when the processor rewrites it.
+    func testCompleteRoundTripsThroughTheStore() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-store-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try CandleStore(path: dir.appendingPathComponent("candles.sqlite").path)
+        var gappy = Fixture.candle(Fixture.btc, .oneMinute, index: 1, base: 100)
+        gappy.complete = false
+        try store.upsert([Fixture.candle(Fixture.btc, .oneMinute, index: 0, base: 100), gappy])
+        var read = try await store.candles(market: Fixture.btc, interval: .oneMinute, from: nil, to: nil, limit: 10)
+        XCTAssertEqual(read.map(\.complete), [true, false])
+        XCTAssertEqual(read.last, gappy)
+        XCTAssertTrue(read.last?.jsonString.contains("\"complete\":false") ?? false)
+        gappy.complete = true
+        gappy.revision += 1
+        try store.upsert([gappy])
+        read = try await store.candles(market: Fixture.btc, interval: .oneMinute, from: nil, to: nil, limit: 10)
+        XCTAssertEqual(read.map(\.complete), [true, true])
+    }
+
+    /// A store written before `complete` existed opens, and its rows read as complete.
+    func testStoreWithoutTheCompleteColumnIsMigrated() async throws {
+        guard let sqlite = ["/usr/bin/sqlite3", "/bin/sqlite3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("sqlite3 is not installed")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("candles.sqlite").path
+        // The v1 schema, as the previous release wrote it, with one row.
+        let script = """
+            CREATE TABLE grdb_migrations (identifier TEXT NOT NULL PRIMARY KEY);
+            INSERT INTO grdb_migrations VALUES ('v1');
+            CREATE TABLE candles (exchange TEXT NOT NULL, symbol TEXT NOT NULL, interval INTEGER NOT NULL, start INTEGER NOT NULL,
+              "end" INTEGER NOT NULL, open TEXT NOT NULL, high TEXT NOT NULL, low TEXT NOT NULL, close TEXT NOT NULL, volume TEXT NOT NULL,
+              quoteVolume TEXT NOT NULL, buyVolume TEXT NOT NULL, sellVolume TEXT NOT NULL, trades INTEGER NOT NULL, vwap TEXT,
+              revision INTEGER NOT NULL, final INTEGER NOT NULL, PRIMARY KEY (exchange, symbol, interval, start)) WITHOUT ROWID;
+            INSERT INTO candles VALUES ('poloniex','BTC-USDT',60,\(Fixture.t0),\(Fixture.t0 + 60_000),'1','2','0.5','1.5','3','4.5','1','2',3,'1.5',2,1);
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: sqlite)
+        process.arguments = [path, script]
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0)
+        let store = try CandleStore(path: path)
+        let read = try await store.candles(market: Fixture.btc, interval: .oneMinute, from: nil, to: nil, limit: 10)
+        XCTAssertEqual(read.count, 1)
+        XCTAssertEqual(read.first?.complete, true)
+        XCTAssertEqual(read.first?.close.description, "1.5")
+    }
 }
