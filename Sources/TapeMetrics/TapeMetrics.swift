@@ -31,6 +31,12 @@ import CoreMetrics
 /// | `tape_ws_clients` | gauge | — | server: open `/ws` connections |
 /// | `tape_ws_messages_out_total` | counter | — | server: messages queued to `/ws` clients |
 /// | `tape_ws_messages_dropped_total` | counter | — | server: messages dropped because a `/ws` client was too slow |
+/// | `tape_gaps_total` | counter | exchange, channel | server: gaps found, read from `tape.gaps` (each gap once) |
+/// | `tape_gaps_repaired_total` | counter | exchange, channel | server: gaps `tape.gaps` says were repaired |
+/// | `tape_gaps_open` | gauge | exchange, channel | server: gaps known and not repaired |
+/// | `tape_health_degraded` | gauge | — | server: 1 while `/health` says degraded |
+/// | `tape_health_check` | gauge | check | server: 1 while that check (`exchange`, `kafka`, `trades`, `processor`) fails |
+/// | `tape_last_trade_age_seconds` | gauge | — | server: seconds since it last read a trade (since start when none yet) |
 ///
 /// Create metric handles once and keep them (a handle created before the metrics system is
 /// bootstrapped stays a no-op forever).
@@ -53,11 +59,18 @@ public enum TapeMetrics {
     public static let wsClients = "tape_ws_clients"
     public static let wsMessagesOut = "tape_ws_messages_out_total"
     public static let wsMessagesDropped = "tape_ws_messages_dropped_total"
+    public static let gaps = "tape_gaps_total"
+    public static let gapsRepaired = "tape_gaps_repaired_total"
+    public static let gapsOpen = "tape_gaps_open"
+    public static let healthDegraded = "tape_health_degraded"
+    public static let healthCheck = "tape_health_check"
+    public static let lastTradeAge = "tape_last_trade_age_seconds"
 
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
         framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed, httpRejected,
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
+        gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge,
     ]
 
     /// `tape_frames_in_total{exchange}`.
@@ -99,4 +112,22 @@ public enum TapeMetrics {
     public static func processDeadLetters(reason: String) -> Counter {
         Counter(label: processDeadLetters, dimensions: [("reason", reason)])
     }
+    /// `tape_gaps_total{exchange,channel}`.
+    public static func gapsFound(exchange: String, channel: String) -> Counter {
+        Counter(label: gaps, dimensions: [("exchange", exchange), ("channel", channel)])
+    }
+    /// `tape_gaps_repaired_total{exchange,channel}`.
+    public static func gapsRepaired(exchange: String, channel: String) -> Counter {
+        Counter(label: gapsRepaired, dimensions: [("exchange", exchange), ("channel", channel)])
+    }
+    /// `tape_gaps_open{exchange,channel}`.
+    public static func gapsOpen(exchange: String, channel: String) -> Gauge {
+        Gauge(label: gapsOpen, dimensions: [("exchange", exchange), ("channel", channel)])
+    }
+    /// `tape_health_degraded`.
+    public static func healthDegradedGauge() -> Gauge { Gauge(label: healthDegraded) }
+    /// `tape_health_check{check}`: `exchange`, `kafka`, `trades`, `processor`.
+    public static func healthCheckGauge(check: String) -> Gauge { Gauge(label: healthCheck, dimensions: [("check", check)]) }
+    /// `tape_last_trade_age_seconds`.
+    public static func lastTradeAgeGauge() -> Gauge { Gauge(label: lastTradeAge) }
 }

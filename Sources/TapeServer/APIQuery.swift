@@ -21,11 +21,24 @@ public enum APIQuery {
         public var limit: Int
     }
 
+    /// `GET /api/gaps?symbol=&open=&limit=`.
+    public struct Gaps: Sendable, Hashable {
+        /// nil: every exchange (no symbol, or a bare SYMBOL).
+        public var exchange: Exchange?
+        /// nil: every market.
+        public var symbol: Symbol?
+        /// Only gaps not repaired.
+        public var openOnly: Bool
+        public var limit: Int
+    }
+
     /// Limits of the API (documented in docs/openapi.yaml).
     public static let defaultTradeLimit = 100
     public static let maxTradeLimit = 1000
     public static let defaultCandleLimit = 500
     public static let maxCandleLimit = 5000
+    public static let defaultGapLimit = 100
+    public static let maxGapLimit = 1000
     /// `token` is accepted everywhere (bearer token for browsers' WebSockets).
     static let alwaysAllowed: Set<String> = ["token"]
 
@@ -56,6 +69,34 @@ public enum APIQuery {
         }
         let limit = try parseLimit(value("limit", in: query), default: defaultCandleLimit, max: maxCandleLimit)
         return Candles(market: market, interval: interval, from: from, to: to, limit: limit)
+    }
+
+    public static func gaps(_ query: [(key: String, value: String)]) throws(APIError) -> Gaps {
+        try rejectUnknown(query, allowed: ["symbol", "open", "limit"])
+        var exchange: Exchange?
+        var symbol: Symbol?
+        if let text = try value("symbol", in: query) {
+            if text.contains(":") {
+                let market = try parseMarket(text)
+                (exchange, symbol) = (market.exchange, market.symbol)
+            } else {
+                // A bare SYMBOL: the same characters a market's symbol part may have, any exchange.
+                guard let market = MarketID("any:" + text) else {
+                    throw .badParameter("symbol", "symbol \"\(text)\" is not exchange:SYMBOL or SYMBOL, e.g. poloniex:BTC-USDT or BTC-USDT")
+                }
+                symbol = market.symbol
+            }
+        }
+        var openOnly = false
+        if let text = try value("open", in: query) {
+            switch text {
+            case "true": openOnly = true
+            case "false": openOnly = false
+            default: throw .badParameter("open", "open \"\(text)\" must be true (unrepaired gaps only) or false")
+            }
+        }
+        let limit = try parseLimit(value("limit", in: query), default: defaultGapLimit, max: maxGapLimit)
+        return Gaps(exchange: exchange, symbol: symbol, openOnly: openOnly, limit: limit)
     }
 
     /// For routes without parameters: anything but `token` is an error.

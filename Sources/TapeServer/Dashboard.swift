@@ -1,10 +1,15 @@
 /// The dashboard page served at `/`: one self-contained HTML document — inline CSS and JS,
 /// nothing fetched from elsewhere, so it works offline.
 ///
-/// It loads markets, candles, trades and stats from the REST API, then follows `/ws`. For tests
-/// it writes what it drew into the DOM: `body[data-candles-drawn]` (sum over charts),
-/// `body[data-live-updates]` (WebSocket events applied), `body[data-trades-shown]`,
-/// `body[data-ready]`, and per chart `canvas[data-candles-drawn]`, `[data-last-close]`.
+/// It loads markets, candles, trades, stats and open gaps from the REST API, then follows `/ws`,
+/// and polls `/health` for the status dot (green: live and ok, amber: degraded with the reasons in
+/// its text and tooltip, red: not connected). Open trade gaps shade the windows they overlap;
+/// candles with `"complete":false` are drawn hollow with a dashed outline (tooltip on hover). For
+/// tests it writes what it drew into the DOM: `body[data-candles-drawn]` (sum over charts),
+/// `body[data-live-updates]` (trade and candle events applied), `body[data-trades-shown]`,
+/// `body[data-ready]`, `body[data-health]`, `body[data-gap-updates]`, and per chart
+/// `canvas[data-candles-drawn]`, `canvas[data-incomplete-drawn]`, `canvas[data-gap-slots]`,
+/// `[data-last-close]`, `[data-open-gaps]`.
 /// A `?token=` in the page URL is used as the bearer token; `?interval=` picks the start interval.
 enum Dashboard {
     static let html = #"""
@@ -15,7 +20,7 @@ enum Dashboard {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Tape — live market data</title>
 <style>
-  :root { --bg:#0d1117; --panel:#161b22; --line:#30363d; --text:#e6edf3; --dim:#8b949e; --up:#26a69a; --down:#ef5350; --accent:#58a6ff; }
+  :root { --bg:#0d1117; --panel:#161b22; --line:#30363d; --text:#e6edf3; --dim:#8b949e; --up:#26a69a; --down:#ef5350; --accent:#58a6ff; --warn:#d29922; }
   * { box-sizing: border-box; }
   body { margin:0; background:var(--bg); color:var(--text); font:13px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
   header { display:flex; align-items:center; gap:16px; padding:10px 18px; border-bottom:1px solid var(--line); background:var(--panel); }
@@ -27,6 +32,11 @@ enum Dashboard {
   #status { margin-left:auto; color:var(--dim); display:flex; align-items:center; gap:6px; }
   #status i { width:9px; height:9px; border-radius:50%; background:var(--down); display:inline-block; }
   #status.live i { background:var(--up); box-shadow:0 0 6px var(--up); }
+  #status.degraded i { background:var(--warn); box-shadow:0 0 6px var(--warn); }
+  #status.degraded span { color:var(--warn); }
+  #status span { max-width:52vw; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+  #status { cursor:default; }
+  .gapbadge { color:var(--warn); font-size:12px; font-weight:500; cursor:help; }
   main { display:grid; grid-template-columns: 1fr 340px; gap:14px; padding:14px 18px; }
   #charts { display:grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap:14px; align-content:start; }
   .card { background:var(--panel); border:1px solid var(--line); border-radius:6px; padding:10px 12px; }
@@ -48,7 +58,7 @@ enum Dashboard {
   footer { color:var(--dim); padding:0 18px 14px; font-size:12px; }
 </style>
 </head>
-<body data-ready="0" data-candles-drawn="0" data-live-updates="0" data-trades-shown="0">
+<body data-ready="0" data-candles-drawn="0" data-live-updates="0" data-trades-shown="0" data-health="unknown" data-gap-updates="0">
 <header>
   <h1>▮ <span>Tape</span></h1>
   <div class="intervals" id="intervals"><button data-i="1m">1m</button><button data-i="5m">5m</button><button data-i="1h">1h</button></div>
@@ -66,7 +76,7 @@ enum Dashboard {
     </div>
   </aside>
 </main>
-<footer>REST: <code>/api/markets</code> · <code>/api/candles</code> · <code>/api/trades</code> · <code>/api/stats</code> · live: <code>/ws</code> · <code>/metrics</code></footer>
+<footer>REST: <code>/api/markets</code> · <code>/api/candles</code> · <code>/api/trades</code> · <code>/api/stats</code> · <code>/api/gaps</code> · <code>/health</code> · live: <code>/ws</code> · <code>/metrics</code> · shaded: open gaps (trades may be missing) · hollow candle: incomplete</footer>
 <script>
 "use strict";
 const params = new URLSearchParams(location.search);
@@ -74,12 +84,12 @@ const token = params.get("token") || "";
 const authHeaders = token ? { Authorization: "Bearer " + token } : {};
 const MAX_CHARTS = 8, MAX_TRADES = 60;
 let interval = ["1m","5m","1h"].includes(params.get("interval")) ? params.get("interval") : "1m";
-const charts = new Map();   // "exchange:SYMBOL" -> {market, candles, canvas, card, last}
-let trades = [], liveUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false, authFailed = false;
+const charts = new Map();   // "exchange:SYMBOL" -> {symbol, candles, gaps, canvas, card, px, badge, layout}
+let trades = [], liveUpdates = 0, gapUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false, wsOpen = false, authFailed = false, health = null;
 
 async function api(path) {
   const r = await fetch(path, { headers: authHeaders, cache: "no-store" });
-  if (r.status === 401) { authFailed = true; setStatus(false, token ? "the token in the URL is wrong" : "this server needs a token: open /?token=…"); }
+  if (r.status === 401) { authFailed = true; setStatus("down", token ? "the token in the URL is wrong" : "this server needs a token: open /?token=…"); }
   if (!r.ok) { let m = r.status + ""; try { m = (await r.json()).error.message; } catch (e) {} throw new Error(path + ": " + m); }
   return r.json();
 }
@@ -87,7 +97,27 @@ const esc = v => String(v).replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;"
 function fmtPrice(s) { const v = parseFloat(s); if (!isFinite(v)) return "–"; return v >= 1000 ? v.toFixed(2) : v >= 1 ? v.toFixed(4) : v.toPrecision(4); }
 function fmtTime(ms, withSeconds) { const d = new Date(ms); const p = n => String(n).padStart(2, "0");
   return p(d.getUTCHours()) + ":" + p(d.getUTCMinutes()) + (withSeconds ? ":" + p(d.getUTCSeconds()) : ""); }
-function setStatus(live, text) { const s = document.getElementById("status"); s.classList.toggle("live", live); s.querySelector("span").textContent = text; }
+function setStatus(kind, text, title) {   // kind: "live", "degraded" or "down"
+  const s = document.getElementById("status");
+  s.classList.toggle("live", kind === "live"); s.classList.toggle("degraded", kind === "degraded");
+  s.querySelector("span").textContent = text; s.title = title || "";
+}
+// The dot: red while /ws is not connected, amber while /health says degraded, green otherwise.
+function renderStatus() {
+  if (authFailed) return;
+  if (!wsOpen) { setStatus("down", wasConnected ? "reconnecting…" : "connecting…"); return; }
+  if (health && health.status === "degraded") {
+    const r = health.reasons || [];
+    setStatus("degraded", "degraded: " + (r[0] || "see /health") + (r.length > 1 ? ` (+${r.length - 1} more)` : ""), r.join("\n"));
+  } else setStatus("live", "live", health ? "every health check is ok" : "");
+}
+async function loadHealth() {
+  try {
+    const r = await fetch("/health", { cache: "no-store" });
+    health = await r.json(); document.body.dataset.health = health.status;
+  } catch (e) { health = null; document.body.dataset.health = "unknown"; }
+  renderStatus();
+}
 
 function ensureChart(symbol) {
   if (charts.has(symbol) || charts.size >= MAX_CHARTS) return charts.get(symbol);
@@ -95,12 +125,45 @@ function ensureChart(symbol) {
   const [exchange, pair] = symbol.split(":");
   const card = document.createElement("div");
   card.className = "card"; card.dataset.symbol = symbol;
-  card.innerHTML = `<h2>${esc(pair)} <small>${esc(exchange)}</small><span class="px">–</span></h2><canvas data-candles-drawn="0"></canvas>`;
+  card.innerHTML = `<h2>${esc(pair)} <small>${esc(exchange)}</small><span class="gapbadge" hidden></span><span class="px">–</span></h2>` +
+    `<canvas data-candles-drawn="0" data-incomplete-drawn="0" data-gap-slots="0"></canvas>`;
+  card.dataset.openGaps = "0";
   document.getElementById("charts").appendChild(card);
-  const chart = { symbol, candles: [], card, canvas: card.querySelector("canvas"), px: card.querySelector(".px") };
+  const chart = { symbol, candles: [], gaps: new Map(), card, canvas: card.querySelector("canvas"), px: card.querySelector(".px"),
+    badge: card.querySelector(".gapbadge"), layout: null };
   charts.set(symbol, chart);
   new ResizeObserver(() => draw(chart)).observe(chart.canvas);
+  chart.canvas.addEventListener("mousemove", ev => hover(chart, ev));
   return chart;
+}
+
+// Open gaps of a chart, keyed by channel, from and to (a repaired record removes its gap).
+const gapKey = g => g.channel + ":" + g.from + ":" + g.to;
+function applyGap(chart, g) { if (g.repaired) chart.gaps.delete(gapKey(g)); else chart.gaps.set(gapKey(g), g); }
+const tradeGaps = chart => [...chart.gaps.values()].filter(g => g.channel === "trades");
+function renderGapBadge(chart) {
+  const open = [...chart.gaps.values()];
+  chart.card.dataset.openGaps = open.length;
+  chart.badge.hidden = open.length === 0;
+  chart.badge.textContent = open.length ? `⚠ ${open.length} open gap${open.length > 1 ? "s" : ""}` : "";
+  chart.badge.title = open.slice(0, 8).map(g => `${g.channel} ${fmtTime(g.from, true)}–${fmtTime(g.to, true)} UTC: ${g.reason}`).join("\n");
+}
+async function loadGaps() {
+  try {
+    const r = await api("/api/gaps?open=true&limit=1000");
+    for (const c of charts.values()) c.gaps.clear();
+    for (const g of r.gaps) { const c = charts.get(g.exchange + ":" + g.symbol); if (c) applyGap(c, g); }
+    for (const c of charts.values()) { renderGapBadge(c); draw(c); }
+  } catch (e) { console.warn(e); }
+}
+function hover(chart, ev) {
+  const L = chart.layout; if (!L) return;
+  const i = Math.floor((ev.clientX - chart.canvas.getBoundingClientRect().left - L.x0) / L.slot), k = L.shown[i];
+  if (!k) { chart.canvas.title = ""; return; }
+  let t = `${fmtTime(k.start)} UTC  O ${fmtPrice(k.open)}  H ${fmtPrice(k.high)}  L ${fmtPrice(k.low)}  C ${fmtPrice(k.close)}  ${k.trades} trades`;
+  if (k.complete === false) t += "\nIncomplete: an unrepaired gap overlaps this window, so trades may be missing from it.";
+  for (const g of tradeGaps(chart)) if (g.from < k.end && g.to >= k.start) t += `\nOpen gap ${fmtTime(g.from, true)}–${fmtTime(g.to, true)}: ${g.reason}`;
+  chart.canvas.title = t;
 }
 
 function draw(chart) {
@@ -112,7 +175,7 @@ function draw(chart) {
   const all = chart.candles, slot = Math.max(4, Math.min(16, plotW / Math.max(1, all.length)));
   const shown = all.slice(-Math.floor(plotW / slot));
   g.font = "11px system-ui, sans-serif"; g.textBaseline = "middle";
-  if (!shown.length) { g.fillStyle = "#8b949e"; g.fillText("no " + interval + " candles yet", 10, h / 2); publish(chart, 0); return; }
+  if (!shown.length) { chart.layout = null; g.fillStyle = "#8b949e"; g.fillText("no " + interval + " candles yet", 10, h / 2); publish(chart, 0, 0, 0); return; }
   let lo = Infinity, hi = -Infinity, vmax = 0;
   for (const k of shown) { lo = Math.min(lo, +k.low); hi = Math.max(hi, +k.high); vmax = Math.max(vmax, +k.volume); }
   if (hi === lo) { hi += Math.abs(hi) * 0.001 || 1; lo -= Math.abs(lo) * 0.001 || 1; }
@@ -124,14 +187,30 @@ function draw(chart) {
   for (let i = 0; i <= 4; i++) { const p = lo + (hi - lo) * i / 4, yy = Math.round(y(p)) + 0.5;
     g.beginPath(); g.moveTo(0, yy); g.lineTo(plotW, yy); g.stroke(); if (Math.abs(yy - lastY) > 16) g.fillText(fmtPrice(p), plotW + 6, yy); }
   const x0 = plotW - shown.length * slot, bw = Math.max(1, Math.floor(slot * 0.7));
+  chart.layout = { x0, slot, shown };
+  // open trade gaps: the windows they overlap, shaded; one between two windows, a thin band there
+  let gapSlots = 0;
+  const gaps = tradeGaps(chart);
+  if (gaps.length) {
+    g.fillStyle = "rgba(210,153,34,0.22)";
+    shown.forEach((k, i) => {
+      if (gaps.some(gp => gp.from < k.end && gp.to >= k.start)) { g.fillRect(x0 + i * slot, 0, slot, h - timeH); gapSlots++; }
+    });
+    for (const gp of gaps) for (let i = 0; i + 1 < shown.length; i++) {
+      if (shown[i].end <= gp.from && gp.to < shown[i + 1].start) { g.fillRect(x0 + (i + 1) * slot - 2, 0, 4, h - timeH); gapSlots++; }
+    }
+  }
+  let incomplete = 0;
   shown.forEach((k, i) => {
     const o = +k.open, cl = +k.close, up = cl >= o, x = Math.round(x0 + i * slot + slot / 2);
     g.strokeStyle = g.fillStyle = up ? "#26a69a" : "#ef5350";
     g.beginPath(); g.moveTo(x + 0.5, y(+k.high)); g.lineTo(x + 0.5, y(+k.low)); g.stroke();
     const top = y(Math.max(o, cl)), bh = Math.max(1, Math.abs(y(o) - y(cl)));
-    g.fillRect(x - Math.floor(bw / 2), top, bw, bh);
+    if (k.complete === false) {   // trades may be missing: hollow, dashed
+      incomplete++; g.setLineDash([2, 2]); g.strokeRect(x - Math.floor(bw / 2) + 0.5, top + 0.5, Math.max(1, bw - 1), Math.max(1, bh - 1)); g.setLineDash([]);
+    } else g.fillRect(x - Math.floor(bw / 2), top, bw, bh);
     const vh = vmax > 0 ? (+k.volume / vmax) * volH : 0;
-    g.globalAlpha = 0.35; g.fillRect(x - Math.floor(bw / 2), h - timeH - vh, bw, vh); g.globalAlpha = 1;
+    g.globalAlpha = k.complete === false ? 0.15 : 0.35; g.fillRect(x - Math.floor(bw / 2), h - timeH - vh, bw, vh); g.globalAlpha = 1;
   });
   // time labels
   g.fillStyle = "#8b949e"; const every = Math.max(1, Math.ceil(70 / slot));
@@ -140,11 +219,13 @@ function draw(chart) {
   const last = shown[shown.length - 1], ly = lastY;
   g.setLineDash([3, 3]); g.strokeStyle = "#58a6ff"; g.beginPath(); g.moveTo(0, ly); g.lineTo(plotW, ly); g.stroke(); g.setLineDash([]);
   g.fillStyle = "#58a6ff"; g.fillRect(plotW + 2, ly - 8, axisW - 4, 16); g.fillStyle = "#0d1117"; g.fillText(fmtPrice(last.close), plotW + 6, ly);
-  publish(chart, shown.length);
+  publish(chart, shown.length, incomplete, gapSlots);
 }
 
-function publish(chart, drawn) {
+function publish(chart, drawn, incomplete, gapSlots) {
   chart.canvas.dataset.candlesDrawn = drawn;
+  chart.canvas.dataset.incompleteDrawn = incomplete;
+  chart.canvas.dataset.gapSlots = gapSlots;
   const last = chart.candles[chart.candles.length - 1];
   if (last) {
     chart.card.dataset.lastClose = last.close;
@@ -197,18 +278,18 @@ function send(msg) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(msg))
 function subscribeAll(op) {
   for (const c of charts.values()) {
     send({ op, channel: "candles", symbol: c.symbol, interval });
-    if (op === "subscribe" || op === "unsubscribe") send({ op, channel: "trades", symbol: c.symbol });
+    if (op === "subscribe" || op === "unsubscribe") { send({ op, channel: "trades", symbol: c.symbol }); send({ op, channel: "gaps", symbol: c.symbol }); }
   }
 }
 function connect() {
   const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" + (token ? "?token=" + encodeURIComponent(token) : "");
   ws = new WebSocket(url);
   ws.onopen = () => {
-    wsBackoff = 500; setStatus(true, "live"); subscribeAll("subscribe");
-    if (wasConnected) charts.forEach(c => loadCandles(c));   // fill what was missed while away
+    wsBackoff = 500; wsOpen = true; renderStatus(); subscribeAll("subscribe");
+    if (wasConnected) { charts.forEach(c => loadCandles(c)); loadGaps(); }   // fill what was missed while away
     wasConnected = true;
   };
-  ws.onclose = () => { if (!authFailed) setStatus(false, "reconnecting…"); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
+  ws.onclose = () => { wsOpen = false; renderStatus(); setTimeout(connect, wsBackoff); wsBackoff = Math.min(wsBackoff * 2, 10000); };
   ws.onmessage = ev => {
     const m = JSON.parse(ev.data);
     if (m.type === "candle" && m.interval === interval) {
@@ -216,6 +297,9 @@ function connect() {
       upsertCandle(chart, m.data); liveUpdates++; document.body.dataset.liveUpdates = liveUpdates; draw(chart);
     } else if (m.type === "trade") {
       addTrade({ ...m.data, symbol: m.symbol }, true); liveUpdates++; document.body.dataset.liveUpdates = liveUpdates; scheduleTrades();
+    } else if (m.type === "gap") {
+      const chart = charts.get(m.symbol); if (!chart) return;
+      applyGap(chart, m.data); gapUpdates++; document.body.dataset.gapUpdates = gapUpdates; renderGapBadge(chart); draw(chart);
     } else if (m.type === "error") { console.warn("ws:", m.message); }
   };
 }
@@ -236,17 +320,21 @@ async function start() {
   try {
     const m = await api("/api/markets");
     m.markets.forEach(x => ensureChart(x.symbol));
-    const [t] = await Promise.all([api(`/api/trades?limit=${MAX_TRADES}`), ...[...charts.values()].map(loadCandles), loadStats()]);
+    const [t] = await Promise.all([api(`/api/trades?limit=${MAX_TRADES}`), ...[...charts.values()].map(loadCandles), loadStats(), loadHealth()]);
     t.trades.slice().reverse().forEach(x => addTrade({ ...x, symbol: x.exchange + ":" + x.symbol }, false));
     renderTrades();
-    setStatus(false, "connecting…");
-  } catch (e) { if (!authFailed) setStatus(false, e.message); console.error(e); }
+    await loadGaps();
+    renderStatus();
+  } catch (e) { if (!authFailed) setStatus("down", e.message); console.error(e); }
   document.body.dataset.ready = "1";
   connect();
   setInterval(loadStats, 2000);
-  setInterval(async () => {   // markets that appear later get a chart too
+  setInterval(loadHealth, 2000);
+  setInterval(async () => {   // markets that appear later get a chart too; gaps are re-read in case a message was missed
     try { const m = await api("/api/markets"); for (const x of m.markets) if (!charts.has(x.symbol) && charts.size < MAX_CHARTS) {
-      const c = ensureChart(x.symbol); await loadCandles(c); send({ op: "subscribe", channel: "candles", symbol: c.symbol, interval }); send({ op: "subscribe", channel: "trades", symbol: c.symbol }); } } catch (e) {}
+      const c = ensureChart(x.symbol); await loadCandles(c); send({ op: "subscribe", channel: "candles", symbol: c.symbol, interval }); send({ op: "subscribe", channel: "trades", symbol: c.symbol });
+      send({ op: "subscribe", channel: "gaps", symbol: c.symbol }); }
+      await loadGaps(); } catch (e) {}
   }, 10000);
 }
 start();

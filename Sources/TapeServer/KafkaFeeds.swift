@@ -22,10 +22,17 @@ public final class KafkaTopicReader: Sendable {
     let logger: Logger
     let groupLabel: String
     let onLag: @Sendable (ConsumerLag) -> Void
+    /// When Kafka last answered this reader (ms since the epoch; 0 = never), for `/health`.
+    private let lastContact = Atomic<Int64>(0)
+    /// The last failed metadata probe; nil once one succeeds.
+    private let lastProbeError = Mutex<String?>(nil)
+    /// Logs "does not exist yet" at info instead of warning (topics that may stay absent: tape.gaps).
+    let quietWhileMissing: Bool
 
     /// - Parameter onLag: receives the lag (messages behind the high watermarks) every few seconds.
+    /// - Parameter quietWhileMissing: a missing topic is normal (logged at info, not warning).
     public init(
-        kafka: KafkaConfiguration, topic: String, start: Start, logger: Logger,
+        kafka: KafkaConfiguration, topic: String, start: Start, logger: Logger, quietWhileMissing: Bool = false,
         onLag: @escaping @Sendable (ConsumerLag) -> Void = { _ in }
     ) throws {
         var config = KafkaConsumerConfiguration(kafka: kafka)
@@ -37,9 +44,16 @@ public final class KafkaTopicReader: Sendable {
         self.start = start
         self.logger = logger
         self.onLag = onLag
+        self.quietWhileMissing = quietWhileMissing
+        bootstrap = kafka.bootstrapServers
     }
 
     deinit { consumer.close() }
+
+    /// The bootstrap servers this reader uses.
+    public let bootstrap: String
+
+    func touch() { lastContact.store(Int64(Date().timeIntervalSince1970 * 1000), ordering: .relaxed) }
 
     /// Waits until the topic exists, then assigns all its partitions. Returns the partition ids.
     func assignWhenReady() async throws -> [Int32] {
@@ -49,6 +63,7 @@ public final class KafkaTopicReader: Sendable {
             try Task.checkCancellation()
             do {
                 let md = try await consumer.metadata(timeout: .seconds(5))
+                touch()
                 if let t = md.topics.first(where: { $0.name == topic }), t.error == .noError, !t.partitions.isEmpty {
                     let ids = t.partitions.map(\.id).sorted()
                     let offset = start == .end ? KafkaOffset.end : KafkaOffset.beginning
@@ -57,10 +72,12 @@ public final class KafkaTopicReader: Sendable {
                     return ids
                 }
                 if !warnedTopic {
-                    logger.warning("Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)")
+                    let text: Logger.Message = "Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)"
+                    if quietWhileMissing { logger.info(text) } else { logger.warning(text) }
                     warnedTopic = true
                 }
             } catch let error as KafkaError {
+                lastProbeError.withLock { $0 = error.message }
                 if !warnedBroker { logger.warning("Kafka is not answering yet; retrying every 2 s. \(error)") }
                 warnedBroker = true
             }
@@ -118,6 +135,7 @@ public final class KafkaTopicReader: Sendable {
                     batches = reader.consumer.batches.makeAsyncIterator()
                 }
                 guard let batch = try await batches!.next() else { return nil }
+                reader.touch()
                 buffer.removeAll(keepingCapacity: true)
                 index = 0
                 for message in batch {
@@ -141,6 +159,27 @@ public final class KafkaTopicReader: Sendable {
             }
             defer { index += 1 }
             return buffer[index]
+        }
+    }
+}
+
+extension KafkaTopicReader: FeedContactReporting {
+    public var contact: FeedSample {
+        let last = lastContact.load(ordering: .relaxed)
+        return FeedSample(topic: topic, bootstrap: bootstrap, lastContact: last == 0 ? nil : last, lastError: lastProbeError.withLock { $0 })
+    }
+
+    /// Metadata through this reader's own consumer, within 2 s: proof that Kafka answers it even
+    /// while its topic is quiet.
+    public func probe() async {
+        do {
+            _ = try await consumer.metadata(timeout: .seconds(2))
+            touch()
+            lastProbeError.withLock { $0 = nil }
+        } catch let error as KafkaError {
+            lastProbeError.withLock { $0 = error.message }
+        } catch {
+            lastProbeError.withLock { $0 = "\(error)" }
         }
     }
 }
@@ -178,4 +217,36 @@ public struct KafkaCandleFeed: CandleFeed {
     public func makeAsyncIterator() -> AsyncIterator {
         AsyncIterator(inner: .init(reader: reader) { try Candle(json: $0) })
     }
+}
+
+/// Gap records from `tape.gaps`, read from the beginning (the ledger needs every gap's latest state).
+public struct KafkaGapFeed: GapRecordFeed {
+    public typealias Element = Gap
+    let reader: KafkaTopicReader
+
+    public init(reader: KafkaTopicReader) { self.reader = reader }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: KafkaTopicReader.Iterator<Gap>
+        public mutating func next() async throws -> Gap? { try await inner.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: .init(reader: reader) { try Gap(json: $0) })
+    }
+}
+
+extension KafkaTradeFeed: FeedContactReporting {
+    public var contact: FeedSample { reader.contact }
+    public func probe() async { await reader.probe() }
+}
+
+extension KafkaCandleFeed: FeedContactReporting {
+    public var contact: FeedSample { reader.contact }
+    public func probe() async { await reader.probe() }
+}
+
+extension KafkaGapFeed: FeedContactReporting {
+    public var contact: FeedSample { reader.contact }
+    public func probe() async { await reader.probe() }
 }

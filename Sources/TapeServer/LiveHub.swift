@@ -8,16 +8,19 @@ import TapeMetrics
 public enum LiveTopic: Sendable, Hashable, CustomStringConvertible {
     case trades(MarketID)
     case candles(MarketID, CandleInterval)
+    /// Gap records (found, repaired) of one market, as `tape.gaps` has them.
+    case gaps(MarketID)
 
     public var description: String {
         switch self {
         case .trades(let m): "trades \(m)"
         case .candles(let m, let i): "candles \(m) \(i)"
+        case .gaps(let m): "gaps \(m)"
         }
     }
 }
 
-/// Fans live trades and candles out to WebSocket clients.
+/// Fans live trades, candles and gap records out to WebSocket clients.
 ///
 /// Each event is encoded to JSON once and handed to every subscriber's bounded queue; a client
 /// that does not keep up loses its oldest queued messages (counted in
@@ -108,6 +111,12 @@ public final class LiveHub: Sendable {
         let targets = state.withLock { Array(($0.subscribers[.candles(candle.market, candle.interval)] ?? [:]).values) }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.candle(candle), to: targets)
+    }
+
+    public func publish(_ gap: Gap) {
+        let targets = state.withLock { Array(($0.subscribers[.gaps(gap.market)] ?? [:]).values) }
+        guard !targets.isEmpty else { return }
+        deliver(LiveMessage.gap(gap), to: targets)
     }
 
     /// Encoded once; every client's frame shares the same bytes.

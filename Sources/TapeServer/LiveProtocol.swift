@@ -7,6 +7,7 @@ import MarketData
 /// {"op":"subscribe","channel":"trades","symbol":"poloniex:BTC-USDT"}
 /// {"op":"subscribe","channel":"candles","symbol":"poloniex:BTC-USDT","interval":"1m"}
 /// {"op":"unsubscribe","channel":"candles","symbol":"poloniex:BTC-USDT","interval":"1m"}
+/// {"op":"subscribe","channel":"gaps","symbol":"poloniex:BTC-USDT"}
 /// {"op":"ping"}
 /// ```
 public enum LiveRequest: Sendable, Hashable {
@@ -37,6 +38,8 @@ public enum LiveRequest: Sendable, Hashable {
             switch wire.channel {
             case "trades":
                 topic = .trades(market)
+            case "gaps":
+                topic = .gaps(market)
             case "candles":
                 guard let intervalText = wire.interval else { return .failure(LiveProtocolError("interval is missing for channel candles (e.g. 1m)")) }
                 guard let interval = CandleInterval(intervalText) else {
@@ -44,7 +47,7 @@ public enum LiveRequest: Sendable, Hashable {
                 }
                 topic = .candles(market, interval)
             case let other:
-                return .failure(LiveProtocolError("channel \(other.map { "\"\($0)\"" } ?? "is missing;") must be \"trades\" or \"candles\""))
+                return .failure(LiveProtocolError("channel \(other.map { "\"\($0)\"" } ?? "is missing;") must be \"trades\", \"candles\" or \"gaps\""))
             }
             return .success(wire.op == "subscribe" ? .subscribe(topic) : .unsubscribe(topic))
         case let other:
@@ -60,11 +63,12 @@ public struct LiveProtocolError: Error, Sendable, Hashable {
 }
 
 /// Messages the server sends on `/ws` (one JSON object per text message). `data` is exactly the
-/// DESIGN.md trade or candle value.
+/// DESIGN.md trade, candle or gap value.
 ///
 /// ```json
 /// {"type":"trade","symbol":"poloniex:BTC-USDT","data":{"v":1,"exchange":"poloniex",...}}
-/// {"type":"candle","symbol":"poloniex:BTC-USDT","interval":"1m","data":{"v":1,...,"final":false}}
+/// {"type":"candle","symbol":"poloniex:BTC-USDT","interval":"1m","data":{"v":1,...,"final":false,"complete":true}}
+/// {"type":"gap","symbol":"poloniex:BTC-USDT","data":{"v":1,"exchange":"poloniex",...,"from":1661122800000,"to":1661122805000,"repaired":false}}
 /// {"type":"subscribed","channel":"candles","symbol":"poloniex:BTC-USDT","interval":"1m"}
 /// {"type":"unsubscribed","channel":"trades","symbol":"poloniex:BTC-USDT"}
 /// {"type":"pong"}
@@ -95,6 +99,17 @@ public enum LiveMessage {
         return String(decoding: out, as: UTF8.self)
     }
 
+    public static func gap(_ gap: Gap) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(320)
+        JSONWriter.appendRaw("{\"type\":\"gap\",\"symbol\":", to: &out)
+        JSONWriter.appendString(gap.market.description, to: &out)
+        JSONWriter.appendRaw(",\"data\":", to: &out)
+        gap.appendJSON(to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func ack(_ type: String, _ topic: LiveTopic) -> String {
         var out: [UInt8] = []
         JSONWriter.appendRaw("{\"type\":", to: &out)
@@ -108,6 +123,9 @@ public enum LiveMessage {
             JSONWriter.appendString(market.description, to: &out)
             JSONWriter.appendRaw(",\"interval\":", to: &out)
             JSONWriter.appendString(interval.description, to: &out)
+        case .gaps(let market):
+            JSONWriter.appendRaw(",\"channel\":\"gaps\",\"symbol\":", to: &out)
+            JSONWriter.appendString(market.description, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)

@@ -25,6 +25,8 @@ public enum MetricsExporter {
         Counter(label: TapeMetrics.wsMessagesOut).increment(by: 0)
         Counter(label: TapeMetrics.wsMessagesDropped).increment(by: 0)
         Gauge(label: TapeMetrics.wsClients).record(0)
+        TapeMetrics.healthDegradedGauge().record(0)
+        for check in HealthCheck.allCases { TapeMetrics.healthCheckGauge(check: check.rawValue).record(0) }
         return registry
     }()
 

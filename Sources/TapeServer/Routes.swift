@@ -22,11 +22,36 @@ struct TapeRoutes: Sendable {
         request.uri.queryParameters.map { (key: String($0.key), value: String($0.value)) }
     }
 
+    /// `ok` (200) or `degraded` (503) with one sentence per reason and the four checks; never needs a token.
     func health(_ request: Request) async throws -> Response {
+        let report = state.health.refresh(state: state)
+        state.health.export(report)  // the gauges agree with what was just answered
         let errors = state.feedErrors.withLock { $0 }
         var out: [UInt8] = []
         JSONWriter.appendRaw("{\"status\":", to: &out)
-        JSONWriter.appendString(errors.isEmpty ? "ok" : "degraded", to: &out)
+        JSONWriter.appendString(report.status, to: &out)
+        JSONWriter.appendRaw(",\"reasons\":[", to: &out)
+        for (i, reason) in report.reasons.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(reason, to: &out)
+        }
+        JSONWriter.appendRaw("],\"checks\":{", to: &out)
+        for (i, check) in HealthCheck.allCases.enumerated() {
+            guard let result = report.checks[check] else { continue }
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            JSONWriter.appendString(check.rawValue, to: &out)
+            JSONWriter.appendRaw(":{\"status\":", to: &out)
+            JSONWriter.appendString(result.status.rawValue, to: &out)
+            JSONWriter.appendRaw(",\"detail\":", to: &out)
+            JSONWriter.appendString(result.detail, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+        JSONWriter.appendRaw("},\"staleAfterSeconds\":", to: &out)
+        JSONOut.appendDouble(Double(state.health.policy.staleAfterMilliseconds) / 1000, to: &out)
+        JSONWriter.appendRaw(",\"lastTradeAgeSeconds\":", to: &out)
+        JSONOut.appendDouble(report.lastTradeAgeSeconds, to: &out)
+        JSONWriter.appendRaw(",\"lastCandleAgeSeconds\":", to: &out)
+        JSONOut.appendDouble(report.lastCandleAgeSeconds, to: &out)
         JSONWriter.appendRaw(",\"uptimeSeconds\":", to: &out)
         JSONOut.appendDouble(state.uptimeSeconds, to: &out)
         JSONWriter.appendRaw(",\"tradesSeen\":", to: &out)
@@ -43,6 +68,20 @@ struct TapeRoutes: Sendable {
             JSONWriter.appendString(error, to: &out)
         }
         JSONWriter.appendRaw("}}", to: &out)
+        return Self.json(out, status: report.degraded ? .serviceUnavailable : .ok)
+    }
+
+    func gaps(_ request: Request) async throws -> Response {
+        let query = try APIQuery.gaps(Self.queryItems(request))
+        let gaps = state.gaps.list(exchange: query.exchange, symbol: query.symbol, openOnly: query.openOnly, limit: query.limit)
+        var out: [UInt8] = []
+        out.reserveCapacity(16 + gaps.count * 220)
+        JSONWriter.appendRaw("{\"gaps\":[", to: &out)
+        for (i, gap) in gaps.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            gap.appendJSON(to: &out)
+        }
+        JSONWriter.appendRaw("]}", to: &out)
         return Self.json(out)
     }
 
@@ -209,7 +248,7 @@ extension Router where Context == BasicWebSocketRequestContext {
     func addRoutes(_ routes: TapeRoutes, token: String?) {
         add(
             middleware: MethodNotAllowedMiddleware(paths: [
-                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/ws",
+                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/ws",
             ]))
         getAndHead("/") { try await routes.dashboard($0) }
         getAndHead("/health") { try await routes.health($0) }
@@ -221,8 +260,9 @@ extension Router where Context == BasicWebSocketRequestContext {
         api.getAndHead("trades") { try await routes.trades($0) }
         api.getAndHead("candles") { try await routes.candles($0) }
         api.getAndHead("stats") { try await routes.stats($0) }
+        api.getAndHead("gaps") { try await routes.gaps($0) }
         api.get("**") { request, _ -> Response in
-            throw APIError(.notFound, "no route \(request.uri.path); the API has /api/markets, /api/trades, /api/candles, /api/stats")
+            throw APIError(.notFound, "no route \(request.uri.path); the API has /api/markets, /api/trades, /api/candles, /api/stats, /api/gaps")
         }
     }
 }

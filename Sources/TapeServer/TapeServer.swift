@@ -26,6 +26,8 @@ public struct TapeServerConfiguration: Sendable {
     public var maxClientMessage: Int = 16_384
     /// Request-line, header, timeout and connection limits (docs/limits.md).
     public var limits = HTTPLimits()
+    /// When `/health` says degraded (`--stale-after` and fixed thresholds).
+    public var health = HealthPolicy()
 
     public init(host: String = "127.0.0.1", port: Int = 8080, token: String? = nil) {
         self.host = host
@@ -95,12 +97,16 @@ public struct TapeServerConfiguration: Sendable {
     }
 }
 
-/// Shared live state of one server: the WebSocket hub, recent trades, stats seen on the feeds.
-/// Create it before anything increments metrics (it bootstraps the metrics system).
+/// Shared live state of one server: the WebSocket hub, recent trades, stats seen on the feeds,
+/// known gaps and health. Create it before anything increments metrics (it bootstraps the metrics system).
 public final class TapeServerState: Sendable {
     public let hub: LiveHub
     public let recentTrades: RecentTrades
     public let feedStats: FeedStats
+    /// Gaps read from `tape.gaps` (latest state of each).
+    public let gaps: GapBook
+    /// What `/health` judges.
+    public let health: HealthMonitor
     let startedAt = ContinuousClock.now
     public let tradesSeen = Atomic<Int64>(0)
     /// Connections refused and requests rejected by the HTTP limits.
@@ -117,6 +123,8 @@ public final class TapeServerState: Sendable {
         hub = LiveHub(queueCapacity: configuration.webSocketQueue)
         recentTrades = RecentTrades(capacityPerMarket: configuration.recentTradesPerMarket)
         self.feedStats = feedStats
+        gaps = GapBook()
+        health = HealthMonitor(policy: configuration.health)
         tradesSeenCounter = Counter(label: TapeMetrics.serverTradesSeen)
         candlesSeenCounter = Counter(label: TapeMetrics.serverCandlesSeen)
     }
@@ -135,6 +143,12 @@ public final class TapeServerState: Sendable {
         candlesSeen.add(1, ordering: .relaxed)
         candlesSeenCounter.increment()
         hub.publish(candle)
+    }
+
+    /// Takes one gap record: the ledger, its metrics, WebSocket subscribers.
+    public func accept(_ gap: Gap) {
+        gaps.apply(gap)
+        hub.publish(gap)
     }
 
     /// Trades and candles read from the feeds since start.
@@ -160,6 +174,7 @@ extension InMemoryCandleHistory: WritableCandleHistory {}
 struct FeedPump<Trades: TradeFeed, Candles: CandleFeed>: Service {
     let trades: Trades
     let candles: Candles
+    let gaps: (any GapRecordFeed)?
     let history: any CandleHistory
     let state: TapeServerState
     let logger: Logger
@@ -180,7 +195,17 @@ struct FeedPump<Trades: TradeFeed, Candles: CandleFeed>: Service {
                     }
                 }
             }
+            if let gaps {
+                group.addTask {
+                    await self.pump("gaps") { try await Self.read(gaps, into: state) }
+                }
+            }
         }
+    }
+
+    /// Every gap record into the state (opens the feed's existential).
+    static func read<G: GapRecordFeed>(_ feed: G, into state: TapeServerState) async throws {
+        for try await gap in feed { state.accept(gap) }
     }
 
     /// Runs one feed until graceful shutdown; a feed that ends or fails is logged and shown on
@@ -235,7 +260,10 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 /// `runService()`, or put it in `tape up`'s `ServiceGroup`. It reads `trades` and `candles`
 /// (each iterated once) while it runs; `history` answers `/api/candles` and `/api/markets` (an
 /// `InMemoryCandleHistory` is also filled from `candles`); `stats` answers `/api/stats` (nil: the
-/// rates and lag the server sees on its own trade feed).
+/// rates and lag the server sees on its own trade feed). `gaps` (read from its beginning) fills
+/// the gap ledger of `/api/gaps`; `pipeline` lets `/health` see the stages beside the server
+/// (`tape up`: exchange connection, the ingester's producer); without it health judges only what
+/// the server reads. Kafka feeds are also probed for `/health`.
 ///
 /// - Parameter onServerRunning: called with the bound port once listening (useful with port 0).
 public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
@@ -244,12 +272,17 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
     candles: Candles,
     history: any CandleHistory,
     stats: (any StatsSource)? = nil,
+    gaps: (any GapRecordFeed)? = nil,
+    pipeline: (any PipelineProbe)? = nil,
     state: TapeServerState? = nil,
     logger: Logger = Logger(label: "tape.serve"),
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     let state = state ?? TapeServerState(configuration: configuration)
     let stats = stats ?? state.feedStats
+    if let pipeline { state.health.setPipelineProbe(pipeline) }
+    let feeds: [Any?] = [trades, candles, gaps]
+    for case let feed as any FeedContactReporting in feeds.compactMap({ $0 }) { state.health.addFeed(feed) }
     if let warning = configuration.exposureWarning {
         logger.warning("\(warning)")
     }
@@ -278,6 +311,8 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: logger
     )
-    app.addServices(FeedPump(trades: trades, candles: candles, history: history, state: state, logger: logger))
+    app.addServices(
+        FeedPump(trades: trades, candles: candles, gaps: gaps, history: history, state: state, logger: logger),
+        HealthSampler(state: state, logger: logger))
     return app
 }

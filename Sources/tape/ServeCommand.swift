@@ -9,12 +9,14 @@ import TapeServer
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve the dashboard, REST API, WebSocket feed and Prometheus metrics from tape.trades and tape.candles.",
+        abstract: "Serve the dashboard, REST API, WebSocket feed and Prometheus metrics from tape.trades, tape.candles and tape.gaps.",
         discussion: """
             With --db, candle history comes from the SQLite file `tape process --db` writes, and \
             tape.candles is followed from its end for live updates. Without it, the server reads \
             tape.candles from its beginning and keeps the latest 1000 windows per market and \
-            interval in memory.
+            interval in memory. tape.gaps is read from its beginning (a missing topic is waited for). \
+            /health judges what this server sees: Kafka answering its readers, the age of the last \
+            trade on tape.trades (--stale-after) and candles keeping up with trades.
             """
     )
 
@@ -27,16 +29,21 @@ struct ServeCommand: AsyncParsableCommand {
     var token: String?
     @Option(name: .customLong("trades-topic"), help: "Topic of trades.") var tradesTopic = "tape.trades"
     @Option(name: .customLong("candles-topic"), help: "Topic of candles.") var candlesTopic = "tape.candles"
+    @Option(name: .customLong("gaps-topic"), help: "Topic of gap records.") var gapsTopic = "tape.gaps"
+    @Option(name: .customLong("stale-after"), help: ArgumentHelp("/health is degraded after this many seconds without a trade on the trades topic (and without a candle while trades arrive).", valueName: "SECONDS"))
+    var staleAfter: Double = 60
 
     func validate() throws {
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         if let token, token.isEmpty { throw ValidationError("--token is empty; give a value or leave it out.") }
+        guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else { throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).") }
     }
 
     func run() async throws {
         let (host, port) = try TapeServerConfiguration.parseListenAddress(http)
         var configuration = TapeServerConfiguration(host: host, port: port)
         configuration.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        configuration.health = HealthPolicy(staleAfterMilliseconds: Int64(staleAfter * 1000))
         var logger = Logger(label: "tape.serve")
         logger.logLevel = kafka.verbose ? .debug : .info
         let history: any CandleHistory
@@ -64,8 +71,11 @@ struct ServeCommand: AsyncParsableCommand {
             ) {
                 stats.setConsumerLag($0)
             })
+        let gaps = KafkaGapFeed(
+            reader: try KafkaTopicReader(
+                kafka: kafkaConfiguration, topic: gapsTopic, start: .beginning, logger: kafka.logger("tape.serve.gaps"), quietWhileMissing: true))
         let app = buildTapeServer(
-            configuration: configuration, trades: trades, candles: candles, history: history, state: state,
+            configuration: configuration, trades: trades, candles: candles, history: history, gaps: gaps, state: state,
             logger: logger
         ) { boundPort in
             let line = "Tape dashboard: \(settings.dashboardURL(port: boundPort))  (Kafka: \(kafkaConfiguration.bootstrapServers))\n"

@@ -48,6 +48,12 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable).", valueName: "key=value"))
     var properties: [String] = []
     @Flag(help: "Debug logs.") var verbose = false
+    @Option(name: .customLong("stale-after"), help: ArgumentHelp("/health is degraded after this many seconds without a trade while the exchange is connected (and without a candle while trades arrive).", valueName: "SECONDS"))
+    var staleAfter: Double = 60
+    @Option(help: ArgumentHelp("Poloniex-format websocket URL instead of Poloniex's (e.g. the one `tape simulate` prints).", valueName: "WS_URL"))
+    var endpoint: String?
+    @Option(name: .customLong("rest-endpoint"), help: ArgumentHelp("Poloniex-format REST base URL instead of Poloniex's (with --endpoint).", valueName: "URL"))
+    var restEndpoint: String?
     @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
     var simulatorTradesLog: String?
     @Option(name: .customLong("simulator-tick-ms"), help: ArgumentHelp("With --offline: how often the simulator sends what it generated, in ms (default 1).", visibility: .hidden))
@@ -63,6 +69,10 @@ struct UpCommand: AsyncParsableCommand {
         _ = try parseIntervals(intervals)
         guard rate > 0 else { throw ValidationError("--rate must be positive.") }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
+        guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else { throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).") }
+        if offline, endpoint != nil || restEndpoint != nil {
+            throw ValidationError("--endpoint and --rest-endpoint point at another exchange; --offline uses the built-in simulator. Give one or the other.")
+        }
     }
 
     func run() async throws {
@@ -76,10 +86,12 @@ struct UpCommand: AsyncParsableCommand {
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
         let level: Logger.Level = verbose ? .debug : .notice
+        let connectionFailures = ConnectionFailures()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            return handler
+            // /health names why the exchange connection failed: the ingester says it in its log.
+            return label == "tape.ingest" ? ConnectionFailureTap(inner: handler, failures: connectionFailures) : handler
         }
         let logger = Logger(label: "tape.up")
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
@@ -114,7 +126,7 @@ struct UpCommand: AsyncParsableCommand {
         let brokerTask = Task { [embedded] in try await embedded?.server.run() }
 
         do {
-            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, limits: embedded?.server.limits, interactive: interactive, signals: signals, logger: logger)
+            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, limits: embedded?.server.limits, failures: connectionFailures, interactive: interactive, signals: signals, logger: logger)
         } catch {
             brokerTask.cancel()
             _ = try? await brokerTask.value
@@ -128,7 +140,8 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     private func runPipeline(
-        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, limits: ConnectionLimitCounters?, interactive: Bool, signals: AsyncStream<Int32>, logger: Logger
+        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, limits: ConnectionLimitCounters?, failures: ConnectionFailures, interactive: Bool,
+        signals: AsyncStream<Int32>, logger: Logger
     ) async throws {
         // Topics (the broker would auto-create them; explicit creation gives them 3 partitions).
         await Self.ensureTopics(kafka: kafka, logger: logger)
@@ -154,6 +167,8 @@ struct UpCommand: AsyncParsableCommand {
         var ingestConfig = IngestConfiguration()
         ingestConfig.kafka = kafka
         ingestConfig.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        ingestConfig.websocket = endpoint
+        ingestConfig.rest = restEndpoint
         if offline {
             var sim = PoloniexSimulatorConfiguration()
             sim.rate = rate
@@ -181,20 +196,27 @@ struct UpCommand: AsyncParsableCommand {
         var serverConfig = TapeServerConfiguration(host: host, port: port)
         serverConfig.limits.maxConnections = Self.httpConnectionBudget()
         serverConfig.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
+        serverConfig.health = HealthPolicy(staleAfterMilliseconds: Int64(staleAfter * 1000))
         let state = TapeServerState(configuration: serverConfig)
         let feedStats = state.feedStats
         let trades = KafkaTradeFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.trades", start: .end, logger: Logger(label: "tape.serve.trades")) { feedStats.setConsumerLag($0) })
         let candles = KafkaCandleFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.candles", start: .end, logger: Logger(label: "tape.serve.candles")) { feedStats.setConsumerLag($0) })
+        // tape.gaps from its beginning: the ledger needs every gap's latest state.
+        let gaps = KafkaGapFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.gaps", start: .beginning, logger: Logger(label: "tape.serve.gaps"), quietWhileMissing: true))
         let ingestHolder = IngestHolder()
         let stats = UpStats(ingest: ingestHolder, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
+        let probe = UpProbe(
+            ingest: ingestHolder, failures: failures, bootstrap: bootstrap,
+            endpoint: ingestConfig.websocket ?? Venues.adapter(named: "poloniex")?.endpoints.websocket ?? "Poloniex")
         let settings = serverConfig
         let offline = self.offline
+        let exchangeLine = offline ? "built-in Poloniex simulator (--offline)" : endpoint.map { "Poloniex format at \($0)" } ?? "Poloniex (live)"
         let app = buildTapeServer(
-            configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, state: state,
+            configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, gaps: gaps, pipeline: probe, state: state,
             logger: Logger(label: "tape.serve")
         ) { boundPort in
             var banner = "\nTape is up.\n  Dashboard:       \(settings.dashboardURL(port: boundPort))\n  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
-            banner += "  Exchange:        \(offline ? "built-in Poloniex simulator (--offline)" : "Poloniex (live)")\n  Stop with Ctrl-C.\n\n"
+            banner += "  Exchange:        \(exchangeLine)\n  Health:          \(settings.dashboardURL(port: boundPort))health\n  Stop with Ctrl-C.\n\n"
             FileHandle.standardError.write(Data(banner.utf8))
         }
 
@@ -261,6 +283,7 @@ struct UpCommand: AsyncParsableCommand {
             } catch is CancellationError {
                 return
             } catch {
+                holder.setStartError("\(error)")
                 let what = offline ? "the built-in simulator" : "Poloniex"
                 var message = "Cannot start ingestion from \(what): \(error)."
                 if !offline { message += " If this machine has no internet access, run `tape up --offline` to use the built-in simulator." }
@@ -279,7 +302,7 @@ struct UpCommand: AsyncParsableCommand {
         do {
             let admin = try KafkaAdmin(configuration: kafka, timeout: .seconds(10), logger: logger)
             let existing = Set(try await admin.listTopics().map(\.name))
-            for (name, partitions) in [("tape.trades", Int32(3)), ("tape.deadletter", Int32(1))] where !existing.contains(name) {
+            for (name, partitions) in [("tape.trades", Int32(3)), ("tape.deadletter", Int32(1)), ("tape.gaps", Int32(1))] where !existing.contains(name) {
                 try await admin.createTopic(name, partitions: partitions)
             }
         } catch {
@@ -327,8 +350,73 @@ struct UpCommand: AsyncParsableCommand {
 /// The ingest service once it has started (nil while the exchange cannot be reached).
 final class IngestHolder: Sendable {
     private let value = Mutex<IngestService?>(nil)
+    private let startError = Mutex<String?>(nil)
     var service: IngestService? { value.withLock { $0 } }
     func set(_ service: IngestService) { value.withLock { $0 = service } }
+    /// Why the last attempt to start ingestion failed.
+    var lastStartError: String? { startError.withLock { $0 } }
+    func setStartError(_ text: String) { startError.withLock { $0 = text } }
+}
+
+/// The last reason the exchange connection failed or closed, as the ingester logs it
+/// (`connection to <endpoint> failed or ended: <reason>`, metadata `reason`).
+final class ConnectionFailures: Sendable {
+    private let last = Mutex<String?>(nil)
+    var lastReason: String? { last.withLock { $0 } }
+    func record(_ reason: String) { last.withLock { $0 = reason } }
+}
+
+/// Passes every log record on, and keeps the `reason` of the ingester's reconnect warnings for /health.
+struct ConnectionFailureTap: LogHandler {
+    var inner: StreamLogHandler
+    let failures: ConnectionFailures
+
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+    var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        if event.level >= .warning, let reason = event.metadata?["reason"], event.metadata?["endpoint"] != nil {
+            failures.record("\(reason)")
+        }
+        inner.log(event: event)
+    }
+}
+
+/// `/health`'s view of ingestion in `tape up`: the connection's flags and counters, the producer's.
+struct UpProbe: PipelineProbe {
+    let ingest: IngestHolder
+    let failures: ConnectionFailures
+    let bootstrap: String
+    let endpoint: String
+
+    func sample() -> PipelineSample {
+        guard let service = ingest.service else {
+            return PipelineSample(exchanges: [
+                ExchangeSample(exchange: "poloniex", endpoint: endpoint, started: false, connected: false, trades: 0, lastError: ingest.lastStartError)
+            ])
+        }
+        let c = service.metrics.connection.snapshot
+        let m = service.metrics
+        let enqueued = m.produced.load(ordering: .relaxed) + m.deadLetters.load(ordering: .relaxed)
+        let answered = m.delivered.load(ordering: .relaxed) + m.deliveryFailures.load(ordering: .relaxed)
+        return PipelineSample(
+            exchanges: [
+                ExchangeSample(
+                    exchange: service.adapter.exchange.name, endpoint: service.websocket.description, connected: c.connected, trades: c.trades,
+                    reconnects: c.reconnects, lastError: failures.lastReason)
+            ],
+            producer: ProducerSample(bootstrap: bootstrap, enqueued: enqueued, acknowledged: answered))
+    }
 }
 
 /// `/api/stats` for `tape up`: the ingest stage's own counters plus what the server sees.

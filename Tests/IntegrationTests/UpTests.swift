@@ -22,8 +22,8 @@ final class UpTests: XCTestCase {
         ])
         defer { up.stop() }
         let base = "http://127.0.0.1:\(httpPort)"
-        // Ready once /health answers.
-        XCTAssertTrue(waitForHealth(base), "tape up did not serve /health within 60 s")
+        // Ready once /health answers 200: ok, nothing known wrong.
+        XCTAssertTrue(waitForHealth(base), "tape up did not serve an ok /health within 60 s")
         let firstUseful = Int64(Date().timeIntervalSince1970 * 1000) + 3_000
         sleep(24)
         let queriedAt = Int64(Date().timeIntervalSince1970 * 1000)
@@ -63,6 +63,16 @@ final class UpTests: XCTestCase {
         XCTAssertGreaterThan(value("tape_broker_bytes_out_total ") ?? 0, 10_000, metrics.body)
         XCTAssertGreaterThan(value(#"tape_produce_latency_seconds_count{topic="tape.trades"}"#) ?? 0, 0, metrics.body)
 
+        // After 24 s of a working pipeline every check of /health is ok (200).
+        let health = try httpGet(base + "/health")
+        XCTAssertEqual(health.status, 200, health.body)
+        let verdict = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(health.body.utf8)) as? [String: Any])
+        XCTAssertEqual(verdict["status"] as? String, "ok", health.body)
+        XCTAssertEqual(verdict["reasons"] as? [String], [], health.body)
+        let checks = verdict["checks"] as? [String: [String: Any]] ?? [:]
+        for check in ["exchange", "kafka", "trades", "processor"] { XCTAssertEqual(checks[check]?["status"] as? String, "ok", "\(check): \(health.body)") }
+        XCTAssertEqual(value("tape_health_degraded "), 0, metrics.body)
+
         // kcat sees tape.trades on the printed bootstrap address.
         if let kcat = Processes.which("kcat") {
             let listing = try Processes.run(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-L"], timeout: 20)
@@ -97,7 +107,9 @@ struct HTTPResult {
     var body: String
 }
 
-/// Polls `base`/health until it answers 200 (true) or `timeout` seconds pass (false).
+/// Polls `base`/health until it answers 200 (true) or `timeout` seconds pass (false). 200 means
+/// `ok`: up, and nothing has been wrong for its threshold (a degraded pipeline answers 503, so a
+/// `tape up` that cannot reach its exchange or Kafka never passes).
 func waitForHealth(_ base: String, timeout: TimeInterval = 60) -> Bool {
     let started = Date()
     while Date().timeIntervalSince(started) < timeout {

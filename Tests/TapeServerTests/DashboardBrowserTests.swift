@@ -71,6 +71,85 @@ final class DashboardBrowserTests: XCTestCase {
         }
     }
 
+    /// Open gaps shade the windows they overlap and show a badge; incomplete candles are hollow;
+    /// a repaired gap pushed over /ws clears both marks; a degraded /health turns the dot amber
+    /// with the reason.
+    func testDashboardMarksGapsIncompleteCandlesAndDegradedHealth() async throws {
+        guard let chromium = Self.findChromium() else { throw XCTSkip("chromium is not installed (apt-get install chromium)") }
+        let gap = Fixture.gap(Fixture.btc, minutes: 10...11, reason: "trade ids jumped from 100 to 140")
+        // --stale-after 2 s and no trade after the fixture's: degraded soon after the page loads.
+        let f = Fixture(candlesPerMarket: 30, gaps: [gap], health: HealthPolicy(staleAfterMilliseconds: 2_000), incomplete: [10, 11])
+        let state = f.state
+        let gapInput = f.gapInput
+        let inputs = (f.tradeInput, f.candleInput)
+        try await f.app.test(.live) { client in
+            let browser = try ChromiumProcess(path: chromium)
+            defer { browser.stop() }
+            try await browser.withPage("http://127.0.0.1:\(client.port!)/") { cdp in
+                let btc = "document.querySelector('[data-symbol=\"poloniex:BTC-USDT\"]')"
+                try await cdp.waitFor("candles and the gap", timeout: 30) {
+                    try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn + ' ' + \(btc).dataset.openGaps")
+                        as? String == "1 60 1"
+                }
+                let marks = try await cdp.evaluate(
+                    "\(btc).querySelector('canvas').dataset.incompleteDrawn + ' ' + \(btc).querySelector('canvas').dataset.gapSlots") as? String
+                XCTAssertEqual(marks, "2 2", "minutes 10 and 11 hollow; the gap (10:05 to 11:10) shades their two windows")
+                let eth = try await cdp.evaluate(
+                    "document.querySelector('[data-symbol=\"poloniex:ETH-USDT\"] canvas').dataset.incompleteDrawn") as? String
+                XCTAssertEqual(eth, "2", "incomplete comes from each candle's own flag")
+                let badge = try await cdp.evaluate("\(btc).querySelector('.gapbadge').textContent + ' | ' + \(btc).querySelector('.gapbadge').title") as? String ?? ""
+                XCTAssertTrue(badge.hasPrefix("⚠ 1 open gap | trades ") && badge.contains("trade ids jumped from 100 to 140"), badge)
+                // hollow candles: a candle slot whose centre pixel is background, not the body colour
+                let hover = try await cdp.evaluate(
+                    """
+                    (() => { const c = \(btc).querySelector('canvas'); const r = c.getBoundingClientRect(); const L = charts.get('poloniex:BTC-USDT').layout;
+                      const i = L.shown.findIndex(k => k.complete === false);
+                      c.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + L.x0 + (i + 0.5) * L.slot, clientY: r.top + 50 }));
+                      return c.title; })()
+                    """) as? String ?? ""
+                XCTAssertTrue(hover.contains("Incomplete: an unrepaired gap overlaps this window") && hover.contains("Open gap"), hover)
+
+                // degraded: amber dot, the reason in the text and the tooltip
+                try await cdp.waitFor("the degraded status", timeout: 20) {
+                    try await $0.evaluate("document.body.dataset.health + ' ' + document.querySelector('#status').className") as? String == "degraded degraded"
+                }
+                let status = try await cdp.evaluate("document.querySelector('#status span').textContent + ' | ' + document.querySelector('#status').title") as? String ?? ""
+                XCTAssertTrue(status.hasPrefix("degraded: No trade on tape.trades for "), status)
+                XCTAssertTrue(status.contains("(--stale-after 2 s)"), status)
+                let dot = try await cdp.evaluate("getComputedStyle(document.querySelector('#status i')).backgroundColor") as? String
+                XCTAssertEqual(dot, "rgb(210, 153, 34)")
+                let shot = try await cdp.call("Page.captureScreenshot", ["format": "png"])
+                let png = Data(base64Encoded: shot["data"] as? String ?? "") ?? Data()
+                let out = FileManager.default.temporaryDirectory.appendingPathComponent("tape-dashboard-gaps.png")
+                try png.write(to: out)
+                print("dashboard with a gap, incomplete candles and degraded health: \(out.path)")
+
+                // the gap is repaired: pushed over /ws, the marks go
+                try await WebSocketTests.eventually(20, "the page's gap subscription") { state.hub.subscriberCount(.gaps(Fixture.btc)) == 1 }
+                var repaired = gap
+                repaired.repaired = true
+                gapInput.yield(repaired)
+                try await cdp.waitFor("the repaired gap", timeout: 20) {
+                    try await $0.evaluate(
+                        "document.body.dataset.gapUpdates + ' ' + \(btc).dataset.openGaps + ' ' + \(btc).querySelector('canvas').dataset.gapSlots + ' ' + \(btc).querySelector('.gapbadge').hidden"
+                    ) as? String == "1 0 0 true"
+                }
+                // trades and candles flow again: ok, green, "live"
+                let feeder = Task {
+                    for i in 0..<200 {
+                        inputs.0.yield(Fixture.trade(Fixture.btc, id: 5_000 + i, price: "21600", time: Fixture.t0 + 30 * 60_000 + Int64(i)))
+                        inputs.1.yield(Fixture.candle(Fixture.btc, .oneMinute, index: 30, base: 21_600, revision: Int64(i + 1), isFinal: false))
+                        try await Task.sleep(for: .milliseconds(250))
+                    }
+                }
+                defer { feeder.cancel() }
+                try await cdp.waitFor("live again", timeout: 20) {
+                    try await $0.evaluate("document.body.dataset.health + ' ' + document.querySelector('#status span').textContent") as? String == "ok live"
+                }
+            }
+        }
+    }
+
     func testDashboardDrawsAPICandlesAndLiveUpdatesInChromium() async throws {
         guard let chromium = Self.findChromium() else {
             throw XCTSkip("chromium is not installed (apt-get install chromium)")

@@ -15,29 +15,48 @@ struct Fixture {
     let state: TapeServerState
     let tradeInput: AsyncStream<Trade>.Continuation
     let candleInput: AsyncStream<Candle>.Continuation
+    let gapInput: AsyncStream<Gap>.Continuation
     let app: any ApplicationProtocol
 
-    /// `candlesPerMarket` one-minute candles for BTC and ETH, plus 5m candles for BTC, and a few trades.
-    init(token: String? = nil, candlesPerMarket: Int = 40, stats: (any StatsSource)? = nil) {
+    /// `candlesPerMarket` one-minute candles for BTC and ETH, plus 5m candles for BTC, and a few
+    /// trades; `gaps` are in the ledger from the start.
+    init(
+        token: String? = nil, candlesPerMarket: Int = 40, stats: (any StatsSource)? = nil, gaps: [Gap] = [],
+        health: HealthPolicy = HealthPolicy(), incomplete: Set<Int> = []
+    ) {
         var configuration = TapeServerConfiguration(host: "127.0.0.1", port: 0, token: token)
         configuration.recentTradesPerMarket = 50
+        configuration.health = health
         state = TapeServerState(configuration: configuration)
         for (market, base) in [(Self.btc, 21_600.0), (Self.eth, 1_610.0)] {
             for i in 0..<candlesPerMarket {
-                history.record(Self.candle(market, .oneMinute, index: i, base: base))
+                var candle = Self.candle(market, .oneMinute, index: i, base: base)
+                candle.complete = !incomplete.contains(i)
+                history.record(candle)
             }
         }
         for i in 0..<6 { history.record(Self.candle(Self.btc, .fiveMinutes, index: i, base: 21_600)) }
         for i in 0..<5 { state.accept(Self.trade(Self.btc, id: i, price: "21614.5\(i)", time: Self.t0 + Int64(i) * 1000)) }
         state.accept(Self.trade(Self.eth, id: 100, price: "1612.1", time: Self.t0 + 2500))
+        for gap in gaps { state.accept(gap) }
         let (trades, tradeInput) = PushFeed<Trade>.make()
         let (candles, candleInput) = PushFeed<Candle>.make()
+        let (gapFeed, gapInput) = PushFeed<Gap>.make()
         self.tradeInput = tradeInput
         self.candleInput = candleInput
+        self.gapInput = gapInput
         var logger = Logger(label: "test.tape.serve")
         logger.logLevel = .warning
         app = buildTapeServer(
-            configuration: configuration, trades: trades, candles: candles, history: history, stats: stats, state: state, logger: logger)
+            configuration: configuration, trades: trades, candles: candles, history: history, stats: stats, gaps: gapFeed, state: state,
+            logger: logger)
+    }
+
+    /// A trades gap of `market` over minutes `from...to` of the candle series (from t0 + 5 s).
+    static func gap(_ market: MarketID, minutes: ClosedRange<Int>, repaired: Bool = false, reason: String = "trade ids jumped") -> Gap {
+        Gap(
+            exchange: market.exchange, symbol: market.symbol, channel: .trades, from: t0 + Int64(minutes.lowerBound) * 60_000 + 5_000,
+            to: t0 + Int64(minutes.upperBound) * 60_000 + 10_000, reason: reason, repaired: repaired, missing: 12, detected: t0 + 3_600_000)
     }
 
     static func trade(_ market: MarketID, id: Int, price: String, quantity: String = "0.01149", side: Side = .sell, time: Int64) -> Trade {

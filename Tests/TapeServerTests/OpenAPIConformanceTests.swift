@@ -25,7 +25,7 @@ final class OpenAPIConformanceTests: XCTestCase {
         let spec = try Self.loadSpec()
         let validator = SchemaValidator(spec: spec)
         let paths = spec["paths"] as? [String: Any] ?? [:]
-        XCTAssertEqual(Set(paths.keys), ["/api/markets", "/api/trades", "/api/candles", "/api/stats", "/health", "/metrics"])
+        XCTAssertEqual(Set(paths.keys), ["/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/health", "/metrics"])
 
         // Requests: every example parameter of each path at once, each alone, plus bad ones.
         var requests: [(path: String, query: String, headers: HTTPFields, token: Bool)] = []
@@ -44,10 +44,20 @@ final class OpenAPIConformanceTests: XCTestCase {
         }
         XCTAssertTrue(requests.contains { $0.path == "/api/candles" && $0.query.contains("from=") && $0.query.contains("to=") })
 
-        let open = Fixture()
+        let open = Fixture(gaps: GapServerTests.gaps(), incomplete: [3, 4])
         let guarded = Fixture(token: "t0ken")
         let allRequests = requests
         let responses = Locked<[(path: String, uri: String, status: String, contentType: String, body: Data)]>([])
+        let requestsDegraded = Locked<(Data, String)>((Data(), ""))
+        // A server that has seen no trade for longer than --stale-after: /health is 503.
+        let stale = Fixture(health: HealthPolicy(staleAfterMilliseconds: 1))
+        try await stale.app.test(.router) { client in
+            _ = try await client.execute(uri: "/health", method: .get)  // sees the fixture's trades
+            try await Task.sleep(for: .milliseconds(5))
+            let response = try await client.execute(uri: "/health", method: .get)
+            XCTAssertEqual(response.status, .serviceUnavailable, response.body.text)
+            requestsDegraded.withLock { $0 = (Data(buffer: response.body), response.headers[.contentType] ?? "") }
+        }
         for (fixture, useToken) in [(open, false), (guarded, true)] {
             try await fixture.app.test(.router) { client in
                 for r in allRequests where r.token == useToken {
@@ -59,6 +69,8 @@ final class OpenAPIConformanceTests: XCTestCase {
                 }
             }
         }
+        let degraded = requestsDegraded.withLock { $0 }
+        responses.withLock { $0.append(("/health", "/health (stale)", "503", degraded.1, degraded.0)) }
         var checked = 0
         var statuses: Set<String> = []
         for r in responses.withLock({ $0 }) {
@@ -85,7 +97,7 @@ final class OpenAPIConformanceTests: XCTestCase {
         }
         XCTAssertGreaterThan(checked, 30)
         for expected in ["/api/candles 200", "/api/candles 400", "/api/candles 401", "/api/trades 200", "/api/trades 400", "/api/markets 200",
-            "/api/stats 200", "/health 200", "/metrics 200", "/metrics 401"]
+            "/api/stats 200", "/api/gaps 200", "/api/gaps 400", "/api/gaps 401", "/health 200", "/health 503", "/metrics 200", "/metrics 401"]
         {
             XCTAssertTrue(statuses.contains(expected), "never saw \(expected); saw \(statuses.sorted())")
         }
@@ -97,7 +109,7 @@ final class OpenAPIConformanceTests: XCTestCase {
         let candle: [String: Any] = [
             "v": Int64(1), "exchange": "poloniex", "symbol": "BTC-USDT", "interval": "1m", "start": Int64(0), "end": Int64(60000),
             "open": "1.5", "high": "2", "low": "1", "close": "1.75", "volume": "3", "quoteVolume": "4.5", "buyVolume": "1",
-            "sellVolume": "2", "trades": Int64(3), "vwap": NSNull(), "revision": Int64(1), "final": true,
+            "sellVolume": "2", "trades": Int64(3), "vwap": NSNull(), "revision": Int64(1), "final": true, "complete": true,
         ]
         let good: [String: Any] = ["symbol": "poloniex:BTC-USDT", "interval": "1m", "candles": [candle]]
         let schema: [String: Any] = ["$ref": "#/components/schemas/CandlesResponse"]
