@@ -24,6 +24,9 @@ public struct SimulatorConfiguration: Sendable {
     /// Send every Nth trades frame of each client malformed (fault injection; its trades are then
     /// only available over REST). Default never.
     public var malformedEvery: Int?
+    /// Leave every Nth trade out of the websocket push (fault injection: the venue silently skips
+    /// it — its id is never pushed, it exists only over REST). Default never.
+    public var skipPushEvery: Int?
     /// Drop a client that sent nothing for this long (Poloniex: 30 s; venues that expect nothing
     /// from a subscribed client, like Coinbase, ignore it).
     public var silenceTimeout: Duration = .seconds(30)
@@ -95,6 +98,9 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         var nextClientID = 0
         var framesSent = 0
         var malformedSent = 0
+        /// Trades generated so far, for `skipPushEvery`.
+        var pushCounter = 0
+        var pushSkipped = 0
         var dropped = 0
     }
 
@@ -172,6 +178,8 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     public var tradesGenerated: Int { state.withLock { $0.market.tradeCount } }
     /// Malformed frames sent so far (all clients).
     public var malformedFramesSent: Int { state.withLock { $0.malformedSent } }
+    /// Trades left out of the websocket push (`skipPushEvery`).
+    public var tradesSkipped: Int { state.withLock { $0.pushSkipped } }
     /// Websocket connections dropped by the fault knob or for silence.
     public var connectionsDropped: Int { state.withLock { $0.dropped } }
     /// Websocket clients connected now.
@@ -216,9 +224,24 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                     if let max = configuration.maxTrades, state.market.tradeCount >= max { break }
                     orders.append(state.market.nextOrder())
                 }
+                var pushed = orders
+                if let every = configuration.skipPushEvery, every > 0 {
+                    pushed = []
+                    for var order in orders {
+                        order.trades = order.trades.filter { _ in
+                            state.pushCounter += 1
+                            if state.pushCounter % every == 0 {
+                                state.pushSkipped += 1
+                                return false
+                            }
+                            return true
+                        }
+                        if !order.trades.isEmpty { pushed.append(order) }
+                    }
+                }
                 for id in state.clients.keys {
                     guard var client = state.clients[id] else { continue }
-                    let actions = client.session.publish(orders, at: now)
+                    let actions = client.session.publish(pushed, at: now)
                     // The session says which frames it broke (heartbeats and other frames it sends
                     // between trades frames make counting sends here wrong).
                     malformed.append(contentsOf: client.session.takeMalformedFrames())

@@ -73,6 +73,12 @@ public protocol ExchangeAdapter: Sendable {
     /// Parses a recent-trades REST body of `market`. Default: `parseRecentTrades(_:nativeSymbol:receivedAt:)`.
     static func parseRecentTrades(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
         -> [Trade]
+    /// True when the venue numbers each market's trades 1, 2, 3 … with no holes, so a jump in ids
+    /// means the stream skipped trades (checked against each venue's docs and captures). Default false.
+    static var tradeIdsAreConsecutive: Bool { get }
+    /// Least time between two REST requests of one connection's repairs and reconciliation, within
+    /// the venue's published public rate limits. Default 1 s.
+    static var restRequestSpacing: Duration { get }
     /// Path of the markets list.
     static var marketsPath: String { get }
     /// Parses the markets list.
@@ -83,6 +89,10 @@ extension ExchangeAdapter {
     public static var protocolPing: Bool { false }
 
     public static var maxSymbolsPerConnection: Int { .max }
+
+    public static var tradeIdsAreConsecutive: Bool { false }
+
+    public static var restRequestSpacing: Duration { .seconds(1) }
 
     public static func makeFrameParser(markets: [ListedMarket]) -> FrameParser { makeFrameParser() }
 
@@ -101,6 +111,13 @@ extension PoloniexFrameParser: ExchangeFrameParser {}
 
 extension Poloniex: ExchangeAdapter {
     public static var applicationPing: String? { pingMessage }
+
+    /// `id` increases by one per trade of a market (the capture in Tests/ExchangesTests/Fixtures:
+    /// BTC_USDT 60184114, 60184115, 60184116, 60184117 in one frame).
+    public static var tradeIdsAreConsecutive: Bool { true }
+
+    /// Public REST: 200 requests/s per IP for market data; Tape stays far below.
+    public static var restRequestSpacing: Duration { .milliseconds(200) }
 
     public static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String] {
         [subscribeMessage(channel: tradesChannel, symbols: nativeSymbols)]

@@ -18,8 +18,13 @@ public struct IngestConfiguration: Sendable {
     public var tls = TLSOptions()
     /// Trades topic. Default tape.trades.
     public var topic = "tape.trades"
-    /// Dead-letter topic (unparseable frames, gaps, failed backfills). Default tape.deadletter.
+    /// Dead-letter topic (unparseable frames, failed backfills). Default tape.deadletter.
     public var deadLetterTopic = "tape.deadletter"
+    /// Gap ledger topic (intervals in which trades may be missing, and their repair). Default tape.gaps.
+    public var gapsTopic = "tape.gaps"
+    /// Every market is re-read over REST once per this interval to find trades the stream skipped;
+    /// nil = off. Default 60 s.
+    public var reconcileInterval: Duration? = .seconds(60)
     /// The Kafka cluster and raw librdkafka properties.
     public var kafka = KafkaConfiguration()
     /// Records held in memory while Kafka is slow or unreachable; when full the websocket reader
@@ -152,9 +157,10 @@ public final class IngestService: Sendable {
         var connectionConfiguration = ExchangeConnectionConfiguration(websocket: websocket, rest: rest, markets: markets)
         connectionConfiguration.machine = configuration.connection
         connectionConfiguration.tls = configuration.tls
+        connectionConfiguration.reconcileInterval = configuration.reconcileInterval
         let sink = KafkaTradeSink(
             producer: producer, topic: configuration.topic, deadLetterTopic: configuration.deadLetterTopic,
-            exchange: adapter.exchange, metrics: metrics, logger: logger)
+            gapsTopic: configuration.gapsTopic, exchange: adapter.exchange, metrics: metrics, logger: logger)
         // Delivery reports are counted until the producer closes (its stream then ends).
         let deliveries = Task { await self.watchDeliveries() }
         await withTaskGroup(of: Void.self) { group in
@@ -226,12 +232,14 @@ public final class IngestService: Sendable {
     }
 }
 
-/// Publishes what the connection loop delivers: trades to the trades topic, unparseable frames and
-/// gaps to the dead-letter topic (never dropped: `enqueue` waits while the bounded queue is full).
+/// Publishes what the connection loop delivers: trades to the trades topic, gaps to the gaps topic,
+/// unparseable frames and failed backfills to the dead-letter topic (never dropped: `enqueue` waits
+/// while the bounded queue is full).
 struct KafkaTradeSink: TradeSink {
     let producer: KafkaProducer
     let topic: String
     let deadLetterTopic: String
+    let gapsTopic: String
     let exchange: Exchange
     let metrics: IngestMetrics
     let logger: Logger
@@ -261,18 +269,16 @@ struct KafkaTradeSink: TradeSink {
                 ], timestamp: WallClock.milliseconds()))
     }
 
-    func gap(_ gap: TradeGap) async {
-        metrics.deadLetters.add(1, ordering: .relaxed)
-        logger.error("\(gap.description)")
+    func gap(_ gap: Gap) async {
+        if gap.repaired {
+            logger.info("\(gap.description)")
+        } else {
+            logger.warning("\(gap.description)")
+        }
         await enqueue(
             ProducerMessage(
-                topic: deadLetterTopic, key: Array(Trade.kafkaKey(exchange: gap.exchange, symbol: gap.symbol).utf8),
-                value: gap.jsonBytes,
-                headers: [
-                    KafkaHeader(key: "type", value: Array("gap".utf8)),
-                    KafkaHeader(key: "error", value: Array(gap.description.utf8)),
-                    KafkaHeader(key: "exchange", value: Array(exchange.name.utf8)),
-                ], timestamp: WallClock.milliseconds()))
+                topic: gapsTopic, key: Array(gap.kafkaKey.utf8), value: gap.jsonBytes,
+                timestamp: gap.detected ?? WallClock.milliseconds()))
     }
 
     func event(_ event: ConnectionEvent) async {
@@ -309,6 +315,10 @@ struct KafkaTradeSink: TradeSink {
                     ], timestamp: WallClock.milliseconds()))
         case .exchangeError(let endpoint, let message):
             logger.error("exchange reported an error", metadata: ["endpoint": "\(endpoint)", "message": "\(message)"])
+        case .idsNotConsecutive(let symbol):
+            logger.warning(
+                "REST lists \(symbol)'s trade ids with holes: they are not consecutive there, so its gaps are found by periodic reconciliation only",
+                metadata: ["symbol": "\(symbol)"])
         }
     }
 

@@ -317,6 +317,25 @@ public struct CandleAggregator: Sendable {
         return (out, Checkpoint(replayFrom: replayFrom, emittedThrough: emittedThrough))
     }
 
+    /// Marks the held windows of (exchange, symbol) that overlap `from...to` (ms, inclusive) as
+    /// changed — a final one gets a new revision — so they go out again: a gap in their trades was
+    /// found or repaired and their `complete` changes. Returns how many windows. Nothing while
+    /// replaying (those windows were emitted by the previous owner).
+    @discardableResult
+    public mutating func revise(exchange: Exchange, symbol: Symbol, from: Int64, to: Int64) -> Int {
+        guard !isSuppressing else { return 0 }
+        guard let instrument = instruments.firstIndex(where: { $0.exchange == exchange && $0.symbol == symbol }) else { return 0 }
+        var count = 0
+        for slot in windowIndex.values {
+            let i = Int(slot)
+            guard windows[i].instrument == Int32(instrument), windows[i].start <= to, windows[i].end > from else { continue }
+            if windows[i].isFinal && !windows[i].isDirty { windows[i].revision += 1 }
+            windows[i].isDirty = true
+            count += 1
+        }
+        return count
+    }
+
     /// The current value of every window held (for inspection and tests).
     public func currentCandles() -> [Candle] {
         windowIndex.values.map { candle(of: windows[Int($0)]) }

@@ -19,6 +19,10 @@ public struct CandleProcessorConfiguration: Sendable {
     /// `source.topic`, `source.partition`, `source.offset`. Created (one partition) when missing.
     /// Default `tape.deadletter`.
     public var deadLetterTopic = "tape.deadletter"
+    /// The gap ledger (`tape.gaps`, written by the ingesters): candles whose window overlaps an
+    /// unrepaired gap in their market's trades carry `complete: false`, and are emitted again when
+    /// the gap is found or repaired. nil = not followed (every candle `complete`). Default `tape.gaps`.
+    public var gapsTopic: String? = "tape.gaps"
     /// Consumer group; its committed offset per partition is "candles emitted through here".
     /// Default `tape-processor`.
     public var group = "tape-processor"
@@ -84,6 +88,8 @@ public final class CandleProcessor: Sendable {
     private let clock: @Sendable () -> Int64
     private let totals = Mutex(ProcessingCounters())
     private let activity = Mutex<(first: UInt64?, last: UInt64?)>((nil, nil))
+    /// The gap ledger, when `gapsTopic` is set.
+    public let gaps: GapFeed?
 
     /// - Parameters:
     ///   - store: where candles are also upserted (nil: topic only).
@@ -96,6 +102,7 @@ public final class CandleProcessor: Sendable {
         self.store = store
         self.logger = logger
         self.clock = clock
+        self.gaps = configuration.gapsTopic.map(GapFeed.init(topic:))
     }
 
     /// Seconds from the first record received to the end of the final checkpoint (after `run`).
@@ -184,6 +191,10 @@ public final class CandleProcessor: Sendable {
         if configuration.createOutputTopic { await ensureOutputTopic() }
         let deadLetterTopicSetup = configuration.createOutputTopic ? Task { await self.ensureDeadLetterTopic() } : nil
         defer { deadLetterTopicSetup?.cancel() }
+        let gapReader = gaps.map { feed in
+            Task { [kafka = configuration.kafka, log = self.logger] in await feed.run(kafka: kafka, logger: log) }
+        }
+        defer { gapReader?.cancel() }
 
         var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
         producerConfiguration.acks = -1
@@ -724,6 +735,13 @@ public final class CandleProcessor: Sendable {
         /// owner re-derives them).
         private mutating func produce(_ candles: [Candle], partition: Int32) async throws {
             guard let epoch = epochs[partition] else { return }
+            var candles = candles
+            if let feed = processor.gaps {
+                for i in candles.indices {
+                    candles[i].complete = feed.isComplete(
+                        exchange: candles[i].exchange, symbol: candles[i].symbol, start: candles[i].start, end: candles[i].end)
+                }
+            }
             let topic = configuration.outputTopic
             let producer = self.producer
             var next = 0
@@ -757,6 +775,14 @@ public final class CandleProcessor: Sendable {
 
         private mutating func tick(now: Int64) async throws {
             lastTick = now
+            // A gap found or repaired changes `complete` of the windows it overlaps: emit them again.
+            if let feed = processor.gaps {
+                for gap in feed.takeChanges() where gap.channel == .trades {
+                    for partition in Array(aggregators.keys) {
+                        aggregators[partition]!.revise(exchange: gap.exchange, symbol: gap.symbol, from: gap.from, to: gap.to)
+                    }
+                }
+            }
             for partition in Array(aggregators.keys) {
                 let candles = aggregators[partition]!.tick(now: now)
                 if !candles.isEmpty { try await produce(candles, partition: partition) }

@@ -12,9 +12,11 @@ struct IngestCommand: AsyncParsableCommand {
         abstract: "Stream an exchange's trades into Kafka (deduplicated, gaps backfilled over REST, resumable).",
         discussion: """
             Produces Trade JSON to --topic with key exchange:SYMBOL and the trade time as record time
-            (idempotent producer, acks=all). Unparseable frames, gaps REST could not fill and failed
-            backfills go to --deadletter-topic. Restarted, it reads the tail of --topic and carries on
-            without duplicates. Shows a status line on a terminal, structured logs otherwise.
+            (idempotent producer, acks=all). A jump in a market's trade ids triggers a REST repair at
+            once, and every market is re-read over REST each --reconcile-interval; every interval in
+            which trades may be missing, and its repair, is a record in --gaps-topic. Unparseable
+            frames and failed backfills go to --deadletter-topic. Restarted, it reads the tail of
+            --topic and carries on without duplicates. Shows a status line on a terminal, structured logs otherwise.
             """
     )
 
@@ -24,8 +26,14 @@ struct IngestCommand: AsyncParsableCommand {
     @Option(help: "Websocket URL (default: the exchange's own; e.g. the one `tape simulate` prints).") var endpoint: String?
     @Option(name: .customLong("rest-endpoint"), help: "REST base URL (default: the exchange's own).") var restEndpoint: String?
     @Option(help: "Trades topic.") var topic: String = "tape.trades"
-    @Option(name: .customLong("deadletter-topic"), help: "Topic for unparseable frames, gaps and failed backfills.")
+    @Option(name: .customLong("deadletter-topic"), help: "Topic for unparseable frames and failed backfills.")
     var deadLetterTopic: String = "tape.deadletter"
+    @Option(name: .customLong("gaps-topic"), help: "Topic of the gap ledger: intervals in which trades may be missing, and their repair.")
+    var gapsTopic: String = "tape.gaps"
+    @Option(
+        name: .customLong("reconcile-interval"),
+        help: "Re-read every market over REST once per SECONDS (spread out, within the venue's rate limits) to find trades the stream skipped; 0 = off.")
+    var reconcileInterval: Double = 60
     @Option(name: .customLong("buffer"), help: "Records held in memory while Kafka is slow or down; at the bound reading pauses.")
     var bufferLimit: Int = 200_000
     @Option(name: .customLong("tail-records"), help: "Records read back per partition of --topic on start, to resume without duplicates.")
@@ -52,6 +60,9 @@ struct IngestCommand: AsyncParsableCommand {
         guard pingInterval <= 86_400, silenceTimeout <= 86_400, stallWarning.isFinite, stallWarning <= 86_400 else {
             throw ValidationError("--ping-interval, --silence-timeout and --stall-warning must be at most 86400 seconds.")
         }
+        guard reconcileInterval >= 0, reconcileInterval <= 86_400 else {
+            throw ValidationError("--reconcile-interval must be between 0 (off) and 86400 seconds.")
+        }
     }
 
     func run() async throws {
@@ -62,12 +73,15 @@ struct IngestCommand: AsyncParsableCommand {
         configuration.rest = restEndpoint
         configuration.topic = topic
         configuration.deadLetterTopic = deadLetterTopic
+        configuration.gapsTopic = gapsTopic
+        configuration.reconcileInterval = reconcileInterval > 0 ? .milliseconds(Int64(reconcileInterval * 1000)) : nil
         configuration.kafka = try kafka.configuration()
         var mock: MockKafkaCluster?
         if let mockBrokers {
             let cluster = try MockKafkaCluster(brokers: max(1, mockBrokers))
             try cluster.createTopic(topic, partitions: 3)
             try cluster.createTopic(deadLetterTopic, partitions: 1)
+            try cluster.createTopic(gapsTopic, partitions: 1)
             configuration.kafka.bootstrapServers = cluster.bootstrapServers
             printError("in-process mock cluster: \(cluster.bootstrapServers)")
             mock = cluster
@@ -108,7 +122,7 @@ struct IngestCommand: AsyncParsableCommand {
         let m = service.metrics
         let c = m.connection.snapshot
         printError(
-            "ingest stopped: \(c.frames) frames, \(c.trades) trades (\(c.backfilledTrades) from REST backfill, \(c.duplicates) duplicates dropped), \(m.delivered.load(ordering: .relaxed)) records delivered, \(c.unparseableFrames) unparseable frames, \(c.gaps) gaps, \(c.reconnects) reconnects"
+            "ingest stopped: \(c.frames) frames, \(c.trades) trades (\(c.backfilledTrades) from REST backfill, \(c.duplicates) duplicates dropped), \(m.delivered.load(ordering: .relaxed)) records delivered, \(c.unparseableFrames) unparseable frames, \(c.gaps) gaps (\(c.gapsRepaired) repaired, \(c.gapsUnrepaired) lost; \(c.repairedTrades) trades recovered over REST), \(c.reconnects) reconnects"
         )
     }
 }
@@ -135,9 +149,9 @@ struct IngestStatus {
             let queued = metrics.produced.load(ordering: .relaxed) - delivered - metrics.deliveryFailures.load(ordering: .relaxed)
             if interactive {
                 let line = String(
-                    format: "%@ frames/s %.0f  trades/s %.0f  lag %.1f ms  trades %d  delivered %d  queued %d  reconnects %d  dead-letters %d  gaps %d",
+                    format: "%@ frames/s %.0f  trades/s %.0f  lag %.1f ms  trades %d  delivered %d  queued %d  reconnects %d  dead-letters %d  gaps %d (lost %d)",
                     s.connected ? "●" : "○", framesPerSecond, tradesPerSecond, lagMs, s.trades, delivered, max(0, queued),
-                    s.reconnects, metrics.deadLetters.load(ordering: .relaxed), s.gaps)
+                    s.reconnects, metrics.deadLetters.load(ordering: .relaxed), s.gaps, s.gapsUnrepaired)
                 FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
             } else {
                 logger.info(

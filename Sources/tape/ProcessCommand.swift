@@ -61,6 +61,10 @@ struct ProcessCommand: AsyncParsableCommand {
         name: .customLong("deadletter-topic"),
         help: "Topic for input records that cannot be used (not a trade, time outside 1970-9999, sums beyond 256 bits); created when missing.")
     var deadLetterTopic: String = "tape.deadletter"
+    @Option(
+        name: .customLong("gaps-topic"),
+        help: "Gap ledger written by the ingesters: candles overlapping an unrepaired gap carry complete:false ('' = not followed).")
+    var gapsTopic: String = "tape.gaps"
     @Option(help: "How far the watermark trails the newest trade time (e.g. 5s).") var grace: DurationOption = .init(milliseconds: 5_000)
     @Option(name: .customLong("emit-interval"), help: "At most one update per open candle per this period (e.g. 1s).")
     var emitInterval: DurationOption = .init(milliseconds: 1_000)
@@ -94,6 +98,7 @@ struct ProcessCommand: AsyncParsableCommand {
         configuration.inputTopic = input
         configuration.outputTopic = output
         configuration.deadLetterTopic = deadLetterTopic
+        configuration.gapsTopic = gapsTopic.isEmpty ? nil : gapsTopic
         configuration.group = group
         configuration.outputPartitions = outputPartitions
         configuration.aggregation = CandleAggregatorConfiguration(

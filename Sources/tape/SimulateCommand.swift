@@ -23,6 +23,8 @@ struct SimulateCommand: AsyncParsableCommand {
     var dropEvery: Double?
     @Option(name: .customLong("malformed-every"), help: "Break every Nth trades frame sent to each client (fault injection; its trades are then only on REST).")
     var malformedEvery: Int?
+    @Option(name: .customLong("skip-every"), help: "Leave every Nth trade out of the websocket push; it stays on REST (fault injection: a venue that silently skips).")
+    var skipEvery: Int?
     @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30; Coinbase expects nothing and ignores it).")
     var silenceTimeout: Double = 30
     @Option(name: .customLong("max-trades"), help: "Stop generating after N trades (keeps serving).") var maxTrades: Int?
@@ -42,6 +44,7 @@ struct SimulateCommand: AsyncParsableCommand {
         guard HostPort(listen) != nil else { throw ValidationError("--listen expects HOST:PORT, got '\(listen)'.") }
         if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive.") }
         if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive.") }
+        if let skipEvery, skipEvery <= 0 { throw ValidationError("--skip-every must be positive.") }
     }
 
     static let venues = ["poloniex", "binance", "coinbase", "kraken"]
@@ -74,6 +77,7 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.seed = seed
         configuration.dropEvery = dropEvery.map { .milliseconds(Int64($0 * 1000)) }
         configuration.malformedEvery = malformedEvery
+        configuration.skipPushEvery = skipEvery
         configuration.silenceTimeout = .milliseconds(Int64(silenceTimeout * 1000))
         configuration.maxTrades = maxTrades
         configuration.tradesLog = tradesLog

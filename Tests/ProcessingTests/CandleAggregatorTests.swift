@@ -243,6 +243,27 @@ struct CandleAggregatorRuleTests {
         #expect(a.windowCount == 1, "the old window was forgotten")
     }
 
+    @Test func reviseReEmitsTheWindowsAGapOverlaps() {
+        var a = CandleAggregator(configuration: minute)
+        a.ingest(trade("1", "10", "1", .buy, at: 10_000), sequence: 0, now: 0)
+        a.ingest(trade("2", "10", "1", .buy, at: 70_000), sequence: 1, now: 0)
+        a.ingest(trade("3", "10", "1", .buy, at: 10_000, symbol: "ETH_USDT"), sequence: 2, now: 0)
+        a.ingest(trade("4", "10", "1", .buy, at: 66_000), sequence: 3, now: 0)
+        let first = a.checkpoint(now: 0).candles
+        #expect(first.count == 3)
+        #expect(a.checkpoint(now: 0).candles.isEmpty)
+        // A gap from 50 s to 65 s in BTC: both BTC minutes, not ETH's.
+        #expect(a.revise(exchange: .poloniex, symbol: Symbol(normalizing: "BTC_USDT"), from: 50_000, to: 65_000) == 2)
+        let again = a.checkpoint(now: 0).candles
+        #expect(again.map(\.start).sorted() == [0, 60_000])
+        #expect(again.allSatisfy { $0.symbol.rawValue == "BTC-USDT" })
+        let finalMinute = again.first { $0.start == 0 }
+        #expect(finalMinute?.isFinal == true && finalMinute?.revision == 1, "a final window gets a new revision")
+        #expect(finalMinute?.trades == 1, "nothing else changes")
+        #expect(a.revise(exchange: .poloniex, symbol: Symbol(normalizing: "BTC_USDT"), from: 200_000, to: 300_000) == 0)
+        #expect(a.revise(exchange: Exchange("kraken"), symbol: Symbol(normalizing: "BTC_USDT"), from: 0, to: 300_000) == 0)
+    }
+
     @Test func openWindowsEmitOnlyAtCheckpoints() {
         var a = CandleAggregator(configuration: minute)
         a.ingest(trade("1", "10", "1", .buy, at: 1_000), sequence: 0, now: 0)

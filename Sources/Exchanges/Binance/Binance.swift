@@ -125,6 +125,14 @@ extension Binance: ExchangeAdapter {
     public static var protocolPing: Bool { true }
     public static var maxSymbolsPerConnection: Int { maxStreamsPerConnection }
 
+    /// `t`, the trade id of the `<symbol>@trade` stream, counts each symbol's trades one by one
+    /// (the same ids `/api/v3/trades` and `historicalTrades?fromId=` list).
+    public static var tradeIdsAreConsecutive: Bool { true }
+
+    /// `GET /api/v3/trades?limit=1000` weighs 25 of the 6,000 request weight per minute per IP
+    /// (REQUEST_WEIGHT in exchangeInfo's rateLimits): one every 2 s uses under a tenth.
+    public static var restRequestSpacing: Duration { .seconds(2) }
+
     public static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String] {
         subscribeMessages(symbols: nativeSymbols)
     }

@@ -122,6 +122,12 @@ extension CoinbaseFrameParser: ExchangeFrameParser {}
 extension Coinbase: ExchangeAdapter {
     public static var applicationPing: String? { nil }
 
+    /// `trade_id` counts each product's trades one by one (the REST `ticker` trades list the same ids).
+    public static var tradeIdsAreConsecutive: Bool { true }
+
+    /// Public endpoints allow 10 requests/s per IP; Tape asks at most four times a second.
+    public static var restRequestSpacing: Duration { .milliseconds(250) }
+
     public static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String] {
         [
             subscribeMessage(channel: tradesChannel, productIds: nativeSymbols),

@@ -12,8 +12,9 @@ public protocol TradeSink: Sendable {
     func publish(_ trades: [Trade]) async
     /// A frame that could not be parsed, with the error.
     func deadLetter(frame: [UInt8], error: FrameParseError) async
-    /// A gap the REST backfill could not fill.
-    func gap(_ gap: TradeGap) async
+    /// A `tape.gaps` record: an interval in which trades may be missing (`repaired: false`), or
+    /// the same interval once REST filled it (`repaired: true`).
+    func gap(_ gap: Gap) async
     /// Something worth a log line (connects, reconnects with their reason, backfills, errors).
     func event(_ event: ConnectionEvent) async
 }
@@ -28,6 +29,9 @@ public enum ConnectionEvent: Sendable, Hashable {
     /// first live one may be missing.
     case backfillFailed(endpoint: String, symbol: String, reason: String)
     case exchangeError(endpoint: String, message: String)
+    /// REST listed `symbol`'s trade ids with holes: they are not consecutive there, so gaps in it
+    /// are found by periodic reconciliation only.
+    case idsNotConsecutive(symbol: String)
 }
 
 /// Counters of the loop, readable at any time from any thread.
@@ -38,7 +42,16 @@ public final class ConnectionMetrics: Sendable {
     public let duplicates = Atomic<Int>(0)
     public let backfilledTrades = Atomic<Int>(0)
     public let unparseableFrames = Atomic<Int>(0)
+    /// Intervals in which trades may be missing, as written to `tape.gaps` (`repaired: false`).
     public let gaps = Atomic<Int>(0)
+    /// Of those, the ones REST filled afterwards.
+    public let gapsRepaired = Atomic<Int>(0)
+    /// Of those, the ones REST could not fill (the trades are lost).
+    public let gapsUnrepaired = Atomic<Int>(0)
+    /// REST requests for repairs and periodic reconciliation (not counting the backfill after a subscribe).
+    public let restRepairs = Atomic<Int>(0)
+    /// Trades found by repairs and reconciliation that the stream had not delivered.
+    public let repairedTrades = Atomic<Int>(0)
     public let backfillFailures = Atomic<Int>(0)
     public let reconnects = Atomic<Int>(0)
     public let connected = Atomic<Bool>(false)
@@ -54,13 +67,15 @@ public final class ConnectionMetrics: Sendable {
             trades: trades.load(ordering: .relaxed), duplicates: duplicates.load(ordering: .relaxed),
             backfilledTrades: backfilledTrades.load(ordering: .relaxed),
             unparseableFrames: unparseableFrames.load(ordering: .relaxed), gaps: gaps.load(ordering: .relaxed),
+            gapsRepaired: gapsRepaired.load(ordering: .relaxed), gapsUnrepaired: gapsUnrepaired.load(ordering: .relaxed),
+            restRepairs: restRepairs.load(ordering: .relaxed), repairedTrades: repairedTrades.load(ordering: .relaxed),
             backfillFailures: backfillFailures.load(ordering: .relaxed), reconnects: reconnects.load(ordering: .relaxed),
             connected: connected.load(ordering: .relaxed), lastLagMicros: lastLagMicros.load(ordering: .relaxed))
     }
 
     public struct Snapshot: Sendable, Hashable {
-        public var frames, frameBytes, trades, duplicates, backfilledTrades, unparseableFrames, gaps, backfillFailures,
-            reconnects: Int
+        public var frames, frameBytes, trades, duplicates, backfilledTrades, unparseableFrames, gaps, gapsRepaired,
+            gapsUnrepaired, restRepairs, repairedTrades, backfillFailures, reconnects: Int
         public var connected: Bool
         public var lastLagMicros: Int
     }
@@ -90,6 +105,20 @@ public struct ExchangeConnectionConfiguration: Sendable {
     /// After an unparseable frame, wait this long, then re-read its market (or all, when the frame
     /// names none) over REST so trades it may have carried are not lost. Default 1 s.
     public var repairDelay: Duration = .seconds(1)
+    /// On venues with consecutive trade ids, how long after a jump in ids its market is re-read
+    /// over REST (trades arriving out of order in the meantime close the hole without a request).
+    /// Default 250 ms.
+    public var gapRepairDelay: Duration = .milliseconds(250)
+    /// Look for jumps in trade ids on venues that number trades consecutively. Default true (off
+    /// only to test the periodic reconciliation alone).
+    public var detectIdJumps = true
+    /// REST attempts at a hole whose ids REST does not list yet before it is reported lost. Default 3.
+    public var gapRepairAttempts = 3
+    /// Every market is re-read over REST once per this interval (spread evenly, never faster than
+    /// the venue's `restRequestSpacing`) to find trades the stream skipped without a jump in ids
+    /// showing it (the last trades before a quiet spell, venues without consecutive ids). nil = off.
+    /// Default 60 s.
+    public var reconcileInterval: Duration? = .seconds(60)
     /// TLS for `wss://` and `https://` endpoints.
     public var tls = TLSOptions()
     /// Seed of the backoff jitter. Default: random.
@@ -137,9 +166,10 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 
     /// Runs until the task is cancelled. `deduplicator` carries what was already published (from
-    /// Kafka's tail on restart).
+    /// Kafka's tail on restart); the newest trade of each market in it also starts gap detection,
+    /// so trades skipped while Tape was down are found too.
     public func run(sink: some TradeSink, deduplicator: TradeDeduplicator = TradeDeduplicator()) async {
-        var dedup = deduplicator
+        let continuity = Continuity(deduplicator: deduplicator)
         let origin = clock.now
         let clock = self.clock
         let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
@@ -152,7 +182,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 let attempt: Int
                 if case .connecting(let a, _) = machine.with({ $0.state }) { attempt = a } else { attempt = 1 }
                 await sink.event(.connecting(endpoint: ws, attempt: attempt))
-                let outcome = await session(machine: machine, now: now, dedup: &dedup, sink: sink)
+                let outcome = await session(machine: machine, now: now, continuity: continuity, sink: sink)
                 metrics.connected.store(false, ordering: .relaxed)
                 if Task.isCancelled { return }
                 switch outcome {
@@ -178,7 +208,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 
     private func session(
-        machine: MachineBox, now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink
+        machine: MachineBox, now: @escaping @Sendable () -> Duration, continuity: Continuity, sink: some TradeSink
     ) async -> SessionOutcome {
         let requested = CloseRequest()
         let connected = Atomic<Bool>(false)
@@ -210,8 +240,11 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                             }
                         }
                     }
+                    group.addTask { try await repairLoop(continuity: continuity, now: now, sink: sink) }
                     defer { group.cancelAll() }
-                    try await read(inbound: &inbound, outbound: outbound, machine: machine, now: now, dedup: &dedup, sink: sink, requested: requested)
+                    try await read(
+                        inbound: &inbound, outbound: outbound, machine: machine, now: now, continuity: continuity, sink: sink,
+                        requested: requested)
                     peerClose = inbound.closeReason
                 }
             }
@@ -226,28 +259,16 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
 
     private func read(
         inbound: inout WebSocketInbound, outbound: WebSocketOutbound, machine: MachineBox,
-        now: @escaping @Sendable () -> Duration, dedup: inout TradeDeduplicator, sink: some TradeSink,
-        requested: CloseRequest
+        now: @escaping @Sendable () -> Duration, continuity: Continuity, sink: some TradeSink, requested: CloseRequest
     ) async throws {
         var parser = adapter.makeFrameParser(markets: configuration.subscribedMarkets)
-        // Control frames (the venue's pings, answers to ours) are traffic too, and a chance to
-        // run a due repair on a venue that sends nothing else while quiet (Binance).
+        // Control frames (the venue's pings, answers to ours) are traffic too.
         inbound.returnsControlFrames = true
         var trades: [Trade] = []
         trades.reserveCapacity(64)
-        // Markets whose trades may have been in an unparseable frame: re-read over REST shortly after.
-        var repair: Set<String> = []
-        var repairDue: Duration?
         let subscribed = Set(configuration.symbols)
+        let tracksIds = adapter.tradeIdsAreConsecutive && configuration.detectIdJumps
         while let message = try await inbound.next() {
-            if let due = repairDue, now() >= due {
-                let symbols = configuration.symbols.filter { repair.contains($0) }
-                repair = []
-                repairDue = nil
-                machine.with { $0.downstream(busy: true, now: now()) }
-                await backfill(symbols: symbols, dedup: &dedup, sink: sink)
-                machine.with { $0.downstream(busy: false, now: now()) }
-            }
             machine.with { $0.frameReceived(now: now()) }
             if message.isControl { continue }
             let receivedAt = WallClock.microseconds()
@@ -274,16 +295,12 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 // markets (Poloniex, Coinbase) — unless it was cut short (malformed JSON): what
                 // followed the cut may have named others, so then every market is re-read.
                 let mentioned = symbolsMentioned(in: message.bytes)
-                if error.code != .malformedJSON, !mentioned.isEmpty, mentioned.isSubset(of: subscribed) {
-                    repair.formUnion(mentioned)
-                } else {
-                    repair.formUnion(subscribed)
-                }
-                if repairDue == nil { repairDue = now() + configuration.repairDelay }
+                let markets =
+                    error.code != .malformedJSON && !mentioned.isEmpty && mentioned.isSubset(of: subscribed)
+                    ? mentioned : subscribed
+                continuity.requestRepair(markets, due: now() + configuration.repairDelay)
             case .success(.trades):
-                var fresh: [Trade] = []
-                fresh.reserveCapacity(trades.count)
-                for trade in trades where dedup.admit(trade) { fresh.append(trade) }
+                let fresh = continuity.admit(trades, tracksIds: tracksIds, repairDue: now() + configuration.gapRepairDelay)
                 metrics.duplicates.add(trades.count - fresh.count, ordering: .relaxed)
                 if let last = fresh.last {
                     metrics.lastLagMicros.store(lagMicroseconds(receivedAt: last.receivedAt, time: last.time), ordering: .relaxed)
@@ -296,9 +313,8 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 if machine.with({ $0.subscribeAcknowledged(now: now()) }) == .backfill {
                     await sink.event(.subscribed(endpoint: configuration.websocket.description, symbols: configuration.symbols.count))
                     machine.with { $0.downstream(busy: true, now: now()) }
-                    repair = []
-                    repairDue = nil
-                    await backfill(symbols: configuration.symbols, dedup: &dedup, sink: sink)
+                    continuity.cancelRepairs()
+                    await backfill(symbols: configuration.symbols, continuity: continuity, sink: sink, now: now)
                     machine.with { $0.downstream(busy: false, now: now()) }
                 }
             case .success(.error(let text)):
@@ -313,10 +329,88 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         }
     }
 
+    /// Re-reads markets over REST while a session is up, one request at a time and never faster
+    /// than the venue's `restRequestSpacing`: first markets with a hole in their ids or an
+    /// unparseable frame (after their delay), otherwise the next market of the periodic
+    /// reconciliation.
+    func repairLoop(continuity: Continuity, now: @escaping @Sendable () -> Duration, sink: some TradeSink) async throws {
+        let symbols = configuration.symbols
+        let spacing = max(adapter.restRequestSpacing, .milliseconds(10))
+        var reconcileEvery: Duration?
+        if let interval = configuration.reconcileInterval, !symbols.isEmpty, interval > .zero {
+            reconcileEvery = max(spacing, interval / symbols.count)
+        }
+        continuity.startReconciling(at: now() + (reconcileEvery ?? .zero))
+        while true {
+            try await clock.sleep(for: .milliseconds(50))
+            guard let symbol = continuity.nextRESTMarket(now: now(), symbols: symbols, spacing: spacing, reconcileEvery: reconcileEvery)
+            else { continue }
+            metrics.restRepairs.add(1, ordering: .relaxed)
+            // Holes about to be repaired are written down first: until REST answers, data is missing.
+            for hole in continuity.takeUnreported(market: symbol) {
+                metrics.gaps.add(1, ordering: .relaxed)
+                await sink.gap(gapRecord(hole, symbol: symbol, repaired: false))
+            }
+            switch await fetchBackfill(symbol: symbol) {
+            case .success(let trades):
+                let fresh = await reconcile(symbol: symbol, trades: trades, continuity: continuity, sink: sink, now: now())
+                metrics.repairedTrades.add(fresh, ordering: .relaxed)
+            case .failure where Task.isCancelled:
+                return
+            case .failure(let error):
+                metrics.backfillFailures.add(1, ordering: .relaxed)
+                await sink.event(.backfillFailed(endpoint: configuration.rest.description, symbol: symbol, reason: error.message))
+                continuity.retryLater(market: symbol, due: now() + max(spacing, .seconds(2)))
+            }
+        }
+    }
+
+    /// Folds one market's REST page into what was seen: publishes the trades not seen yet and writes
+    /// what changed about the market's gaps. Returns how many trades were new.
+    @discardableResult
+    func reconcile(symbol: String, trades: [Trade], continuity: Continuity, sink: some TradeSink, now: Duration) async -> Int {
+        let limit = adapter.recentTradesLimit
+        let outcome = continuity.reconcile(
+            market: symbol, trades: trades, limit: limit, tracksIds: adapter.tradeIdsAreConsecutive && configuration.detectIdJumps,
+            maxAttempts: configuration.gapRepairAttempts)
+        metrics.trades.add(outcome.fresh.count, ordering: .relaxed)
+        if !outcome.fresh.isEmpty { await sink.publish(outcome.fresh) }
+        if outcome.verdict.disabled { await sink.event(.idsNotConsecutive(symbol: symbol)) }
+        for hole in outcome.verdict.repaired {
+            metrics.gapsRepaired.add(1, ordering: .relaxed)
+            await sink.gap(gapRecord(hole, symbol: symbol, repaired: true))
+        }
+        for (hole, reason) in outcome.verdict.abandoned {
+            if !hole.reported { metrics.gaps.add(1, ordering: .relaxed) }
+            metrics.gapsUnrepaired.add(1, ordering: .relaxed)
+            await sink.gap(gapRecord(hole, symbol: symbol, repaired: false, reason: reason))
+        }
+        if let gap = outcome.pageGap {
+            metrics.gaps.add(1, ordering: .relaxed)
+            metrics.gapsUnrepaired.add(1, ordering: .relaxed)
+            let market = configuration.market(symbol)
+            await sink.gap(
+                Gap(
+                    exchange: adapter.exchange, symbol: market.symbol, channel: .trades, from: gap.lastSeen.time,
+                    to: gap.oldestBackfilled.time,
+                    reason: "REST's oldest trade (\(gap.oldestBackfilled)) is newer than the last one seen (\(gap.lastSeen)) and it returned a full page: trades in between are lost",
+                    repaired: false, detected: WallClock.milliseconds()))
+        }
+        if outcome.stillOpen { continuity.retryLater(market: symbol, due: now + max(adapter.restRequestSpacing, .seconds(2))) }
+        return outcome.fresh.count
+    }
+
+    func gapRecord(_ hole: TradeSequenceTracker.Hole, symbol: String, repaired: Bool, reason: String? = nil) -> Gap {
+        hole.gap(
+            exchange: adapter.exchange, symbol: configuration.market(symbol).symbol, repaired: repaired, reason: reason,
+            detected: WallClock.milliseconds())
+    }
+
     /// Fetches recent trades for every symbol (a few requests in flight) and publishes the ones not
     /// seen, per symbol oldest first; reports gaps and failures.
-    func backfill(symbols: [String], dedup: inout TradeDeduplicator, sink: some TradeSink) async {
-        let limit = adapter.recentTradesLimit
+    func backfill(
+        symbols: [String], continuity: Continuity, sink: some TradeSink, now: @escaping @Sendable () -> Duration
+    ) async {
         var next = 0
         await withTaskGroup(of: (Int, Result<[Trade], ExchangeError>).self) { group in
             var pending: [Int: Result<[Trade], ExchangeError>] = [:]
@@ -341,15 +435,10 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                     emitted += 1
                     switch result {
                     case .success(let trades):
-                        let (fresh, gap) = dedup.reconcileBackfill(trades, market: symbol, limit: limit)
-                        if let gap {
-                            metrics.gaps.add(1, ordering: .relaxed)
-                            await sink.gap(gap)
-                        }
-                        metrics.backfilledTrades.add(fresh.count, ordering: .relaxed)
-                        metrics.trades.add(fresh.count, ordering: .relaxed)
-                        await sink.event(.backfilled(symbol: symbol, fetched: trades.count, fresh: fresh.count))
-                        if !fresh.isEmpty { await sink.publish(fresh) }
+                        let fresh = await reconcile(
+                            symbol: symbol, trades: trades, continuity: continuity, sink: sink, now: now())
+                        metrics.backfilledTrades.add(fresh, ordering: .relaxed)
+                        await sink.event(.backfilled(symbol: symbol, fetched: trades.count, fresh: fresh))
                     case .failure where Task.isCancelled:
                         break  // shutting down: not a failure of the exchange
                     case .failure(let error):

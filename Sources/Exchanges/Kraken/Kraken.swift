@@ -116,6 +116,13 @@ extension KrakenFrameParser: ExchangeFrameParser {}
 extension Kraken: ExchangeAdapter {
     public static var applicationPing: String? { pingMessage }
 
+    /// v2 `trade_id` is "sequential per pair" (Kraken's v2 docs: "Trade ID: Sequential int"); the
+    /// REST `Trades` rows end with the same id.
+    public static var tradeIdsAreConsecutive: Bool { true }
+
+    /// Public REST endpoints allow about one call per second per IP; Tape asks at most every 2 s.
+    public static var restRequestSpacing: Duration { .seconds(2) }
+
     public static func tradeSubscribeMessages(nativeSymbols: [String]) -> [String] {
         [subscribeMessage(symbols: nativeSymbols)]
     }
