@@ -20,6 +20,7 @@ class EndToEndTests: XCTestCase {
         var mock: ChildProcess?
         var topic: String
         var deadLetterTopic: String
+        var gapsTopic: String
         var simulator: ChildProcess
         var brokers: String
         var websocket: String
@@ -30,19 +31,22 @@ class EndToEndTests: XCTestCase {
     }
 
     func start(
-        _ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int, exchange: String = "poloniex"
+        _ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int, exchange: String = "poloniex",
+        skipEvery: Int? = nil
     ) throws -> Setup {
         let directory = try temporaryDirectory(name)
         var mock: ChildProcess?
         var topic = "tape.trades"
         var deadLetterTopic = "tape.deadletter"
+        var gapsTopic = "tape.gaps"
         let brokers: String
         if let external = ProcessInfo.processInfo.environment["TAPE_TEST_BROKERS"], !external.isEmpty {
             brokers = external
             let suffix = directory.lastPathComponent
             topic = "tape.trades.\(suffix)"
             deadLetterTopic = "tape.deadletter.\(suffix)"
-            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1)])
+            gapsTopic = "tape.gaps.\(suffix)"
+            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1), (gapsTopic, 1)])
         } else if Self.startsTapeBroker {
             let port = freeLoopbackPort()
             let process = try ChildProcess(
@@ -50,11 +54,11 @@ class EndToEndTests: XCTestCase {
                 directory: directory)
             brokers = "127.0.0.1:\(port)"
             try process.waitForPort(port)
-            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1)], skipOnFailure: false)
+            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1), (gapsTopic, 1)], skipOnFailure: false)
             mock = process
         } else {
             let process = try ChildProcess(
-                "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1"],
+                "mock-cluster", ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1", "--topic", "tape.gaps:1"],
                 directory: directory)
             brokers = try process.firstLine()
             mock = process
@@ -66,11 +70,11 @@ class EndToEndTests: XCTestCase {
             [
                 "simulate", "--exchange", exchange, "--rate", String(rate), "--max-trades", String(maxTrades), "--seed", "7", "--drop-every", String(dropEvery),
                 "--malformed-every", String(malformedEvery), "--trades-log", tradesLog, "--malformed-log", malformedLog,
-            ], directory: directory)
+            ] + (skipEvery.map { ["--skip-every", String($0)] } ?? []), directory: directory)
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         XCTAssertEqual(urls.count, 2)
         return Setup(
-            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
+            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, gapsTopic: gapsTopic, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
             tradesLog: tradesLog, malformedLog: malformedLog, exchange: exchange)
     }
 
@@ -79,7 +83,7 @@ class EndToEndTests: XCTestCase {
             name,
             [
                 "ingest", "--exchange", setup.exchange, "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
-                "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic,
+                "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic, "--gaps-topic", setup.gapsTopic,
             ] + extra, directory: setup.directory)
     }
 
@@ -219,6 +223,26 @@ class EndToEndTests: XCTestCase {
         return reader.all
     }
 
+    /// The latest state of every gap in the gaps topic (waits for at least `minimum` records).
+    func gapLedger(_ setup: Setup, atLeast minimum: Int = 1) throws -> [Gap] {
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.gapsTopic, partitions: 1)
+        defer { reader.stop() }
+        _ = reader.wait(for: minimum, timeout: 15)
+        usleep(1_000_000)
+        var latest: [Gap.Identity: Gap] = [:]
+        for record in reader.all {
+            guard let value = record.value else { continue }
+            do {
+                let gap = try Gap(json: value)
+                XCTAssertEqual(record.key.map { String(decoding: $0, as: UTF8.self) }, gap.kafkaKey)
+                latest[gap.identity] = gap
+            } catch {
+                XCTFail("not a gap record: \(String(decoding: value, as: UTF8.self)): \(error)")
+            }
+        }
+        return Array(latest.values)
+    }
+
     func header(_ record: KafkaMessage, _ key: String) -> String? {
         record.headers.first { $0.key == key }?.value.map { String(decoding: $0, as: UTF8.self) }
     }
@@ -322,8 +346,33 @@ class EndToEndTests: XCTestCase {
         setup.mock?.interrupt()
     }
 
-    /// Down longer than REST can cover: the gap is reported on tape.deadletter for each market that
-    /// lost trades, and every trade that never reached Kafka lies inside a reported gap.
+    /// A venue that silently leaves every 9th trade out of its push (they exist only over REST) and
+    /// drops the connection every 3 s: every trade reaches Kafka exactly once, and every jump in ids
+    /// is on tape.gaps, written open and then repaired.
+    func testSkippedPushesAreRepairedEndToEnd() throws {
+        let total = 3_000
+        let setup = try start("e2e-skip", rate: 400, maxTrades: total, dropEvery: 3, malformedEvery: 1_000_000, skipEvery: 9)
+        let ingest = try ingest(setup, name: "ingest", extra: ["--reconcile-interval", "2"])
+        let reader = try TopicReader(brokers: setup.brokers, topic: setup.topic, partitions: 3)
+        defer { reader.stop() }
+        let expected = waitForSimulator(setup, trades: total)
+        let complete = reader.wait(for: expected.count, timeout: 60)
+        usleep(2_000_000)
+        XCTAssertEqual(ingest.interrupt(), 0, "stderr: \(ingest.stderr.suffix(2000))")
+        XCTAssertTrue(complete, "only \(reader.count) of \(expected.count) trades arrived; ingest stderr: \(ingest.stderr.suffix(3000))")
+        let summary = verify(consumed: reader.all, expected: expected)
+        let gaps = try gapLedger(setup)
+        XCTAssertGreaterThan(gaps.count, 10, "jumps written down")
+        XCTAssertEqual(gaps.filter { !$0.repaired }.count, 0, "every gap repaired: \(gaps.filter { !$0.repaired }.prefix(3))")
+        XCTAssertTrue(gaps.allSatisfy { $0.channel == .trades && $0.exchange.name == "poloniex" && ($0.missing ?? 0) >= 1 })
+        XCTAssertTrue(ingest.stderr.contains("repaired gap in poloniex:"), ingest.stderr.suffix(800).description)
+        print("e2e skip: \(summary); \(gaps.count) gaps written and repaired")
+        setup.simulator.interrupt()
+        setup.mock?.interrupt()
+    }
+
+    /// Down longer than REST can cover: the gap is on tape.gaps (`repaired: false`) for each market
+    /// that lost trades, and every trade that never reached Kafka lies inside a reported gap.
     func testGapBeyondRESTIsReportedNotHidden() throws {
         let total = 12_000
         let setup = try start("e2e-gap", rate: 1_500, maxTrades: total, dropEvery: 1_000, malformedEvery: 1_000_000)
@@ -340,28 +389,20 @@ class EndToEndTests: XCTestCase {
         let consumed = reader.all.compactMap { $0.value.flatMap { try? Trade(json: $0) } }
         let got = Set(consumed.map { "\($0.nativeSymbol):\($0.tradeId)" })
         XCTAssertEqual(got.count, consumed.count, "no duplicates")
-        let gaps = try deadLetters(setup, atLeast: 1).filter { header($0, "type") == "gap" }.compactMap { record -> (String, Int64, Int64)? in
-            guard let value = record.value,
-                let object = try? JSONSerialization.jsonObject(with: Data(value)) as? [String: Any],
-                let symbol = object["nativeSymbol"] as? String, let last = (object["lastSeenId"] as? String).flatMap({ Int64($0) }),
-                let next = (object["firstAfterGapId"] as? String).flatMap({ Int64($0) })
-            else { return nil }
-            return (symbol, last, next)
-        }
+        let gaps = try gapLedger(setup).filter { !$0.repaired }
         XCTAssertGreaterThan(gaps.count, 0, "a gap must be reported; \(second.stderr.suffix(1500))")
-        XCTAssertTrue(second.stderr.contains("trades in between are lost"))
+        XCTAssertTrue(second.stderr.contains("REST reaches back only to id"), second.stderr.suffix(1500).description)
         var unexplained: [String] = []
         var lost = 0
         for trade in expected where !got.contains("\(trade.nativeSymbol):\(trade.tradeId)") {
             lost += 1
-            let id = Int64(trade.tradeId)!
-            if !gaps.contains(where: { $0.0 == trade.nativeSymbol && $0.1 < id && id < $0.2 }) {
+            if !gaps.contains(where: { $0.symbol == trade.symbol && $0.from <= trade.time && trade.time <= $0.to }) {
                 unexplained.append("\(trade.nativeSymbol):\(trade.tradeId)")
             }
         }
         XCTAssertGreaterThan(lost, 0)
         XCTAssertEqual(unexplained.count, 0, "trades missing outside any reported gap: \(unexplained.prefix(5))")
-        print("e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.0)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates")
+        print("e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.symbol.rawValue)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates")
         setup.simulator.interrupt()
         setup.mock?.interrupt()
     }
@@ -376,4 +417,5 @@ final class EndToEndTapeBrokerTests: EndToEndTests {
     override func testKillNineAndRestartEndToEnd() throws { try super.testKillNineAndRestartEndToEnd() }
     override func testKafkaStallIsBufferedThenResumed() throws { try super.testKafkaStallIsBufferedThenResumed() }
     override func testGapBeyondRESTIsReportedNotHidden() throws { try super.testGapBeyondRESTIsReportedNotHidden() }
+    override func testSkippedPushesAreRepairedEndToEnd() throws { try super.testSkippedPushesAreRepairedEndToEnd() }
 }
