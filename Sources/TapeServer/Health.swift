@@ -299,11 +299,14 @@ public struct HealthTracker: Sendable {
                 reasons.append(
                     "Kafka at \(p.sample.bootstrap) has acknowledged none of the ingester's records for \(Self.seconds(now - since)) (\(waiting) waiting in memory).")
             }
-            for f in feeds {
-                let silent = now - (f.lastContact ?? startedAt)
-                if let error = f.lastError, silent >= policy.kafkaAfterMilliseconds {
-                    reasons.append("The server's \(f.topic) reader has had no answer from Kafka at \(f.bootstrap) for \(Self.seconds(silent)): \(Self.sentence(error)).")
-                }
+            // Readers of one cluster fail together: one sentence per cluster.
+            let silentFeeds = feeds.filter { f in f.lastError != nil && now - (f.lastContact ?? startedAt) >= policy.kafkaAfterMilliseconds }
+            for bootstrap in silentFeeds.map(\.bootstrap).reduce(into: [String](), { if !$0.contains($1) { $0.append($1) } }) {
+                let group = silentFeeds.filter { $0.bootstrap == bootstrap }
+                let silent = group.map { now - ($0.lastContact ?? startedAt) }.min() ?? 0
+                let readers = group.count == 1 ? "reader of \(group[0].topic) has" : "readers of \(group.map(\.topic).joined(separator: ", ")) have"
+                reasons.append(
+                    "The server's \(readers) had no answer from Kafka at \(bootstrap) for \(Self.seconds(silent)): \(Self.sentence(group.last?.lastError ?? "")).")
             }
             for (name, error) in feedErrors.sorted(by: { $0.key < $1.key }) {
                 reasons.append("The server's \(name) feed stopped: \(Self.sentence(error)).")

@@ -1,4 +1,5 @@
 import Foundation
+import MarketData
 import XCTest
 
 /// `/health` of a real `tape up` against a real (simulated) exchange process: killing the exchange
@@ -105,5 +106,67 @@ final class HealthProcessTests: XCTestCase {
         up.stop()
         XCTAssertEqual(up.process.terminationStatus, 0, up.stderr.suffix(3000).description)
         XCTAssertTrue(up.stderr.contains("Health: degraded"), "the transition is logged")
+    }
+
+    /// A standalone `tape serve` judges what it reads: no trade on tape.trades for --stale-after,
+    /// then trades (ok), then its broker killed (Kafka named), then the broker back (ok).
+    func testStandaloneServeJudgesTradesAndKafkaItReads() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-serve-health-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let bootstrap = "127.0.0.1:\(kafkaPort)"
+        func startBroker() throws -> BackgroundProcess {
+            try BackgroundProcess(Processes.tape, ["broker", "--listen", bootstrap, "--data-dir", dir.appendingPathComponent("kafka").path])
+        }
+        var broker = try startBroker()
+        defer { broker.stop() }
+        let serve = try BackgroundProcess(Processes.tape, [
+            "serve", "--brokers", bootstrap, "--http", "127.0.0.1:\(httpPort)", "--stale-after", "4", "--db", dir.appendingPathComponent("candles.sqlite").path,
+        ])
+        defer { serve.stop() }
+        let base = "http://127.0.0.1:\(httpPort)"
+
+        // 1. Nothing on tape.trades for 4 s: degraded, and it says so; the exchange is not its to judge.
+        guard let quiet = waitFor(base, timeout: 30, { $0.status == 503 }) else {
+            return XCTFail("tape serve never said degraded without trades; stderr:\n\(serve.stderr.suffix(3000))")
+        }
+        XCTAssertTrue(quiet.last.reasons.first?.hasPrefix("No trade on tape.trades for ") ?? false, "\(quiet.last.reasons)")
+        XCTAssertTrue(quiet.last.reasons.first?.hasSuffix("(--stale-after 4 s).") ?? false, "\(quiet.last.reasons)")
+        XCTAssertEqual(quiet.last.check("exchange"), "unknown")
+        XCTAssertEqual(quiet.last.check("kafka"), "ok", "\(quiet.last.body)")
+
+        // 2. Trades arrive (until the reader, which starts at the end, has one): ok.
+        var id = 0
+        let became = waitFor(base, timeout: 30) { health in
+            if health.status == 200 && (health.body["tradesSeen"] as? Int ?? 0) > 0 { return true }
+            id += 1
+            let trade = Trade(
+                exchange: Exchange("poloniex"), symbol: Symbol(normalizing: "BTC-USDT"), nativeSymbol: "BTC_USDT", tradeId: "\(id)",
+                price: try! ExactDecimal("21600.5"), quantity: try! ExactDecimal("0.01"), side: .buy, time: Int64(Date().timeIntervalSince1970 * 1000),
+                receivedAt: Int64(Date().timeIntervalSince1970 * 1_000_000))
+            _ = try? Processes.run(Processes.tape, ["produce", "--brokers", bootstrap, "--topic", "tape.trades", "--key", trade.kafkaKey], stdin: Data((trade.jsonString + "\n").utf8), timeout: 20)
+            return false
+        }
+        XCTAssertNotNil(became, "trades on tape.trades turn /health ok; stderr:\n\(serve.stderr.suffix(3000))")
+
+        // 3. The broker dies: Kafka is named within 10 s (+ a probe period).
+        kill(broker.process.processIdentifier, SIGKILL)
+        broker.process.waitUntilExit()
+        guard let down = waitFor(base, timeout: 25, { $0.check("kafka") == "failing" }) else {
+            return XCTFail("the dead broker never showed on /health; stderr:\n\(serve.stderr.suffix(3000))")
+        }
+        print("serve health: Kafka failing \(String(format: "%.1f", down.seconds)) s after the broker was killed: \(down.last.reasons)")
+        XCTAssertEqual(down.last.status, 503)
+        XCTAssertTrue(
+            down.last.reasons.contains { $0.hasPrefix("The server's reader") && $0.contains(" had no answer from Kafka at \(bootstrap) for ") }, "\(down.last.reasons)")
+        XCTAssertGreaterThanOrEqual(down.seconds, 7, "Kafka gets 10 s (its last answer may be up to 3 s older than the kill)")
+
+        // 4. The broker is back: the readers' next probe sees it.
+        broker = try startBroker()
+        guard let back = waitFor(base, timeout: 30, { $0.check("kafka") == "ok" }) else {
+            return XCTFail("the broker came back but /health did not see it; stderr:\n\(serve.stderr.suffix(3000))")
+        }
+        print("serve health: Kafka ok again \(String(format: "%.1f", back.seconds)) s after the broker came back")
     }
 }

@@ -145,7 +145,16 @@ final class HealthTests: XCTestCase {
         let r = h.evaluate(at: Self.t0 + 12_000)
         XCTAssertEqual(
             r.reasons,
-            ["The server's tape.trades reader has had no answer from Kafka at 127.0.0.1:9092 for 11 s: Cannot read metadata: no Kafka broker answered at 127.0.0.1:9092 (Connect to ipv4#127.0.0.1:9092 failed: Connection refused)."])
+            ["The server's reader of tape.trades has had no answer from Kafka at 127.0.0.1:9092 for 11 s: Cannot read metadata: no Kafka broker answered at 127.0.0.1:9092 (Connect to ipv4#127.0.0.1:9092 failed: Connection refused)."])
+        // Readers of one cluster: one sentence, the most recent answer counts.
+        var candles = failing
+        candles.topic = "tape.candles"
+        candles.lastContact = Self.t0 + 1_500
+        h.record(tradesSeen: 1, candlesSeen: 1, feeds: [failing, candles], at: Self.t0 + 12_000)
+        XCTAssertEqual(
+            h.evaluate(at: Self.t0 + 12_000).reasons.map { $0.prefix(86) },
+            ["The server's readers of tape.trades, tape.candles have had no answer from Kafka at 127"])
+        XCTAssertTrue(h.evaluate(at: Self.t0 + 12_000).reasons.first?.contains(":9092 for 10 s: Cannot read metadata") ?? false)
         // A feed that stopped is degraded at once.
         h.record(tradesSeen: 1, candlesSeen: 1, feeds: [ok], feedErrors: ["candles": "feed ended"], at: Self.t0 + 12_000)
         XCTAssertEqual(h.evaluate(at: Self.t0 + 12_000).reasons, ["The server's candles feed stopped: feed ended."])
