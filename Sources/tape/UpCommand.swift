@@ -86,12 +86,10 @@ struct UpCommand: AsyncParsableCommand {
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
         let level: Logger.Level = verbose ? .debug : .notice
-        let connectionFailures = ConnectionFailures()
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
-            // /health names why the exchange connection failed: the ingester says it in its log.
-            return label == "tape.ingest" ? ConnectionFailureTap(inner: handler, failures: connectionFailures) : handler
+            return handler
         }
         let logger = Logger(label: "tape.up")
         try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
@@ -126,7 +124,7 @@ struct UpCommand: AsyncParsableCommand {
         let brokerTask = Task { [embedded] in try await embedded?.server.run() }
 
         do {
-            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, limits: embedded?.server.limits, failures: connectionFailures, interactive: interactive, signals: signals, logger: logger)
+            try await runPipeline(kafka: kafka, bootstrap: bootstrap, traffic: embedded?.server.traffic, limits: embedded?.server.limits, interactive: interactive, signals: signals, logger: logger)
         } catch {
             brokerTask.cancel()
             _ = try? await brokerTask.value
@@ -140,7 +138,7 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     private func runPipeline(
-        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, limits: ConnectionLimitCounters?, failures: ConnectionFailures, interactive: Bool,
+        kafka: KafkaConfiguration, bootstrap: String, traffic: BrokerTraffic?, limits: ConnectionLimitCounters?, interactive: Bool,
         signals: AsyncStream<Int32>, logger: Logger
     ) async throws {
         // Topics (the broker would auto-create them; explicit creation gives them 3 partitions).
@@ -206,7 +204,7 @@ struct UpCommand: AsyncParsableCommand {
         let ingestHolder = IngestHolder()
         let stats = UpStats(ingest: ingestHolder, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
         let probe = UpProbe(
-            ingest: ingestHolder, failures: failures, bootstrap: bootstrap,
+            ingest: ingestHolder, bootstrap: bootstrap,
             endpoint: ingestConfig.websocket ?? Venues.adapter(named: "poloniex")?.endpoints.websocket ?? "Poloniex")
         let settings = serverConfig
         let offline = self.offline
@@ -360,42 +358,9 @@ final class IngestHolder: Sendable {
 
 /// The last reason the exchange connection failed or closed, as the ingester logs it
 /// (`connection to <endpoint> failed or ended: <reason>`, metadata `reason`).
-final class ConnectionFailures: Sendable {
-    private let last = Mutex<String?>(nil)
-    var lastReason: String? { last.withLock { $0 } }
-    func record(_ reason: String) { last.withLock { $0 = reason } }
-}
-
-/// Passes every log record on, and keeps the `reason` of the ingester's reconnect warnings for /health.
-struct ConnectionFailureTap: LogHandler {
-    var inner: StreamLogHandler
-    let failures: ConnectionFailures
-
-    var metadata: Logger.Metadata {
-        get { inner.metadata }
-        set { inner.metadata = newValue }
-    }
-    var logLevel: Logger.Level {
-        get { inner.logLevel }
-        set { inner.logLevel = newValue }
-    }
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { inner[metadataKey: key] }
-        set { inner[metadataKey: key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        if event.level >= .warning, let reason = event.metadata?["reason"], event.metadata?["endpoint"] != nil {
-            failures.record("\(reason)")
-        }
-        inner.log(event: event)
-    }
-}
-
 /// `/health`'s view of ingestion in `tape up`: the connection's flags and counters, the producer's.
 struct UpProbe: PipelineProbe {
     let ingest: IngestHolder
-    let failures: ConnectionFailures
     let bootstrap: String
     let endpoint: String
 
@@ -413,7 +378,7 @@ struct UpProbe: PipelineProbe {
             exchanges: [
                 ExchangeSample(
                     exchange: service.adapter.exchange.name, endpoint: service.websocket.description, connected: c.connected, trades: c.trades,
-                    reconnects: c.reconnects, lastError: failures.lastReason)
+                    reconnects: c.reconnects, lastError: service.metrics.connection.lastFailure)
             ],
             producer: ProducerSample(bootstrap: bootstrap, enqueued: enqueued, acknowledged: answered))
     }

@@ -57,6 +57,12 @@ public final class ConnectionMetrics: Sendable {
     public let connected = Atomic<Bool>(false)
     /// Receive time − trade time of the last trade, in µs.
     public let lastLagMicros = Atomic<Int>(0)
+    private let failure = Mutex<String?>(nil)
+
+    /// Why the connection last failed or ended (with the address), nil before any failure.
+    public var lastFailure: String? { failure.withLock { $0 } }
+
+    func recordFailure(_ text: String) { failure.withLock { $0 = text } }
 
     public init() {}
 
@@ -191,6 +197,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 }
             case .scheduleReconnect(let delay, let attempt, let reason):
                 metrics.reconnects.add(1, ordering: .relaxed)
+                metrics.recordFailure(reason.description)
                 await sink.event(.reconnectScheduled(endpoint: ws, delay: delay, attempt: attempt, reason: reason.description))
                 do { try await clock.sleep(for: delay) } catch { return }
                 action = machine.with { $0.reconnectDue(now: now()) }
