@@ -99,15 +99,22 @@ func makeKafkaHandle(type: rd_kafka_type_t, conf: OpaquePointer) throws -> Opaqu
     return rk
 }
 
-/// Runs blocking librdkafka calls off Swift's cooperative thread pool.
+/// Runs blocking librdkafka calls off Swift's cooperative thread pool, each on a thread of its own.
+///
+/// Not on a dispatch queue: on Linux a concurrent queue shares its width-limited root-queue threads
+/// with Swift's tasks, so calls waiting in librdkafka held tasks up. On 2 cores `tape up` logged
+/// nothing for ~4 s after start while the server's three readers sat in `rd_kafka_metadata` on those
+/// threads (gdb stacks), and its first trade reached /api/trades ~5 s after launch; with a thread
+/// per call, 0.9 s. These calls are occasional (metadata, watermarks, seeks, commits, flushes), so a
+/// thread each costs little.
 enum Blocking {
-    static let queue = DispatchQueue(label: "tape.kafka.blocking", attributes: .concurrent)
-
     static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
-            queue.async {
+            let thread = Thread {
                 continuation.resume(with: Result { try body() })
             }
+            thread.name = "tape-kafka-blocking"
+            thread.start()
         }
     }
 }
