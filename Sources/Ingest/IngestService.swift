@@ -116,8 +116,8 @@ public final class IngestService: Sendable {
         let metrics = IngestMetrics()
         var dedup = TradeDeduplicator(capacity: configuration.dedupWindow)
         let restored = try await TopicTail.read(
-            topic: configuration.topic, exchange: adapter.exchange, recordsPerPartition: configuration.tailRecords,
-            kafka: configuration.kafka, logger: logger)
+            topic: configuration.topic, exchange: adapter.exchange, markets: markets.map(\.nativeSymbol),
+            recordsPerPartition: configuration.tailRecords, kafka: configuration.kafka, logger: logger)
         for (_, trades) in restored { dedup.restore(trades) }
         let restoredCount = restored.values.reduce(0) { $0 + $1.count }
         metrics.restoredTrades.store(restoredCount, ordering: .relaxed)
