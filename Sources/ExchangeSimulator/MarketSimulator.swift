@@ -121,6 +121,12 @@ public struct MarketSimulator: Sendable {
         public var burstVolatilityMultiplier: Int64 = 4
         /// Trades kept per symbol for REST answers. Default 1000.
         public var recentTradesKept: Int = 1_000
+        /// Where trade ids start: each instrument's first id is this plus a seeded offset below
+        /// 1,000,000, and ids then count up by one per trade of that instrument. Default 60,000,000.
+        /// `VenueSimulator` sets the wall clock in microseconds, so a restarted simulator goes on
+        /// above every id it gave before (while an instrument trades less than 1,000,000 times
+        /// a second) and an ingest resuming from Kafka takes its trades as new.
+        public var firstTradeId: Int64 = 60_000_000
 
         public init() {}
     }
@@ -173,7 +179,7 @@ public struct MarketSimulator: Sendable {
             let scale = Int(instrument.startPrice.scale)
             priceScales.append(scale)
             ticks.append(MarketSimulator.ticks(of: instrument.startPrice))
-            nextIds.append(60_000_000 + Int64(random.below(1_000_000)))
+            nextIds.append(configuration.firstTradeId &+ Int64(random.below(1_000_000)))
             total += instrument.weight
             cumulativeWeights.append(total)
             recent.append(RecentTrades(capacity: max(1, configuration.recentTradesKept)))

@@ -42,6 +42,10 @@ public struct SimulatorConfiguration: Sendable {
     public var maxTrades: Int?
     /// Every Nth frame writes trade ids as JSON numbers instead of strings. Default 4.
     public var numericIDEvery = 4
+    /// Where trade ids start (`MarketSimulator.Configuration.firstTradeId`). Default nil: the wall
+    /// clock in microseconds when the simulator is built, so that the ids of a restarted simulator
+    /// continue above those of its earlier runs.
+    public var firstTradeId: Int64?
     /// Append every generated trade (Tape's Trade JSON, `receivedAt` 0) to this file.
     public var tradesLog: String?
     /// Append every malformed frame sent to this file, one a line.
@@ -164,7 +168,11 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         var market = MarketSimulator.Configuration()
         market.seed = configuration.seed
         market.tradesPerSecond = configuration.rate
-        market.startTime = Int64(Date().timeIntervalSince1970 * 1000)
+        let now = Date().timeIntervalSince1970
+        market.startTime = Int64(now * 1000)
+        // Ids from the wall clock (µs): a simulator restarted on the same Kafka data goes on above
+        // the ids of its previous runs, as a venue's would, instead of starting below them.
+        market.firstTradeId = configuration.firstTradeId ?? Int64(now * 1_000_000)
         market.recentTradesKept = configuration.historyLimit
         market.burstProbability = configuration.burstProbability
         if let instruments = configuration.instruments { market.instruments = instruments }

@@ -16,6 +16,21 @@ import Testing
         #expect(ordersA != ordersC)
     }
 
+    /// Ids start at `firstTradeId` (VenueSimulator: the wall clock in µs, so a restarted simulator
+    /// goes on above its earlier ids); the market itself does not depend on it.
+    @Test func tradeIdsStartAtTheConfiguredFirstId() {
+        var config = MarketSimulator.Configuration()
+        config.firstTradeId = 1_796_000_000_000_000
+        var shifted = MarketSimulator(configuration: config)
+        var plain = MarketSimulator()
+        for _ in 0..<2_000 {
+            let a = shifted.nextOrder(), b = plain.nextOrder()
+            #expect(a.trades.map { $0.id - config.firstTradeId } == b.trades.map { $0.id - 60_000_000 })
+            #expect(a.trades.map(\.price) == b.trades.map(\.price))
+            #expect(a.trades.allSatisfy { $0.id >= config.firstTradeId && $0.id < config.firstTradeId + 1_000_000 + 2_000 * 8 })
+        }
+    }
+
     @Test func steppingDoesNotChangeTheMarket() {
         var stepped = MarketSimulator()
         var jumped = MarketSimulator()
