@@ -76,19 +76,25 @@ public final class InMemoryCandleHistory: CandleHistory, Sendable {
     }
 }
 
-/// The most recent trades of each market, in bounded rings, for `GET /api/trades`.
+/// The most recent trades of each market, in bounded rings, for `GET /api/trades`. A trade whose
+/// id is already in its market's ring is not added again (two ingesters of the same market both
+/// publish every trade: docs/ingest.md).
 public final class RecentTrades: Sendable {
     private struct Ring {
         var items: [Trade] = []
+        var ids: Set<String> = []
         var head = 0  // index of the oldest once full
 
-        mutating func append(_ trade: Trade, capacity: Int) {
+        mutating func append(_ trade: Trade, capacity: Int) -> Bool {
+            guard ids.insert(trade.tradeId).inserted else { return false }
             if items.count < capacity {
                 items.append(trade)
             } else {
+                ids.remove(items[head].tradeId)
                 items[head] = trade
                 head = (head + 1) % capacity
             }
+            return true
         }
 
         /// Newest first, at most `limit`.
@@ -113,9 +119,11 @@ public final class RecentTrades: Sendable {
         self.capacityPerMarket = max(1, capacityPerMarket)
     }
 
-    public func append(_ trade: Trade) {
+    /// Adds `trade`; false when its market's ring already holds a trade with its id.
+    @discardableResult
+    public func append(_ trade: Trade) -> Bool {
         let capacity = capacityPerMarket
-        rings.withLock { $0[trade.market, default: Ring()].append(trade, capacity: capacity) }
+        return rings.withLock { $0[trade.market, default: Ring()].append(trade, capacity: capacity) }
     }
 
     /// Newest first: one market's trades, or (market nil) the newest across all markets by trade time.

@@ -129,9 +129,10 @@ public final class TapeServerState: Sendable {
         candlesSeenCounter = Counter(label: TapeMetrics.serverCandlesSeen)
     }
 
-    /// Takes one live trade: ring, stats, WebSocket subscribers.
+    /// Takes one live trade: ring, stats, WebSocket subscribers. A trade already taken (the same
+    /// exchange, market and id: two ingesters of one market both publish it) is passed over.
     public func accept(_ trade: Trade) {
-        recentTrades.append(trade)
+        guard recentTrades.append(trade) else { return }
         feedStats.record(trade)
         tradesSeen.add(1, ordering: .relaxed)
         tradesSeenCounter.increment()
