@@ -25,6 +25,11 @@ public struct IngestConfiguration: Sendable {
     /// Every market is re-read over REST once per this interval to find trades the stream skipped;
     /// nil = off. Default 60 s.
     public var reconcileInterval: Duration? = .seconds(60)
+    /// Start gap detection at the newest trade of each market read back from the topic, so trades
+    /// made while nothing ran show up as a gap when REST cannot fill them. Off for a venue whose
+    /// history does not outlive it (the built-in simulator of `tape up --offline`: the trades
+    /// between two of its runs never existed). Default true.
+    public var resumeGapDetection = true
     /// The Kafka cluster and raw librdkafka properties.
     public var kafka = KafkaConfiguration()
     /// Records held in memory while Kafka is slow or unreachable; when full the websocket reader
@@ -167,7 +172,7 @@ public final class IngestService: Sendable {
             group.addTask { await self.watchKafka() }
             await Self.runConnection(
                 adapter, configuration: connectionConfiguration, metrics: metrics.connection, sink: sink,
-                deduplicator: deduplicator)
+                deduplicator: deduplicator, resumeSequences: configuration.resumeGapDetection)
             group.cancelAll()
         }
         logger.info("stopping: flushing queued records", metadata: ["queued": "\(producer.outstanding)"])
@@ -184,10 +189,10 @@ public final class IngestService: Sendable {
     /// The shared connection loop for one venue's adapter (opened from the existential).
     static func runConnection<A: ExchangeAdapter>(
         _ adapter: A.Type, configuration: ExchangeConnectionConfiguration, metrics: ConnectionMetrics,
-        sink: some TradeSink, deduplicator: TradeDeduplicator
+        sink: some TradeSink, deduplicator: TradeDeduplicator, resumeSequences: Bool
     ) async {
         let connection = ExchangeConnection(adapter: adapter, configuration: configuration, clock: ContinuousClock(), metrics: metrics)
-        await connection.run(sink: sink, deduplicator: deduplicator)
+        await connection.run(sink: sink, deduplicator: deduplicator, resumeSequences: resumeSequences)
     }
 
     func watchDeliveries() async {

@@ -179,6 +179,9 @@ struct UpCommand: AsyncParsableCommand {
             simulatorBuilt = built
             ingestConfig.websocket = built.websocketURL
             ingestConfig.rest = built.restURL
+            // Each run of the simulator is a new market whose ids start above the last run's: the
+            // jump across a restart is no gap (nothing traded while it was down).
+            ingestConfig.resumeGapDetection = false
             if ingestConfig.symbols == ["all"] || ingestConfig.symbols.isEmpty { ingestConfig.symbols = built.symbols }
         }
 

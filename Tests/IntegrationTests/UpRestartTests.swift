@@ -75,6 +75,12 @@ final class UpRestartTests: XCTestCase {
         let afterKill = secondsToNewTrades(since: launched, above: afterSecond)
         XCTAssertNotNil(afterKill, "no new trades after a kill -9 restart: \(third.stderr.suffix(3000))")
         XCTAssertLessThan(afterKill ?? 99, 5, "restart after kill -9")
+        // The simulator's ids jump across a restart (nothing traded while it was down): no gap.
+        sleep(2)
+        let gaps = try httpGet(base + "/api/gaps")
+        XCTAssertEqual(gaps.status, 200)
+        let listed = (try JSONSerialization.jsonObject(with: Data(gaps.body.utf8)) as? [String: Any])?["gaps"] as? [Any]
+        XCTAssertEqual(listed?.count, 0, "restarting the offline simulator is no gap: \(gaps.body.prefix(500))")
         print(String(format: "tape up --offline restarted on its data: first new trade in /api/trades %.1f s after a SIGTERM restart, %.1f s after a kill -9 restart (from launch)", afterTerm ?? -1, afterKill ?? -1))
     }
 }

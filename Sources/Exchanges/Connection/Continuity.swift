@@ -16,9 +16,11 @@ final class Continuity: Sendable {
 
     private let state: Mutex<State>
 
-    init(deduplicator: TradeDeduplicator) {
+    /// `resumeSequences`: the newest trade of each market in `deduplicator` (read back from Kafka)
+    /// starts gap detection, so trades made while Tape was down show as a jump.
+    init(deduplicator: TradeDeduplicator, resumeSequences: Bool = true) {
         var state = State(dedup: deduplicator)
-        for market in deduplicator.knownMarkets {
+        for market in deduplicator.knownMarkets where resumeSequences {
             if let newest = deduplicator.newest(market: market) { state.sequences.seed(market: market, mark: newest) }
         }
         self.state = Mutex(state)

@@ -172,10 +172,11 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     }
 
     /// Runs until the task is cancelled. `deduplicator` carries what was already published (from
-    /// Kafka's tail on restart); the newest trade of each market in it also starts gap detection,
-    /// so trades skipped while Tape was down are found too.
-    public func run(sink: some TradeSink, deduplicator: TradeDeduplicator = TradeDeduplicator()) async {
-        let continuity = Continuity(deduplicator: deduplicator)
+    /// Kafka's tail on restart); with `resumeSequences` the newest trade of each market in it also
+    /// starts gap detection, so trades made while Tape was down are found too (off for a venue
+    /// whose history does not survive a restart: the built-in simulator of `tape up --offline`).
+    public func run(sink: some TradeSink, deduplicator: TradeDeduplicator = TradeDeduplicator(), resumeSequences: Bool = true) async {
+        let continuity = Continuity(deduplicator: deduplicator, resumeSequences: resumeSequences)
         let origin = clock.now
         let clock = self.clock
         let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
