@@ -74,6 +74,8 @@ public struct ConsumerGroup: Sendable {
     public private(set) var members: [String: Member] = [:]
     /// Member ids in join order (the first remaining one becomes leader).
     private var memberOrder: [String] = []
+    /// Static members (KIP-345): `group.instance.id` → the member id that currently owns it.
+    private var staticMembers: [String: String] = [:]
     private var pendingJoins: [String: RequestID] = [:]
     private var pendingSyncs: [String: RequestID] = [:]
     /// Member ids handed out with MEMBER_ID_REQUIRED, valid until the given time.
@@ -108,31 +110,41 @@ public struct ConsumerGroup: Sendable {
             return fail(.invalidSessionTimeout)
         }
         if request.protocols.isEmpty || request.protocolType.isEmpty { return fail(.inconsistentGroupProtocol) }
+        // The member this request speaks for: by member id, or a static member restarting (empty
+        // member id, known instance id).
+        let knownStatic = request.memberId.isEmpty ? request.groupInstanceId.flatMap { staticMembers[$0] } : nil
         if !members.isEmpty {
             if let type = protocolType, type != request.protocolType { return fail(.inconsistentGroupProtocol) }
             let offered = Set(request.protocols.map(\.name))
-            let others = members.values.filter { $0.memberId != request.memberId }
+            let others = members.values.filter { $0.memberId != request.memberId && $0.memberId != knownStatic }
             if !others.isEmpty && commonProtocols(others).isDisjoint(with: offered) { return fail(.inconsistentGroupProtocol) }
         }
 
         var memberId = request.memberId
         var actions: [Action] = []
-        let isNewMember = members[memberId] == nil && (request.groupInstanceId.map { member(instanceId: $0) == nil } ?? true)
+        let isNewMember = members[memberId] == nil && knownStatic == nil
         if isNewMember && members.count + pendingMemberIds.count >= settings.maxSize && pendingMemberIds[memberId] == nil {
             return fail(.groupMaxSizeReached)
         }
         if memberId.isEmpty {
             memberSerial += 1
             memberId = "\(clientId.isEmpty ? "member" : clientId)-\(now)-\(memberSerial)"
-            if let instance = request.groupInstanceId, let old = member(instanceId: instance) {
-                // A static member (KIP-345) restarted: the new id takes the old member's place.
-                actions += replaceMember(old.memberId, with: memberId)
+            if let old = knownStatic {
+                // A static member (KIP-345) restarted: the new id takes the old member's place, and
+                // the old id is fenced from now on (FENCED_INSTANCE_ID).
+                let leaderBefore = leaderId
+                actions += replaceMember(old, with: memberId)
+                if state == .stable, let answer = rejoinWithoutRebalance(memberId, request, leaderBefore: leaderBefore, requestID: requestID, now: now) {
+                    return actions + [answer]
+                }
             } else if version >= 4 && request.groupInstanceId == nil {
                 pendingMemberIds[memberId] = now + Int64(request.sessionTimeoutMs)
                 return fail(.memberIdRequired, memberId: memberId)
             }
-        } else if members[memberId] == nil {
-            guard pendingMemberIds.removeValue(forKey: memberId) != nil else { return fail(.unknownMemberId) }
+        } else if pendingMemberIds.removeValue(forKey: memberId) != nil {
+            // A dynamic member coming back with the id MEMBER_ID_REQUIRED handed it.
+        } else if let error = validateMember(memberId, instanceId: request.groupInstanceId) {
+            return fail(error)
         }
 
         if var existing = members[memberId] {
@@ -147,6 +159,7 @@ public struct ConsumerGroup: Sendable {
                 sessionTimeoutMs: request.sessionTimeoutMs, rebalanceTimeoutMs: request.rebalanceTimeoutMs,
                 protocols: request.protocols, lastHeartbeatMs: now)
             memberOrder.append(memberId)
+            if let instance = request.groupInstanceId { staticMembers[instance] = memberId }
         }
         protocolType = request.protocolType
         if let old = pendingJoins.updateValue(requestID, forKey: memberId) {
@@ -165,9 +178,44 @@ public struct ConsumerGroup: Sendable {
         return actions + tryCompleteJoin(now: now, deadlinePassed: false)
     }
 
+    /// A known static member restarted while the group is stable (KIP-345, as Kafka does it):
+    /// when what the leader based the assignment on is unchanged — the group would select the
+    /// same protocol and the member offers the same metadata for it — the stored assignment
+    /// stays, nobody else rebalances, and the member is answered at once with the current
+    /// generation. Its SyncGroup then returns its assignment. The leader id in the answer is the
+    /// one from before the restart, so a restarted leader syncs as a follower (it has no member
+    /// list to assign from) and the leader's stored assignment is kept. Nil: a rebalance is needed.
+    private mutating func rejoinWithoutRebalance(
+        _ memberId: String, _ request: JoinGroupRequest, leaderBefore: String?, requestID: RequestID, now: Int64
+    ) -> Action? {
+        guard var member = members[memberId], let selected = protocolName, let leaderBefore else { return nil }
+        let sameMetadata = member.metadata(for: selected) == request.protocols.first { $0.name == selected }?.metadata
+        member.protocols = request.protocols
+        member.sessionTimeoutMs = request.sessionTimeoutMs
+        member.rebalanceTimeoutMs = request.rebalanceTimeoutMs
+        member.lastHeartbeatMs = now
+        members[memberId] = member
+        guard sameMetadata, selectedProtocol() == selected else { return nil }
+        return .respondJoin(
+            requestID,
+            JoinGroupResponse(
+                errorCode: .none, generationId: generationId, protocolName: selected, leader: leaderBefore, memberId: memberId, members: []))
+    }
+
     /// The member with this static `group.instance.id`, if any.
     public func member(instanceId: String) -> Member? {
-        members.values.first { $0.groupInstanceId == instanceId }
+        staticMembers[instanceId].flatMap { members[$0] }
+    }
+
+    /// Kafka's check of a request that names a current member: with an instance id, that id must be
+    /// owned by this member id (else FENCED_INSTANCE_ID: an older incarnation of a restarted static
+    /// member, or UNKNOWN_MEMBER_ID when nobody owns it); the member id must be in the group.
+    private func validateMember(_ memberId: String, instanceId: String?) -> ErrorCode? {
+        if let instanceId {
+            guard let owner = staticMembers[instanceId] else { return .unknownMemberId }
+            if owner != memberId { return .fencedInstanceId }
+        }
+        return members[memberId] == nil ? .unknownMemberId : nil
     }
 
     /// Renames a member in place (order and leadership kept); its parked requests are fenced.
@@ -183,8 +231,16 @@ public struct ConsumerGroup: Sendable {
         m.memberId = new
         members[new] = m
         memberOrder = memberOrder.map { $0 == old ? new : $0 }
+        if let instance = m.groupInstanceId { staticMembers[instance] = new }
         if leaderId == old { leaderId = new }
         return actions
+    }
+
+    /// The protocol a generation formed now would use: the leader's first one that every member offers.
+    private func selectedProtocol() -> String? {
+        guard let leader = leaderId.flatMap({ members[$0] }) else { return nil }
+        let common = commonProtocols(members.values)
+        return leader.protocols.first { common.contains($0.name) }?.name
     }
 
     private func commonProtocols(_ ms: some Collection<Member>) -> Set<String> {
@@ -224,10 +280,8 @@ public struct ConsumerGroup: Sendable {
             leaderId = nil
             return actions
         }
-        let common = commonProtocols(members.values)
         if leaderId == nil || members[leaderId!] == nil { leaderId = memberOrder.first }
-        let leader = members[leaderId!]!
-        protocolName = leader.protocols.first { common.contains($0.name) }?.name
+        protocolName = selectedProtocol()
         state = .completingRebalance
         let everyone = orderedMembers.map {
             JoinGroupResponse.Member(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, metadata: $0.metadata(for: protocolName))
@@ -252,7 +306,7 @@ public struct ConsumerGroup: Sendable {
         func answer(_ code: ErrorCode, _ assignment: [UInt8] = []) -> [Action] {
             [.respondSync(requestID, SyncGroupResponse(errorCode: code, assignment: assignment))]
         }
-        guard members[request.memberId] != nil else { return answer(.unknownMemberId) }
+        if let error = validateMember(request.memberId, instanceId: request.groupInstanceId) { return answer(error) }
         guard request.generationId == generationId else { return answer(.illegalGeneration) }
         members[request.memberId]?.lastHeartbeatMs = now
         switch state {
@@ -279,24 +333,35 @@ public struct ConsumerGroup: Sendable {
 
     // MARK: Heartbeat, LeaveGroup, OffsetCommit checks
 
-    public mutating func heartbeat(memberId: String, generationId: Int32, now: Int64) -> ErrorCode {
-        guard members[memberId] != nil else { return .unknownMemberId }
+    public mutating func heartbeat(memberId: String, groupInstanceId: String? = nil, generationId: Int32, now: Int64) -> ErrorCode {
+        if let error = validateMember(memberId, instanceId: groupInstanceId) { return error }
         guard generationId == self.generationId else { return .illegalGeneration }
         members[memberId]?.lastHeartbeatMs = now
         if case .preparingRebalance = state { return .rebalanceInProgress }
         return .none
     }
 
-    public mutating func leave(memberId: String, now: Int64) -> (ErrorCode, [Action]) {
-        guard members[memberId] != nil else { return (.unknownMemberId, []) }
-        return (.none, removeMember(memberId, now: now))
+    /// LeaveGroup for one member: by member id (with its instance id, if static, checked as for
+    /// heartbeats), or — LeaveGroup v3+, an administrative removal — by instance id alone with an
+    /// empty member id.
+    public mutating func leave(memberId: String, groupInstanceId: String? = nil, now: Int64) -> (ErrorCode, [Action]) {
+        var id = memberId
+        if memberId.isEmpty {
+            guard let instance = groupInstanceId, let owner = staticMembers[instance] else { return (.unknownMemberId, []) }
+            id = owner
+        } else if let error = validateMember(memberId, instanceId: groupInstanceId) {
+            return (error, [])
+        }
+        return (.none, removeMember(id, now: now))
     }
 
-    /// Whether an OffsetCommit from this member and generation is allowed.
-    /// Generation -1 with an empty member id is a standalone (non-group) commit.
-    public mutating func validateCommit(memberId: String, generationId: Int32, now: Int64) -> ErrorCode {
-        if generationId < 0 && memberId.isEmpty { return members.isEmpty ? .none : .unknownMemberId }
-        guard members[memberId] != nil else { return .unknownMemberId }
+    /// Whether an OffsetCommit from this member and generation is allowed: the member checked as
+    /// for heartbeats (an old incarnation of a static member gets FENCED_INSTANCE_ID), then the
+    /// generation. Generation -1 with an empty member id and no instance id is a standalone
+    /// (non-group) commit, allowed while the group has no members.
+    public mutating func validateCommit(memberId: String, groupInstanceId: String? = nil, generationId: Int32, now: Int64) -> ErrorCode {
+        if generationId < 0 && memberId.isEmpty && groupInstanceId == nil { return members.isEmpty ? .none : .unknownMemberId }
+        if let error = validateMember(memberId, instanceId: groupInstanceId) { return error }
         guard generationId == self.generationId else { return .illegalGeneration }
         if state == .completingRebalance { return .rebalanceInProgress }
         members[memberId]?.lastHeartbeatMs = now
@@ -328,7 +393,7 @@ public struct ConsumerGroup: Sendable {
 
     private mutating func removeMemberQuietly(_ id: String) -> [Action] {
         var actions: [Action] = []
-        members[id] = nil
+        if let instance = members.removeValue(forKey: id)?.groupInstanceId, staticMembers[instance] == id { staticMembers[instance] = nil }
         memberOrder.removeAll { $0 == id }
         if let req = pendingJoins.removeValue(forKey: id) {
             actions.append(.respondJoin(req, JoinGroupResponse(errorCode: .unknownMemberId, memberId: id)))

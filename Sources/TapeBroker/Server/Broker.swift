@@ -176,7 +176,7 @@ public actor Broker {
         case .heartbeat(let r):
             var code = ErrorCode.unknownMemberId
             if var g = groups[r.groupId] {
-                code = g.heartbeat(memberId: r.memberId, generationId: r.generationId, now: clock.nowMs())
+                code = g.heartbeat(memberId: r.memberId, groupInstanceId: r.groupInstanceId, generationId: r.generationId, now: clock.nowMs())
                 groups[r.groupId] = g
             }
             return frame(HeartbeatResponse(errorCode: code))
@@ -768,7 +768,11 @@ public actor Broker {
         }
         if response.errorCode == .none {
             logger.info(
-                "group joined", metadata: ["group": "\(r.groupId)", "member": "\(response.memberId)", "generation": "\(response.generationId)", "leader": "\(response.leader == response.memberId)"])
+                "group joined",
+                metadata: [
+                    "group": "\(r.groupId)", "member": "\(response.memberId)", "instance": "\(r.groupInstanceId ?? "-")",
+                    "generation": "\(response.generationId)", "leader": "\(response.leader == response.memberId)",
+                ])
         }
         return response
     }
@@ -790,13 +794,13 @@ public actor Broker {
         }
         var results: [LeaveGroupResponse.Member] = []
         for m in r.members {
-            // v3+ may name a static member by its group.instance.id alone.
-            var memberId = m.memberId
-            if memberId.isEmpty, let instance = m.groupInstanceId, let found = group.member(instanceId: instance) { memberId = found.memberId }
-            let (code, actions) = group.leave(memberId: memberId, now: clock.nowMs())
+            // v3+ may name a static member by its group.instance.id alone (empty member id).
+            let (code, actions) = group.leave(memberId: m.memberId, groupInstanceId: m.groupInstanceId, now: clock.nowMs())
             _ = carryOut(actions)
             results.append(.init(memberId: m.memberId, groupInstanceId: m.groupInstanceId, errorCode: code))
-            if code == .none { logger.info("member left group", metadata: ["group": "\(r.groupId)", "member": "\(m.memberId)"]) }
+            if code == .none {
+                logger.info("member left group", metadata: ["group": "\(r.groupId)", "member": "\(m.memberId)", "instance": "\(m.groupInstanceId ?? "-")"])
+            }
         }
         groups[r.groupId] = group
         let top: ErrorCode = r.members.count == 1 ? results[0].errorCode : .none
@@ -835,7 +839,7 @@ public actor Broker {
     func offsetCommit(_ r: OffsetCommitRequest) async -> OffsetCommitResponse {
         var code = ErrorCode.none
         if var group = groups[r.groupId] {
-            code = group.validateCommit(memberId: r.memberId, generationId: r.generationId, now: clock.nowMs())
+            code = group.validateCommit(memberId: r.memberId, groupInstanceId: r.groupInstanceId, generationId: r.generationId, now: clock.nowMs())
             groups[r.groupId] = group
         } else if r.generationId >= 0 {
             code = .unknownMemberId
