@@ -28,6 +28,9 @@ class ClientContext: @unchecked Sendable {
 
     var lastErrors: [String] { recentErrors.withLock { $0 } }
 
+    /// Called (on the thread serving callbacks) once librdkafka raised a fatal error.
+    func failed(_ message: String) {}
+
     /// One sentence for "could not reach the cluster", naming the failing address if librdkafka told us.
     func unreachableMessage(_ what: String) -> String {
         let errors = lastErrors
@@ -62,6 +65,7 @@ class ClientContext: @unchecked Sendable {
                 context.fatalError.withLock { $0 = message }
                 context.hasFatalError.store(true, ordering: .releasing)
                 context.logger.error("Kafka client fatal error", metadata: ["reason": "\(message)"])
+                context.failed(message)
             } else {
                 context.logger.debug("Kafka client error", metadata: ["reason": "\(text)"])
             }

@@ -97,6 +97,17 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var autoCommit: Bool = false
     /// `session.timeout.ms`. Default 45000.
     public var sessionTimeoutMilliseconds: Int = 45_000
+    /// `heartbeat.interval.ms`; nil: librdkafka's default (3000). Keep it well below the session
+    /// timeout (Kafka suggests at most a third of it).
+    public var heartbeatIntervalMilliseconds: Int? = nil
+    /// `group.instance.id`: static group membership (KIP-345). A member that comes back with the
+    /// same id before its session expired takes its own place again — on a coordinator that
+    /// implements KIP-345 (Apache Kafka 2.3+, `tape broker`) with its previous assignment and no
+    /// rebalance of the others. Two members running at the same time must never share one: the
+    /// newer fences the older (FENCED_INSTANCE_ID, a fatal error for the older). librdkafka sends
+    /// no LeaveGroup for a static member on `close()` (see `KafkaConsumer.close(leaveGroup:)`).
+    /// nil (default): dynamic membership.
+    public var groupInstanceID: String? = nil
     /// Messages handed to the application per batch at most. Default 1000.
     public var batchSize: Int = 1000
     /// Batches buffered between librdkafka and the application. Default 8.
@@ -118,6 +129,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             ("enable.auto.commit", autoCommit ? "true" : "false"),
             ("enable.auto.offset.store", "false"),
             ("session.timeout.ms", String(sessionTimeoutMilliseconds)),
-        ]
+        ] + (heartbeatIntervalMilliseconds.map { [("heartbeat.interval.ms", String($0))] } ?? [])
+            + (groupInstanceID.map { [("group.instance.id", $0)] } ?? [])
     }
 }

@@ -8,6 +8,10 @@ public enum RebalanceEvent: Sendable, Hashable {
     case assigned([TopicPartitionOffset])
     case revoked([TopicPartitionOffset])
     case error(String)
+    /// Every partition this member held is lost, without a revocation: the consumer failed
+    /// fatally (for a static member, FENCED_INSTANCE_ID: a newer member took its
+    /// `group.instance.id`). The reason is librdkafka's.
+    case lost(String)
 }
 
 /// An async Kafka consumer over librdkafka: group subscription (names or `^regex` patterns) or
@@ -69,6 +73,9 @@ public final class KafkaConsumer: @unchecked Sendable {
                 context.record(error: reason)
                 context.logger.warning("Kafka consumer error", metadata: ["error": "\(reason)", "code": "\(String(cString: rd_kafka_err2name(m.err)))"])
                 if m.err == RD_KAFKA_RESP_ERR__FATAL {
+                    // A consumer hears of a fatal error here, not through the error callback; the
+                    // assignment is gone without a rebalance callback (see `RebalanceEvent.lost`).
+                    context.failed(reason)
                     let error = KafkaError(code: .fatal, message: "Consumer failed: \(reason)", isFatal: true)
                     channel.finish(throwing: error)
                     packedChannel.finish(throwing: error)
@@ -390,11 +397,43 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
     }
 
+    /// The member id the group coordinator gave this consumer ("" while not in a group).
+    public var memberID: String {
+        guard let raw = rd_kafka_memberid(rk) else { return "" }
+        defer { rd_kafka_mem_free(rk, raw) }
+        return String(cString: raw)
+    }
+
+    /// The fatal error librdkafka raised, if any (for a consumer: typically FENCED_INSTANCE_ID —
+    /// another member took over this one's `group.instance.id`). The consumer is unusable then.
+    public var fatalError: String? {
+        context.hasFatalError.load(ordering: .acquiring) ? context.fatalError.withLock { $0 } : nil
+    }
+
     /// Leaves the group (revoking partitions) and ends `messages`. Commit first if you need to.
-    public func close() {
+    public func close() { close(leaveGroup: false) }
+
+    /// Ends `messages`, leaves the group and closes. A dynamic member always sends LeaveGroup
+    /// (librdkafka does it on close); a static member (`groupInstanceID`) does only with
+    /// `leaveGroup: true` — librdkafka keeps KIP-345's rule that a static member does not leave on
+    /// close, so that a restart gets its partitions back, and until its session expires nobody
+    /// else gets them. With `leaveGroup`, the consumer unsubscribes first (the rebalance handler
+    /// sees the revocation, on the polling thread, as in any rebalance) and waits, at most
+    /// `timeout`, until librdkafka has sent its LeaveGroup (the member id is cleared then);
+    /// closing waits for the answer.
+    public func close(leaveGroup: Bool, timeout: Duration = .seconds(5)) {
         if closed.exchange(true, ordering: .acquiringAndReleasing) { return }
         channel.finish(throwing: nil)
         packedChannel.finish(throwing: nil)
+        // The polling thread keeps serving librdkafka's callbacks (the revocation) until stopped;
+        // with the channels finished it no longer waits for a reader.
+        if leaveGroup && fatalError == nil && !memberID.isEmpty {
+            if rd_kafka_unsubscribe(rk) == RD_KAFKA_RESP_ERR_NO_ERROR {
+                let deadline = ContinuousClock.now + timeout
+                while !memberID.isEmpty && ContinuousClock.now < deadline { usleep(10_000) }
+                if !memberID.isEmpty { context.logger.notice("LeaveGroup not sent before the timeout; closing anyway") }
+            }
+        }
         pollThread.stop { [consumerQueue] in rd_kafka_queue_yield(consumerQueue) }
         rd_kafka_consumer_close(rk)
         context.finish()
@@ -444,6 +483,18 @@ final class ConsumerContext: ClientContext, @unchecked Sendable {
             events.yield(.error(String(cString: rd_kafka_err2str(err))))
         }
     }
+
+    /// A fatal error (for a consumer, FENCED_INSTANCE_ID: a newer member took this one's
+    /// `group.instance.id`) ends the assignment without a rebalance callback from librdkafka: the
+    /// handler hears it as `.lost`, so that it stops output for every partition it held.
+    override func failed(_ message: String) {
+        if lostReported.exchange(true, ordering: .acquiringAndReleasing) { return }
+        fatalError.withLock { if $0 == nil { $0 = message } }
+        hasFatalError.store(true, ordering: .releasing)
+        handle(.lost(message))
+        events.yield(.lost(message))
+    }
+    private let lostReported = Atomic<Bool>(false)
 
     func finish() { events.finish() }
 }

@@ -171,6 +171,18 @@ public final class KafkaProducer: @unchecked Sendable {
         }
     }
 
+    /// The cluster id the brokers report (Metadata v2+), waiting at most `timeout` for it; nil when
+    /// none arrived (no broker answered, or a broker too old to have one).
+    public func clusterID(timeout: Duration = .seconds(5)) async -> String? {
+        nonisolated(unsafe) let rk = self.rk
+        let ms = timeout.librdkafkaMilliseconds
+        return try? await Blocking.run { () -> String? in
+            guard let raw = rd_kafka_clusterid(rk, ms) else { return nil }
+            defer { rd_kafka_mem_free(rk, raw) }
+            return String(cString: raw)
+        }
+    }
+
     /// Waits, blocking the calling thread, until every queued record is delivered or `timeout`
     /// passes; returns whether everything was delivered. For synchronous contexts such as a
     /// consumer's rebalance handler.

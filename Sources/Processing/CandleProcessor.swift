@@ -54,6 +54,51 @@ public struct CandleProcessorConfiguration: Sendable {
     public var progressSeconds: Double? = nil
     /// Print a line to stderr when a partition is taken over or given up. Default true.
     public var announcePartitions = true
+    /// Static group membership (KIP-345): the consumer's `group.instance.id`. A processor that is
+    /// killed and restarted with the same id takes its own place in the group again — with its
+    /// previous partitions and no rebalance on a coordinator that implements KIP-345 — instead of
+    /// joining as a new member that waits until the dead one's session expires. It must differ
+    /// between processors running at the same time (see `ProcessorInstance`). nil (default):
+    /// dynamic membership.
+    public var groupInstanceID: String?
+    /// The group member's session timeout (ms): how long the coordinator waits for a member that
+    /// stopped heartbeating before it gives its partitions to others — and, without static
+    /// membership (or on a coordinator without KIP-345, like librdkafka's mock), how long a
+    /// restarted processor waits. nil: `automaticGroupSettings` for the cluster
+    /// (what `tape process` uses). Default 45000 (librdkafka's).
+    public var sessionTimeoutMilliseconds: Int? = 45_000
+    /// Heartbeat interval (ms); nil: a sixth of the session timeout, 100 to 3000 ms.
+    public var heartbeatIntervalMilliseconds: Int?
+    /// On a graceful stop, leave the group even as a static member, so the others take over the
+    /// partitions at once (librdkafka does not send LeaveGroup for static members on close; then
+    /// they wait until the session expires, or the processor comes back). Default true.
+    public var leaveGroupOnStop = true
+
+    /// The heartbeat interval for a session timeout.
+    public func heartbeatIntervalMilliseconds(session: Int) -> Int {
+        heartbeatIntervalMilliseconds ?? min(3_000, max(100, session / 6))
+    }
+
+    /// The group settings `tape process` picks for a cluster (`sessionTimeoutMilliseconds` nil):
+    ///
+    /// - 6000 ms session, no join delay: the shortest session Apache Kafka accepts by default
+    ///   (`group.min.session.timeout.ms`); with static membership a restart does not wait for it.
+    /// - On librdkafka's mock cluster (cluster id `mockCluster…`, e.g. `tape mock-cluster`): 4000 ms
+    ///   and the first JoinGroup 2500 ms after start. Its coordinator (librdkafka 2.0.2,
+    ///   rdkafka_mock_cgrp.c) ignores `group.instance.id`, so a restarted processor is a new
+    ///   member, and a new member's join waits (session − 1 s) for the others. If that wait ends
+    ///   before the dead member's session expired (checked once a second), the mock elects the
+    ///   dead member — the first one — leader, the group waits for its SyncGroup until the session
+    ///   expires, and the join starts over: about 2 × session. Joining at least 2 s after the
+    ///   crash lets the dead member expire first: 2.5 s after start + 3 s instead of about 2 × 6 s.
+    ///   The session cannot be much shorter: the mock holds a group's first join for 3 s without
+    ///   counting it as activity, so a session below about 4 s expires the joining member itself.
+    public static func automaticGroupSettings(clusterID: String?) -> (sessionMilliseconds: Int, joinDelayMilliseconds: Int, reason: String) {
+        if let clusterID, clusterID.hasPrefix("mockCluster") {
+            return (4_000, 2_500, "librdkafka's mock cluster, which has no static membership: joining 2.5 s after start")
+        }
+        return (6_000, 0, "the shortest Apache Kafka accepts by default")
+    }
 
     public init(kafka: KafkaConfiguration) { self.kafka = kafka }
 
@@ -188,6 +233,7 @@ public final class CandleProcessor: Sendable {
     /// Runs until cancelled (then emits and commits what it has, and leaves the group) or, with
     /// `stopAtOffsets`, until those offsets are reached.
     public func run() async throws {
+        let started = ContinuousClock.now
         if configuration.createOutputTopic { await ensureOutputTopic() }
         let deadLetterTopicSetup = configuration.createOutputTopic ? Task { await self.ensureDeadLetterTopic() } : nil
         defer { deadLetterTopicSetup?.cancel() }
@@ -208,6 +254,25 @@ public final class CandleProcessor: Sendable {
         consumerConfiguration.autoOffsetReset = .earliest
         consumerConfiguration.autoCommit = false
         consumerConfiguration.batchSize = 4_000
+        var membership = (sessionMilliseconds: configuration.sessionTimeoutMilliseconds ?? 0, joinDelayMilliseconds: 0, reason: "as configured")
+        if configuration.sessionTimeoutMilliseconds == nil {
+            membership = CandleProcessorConfiguration.automaticGroupSettings(clusterID: await producer.clusterID(timeout: .seconds(3)))
+        }
+        // A raw -X session.timeout.ms wins over the typed setting (KafkaConfiguration.properties).
+        if let raw = configuration.kafka.properties["session.timeout.ms"], let value = Int(raw) {
+            membership.sessionMilliseconds = value
+            membership.reason = "-X session.timeout.ms"
+        }
+        consumerConfiguration.sessionTimeoutMilliseconds = membership.sessionMilliseconds
+        consumerConfiguration.heartbeatIntervalMilliseconds = configuration.heartbeatIntervalMilliseconds(session: membership.sessionMilliseconds)
+        consumerConfiguration.groupInstanceID = configuration.groupInstanceID
+        if configuration.announcePartitions {
+            let line =
+                "process: group \(configuration.group), "
+                + (configuration.groupInstanceID.map { "static member \($0)" } ?? "dynamic member")
+                + ", session timeout \(membership.sessionMilliseconds) ms (\(membership.reason))\n"
+            FileHandle.standardError.write(Data(line.utf8))
+        }
         // Values packed into one buffer per poll: no key, header or array per record.
         consumerConfiguration.packedValues = true
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
@@ -264,6 +329,11 @@ public final class CandleProcessor: Sendable {
                 if !producer.flushBlocking(timeout: .seconds(60)) {
                     logger.warning("Candles of revoked partitions still undelivered after 60 s", metadata: ["outstanding": "\(producer.outstanding)"])
                 }
+            case .lost(let reason):
+                // Fenced (a newer member holds our group.instance.id) or otherwise failed: nothing
+                // more goes out for any partition; the loop stops on the consumer's error.
+                ownership.revokeAll()
+                logger.warning("The consumer failed; no more output for any partition", metadata: ["reason": "\(reason)"])
             case .error:
                 break
             }
@@ -271,6 +341,7 @@ public final class CandleProcessor: Sendable {
 
         // Fail fast, with the client's one-sentence message, when no broker answers.
         _ = try await consumer.metadata(timeout: .seconds(10))
+        if membership.joinDelayMilliseconds > 0 { try await Task.sleep(until: started + .milliseconds(membership.joinDelayMilliseconds)) }
         try consumer.subscribe([configuration.inputTopic])
         var loop = Loop(
             processor: self, consumer: consumer, replayOffsets: replayOffsets, producer: producer, ownership: ownership,
@@ -296,7 +367,9 @@ public final class CandleProcessor: Sendable {
         }
         markActive(end: true)
         loop.retireAll()
-        consumer.close()
+        // A static member leaves only when asked to (see `leaveGroupOnStop`); after a failure it
+        // does not: a restart takes its place again.
+        consumer.close(leaveGroup: runError == nil && configuration.leaveGroupOnStop)
         replayOffsets.close()
         try? await producer.close(timeout: .seconds(10))
         if let runError { throw runError }
@@ -469,6 +542,10 @@ public final class CandleProcessor: Sendable {
                     }
                 case .error(let message):
                     logger.warning("Rebalance error", metadata: ["error": "\(message)"])
+                case .lost(let reason):
+                    logger.error("Every partition is lost; stopping", metadata: ["reason": "\(reason)"])
+                    for partition in assigned { retire(partition) }
+                    assigned.removeAll()
                 }
             }
         }
@@ -628,15 +705,28 @@ public final class CandleProcessor: Sendable {
             guard !partitions.isEmpty else { return [:] }
             let topic = configuration.inputTopic
             let tps = partitions.map { TopicPartitionOffset(topic: topic, partition: $0, offset: KafkaOffset.invalid) }
-            let emitted = Dictionary(try await consumer.committed(tps).map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
-            let replay = Dictionary(try await replayOffsets.committed(tps).map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            // All at once: the offset lookups travel on the fetch connection of the partition's
+            // leader, where a broker answers them only after the long-polling fetch ahead of them
+            // (up to fetch.wait.max.ms, 500 ms); one after another they added up to seconds.
+            let consumer = self.consumer
+            async let emittedList = consumer.committed(tps)
+            async let replayList = replayOffsets.committed(tps)
             // The first offset still in the log: the first record with a timestamp >= 0 (one request
-            // for all partitions); where that finds none, ask for the watermarks.
-            var firsts = Dictionary(
-                try await consumer.offsets(forTimestamp: 0, partitions: partitions.map { (topic, $0) }).map { ($0.partition, $0.offset) },
-                uniquingKeysWith: { a, _ in a })
+            // for all partitions); where that finds none (an empty partition, or a broker without
+            // timestamp lookups, like the mock), the log start offset (EARLIEST, also one request).
+            let all = partitions.map { (topic, $0) }
+            async let firstList = consumer.offsets(forTimestamp: 0, partitions: all)
+            async let earliestList = consumer.offsets(forTimestamp: KafkaOffset.beginning, partitions: all)
+            let emitted = Dictionary(try await emittedList.map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let replay = Dictionary(try await replayList.map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            var firsts = Dictionary(try await firstList.map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
+            let earliest = Dictionary(try await earliestList.map { ($0.partition, $0.offset) }, uniquingKeysWith: { a, _ in a })
             for partition in partitions where (firsts[partition] ?? -1) < 0 {
-                firsts[partition] = try await consumer.watermarks(topic: topic, partition: partition).low
+                if let low = earliest[partition], low >= 0 {
+                    firsts[partition] = low
+                } else {
+                    firsts[partition] = try await consumer.watermarks(topic: topic, partition: partition).low
+                }
             }
             var out: [Int32: (start: Int64, resumeAt: Int64)] = [:]
             for partition in partitions {
@@ -977,6 +1067,13 @@ final class Ownership: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         for p in partitions { owned[p] = nil }
+    }
+
+    /// Like `revoke`, for every partition.
+    func revokeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        owned.removeAll()
     }
 
     func epoch(of partition: Int32) -> UInt64? {

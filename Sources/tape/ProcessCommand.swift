@@ -76,6 +76,20 @@ struct ProcessCommand: AsyncParsableCommand {
     var progressSeconds: Double = 10
     @Option(name: .customLong("log-level"), help: "Log level on stderr: trace, debug, info, notice, warning, error (default warning; --verbose: trace).")
     var logLevel: String?
+    @Option(
+        name: .customLong("group-instance-id"),
+        help: ArgumentHelp(
+            "Static group membership (KIP-345): a processor killed and restarted with the same id gets its partitions back at once instead of waiting for its old session to expire. Default: tape-process.<host>.<hash of the absolute --db path>.<slot>, the slot held by a lock file beside --db so that processors running side by side differ; 'none': dynamic membership.",
+            valueName: "id|none"))
+    var groupInstanceID: String?
+    @Option(
+        name: .customLong("session-timeout-ms"),
+        help: "How long the group waits for a processor that stopped heartbeating before others get its partitions. Default 6000 (the shortest Apache Kafka accepts by default); on librdkafka's mock cluster, which has no static membership, 4000 and the join 2.5 s after start (docs/processing.md).")
+    var sessionTimeoutMs: Int?
+    @Option(
+        name: .customLong("leave-group-on-stop"),
+        help: "On Ctrl-C/SIGTERM, leave the group so others take over at once (true), or keep the partitions for a restart within the session timeout (false).")
+    var leaveGroupOnStop: Bool = true
 
     func validate() throws {
         _ = try parseIntervals(intervals)
@@ -90,6 +104,12 @@ struct ProcessCommand: AsyncParsableCommand {
         }
         guard !deadLetterTopic.isEmpty else { throw ValidationError("--deadletter-topic must not be empty.") }
         guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive.") }
+        if let id = groupInstanceID, id != "none", !ProcessorInstance.isValidID(id) {
+            throw ValidationError("--group-instance-id must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (Kafka's rule), or 'none'.")
+        }
+        if let sessionTimeoutMs, sessionTimeoutMs < 1 || sessionTimeoutMs > 3_600_000 {
+            throw ValidationError("--session-timeout-ms must be between 1 and 3600000 (brokers accept their own range: Apache Kafka 6000-1800000 by default, tape broker 1000-3600000).")
+        }
     }
 
     func run() async throws {
@@ -111,13 +131,36 @@ struct ProcessCommand: AsyncParsableCommand {
         } catch {
             throw ValidationError("Cannot open the candle history at \(db): \(error). Pass another --db or --no-db.")
         }
+        // Static membership: an explicit id, none, or the default claimed beside the state.
+        configuration.sessionTimeoutMilliseconds = sessionTimeoutMs
+        configuration.leaveGroupOnStop = leaveGroupOnStop
+        var instance: ProcessorInstance?
+        switch groupInstanceID {
+        case "none":
+            configuration.groupInstanceID = nil
+        case let id?:
+            configuration.groupInstanceID = id
+        case nil:
+            do {
+                instance = try ProcessorInstance.claim(statePath: noDB ? nil : db, group: group)
+            } catch {
+                throw ValidationError("\(error) Or pass --group-instance-id ID (or none).")
+            }
+            configuration.groupInstanceID = instance?.id
+        }
+        if let instance { printError("process: group instance id \(instance.id) (slot \(instance.slot), held by \(instance.lockPath))") }
         var logger = kafka.logger("tape.process")
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { logger.logLevel = level }
         let processor = CandleProcessor(configuration: configuration, store: store, logger: logger)
+        defer { withExtendedLifetime(instance) {} }
         do {
             try await runUntilSignalled { try await processor.run() }
         } catch let error as KafkaError {
             printError("tape process: \(error.message)")
+            if error.message.contains("FENCED_INSTANCE_ID") || error.message.contains("same group.instance.id") {
+                printError(
+                    "tape process: another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids.")
+            }
             throw ExitCode(1)
         } catch let error as ProcessingError {
             printError("tape process: \(error.message)")
