@@ -189,6 +189,13 @@ struct UpCommand: AsyncParsableCommand {
         var processing = CandleProcessorConfiguration(kafka: kafka)
         processing.aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals), graceMilliseconds: 5_000, emitIntervalMilliseconds: candleEmitMilliseconds, allowedLatenessMilliseconds: 3_600_000)
         processing.progressSeconds = nil
+        // Static membership, as `tape process` has it: a `tape up --brokers` killed and restarted takes
+        // its partitions back at once instead of waiting out its old session (the session and join
+        // timing are picked for the cluster).
+        processing.sessionTimeoutMilliseconds = nil
+        let instance = try? ProcessorInstance.claim(statePath: dataDir + "/candles.sqlite", group: processing.group)
+        processing.groupInstanceID = instance?.id
+        defer { withExtendedLifetime(instance) {} }
         let store = try CandleStore(path: dataDir + "/candles.sqlite")
         let processor = CandleProcessor(configuration: processing, store: store, logger: Logger(label: "tape.process"))
 
