@@ -133,21 +133,25 @@ public final class CandleProcessor: Sendable {
     private let clock: @Sendable () -> Int64
     private let totals = Mutex(ProcessingCounters())
     private let activity = Mutex<(first: UInt64?, last: UInt64?)>((nil, nil))
-    /// The gap ledger, when `gapsTopic` is set.
+    /// The gap ledger, when `gapsTopic` is set (or one fed by the caller).
     public let gaps: GapFeed?
+    /// True when `run` reads `gapsTopic` itself (false when the caller feeds `gaps`).
+    private let readsGapsTopic: Bool
 
     /// - Parameters:
     ///   - store: where candles are also upserted (nil: topic only).
     ///   - clock: milliseconds since the epoch; injected for tests.
+    ///   - gaps: a gap ledger the caller feeds (then `gapsTopic` is not read by the processor).
     public init(
         configuration: CandleProcessorConfiguration, store: CandleStore? = nil, logger: Logger = Logger(label: "tape.process"),
-        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }, gaps: GapFeed? = nil
     ) {
         self.configuration = configuration
         self.store = store
         self.logger = logger
         self.clock = clock
-        self.gaps = configuration.gapsTopic.map(GapFeed.init(topic:))
+        self.gaps = gaps ?? configuration.gapsTopic.map(GapFeed.init(topic:))
+        self.readsGapsTopic = gaps == nil
     }
 
     /// Seconds from the first record received to the end of the final checkpoint (after `run`).
@@ -237,7 +241,7 @@ public final class CandleProcessor: Sendable {
         if configuration.createOutputTopic { await ensureOutputTopic() }
         let deadLetterTopicSetup = configuration.createOutputTopic ? Task { await self.ensureDeadLetterTopic() } : nil
         defer { deadLetterTopicSetup?.cancel() }
-        let gapReader = gaps.map { feed in
+        let gapReader = (readsGapsTopic ? gaps : nil).map { feed in
             Task { [kafka = configuration.kafka, log = self.logger] in await feed.run(kafka: kafka, logger: log) }
         }
         defer { gapReader?.cancel() }

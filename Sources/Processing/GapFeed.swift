@@ -46,6 +46,11 @@ public final class GapFeed: Sendable {
             }
             return
         }
+        apply(gap)
+    }
+
+    /// Applies one gap (for a caller that reads the topic itself: `tape up` shares the server's reader).
+    public func apply(_ gap: Gap) {
         state.withLock { s in
             s.records += 1
             let previous = s.ledger.apply(gap)

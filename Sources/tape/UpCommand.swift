@@ -197,7 +197,11 @@ struct UpCommand: AsyncParsableCommand {
         processing.groupInstanceID = instance?.id
         defer { withExtendedLifetime(instance) {} }
         let store = try CandleStore(path: dataDir + "/candles.sqlite")
-        let processor = CandleProcessor(configuration: processing, store: store, logger: Logger(label: "tape.process"))
+        // tape.gaps is read once, by the server's reader, which also feeds the processor's ledger
+        // (one librdkafka client fewer: each costs threads and wake-ups on 2 cores).
+        let processorGaps = GapFeed(topic: "tape.gaps")
+        let processor = CandleProcessor(
+            configuration: processing, store: store, logger: Logger(label: "tape.process"), gaps: processorGaps)
 
         // 4. The server: dashboard, REST, /ws, /metrics.
         let (host, port) = try TapeServerConfiguration.parseListenAddress(http)
@@ -210,7 +214,9 @@ struct UpCommand: AsyncParsableCommand {
         let trades = KafkaTradeFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.trades", start: .end, logger: Logger(label: "tape.serve.trades")) { feedStats.setConsumerLag($0) })
         let candles = KafkaCandleFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.candles", start: .end, logger: Logger(label: "tape.serve.candles")) { feedStats.setConsumerLag($0) })
         // tape.gaps from its beginning: the ledger needs every gap's latest state.
-        let gaps = KafkaGapFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.gaps", start: .beginning, logger: Logger(label: "tape.serve.gaps"), quietWhileMissing: true))
+        let gaps = SharedGapFeed(
+            base: KafkaGapFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.gaps", start: .beginning, logger: Logger(label: "tape.serve.gaps"), quietWhileMissing: true)),
+            processor: processorGaps)
         let ingestHolder = IngestHolder()
         let stats = UpStats(ingest: ingestHolder, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
         let probe = UpProbe(
@@ -519,4 +525,25 @@ final class MetricsBridge {
         candles.increment(by: max(0, candlesEmitted - last.candles))
         last.candles = candlesEmitted
     }
+}
+
+/// `tape.gaps` read once in `tape up`: every gap the server's reader yields is also applied to the
+/// processor's ledger.
+struct SharedGapFeed<Base: GapRecordFeed>: GapRecordFeed {
+    typealias Element = Gap
+    let base: Base
+    let processor: GapFeed
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: Base.AsyncIterator
+        let processor: GapFeed
+
+        mutating func next() async throws -> Gap? {
+            let gap = try await inner.next()
+            if let gap { processor.apply(gap) }
+            return gap
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: base.makeAsyncIterator(), processor: processor) }
 }
