@@ -102,5 +102,7 @@ import Testing
         t.observe(market: "X", mark: mark(0, 0))
         t.observe(market: "X", mark: TradeMark(time: 1, id: String(UInt64.max)))
         #expect(t.holes(market: "X").first?.lastMissing == UInt64.max - 1)
+        // A REST page spanning every id (0 and 2^64-1) is judged, not a trap.
+        #expect(t.judge(market: "X", ids: [0, UInt64.max], fullPage: true, maxAttempts: 3).disabled)
     }
 }

@@ -143,7 +143,7 @@ public struct TradeSequenceTracker: Sendable {
     public mutating func judge(market: String, ids: [UInt64], fullPage: Bool, maxAttempts: Int) -> Verdict {
         var verdict = Verdict()
         guard var m = markets[market] else { return verdict }
-        if let oldest = ids.min(), let newest = ids.max(), UInt64(ids.count) != newest - oldest + 1 || Set(ids).count != ids.count {
+        if let oldest = ids.min(), let newest = ids.max(), newest - oldest != UInt64(ids.count - 1) || Set(ids).count != ids.count {
             // REST's own page skips ids: they are not consecutive here. Stop judging this market.
             markets[market] = nil
             disabledMarkets.insert(market)
