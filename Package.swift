@@ -123,6 +123,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The whole pipeline as services in one ServiceGroup (`buildTape`): what `tape up` runs.
+        .target(
+            name: "TapeRuntime",
+            dependencies: [
+                "KafkaClient", "MarketData", "Exchanges", "TapeBroker", "Ingest", "ExchangeSimulator", "Processing", "TapeServer", "TapeMetrics",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "tape",
             dependencies: [
@@ -134,6 +145,7 @@ let package = Package(
                 "ExchangeSimulator",
                 "Processing",
                 "TapeServer",
+                "TapeRuntime",
                 "CTapeMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -206,6 +218,11 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["KafkaClient", "tape", "Processing", "MarketData"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeRuntimeTests",
+            dependencies: ["TapeRuntime", "TapeBroker", "Processing"],
             swiftSettings: strict
         ),
         .testTarget(

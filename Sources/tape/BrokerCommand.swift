@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import TapeBroker
+import TapeRuntime
 
 /// `tape broker`: runs the embedded single-node Kafka-compatible broker.
 struct BrokerCommand: AsyncParsableCommand {
@@ -12,6 +13,14 @@ struct BrokerCommand: AsyncParsableCommand {
 
     enum FsyncPolicyOption: String, ExpressibleByArgument, CaseIterable {
         case always, interval, never
+
+        var policy: FsyncPolicy {
+            switch self {
+            case .always: .always
+            case .interval: .interval(milliseconds: 1000)
+            case .never: .never
+            }
+        }
     }
 
     @Option(help: "Address to listen on, HOST:PORT.")
@@ -107,24 +116,9 @@ struct BrokerCommand: AsyncParsableCommand {
         logger.info("tape broker stopped")
     }
 
-    /// Where topics and committed offsets live, and how to close them on shutdown.
-    struct Stores {
-        var topics: any TopicStore
-        var offsets: any CommittedOffsetStore
-        var close: @Sendable () async -> Void
-    }
-
     /// The durable stores: topics in `LogManager`, committed offsets in its `OffsetStore`.
-    static func buildStores(dataDir: String, fsync: FsyncPolicyOption, logger: Logger, maxPartitions: Int = 10_000) throws -> Stores {
-        let policy: FsyncPolicy
-        switch fsync {
-        case .always: policy = .always
-        case .interval: policy = .interval(milliseconds: 1000)
-        case .never: policy = .never
-        }
-        let manager = try LogManager(
-            configuration: .init(dataDirectory: dataDir, fsyncPolicy: policy, maxPartitions: maxPartitions), logger: logger)
-        return Stores(topics: manager, offsets: DurableCommittedOffsetStore(manager.offsetStore), close: { await manager.shutdown() })
+    static func buildStores(dataDir: String, fsync: FsyncPolicyOption, logger: Logger, maxPartitions: Int = 10_000) throws -> BrokerStage.Stores {
+        try BrokerStage.openStores(dataDirectory: dataDir, fsync: fsync.policy, logger: logger, maxPartitions: maxPartitions)
     }
 }
 

@@ -1,0 +1,111 @@
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TapeBroker
+import TapeMetrics
+
+/// The embedded Kafka broker as a service: bound when built (so the other stages know its address
+/// before anything runs), serving until graceful shutdown, then its files synced and closed. It
+/// reports its socket bytes and connection limits as `tape_broker_*` metrics.
+public final class BrokerStage: Service, Sendable {
+    /// The address clients bootstrap from.
+    public let bootstrapServers: String
+    public let port: Int
+    let server: BoundBrokerServer
+    private let close: @Sendable () async -> Void
+    private let stopped: StageLog
+
+    /// The durable stores: topics in `LogManager`, committed offsets in its `OffsetStore`.
+    public struct Stores: Sendable {
+        public var topics: any TopicStore
+        public var offsets: any CommittedOffsetStore
+        public var close: @Sendable () async -> Void
+    }
+
+    public static func openStores(dataDirectory: String, fsync: FsyncPolicy, logger: Logger, maxPartitions: Int = 10_000) throws -> Stores {
+        let manager = try LogManager(
+            configuration: .init(dataDirectory: dataDirectory, fsyncPolicy: fsync, maxPartitions: maxPartitions), logger: logger)
+        return Stores(topics: manager, offsets: DurableCommittedOffsetStore(manager.offsetStore), close: { await manager.shutdown() })
+    }
+
+    /// Opens the stores under `dataDirectory`, creates `topics` where missing, and binds
+    /// `host:port` (0: any free port). Throws `BrokerStartError` (a sentence) when the address
+    /// cannot be bound.
+    init(
+        dataDirectory: String, host: String, port: Int, fsync: FsyncPolicy, maxConnections: Int, topics: [(name: String, partitions: Int32)],
+        stopped: StageLog
+    ) async throws {
+        let logger = Logger(label: "tape.broker")
+        let stores = try Self.openStores(dataDirectory: dataDirectory, fsync: fsync, logger: logger)
+        do {
+            let existing = Set(stores.topics.topicNames())
+            for topic in topics where !existing.contains(topic.name) {
+                try stores.topics.createTopic(name: topic.name, partitions: topic.partitions, configs: [:])
+            }
+        } catch {
+            await stores.close()
+            throw error
+        }
+        var config = BrokerConfiguration()
+        config.host = host
+        config.port = port
+        config.numPartitions = 3
+        config.maxConnections = maxConnections
+        let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
+        do {
+            server = try await BrokerServer(broker: broker, logger: logger).bind()
+        } catch {
+            await stores.close()
+            throw error
+        }
+        self.port = server.port
+        self.bootstrapServers = "\(host):\(server.port)"
+        self.close = stores.close
+        self.stopped = stopped
+    }
+
+    /// Closes the stores of a broker that never ran (the pipeline could not be built).
+    func closeUnstarted() async { await close() }
+
+    public func run() async throws {
+        let traffic = server.traffic, limits = server.limits
+        let connections = TapeMetrics.brokerConnectionsGauge()
+        defer { stopped.append("broker") }
+        do {
+            try await withMetricsReporter(BrokerCounters()) { c in
+                c.bytesIn.record(total: traffic.bytesIn.load(ordering: .relaxed))
+                c.bytesOut.record(total: traffic.bytesOut.load(ordering: .relaxed))
+                let closed = [
+                    limits.rejected.load(ordering: .relaxed), limits.evicted.load(ordering: .relaxed), limits.idleClosed.load(ordering: .relaxed),
+                    limits.readTimeouts.load(ordering: .relaxed),
+                ]
+                for i in c.closed.indices { c.closed[i].record(total: closed[i]) }
+                connections.record(limits.open.load(ordering: .relaxed))
+            } work: {
+                try await cancelWhenGracefulShutdown { try await self.server.run() }
+            }
+        } catch is CancellationError {
+            // graceful shutdown
+        } catch {
+            await close()
+            throw error
+        }
+        await close()
+    }
+}
+
+/// `tape_broker_bytes_*` and `tape_broker_connections_closed_total{reason}`.
+struct BrokerCounters: Sendable {
+    var bytesIn = DeltaCounter(TapeMetrics.brokerBytesInCounter())
+    var bytesOut = DeltaCounter(TapeMetrics.brokerBytesOutCounter())
+    /// In the order refused, evicted, idle, read-timeout.
+    var closed = ["refused", "evicted", "idle", "read-timeout"].map { DeltaCounter(TapeMetrics.brokerConnectionsClosed(reason: $0)) }
+}
+
+/// The order in which stages stopped (for logs and tests).
+public final class StageLog: Sendable {
+    private let names = Mutex<[String]>([])
+    public init() {}
+    func append(_ name: String) { names.withLock { $0.append(name) } }
+    public var entries: [String] { names.withLock { $0 } }
+}

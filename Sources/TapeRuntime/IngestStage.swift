@@ -1,0 +1,121 @@
+import ExchangeSimulator
+import Exchanges
+import Ingest
+import KafkaClient
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TapeMetrics
+
+/// The built-in exchange simulator as a service (`tape up --offline`): serves its websocket and
+/// REST on loopback until graceful shutdown.
+public final class SimulatorStage: Service, Sendable {
+    public let simulator: PoloniexSimulator
+    private let stopped: StageLog
+
+    init(_ simulator: PoloniexSimulator, stopped: StageLog) {
+        self.simulator = simulator
+        self.stopped = stopped
+    }
+
+    public func run() async throws {
+        defer { stopped.append("simulator") }
+        do {
+            try await cancelWhenGracefulShutdown { try await self.simulator.run() }
+        } catch is CancellationError {}
+    }
+}
+
+/// One venue's ingestion as a service: builds `IngestService` (retrying, with the reason kept for
+/// `/health`, while the exchange cannot be reached), runs it until graceful shutdown, then flushes
+/// what is queued. Reports `tape_frames_in_total`, `tape_trades_in_total`,
+/// `tape_parse_errors_total` and `tape_reconnects_total` for its exchange.
+public final class IngestStage: Service, Sendable {
+    public let configuration: IngestConfiguration
+    /// Words for the exchange in log lines ("Poloniex", "the built-in simulator").
+    let venueDescription: String
+    /// Whether to suggest `--offline` when the exchange cannot be reached.
+    let suggestOffline: Bool
+    private let state = Mutex<(service: IngestService?, startError: String?)>((nil, nil))
+    private let stopped: StageLog
+
+    init(configuration: IngestConfiguration, venueDescription: String, suggestOffline: Bool, stopped: StageLog) {
+        self.configuration = configuration
+        self.venueDescription = venueDescription
+        self.suggestOffline = suggestOffline
+        self.stopped = stopped
+    }
+
+    /// The ingest service once it has started (nil while the exchange cannot be reached).
+    public var service: IngestService? { state.withLock { $0.service } }
+    /// Why the last attempt to start ingestion failed.
+    public var lastStartError: String? { state.withLock { $0.startError } }
+
+    public func run() async throws {
+        defer { stopped.append("ingest:\(configuration.exchange)") }
+        let exchange = configuration.exchange
+        try await withMetricsReporter(IngestCounters(exchange: exchange)) { [weak self] c in
+            guard let s = self?.service?.metrics.connection.snapshot else { return }
+            c.frames.record(total: s.frames)
+            c.trades.record(total: s.trades)
+            c.parseErrors.record(total: s.unparseableFrames)
+            c.reconnects.record(total: s.reconnects)
+        } work: {
+            do {
+                try await cancelWhenGracefulShutdown { try await self.ingest() }
+            } catch is CancellationError {}
+        }
+    }
+
+    private func ingest() async throws {
+        let logger = Logger(label: "tape.ingest")
+        var delay = 5.0
+        while true {
+            try Task.checkCancellation()
+            let service: IngestService
+            do {
+                service = try await IngestService.build(configuration, logger: logger)
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isCancelled { return }
+                state.withLock { $0.startError = "\(error)" }
+                var message = "Cannot start ingestion from \(venueDescription): \(error)."
+                if suggestOffline { message += " If this machine has no internet access, run `tape up --offline` to use the built-in simulator." }
+                logger.warning("\(message) Retrying in \(Int(delay)) s.")
+                try await Task.sleep(for: .seconds(delay))
+                delay = min(delay * 2, 60)
+                continue
+            }
+            state.withLock { $0.service = service }
+            // Runs until cancelled, then flushes what is queued.
+            try await service.run()
+            return
+        }
+    }
+}
+
+/// Creates `topics` where missing (a broker would auto-create them with its own partition count).
+func ensureTopics(kafka: KafkaConfiguration, topics: [(name: String, partitions: Int32)], logger: Logger) async {
+    do {
+        let admin = try KafkaAdmin(configuration: kafka, timeout: .seconds(10), logger: logger)
+        let existing = Set(try await admin.listTopics().map(\.name))
+        for topic in topics where !existing.contains(topic.name) {
+            try await admin.createTopic(topic.name, partitions: topic.partitions)
+        }
+    } catch {
+        logger.warning("Could not create the topics \(topics.map(\.name).joined(separator: ", ")) (\(error)); they will be auto-created if the cluster allows it.")
+    }
+}
+
+/// The connection counters of one exchange as swift-metrics counters.
+struct IngestCounters: Sendable {
+    var frames, trades, parseErrors, reconnects: DeltaCounter
+
+    init(exchange: String) {
+        frames = DeltaCounter(TapeMetrics.framesIn(exchange: exchange))
+        trades = DeltaCounter(TapeMetrics.tradesIn(exchange: exchange))
+        parseErrors = DeltaCounter(TapeMetrics.parseErrors(exchange: exchange))
+        reconnects = DeltaCounter(TapeMetrics.reconnects(exchange: exchange))
+    }
+}

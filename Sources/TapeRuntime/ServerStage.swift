@@ -1,0 +1,177 @@
+import Foundation
+import Ingest
+import Logging
+import MarketData
+import Processing
+import ServiceLifecycle
+import Synchronization
+import TapeServer
+
+/// The HTTP server (dashboard, REST, `/ws`, `/metrics`, `/health`) as a service. On graceful
+/// shutdown it stops accepting and closes its connections; a client that keeps a connection open
+/// (a dashboard's `/ws`) holds the stop up for at most `closeDeadline`.
+public final class ServerStage: Service, Sendable {
+    let application: any Service
+    let closeDeadline: Duration
+    private let boundPort = Mutex<(port: Int?, waiting: [CheckedContinuation<Int?, Never>])>((nil, []))
+    private let stopped: StageLog
+
+    /// Builds the stage around the application `build` returns, given the callback it must call
+    /// with the bound port.
+    init(stopped: StageLog, closeDeadline: Duration = .seconds(3), application build: (@escaping @Sendable (Int) -> Void) -> any Service) {
+        self.closeDeadline = closeDeadline
+        self.stopped = stopped
+        let box = PortBox()
+        application = build { port in box.stage?.bound(port) }
+        box.stage = self
+    }
+
+    /// The port the server listens on, once it does (nil if the stage stopped first).
+    public func port() async -> Int? {
+        await withCheckedContinuation { continuation in
+            let ready: Int?? = boundPort.withLock { state in
+                if let port = state.port { return .some(port) }
+                state.waiting.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    private func bound(_ port: Int?) {
+        let waiting = boundPort.withLock { state -> [CheckedContinuation<Int?, Never>] in
+            if state.port == nil { state.port = port }
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        waiting.forEach { $0.resume(returning: port) }
+    }
+
+    public func run() async throws {
+        defer {
+            stopped.append("server")
+            bound(nil)
+        }
+        let application = self.application, deadline = closeDeadline
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                try await application.run()
+                return true
+            }
+            group.addTask {
+                // After graceful shutdown began, wait `deadline` for the connections to close.
+                try? await gracefulShutdown()
+                try await Task.sleep(for: deadline)
+                return false
+            }
+            _ = try await group.next()
+            group.cancelAll()
+        }
+    }
+}
+
+/// Lets the application's on-bound callback reach the stage built around it.
+private final class PortBox: @unchecked Sendable {  // written once, before the server can run
+    weak var stage: ServerStage?
+}
+
+/// `tape.gaps` read once: every gap the server's reader yields is also applied to the processor's
+/// ledger.
+struct SharedGapFeed<Base: GapRecordFeed>: GapRecordFeed {
+    typealias Element = Gap
+    let base: Base
+    let processor: GapFeed
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: Base.AsyncIterator
+        let processor: GapFeed
+
+        mutating func next() async throws -> Gap? {
+            let gap = try await inner.next()
+            if let gap { processor.apply(gap) }
+            return gap
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: base.makeAsyncIterator(), processor: processor) }
+}
+
+/// `/health`'s view of ingestion: the connection's flags and counters, the producer's.
+struct IngestProbe: PipelineProbe {
+    let ingest: IngestStage
+    let bootstrap: String
+    let endpoint: String
+
+    func sample() -> PipelineSample {
+        guard let service = ingest.service else {
+            return PipelineSample(exchanges: [
+                ExchangeSample(exchange: ingest.configuration.exchange, endpoint: endpoint, started: false, connected: false, trades: 0, lastError: ingest.lastStartError)
+            ])
+        }
+        let c = service.metrics.connection.snapshot
+        let m = service.metrics
+        let enqueued = m.produced.load(ordering: .relaxed) + m.deadLetters.load(ordering: .relaxed)
+        let answered = m.delivered.load(ordering: .relaxed) + m.deliveryFailures.load(ordering: .relaxed)
+        return PipelineSample(
+            exchanges: [
+                ExchangeSample(
+                    exchange: service.adapter.exchange.name, endpoint: service.websocket.description, connected: c.connected, trades: c.trades,
+                    reconnects: c.reconnects, lastError: service.metrics.connection.lastFailure)
+            ],
+            producer: ProducerSample(bootstrap: bootstrap, enqueued: enqueued, acknowledged: answered))
+    }
+}
+
+/// `/api/stats`: the ingest stage's own counters plus what the server sees.
+final class IngestStats: StatsSource {
+    let ingest: IngestStage
+    let feed: FeedStats
+    let exchange: String
+    /// (time, frames, trades) samples of the last few seconds, taken every second by `sample()`:
+    /// rates are measured over them, so the first `/api/stats` call already has one.
+    private let samples = Mutex<[(time: ContinuousClock.Instant, frames: Int, trades: Int)]>([])
+    static let rateWindow: Duration = .seconds(5)
+
+    init(ingest: IngestStage, feed: FeedStats, exchange: String) {
+        self.ingest = ingest
+        self.feed = feed
+        self.exchange = exchange
+    }
+
+    /// Records the ingest counters now (called every second by the status reporter).
+    func sample() {
+        guard let s = ingest.service?.metrics.connection.snapshot else { return }
+        let now = ContinuousClock.now
+        samples.withLock { samples in
+            samples.append((now, s.frames, s.trades))
+            samples.removeAll { now - $0.time > Self.rateWindow + .seconds(1) }
+        }
+    }
+
+    func stats() async -> PipelineStats {
+        var base = await feed.stats()
+        guard let service = ingest.service else {
+            base.exchanges = [ExchangeStats(exchange: exchange, connected: false, tradesPerSecond: 0, tradesTotal: 0)]
+            return base
+        }
+        let s = service.metrics.connection.snapshot
+        let now = ContinuousClock.now
+        // Over the oldest sample still in the window (at least half a second back).
+        let (fps, tps) = samples.withLock { samples -> (Double?, Double) in
+            guard let p = samples.first(where: { now - $0.time <= Self.rateWindow && now - $0.time >= .milliseconds(500) }) else { return (nil, 0) }
+            let dt = (now - p.time).seconds
+            return (Double(s.frames - p.frames) / dt, Double(s.trades - p.trades) / dt)
+        }
+        base.exchanges = [
+            ExchangeStats(
+                exchange: exchange, connected: s.connected, framesPerSecond: fps, tradesPerSecond: tps, tradesTotal: Int64(s.trades),
+                parseErrors: Int64(s.unparseableFrames), reconnects: Int64(s.reconnects), lagMilliseconds: Double(s.lastLagMicros) / 1000)
+        ]
+        return base
+    }
+}
+
+extension Duration {
+    /// This duration in seconds.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,77 @@
+import KafkaClient
+import MarketData
+import TapeBroker
+
+/// Everything `buildTape` needs to run the whole pipeline in one process: `tape up`'s flags as one
+/// value. The defaults are `tape up`'s.
+public struct TapeConfiguration: Sendable {
+    /// Where the embedded broker's log (`kafka/`) and the candle history (`candles.sqlite`) live.
+    public var dataDirectory = "./tape-data"
+    /// The embedded broker's listen address (port 0: any free port). Unused with `externalBrokers`.
+    public var brokerHost = "127.0.0.1"
+    public var brokerPort = 9092
+    /// The embedded broker's fsync policy.
+    public var fsync: FsyncPolicy = .interval(milliseconds: 1000)
+    /// A Kafka cluster to use instead of the embedded broker (bootstrap servers); nil = embedded.
+    public var externalBrokers: String?
+    /// Raw librdkafka properties for every client (`-X key=value`); they win over Tape's own.
+    public var kafkaProperties: [String: String] = [:]
+    /// The dashboard, API and metrics address (port 0: any free port).
+    public var httpHost = "127.0.0.1"
+    public var httpPort = 8080
+    /// Bearer token for the API and WebSocket; nil = none.
+    public var token: String?
+    /// `/health` is degraded after this long without a trade while the exchange is connected.
+    public var staleAfterMilliseconds: Int64 = 60_000
+    /// The exchange to ingest.
+    public var exchange = ExchangeSource.poloniex
+    /// Native symbols to ingest, or `["all"]`.
+    public var symbols = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT", "LTC_USDT"]
+    /// Candle intervals.
+    public var intervals: [CandleInterval] = [.init("1m")!, .init("5m")!, .init("1h")!]
+    /// Candle updates per key at most once per this many ms.
+    public var candleEmitMilliseconds: Int64 = 1_000
+    /// The terminal status line (on a terminal) or a status log line every 30 s (otherwise).
+    public var statusLine = StatusLine.log
+
+    public init() {}
+
+    /// Where trades come from.
+    public enum ExchangeSource: Sendable {
+        /// Poloniex itself (`endpoint`/`rest` nil), or a server speaking its format at those URLs.
+        case live(websocket: String?, rest: String?)
+        /// The built-in, deterministic Poloniex simulator.
+        case simulated(SimulatedExchange)
+
+        public static let poloniex = ExchangeSource.live(websocket: nil, rest: nil)
+
+        public var isSimulated: Bool {
+            if case .simulated = self { return true }
+            return false
+        }
+    }
+
+    /// Settings of the built-in simulator (`tape up --offline`).
+    public struct SimulatedExchange: Sendable {
+        /// Trades per second over all markets.
+        public var rate: Double = 50
+        /// Append every simulated trade (Trade JSON) to this file (tests).
+        public var tradesLog: String?
+        /// How often the simulator sends what it generated; nil = its default (1 ms).
+        public var tickMilliseconds: Int?
+        /// Chance per simulated order that a burst starts; nil = the simulator's default.
+        public var burstProbability: Double?
+
+        public init(rate: Double = 50) { self.rate = rate }
+    }
+
+    /// How the status reporter shows progress.
+    public enum StatusLine: Sendable {
+        /// One line rewritten in place every second (a terminal).
+        case terminal
+        /// A log line every 30 s.
+        case log
+        /// Nothing (tests).
+        case off
+    }
+}

@@ -1,0 +1,203 @@
+import ExchangeSimulator
+import Exchanges
+import Foundation
+import Ingest
+import KafkaClient
+import Logging
+import Processing
+import ServiceLifecycle
+import TapeBroker
+import TapeServer
+
+/// The whole pipeline, built and ready to run: its stages as services in one `ServiceGroup`.
+///
+/// Stages start together and stop in reverse order of `services`: the status reporter, ingestion
+/// (pending trades flushed), the simulator, processing (candles emitted, offsets committed), the
+/// server (connections closed), the broker (files synced). A stage that fails or ends on its own
+/// shuts the rest down gracefully, and `run()` throws its error.
+public struct TapePipeline: Sendable {
+    /// Run this (or `run()`); `triggerGracefulShutdown()` stops it in order.
+    public let group: ServiceGroup
+    /// The stages, in start order.
+    public let services: [any Service]
+    /// Where Kafka clients bootstrap from (the embedded broker, or `externalBrokers`).
+    public let bootstrapServers: String
+    public let broker: BrokerStage?
+    public let simulator: SimulatorStage?
+    public let ingest: IngestStage
+    public let processor: ProcessorStage
+    public let server: ServerStage
+    /// The order in which the stages stopped.
+    public let stopOrder: StageLog
+
+    public func run() async throws { try await group.run() }
+    public func triggerGracefulShutdown() async { await group.triggerGracefulShutdown() }
+}
+
+/// Builds Tape from `configuration`: creates the data directory, binds the embedded broker (unless
+/// `externalBrokers`), builds the simulator (offline), creates Tape's topics, and puts every stage
+/// into one `ServiceGroup`. Adding a stage is writing one `Service` and registering it here.
+///
+/// Bootstrap `LoggingSystem` and `MetricsExporter` before calling it if you want logs and `/metrics`.
+public func buildTape(_ configuration: TapeConfiguration, logger: Logger = Logger(label: "tape.up")) async throws -> TapePipeline {
+    try FileManager.default.createDirectory(atPath: configuration.dataDirectory, withIntermediateDirectories: true)
+    let stopOrder = StageLog()
+
+    // 1. Kafka: the embedded broker, or the cluster given.
+    var kafka = KafkaConfiguration(bootstrapServers: configuration.externalBrokers ?? "", properties: configuration.kafkaProperties)
+    // Take the open-files limit's hard value (before storage sizes its file cache), and share it:
+    // the HTTP server gets an eighth (at most its default cap), the broker's connections what the
+    // descriptor budget leaves after that (docs/limits.md).
+    DescriptorLimit.raiseSoftLimit()
+    let httpConnections = httpConnectionBudget()
+    var broker: BrokerStage?
+    if configuration.externalBrokers == nil {
+        let stage = try await BrokerStage(
+            dataDirectory: configuration.dataDirectory + "/kafka", host: configuration.brokerHost, port: configuration.brokerPort,
+            fsync: configuration.fsync,
+            maxConnections: max(8, DescriptorLimit.connectionBudget(configured: BrokerConfiguration().maxConnections) - httpConnections),
+            topics: tapeTopics, stopped: stopOrder)
+        kafka.bootstrapServers = stage.bootstrapServers
+        broker = stage
+    }
+    do {
+        return try await buildStages(configuration, kafka: kafka, broker: broker, httpConnections: httpConnections, stopOrder: stopOrder, logger: logger)
+    } catch {
+        // Nothing runs yet: close the broker's files.
+        await broker?.closeUnstarted()
+        throw error
+    }
+}
+
+private func buildStages(
+    _ configuration: TapeConfiguration, kafka base: KafkaConfiguration, broker: BrokerStage?, httpConnections: Int, stopOrder: StageLog, logger: Logger
+) async throws -> TapePipeline {
+    let kafka = liveDataKafka(base)
+    let bootstrap = kafka.bootstrapServers
+    if broker == nil { await ensureTopics(kafka: kafka, topics: tapeTopics, logger: logger) }
+
+    // 2. Exchange: the simulator (offline) or Poloniex (or a server speaking its format).
+    var ingest = IngestConfiguration()
+    ingest.kafka = kafka
+    ingest.symbols = configuration.symbols
+    var simulator: SimulatorStage?
+    switch configuration.exchange {
+    case .live(let websocket, let rest):
+        ingest.websocket = websocket
+        ingest.rest = rest
+    case .simulated(let settings):
+        var sim = PoloniexSimulatorConfiguration()
+        sim.rate = settings.rate
+        sim.tradesLog = settings.tradesLog
+        if let p = settings.burstProbability { sim.burstProbability = p }
+        if let ms = settings.tickMilliseconds { sim.tick = .milliseconds(ms) }
+        sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingest.symbols.filter { $0 != "all" })
+        if sim.instruments?.isEmpty == true { sim.instruments = nil }
+        let built = try await PoloniexSimulator.build(sim)
+        simulator = SimulatorStage(built, stopped: stopOrder)
+        ingest.websocket = built.websocketURL
+        ingest.rest = built.restURL
+        // Each run of the simulator is a new market whose ids start above the last run's: the jump
+        // across a restart is no gap (nothing traded while it was down).
+        ingest.resumeGapDetection = false
+        if ingest.symbols == ["all"] || ingest.symbols.isEmpty { ingest.symbols = built.symbols }
+    }
+    let offline = configuration.exchange.isSimulated
+    let ingestStage = IngestStage(
+        configuration: ingest, venueDescription: offline ? "the built-in simulator" : "Poloniex", suggestOffline: !offline, stopped: stopOrder)
+
+    // 3. Processing, with the SQLite history the server reads.
+    var processing = CandleProcessorConfiguration(kafka: kafka)
+    processing.aggregation = CandleAggregatorConfiguration(
+        intervals: configuration.intervals, graceMilliseconds: 5_000, emitIntervalMilliseconds: configuration.candleEmitMilliseconds,
+        allowedLatenessMilliseconds: 3_600_000)
+    processing.progressSeconds = nil
+    // Static membership, as `tape process` has it: a `tape up --brokers` killed and restarted takes
+    // its partitions back at once instead of waiting out its old session (the session and join
+    // timing are picked for the cluster).
+    processing.sessionTimeoutMilliseconds = nil
+    let historyPath = configuration.dataDirectory + "/candles.sqlite"
+    let instance = try? ProcessorInstance.claim(statePath: historyPath, group: processing.group)
+    processing.groupInstanceID = instance?.id
+    let store = try CandleStore(path: historyPath)
+    // tape.gaps is read once, by the server's reader, which also feeds the processor's ledger (one
+    // librdkafka client fewer: each costs threads and wake-ups on 2 cores).
+    let processorGaps = GapFeed(topic: "tape.gaps")
+    let processorStage = ProcessorStage(
+        processor: CandleProcessor(configuration: processing, store: store, logger: Logger(label: "tape.process"), gaps: processorGaps),
+        instance: instance, stopped: stopOrder)
+
+    // 4. The server: dashboard, REST, /ws, /metrics, /health.
+    var serverConfig = TapeServerConfiguration(host: configuration.httpHost, port: configuration.httpPort)
+    serverConfig.limits.maxConnections = httpConnections
+    serverConfig.token = configuration.token
+    serverConfig.health = HealthPolicy(staleAfterMilliseconds: configuration.staleAfterMilliseconds)
+    let state = TapeServerState(configuration: serverConfig)
+    let feedStats = state.feedStats
+    let trades = KafkaTradeFeed(
+        reader: try KafkaTopicReader(kafka: kafka, topic: "tape.trades", start: .end, logger: Logger(label: "tape.serve.trades")) {
+            feedStats.setConsumerLag($0)
+        })
+    let candles = KafkaCandleFeed(
+        reader: try KafkaTopicReader(kafka: kafka, topic: "tape.candles", start: .end, logger: Logger(label: "tape.serve.candles")) {
+            feedStats.setConsumerLag($0)
+        })
+    // tape.gaps from its beginning: the ledger needs every gap's latest state.
+    let gaps = SharedGapFeed(
+        base: KafkaGapFeed(
+            reader: try KafkaTopicReader(
+                kafka: kafka, topic: "tape.gaps", start: .beginning, logger: Logger(label: "tape.serve.gaps"), quietWhileMissing: true)),
+        processor: processorGaps)
+    let stats = IngestStats(ingest: ingestStage, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
+    let probe = IngestProbe(
+        ingest: ingestStage, bootstrap: bootstrap,
+        endpoint: ingest.websocket ?? Venues.adapter(named: "poloniex")?.endpoints.websocket ?? "Poloniex")
+    let server = ServerStage(stopped: stopOrder) { onBound in
+        buildTapeServer(
+            configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, gaps: gaps, pipeline: probe, state: state,
+            logger: Logger(label: "tape.serve")
+        ) { port in onBound(port) }
+    }
+    let status = StatusReporter(ingest: ingestStage, stats: stats, server: state, mode: configuration.statusLine, logger: logger)
+
+    // Start order; graceful shutdown runs in reverse.
+    let stages: [(any Service)?] = [broker, server, processorStage, simulator, ingestStage, status]
+    let services = stages.compactMap { $0 }
+    var groupConfiguration = ServiceGroupConfiguration(
+        services: services.map {
+            .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup)
+        },
+        logger: Logger(label: "tape.up.services"))
+    groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
+    return TapePipeline(
+        group: ServiceGroup(configuration: groupConfiguration), services: services, bootstrapServers: bootstrap, broker: broker,
+        simulator: simulator, ingest: ingestStage, processor: processorStage, server: server, stopOrder: stopOrder)
+}
+
+/// Producer settings for live data, unless `-X` gives them. Producers wait at most 1 ms to batch
+/// (librdkafka's default is 5 ms). 5 ms was most of a trade's way from the exchange to /ws; 0 (send
+/// each record at once) gave the best median but, at 10k trades/s, every record woke librdkafka's,
+/// the broker's and two consumers' threads: `tape bench e2e --steady` at 10k/s, linger 0 → 1 ms:
+/// trade p50/p99 1.4/6–8 → 2.0/3.7–4.0 ms, candle 2.7/8.3–11.9 → 4.2/7.1–7.4 ms (at 1k/s the p50s
+/// rise by ~1 ms, the p99s stay). Small requests leave at once rather than wait for the previous
+/// one's TCP ack (Nagle): `tape bench latency` at 10k records/s, p99 1.3–1.5 → 1.0–1.3 ms.
+func liveDataKafka(_ base: KafkaConfiguration) -> KafkaConfiguration {
+    var kafka = base
+    if kafka.properties["linger.ms"] == nil && kafka.properties["queue.buffering.max.ms"] == nil {
+        kafka.properties["linger.ms"] = "1"
+    }
+    if kafka.properties["socket.nagle.disable"] == nil {
+        kafka.properties["socket.nagle.disable"] = "true"
+    }
+    return kafka
+}
+
+/// The topics ingestion writes, with their partition counts, created before any stage runs (a
+/// broker would auto-create them with its own count).
+let tapeTopics: [(name: String, partitions: Int32)] = [("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1)]
+
+/// HTTP connections `tape up` serves: an eighth of the open-files limit, at most the server's default cap.
+public func httpConnectionBudget() -> Int {
+    let openFiles = DescriptorLimit.current
+    return openFiles == .max ? HTTPLimits().maxConnections : min(HTTPLimits().maxConnections, max(16, openFiles / 8))
+}
