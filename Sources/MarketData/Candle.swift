@@ -147,73 +147,36 @@ public struct Candle: Sendable, Hashable {
 
     /// Appends the DESIGN.md JSON layout (one line, no spaces, fields in schema order).
     public func appendJSON(to out: inout [UInt8]) {
-        JSONWriter.appendRaw("{\"v\":", to: &out)
-        JSONWriter.appendInt(Candle.schemaVersion, to: &out)
-        JSONWriter.appendRaw(",\"exchange\":", to: &out)
-        JSONWriter.appendString(exchange.name, to: &out)
-        JSONWriter.appendRaw(",\"symbol\":", to: &out)
-        JSONWriter.appendString(symbol.rawValue, to: &out)
-        JSONWriter.appendRaw(",\"interval\":", to: &out)
-        JSONWriter.appendString(interval.description, to: &out)
-        JSONWriter.appendRaw(",\"start\":", to: &out)
-        JSONWriter.appendInt(start, to: &out)
-        JSONWriter.appendRaw(",\"end\":", to: &out)
-        JSONWriter.appendInt(end, to: &out)
-        JSONWriter.appendRaw(",\"open\":", to: &out)
-        JSONWriter.appendDecimal(open, to: &out)
-        JSONWriter.appendRaw(",\"high\":", to: &out)
-        JSONWriter.appendDecimal(high, to: &out)
-        JSONWriter.appendRaw(",\"low\":", to: &out)
-        JSONWriter.appendDecimal(low, to: &out)
-        JSONWriter.appendRaw(",\"close\":", to: &out)
-        JSONWriter.appendDecimal(close, to: &out)
-        JSONWriter.appendRaw(",\"volume\":", to: &out)
-        JSONWriter.appendDecimal(volume, to: &out)
-        JSONWriter.appendRaw(",\"quoteVolume\":", to: &out)
-        JSONWriter.appendDecimal(quoteVolume, to: &out)
-        JSONWriter.appendRaw(",\"buyVolume\":", to: &out)
-        JSONWriter.appendDecimal(buyVolume, to: &out)
-        JSONWriter.appendRaw(",\"sellVolume\":", to: &out)
-        JSONWriter.appendDecimal(sellVolume, to: &out)
-        JSONWriter.appendRaw(",\"trades\":", to: &out)
-        JSONWriter.appendInt(trades, to: &out)
+        JSONWriter.appendMember("{\"v\":", Candle.schemaVersion, to: &out)
+        JSONWriter.appendMember(",\"exchange\":", exchange.name, to: &out)
+        JSONWriter.appendMember(",\"symbol\":", symbol.rawValue, to: &out)
+        JSONWriter.appendMember(",\"interval\":", interval.description, to: &out)
+        JSONWriter.appendMember(",\"start\":", start, to: &out)
+        JSONWriter.appendMember(",\"end\":", end, to: &out)
+        JSONWriter.appendMember(",\"open\":", open, to: &out)
+        JSONWriter.appendMember(",\"high\":", high, to: &out)
+        JSONWriter.appendMember(",\"low\":", low, to: &out)
+        JSONWriter.appendMember(",\"close\":", close, to: &out)
+        JSONWriter.appendMember(",\"volume\":", volume, to: &out)
+        JSONWriter.appendMember(",\"quoteVolume\":", quoteVolume, to: &out)
+        JSONWriter.appendMember(",\"buyVolume\":", buyVolume, to: &out)
+        JSONWriter.appendMember(",\"sellVolume\":", sellVolume, to: &out)
+        JSONWriter.appendMember(",\"trades\":", trades, to: &out)
         JSONWriter.appendRaw(",\"vwap\":", to: &out)
         if let vwap {
             JSONWriter.appendDecimal(vwap, to: &out)
         } else {
             JSONWriter.appendRaw("null", to: &out)
         }
-        JSONWriter.appendRaw(",\"revision\":", to: &out)
-        JSONWriter.appendInt(revision, to: &out)
+        JSONWriter.appendMember(",\"revision\":", revision, to: &out)
         JSONWriter.appendRaw(isFinal ? ",\"final\":true" : ",\"final\":false", to: &out)
         JSONWriter.appendRaw(complete ? ",\"complete\":true}" : ",\"complete\":false}", to: &out)
     }
 
-    public var jsonBytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(400)
-        appendJSON(to: &out)
-        return out
-    }
-
-    public var jsonString: String { String(decoding: jsonBytes, as: UTF8.self) }
-
     /// Decodes a candle value; unknown members skipped, all schema fields required (`vwap` may be null).
     /// Decimals may have up to `ExactDecimal.maximumSumDigits` significant digits: volumes are
     /// sums of trade quantities, which may outgrow the 38 digits of one quantity.
-    public init(json bytes: [UInt8]) throws(JSONError) {
-        self = try JSONScanner.withScanner(over: bytes) { (s: inout JSONScanner) throws(JSONError) in
-            try Candle(from: &s)
-        }
-    }
-
-    public init(json text: String) throws(JSONError) {
-        self = try JSONScanner.withScanner(over: text) { (s: inout JSONScanner) throws(JSONError) in
-            try Candle(from: &s)
-        }
-    }
-
-    init(from s: inout JSONScanner) throws(JSONError) {
+    public init(from s: inout JSONScanner) throws(JSONError) {
         let begin = s.position
         var version: Int64?
         var exchange: String?
@@ -295,4 +258,8 @@ public struct Candle: Sendable, Hashable {
             revision: revision, isFinal: isFinal)
         self.complete = complete
     }
+}
+
+extension Candle: JSONRecord {
+    public static var typicalJSONSize: Int { 400 }
 }

@@ -70,56 +70,26 @@ public struct Gap: Sendable, Hashable, CustomStringConvertible {
     }
 
     public func appendJSON(to out: inout [UInt8]) {
-        JSONWriter.appendRaw("{\"v\":", to: &out)
-        JSONWriter.appendInt(Gap.schemaVersion, to: &out)
-        JSONWriter.appendRaw(",\"exchange\":", to: &out)
-        JSONWriter.appendString(exchange.name, to: &out)
-        JSONWriter.appendRaw(",\"symbol\":", to: &out)
-        JSONWriter.appendString(symbol.rawValue, to: &out)
-        JSONWriter.appendRaw(",\"channel\":", to: &out)
-        JSONWriter.appendString(channel.rawValue, to: &out)
-        JSONWriter.appendRaw(",\"from\":", to: &out)
-        JSONWriter.appendInt(from, to: &out)
-        JSONWriter.appendRaw(",\"to\":", to: &out)
-        JSONWriter.appendInt(to, to: &out)
-        JSONWriter.appendRaw(",\"reason\":", to: &out)
-        JSONWriter.appendString(reason, to: &out)
+        JSONWriter.appendMember("{\"v\":", Gap.schemaVersion, to: &out)
+        JSONWriter.appendMember(",\"exchange\":", exchange.name, to: &out)
+        JSONWriter.appendMember(",\"symbol\":", symbol.rawValue, to: &out)
+        JSONWriter.appendMember(",\"channel\":", channel.rawValue, to: &out)
+        JSONWriter.appendMember(",\"from\":", from, to: &out)
+        JSONWriter.appendMember(",\"to\":", to, to: &out)
+        JSONWriter.appendMember(",\"reason\":", reason, to: &out)
         JSONWriter.appendRaw(repaired ? ",\"repaired\":true" : ",\"repaired\":false", to: &out)
         if let missing {
-            JSONWriter.appendRaw(",\"missing\":", to: &out)
-            JSONWriter.appendInt(missing, to: &out)
+            JSONWriter.appendMember(",\"missing\":", missing, to: &out)
         }
         if let detected {
-            JSONWriter.appendRaw(",\"detected\":", to: &out)
-            JSONWriter.appendInt(detected, to: &out)
+            JSONWriter.appendMember(",\"detected\":", detected, to: &out)
         }
         out.append(UInt8(ascii: "}"))
     }
 
-    public var jsonBytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(200)
-        appendJSON(to: &out)
-        return out
-    }
-
-    public var jsonString: String { String(decoding: jsonBytes, as: UTF8.self) }
-
     /// Decodes a gap value; unknown members skipped; `v`, `exchange`, `symbol`, `channel`, `from`,
     /// `to` and `repaired` required (`reason` defaults to empty).
-    public init(json bytes: [UInt8]) throws(JSONError) {
-        self = try JSONScanner.withScanner(over: bytes) { (s: inout JSONScanner) throws(JSONError) in
-            try Gap(from: &s)
-        }
-    }
-
-    public init(json text: String) throws(JSONError) {
-        self = try JSONScanner.withScanner(over: text) { (s: inout JSONScanner) throws(JSONError) in
-            try Gap(from: &s)
-        }
-    }
-
-    init(from s: inout JSONScanner) throws(JSONError) {
+    public init(from s: inout JSONScanner) throws(JSONError) {
         let begin = s.position
         var version: Int64?
         var exchange: String?
@@ -241,4 +211,8 @@ public struct GapLedger: Sendable {
             if open[key]?.isEmpty == true { open[key] = nil }
         }
     }
+}
+
+extension Gap: JSONRecord {
+    public static var typicalJSONSize: Int { 200 }
 }

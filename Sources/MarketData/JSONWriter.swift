@@ -1,4 +1,4 @@
-/// Appends JSON tokens to a UTF-8 byte buffer: the hand-written encoder behind `Trade` and `Candle`.
+/// Appends JSON tokens to a UTF-8 byte buffer: the hand-written encoder behind `Trade`, `Candle` and `Gap`.
 public enum JSONWriter {
     /// Appends `value` as a JSON string (quotes included), escaping `"`, `\` and control bytes.
     @inlinable
@@ -54,6 +54,27 @@ public enum JSONWriter {
             } while magnitude > 0
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[position..<24]))
         }
+    }
+
+    /// Appends a member: `key` verbatim (e.g. `,"time":`), then the integer.
+    @inlinable
+    public static func appendMember(_ key: StaticString, _ value: Int64, to out: inout [UInt8]) {
+        appendRaw(key, to: &out)
+        appendInt(value, to: &out)
+    }
+
+    /// Appends a member: `key` verbatim, then the string (quoted and escaped).
+    @inlinable
+    public static func appendMember(_ key: StaticString, _ value: String, to out: inout [UInt8]) {
+        appendRaw(key, to: &out)
+        appendString(value, to: &out)
+    }
+
+    /// Appends a member: `key` verbatim, then the decimal as a string of its exact text.
+    @inlinable
+    public static func appendMember(_ key: StaticString, _ value: ExactDecimal, to out: inout [UInt8]) {
+        appendRaw(key, to: &out)
+        appendDecimal(value, to: &out)
     }
 
     /// Appends ASCII bytes of a static string verbatim (keys, punctuation).

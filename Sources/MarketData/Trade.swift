@@ -150,58 +150,24 @@ public struct Trade: Sendable, Hashable {
 
     /// Appends the DESIGN.md JSON layout (one line, no spaces, fields in schema order).
     public func appendJSON(to out: inout [UInt8]) {
-        JSONWriter.appendRaw("{\"v\":", to: &out)
-        JSONWriter.appendInt(Trade.schemaVersion, to: &out)
-        JSONWriter.appendRaw(",\"exchange\":", to: &out)
-        JSONWriter.appendString(exchange.name, to: &out)
-        JSONWriter.appendRaw(",\"symbol\":", to: &out)
-        JSONWriter.appendString(symbol.rawValue, to: &out)
-        JSONWriter.appendRaw(",\"nativeSymbol\":", to: &out)
-        JSONWriter.appendString(nativeSymbol, to: &out)
-        JSONWriter.appendRaw(",\"tradeId\":", to: &out)
-        JSONWriter.appendString(tradeId, to: &out)
-        JSONWriter.appendRaw(",\"price\":", to: &out)
-        JSONWriter.appendDecimal(price, to: &out)
-        JSONWriter.appendRaw(",\"quantity\":", to: &out)
-        JSONWriter.appendDecimal(quantity, to: &out)
-        JSONWriter.appendRaw(",\"quoteQuantity\":", to: &out)
-        JSONWriter.appendDecimal(quoteQuantity, to: &out)
+        JSONWriter.appendMember("{\"v\":", Trade.schemaVersion, to: &out)
+        JSONWriter.appendMember(",\"exchange\":", exchange.name, to: &out)
+        JSONWriter.appendMember(",\"symbol\":", symbol.rawValue, to: &out)
+        JSONWriter.appendMember(",\"nativeSymbol\":", nativeSymbol, to: &out)
+        JSONWriter.appendMember(",\"tradeId\":", tradeId, to: &out)
+        JSONWriter.appendMember(",\"price\":", price, to: &out)
+        JSONWriter.appendMember(",\"quantity\":", quantity, to: &out)
+        JSONWriter.appendMember(",\"quoteQuantity\":", quoteQuantity, to: &out)
         JSONWriter.appendRaw(side == .buy ? ",\"side\":\"buy\"" : ",\"side\":\"sell\"", to: &out)
-        JSONWriter.appendRaw(",\"time\":", to: &out)
-        JSONWriter.appendInt(time, to: &out)
-        JSONWriter.appendRaw(",\"receivedAt\":", to: &out)
-        JSONWriter.appendInt(receivedAt, to: &out)
+        JSONWriter.appendMember(",\"time\":", time, to: &out)
+        JSONWriter.appendMember(",\"receivedAt\":", receivedAt, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
-    /// The JSON value as UTF-8 bytes.
-    public var jsonBytes: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        appendJSON(to: &out)
-        return out
-    }
-
-    /// The JSON value as a string.
-    public var jsonString: String { String(decoding: jsonBytes, as: UTF8.self) }
-
     /// Decodes a trade value. Unknown members are skipped; every schema field is required;
-    /// `v` must be 1; decimals may be strings (as written) or plain JSON numbers.
-    public init(json bytes: [UInt8]) throws(JSONError) {
-        self = try JSONScanner.withScanner(over: bytes) { (s: inout JSONScanner) throws(JSONError) in
-            try Trade(from: &s)
-        }
-    }
-
-    /// Decodes a trade value from a string.
-    public init(json text: String) throws(JSONError) {
-        self = try JSONScanner.withScanner(over: text) { (s: inout JSONScanner) throws(JSONError) in
-            try Trade(from: &s)
-        }
-    }
-
-    /// Decodes one trade object from the scanner, then requires the input to end.
-    init(from s: inout JSONScanner) throws(JSONError) {
+    /// `v` must be 1; decimals may be strings (as written) or plain JSON numbers. Reads one object
+    /// from the scanner, then requires the input to end.
+    public init(from s: inout JSONScanner) throws(JSONError) {
         let start = s.position
         var version: Int64?
         var exchange: String?
@@ -270,4 +236,8 @@ public struct Trade: Sendable, Hashable {
             tradeId: tradeId, price: price, quantity: quantity, quoteQuantity: quoteQuantity, side: side,
             time: time, receivedAt: receivedAt)
     }
+}
+
+extension Trade: JSONRecord {
+    public static var typicalJSONSize: Int { 256 }
 }
