@@ -15,14 +15,7 @@ public struct ListOffsetsRequest: KafkaRequestMessage {
             self.timestamp = timestamp
         }
     }
-    public struct Topic: Sendable, Equatable {
-        public var name: String
-        public var partitions: [Partition]
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+    public typealias Topic = TopicPartitions<Partition>
     public var replicaId: Int32 = -1
     public var isolationLevel: Int8 = 0
     public var topics: [Topic]
@@ -33,16 +26,12 @@ public struct ListOffsetsRequest: KafkaRequestMessage {
         let replica = try buffer.decodeInt32()
         let isolation = version >= 2 ? try buffer.decodeInt8() : 0
         var r = Self(
-            topics: try buffer.decodeArray { b in
-                Topic(
-                    name: try b.decodeString(),
-                    partitions: try b.decodeArray { b in
-                        let index = try b.decodeInt32()
-                        let epoch = version >= 4 ? try b.decodeInt32() : -1
-                        let ts = try b.decodeInt64()
-                        if version == 0 { _ = try b.decodeInt32() }  // max_num_offsets
-                        return Partition(partitionIndex: index, currentLeaderEpoch: epoch, timestamp: ts)
-                    })
+            topics: try buffer.decodeTopics { b in
+                let index = try b.decodeInt32()
+                let epoch = version >= 4 ? try b.decodeInt32() : -1
+                let ts = try b.decodeInt64()
+                if version == 0 { _ = try b.decodeInt32() }  // max_num_offsets
+                return Partition(partitionIndex: index, currentLeaderEpoch: epoch, timestamp: ts)
             })
         r.replicaId = replica
         r.isolationLevel = isolation
@@ -52,14 +41,11 @@ public struct ListOffsetsRequest: KafkaRequestMessage {
     public func encode(into buffer: inout ByteBuffer, version: Int16) {
         buffer.encodeInt32(replicaId)
         if version >= 2 { buffer.encodeInt8(isolationLevel) }
-        buffer.encodeArray(topics) { b, t in
-            b.encodeString(t.name)
-            b.encodeArray(t.partitions) { b, p in
-                b.encodeInt32(p.partitionIndex)
-                if version >= 4 { b.encodeInt32(p.currentLeaderEpoch) }
-                b.encodeInt64(p.timestamp)
-                if version == 0 { b.encodeInt32(1) }
-            }
+        buffer.encodeTopics(topics) { b, p in
+            b.encodeInt32(p.partitionIndex)
+            if version >= 4 { b.encodeInt32(p.currentLeaderEpoch) }
+            b.encodeInt64(p.timestamp)
+            if version == 0 { b.encodeInt32(1) }
         }
     }
 }
@@ -80,29 +66,19 @@ public struct ListOffsetsResponse: KafkaResponseMessage, Equatable {
             self.leaderEpoch = leaderEpoch
         }
     }
-    public struct Topic: Sendable, Equatable {
-        public var name: String
-        public var partitions: [Partition]
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+    public typealias Topic = TopicPartitions<Partition>
     public var throttleTimeMs: Int32 = 0
     public var topics: [Topic]
     public init(topics: [Topic]) { self.topics = topics }
 
     public func encode(into buffer: inout ByteBuffer, version: Int16) {
         if version >= 2 { buffer.encodeInt32(throttleTimeMs) }
-        buffer.encodeArray(topics) { b, t in
-            b.encodeString(t.name)
-            b.encodeArray(t.partitions) { b, p in
-                b.encodeInt32(p.partitionIndex)
-                b.encodeErrorCode(p.errorCode)
-                b.encodeInt64(p.timestamp)
-                b.encodeInt64(p.offset)
-                if version >= 4 { b.encodeInt32(p.leaderEpoch) }
-            }
+        buffer.encodeTopics(topics) { b, p in
+            b.encodeInt32(p.partitionIndex)
+            b.encodeErrorCode(p.errorCode)
+            b.encodeInt64(p.timestamp)
+            b.encodeInt64(p.offset)
+            if version >= 4 { b.encodeInt32(p.leaderEpoch) }
         }
     }
 }

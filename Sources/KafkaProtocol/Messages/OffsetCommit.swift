@@ -15,14 +15,7 @@ public struct OffsetCommitRequest: KafkaRequestMessage {
             self.committedMetadata = committedMetadata
         }
     }
-    public struct Topic: Sendable, Equatable {
-        public var name: String
-        public var partitions: [Partition]
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+    public typealias Topic = TopicPartitions<Partition>
     public var groupId: String
     public var generationId: Int32
     public var memberId: String
@@ -44,16 +37,12 @@ public struct OffsetCommitRequest: KafkaRequestMessage {
         let member = version >= 1 ? try buffer.decodeString() : ""
         let instance = version >= 7 ? try buffer.decodeNullableString() : nil
         let retention = (2...4).contains(version) ? try buffer.decodeInt64() : -1
-        let topics = try buffer.decodeArray { b in
-            Topic(
-                name: try b.decodeString(),
-                partitions: try b.decodeArray { b in
-                    let index = try b.decodeInt32()
-                    let offset = try b.decodeInt64()
-                    let epoch = version >= 6 ? try b.decodeInt32() : -1
-                    if version == 1 { _ = try b.decodeInt64() }  // commit_timestamp
-                    return Partition(partitionIndex: index, committedOffset: offset, committedLeaderEpoch: epoch, committedMetadata: try b.decodeNullableString())
-                })
+        let topics = try buffer.decodeTopics { b in
+            let index = try b.decodeInt32()
+            let offset = try b.decodeInt64()
+            let epoch = version >= 6 ? try b.decodeInt32() : -1
+            if version == 1 { _ = try b.decodeInt64() }  // commit_timestamp
+            return Partition(partitionIndex: index, committedOffset: offset, committedLeaderEpoch: epoch, committedMetadata: try b.decodeNullableString())
         }
         var r = Self(groupId: group, generationId: generation, memberId: member, groupInstanceId: instance, topics: topics)
         r.retentionTimeMs = retention
@@ -68,15 +57,12 @@ public struct OffsetCommitRequest: KafkaRequestMessage {
         }
         if version >= 7 { buffer.encodeNullableString(groupInstanceId) }
         if (2...4).contains(version) { buffer.encodeInt64(retentionTimeMs) }
-        buffer.encodeArray(topics) { b, t in
-            b.encodeString(t.name)
-            b.encodeArray(t.partitions) { b, p in
-                b.encodeInt32(p.partitionIndex)
-                b.encodeInt64(p.committedOffset)
-                if version >= 6 { b.encodeInt32(p.committedLeaderEpoch) }
-                if version == 1 { b.encodeInt64(-1) }
-                b.encodeNullableString(p.committedMetadata)
-            }
+        buffer.encodeTopics(topics) { b, p in
+            b.encodeInt32(p.partitionIndex)
+            b.encodeInt64(p.committedOffset)
+            if version >= 6 { b.encodeInt32(p.committedLeaderEpoch) }
+            if version == 1 { b.encodeInt64(-1) }
+            b.encodeNullableString(p.committedMetadata)
         }
     }
 }
@@ -91,26 +77,16 @@ public struct OffsetCommitResponse: KafkaResponseMessage, Equatable {
             self.errorCode = errorCode
         }
     }
-    public struct Topic: Sendable, Equatable {
-        public var name: String
-        public var partitions: [Partition]
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+    public typealias Topic = TopicPartitions<Partition>
     public var throttleTimeMs: Int32 = 0
     public var topics: [Topic]
     public init(topics: [Topic]) { self.topics = topics }
 
     public func encode(into buffer: inout ByteBuffer, version: Int16) {
         if version >= 3 { buffer.encodeInt32(throttleTimeMs) }
-        buffer.encodeArray(topics) { b, t in
-            b.encodeString(t.name)
-            b.encodeArray(t.partitions) { b, p in
-                b.encodeInt32(p.partitionIndex)
-                b.encodeErrorCode(p.errorCode)
-            }
+        buffer.encodeTopics(topics) { b, p in
+            b.encodeInt32(p.partitionIndex)
+            b.encodeErrorCode(p.errorCode)
         }
     }
 }

@@ -50,14 +50,7 @@ public struct OffsetFetchResponse: KafkaResponseMessage, Equatable {
             self.errorCode = errorCode
         }
     }
-    public struct Topic: Sendable, Equatable {
-        public var name: String
-        public var partitions: [Partition]
-        public init(name: String, partitions: [Partition]) {
-            self.name = name
-            self.partitions = partitions
-        }
-    }
+    public typealias Topic = TopicPartitions<Partition>
     public var throttleTimeMs: Int32 = 0
     public var topics: [Topic]
     public var errorCode: ErrorCode
@@ -68,15 +61,12 @@ public struct OffsetFetchResponse: KafkaResponseMessage, Equatable {
 
     public func encode(into buffer: inout ByteBuffer, version: Int16) {
         if version >= 3 { buffer.encodeInt32(throttleTimeMs) }
-        buffer.encodeArray(topics) { b, t in
-            b.encodeString(t.name)
-            b.encodeArray(t.partitions) { b, p in
-                b.encodeInt32(p.partitionIndex)
-                b.encodeInt64(p.committedOffset)
-                if version >= 5 { b.encodeInt32(p.committedLeaderEpoch) }
-                b.encodeNullableString(p.metadata)
-                b.encodeErrorCode(p.errorCode)
-            }
+        buffer.encodeTopics(topics) { b, p in
+            b.encodeInt32(p.partitionIndex)
+            b.encodeInt64(p.committedOffset)
+            if version >= 5 { b.encodeInt32(p.committedLeaderEpoch) }
+            b.encodeNullableString(p.metadata)
+            b.encodeErrorCode(p.errorCode)
         }
         if version >= 2 { buffer.encodeErrorCode(errorCode) }
     }
