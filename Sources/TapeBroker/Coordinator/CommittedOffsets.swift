@@ -24,8 +24,8 @@ public struct CommittedOffset: Sendable, Equatable {
     }
 }
 
-/// Where committed consumer-group offsets live. The in-memory one serves tests and the
-/// broker until the durable store (Storage/OffsetStore) is plugged in behind this protocol.
+/// Where committed consumer-group offsets live: `DurableCommittedOffsetStore` (over the
+/// storage's `OffsetStore`) in `tape broker`, `InMemoryCommittedOffsetStore` in unit tests.
 public protocol CommittedOffsetStore: Sendable {
     /// Records the offsets; when it returns they are as durable as the store promises
     /// (a durable store may share one fsync among concurrent commits).

@@ -4,8 +4,8 @@ import KafkaProtocol
 ///
 /// Events (`join`, `sync`, `heartbeat`, `leave`, `tick`) are mutating functions that take the
 /// current time in milliseconds (from an injected clock) and return `Action`s: the answers to
-/// JoinGroup/SyncGroup requests that were parked while the group rebalanced. The broker carries
-/// the actions out; nothing here touches a socket or a clock.
+/// JoinGroup/SyncGroup requests that were parked while the group rebalanced. `GroupCoordinator`
+/// holds the groups and the broker carries the actions out; nothing here touches a socket or a clock.
 public struct ConsumerGroup: Sendable {
     public typealias RequestID = UInt64
 

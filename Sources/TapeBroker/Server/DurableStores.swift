@@ -1,4 +1,4 @@
-/// The storage engineer's `LogManager` already has the `TopicStore` shape.
+/// The durable `TopicStore`: `LogManager` implements every requirement itself.
 extension LogManager: TopicStore {}
 
 /// Committed offsets in the durable `OffsetStore` (same file, same fsync policy as the data).

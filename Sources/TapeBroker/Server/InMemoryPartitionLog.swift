@@ -1,7 +1,7 @@
 import NIOConcurrencyHelpers
 
-/// A `PartitionLog` kept in memory: the stand-in engine for unit tests and for the broker
-/// until the durable `Log` is plugged in. Thread-safe.
+/// A `PartitionLog` kept in memory (lost on restart), for unit tests and brokers that need no
+/// durability; `tape broker` serves the durable `Log`. Thread-safe.
 public final class InMemoryPartitionLog: PartitionLog {
     private struct StoredBatch {
         var baseOffset: Int64

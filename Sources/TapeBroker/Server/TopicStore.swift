@@ -23,8 +23,8 @@ public struct TopicStoreError: Error, Sendable, Equatable, CustomStringConvertib
 }
 
 /// The broker's view of topics: which exist, their partition logs and configs, and when
-/// appended data is durable. The in-memory store serves tests and the broker until the
-/// durable LogManager (Storage/) is adapted to this protocol.
+/// appended data is durable. `tape broker` uses the durable `LogManager` (Storage/);
+/// `InMemoryTopicStore` serves unit tests.
 public protocol TopicStore: Sendable {
     func topicNames() -> [String]
     /// The topic's partition logs, index = partition number; nil if the topic does not exist.
