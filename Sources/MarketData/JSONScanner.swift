@@ -489,30 +489,3 @@ public struct JSONScanner {
         }
     }
 }
-
-extension JSONScanner {
-    /// Runs `body` with a scanner over a string's UTF-8 bytes.
-    public static func withScanner<R>(
-        over text: String,
-        _ body: (inout JSONScanner) throws(JSONError) -> R
-    ) throws(JSONError) -> R {
-        var copy = text
-        let result: Result<R, JSONError> = copy.withUTF8 { buffer in
-            var scanner = JSONScanner(buffer)
-            return Result { () throws(JSONError) -> R in try body(&scanner) }
-        }
-        return try result.get()
-    }
-
-    /// Runs `body` with a scanner over bytes.
-    public static func withScanner<R>(
-        over bytes: [UInt8],
-        _ body: (inout JSONScanner) throws(JSONError) -> R
-    ) throws(JSONError) -> R {
-        let result: Result<R, JSONError> = bytes.withUnsafeBufferPointer { buffer in
-            var scanner = JSONScanner(buffer)
-            return Result { () throws(JSONError) -> R in try body(&scanner) }
-        }
-        return try result.get()
-    }
-}
