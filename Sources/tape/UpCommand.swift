@@ -149,11 +149,10 @@ struct UpCommand: AsyncParsableCommand {
         // best median but, at 10k trades/s, every record woke librdkafka's, the broker's and two
         // consumers' threads: `tape bench e2e --steady` at 10k/s, linger 0 → 1 ms: trade p50/p99
         // 1.4/6–8 → 2.0/3.7–4.0 ms, candle 2.7/8.3–11.9 → 4.2/7.1–7.4 ms (at 1k/s the p50s rise
-        // by ~1 ms, the p99s stay). `-X linger.ms=N` overrides it.
+        // by ~1 ms, the p99s stay). Set as the producers' typed linger below; `-X linger.ms=N`
+        // overrides it (raw properties are applied after typed fields).
+        let lingerMilliseconds: Double = 1
         var kafka = kafka
-        if kafka.properties["linger.ms"] == nil && kafka.properties["queue.buffering.max.ms"] == nil {
-            kafka.properties["linger.ms"] = "1"
-        }
         // Small requests leave at once rather than wait for the previous one's TCP ack (Nagle):
         // `tape bench latency` at 10k records/s, p99 1.3–1.5 → 1.0–1.3 ms. `-X` overrides it.
         if kafka.properties["socket.nagle.disable"] == nil {
@@ -164,6 +163,7 @@ struct UpCommand: AsyncParsableCommand {
         var simulatorBuilt: PoloniexSimulator?
         var ingestConfig = IngestConfiguration()
         ingestConfig.kafka = kafka
+        ingestConfig.lingerMilliseconds = lingerMilliseconds
         ingestConfig.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         ingestConfig.websocket = endpoint
         ingestConfig.rest = restEndpoint
@@ -189,6 +189,7 @@ struct UpCommand: AsyncParsableCommand {
         var processing = CandleProcessorConfiguration(kafka: kafka)
         processing.aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals), graceMilliseconds: 5_000, emitIntervalMilliseconds: candleEmitMilliseconds, allowedLatenessMilliseconds: 3_600_000)
         processing.progressSeconds = nil
+        processing.lingerMilliseconds = lingerMilliseconds
         // Static membership, as `tape process` has it: a `tape up --brokers` killed and restarted takes
         // its partitions back at once instead of waiting out its old session (the session and join
         // timing are picked for the cluster).
@@ -201,7 +202,8 @@ struct UpCommand: AsyncParsableCommand {
         // (one librdkafka client fewer: each costs threads and wake-ups on 2 cores).
         let processorGaps = GapFeed(topic: "tape.gaps")
         let processor = CandleProcessor(
-            configuration: processing, store: store, logger: Logger(label: "tape.process"), gaps: processorGaps)
+            configuration: processing, store: store, logger: Logger(label: "tape.process"),
+            console: consoleLogger("tape.process", prefix: "process: "), gaps: processorGaps)
 
         // 4. The server: dashboard, REST, /ws, /metrics.
         let (host, port) = try TapeServerConfiguration.parseListenAddress(http)
