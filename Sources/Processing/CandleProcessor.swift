@@ -56,6 +56,7 @@ public final class CandleProcessor: Sendable {
         }
     }
 
+    /// Notes the first record received (`end` false) or the end of the final checkpoint.
     func markActive(end: Bool) {
         let now = DispatchTime.now().uptimeNanoseconds
         activity.withLock { a in
@@ -63,8 +64,8 @@ public final class CandleProcessor: Sendable {
         }
     }
 
-    /// Counters over all partitions this instance has processed (live partitions as of the last
-    /// checkpoint): trades, duplicates, late trades, trades dropped as too late, rejected records,
+    /// Counters over all partitions this instance has processed (partitions still held: as of the
+    /// last checkpoint, progress line or rebalance): trades, duplicates, late trades, trades dropped as too late, rejected records,
     /// candle updates, dead letters. For metrics.
     public var counters: ProcessingCounters {
         var c = totals.withLock { $0 } + live.withLock { $0 }
@@ -92,6 +93,7 @@ public final class CandleProcessor: Sendable {
         }
     }
 
+    /// The counters of the partitions held now (see `counters`).
     private let live = Mutex(ProcessingCounters())
 
     func publishLive(_ counters: ProcessingCounters) {
@@ -128,8 +130,10 @@ public final class CandleProcessor: Sendable {
         }
     }
 
-    /// Runs until cancelled (then emits and commits what it has, and leaves the group) or, with
-    /// `stopAtOffsets`, until those offsets are reached.
+    /// Runs until cancelled (then emits and commits what it has, and leaves the group unless
+    /// `leaveGroupOnStop` is false) or, with `stopAtOffsets`, until those offsets are reached (the
+    /// same final checkpoint). On an error (a candle not delivered, the consumer failed or fenced)
+    /// it stops without a final checkpoint and without leaving the group, and throws it.
     public func run() async throws {
         let started = ContinuousClock.now
         if configuration.createOutputTopic { await ensureOutputTopic() }
@@ -266,6 +270,7 @@ public final class CandleProcessor: Sendable {
         if let runError { throw runError }
     }
 
+    /// Adds the counters of a partition no longer held to the totals.
     func add(_ counters: ProcessingCounters) {
         totals.withLock { $0 = $0 + counters }
     }
