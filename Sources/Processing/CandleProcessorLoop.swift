@@ -231,9 +231,9 @@ struct CandleProcessorLoop {
 
     /// An emission of every changed window, and a commit when one is due (see the state machine).
     mutating func checkpoint(final: Bool) async throws {
-        let now = processor.clock()
+        try await execute(machine.checkpointDue(now: processor.clock(), final: final))
         let commitInFlight = pendingCommit.map { !$0.done.withLock { $0 } } ?? false
-        try await execute(machine.checkpointDue(now: now, final: final, commitInFlight: commitInFlight))
+        try await execute(machine.checkpointProduced(commitInFlight: commitInFlight))
     }
 
     /// Waits for a commit running in the background; returns its error, if it failed.

@@ -26,8 +26,9 @@ import MarketData
 ///   jump is accepted;
 /// - every output (`produce`, `deadLetter`, `commit`) carries the assignment epoch its state was
 ///   built under: the driver lets it out only while the partition is still owned under that epoch;
-/// - candles are emitted every emit interval, but committed (`commit`) only every commit interval,
-///   one commit at a time (a commit still running defers the next one, except the final one);
+/// - candles are emitted every emit interval, but committed (`commit`, once they are queued) only
+///   every commit interval, one commit at a time (a commit still running defers the next one to the
+///   next checkpoint, except the final one);
 /// - after `outputFailed` or `partitionsLost` nothing more goes out.
 struct CandleProcessorStateMachine: Sendable {
     struct Configuration: Sendable {
@@ -153,6 +154,8 @@ struct CandleProcessorStateMachine: Sendable {
     private var badRecordsLogged = 0
     /// After a failed output nothing more goes out.
     private(set) var hasFailed = false
+    /// The commit of the last checkpoint, until its candles are queued (`checkpointProduced`).
+    private var preparedCommit: (commit: Commit, now: Int64)?
 
     init(configuration: Configuration, now: Int64) {
         self.configuration = configuration
@@ -429,12 +432,13 @@ struct CandleProcessorStateMachine: Sendable {
         return actions
     }
 
-    /// An emission: every changed window goes out, and, when `final` or the commit interval has
-    /// passed and no earlier commit is still running (`commitInFlight`), a `commit` of the points
-    /// that hold once those candles are acknowledged. Partitions still replaying take no part.
-    mutating func checkpointDue(now: Int64, final: Bool, commitInFlight: Bool) -> [Action] {
+    /// An emission: every changed window goes out (`produce`). When `final` or the commit interval
+    /// has passed, the points that hold once those candles are acknowledged are kept for
+    /// `checkpointProduced`. Partitions still replaying take no part in them.
+    mutating func checkpointDue(now: Int64, final: Bool) -> [Action] {
         lastCheckpoint = now
         changedSinceCheckpoint = false
+        preparedCommit = nil
         guard !hasFailed else { return [] }
         var actions: [Action] = []
         var commit = Commit(emittedThrough: [], replayFrom: [], epochs: [:], final: final)
@@ -450,13 +454,19 @@ struct CandleProcessorStateMachine: Sendable {
         }
         actions.append(.publishCounters(liveCounters))
         // Emitted; made durable and committed only every commit interval.
-        if !final && now - lastCommit < configuration.commitIntervalMilliseconds { return actions }
-        // One commit at a time, in order. The previous one still running: try again at the next
-        // checkpoint (its points are older, so nothing is lost by waiting).
-        if !final && commitInFlight { return actions }
-        lastCommit = now
-        actions.append(.commit(commit))
+        if final || now - lastCommit >= configuration.commitIntervalMilliseconds { preparedCommit = (commit, now) }
         return actions
+    }
+
+    /// The candles of the last `checkpointDue` are queued: its `commit`, if one is due — unless an
+    /// earlier commit is still running (`commitInFlight`) and this is not the final checkpoint;
+    /// then the next checkpoint tries again (its points are newer, so nothing is lost by waiting).
+    mutating func checkpointProduced(commitInFlight: Bool) -> [Action] {
+        guard let prepared = preparedCommit, !hasFailed else { return [] }
+        preparedCommit = nil
+        if !prepared.commit.final && commitInFlight { return [] }
+        lastCommit = prepared.now
+        return [.commit(prepared.commit)]
     }
 
     /// A progress line was shown; returns the trades per second since the previous one.

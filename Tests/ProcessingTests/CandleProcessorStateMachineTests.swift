@@ -68,6 +68,11 @@ private func commits(_ actions: [Machine.Action]) -> [Machine.Commit] {
     }
 }
 
+/// A checkpoint as the driver runs it: its candles, then (once they are queued) its commit.
+private func emitAndCommit(_ machine: inout Machine, now: Int64, final: Bool, commitInFlight: Bool) -> [Machine.Action] {
+    machine.checkpointDue(now: now, final: final) + machine.checkpointProduced(commitInFlight: commitInFlight)
+}
+
 /// Whether an action retires `partition` (any partition: nil).
 private func isRetirement(of partition: Int32?) -> (Machine.Action) -> Bool {
     { action in
@@ -111,14 +116,14 @@ struct CandleProcessorStateMachineTests {
         #expect(replayed == [])
         #expect(m.partitions[0] == .running(epoch: 7))
         #expect(m.aggregators[0]?.isSuppressing == true)
-        var checkpoint = m.checkpointDue(now: 1_000, final: false, commitInFlight: false)
+        var checkpoint = emitAndCommit(&m, now: 1_000, final: false, commitInFlight: false)
         #expect(produced(checkpoint).isEmpty)
         #expect(commits(checkpoint) == [Machine.Commit(emittedThrough: [], replayFrom: [], epochs: [0: 7], final: false)])
 
         // From the emitted offset on, the window goes out with every replayed trade in it.
         let fresh = handled(deliver(&m, trades(9...12)))
         #expect(fresh == [])
-        checkpoint = m.checkpointDue(now: 2_000, final: false, commitInFlight: false)
+        checkpoint = emitAndCommit(&m, now: 2_000, final: false, commitInFlight: false)
         let out = produced(checkpoint)
         #expect(out.count == 1)
         #expect(out.first?.partition == 0 && out.first?.epoch == 7)
@@ -145,7 +150,7 @@ struct CandleProcessorStateMachineTests {
         // Late records of the revoked partition are ignored; nothing of it is emitted or committed.
         let late = handled(deliver(&m, trades(7...12)))
         #expect(late == [])
-        let checkpoint = m.checkpointDue(now: 1_000, final: false, commitInFlight: false)
+        let checkpoint = emitAndCommit(&m, now: 1_000, final: false, commitInFlight: false)
         #expect(produced(checkpoint).isEmpty)
         #expect(commits(checkpoint) == [Machine.Commit(emittedThrough: [], replayFrom: [], epochs: [:], final: false)])
 
@@ -213,19 +218,28 @@ struct CandleProcessorStateMachineTests {
         #expect(!m.isCheckpointDue(now: 999))
         #expect(m.isCheckpointDue(now: 1_000))
 
-        var actions = m.checkpointDue(now: 1_000, final: false, commitInFlight: false)
+        var actions = emitAndCommit(&m, now: 1_000, final: false, commitInFlight: false)
         #expect(produced(actions).map(\.candles.count) == [1])
         #expect(commits(actions).isEmpty)  // the commit interval has not passed
         _ = deliver(&m, trades(3...3))
-        actions = m.checkpointDue(now: 3_000, final: false, commitInFlight: true)
+        actions = emitAndCommit(&m, now: 3_000, final: false, commitInFlight: true)
         #expect(produced(actions).map(\.candles.count) == [1])
         #expect(commits(actions).isEmpty)  // the previous commit is still running
-        actions = m.checkpointDue(now: 4_000, final: false, commitInFlight: false)
+        actions = emitAndCommit(&m, now: 4_000, final: false, commitInFlight: false)
         #expect(produced(actions).isEmpty)
         #expect(commits(actions) == [Machine.Commit(emittedThrough: [at(0, 4)], replayFrom: [at(0, 0)], epochs: [0: 5], final: false)])
         // The final checkpoint commits whatever the interval and a running commit.
-        actions = m.checkpointDue(now: 4_001, final: true, commitInFlight: true)
+        actions = emitAndCommit(&m, now: 4_001, final: true, commitInFlight: true)
         #expect(commits(actions) == [Machine.Commit(emittedThrough: [at(0, 4)], replayFrom: [at(0, 0)], epochs: [0: 5], final: true)])
+        // The commit comes only once the checkpoint's candles are queued, and only once.
+        _ = deliver(&m, trades(4...4))
+        let emission = m.checkpointDue(now: 8_000, final: false)
+        #expect(produced(emission).map(\.candles.count) == [1])
+        #expect(commits(emission).isEmpty)
+        let commit = m.checkpointProduced(commitInFlight: false)
+        #expect(commit == [.commit(Machine.Commit(emittedThrough: [at(0, 5)], replayFrom: [at(0, 0)], epochs: [0: 5], final: false))])
+        let again = m.checkpointProduced(commitInFlight: false)
+        #expect(again == [])
     }
 
     @Test("a fenced member (every partition lost) and a failed producer: nothing more goes out")
@@ -242,7 +256,8 @@ struct CandleProcessorStateMachineTests {
         #expect(m.assignedPartitions.isEmpty)
         let afterLoss = handled(deliver(&m, partition: 0, trades(3...4)))
         #expect(afterLoss == [])
-        #expect(produced(m.checkpointDue(now: 1_000, final: false, commitInFlight: false)).isEmpty)
+        let afterLossCheckpoint = emitAndCommit(&m, now: 1_000, final: false, commitInFlight: false)
+        #expect(produced(afterLossCheckpoint).isEmpty)
 
         // Output failed: not even a final checkpoint.
         var failed = machine()
@@ -251,7 +266,8 @@ struct CandleProcessorStateMachineTests {
         _ = deliver(&failed, trades(0...2))
         failed.outputFailed()
         #expect(failed.tick(now: 120_000) == [])
-        #expect(failed.checkpointDue(now: 120_000, final: true, commitInFlight: false) == [])
+        let finalAfterFailure = emitAndCommit(&failed, now: 120_000, final: true, commitInFlight: false)
+        #expect(finalAfterFailure == [])
     }
 
     @Test("output of an assignment that was revoked is refused by the ownership table (the epoch in every action)")
@@ -263,7 +279,7 @@ struct CandleProcessorStateMachineTests {
         _ = m.partitionsAssigned([0])
         _ = m.recoveryPointsRead([0: offsets(epoch: first, emitted: -1, replay: -1)])
         _ = deliver(&m, trades(0...2))
-        let out = produced(m.checkpointDue(now: 1_000, final: false, commitInFlight: false))
+        let out = produced(emitAndCommit(&m, now: 1_000, final: false, commitInFlight: false))
         #expect(out.map(\.epoch) == [first])
         // Revoked and given back before the candles went out: the old epoch's output is refused.
         ownership.revoke([0])
@@ -279,7 +295,7 @@ struct CandleProcessorStateMachineTests {
         _ = first.partitionsAssigned([0])
         _ = first.recoveryPointsRead([0: offsets(epoch: 1, emitted: -1, replay: -1)])
         _ = deliver(&first, trades(0...5))
-        let checkpoint = first.checkpointDue(now: 1_000, final: false, commitInFlight: false)
+        let checkpoint = emitAndCommit(&first, now: 1_000, final: false, commitInFlight: false)
         #expect(produced(checkpoint).first?.candles.map(\.trades) == [6])
         let commit = commits(checkpoint).first
         #expect(commit == Machine.Commit(emittedThrough: [at(0, 6)], replayFrom: [at(0, 0)], epochs: [0: 1], final: false))
@@ -290,7 +306,7 @@ struct CandleProcessorStateMachineTests {
         let actions = next.recoveryPointsRead([0: offsets(epoch: 1, emitted: 6, replay: 0)])
         #expect(actions.last == .seek([at(0, 0)]))
         _ = deliver(&next, trades(0...8), now: 5_500)
-        let after = next.checkpointDue(now: 6_000, final: false, commitInFlight: false)
+        let after = emitAndCommit(&next, now: 6_000, final: false, commitInFlight: false)
         #expect(produced(after).first?.candles.map(\.trades) == [9])
         #expect(commits(after) == [Machine.Commit(emittedThrough: [at(0, 9)], replayFrom: [at(0, 0)], epochs: [0: 1], final: false)])
     }
