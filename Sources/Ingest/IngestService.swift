@@ -32,6 +32,9 @@ public struct IngestConfiguration: Sendable {
     public var resumeGapDetection = true
     /// The Kafka cluster and raw librdkafka properties.
     public var kafka = KafkaConfiguration()
+    /// How long the trades producer waits to batch records (`linger.ms`), in ms; a raw
+    /// `linger.ms` in `kafka` wins. Default 5.
+    public var lingerMilliseconds: Double = 5
     /// Records held in memory while Kafka is slow or unreachable; when full the websocket reader
     /// waits (back-pressure) instead of dropping. Default 200,000.
     public var bufferLimit = 200_000
@@ -108,6 +111,7 @@ public final class IngestService: Sendable {
         producerConfiguration.acks = -1
         producerConfiguration.idempotence = true
         producerConfiguration.maxQueuedMessages = configuration.bufferLimit
+        producerConfiguration.lingerMilliseconds = configuration.lingerMilliseconds
         // Never expire a queued record: while Kafka is down records wait (bounded by bufferLimit).
         if producerConfiguration.kafka.properties["message.timeout.ms"] == nil {
             producerConfiguration.kafka.properties["message.timeout.ms"] = "0"

@@ -1,4 +1,5 @@
 import KafkaClient
+import Logging
 import MarketData
 import TapeBroker
 
@@ -31,6 +32,8 @@ public struct TapeConfiguration: Sendable {
     public var intervals: [CandleInterval] = [.init("1m")!, .init("5m")!, .init("1h")!]
     /// Candle updates per key at most once per this many ms.
     public var candleEmitMilliseconds: Int64 = 1_000
+    /// Where the processor's operator lines go (group membership, partitions taken over); nil: its log.
+    public var processorConsole: Logger?
     /// The terminal status line (on a terminal) or a status log line every 30 s (otherwise).
     public var statusLine = StatusLine.log
 

@@ -79,6 +79,7 @@ private func buildStages(
     // 2. Exchange: the simulator (offline) or Poloniex (or a server speaking its format).
     var ingest = IngestConfiguration()
     ingest.kafka = kafka
+    ingest.lingerMilliseconds = liveDataLingerMilliseconds
     ingest.symbols = configuration.symbols
     var simulator: SimulatorStage?
     switch configuration.exchange {
@@ -112,6 +113,7 @@ private func buildStages(
         intervals: configuration.intervals, graceMilliseconds: 5_000, emitIntervalMilliseconds: configuration.candleEmitMilliseconds,
         allowedLatenessMilliseconds: 3_600_000)
     processing.progressSeconds = nil
+    processing.lingerMilliseconds = liveDataLingerMilliseconds
     // Static membership, as `tape process` has it: a `tape up --brokers` killed and restarted takes
     // its partitions back at once instead of waiting out its old session (the session and join
     // timing are picked for the cluster).
@@ -124,7 +126,8 @@ private func buildStages(
     // librdkafka client fewer: each costs threads and wake-ups on 2 cores).
     let processorGaps = GapFeed(topic: "tape.gaps")
     let processorStage = ProcessorStage(
-        processor: CandleProcessor(configuration: processing, store: store, logger: Logger(label: "tape.process"), gaps: processorGaps),
+        processor: CandleProcessor(
+            configuration: processing, store: store, logger: Logger(label: "tape.process"), console: configuration.processorConsole, gaps: processorGaps),
         instance: instance, stopped: stopOrder)
 
     // 4. The server: dashboard, REST, /ws, /metrics, /health.
@@ -174,18 +177,18 @@ private func buildStages(
         simulator: simulator, ingest: ingestStage, processor: processorStage, server: server, stopOrder: stopOrder)
 }
 
-/// Producer settings for live data, unless `-X` gives them. Producers wait at most 1 ms to batch
-/// (librdkafka's default is 5 ms). 5 ms was most of a trade's way from the exchange to /ws; 0 (send
-/// each record at once) gave the best median but, at 10k trades/s, every record woke librdkafka's,
-/// the broker's and two consumers' threads: `tape bench e2e --steady` at 10k/s, linger 0 → 1 ms:
-/// trade p50/p99 1.4/6–8 → 2.0/3.7–4.0 ms, candle 2.7/8.3–11.9 → 4.2/7.1–7.4 ms (at 1k/s the p50s
-/// rise by ~1 ms, the p99s stay). Small requests leave at once rather than wait for the previous
-/// one's TCP ack (Nagle): `tape bench latency` at 10k records/s, p99 1.3–1.5 → 1.0–1.3 ms.
+/// Producers of live data wait at most this long to batch (librdkafka's default is 5 ms). 5 ms was
+/// most of a trade's way from the exchange to /ws; 0 (send each record at once) gave the best
+/// median but, at 10k trades/s, every record woke librdkafka's, the broker's and two consumers'
+/// threads: `tape bench e2e --steady` at 10k/s, linger 0 → 1 ms: trade p50/p99 1.4/6–8 → 2.0/3.7–4.0
+/// ms, candle 2.7/8.3–11.9 → 4.2/7.1–7.4 ms (at 1k/s the p50s rise by ~1 ms, the p99s stay). Set as
+/// the producers' typed linger; a raw `-X linger.ms` still wins (raw properties apply last).
+let liveDataLingerMilliseconds: Double = 1
+
+/// Small requests leave at once rather than wait for the previous one's TCP ack (Nagle), unless
+/// `-X` says otherwise: `tape bench latency` at 10k records/s, p99 1.3–1.5 → 1.0–1.3 ms.
 func liveDataKafka(_ base: KafkaConfiguration) -> KafkaConfiguration {
     var kafka = base
-    if kafka.properties["linger.ms"] == nil && kafka.properties["queue.buffering.max.ms"] == nil {
-        kafka.properties["linger.ms"] = "1"
-    }
     if kafka.properties["socket.nagle.disable"] == nil {
         kafka.properties["socket.nagle.disable"] = "true"
     }

@@ -115,7 +115,7 @@ struct BenchProcess: AsyncParsableCommand {
             configuration.createOutputTopic = mock == nil
             configuration.stopAtOffsets = ends
             configuration.announcePartitions = target.kafka.verbose
-            let processor = CandleProcessor(configuration: configuration, logger: logger)
+            let processor = CandleProcessor(configuration: configuration, logger: logger, console: consoleLogger("tape.process", prefix: "process: "))
             let start = DispatchTime.now().uptimeNanoseconds
             try await processor.run()
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

@@ -153,3 +153,29 @@ func jsonString(_ s: String) -> String {
     }
     return out + "\""
 }
+
+/// Writes each message as one plain line to stderr, after `prefix` (no level, label or metadata):
+/// how the commands show the operator a library's status lines, e.g. `CandleProcessor`'s console
+/// (`process: partition 0 taken over: ...`).
+struct PlainLineLogHandler: LogHandler {
+    let prefix: String
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+    var metadataProvider: Logger.MetadataProvider?
+
+    init(prefix: String) { self.prefix = prefix }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        printError(prefix + event.message.description)
+    }
+}
+
+/// A logger whose messages reach stderr as plain lines (`PlainLineLogHandler`).
+func consoleLogger(_ label: String, prefix: String) -> Logger {
+    Logger(label: label) { _ in PlainLineLogHandler(prefix: prefix) }
+}

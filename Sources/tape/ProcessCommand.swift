@@ -151,7 +151,8 @@ struct ProcessCommand: AsyncParsableCommand {
         if let instance { printError("process: group instance id \(instance.id) (slot \(instance.slot), held by \(instance.lockPath))") }
         var logger = kafka.logger("tape.process")
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { logger.logLevel = level }
-        let processor = CandleProcessor(configuration: configuration, store: store, logger: logger)
+        let processor = CandleProcessor(
+            configuration: configuration, store: store, logger: logger, console: consoleLogger("tape.process", prefix: "process: "))
         defer { withExtendedLifetime(instance) {} }
         do {
             try await runUntilSignalled { try await processor.run() }

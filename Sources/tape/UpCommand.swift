@@ -75,6 +75,7 @@ struct UpCommand: AsyncParsableCommand {
         c.intervals = try parseIntervals(intervals)
         c.candleEmitMilliseconds = candleEmitMilliseconds
         c.statusLine = interactive ? .terminal : .log
+        c.processorConsole = consoleLogger("tape.process", prefix: "process: ")
         if offline {
             var sim = TapeConfiguration.SimulatedExchange(rate: rate)
             sim.tradesLog = simulatorTradesLog

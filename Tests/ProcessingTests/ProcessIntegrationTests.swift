@@ -145,7 +145,7 @@ struct ProcessIntegrationTests {
         defer { if problems.isEmpty { try? FileManager.default.removeItem(at: dir) } }
         // This scenario found the offset gap after a seek (librdkafka 2.0.2 delivered records
         // fetched from the committed offset after records from the replay start, on the mock
-        // cluster); see "Offset gap" in CandleProcessor.handle.
+        // cluster); see "Offset gap" in CandleProcessorStateMachine.recordsArrived.
         #expect(problems.isEmpty, "seed \(seed), \(chunks) streamed chunks: \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 

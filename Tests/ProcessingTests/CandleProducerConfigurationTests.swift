@@ -1,0 +1,40 @@
+import Crdkafka
+import Testing
+
+@testable import KafkaClient
+@testable import Processing
+
+/// The value librdkafka ends up with for `key` when a producer is created with `configuration`
+/// (the same `rd_kafka_conf_t` `KafkaProducer` builds: typed fields, then raw properties).
+private func effective(_ key: String, _ configuration: KafkaProducerConfiguration) throws -> String? {
+    let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
+    defer { rd_kafka_conf_destroy(conf) }
+    var size = 0
+    guard rd_kafka_conf_get(conf, key, nil, &size) == RD_KAFKA_CONF_OK, size > 0 else { return nil }
+    var buffer = [CChar](repeating: 0, count: size)
+    guard rd_kafka_conf_get(conf, key, &buffer, &size) == RD_KAFKA_CONF_OK else { return nil }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+@Suite("The candle producer's configuration")
+struct CandleProducerConfigurationTests {
+    @Test("the typed linger reaches librdkafka")
+    func typedLinger() throws {
+        var configuration = CandleProcessorConfiguration(kafka: KafkaConfiguration())
+        #expect(try effective("linger.ms", configuration.producerConfiguration).flatMap(Double.init) == 5)
+        configuration.lingerMilliseconds = 1
+        #expect(configuration.producerConfiguration.lingerMilliseconds == 1)
+        #expect(try effective("linger.ms", configuration.producerConfiguration).flatMap(Double.init) == 1)
+        #expect(try effective("acks", configuration.producerConfiguration) == "-1")
+        #expect(try effective("enable.idempotence", configuration.producerConfiguration) == "true")
+    }
+
+    @Test("a raw -X linger.ms (or its alias) still wins over the typed linger")
+    func rawLingerWins() throws {
+        var configuration = CandleProcessorConfiguration(kafka: KafkaConfiguration(properties: ["linger.ms": "20"]))
+        configuration.lingerMilliseconds = 1
+        #expect(try effective("linger.ms", configuration.producerConfiguration).flatMap(Double.init) == 20)
+        configuration.kafka.properties = ["queue.buffering.max.ms": "30"]
+        #expect(try effective("linger.ms", configuration.producerConfiguration).flatMap(Double.init) == 30)
+    }
+}
