@@ -14,7 +14,7 @@ public final class CandleStore: Sendable {
         public var intervals: [CandleInterval]
     }
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating the file, its folder and the schema when missing) the store at `path`.
     public init(path: String) throws {
