@@ -86,7 +86,7 @@ let package = Package(
         ),
         .target(
             name: "Ingest",
-            dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Exchanges", "MarketData", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(

@@ -1,6 +1,7 @@
 import Exchanges
 import KafkaClient
 import Logging
+import MarketData
 import Synchronization
 
 /// How much of the trades topic `TopicTail` reads back on start, and for how long it tries.

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import MarketData
 import Synchronization
 
 /// Where the connection loop delivers what it read. Calls are awaited: a slow sink slows the
