@@ -134,6 +134,7 @@ let package = Package(
                 "ExchangeSimulator",
                 "Processing",
                 "TapeServer",
+                "TapeMetrics",
                 "CTapeMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

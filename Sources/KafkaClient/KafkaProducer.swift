@@ -28,7 +28,9 @@ public final class KafkaProducer: @unchecked Sendable {
     public init(configuration: KafkaProducerConfiguration, logger: Logger = Logger(label: "tape.kafka.producer")) throws {
         let (stream, continuation) = AsyncStream.makeStream(of: [DeliveryReport].self)
         deliveryReports = stream
-        let context = ProducerContext(logger: logger, bootstrapServers: configuration.kafka.bootstrapServers, reports: configuration.deliveryReports ? continuation : nil)
+        let context = ProducerContext(
+            logger: logger, bootstrapServers: configuration.kafka.bootstrapServers, reports: configuration.deliveryReports ? continuation : nil,
+            latencyMetric: configuration.kafka.produceLatencyMetric)
         context.lowWatermark = max(1, configuration.maxQueuedMessages / 2)
         self.context = context
         let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
@@ -87,8 +89,8 @@ public final class KafkaProducer: @unchecked Sendable {
         }
         context.finish()
         // Topic handles belong to `rk`: release them before it is destroyed (the context, which
-        // holds them, may outlive this object by a moment; destroying them afterwards was a
-        // use-after-free that crashed in free() now and then).
+        // holds them, may outlive this object by a moment; destroying them afterwards would be a
+        // use-after-free).
         context.destroyTopicHandles()
         rd_kafka_queue_destroy(mainQueue)
         rd_kafka_destroy(rk)
@@ -309,8 +311,8 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         var names: [OpaquePointer: String] = [:]
         var last: (rkt: OpaquePointer, name: String)?
         var pending: [DeliveryReport] = []
-        /// `tape_produce_latency_seconds` handles by topic (created at the first sample, so after
-        /// the application bootstrapped its metrics backend).
+        /// Latency timers (`KafkaConfiguration.produceLatencyMetric`) by topic, created at the
+        /// first sample, so after the application bootstrapped its metrics backend.
         var latencyTimers: [String: CoreMetrics.Timer] = [:]
     }
     let producing = Mutex(Producing())
@@ -320,8 +322,15 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     /// `reports != nil`, without copying the continuation on the per-record path.
     private let hasReports: Bool
 
-    init(logger: Logger, bootstrapServers: String, reports: AsyncStream<[DeliveryReport]>.Continuation?) {
+    /// The latency timer's name and labels; nil: latency is not measured.
+    let latencyMetric: ProduceLatencyMetric?
+
+    init(
+        logger: Logger, bootstrapServers: String, reports: AsyncStream<[DeliveryReport]>.Continuation?,
+        latencyMetric: ProduceLatencyMetric? = nil
+    ) {
         self.reports = reports
+        self.latencyMetric = latencyMetric
         self.hasReports = reports != nil
         super.init(logger: logger, bootstrapServers: bootstrapServers)
     }
@@ -424,7 +433,7 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
         return rkt
     }
 
-    // MARK: produce latency (`tape_produce_latency_seconds{topic}`), sampled
+    // MARK: produce latency (`KafkaConfiguration.produceLatencyMetric`), sampled
 
     /// One `enqueue`d record in this many (+1) has its enqueue → report time measured.
     static let latencySampleMask: UInt64 = 63
@@ -433,6 +442,7 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     private let latencyStarts = Mutex([UInt64](repeating: 0, count: latencySlots))
 
     func startLatencySample(id: UInt64) {
+        guard latencyMetric != nil else { return }
         let now = DispatchTime.now().uptimeNanoseconds
         latencyStarts.withLock { $0[Int((id >> 6) % UInt64(Self.latencySlots))] = now }
     }
@@ -440,12 +450,12 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
     private func finishLatencySample(id: UInt64, topic: String, state: inout Delivering) {
         let start = latencyStarts.withLock { $0[Int((id >> 6) % UInt64(Self.latencySlots))] }
         let now = DispatchTime.now().uptimeNanoseconds
-        guard start > 0, now >= start else { return }
+        guard start > 0, now >= start, let metric = latencyMetric else { return }
         let timer: CoreMetrics.Timer
         if let existing = state.latencyTimers[topic] {
             timer = existing
         } else {
-            timer = CoreMetrics.Timer(label: "tape_produce_latency_seconds", dimensions: [("topic", topic)], preferredDisplayUnit: .seconds)
+            timer = CoreMetrics.Timer(label: metric.label, dimensions: metric.dimensions(topic: topic), preferredDisplayUnit: .seconds)
             state.latencyTimers[topic] = timer
         }
         timer.recordNanoseconds(Int64(now - start))

@@ -3,6 +3,7 @@ import CTapeMalloc
 import Foundation
 import KafkaClient
 import Logging
+import TapeMetrics
 
 /// `--brokers` and `-X` shared by every command that talks to Kafka.
 struct KafkaOptions: ParsableArguments {
@@ -22,7 +23,9 @@ struct KafkaOptions: ParsableArguments {
     }
 
     func configuration() throws -> KafkaConfiguration {
-        KafkaConfiguration(bootstrapServers: bootstrapServers, properties: try KafkaConfiguration.parseProperties(properties))
+        var configuration = KafkaConfiguration(bootstrapServers: bootstrapServers, properties: try KafkaConfiguration.parseProperties(properties))
+        configuration.produceLatencyMetric = .tape
+        return configuration
     }
 
     func logger(_ label: String) -> Logger {
@@ -152,4 +155,9 @@ func jsonString(_ s: String) -> String {
         }
     }
     return out + "\""
+}
+
+extension ProduceLatencyMetric {
+    /// Tape's producer latency series, `tape_produce_latency_seconds{topic}` (TapeMetrics).
+    static let tape = ProduceLatencyMetric(label: TapeMetrics.produceLatency, topicDimension: "topic")
 }

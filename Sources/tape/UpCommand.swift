@@ -96,6 +96,7 @@ struct UpCommand: AsyncParsableCommand {
 
         // 1. Kafka: the embedded broker, or the cluster given with --brokers.
         var kafka = KafkaConfiguration(bootstrapServers: brokers ?? listen, properties: try KafkaConfiguration.parseProperties(properties))
+        kafka.produceLatencyMetric = .tape
         var embedded: (server: BoundBrokerServer, close: @Sendable () async -> Void)?
         // Take the open-files limit's hard value (before storage sizes its file cache), and share
         // it: the HTTP server gets an eighth (at most its default cap), the broker's connections
