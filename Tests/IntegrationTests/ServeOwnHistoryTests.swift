@@ -6,8 +6,8 @@ import XCTest
 /// `tape serve` without `--db` builds its candle history from `tape.candles` in its own data
 /// directory: `tape broker`, `tape process` and `tape serve` as separate processes with separate
 /// data directories (as on separate machines). History produced before serve started is served,
-/// a revised candle replaces the older one, and a restarted serve (its broker gone) still serves
-/// that history, each window once.
+/// a revised candle replaces the older one, a restarted serve keeps its history and reads on from
+/// where it stopped, and restarted with its broker gone it still serves that history, each window once.
 final class ServeOwnHistoryTests: XCTestCase {
     struct Served: Equatable {
         var start: Int64
@@ -103,7 +103,23 @@ final class ServeOwnHistoryTests: XCTestCase {
         usleep(500_000)  // let the last batch's transaction finish before the stop
         let served = candles(api) ?? []
 
-        // 3. Serve restarted with its broker gone: the history is its own.
+        // 3. Serve restarted: its history is there at once, and it reads on from where it stopped.
+        serve.stop()
+        XCTAssertEqual(serve.process.terminationStatus, 0, serve.stderr.suffix(2000).description)
+        serve = try BackgroundProcess(Processes.tape, serveArguments)
+        XCTAssertTrue(waitForHealthAnswer(api), "restarted serve: \(serve.stderr.suffix(2000))")
+        XCTAssertEqual(candles(api), served, "the restarted server serves the same history, each window once")
+        XCTAssertTrue(serve.stderr.contains("candles kept from the last run"), serve.stderr.suffix(2000).description)
+        try produce([(5, 1_600)])
+        guard let resumed = waitForCandles(api, timeout: 45, { $0.contains { $0.start == base + 1_000 && $0.revision >= 1 } }) else {
+            return XCTFail("the restarted server did not read on; serve:\n\(serve.stderr.suffix(2000))")
+        }
+        XCTAssertEqual(resumed.first { $0.start == base + 1_000 }, Served(start: base + 1_000, revision: 1, trades: 2, isFinal: true))
+        XCTAssertEqual(resumed.map(\.start), served.map(\.start), "no window twice, none lost")
+        usleep(500_000)
+        let servedAgain = candles(api) ?? []
+
+        // 4. Serve restarted with its broker (and processor) gone: the history is its own.
         serve.stop()
         XCTAssertEqual(serve.process.terminationStatus, 0, serve.stderr.suffix(2000).description)
         process.stop()
@@ -111,10 +127,10 @@ final class ServeOwnHistoryTests: XCTestCase {
         serve = try BackgroundProcess(Processes.tape, serveArguments)
         XCTAssertTrue(waitForHealthAnswer(api), "restarted serve: \(serve.stderr.suffix(2000))")
         let afterRestart = candles(api) ?? []
-        XCTAssertEqual(afterRestart, served, "the restarted server serves the same history, each window once")
+        XCTAssertEqual(afterRestart, servedAgain, "the restarted server serves the same history, each window once")
         XCTAssertEqual(afterRestart.first { $0.start == base }?.revision, 1)
         XCTAssertTrue(serve.stderr.contains("candles kept from the last run"), serve.stderr.suffix(2000).description)
         XCTAssertTrue(FileManager.default.fileExists(atPath: serveDir + "/serve-candles.sqlite"))
-        print("serve's own history: \(served.count) 1s candles before the restart, \(afterRestart.count) after, window 0 at revision 1")
+        print("serve's own history: \(served.count) 1s candles before the first restart, \(afterRestart.count) after the second, windows 0 and 1 at revision 1")
     }
 }
