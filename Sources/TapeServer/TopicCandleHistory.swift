@@ -60,9 +60,14 @@ public final class TopicCandleHistory: CandleHistory, Sendable {
         if let due { logger.info("Loading candle history from \(topic): \(due) records read so far") }
     }
 
-    /// Takes the reader's lag reports: the first time it is 0, logs how much was loaded.
+    /// How close to the topic's end (records) counts as caught up: a topic being written is
+    /// rarely at lag 0 at the moment the reader samples it.
+    public static let caughtUpLag: Int64 = 1000
+
+    /// Takes the reader's lag reports (every 5 s while records arrive): the first time the lag is
+    /// within `caughtUpLag`, logs how much was loaded, and the loading progress lines stop.
     public func noteLag(_ lag: ConsumerLag) {
-        guard lag.messages == 0 else { return }
+        guard lag.messages <= Self.caughtUpLag else { return }
         let records: Int? = progress.withLock { p in
             guard !p.caughtUp else { return nil }
             p.caughtUp = true
