@@ -43,7 +43,8 @@ bench-kafka: deps
 clean:
 	rm -rf .build
 
-# Until `tape up` lands: start a mock cluster, produce keyed zstd messages, read them back, show the topic.
+# The Kafka tools alone (no broker or exchange needed; `make up` runs the pipeline): start a mock
+# cluster, produce keyed zstd messages, read them back, show the topic.
 demo: build
 	@set -e; tmp=$$(mktemp -d); \
 	.build/debug/tape mock-cluster --topic demo:3 > $$tmp/mock & pid=$$!; \

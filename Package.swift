@@ -86,7 +86,7 @@ let package = Package(
         ),
         .target(
             name: "Ingest",
-            dependencies: ["Exchanges", "KafkaClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Exchanges", "MarketData", "KafkaClient", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
@@ -146,6 +146,7 @@ let package = Package(
                 "Processing",
                 "TapeServer",
                 "TapeRuntime",
+                "TapeMetrics",
                 "CTapeMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Turns one venue's websocket frames into trades; one value per connection (it may cache).
 public protocol ExchangeFrameParser: Sendable {
     /// Parses one text frame; trades are appended to `trades` stamped with `receivedAt` (µs).

@@ -1,4 +1,4 @@
-@_exported import MarketData
+import MarketData
 
 /// Why an exchange frame or REST body could not be turned into messages: the error a dead-letter
 /// record carries. `reason` is short and says what was wrong; `offset` is the byte where it was seen.

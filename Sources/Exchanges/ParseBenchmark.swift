@@ -5,6 +5,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import MarketData
 
 /// The core of `tape bench parse`: parses raw frames in a loop on the calling thread and reports
 /// trades per second. One parser, one reused trades buffer, as the ingest hot loop would run.

@@ -1,3 +1,5 @@
+import MarketData
+
 /// RFC 3339 timestamps as venues print trade times ("2019-08-14T20:42:27.265Z" on Coinbase,
 /// "2022-12-25T09:30:59.123456Z" on Kraken v2), read straight from the bytes — no Foundation
 /// `DateFormatter`, no Double — to milliseconds since the Unix epoch.

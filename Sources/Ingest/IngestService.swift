@@ -2,6 +2,7 @@ import Exchanges
 import Foundation
 import KafkaClient
 import Logging
+import MarketData
 import Synchronization
 
 /// Settings of `IngestService` (`tape ingest`).

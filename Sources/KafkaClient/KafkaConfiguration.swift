@@ -9,6 +9,9 @@ public struct KafkaConfiguration: Sendable {
     public var clientID: String = "tape"
     /// Raw librdkafka properties; applied after the typed fields, so they win.
     public var properties: [String: String] = [:]
+    /// The swift-metrics timer producers record their enqueue → delivery latency in (sampled, 1
+    /// record in 64). Default nil: no metric.
+    public var produceLatencyMetric: ProduceLatencyMetric? = nil
 
     public init(bootstrapServers: String = "127.0.0.1:9092", properties: [String: String] = [:]) {
         self.bootstrapServers = bootstrapServers
@@ -49,6 +52,28 @@ public struct KafkaConfiguration: Sendable {
             rd_kafka_conf_destroy(conf)
             throw KafkaError(code: .configuration, message: "Invalid Kafka property \(key)=\(value): \(reason)")
         }
+    }
+}
+
+/// Name and labels of the producers' latency timer: enqueue → delivery report of sampled records.
+/// The caller picks them, so the library writes no metric name of its own.
+public struct ProduceLatencyMetric: Sendable {
+    /// The timer's label (the Prometheus metric name, e.g. `myapp_produce_latency_seconds`).
+    public var label: String
+    /// The dimension that carries the topic name; nil: no topic dimension.
+    public var topicDimension: String?
+    /// Fixed dimensions added to every timer, before the topic's.
+    public var dimensions: [(String, String)]
+
+    public init(label: String, topicDimension: String? = "topic", dimensions: [(String, String)] = []) {
+        self.label = label
+        self.topicDimension = topicDimension
+        self.dimensions = dimensions
+    }
+
+    /// The dimensions of the timer of `topic`.
+    func dimensions(topic: String) -> [(String, String)] {
+        topicDimension.map { dimensions + [($0, topic)] } ?? dimensions
     }
 }
 

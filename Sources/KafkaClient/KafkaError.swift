@@ -27,11 +27,17 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let fatal = Code(RD_KAFKA_RESP_ERR__FATAL)
         public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
         public static let destroyed = Code(RD_KAFKA_RESP_ERR__DESTROY)
-        /// A Tape-side configuration problem (bad property name or value).
-        public static let configuration = Code(RD_KAFKA_RESP_ERR__INVALID_ARG)
+        /// A configuration problem found on this side (bad property name or value, a client that
+        /// cannot be created). Not a librdkafka code: its value (-1000) lies outside librdkafka's
+        /// ranges, so it never equals `invalidArgument` or any code librdkafka reports.
+        public static let configuration = Code(rawValue: -1000)
 
-        /// librdkafka's symbolic name, e.g. `_TRANSPORT` or `UNKNOWN_TOPIC_OR_PART`.
-        public var name: String { String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: rawValue))) }
+        /// librdkafka's symbolic name, e.g. `_TRANSPORT` or `UNKNOWN_TOPIC_OR_PART`
+        /// (`_CONFIGURATION` for `configuration`).
+        public var name: String {
+            if self == .configuration { return "_CONFIGURATION" }
+            return String(cString: rd_kafka_err2name(rd_kafka_resp_err_t(rawValue: rawValue)))
+        }
         public var description: String { name }
     }
 

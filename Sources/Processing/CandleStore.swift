@@ -14,7 +14,7 @@ public final class CandleStore: Sendable {
         public var intervals: [CandleInterval]
     }
 
-    private let pool: DatabasePool
+    let pool: DatabasePool
 
     /// Opens (creating the file, its folder and the schema when missing) the store at `path`.
     public init(path: String) throws {
@@ -54,7 +54,19 @@ public final class CandleStore: Sendable {
         migrator.registerMigration("v2-complete") { db in
             try db.execute(sql: "ALTER TABLE candles ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
         }
-        try migrator.migrate(pool)
+        // Processes opening a new file at once (`tape process` and `tape serve --db` started
+        // together) each see no migration applied; all but the first then fail on a table or
+        // column the first created. Migrating again sees what the first applied.
+        var attempt = 0
+        while true {
+            do {
+                try migrator.migrate(pool)
+                break
+            } catch is DatabaseError where attempt < 5 {
+                attempt += 1
+                Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
+            }
+        }
     }
 
     /// Inserts or replaces candles by key, in one transaction. Idempotent: writing the same candle

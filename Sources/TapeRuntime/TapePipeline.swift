@@ -7,6 +7,7 @@ import Logging
 import Processing
 import ServiceLifecycle
 import TapeBroker
+import TapeMetrics
 import TapeServer
 
 /// The whole pipeline, built and ready to run: its stages as services in one `ServiceGroup`.
@@ -45,6 +46,7 @@ public func buildTape(_ configuration: TapeConfiguration, logger: Logger = Logge
 
     // 1. Kafka: the embedded broker, or the cluster given.
     var kafka = KafkaConfiguration(bootstrapServers: configuration.externalBrokers ?? "", properties: configuration.kafkaProperties)
+    kafka.produceLatencyMetric = .tape
     // Take the open-files limit's hard value (before storage sizes its file cache), and share it:
     // the HTTP server gets an eighth (at most its default cap), the broker's connections what the
     // descriptor budget leaves after that (docs/limits.md).
@@ -203,4 +205,9 @@ let tapeTopics: [(name: String, partitions: Int32)] = [("tape.trades", 3), ("tap
 public func httpConnectionBudget() -> Int {
     let openFiles = DescriptorLimit.current
     return openFiles == .max ? HTTPLimits().maxConnections : min(HTTPLimits().maxConnections, max(16, openFiles / 8))
+}
+
+extension ProduceLatencyMetric {
+    /// Tape's producer latency series, `tape_produce_latency_seconds{topic}` (TapeMetrics).
+    public static let tape = ProduceLatencyMetric(label: TapeMetrics.produceLatency, topicDimension: "topic")
 }

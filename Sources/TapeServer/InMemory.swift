@@ -5,8 +5,8 @@ import Synchronization
 /// Candle history kept in memory: the latest revision of each window, per market and interval,
 /// at most `capacityPerSeries` windows each (the oldest go first).
 ///
-/// `tape serve` fills it from `tape.candles` until the processing stage's SQLite `CandleStore`
-/// is wired in; tests fill it directly.
+/// Tests and embedders fill it directly, or hand it to `buildTapeServer`, which then records every
+/// update of its candle feed into it. `tape serve` keeps a `TopicCandleHistory` instead (on disk).
 public final class InMemoryCandleHistory: CandleHistory, Sendable {
     private struct SeriesKey: Hashable {
         var market: MarketID

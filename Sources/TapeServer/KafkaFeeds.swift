@@ -14,6 +14,33 @@ public final class KafkaTopicReader: Sendable {
         case end
         /// Everything the topic still holds (the compacted `tape.candles`, to fill history).
         case beginning
+        /// Each partition from the next offset given (where a previous run stopped reading);
+        /// partitions not given, from their beginning. An offset past the partition's end (the
+        /// topic was recreated) starts that partition over from its beginning.
+        case resume([Int32: Int64])
+
+        var isEnd: Bool {
+            if case .end = self { return true }
+            return false
+        }
+
+        /// The offset to assign to `partition`.
+        func offset(of partition: Int32) -> Int64 {
+            switch self {
+            case .end: return KafkaOffset.end
+            case .beginning: return KafkaOffset.beginning
+            case .resume(let next): return next[partition].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .end: return "the end"
+            case .beginning: return "the beginning"
+            case .resume(let next) where next.isEmpty: return "the beginning"
+            case .resume: return "where the last run stopped"
+            }
+        }
     }
 
     let consumer: KafkaConsumer
@@ -37,7 +64,7 @@ public final class KafkaTopicReader: Sendable {
     ) throws {
         var config = KafkaConsumerConfiguration(kafka: kafka)
         config.groupID = "tape-serve-\(UInt32.random(in: 0 ... .max))"
-        config.autoOffsetReset = start == .end ? .latest : .earliest
+        config.autoOffsetReset = start.isEnd ? .latest : .earliest
         consumer = try KafkaConsumer(configuration: config, logger: logger)
         groupLabel = "tape-serve"
         self.topic = topic
@@ -66,9 +93,8 @@ public final class KafkaTopicReader: Sendable {
                 touch()
                 if let t = md.topics.first(where: { $0.name == topic }), t.error == .noError, !t.partitions.isEmpty {
                     let ids = t.partitions.map(\.id).sorted()
-                    let offset = start == .end ? KafkaOffset.end : KafkaOffset.beginning
-                    try consumer.assign(ids.map { TopicPartitionOffset(topic: topic, partition: $0, offset: offset) })
-                    logger.info("Reading \(topic) (\(ids.count) partitions) from the \(start == .end ? "end" : "beginning")")
+                    try consumer.assign(ids.map { TopicPartitionOffset(topic: topic, partition: $0, offset: start.offset(of: $0)) })
+                    logger.info("Reading \(topic) (\(ids.count) partitions) from \(start.description)")
                     return ids
                 }
                 if !warnedTopic {
@@ -103,7 +129,7 @@ public final class KafkaTopicReader: Sendable {
         var total: Int64 = 0
         for p in partitions {
             guard let marks = try? await consumer.watermarks(topic: topic, partition: p, timeout: .seconds(2)) else { return }
-            let next = positions[p] ?? (start == .end ? marks.high : marks.low)
+            let next = positions[p] ?? (start.isEnd ? marks.high : marks.low)
             total += max(0, marks.high - next)
         }
         let lag = ConsumerLag(group: groupLabel, topic: topic, messages: total)
@@ -112,9 +138,12 @@ public final class KafkaTopicReader: Sendable {
     }
 
     /// Decoded values of one topic, batch by batch; undecodable records are counted and skipped.
+    /// `onBatch`, when given, receives each batch's values and the next offset of every partition
+    /// read so far before the values are handed out (an error from it ends the iteration).
     struct Iterator<Value: Sendable> {
         let reader: KafkaTopicReader
         let decode: @Sendable ([UInt8]) throws -> Value
+        let onBatch: (@Sendable ([Value], [Int32: Int64]) throws -> Void)?
         var batches: KafkaConsumer.MessageBatches.AsyncIterator?
         var partitions: [Int32] = []
         var buffer: [Value] = []
@@ -123,9 +152,14 @@ public final class KafkaTopicReader: Sendable {
         var lastLagReport = ContinuousClock.now
         var badRecords = 0
 
-        init(reader: KafkaTopicReader, decode: @escaping @Sendable ([UInt8]) throws -> Value) {
+        init(
+            reader: KafkaTopicReader, decode: @escaping @Sendable ([UInt8]) throws -> Value,
+            onBatch: (@Sendable ([Value], [Int32: Int64]) throws -> Void)? = nil
+        ) {
             self.reader = reader
             self.decode = decode
+            self.onBatch = onBatch
+            if case .resume(let next) = reader.start { positions = next.filter { $0.value >= 0 } }
         }
 
         mutating func next() async throws -> Value? {
@@ -152,6 +186,7 @@ public final class KafkaTopicReader: Sendable {
                         }
                     }
                 }
+                try onBatch?(buffer, positions)
                 if ContinuousClock.now - lastLagReport > .seconds(5) {
                     lastLagReport = .now
                     reader.reportLagInBackground(positions: positions, partitions: partitions)
@@ -201,13 +236,20 @@ public struct KafkaTradeFeed: TradeFeed {
     }
 }
 
-/// Candle updates from `tape.candles` (DESIGN.md candle JSON), read from the beginning so that
-/// an in-memory history fills with what the compacted topic still holds.
+/// Candle updates from `tape.candles` (DESIGN.md candle JSON). Read from the beginning (or where a
+/// `TopicCandleHistory` stopped) so that the server's own history fills with what the compacted
+/// topic holds; from the end when the history is a processor's file.
 public struct KafkaCandleFeed: CandleFeed {
     public typealias Element = Candle
     let reader: KafkaTopicReader
+    let history: TopicCandleHistory?
 
-    public init(reader: KafkaTopicReader) { self.reader = reader }
+    /// - Parameter history: when given, every batch is written into it (with the positions reached)
+    ///   before its candles are handed out; start `reader` at `history.start`.
+    public init(reader: KafkaTopicReader, recordingInto history: TopicCandleHistory? = nil) {
+        self.reader = reader
+        self.history = history
+    }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var inner: KafkaTopicReader.Iterator<Candle>
@@ -215,7 +257,12 @@ public struct KafkaCandleFeed: CandleFeed {
     }
 
     public func makeAsyncIterator() -> AsyncIterator {
-        AsyncIterator(inner: .init(reader: reader) { try Candle(json: $0) })
+        var onBatch: (@Sendable ([Candle], [Int32: Int64]) throws -> Void)?
+        if let history {
+            onBatch = { candles, positions in try history.record(candles, positions: positions) }
+        }
+        let decode: @Sendable ([UInt8]) throws -> Candle = { try Candle(json: $0) }
+        return AsyncIterator(inner: KafkaTopicReader.Iterator<Candle>(reader: reader, decode: decode, onBatch: onBatch))
     }
 }
 

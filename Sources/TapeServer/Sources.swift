@@ -41,8 +41,9 @@ extension Candle {
     public var market: MarketID { MarketID(exchange: exchange, symbol: symbol) }
 }
 
-/// Candle history the REST API reads: in production the processing stage's SQLite `CandleStore`
-/// (adapt it with a small conformance), until then `InMemoryCandleHistory` filled from `tape.candles`.
+/// Candle history the REST API reads: the processing stage's SQLite `CandleStore` (`tape up`,
+/// `tape serve --db`), the server's own `TopicCandleHistory` filled from `tape.candles` (`tape serve`),
+/// or `InMemoryCandleHistory` (tests, embedding).
 public protocol CandleHistory: Sendable {
     /// Candles of one market and interval whose window starts in `from ..< to` (ms since the
     /// epoch; nil = unbounded), the latest revision of each window, oldest first, at most
@@ -124,8 +125,9 @@ public struct PipelineStats: Sendable, Hashable {
     }
 }
 
-/// Where `/api/stats` gets rates, lag and reconnects. `tape up` should wire the ingest stage's
-/// counters here; `tape serve` alone uses `FeedStats` (trade rates and lag seen on `tape.trades`).
+/// Where `/api/stats` gets rates, lag and reconnects. `tape up` passes the ingest stage's counters
+/// (exchange connection, frames, reconnects) with what the server sees; `tape serve` alone uses
+/// `FeedStats` (trade rates and lag seen on `tape.trades`).
 public protocol StatsSource: Sendable {
     func stats() async -> PipelineStats
 }

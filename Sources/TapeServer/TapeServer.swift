@@ -260,7 +260,8 @@ struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
 /// The returned application is a swift-service-lifecycle `Service`: run it alone with
 /// `runService()`, or put it in `tape up`'s `ServiceGroup`. It reads `trades` and `candles`
 /// (each iterated once) while it runs; `history` answers `/api/candles` and `/api/markets` (an
-/// `InMemoryCandleHistory` is also filled from `candles`); `stats` answers `/api/stats` (nil: the
+/// `InMemoryCandleHistory` is also filled from `candles`; a `TopicCandleHistory` is filled by its
+/// `KafkaCandleFeed`); `stats` answers `/api/stats` (nil: the
 /// rates and lag the server sees on its own trade feed). `gaps` (read from its beginning) fills
 /// the gap ledger of `/api/gaps`; `pipeline` lets `/health` see the stages beside the server
 /// (`tape up`: exchange connection, the ingester's producer); without it health judges only what

@@ -2,6 +2,7 @@ import ArgumentParser
 import Exchanges
 import ExchangeSimulator
 import Foundation
+import MarketData
 import Synchronization
 
 /// `tape bench e2e`: runs `tape up --offline` as a child process at each simulator rate, listens on

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Exchanges
 import Foundation
+import MarketData
 
 /// `tape bench parse`: how fast one core turns raw exchange frames into trades.
 struct BenchParseCommand: ParsableCommand {

@@ -3,6 +3,8 @@ import CTapeMalloc
 import Foundation
 import KafkaClient
 import Logging
+import TapeRuntime
+import TapeMetrics
 
 /// `--brokers` and `-X` shared by every command that talks to Kafka.
 struct KafkaOptions: ParsableArguments {
@@ -22,7 +24,9 @@ struct KafkaOptions: ParsableArguments {
     }
 
     func configuration() throws -> KafkaConfiguration {
-        KafkaConfiguration(bootstrapServers: bootstrapServers, properties: try KafkaConfiguration.parseProperties(properties))
+        var configuration = KafkaConfiguration(bootstrapServers: bootstrapServers, properties: try KafkaConfiguration.parseProperties(properties))
+        configuration.produceLatencyMetric = .tape
+        return configuration
     }
 
     func logger(_ label: String) -> Logger {

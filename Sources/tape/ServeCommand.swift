@@ -11,10 +11,12 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the dashboard, REST API, WebSocket feed and Prometheus metrics from tape.trades, tape.candles and tape.gaps.",
         discussion: """
-            With --db, candle history comes from the SQLite file `tape process --db` writes, and \
-            tape.candles is followed from its end for live updates. Without it, the server reads \
-            tape.candles from its beginning and keeps the latest 1000 windows per market and \
-            interval in memory. tape.gaps is read from its beginning (a missing topic is waited for). \
+            Without --db, the server builds its own candle history: it reads tape.candles from its \
+            beginning into <data-dir>/serve-candles.sqlite (the highest revision of each window wins), \
+            then follows it live; restarted, it keeps that history and resumes where it stopped. It \
+            needs no file of the processor's, so it may run on another machine. With --db, history \
+            comes from the SQLite file `tape process --db` writes (same machine), and tape.candles is \
+            followed from its end for live updates only. tape.gaps is read from its beginning (a missing topic is waited for). \
             /health judges what this server sees: Kafka answering its readers, the age of the last \
             trade on tape.trades (--stale-after) and candles keeping up with trades.
             """
@@ -23,8 +25,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @Option(help: ArgumentHelp("Address to serve HTTP on. Anything but loopback prints a warning.", valueName: "HOST:PORT"))
     var http: String = "127.0.0.1:8080"
-    @Option(help: ArgumentHelp("Candle history written by `tape process --db` (SQLite). Without it, history is kept in memory from tape.candles.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Candle history written by `tape process --db` (SQLite) on this machine. Without it, the server keeps its own history from tape.candles under --data-dir.", valueName: "FILE"))
     var db: String?
+    @Option(name: .customLong("data-dir"), help: ArgumentHelp("Where the server keeps its own candle history (serve-candles.sqlite) when --db is not given (default: ./tape-data).", valueName: "DIR"))
+    var dataDir: String?
     @Option(help: "Bearer token required on /api, /ws and /metrics (default: $TAPE_TOKEN, else none).")
     var token: String?
     @Option(name: .customLong("trades-topic"), help: "Topic of trades.") var tradesTopic = "tape.trades"
@@ -36,6 +40,10 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         if let token, token.isEmpty { throw ValidationError("--token is empty; give a value or leave it out.") }
+        if db != nil, dataDir != nil {
+            throw ValidationError("--db and --data-dir exclude each other: --db reads a processor's candle file, --data-dir is where the server keeps its own.")
+        }
+        if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir is empty; give a directory or leave it out.") }
         guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else { throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).") }
     }
 
@@ -47,6 +55,7 @@ struct ServeCommand: AsyncParsableCommand {
         var logger = Logger(label: "tape.serve")
         logger.logLevel = kafka.verbose ? .debug : .info
         let history: any CandleHistory
+        var ownHistory: TopicCandleHistory?
         if let db {
             if !FileManager.default.fileExists(atPath: db) {
                 printError("note: \(db) does not exist yet; it is created empty and fills as `tape process --db \(db)` writes candles.")
@@ -55,7 +64,14 @@ struct ServeCommand: AsyncParsableCommand {
                 throw ValidationError("--db \(db) cannot be opened as a candle store: \(error)")
             }
         } else {
-            history = InMemoryCandleHistory()
+            let path = (dataDir ?? "./tape-data") + "/serve-candles.sqlite"
+            do {
+                let own = try TopicCandleHistory(path: path, topic: candlesTopic, logger: logger)
+                ownHistory = own
+                history = own
+            } catch {
+                throw ValidationError("cannot open the server's candle history \(path): \(error)")
+            }
         }
         let state = TapeServerState(configuration: configuration)
         let settings = configuration
@@ -67,10 +83,12 @@ struct ServeCommand: AsyncParsableCommand {
             })
         let candles = KafkaCandleFeed(
             reader: try KafkaTopicReader(
-                kafka: kafkaConfiguration, topic: candlesTopic, start: db == nil ? .beginning : .end, logger: kafka.logger("tape.serve.candles")
-            ) {
-                stats.setConsumerLag($0)
-            })
+                kafka: kafkaConfiguration, topic: candlesTopic, start: ownHistory?.start ?? .end, logger: kafka.logger("tape.serve.candles")
+            ) { [ownHistory] lag in
+                stats.setConsumerLag(lag)
+                ownHistory?.noteLag(lag)
+            },
+            recordingInto: ownHistory)
         let gaps = KafkaGapFeed(
             reader: try KafkaTopicReader(
                 kafka: kafkaConfiguration, topic: gapsTopic, start: .beginning, logger: kafka.logger("tape.serve.gaps"), quietWhileMissing: true))

@@ -1,6 +1,7 @@
 import ExchangeSimulator
 import Exchanges
 import Foundation
+import MarketData
 import XCTest
 
 /// The simulator's real servers (sockets on loopback), read with Tape's own clients and parsers.

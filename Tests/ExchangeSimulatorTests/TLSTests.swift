@@ -1,6 +1,7 @@
 import ExchangeSimulator
 import Exchanges
 import Foundation
+import MarketData
 import XCTest
 
 /// `wss://` and `https://` through Tape's transports, against the simulator serving TLS with a

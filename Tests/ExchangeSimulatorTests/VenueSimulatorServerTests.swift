@@ -1,6 +1,7 @@
 import ExchangeSimulator
 import Exchanges
 import Foundation
+import MarketData
 import Synchronization
 import XCTest
 

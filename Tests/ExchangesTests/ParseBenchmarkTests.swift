@@ -1,4 +1,5 @@
 import Exchanges
+import MarketData
 import Testing
 
 @Suite struct ParseBenchmarkTests {

@@ -1,4 +1,5 @@
 import Exchanges
+import MarketData
 import Testing
 
 /// The real 2022-08-21 capture, every frame parsed, every trade field checked against values

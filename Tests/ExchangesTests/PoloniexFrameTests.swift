@@ -1,6 +1,7 @@
 import Foundation
 import ExchangeSimulator
 import Exchanges
+import MarketData
 import Testing
 
 private func parse(_ frame: String) throws -> (message: ExchangeMessage, trades: [Trade]) {

@@ -1,5 +1,6 @@
 import ExchangeSimulator
 import Exchanges
+import MarketData
 import Testing
 
 @Suite struct MarketSimulatorTests {

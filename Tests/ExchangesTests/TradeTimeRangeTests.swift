@@ -1,5 +1,6 @@
 import ExchangeSimulator
 import Foundation
+import MarketData
 import Testing
 
 @testable import Exchanges
@@ -91,18 +92,37 @@ struct TradeTimeRangeTests {
     /// The simulator's time-poisoning fault (malformed variant 3) yields, for every venue, a frame
     /// that parser refuses.
     @Test func poisonedSimulatorFramesAreRefusedByEveryVenue() {
-        let poloniex = PoloniexWire.malformed(Poloniex.sampleTradesFrame, variant: 3)
+        let poloniex = WireFaults.malformed(Poloniex.sampleTradesFrame, variant: 3)
         #expect(poloniex.contains("9223372036854775807"))
         #expect(error(Poloniex.self, poloniex)?.code == .invalidTrade)
-        let binance = PoloniexWire.malformed(Binance.sampleTradeEvent.replacingOccurrences(of: "BNBBTC", with: "BTCUSDT"), variant: 3)
+        let binance = WireFaults.malformed(Binance.sampleTradeEvent.replacingOccurrences(of: "BNBBTC", with: "BTCUSDT"), variant: 3)
         #expect(binance.contains("9223372036854775807"))
         #expect(error(Binance.self, binance, markets: binanceMarkets)?.code == .invalidTrade)
-        let coinbase = PoloniexWire.malformed(Coinbase.sampleTradesFrame, variant: 3)
+        let coinbase = WireFaults.malformed(Coinbase.sampleTradesFrame, variant: 3)
         #expect(coinbase.contains("\"time\":\"0001-"))
         #expect(error(Coinbase.self, coinbase)?.code == .invalidTrade)
-        let kraken = PoloniexWire.malformed(Kraken.sampleTradesFrame, variant: 3)
+        let kraken = WireFaults.malformed(Kraken.sampleTradesFrame, variant: 3)
         #expect(kraken.contains("\"timestamp\":\"0001-"))
         #expect(error(Kraken.self, kraken)?.code == .invalidTrade)
+    }
+
+    /// Every fault variant (`WireFaults.malformed`, shared by the simulated venues) breaks every
+    /// venue's frame in that venue's own text: each parser refuses it, and none gets another
+    /// venue's message shape.
+    @Test func everyFaultVariantBreaksEveryVenuesFrameInItsOwnText() {
+        let binanceFrame = Binance.sampleTradeEvent.replacingOccurrences(of: "BNBBTC", with: "BTCUSDT")
+        for variant in UInt64(0)..<8 {
+            let frames = [
+                WireFaults.malformed(Poloniex.sampleTradesFrame, variant: variant), WireFaults.malformed(binanceFrame, variant: variant),
+                WireFaults.malformed(Coinbase.sampleTradesFrame, variant: variant), WireFaults.malformed(Kraken.sampleTradesFrame, variant: variant),
+            ]
+            #expect(error(Poloniex.self, frames[0]) != nil, "variant \(variant): \(frames[0])")
+            #expect(error(Binance.self, frames[1], markets: binanceMarkets) != nil, "variant \(variant): \(frames[1])")
+            #expect(error(Coinbase.self, frames[2]) != nil, "variant \(variant): \(frames[2])")
+            #expect(error(Kraken.self, frames[3]) != nil, "variant \(variant): \(frames[3])")
+            for frame in frames.dropFirst() { #expect(!frame.contains("\"channel\":\"trades\",\"data\":[{]"), "\(frame)") }
+        }
+        #expect(WireFaults.malformed(binanceFrame, variant: 2).contains("\"p\":\"x"))
     }
 
     /// The connection loop's own checks: its lag arithmetic saturates, and a trade with a bad time

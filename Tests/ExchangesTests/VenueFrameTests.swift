@@ -1,5 +1,6 @@
 import Exchanges
 import Foundation
+import MarketData
 import Testing
 
 /// Parses `frame` with a fresh parser of adapter `A`, stamped `receivedAt` 7.

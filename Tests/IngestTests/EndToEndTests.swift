@@ -1,6 +1,7 @@
 import Exchanges
 import Foundation
 import KafkaClient
+import MarketData
 import Synchronization
 import XCTest
 

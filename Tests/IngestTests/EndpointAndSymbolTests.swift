@@ -1,4 +1,5 @@
 import Exchanges
+import MarketData
 import XCTest
 
 final class EndpointAndSymbolTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Exchanges
 import Foundation
 import KafkaClient
+import MarketData
 import XCTest
 
 /// The "Continuity" done-when, as real processes: `tape up --offline` (its own broker and

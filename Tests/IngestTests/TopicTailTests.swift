@@ -3,6 +3,7 @@ import Foundation
 @testable import Ingest
 import KafkaClient
 import Logging
+import MarketData
 import Synchronization
 import XCTest
 

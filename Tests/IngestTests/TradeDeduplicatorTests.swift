@@ -1,4 +1,5 @@
 import Exchanges
+import MarketData
 import XCTest
 
 /// Deduplication and gap detection, without sockets.

@@ -158,7 +158,7 @@ public struct BinanceSession: VenueSession {
                 framesSent += 1
                 var frame = BinanceVenue.tradeEvent(trade)
                 if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
-                    frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
+                    frame = WireFaults.malformed(frame, variant: UInt64(framesSent / every))
                     malformedFramesSent += 1
                 malformedFrames.append(frame)
                 }

@@ -222,7 +222,7 @@ public struct CoinbaseSession: VenueSession {
             sequence += 1
             var frame = CoinbaseVenue.tradesMessage(order.trades, sequence: sequence, pushTime: order.trades.first?.pushTime ?? time)
             if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
-                frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
+                frame = WireFaults.malformed(frame, variant: UInt64(framesSent / every))
                 malformedFramesSent += 1
                 malformedFrames.append(frame)
             }

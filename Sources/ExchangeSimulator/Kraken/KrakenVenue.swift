@@ -232,7 +232,7 @@ public struct KrakenSession: VenueSession {
             framesSent += 1
             var frame = KrakenVenue.tradesMessage(order.trades)
             if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
-                frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
+                frame = WireFaults.malformed(frame, variant: UInt64(framesSent / every))
                 malformedFramesSent += 1
                 malformedFrames.append(frame)
             }

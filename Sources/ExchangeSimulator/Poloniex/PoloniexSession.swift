@@ -95,7 +95,7 @@ public struct PoloniexSession: VenueSession {
             let numeric = configuration.numericIdsEvery.map { $0 > 0 && framesSent % $0 == 0 } ?? false
             var frame = PoloniexWire.tradesFrame(order.trades, numericIds: numeric)
             if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
-                frame = PoloniexWire.malformed(frame, variant: UInt64(framesSent / every))
+                frame = WireFaults.malformed(frame, variant: UInt64(framesSent / every))
                 malformedFramesSent += 1
                 malformedFrames.append(frame)
             }

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Binance spot: endpoints, streams, messages and timing, as data.
 ///
 /// Facts (Binance spot API docs, "WebSocket Streams" and "Market data endpoints", as stored in the

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parses frames of Binance's spot websocket: `trade` events (raw, or wrapped by a combined
 /// stream as `{"stream":...,"data":{...}}`), SUBSCRIBE acks and errors.
 ///

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parsers for Binance REST bodies (same scanner as the websocket parser).
 public enum BinanceREST {
     /// Parses `GET /api/v3/trades`: `[{"id":28457,"price":"4.00000100","qty":"12.00000000",

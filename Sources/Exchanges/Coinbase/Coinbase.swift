@@ -1,3 +1,5 @@
+import MarketData
+
 /// Coinbase Advanced Trade (public market data): endpoints, channels, messages and timing, as data.
 ///
 /// Facts (Coinbase Advanced Trade docs, "WebSocket Overview" / "WebSocket Channels", and the

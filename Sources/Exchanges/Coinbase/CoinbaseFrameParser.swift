@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parses frames of Coinbase Advanced Trade's public websocket: `market_trades` (snapshot and
 /// update events, several trades each), `subscriptions` confirmations, `heartbeats`, errors.
 ///

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parsers for Coinbase Advanced Trade public REST bodies.
 public enum CoinbaseREST {
     /// Parses `GET /api/v3/brokerage/market/products/{id}/ticker`: `{"trades":[...],"best_bid":...,

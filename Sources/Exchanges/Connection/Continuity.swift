@@ -1,3 +1,4 @@
+import MarketData
 import Synchronization
 
 /// What one exchange connection knows about the trades it has published — the deduplicator, the

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Checks requested symbols against a venue's market list.
 public enum SymbolSelection {
     /// Resolves `requested` (native or normalized spellings, or the single word `all`) to native

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Where a trade sits in its market's sequence: exchange trade ids when they are numbers (Poloniex's
 /// increase per market), otherwise trade time.
 public struct TradeMark: Sendable, Hashable, Comparable, CustomStringConvertible {

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Finds trades a stream skipped, for venues that number each market's trades 1, 2, 3 … with no
 /// holes (`ExchangeAdapter.tradeIdsAreConsecutive`): a trade whose id is more than one above the
 /// highest seen opens a *hole* of the ids in between; trades arriving later (a REST repair, an

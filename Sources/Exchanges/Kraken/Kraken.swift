@@ -1,3 +1,5 @@
+import MarketData
+
 /// Kraken spot, websocket API v2: endpoints, channels, messages and timing, as data.
 ///
 /// Facts (Kraken docs, "Spot WebSocket" v2 `trade` / `ping` / `heartbeat` pages and the REST

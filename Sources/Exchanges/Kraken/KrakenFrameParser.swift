@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parses frames of Kraken's websocket API v2: `trade` snapshots and updates (several trades
 /// each), subscribe acknowledgements and refusals, `pong`, `heartbeat` and `status`.
 ///

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parsers for Kraken REST bodies.
 public enum KrakenREST {
     /// Parses `GET /0/public/Trades`: `{"error":[],"result":{"<PAIR>":[[price, volume, time,

@@ -1,3 +1,5 @@
+import MarketData
+
 /// Where and how an exchange is reached, as data: what the shared connection loop needs to know.
 public struct ExchangeEndpoints: Sendable, Hashable {
     /// Public websocket URL.

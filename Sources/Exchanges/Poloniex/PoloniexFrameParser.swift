@@ -1,3 +1,5 @@
+import MarketData
+
 /// Parses frames of Poloniex's public spot websocket (`wss://ws.poloniex.com/ws/public`).
 ///
 /// Hand-written over UTF-8 bytes: no Foundation, no `Codable`, no string per field — the only

@@ -1,3 +1,5 @@
+import MarketData
+
 /// One market of `GET /markets`, with the fields Tape uses.
 public struct PoloniexMarket: Sendable, Hashable {
     /// Native symbol, "BTC_USDT".
