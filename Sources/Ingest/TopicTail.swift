@@ -2,6 +2,7 @@ import Exchanges
 import KafkaClient
 import Logging
 import Synchronization
+import TapeCommon
 
 /// How much of the trades topic `TopicTail` reads back on start, and for how long it tries.
 struct TailReadLimits: Sendable {
@@ -253,7 +254,7 @@ enum TopicTail {
     }
 
     static func seconds(_ duration: Duration) -> String {
-        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let ms = duration.wholeMilliseconds
         return "\(ms / 1000).\(String(ms % 1000 / 100))"
     }
 }

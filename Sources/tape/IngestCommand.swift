@@ -4,6 +4,7 @@ import Foundation
 import Ingest
 import KafkaClient
 import Logging
+import TapeCommon
 
 /// `tape ingest`: exchange trades into Kafka, nothing lost, doubled or misread.
 struct IngestCommand: AsyncParsableCommand {

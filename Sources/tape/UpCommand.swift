@@ -14,6 +14,7 @@ import Synchronization
 import TapeBroker
 import TapeMetrics
 import TapeServer
+import TapeCommon
 
 /// `tape up`: the embedded broker, ingestion (live Poloniex or the built-in simulator), candle
 /// processing and the HTTP server, in one process, stopped in order on Ctrl-C.
@@ -340,7 +341,7 @@ struct UpCommand: AsyncParsableCommand {
             let now = ContinuousClock.now
             let snapshot = ingest.service?.metrics.connection.snapshot
             let trades = snapshot?.trades ?? 0
-            let elapsed = Double((now - last.time).components.attoseconds) / 1e18 + Double((now - last.time).components.seconds)
+            let elapsed = (now - last.time).seconds
             let rate = elapsed > 0 ? Double(trades - last.trades) / elapsed : 0
             last = (now, trades)
             // Candle updates as they appear on tape.candles (the server reads every one).
@@ -437,7 +438,7 @@ final class UpStats: StatsSource {
         // Over the oldest sample still in the window (at least half a second back).
         let (fps, tps) = samples.withLock { samples -> (Double?, Double) in
             guard let p = samples.first(where: { now - $0.time <= Self.rateWindow && now - $0.time >= .milliseconds(500) }) else { return (nil, 0) }
-            let dt = Double((now - p.time).components.seconds) + Double((now - p.time).components.attoseconds) / 1e18
+            let dt = (now - p.time).seconds
             return (Double(s.frames - p.frames) / dt, Double(s.trades - p.trades) / dt)
         }
         base.exchanges = [

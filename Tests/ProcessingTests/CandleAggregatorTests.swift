@@ -1,5 +1,6 @@
 import MarketData
 import Processing
+import TapeTestSupport
 import Testing
 
 /// An exact decimal literal (shared by this target's tests).
