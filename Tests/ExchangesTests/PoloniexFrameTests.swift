@@ -235,7 +235,7 @@ private func parseError(_ frame: String) -> FrameParseError? {
 @Suite struct PoloniexFuzzTests {
     @Test func mutatedCaptureFramesNeverCrash() throws {
         let environment = ProcessInfo.processInfo.environment
-        let budget = environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 30_000
+        let budget = environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? TestBudget.iterations(30_000)
         let seed = environment["TAPE_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_220_821
         let lines = try FixtureFiles.lines("ws-capture-2022-08-21.txt")
         let frames: [[UInt8]] = lines.compactMap {

@@ -401,7 +401,7 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
 /// `FrameParseError` or a coherent result; a failed frame appends nothing.
 @Suite struct VenueFuzzTests {
     func fuzz<A: ExchangeAdapter>(_ adapter: A.Type, seeds: [String], rest: ([UInt8]) throws -> Void) {
-        let budget = ProcessInfo.processInfo.environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 20_000
+        let budget = ProcessInfo.processInfo.environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? TestBudget.iterations(20_000)
         var random = SplitMix64(seed: 20_231_125)
         let seedBytes = seeds.map { Array($0.utf8) }
         var parser = adapter.makeFrameParser(markets: [])

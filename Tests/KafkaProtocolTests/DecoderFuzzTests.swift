@@ -6,7 +6,7 @@ import XCTest
 /// Seeded mutation fuzzing of the request decoder: mutated valid requests and random garbage
 /// must either decode or throw — never trap, never allocate from an unchecked count.
 final class DecoderFuzzTests: XCTestCase {
-    static let iterations = 60_000
+    static let iterations = TestBudget.iterations(60_000)
 
     func mutate(_ input: [UInt8], _ rng: inout SplitMix64) -> [UInt8] {
         var b = input

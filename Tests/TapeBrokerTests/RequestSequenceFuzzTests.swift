@@ -86,7 +86,7 @@ final class RequestSequenceFuzzTests: XCTestCase {
             let manager = try LogManager(configuration: .init(dataDirectory: dir.path, fsyncPolicy: .never), logger: quiet)
             let broker = Broker(configuration: config, topics: manager, committedOffsets: DurableCommittedOffsetStore(manager.offsetStore), logger: quiet)
             var rng = Rng(seed: seed)
-            for step in 0..<3_000 {
+            for step in 0..<TestBudget.iterations(3_000) {
                 let body = randomRequest(&rng)
                 let version = Self.versions[body.apiKey] ?? 1
                 let request = KafkaRequest(header: RequestHeader(apiKey: body.apiKey.rawValue, apiVersion: version, correlationId: Int32(step), clientId: "fuzz"), body: body)
