@@ -42,10 +42,11 @@ test: test-deps
 	PATH="$(VENV)/bin:$$PATH" swift test --skip-build $(SWIFT_TEST_FLAGS)
 
 # The inner loop: the pure tests only (no kcat, kafka-python or chromium needed, no child runs),
-# with a tenth of the seeded property and fuzz budgets (TAPE_TEST_BUDGET=quick; see TestBudget).
+# with a tenth of the seeded property and fuzz budgets (TAPE_TEST_BUDGET=quick; see TestBudget),
+# XCTest cases in parallel (--parallel) beside swift-testing's own parallelism.
 test-fast: deps
 	swift build --build-tests
-	TAPE_TEST_BUDGET=quick swift test --skip-build --skip '$(PROCESS_TESTS)' $(SWIFT_TEST_FLAGS)
+	TAPE_TEST_BUDGET=quick swift test --skip-build --parallel --skip '$(PROCESS_TESTS)' $(SWIFT_TEST_FLAGS)
 
 # The main job: the whole pipeline in one process. `make up ARGS=--offline` uses the built-in simulator.
 up: release
