@@ -2,7 +2,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: up deps test-deps build release test bench-kafka clean demo
+.PHONY: up deps test-deps build release test test-fast bench-kafka clean demo
 
 deps:
 	@missing=""; \
@@ -29,9 +29,24 @@ build: deps
 release: deps
 	swift build -c release
 
+# Tests come in two kinds (see README, "Tests"): pure ones (no child processes, no sockets
+# between processes) and process ones: every target or class whose name ends in ProcessTests,
+# and IntegrationTests.
+PROCESS_TESTS := ProcessTests|^IntegrationTests\.
+
+# Everything. `swift build --build-tests` builds every product, the `tape` binary included (the
+# process tests run it; no test target depends on it), then the tests run without building again;
+# the output ends with swift test's own summary.
 test: test-deps
 	swift build --build-tests
 	PATH="$(VENV)/bin:$$PATH" swift test --skip-build $(SWIFT_TEST_FLAGS)
+
+# The inner loop: the pure tests only (no kcat, kafka-python or chromium needed, no child runs),
+# with a tenth of the seeded property and fuzz budgets (TAPE_TEST_BUDGET=quick; see TestBudget),
+# XCTest cases in parallel (--parallel) beside swift-testing's own parallelism.
+test-fast: deps
+	swift build --build-tests
+	TAPE_TEST_BUDGET=quick swift test --skip-build --parallel --skip '$(PROCESS_TESTS)' $(SWIFT_TEST_FLAGS)
 
 # The main job: the whole pipeline in one process. `make up ARGS=--offline` uses the built-in simulator.
 up: release

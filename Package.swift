@@ -35,6 +35,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
+        // Package-internal helpers every module shares (no dependencies, `package` access only):
+        // the one Duration → seconds conversion and the one seeded generator (SplitMix64).
+        .target(name: "TapeCommon", swiftSettings: strict),
         .systemLibrary(
             name: "Crdkafka",
             pkgConfig: "rdkafka",
@@ -44,6 +47,7 @@ let package = Package(
             name: "KafkaClient",
             dependencies: [
                 "Crdkafka",
+                "TapeCommon",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -64,6 +68,7 @@ let package = Package(
             dependencies: [
                 "KafkaProtocol",
                 "CTapeFileIO",
+                "TapeCommon",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -76,23 +81,24 @@ let package = Package(
         ),
         .target(
             name: "Exchanges",
-            dependencies: ["MarketData"] + nio,
+            dependencies: ["MarketData", "TapeCommon"] + nio,
             swiftSettings: strict
         ),
         .target(
             name: "ExchangeSimulator",
-            dependencies: ["MarketData"] + nio,
+            dependencies: ["MarketData", "TapeCommon"] + nio,
             swiftSettings: strict
         ),
         .target(
             name: "Ingest",
-            dependencies: ["Exchanges", "MarketData", "KafkaClient", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Exchanges", "MarketData", "KafkaClient", "TapeCommon", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .target(
             name: "Processing",
             dependencies: [
                 "MarketData",
+                "TapeCommon",
                 "KafkaClient",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -108,6 +114,7 @@ let package = Package(
             name: "TapeServer",
             dependencies: [
                 "MarketData",
+                "TapeCommon",
                 "KafkaClient",
                 "Processing",
                 "TapeMetrics",
@@ -128,6 +135,7 @@ let package = Package(
             name: "TapeRuntime",
             dependencies: [
                 "KafkaClient", "MarketData", "Exchanges", "TapeBroker", "Ingest", "ExchangeSimulator", "Processing", "TapeServer", "TapeMetrics",
+                "TapeCommon",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -148,42 +156,63 @@ let package = Package(
                 "TapeRuntime",
                 "TapeMetrics",
                 "CTapeMalloc",
+                "TapeCommon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(
-            name: "KafkaClientTests",
-            dependencies: ["KafkaClient", "Crdkafka"],
+        // Test plumbing every test target shares: child processes, the built `tape` binary, free
+        // loopback ports, temporary directories, waiting for a line or a port, a lock for what
+        // callbacks collect, and the seeded generator (TapeCommon's SplitMix64, re-exported).
+        .target(
+            name: "TapeTestSupport",
+            dependencies: ["TapeCommon"],
             swiftSettings: strict
         ),
+
+        // Pure test targets (`make test-fast`): no child processes, no sockets, seconds to run.
         .testTarget(
             name: "MarketDataTests",
-            dependencies: ["MarketData"],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "ExchangesTests",
-            dependencies: ["Exchanges", "MarketData", "ExchangeSimulator"],
-            exclude: ["Fixtures"],
+            dependencies: ["MarketData", "TapeTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "KafkaProtocolTests",
-            dependencies: ["KafkaProtocol", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["KafkaProtocol", "TapeTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KafkaClientTests",
+            dependencies: ["KafkaClient"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangesTests",
+            dependencies: ["Exchanges", "MarketData", "ExchangeSimulator", "TapeTestSupport"],
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangeSimulatorTests",
+            dependencies: ["ExchangeSimulator", "Exchanges", "TapeTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "TapeBrokerTests",
             dependencies: [
-                "TapeBroker", "KafkaProtocol",
+                "TapeBroker", "KafkaProtocol", "TapeTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeBrokerStorageTests",
+            dependencies: ["TapeBroker", "KafkaProtocol"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -194,6 +223,7 @@ let package = Package(
                 "KafkaClient",
                 "Processing",
                 "TapeMetrics",
+                "TapeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
@@ -202,33 +232,52 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
-            name: "IngestTests",
-            dependencies: ["Ingest", "Exchanges", "ExchangeSimulator", "KafkaClient", "tape"],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "ExchangeSimulatorTests",
-            dependencies: ["ExchangeSimulator", "Exchanges"],
-            swiftSettings: strict
-        ),
-        .testTarget(
             name: "ProcessingTests",
-            dependencies: ["Processing", "MarketData", "KafkaClient", "tape"],
+            dependencies: ["Processing", "MarketData", "KafkaClient", "TapeTestSupport"],
+            swiftSettings: strict
+        ),
+
+        // Process test targets (names end in ProcessTests, plus IntegrationTests; only `make test`):
+        // child processes (the built `tape`, kcat, kafka-python, openssl) and real sockets. They
+        // do not depend on the `tape` executable target: TapeTestSupport finds the built binary.
+        .testTarget(
+            name: "KafkaClientProcessTests",
+            dependencies: ["KafkaClient", "Crdkafka", "TapeTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ExchangeSimulatorProcessTests",
+            dependencies: ["ExchangeSimulator", "Exchanges", "TapeTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "TapeBrokerProcessTests",
+            dependencies: [
+                "TapeBroker", "KafkaProtocol", "TapeTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IngestProcessTests",
+            dependencies: ["Ingest", "Exchanges", "ExchangeSimulator", "KafkaClient", "TapeTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessingProcessTests",
+            dependencies: ["Processing", "MarketData", "KafkaClient", "TapeTestSupport", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["KafkaClient", "tape", "Processing", "MarketData"],
+            dependencies: ["KafkaClient", "Processing", "MarketData", "TapeTestSupport"],
             swiftSettings: strict
         ),
+        // The whole pipeline in this process through buildTape (loopback sockets, no child process).
         .testTarget(
             name: "TapeRuntimeTests",
-            dependencies: ["TapeRuntime", "TapeBroker", "Processing"],
-            swiftSettings: strict
-        ),
-        .testTarget(
-            name: "TapeBrokerStorageTests",
-            dependencies: ["TapeBroker", "KafkaProtocol"],
+            dependencies: ["TapeRuntime", "TapeBroker", "Processing", "TapeTestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -7,32 +7,7 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-
-/// A small, fast, seedable generator (SplitMix64): the same seed gives the same market on every
-/// platform and every run.
-public struct SeededRandom: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..<bound (bound > 0), without modulo bias worth caring about for bounds ≪ 2^64.
-    public mutating func below(_ bound: UInt64) -> UInt64 {
-        next().multipliedFullWidth(by: bound).high
-    }
-
-    /// Uniform in [0, 1) with 53 random bits (for timing only — never for prices).
-    public mutating func unit() -> Double {
-        Double(next() >> 11) * 0x1.0p-53
-    }
-}
+import TapeCommon
 
 /// One instrument of the simulated market.
 public struct SimulatedInstrument: Sendable, Hashable {
@@ -146,7 +121,7 @@ public struct MarketSimulator: Sendable {
     ]
 
     public let configuration: Configuration
-    var random: SeededRandom
+    var random: SplitMix64
     /// Current price of each instrument, in ticks.
     var ticks: [Int64]
     var priceScales: [Int]
@@ -167,7 +142,7 @@ public struct MarketSimulator: Sendable {
         precondition(!configuration.instruments.isEmpty, "a market needs at least one instrument")
         precondition(configuration.tradesPerSecond > 0, "tradesPerSecond must be positive")
         self.configuration = configuration
-        random = SeededRandom(seed: configuration.seed)
+        random = SplitMix64(seed: configuration.seed)
         ticks = []
         priceScales = []
         nextIds = []

@@ -6,6 +6,7 @@ import NIOPosix
 import NIOSSL
 import NIOWebSocket
 import Synchronization
+import TapeCommon
 
 /// Settings of a simulated venue (`VenueSimulator`, e.g. `PoloniexSimulator`).
 public struct SimulatorConfiguration: Sendable {
@@ -297,8 +298,8 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
             let id = state.nextClientID
             state.nextClientID += 1
             var session = SimulatedSessionConfiguration()
-            session.idleTimeout = Int64(configuration.silenceTimeout.secondsValue * 1000)
-            session.dropConnectionAfter = configuration.dropEvery.map { Int64($0.secondsValue * 1000) }
+            session.idleTimeout = Int64(configuration.silenceTimeout.seconds * 1000)
+            session.dropConnectionAfter = configuration.dropEvery.map { Int64($0.seconds * 1000) }
             session.malformedFrameEvery = configuration.malformedEvery
             session.numericIdsEvery = configuration.numericIDEvery > 0 ? configuration.numericIDEvery : nil
             let client = Venue.makeSession(
@@ -461,12 +462,6 @@ final class Logs: Sendable {
 public struct SimulatorError: Error, CustomStringConvertible, Sendable {
     public var description: String
     init(_ description: String) { self.description = description }
-}
-
-extension Duration {
-    var secondsValue: Double {
-        Double(components.seconds) + Double(components.attoseconds) * 1e-18
-    }
 }
 
 extension SimulatorConfiguration {

@@ -6,6 +6,7 @@ import Musl
 import Darwin
 #endif
 import MarketData
+import TapeCommon
 
 /// The core of `tape bench parse`: parses raw frames in a loop on the calling thread and reports
 /// trades per second. One parser, one reused trades buffer, as the ingest hot loop would run.
@@ -85,7 +86,7 @@ public enum ParseBenchmark {
                 }
                 trades.removeAll(keepingCapacity: true)
             }
-            elapsed = seconds(clock.now - start)
+            elapsed = (clock.now - start).seconds
         } while elapsed < minimumSeconds && !lines.isEmpty
         let cpu = threadCPUSeconds() - cpuStart
         return Result(
@@ -158,11 +159,6 @@ public enum ParseBenchmark {
         #endif
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        let (s, attoseconds) = duration.components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
-
     static func rounded(_ value: Double, _ places: Int) -> String {
         var factor = 1.0
         for _ in 0..<places { factor *= 10 }
@@ -170,17 +166,3 @@ public enum ParseBenchmark {
     }
 }
 
-/// A tiny, fast, seedable generator (SplitMix64): same seed, same sequence, on every platform.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

@@ -4,6 +4,7 @@ import KafkaClient
 import Logging
 import MarketData
 import Synchronization
+import TapeCommon
 
 /// Settings of `IngestService` (`tape ingest`).
 public struct IngestConfiguration: Sendable {
@@ -352,7 +353,7 @@ struct KafkaTradeSink: TradeSink {
 
 extension Duration {
     var secondsText: String {
-        let ms = components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        let ms = wholeMilliseconds
         return "\(ms / 1000).\(String(ms % 1000 / 10).leftPadded(2))"
     }
 }

@@ -3,6 +3,7 @@ import KafkaClient
 import Logging
 import MarketData
 import Synchronization
+import TapeCommon
 
 /// How much of the trades topic `TopicTail` reads back on start, and for how long it tries.
 struct TailReadLimits: Sendable {
@@ -254,7 +255,7 @@ enum TopicTail {
     }
 
     static func seconds(_ duration: Duration) -> String {
-        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        let ms = duration.wholeMilliseconds
         return "\(ms / 1000).\(String(ms % 1000 / 100))"
     }
 }

@@ -2,6 +2,7 @@ import Crdkafka
 import Foundation
 import Logging
 import Synchronization
+import TapeCommon
 
 /// Shared per-`rd_kafka_t` state reachable from librdkafka's C callbacks through the opaque pointer.
 class ClientContext: @unchecked Sendable {
@@ -222,7 +223,7 @@ final class TopicNameCache: @unchecked Sendable {
 extension Duration {
     /// The duration as librdkafka's `timeout_ms` argument.
     var librdkafkaMilliseconds: Int32 {
-        Int32(clamping: components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000)
+        Int32(clamping: wholeMilliseconds)
     }
 }
 

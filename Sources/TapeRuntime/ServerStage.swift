@@ -5,6 +5,7 @@ import MarketData
 import Processing
 import ServiceLifecycle
 import Synchronization
+import TapeCommon
 import TapeServer
 
 /// The HTTP server (dashboard, REST, `/ws`, `/metrics`, `/health`) as a service. On graceful
@@ -169,9 +170,4 @@ final class IngestStats: StatsSource {
         ]
         return base
     }
-}
-
-extension Duration {
-    /// This duration in seconds.
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ServiceLifecycle
+import TapeCommon
 import TapeServer
 
 /// Progress for the person who started `tape up`: every second a compact line rewritten in place on

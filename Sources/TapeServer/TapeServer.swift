@@ -9,6 +9,7 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import TapeMetrics
+import TapeCommon
 
 /// Settings of the HTTP server (`tape serve`, and the server inside `tape up`).
 public struct TapeServerConfiguration: Sendable {
@@ -159,7 +160,7 @@ public final class TapeServerState: Sendable {
 
     var uptimeSeconds: Double {
         let d = ContinuousClock.now - startedAt
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+        return d.seconds
     }
 }
 

@@ -3,6 +3,7 @@ import Logging
 import Foundation
 import Synchronization
 import KafkaClient
+import TapeCommon
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -100,11 +101,8 @@ struct BenchProduce: AsyncParsableCommand {
 
     /// Printable ASCII (so the same records can be fed to `kcat -P -l`), deterministic.
     static func payload(size: Int) -> [UInt8] {
-        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
-        return (0..<size).map { _ in
-            state = state &* 6364136223846793005 &+ 1442695040888963407
-            return UInt8(ascii: "A") + UInt8((state >> 33) % 26)
-        }
+        var random = SplitMix64(seed: 0x9E37_79B9_7F4A_7C15)
+        return (0..<size).map { _ in UInt8(ascii: "A") + UInt8(random.below(26)) }
     }
 
     static func produce(kafka: KafkaConfiguration, topic: String, count: Int, payload: [UInt8], acks: String, compression: KafkaCompression, linger: Double, logger: Logger) async throws -> BenchResult {
@@ -166,7 +164,7 @@ struct BenchProduce: AsyncParsableCommand {
             throw ValidationError("\(failures) of \(count) records failed: \(firstError ?? "unknown error")")
         }
         latencies.sort()
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.seconds
         return BenchResult(records: count, bytes: count * payload.count, seconds: seconds, latenciesMicros: latencies)
     }
 }
@@ -261,7 +259,7 @@ struct BenchConsume: AsyncParsableCommand {
             watchdog.cancel()
             let elapsed = clock.now - start
             consumer.close()
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             let result = BenchResult(records: records, bytes: bytes, seconds: seconds, latenciesMicros: [])
             rates.append(result.recordsPerSecond)
             mbs.append(result.megabytesPerSecond)

@@ -5,6 +5,7 @@ import Ingest
 import KafkaClient
 import Logging
 import MarketData
+import TapeCommon
 
 /// `tape ingest`: exchange trades into Kafka, nothing lost, doubled or misread.
 struct IngestCommand: AsyncParsableCommand {

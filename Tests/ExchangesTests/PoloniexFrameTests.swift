@@ -2,6 +2,7 @@ import Foundation
 import ExchangeSimulator
 import Exchanges
 import MarketData
+import TapeTestSupport
 import Testing
 
 private func parse(_ frame: String) throws -> (message: ExchangeMessage, trades: [Trade]) {
@@ -235,7 +236,7 @@ private func parseError(_ frame: String) -> FrameParseError? {
 @Suite struct PoloniexFuzzTests {
     @Test func mutatedCaptureFramesNeverCrash() throws {
         let environment = ProcessInfo.processInfo.environment
-        let budget = environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 30_000
+        let budget = environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? TestBudget.iterations(30_000)
         let seed = environment["TAPE_FUZZ_SEED"].flatMap { UInt64($0) } ?? 20_220_821
         let lines = try FixtureFiles.lines("ws-capture-2022-08-21.txt")
         let frames: [[UInt8]] = lines.compactMap {
@@ -249,23 +250,9 @@ private func parseError(_ frame: String) -> FrameParseError? {
         var trades: [Trade] = []
         var parsed = 0
         var failed = 0
-        let interesting: [UInt8] = Array(#"{}[]",:.-+0123456789eE\u"tfn "#.utf8) + [0, 0x7F, 0x80, 0xC3, 0xFF, 0x0A]
         for _ in 0..<budget {
             var frame = seeds[Int(random.next() % UInt64(seeds.count))]
-            let mutations = 1 + Int(random.next() % 4)
-            for _ in 0..<mutations where !frame.isEmpty {
-                let at = Int(random.next() % UInt64(frame.count))
-                switch random.next() % 6 {
-                case 0: frame[at] = interesting[Int(random.next() % UInt64(interesting.count))]
-                case 1: frame[at] ^= UInt8(truncatingIfNeeded: random.next() | 1)
-                case 2: frame.removeSubrange(at..<min(frame.count, at + 1 + Int(random.next() % 8)))
-                case 3: frame.insert(interesting[Int(random.next() % UInt64(interesting.count))], at: at)
-                case 4: frame.removeSubrange(at...)  // truncate
-                default:
-                    let end = min(frame.count, at + 1 + Int(random.next() % 16))
-                    frame.insert(contentsOf: frame[at..<end], at: at)  // duplicate a slice
-                }
-            }
+            random.mutateFrame(&frame)
             trades.removeAll(keepingCapacity: true)
             do {
                 _ = try parser.parse(frame, receivedAt: 0, into: &trades)

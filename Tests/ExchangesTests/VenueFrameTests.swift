@@ -1,6 +1,7 @@
 import Exchanges
 import Foundation
 import MarketData
+import TapeTestSupport
 import Testing
 
 /// Parses `frame` with a fresh parser of adapter `A`, stamped `receivedAt` 7.
@@ -401,28 +402,15 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
 /// `FrameParseError` or a coherent result; a failed frame appends nothing.
 @Suite struct VenueFuzzTests {
     func fuzz<A: ExchangeAdapter>(_ adapter: A.Type, seeds: [String], rest: ([UInt8]) throws -> Void) {
-        let budget = ProcessInfo.processInfo.environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? 20_000
+        let budget = ProcessInfo.processInfo.environment["TAPE_FUZZ_ITERATIONS"].flatMap { Int($0) } ?? TestBudget.iterations(20_000)
         var random = SplitMix64(seed: 20_231_125)
         let seedBytes = seeds.map { Array($0.utf8) }
         var parser = adapter.makeFrameParser(markets: [])
         var trades: [Trade] = []
-        let interesting: [UInt8] = Array(#"{}[]",:.-+0123456789eE\u"tfn "#.utf8) + [0, 0x7F, 0x80, 0xC3, 0xFF, 0x0A]
         var failures = 0
         for i in 0..<budget {
             var frame = seedBytes[Int(random.next() % UInt64(seedBytes.count))]
-            for _ in 0..<(1 + Int(random.next() % 4)) where !frame.isEmpty {
-                let at = Int(random.next() % UInt64(frame.count))
-                switch random.next() % 6 {
-                case 0: frame[at] = interesting[Int(random.next() % UInt64(interesting.count))]
-                case 1: frame[at] ^= UInt8(truncatingIfNeeded: random.next() | 1)
-                case 2: frame.removeSubrange(at..<min(frame.count, at + 1 + Int(random.next() % 8)))
-                case 3: frame.insert(interesting[Int(random.next() % UInt64(interesting.count))], at: at)
-                case 4: frame.removeSubrange(at...)
-                default:
-                    let end = min(frame.count, at + 1 + Int(random.next() % 16))
-                    frame.insert(contentsOf: frame[at..<end], at: at)
-                }
-            }
+            random.mutateFrame(&frame)
             trades.removeAll(keepingCapacity: true)
             do {
                 _ = try parser.parse(frame, receivedAt: 0, into: &trades)

@@ -1,25 +1,26 @@
 import Foundation
+import TapeTestSupport
 import XCTest
 
 /// The built `tape` binary as a process, against `tape mock-cluster` (librdkafka's mock Kafka on
 /// loopback), with kcat on the other side: what one writes the other reads byte for byte.
 final class CLIInteropTests: XCTestCase {
-    var cluster: BackgroundProcess!
+    var cluster: ChildProcess!
     var brokers = ""
 
     override func setUpWithError() throws {
-        cluster = try BackgroundProcess(Processes.tape, ["mock-cluster", "--brokers", "3", "--topic", "interop:3", "--topic", "fromkcat:2", "--topic", "grouped:2"])
+        cluster = try ChildProcess(["mock-cluster", "--brokers", "3", "--topic", "interop:3", "--topic", "fromkcat:2", "--topic", "grouped:2"])
         brokers = try cluster.firstLine()
         XCTAssertTrue(brokers.contains("127.0.0.1:"), brokers)
     }
 
     override func tearDown() {
-        cluster?.stop()
+        cluster?.interrupt(timeout: 10)
         cluster = nil
     }
 
     func kcat() throws -> String {
-        guard let k = Processes.which("kcat") else { throw XCTSkip("kcat is not installed (apt-get install kcat)") }
+        guard let k = Executables.which("kcat") else { throw XCTSkip("kcat is not installed (apt-get install kcat)") }
         return k
     }
 
@@ -37,16 +38,16 @@ final class CLIInteropTests: XCTestCase {
                 expected.append((key, value))
                 input.append(key); input.append(contentsOf: Array("|".utf8)); input.append(value); input.append(10)
             }
-            let produced = try Processes.run(Processes.tape, ["produce", "--brokers", brokers, "--topic", topic, "--key-delimiter", "|",
+            let produced = try runProcess(TapeBinary.path, ["produce", "--brokers", brokers, "--topic", topic, "--key-delimiter", "|",
                                                               "--compression", codec, "--header", "source=tape", "--header", "codec=\(codec)"], stdin: input)
             XCTAssertEqual(produced.status, 0, produced.stderr)
             XCTAssertTrue(produced.stderr.contains("Produced 20 message(s)"), produced.stderr)
 
             // kcat -J gives the key/value as JSON strings, which cannot carry raw bytes: use a
             // length-prefixed format instead: key length, key, value length, value.
-            let read = try Processes.run(kcat, ["-b", brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%K|%k|%S|%s|%h\n"])
+            let read = try runProcess(kcat, ["-b", brokers, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%K|%k|%S|%s|%h\n"])
             XCTAssertEqual(read.status, 0, read.stderr)
-            let records = try parseLengthPrefixed(read.stdout)
+            let records = try parseLengthPrefixed(read.stdoutData)
             let mine = records.filter { $0.headers.contains("codec=\(codec)") }
             XCTAssertEqual(mine.count, 20, "codec \(codec): kcat saw \(records.count) records in all")
             XCTAssertEqual(Set(mine.map { $0.key + Data([0]) + $0.value }), Set(expected.map { $0.key + Data([0]) + $0.value }), "codec \(codec)")
@@ -58,11 +59,11 @@ final class CLIInteropTests: XCTestCase {
         let kcat = try kcat()
         var input = ""
         for i in 0..<30 { input += "key-\(i % 4):value \(i) \"quoted\" ünïcode\n" }
-        let produced = try Processes.run(kcat, ["-b", brokers, "-P", "-t", "fromkcat", "-K", ":", "-H", "origin=kcat", "-z", "zstd"], stdin: Data(input.utf8))
+        let produced = try runProcess(kcat, ["-b", brokers, "-P", "-t", "fromkcat", "-K", ":", "-H", "origin=kcat", "-z", "zstd"], stdin: Data(input.utf8))
         XCTAssertEqual(produced.status, 0, produced.stderr)
-        let consumed = try Processes.run(Processes.tape, ["consume", "--brokers", brokers, "--topic", "fromkcat", "--from-beginning", "--exit-at-end", "--format", "json"])
+        let consumed = try runProcess(TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "fromkcat", "--from-beginning", "--exit-at-end", "--format", "json"])
         XCTAssertEqual(consumed.status, 0, consumed.stderr)
-        let lines = consumed.stdoutText.split(separator: "\n")
+        let lines = consumed.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 30)
         var seen: Set<String> = []
         var partitionsByKey: [String: Set<Int>] = [:]
@@ -85,26 +86,26 @@ final class CLIInteropTests: XCTestCase {
 
     func testConsumeCountAndGroupCommitsThenResumes() throws {
         let input = Data((0..<10).map { "m\($0)\n" }.joined().utf8)
-        XCTAssertEqual(try Processes.run(Processes.tape, ["produce", "--brokers", brokers, "--topic", "grouped", "--key", "same"], stdin: input).status, 0)
+        XCTAssertEqual(try runProcess(TapeBinary.path, ["produce", "--brokers", brokers, "--topic", "grouped", "--key", "same"], stdin: input).status, 0)
         // The mock cluster's coordinator holds a JoinGroup for a session timeout even after the
         // previous member left, so the timeout is made short here.
         let fast = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
-        let first = try Processes.run(Processes.tape, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--from-beginning", "--count", "4"] + fast)
+        let first = try runProcess(TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--from-beginning", "--count", "4"] + fast)
         XCTAssertEqual(first.status, 0, first.stderr)
-        XCTAssertEqual(first.stdoutText, "m0\nm1\nm2\nm3\n")
-        let second = try Processes.run(Processes.tape, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--count", "6"] + fast)
+        XCTAssertEqual(first.stdout, "m0\nm1\nm2\nm3\n")
+        let second = try runProcess(TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--count", "6"] + fast)
         XCTAssertEqual(second.status, 0, second.stderr)
-        XCTAssertEqual(second.stdoutText, "m4\nm5\nm6\nm7\nm8\nm9\n", "the group resumes after what it committed")
-        let described = try Processes.run(Processes.tape, ["groups", "describe", "g1", "--brokers", brokers, "--topics", "grouped"])
+        XCTAssertEqual(second.stdout, "m4\nm5\nm6\nm7\nm8\nm9\n", "the group resumes after what it committed")
+        let described = try runProcess(TapeBinary.path, ["groups", "describe", "g1", "--brokers", brokers, "--topics", "grouped"])
         XCTAssertEqual(described.status, 0, described.stderr)
-        let row = described.stdoutText.split(separator: "\n").first { $0.contains("\t10\t") }
-        XCTAssertNotNil(row, described.stdoutText)
-        XCTAssertTrue(described.stdoutText.contains("TotalLag: 0"), described.stdoutText)
+        let row = described.stdout.split(separator: "\n").first { $0.contains("\t10\t") }
+        XCTAssertNotNil(row, described.stdout)
+        XCTAssertTrue(described.stdout.contains("TotalLag: 0"), described.stdout)
     }
 
     func testUnreachableBrokerIsOneClearSentenceWithinSeconds() throws {
         let start = Date()
-        let result = try Processes.run(Processes.tape, ["topics", "list"], environment: ["TAPE_BROKERS": "127.0.0.1:1"], timeout: 30)
+        let result = try runProcess(TapeBinary.path, ["topics", "list"], environment: ["TAPE_BROKERS": "127.0.0.1:1"], timeout: 30)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertLessThan(Date().timeIntervalSince(start), 10)
         let lines = result.stderr.split(separator: "\n")
@@ -115,19 +116,19 @@ final class CLIInteropTests: XCTestCase {
     }
 
     func testBadFlagsAreExplained() throws {
-        let r = try Processes.run(Processes.tape, ["produce", "--topic", "x", "--compression", "brotli"])
+        let r = try runProcess(TapeBinary.path, ["produce", "--topic", "x", "--compression", "brotli"])
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("Unknown compression 'brotli'"), r.stderr)
     }
 
     func testVersionPrintsLibrdkafkaAndFeatures() throws {
-        let r = try Processes.run(Processes.tape, ["version"])
+        let r = try runProcess(TapeBinary.path, ["version"])
         XCTAssertEqual(r.status, 0)
-        XCTAssertTrue(r.stdoutText.contains("librdkafka 2."), r.stdoutText)
+        XCTAssertTrue(r.stdout.contains("librdkafka 2."), r.stdout)
         for feature in ["gzip", "snappy", "lz4", "zstd", "ssl", "sasl_scram", "regex"] {
-            XCTAssertTrue(r.stdoutText.contains(feature), feature)
+            XCTAssertTrue(r.stdout.contains(feature), feature)
         }
-        XCTAssertEqual(try Processes.run(Processes.tape, ["--version"]).stdoutText, r.stdoutText)
+        XCTAssertEqual(try runProcess(TapeBinary.path, ["--version"]).stdout, r.stdout)
     }
 }
 

@@ -1,13 +1,14 @@
 import Foundation
 import MarketData
+import TapeTestSupport
 import XCTest
 
 /// `/health` of a real `tape up` against a real (simulated) exchange process: killing the exchange
 /// turns it degraded with the exchange named, restarting it turns it ok again.
 final class HealthProcessTests: XCTestCase {
     /// `tape simulate` on a fixed loopback port; returns the process and its websocket and REST URLs.
-    func simulator(port: Int, seed: Int) throws -> (process: BackgroundProcess, websocket: String, rest: String) {
-        let sim = try BackgroundProcess(Processes.tape, [
+    func simulator(port: Int, seed: Int) throws -> (process: ChildProcess, websocket: String, rest: String) {
+        let sim = try ChildProcess([
             "simulate", "--exchange", "poloniex", "--listen", "127.0.0.1:\(port)", "--rate", "40", "--symbols", "BTC_USDT,ETH_USDT",
             "--seed", "\(seed)",
         ])
@@ -49,18 +50,17 @@ final class HealthProcessTests: XCTestCase {
     }
 
     func testKillingTheExchangeTurnsHealthDegradedAndRestartingItTurnsItOk() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-health-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("health")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let simPort = try freeTCPPort(), kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let simPort = Loopback.freePort(), kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         var sim = try simulator(port: simPort, seed: 1)
-        defer { sim.process.stop() }
-        let up = try BackgroundProcess(Processes.tape, [
+        defer { sim.process.interrupt(timeout: 10) }
+        let up = try ChildProcess([
             "up", "--endpoint", sim.websocket, "--rest-endpoint", sim.rest, "--symbols", "BTC_USDT,ETH_USDT",
             "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(kafkaPort)", "--http", "127.0.0.1:\(httpPort)",
             "--intervals", "1s,1m", "--stale-after", "10",
         ])
-        defer { up.stop() }
+        defer { up.interrupt(timeout: 10) }
         let base = "http://127.0.0.1:\(httpPort)"
 
         // 1. Against a live exchange: ok, every check judged.
@@ -103,7 +103,7 @@ final class HealthProcessTests: XCTestCase {
         XCTAssertEqual(back.last.reasons, [])
         XCTAssertEqual(metric(base, "tape_health_degraded"), 0)
 
-        up.stop()
+        up.interrupt(timeout: 10)
         XCTAssertEqual(up.process.terminationStatus, 0, up.stderr.suffix(3000).description)
         XCTAssertTrue(up.stderr.contains("Health: degraded"), "the transition is logged")
     }
@@ -111,20 +111,19 @@ final class HealthProcessTests: XCTestCase {
     /// A standalone `tape serve` judges what it reads: no trade on tape.trades for --stale-after,
     /// then trades (ok), then its broker killed (Kafka named), then the broker back (ok).
     func testStandaloneServeJudgesTradesAndKafkaItReads() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-serve-health-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("serve-health")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         let bootstrap = "127.0.0.1:\(kafkaPort)"
-        func startBroker() throws -> BackgroundProcess {
-            try BackgroundProcess(Processes.tape, ["broker", "--listen", bootstrap, "--data-dir", dir.appendingPathComponent("kafka").path])
+        func startBroker() throws -> ChildProcess {
+            try ChildProcess(["broker", "--listen", bootstrap, "--data-dir", dir.appendingPathComponent("kafka").path])
         }
         var broker = try startBroker()
-        defer { broker.stop() }
-        let serve = try BackgroundProcess(Processes.tape, [
+        defer { broker.interrupt(timeout: 10) }
+        let serve = try ChildProcess([
             "serve", "--brokers", bootstrap, "--http", "127.0.0.1:\(httpPort)", "--stale-after", "4", "--db", dir.appendingPathComponent("candles.sqlite").path,
         ])
-        defer { serve.stop() }
+        defer { serve.interrupt(timeout: 10) }
         let base = "http://127.0.0.1:\(httpPort)"
 
         // 1. Nothing on tape.trades for 4 s: degraded, and it says so; the exchange is not its to judge.
@@ -145,7 +144,7 @@ final class HealthProcessTests: XCTestCase {
                 exchange: Exchange("poloniex"), symbol: Symbol(normalizing: "BTC-USDT"), nativeSymbol: "BTC_USDT", tradeId: "\(id)",
                 price: try! ExactDecimal("21600.5"), quantity: try! ExactDecimal("0.01"), side: .buy, time: Int64(Date().timeIntervalSince1970 * 1000),
                 receivedAt: Int64(Date().timeIntervalSince1970 * 1_000_000))
-            _ = try? Processes.run(Processes.tape, ["produce", "--brokers", bootstrap, "--topic", "tape.trades", "--key", trade.kafkaKey], stdin: Data((trade.jsonString + "\n").utf8), timeout: 20)
+            _ = try? runProcess(TapeBinary.path, ["produce", "--brokers", bootstrap, "--topic", "tape.trades", "--key", trade.kafkaKey], stdin: Data((trade.jsonString + "\n").utf8), timeout: 20)
             return false
         }
         XCTAssertNotNil(became, "trades on tape.trades turn /health ok; stderr:\n\(serve.stderr.suffix(3000))")

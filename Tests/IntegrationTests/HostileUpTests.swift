@@ -1,4 +1,5 @@
 import Foundation
+import TapeTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -9,20 +10,6 @@ import XCTest
 /// connections to its broker and its HTTP server: it must stay up, keep ingesting, and answer a
 /// real client on each side. (Before: ~1000 idle connections killed it within 30 s.)
 final class HostileUpTests: XCTestCase {
-    static func connect(_ port: Int) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        if rc != 0 {
-            close(fd)
-            return -1
-        }
-        return fd
-    }
-
     func testConnectionHoardersUnderUlimit1024() throws {
         var l = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
@@ -30,27 +17,26 @@ final class HostileUpTests: XCTestCase {
             l.rlim_cur = min(l.rlim_max, 65_536)
             setrlimit(Int32(RLIMIT_NOFILE.rawValue), &l)
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-hostile-up-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("hostile-up")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         let args = [
             "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(kafkaPort)", "--http", "127.0.0.1:\(httpPort)",
             "--rate", "100", "--symbols", "BTC_USDT",
         ].map { "'\($0)'" }.joined(separator: " ")
-        let up = try BackgroundProcess("/bin/sh", ["-c", "ulimit -n 1024 && exec '\(Processes.tape)' \(args)"])
-        defer { up.stop() }
+        let up = try ChildProcess(["-c", "ulimit -n 1024 && exec '\(TapeBinary.path)' \(args)"], name: "up", executable: "/bin/sh")
+        defer { up.interrupt(timeout: 10) }
         let base = "http://127.0.0.1:\(httpPort)"
         XCTAssertTrue(waitForHealth(base), "tape up did not serve /health within 60 s: \(up.stderr.suffix(2000))")
 
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }
         for _ in 0..<1_000 {
-            let fd = Self.connect(kafkaPort)
+            let fd = Loopback.connect(port: kafkaPort)
             if fd >= 0 { fds.append(fd) }
         }
         for _ in 0..<400 {
-            let fd = Self.connect(httpPort)
+            let fd = Loopback.connect(port: httpPort)
             if fd >= 0 { fds.append(fd) }
         }
         let tradesBefore = try tradesSeen(base)
@@ -59,8 +45,8 @@ final class HostileUpTests: XCTestCase {
         // Real clients on both sides get through (idle hoarders make room).
         let health = try httpGet(base + "/health")
         XCTAssertEqual(health.status, 200, health.body)
-        if let kcat = Processes.which("kcat") {
-            let r = try Processes.run(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-C", "-t", "tape.trades", "-o", "beginning", "-c", "10", "-q"], timeout: 30)
+        if let kcat = Executables.which("kcat") {
+            let r = try runProcess(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-C", "-t", "tape.trades", "-o", "beginning", "-c", "10", "-q"], timeout: 30)
             XCTAssertEqual(r.status, 0, r.stderr)
             XCTAssertFalse(r.stdout.isEmpty, "recent trades are readable")
         }

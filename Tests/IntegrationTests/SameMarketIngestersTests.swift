@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import MarketData
 import Processing
+import TapeTestSupport
 import XCTest
 
 /// Two `tape ingest` of the same venue with overlapping markets, as documented in docs/ingest.md
@@ -11,32 +12,31 @@ import XCTest
 /// computation over the simulator's trades, and `tape serve`'s /api/trades lists each id once.
 final class SameMarketIngestersTests: XCTestCase {
     func testTwoIngestersOfOneMarketBothPublishAndDownstreamCountsEachTradeOnce() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-same-market-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("same-market")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         let brokers = "127.0.0.1:\(kafkaPort)"
-        let broker = try BackgroundProcess(Processes.tape, ["broker", "--listen", brokers, "--data-dir", dir.appendingPathComponent("kafka").path])
-        defer { broker.stop() }
-        let topics = try Processes.run(Processes.tape, ["topics", "create", "tape.trades", "--partitions", "3", "--brokers", brokers], timeout: 30)
+        let broker = try ChildProcess(["broker", "--listen", brokers, "--data-dir", dir.appendingPathComponent("kafka").path])
+        defer { broker.interrupt(timeout: 10) }
+        let topics = try runProcess(TapeBinary.path, ["topics", "create", "tape.trades", "--partitions", "3", "--brokers", brokers], timeout: 30)
         XCTAssertEqual(topics.status, 0, topics.stderr + broker.stderr)
 
         let tradesLog = dir.appendingPathComponent("kraken.jsonl").path
-        let simulator = try BackgroundProcess(Processes.tape, ["simulate", "--exchange", "kraken", "--rate", "60", "--seed", "5", "--trades-log", tradesLog])
-        defer { simulator.stop() }
+        let simulator = try ChildProcess(["simulate", "--exchange", "kraken", "--rate", "60", "--seed", "5", "--trades-log", tradesLog])
+        defer { simulator.interrupt(timeout: 10) }
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         let db = dir.appendingPathComponent("candles.sqlite").path
-        let process = try BackgroundProcess(Processes.tape, ["process", "--brokers", brokers, "--intervals", "1s", "--db", db])
-        defer { process.stop() }
-        let serve = try BackgroundProcess(Processes.tape, ["serve", "--brokers", brokers, "--db", db, "--http", "127.0.0.1:\(httpPort)"])
-        defer { serve.stop() }
+        let process = try ChildProcess(["process", "--brokers", brokers, "--intervals", "1s", "--db", db])
+        defer { process.interrupt(timeout: 10) }
+        let serve = try ChildProcess(["serve", "--brokers", brokers, "--db", db, "--http", "127.0.0.1:\(httpPort)"])
+        defer { serve.interrupt(timeout: 10) }
         let base = "http://127.0.0.1:\(httpPort)"
         XCTAssertTrue(waitForHealthAnswer(base), "tape serve: \(serve.stderr.suffix(2000))")
 
         // A: every market; B: two of them. BTC/USDT and ETH/USDT are ingested twice.
         let shared = ["BTC/USDT", "ETH/USDT"]
-        func ingest(_ symbols: String) throws -> BackgroundProcess {
-            try BackgroundProcess(Processes.tape, [
+        func ingest(_ symbols: String) throws -> ChildProcess {
+            try ChildProcess([
                 "ingest", "--exchange", "kraken", "--symbols", symbols, "--endpoint", urls[0], "--rest-endpoint", urls[1],
                 "--brokers", brokers, "--ping-interval", "1",
             ])
@@ -55,7 +55,7 @@ final class SameMarketIngestersTests: XCTestCase {
         b = try ingest(shared.joined(separator: ","))
         sleep(4)
         let cut = Int64(Date().timeIntervalSince1970 * 1000) - 2_000
-        let expected = fileLines(tradesLog).compactMap { try? Trade(json: String($0)) }.filter { $0.time <= cut }
+        let expected = lines(of: tradesLog).compactMap { try? Trade(json: String($0)) }.filter { $0.time <= cut }
 
         // tape.trades, read back from the start, until every trade up to the cut is there.
         var configuration = KafkaConsumerConfiguration(kafka: KafkaConfiguration(bootstrapServers: brokers))
@@ -63,7 +63,7 @@ final class SameMarketIngestersTests: XCTestCase {
         let consumer = try KafkaConsumer(configuration: configuration)
         defer { consumer.close() }
         try consumer.assign((0..<3).map { TopicPartitionOffset(topic: "tape.trades", partition: $0, offset: KafkaOffset.beginning) })
-        let records = LockedValue<[Trade]>([])
+        let records = Locked<[Trade]>([])
         let reading = Task {
             for try await batch in consumer.batches {
                 let trades = batch.compactMap { $0.value.flatMap { try? Trade(json: $0) } }
@@ -94,7 +94,7 @@ final class SameMarketIngestersTests: XCTestCase {
         XCTAssertEqual(missing, [], "trades lost; ingest A: \(a.stderr.suffix(1500)) B: \(b.stderr.suffix(1500))")
         XCTAssertEqual(tooMany, [], "more copies than ingesters publishing the market")
         XCTAssertGreaterThan(doubled, 100, "both ingesters publish the shared markets")
-        XCTAssertEqual(Set(copies.keys).subtracting(Set(fileLines(tradesLog).compactMap { try? Trade(json: String($0)) }.map { "\($0.nativeSymbol):\($0.tradeId)" })), [], "never generated")
+        XCTAssertEqual(Set(copies.keys).subtracting(Set(lines(of: tradesLog).compactMap { try? Trade(json: String($0)) }.map { "\($0.nativeSymbol):\($0.tradeId)" })), [], "never generated")
 
         // tape serve: each id once in /api/trades.
         for symbol in ["BTC-USDT", "ETH-USDT"] {
@@ -127,8 +127,8 @@ final class SameMarketIngestersTests: XCTestCase {
             if let diff = BatchCandles.difference(got, want) { mismatches.append("\(key): \(diff)") }
         }
         XCTAssertEqual(mismatches, [], "candles differ from the batch computation (queried at \(queriedAt)); process: \(process.stderr.suffix(1500))")
-        a.stop()
-        b.stop()
+        a.interrupt(timeout: 10)
+        b.interrupt(timeout: 10)
         print("two ingesters of kraken BTC/USDT, ETH/USDT: \(expected.count) trades up to the cut, \(doubled) of the shared markets' published twice (\(onceShared) once, while one ingester was down), 0 lost, 0 more than twice; \(comparable.count) candles equal the batch computation; /api/trades ids unique")
     }
 }
@@ -141,9 +141,4 @@ func waitForHealthAnswer(_ base: String, timeout: TimeInterval = 60) -> Bool {
         usleep(300_000)
     }
     return false
-}
-
-/// The lines of a text file (none if it cannot be read).
-func fileLines(_ path: String) -> [String] {
-    ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
 }

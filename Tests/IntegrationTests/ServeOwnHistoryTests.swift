@@ -1,6 +1,7 @@
 import Foundation
 import MarketData
 import Processing
+import TapeTestSupport
 import XCTest
 
 /// `tape serve` without `--db` builds its candle history from `tape.candles` in its own data
@@ -43,17 +44,17 @@ final class ServeOwnHistoryTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-serve-own-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         let brokers = "127.0.0.1:\(kafkaPort)"
-        let broker = try BackgroundProcess(Processes.tape, ["broker", "--listen", brokers, "--data-dir", dir.appendingPathComponent("broker").path])
-        defer { broker.stop() }
-        let topics = try Processes.run(Processes.tape, ["topics", "create", "tape.trades", "--partitions", "1", "--brokers", brokers], timeout: 30)
+        let broker = try ChildProcess(["broker", "--listen", brokers, "--data-dir", dir.appendingPathComponent("broker").path])
+        defer { _ = broker.terminate() }
+        let topics = try runProcess(TapeBinary.path, ["topics", "create", "tape.trades", "--partitions", "1", "--brokers", brokers], timeout: 30)
         XCTAssertEqual(topics.status, 0, topics.stderr + broker.stderr)
         let processorDB = dir.appendingPathComponent("process/candles.sqlite").path
-        let process = try BackgroundProcess(Processes.tape, [
+        let process = try ChildProcess([
             "process", "--brokers", brokers, "--intervals", "1s", "--grace", "1s", "--emit-interval", "100ms", "--db", processorDB,
         ])
-        defer { process.stop() }
+        defer { _ = process.terminate() }
 
         // Trades ten minutes old, in windows 0, 1 and 5 of one market.
         let base = (Int64(Date().timeIntervalSince1970) - 600) * 1000
@@ -65,8 +66,8 @@ final class ServeOwnHistoryTests: XCTestCase {
                     receivedAt: (base + t.offset) * 1000 + 5
                 ).jsonString + "\n"
             }.joined()
-            let r = try Processes.run(
-                Processes.tape, ["produce", "--brokers", brokers, "--topic", "tape.trades", "--key", "poloniex:BTC-USDT"], stdin: Data(lines.utf8),
+            let r = try runProcess(
+                TapeBinary.path, ["produce", "--brokers", brokers, "--topic", "tape.trades", "--key", "poloniex:BTC-USDT"], stdin: Data(lines.utf8),
                 timeout: 30)
             XCTAssertEqual(r.status, 0, r.stderr)
         }
@@ -83,8 +84,8 @@ final class ServeOwnHistoryTests: XCTestCase {
 
         let serveDir = dir.appendingPathComponent("serve").path
         let serveArguments = ["serve", "--brokers", brokers, "--data-dir", serveDir, "--http", "127.0.0.1:\(httpPort)"]
-        var serve = try BackgroundProcess(Processes.tape, serveArguments)
-        defer { serve.stop() }
+        var serve = try ChildProcess(serveArguments)
+        defer { _ = serve.terminate() }
         let api = "http://127.0.0.1:\(httpPort)"
 
         // 1. History from before serve started.
@@ -104,9 +105,9 @@ final class ServeOwnHistoryTests: XCTestCase {
         let served = candles(api) ?? []
 
         // 3. Serve restarted: its history is there at once, and it reads on from where it stopped.
-        serve.stop()
+        _ = serve.terminate()
         XCTAssertEqual(serve.process.terminationStatus, 0, serve.stderr.suffix(2000).description)
-        serve = try BackgroundProcess(Processes.tape, serveArguments)
+        serve = try ChildProcess(serveArguments)
         XCTAssertTrue(waitForHealthAnswer(api), "restarted serve: \(serve.stderr.suffix(2000))")
         XCTAssertEqual(candles(api), served, "the restarted server serves the same history, each window once")
         XCTAssertTrue(serve.stderr.contains("candles kept from the last run"), serve.stderr.suffix(2000).description)
@@ -120,11 +121,11 @@ final class ServeOwnHistoryTests: XCTestCase {
         let servedAgain = candles(api) ?? []
 
         // 4. Serve restarted with its broker (and processor) gone: the history is its own.
-        serve.stop()
+        _ = serve.terminate()
         XCTAssertEqual(serve.process.terminationStatus, 0, serve.stderr.suffix(2000).description)
-        process.stop()
-        broker.stop()
-        serve = try BackgroundProcess(Processes.tape, serveArguments)
+        _ = process.terminate()
+        _ = broker.terminate()
+        serve = try ChildProcess(serveArguments)
         XCTAssertTrue(waitForHealthAnswer(api), "restarted serve: \(serve.stderr.suffix(2000))")
         let afterRestart = candles(api) ?? []
         XCTAssertEqual(afterRestart, servedAgain, "the restarted server serves the same history, each window once")

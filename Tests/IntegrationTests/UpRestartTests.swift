@@ -1,5 +1,6 @@
 import Foundation
 import MarketData
+import TapeTestSupport
 import XCTest
 
 /// `tape up --offline` restarted on the same data directory resumes at once. Before, the built-in
@@ -18,14 +19,13 @@ final class UpRestartTests: XCTestCase {
     }
 
     func testOfflineRestartOnTheSameDataShowsNewTradesWithinFiveSeconds() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-up-restart-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("up-restart")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         let base = "http://127.0.0.1:\(httpPort)"
         let symbols = ["BTC-USDT", "ETH-USDT"]
-        func start() throws -> BackgroundProcess {
-            try BackgroundProcess(Processes.tape, [
+        func start() throws -> ChildProcess {
+            try ChildProcess([
                 "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path,
                 "--listen", "127.0.0.1:\(kafkaPort)", "--http", "127.0.0.1:\(httpPort)",
                 "--rate", "100", "--intervals", "1m", "--symbols", "BTC_USDT,ETH_USDT",
@@ -71,7 +71,7 @@ final class UpRestartTests: XCTestCase {
         // Run 3 after kill -9.
         launched = Date()
         let third = try start()
-        defer { third.stop() }
+        defer { third.interrupt(timeout: 10) }
         let afterKill = secondsToNewTrades(since: launched, above: afterSecond)
         XCTAssertNotNil(afterKill, "no new trades after a kill -9 restart: \(third.stderr.suffix(3000))")
         XCTAssertLessThan(afterKill ?? 99, 5, "restart after kill -9")

@@ -4,23 +4,23 @@ import FoundationNetworking
 #endif
 import MarketData
 import Processing
+import TapeTestSupport
 import XCTest
 
 /// `tape up --offline` as a user runs it: one process, then the API, /metrics and kcat from outside.
 final class UpTests: XCTestCase {
     func testUpOfflineServesCandlesEqualToARecomputationOfTheSimulatorsTrades() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-up-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("up")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = try freeTCPPort(), httpPort = try freeTCPPort()
+        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
         let tradesLog = dir.appendingPathComponent("simulated-trades.jsonl").path
-        let up = try BackgroundProcess(Processes.tape, [
+        let up = try ChildProcess([
             "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path,
             "--listen", "127.0.0.1:\(kafkaPort)", "--http", "127.0.0.1:\(httpPort)",
             "--rate", "150", "--intervals", "1s,1m", "--symbols", "BTC_USDT,ETH_USDT",
             "--simulator-trades-log", tradesLog,
         ])
-        defer { up.stop() }
+        defer { up.interrupt(timeout: 10) }
         let base = "http://127.0.0.1:\(httpPort)"
         // Ready once /health answers 200: ok, nothing known wrong.
         XCTAssertTrue(waitForHealth(base), "tape up did not serve an ok /health within 60 s")
@@ -74,12 +74,12 @@ final class UpTests: XCTestCase {
         XCTAssertEqual(value("tape_health_degraded "), 0, metrics.body)
 
         // kcat sees tape.trades on the printed bootstrap address.
-        if let kcat = Processes.which("kcat") {
-            let listing = try Processes.run(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-L"], timeout: 20)
-            XCTAssertTrue(listing.stdoutText.contains("topic \"tape.trades\""), listing.stdoutText)
+        if let kcat = Executables.which("kcat") {
+            let listing = try runProcess(kcat, ["-b", "127.0.0.1:\(kafkaPort)", "-L"], timeout: 20)
+            XCTAssertTrue(listing.stdout.contains("topic \"tape.trades\""), listing.stdout)
         }
 
-        up.stop()  // graceful: flushes the simulator's trade log
+        up.interrupt(timeout: 10)  // graceful: flushes the simulator's trade log
         XCTAssertEqual(up.process.terminationStatus, 0, "tape up should exit 0 on SIGINT; its stderr ends:\n\(up.stderr.suffix(6000))")
 
         // Recompute from every trade the simulator produced.
@@ -102,11 +102,6 @@ final class UpTests: XCTestCase {
     }
 }
 
-struct HTTPResult {
-    var status: Int
-    var body: String
-}
-
 /// Polls `base`/health until it answers 200 (true) or `timeout` seconds pass (false). 200 means
 /// `ok`: up, and nothing has been wrong for its threshold (a degraded pipeline answers 503, so a
 /// `tape up` that cannot reach its exchange or Kafka never passes).
@@ -117,42 +112,4 @@ func waitForHealth(_ base: String, timeout: TimeInterval = 60) -> Bool {
         usleep(300_000)
     }
     return false
-}
-
-/// A blocking GET on loopback.
-func httpGet(_ url: String, timeout: TimeInterval = 10) throws -> HTTPResult {
-    let box = LockedData()
-    let status = LockedValue<Int>(0)
-    let done = DispatchSemaphore(value: 0)
-    var request = URLRequest(url: URL(string: url)!)
-    request.timeoutInterval = timeout
-    URLSession.shared.dataTask(with: request) { data, response, _ in
-        box.set(data ?? Data())
-        status.value = (response as? HTTPURLResponse)?.statusCode ?? 0
-        done.signal()
-    }.resume()
-    _ = done.wait(timeout: .now() + timeout + 1)
-    return HTTPResult(status: status.value, body: String(decoding: box.get(), as: UTF8.self))
-}
-
-final class LockedValue<T>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _value: T
-    init(_ value: T) { _value = value }
-    var value: T {
-        get { lock.withLock { _value } }
-        set { lock.withLock { _value = newValue } }
-    }
-}
-
-func freeTCPPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return Int(UInt16(bigEndian: addr.sin_port))
 }

@@ -1,23 +1,12 @@
 import MarketData
+import TapeTestSupport
 import Testing
 
 /// Random values up to 38 digits checked against a digit-array reference written independently
 /// (schoolbook base-10 arithmetic on strings), so the 256-bit paths are exercised, not only UInt64.
 @Suite struct ExactDecimalPropertyTests {
-    struct Random {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    }
-
     /// A random canonical decimal text: sign, 1...38 significant digits, scale 0...min(digits+3, 38).
-    static func randomText(_ r: inout Random, maxDigits: Int = 38) -> String {
+    static func randomText(_ r: inout SplitMix64, maxDigits: Int = 38) -> String {
         let digits = 1 + r.below(maxDigits)
         var body = String(1 + r.below(9))
         for _ in 1..<digits { body += String(r.below(10)) }
@@ -138,7 +127,7 @@ import Testing
     }
 
     @Test func productsSumsAndOrderMatchTheReference() throws {
-        var r = Random(state: 2_022_0821)
+        var r = SplitMix64(seed: 2_022_0821)
         for _ in 0..<3_000 {
             let ta = ExactDecimalPropertyTests.randomText(&r)
             let tb = ExactDecimalPropertyTests.randomText(&r)
@@ -159,7 +148,7 @@ import Testing
     /// Values of up to 21 digits: the 64-bit fast path of `+` and comparison, its scale
     /// alignment and its overflow fallbacks (sums and aligned mantissas just past 2^64).
     @Test func smallSumsAndOrderMatchTheReference() throws {
-        var r = Random(state: 64)
+        var r = SplitMix64(seed: 64)
         for _ in 0..<5_000 {
             let ta = ExactDecimalPropertyTests.randomText(&r, maxDigits: 21)
             let tb = ExactDecimalPropertyTests.randomText(&r, maxDigits: 21)
@@ -185,7 +174,7 @@ import Testing
     }
 
     @Test func quotientsAreWithinHalfAUnitAndTiesGoToEven() throws {
-        var r = Random(state: 99)
+        var r = SplitMix64(seed: 99)
         var checked = 0
         for _ in 0..<1_500 {
             let a = try ExactDecimal(ExactDecimalPropertyTests.randomText(&r))

@@ -1,5 +1,6 @@
 import MarketData
 import Processing
+import TapeTestSupport
 import Testing
 
 /// An exact decimal literal (shared by this target's tests).
@@ -40,7 +41,7 @@ private let allIntervals = ["1s", "5s", "15s", "1m", "90s", "5m", "7m", "1h", "4
 struct CandleAggregatorPropertyTests {
     /// Random streams (duplicates, out-of-order, edge times, many intervals), random tick and
     /// checkpoint moments: after a final checkpoint the latest candle per key equals the reference.
-    @Test(arguments: 1...24)
+    @Test(arguments: TestBudget.seeds(1...24))
     func streamEqualsBatch(seed: UInt64) {
         var rng = SplitMix64(seed: seed &* 7919)
         var options = TradeGenerator.Options()
@@ -90,7 +91,7 @@ struct CandleAggregatorPropertyTests {
     /// committed `replayFrom` and emits from the committed `emittedThrough` on. The latest value
     /// per key equals the reference — also with a small allowed lateness, where windows are evicted
     /// and the replay start moves forward.
-    @Test(arguments: 1...24)
+    @Test(arguments: TestBudget.seeds(1...24))
     func crashesAndReplaysEqualBatch(seed: UInt64) {
         var rng = SplitMix64(seed: seed &* 104_729)
         var options = TradeGenerator.Options()

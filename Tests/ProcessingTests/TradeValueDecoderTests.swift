@@ -1,4 +1,5 @@
 import MarketData
+import TapeTestSupport
 import Testing
 
 @testable import Processing

@@ -1,4 +1,5 @@
 import MarketData
+import TapeTestSupport
 import Testing
 
 @testable import Processing
@@ -144,7 +145,7 @@ struct UntrustedInputTests {
     /// Random streams with poison mixed in (huge quantities at random scales, times outside the
     /// range, garbage): the streamed candles equal the batch reference over the accepted trades,
     /// and both reject the same records.
-    @Test(arguments: 1...12)
+    @Test(arguments: TestBudget.seeds(1...12))
     func poisonedStreamsEqualBatch(seed: UInt64) {
         var rng = SplitMix64(seed: seed &* 104_729)
         var generator = TradeGenerator(seed: seed)

@@ -2,21 +2,17 @@ import Foundation
 import KafkaProtocol
 import Logging
 import NIOCore
+import TapeTestSupport
 import XCTest
 
 @testable import TapeBroker
-
-extension HandlerFuzzTests.Rng {
-    mutating func pick<T>(_ xs: [T]) -> T { xs[Int.random(in: 0..<xs.count, using: &self)] }
-    mutating func chance(_ p: Double) -> Bool { Double.random(in: 0..<1, using: &self) < p }
-}
 
 /// Seeded random *sequences* of well-formed requests whose numbers are chosen to hurt (offsets,
 /// timestamps, sizes and counts at the edges of their types), through the request handler onto
 /// the durable store; then a restart on the same directory. A trap anywhere fails the run (the
 /// test process dies); afterwards the broker must still start, answer and keep acknowledged data.
 final class RequestSequenceFuzzTests: XCTestCase {
-    typealias Rng = HandlerFuzzTests.Rng
+    typealias Rng = SplitMix64
 
     static let int64Edges: [Int64] = [.min, .min + 1, -3, -2, -1, 0, 1, 2, 1_000, 1_700_000_000_000, .max - 1_000, .max - 1, .max]
     static let int32Edges: [Int32] = [.min, -1, 0, 1, 2, 3, 1_000, 1 << 20, .max - 1, .max]
@@ -89,8 +85,8 @@ final class RequestSequenceFuzzTests: XCTestCase {
         for seed in [UInt64(1), 2, 3, 4] {
             let manager = try LogManager(configuration: .init(dataDirectory: dir.path, fsyncPolicy: .never), logger: quiet)
             let broker = Broker(configuration: config, topics: manager, committedOffsets: DurableCommittedOffsetStore(manager.offsetStore), logger: quiet)
-            var rng = Rng(state: seed)
-            for step in 0..<3_000 {
+            var rng = Rng(seed: seed)
+            for step in 0..<TestBudget.iterations(3_000) {
                 let body = randomRequest(&rng)
                 let version = Self.versions[body.apiKey] ?? 1
                 let request = KafkaRequest(header: RequestHeader(apiKey: body.apiKey.rawValue, apiVersion: version, correlationId: Int32(step), clientId: "fuzz"), body: body)

@@ -5,6 +5,7 @@ import Logging
 import MarketData
 import Processing
 import TapeServer
+import TapeTestSupport
 import XCTest
 
 /// `/api/candles` and `/api/markets` over the processing stage's SQLite CandleStore (`tape serve --db`).
@@ -63,14 +64,17 @@ final class CandleStoreHistoryTests: XCTestCase {
         read = try await store.candles(market: Fixture.btc, interval: .oneMinute, from: nil, to: nil, limit: 10)
         XCTAssertEqual(read.map(\.complete), [true, true])
     }
+}
 
+/// A store written by the previous release (through the `sqlite3` program: a child process, so
+/// not in `make test-fast`).
+final class CandleStoreMigrationProcessTests: XCTestCase {
     /// A store written before `complete` existed opens, and its rows read as complete.
     func testStoreWithoutTheCompleteColumnIsMigrated() async throws {
-        guard let sqlite = ["/usr/bin/sqlite3", "/bin/sqlite3"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let sqlite = Executables.which("sqlite3") else {
             throw XCTSkip("sqlite3 is not installed")
         }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try temporaryDirectory("store")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("candles.sqlite").path
         // The v1 schema, as the previous release wrote it, with one row.
@@ -83,12 +87,7 @@ final class CandleStoreHistoryTests: XCTestCase {
               revision INTEGER NOT NULL, final INTEGER NOT NULL, PRIMARY KEY (exchange, symbol, interval, start)) WITHOUT ROWID;
             INSERT INTO candles VALUES ('poloniex','BTC-USDT',60,\(Fixture.t0),\(Fixture.t0 + 60_000),'1','2','0.5','1.5','3','4.5','1','2',3,'1.5',2,1);
             """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: sqlite)
-        process.arguments = [path, script]
-        try process.run()
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 0)
+        XCTAssertEqual(try runProcess(sqlite, [path, script]).status, 0)
         let store = try CandleStore(path: path)
         let read = try await store.candles(market: Fixture.btc, interval: .oneMinute, from: nil, to: nil, limit: 10)
         XCTAssertEqual(read.count, 1)

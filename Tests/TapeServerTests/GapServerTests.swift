@@ -6,6 +6,7 @@ import KafkaClient
 import Logging
 import MarketData
 import TapeServer
+import TapeTestSupport
 import XCTest
 
 /// Gaps in the server: the ledger behind `/api/gaps`, the gap metrics, `gap` messages on `/ws`,
@@ -121,7 +122,7 @@ final class GapServerTests: XCTestCase {
             try await client.ws("/ws") { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
                 func next() async throws -> [String: Any] {
-                    guard case .text(let text) = try await messages.next() else { throw WebSocketTests.TimeoutError(what: "a text message") }
+                    guard case .text(let text) = try await messages.next() else { throw TestSupportError("timed out waiting for a text message") }
                     return WebSocketTests.json(text)
                 }
                 try await outbound.write(.text(#"{"op":"subscribe","channel":"gaps","symbol":"poloniex:btc_usdt"}"#))
@@ -174,7 +175,7 @@ final class GapServerTests: XCTestCase {
             gaps: KafkaGapFeed(reader: try KafkaTopicReader(kafka: kafka, topic: "tape.gaps", start: .beginning, logger: logger)),
             state: state, logger: logger)
         try await app.test(.live) { client in
-            try await WebSocketTests.eventually(30, "three records of tape.gaps") {
+            try await eventually(30, "three records of tape.gaps") {
                 state.gaps.list().contains { $0.repaired } && state.gaps.count == 2
             }
             try await client.execute(uri: "/api/gaps?open=true", method: .get) { response in

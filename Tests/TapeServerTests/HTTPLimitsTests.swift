@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import MarketData
 import TapeServer
+import TapeTestSupport
 import XCTest
 
 #if canImport(Glibc)
@@ -32,15 +33,8 @@ final class HTTPLimitsTests: XCTestCase {
     }
 
     static func connect(_ port: Int) -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        XCTAssertEqual(rc, 0)
-        var tv = timeval(tv_sec: 5, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let fd = Loopback.connect(port: port, receiveTimeout: 5)
+        XCTAssertGreaterThanOrEqual(fd, 0, "connect to 127.0.0.1:\(port)")
         return fd
     }
 

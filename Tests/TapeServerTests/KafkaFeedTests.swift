@@ -5,6 +5,7 @@ import KafkaClient
 import Logging
 import MarketData
 import TapeServer
+import TapeTestSupport
 import XCTest
 
 /// The Kafka-backed feeds `tape serve` uses, against librdkafka's mock cluster (real sockets).
@@ -40,7 +41,7 @@ final class KafkaFeedTests: XCTestCase {
             history: InMemoryCandleHistory(), state: state, logger: logger)
 
         try await app.test(.live) { client in
-            try await WebSocketTests.eventually(30, "candles from tape.candles") {
+            try await eventually(30, "candles from tape.candles") {
                 state.eventsSeen.candles == 3
             }
             try await client.execute(uri: "/api/candles?symbol=poloniex:BTC-USDT&interval=1m", method: .get) { response in
@@ -63,7 +64,7 @@ final class KafkaFeedTests: XCTestCase {
                 try await send("tape.trades", t.kafkaKey, t.jsonString)
                 if i == 2 { try await send("tape.trades", t.kafkaKey, "not json") }
             }
-            try await WebSocketTests.eventually(20, "five live trades") {
+            try await eventually(20, "five live trades") {
                 state.recentTrades.newest(market: Fixture.btc, limit: 10).count == 5
             }
             XCTAssertEqual(state.recentTrades.newest(market: Fixture.btc, limit: 10).map(\.tradeId), ["504", "503", "502", "501", "500"])

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import TapeServer
+import TapeTestSupport
 import XCTest
 import Yams
 

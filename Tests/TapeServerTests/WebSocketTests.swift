@@ -7,24 +7,12 @@ import Logging
 import MarketData
 import Synchronization
 import TapeServer
+import TapeTestSupport
 import XCTest
 
 /// `/ws` against a live server on a loopback port, fed through in-memory feeds.
 final class WebSocketTests: XCTestCase {
     /// Waits until `condition` holds (polling), or fails after `seconds`.
-    static func eventually(_ seconds: Double = 10, _ what: String, _ condition: () -> Bool) async throws {
-        let deadline = Date().addingTimeInterval(seconds)
-        while !condition() {
-            if Date() > deadline { throw TimeoutError(what: what) }
-            try await Task.sleep(for: .milliseconds(10))
-        }
-    }
-
-    struct TimeoutError: Error, CustomStringConvertible {
-        var what: String
-        var description: String { "timed out waiting for \(what)" }
-    }
-
     static func json(_ text: String) -> [String: Any] { Data(text.utf8).jsonObject }
 
     func testSubscribeThenReceivePushedTradeAndCandle() async throws {
@@ -39,7 +27,7 @@ final class WebSocketTests: XCTestCase {
             try await client.ws("/ws") { inbound, outbound, _ in
                 var messages = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
                 func next() async throws -> [String: Any] {
-                    guard case .text(let text) = try await messages.next() else { throw TimeoutError(what: "a text message") }
+                    guard case .text(let text) = try await messages.next() else { throw TestSupportError("timed out waiting for a text message") }
                     return Self.json(text)
                 }
                 try await outbound.write(.text(#"{"op":"subscribe","channel":"trades","symbol":"poloniex:BTC-USDT"}"#))
@@ -90,7 +78,7 @@ final class WebSocketTests: XCTestCase {
                 XCTAssertEqual(state.hub.subscriberCount(.trades(Fixture.btc)), 0)
             }
             // the server forgets the client once it closes
-            try await Self.eventually(5, "client cleanup") { state.hub.clientCount == 0 }
+            try await eventually(5, "client cleanup") { state.hub.clientCount == 0 }
             // the pump also fed the ring, so REST sees the live trade
             try await client.execute(uri: "/api/trades?symbol=poloniex:BTC-USDT&limit=1", method: .get) { response in
                 XCTAssertEqual((response.body.json["trades"] as? [[String: Any]])?.first?["tradeId"] as? String, "777")
@@ -165,7 +153,7 @@ final class WebSocketTests: XCTestCase {
                         }
                     }
                 }
-                try await Self.eventually(20, "\(clients) subscribers") { state.hub.subscriberCount(.trades(Fixture.btc)) == clients }
+                try await eventually(20, "\(clients) subscribers") { state.hub.subscriberCount(.trades(Fixture.btc)) == clients }
                 let start = ContinuousClock.now
                 for i in 0..<tradesToSend {
                     var trade = Fixture.trade(Fixture.btc, id: 10_000 + i, price: "21600.5", time: Fixture.t0 + Int64(i))
@@ -188,11 +176,4 @@ final class WebSocketTests: XCTestCase {
             }
         }
     }
-}
-
-/// A value behind a lock, shareable with escaping closures.
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }

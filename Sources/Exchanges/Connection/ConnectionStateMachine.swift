@@ -1,3 +1,4 @@
+import TapeCommon
 /// The life of one exchange websocket connection, as a value: connecting → subscribing →
 /// subscribed → (stale) → reconnecting → connecting ... It performs no I/O and reads no clock:
 /// every event carries `now` (time since an arbitrary origin) and returns the `Action` the driver
@@ -271,14 +272,6 @@ public struct ConnectionStateMachine: Sendable {
         state = .reconnecting(attempt: attempt + 1, until: now + delay)
         reconnects += 1
         return .scheduleReconnect(delay: delay, attempt: attempt, reason: reason)
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a Double.
-    public var seconds: Double {
-        let c = components
-        return Double(c.seconds) + Double(c.attoseconds) * 1e-18
     }
 }
 

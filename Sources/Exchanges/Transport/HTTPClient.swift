@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import TapeCommon
 
 /// A minimal HTTP/1.1 GET client over SwiftNIO for REST backfill and market lists: one connection
 /// per request, `Connection: close`, body collected up to a cap. `https://` goes through TLS.

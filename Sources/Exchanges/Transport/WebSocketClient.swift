@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import TapeCommon
 
 /// A minimal websocket client over SwiftNIO (plain `ws://`): connects, upgrades, then hands the
 /// caller whole messages (fragments joined) and a writer. Control frames are handled here: pings

@@ -3,6 +3,7 @@ import KafkaProtocol
 import Logging
 import NIOCore
 import Synchronization
+import TapeCommon
 
 /// Milliseconds on a monotonic clock, injected so tests control time.
 public protocol MillisecondClock: Sendable {
@@ -15,7 +16,7 @@ public struct ContinuousMillisecondClock: MillisecondClock {
     public init() {}
     public func nowMs() -> Int64 {
         let d = ContinuousClock.now - origin
-        return d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        return d.wholeMilliseconds
     }
 }
 
