@@ -2,7 +2,7 @@
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SWIFT_TEST_FLAGS ?=
 
-.PHONY: up deps test-deps build release test test-fast bench-kafka clean demo
+.PHONY: up deps test-deps build release test test-fast format bench-kafka clean demo
 
 deps:
 	@missing=""; \
@@ -51,6 +51,10 @@ test-fast: deps
 # The main job: the whole pipeline in one process. `make up ARGS=--offline` uses the built-in simulator.
 up: release
 	.build/release/tape up $(ARGS)
+
+# The committed style (.swift-format: 4 spaces, 160 columns), applied in place.
+format:
+	swift format format --in-place --recursive --configuration .swift-format Package.swift Sources Tests
 
 bench-kafka: deps
 	scripts/bench-kafka.sh
