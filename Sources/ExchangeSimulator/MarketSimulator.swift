@@ -1,13 +1,13 @@
 import MarketData
+import TapeCommon
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
-import TapeCommon
 
 /// One instrument of the simulated market.
 public struct SimulatedInstrument: Sendable, Hashable {
@@ -112,11 +112,13 @@ public struct MarketSimulator: Sendable {
         SimulatedInstrument(nativeSymbol: "ETH_USDT", startPrice: try! ExactDecimal("1623.45"), quantityScale: 5, weight: 20),
         SimulatedInstrument(nativeSymbol: "SOL_USDT", startPrice: try! ExactDecimal("36.907"), quantityScale: 3, weight: 8),
         SimulatedInstrument(nativeSymbol: "BCH_USDT", startPrice: try! ExactDecimal("120.17"), quantityScale: 6, weight: 5),
-        SimulatedInstrument(nativeSymbol: "USDJ_USDT", startPrice: try! ExactDecimal("0.9997"), quantityScale: 4, weight: 3,
+        SimulatedInstrument(
+            nativeSymbol: "USDJ_USDT", startPrice: try! ExactDecimal("0.9997"), quantityScale: 4, weight: 3,
             volatilityTicks: 1),
         SimulatedInstrument(nativeSymbol: "TRX_USDT", startPrice: try! ExactDecimal("0.068123"), quantityScale: 2, weight: 6),
         SimulatedInstrument(nativeSymbol: "BCH_BTC", startPrice: try! ExactDecimal("0.00556123"), quantityScale: 4, weight: 2),
-        SimulatedInstrument(nativeSymbol: "DOGE_BTC", startPrice: try! ExactDecimal("0.00000312"), quantityScale: 0, weight: 2,
+        SimulatedInstrument(
+            nativeSymbol: "DOGE_BTC", startPrice: try! ExactDecimal("0.00000312"), quantityScale: 0, weight: 2,
             volatilityTicks: 1),
     ]
 

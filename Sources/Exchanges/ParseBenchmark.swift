@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MarketData
 import TapeCommon
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The core of `tape bench parse`: parses raw frames in a loop on the calling thread and reports
 /// trades per second. One parser, one reused trades buffer, as the ingest hot loop would run.
@@ -151,11 +152,11 @@ public enum ParseBenchmark {
     /// CPU time of the calling thread, seconds (0 where the platform has no thread clock).
     static func threadCPUSeconds() -> Double {
         #if canImport(Glibc) || canImport(Musl) || canImport(Darwin)
-        var spec = timespec()
-        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec) == 0 else { return 0 }
-        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+            var spec = timespec()
+            guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec) == 0 else { return 0 }
+            return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
         #else
-        return 0
+            return 0
         #endif
     }
 
@@ -165,4 +166,3 @@ public enum ParseBenchmark {
         return "\((value * factor).rounded() / factor)"
     }
 }
-

@@ -137,7 +137,8 @@ public final class IngestService: Sendable {
                 "resuming after what \(configuration.topic) already holds",
                 metadata: [
                     "trades_read": "\(restoredCount)", "markets": "\(restored.count)",
-                    "last": "\(restored.sorted { $0.key < $1.key }.prefix(5).map { "\($0.key)=\($0.value.last.map { TradeMark($0).description } ?? "-")" }.joined(separator: " "))",
+                    "last":
+                        "\(restored.sorted { $0.key < $1.key }.prefix(5).map { "\($0.key)=\($0.value.last.map { TradeMark($0).description } ?? "-")" }.joined(separator: " "))",
                 ])
         }
         return IngestService(
@@ -164,7 +165,11 @@ public final class IngestService: Sendable {
     /// Runs until cancelled, then flushes what is queued (up to 30 s).
     public func run() async throws {
         logger.info(
-            "ingesting", metadata: ["exchange": "\(configuration.exchange)", "symbols": "\(symbols.count)", "websocket": "\(websocket)", "rest": "\(rest)", "topic": "\(configuration.topic)"])
+            "ingesting",
+            metadata: [
+                "exchange": "\(configuration.exchange)", "symbols": "\(symbols.count)", "websocket": "\(websocket)", "rest": "\(rest)",
+                "topic": "\(configuration.topic)",
+            ])
         var connectionConfiguration = ExchangeConnectionConfiguration(websocket: websocket, rest: rest, markets: markets)
         connectionConfiguration.machine = configuration.connection
         connectionConfiguration.tls = configuration.tls

@@ -64,7 +64,10 @@ final class TailReader: Sendable {
     func stop() {
         let (consumer, task) = current.withLock { c -> (KafkaConsumer?, Task<Void, Never>?) in
             c.stopped = true
-            defer { c.consumer = nil; c.task = nil }
+            defer {
+                c.consumer = nil
+                c.task = nil
+            }
             return (c.consumer, c.task)
         }
         task?.cancel()

@@ -265,4 +265,3 @@ struct TailReadFailure: Error, CustomStringConvertible {
     var reason: String
     var description: String { reason }
 }
-

@@ -66,7 +66,10 @@ final class BatchChannel<T: Sendable>: @unchecked Sendable {
 
     func finish(throwing error: (any Error)?) {
         condition.lock()
-        if finished { condition.unlock(); return }
+        if finished {
+            condition.unlock()
+            return
+        }
         finished = true
         failure = error
         let waiter = self.waiter

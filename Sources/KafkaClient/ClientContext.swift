@@ -155,7 +155,6 @@ final class PollThread: Sendable {
     }
 }
 
-
 /// A pipe used as a wake-up signal: readable once signalled, by us or by librdkafka
 /// (`rd_kafka_queue_io_event_enable` writes to it when a queue gets events).
 final class WakePipe: Sendable {

@@ -53,15 +53,19 @@ public struct ClusterMetadata: Sendable {
                 var parts: [Partition] = []
                 for j in 0..<Int(t.partition_cnt) {
                     let p = t.partitions[j]
-                    parts.append(Partition(
-                        id: p.id, leader: p.leader,
-                        replicas: (0..<Int(p.replica_cnt)).map { p.replicas[$0] },
-                        inSyncReplicas: (0..<Int(p.isr_cnt)).map { p.isrs[$0] },
-                        error: .init(p.err)))
+                    parts.append(
+                        Partition(
+                            id: p.id, leader: p.leader,
+                            replicas: (0..<Int(p.replica_cnt)).map { p.replicas[$0] },
+                            inSyncReplicas: (0..<Int(p.isr_cnt)).map { p.isrs[$0] },
+                            error: .init(p.err)))
                 }
                 topics.append(Topic(name: String(cString: t.topic), partitions: parts.sorted { $0.id < $1.id }, error: .init(t.err)))
             }
-            return .success(ClusterMetadata(brokers: brokers.sorted { $0.id < $1.id }, topics: topics.sorted { $0.name < $1.name }, originatingBroker: String(cString: m.orig_broker_name)))
+            return .success(
+                ClusterMetadata(
+                    brokers: brokers.sorted { $0.id < $1.id }, topics: topics.sorted { $0.name < $1.name },
+                    originatingBroker: String(cString: m.orig_broker_name)))
         }
         return try result.get()
     }
@@ -144,8 +148,10 @@ public final class KafkaAdmin: @unchecked Sendable {
     }
 
     /// Runs an admin operation on a temporary queue and waits for its result event.
-    private func adminRequest(_ what: String, _ start: @escaping @Sendable (OpaquePointer, OpaquePointer, OpaquePointer) -> Void,
-                              _ handle: @escaping @Sendable (OpaquePointer) throws -> Void) async throws {
+    private func adminRequest(
+        _ what: String, _ start: @escaping @Sendable (OpaquePointer, OpaquePointer, OpaquePointer) -> Void,
+        _ handle: @escaping @Sendable (OpaquePointer) throws -> Void
+    ) async throws {
         nonisolated(unsafe) let rk = self.rk
         let ms = timeoutMilliseconds
         let context = self.context
@@ -184,15 +190,18 @@ public final class KafkaAdmin: @unchecked Sendable {
             if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, "Invalid topic config \(k)=\(v)") }
         }
         let box = UnsafeSendable(newTopic)
-        try await adminRequest("create topic '\(name)'", { rk, options, queue in
-            var topics: [OpaquePointer?] = [box.value]
-            rd_kafka_CreateTopics(rk, &topics, 1, options, queue)
-        }, { event in
-            let result = rd_kafka_event_CreateTopics_result(event)
-            var count = 0
-            let topics = rd_kafka_CreateTopics_result_topics(result, &count)
-            try Self.checkTopicResults(topics, count, verb: "create")
-        })
+        try await adminRequest(
+            "create topic '\(name)'",
+            { rk, options, queue in
+                var topics: [OpaquePointer?] = [box.value]
+                rd_kafka_CreateTopics(rk, &topics, 1, options, queue)
+            },
+            { event in
+                let result = rd_kafka_event_CreateTopics_result(event)
+                var count = 0
+                let topics = rd_kafka_CreateTopics_result_topics(result, &count)
+                try Self.checkTopicResults(topics, count, verb: "create")
+            })
     }
 
     /// Deletes a topic and its data.
@@ -202,15 +211,18 @@ public final class KafkaAdmin: @unchecked Sendable {
         }
         defer { rd_kafka_DeleteTopic_destroy(deleteTopic) }
         let box = UnsafeSendable(deleteTopic)
-        try await adminRequest("delete topic '\(name)'", { rk, options, queue in
-            var topics: [OpaquePointer?] = [box.value]
-            rd_kafka_DeleteTopics(rk, &topics, 1, options, queue)
-        }, { event in
-            let result = rd_kafka_event_DeleteTopics_result(event)
-            var count = 0
-            let topics = rd_kafka_DeleteTopics_result_topics(result, &count)
-            try Self.checkTopicResults(topics, count, verb: "delete")
-        })
+        try await adminRequest(
+            "delete topic '\(name)'",
+            { rk, options, queue in
+                var topics: [OpaquePointer?] = [box.value]
+                rd_kafka_DeleteTopics(rk, &topics, 1, options, queue)
+            },
+            { event in
+                let result = rd_kafka_event_DeleteTopics_result(event)
+                var count = 0
+                let topics = rd_kafka_DeleteTopics_result_topics(result, &count)
+                try Self.checkTopicResults(topics, count, verb: "delete")
+            })
     }
 
     private static func checkTopicResults(_ topics: UnsafeMutablePointer<OpaquePointer?>?, _ count: Int, verb: String) throws {
@@ -234,33 +246,37 @@ public final class KafkaAdmin: @unchecked Sendable {
         defer { rd_kafka_ConfigResource_destroy(resource) }
         let box = UnsafeSendable(resource)
         let collected = LockedBox<[TopicConfigEntry]>([])
-        try await adminRequest("describe configs of '\(topic)'", { rk, options, queue in
-            var resources: [OpaquePointer?] = [box.value]
-            rd_kafka_DescribeConfigs(rk, &resources, 1, options, queue)
-        }, { event in
-            let result = rd_kafka_event_DescribeConfigs_result(event)
-            var count = 0
-            guard let resources = rd_kafka_DescribeConfigs_result_resources(result, &count) else { return }
-            var entries: [TopicConfigEntry] = []
-            for i in 0..<count {
-                guard let r = resources[i] else { continue }
-                let err = rd_kafka_ConfigResource_error(r)
-                if err != RD_KAFKA_RESP_ERR_NO_ERROR {
-                    throw KafkaError(err, "Cannot describe configs of '\(topic)'")
+        try await adminRequest(
+            "describe configs of '\(topic)'",
+            { rk, options, queue in
+                var resources: [OpaquePointer?] = [box.value]
+                rd_kafka_DescribeConfigs(rk, &resources, 1, options, queue)
+            },
+            { event in
+                let result = rd_kafka_event_DescribeConfigs_result(event)
+                var count = 0
+                guard let resources = rd_kafka_DescribeConfigs_result_resources(result, &count) else { return }
+                var entries: [TopicConfigEntry] = []
+                for i in 0..<count {
+                    guard let r = resources[i] else { continue }
+                    let err = rd_kafka_ConfigResource_error(r)
+                    if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                        throw KafkaError(err, "Cannot describe configs of '\(topic)'")
+                    }
+                    var n = 0
+                    guard let configs = rd_kafka_ConfigResource_configs(r, &n) else { continue }
+                    for j in 0..<n {
+                        guard let c = configs[j] else { continue }
+                        entries.append(
+                            TopicConfigEntry(
+                                name: String(cString: rd_kafka_ConfigEntry_name(c)),
+                                value: rd_kafka_ConfigEntry_value(c).map { String(cString: $0) },
+                                isDefault: rd_kafka_ConfigEntry_is_default(c) != 0,
+                                isSensitive: rd_kafka_ConfigEntry_is_sensitive(c) != 0))
+                    }
                 }
-                var n = 0
-                guard let configs = rd_kafka_ConfigResource_configs(r, &n) else { continue }
-                for j in 0..<n {
-                    guard let c = configs[j] else { continue }
-                    entries.append(TopicConfigEntry(
-                        name: String(cString: rd_kafka_ConfigEntry_name(c)),
-                        value: rd_kafka_ConfigEntry_value(c).map { String(cString: $0) },
-                        isDefault: rd_kafka_ConfigEntry_is_default(c) != 0,
-                        isSensitive: rd_kafka_ConfigEntry_is_sensitive(c) != 0))
-                }
-            }
-            collected.value = entries.sorted { $0.name < $1.name }
-        })
+                collected.value = entries.sorted { $0.name < $1.name }
+            })
         return collected.value
     }
 
@@ -296,12 +312,16 @@ public final class KafkaAdmin: @unchecked Sendable {
                     } else {
                         assignment = [:]
                     }
-                    members.append(.init(memberID: String(cString: m.member_id), clientID: String(cString: m.client_id), host: String(cString: m.client_host), assignment: assignment))
+                    members.append(
+                        .init(
+                            memberID: String(cString: m.member_id), clientID: String(cString: m.client_id), host: String(cString: m.client_host),
+                            assignment: assignment))
                 }
-                groups.append(ConsumerGroupDescription(
-                    groupID: String(cString: g.group), state: String(cString: g.state),
-                    protocolType: String(cString: g.protocol_type), protocolName: String(cString: g.protocol),
-                    members: members, offsets: []))
+                groups.append(
+                    ConsumerGroupDescription(
+                        groupID: String(cString: g.group), state: String(cString: g.state),
+                        protocolType: String(cString: g.protocol_type), protocolName: String(cString: g.protocol),
+                        members: members, offsets: []))
             }
             return groups
         }

@@ -105,7 +105,8 @@ public final class KafkaConsumer: @unchecked Sendable {
                         }
                     }
                     let ts = rd_kafka_message_timestamp(raw, nil)
-                    var start = Int32(batch.bytes.count), length: Int32 = -1
+                    var start = Int32(batch.bytes.count)
+                    var length: Int32 = -1
                     if let payload = m.payload {
                         batch.bytes.append(contentsOf: UnsafeRawBufferPointer(start: payload, count: m.len))
                         length = Int32(m.len)
@@ -153,7 +154,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(raw, &tsType)
-        let type: KafkaMessage.TimestampType = tsType == RD_KAFKA_TIMESTAMP_CREATE_TIME ? .createTime : tsType == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .none
+        let type: KafkaMessage.TimestampType =
+            tsType == RD_KAFKA_TIMESTAMP_CREATE_TIME ? .createTime : tsType == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? .logAppendTime : .none
         let key = m.key.map { Array(UnsafeRawBufferPointer(start: $0, count: m.key_len)) }
         let value = m.payload.map { Array(UnsafeRawBufferPointer(start: $0, count: m.len)) }
         var headers: [KafkaHeader] = []
@@ -164,11 +166,13 @@ public final class KafkaConsumer: @unchecked Sendable {
             var val: UnsafeRawPointer? = nil
             var size = 0
             while rd_kafka_header_get_all(hdrs, idx, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR {
-                headers.append(KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
+                headers.append(
+                    KafkaHeader(key: name.map { String(cString: $0) } ?? "", value: val.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) }))
                 idx += 1
             }
         }
-        return KafkaMessage(topic: topic, partition: m.partition, offset: m.offset, timestamp: ts, timestampType: type, key: key, value: value, headers: headers)
+        return KafkaMessage(
+            topic: topic, partition: m.partition, offset: m.offset, timestamp: ts, timestampType: type, key: key, value: value, headers: headers)
     }
 
     /// Runs `handler` synchronously on the polling thread whenever the group assigns or revokes
@@ -228,7 +232,9 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// For each partition, the first offset whose timestamp is >= the given one (ms); `KafkaOffset.end` where none.
-    public func offsets(forTimestamp timestamp: Int64, partitions: [(topic: String, partition: Int32)], timeout: Duration = .seconds(10)) async throws -> [TopicPartitionOffset] {
+    public func offsets(forTimestamp timestamp: Int64, partitions: [(topic: String, partition: Int32)], timeout: Duration = .seconds(10)) async throws
+        -> [TopicPartitionOffset]
+    {
         nonisolated(unsafe) let rk = self.rk
         let ms = timeout.librdkafkaMilliseconds
         let items = partitions.map { TopicPartitionOffset(topic: $0.topic, partition: $0.partition, offset: timestamp) }
@@ -439,4 +445,3 @@ public final class KafkaConsumer: @unchecked Sendable {
         context.finish()
     }
 }
-

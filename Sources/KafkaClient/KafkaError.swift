@@ -59,7 +59,8 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String { message }
 
     /// librdkafka's local queue is full (`queue.buffering.max.messages`); retry after deliveries drain it.
-    public static let queueFullError = KafkaError(code: .queueFull, message: "The producer's local queue is full; wait for deliveries or raise queue.buffering.max.messages.", isRetriable: true)
+    public static let queueFullError = KafkaError(
+        code: .queueFull, message: "The producer's local queue is full; wait for deliveries or raise queue.buffering.max.messages.", isRetriable: true)
 
     /// From a response code; `context` says what was being done.
     init(_ err: rd_kafka_resp_err_t, _ context: String) {

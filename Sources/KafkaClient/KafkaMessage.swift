@@ -117,9 +117,16 @@ public struct KafkaMessage: Sendable, Hashable {
     public var value: [UInt8]?
     public var headers: [KafkaHeader]
 
-    public enum TimestampType: String, Sendable { case none, createTime = "CreateTime", logAppendTime = "LogAppendTime" }
+    public enum TimestampType: String, Sendable {
+        case none
+        case createTime = "CreateTime"
+        case logAppendTime = "LogAppendTime"
+    }
 
-    public init(topic: String, partition: Int32, offset: Int64, timestamp: Int64, timestampType: TimestampType = .createTime, key: [UInt8]?, value: [UInt8]?, headers: [KafkaHeader] = []) {
+    public init(
+        topic: String, partition: Int32, offset: Int64, timestamp: Int64, timestampType: TimestampType = .createTime, key: [UInt8]?, value: [UInt8]?,
+        headers: [KafkaHeader] = []
+    ) {
         self.topic = topic
         self.partition = partition
         self.offset = offset

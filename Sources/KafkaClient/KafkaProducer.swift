@@ -104,7 +104,7 @@ public final class KafkaProducer: @unchecked Sendable {
                 let box = Unmanaged.passRetained(DeliveryBox(continuation)).toOpaque()
                 do throws(KafkaError) {
                     try context.producing.withLock { state throws(KafkaError) in try produce(message, state: &state, opaque: box) }
-                } catch where error.code == .queueFull {
+                } catch  where error.code == .queueFull {
                     Unmanaged<DeliveryBox>.fromOpaque(box).release()
                     continuation.resume(returning: .queueFull)
                 } catch {
@@ -169,7 +169,9 @@ public final class KafkaProducer: @unchecked Sendable {
         let err = try await Blocking.run { context.flush(rk: rk, milliseconds: ms) }
         if err != RD_KAFKA_RESP_ERR_NO_ERROR {
             let left = rd_kafka_outq_len(rk)
-            throw KafkaError(code: .init(err), message: "\(left) record(s) still undelivered after \(timeout): \(context.unreachableMessage("deliver them"))", isRetriable: true)
+            throw KafkaError(
+                code: .init(err), message: "\(left) record(s) still undelivered after \(timeout): \(context.unreachableMessage("deliver them"))",
+                isRetriable: true)
         }
     }
 
@@ -282,4 +284,3 @@ private func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafeMutableRawPo
     }
     return bytes.withUnsafeBytes { body(UnsafeMutableRawPointer(mutating: $0.baseAddress), $0.count) }
 }
-

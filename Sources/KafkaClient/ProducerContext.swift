@@ -204,7 +204,9 @@ final class ProducerContext: ClientContext, @unchecked Sendable {
             }
             if fast {
                 // The high-throughput API: one lock per report.
-                state.pending.append(DeliveryReport(messageID: UInt64(opaque >> 1), topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil))
+                state.pending.append(
+                    DeliveryReport(
+                        messageID: UInt64(opaque >> 1), topic: topic, partition: message.partition, offset: message.offset, timestamp: timestamp, error: nil))
             }
             return topic
         }

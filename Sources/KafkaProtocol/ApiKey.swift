@@ -1,3 +1,5 @@
+import NIOCore
+
 /// The Kafka API keys this broker knows about.
 public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case produce = 0
@@ -161,5 +163,3 @@ extension ByteBuffer {
     public mutating func decodeErrorCode() throws -> ErrorCode { ErrorCode(rawValue: try decodeInt16()) }
     public mutating func encodeErrorCode(_ e: ErrorCode) { encodeInt16(e.rawValue) }
 }
-
-import NIOCore

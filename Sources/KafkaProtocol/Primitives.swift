@@ -243,7 +243,10 @@ extension ByteBuffer {
     }
 
     public mutating func encodeNullableString(_ s: String?) {
-        guard let s else { encodeInt16(-1); return }
+        guard let s else {
+            encodeInt16(-1)
+            return
+        }
         encodeInt16(Int16(truncatingIfNeeded: s.utf8.count))
         writeString(s)
     }
@@ -251,7 +254,10 @@ extension ByteBuffer {
     public mutating func encodeString(_ s: String) { encodeNullableString(s) }
 
     public mutating func encodeCompactNullableString(_ s: String?) {
-        guard let s else { encodeUnsignedVarint(0); return }
+        guard let s else {
+            encodeUnsignedVarint(0)
+            return
+        }
         encodeUnsignedVarint(UInt32(s.utf8.count + 1))
         writeString(s)
     }
@@ -265,7 +271,10 @@ extension ByteBuffer {
     }
 
     public mutating func encodeNullableBytes(_ b: ByteBuffer?) {
-        guard var b else { encodeInt32(-1); return }
+        guard var b else {
+            encodeInt32(-1)
+            return
+        }
         encodeInt32(Int32(b.readableBytes))
         writeBuffer(&b)
     }
@@ -276,7 +285,10 @@ extension ByteBuffer {
     }
 
     public mutating func encodeNullableArray<T>(_ items: [T]?, _ element: (inout ByteBuffer, T) -> Void) {
-        guard let items else { encodeInt32(-1); return }
+        guard let items else {
+            encodeInt32(-1)
+            return
+        }
         encodeInt32(Int32(items.count))
         for item in items { element(&self, item) }
     }
@@ -286,7 +298,10 @@ extension ByteBuffer {
     }
 
     public mutating func encodeCompactNullableArray<T>(_ items: [T]?, _ element: (inout ByteBuffer, T) -> Void) {
-        guard let items else { encodeUnsignedVarint(0); return }
+        guard let items else {
+            encodeUnsignedVarint(0)
+            return
+        }
         encodeUnsignedVarint(UInt32(items.count + 1))
         for item in items { element(&self, item) }
     }

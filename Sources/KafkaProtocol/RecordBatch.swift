@@ -90,7 +90,9 @@ public enum RecordBatchValidator {
         while rest.readableBytes > 0 {
             // Message sets v0/v1 keep their magic byte at the same position as RecordBatch v2.
             if let magic = rest.getInteger(at: rest.readerIndex + 16, as: Int8.self), magic == 0 || magic == 1 {
-                throw RecordBatchError(.unsupportedForMessageFormat, "message format v\(magic) (magic \(magic)) is not supported; this broker stores RecordBatch v2 (magic 2) only")
+                throw RecordBatchError(
+                    .unsupportedForMessageFormat, "message format v\(magic) (magic \(magic)) is not supported; this broker stores RecordBatch v2 (magic 2) only"
+                )
             }
             let header = try RecordBatchHeader.peek(rest)
             if header.magic != 2 {
@@ -367,7 +369,9 @@ enum RecordScanner {
 
 /// Builds uncompressed RecordBatch v2 bytes (for tests, tools and fuzz seeds).
 public enum RecordBatchBuilder {
-    public static func build(records: [Record], baseOffset: Int64 = 0, baseTimestamp: Int64, producerId: Int64 = -1, producerEpoch: Int16 = -1, baseSequence: Int32 = -1) -> ByteBuffer {
+    public static func build(
+        records: [Record], baseOffset: Int64 = 0, baseTimestamp: Int64, producerId: Int64 = -1, producerEpoch: Int16 = -1, baseSequence: Int32 = -1
+    ) -> ByteBuffer {
         var b = ByteBuffer()
         b.encodeInt64(baseOffset)
         b.encodeInt32(0)  // batchLength, patched

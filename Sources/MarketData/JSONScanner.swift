@@ -158,36 +158,36 @@ public struct JSONScanner {
         let count = bytes.count
         while true {
             #if _endian(little)
-            if position + 8 <= count, let base = bytes.baseAddress {
-                // Eight bytes at a time (SWAR): find the first '"', '\\' or control byte.
-                let word = UnsafeRawPointer(base).loadUnaligned(fromByteOffset: position, as: UInt64.self)
-                let ones: UInt64 = 0x0101_0101_0101_0101
-                let quote = word ^ (ones &* 0x22)
-                let backslash = word ^ (ones &* 0x5C)
-                let special =
-                    (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word))
-                    & 0x8080_8080_8080_8080
-                if special == 0 {
-                    position += 8
-                    continue
+                if position + 8 <= count, let base = bytes.baseAddress {
+                    // Eight bytes at a time (SWAR): find the first '"', '\\' or control byte.
+                    let word = UnsafeRawPointer(base).loadUnaligned(fromByteOffset: position, as: UInt64.self)
+                    let ones: UInt64 = 0x0101_0101_0101_0101
+                    let quote = word ^ (ones &* 0x22)
+                    let backslash = word ^ (ones &* 0x5C)
+                    let special =
+                        (((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word))
+                        & 0x8080_8080_8080_8080
+                    if special == 0 {
+                        position += 8
+                        continue
+                    }
+                    // The lowest flagged byte is a true match (borrows only flag bytes above it).
+                    position += special.trailingZeroBitCount >> 3
+                } else {
+                    guard position < count else { break }
+                    let b = bytes[position]
+                    if b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") && b >= 0x20 {
+                        position += 1
+                        continue
+                    }
                 }
-                // The lowest flagged byte is a true match (borrows only flag bytes above it).
-                position += special.trailingZeroBitCount >> 3
-            } else {
+            #else
                 guard position < count else { break }
-                let b = bytes[position]
-                if b != UInt8(ascii: "\"") && b != UInt8(ascii: "\\") && b >= 0x20 {
+                let b0 = bytes[position]
+                if b0 != UInt8(ascii: "\"") && b0 != UInt8(ascii: "\\") && b0 >= 0x20 {
                     position += 1
                     continue
                 }
-            }
-            #else
-            guard position < count else { break }
-            let b0 = bytes[position]
-            if b0 != UInt8(ascii: "\"") && b0 != UInt8(ascii: "\\") && b0 >= 0x20 {
-                position += 1
-                continue
-            }
             #endif
             let b = bytes[position]
             if b == UInt8(ascii: "\"") {

@@ -160,7 +160,8 @@ public final class CandleStore: Sendable {
             interval: interval, start: row["start"], end: row["end"], open: try decimal("open"), high: try decimal("high"),
             low: try decimal("low"), close: try decimal("close"), volume: try decimal("volume"),
             quoteVolume: try decimal("quoteVolume"), buyVolume: try decimal("buyVolume"), sellVolume: try decimal("sellVolume"),
-            trades: row["trades"], vwap: try vwapText.map { try ExactDecimal($0, allowingSignificantDigits: ExactDecimal.maximumSumDigits) }, revision: row["revision"],
+            trades: row["trades"], vwap: try vwapText.map { try ExactDecimal($0, allowingSignificantDigits: ExactDecimal.maximumSumDigits) },
+            revision: row["revision"],
             isFinal: row["final"])
         candle.complete = row["complete"]
         return candle

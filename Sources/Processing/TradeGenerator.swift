@@ -80,4 +80,3 @@ public struct TradeGenerator: Sendable {
         p > 0 && Double(rng.next() % 1_000_000) < p * 1_000_000
     }
 }
-

@@ -215,7 +215,8 @@ struct TradeFields {
                     let text = value
                     guard !text.isEmpty else { return nil }
                     let c = b[text.lowerBound]
-                    let plain = c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
+                    let plain =
+                        c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
                         || keyLiteral(b, text, "true") || keyLiteral(b, text, "false") || keyLiteral(b, text, "null")
                     guard plain, c != UInt8(ascii: "-") || text.count > 1 else { return nil }
                     if plain && (c == UInt8(ascii: "-") || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))) {

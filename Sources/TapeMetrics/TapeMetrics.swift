@@ -71,7 +71,8 @@ public enum TapeMetrics {
 
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
-        framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed, httpRejected,
+        framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed,
+        httpRejected,
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
         gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge,
     ]

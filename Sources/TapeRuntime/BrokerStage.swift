@@ -68,7 +68,8 @@ public final class BrokerStage: Service, Sendable {
     func closeUnstarted() async { await close() }
 
     public func run() async throws {
-        let traffic = server.traffic, limits = server.limits
+        let traffic = server.traffic
+        let limits = server.limits
         let connections = TapeMetrics.brokerConnectionsGauge()
         defer { stopped.append("broker") }
         do {

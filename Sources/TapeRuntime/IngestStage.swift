@@ -104,7 +104,8 @@ func ensureTopics(kafka: KafkaConfiguration, topics: [(name: String, partitions:
             try await admin.createTopic(topic.name, partitions: topic.partitions)
         }
     } catch {
-        logger.warning("Could not create the topics \(topics.map(\.name).joined(separator: ", ")) (\(error)); they will be auto-created if the cluster allows it.")
+        logger.warning(
+            "Could not create the topics \(topics.map(\.name).joined(separator: ", ")) (\(error)); they will be auto-created if the cluster allows it.")
     }
 }
 

@@ -53,7 +53,8 @@ public final class ServerStage: Service, Sendable {
             stopped.append("server")
             bound(nil)
         }
-        let application = self.application, deadline = closeDeadline
+        let application = self.application
+        let deadline = closeDeadline
         try await withThrowingTaskGroup(of: Bool.self) { group in
             group.addTask {
                 try await application.run()
@@ -106,7 +107,8 @@ struct IngestProbe: PipelineProbe {
     func sample() -> PipelineSample {
         guard let service = ingest.service else {
             return PipelineSample(exchanges: [
-                ExchangeSample(exchange: ingest.configuration.exchange, endpoint: endpoint, started: false, connected: false, trades: 0, lastError: ingest.lastStartError)
+                ExchangeSample(
+                    exchange: ingest.configuration.exchange, endpoint: endpoint, started: false, connected: false, trades: 0, lastError: ingest.lastStartError)
             ])
         }
         let c = service.metrics.connection.snapshot

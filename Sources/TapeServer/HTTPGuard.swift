@@ -36,7 +36,8 @@ public final class HTTPLimitCounters: Sendable {
     public init(metrics: Bool = false) {
         self.metrics =
             metrics
-            ? Dictionary(uniqueKeysWithValues: ["uri-too-long", "headers-too-large", "timeout", "refused", "evicted"].map { ($0, TapeMetrics.httpRejected(reason: $0)) })
+            ? Dictionary(
+                uniqueKeysWithValues: ["uri-too-long", "headers-too-large", "timeout", "refused", "evicted"].map { ($0, TapeMetrics.httpRejected(reason: $0)) })
             : nil
     }
 
@@ -59,7 +60,9 @@ public final class HTTPLimitCounters: Sendable {
     /// Closes the connection idle longest, if idle for at least `minimumNanos`.
     func evictIdlest(now: UInt64, minimumNanos: UInt64) -> Bool {
         let victim: (@Sendable () -> Void)? = idleSince.withLock { table in
-            guard let (id, entry) = table.min(by: { $0.value.nanos < $1.value.nanos }), now >= entry.nanos, now - entry.nanos >= minimumNanos else { return nil }
+            guard let (id, entry) = table.min(by: { $0.value.nanos < $1.value.nanos }), now >= entry.nanos, now - entry.nanos >= minimumNanos else {
+                return nil
+            }
             table[id] = nil
             return entry.close
         }
@@ -264,7 +267,10 @@ final class HTTPHeadGuard: ChannelDuplexHandler, RemovableChannelHandler, @unche
                 if requestLineLength == nil {
                     if head.count >= 2 && head[head.count - 2] == 13 && byte == 10 {
                         requestLineLength = head.count
-                        if head.count == 2 { head.removeAll() ; requestLineLength = nil }  // a stray CRLF between requests
+                        if head.count == 2 {
+                            head.removeAll()
+                            requestLineLength = nil
+                        }  // a stray CRLF between requests
                     } else if head.count > limits.maxRequestLineBytes {
                         return .uriTooLong
                     }

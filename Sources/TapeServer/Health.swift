@@ -235,7 +235,9 @@ public struct HealthTracker: Sendable {
         // Exchange connections.
         if tracks.isEmpty {
             checks[.exchange] = .init(
-                status: .unknown, detail: "This server does not see the exchange connections (tape ingest runs apart); the trades check watches what reaches tape.trades.", reasons: [])
+                status: .unknown,
+                detail: "This server does not see the exchange connections (tape ingest runs apart); the trades check watches what reaches tape.trades.",
+                reasons: [])
         } else {
             var reasons: [String] = []
             var fine: [String] = []
@@ -245,7 +247,8 @@ public struct HealthTracker: Sendable {
                 if !s.started {
                     if down >= policy.disconnectedAfterMilliseconds {
                         reasons.append(
-                            "\(s.exchange) ingestion from \(s.endpoint) has not started for \(Self.seconds(down))\(s.lastError.map { ": \(Self.sentence($0))" } ?? " (still reading the market list and reaching Kafka)").")
+                            "\(s.exchange) ingestion from \(s.endpoint) has not started for \(Self.seconds(down))\(s.lastError.map { ": \(Self.sentence($0))" } ?? " (still reading the market list and reaching Kafka)")."
+                        )
                     } else {
                         fine.append("\(s.exchange) ingestion is starting.")
                     }
@@ -260,7 +263,8 @@ public struct HealthTracker: Sendable {
                     fine.append("\(s.exchange) websocket \(s.endpoint) connected for \(Self.seconds(down)).")
                 }
             }
-            checks[.exchange] = .init(status: reasons.isEmpty ? .ok : .failing, detail: (reasons.isEmpty ? fine : reasons).joined(separator: " "), reasons: reasons)
+            checks[.exchange] = .init(
+                status: reasons.isEmpty ? .ok : .failing, detail: (reasons.isEmpty ? fine : reasons).joined(separator: " "), reasons: reasons)
         }
 
         // Trades: from the exchange while connected, and on tape.trades as the server reads it.
@@ -279,11 +283,13 @@ public struct HealthTracker: Sendable {
                     reasons.append("No trade on tape.trades for \(Self.seconds(tradeAge))\(never) (\(staleText)).")
                 } else if let busy = tracks.first(where: { $0.lastTradeAt.map { now - $0 < stale } ?? false }) {
                     reasons.append(
-                        "\(busy.sample.exchange) trades arrive from the exchange but none reached the server on tape.trades for \(Self.seconds(tradeAge))\(never).")
+                        "\(busy.sample.exchange) trades arrive from the exchange but none reached the server on tape.trades for \(Self.seconds(tradeAge))\(never)."
+                    )
                 } else if reasons.isEmpty {
                     let down = tracks.filter { !($0.sample.started && $0.sample.connected) }.map(\.sample.exchange)
                     reasons.append(
-                        "No trade for \(Self.seconds(tradeAge))\(never) (\(staleText))\(down.isEmpty ? "" : ": \(down.joined(separator: ", ")) not connected").")
+                        "No trade for \(Self.seconds(tradeAge))\(never) (\(staleText))\(down.isEmpty ? "" : ": \(down.joined(separator: ", ")) not connected")."
+                    )
                 }
             }
             let seen = trades.lastAt == nil ? "No trade read yet." : "Last trade read \(Self.seconds(tradeAge)) ago."
@@ -297,7 +303,8 @@ public struct HealthTracker: Sendable {
             if let p = producer, let since = p.unacknowledgedSince, now - since >= policy.kafkaAfterMilliseconds {
                 let waiting = max(0, p.sample.enqueued - p.sample.acknowledged)
                 reasons.append(
-                    "Kafka at \(p.sample.bootstrap) has acknowledged none of the ingester's records for \(Self.seconds(now - since)) (\(waiting) waiting in memory).")
+                    "Kafka at \(p.sample.bootstrap) has acknowledged none of the ingester's records for \(Self.seconds(now - since)) (\(waiting) waiting in memory)."
+                )
             }
             // Readers of one cluster fail together: one sentence per cluster.
             let silentFeeds = feeds.filter { f in f.lastError != nil && now - (f.lastContact ?? startedAt) >= policy.kafkaAfterMilliseconds }
@@ -306,7 +313,8 @@ public struct HealthTracker: Sendable {
                 let silent = group.map { now - ($0.lastContact ?? startedAt) }.min() ?? 0
                 let readers = group.count == 1 ? "reader of \(group[0].topic) has" : "readers of \(group.map(\.topic).joined(separator: ", ")) have"
                 reasons.append(
-                    "The server's \(readers) had no answer from Kafka at \(bootstrap) for \(Self.seconds(silent)): \(Self.sentence(group.last?.lastError ?? "")).")
+                    "The server's \(readers) had no answer from Kafka at \(bootstrap) for \(Self.seconds(silent)): \(Self.sentence(group.last?.lastError ?? ""))."
+                )
             }
             for (name, error) in feedErrors.sorted(by: { $0.key < $1.key }) {
                 reasons.append("The server's \(name) feed stopped: \(Self.sentence(error)).")
@@ -326,10 +334,12 @@ public struct HealthTracker: Sendable {
             if let lastTrade = trades.lastAt, now - lastTrade < stale, now - expectedSince >= stale {
                 let never = candles.lastAt == nil ? " since the server started" : ""
                 reasons.append(
-                    "No candle update on tape.candles for \(Self.seconds(candleAge))\(never) while trades keep arriving (the last \(Self.seconds(max(0, now - lastTrade))) ago): candle processing is stopped or stuck.")
+                    "No candle update on tape.candles for \(Self.seconds(candleAge))\(never) while trades keep arriving (the last \(Self.seconds(max(0, now - lastTrade))) ago): candle processing is stopped or stuck."
+                )
             }
             let seen = candles.lastAt == nil ? "No candle update read yet." : "Last candle update read \(Self.seconds(candleAge)) ago."
-            checks[.processor] = .init(status: reasons.isEmpty ? .ok : .failing, detail: reasons.isEmpty ? seen : reasons.joined(separator: " "), reasons: reasons)
+            checks[.processor] = .init(
+                status: reasons.isEmpty ? .ok : .failing, detail: reasons.isEmpty ? seen : reasons.joined(separator: " "), reasons: reasons)
         }
 
         return HealthReport(checks: checks, lastTradeAgeSeconds: Double(tradeAge) / 1000, lastCandleAgeSeconds: Double(candleAge) / 1000)

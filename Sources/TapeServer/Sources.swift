@@ -19,9 +19,11 @@ public struct MarketID: Sendable, Hashable, Comparable, CustomStringConvertible 
         guard !exchange.isEmpty, exchange.count <= 32, !symbol.isEmpty, symbol.count <= 40 else { return nil }
         guard exchange.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" })
         else { return nil }
-        guard symbol.unicodeScalars.allSatisfy({
-            ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "/"
-        }) else { return nil }
+        guard
+            symbol.unicodeScalars.allSatisfy({
+                ("A"..."Z").contains($0) || ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == "/"
+            })
+        else { return nil }
         self.init(exchange: Exchange(String(exchange)), symbol: Symbol(normalizing: String(symbol)))
     }
 

@@ -8,8 +8,8 @@ import MarketData
 import NIOCore
 import ServiceLifecycle
 import Synchronization
-import TapeMetrics
 import TapeCommon
+import TapeMetrics
 
 /// Settings of the HTTP server (`tape serve`, and the server inside `tape up`).
 public struct TapeServerConfiguration: Sendable {

@@ -139,7 +139,9 @@ package func runProcess(
     // Files, not pipes: nothing to drain concurrently, and no pipe buffer to fill and block on.
     let dir = try temporaryDirectory("run")
     defer { try? FileManager.default.removeItem(at: dir) }
-    let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err"), input = dir.appendingPathComponent("in")
+    let out = dir.appendingPathComponent("out")
+    let err = dir.appendingPathComponent("err")
+    let input = dir.appendingPathComponent("in")
     _ = FileManager.default.createFile(atPath: out.path, contents: nil)
     _ = FileManager.default.createFile(atPath: err.path, contents: nil)
     _ = FileManager.default.createFile(atPath: input.path, contents: stdin ?? Data())

@@ -1,8 +1,8 @@
 import ArgumentParser
-import Logging
 import Foundation
-import Synchronization
 import KafkaClient
+import Logging
+import Synchronization
 import TapeCommon
 
 struct BenchCommand: AsyncParsableCommand {
@@ -53,7 +53,8 @@ func median(_ values: [Double]) -> Double {
 }
 
 struct BenchProduce: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "produce", abstract: "Produce N records of S bytes as fast as possible; report records/s, MB/s and ack latency.")
+    static let configuration = CommandConfiguration(
+        commandName: "produce", abstract: "Produce N records of S bytes as fast as possible; report records/s, MB/s and ack latency.")
     @OptionGroup var target: BenchTarget
     @Option(help: "Topic.") var topic: String = "tape.bench"
     @Option(help: "Records per run.") var count: Int = 1_000_000
@@ -86,12 +87,17 @@ struct BenchProduce: AsyncParsableCommand {
         var mbs: [Double] = []
         var p99s: [Double] = []
         for run in 1...runs {
-            let result = try await Self.produce(kafka: kafkaConfig, topic: topic, count: count, payload: payload, acks: acks, compression: KafkaCompression(rawValue: compression)!, linger: linger, logger: target.kafka.logger("tape.bench"))
+            let result = try await Self.produce(
+                kafka: kafkaConfig, topic: topic, count: count, payload: payload, acks: acks, compression: KafkaCompression(rawValue: compression)!,
+                linger: linger, logger: target.kafka.logger("tape.bench"))
             rates.append(result.recordsPerSecond)
             mbs.append(result.megabytesPerSecond)
             p99s.append(result.percentile(0.99))
-            print(String(format: "run %d: %d records sent, %.1f records/sec (%.2f MB/sec), latency p50 %.2f ms, p99 %.2f ms, max %.2f ms.",
-                         run, result.records, result.recordsPerSecond, result.megabytesPerSecond, result.percentile(0.5), result.percentile(0.99), Double(result.latenciesMicros.last ?? 0) / 1000))
+            print(
+                String(
+                    format: "run %d: %d records sent, %.1f records/sec (%.2f MB/sec), latency p50 %.2f ms, p99 %.2f ms, max %.2f ms.",
+                    run, result.records, result.recordsPerSecond, result.megabytesPerSecond, result.percentile(0.5), result.percentile(0.99),
+                    Double(result.latenciesMicros.last ?? 0) / 1000))
         }
         if runs > 1 {
             print(String(format: "median of %d runs: %.1f records/sec (%.2f MB/sec), p99 %.2f ms.", runs, median(rates), median(mbs), median(p99s)))
@@ -105,7 +111,9 @@ struct BenchProduce: AsyncParsableCommand {
         return (0..<size).map { _ in UInt8(ascii: "A") + UInt8(random.below(26)) }
     }
 
-    static func produce(kafka: KafkaConfiguration, topic: String, count: Int, payload: [UInt8], acks: String, compression: KafkaCompression, linger: Double, logger: Logger) async throws -> BenchResult {
+    static func produce(
+        kafka: KafkaConfiguration, topic: String, count: Int, payload: [UInt8], acks: String, compression: KafkaCompression, linger: Double, logger: Logger
+    ) async throws -> BenchResult {
         var config = KafkaProducerConfiguration(kafka: kafka)
         config.acks = parseAcks(acks)
         config.idempotence = config.acks == -1
@@ -170,7 +178,8 @@ struct BenchProduce: AsyncParsableCommand {
 }
 
 struct BenchConsume: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "consume", abstract: "Consume N records from the beginning of a topic; report records/s and MB/s.")
+    static let configuration = CommandConfiguration(
+        commandName: "consume", abstract: "Consume N records from the beginning of a topic; report records/s and MB/s.")
     @OptionGroup var target: BenchTarget
     @Option(help: "Topic.") var topic: String = "tape.bench"
     @Option(help: "Records to consume per run (with --mock-brokers they are produced first).") var count: Int = 1_000_000
@@ -181,7 +190,9 @@ struct BenchConsume: AsyncParsableCommand {
         let (kafkaConfig, mock) = try target.connect(topic: topic)
         let logger = target.kafka.logger("tape.bench")
         if mock != nil {
-            _ = try await BenchProduce.produce(kafka: kafkaConfig, topic: topic, count: count, payload: BenchProduce.payload(size: size), acks: "1", compression: .none, linger: 5, logger: logger)
+            _ = try await BenchProduce.produce(
+                kafka: kafkaConfig, topic: topic, count: count, payload: BenchProduce.payload(size: size), acks: "1", compression: .none, linger: 5,
+                logger: logger)
         }
         var rates: [Double] = []
         var mbs: [Double] = []
@@ -198,9 +209,13 @@ struct BenchConsume: AsyncParsableCommand {
             var available: Int64 = 0
             for p in t.partitions {
                 let id = p.id
-                guard let (low, high) = await answer(within: .seconds(10), {
-                    try await consumer.watermarks(topic: topic, partition: id)
-                }) else {
+                guard
+                    let (low, high) = await answer(
+                        within: .seconds(10),
+                        {
+                            try await consumer.watermarks(topic: topic, partition: id)
+                        })
+                else {
                     throw ValidationError("The broker did not answer for the offsets of \(topic)[\(id)] within 10 s.")
                 }
                 available += high - low
@@ -230,9 +245,12 @@ struct BenchConsume: AsyncParsableCommand {
                             var range = "log range unknown (the broker did not answer within 2 s)"
                             if brokerAnswers {
                                 let id = p.id
-                                if let (low, high) = await answer(within: .seconds(2), {
-                                    try await consumer.watermarks(topic: topic, partition: id, timeout: .seconds(2))
-                                }) {
+                                if let (low, high) = await answer(
+                                    within: .seconds(2),
+                                    {
+                                        try await consumer.watermarks(topic: topic, partition: id, timeout: .seconds(2))
+                                    })
+                                {
                                     range = "log \(low)..<\(high)"
                                 } else {
                                     brokerAnswers = false
@@ -263,7 +281,10 @@ struct BenchConsume: AsyncParsableCommand {
             let result = BenchResult(records: records, bytes: bytes, seconds: seconds, latenciesMicros: [])
             rates.append(result.recordsPerSecond)
             mbs.append(result.megabytesPerSecond)
-            print(String(format: "run %d: %d records consumed, %.1f records/sec (%.2f MB/sec) in %.2f s.", run, records, result.recordsPerSecond, result.megabytesPerSecond, seconds))
+            print(
+                String(
+                    format: "run %d: %d records consumed, %.1f records/sec (%.2f MB/sec) in %.2f s.", run, records, result.recordsPerSecond,
+                    result.megabytesPerSecond, seconds))
         }
         if runs > 1 {
             print(String(format: "median of %d runs: %.1f records/sec (%.2f MB/sec).", runs, median(rates), median(mbs)))
@@ -296,7 +317,12 @@ func answer<R: Sendable>(within limit: Duration, _ operation: @escaping @Sendabl
 /// `claim()` is true for the first caller only.
 final class FirstClaim: Sendable {
     private let done = Mutex(false)
-    func claim() -> Bool { done.withLock { d in defer { d = true }; return !d } }
+    func claim() -> Bool {
+        done.withLock { d in
+            defer { d = true }
+            return !d
+        }
+    }
 }
 
 /// What a `bench consume` run has received, per partition (read by its stall watchdog).

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Exchanges
 import ExchangeSimulator
+import Exchanges
 import Foundation
 import MarketData
 import Synchronization
@@ -41,13 +41,19 @@ struct BenchE2E: AsyncParsableCommand {
     @Option(help: "Seconds measured per run (after the warm-up).") var seconds: Double = 20
     @Option(help: "Seconds of warm-up per run, not measured.") var warmup: Double = 5
     @Option(help: "Number of markets (the simulator's default instruments first).") var symbols = 6
-    @Option(name: .customLong("candle-emit-ms"), help: "Candle throttle of the processor: at most one update per key per this many ms (tape up's default is 1000).")
+    @Option(
+        name: .customLong("candle-emit-ms"), help: "Candle throttle of the processor: at most one update per key per this many ms (tape up's default is 1000).")
     var candleEmitMilliseconds = 10
     @Option(help: "Runs per rate; the median is reported last.") var runs = 1
     @Option(name: .customLong("tape-binary"), help: "The tape executable to run as the child (default: this one).") var tapeBinary: String?
-    @Flag(help: "Run the simulator at a steady rate, without its bursts (by default about a third of the trades come in bursts at 20x the rate, which is what the p99 mostly measures).")
+    @Flag(
+        help:
+            "Run the simulator at a steady rate, without its bursts (by default about a third of the trades come in bursts at 20x the rate, which is what the p99 mostly measures)."
+    )
     var steady = false
-    @Option(name: .customLong("up-arg"), help: ArgumentHelp("An extra argument for the child `tape up` (repeatable), e.g. --up-arg=-X --up-arg=linger.ms=1.", valueName: "ARG"))
+    @Option(
+        name: .customLong("up-arg"),
+        help: ArgumentHelp("An extra argument for the child `tape up` (repeatable), e.g. --up-arg=-X --up-arg=linger.ms=1.", valueName: "ARG"))
     var upArguments: [String] = []
     @Flag(help: "Show the child's log lines.") var verbose = false
 
@@ -70,7 +76,9 @@ struct BenchE2E: AsyncParsableCommand {
     func run() async throws {
         let binary = try tapeBinary ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let natives = PoloniexSimulatorConfiguration.instruments(count: symbols).map(\.nativeSymbol)
-        printError("tape bench e2e: \(binary) up --offline \(upArguments.joined(separator: " ")), \(natives.count) markets, candle emit interval \(candleEmitMilliseconds) ms, \(warmup) s warm-up + \(seconds) s measured per run, \(ProcessInfo.processInfo.activeProcessorCount) cores.")
+        printError(
+            "tape bench e2e: \(binary) up --offline \(upArguments.joined(separator: " ")), \(natives.count) markets, candle emit interval \(candleEmitMilliseconds) ms, \(warmup) s warm-up + \(seconds) s measured per run, \(ProcessInfo.processInfo.activeProcessorCount) cores."
+        )
         var summary: [(rate: Double, results: [E2ERunResult])] = []
         for rate in try parsedRates() {
             var results: [E2ERunResult] = []
@@ -84,7 +92,9 @@ struct BenchE2E: AsyncParsableCommand {
             summary.append((rate, results))
         }
         print("")
-        print("summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):")
+        print(
+            "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
+        )
         print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB")
         for (rate, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
@@ -94,11 +104,13 @@ struct BenchE2E: AsyncParsableCommand {
             }
             let sustained = results.allSatisfy { $0.sustained(target: rate) } ? "yes" : results.contains { $0.sustained(target: rate) } ? "some runs" : "NO"
             let padded = String(repeating: " ", count: max(0, 9 - sustained.count)) + sustained
-            print(String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded + String(
-                format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f",
-                m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max },
-                m { $0.candle.p50 }, m { $0.candle.p99 }, m { $0.candle.max }, m { $0.candleOldest.p99 }, m { $0.generation.p99 },
-                m(\.rssMedianMB), m(\.rssMaxMB)))
+            print(
+                String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded
+                    + String(
+                        format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f",
+                        m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max },
+                        m { $0.candle.p50 }, m { $0.candle.p99 }, m { $0.candle.max }, m { $0.candleOldest.p99 }, m { $0.generation.p99 },
+                        m(\.rssMedianMB), m(\.rssMaxMB)))
         }
     }
 
@@ -111,11 +123,12 @@ struct BenchE2E: AsyncParsableCommand {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
-            "up", "--offline", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
-            "--rate", String(rate), "--symbols", natives.joined(separator: ","), "--intervals", "1s,1m,5m,1h",
-            "--candle-emit-ms", String(candleEmitMilliseconds),
-        ] + (steady ? ["--simulator-burst-probability", "0"] : []) + upArguments
+        process.arguments =
+            [
+                "up", "--offline", "--data-dir", dataDir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                "--rate", String(rate), "--symbols", natives.joined(separator: ","), "--intervals", "1s,1m,5m,1h",
+                "--candle-emit-ms", String(candleEmitMilliseconds),
+            ] + (steady ? ["--simulator-burst-probability", "0"] : []) + upArguments
         var environment = ProcessInfo.processInfo.environment
         environment["TAPE_TOKEN"] = nil
         process.environment = environment
@@ -196,7 +209,11 @@ struct BenchE2E: AsyncParsableCommand {
                         tracker.record(message.bytes, at: now)
                     }
                 } catch {
-                    if wallMicros() < measureUntil { stopper.cancel(); rss.cancel(); throw error }
+                    if wallMicros() < measureUntil {
+                        stopper.cancel()
+                        rss.cancel()
+                        throw error
+                    }
                 }
                 stopper.cancel()
                 tracker.rssKilobytes = await rss.value
@@ -262,14 +279,17 @@ struct E2ERunResult {
     }
 
     func describe(target: Double) -> String {
-        var s = String(format: "%.0f trades/s on /ws (%.1f%% of target), %.0f candle updates/s", achievedRate, achievedRate / target * 100, candleUpdatesPerSecond)
+        var s = String(
+            format: "%.0f trades/s on /ws (%.1f%% of target), %.0f candle updates/s", achievedRate, achievedRate / target * 100, candleUpdatesPerSecond)
         s += (sustained(target: target) ? "" : "  -- NOT SUSTAINED") + "\n"
         s += "    trade  frame receipt -> /ws:                 \(trade.text)\n"
         s += "    candle newest included trade -> /ws:         \(candle.text)\n"
         s += "    candle oldest trade added by the update:     \(candleOldest.text)\n"
-        s += "    generation -> /ws (includes simulator queue): \(generation.text); median lag first 2 s \(String(format: "%.1f", lagStart)) ms, last 2 s \(String(format: "%.1f", lagEnd)) ms\n"
+        s +=
+            "    generation -> /ws (includes simulator queue): \(generation.text); median lag first 2 s \(String(format: "%.1f", lagStart)) ms, last 2 s \(String(format: "%.1f", lagEnd)) ms\n"
         s += String(format: "    tape up RSS: median %.1f MB, max %.1f MB", rssMedianMB, rssMaxMB)
-        s += "; candle updates not matched to trades: \(unmatchedCandles); trades missing on /ws: \(missingTrades); /ws messages dropped by the server: \(wsDropped.map { String(Int($0)) } ?? "unknown")"
+        s +=
+            "; candle updates not matched to trades: \(unmatchedCandles); trades missing on /ws: \(missingTrades); /ws messages dropped by the server: \(wsDropped.map { String(Int($0)) } ?? "unknown")"
         return s
     }
 }
@@ -307,8 +327,9 @@ struct LatencyTracker {
         let measuring = now >= measureFrom
         if bytes.starts(with: Self.tradePrefix) {
             guard let symbol = Self.string(after: Self.symbolKey, in: bytes),
-                  let receivedAt = Self.integer(after: Self.receivedAtKey, in: bytes),
-                  let time = Self.integer(after: Self.timeKey, in: bytes) else { return }
+                let receivedAt = Self.integer(after: Self.receivedAtKey, in: bytes),
+                let time = Self.integer(after: Self.timeKey, in: bytes)
+            else { return }
             if measuring {
                 tradesMeasured += 1
                 tradeLatency.append(now - receivedAt)
@@ -332,8 +353,9 @@ struct LatencyTracker {
             }
         } else if bytes.starts(with: Self.candlePrefix) {
             guard let symbol = Self.string(after: Self.symbolKey, in: bytes),
-                  let start = Self.integer(after: Self.startKey, in: bytes),
-                  let count64 = Self.integer(after: Self.tradesKey, in: bytes), start >= firstWindow else { return }
+                let start = Self.integer(after: Self.startKey, in: bytes),
+                let count64 = Self.integer(after: Self.tradesKey, in: bytes), start >= firstWindow
+            else { return }
             let count = Int(count64)
             let key = symbol + "|" + String(start)
             var w = windows[key, default: Window()]

@@ -69,7 +69,9 @@ struct BenchLatency: AsyncParsableCommand {
         }
         // Give the consumer time to fetch from the end before the first timed record.
         try await Task.sleep(for: .milliseconds(500))
-        printError("bench latency: \(Int(rate)) records/s of \(size) bytes for \(seconds) s (+\(warmup) s warm-up), linger.ms \(linger), acks \(acks), partitions \(partitions.count), \(kafka.bootstrapServers)")
+        printError(
+            "bench latency: \(Int(rate)) records/s of \(size) bytes for \(seconds) s (+\(warmup) s warm-up), linger.ms \(linger), acks \(acks), partitions \(partitions.count), \(kafka.bootstrapServers)"
+        )
         var value = [UInt8](repeating: UInt8(ascii: "x"), count: max(size, 16))
         let start = DispatchTime.now().uptimeNanoseconds
         let interval = 1e9 / rate
@@ -105,8 +107,11 @@ struct BenchLatency: AsyncParsableCommand {
         latencies.sort()
         guard !latencies.isEmpty else { throw ValidationError("No record came back within 10 s of the last send.") }
         let result = BenchResult(records: latencies.count, bytes: 0, seconds: seconds, latenciesMicros: latencies)
-        print(String(format: "%d records, one hop produce → consume: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
-                     latencies.count, result.percentile(0.5), result.percentile(0.9), result.percentile(0.99), result.percentile(0.999), Double(latencies.last!) / 1000))
+        print(
+            String(
+                format: "%d records, one hop produce → consume: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms",
+                latencies.count, result.percentile(0.5), result.percentile(0.9), result.percentile(0.99), result.percentile(0.999),
+                Double(latencies.last!) / 1000))
         withExtendedLifetime(mock) {}
     }
 }

@@ -8,7 +8,8 @@ struct BenchProcess: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "process",
         abstract: "Trades/s through `tape process` from a pre-filled topic to emitted candles; also the core alone.",
-        discussion: "Build with `swift build -c release` first. Without --brokers, an in-process librdkafka mock cluster is used; it keeps only a few MB per partition, so spread the trades: e.g. --partitions 128 --instruments 400 for 1 000 000 trades."
+        discussion:
+            "Build with `swift build -c release` first. Without --brokers, an in-process librdkafka mock cluster is used; it keeps only a few MB per partition, so spread the trades: e.g. --partitions 128 --instruments 400 for 1 000 000 trades."
     )
 
     @OptionGroup var target: BenchTarget
@@ -43,11 +44,15 @@ struct BenchProcess: AsyncParsableCommand {
             decodeRates.append(d.tradesPerSecond)
             aggregateRates.append(a.tradesPerSecond)
             coreRates.append(c.tradesPerSecond)
-            print(String(format: "core run %d: decode %.0f trades/s, aggregate %.0f trades/s, decode+aggregate %.0f trades/s (%d candles)",
-                         run, d.tradesPerSecond, a.tradesPerSecond, c.tradesPerSecond, c.candles))
+            print(
+                String(
+                    format: "core run %d: decode %.0f trades/s, aggregate %.0f trades/s, decode+aggregate %.0f trades/s (%d candles)",
+                    run, d.tradesPerSecond, a.tradesPerSecond, c.tradesPerSecond, c.candles))
         }
-        print(String(format: "core median: decode %.0f trades/s, aggregate %.0f trades/s, decode+aggregate %.0f trades/s",
-                     median(decodeRates), median(aggregateRates), median(coreRates)))
+        print(
+            String(
+                format: "core median: decode %.0f trades/s, aggregate %.0f trades/s, decode+aggregate %.0f trades/s",
+                median(decodeRates), median(aggregateRates), median(coreRates)))
         if coreOnly { return }
 
         // Through Kafka: pre-fill, then run the processor until it has read everything.
@@ -100,9 +105,13 @@ struct BenchProcess: AsyncParsableCommand {
         }
         probe.close()
         if available < count {
-            printError("bench process: the cluster kept only \(available) of \(count) records (librdkafka's mock cluster drops old segments past a few MB per partition: use more --partitions and --instruments)")
+            printError(
+                "bench process: the cluster kept only \(available) of \(count) records (librdkafka's mock cluster drops old segments past a few MB per partition: use more --partitions and --instruments)"
+            )
         }
-        printError("bench process: pre-filled \(topic): \(ends.sorted { $0.key < $1.key }.map { "[\($0.key)] \($0.value)" }.joined(separator: ", ")) records at \(kafka.bootstrapServers)")
+        printError(
+            "bench process: pre-filled \(topic): \(ends.sorted { $0.key < $1.key }.map { "[\($0.key)] \($0.value)" }.joined(separator: ", ")) records at \(kafka.bootstrapServers)"
+        )
 
         var rates: [Double] = []
         var ratesAfterJoin: [Double] = []
@@ -124,11 +133,15 @@ struct BenchProcess: AsyncParsableCommand {
             let active = processor.activeSeconds ?? seconds
             rates.append(Double(processed) / seconds)
             ratesAfterJoin.append(Double(processed) / active)
-            print(String(format: "run %d: %d trades → %d candle updates in %.2f s: %.0f trades/s (%.0f trades/s from first record to last candle acknowledged)",
-                         run, processed, c.candlesEmitted, seconds, Double(processed) / seconds, Double(processed) / active))
+            print(
+                String(
+                    format: "run %d: %d trades → %d candle updates in %.2f s: %.0f trades/s (%.0f trades/s from first record to last candle acknowledged)",
+                    run, processed, c.candlesEmitted, seconds, Double(processed) / seconds, Double(processed) / active))
         }
-        print(String(format: "median of %d runs: %.0f trades/s including group join, %.0f trades/s from first record to last candle acknowledged",
-                     runs, median(rates), median(ratesAfterJoin)))
+        print(
+            String(
+                format: "median of %d runs: %.0f trades/s including group join, %.0f trades/s from first record to last candle acknowledged",
+                runs, median(rates), median(ratesAfterJoin)))
         withExtendedLifetime(mock) {}
     }
 }

@@ -77,7 +77,8 @@ struct CandlesCommand: AsyncParsableCommand {
             for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
             for row in rows {
                 let line = row.enumerated().map { i, cell in
-                    i == 0 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    i == 0
+                        ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
                         : String(repeating: " ", count: widths[i] - cell.count) + cell
                 }.joined(separator: "  ")
                 out.write(line + "\n")

@@ -5,7 +5,8 @@ import KafkaClient
 struct ConsumeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "consume",
-        abstract: "Consume messages to stdout (text: the value bytes and a newline; json: one object a line with key, partition, offset, timestamp and headers)."
+        abstract:
+            "Consume messages to stdout (text: the value bytes and a newline; json: one object a line with key, partition, offset, timestamp and headers)."
     )
 
     @OptionGroup var kafka: KafkaOptions
@@ -97,7 +98,8 @@ struct ConsumeCommand: AsyncParsableCommand {
             out.write(m.value ?? [])
             out.write([UInt8(ascii: "\n")])
         case .json:
-            var s = "{\"topic\":\(jsonString(m.topic)),\"partition\":\(m.partition),\"offset\":\(m.offset),\"timestamp\":\(m.timestamp),\"timestampType\":\"\(m.timestampType.rawValue)\""
+            var s =
+                "{\"topic\":\(jsonString(m.topic)),\"partition\":\(m.partition),\"offset\":\(m.offset),\"timestamp\":\(m.timestamp),\"timestampType\":\"\(m.timestampType.rawValue)\""
             s += ",\"key\":" + bytesJSON(m.key, name: "key")
             s += ",\"value\":" + bytesJSON(m.value, name: "value")
             s += ",\"headers\":["

@@ -47,7 +47,9 @@ struct IngestCommand: AsyncParsableCommand {
     var caFile: String?
     @Option(name: .customLong("stall-warning"), help: "Warn when Kafka acknowledged nothing for SECONDS while records wait.")
     var stallWarning: Double = 10
-    @Option(name: .customLong("mock-brokers"), help: ArgumentHelp("Run an in-process librdkafka mock cluster with N brokers instead of --brokers (benchmarks, demos).", visibility: .hidden))
+    @Option(
+        name: .customLong("mock-brokers"),
+        help: ArgumentHelp("Run an in-process librdkafka mock cluster with N brokers instead of --brokers (benchmarks, demos).", visibility: .hidden))
     var mockBrokers: Int?
     @OptionGroup var kafka: KafkaOptions
 
@@ -151,7 +153,8 @@ struct IngestStatus {
             let queued = metrics.produced.load(ordering: .relaxed) - delivered - metrics.deliveryFailures.load(ordering: .relaxed)
             if interactive {
                 let line = String(
-                    format: "%@ frames/s %.0f  trades/s %.0f  lag %.1f ms  trades %d  delivered %d  queued %d  reconnects %d  dead-letters %d  gaps %d (lost %d)",
+                    format:
+                        "%@ frames/s %.0f  trades/s %.0f  lag %.1f ms  trades %d  delivered %d  queued %d  reconnects %d  dead-letters %d  gaps %d (lost %d)",
                     s.connected ? "●" : "○", framesPerSecond, tradesPerSecond, lagMs, s.trades, delivered, max(0, queued),
                     s.reconnects, metrics.deadLetters.load(ordering: .relaxed), s.gaps, s.gapsUnrepaired)
                 FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))

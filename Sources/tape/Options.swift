@@ -3,15 +3,17 @@ import CTapeMalloc
 import Foundation
 import KafkaClient
 import Logging
-import TapeRuntime
 import TapeMetrics
+import TapeRuntime
 
 /// `--brokers` and `-X` shared by every command that talks to Kafka.
 struct KafkaOptions: ParsableArguments {
     @Option(name: .long, help: "Kafka bootstrap servers, host:port[,host:port...]. Default: $TAPE_BROKERS, else 127.0.0.1:9092.")
     var brokers: String?
 
-    @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL.", valueName: "key=value"))
+    @Option(
+        name: .customShort("X"),
+        help: ArgumentHelp("Raw librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL.", valueName: "key=value"))
     var properties: [String] = []
 
     @Flag(name: .long, help: "Log librdkafka's and Tape's debug output to stderr.")
@@ -47,12 +49,14 @@ final class OutputBuffer {
     func write(_ string: String) { write(string.utf8) }
     func flush() {
         guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { var offset = 0
+        buffer.withUnsafeBytes {
+            var offset = 0
             while offset < $0.count {
                 let n = Foundation.write(1, $0.baseAddress! + offset, $0.count - offset)
                 if n <= 0 { break }
                 offset += n
-            } }
+            }
+        }
         buffer.removeAll(keepingCapacity: true)
     }
 }

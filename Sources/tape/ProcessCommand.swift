@@ -84,7 +84,9 @@ struct ProcessCommand: AsyncParsableCommand {
     var groupInstanceID: String?
     @Option(
         name: .customLong("session-timeout-ms"),
-        help: "How long the group waits for a processor that stopped heartbeating before others get its partitions. Default 6000 (the shortest Apache Kafka accepts by default); on librdkafka's mock cluster, which has no static membership, 4000 and the join 2.5 s after start (docs/processing.md).")
+        help:
+            "How long the group waits for a processor that stopped heartbeating before others get its partitions. Default 6000 (the shortest Apache Kafka accepts by default); on librdkafka's mock cluster, which has no static membership, 4000 and the join 2.5 s after start (docs/processing.md)."
+    )
     var sessionTimeoutMs: Int?
     @Option(
         name: .customLong("leave-group-on-stop"),
@@ -108,7 +110,9 @@ struct ProcessCommand: AsyncParsableCommand {
             throw ValidationError("--group-instance-id must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (Kafka's rule), or 'none'.")
         }
         if let sessionTimeoutMs, sessionTimeoutMs < 1 || sessionTimeoutMs > 3_600_000 {
-            throw ValidationError("--session-timeout-ms must be between 1 and 3600000 (brokers accept their own range: Apache Kafka 6000-1800000 by default, tape broker 1000-3600000).")
+            throw ValidationError(
+                "--session-timeout-ms must be between 1 and 3600000 (brokers accept their own range: Apache Kafka 6000-1800000 by default, tape broker 1000-3600000)."
+            )
         }
     }
 
@@ -160,7 +164,8 @@ struct ProcessCommand: AsyncParsableCommand {
             printError("tape process: \(error.message)")
             if error.message.contains("FENCED_INSTANCE_ID") || error.message.contains("same group.instance.id") {
                 printError(
-                    "tape process: another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids.")
+                    "tape process: another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids."
+                )
             }
             throw ExitCode(1)
         } catch let error as ProcessingError {

@@ -6,7 +6,8 @@ struct ProduceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "produce",
         abstract: "Produce messages from stdin, one message a line.",
-        discussion: "Lines are split on \\n (a trailing \\r is kept: the bytes are sent as read). Waits for every acknowledgement and exits non-zero if any message was not delivered."
+        discussion:
+            "Lines are split on \\n (a trailing \\r is kept: the bytes are sent as read). Waits for every acknowledgement and exits non-zero if any message was not delivered."
     )
 
     @OptionGroup var kafka: KafkaOptions

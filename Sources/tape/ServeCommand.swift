@@ -25,16 +25,26 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @Option(help: ArgumentHelp("Address to serve HTTP on. Anything but loopback prints a warning.", valueName: "HOST:PORT"))
     var http: String = "127.0.0.1:8080"
-    @Option(help: ArgumentHelp("Candle history written by `tape process --db` (SQLite) on this machine. Without it, the server keeps its own history from tape.candles under --data-dir.", valueName: "FILE"))
+    @Option(
+        help: ArgumentHelp(
+            "Candle history written by `tape process --db` (SQLite) on this machine. Without it, the server keeps its own history from tape.candles under --data-dir.",
+            valueName: "FILE"))
     var db: String?
-    @Option(name: .customLong("data-dir"), help: ArgumentHelp("Where the server keeps its own candle history (serve-candles.sqlite) when --db is not given (default: ./tape-data).", valueName: "DIR"))
+    @Option(
+        name: .customLong("data-dir"),
+        help: ArgumentHelp(
+            "Where the server keeps its own candle history (serve-candles.sqlite) when --db is not given (default: ./tape-data).", valueName: "DIR"))
     var dataDir: String?
     @Option(help: "Bearer token required on /api, /ws and /metrics (default: $TAPE_TOKEN, else none).")
     var token: String?
     @Option(name: .customLong("trades-topic"), help: "Topic of trades.") var tradesTopic = "tape.trades"
     @Option(name: .customLong("candles-topic"), help: "Topic of candles.") var candlesTopic = "tape.candles"
     @Option(name: .customLong("gaps-topic"), help: "Topic of gap records.") var gapsTopic = "tape.gaps"
-    @Option(name: .customLong("stale-after"), help: ArgumentHelp("/health is degraded after this many seconds without a trade on the trades topic (and without a candle while trades arrive).", valueName: "SECONDS"))
+    @Option(
+        name: .customLong("stale-after"),
+        help: ArgumentHelp(
+            "/health is degraded after this many seconds without a trade on the trades topic (and without a candle while trades arrive).", valueName: "SECONDS")
+    )
     var staleAfter: Double = 60
 
     func validate() throws {
@@ -44,7 +54,9 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("--db and --data-dir exclude each other: --db reads a processor's candle file, --data-dir is where the server keeps its own.")
         }
         if let dataDir, dataDir.isEmpty { throw ValidationError("--data-dir is empty; give a directory or leave it out.") }
-        guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else { throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).") }
+        guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else {
+            throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).")
+        }
     }
 
     func run() async throws {

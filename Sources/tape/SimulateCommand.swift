@@ -23,7 +23,9 @@ struct SimulateCommand: AsyncParsableCommand {
     var dropEvery: Double?
     @Option(name: .customLong("malformed-every"), help: "Break every Nth trades frame sent to each client (fault injection; its trades are then only on REST).")
     var malformedEvery: Int?
-    @Option(name: .customLong("skip-every"), help: "Leave every Nth trade out of the websocket push; it stays on REST (fault injection: a venue that silently skips).")
+    @Option(
+        name: .customLong("skip-every"),
+        help: "Leave every Nth trade out of the websocket push; it stays on REST (fault injection: a venue that silently skips).")
     var skipEvery: Int?
     @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30; Coinbase expects nothing and ignores it).")
     var silenceTimeout: Double = 30

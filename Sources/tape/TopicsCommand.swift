@@ -37,7 +37,9 @@ struct TopicsCommand: AsyncParsableCommand {
             }
             for p in topic.partitions {
                 let error = p.error == .noError ? "" : "\tError: \(p.error.name)"
-                print("\tPartition: \(p.id)\tLeader: \(p.leader)\tReplicas: \(p.replicas.map(String.init).joined(separator: ","))\tIsr: \(p.inSyncReplicas.map(String.init).joined(separator: ","))\(error)")
+                print(
+                    "\tPartition: \(p.id)\tLeader: \(p.leader)\tReplicas: \(p.replicas.map(String.init).joined(separator: ","))\tIsr: \(p.inSyncReplicas.map(String.init).joined(separator: ","))\(error)"
+                )
             }
         }
     }
@@ -48,7 +50,9 @@ struct TopicsCommand: AsyncParsableCommand {
         @Argument(help: "Topic name.") var name: String
         @Option(help: "Number of partitions.") var partitions: Int32 = 1
         @Option(name: .customLong("replication-factor"), help: "Replication factor (1 on the embedded one-node broker).") var replicationFactor: Int32 = 1
-        @Option(name: .customLong("config"), help: ArgumentHelp("Topic config key=value (repeatable), e.g. --config cleanup.policy=compact.", valueName: "key=value"))
+        @Option(
+            name: .customLong("config"),
+            help: ArgumentHelp("Topic config key=value (repeatable), e.g. --config cleanup.policy=compact.", valueName: "key=value"))
         var configs: [String] = []
 
         func run() async throws {
@@ -101,9 +105,12 @@ struct GroupsCommand: AsyncParsableCommand {
         func run() async throws {
             let admin = try KafkaAdmin(configuration: kafka.configuration(), timeout: .seconds(5), logger: kafka.logger("tape.groups"))
             let d = try await admin.describeGroup(group, topics: topics.map { $0.split(separator: ",").map(String.init) })
-            print("Group: \(d.groupID)\tState: \(d.state)\tProtocol: \(d.protocolName.isEmpty ? "-" : d.protocolName)\tMembers: \(d.members.count)\tTotalLag: \(d.totalLag)")
+            print(
+                "Group: \(d.groupID)\tState: \(d.state)\tProtocol: \(d.protocolName.isEmpty ? "-" : d.protocolName)\tMembers: \(d.members.count)\tTotalLag: \(d.totalLag)"
+            )
             for m in d.members {
-                let assignment = m.assignment.sorted { $0.key < $1.key }.map { "\($0.key)[\($0.value.sorted().map(String.init).joined(separator: ","))]" }.joined(separator: " ")
+                let assignment = m.assignment.sorted { $0.key < $1.key }.map { "\($0.key)[\($0.value.sorted().map(String.init).joined(separator: ","))]" }
+                    .joined(separator: " ")
                 print("\tMember: \(m.memberID)\tClient: \(m.clientID)\tHost: \(m.host)\tAssignment: \(assignment)")
             }
             print("\tTOPIC\tPARTITION\tCOMMITTED\tLOG-END\tLAG")

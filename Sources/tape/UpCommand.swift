@@ -33,19 +33,32 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable).", valueName: "key=value"))
     var properties: [String] = []
     @Flag(help: "Debug logs.") var verbose = false
-    @Option(name: .customLong("stale-after"), help: ArgumentHelp("/health is degraded after this many seconds without a trade while the exchange is connected (and without a candle while trades arrive).", valueName: "SECONDS"))
+    @Option(
+        name: .customLong("stale-after"),
+        help: ArgumentHelp(
+            "/health is degraded after this many seconds without a trade while the exchange is connected (and without a candle while trades arrive).",
+            valueName: "SECONDS"))
     var staleAfter: Double = 60
     @Option(help: ArgumentHelp("Poloniex-format websocket URL instead of Poloniex's (e.g. the one `tape simulate` prints).", valueName: "WS_URL"))
     var endpoint: String?
     @Option(name: .customLong("rest-endpoint"), help: ArgumentHelp("Poloniex-format REST base URL instead of Poloniex's (with --endpoint).", valueName: "URL"))
     var restEndpoint: String?
-    @Option(name: .customLong("simulator-trades-log"), help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
+    @Option(
+        name: .customLong("simulator-trades-log"),
+        help: ArgumentHelp("With --offline: append every simulated trade (Trade JSON) to FILE (for tests).", visibility: .hidden))
     var simulatorTradesLog: String?
-    @Option(name: .customLong("simulator-tick-ms"), help: ArgumentHelp("With --offline: how often the simulator sends what it generated, in ms (default 1).", visibility: .hidden))
+    @Option(
+        name: .customLong("simulator-tick-ms"),
+        help: ArgumentHelp("With --offline: how often the simulator sends what it generated, in ms (default 1).", visibility: .hidden))
     var simulatorTickMilliseconds: Int?
-    @Option(name: .customLong("simulator-burst-probability"), help: ArgumentHelp("With --offline: chance per simulated order that a burst (20x rate) starts; 0 for a steady rate (for benchmarks).", visibility: .hidden))
+    @Option(
+        name: .customLong("simulator-burst-probability"),
+        help: ArgumentHelp(
+            "With --offline: chance per simulated order that a burst (20x rate) starts; 0 for a steady rate (for benchmarks).", visibility: .hidden))
     var simulatorBurstProbability: Double?
-    @Option(name: .customLong("candle-emit-ms"), help: ArgumentHelp("Candle updates per key at most once per this many ms (for `tape bench e2e`).", visibility: .hidden))
+    @Option(
+        name: .customLong("candle-emit-ms"),
+        help: ArgumentHelp("Candle updates per key at most once per this many ms (for `tape bench e2e`).", visibility: .hidden))
     var candleEmitMilliseconds: Int64 = 1_000
 
     func validate() throws {
@@ -54,7 +67,9 @@ struct UpCommand: AsyncParsableCommand {
         _ = try parseIntervals(intervals)
         guard rate > 0 else { throw ValidationError("--rate must be positive.") }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
-        guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else { throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).") }
+        guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else {
+            throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).")
+        }
         if offline, endpoint != nil || restEndpoint != nil {
             throw ValidationError("--endpoint and --rest-endpoint point at another exchange; --offline uses the built-in simulator. Give one or the other.")
         }
@@ -118,7 +133,8 @@ struct UpCommand: AsyncParsableCommand {
         let banner = Task { [tape, configuration, offline, endpoint] in
             guard let port = await tape.server.port() else { return }
             let settings = TapeServerConfiguration(host: configuration.httpHost, port: port, token: configuration.token)
-            let url = settings.dashboardURL(port: port), bootstrap = tape.bootstrapServers
+            let url = settings.dashboardURL(port: port)
+            let bootstrap = tape.bootstrapServers
             let exchange = offline ? "built-in Poloniex simulator (--offline)" : endpoint.map { "Poloniex format at \($0)" } ?? "Poloniex (live)"
             var text = "\nTape is up.\n  Dashboard:       \(url)\n  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
             text += "  Exchange:        \(exchange)\n  Health:          \(url)health\n  Stop with Ctrl-C.\n\n"

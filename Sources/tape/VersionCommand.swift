@@ -1,5 +1,5 @@
-import Foundation
 import ArgumentParser
+import Foundation
 import KafkaClient
 
 enum TapeVersion {
@@ -10,7 +10,8 @@ enum TapeVersion {
 }
 
 struct VersionCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print Tape's and librdkafka's versions and librdkafka's built-in features.")
+    static let configuration = CommandConfiguration(
+        commandName: "version", abstract: "Print Tape's and librdkafka's versions and librdkafka's built-in features.")
     func run() throws {
         print(TapeVersion.string)
     }
@@ -23,7 +24,9 @@ struct MockClusterCommand: AsyncParsableCommand {
         discussion: "Prints the bootstrap address on the first line of stdout, then runs until Ctrl-C."
     )
     @Option(help: "Number of mock brokers.") var brokers: Int = 3
-    @Option(name: .customLong("topic"), help: ArgumentHelp("Create a topic, name:partitions (repeatable); the mock cluster has no CreateTopics API.", valueName: "name:partitions"))
+    @Option(
+        name: .customLong("topic"),
+        help: ArgumentHelp("Create a topic, name:partitions (repeatable); the mock cluster has no CreateTopics API.", valueName: "name:partitions"))
     var topics: [String] = []
 
     func run() async throws {

@@ -13,10 +13,12 @@ final class TLSTests: XCTestCase {
         let certificate = directory.appendingPathComponent("cert.pem").path
         let key = directory.appendingPathComponent("key.pem").path
         guard let openssl = Executables.which("openssl") else { throw XCTSkip("openssl not installed") }
-        let made = try runProcess(openssl, [
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ])
+        let made = try runProcess(
+            openssl,
+            [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate, "-days", "2",
+                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            ])
         guard made.status == 0 else { throw XCTSkip("openssl could not make a certificate: \(made.stderr)") }
         return (certificate, key)
     }

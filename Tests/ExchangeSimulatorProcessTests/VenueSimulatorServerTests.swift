@@ -188,9 +188,13 @@ final class VenueSimulatorServerTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(r.metrics.repairedTrades, r.skipped - r.metrics.backfilledTrades, venue)
             XCTAssertTrue(r.gaps.allSatisfy(\.repaired), venue)
         }
-        check(try await roundTrip(Poloniex.self, PoloniexVenue.self, linger: .seconds(1), skipPushEvery: 13, dropEvery: .seconds(3), reconcileInterval: .seconds(2)), "poloniex")
+        check(
+            try await roundTrip(
+                Poloniex.self, PoloniexVenue.self, linger: .seconds(1), skipPushEvery: 13, dropEvery: .seconds(3), reconcileInterval: .seconds(2)), "poloniex")
         check(try await roundTrip(Binance.self, BinanceVenue.self, linger: .seconds(1), skipPushEvery: 13, reconcileInterval: .seconds(2)), "binance")
-        check(try await roundTrip(Coinbase.self, CoinbaseVenue.self, linger: .seconds(1), skipPushEvery: 13, dropEvery: .seconds(3), reconcileInterval: .seconds(2)), "coinbase")
+        check(
+            try await roundTrip(
+                Coinbase.self, CoinbaseVenue.self, linger: .seconds(1), skipPushEvery: 13, dropEvery: .seconds(3), reconcileInterval: .seconds(2)), "coinbase")
         check(try await roundTrip(Kraken.self, KrakenVenue.self, linger: .seconds(1), skipPushEvery: 13, reconcileInterval: .seconds(2)), "kraken")
     }
 

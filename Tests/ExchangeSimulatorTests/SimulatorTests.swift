@@ -25,7 +25,8 @@ import Testing
         var shifted = MarketSimulator(configuration: config)
         var plain = MarketSimulator()
         for _ in 0..<2_000 {
-            let a = shifted.nextOrder(), b = plain.nextOrder()
+            let a = shifted.nextOrder()
+            let b = plain.nextOrder()
             #expect(a.trades.map { $0.id - config.firstTradeId } == b.trades.map { $0.id - 60_000_000 })
             #expect(a.trades.map(\.price) == b.trades.map(\.price))
             #expect(a.trades.allSatisfy { $0.id >= config.firstTradeId && $0.id < config.firstTradeId + 1_000_000 + 2_000 * 8 })

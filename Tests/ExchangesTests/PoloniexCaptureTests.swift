@@ -139,9 +139,11 @@ import Testing
             "ZEC_USDT", "BTC_USDT",
         ]
         #expect(Poloniex.subscribeMessage(symbols: symbols) == text)
-        #expect(Poloniex.subscribeMessage(channel: "book_lv2", symbols: symbols) == CaptureLine(lines[2]).map {
-            if case .sent(_, let t) = $0 { return t } else { return "" }
-        })
+        #expect(
+            Poloniex.subscribeMessage(channel: "book_lv2", symbols: symbols)
+                == CaptureLine(lines[2]).map {
+                    if case .sent(_, let t) = $0 { return t } else { return "" }
+                })
     }
 
     @Test func restMarketsFixture() throws {

@@ -1,6 +1,6 @@
-import Foundation
 import ExchangeSimulator
 import Exchanges
+import Foundation
 import MarketData
 import TapeTestSupport
 import Testing

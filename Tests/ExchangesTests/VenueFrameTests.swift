@@ -129,9 +129,10 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
     }
 
     @Test func subscribeRequestsAreChunkedLowercaseStreams() {
-        #expect(Binance.tradeSubscribeMessages(nativeSymbols: ["BTCUSDT", "ETHBTC"]) == [
-            #"{"method":"SUBSCRIBE","params":["btcusdt@trade","ethbtc@trade"],"id":1}"#
-        ])
+        #expect(
+            Binance.tradeSubscribeMessages(nativeSymbols: ["BTCUSDT", "ETHBTC"]) == [
+                #"{"method":"SUBSCRIBE","params":["btcusdt@trade","ethbtc@trade"],"id":1}"#
+            ])
         let many = (0..<1_500).map { "S\($0)USDT" }
         let messages = Binance.tradeSubscribeMessages(nativeSymbols: many)
         #expect(messages.count == 2)
@@ -170,7 +171,8 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
         #expect(trades.map(\.side) == [.buy, .sell], "maker SELL → taker buy; maker BUY → taker sell")
         #expect(trades.map(\.time) == [1_675_973_975_954, 1_675_973_975_960], "fraction truncated to ms")
         #expect(trades.map(\.quoteQuantity.description) == ["99.743917", "2192.175"])
-        let two = #"{"events":[{"type":"snapshot","trades":[{"trade_id":"1","product_id":"BTC-USD","price":"1","size":"2","side":"SELL","time":"2023-01-01T00:00:00Z"}]},{"type":"update","trades":[{"trade_id":"2","product_id":"ETH-USD","price":"3","size":"4","side":"BUY","time":"2023-01-01T00:00:01.5Z"}]}],"channel":"market_trades"}"#
+        let two =
+            #"{"events":[{"type":"snapshot","trades":[{"trade_id":"1","product_id":"BTC-USD","price":"1","size":"2","side":"SELL","time":"2023-01-01T00:00:00Z"}]},{"type":"update","trades":[{"trade_id":"2","product_id":"ETH-USD","price":"3","size":"4","side":"BUY","time":"2023-01-01T00:00:01.5Z"}]}],"channel":"market_trades"}"#
         let parsed = try parse(Coinbase.self, two)
         #expect(parsed.message == .trades(count: 2), "events before channel are read too")
         #expect(parsed.trades.map(\.symbol.rawValue) == ["BTC-USD", "ETH-USD"])
@@ -233,10 +235,11 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
     }
 
     @Test func subscribeMessagesIncludeHeartbeats() {
-        #expect(Coinbase.tradeSubscribeMessages(nativeSymbols: ["BTC-USD"]) == [
-            #"{"type":"subscribe","product_ids":["BTC-USD"],"channel":"market_trades"}"#,
-            #"{"type":"subscribe","product_ids":["BTC-USD"],"channel":"heartbeats"}"#,
-        ])
+        #expect(
+            Coinbase.tradeSubscribeMessages(nativeSymbols: ["BTC-USD"]) == [
+                #"{"type":"subscribe","product_ids":["BTC-USD"],"channel":"market_trades"}"#,
+                #"{"type":"subscribe","product_ids":["BTC-USD"],"channel":"heartbeats"}"#,
+            ])
         #expect(Coinbase.applicationPing == nil)
     }
 }
@@ -273,7 +276,8 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
         #expect(trades[1].quantity == decimal("0.00000001"), "1e-8 shifted exactly")
         #expect(trades[1].quoteQuantity == decimal("0.12345678123456789"))
         #expect(trades[1].time == 1_671_960_659_999, ".9999 truncated, not rounded up")
-        let exponents = #"{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy","price":1.5E+3,"qty":25e-1,"ord_type":"limit","trade_id":1,"timestamp":"2022-12-25T09:30:59Z"}]}"#
+        let exponents =
+            #"{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy","price":1.5E+3,"qty":25e-1,"ord_type":"limit","trade_id":1,"timestamp":"2022-12-25T09:30:59Z"}]}"#
         let parsed = try parse(Kraken.self, exponents).trades
         #expect(parsed.first?.price == decimal("1500"))
         #expect(parsed.first?.quantity == decimal("2.5"))
@@ -295,18 +299,23 @@ private func decimal(_ text: String) -> ExactDecimal { try! ExactDecimal(text) }
     }
 
     @Test func dataBeforeChannelAndBadTrades() throws {
-        let reordered = #"{"data":[{"symbol":"BTC/USD","side":"sell","price":1,"qty":2,"ord_type":"limit","trade_id":5,"timestamp":"2022-12-25T09:30:59.1Z"}],"type":"update","channel":"trade"}"#
+        let reordered =
+            #"{"data":[{"symbol":"BTC/USD","side":"sell","price":1,"qty":2,"ord_type":"limit","trade_id":5,"timestamp":"2022-12-25T09:30:59.1Z"}],"type":"update","channel":"trade"}"#
         let parsed = try parse(Kraken.self, reordered)
         #expect(parsed.message == .trades(count: 1))
         #expect(parsed.trades.first?.time == 1_671_960_659_100)
         for bad in [
             #""price":"abc""#, #""price":0"#, #""price":-1"#, #""price":1e"#, #""price":01"#, #""price":null"#,
         ] {
-            let frame = #"{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"sell",\#(bad),"qty":2,"ord_type":"limit","trade_id":5,"timestamp":"2022-12-25T09:30:59Z"}]}"#
+            let frame =
+                #"{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"sell",\#(bad),"qty":2,"ord_type":"limit","trade_id":5,"timestamp":"2022-12-25T09:30:59Z"}]}"#
             #expect(parseError(Kraken.self, frame) != nil, "accepted \(bad)")
         }
         #expect(parseError(Kraken.self, #"{"channel":"trade","type":"update"}"#)?.code == .unexpectedMessage)
-        #expect(parseError(Kraken.self, #"{"channel":"trade","data":[{"symbol":"BTC/USD","side":"up","price":1,"qty":2,"trade_id":5,"timestamp":"2022-12-25T09:30:59Z"}]}"#)?.code == .invalidTrade)
+        #expect(
+            parseError(
+                Kraken.self, #"{"channel":"trade","data":[{"symbol":"BTC/USD","side":"up","price":1,"qty":2,"trade_id":5,"timestamp":"2022-12-25T09:30:59Z"}]}"#
+            )?.code == .invalidTrade)
     }
 
     @Test func restTradesAndAssetPairs() throws {

@@ -75,14 +75,16 @@ class EndToEndTests: XCTestCase {
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         XCTAssertEqual(urls.count, 2)
         return Setup(
-            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, gapsTopic: gapsTopic, simulator: simulator, brokers: brokers, websocket: urls[0], rest: urls[1],
+            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, gapsTopic: gapsTopic, simulator: simulator, brokers: brokers,
+            websocket: urls[0], rest: urls[1],
             tradesLog: tradesLog, malformedLog: malformedLog, exchange: exchange)
     }
 
     func ingest(_ setup: Setup, name: String, extra: [String] = []) throws -> ChildProcess {
         try ChildProcess(
             [
-                "ingest", "--exchange", setup.exchange, "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers", setup.brokers,
+                "ingest", "--exchange", setup.exchange, "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers",
+                setup.brokers,
                 "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic, "--gaps-topic", setup.gapsTopic,
             ] + extra, name: name, logDirectory: setup.directory)
     }
@@ -211,7 +213,8 @@ class EndToEndTests: XCTestCase {
             file: file, line: line)
         XCTAssertEqual(missing.count, 0, "missing, e.g. \(missing.sorted().prefix(5))", file: file, line: line)
         XCTAssertEqual(mismatches, 0, file: file, line: line)
-        return "\(consumed.count) records for \(expected.count) simulated trades in \(partitionOfSymbol.count) markets, \(duplicates) duplicates, \(missing.count) missing, \(mismatches) field mismatches"
+        return
+            "\(consumed.count) records for \(expected.count) simulated trades in \(partitionOfSymbol.count) markets, \(duplicates) duplicates, \(missing.count) missing, \(mismatches) field mismatches"
     }
 
     func deadLetters(_ setup: Setup, atLeast minimum: Int = 0) throws -> [KafkaMessage] {
@@ -402,7 +405,9 @@ class EndToEndTests: XCTestCase {
         }
         XCTAssertGreaterThan(lost, 0)
         XCTAssertEqual(unexplained.count, 0, "trades missing outside any reported gap: \(unexplained.prefix(5))")
-        print("e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.symbol.rawValue)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates")
+        print(
+            "e2e gap: \(lost) trades lost while down, all inside \(gaps.count) reported gaps (\(Set(gaps.map(\.symbol.rawValue)).sorted().joined(separator: ","))); \(consumed.count) delivered, 0 duplicates"
+        )
         setup.simulator.interrupt()
         setup.mock?.interrupt()
     }

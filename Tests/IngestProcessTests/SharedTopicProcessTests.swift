@@ -27,7 +27,8 @@ final class SharedTopicProcessTests: XCTestCase {
 
     func testUpAndThreeVenueIngestersShareTheTopicAcrossKillNine() throws {
         let directory = try temporaryDirectory("shared-topic")
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let brokers = "127.0.0.1:\(kafkaPort)"
         var poloniexLogs: [String] = []
         func startUp(_ run: Int) throws -> (ChildProcess, TimeInterval) {
@@ -157,10 +158,14 @@ final class SharedTopicProcessTests: XCTestCase {
             if venue == "poloniex" {
                 let run1 = Set(runsLogged[0].map { "\($0.nativeSymbol):\($0.tradeId)" })
                 let lostAtKill = missing.filter { run1.contains("\($0.nativeSymbol):\($0.tradeId)") && $0.time >= killedAt - 1_000 }
-                XCTAssertEqual(missing.count, lostAtKill.count, "poloniex missing beyond what tape up held at the kill: \(missing.prefix(5).map { "\($0.nativeSymbol):\($0.tradeId)@\($0.time)" })")
-                summary.append("poloniex \(expected[venue]!.count - missing.count)/\(expected[venue]!.count) (\(lostAtKill.count) held by tape up at its kill -9)")
+                XCTAssertEqual(
+                    missing.count, lostAtKill.count,
+                    "poloniex missing beyond what tape up held at the kill: \(missing.prefix(5).map { "\($0.nativeSymbol):\($0.tradeId)@\($0.time)" })")
+                summary.append(
+                    "poloniex \(expected[venue]!.count - missing.count)/\(expected[venue]!.count) (\(lostAtKill.count) held by tape up at its kill -9)")
             } else {
-                XCTAssertEqual(missing.count, 0, "\(venue) missing, e.g. \(missing.prefix(5).map { "\($0.nativeSymbol):\($0.tradeId)" }); logs in \(directory.path)")
+                XCTAssertEqual(
+                    missing.count, 0, "\(venue) missing, e.g. \(missing.prefix(5).map { "\($0.nativeSymbol):\($0.tradeId)" }); logs in \(directory.path)")
                 summary.append("\(venue) \(expected[venue]!.count - missing.count)/\(expected[venue]!.count)")
             }
             XCTAssertGreaterThan(expected[venue]!.count, 300, venue)

@@ -1,12 +1,13 @@
 import Exchanges
 import Foundation
-@testable import Ingest
 import KafkaClient
 import Logging
 import MarketData
 import Synchronization
 import TapeTestSupport
 import XCTest
+
+@testable import Ingest
 
 /// `TopicTail` against a `tape broker` process while other producers write the same topic: the
 /// read finishes in bounded time with one consumer, skips other venues, finds a market buried

@@ -36,10 +36,17 @@ final class CLIInteropTests: XCTestCase {
                 var value = Data("\(codec)-\(i)\t€ ".utf8)
                 value.append(contentsOf: [0, 255, 1, 127, UInt8(128 + i)])
                 expected.append((key, value))
-                input.append(key); input.append(contentsOf: Array("|".utf8)); input.append(value); input.append(10)
+                input.append(key)
+                input.append(contentsOf: Array("|".utf8))
+                input.append(value)
+                input.append(10)
             }
-            let produced = try runProcess(TapeBinary.path, ["produce", "--brokers", brokers, "--topic", topic, "--key-delimiter", "|",
-                                                              "--compression", codec, "--header", "source=tape", "--header", "codec=\(codec)"], stdin: input)
+            let produced = try runProcess(
+                TapeBinary.path,
+                [
+                    "produce", "--brokers", brokers, "--topic", topic, "--key-delimiter", "|",
+                    "--compression", codec, "--header", "source=tape", "--header", "codec=\(codec)",
+                ], stdin: input)
             XCTAssertEqual(produced.status, 0, produced.stderr)
             XCTAssertTrue(produced.stderr.contains("Produced 20 message(s)"), produced.stderr)
 
@@ -61,7 +68,8 @@ final class CLIInteropTests: XCTestCase {
         for i in 0..<30 { input += "key-\(i % 4):value \(i) \"quoted\" ünïcode\n" }
         let produced = try runProcess(kcat, ["-b", brokers, "-P", "-t", "fromkcat", "-K", ":", "-H", "origin=kcat", "-z", "zstd"], stdin: Data(input.utf8))
         XCTAssertEqual(produced.status, 0, produced.stderr)
-        let consumed = try runProcess(TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "fromkcat", "--from-beginning", "--exit-at-end", "--format", "json"])
+        let consumed = try runProcess(
+            TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "fromkcat", "--from-beginning", "--exit-at-end", "--format", "json"])
         XCTAssertEqual(consumed.status, 0, consumed.stderr)
         let lines = consumed.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 30)
@@ -90,7 +98,8 @@ final class CLIInteropTests: XCTestCase {
         // The mock cluster's coordinator holds a JoinGroup for a session timeout even after the
         // previous member left, so the timeout is made short here.
         let fast = ["-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=500"]
-        let first = try runProcess(TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--from-beginning", "--count", "4"] + fast)
+        let first = try runProcess(
+            TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--from-beginning", "--count", "4"] + fast)
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertEqual(first.stdout, "m0\nm1\nm2\nm3\n")
         let second = try runProcess(TapeBinary.path, ["consume", "--brokers", brokers, "--topic", "grouped", "--group", "g1", "--count", "6"] + fast)
@@ -146,17 +155,25 @@ func parseLengthPrefixed(_ data: Data) throws -> [KcatRecord] {
     func number() throws -> Int {
         var n = 0
         var negative = false
-        if i < bytes.count && bytes[i] == UInt8(ascii: "-") { negative = true; i += 1 }
-        while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 { n = n * 10 + Int(bytes[i] - 48); i += 1 }
+        if i < bytes.count && bytes[i] == UInt8(ascii: "-") {
+            negative = true
+            i += 1
+        }
+        while i < bytes.count, bytes[i] >= 48, bytes[i] <= 57 {
+            n = n * 10 + Int(bytes[i] - 48)
+            i += 1
+        }
         guard i < bytes.count, bytes[i] == UInt8(ascii: "|") else { throw XCTSkip("bad kcat output at \(i)") }
         i += 1
         return negative ? -1 : n
     }
     while i < bytes.count {
         let kl = try number()
-        let key = Data(bytes[i..<i + max(kl, 0)]); i += max(kl, 0) + 1
+        let key = Data(bytes[i..<i + max(kl, 0)])
+        i += max(kl, 0) + 1
         let vl = try number()
-        let value = Data(bytes[i..<i + max(vl, 0)]); i += max(vl, 0) + 1
+        let value = Data(bytes[i..<i + max(vl, 0)])
+        i += max(vl, 0) + 1
         guard let nl = bytes[i...].firstIndex(of: 10) else { break }
         out.append(KcatRecord(key: key, value: value, headers: String(decoding: bytes[i..<nl], as: UTF8.self)))
         i = nl + 1

@@ -52,7 +52,9 @@ final class HealthProcessTests: XCTestCase {
     func testKillingTheExchangeTurnsHealthDegradedAndRestartingItTurnsItOk() throws {
         let dir = try temporaryDirectory("health")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let simPort = Loopback.freePort(), kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let simPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         var sim = try simulator(port: simPort, seed: 1)
         defer { sim.process.interrupt(timeout: 10) }
         let up = try ChildProcess([
@@ -113,7 +115,8 @@ final class HealthProcessTests: XCTestCase {
     func testStandaloneServeJudgesTradesAndKafkaItReads() throws {
         let dir = try temporaryDirectory("serve-health")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let bootstrap = "127.0.0.1:\(kafkaPort)"
         func startBroker() throws -> ChildProcess {
             try ChildProcess(["broker", "--listen", bootstrap, "--data-dir", dir.appendingPathComponent("kafka").path])
@@ -144,7 +147,9 @@ final class HealthProcessTests: XCTestCase {
                 exchange: Exchange("poloniex"), symbol: Symbol(normalizing: "BTC-USDT"), nativeSymbol: "BTC_USDT", tradeId: "\(id)",
                 price: try! ExactDecimal("21600.5"), quantity: try! ExactDecimal("0.01"), side: .buy, time: Int64(Date().timeIntervalSince1970 * 1000),
                 receivedAt: Int64(Date().timeIntervalSince1970 * 1_000_000))
-            _ = try? runProcess(TapeBinary.path, ["produce", "--brokers", bootstrap, "--topic", "tape.trades", "--key", trade.kafkaKey], stdin: Data((trade.jsonString + "\n").utf8), timeout: 20)
+            _ = try? runProcess(
+                TapeBinary.path, ["produce", "--brokers", bootstrap, "--topic", "tape.trades", "--key", trade.kafkaKey],
+                stdin: Data((trade.jsonString + "\n").utf8), timeout: 20)
             return false
         }
         XCTAssertNotNil(became, "trades on tape.trades turn /health ok; stderr:\n\(serve.stderr.suffix(3000))")
@@ -158,7 +163,8 @@ final class HealthProcessTests: XCTestCase {
         print("serve health: Kafka failing \(String(format: "%.1f", down.seconds)) s after the broker was killed: \(down.last.reasons)")
         XCTAssertEqual(down.last.status, 503)
         XCTAssertTrue(
-            down.last.reasons.contains { $0.hasPrefix("The server's reader") && $0.contains(" had no answer from Kafka at \(bootstrap) for ") }, "\(down.last.reasons)")
+            down.last.reasons.contains { $0.hasPrefix("The server's reader") && $0.contains(" had no answer from Kafka at \(bootstrap) for ") },
+            "\(down.last.reasons)")
         XCTAssertGreaterThanOrEqual(down.seconds, 7, "Kafka gets 10 s (its last answer may be up to 3 s older than the kill)")
 
         // 4. The broker is back: the readers' next probe sees it.

@@ -19,7 +19,8 @@ final class HostileUpTests: XCTestCase {
         }
         let dir = try temporaryDirectory("hostile-up")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let args = [
             "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(kafkaPort)", "--http", "127.0.0.1:\(httpPort)",
             "--rate", "100", "--symbols", "BTC_USDT",
@@ -59,7 +60,8 @@ final class HostileUpTests: XCTestCase {
         func value(_ prefix: String) -> Double? {
             metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.split(separator: " ").last ?? "") }
         }
-        let refused = (value("tape_broker_connections_closed_total{reason=\"refused\"}") ?? 0) + (value("tape_broker_connections_closed_total{reason=\"evicted\"}") ?? 0)
+        let refused =
+            (value("tape_broker_connections_closed_total{reason=\"refused\"}") ?? 0) + (value("tape_broker_connections_closed_total{reason=\"evicted\"}") ?? 0)
         XCTAssertGreaterThan(refused, 0, metrics)
         XCTAssertGreaterThan(value("tape_broker_connections ") ?? 0, 100, metrics)
         let httpRefused = (value("tape_http_rejected_total{reason=\"refused\"}") ?? 0) + (value("tape_http_rejected_total{reason=\"evicted\"}") ?? 0)

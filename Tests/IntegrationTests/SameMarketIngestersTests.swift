@@ -14,7 +14,8 @@ final class SameMarketIngestersTests: XCTestCase {
     func testTwoIngestersOfOneMarketBothPublishAndDownstreamCountsEachTradeOnce() throws {
         let dir = try temporaryDirectory("same-market")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let brokers = "127.0.0.1:\(kafkaPort)"
         let broker = try ChildProcess(["broker", "--listen", brokers, "--data-dir", dir.appendingPathComponent("kafka").path])
         defer { broker.interrupt(timeout: 10) }
@@ -79,7 +80,10 @@ final class SameMarketIngestersTests: XCTestCase {
 
         var copies: [String: Int] = [:]
         for trade in records.value { copies["\(trade.nativeSymbol):\(trade.tradeId)", default: 0] += 1 }
-        var missing: [String] = [], doubled = 0, tooMany: [String] = [], onceShared = 0
+        var missing: [String] = []
+        var doubled = 0
+        var tooMany: [String] = []
+        var onceShared = 0
         for trade in expected {
             let key = "\(trade.nativeSymbol):\(trade.tradeId)"
             let n = copies[key, default: 0]
@@ -94,7 +98,9 @@ final class SameMarketIngestersTests: XCTestCase {
         XCTAssertEqual(missing, [], "trades lost; ingest A: \(a.stderr.suffix(1500)) B: \(b.stderr.suffix(1500))")
         XCTAssertEqual(tooMany, [], "more copies than ingesters publishing the market")
         XCTAssertGreaterThan(doubled, 100, "both ingesters publish the shared markets")
-        XCTAssertEqual(Set(copies.keys).subtracting(Set(lines(of: tradesLog).compactMap { try? Trade(json: String($0)) }.map { "\($0.nativeSymbol):\($0.tradeId)" })), [], "never generated")
+        XCTAssertEqual(
+            Set(copies.keys).subtracting(Set(lines(of: tradesLog).compactMap { try? Trade(json: String($0)) }.map { "\($0.nativeSymbol):\($0.tradeId)" })), [],
+            "never generated")
 
         // tape serve: each id once in /api/trades.
         for symbol in ["BTC-USDT", "ETH-USDT"] {
@@ -123,13 +129,18 @@ final class SameMarketIngestersTests: XCTestCase {
         XCTAssertGreaterThan(comparable.count, 10)
         var mismatches: [String] = []
         for (key, want) in comparable {
-            guard let got = served[key] else { mismatches.append("\(key): missing"); continue }
+            guard let got = served[key] else {
+                mismatches.append("\(key): missing")
+                continue
+            }
             if let diff = BatchCandles.difference(got, want) { mismatches.append("\(key): \(diff)") }
         }
         XCTAssertEqual(mismatches, [], "candles differ from the batch computation (queried at \(queriedAt)); process: \(process.stderr.suffix(1500))")
         a.interrupt(timeout: 10)
         b.interrupt(timeout: 10)
-        print("two ingesters of kraken BTC/USDT, ETH/USDT: \(expected.count) trades up to the cut, \(doubled) of the shared markets' published twice (\(onceShared) once, while one ingester was down), 0 lost, 0 more than twice; \(comparable.count) candles equal the batch computation; /api/trades ids unique")
+        print(
+            "two ingesters of kraken BTC/USDT, ETH/USDT: \(expected.count) trades up to the cut, \(doubled) of the shared markets' published twice (\(onceShared) once, while one ingester was down), 0 lost, 0 more than twice; \(comparable.count) candles equal the batch computation; /api/trades ids unique"
+        )
     }
 }
 

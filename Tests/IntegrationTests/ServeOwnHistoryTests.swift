@@ -44,7 +44,8 @@ final class ServeOwnHistoryTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-serve-own-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let brokers = "127.0.0.1:\(kafkaPort)"
         let broker = try ChildProcess(["broker", "--listen", brokers, "--data-dir", dir.appendingPathComponent("broker").path])
         defer { _ = broker.terminate() }
@@ -89,7 +90,9 @@ final class ServeOwnHistoryTests: XCTestCase {
         let api = "http://127.0.0.1:\(httpPort)"
 
         // 1. History from before serve started.
-        guard let before = waitForCandles(api, timeout: 45, { list in list.contains { $0.start == base && $0.isFinal } && list.contains { $0.start == base + 1_000 } })
+        guard
+            let before = waitForCandles(
+                api, timeout: 45, { list in list.contains { $0.start == base && $0.isFinal } && list.contains { $0.start == base + 1_000 } })
         else { return XCTFail("serve never showed the candles made before it started; stderr:\n\(serve.stderr.suffix(3000))") }
         XCTAssertEqual(before.first { $0.start == base }, Served(start: base, revision: 0, trades: 1, isFinal: true))
 

@@ -21,7 +21,8 @@ final class UpRestartTests: XCTestCase {
     func testOfflineRestartOnTheSameDataShowsNewTradesWithinFiveSeconds() throws {
         let dir = try temporaryDirectory("up-restart")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let base = "http://127.0.0.1:\(httpPort)"
         let symbols = ["BTC-USDT", "ETH-USDT"]
         func start() throws -> ChildProcess {
@@ -81,6 +82,10 @@ final class UpRestartTests: XCTestCase {
         XCTAssertEqual(gaps.status, 200)
         let listed = (try JSONSerialization.jsonObject(with: Data(gaps.body.utf8)) as? [String: Any])?["gaps"] as? [Any]
         XCTAssertEqual(listed?.count, 0, "restarting the offline simulator is no gap: \(gaps.body.prefix(500))")
-        print(String(format: "tape up --offline restarted on its data: first new trade in /api/trades %.1f s after a SIGTERM restart, %.1f s after a kill -9 restart (from launch)", afterTerm ?? -1, afterKill ?? -1))
+        print(
+            String(
+                format:
+                    "tape up --offline restarted on its data: first new trade in /api/trades %.1f s after a SIGTERM restart, %.1f s after a kill -9 restart (from launch)",
+                afterTerm ?? -1, afterKill ?? -1))
     }
 }

@@ -1,18 +1,20 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import MarketData
 import Processing
 import TapeTestSupport
 import XCTest
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// `tape up --offline` as a user runs it: one process, then the API, /metrics and kcat from outside.
 final class UpTests: XCTestCase {
     func testUpOfflineServesCandlesEqualToARecomputationOfTheSimulatorsTrades() throws {
         let dir = try temporaryDirectory("up")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let kafkaPort = Loopback.freePort(), httpPort = Loopback.freePort()
+        let kafkaPort = Loopback.freePort()
+        let httpPort = Loopback.freePort()
         let tradesLog = dir.appendingPathComponent("simulated-trades.jsonl").path
         let up = try ChildProcess([
             "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path,
@@ -95,7 +97,10 @@ final class UpTests: XCTestCase {
         XCTAssertGreaterThan(comparable.count, 10)
         var mismatches: [String] = []
         for (key, expected) in comparable {
-            guard let got = served[key] else { mismatches.append("\(key): missing from /api/candles"); continue }
+            guard let got = served[key] else {
+                mismatches.append("\(key): missing from /api/candles")
+                continue
+            }
             if let diff = BatchCandles.difference(got, expected) { mismatches.append("\(key): \(diff)") }
         }
         XCTAssertTrue(mismatches.isEmpty, "\(mismatches.count) of \(comparable.count) candles differ:\n" + mismatches.prefix(10).joined(separator: "\n"))

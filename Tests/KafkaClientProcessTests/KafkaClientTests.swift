@@ -23,7 +23,10 @@ final class KafkaClientTests: XCTestCase {
     }
 
     func consumer(group: String? = nil, reset: KafkaConsumerConfiguration.AutoOffsetReset = .earliest) throws -> KafkaConsumer {
-        var config = KafkaConsumerConfiguration(kafka: .init(bootstrapServers: cluster.bootstrapServers, properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "fetch.wait.max.ms": "50"]))
+        var config = KafkaConsumerConfiguration(
+            kafka: .init(
+                bootstrapServers: cluster.bootstrapServers,
+                properties: ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "fetch.wait.max.ms": "50"]))
         if let group { config.groupID = group }
         config.autoOffsetReset = reset
         return try KafkaConsumer(configuration: config)
@@ -76,8 +79,10 @@ final class KafkaClientTests: XCTestCase {
         var partitionsByKey: [String: Set<Int32>] = [:]
         for i in 0..<60 {
             let key = "poloniex:SYM-\(i % 5)"
-            let report = try await p.send(.init(topic: "trades", key: Array(key.utf8), value: Array("v\(i)".utf8),
-                                                headers: [.init(key: "h1", value: [0, 1, 2, 255]), .init(key: "null", value: nil)]))
+            let report = try await p.send(
+                .init(
+                    topic: "trades", key: Array(key.utf8), value: Array("v\(i)".utf8),
+                    headers: [.init(key: "h1", value: [0, 1, 2, 255]), .init(key: "null", value: nil)]))
             partitionsByKey[key, default: []].insert(report.partition)
         }
         XCTAssertEqual(partitionsByKey.count, 5)
@@ -183,7 +188,8 @@ final class KafkaClientTests: XCTestCase {
         let c2 = try consumer(group: "g-regex")
         try c2.subscribe(["^tape\\..*"])
         let second = try await read(c2, count: 3)
-        XCTAssertEqual(second.map { String(decoding: $0.value!, as: UTF8.self) }, ["late0", "late1", "late2"], "a restarted member resumes after its committed offsets")
+        XCTAssertEqual(
+            second.map { String(decoding: $0.value!, as: UTF8.self) }, ["late0", "late1", "late2"], "a restarted member resumes after its committed offsets")
         c2.close()
     }
 
@@ -226,17 +232,25 @@ final class KafkaClientTests: XCTestCase {
         var eventsB = b.rebalanceEvents.makeAsyncIterator()
         var assignedB: [TopicPartitionOffset] = []
         while let e = await eventsB.next() {
-            if case .assigned(let parts) = e { assignedB = parts; break }
+            if case .assigned(let parts) = e {
+                assignedB = parts
+                break
+            }
         }
         XCTAssertEqual(assignedB.count, 2)
         var assignedA: [TopicPartitionOffset] = []
         while let e = await eventsA.next() {
-            if case .assigned(let parts) = e { assignedA = parts; break }
+            if case .assigned(let parts) = e {
+                assignedA = parts
+                break
+            }
         }
         XCTAssertEqual(Set(assignedA.map(\.partition)).union(assignedB.map(\.partition)), [0, 1, 2, 3])
         XCTAssertTrue(Set(assignedA.map(\.partition)).isDisjoint(with: assignedB.map(\.partition)))
-        a.close(); b.close()
-        drainA.cancel(); drainB.cancel()
+        a.close()
+        b.close()
+        drainA.cancel()
+        drainB.cancel()
     }
 
     func testMetadataListsBrokersAndTopics() async throws {

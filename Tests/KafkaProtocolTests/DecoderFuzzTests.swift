@@ -69,7 +69,9 @@ final class DecoderFuzzTests: XCTestCase {
                 // Whatever decoded must re-encode without trapping, and produce batches must validate or throw.
                 _ = r.encodeFrameBody()
                 if case .produce(let p) = r.body {
-                    for t in p.topics { for part in t.partitions { if let rec = part.records { _ = try? RecordBatchValidator.validate(records: rec, maxBatchBytes: 1 << 20) } } }
+                    for t in p.topics {
+                        for part in t.partitions { if let rec = part.records { _ = try? RecordBatchValidator.validate(records: rec, maxBatchBytes: 1 << 20) } }
+                    }
                 }
             } catch is KafkaProtocolError {
                 rejected += 1

@@ -4,7 +4,10 @@ import XCTest
 
 final class PrimitivesTests: XCTestCase {
     func testZigzagVarintKnownEncodings() throws {
-        let cases: [(Int32, [UInt8])] = [(0, [0x00]), (-1, [0x01]), (1, [0x02]), (-2, [0x03]), (150, [0xAC, 0x02]), (Int32.max, [0xFE, 0xFF, 0xFF, 0xFF, 0x0F]), (Int32.min, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F])]
+        let cases: [(Int32, [UInt8])] = [
+            (0, [0x00]), (-1, [0x01]), (1, [0x02]), (-2, [0x03]), (150, [0xAC, 0x02]), (Int32.max, [0xFE, 0xFF, 0xFF, 0xFF, 0x0F]),
+            (Int32.min, [0xFF, 0xFF, 0xFF, 0xFF, 0x0F]),
+        ]
         for (value, bytes) in cases {
             var b = ByteBuffer()
             b.encodeVarint(value)

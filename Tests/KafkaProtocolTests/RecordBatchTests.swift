@@ -70,7 +70,8 @@ final class RecordBatchTests: XCTestCase {
     }
 
     func testOffsetDeltasMustRunInOrder() {
-        var b = RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: [1]), Record(offsetDelta: 2, key: nil, value: [2])], baseTimestamp: 0)
+        var b = RecordBatchBuilder.build(
+            records: [Record(offsetDelta: 0, key: nil, value: [1]), Record(offsetDelta: 2, key: nil, value: [2])], baseTimestamp: 0)
         XCTAssertThrowsError(try RecordBatchValidator.validate(records: b, maxBatchBytes: 1 << 20)) {
             XCTAssertEqual(($0 as? RecordBatchError)?.errorCode, .corruptMessage)
         }

@@ -1,6 +1,7 @@
-@testable import KafkaProtocol
 import NIOCore
 import XCTest
+
+@testable import KafkaProtocol
 
 /// The raw-pointer record scanner (produce hot path) must accept exactly what the checked,
 /// ByteBuffer-based validation accepts.
@@ -58,7 +59,9 @@ final class RecordTimestampOverflowTests: XCTestCase {
     func testTimestampOverflowIsRefusedWithInvalidTimestamp() throws {
         for (base, delta) in [(Int64.max - 5, Int64(10)), (Int64.min + 5, Int64(-10)), (Int64(1), Int64.max)] {
             let batch = RecordBatchBuilder.build(
-                records: [Record(timestampDelta: 0, offsetDelta: 0, key: nil, value: [1]), Record(timestampDelta: delta, offsetDelta: 1, key: nil, value: [2])],
+                records: [
+                    Record(timestampDelta: 0, offsetDelta: 0, key: nil, value: [1]), Record(timestampDelta: delta, offsetDelta: 1, key: nil, value: [2]),
+                ],
                 baseTimestamp: base)
             XCTAssertThrowsError(try RecordBatchValidator.validate(records: batch, maxBatchBytes: 1 << 20), "base \(base) delta \(delta)") { error in
                 XCTAssertEqual((error as? RecordBatchError)?.errorCode, .invalidTimestamp, "\(error)")

@@ -6,7 +6,9 @@ enum Samples {
     static func batch(count: Int = 3, producerId: Int64 = -1, baseSequence: Int32 = -1) -> ByteBuffer {
         RecordBatchBuilder.build(
             records: (0..<count).map {
-                Record(timestampDelta: Int64($0), offsetDelta: Int32($0), key: Array("k\($0)".utf8), value: Array("value-\($0)".utf8), headers: [.init(key: "h", value: [1, 2])])
+                Record(
+                    timestampDelta: Int64($0), offsetDelta: Int32($0), key: Array("k\($0)".utf8), value: Array("value-\($0)".utf8),
+                    headers: [.init(key: "h", value: [1, 2])])
             }, baseTimestamp: 1_700_000_000_000, producerId: producerId, producerEpoch: producerId >= 0 ? 0 : -1, baseSequence: baseSequence)
     }
 
@@ -16,13 +18,25 @@ enum Samples {
         case .apiVersions:
             return .apiVersions(v >= 3 ? ApiVersionsRequest(clientSoftwareName: "tape", clientSoftwareVersion: "0.1") : ApiVersionsRequest())
         case .metadata:
-            return .metadata(MetadataRequest(topics: v == 0 ? ["a", "b"] : ["a"], allowAutoTopicCreation: v >= 4 ? false : true, includeClusterAuthorizedOperations: v >= 8, includeTopicAuthorizedOperations: v >= 8))
+            return .metadata(
+                MetadataRequest(
+                    topics: v == 0 ? ["a", "b"] : ["a"], allowAutoTopicCreation: v >= 4 ? false : true, includeClusterAuthorizedOperations: v >= 8,
+                    includeTopicAuthorizedOperations: v >= 8))
         case .produce:
-            return .produce(ProduceRequest(transactionalId: nil, acks: -1, timeoutMs: 30000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch())])]))
+            return .produce(
+                ProduceRequest(transactionalId: nil, acks: -1, timeoutMs: 30000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch())])]))
         case .fetch:
-            var f = FetchRequest(maxWaitMs: 500, minBytes: 1, maxBytes: 52_428_800, topics: [
-                .init(topic: "t", partitions: [.init(partition: 0, currentLeaderEpoch: v >= 9 ? 3 : -1, fetchOffset: 42, logStartOffset: v >= 5 ? 0 : -1, partitionMaxBytes: 1_048_576)])
-            ])
+            var f = FetchRequest(
+                maxWaitMs: 500, minBytes: 1, maxBytes: 52_428_800,
+                topics: [
+                    .init(
+                        topic: "t",
+                        partitions: [
+                            .init(
+                                partition: 0, currentLeaderEpoch: v >= 9 ? 3 : -1, fetchOffset: 42, logStartOffset: v >= 5 ? 0 : -1,
+                                partitionMaxBytes: 1_048_576)
+                        ])
+                ])
             f.isolationLevel = 1
             if v >= 7 {
                 f.sessionId = 0
@@ -42,15 +56,25 @@ enum Samples {
                     groupId: "g", sessionTimeoutMs: 10000, rebalanceTimeoutMs: v >= 1 ? 30000 : 10000, memberId: "m-1", groupInstanceId: v >= 5 ? "i-1" : nil,
                     protocolType: "consumer", protocols: [.init(name: "range", metadata: [0, 1, 2]), .init(name: "roundrobin", metadata: [])]))
         case .syncGroup:
-            return .syncGroup(SyncGroupRequest(groupId: "g", generationId: 3, memberId: "m-1", groupInstanceId: v >= 3 ? "i" : nil, assignments: [.init(memberId: "m-1", assignment: [9, 9])]))
+            return .syncGroup(
+                SyncGroupRequest(
+                    groupId: "g", generationId: 3, memberId: "m-1", groupInstanceId: v >= 3 ? "i" : nil,
+                    assignments: [.init(memberId: "m-1", assignment: [9, 9])]))
         case .heartbeat:
             return .heartbeat(HeartbeatRequest(groupId: "g", generationId: 3, memberId: "m-1", groupInstanceId: v >= 3 ? "i" : nil))
         case .leaveGroup:
-            return .leaveGroup(LeaveGroupRequest(groupId: "g", members: v >= 3 ? [.init(memberId: "a", groupInstanceId: nil), .init(memberId: "b", groupInstanceId: "x")] : [.init(memberId: "a")]))
+            return .leaveGroup(
+                LeaveGroupRequest(
+                    groupId: "g",
+                    members: v >= 3 ? [.init(memberId: "a", groupInstanceId: nil), .init(memberId: "b", groupInstanceId: "x")] : [.init(memberId: "a")]))
         case .offsetCommit:
             var r = OffsetCommitRequest(
                 groupId: "g", generationId: 3, memberId: "m-1", groupInstanceId: v >= 7 ? "i" : nil,
-                topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 17, committedLeaderEpoch: v >= 6 ? 2 : -1, committedMetadata: "meta")])])
+                topics: [
+                    .init(
+                        name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 17, committedLeaderEpoch: v >= 6 ? 2 : -1, committedMetadata: "meta")]
+                    )
+                ])
             if (2...4).contains(v) { r.retentionTimeMs = 1000 }
             return .offsetCommit(r)
         case .offsetFetch:
@@ -60,12 +84,14 @@ enum Samples {
         case .createTopics:
             return .createTopics(
                 CreateTopicsRequest(
-                    topics: [.init(name: "t", numPartitions: 3, replicationFactor: 1, configs: [.init(name: "cleanup.policy", value: "compact")])], timeoutMs: 1000,
+                    topics: [.init(name: "t", numPartitions: 3, replicationFactor: 1, configs: [.init(name: "cleanup.policy", value: "compact")])],
+                    timeoutMs: 1000,
                     validateOnly: v >= 1))
         case .deleteTopics:
             return .deleteTopics(DeleteTopicsRequest(topicNames: ["t", "u"], timeoutMs: 1000))
         case .describeConfigs:
-            return .describeConfigs(DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "t", configurationKeys: ["retention.ms"])], includeSynonyms: v >= 1))
+            return .describeConfigs(
+                DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "t", configurationKeys: ["retention.ms"])], includeSynonyms: v >= 1))
         case .listGroups:
             return .listGroups(ListGroupsRequest())
         case .describeGroups:
@@ -74,7 +100,8 @@ enum Samples {
     }
 
     static func frame(_ body: KafkaRequestBody, version: Int16, correlationId: Int32 = 7) -> ByteBuffer {
-        KafkaRequest(header: RequestHeader(apiKey: body.apiKey.rawValue, apiVersion: version, correlationId: correlationId, clientId: "tape-test"), body: body).encodeFrameBody()
+        KafkaRequest(header: RequestHeader(apiKey: body.apiKey.rawValue, apiVersion: version, correlationId: correlationId, clientId: "tape-test"), body: body)
+            .encodeFrameBody()
     }
 
     /// Every API at every supported version.

@@ -12,8 +12,9 @@ import Testing
     }
 
     @Test func valuesCodeAsStrings() throws {
-        let row = Row(price: try ExactDecimal("21620.00"), symbol: Symbol(normalizing: "BTC_USDT"), exchange: .poloniex,
-                      interval: .oneMinute, side: .sell)
+        let row = Row(
+            price: try ExactDecimal("21620.00"), symbol: Symbol(normalizing: "BTC_USDT"), exchange: .poloniex,
+            interval: .oneMinute, side: .sell)
         let data = try JSONEncoder().encode(row)
         let json = String(decoding: data, as: UTF8.self)
         #expect(json.contains(#""price":"21620.00""#))

@@ -38,8 +38,10 @@ private func designTrade() -> Trade {
     }
 
     @Test func sideParsesAnyCase() {
-        let cases: [(String, Side?)] = [("buy", .buy), ("BUY", .buy), ("sell", .sell), ("SELL", .sell), ("Sell", .sell),
-                                        ("bid", nil), ("", nil), ("buyy", nil), ("sel", nil)]
+        let cases: [(String, Side?)] = [
+            ("buy", .buy), ("BUY", .buy), ("sell", .sell), ("SELL", .sell), ("Sell", .sell),
+            ("bid", nil), ("", nil), ("buyy", nil), ("sel", nil),
+        ]
         for (text, expected) in cases {
             var copy = text
             let parsed = copy.withUTF8 { Side(utf8: $0) }

@@ -240,4 +240,3 @@ private func d(_ text: String) -> ExactDecimal {
         #expect(prices.min()!.description == "21602.42")
     }
 }
-

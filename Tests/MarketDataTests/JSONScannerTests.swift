@@ -85,10 +85,12 @@ private func scan<R>(_ text: String, _ body: (inout JSONScanner) throws(JSONErro
             let atEnd = s.isAtEnd()
             #expect(atEnd)
         }
-        let deep = String(repeating: "[", count: JSONScanner.maximumDepth + 1)
+        let deep =
+            String(repeating: "[", count: JSONScanner.maximumDepth + 1)
             + String(repeating: "]", count: JSONScanner.maximumDepth + 1)
         #expect(throws: JSONError.self) { try scan(deep) { (s: inout JSONScanner) throws(JSONError) in try s.skipValue() } }
-        let ok = String(repeating: "[", count: JSONScanner.maximumDepth - 1)
+        let ok =
+            String(repeating: "[", count: JSONScanner.maximumDepth - 1)
             + String(repeating: "]", count: JSONScanner.maximumDepth - 1)
         try scan(ok) { (s: inout JSONScanner) throws(JSONError) in try s.skipValue() }
         for bad in ["[1,]", "{\"a\":1,}", "{\"a\"}", "[", "{", "tru", "nul", "[1 2]", "{1:2}"] {

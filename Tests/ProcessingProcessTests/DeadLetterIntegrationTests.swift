@@ -104,6 +104,8 @@ struct DeadLetterIntegrationTests {
 
         // Counted, and said on the way out.
         #expect(process.terminate() == 0)
-        #expect(process.stderr.contains("1 not trades, 1 times out of range, 1 overflows; 3 records to tape.deadletter (0 failed)"), "\(process.stderr.suffix(1_000))")
+        #expect(
+            process.stderr.contains("1 not trades, 1 times out of range, 1 overflows; 3 records to tape.deadletter (0 failed)"),
+            "\(process.stderr.suffix(1_000))")
     }
 }

@@ -105,7 +105,10 @@ final class ProcessFailoverTests: XCTestCase {
         let bootstrap = cluster.bootstrap
         let db = dir.appendingPathComponent("candles.sqlite")
         let args =
-            ["process", "--brokers", bootstrap, "--intervals", Self.intervals, "--emit-interval", "300ms", "--db", db.path, "--progress", "0", "--log-level", "info", "--allowed-lateness", "3m"]
+            [
+                "process", "--brokers", bootstrap, "--intervals", Self.intervals, "--emit-interval", "300ms", "--db", db.path, "--progress", "0", "--log-level",
+                "info", "--allowed-lateness", "3m",
+            ]
             + extra
         let intervals = try Self.intervals.split(separator: ",").map { try XCTUnwrap(CandleInterval(String($0))) }
         let seed = UInt64(Date().timeIntervalSince1970)

@@ -157,7 +157,12 @@ enum Contract {
         for p in 0..<tradePartitions {
             let low = try await admin.watermarks(topic: tradesTopic, partition: p).low
             if low > 0 {
-                return (0, ["\(tradesTopic) partition \(p) starts at offset \(low): the cluster dropped its oldest trades, so the batch result cannot be computed (too many trades for the mock's ~5 MB per partition?)"])
+                return (
+                    0,
+                    [
+                        "\(tradesTopic) partition \(p) starts at offset \(low): the cluster dropped its oldest trades, so the batch result cannot be computed (too many trades for the mock's ~5 MB per partition?)"
+                    ]
+                )
             }
         }
         var sequenced: [BatchCandles.SequencedTrade] = []
@@ -172,7 +177,9 @@ enum Contract {
             guard let key = m.key, let value = m.value else { continue }
             do {
                 let candle = try Candle(json: value)
-                if candle.kafkaKey != String(decoding: key, as: UTF8.self) { problems.append("key \(String(decoding: key, as: UTF8.self)) holds \(candle.kafkaKey)") }
+                if candle.kafkaKey != String(decoding: key, as: UTF8.self) {
+                    problems.append("key \(String(decoding: key, as: UTF8.self)) holds \(candle.kafkaKey)")
+                }
                 latest[candle.kafkaKey] = candle
             } catch {
                 problems.append("undecodable candle at \(m.partition)@\(m.offset): \(error)")

@@ -29,7 +29,10 @@ struct ProcessIntegrationTests {
     }
 
     static func processArguments(bootstrap: String, db: URL) -> [String] {
-        ["process", "--brokers", bootstrap, "--intervals", intervals, "--emit-interval", "300ms", "--db", db.path, "--progress", "0", "--log-level", "info", "--allowed-lateness", "3m"]
+        [
+            "process", "--brokers", bootstrap, "--intervals", intervals, "--emit-interval", "300ms", "--db", db.path, "--progress", "0", "--log-level", "info",
+            "--allowed-lateness", "3m",
+        ]
             + groupSettings
     }
 

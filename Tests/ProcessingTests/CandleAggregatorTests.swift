@@ -157,7 +157,8 @@ struct CandleAggregatorPropertyTests {
 
 @Suite("Candle aggregation rules")
 struct CandleAggregatorRuleTests {
-    let minute = CandleAggregatorConfiguration(intervals: [.oneMinute], graceMilliseconds: 5_000, emitIntervalMilliseconds: 1_000, allowedLatenessMilliseconds: 600_000)
+    let minute = CandleAggregatorConfiguration(
+        intervals: [.oneMinute], graceMilliseconds: 5_000, emitIntervalMilliseconds: 1_000, allowedLatenessMilliseconds: 600_000)
 
     @Test func windowEdgesAreStartInclusiveEndExclusive() {
         var a = CandleAggregator(configuration: minute)

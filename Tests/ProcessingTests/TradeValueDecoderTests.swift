@@ -40,7 +40,8 @@ struct TradeValueDecoderTests {
     }
 
     @Test func designExampleAndVariants() {
-        let design = #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","nativeSymbol":"BTC_USDT","tradeId":"60184114","price":"21614.59","quantity":"0.01149","quoteQuantity":"248.3516391","side":"sell","time":1661123520381,"receivedAt":1661123520391123}"#
+        let design =
+            #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","nativeSymbol":"BTC_USDT","tradeId":"60184114","price":"21614.59","quantity":"0.01149","quoteQuantity":"248.3516391","side":"sell","time":1661123520381,"receivedAt":1661123520391123}"#
         #expect(fields(Array(design.utf8)) != nil)
         #expect(agrees(Array(design.utf8)))
         let variants = [
@@ -115,7 +116,8 @@ struct TradeValueDecoderTests {
         }
         #expect(fast > 5_000)
         // Integer edges the generator never writes: each path's own integer rules must agree.
-        let design = #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","nativeSymbol":"BTC_USDT","tradeId":"1","price":"1.5","quantity":"2","quoteQuantity":"3.0","side":"buy","time":TIME,"receivedAt":RECV}"#
+        let design =
+            #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","nativeSymbol":"BTC_USDT","tradeId":"1","price":"1.5","quantity":"2","quoteQuantity":"3.0","side":"buy","time":TIME,"receivedAt":RECV}"#
         let edges = ["0", "-0", "-5", "07", "123456789012345678", "1234567890123456789", "-123456789012345678", "-", "1-2", ""]
         for time in edges {
             for received in edges {

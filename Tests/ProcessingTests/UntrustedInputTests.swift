@@ -164,7 +164,8 @@ struct UntrustedInputTests {
                 let scale = Int(rng.next() % 39)
                 var text = String((0..<digits).map { _ in Character(String(1 + rng.next() % 9)) })
                 if scale > 0 {
-                    text = scale >= digits
+                    text =
+                        scale >= digits
                         ? "0." + String(repeating: "0", count: scale - digits) + text
                         : String(text.dropLast(scale)) + "." + String(text.suffix(scale))
                 }
@@ -245,8 +246,9 @@ struct UntrustedInputTests {
             let reference = try? Trade(json: bytes)
             if let fast {
                 #expect(Trade.validTimes.contains(fast.time), "round \(round): \(String(decoding: bytes, as: UTF8.self))")
-                #expect(reference != nil && reference!.time == fast.time && reference!.quantity.isIdentical(to: fast.quantity)
-                    && reference!.price.isIdentical(to: fast.price) && reference!.quoteQuantity.isIdentical(to: fast.quoteQuantity),
+                #expect(
+                    reference != nil && reference!.time == fast.time && reference!.quantity.isIdentical(to: fast.quantity)
+                        && reference!.price.isIdentical(to: fast.price) && reference!.quoteQuantity.isIdentical(to: fast.quoteQuantity),
                     "round \(round): \(String(decoding: bytes, as: UTF8.self))")
             }
             if let reference { #expect(Trade.validTimes.contains(reference.time)) }

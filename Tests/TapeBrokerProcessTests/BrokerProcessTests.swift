@@ -42,7 +42,8 @@ final class BrokerProcessTests: XCTestCase {
             }
             let input = lines.joined(separator: "\n") + "\n"
             let p = try runProcess(
-                kcat, ["-b", broker.address, "-P", "-t", topic, "-z", codec, "-K", "\t", "-H", "source=test", "-H", "codec=\(codec)", "-X", "linger.ms=20"], stdin: input)
+                kcat, ["-b", broker.address, "-P", "-t", topic, "-z", codec, "-K", "\t", "-H", "source=test", "-H", "codec=\(codec)", "-X", "linger.ms=20"],
+                stdin: input)
             XCTAssertEqual(p.status, 0, "\(codec): \(p.stderr)")
             let c = try runProcess(kcat, ["-b", broker.address, "-C", "-t", topic, "-o", "beginning", "-e", "-q", "-f", "%k\t%s\t%h\n"])
             XCTAssertEqual(c.status, 0, c.stderr)
@@ -65,7 +66,9 @@ final class BrokerProcessTests: XCTestCase {
         let broker = try BrokerProcess(extraArguments: ["--log-level", "debug"])
         let input = (0..<5000).map { "m\($0)" }.joined(separator: "\n") + "\n"
         let p = try runProcess(
-            kcat, ["-b", broker.address, "-P", "-t", "idem", "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5", "-X", "batch.num.messages=500"], stdin: input)
+            kcat,
+            ["-b", broker.address, "-P", "-t", "idem", "-X", "enable.idempotence=true", "-X", "acks=all", "-X", "linger.ms=5", "-X", "batch.num.messages=500"],
+            stdin: input)
         XCTAssertEqual(p.status, 0, p.stderr)
         let c = try runProcess(kcat, ["-b", broker.address, "-C", "-t", "idem", "-o", "beginning", "-e", "-q", "-f", "%o %s\n"])
         let lines = c.stdout.split(separator: "\n").map(String.init)
@@ -75,7 +78,8 @@ final class BrokerProcessTests: XCTestCase {
 
     func consumeGroup(_ broker: BrokerProcess, group: String, topic: String) throws -> [String] {
         let r = try runProcess(
-            kcat, ["-b", broker.address, "-G", group, topic, "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000"], timeout: 60)
+            kcat, ["-b", broker.address, "-G", group, topic, "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=6000"],
+            timeout: 60)
         XCTAssertEqual(r.status, 0, r.stderr)
         return r.stdout.split(separator: "\n").map(String.init)
     }
@@ -102,7 +106,11 @@ final class BrokerProcessTests: XCTestCase {
         XCTAssertEqual(try runProcess(kcat, ["-b", broker.address, "-P", "-t", "static"], stdin: "a\nb\n").status, 0)
         func run() throws -> [String] {
             let r = try runProcess(
-                kcat, ["-b", broker.address, "-G", "sg", "static", "-e", "-q", "-f", "%s\n", "-X", "group.instance.id=inst-1", "-X", "auto.offset.reset=earliest", "-X", "session.timeout.ms=30000"],
+                kcat,
+                [
+                    "-b", broker.address, "-G", "sg", "static", "-e", "-q", "-f", "%s\n", "-X", "group.instance.id=inst-1", "-X", "auto.offset.reset=earliest",
+                    "-X", "session.timeout.ms=30000",
+                ],
                 timeout: 20)
             return r.stdout.split(separator: "\n").map(String.init)
         }
@@ -119,7 +127,10 @@ final class BrokerProcessTests: XCTestCase {
         // Member A joins and owns the only partition; then it is killed without leaving.
         let a = Process()
         a.executableURL = URL(fileURLWithPath: kcat)
-        a.arguments = ["-b", broker.address, "-G", "ev", "evict", "-q", "-X", "session.timeout.ms=6000", "-X", "auto.offset.reset=earliest", "-X", "enable.auto.commit=false"]
+        a.arguments = [
+            "-b", broker.address, "-G", "ev", "evict", "-q", "-X", "session.timeout.ms=6000", "-X", "auto.offset.reset=earliest", "-X",
+            "enable.auto.commit=false",
+        ]
         a.standardOutput = FileHandle.nullDevice
         a.standardError = FileHandle.nullDevice
         try a.run()
@@ -333,15 +344,18 @@ extension BrokerProcessTests {
             process.standardError = FileHandle.nullDevice
             try process.run()
         }
-        var values: [String] { ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.split(separator: " ").last ?? "") } }
+        var values: [String] {
+            ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n").map { String($0.split(separator: " ").last ?? "") }
+        }
         /// Partitions this member read values numbered in `range` from.
         func partitions(of range: Range<Int>) -> Set<String> {
             let lines = ((try? String(contentsOf: output, encoding: .utf8)) ?? "").split(separator: "\n")
-            return Set(lines.compactMap { line in
-                let f = line.split(separator: " ")
-                guard f.count == 2, let n = Int(f[1].dropFirst()), range.contains(n) else { return nil }
-                return String(f[0])
-            })
+            return Set(
+                lines.compactMap { line in
+                    let f = line.split(separator: " ")
+                    guard f.count == 2, let n = Int(f[1].dropFirst()), range.contains(n) else { return nil }
+                    return String(f[0])
+                })
         }
         func stop(_ signal: Int32) {
             kill(process.processIdentifier, signal)
@@ -401,9 +415,15 @@ extension BrokerProcessTests {
         for i in 0..<30 {
             var frame: ByteBuffer
             switch i % 3 {
-            case 0: frame = KafkaRequest.encodeFrame(ProduceRequest(acks: -1, timeoutMs: 1000, topics: [.init(name: "pipe", partitions: [.init(index: 0, records: batch)])]), version: 7, correlationId: Int32(i), clientId: "t")
+            case 0:
+                frame = KafkaRequest.encodeFrame(
+                    ProduceRequest(acks: -1, timeoutMs: 1000, topics: [.init(name: "pipe", partitions: [.init(index: 0, records: batch)])]), version: 7,
+                    correlationId: Int32(i), clientId: "t")
             case 1: frame = KafkaRequest.encodeFrame(MetadataRequest(topics: ["pipe"]), version: 4, correlationId: Int32(i), clientId: "t")
-            default: frame = KafkaRequest.encodeFrame(ProduceRequest(acks: 0, timeoutMs: 1000, topics: [.init(name: "pipe", partitions: [.init(index: 0, records: batch)])]), version: 7, correlationId: Int32(i), clientId: "t")
+            default:
+                frame = KafkaRequest.encodeFrame(
+                    ProduceRequest(acks: 0, timeoutMs: 1000, topics: [.init(name: "pipe", partitions: [.init(index: 0, records: batch)])]), version: 7,
+                    correlationId: Int32(i), clientId: "t")
             }
             if i % 3 != 2 { expected.append(Int32(i)) }  // acks=0 gets no response
             all.writeBuffer(&frame)

@@ -78,7 +78,8 @@ final class DescriptorLimitProcessTests: XCTestCase {
             let batch = RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: Array("v-\(name)".utf8))], baseTimestamp: 1_000)
             produce.append(.init(name: name, partitions: [.init(index: 0, records: batch)]))
         }
-        var response = try roundTrip(broker.port, KafkaRequest.encodeFrame(ProduceRequest(acks: -1, timeoutMs: 30_000, topics: produce), version: 7, correlationId: 2, clientId: "t"))
+        var response = try roundTrip(
+            broker.port, KafkaRequest.encodeFrame(ProduceRequest(acks: -1, timeoutMs: 30_000, topics: produce), version: 7, correlationId: 2, clientId: "t"))
         // Produce v7 response: topics[name, partitions[index, error_code, ...]]: every error code 0.
         let topicCount = try response.decodeInt32()
         XCTAssertEqual(topicCount, 400)
@@ -132,7 +133,9 @@ final class DescriptorLimitProcessTests: XCTestCase {
         broker = try BrokerProcess.limited(fileLimit: 256, dataDir: dataDir)
         let afterCrash = try topics(broker.address)["huge"]
         print("huge topic: \(madeBeforeKill) partition directories when killed; after restart \(afterCrash.map { "\($0) partitions" } ?? "absent")")
-        XCTAssertTrue(afterCrash == nil || afterCrash == 10_000, "half a topic after the crash: \(String(describing: afterCrash)) partitions (\(madeBeforeKill) directories were made)")
+        XCTAssertTrue(
+            afterCrash == nil || afterCrash == 10_000,
+            "half a topic after the crash: \(String(describing: afterCrash)) partitions (\(madeBeforeKill) directories were made)")
         if afterCrash == nil {
             XCTAssertTrue(broker.log.contains("rolled back a topic creation"), broker.log.suffix(2000).description)
             var response = try roundTrip(broker.port, create)
@@ -143,7 +146,11 @@ final class DescriptorLimitProcessTests: XCTestCase {
             XCTAssertEqual(code, 0, "CreateTopics: \(String(describing: try? response.decodeNullableString())) \(broker.log.suffix(2000))")
         }
         let batch = RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: Array("last".utf8))], baseTimestamp: 1_000)
-        _ = try roundTrip(broker.port, KafkaRequest.encodeFrame(ProduceRequest(acks: -1, timeoutMs: 30_000, topics: [.init(name: "huge", partitions: [.init(index: 9_999, records: batch)])]), version: 7, correlationId: 3, clientId: "t"))
+        _ = try roundTrip(
+            broker.port,
+            KafkaRequest.encodeFrame(
+                ProduceRequest(acks: -1, timeoutMs: 30_000, topics: [.init(name: "huge", partitions: [.init(index: 9_999, records: batch)])]), version: 7,
+                correlationId: 3, clientId: "t"))
         XCTAssertLessThan(broker.openDescriptors, 256)
         broker.kill9()
 

@@ -37,13 +37,15 @@ final class DurabilityProcessTests: XCTestCase {
         var broker = try start()
         let input = (0..<1000).map { "r\($0)" }.joined(separator: "\n") + "\n"
         XCTAssertEqual(try runProcess(kcat, ["-b", broker.address, "-P", "-t", "durable", "-X", "acks=all"], stdin: input).status, 0)
-        let group = try runProcess(kcat, ["-b", broker.address, "-G", "dg", "durable", "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest"], timeout: 60)
+        let group = try runProcess(
+            kcat, ["-b", broker.address, "-G", "dg", "durable", "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest"], timeout: 60)
         XCTAssertEqual(group.stdout.split(separator: "\n").count, 1000)
         broker.kill9()
 
         broker = try start()
         XCTAssertEqual(try readAll(broker, "durable"), (0..<1000).map { "\($0) r\($0)" })
-        let again = try runProcess(kcat, ["-b", broker.address, "-G", "dg", "durable", "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest"], timeout: 60)
+        let again = try runProcess(
+            kcat, ["-b", broker.address, "-G", "dg", "durable", "-e", "-q", "-f", "%s\n", "-X", "auto.offset.reset=earliest"], timeout: 60)
         XCTAssertEqual(again.stdout, "", "committed offsets survived the crash")
         XCTAssertEqual(try runProcess(kcat, ["-b", broker.address, "-P", "-t", "durable"], stdin: "after\n").status, 0)
         XCTAssertEqual(try readAll(broker, "durable").last, "1000 after", "offsets continue contiguously")

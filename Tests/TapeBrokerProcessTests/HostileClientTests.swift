@@ -159,7 +159,10 @@ final class HostileClientTests: XCTestCase {
         setsockopt(producer, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let clock = ContinuousClock()
         let start = clock.now
-        XCTAssertTrue(Self.send(producer, Self.frame(ProduceRequest(acks: 1, timeoutMs: 1000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch)])]), version: 7)))
+        XCTAssertTrue(
+            Self.send(
+                producer,
+                Self.frame(ProduceRequest(acks: 1, timeoutMs: 1000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch)])]), version: 7)))
         // Small requests do not wait behind large frames.
         let probe = Self.probe(port: s.port)
         XCTAssertNotNil(probe)
@@ -216,7 +219,9 @@ final class HostileClientTests: XCTestCase {
         let fd = Loopback.connect(port: s.port, receiveTimeout: 5)
         defer { close(fd) }
         let fetch = Self.frame(
-            FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: 2_000_000, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 2_000_000)])]),
+            FetchRequest(
+                maxWaitMs: 0, minBytes: 0, maxBytes: 2_000_000,
+                topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 2_000_000)])]),
             version: 11)
         let requests = Array((0..<60).map { _ in fetch }.joined())
         XCTAssertTrue(Self.send(fd, requests))  // ~6 kB: fits the socket buffers

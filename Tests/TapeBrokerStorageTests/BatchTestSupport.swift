@@ -1,5 +1,5 @@
-import KafkaProtocol
 import Foundation
+import KafkaProtocol
 import XCTest
 
 @testable import TapeBroker

@@ -86,7 +86,10 @@ final class PageCacheReleaseTests: StorageTestCase {
         let path = (dir as NSString).appendingPathComponent("probe")
         let fd = open(path, O_CREAT | O_RDWR, 0o644)
         guard fd >= 0 else { return true }
-        defer { close(fd); unlink(path) }
+        defer {
+            close(fd)
+            unlink(path)
+        }
         let bytes = [UInt8](repeating: 1, count: 1 << 20)
         guard bytes.withUnsafeBytes({ pwrite(fd, $0.baseAddress, $0.count, 0) }) == bytes.count, fdatasync(fd) == 0 else { return true }
         _ = posix_fadvise(fd, 0, off_t(bytes.count), POSIX_FADV_DONTNEED)

@@ -28,8 +28,10 @@ final class ThroughputTests: StorageTestCase {
         let readSeconds = Date().timeIntervalSince(readStart)
         XCTAssertEqual(bytesRead, batch.count * count)
         XCTAssertEqual(log.logEndOffset, Int64(count * 10))
-        print(String(format: "append: %.1f MB/s (%.0f batches/s); read: %.1f MB/s; %d segments",
-                     megabytes / appendSeconds, Double(count) / appendSeconds, megabytes / readSeconds, log.segmentCount))
+        print(
+            String(
+                format: "append: %.1f MB/s (%.0f batches/s); read: %.1f MB/s; %d segments",
+                megabytes / appendSeconds, Double(count) / appendSeconds, megabytes / readSeconds, log.segmentCount))
 
         // Reopen after a clean close (indexes trusted), then after a "crash" (CRC scan of the active segment).
         try log.close()
@@ -44,8 +46,10 @@ final class ThroughputTests: StorageTestCase {
         let crashSeconds = Date().timeIntervalSince(reopenStart)
         XCTAssertTrue(crashed.scannedActiveSegmentOnOpen)
         XCTAssertEqual(crashed.logEndOffset, Int64(count * 10))
-        print(String(format: "reopen: clean %.3f s; after crash %.3f s (CRC scan of a %.1f MB active segment)",
-                     cleanSeconds, crashSeconds, Double(activeBytes) / 1_048_576))
+        print(
+            String(
+                format: "reopen: clean %.3f s; after crash %.3f s (CRC scan of a %.1f MB active segment)",
+                cleanSeconds, crashSeconds, Double(activeBytes) / 1_048_576))
     }
 
     func testGroupCommitThroughput() async throws {
@@ -70,8 +74,10 @@ final class ThroughputTests: StorageTestCase {
         let total = producers * perProducer
         XCTAssertEqual(manager.log(topic: "perf", partition: 0)?.logEndOffset, Int64(total * 10))
         XCTAssertLessThan(manager.fsyncCount, total)
-        print(String(format: "fsync=always: %d acknowledged appends from %d producers in %.2f s (%.0f appends/s, %.1f MB/s), %d fsyncs",
-                     total, producers, seconds, Double(total) / seconds, Double(total * batch.count) / 1_048_576 / seconds, manager.fsyncCount))
+        print(
+            String(
+                format: "fsync=always: %d acknowledged appends from %d producers in %.2f s (%.0f appends/s, %.1f MB/s), %d fsyncs",
+                total, producers, seconds, Double(total) / seconds, Double(total * batch.count) / 1_048_576 / seconds, manager.fsyncCount))
         await manager.shutdown()
     }
 }

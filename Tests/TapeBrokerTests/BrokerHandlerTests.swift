@@ -15,18 +15,23 @@ final class BrokerHandlerTests: XCTestCase {
 
     func batch(_ values: [String], pid: Int64 = -1, seq: Int32 = -1, timestamp: Int64 = 1_000) -> ByteBuffer {
         RecordBatchBuilder.build(
-            records: values.enumerated().map { Record(timestampDelta: Int64($0.offset), offsetDelta: Int32($0.offset), key: nil, value: Array($0.element.utf8)) },
+            records: values.enumerated().map {
+                Record(timestampDelta: Int64($0.offset), offsetDelta: Int32($0.offset), key: nil, value: Array($0.element.utf8))
+            },
             baseTimestamp: timestamp, producerId: pid, producerEpoch: pid >= 0 ? 0 : -1, baseSequence: seq)
     }
 
     func produce(_ b: Broker, _ records: ByteBuffer, topic: String = "t", partition: Int32 = 0, acks: Int16 = 1) async -> ProduceResponse.PartitionResponse {
-        let r = await b.produce(ProduceRequest(acks: acks, timeoutMs: 1000, topics: [.init(name: topic, partitions: [.init(index: partition, records: records)])]))
+        let r = await b.produce(
+            ProduceRequest(acks: acks, timeoutMs: 1000, topics: [.init(name: topic, partitions: [.init(index: partition, records: records)])]))
         return r.topics[0].partitions[0]
     }
 
     func fetch(_ b: Broker, _ topic: String = "t", offset: Int64, maxWait: Int32 = 0, minBytes: Int32 = 0) async -> FetchResponse.Partition {
         let r = await b.fetch(
-            FetchRequest(maxWaitMs: maxWait, minBytes: minBytes, maxBytes: 1 << 20, topics: [.init(topic: topic, partitions: [.init(partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20)])]))
+            FetchRequest(
+                maxWaitMs: maxWait, minBytes: minBytes, maxBytes: 1 << 20,
+                topics: [.init(topic: topic, partitions: [.init(partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20)])]))
         return r.topics[0].partitions[0]
     }
 
@@ -90,7 +95,8 @@ final class BrokerHandlerTests: XCTestCase {
 
     func testIdempotentRetryIsAcknowledgedNotWrittenTwice() async throws {
         let b = makeBroker()
-        let reply = await b.handle(KafkaRequest(header: RequestHeader(apiKey: 22, apiVersion: 1, correlationId: 4, clientId: "p"), body: .initProducerId(InitProducerIdRequest())))
+        let reply = await b.handle(
+            KafkaRequest(header: RequestHeader(apiKey: 22, apiVersion: 1, correlationId: 4, clientId: "p"), body: .initProducerId(InitProducerIdRequest())))
         var frame = try XCTUnwrap(reply)
         XCTAssertEqual(try frame.decodeInt32(), Int32(frame.readableBytes))
         XCTAssertEqual(try frame.decodeInt32(), 4)
@@ -117,7 +123,9 @@ final class BrokerHandlerTests: XCTestCase {
         _ = await produce(b, batch(["seed"]))
         let clock = ContinuousClock()
         let start = clock.now
-        let request = FetchRequest(maxWaitMs: 10_000, minBytes: 1, maxBytes: 1 << 20, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])])
+        let request = FetchRequest(
+            maxWaitMs: 10_000, minBytes: 1, maxBytes: 1 << 20,
+            topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])])
         async let waited = b.fetch(request)
         try await Task.sleep(for: .milliseconds(200))
         _ = await produce(b, batch(["late"]))
@@ -188,9 +196,12 @@ final class BrokerHandlerTests: XCTestCase {
                 .init(name: "cfg", numPartitions: 1, replicationFactor: 1, configs: [.init(name: "cleanup.policy", value: "shred")]),
                 .init(name: "compacted", numPartitions: -1, replicationFactor: -1, configs: [.init(name: "cleanup.policy", value: "compact")]),
             ]), version: 4)
-        XCTAssertEqual(r.topics.map(\.errorCode), [.none, .invalidReplicationFactor, .invalidTopicException, .topicAlreadyExists, .invalidPartitions, .invalidConfig, .none])
+        XCTAssertEqual(
+            r.topics.map(\.errorCode),
+            [.none, .invalidReplicationFactor, .invalidTopicException, .topicAlreadyExists, .invalidPartitions, .invalidConfig, .none])
         XCTAssertTrue(r.topics[1].errorMessage?.contains("single-node") == true, r.topics[1].errorMessage ?? "")
-        let configs = await b.describeConfigs(DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "compacted", configurationKeys: ["cleanup.policy"])]))
+        let configs = await b.describeConfigs(
+            DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "compacted", configurationKeys: ["cleanup.policy"])]))
         XCTAssertEqual(configs.results[0].configs, [.init(name: "cleanup.policy", value: "compact", configSource: 1)])
         let deleted = await b.deleteTopics(DeleteTopicsRequest(topicNames: ["ok", "ok"]))
         XCTAssertEqual(deleted.responses.map(\.errorCode), [.none, .unknownTopicOrPartition])
@@ -199,7 +210,10 @@ final class BrokerHandlerTests: XCTestCase {
     func testStandaloneOffsetCommitAndFetch() async {
         let b = makeBroker()
         _ = await produce(b, batch(["a"]))
-        let commit = await b.offsetCommit(OffsetCommitRequest(groupId: "g", generationId: -1, memberId: "", topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 1, committedMetadata: "m")])]))
+        let commit = await b.offsetCommit(
+            OffsetCommitRequest(
+                groupId: "g", generationId: -1, memberId: "",
+                topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 1, committedMetadata: "m")])]))
         XCTAssertEqual(commit.topics[0].partitions[0].errorCode, ErrorCode.none)
         let fetched = await b.offsetFetch(OffsetFetchRequest(groupId: "g", topics: [.init(name: "t", partitionIndexes: [0, 1])]))
         XCTAssertEqual(fetched.topics[0].partitions.map(\.committedOffset), [1, -1])
@@ -239,9 +253,16 @@ final class BrokerHandlerTests: XCTestCase {
         }
         func read(maxBytes: Int32, partitionMaxBytes: Int32) async throws -> [[String]] {
             let r = await b.fetch(
-                FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: maxBytes, topics: [
-                    .init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: partitionMaxBytes), .init(partition: 1, fetchOffset: 0, partitionMaxBytes: partitionMaxBytes)])
-                ]))
+                FetchRequest(
+                    maxWaitMs: 0, minBytes: 0, maxBytes: maxBytes,
+                    topics: [
+                        .init(
+                            topic: "t",
+                            partitions: [
+                                .init(partition: 0, fetchOffset: 0, partitionMaxBytes: partitionMaxBytes),
+                                .init(partition: 1, fetchOffset: 0, partitionMaxBytes: partitionMaxBytes),
+                            ])
+                    ]))
             return try r.topics[0].partitions.map { try values($0.records) }
         }
         let all = try await read(maxBytes: 1 << 20, partitionMaxBytes: 1 << 20)
@@ -275,14 +296,17 @@ final class BrokerHandlerTests: XCTestCase {
             return failAppends ? logs.map { FullLog($0) } : logs
         }
         func configs(of topic: String) -> [String: String]? { inner.configs(of: topic) }
-        func createTopic(name: String, partitions: Int32, configs: [String: String]) throws { try inner.createTopic(name: name, partitions: partitions, configs: configs) }
+        func createTopic(name: String, partitions: Int32, configs: [String: String]) throws {
+            try inner.createTopic(name: name, partitions: partitions, configs: configs)
+        }
         func deleteTopic(name: String) throws { try inner.deleteTopic(name: name) }
         func waitDurable(_ log: any PartitionLog) async throws { throw StorageError(.diskFull, "fsync: No space left on device") }
     }
 
     func testDiskFullIsReportedToTheProducer() async throws {
         for failAppends in [true, false] {
-            let b = Broker(configuration: BrokerConfiguration(), topics: FullDiskTopicStore(failAppends: failAppends), committedOffsets: InMemoryCommittedOffsetStore())
+            let b = Broker(
+                configuration: BrokerConfiguration(), topics: FullDiskTopicStore(failAppends: failAppends), committedOffsets: InMemoryCommittedOffsetStore())
             let r = await produce(b, batch(["x"]), acks: -1)
             XCTAssertEqual(r.errorCode, .kafkaStorageError, "failAppends=\(failAppends)")
             XCTAssertTrue(r.errorMessage?.contains("No space left") == true, r.errorMessage ?? "")

@@ -47,7 +47,9 @@ final class BrokerLimitTests: XCTestCase {
     func testFetchesShrinkToOneBatchWhileSocketsHoldTooManyUnwrittenResponses() async throws {
         let b = makeBroker { $0.maxPendingResponseBytes = 4 << 20 }
         for _ in 0..<4 { await produce(b, bytes: 500_000) }
-        let request = FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: 10 << 20, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 10 << 20)])])
+        let request = FetchRequest(
+            maxWaitMs: 0, minBytes: 0, maxBytes: 10 << 20,
+            topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 10 << 20)])])
         let normal = await b.fetch(request)
         XCTAssertGreaterThan(normal.topics[0].partitions[0].records?.readableBytes ?? 0, 1_900_000, "all four batches")
         b.pendingResponseBytes.add(5 << 20)  // what connections that do not read have left unwritten
@@ -72,7 +74,14 @@ final class BrokerLimitTests: XCTestCase {
         let r = await b.fetch(
             FetchRequest(
                 maxWaitMs: 0, minBytes: 0, maxBytes: 1_000_000,
-                topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 2_000_000), .init(partition: 1, fetchOffset: 0, partitionMaxBytes: 2_000_000)])]))
+                topics: [
+                    .init(
+                        topic: "t",
+                        partitions: [
+                            .init(partition: 0, fetchOffset: 0, partitionMaxBytes: 2_000_000),
+                            .init(partition: 1, fetchOffset: 0, partitionMaxBytes: 2_000_000),
+                        ])
+                ]))
         let p = r.topics[0].partitions
         XCTAssertEqual(p.count, 2)
         XCTAssertGreaterThan(p[0].records?.readableBytes ?? 0, 0)
@@ -178,13 +187,16 @@ final class BrokerLimitTests: XCTestCase {
         XCTAssertEqual(r.topics[0].partitions[0].errorCode, .offsetMetadataTooLarge)
         let ok = await b.offsetCommit(
             OffsetCommitRequest(
-                groupId: "g", generationId: -1, memberId: "", topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 1, committedMetadata: "0123456789")])]))
+                groupId: "g", generationId: -1, memberId: "",
+                topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, committedOffset: 1, committedMetadata: "0123456789")])]))
         XCTAssertEqual(ok.topics[0].partitions[0].errorCode, ErrorCode.none)
     }
 
     func testDescribeGroupsOverManyStoredGroupsReadsTheStoreOnce() async throws {
         let store = CountingOffsetStore()
-        for i in 0..<2_000 { try await store.commit(group: "g\(i)", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1, leaderEpoch: -1, metadata: nil)]) }
+        for i in 0..<2_000 {
+            try await store.commit(group: "g\(i)", offsets: [TopicPartition("t", 0): CommittedOffset(offset: 1, leaderEpoch: -1, metadata: nil)])
+        }
         let b = Broker(configuration: BrokerConfiguration(), topics: InMemoryTopicStore(), committedOffsets: store)
         let r = await b.describeGroups(DescribeGroupsRequest(groups: (0..<500).map { "g\($0)" } + ["nope"]))
         XCTAssertEqual(r.groups.count, 501)

@@ -42,7 +42,9 @@ final class ConsumerGroupTests: XCTestCase {
         XCTAssertEqual(joined?.members.map(\.memberId), [a])
         XCTAssertEqual(g.state, .completingRebalance)
         XCTAssertEqual(g.heartbeat(memberId: a, generationId: 1, now: 10), ErrorCode.none)
-        let synced = syncResponses(g.sync(SyncGroupRequest(groupId: "g", generationId: 1, memberId: a, assignments: [.init(memberId: a, assignment: [1, 2, 3])]), requestID: 3, now: 20))
+        let synced = syncResponses(
+            g.sync(
+                SyncGroupRequest(groupId: "g", generationId: 1, memberId: a, assignments: [.init(memberId: a, assignment: [1, 2, 3])]), requestID: 3, now: 20))
         XCTAssertEqual(synced[3], SyncGroupResponse(errorCode: .none, assignment: [1, 2, 3]))
         XCTAssertEqual(g.state, .stable)
         XCTAssertEqual(g.heartbeat(memberId: a, generationId: 0, now: 30), .illegalGeneration)
@@ -86,7 +88,10 @@ final class ConsumerGroupTests: XCTestCase {
         // The follower's sync parks until the leader's arrives.
         XCTAssertTrue(g.sync(SyncGroupRequest(groupId: "g", generationId: 2, memberId: b, assignments: []), requestID: 30, now: 210).isEmpty)
         let synced = syncResponses(
-            g.sync(SyncGroupRequest(groupId: "g", generationId: 2, memberId: a, assignments: [.init(memberId: a, assignment: [1]), .init(memberId: b, assignment: [2])]), requestID: 31, now: 220))
+            g.sync(
+                SyncGroupRequest(
+                    groupId: "g", generationId: 2, memberId: a, assignments: [.init(memberId: a, assignment: [1]), .init(memberId: b, assignment: [2])]),
+                requestID: 31, now: 220))
         XCTAssertEqual(synced[30]?.assignment, [2])
         XCTAssertEqual(synced[31]?.assignment, [1])
         XCTAssertEqual(g.state, .stable)
@@ -162,7 +167,8 @@ final class ConsumerGroupTests: XCTestCase {
         let first = joinResponses(g.join(req, version: 5, clientId: "c", clientHost: "h", requestID: 1, now: 0))
         XCTAssertEqual(first[1]?.errorCode, ErrorCode.none, "static members get an id at once")
         let oldId = first[1]!.memberId
-        _ = g.sync(SyncGroupRequest(groupId: "g", generationId: 1, memberId: oldId, assignments: [.init(memberId: oldId, assignment: [7])]), requestID: 2, now: 0)
+        _ = g.sync(
+            SyncGroupRequest(groupId: "g", generationId: 1, memberId: oldId, assignments: [.init(memberId: oldId, assignment: [7])]), requestID: 2, now: 0)
         // The process restarts (no LeaveGroup) and joins again with the same instance id.
         let again = joinResponses(g.join(req, version: 5, clientId: "c", clientHost: "h", requestID: 3, now: 1000))
         let newId = again[3]?.memberId
@@ -225,7 +231,10 @@ final class ConsumerGroupTests: XCTestCase {
         // Nobody else rebalances: a's heartbeat is plain, not REBALANCE_IN_PROGRESS.
         XCTAssertEqual(g.heartbeat(memberId: a, groupInstanceId: "inst-a", generationId: 2, now: 1_100), ErrorCode.none)
         // b's SyncGroup returns the assignment the leader gave its previous incarnation.
-        let synced = syncResponses(g.sync(SyncGroupRequest(groupId: "g", generationId: 2, memberId: newB.memberId, groupInstanceId: "inst-b", assignments: []), requestID: 11, now: 1_200))
+        let synced = syncResponses(
+            g.sync(
+                SyncGroupRequest(groupId: "g", generationId: 2, memberId: newB.memberId, groupInstanceId: "inst-b", assignments: []), requestID: 11, now: 1_200)
+        )
         XCTAssertEqual(synced[11], SyncGroupResponse(errorCode: .none, assignment: [0xB]))
         XCTAssertEqual(g.members[a]?.assignment, [0xA], "the leader's stored assignment is kept")
         XCTAssertEqual(g.heartbeat(memberId: newB.memberId, groupInstanceId: "inst-b", generationId: 2, now: 1_300), ErrorCode.none)
@@ -241,7 +250,10 @@ final class ConsumerGroupTests: XCTestCase {
         XCTAssertEqual(newA.members, [])
         XCTAssertEqual(g.leaderId, newA.memberId, "but it stays the group's leader")
         XCTAssertEqual(g.state, .stable)
-        let synced = syncResponses(g.sync(SyncGroupRequest(groupId: "g", generationId: 2, memberId: newA.memberId, groupInstanceId: "inst-a", assignments: []), requestID: 11, now: 1_100))
+        let synced = syncResponses(
+            g.sync(
+                SyncGroupRequest(groupId: "g", generationId: 2, memberId: newA.memberId, groupInstanceId: "inst-a", assignments: []), requestID: 11, now: 1_100)
+        )
         XCTAssertEqual(synced[11]?.assignment, [0xA])
         XCTAssertEqual(g.heartbeat(memberId: b, groupInstanceId: "inst-b", generationId: 2, now: 1_100), ErrorCode.none)
         // The next rebalance (a new member) has the restarted leader hand out the assignments.
@@ -258,10 +270,14 @@ final class ConsumerGroupTests: XCTestCase {
         let newB = joinResponses(g.join(staticJoin("inst-b"), version: 5, clientId: "b", clientHost: "h", requestID: 10, now: 1_000))[10]!.memberId
         XCTAssertEqual(g.heartbeat(memberId: b, groupInstanceId: "inst-b", generationId: 2, now: 1_100), .fencedInstanceId)
         XCTAssertEqual(
-            syncResponses(g.sync(SyncGroupRequest(groupId: "g", generationId: 2, memberId: b, groupInstanceId: "inst-b", assignments: []), requestID: 11, now: 1_100))[11]?.errorCode,
+            syncResponses(
+                g.sync(SyncGroupRequest(groupId: "g", generationId: 2, memberId: b, groupInstanceId: "inst-b", assignments: []), requestID: 11, now: 1_100))[
+                    11]?.errorCode,
             .fencedInstanceId)
         XCTAssertEqual(g.validateCommit(memberId: b, groupInstanceId: "inst-b", generationId: 2, now: 1_100), .fencedInstanceId)
-        XCTAssertEqual(joinResponses(g.join(staticJoin("inst-b", member: b), version: 5, clientId: "b", clientHost: "h", requestID: 12, now: 1_100))[12]?.errorCode, .fencedInstanceId)
+        XCTAssertEqual(
+            joinResponses(g.join(staticJoin("inst-b", member: b), version: 5, clientId: "b", clientHost: "h", requestID: 12, now: 1_100))[12]?.errorCode,
+            .fencedInstanceId)
         XCTAssertEqual(g.leave(memberId: b, groupInstanceId: "inst-b", now: 1_100).0, .fencedInstanceId)
         // Without the instance id the old member id is simply unknown (generation alone would not fence it).
         XCTAssertEqual(g.validateCommit(memberId: b, generationId: 2, now: 1_100), .unknownMemberId)
@@ -280,7 +296,8 @@ final class ConsumerGroupTests: XCTestCase {
         _ = g.join(staticJoin("inst-a", member: a), version: 5, clientId: "a", clientHost: "h", requestID: 10, now: 1_000)
         _ = g.join(staticJoin("inst-b", member: b), version: 5, clientId: "b", clientHost: "h", requestID: 11, now: 1_000)
         XCTAssertEqual(g.state, .completingRebalance)
-        XCTAssertTrue(g.sync(SyncGroupRequest(groupId: "g", generationId: 3, memberId: b, groupInstanceId: "inst-b", assignments: []), requestID: 12, now: 1_000).isEmpty)
+        XCTAssertTrue(
+            g.sync(SyncGroupRequest(groupId: "g", generationId: 3, memberId: b, groupInstanceId: "inst-b", assignments: []), requestID: 12, now: 1_000).isEmpty)
         // b restarts now: its parked sync is fenced and, the assignment not being stored yet, the group rebalances.
         let actions = g.join(staticJoin("inst-b"), version: 5, clientId: "b", clientHost: "h", requestID: 13, now: 1_100)
         XCTAssertEqual(syncResponses(actions)[12]?.errorCode, .fencedInstanceId)
@@ -342,11 +359,14 @@ final class ConsumerGroupTests: XCTestCase {
         let first = await join("")
         XCTAssertEqual(first.errorCode, ErrorCode.none)
         let synced = await broker.syncGroup(
-            SyncGroupRequest(groupId: "g", generationId: first.generationId, memberId: first.memberId, groupInstanceId: "inst-1", assignments: [.init(memberId: first.memberId, assignment: [7])]))
+            SyncGroupRequest(
+                groupId: "g", generationId: first.generationId, memberId: first.memberId, groupInstanceId: "inst-1",
+                assignments: [.init(memberId: first.memberId, assignment: [7])]))
         XCTAssertEqual(synced.assignment, [7])
         let second = await join("")
         XCTAssertEqual(second.generationId, first.generationId, "no rebalance")
-        let resynced = await broker.syncGroup(SyncGroupRequest(groupId: "g", generationId: second.generationId, memberId: second.memberId, groupInstanceId: "inst-1", assignments: []))
+        let resynced = await broker.syncGroup(
+            SyncGroupRequest(groupId: "g", generationId: second.generationId, memberId: second.memberId, groupInstanceId: "inst-1", assignments: []))
         XCTAssertEqual(resynced.assignment, [7])
         func commit(_ member: String) async -> ErrorCode {
             let r = await broker.offsetCommit(

@@ -11,7 +11,8 @@ import XCTest
 final class HandlerFuzzTests: XCTestCase {
     func seeds() -> [[UInt8]] {
         let batch = RecordBatchBuilder.build(
-            records: [Record(offsetDelta: 0, key: [1], value: [2, 3]), Record(offsetDelta: 1, key: nil, value: [4])], baseTimestamp: 1000, producerId: 1000, producerEpoch: 0,
+            records: [Record(offsetDelta: 0, key: [1], value: [2, 3]), Record(offsetDelta: 1, key: nil, value: [4])], baseTimestamp: 1000, producerId: 1000,
+            producerEpoch: 0,
             baseSequence: 0)
         func frame<M: KafkaRequestMessage>(_ m: M, _ v: Int16) -> [UInt8] {
             var b = KafkaRequest.encodeFrame(m, version: v, correlationId: 1, clientId: "fuzz")
@@ -20,14 +21,22 @@ final class HandlerFuzzTests: XCTestCase {
         }
         return [
             frame(ProduceRequest(acks: 1, timeoutMs: 100, topics: [.init(name: "f", partitions: [.init(index: 0, records: batch)])]), 7),
-            frame(ProduceRequest(acks: -1, timeoutMs: 100, topics: [.init(name: "f", partitions: [.init(index: 0, records: batch), .init(index: 3, records: batch)])]), 3),
-            frame(FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1000, topics: [.init(topic: "f", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 100)])]), 11),
+            frame(
+                ProduceRequest(
+                    acks: -1, timeoutMs: 100, topics: [.init(name: "f", partitions: [.init(index: 0, records: batch), .init(index: 3, records: batch)])]), 3),
+            frame(
+                FetchRequest(
+                    maxWaitMs: 0, minBytes: 1, maxBytes: 1000,
+                    topics: [.init(topic: "f", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 100)])]), 11),
             frame(MetadataRequest(topics: ["f", "g"]), 8),
             frame(MetadataRequest(topics: nil), 1),
-            frame(CreateTopicsRequest(topics: [.init(name: "c", numPartitions: 2, replicationFactor: 1, configs: [.init(name: "retention.ms", value: "1")])]), 4),
+            frame(
+                CreateTopicsRequest(topics: [.init(name: "c", numPartitions: 2, replicationFactor: 1, configs: [.init(name: "retention.ms", value: "1")])]), 4),
             frame(DeleteTopicsRequest(topicNames: ["c"]), 3),
             frame(ListOffsetsRequest(topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, timestamp: 500)])]), 5),
-            frame(OffsetCommitRequest(groupId: "g", generationId: -1, memberId: "", topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, committedOffset: 1)])]), 7),
+            frame(
+                OffsetCommitRequest(
+                    groupId: "g", generationId: -1, memberId: "", topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, committedOffset: 1)])]), 7),
             frame(OffsetFetchRequest(groupId: "g", topics: nil), 5),
             frame(DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "f"), .init(resourceType: 4, resourceName: "0")]), 2),
             frame(InitProducerIdRequest(), 1),

@@ -7,7 +7,8 @@ import XCTest
 
 final class LogAndFramingTests: XCTestCase {
     func batchBytes(count: Int) -> [UInt8] {
-        let b = RecordBatchBuilder.build(records: (0..<count).map { Record(offsetDelta: Int32($0), key: nil, value: [UInt8($0)]) }, baseOffset: 999, baseTimestamp: 1000)
+        let b = RecordBatchBuilder.build(
+            records: (0..<count).map { Record(offsetDelta: Int32($0), key: nil, value: [UInt8($0)]) }, baseOffset: 999, baseTimestamp: 1000)
         return Array(b.readableBytesView)
     }
 

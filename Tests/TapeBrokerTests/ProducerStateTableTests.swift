@@ -7,7 +7,8 @@ import XCTest
 final class ProducerStateTableTests: XCTestCase {
     func header(pid: Int64 = 7, epoch: Int16 = 0, seq: Int32, count: Int32) -> RecordBatchHeader {
         RecordBatchHeader(
-            baseOffset: 0, batchLength: 0, partitionLeaderEpoch: 0, magic: 2, crc: 0, attributes: 0, lastOffsetDelta: count - 1, baseTimestamp: 0, maxTimestamp: 0,
+            baseOffset: 0, batchLength: 0, partitionLeaderEpoch: 0, magic: 2, crc: 0, attributes: 0, lastOffsetDelta: count - 1, baseTimestamp: 0,
+            maxTimestamp: 0,
             producerId: pid, producerEpoch: epoch, baseSequence: seq, recordCount: count)
     }
 

@@ -29,36 +29,63 @@ final class RequestSequenceFuzzTests: XCTestCase {
             let count = Int.random(in: 1...4, using: &rng)
             let records = (0..<count).map { i in
                 Record(
-                    timestampDelta: rng.chance(0.5) ? Int64(i) : int64(&rng), offsetDelta: rng.chance(0.9) ? Int32(i) : int32(&rng), key: rng.chance(0.5) ? [1, 2] : nil,
+                    timestampDelta: rng.chance(0.5) ? Int64(i) : int64(&rng), offsetDelta: rng.chance(0.9) ? Int32(i) : int32(&rng),
+                    key: rng.chance(0.5) ? [1, 2] : nil,
                     value: [UInt8](repeating: 0x61, count: Int.random(in: 0...300, using: &rng)))
             }
             let pid: Int64 = rng.chance(0.5) ? -1 : rng.pick([0, 1, 7, .max])
             let batch = RecordBatchBuilder.build(
-                records: records, baseTimestamp: rng.chance(0.5) ? 1_700_000_000_000 : int64(&rng), producerId: pid, producerEpoch: pid >= 0 ? rng.pick([0, 1, .max]) : -1,
+                records: records, baseTimestamp: rng.chance(0.5) ? 1_700_000_000_000 : int64(&rng), producerId: pid,
+                producerEpoch: pid >= 0 ? rng.pick([0, 1, .max]) : -1,
                 baseSequence: pid >= 0 ? rng.pick([0, 1, 5, .max - 1, .max]) : -1)
             return .produce(
-                ProduceRequest(acks: rng.pick([-1, 1, 1, 2]), timeoutMs: 100, topics: [.init(name: topic, partitions: [.init(index: rng.chance(0.8) ? rng.pick([0, 1]) : int32(&rng), records: batch)])]))
+                ProduceRequest(
+                    acks: rng.pick([-1, 1, 1, 2]), timeoutMs: 100,
+                    topics: [.init(name: topic, partitions: [.init(index: rng.chance(0.8) ? rng.pick([0, 1]) : int32(&rng), records: batch)])]))
         case 3:
             let parts = (0..<Int.random(in: 1...5, using: &rng)).map { _ in
-                FetchRequest.Partition(partition: rng.chance(0.8) ? rng.pick([0, 1]) : int32(&rng), fetchOffset: rng.chance(0.5) ? Int64.random(in: 0...20, using: &rng) : int64(&rng), partitionMaxBytes: int32(&rng))
+                FetchRequest.Partition(
+                    partition: rng.chance(0.8) ? rng.pick([0, 1]) : int32(&rng),
+                    fetchOffset: rng.chance(0.5) ? Int64.random(in: 0...20, using: &rng) : int64(&rng), partitionMaxBytes: int32(&rng))
             }
-            return .fetch(FetchRequest(maxWaitMs: 0, minBytes: int32(&rng), maxBytes: int32(&rng), topics: [.init(topic: topic, partitions: parts), .init(topic: topic, partitions: parts)]))
+            return .fetch(
+                FetchRequest(
+                    maxWaitMs: 0, minBytes: int32(&rng), maxBytes: int32(&rng),
+                    topics: [.init(topic: topic, partitions: parts), .init(topic: topic, partitions: parts)]))
         case 4:
-            return .listOffsets(ListOffsetsRequest(topics: [.init(name: topic, partitions: [.init(partitionIndex: rng.pick([0, 1, -1, .max]), timestamp: int64(&rng))])]))
+            return .listOffsets(
+                ListOffsetsRequest(topics: [.init(name: topic, partitions: [.init(partitionIndex: rng.pick([0, 1, -1, .max]), timestamp: int64(&rng))])]))
         case 5:
             return .offsetCommit(
                 OffsetCommitRequest(
                     groupId: rng.pick(["g", "h", ""]), generationId: -1, memberId: "",
-                    topics: [.init(name: topic, partitions: [.init(partitionIndex: rng.pick([0, 1, -1]), committedOffset: int64(&rng), committedMetadata: rng.chance(0.2) ? String(repeating: "m", count: 5_000) : "x")])]))
+                    topics: [
+                        .init(
+                            name: topic,
+                            partitions: [
+                                .init(
+                                    partitionIndex: rng.pick([0, 1, -1]), committedOffset: int64(&rng),
+                                    committedMetadata: rng.chance(0.2) ? String(repeating: "m", count: 5_000) : "x")
+                            ])
+                    ]))
         case 6:
-            return .offsetFetch(OffsetFetchRequest(groupId: rng.pick(["g", "h"]), topics: rng.chance(0.5) ? nil : [.init(name: topic, partitionIndexes: [0, -1, .max])]))
+            return .offsetFetch(
+                OffsetFetchRequest(groupId: rng.pick(["g", "h"]), topics: rng.chance(0.5) ? nil : [.init(name: topic, partitionIndexes: [0, -1, .max])]))
         case 7:
-            let configs: [CreateTopicsRequest.Config] = rng.chance(0.5) ? [] : [
-                .init(name: rng.pick(["retention.ms", "segment.bytes", "max.message.bytes", "cleanup.policy", "retention.bytes", "segment.ms"]),
-                    value: rng.pick(["-5", "0", "1", "9223372036854775807", "99999999999999999999999", "compact", "delete", "", "x"]))
-            ]
+            let configs: [CreateTopicsRequest.Config] =
+                rng.chance(0.5)
+                ? []
+                : [
+                    .init(
+                        name: rng.pick(["retention.ms", "segment.bytes", "max.message.bytes", "cleanup.policy", "retention.bytes", "segment.ms"]),
+                        value: rng.pick(["-5", "0", "1", "9223372036854775807", "99999999999999999999999", "compact", "delete", "", "x"]))
+                ]
             return .createTopics(
-                CreateTopicsRequest(topics: [.init(name: rng.chance(0.3) ? "new-\(Int.random(in: 0..<5, using: &rng))" : topic, numPartitions: rng.pick([-1, 0, 1, 2, 3, 20_000, .max]), replicationFactor: rng.pick([-1, 1, 3]), configs: configs)]))
+                CreateTopicsRequest(topics: [
+                    .init(
+                        name: rng.chance(0.3) ? "new-\(Int.random(in: 0..<5, using: &rng))" : topic, numPartitions: rng.pick([-1, 0, 1, 2, 3, 20_000, .max]),
+                        replicationFactor: rng.pick([-1, 1, 3]), configs: configs)
+                ]))
         case 8:
             return .deleteTopics(DeleteTopicsRequest(topicNames: [rng.chance(0.5) ? "new-\(Int.random(in: 0..<5, using: &rng))" : topic]))
         case 9:
@@ -71,7 +98,8 @@ final class RequestSequenceFuzzTests: XCTestCase {
     }
 
     static let versions: [ApiKey: Int16] = [
-        .produce: 7, .fetch: 11, .listOffsets: 5, .offsetCommit: 7, .offsetFetch: 5, .createTopics: 4, .deleteTopics: 3, .metadata: 8, .describeGroups: 4, .initProducerId: 1,
+        .produce: 7, .fetch: 11, .listOffsets: 5, .offsetCommit: 7, .offsetFetch: 5, .createTopics: 4, .deleteTopics: 3, .metadata: 8, .describeGroups: 4,
+        .initProducerId: 1,
     ]
 
     func testEdgeNumberSequencesOnTheDurableStoreThenRestart() async throws {
@@ -89,13 +117,17 @@ final class RequestSequenceFuzzTests: XCTestCase {
             for step in 0..<TestBudget.iterations(3_000) {
                 let body = randomRequest(&rng)
                 let version = Self.versions[body.apiKey] ?? 1
-                let request = KafkaRequest(header: RequestHeader(apiKey: body.apiKey.rawValue, apiVersion: version, correlationId: Int32(step), clientId: "fuzz"), body: body)
+                let request = KafkaRequest(
+                    header: RequestHeader(apiKey: body.apiKey.rawValue, apiVersion: version, correlationId: Int32(step), clientId: "fuzz"), body: body)
                 if case .produce(let p) = body {
                     // Through the produce path directly, to read the acknowledgements.
                     let response = await broker.produce(p)
                     for (t, tr) in zip(p.topics, response.topics) {
                         for (pp, pr) in zip(t.partitions, tr.partitions) where pr.errorCode == .none && pr.baseOffset >= 0 {
-                            let records = (try? RecordBatchValidator.validate(records: pp.records!, maxBatchBytes: 1 << 20))?.reduce(0) { $0 + Int($1.header.recordCount) } ?? 0
+                            let records =
+                                (try? RecordBatchValidator.validate(records: pp.records!, maxBatchBytes: 1 << 20))?.reduce(0) {
+                                    $0 + Int($1.header.recordCount)
+                                } ?? 0
                             let key = "\(t.name)-\(pp.index)"
                             acknowledged[key] = max(acknowledged[key, default: 0], pr.baseOffset + Int64(records))
                         }
@@ -115,8 +147,10 @@ final class RequestSequenceFuzzTests: XCTestCase {
         XCTAssertGreaterThan(acknowledged.count, 3, "the sequences wrote to several partitions: \(acknowledged)")
         for (tp, end) in acknowledged {
             let cut = tp.lastIndex(of: "-")!
-            let topic = String(tp[..<cut]), partition = Int32(tp[tp.index(after: cut)...])!
-            let offsets = await broker.listOffsets(ListOffsetsRequest(topics: [.init(name: topic, partitions: [.init(partitionIndex: partition, timestamp: -1)])]))
+            let topic = String(tp[..<cut])
+            let partition = Int32(tp[tp.index(after: cut)...])!
+            let offsets = await broker.listOffsets(
+                ListOffsetsRequest(topics: [.init(name: topic, partitions: [.init(partitionIndex: partition, timestamp: -1)])]))
             let p = offsets.topics[0].partitions[0]
             // A topic deleted later in the sequence is gone; one that exists holds every record acknowledged.
             if p.errorCode == .unknownTopicOrPartition { continue }

@@ -29,7 +29,8 @@ final class StorageLimitsHandlerTests: XCTestCase {
     }
 
     func produce(_ b: Broker, _ records: ByteBuffer, topic: String = "t") async -> ProduceResponse.PartitionResponse {
-        await b.produce(ProduceRequest(acks: 1, timeoutMs: 1000, topics: [.init(name: topic, partitions: [.init(index: 0, records: records)])])).topics[0].partitions[0]
+        await b.produce(ProduceRequest(acks: 1, timeoutMs: 1000, topics: [.init(name: topic, partitions: [.init(index: 0, records: records)])])).topics[0]
+            .partitions[0]
     }
 
     func listOffsets(_ b: Broker, _ ts: Int64, topic: String = "t") async -> ListOffsetsResponse.Partition {
@@ -79,10 +80,14 @@ final class StorageLimitsHandlerTests: XCTestCase {
     func testTopicNamesThatCollideAreRefusedOnCreateTopicsAndAutoCreate() async throws {
         let (b, m, _) = try makeBroker()
         let r = await b.createTopics(
-            CreateTopicsRequest(topics: [.init(name: "foo.bar", numPartitions: 1, replicationFactor: 1), .init(name: "foo_bar", numPartitions: 1, replicationFactor: 1)]),
+            CreateTopicsRequest(topics: [
+                .init(name: "foo.bar", numPartitions: 1, replicationFactor: 1), .init(name: "foo_bar", numPartitions: 1, replicationFactor: 1),
+            ]),
             version: 4)
         XCTAssertEqual(r.topics.map(\.errorCode), [.none, .invalidTopicException])
-        XCTAssertEqual(r.topics[1].errorMessage, "Topic 'foo_bar' collides with existing topic: foo.bar ('.' and '_' are the same in metric names, so Kafka allows only one of them)")
+        XCTAssertEqual(
+            r.topics[1].errorMessage,
+            "Topic 'foo_bar' collides with existing topic: foo.bar ('.' and '_' are the same in metric names, so Kafka allows only one of them)")
         let md = await b.metadata(MetadataRequest(topics: ["foo_bar"]), version: 4)
         XCTAssertEqual(md.topics[0].errorCode, .invalidTopicException)
         let produced = await produce(b, RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: [1])], baseTimestamp: 0), topic: "foo_bar")
@@ -108,7 +113,9 @@ final class StorageLimitsHandlerTests: XCTestCase {
         // One request may not ask for more than 10 000 partitions in all (Kafka's controller rule).
         let (big, bigStore, _) = try makeBroker()
         let r2 = await big.createTopics(
-            CreateTopicsRequest(topics: [.init(name: "x", numPartitions: 6_000, replicationFactor: 1), .init(name: "y", numPartitions: 6_000, replicationFactor: 1)]),
+            CreateTopicsRequest(topics: [
+                .init(name: "x", numPartitions: 6_000, replicationFactor: 1), .init(name: "y", numPartitions: 6_000, replicationFactor: 1),
+            ]),
             version: 4)
         XCTAssertEqual(r2.topics.map(\.errorCode), [.policyViolation, .policyViolation])
         XCTAssertTrue(r2.topics[0].errorMessage?.hasPrefix("Excessively large number of partitions per request") == true)

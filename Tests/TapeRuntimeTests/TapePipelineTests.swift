@@ -5,7 +5,7 @@ import TapeRuntime
 import XCTest
 
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// The whole pipeline in this process, through `buildTape` (the entry point `tape up` runs):

@@ -60,7 +60,9 @@ final class DashboardBrowserProcessTests: XCTestCase {
                 try await Task.sleep(for: .milliseconds(300))
                 let pwned = try await cdp.evaluate("document.body.dataset.pwned") as? String
                 XCTAssertEqual(pwned, "undefined", "markup from the data ran")
-                let text = try await cdp.evaluate("document.body.innerText.includes('<B>A-B<-B>') && document.body.innerText.includes('x<img src=x onerror=')") as? String
+                let text =
+                    try await cdp.evaluate("document.body.innerText.includes('<B>A-B<-B>') && document.body.innerText.includes('x<img src=x onerror=')")
+                    as? String
                 XCTAssertEqual(text, "true", "the name shows as text")
                 let images = try await cdp.evaluate("document.querySelectorAll('img, b').length") as? String
                 XCTAssertEqual(images, "0")
@@ -88,29 +90,35 @@ final class DashboardBrowserProcessTests: XCTestCase {
                     try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn + ' ' + \(btc).dataset.openGaps")
                         as? String == "1 60 1"
                 }
-                let marks = try await cdp.evaluate(
-                    "\(btc).querySelector('canvas').dataset.incompleteDrawn + ' ' + \(btc).querySelector('canvas').dataset.gapSlots") as? String
+                let marks =
+                    try await cdp.evaluate(
+                        "\(btc).querySelector('canvas').dataset.incompleteDrawn + ' ' + \(btc).querySelector('canvas').dataset.gapSlots") as? String
                 XCTAssertEqual(marks, "2 2", "minutes 10 and 11 hollow; the gap (10:05 to 11:10) shades their two windows")
-                let eth = try await cdp.evaluate(
-                    "document.querySelector('[data-symbol=\"poloniex:ETH-USDT\"] canvas').dataset.incompleteDrawn") as? String
+                let eth =
+                    try await cdp.evaluate(
+                        "document.querySelector('[data-symbol=\"poloniex:ETH-USDT\"] canvas').dataset.incompleteDrawn") as? String
                 XCTAssertEqual(eth, "2", "incomplete comes from each candle's own flag")
-                let badge = try await cdp.evaluate("\(btc).querySelector('.gapbadge').textContent + ' | ' + \(btc).querySelector('.gapbadge').title") as? String ?? ""
+                let badge =
+                    try await cdp.evaluate("\(btc).querySelector('.gapbadge').textContent + ' | ' + \(btc).querySelector('.gapbadge').title") as? String ?? ""
                 XCTAssertTrue(badge.hasPrefix("⚠ 1 open gap | trades ") && badge.contains("trade ids jumped from 100 to 140"), badge)
                 // hollow candles: a candle slot whose centre pixel is background, not the body colour
-                let hover = try await cdp.evaluate(
-                    """
-                    (() => { const c = \(btc).querySelector('canvas'); const r = c.getBoundingClientRect(); const L = charts.get('poloniex:BTC-USDT').layout;
-                      const i = L.shown.findIndex(k => k.complete === false);
-                      c.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + L.x0 + (i + 0.5) * L.slot, clientY: r.top + 50 }));
-                      return c.title; })()
-                    """) as? String ?? ""
+                let hover =
+                    try await cdp.evaluate(
+                        """
+                        (() => { const c = \(btc).querySelector('canvas'); const r = c.getBoundingClientRect(); const L = charts.get('poloniex:BTC-USDT').layout;
+                          const i = L.shown.findIndex(k => k.complete === false);
+                          c.dispatchEvent(new MouseEvent('mousemove', { clientX: r.left + L.x0 + (i + 0.5) * L.slot, clientY: r.top + 50 }));
+                          return c.title; })()
+                        """) as? String ?? ""
                 XCTAssertTrue(hover.contains("Incomplete: an unrepaired gap overlaps this window") && hover.contains("Open gap"), hover)
 
                 // degraded: amber dot, the reason in the text and the tooltip
                 try await cdp.waitFor("the degraded status", timeout: 20) {
                     try await $0.evaluate("document.body.dataset.health + ' ' + document.querySelector('#status').className") as? String == "degraded degraded"
                 }
-                let status = try await cdp.evaluate("document.querySelector('#status span').textContent + ' | ' + document.querySelector('#status').title") as? String ?? ""
+                let status =
+                    try await cdp.evaluate("document.querySelector('#status span').textContent + ' | ' + document.querySelector('#status').title") as? String
+                    ?? ""
                 XCTAssertTrue(status.hasPrefix("degraded: No trade on tape.trades for "), status)
                 XCTAssertTrue(status.contains("(--stale-after 2 s)"), status)
                 let dot = try await cdp.evaluate("getComputedStyle(document.querySelector('#status i')).backgroundColor") as? String
@@ -182,13 +190,14 @@ final class DashboardBrowserProcessTests: XCTestCase {
                 let v3 = try await cdp.evaluate("document.body.dataset.tradesShown") as? String
                 XCTAssertEqual(v3, "6")
                 // the canvas really holds rising and falling candle bodies
-                let colours = try await cdp.evaluate(
-                    """
-                    (() => { const c = \(btc).querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                      let up = 0, down = 0; for (let i = 0; i < d.length; i += 4) {
-                        if (d[i] === 38 && d[i+1] === 166 && d[i+2] === 154) up++; if (d[i] === 239 && d[i+1] === 83 && d[i+2] === 80) down++; }
-                      return up + ' ' + down; })()
-                    """) as? String ?? ""
+                let colours =
+                    try await cdp.evaluate(
+                        """
+                        (() => { const c = \(btc).querySelector('canvas'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                          let up = 0, down = 0; for (let i = 0; i < d.length; i += 4) {
+                            if (d[i] === 38 && d[i+1] === 166 && d[i+2] === 154) up++; if (d[i] === 239 && d[i+1] === 83 && d[i+2] === 80) down++; }
+                          return up + ' ' + down; })()
+                        """) as? String ?? ""
                 let counts = colours.split(separator: " ").compactMap { Int($0) }
                 XCTAssertEqual(counts.count, 2)
                 XCTAssertGreaterThan(counts.first ?? 0, 100, "green candle pixels")

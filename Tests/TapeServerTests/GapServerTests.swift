@@ -160,7 +160,9 @@ final class GapServerTests: XCTestCase {
         var fixed = found
         fixed.repaired = true
         let other = Fixture.gap(Fixture.eth, minutes: 4...4)
-        for (key, value) in [(found.kafkaKey, found.jsonString), ("x", "{\"v\":1,\"exchange\":"), (other.kafkaKey, other.jsonString), (fixed.kafkaKey, fixed.jsonString)] {
+        for (key, value) in [
+            (found.kafkaKey, found.jsonString), ("x", "{\"v\":1,\"exchange\":"), (other.kafkaKey, other.jsonString), (fixed.kafkaKey, fixed.jsonString),
+        ] {
             _ = try await producer.send(ProducerMessage(topic: "tape.gaps", key: key, value: value))
         }
         let kafka = KafkaConfiguration(bootstrapServers: cluster.bootstrapServers, properties: ["fetch.wait.max.ms": "20"])

@@ -134,7 +134,8 @@ final class HealthTests: XCTestCase {
 
     func testServerReadersThatKafkaDoesNotAnswer() {
         var h = HealthTracker(startedAt: Self.t0)
-        let error = "Cannot read metadata: no Kafka broker answered at 127.0.0.1:9092 (Connect to ipv4#127.0.0.1:9092 failed: Connection refused). Start one with `tape broker`."
+        let error =
+            "Cannot read metadata: no Kafka broker answered at 127.0.0.1:9092 (Connect to ipv4#127.0.0.1:9092 failed: Connection refused). Start one with `tape broker`."
         let ok = FeedSample(topic: "tape.trades", bootstrap: "127.0.0.1:9092", lastContact: Self.t0 + 1_000, lastError: nil)
         h.record(tradesSeen: 1, candlesSeen: 1, feeds: [ok], at: Self.t0 + 1_000)
         XCTAssertEqual(h.evaluate(at: Self.t0 + 1_000).checks[.kafka]?.status, .ok)
@@ -145,7 +146,9 @@ final class HealthTests: XCTestCase {
         let r = h.evaluate(at: Self.t0 + 12_000)
         XCTAssertEqual(
             r.reasons,
-            ["The server's reader of tape.trades has had no answer from Kafka at 127.0.0.1:9092 for 11 s: Cannot read metadata: no Kafka broker answered at 127.0.0.1:9092 (Connect to ipv4#127.0.0.1:9092 failed: Connection refused)."])
+            [
+                "The server's reader of tape.trades has had no answer from Kafka at 127.0.0.1:9092 for 11 s: Cannot read metadata: no Kafka broker answered at 127.0.0.1:9092 (Connect to ipv4#127.0.0.1:9092 failed: Connection refused)."
+            ])
         // Readers of one cluster: one sentence, the most recent answer counts.
         var candles = failing
         candles.topic = "tape.candles"

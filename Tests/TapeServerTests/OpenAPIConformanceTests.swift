@@ -97,9 +97,10 @@ final class OpenAPIConformanceTests: XCTestCase {
             checked += 1
         }
         XCTAssertGreaterThan(checked, 30)
-        for expected in ["/api/candles 200", "/api/candles 400", "/api/candles 401", "/api/trades 200", "/api/trades 400", "/api/markets 200",
-            "/api/stats 200", "/api/gaps 200", "/api/gaps 400", "/api/gaps 401", "/health 200", "/health 503", "/metrics 200", "/metrics 401"]
-        {
+        for expected in [
+            "/api/candles 200", "/api/candles 400", "/api/candles 401", "/api/trades 200", "/api/trades 400", "/api/markets 200",
+            "/api/stats 200", "/api/gaps 200", "/api/gaps 400", "/api/gaps 401", "/health 200", "/health 503", "/metrics 200", "/metrics 401",
+        ] {
             XCTAssertTrue(statuses.contains(expected), "never saw \(expected); saw \(statuses.sorted())")
         }
     }

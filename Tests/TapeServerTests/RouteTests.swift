@@ -227,10 +227,11 @@ final class RouteTests: XCTestCase {
                 XCTAssertTrue(response.headers[.contentType]?.hasPrefix("text/plain; version=0.0.4") ?? false)
                 let text = response.body.text
                 try PrometheusText.validate(text)
-                for name in ["tape_frames_in_total", "tape_trades_in_total", "tape_parse_errors_total", "tape_reconnects_total",
+                for name in [
+                    "tape_frames_in_total", "tape_trades_in_total", "tape_parse_errors_total", "tape_reconnects_total",
                     "tape_produce_latency_seconds_bucket", "tape_consumer_lag_messages", "tape_broker_bytes_in_total",
-                    "tape_broker_bytes_out_total", "tape_candles_emitted_total", "tape_server_trades_seen_total"]
-                {
+                    "tape_broker_bytes_out_total", "tape_candles_emitted_total", "tape_server_trades_seen_total",
+                ] {
                     XCTAssertTrue(text.contains("\n" + name) || text.hasPrefix(name), "missing \(name) in\n\(text)")
                 }
                 XCTAssertTrue(text.contains("tape_trades_in_total{exchange=\"poloniex\"} 3"), text)

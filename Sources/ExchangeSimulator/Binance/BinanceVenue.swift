@@ -160,7 +160,7 @@ public struct BinanceSession: VenueSession {
                 if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {
                     frame = WireFaults.malformed(frame, variant: UInt64(framesSent / every))
                     malformedFramesSent += 1
-                malformedFrames.append(frame)
+                    malformedFrames.append(frame)
                 }
                 actions.append(.send(frame))
             }

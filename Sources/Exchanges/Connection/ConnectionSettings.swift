@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MarketData
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Where the connection loop delivers what it read. Calls are awaited: a slow sink slows the
 /// reader down (back-pressure reaches the socket) instead of anything being dropped.
@@ -155,4 +156,3 @@ public struct ExchangeConnectionConfiguration: Sendable {
         return symbols.map { byNative[$0] ?? ListedMarket(nativeSymbol: $0) }
     }
 }
-

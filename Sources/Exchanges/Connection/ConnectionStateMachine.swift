@@ -1,4 +1,5 @@
 import TapeCommon
+
 /// The life of one exchange websocket connection, as a value: connecting → subscribing →
 /// subscribed → (stale) → reconnecting → connecting ... It performs no I/O and reads no clock:
 /// every event carries `now` (time since an arbitrary origin) and returns the `Action` the driver

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import MarketData
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The thin driver of `ConnectionStateMachine`: opens the websocket, subscribes, pings, reads and
 /// parses frames, deduplicates, backfills from REST after every (re)subscribe, reports gaps and
@@ -252,7 +253,8 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 Gap(
                     exchange: adapter.exchange, symbol: market.symbol, channel: .trades, from: gap.lastSeen.time,
                     to: gap.oldestBackfilled.time,
-                    reason: "REST's oldest trade (\(gap.oldestBackfilled)) is newer than the last one seen (\(gap.lastSeen)) and it returned a full page: trades in between are lost",
+                    reason:
+                        "REST's oldest trade (\(gap.oldestBackfilled)) is newer than the last one seen (\(gap.lastSeen)) and it returned a full page: trades in between are lost",
                     repaired: false, detected: WallClock.milliseconds()))
         }
         if outcome.stillOpen { continuity.retryLater(market: symbol, due: now + max(adapter.restRequestSpacing, .seconds(2))) }
@@ -320,7 +322,8 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
             do {
                 let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout, tls: configuration.tls)
                 guard response.status == 200 else {
-                    throw ExchangeError(.badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
+                    throw ExchangeError(
+                        .badResponse, "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
                 }
                 let trades: [Trade]
                 do {

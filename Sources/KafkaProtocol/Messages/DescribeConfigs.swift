@@ -24,7 +24,8 @@ public struct DescribeConfigsRequest: KafkaRequestMessage {
 
     public static func decode(from buffer: inout ByteBuffer, version: Int16) throws -> Self {
         let resources = try buffer.decodeArray { b in
-            Resource(resourceType: try b.decodeInt8(), resourceName: try b.decodeString(), configurationKeys: try b.decodeNullableArray { try $0.decodeString() })
+            Resource(
+                resourceType: try b.decodeInt8(), resourceName: try b.decodeString(), configurationKeys: try b.decodeNullableArray { try $0.decodeString() })
         }
         let synonyms = version >= 1 ? try buffer.decodeBool() : false
         return Self(resources: resources, includeSynonyms: synonyms)

@@ -19,7 +19,10 @@ public struct JoinGroupRequest: KafkaRequestMessage {
     public var protocolType: String
     public var protocols: [GroupProtocol]
 
-    public init(groupId: String, sessionTimeoutMs: Int32, rebalanceTimeoutMs: Int32, memberId: String, groupInstanceId: String? = nil, protocolType: String, protocols: [GroupProtocol]) {
+    public init(
+        groupId: String, sessionTimeoutMs: Int32, rebalanceTimeoutMs: Int32, memberId: String, groupInstanceId: String? = nil, protocolType: String,
+        protocols: [GroupProtocol]
+    ) {
         self.groupId = groupId
         self.sessionTimeoutMs = sessionTimeoutMs
         self.rebalanceTimeoutMs = rebalanceTimeoutMs
@@ -37,7 +40,9 @@ public struct JoinGroupRequest: KafkaRequestMessage {
         let instance = version >= 5 ? try buffer.decodeNullableString() : nil
         let type = try buffer.decodeString()
         let protocols = try buffer.decodeArray { b in GroupProtocol(name: try b.decodeString(), metadata: try b.decodeBytes()) }
-        return Self(groupId: group, sessionTimeoutMs: session, rebalanceTimeoutMs: rebalance, memberId: member, groupInstanceId: instance, protocolType: type, protocols: protocols)
+        return Self(
+            groupId: group, sessionTimeoutMs: session, rebalanceTimeoutMs: rebalance, memberId: member, groupInstanceId: instance, protocolType: type,
+            protocols: protocols)
     }
 
     public func encode(into buffer: inout ByteBuffer, version: Int16) {

@@ -21,7 +21,8 @@ public struct LeaveGroupRequest: KafkaRequestMessage {
     public static func decode(from buffer: inout ByteBuffer, version: Int16) throws -> Self {
         let group = try buffer.decodeString()
         if version >= 3 {
-            return Self(groupId: group, members: try buffer.decodeArray { b in Member(memberId: try b.decodeString(), groupInstanceId: try b.decodeNullableString()) })
+            return Self(
+                groupId: group, members: try buffer.decodeArray { b in Member(memberId: try b.decodeString(), groupInstanceId: try b.decodeNullableString()) })
         }
         return Self(groupId: group, members: [Member(memberId: try buffer.decodeString())])
     }

@@ -9,7 +9,9 @@ public struct MetadataRequest: KafkaRequestMessage {
     public var includeClusterAuthorizedOperations: Bool
     public var includeTopicAuthorizedOperations: Bool
 
-    public init(topics: [String]?, allowAutoTopicCreation: Bool = true, includeClusterAuthorizedOperations: Bool = false, includeTopicAuthorizedOperations: Bool = false) {
+    public init(
+        topics: [String]?, allowAutoTopicCreation: Bool = true, includeClusterAuthorizedOperations: Bool = false, includeTopicAuthorizedOperations: Bool = false
+    ) {
         self.topics = topics
         self.allowAutoTopicCreation = allowAutoTopicCreation
         self.includeClusterAuthorizedOperations = includeClusterAuthorizedOperations
@@ -64,7 +66,10 @@ public struct MetadataResponse: KafkaResponseMessage, Equatable {
         public var replicaNodes: [Int32]
         public var isrNodes: [Int32]
         public var offlineReplicas: [Int32]
-        public init(errorCode: ErrorCode = .none, partitionIndex: Int32, leaderId: Int32, leaderEpoch: Int32 = 0, replicaNodes: [Int32], isrNodes: [Int32], offlineReplicas: [Int32] = []) {
+        public init(
+            errorCode: ErrorCode = .none, partitionIndex: Int32, leaderId: Int32, leaderEpoch: Int32 = 0, replicaNodes: [Int32], isrNodes: [Int32],
+            offlineReplicas: [Int32] = []
+        ) {
             self.errorCode = errorCode
             self.partitionIndex = partitionIndex
             self.leaderId = leaderId

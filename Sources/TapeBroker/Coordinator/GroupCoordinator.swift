@@ -77,7 +77,8 @@ public struct GroupCoordinator: Sendable {
         guard var group = groups[r.groupId] else {
             return (
                 LeaveGroupResponse(
-                    errorCode: .unknownMemberId, members: r.members.map { .init(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, errorCode: .unknownMemberId) }),
+                    errorCode: .unknownMemberId,
+                    members: r.members.map { .init(memberId: $0.memberId, groupInstanceId: $0.groupInstanceId, errorCode: .unknownMemberId) }),
                 []
             )
         }

@@ -83,7 +83,9 @@ extension Broker {
             groups: r.groups.map { name in
                 guard let g = coordinator.group(name) else {
                     let known = stored.contains(name)
-                    return .init(errorCode: .none, groupId: name, groupState: known ? "Empty" : "Dead", protocolType: known ? "consumer" : "", protocolData: "", members: [])
+                    return .init(
+                        errorCode: .none, groupId: name, groupState: known ? "Empty" : "Dead", protocolType: known ? "consumer" : "", protocolData: "",
+                        members: [])
                 }
                 return .init(
                     errorCode: .none, groupId: name, groupState: g.state.kafkaName, protocolType: g.protocolType ?? "", protocolData: g.protocolName ?? "",

@@ -19,7 +19,8 @@ extension Broker {
                     if let m = p.committedMetadata, m.utf8.count > configuration.offsetMetadataMaxBytes {
                         return .init(partitionIndex: p.partitionIndex, errorCode: .offsetMetadataTooLarge)
                     }
-                    accepted[TopicPartition(t.name, p.partitionIndex)] = CommittedOffset(offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.committedMetadata)
+                    accepted[TopicPartition(t.name, p.partitionIndex)] = CommittedOffset(
+                        offset: p.committedOffset, leaderEpoch: p.committedLeaderEpoch, metadata: p.committedMetadata)
                     return .init(partitionIndex: p.partitionIndex, errorCode: .none)
                 })
         }
@@ -54,7 +55,8 @@ extension Broker {
                     name: t.name,
                     partitions: t.partitionIndexes.map { p in
                         if let c = committed[TopicPartition(t.name, p)] {
-                            return .init(partitionIndex: p, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata ?? "", errorCode: .none)
+                            return .init(
+                                partitionIndex: p, committedOffset: c.offset, committedLeaderEpoch: c.leaderEpoch, metadata: c.metadata ?? "", errorCode: .none)
                         }
                         return .init(partitionIndex: p, committedOffset: -1, metadata: "", errorCode: .none)
                     })

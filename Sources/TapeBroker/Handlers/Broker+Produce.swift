@@ -24,13 +24,22 @@ extension Broker {
                     logger.info("produce to \(t.name)-\(p.index) refused: \(message)", metadata: ["error": "\(code)"])
                     return .init(index: p.index, errorCode: code, baseOffset: -1, logStartOffset: -1, errorMessage: message)
                 }
-                guard acksValid else { partitions.append(fail(.invalidRequiredAcks, "acks must be 0, 1 or -1, got \(r.acks)")); continue }
-                guard let logs else { partitions.append(fail(topicError, "topic \(t.name) does not exist")); continue }
+                guard acksValid else {
+                    partitions.append(fail(.invalidRequiredAcks, "acks must be 0, 1 or -1, got \(r.acks)"))
+                    continue
+                }
+                guard let logs else {
+                    partitions.append(fail(topicError, "topic \(t.name) does not exist"))
+                    continue
+                }
                 guard p.index >= 0 && Int(p.index) < logs.count else {
                     partitions.append(fail(.unknownTopicOrPartition, "topic \(t.name) has no partition \(p.index)"))
                     continue
                 }
-                guard let records = p.records else { partitions.append(fail(.invalidRecord, "null record set")); continue }
+                guard let records = p.records else {
+                    partitions.append(fail(.invalidRecord, "null record set"))
+                    continue
+                }
                 let log = logs[Int(p.index)]
                 let tp = TopicPartition(t.name, p.index)
                 let batches: [ValidatedBatch]

@@ -87,7 +87,9 @@ extension Broker {
 
     func createTopics(_ r: CreateTopicsRequest, version: Int16) -> CreateTopicsResponse {
         // Kafka's controller refuses a request for more than 10 000 partitions in all, whole.
-        let requested = r.topics.reduce(0) { $0 + Int($1.assignments.isEmpty ? ($1.numPartitions == -1 ? configuration.numPartitions : max($1.numPartitions, 0)) : Int32($1.assignments.count)) }
+        let requested = r.topics.reduce(0) {
+            $0 + Int($1.assignments.isEmpty ? ($1.numPartitions == -1 ? configuration.numPartitions : max($1.numPartitions, 0)) : Int32($1.assignments.count))
+        }
         if requested > Self.maxPartitionsPerCreateTopics {
             let message = "Excessively large number of partitions per request: \(requested) requested, limit \(Self.maxPartitionsPerCreateTopics)."
             logger.info("CreateTopics refused: \(message)")
@@ -104,15 +106,21 @@ extension Broker {
                 var partitions = t.numPartitions == -1 ? configuration.numPartitions : t.numPartitions
                 if !t.assignments.isEmpty {
                     if t.assignments.contains(where: { $0.brokerIds.contains { $0 != configuration.nodeId } || $0.brokerIds.count > 1 }) {
-                        return fail(.invalidReplicaAssignment, "this tape broker is a single node (id \(configuration.nodeId)); every partition's only replica must be node \(configuration.nodeId)")
+                        return fail(
+                            .invalidReplicaAssignment,
+                            "this tape broker is a single node (id \(configuration.nodeId)); every partition's only replica must be node \(configuration.nodeId)"
+                        )
                     }
                     partitions = Int32(t.assignments.count)
                 }
-                if partitions <= 0 || partitions > 10_000 { return fail(.invalidPartitions, "number of partitions must be between 1 and 10000, got \(partitions)") }
+                if partitions <= 0 || partitions > 10_000 {
+                    return fail(.invalidPartitions, "number of partitions must be between 1 and 10000, got \(partitions)")
+                }
                 if t.replicationFactor > 1 {
                     return fail(
                         .invalidReplicationFactor,
-                        "replication factor \(t.replicationFactor) is impossible on this single-node tape broker: it has one broker to hold each partition; use 1 (or -1), or point --brokers at an Apache Kafka cluster for replication")
+                        "replication factor \(t.replicationFactor) is impossible on this single-node tape broker: it has one broker to hold each partition; use 1 (or -1), or point --brokers at an Apache Kafka cluster for replication"
+                    )
                 }
                 if t.replicationFactor == 0 || t.replicationFactor < -1 {
                     return fail(.invalidReplicationFactor, "replication factor must be 1 (or -1 for the default), got \(t.replicationFactor)")
@@ -163,7 +171,9 @@ extension Broker {
                 switch res.resourceType {
                 case DescribeConfigsRequest.topicResource:
                     guard let set = topics.configs(of: res.resourceName) else {
-                        return .init(errorCode: .unknownTopicOrPartition, errorMessage: "topic \(res.resourceName) does not exist", resourceType: res.resourceType, resourceName: res.resourceName, configs: [])
+                        return .init(
+                            errorCode: .unknownTopicOrPartition, errorMessage: "topic \(res.resourceName) does not exist", resourceType: res.resourceType,
+                            resourceName: res.resourceName, configs: [])
                     }
                     var defaults = Self.knownTopicConfigs
                     defaults["max.message.bytes"] = "\(configuration.maxMessageBytes)"
@@ -180,12 +190,16 @@ extension Broker {
                         ("offsets.topic.replication.factor", "1", 4),
                     ]
                 default:
-                    return .init(errorCode: .invalidRequest, errorMessage: "resource type \(res.resourceType) is not supported", resourceType: res.resourceType, resourceName: res.resourceName, configs: [])
+                    return .init(
+                        errorCode: .invalidRequest, errorMessage: "resource type \(res.resourceType) is not supported", resourceType: res.resourceType,
+                        resourceName: res.resourceName, configs: [])
                 }
                 if let keys = res.configurationKeys { entries = entries.filter { keys.contains($0.0) } }
                 return .init(
                     errorCode: .none, resourceType: res.resourceType, resourceName: res.resourceName,
-                    configs: entries.map { .init(name: $0.0, value: $0.1, readOnly: res.resourceType == DescribeConfigsRequest.brokerResource, configSource: $0.2) })
+                    configs: entries.map {
+                        .init(name: $0.0, value: $0.1, readOnly: res.resourceType == DescribeConfigsRequest.brokerResource, configSource: $0.2)
+                    })
             })
     }
 }

@@ -100,7 +100,8 @@ public actor Broker {
         if case .produce(let r) = request.body {
             let (response, logs) = produceAppend(r)
             if r.acks == 0 {
-                let failed = response.topics.flatMap { t in t.partitions.filter { $0.errorCode != .none }.map { "\(t.name)-\($0.index): error \($0.errorCode)" } }
+                let failed = response.topics.flatMap { t in t.partitions.filter { $0.errorCode != .none }.map { "\(t.name)-\($0.index): error \($0.errorCode)" }
+                }
                 return failed.isEmpty ? .none : .closeConnection(reason: "acks=0 produce failed (\(failed.joined(separator: ", ")))")
             }
             let topics = self.topics

@@ -2,8 +2,8 @@ import KafkaProtocol
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import Synchronization
 import NIOPosix
+import Synchronization
 
 /// Why the broker could not start, in words a user can act on.
 public struct BrokerStartError: Error, Sendable, CustomStringConvertible {
@@ -63,7 +63,8 @@ public final class BrokerServer: Sendable {
                         let peer = child.remoteAddress?.description ?? "?"
                         try child.pipeline.syncOperations.addHandler(
                             ConnectionGuard(
-                                pool: pool, table: table, pending: pending, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs, counters: counters,
+                                pool: pool, table: table, pending: pending, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs,
+                                counters: counters,
                                 onClose: { reason in logger.info("closing connection: \(reason)", metadata: ["peer": "\(peer)"]) }))
                         try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
@@ -71,13 +72,18 @@ public final class BrokerServer: Sendable {
                 }
         } catch let e as IOError where e.errnoCode == EADDRINUSE {
             throw BrokerStartError(
-                message: "\(configuration.host):\(configuration.port) is already in use; stop the process listening there or choose another address with --listen HOST:PORT.")
+                message:
+                    "\(configuration.host):\(configuration.port) is already in use; stop the process listening there or choose another address with --listen HOST:PORT."
+            )
         } catch let e as IOError where e.errnoCode == EADDRNOTAVAIL {
-            throw BrokerStartError(message: "\(configuration.host) is not an address of this machine; choose one with --listen HOST:PORT (e.g. 127.0.0.1:9092).")
+            throw BrokerStartError(
+                message: "\(configuration.host) is not an address of this machine; choose one with --listen HOST:PORT (e.g. 127.0.0.1:9092).")
         } catch let e as IOError where e.errnoCode == EACCES {
-            throw BrokerStartError(message: "not allowed to listen on \(configuration.host):\(configuration.port); choose a port above 1023 with --listen HOST:PORT.")
+            throw BrokerStartError(
+                message: "not allowed to listen on \(configuration.host):\(configuration.port); choose a port above 1023 with --listen HOST:PORT.")
         } catch {
-            throw BrokerStartError(message: "could not listen on \(configuration.host):\(configuration.port): \(error); choose another address with --listen HOST:PORT.")
+            throw BrokerStartError(
+                message: "could not listen on \(configuration.host):\(configuration.port): \(error); choose another address with --listen HOST:PORT.")
         }
         let port = channel.channel.localAddress?.port ?? configuration.port
         await broker.setAdvertisedPort(port)

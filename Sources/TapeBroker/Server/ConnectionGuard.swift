@@ -158,7 +158,8 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
     private weak var context: ChannelHandlerContext?
 
     init(
-        pool: RequestMemoryPool, table: ConnectionTable, pending: PendingBytes, maxFrameBytes: Int, idleMs: Int64, readTimeoutMs: Int64, counters: ConnectionLimitCounters,
+        pool: RequestMemoryPool, table: ConnectionTable, pending: PendingBytes, maxFrameBytes: Int, idleMs: Int64, readTimeoutMs: Int64,
+        counters: ConnectionLimitCounters,
         onClose: @escaping @Sendable (String) -> Void
     ) {
         self.pool = pool
@@ -202,7 +203,10 @@ final class ConnectionGuard: ChannelDuplexHandler, @unchecked Sendable {
         if waitingForMemory { return }  // not the client's fault
         if let started = frameStarted, (now - started).nanoseconds > readTimeoutNanos {
             counters.readTimeouts.add(1, ordering: .relaxed)
-            close(context, "a request frame started \((now - started).nanoseconds / 1_000_000) ms ago is still incomplete (request read timeout \(readTimeoutNanos / 1_000_000) ms)")
+            close(
+                context,
+                "a request frame started \((now - started).nanoseconds / 1_000_000) ms ago is still incomplete (request read timeout \(readTimeoutNanos / 1_000_000) ms)"
+            )
         } else if frameStarted == nil, (now - lastActivity).nanoseconds > idleNanos {
             counters.idleClosed.add(1, ordering: .relaxed)
             close(context, "idle for \((now - lastActivity).nanoseconds / 1_000_000) ms (connections.max.idle.ms \(idleNanos / 1_000_000))")

@@ -10,7 +10,9 @@ public final class DurableCommittedOffsetStore: CommittedOffsetStore {
         try await store.commit(
             group: group,
             offsets: offsets.map {
-                StoredOffset(topic: $0.key.topic, partition: $0.key.partition, offset: $0.value.offset, metadata: $0.value.metadata ?? "", leaderEpoch: $0.value.leaderEpoch)
+                StoredOffset(
+                    topic: $0.key.topic, partition: $0.key.partition, offset: $0.value.offset, metadata: $0.value.metadata ?? "",
+                    leaderEpoch: $0.value.leaderEpoch)
             })
     }
 

@@ -87,7 +87,9 @@ public struct ProducerStateTable: Sendable {
         if header.producerEpoch > entry.epoch {
             return header.baseSequence == 0
                 ? .append
-                : .reject(.outOfOrderSequenceNumber, "producer \(header.producerId) new epoch \(header.producerEpoch) must start at sequence 0, got \(header.baseSequence)")
+                : .reject(
+                    .outOfOrderSequenceNumber,
+                    "producer \(header.producerId) new epoch \(header.producerEpoch) must start at sequence 0, got \(header.baseSequence)")
         }
         let last = Self.lastSequence(header)
         if let dup = entry.recent.first(where: { $0.firstSequence == header.baseSequence && $0.lastSequence == last }) {

@@ -2,9 +2,9 @@ import Foundation
 import NIOConcurrencyHelpers
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension StorageError.Code {
@@ -67,9 +67,9 @@ final class StorageFaults: @unchecked Sendable {
 /// `close(2)`, named so that types with a `close()` method can call it.
 func closeDescriptor(_ fd: Int32) {
     #if canImport(Glibc)
-    _ = Glibc.close(fd)
+        _ = Glibc.close(fd)
     #else
-    _ = Darwin.close(fd)
+        _ = Darwin.close(fd)
     #endif
 }
 
@@ -85,7 +85,8 @@ func storageError(errno code: Int32, operation: String, path: String, detail: St
     }
     if code == EMFILE || code == ENFILE {
         let limit = DescriptorLimit.current
-        let scope = code == EMFILE
+        let scope =
+            code == EMFILE
             ? "this process's open-files limit (ulimit -n \(limit == Int.max ? "unlimited" : String(limit)))"
             : "the system-wide open-files limit (fs.file-max)"
         return StorageError(
@@ -390,9 +391,9 @@ final class DataFile {
     func sync() throws {
         try withDescriptor { fd in
             #if canImport(Glibc)
-            let r = fdatasync(fd)
+                let r = fdatasync(fd)
             #else
-            let r = fsync(fd)
+                let r = fsync(fd)
             #endif
             guard r == 0 else { throw storageError(errno: errno, operation: "fsync of", path: path) }
         }
@@ -451,6 +452,11 @@ func writeFileDurably(_ bytes: [UInt8], to path: String) throws {
 final class Counter: @unchecked Sendable {
     private let lock = NIOLock()
     private var value = UInt64(getpid()) << 32
-    func next() -> UInt64 { lock.withLock { value += 1; return value } }
+    func next() -> UInt64 {
+        lock.withLock {
+            value += 1
+            return value
+        }
+    }
 }
 let temporaryFileCounter = Counter()

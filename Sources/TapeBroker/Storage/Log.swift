@@ -208,9 +208,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
                 throw storageError(errno: injected, operation: "fsync of", path: claimed.path)
             }
             #if canImport(Glibc)
-            let r = fdatasync(claimed.fd)
+                let r = fdatasync(claimed.fd)
             #else
-            let r = fsync(claimed.fd)
+                let r = fsync(claimed.fd)
             #endif
             guard r == 0 else { throw storageError(errno: errno, operation: "fsync of", path: claimed.path) }
             if claimed.directory { try syncDirectory(directory) }
@@ -243,7 +243,7 @@ public final class Log: PartitionLog, @unchecked Sendable {
         let end = (syncedBytes - Self.pageCacheTailBytes) & ~Int64((1 << 20) - 1)
         guard end > releasedUpTo else { return }
         #if os(Linux)
-        _ = posix_fadvise(fd, off_t(releasedUpTo), off_t(end - releasedUpTo), POSIX_FADV_DONTNEED)
+            _ = posix_fadvise(fd, off_t(releasedUpTo), off_t(end - releasedUpTo), POSIX_FADV_DONTNEED)
         #endif
         releasedUpTo = end
     }
@@ -343,30 +343,32 @@ public final class Log: PartitionLog, @unchecked Sendable {
     /// `cleanup.policy=compact`. Returns how many segments were deleted.
     @discardableResult
     public func enforceRetention(now: Int64) throws -> Int {
-        try maintenanceLock.withLock { try lock.withLock {
-            guard !closed, _config.deletesByRetention else { return 0 }
-            var deleted = 0
-            if _config.retentionMs >= 0 {
-                while segments.count > 1 {
-                    let s = segments[0]
-                    let newest = s.maxTimestamp >= 0 ? s.maxTimestamp : s.log.modificationTimeMs
-                    let age = saturatingDifference(now, newest)
-                    guard age > _config.retentionMs else { break }
-                    deleteOldestSegment(reason: "retention.ms: newest record \(age) ms old")
-                    deleted += 1
+        try maintenanceLock.withLock {
+            try lock.withLock {
+                guard !closed, _config.deletesByRetention else { return 0 }
+                var deleted = 0
+                if _config.retentionMs >= 0 {
+                    while segments.count > 1 {
+                        let s = segments[0]
+                        let newest = s.maxTimestamp >= 0 ? s.maxTimestamp : s.log.modificationTimeMs
+                        let age = saturatingDifference(now, newest)
+                        guard age > _config.retentionMs else { break }
+                        deleteOldestSegment(reason: "retention.ms: newest record \(age) ms old")
+                        deleted += 1
+                    }
                 }
-            }
-            if _config.retentionBytes >= 0 {
-                var total = segments.reduce(Int64(0)) { $0 + $1.size }
-                while segments.count > 1, total - segments[0].size >= _config.retentionBytes {
-                    total -= segments[0].size
-                    deleteOldestSegment(reason: "retention.bytes: log is \(total + segments[0].size) bytes")
-                    deleted += 1
+                if _config.retentionBytes >= 0 {
+                    var total = segments.reduce(Int64(0)) { $0 + $1.size }
+                    while segments.count > 1, total - segments[0].size >= _config.retentionBytes {
+                        total -= segments[0].size
+                        deleteOldestSegment(reason: "retention.bytes: log is \(total + segments[0].size) bytes")
+                        deleted += 1
+                    }
                 }
+                if deleted > 0 { try syncDirectory(directory) }
+                return deleted
             }
-            if deleted > 0 { try syncDirectory(directory) }
-            return deleted
-        } }
+        }
     }
 
     private func deleteOldestSegment(reason: String) {

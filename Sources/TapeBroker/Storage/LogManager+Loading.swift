@@ -147,7 +147,8 @@ extension LogManager {
             do {
                 try writeTopicFile(name: topic, partitions: count, config: config, explicit: Self.nonDefault(config))
             } catch {
-                logger.error("could not write the adopted topic's config; adopting it again at the next start",
+                logger.error(
+                    "could not write the adopted topic's config; adopting it again at the next start",
                     metadata: ["topic": "\(topic)", "error": "\(error)"])
             }
             open(topic, partitions: count, config: config, explicit: Self.nonDefault(config))

@@ -200,7 +200,8 @@ extension LogManager {
         let configFile = (configDirectory as NSString).appendingPathComponent(name + ".json")
         if unlink(configFile) != 0 && errno != ENOENT {
             let e = errno
-            logger.error("could not remove the deleted topic's config file; the delete finishes at the next start",
+            logger.error(
+                "could not remove the deleted topic's config file; the delete finishes at the next start",
                 metadata: ["topic": "\(name)", "error": "\(storageError(errno: e, operation: "removing", path: configFile))"])
         }
         try? syncDirectory(configDirectory)

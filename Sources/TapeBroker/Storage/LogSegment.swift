@@ -1,5 +1,5 @@
-import KafkaProtocol
 import Foundation
+import KafkaProtocol
 import Logging
 
 /// One segment of a partition log: `<baseOffset>.log` holding whole RecordBatch v2 byte sequences
@@ -330,7 +330,9 @@ final class LogSegment {
         if maxTs >= 0, maxTs > (sealedTime.last?.timestamp ?? Int64.min) {
             sealedTime.append(.init(timestamp: maxTs, relativeOffset: relative(offsetOfMaxTs)))
         }
-        let timeMatches = sealed ? timeIndex.entries == sealedTime
+        let timeMatches =
+            sealed
+            ? timeIndex.entries == sealedTime
             : (timeIndex.entries == timeEntries || timeIndex.entries == sealedTime)
         if !timeIndex.wellFormed || !timeMatches {
             try timeIndex.rewrite(sealed ? sealedTime : timeEntries)

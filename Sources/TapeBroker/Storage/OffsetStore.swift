@@ -1,5 +1,5 @@
-import KafkaProtocol
 import Foundation
+import KafkaProtocol
 import Logging
 import NIOConcurrencyHelpers
 
@@ -245,9 +245,18 @@ public final class OffsetStore: @unchecked Sendable {
             return bytes[at..<at + n]
         }
         mutating func u8() throws -> UInt8 { try take(1).first! }
-        mutating func u16() throws -> UInt16 { let s = try take(2); return UInt16(s[s.startIndex]) << 8 | UInt16(s[s.startIndex + 1]) }
-        mutating func u32() throws -> UInt32 { let s = try take(4); return s.reduce(0) { $0 << 8 | UInt32($1) } }
-        mutating func u64() throws -> UInt64 { let s = try take(8); return s.reduce(0) { $0 << 8 | UInt64($1) } }
+        mutating func u16() throws -> UInt16 {
+            let s = try take(2)
+            return UInt16(s[s.startIndex]) << 8 | UInt16(s[s.startIndex + 1])
+        }
+        mutating func u32() throws -> UInt32 {
+            let s = try take(4)
+            return s.reduce(0) { $0 << 8 | UInt32($1) }
+        }
+        mutating func u64() throws -> UInt64 {
+            let s = try take(8)
+            return s.reduce(0) { $0 << 8 | UInt64($1) }
+        }
         mutating func string16() throws -> String { String(decoding: try take(Int(try u16())), as: UTF8.self) }
         mutating func string32() throws -> String { String(decoding: try take(Int(try u32())), as: UTF8.self) }
     }

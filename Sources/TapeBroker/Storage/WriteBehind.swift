@@ -60,7 +60,7 @@ struct WriteBehind {
         guard end - offeredUpTo >= Self.step else { return }
         let start = max(0, offeredUpTo - Self.reofferBytes)
         #if os(Linux)
-        _ = posix_fadvise(fd, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
+            _ = posix_fadvise(fd, off_t(start), off_t(end - start), POSIX_FADV_DONTNEED)
         #endif
         offeredUpTo = end
     }
