@@ -3,8 +3,9 @@ import CoreMetrics
 /// The one place where Tape's metric names and label sets are defined.
 ///
 /// The server increments its own series here (`tape_server_*`, `tape_ws_*`, gaps, health, its
-/// consumer lag); the ingest and process stages keep plain counters, which `tape up` copies into
-/// these series; producers record `tape_produce_latency_seconds` because Tape passes that name to
+/// consumer lag); the ingest and process stages and the broker keep plain counters, which their
+/// `tape up` services (TapeRuntime's `IngestStage`, `ProcessorStage`, `BrokerStage`) report into
+/// these series once a second; producers record `tape_produce_latency_seconds` because Tape passes that name to
 /// KafkaClient (`KafkaConfiguration.produceLatencyMetric`). `tape serve` / `tape up` bootstrap the
 /// metrics system with swift-prometheus (see `TapeServer.MetricsExporter.bootstrap()`) and expose
 /// them on `GET /metrics` in the Prometheus text format.
