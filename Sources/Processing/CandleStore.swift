@@ -22,7 +22,6 @@ public final class CandleStore: Sendable {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         var configuration = Configuration()
         configuration.busyMode = .timeout(30)
-        pool = try DatabasePool(path: path, configuration: configuration)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(
@@ -55,22 +54,27 @@ public final class CandleStore: Sendable {
             try db.execute(sql: "ALTER TABLE candles ADD COLUMN complete INTEGER NOT NULL DEFAULT 1")
         }
         // Processes opening a new file at once (`tape process` and `tape serve --db` started
-        // together) each see no migration applied; all but the first then fail on a table or
-        // column the first created. Migrating again sees what the first applied.
+        // together) race twice: switching the new file to WAL takes a lock the busy timeout does
+        // not wait for ("database is locked"), and each sees no migration applied, so all but the
+        // first fail on a table or column the first created. Opening and migrating again sees
+        // what the first did.
+        pool = try Self.openMigrated(path: path, configuration: configuration, migrator: migrator)
+    }
+
+    private static func openMigrated(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws -> DatabasePool {
         var attempt = 0
         while true {
             do {
-                try migrator.migrate(pool)
-                break
-            } catch is DatabaseError where attempt < 5 {
+                let opened = try DatabasePool(path: path, configuration: configuration)
+                try migrator.migrate(opened)
+                return opened
+            } catch is DatabaseError where attempt < 8 {
                 attempt += 1
                 Thread.sleep(forTimeInterval: 0.02 * Double(attempt))
             }
         }
     }
 
-    /// Inserts or replaces candles by key, in one transaction. Idempotent: writing the same candle
-    /// again changes nothing; a later value of the same window replaces the earlier one.
     public func upsert(_ candles: [Candle]) throws {
         guard !candles.isEmpty else { return }
         try pool.write { db in

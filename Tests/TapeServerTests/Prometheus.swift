@@ -2,12 +2,17 @@ import Foundation
 import TapeMetrics
 
 /// Increments every TapeMetrics series once, as the other stages will.
+/// Touches every Tape metric once. Exchange-labelled series use an exchange of their own
+/// (`probe`): the metrics system is global to the test process, and an in-process pipeline test
+/// (`TapeRuntimeTests`) counts real `poloniex` trades into it.
 enum TapeMetricsProbe {
+    static let exchange = "probe"
+
     static func touchAll() {
-        TapeMetrics.framesIn(exchange: "poloniex").increment(by: 4)
-        TapeMetrics.tradesIn(exchange: "poloniex").increment(by: 3)
-        TapeMetrics.parseErrors(exchange: "poloniex").increment()
-        TapeMetrics.reconnects(exchange: "poloniex").increment()
+        TapeMetrics.framesIn(exchange: exchange).increment(by: 4)
+        TapeMetrics.tradesIn(exchange: exchange).increment(by: 3)
+        TapeMetrics.parseErrors(exchange: exchange).increment()
+        TapeMetrics.reconnects(exchange: exchange).increment()
         TapeMetrics.produceLatency(topic: "tape.trades").recordMilliseconds(3)
         TapeMetrics.consumerLag(group: "tape-processor", topic: "tape.trades").record(12)
         TapeMetrics.brokerBytesInCounter().increment(by: 100)

@@ -234,7 +234,7 @@ final class RouteTests: XCTestCase {
                 ] {
                     XCTAssertTrue(text.contains("\n" + name) || text.hasPrefix(name), "missing \(name) in\n\(text)")
                 }
-                XCTAssertTrue(text.contains("tape_trades_in_total{exchange=\"poloniex\"} 3"), text)
+                XCTAssertTrue(text.contains("tape_trades_in_total{exchange=\"\(TapeMetricsProbe.exchange)\"} 3"), text)
             }
         }
     }
