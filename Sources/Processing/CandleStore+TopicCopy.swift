@@ -43,29 +43,7 @@ extension CandleStore {
     public func upsertFromTopic(_ candles: [Candle], topic: String, positions: [Int32: Int64]) throws {
         guard !candles.isEmpty || !positions.isEmpty else { return }
         try pool.write { db in
-            if !candles.isEmpty {
-                let statement = try db.cachedStatement(
-                    sql: """
-                        INSERT INTO candles (exchange, symbol, interval, start, "end", open, high, low, close, volume,
-                            quoteVolume, buyVolume, sellVolume, trades, vwap, revision, final, complete)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (exchange, symbol, interval, start) DO UPDATE SET
-                            "end" = excluded."end", open = excluded.open, high = excluded.high, low = excluded.low,
-                            close = excluded.close, volume = excluded.volume, quoteVolume = excluded.quoteVolume,
-                            buyVolume = excluded.buyVolume, sellVolume = excluded.sellVolume, trades = excluded.trades,
-                            vwap = excluded.vwap, revision = excluded.revision, final = excluded.final,
-                            complete = excluded.complete
-                        WHERE excluded.revision >= candles.revision
-                        """)
-                for c in candles {
-                    try statement.execute(arguments: [
-                        c.exchange.name, c.symbol.rawValue, c.interval.seconds, c.start, c.end,
-                        c.open.description, c.high.description, c.low.description, c.close.description,
-                        c.volume.description, c.quoteVolume.description, c.buyVolume.description, c.sellVolume.description,
-                        c.trades, c.vwap?.description, c.revision, c.isFinal, c.complete,
-                    ])
-                }
-            }
+            if !candles.isEmpty { try Self.writeRows(candles, to: db, keepingHigherRevisions: true) }
             let position = try db.cachedStatement(
                 sql: "INSERT INTO topic_positions (topic, partition, next) VALUES (?, ?, ?) ON CONFLICT (topic, partition) DO UPDATE SET next = excluded.next"
             )

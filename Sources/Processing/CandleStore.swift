@@ -77,27 +77,31 @@ public final class CandleStore: Sendable {
 
     public func upsert(_ candles: [Candle]) throws {
         guard !candles.isEmpty else { return }
-        try pool.write { db in
-            let statement = try db.cachedStatement(
-                sql: """
-                    INSERT INTO candles (exchange, symbol, interval, start, "end", open, high, low, close, volume,
-                        quoteVolume, buyVolume, sellVolume, trades, vwap, revision, final, complete)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (exchange, symbol, interval, start) DO UPDATE SET
-                        "end" = excluded."end", open = excluded.open, high = excluded.high, low = excluded.low,
-                        close = excluded.close, volume = excluded.volume, quoteVolume = excluded.quoteVolume,
-                        buyVolume = excluded.buyVolume, sellVolume = excluded.sellVolume, trades = excluded.trades,
-                        vwap = excluded.vwap, revision = excluded.revision, final = excluded.final,
-                        complete = excluded.complete
-                    """)
-            for c in candles {
-                try statement.execute(arguments: [
-                    c.exchange.name, c.symbol.rawValue, c.interval.seconds, c.start, c.end,
-                    c.open.description, c.high.description, c.low.description, c.close.description,
-                    c.volume.description, c.quoteVolume.description, c.buyVolume.description, c.sellVolume.description,
-                    c.trades, c.vwap?.description, c.revision, c.isFinal, c.complete,
-                ])
-            }
+        try pool.write { db in try Self.writeRows(candles, to: db, keepingHigherRevisions: false) }
+    }
+
+    /// Inserts or replaces each candle's window; with `keepingHigherRevisions`, a stored window of
+    /// a higher revision stays.
+    static func writeRows(_ candles: [Candle], to db: Database, keepingHigherRevisions: Bool) throws {
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO candles (exchange, symbol, interval, start, "end", open, high, low, close, volume,
+                    quoteVolume, buyVolume, sellVolume, trades, vwap, revision, final, complete)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (exchange, symbol, interval, start) DO UPDATE SET
+                    "end" = excluded."end", open = excluded.open, high = excluded.high, low = excluded.low,
+                    close = excluded.close, volume = excluded.volume, quoteVolume = excluded.quoteVolume,
+                    buyVolume = excluded.buyVolume, sellVolume = excluded.sellVolume, trades = excluded.trades,
+                    vwap = excluded.vwap, revision = excluded.revision, final = excluded.final,
+                    complete = excluded.complete
+                """ + (keepingHigherRevisions ? "\nWHERE excluded.revision >= candles.revision" : ""))
+        for c in candles {
+            try statement.execute(arguments: [
+                c.exchange.name, c.symbol.rawValue, c.interval.seconds, c.start, c.end,
+                c.open.description, c.high.description, c.low.description, c.close.description,
+                c.volume.description, c.quoteVolume.description, c.buyVolume.description, c.sellVolume.description,
+                c.trades, c.vwap?.description, c.revision, c.isFinal, c.complete,
+            ])
         }
     }
 
