@@ -1,7 +1,6 @@
 import ExchangeSimulator
 import Exchanges
 import Ingest
-import KafkaClient
 import Logging
 import ServiceLifecycle
 import Synchronization
@@ -92,20 +91,6 @@ public final class IngestStage: Service, Sendable {
             try await service.run()
             return
         }
-    }
-}
-
-/// Creates `topics` where missing (a broker would auto-create them with its own partition count).
-func ensureTopics(kafka: KafkaConfiguration, topics: [(name: String, partitions: Int32)], logger: Logger) async {
-    do {
-        let admin = try KafkaAdmin(configuration: kafka, timeout: .seconds(10), logger: logger)
-        let existing = Set(try await admin.listTopics().map(\.name))
-        for topic in topics where !existing.contains(topic.name) {
-            try await admin.createTopic(topic.name, partitions: topic.partitions)
-        }
-    } catch {
-        logger.warning(
-            "Could not create the topics \(topics.map(\.name).joined(separator: ", ")) (\(error)); they will be auto-created if the cluster allows it.")
     }
 }
 

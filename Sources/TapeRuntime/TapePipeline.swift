@@ -201,6 +201,20 @@ func liveDataKafka(_ base: KafkaConfiguration) -> KafkaConfiguration {
 /// broker would auto-create them with its own count).
 let tapeTopics: [(name: String, partitions: Int32)] = [("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1)]
 
+/// Creates `topics` where missing (a broker would auto-create them with its own partition count).
+func ensureTopics(kafka: KafkaConfiguration, topics: [(name: String, partitions: Int32)], logger: Logger) async {
+    do {
+        let admin = try KafkaAdmin(configuration: kafka, timeout: .seconds(10), logger: logger)
+        let existing = Set(try await admin.listTopics().map(\.name))
+        for topic in topics where !existing.contains(topic.name) {
+            try await admin.createTopic(topic.name, partitions: topic.partitions)
+        }
+    } catch {
+        logger.warning(
+            "Could not create the topics \(topics.map(\.name).joined(separator: ", ")) (\(error)); they will be auto-created if the cluster allows it.")
+    }
+}
+
 /// HTTP connections `tape up` serves: an eighth of the open-files limit, at most the server's default cap.
 public func httpConnectionBudget() -> Int {
     let openFiles = DescriptorLimit.current
