@@ -14,7 +14,7 @@ import TapeServer
 public final class ServerStage: Service, Sendable {
     let application: any Service
     let closeDeadline: Duration
-    private let boundPort = Mutex<(port: Int?, waiting: [CheckedContinuation<Int?, Never>])>((nil, []))
+    private let boundPort = Mutex<(port: Int?, stopped: Bool, waiting: [CheckedContinuation<Int?, Never>])>((nil, false, []))
     private let stopped: StageLog
 
     /// Builds the stage around the application `build` returns, given the callback it must call
@@ -31,7 +31,7 @@ public final class ServerStage: Service, Sendable {
     public func port() async -> Int? {
         await withCheckedContinuation { continuation in
             let ready: Int?? = boundPort.withLock { state in
-                if let port = state.port { return .some(port) }
+                if state.port != nil || state.stopped { return .some(state.port) }
                 state.waiting.append(continuation)
                 return nil
             }
@@ -39,13 +39,15 @@ public final class ServerStage: Service, Sendable {
         }
     }
 
+    /// Records the bound port, or (nil) that the stage stopped, and answers whoever waits.
     private func bound(_ port: Int?) {
-        let waiting = boundPort.withLock { state -> [CheckedContinuation<Int?, Never>] in
+        let (waiting, answer) = boundPort.withLock { state -> ([CheckedContinuation<Int?, Never>], Int?) in
             if state.port == nil { state.port = port }
+            if port == nil { state.stopped = true }
             defer { state.waiting = [] }
-            return state.waiting
+            return (state.waiting, state.port)
         }
-        waiting.forEach { $0.resume(returning: port) }
+        waiting.forEach { $0.resume(returning: answer) }
     }
 
     public func run() async throws {
