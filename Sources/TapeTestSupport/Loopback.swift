@@ -15,9 +15,30 @@ package enum Loopback {
         return addr
     }
 
-    /// A loopback port nothing listens on right now (the kernel's pick for port 0, released again:
-    /// another process may take it first, so callers that can retry should).
+    /// A loopback port nothing listens on right now, below Linux's ephemeral range (32768–60999):
+    /// the kernel's own pick for port 0 comes from that range, where every outgoing connection
+    /// (librdkafka's, the tests' clients) also takes its local port, so a port picked there and
+    /// released could be taken by a connection before the child binds it (CI saw `tape up` fail
+    /// with "Address already in use"). Another process may still take it first: callers that can
+    /// retry should.
     package static func freePort() -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 10_000..<32_768)
+            if isBindable(port) { return port }
+        }
+        return kernelPickedPort()
+    }
+
+    private static func isBindable(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var addr = address(port: port)
+        let len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } } == 0
+    }
+
+    private static func kernelPickedPort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var addr = address(port: 0)
