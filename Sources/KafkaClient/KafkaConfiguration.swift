@@ -97,6 +97,12 @@ public struct KafkaProducerConfiguration: Sendable {
     public var maxQueuedMessages: Int = 100_000
     /// Whether `enqueue` reports go to `deliveryReports`. Default true.
     public var deliveryReports: Bool = true
+    /// `transactional.id`: makes the producer transactional (see `KafkaProducer.initTransactions`).
+    /// One id per producer instance that must fence its own earlier incarnations: a producer that
+    /// initializes with an id fences every older one with the same id. nil (default): not transactional.
+    public var transactionalID: String? = nil
+    /// `transaction.timeout.ms`: the coordinator aborts a transaction open longer. Default 60000.
+    public var transactionTimeoutMilliseconds: Int = 60_000
 
     public init(kafka: KafkaConfiguration = .init()) { self.kafka = kafka }
 
@@ -108,6 +114,7 @@ public struct KafkaProducerConfiguration: Sendable {
             ("linger.ms", String(lingerMilliseconds)),
             ("queue.buffering.max.messages", String(maxQueuedMessages)),
         ]
+            + (transactionalID.map { [("transactional.id", $0), ("transaction.timeout.ms", String(transactionTimeoutMilliseconds))] } ?? [])
     }
 }
 

@@ -27,6 +27,13 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let fatal = Code(RD_KAFKA_RESP_ERR__FATAL)
         public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
         public static let destroyed = Code(RD_KAFKA_RESP_ERR__DESTROY)
+        public static let producerFenced = Code(RD_KAFKA_RESP_ERR_PRODUCER_FENCED)
+        public static let invalidProducerEpoch = Code(RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
+        public static let fencedInstanceID = Code(RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)
+        public static let illegalGeneration = Code(RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION)
+        public static let unknownMemberID = Code(RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID)
+        public static let rebalanceInProgress = Code(RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS)
+        public static let unsupportedVersion = Code(RD_KAFKA_RESP_ERR_UNSUPPORTED_VERSION)
         /// A configuration problem found on this side (bad property name or value, a client that
         /// cannot be created). Not a librdkafka code: its value (-1000) lies outside librdkafka's
         /// ranges, so it never equals `invalidArgument` or any code librdkafka reports.
@@ -48,12 +55,16 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
     public var isRetriable: Bool
     /// True when the client instance cannot be used any more.
     public var isFatal: Bool
+    /// True when a transactional producer's current transaction failed and must be aborted
+    /// (`KafkaProducer.abortTransaction`) before another can begin.
+    public var requiresAbort: Bool
 
-    public init(code: Code, message: String, isRetriable: Bool = false, isFatal: Bool = false) {
+    public init(code: Code, message: String, isRetriable: Bool = false, isFatal: Bool = false, requiresAbort: Bool = false) {
         self.code = code
         self.message = message
         self.isRetriable = isRetriable
         self.isFatal = isFatal
+        self.requiresAbort = requiresAbort
     }
 
     public var description: String { message }
@@ -76,7 +87,8 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
             code: Code(code),
             message: "\(context): \(reason)",
             isRetriable: rd_kafka_error_is_retriable(error) != 0,
-            isFatal: rd_kafka_error_is_fatal(error) != 0
+            isFatal: rd_kafka_error_is_fatal(error) != 0,
+            requiresAbort: rd_kafka_error_txn_requires_abort(error) != 0
         )
         rd_kafka_error_destroy(error)
     }
