@@ -27,6 +27,10 @@ public struct KafkaError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let fatal = Code(RD_KAFKA_RESP_ERR__FATAL)
         public static let state = Code(RD_KAFKA_RESP_ERR__STATE)
         public static let destroyed = Code(RD_KAFKA_RESP_ERR__DESTROY)
+        /// A record purged from the producer's queue, e.g. by an aborted transaction (it was never delivered).
+        public static let purgedInQueue = Code(RD_KAFKA_RESP_ERR__PURGE_QUEUE)
+        /// A record purged while in flight, e.g. by an aborted transaction.
+        public static let purgedInFlight = Code(RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
         public static let producerFenced = Code(RD_KAFKA_RESP_ERR_PRODUCER_FENCED)
         public static let invalidProducerEpoch = Code(RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH)
         public static let fencedInstanceID = Code(RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID)

@@ -204,6 +204,10 @@ public final class KafkaProducer: @unchecked Sendable {
         try await flush(timeout: timeout)
     }
 
+    /// Records queued with `enqueue`/`tryEnqueue` since the producer was made (a running count, to
+    /// tell whether anything was produced between two points).
+    public var enqueuedRecords: UInt64 { context.enqueues.load(ordering: .relaxed) }
+
     /// Records queued in librdkafka and not yet acknowledged.
     public var outstanding: Int { Int(rd_kafka_outq_len(rk)) }
 

@@ -144,7 +144,7 @@ public final class CandleProcessor: Sendable {
         }
         defer { gapReader?.cancel() }
 
-        let producer = try KafkaProducer(configuration: configuration.producerConfiguration, logger: logger)
+        let (producer, transactional) = try await makeProducer()
 
         var consumerConfiguration = KafkaConsumerConfiguration(kafka: configuration.kafka)
         consumerConfiguration.groupID = configuration.group
@@ -183,6 +183,9 @@ public final class CandleProcessor: Sendable {
         let reportTask = Task {
             for await reports in producer.deliveryReports {
                 for r in reports where r.error != nil {
+                    // Records of an aborted transaction are purged from the queue: that is the
+                    // abort working (they are re-derived from the committed offsets), not a failure.
+                    if transactional != nil, let code = r.error?.code, code == .purgedInQueue || code == .purgedInFlight { continue }
                     // A dead letter that could not be delivered is logged and counted; it never
                     // stops the candles (their own failures do: see `CheckpointCommit`).
                     if r.topic == deadLetterTopic {
@@ -200,6 +203,11 @@ public final class CandleProcessor: Sendable {
             }
         }
         let rebalances = Locked<[RebalanceEvent]>([])
+        let transaction = try transactional.map { enqueuedAtBegin in
+            CheckpointTransaction(
+                replayGroup: try ConsumerGroupMetadata(groupID: configuration.replayGroup), inputTopic: configuration.inputTopic,
+                rebalances: rebalances, enqueuedAtBegin: enqueuedAtBegin)
+        }
         let rebalanceTask = Task {
             for await event in consumer.rebalanceEvents { rebalances.withLock { $0.append(event) } }
         }
@@ -219,6 +227,16 @@ public final class CandleProcessor: Sendable {
             switch event {
             case .assigned(let tps):
                 ownership.assign(tps.filter { $0.topic == inputTopic }.map(\.partition))
+            case .revoked(let tps) where transaction != nil:
+                // The open transaction holds candles of the revoked partitions: abort it before
+                // the member rejoins, so none of them can become visible after the next owner's.
+                // (Eager rebalancing revokes every partition; all are set up again on assignment.)
+                ownership.revoke(tps.filter { $0.topic == inputTopic }.map(\.partition)) {
+                    if case .fenced(let reason) = transaction?.abortLocked(producer: producer, ownership: ownership, reason: "revoked", resetPartitions: false)
+                    {
+                        logger.warning("Could not abort the transaction on revocation", metadata: ["reason": "\(reason)"])
+                    }
+                }
             case .revoked(let tps):
                 ownership.revoke(tps.filter { $0.topic == inputTopic }.map(\.partition))
                 if !producer.flushBlocking(timeout: .seconds(60)) {
@@ -240,7 +258,7 @@ public final class CandleProcessor: Sendable {
         try consumer.subscribe([configuration.inputTopic])
         var loop = CandleProcessorLoop(
             processor: self, consumer: consumer, replayOffsets: replayOffsets, producer: producer, ownership: ownership,
-            failures: failures, rebalances: rebalances)
+            failures: failures, rebalances: rebalances, transaction: transaction)
         var runError: (any Error)?
         do {
             try await loop.run()
@@ -268,6 +286,41 @@ public final class CandleProcessor: Sendable {
         replayOffsets.close()
         try? await producer.close(timeout: .seconds(10))
         if let runError { throw runError }
+    }
+
+    /// The candle producer: transactional per `configuration.transactions` (initialized, with
+    /// its first transaction begun; the second value is its enqueue count then), else idempotent.
+    private func makeProducer() async throws -> (KafkaProducer, UInt64?) {
+        if configuration.transactions == .off {
+            return (try KafkaProducer(configuration: configuration.producerConfiguration, logger: logger), nil)
+        }
+        if configuration.transactions == .auto {
+            // librdkafka's mock cluster answers the transaction APIs but does not store
+            // transactional offsets (TxnOffsetCommit) nor hide aborted records: no transactions there.
+            let plain = try KafkaProducer(configuration: configuration.producerConfiguration, logger: logger)
+            if let cluster = await plain.clusterID(timeout: .seconds(3)), cluster.hasPrefix("mockCluster") {
+                console.notice("librdkafka's mock cluster does not keep transactional offsets; candles are produced idempotently without transactions.")
+                return (plain, nil)
+            }
+        }
+        var settings = configuration.producerConfiguration
+        let id = configuration.transactionalID ?? configuration.groupInstanceID ?? "tape-process.\(String(UInt64.random(in: 0 ... .max), radix: 16))"
+        settings.transactionalID = id
+        let producer = try KafkaProducer(configuration: settings, logger: logger)
+        do {
+            try await producer.initTransactions(timeout: .seconds(15))
+            try producer.beginTransaction()
+            if configuration.announcePartitions { console.notice("transactional output, transactional id \(id)") }
+            return (producer, producer.enqueuedRecords)
+        } catch {
+            if configuration.transactions == .on {
+                throw ProcessingError(
+                    code: .transactionsUnavailable,
+                    message: "Cannot use Kafka transactions (\(error)); run with --transactions off, or against a cluster that supports them.")
+            }
+            console.notice("The cluster does not support transactions (\(error)); candles are produced idempotently without them.")
+            return (try KafkaProducer(configuration: configuration.producerConfiguration, logger: logger), nil)
+        }
     }
 
     /// Adds the counters of a partition no longer held to the totals.

@@ -75,6 +75,24 @@ public struct CandleProcessorConfiguration: Sendable {
     /// partitions at once (librdkafka does not send LeaveGroup for static members on close; then
     /// they wait until the session expires, or the processor comes back). Default true.
     public var leaveGroupOnStop = true
+    /// Whether candles, dead letters and both groups' offsets of a checkpoint go out as one Kafka
+    /// transaction (KIP-98 with KIP-447's group fencing), so nothing a fenced or evicted member
+    /// (a zombie) produced is ever shown to read_committed consumers. Default `.off`.
+    public var transactions: TransactionMode = .off
+    /// The transactional id when `transactions` is on; nil: the group instance id, else one made
+    /// up per run (`tape-process.<random>`). It must be unique among running processors; reusing a
+    /// restarted processor's id fences its previous incarnation at once.
+    public var transactionalID: String?
+
+    /// How the processor uses Kafka transactions.
+    public enum TransactionMode: String, Sendable, CaseIterable {
+        /// Idempotent produces and plain offset commits (the protocol of docs/processing.md).
+        case off
+        /// Transactions; a cluster without them is an error.
+        case on
+        /// Transactions when the cluster supports them, else `off` (said in a notice).
+        case auto
+    }
 
     /// The heartbeat interval for a session timeout.
     public func heartbeatIntervalMilliseconds(session: Int) -> Int {
@@ -125,6 +143,8 @@ public struct ProcessingError: Error, Sendable, CustomStringConvertible {
         let name: String
         public static let deliveryFailed = Code(name: "deliveryFailed")
         public static let consumerFailed = Code(name: "consumerFailed")
+        public static let fenced = Code(name: "fenced")
+        public static let transactionsUnavailable = Code(name: "transactionsUnavailable")
     }
     public var code: Code
     public var message: String

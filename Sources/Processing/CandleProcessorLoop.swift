@@ -17,6 +17,8 @@ struct CandleProcessorLoop {
     let ownership: Ownership
     let failures: Locked<(count: Int, last: String)>
     let rebalances: Locked<[RebalanceEvent]>
+    /// Set when checkpoints are transactions (`CandleProcessorConfiguration.transactions`).
+    let transaction: CheckpointTransaction?
 
     var configuration: CandleProcessorConfiguration { processor.configuration }
     var logger: Logger { processor.logger }
@@ -31,8 +33,10 @@ struct CandleProcessorLoop {
 
     init(
         processor: CandleProcessor, consumer: KafkaConsumer, replayOffsets: KafkaConsumer, producer: KafkaProducer,
-        ownership: Ownership, failures: Locked<(count: Int, last: String)>, rebalances: Locked<[RebalanceEvent]>
+        ownership: Ownership, failures: Locked<(count: Int, last: String)>, rebalances: Locked<[RebalanceEvent]>,
+        transaction: CheckpointTransaction? = nil
     ) {
+        self.transaction = transaction
         self.processor = processor
         self.consumer = consumer
         self.replayOffsets = replayOffsets
@@ -375,7 +379,7 @@ struct CandleProcessorLoop {
             replayOffsets: replayOffsets, ownership: ownership, epochs: plan.epochs,
             emitted: plan.emittedThrough.map { TopicPartitionOffset(topic: topic, partition: $0.partition, offset: $0.offset) },
             replay: plan.replayFrom.map { TopicPartitionOffset(topic: topic, partition: $0.partition, offset: $0.offset) },
-            stored: pendingStore, final: plan.final, logger: logger)
+            stored: pendingStore, final: plan.final, logger: logger, transaction: transaction)
         pendingStore.removeAll(keepingCapacity: true)
         if plan.final {
             try await commit.run()

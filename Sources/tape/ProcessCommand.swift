@@ -92,6 +92,16 @@ struct ProcessCommand: AsyncParsableCommand {
         name: .customLong("leave-group-on-stop"),
         help: "On Ctrl-C/SIGTERM, leave the group so others take over at once (true), or keep the partitions for a restart within the session timeout (false).")
     var leaveGroupOnStop: Bool = true
+    @Option(
+        name: .customLong("transactions"),
+        help: ArgumentHelp(
+            "Write each checkpoint's candles, dead letters and offsets as one Kafka transaction, so a fenced or stalled processor's output is never shown to read_committed readers: auto (when the cluster supports transactions), on, or off (docs/processing.md).",
+            valueName: "auto|on|off"))
+    var transactions: CandleProcessorConfiguration.TransactionMode = .auto
+    @Option(
+        name: .customLong("transactional-id"),
+        help: "The producer's transactional.id with --transactions (default: the group instance id, else a random one). Unique per running processor.")
+    var transactionalID: String?
 
     func validate() throws {
         _ = try parseIntervals(intervals)
@@ -108,6 +118,9 @@ struct ProcessCommand: AsyncParsableCommand {
         guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive.") }
         if let id = groupInstanceID, id != "none", !ProcessorInstance.isValidID(id) {
             throw ValidationError("--group-instance-id must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (Kafka's rule), or 'none'.")
+        }
+        if let id = transactionalID, id.isEmpty || id.utf8.count > 32767 {
+            throw ValidationError("--transactional-id must be 1 to 32767 bytes.")
         }
         if let sessionTimeoutMs, sessionTimeoutMs < 1 || sessionTimeoutMs > 3_600_000 {
             throw ValidationError(
@@ -138,6 +151,8 @@ struct ProcessCommand: AsyncParsableCommand {
         // Static membership: an explicit id, none, or the default claimed beside the state.
         configuration.sessionTimeoutMilliseconds = sessionTimeoutMs
         configuration.leaveGroupOnStop = leaveGroupOnStop
+        configuration.transactions = transactions
+        configuration.transactionalID = transactionalID
         var instance: ProcessorInstance?
         switch groupInstanceID {
         case "none":
@@ -179,3 +194,5 @@ struct ProcessCommand: AsyncParsableCommand {
                 + "\(c.rejectedOverflows) overflows; \(c.deadLettered) records to \(deadLetterTopic) (\(c.deadLetterFailures) failed).")
     }
 }
+
+extension CandleProcessorConfiguration.TransactionMode: ExpressibleByArgument {}

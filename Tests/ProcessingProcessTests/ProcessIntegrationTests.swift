@@ -147,6 +147,66 @@ struct ProcessIntegrationTests {
         #expect(problems.isEmpty, "seed \(seed), \(chunks) streamed chunks: \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
     }
 
+    /// A zombie: a processor frozen (SIGSTOP) past its session timeout while trades keep coming,
+    /// so the group gives its partitions to another; then it thaws with candles and a checkpoint
+    /// in flight. With transactional output its transaction is refused (KIP-447: its generation is
+    /// stale) and aborted, so none of its late output reaches read_committed readers: the latest
+    /// candle per key and the SQLite history still equal the batch computation. On `tape broker`
+    /// only: librdkafka's mock cluster neither fences transactional offset commits nor hides
+    /// aborted records.
+    @Test(.timeLimit(.minutes(5)))
+    func frozenZombieIsFencedByTransactions() async throws {
+        let dir = try temporaryDirectory("zombie")
+        let cluster = try await TestCluster.start(.tapeBroker, topics: ["tape.trades": 4, "tape.candles": 2], compacted: ["tape.candles"], logDirectory: dir)
+        let bootstrap = cluster.bootstrap
+        let seed = UInt64(Date().timeIntervalSince1970)
+        let produced = Self.generatedTrades(seed: seed, count: 20_000, startTime: 1_661_123_520_000)
+        try await Kafka.produce(produced, topic: "tape.trades", bootstrap: bootstrap)
+        let firstStreamTime = produced.last!.time + 1_000
+        let stream = Task { () throws -> Int in
+            var part: UInt64 = 1
+            var start = firstStreamTime
+            while !Task.isCancelled {
+                let next = Self.generatedTrades(seed: seed &+ part, count: 150, startTime: start, part: part)
+                try await Kafka.produce(next, topic: "tape.trades", bootstrap: bootstrap)
+                start = next.map(\.time).max()! + 100
+                part += 1
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            return Int(part - 1)
+        }
+        // Each with its own history (the contract reads b's), both transactional.
+        let argsA = Self.processArguments(bootstrap: bootstrap, db: dir.appendingPathComponent("a.sqlite")) + ["--transactions", "on"]
+        let argsB = Self.processArguments(bootstrap: bootstrap, db: dir.appendingPathComponent("b.sqlite")) + ["--transactions", "on"]
+        let a = try ChildProcess(argsA, name: "a", logDirectory: dir)
+        #expect(try await a.waitForLog("taken over", timeout: 30), "a got partitions")
+        let b = try ChildProcess(argsB, name: "b", logDirectory: dir)
+        #expect(try await b.waitForLog("taken over", timeout: 30), "b got partitions")
+        try await Task.sleep(for: .seconds(2))
+        a.send(SIGSTOP)  // frozen mid-stream, candles and a transaction open
+        // Past a's 6 s session: the coordinator evicts it and b takes every partition.
+        #expect(try await b.waitForLog("taken over", count: 2, timeout: 40), "b took a's partitions")
+        try await Task.sleep(for: .seconds(2))
+        a.send(SIGCONT)  // the zombie wakes with output in flight
+        try await Task.sleep(for: .seconds(4))
+        stream.cancel()
+        let chunks = (try? await stream.value) ?? -1
+        let caughtUp = try await Kafka.waitUntilCommitted(group: "tape-processor", topic: "tape.trades", partitions: 4, bootstrap: bootstrap, timeout: 120)
+        #expect(caughtUp, "the group did not catch up; logs in \(dir.path)")
+        _ = a.terminate()
+        #expect(b.terminate() == 0)
+
+        let (checked, problems) = try await Contract.mismatches(
+            trades: "tape.trades", tradePartitions: 4, candles: "tape.candles", candlePartitions: 2,
+            intervals: try Self.intervals.split(separator: ",").map { try #require(CandleInterval(String($0))) }, bootstrap: bootstrap,
+            store: nil)
+        #expect(checked > 500)
+        withExtendedLifetime(cluster) {}
+        try problems.joined(separator: "\n").write(to: dir.appendingPathComponent("problems.txt"), atomically: true, encoding: .utf8)
+        defer { if problems.isEmpty { try? FileManager.default.removeItem(at: dir) } }
+        #expect(problems.isEmpty, "seed \(seed), \(chunks) streamed chunks: \(problems.count) problems, first: \(problems.prefix(8)); logs in \(dir.path)")
+    }
+
     /// The check itself can fail: a candle topic missing trades is caught.
     @Test(.timeLimit(.minutes(2)), arguments: ClusterKind.allCases)
     func contractCheckDetectsAWrongCandle(_ kind: ClusterKind) async throws {
