@@ -80,6 +80,8 @@ final class AdminProcessTests: XCTestCase {
                 print("DG", g, e.args[0].name())
         d = a.describe_cluster().result()
         print("DC", d.cluster_id, d.controller.id, [(n.id, n.host, n.port) for n in d.nodes])
+        # This client logs the requests it sends (stderr), so the test sees which versions were used.
+        a = AdminClient({"bootstrap.servers": b, "debug": "protocol"})
         for states in [{ConsumerGroupState.EMPTY}, {ConsumerGroupState.STABLE}]:
             l = a.list_consumer_groups(states=states).result()
             print("LCG", sorted((g.group_id, g.state.name) for g in l.valid))
@@ -173,6 +175,8 @@ final class AdminProcessTests: XCTestCase {
         XCTAssertEqual(lines(out, "LCG"), ["LCG [('g-keep', 'EMPTY')]", "LCG [('g-live', 'STABLE')]"], out)
         XCTAssertEqual(lines(out, "LCGO"), ["LCGO [('adm', 0, 5), ('adm', 2, 7)]"], out)
         XCTAssertTrue(out.contains("DONE"), out)
+        XCTAssertTrue(r.stderr.contains("Sent ListGroupsRequest (v4"), "list_consumer_groups with states uses ListGroups v4")
+        XCTAssertTrue(r.stderr.contains("Sent OffsetFetchRequest (v8"), "list_consumer_group_offsets uses the v8 (groups) form")
 
         let k = try runProcess(python, ["-c", Self.kafkaPythonScript, address], timeout: 120)
         XCTAssertEqual(k.status, 0, k.stderr + k.stdout)
