@@ -135,4 +135,34 @@ final class AdminMessageTests: XCTestCase {
             }
         }
     }
+
+    /// What real clients sent for the admin APIs (Fixtures/captured-requests.txt), field by field.
+    func testCapturedAdminRequestsFromRealClients() throws {
+        func body(_ client: String, _ key: Int16, _ version: Int16) throws -> KafkaRequestBody {
+            let c = try XCTUnwrap(
+                GoldenRequestTests.fixtures().first { $0.client.hasPrefix(client) && $0.apiKey == key && $0.version == version }, "\(client) \(key) v\(version)"
+            )
+            var frame = ByteBuffer(bytes: c.bytes)
+            return try KafkaRequest.decode(frame: &frame).body
+        }
+        XCTAssertEqual(try body("confluent", 37, 2), .createPartitions(CreatePartitionsRequest(topics: [.init(name: "adm", count: 3)], timeoutMs: 60_000)))
+        XCTAssertEqual(try body("kafka-python", 37, 3), .createPartitions(CreatePartitionsRequest(topics: [.init(name: "kp", count: 4)], timeoutMs: 10_000)))
+        XCTAssertEqual(
+            try body("confluent", 21, 2),
+            .deleteRecords(
+                DeleteRecordsRequest(
+                    topics: [.init(name: "adm", partitions: [.init(partitionIndex: 0, offset: 4), .init(partitionIndex: 1, offset: -1)])], timeoutMs: 60_000)))
+        XCTAssertEqual(
+            try body("kafka-python", 21, 2),
+            .deleteRecords(DeleteRecordsRequest(topics: [.init(name: "kp", partitions: [.init(partitionIndex: 3, offset: 2)])], timeoutMs: 9_998)))
+        XCTAssertEqual(try body("confluent", 42, 2), .deleteGroups(DeleteGroupsRequest(groupsNames: ["g-del"])))
+        XCTAssertEqual(try body("kafka-python", 42, 2), .deleteGroups(DeleteGroupsRequest(groupsNames: ["kp-g", "kp-none"])))
+        XCTAssertEqual(try body("kafka-python", 47, 0), .offsetDelete(OffsetDeleteRequest(groupId: "g-keep", topics: [.init(name: "adm", partitions: [1])])))
+        XCTAssertEqual(try body("confluent", 16, 4), .listGroups(ListGroupsRequest(statesFilter: ["Empty"])))
+        XCTAssertEqual(try body("kafka-python", 16, 4), .listGroups(ListGroupsRequest(statesFilter: ["Empty"])))
+        XCTAssertEqual(try body("kafka-python", 60, 1), .describeCluster(DescribeClusterRequest(includeClusterAuthorizedOperations: true, endpointType: 1)))
+        guard case .offsetFetch(let fetch) = try body("confluent", 9, 8) else { return XCTFail("not an OffsetFetch") }
+        XCTAssertEqual(fetch.groups, [.init(groupId: "g-live", topics: [.init(name: "adm", partitionIndexes: [0, 1, 2])])])
+        XCTAssertTrue(fetch.requireStable)
+    }
 }

@@ -112,6 +112,8 @@ final class AdminProcessTests: XCTestCase {
         print("KP-LG", sorted((g["group_id"], g.get("group_state")) for g in admin.list_groups(states_filter=["Empty"])))
         print("KP-DG", admin.delete_groups(["kp-g", "kp-none"]))
         print("KP-LG2", sorted(g["group_id"] for g in admin.list_groups()))
+        d = admin.describe_cluster()
+        print("KP-DC", d["cluster_id"], d["controller_id"], [(x["broker_id"], x["host"]) for x in d["brokers"]], "DESCRIBE" in d["authorized_operations"])
         print("KP-DONE")
         """
 
@@ -185,6 +187,7 @@ final class AdminProcessTests: XCTestCase {
         XCTAssertEqual(lines(k.stdout, "KP-LG"), ["KP-LG [('g-keep', 'Empty'), ('g-live', 'Empty'), ('kp-g', 'Empty')]"], k.stdout)
         XCTAssertEqual(lines(k.stdout, "KP-DG"), ["KP-DG {'kp-g': 'OK', 'kp-none': 'GroupIdNotFoundError'}"], k.stdout)
         XCTAssertEqual(lines(k.stdout, "KP-LG2"), ["KP-LG2 ['g-keep', 'g-live']"], k.stdout)
+        XCTAssertEqual(lines(k.stdout, "KP-DC"), ["KP-DC tape-single-node 0 [(0, '127.0.0.1')] True"], k.stdout)
 
         let before = try runProcess(kcat, ["-b", address, "-L", "-t", "adm"])
         XCTAssertTrue(before.stdout.contains("topic \"adm\" with 3 partitions"), before.stdout + before.stderr)
