@@ -4,7 +4,8 @@ import XCTest
 
 /// The admin APIs of a real `tape broker` driven by clients written elsewhere: confluent-kafka's
 /// AdminClient (librdkafka 2.16), kafka-python's KafkaAdminClient (also for OffsetDelete, which
-/// confluent-kafka's Python AdminClient does not offer), and kcat (librdkafka 2.0.2); then a
+/// confluent-kafka's Python AdminClient does not offer), aiokafka's AIOKafkaAdminClient, and kcat
+/// (librdkafka 2.0.2); then a
 /// restart on the same data directory, after which every effect is still there.
 final class AdminProcessTests: XCTestCase {
     static let confluentScript = """
@@ -117,6 +118,27 @@ final class AdminProcessTests: XCTestCase {
         print("KP-DONE")
         """
 
+    static let aiokafkaScript = """
+        import asyncio, sys
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic, NewPartitions, RecordsToDelete
+        from aiokafka import AIOKafkaProducer, TopicPartition
+        async def main(b):
+            a = AIOKafkaAdminClient(bootstrap_servers=b)
+            await a.start()
+            await a.create_topics([NewTopic("aio", 1, 1)])
+            r = await a.create_partitions({"aio": NewPartitions(3)})
+            print("AIO-CP", [(t[0], t[1]) for t in r.topic_errors])
+            p = AIOKafkaProducer(bootstrap_servers=b)
+            await p.start()
+            for i in range(5):
+                await p.send_and_wait("aio", b"x", partition=2)
+            await p.stop()
+            r = await a.delete_records({TopicPartition("aio", 2): RecordsToDelete(before_offset=3)})
+            print("AIO-DR", sorted((tp.partition, low) for tp, low in r.items()))
+            await a.close()
+        asyncio.run(main(sys.argv[1]))
+        """
+
     static let afterRestartScript = """
         import sys
         from confluent_kafka import Consumer, TopicPartition, ConsumerGroupTopicPartitions, KafkaException
@@ -126,7 +148,7 @@ final class AdminProcessTests: XCTestCase {
         md = a.list_topics(timeout=10)
         print("P2-PARTS", sorted((t, len(m.partitions)) for t, m in md.topics.items()))
         c = Consumer({"bootstrap.servers": b, "group.id": "probe2", "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        print("P2-WM", [c.get_watermark_offsets(TopicPartition("adm", i), timeout=10) for i in range(3)], c.get_watermark_offsets(TopicPartition("kp", 3), timeout=10))
+        print("P2-WM", [c.get_watermark_offsets(TopicPartition("adm", i), timeout=10) for i in range(3)], c.get_watermark_offsets(TopicPartition("kp", 3), timeout=10), c.get_watermark_offsets(TopicPartition("aio", 2), timeout=10))
         # Reading partition 0 from its start gets offsets 4..9 only.
         c.assign([TopicPartition("adm", 0, 0)])
         got = []
@@ -189,6 +211,11 @@ final class AdminProcessTests: XCTestCase {
         XCTAssertEqual(lines(k.stdout, "KP-LG2"), ["KP-LG2 ['g-keep', 'g-live']"], k.stdout)
         XCTAssertEqual(lines(k.stdout, "KP-DC"), ["KP-DC tape-single-node 0 [(0, '127.0.0.1')] True"], k.stdout)
 
+        let aio = try runProcess(python, ["-c", Self.aiokafkaScript, address], timeout: 120)
+        XCTAssertEqual(aio.status, 0, aio.stderr + aio.stdout)
+        XCTAssertEqual(lines(aio.stdout, "AIO-CP"), ["AIO-CP [('aio', 0)]"], aio.stdout)
+        XCTAssertEqual(lines(aio.stdout, "AIO-DR"), ["AIO-DR [(2, 3)]"], aio.stdout)
+
         let before = try runProcess(kcat, ["-b", address, "-L", "-t", "adm"])
         XCTAssertTrue(before.stdout.contains("topic \"adm\" with 3 partitions"), before.stdout + before.stderr)
 
@@ -198,8 +225,8 @@ final class AdminProcessTests: XCTestCase {
         let after = try runProcess(python, ["-c", Self.afterRestartScript, broker!.address], timeout: 120)
         XCTAssertEqual(after.status, 0, after.stderr + after.stdout)
         let a = after.stdout
-        XCTAssertEqual(lines(a, "P2-PARTS"), ["P2-PARTS [('adm', 3), ('kp', 4)]"], a)
-        XCTAssertEqual(lines(a, "P2-WM"), ["P2-WM [(4, 10), (10, 10), (0, 10)] (2, 6)"], a)
+        XCTAssertEqual(lines(a, "P2-PARTS"), ["P2-PARTS [('adm', 3), ('aio', 3), ('kp', 4)]"], a)
+        XCTAssertEqual(lines(a, "P2-WM"), ["P2-WM [(4, 10), (10, 10), (0, 10)] (2, 6) (3, 5)"], a)
         XCTAssertEqual(lines(a, "P2-READ"), ["P2-READ [4, 5, 6, 7, 8, 9]"], a)
         XCTAssertTrue(after.stderr.contains("Offset out of range"), "a fetch at 0, below the deleted records, is refused: \(after.stderr)")
         XCTAssertEqual(lines(a, "P2-GROUPS"), ["P2-GROUPS ['g-keep', 'g-live']"], a)
