@@ -5,8 +5,8 @@ import XCTest
 /// The admin APIs of a real `tape broker` driven by clients written elsewhere: confluent-kafka's
 /// AdminClient (librdkafka 2.16), kafka-python's KafkaAdminClient (also for OffsetDelete, which
 /// confluent-kafka's Python AdminClient does not offer), aiokafka's AIOKafkaAdminClient, and kcat
-/// (librdkafka 2.0.2); then a
-/// restart on the same data directory, after which every effect is still there.
+/// (librdkafka 2.0.2); then a restart on the same data directory, after which every effect is
+/// still there.
 final class AdminProcessTests: XCTestCase {
     static let confluentScript = """
         import sys, time
