@@ -177,7 +177,7 @@ final class AdminProcessTests: XCTestCase {
         let kcat = try Executables.require("kcat")
         let dataDir = try temporaryDirectory("admin-process")
         defer { try? FileManager.default.removeItem(at: dataDir) }
-        var broker: BrokerProcess? = try BrokerProcess(extraArguments: ["--max-partitions", "20"], dataDir: dataDir)
+        var broker: BrokerProcess? = try BrokerProcess(extraArguments: ["--max-partitions", "20", "--fsync", "always"], dataDir: dataDir)
         let address = broker!.address
 
         let r = try runProcess(python, ["-c", Self.confluentScript, address], timeout: 120)
@@ -221,17 +221,22 @@ final class AdminProcessTests: XCTestCase {
 
         XCTAssertEqual(broker!.stop(), 0, broker!.log)
         broker = nil
-        broker = try BrokerProcess(extraArguments: ["--max-partitions", "20"], port: Loopback.freePort(), dataDir: dataDir)
-        let after = try runProcess(python, ["-c", Self.afterRestartScript, broker!.address], timeout: 120)
-        XCTAssertEqual(after.status, 0, after.stderr + after.stdout)
-        let a = after.stdout
-        XCTAssertEqual(lines(a, "P2-PARTS"), ["P2-PARTS [('adm', 3), ('aio', 3), ('kp', 4)]"], a)
-        XCTAssertEqual(lines(a, "P2-WM"), ["P2-WM [(4, 10), (10, 10), (0, 10)] (2, 6) (3, 5)"], a)
-        XCTAssertEqual(lines(a, "P2-READ"), ["P2-READ [4, 5, 6, 7, 8, 9]"], a)
-        XCTAssertTrue(after.stderr.contains("Offset out of range"), "a fetch at 0, below the deleted records, is refused: \(after.stderr)")
-        XCTAssertEqual(lines(a, "P2-GROUPS"), ["P2-GROUPS ['g-keep', 'g-live']"], a)
-        XCTAssertEqual(lines(a, "P2-LCGO"), ["P2-LCGO [('adm', 0, 5), ('adm', 2, 7)]"], a)
-        let kcatAfter = try runProcess(kcat, ["-b", broker!.address, "-L", "-t", "kp"])
-        XCTAssertTrue(kcatAfter.stdout.contains("topic \"kp\" with 4 partitions"), kcatAfter.stdout + kcatAfter.stderr)
+        // A clean restart, then a crash (kill -9) and a restart: the effects are there each time.
+        for crash in [false, true] {
+            let restarted = try BrokerProcess(extraArguments: ["--max-partitions", "20", "--fsync", "always"], port: Loopback.freePort(), dataDir: dataDir)
+            let how = crash ? "after kill -9" : "after SIGTERM"
+            let after = try runProcess(python, ["-c", Self.afterRestartScript, restarted.address], timeout: 120)
+            XCTAssertEqual(after.status, 0, how + after.stderr + after.stdout)
+            let a = after.stdout
+            XCTAssertEqual(lines(a, "P2-PARTS"), ["P2-PARTS [('adm', 3), ('aio', 3), ('kp', 4)]"], how + a)
+            XCTAssertEqual(lines(a, "P2-WM"), ["P2-WM [(4, 10), (10, 10), (0, 10)] (2, 6) (3, 5)"], how + a)
+            XCTAssertEqual(lines(a, "P2-READ"), ["P2-READ [4, 5, 6, 7, 8, 9]"], how + a)
+            XCTAssertTrue(after.stderr.contains("Offset out of range"), "\(how): a fetch at 0, below the deleted records, is refused: \(after.stderr)")
+            XCTAssertEqual(lines(a, "P2-GROUPS"), ["P2-GROUPS ['g-keep', 'g-live']"], how + a)
+            XCTAssertEqual(lines(a, "P2-LCGO"), ["P2-LCGO [('adm', 0, 5), ('adm', 2, 7)]"], how + a)
+            let kcatAfter = try runProcess(kcat, ["-b", restarted.address, "-L", "-t", "kp"])
+            XCTAssertTrue(kcatAfter.stdout.contains("topic \"kp\" with 4 partitions"), how + kcatAfter.stdout + kcatAfter.stderr)
+            if crash { XCTAssertEqual(restarted.stop(), 0, restarted.log) } else { restarted.kill9() }
+        }
     }
 }
