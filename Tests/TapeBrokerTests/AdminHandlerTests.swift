@@ -159,6 +159,8 @@ final class AdminHandlerTests: XCTestCase {
         XCTAssertEqual(at.topics[0].partitions[0].errorCode, ErrorCode.none)
         let earliest = await b.listOffsets(ListOffsetsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, timestamp: -2)])]))
         XCTAssertEqual(earliest.topics[0].partitions[0].offset, 3)
+        let byTime = await b.listOffsets(ListOffsetsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, timestamp: 0)])]))
+        XCTAssertEqual(byTime.topics[0].partitions[0].offset, 3, "a timestamp lookup never answers below the start")
         // A smaller offset changes nothing; -1 means the high watermark.
         let lower = await b.deleteRecords(DeleteRecordsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, offset: 1)])]))
         XCTAssertEqual(lower.topics[0].partitions[0].lowWatermark, 3)

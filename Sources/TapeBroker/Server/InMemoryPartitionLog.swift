@@ -76,7 +76,7 @@ public final class InMemoryPartitionLog: PartitionLog {
         contents.withLockedValue { c in
             // Batch granularity: the first batch whose max timestamp reaches the target.
             guard let b = c.batches.first(where: { $0.maxTimestamp >= timestamp }) else { return nil }
-            return (b.baseOffset, b.maxTimestamp)
+            return (max(b.baseOffset, c.logStartOffset), b.maxTimestamp)
         }
     }
 
