@@ -325,6 +325,44 @@ final class AdminHandlerTests: XCTestCase {
         XCTAssertEqual(try OffsetFetchResponse.decode(from: &bytes, version: 8), r)
     }
 
+    // MARK: Storage failures
+
+    /// Committed offsets whose deletions fail (a disk gone bad).
+    final class FailingDeletesOffsetStore: CommittedOffsetStore, @unchecked Sendable {
+        let inner = InMemoryCommittedOffsetStore()
+        func commit(group: String, offsets: [TopicPartition: CommittedOffset]) async throws { try await inner.commit(group: group, offsets: offsets) }
+        func offsets(group: String) -> [TopicPartition: CommittedOffset] { inner.offsets(group: group) }
+        func groups() -> [String] { inner.groups() }
+        func removeTopic(_ topic: String) { inner.removeTopic(topic) }
+        func deleteGroup(_ group: String) async throws { throw StorageError(.io, "Input/output error") }
+        func deleteOffsets(group: String, partitions: [TopicPartition]) async throws { throw StorageError(.io, "Input/output error") }
+    }
+
+    func testStorageFailuresBecomeErrorCodes() async throws {
+        let b = makeBroker(topics: BrokerHandlerTests.FullDiskTopicStore(failAppends: true), offsets: FailingDeletesOffsetStore())
+        await create(b, "t", partitions: 1)
+        let records = await b.deleteRecords(DeleteRecordsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, offset: 0)])]))
+        XCTAssertEqual(records.topics[0].partitions[0].errorCode, .kafkaStorageError)
+        let grown = await b.createPartitions(CreatePartitionsRequest(topics: [.init(name: "t", count: 2)]))
+        XCTAssertEqual(grown.results[0].errorCode, .policyViolation, "a store that cannot add partitions says so")
+        XCTAssertNotNil(grown.results[0].errorMessage)
+        await commit(b, group: "g", offset: 1)
+        let od = await b.offsetDelete(OffsetDeleteRequest(groupId: "g", topics: [.init(name: "t", partitions: [0])]))
+        XCTAssertEqual(od.topics[0].partitions[0].errorCode, .unknownServerError)
+        let dg = await b.deleteGroups(DeleteGroupsRequest(groupsNames: ["g"]))
+        XCTAssertEqual(dg.results[0].errorCode, .unknownServerError)
+        let still = await b.offsetFetch(OffsetFetchRequest(groupId: "g", topics: nil))
+        XCTAssertEqual(still.topics.first?.partitions.first?.committedOffset, 1)
+    }
+
+    func testCreatePartitionsBeyondTenThousandInOneTopicIsRefused() async throws {
+        let b = makeBroker()
+        await create(b, "big", partitions: 10_000)
+        let r = await b.createPartitions(CreatePartitionsRequest(topics: [.init(name: "big", count: 10_001)]))
+        XCTAssertEqual(r.results[0].errorCode, .invalidPartitions)
+        XCTAssertTrue(r.results[0].errorMessage?.contains("at most 10000") == true, r.results[0].errorMessage ?? "")
+    }
+
     // MARK: Through the dispatcher
 
     func testNewApisAnswerThroughHandleAtEveryVersion() async throws {
