@@ -20,6 +20,11 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case deleteTopics = 20
     case initProducerId = 22
     case describeConfigs = 32
+    case deleteRecords = 21
+    case createPartitions = 37
+    case deleteGroups = 42
+    case offsetDelete = 47
+    case describeCluster = 60
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -43,6 +48,11 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: "DeleteTopics"
         case .initProducerId: "InitProducerId"
         case .describeConfigs: "DescribeConfigs"
+        case .deleteRecords: "DeleteRecords"
+        case .createPartitions: "CreatePartitions"
+        case .deleteGroups: "DeleteGroups"
+        case .offsetDelete: "OffsetDelete"
+        case .describeCluster: "DescribeCluster"
         }
     }
 
@@ -57,19 +67,24 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .listOffsets: 1...5
         case .metadata: 0...8
         case .offsetCommit: 2...7
-        case .offsetFetch: 1...5
+        case .offsetFetch: 1...8
         case .findCoordinator: 0...2
         case .joinGroup: 0...5
         case .heartbeat: 0...3
         case .leaveGroup: 0...3
         case .syncGroup: 0...3
         case .describeGroups: 0...4
-        case .listGroups: 0...2
+        case .listGroups: 0...4
         case .apiVersions: 0...3
         case .createTopics: 0...4
         case .deleteTopics: 0...3
         case .initProducerId: 0...1
         case .describeConfigs: 0...2
+        case .deleteRecords: 0...2
+        case .createPartitions: 0...3
+        case .deleteGroups: 0...2
+        case .offsetDelete: 0...0
+        case .describeCluster: 0...1
         }
     }
 
@@ -94,6 +109,12 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 4
         case .initProducerId: 2
         case .describeConfigs: 4
+        case .deleteRecords: 2
+        case .createPartitions: 2
+        case .deleteGroups: 2
+        // OffsetDelete has no flexible version.
+        case .offsetDelete: .max
+        case .describeCluster: 0
         }
     }
 
@@ -157,6 +178,9 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let groupMaxSizeReached = ErrorCode(rawValue: 81)
     public static let fencedInstanceId = ErrorCode(rawValue: 82)
     public static let invalidRecord = ErrorCode(rawValue: 87)
+    public static let groupSubscribedToTopic = ErrorCode(rawValue: 86)
+    public static let mismatchedEndpointType = ErrorCode(rawValue: 114)
+    public static let unsupportedEndpointType = ErrorCode(rawValue: 115)
 }
 
 extension ByteBuffer {

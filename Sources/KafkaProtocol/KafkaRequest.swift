@@ -20,6 +20,11 @@ public enum KafkaRequestBody: Sendable, Equatable {
     case deleteTopics(DeleteTopicsRequest)
     case initProducerId(InitProducerIdRequest)
     case describeConfigs(DescribeConfigsRequest)
+    case deleteRecords(DeleteRecordsRequest)
+    case createPartitions(CreatePartitionsRequest)
+    case deleteGroups(DeleteGroupsRequest)
+    case offsetDelete(OffsetDeleteRequest)
+    case describeCluster(DescribeClusterRequest)
     /// An ApiVersions request of a version this broker does not know: answered with
     /// UNSUPPORTED_VERSION and a v0 body so the client can retry with a version listed there.
     case unsupportedApiVersions
@@ -44,6 +49,11 @@ public enum KafkaRequestBody: Sendable, Equatable {
         case .deleteTopics: .deleteTopics
         case .initProducerId: .initProducerId
         case .describeConfigs: .describeConfigs
+        case .deleteRecords: .deleteRecords
+        case .createPartitions: .createPartitions
+        case .deleteGroups: .deleteGroups
+        case .offsetDelete: .offsetDelete
+        case .describeCluster: .describeCluster
         }
     }
 }
@@ -107,6 +117,11 @@ public struct KafkaRequest: Sendable, Equatable {
         case .deleteTopics: body = .deleteTopics(try .decode(from: &frame, version: version))
         case .initProducerId: body = .initProducerId(try .decode(from: &frame, version: version))
         case .describeConfigs: body = .describeConfigs(try .decode(from: &frame, version: version))
+        case .deleteRecords: body = .deleteRecords(try .decode(from: &frame, version: version))
+        case .createPartitions: body = .createPartitions(try .decode(from: &frame, version: version))
+        case .deleteGroups: body = .deleteGroups(try .decode(from: &frame, version: version))
+        case .offsetDelete: body = .offsetDelete(try .decode(from: &frame, version: version))
+        case .describeCluster: body = .describeCluster(try .decode(from: &frame, version: version))
         }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
@@ -166,6 +181,11 @@ extension KafkaRequestBody {
         case .deleteTopics(let m): m.encode(into: &buffer, version: version)
         case .initProducerId(let m): m.encode(into: &buffer, version: version)
         case .describeConfigs(let m): m.encode(into: &buffer, version: version)
+        case .deleteRecords(let m): m.encode(into: &buffer, version: version)
+        case .createPartitions(let m): m.encode(into: &buffer, version: version)
+        case .deleteGroups(let m): m.encode(into: &buffer, version: version)
+        case .offsetDelete(let m): m.encode(into: &buffer, version: version)
+        case .describeCluster(let m): m.encode(into: &buffer, version: version)
         case .unsupportedApiVersions: break
         }
     }

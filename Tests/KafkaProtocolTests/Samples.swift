@@ -78,7 +78,15 @@ enum Samples {
             if (2...4).contains(v) { r.retentionTimeMs = 1000 }
             return .offsetCommit(r)
         case .offsetFetch:
-            return .offsetFetch(OffsetFetchRequest(groupId: "g", topics: v >= 2 ? nil : [.init(name: "t", partitionIndexes: [0, 1])]))
+            if v >= 8 {
+                return .offsetFetch(
+                    OffsetFetchRequest(
+                        groups: [.init(groupId: "g", topics: nil), .init(groupId: "h", topics: [.init(name: "t", partitionIndexes: [0, 1])])],
+                        requireStable: true))
+            }
+            var r = OffsetFetchRequest(groupId: "g", topics: v >= 2 && v != 6 ? nil : [.init(name: "t", partitionIndexes: [0, 1])])
+            r.requireStable = v >= 7
+            return .offsetFetch(r)
         case .initProducerId:
             return .initProducerId(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 60000))
         case .createTopics:
@@ -93,7 +101,22 @@ enum Samples {
             return .describeConfigs(
                 DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "t", configurationKeys: ["retention.ms"])], includeSynonyms: v >= 1))
         case .listGroups:
-            return .listGroups(ListGroupsRequest())
+            return .listGroups(ListGroupsRequest(statesFilter: v >= 4 ? ["Stable", "Empty"] : []))
+        case .createPartitions:
+            return .createPartitions(
+                CreatePartitionsRequest(
+                    topics: [.init(name: "t", count: 4, assignments: [[0], [0]]), .init(name: "u", count: 2, assignments: nil)], timeoutMs: 1000,
+                    validateOnly: v % 2 == 1))
+        case .deleteRecords:
+            return .deleteRecords(
+                DeleteRecordsRequest(
+                    topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, offset: 17), .init(partitionIndex: 1, offset: -1)])], timeoutMs: 1000))
+        case .deleteGroups:
+            return .deleteGroups(DeleteGroupsRequest(groupsNames: ["g", "h"]))
+        case .offsetDelete:
+            return .offsetDelete(OffsetDeleteRequest(groupId: "g", topics: [.init(name: "t", partitions: [0, 2])]))
+        case .describeCluster:
+            return .describeCluster(DescribeClusterRequest(includeClusterAuthorizedOperations: true, endpointType: v >= 1 ? 2 : 1))
         case .describeGroups:
             return .describeGroups(DescribeGroupsRequest(groups: ["g"], includeAuthorizedOperations: v >= 3))
         }

@@ -46,6 +46,17 @@ final class HandlerFuzzTests: XCTestCase {
             frame(ListGroupsRequest(), 2),
             frame(FindCoordinatorRequest(key: "g"), 2),
             frame(ApiVersionsRequest(clientSoftwareName: "a", clientSoftwareVersion: "b"), 3),
+            frame(CreatePartitionsRequest(topics: [.init(name: "f", count: 3, assignments: [[0]])]), 3),
+            frame(CreatePartitionsRequest(topics: [.init(name: "f", count: 4)], validateOnly: true), 1),
+            frame(
+                DeleteRecordsRequest(topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, offset: 1), .init(partitionIndex: 1, offset: -1)])]), 2),
+            frame(DeleteRecordsRequest(topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, offset: 1)])]), 0),
+            frame(DeleteGroupsRequest(groupsNames: ["g", "h"]), 2),
+            frame(OffsetDeleteRequest(groupId: "g", topics: [.init(name: "f", partitions: [0, 1])]), 0),
+            frame(DescribeClusterRequest(includeClusterAuthorizedOperations: true, endpointType: 1), 1),
+            frame(ListGroupsRequest(statesFilter: ["Stable"]), 4),
+            frame(OffsetFetchRequest(groups: [.init(groupId: "g", topics: nil), .init(groupId: "h", topics: [.init(name: "f", partitionIndexes: [0])])]), 8),
+            frame(OffsetFetchRequest(groupId: "g", topics: [.init(name: "f", partitionIndexes: [0])]), 6),
         ]
     }
 

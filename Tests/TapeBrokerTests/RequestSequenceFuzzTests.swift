@@ -24,7 +24,7 @@ final class RequestSequenceFuzzTests: XCTestCase {
 
     func randomRequest(_ rng: inout Rng) -> KafkaRequestBody {
         let topic = rng.pick(topicNames)
-        switch Int.random(in: 0..<12, using: &rng) {
+        switch Int.random(in: 0..<16, using: &rng) {
         case 0, 1, 2:
             let count = Int.random(in: 1...4, using: &rng)
             let records = (0..<count).map { i in
@@ -92,6 +92,30 @@ final class RequestSequenceFuzzTests: XCTestCase {
             return .metadata(MetadataRequest(topics: rng.chance(0.2) ? nil : [topic, "m-\(Int.random(in: 0..<3, using: &rng))"]))
         case 10:
             return .describeGroups(DescribeGroupsRequest(groups: ["g", "h", "nope"]))
+        case 12:
+            return .deleteRecords(
+                DeleteRecordsRequest(topics: [
+                    .init(
+                        name: topic,
+                        partitions: [
+                            .init(
+                                partitionIndex: rng.chance(0.8) ? rng.pick([0, 1]) : int32(&rng),
+                                offset: rng.chance(0.5) ? rng.pick([-1, 0, 1, 2]) : int64(&rng))
+                        ])
+                ]))
+        case 13:
+            return .createPartitions(
+                CreatePartitionsRequest(
+                    topics: [
+                        .init(
+                            name: topic, count: rng.pick([-1, 0, 1, 2, 3, 4, 5, 20_000, .min, .max]), assignments: rng.chance(0.2) ? [[0], [int32(&rng)]] : nil)
+                    ],
+                    validateOnly: rng.chance(0.3)))
+        case 14:
+            return .deleteGroups(DeleteGroupsRequest(groupsNames: [rng.pick(["g", "h", "", "nope"])]))
+        case 15:
+            return .offsetDelete(
+                OffsetDeleteRequest(groupId: rng.pick(["g", "h", ""]), topics: [.init(name: topic, partitions: [rng.pick([0, 1, -1, .max])])]))
         default:
             return .initProducerId(InitProducerIdRequest())
         }
@@ -99,7 +123,7 @@ final class RequestSequenceFuzzTests: XCTestCase {
 
     static let versions: [ApiKey: Int16] = [
         .produce: 7, .fetch: 11, .listOffsets: 5, .offsetCommit: 7, .offsetFetch: 5, .createTopics: 4, .deleteTopics: 3, .metadata: 8, .describeGroups: 4,
-        .initProducerId: 1,
+        .initProducerId: 1, .deleteRecords: 2, .createPartitions: 3, .deleteGroups: 2, .offsetDelete: 0,
     ]
 
     func testEdgeNumberSequencesOnTheDurableStoreThenRestart() async throws {

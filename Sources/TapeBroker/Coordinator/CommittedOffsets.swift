@@ -35,6 +35,19 @@ public protocol CommittedOffsetStore: Sendable {
     func groups() -> [String]
     /// Forgets a deleted topic's offsets in every group.
     func removeTopic(_ topic: String)
+    /// DeleteGroups: forgets every committed offset of the group (as durably as a commit).
+    func deleteGroup(_ group: String) async throws
+    /// OffsetDelete: forgets the group's committed offsets of these partitions (as durably as a commit).
+    func deleteOffsets(group: String, partitions: [TopicPartition]) async throws
+}
+
+extension CommittedOffsetStore {
+    public func deleteGroup(_ group: String) async throws {
+        throw StorageError(.io, "this offset store cannot delete groups")
+    }
+    public func deleteOffsets(group: String, partitions: [TopicPartition]) async throws {
+        throw StorageError(.io, "this offset store cannot delete offsets")
+    }
 }
 
 /// Committed offsets in memory (lost on restart).
@@ -55,6 +68,18 @@ public final class InMemoryCommittedOffsetStore: CommittedOffsetStore {
     public func removeTopic(_ topic: String) {
         table.withLockedValue { t in
             for g in t.keys { t[g] = t[g]!.filter { $0.key.topic != topic } }
+        }
+    }
+
+    public func deleteGroup(_ group: String) async throws {
+        table.withLockedValue { $0[group] = nil }
+    }
+
+    public func deleteOffsets(group: String, partitions: [TopicPartition]) async throws {
+        table.withLockedValue { t in
+            guard var offsets = t[group] else { return }
+            for p in partitions { offsets[p] = nil }
+            t[group] = offsets.isEmpty ? nil : offsets
         }
     }
 }

@@ -106,6 +106,16 @@ public struct GroupCoordinator: Sendable {
         return code
     }
 
+    /// DeleteGroups: forgets the group if it is active here but empty (no members, not
+    /// rebalancing); NON_EMPTY_GROUP otherwise. NONE when it is not active here (its committed
+    /// offsets, if any, are the caller's to delete).
+    public mutating func deleteGroup(_ groupId: String) -> ErrorCode {
+        guard let g = groups[groupId] else { return .none }
+        guard g.members.isEmpty, g.state == .empty else { return .nonEmptyGroup }
+        groups[groupId] = nil
+        return .none
+    }
+
     /// Evicts members whose session expired, completes join phases whose deadline passed, and
     /// forgets vacant groups.
     public mutating func tick(now: Int64) -> [Action] {

@@ -68,11 +68,19 @@ extension Broker {
         return response
     }
 
-    func listGroups() -> ListGroupsResponse {
-        var out: [String: String] = [:]
-        for g in committedOffsets.groups() { out[g] = "consumer" }
-        for (name, g) in coordinator.groups { out[name] = g.protocolType ?? out[name] ?? "consumer" }
-        return ListGroupsResponse(groups: out.keys.sorted().map { .init(groupId: $0, protocolType: out[$0]!) })
+    /// Every group with members or committed offsets; v4+ with its state (a group known only by its
+    /// committed offsets is Empty), filtered by `statesFilter` (case-insensitive) when given.
+    func listGroups(_ r: ListGroupsRequest = ListGroupsRequest()) -> ListGroupsResponse {
+        var out: [String: (type: String, state: String)] = [:]
+        for g in committedOffsets.groups() { out[g] = ("consumer", ConsumerGroup.State.empty.kafkaName) }
+        for (name, g) in coordinator.groups { out[name] = (g.protocolType ?? out[name]?.type ?? "consumer", g.state.kafkaName) }
+        let wanted = Set(r.statesFilter.map { $0.lowercased() })
+        return ListGroupsResponse(
+            groups: out.keys.sorted().compactMap { name in
+                let g = out[name]!
+                if !wanted.isEmpty && !wanted.contains(g.state.lowercased()) { return nil }
+                return .init(groupId: name, protocolType: g.type, groupState: g.state)
+            })
     }
 
     func describeGroups(_ r: DescribeGroupsRequest) -> DescribeGroupsResponse {

@@ -40,7 +40,16 @@ extension Broker {
         return OffsetCommitResponse(topics: topicsOut)
     }
 
+    /// OffsetFetch; v8+ (`groups`) answers each group as v1–7 answer one. Offsets are never
+    /// pending here (no transactional offset commits), so `requireStable` changes nothing.
     func offsetFetch(_ r: OffsetFetchRequest) -> OffsetFetchResponse {
+        if let groups = r.groups {
+            return OffsetFetchResponse(
+                groups: groups.map { g in
+                    let one = offsetFetch(OffsetFetchRequest(groupId: g.groupId, topics: g.topics))
+                    return .init(groupId: g.groupId, topics: one.topics, errorCode: one.errorCode)
+                })
+        }
         let committed = committedOffsets.offsets(group: r.groupId)
         let asked: [OffsetFetchRequest.Topic]
         if let t = r.topics {

@@ -154,10 +154,15 @@ public actor Broker {
         case .syncGroup(let r): return frame(await syncGroup(r))
         case .heartbeat(let r): return frame(heartbeat(r))
         case .leaveGroup(let r): return frame(leaveGroup(r))
-        case .listGroups: return frame(listGroups())
+        case .listGroups(let r): return frame(listGroups(r))
         case .describeGroups(let r): return frame(describeGroups(r))
         case .offsetCommit(let r): return frame(await offsetCommit(r))
         case .offsetFetch(let r): return frame(offsetFetch(r))
+        case .createPartitions(let r): return frame(createPartitions(r))
+        case .deleteRecords(let r): return frame(deleteRecords(r))
+        case .deleteGroups(let r): return frame(await deleteGroups(r))
+        case .offsetDelete(let r): return frame(await offsetDelete(r))
+        case .describeCluster(let r): return frame(describeCluster(r, version: v))
         }
     }
 

@@ -27,4 +27,10 @@ public final class DurableCommittedOffsetStore: CommittedOffsetStore {
     public func groups() -> [String] { store.groups() }
 
     public func removeTopic(_ topic: String) { try? store.removeTopic(topic) }
+
+    public func deleteGroup(_ group: String) async throws { try await store.deleteGroup(group) }
+
+    public func deleteOffsets(group: String, partitions: [TopicPartition]) async throws {
+        try await store.deleteOffsets(group: group, partitions: partitions.map { ($0.topic, $0.partition) })
+    }
 }

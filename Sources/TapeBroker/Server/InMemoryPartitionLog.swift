@@ -76,9 +76,23 @@ public final class InMemoryPartitionLog: PartitionLog {
         contents.withLockedValue { c in
             // Batch granularity: the first batch whose max timestamp reaches the target.
             guard let b = c.batches.first(where: { $0.maxTimestamp >= timestamp }) else { return nil }
-            return (b.baseOffset, b.maxTimestamp)
+            return (max(b.baseOffset, c.logStartOffset), b.maxTimestamp)
         }
     }
 
     public func sync() throws {}
+
+    public func deleteRecords(before offset: Int64) throws -> Int64 {
+        try contents.withLockedValue { c in
+            let target = offset == -1 ? c.logEndOffset : offset
+            guard target >= 0, target <= c.logEndOffset else {
+                throw StorageError.offsetOutOfRange(
+                    "cannot delete records before offset \(offset) of \(topic)-\(partition): it is outside \(c.logStartOffset)...\(c.logEndOffset)")
+            }
+            guard target > c.logStartOffset else { return c.logStartOffset }
+            c.logStartOffset = target
+            c.batches.removeAll { $0.lastOffset < target }
+            return target
+        }
+    }
 }

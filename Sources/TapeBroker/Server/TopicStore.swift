@@ -12,6 +12,8 @@ public struct TopicStoreError: Error, Sendable, Equatable, CustomStringConvertib
         public static let invalidTopic = Code(raw: "invalidTopic")
         /// A limit (e.g. total partitions) forbids it.
         public static let policyViolation = Code(raw: "policyViolation")
+        /// A partition count that is not allowed (CreatePartitions asking for fewer or as many).
+        public static let invalidPartitions = Code(raw: "invalidPartitions")
     }
     public var code: Code
     public var message: String
@@ -40,10 +42,15 @@ public protocol TopicStore: Sendable {
     /// schedules the log for the next interval fsync) and returns true. Otherwise (the caller must
     /// `waitDurable`) returns false and does nothing.
     func durableWithoutWaiting(_ log: any PartitionLog) -> Bool
+    /// CreatePartitions: grows the topic to `count` partitions in all (durably), never shrinks it.
+    func createPartitions(name: String, count: Int32) throws
 }
 
 extension TopicStore {
     public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool { false }
+    public func createPartitions(name: String, count: Int32) throws {
+        throw TopicStoreError(.policyViolation, "this topic store cannot add partitions")
+    }
 }
 
 /// The Kafka error code and message for a failed topic creation, whatever store threw it.
@@ -96,6 +103,18 @@ public final class InMemoryTopicStore: TopicStore {
                 throw TopicStoreError(.invalidTopic, "Topic '\(name)' collides with existing topic: \(other)")
             }
             t[name] = Topic(logs: (0..<partitions).map { InMemoryPartitionLog(topic: name, partition: $0) }, configs: configs)
+        }
+    }
+
+    public func createPartitions(name: String, count: Int32) throws {
+        try topics.withLockedValue { t in
+            guard var topic = t[name] else { throw TopicStoreError(.unknownTopic, "topic \(name) does not exist") }
+            let current = Int32(topic.logs.count)
+            guard count > current else {
+                throw TopicStoreError(.invalidPartitions, "topic \(name) has \(current) partitions; the new count must be larger, got \(count)")
+            }
+            topic.logs += (current..<count).map { InMemoryPartitionLog(topic: name, partition: $0) }
+            t[name] = topic
         }
     }
 

@@ -79,5 +79,6 @@ extension Log {
         let active = segments[segments.count - 1]
         _logEndOffset = max(active.baseOffset, active.lastOffset + 1)
         _durableEndOffset = _logEndOffset
+        try applyLogStartOffsetCheckpoint()
     }
 }

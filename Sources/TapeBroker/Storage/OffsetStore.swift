@@ -31,10 +31,11 @@ public struct StoredOffset: Sendable, Equatable {
 /// as the data.
 ///
 /// File: an append-only sequence of frames `[length u32][crc32c u32 of payload][payload]`, payload
-/// `kind u8` (1 = commit, 2 = delete group, 3 = remove a topic from every group), then for 1 and 2
-/// `group` (u16 length + UTF-8), for 3 `topic` (u16 + UTF-8); a commit continues with `count u32` and
-/// per entry `topic` (u16 + UTF-8), `partition i32`, `offset i64`, `metadata` (u32 + UTF-8),
-/// `commitTimestamp i64`, `leaderEpoch i32`; all big-endian. One `commit` call is one frame, so it is
+/// `kind u8` (1 = commit, 2 = delete group, 3 = remove a topic from every group, 4 = delete some
+/// partitions' offsets of a group), then for 1, 2 and 4 `group` (u16 length + UTF-8), for 3 `topic`
+/// (u16 + UTF-8); a commit continues with `count u32` and per entry `topic` (u16 + UTF-8),
+/// `partition i32`, `offset i64`, `metadata` (u32 + UTF-8), `commitTimestamp i64`, `leaderEpoch i32`;
+/// kind 4 with `count u32` and per entry `topic` (u16 + UTF-8), `partition i32`; all big-endian. One `commit` call is one frame, so it is
 /// all-or-nothing. On open the frames are replayed; a torn or corrupt tail is cut off. When the file
 /// grows past `max(compactionBytes, 2 × last snapshot)` it is rewritten as one frame per group
 /// (temp file, fsync, rename, fsync directory).
@@ -171,6 +172,34 @@ public final class OffsetStore: @unchecked Sendable {
             dirty = true
         }
         try await afterWrite()
+    }
+
+    /// Forgets the committed offsets of these partitions of `group` (one atomic frame, durably like
+    /// `commit`). Partitions without an offset are skipped; nothing is written if none has one.
+    public func deleteOffsets(group: String, partitions: [(topic: String, partition: Int32)]) async throws {
+        let wrote: Bool = try lock.withLock {
+            try checkOpen()
+            let present = partitions.filter { state[group]?[Key(topic: $0.topic, partition: $0.partition)] != nil }
+            guard !present.isEmpty else { return false }
+            var payload: [UInt8] = [4]
+            Self.appendString16(group, to: &payload)
+            BigEndian.append(UInt32(present.count), to: &payload)
+            for p in present {
+                Self.appendString16(p.topic, to: &payload)
+                BigEndian.append(UInt32(bitPattern: p.partition), to: &payload)
+            }
+            try file.append(Self.frame(payload))
+            removeOffsetsFromState(group: group, present.map { Key(topic: $0.topic, partition: $0.partition) })
+            dirty = true
+            return true
+        }
+        if wrote { try await afterWrite() }
+    }
+
+    private func removeOffsetsFromState(group: String, _ keys: [Key]) {
+        guard var offsets = state[group] else { return }
+        for k in keys { offsets[k] = nil }
+        state[group] = offsets.isEmpty ? nil : offsets
     }
 
     /// Number of times the file was rewritten (tests).
@@ -315,6 +344,14 @@ public final class OffsetStore: @unchecked Sendable {
                     state[group] = nil
                 case 3:
                     removeTopicFromState(group)
+                case 4:
+                    let count = try r.u32()
+                    var keys: [Key] = []
+                    for _ in 0..<count {
+                        let topic = try r.string16()
+                        keys.append(Key(topic: topic, partition: Int32(bitPattern: try r.u32())))
+                    }
+                    removeOffsetsFromState(group: group, keys)
                 default:
                     reason = "unknown frame kind \(kind)"
                 }

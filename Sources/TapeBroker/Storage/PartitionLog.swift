@@ -31,9 +31,18 @@ public protocol PartitionLog: AnyObject, Sendable {
 
     /// Makes everything appended so far durable (fsync of segment and indexes).
     func sync() throws
+
+    /// DeleteRecords: makes `offset` the log start offset (-1 = the log end offset) durably and
+    /// returns the new start offset; an offset at or below the current start changes nothing.
+    /// Throws `StorageError.offsetOutOfRange` past the log end or for a negative offset other than -1.
+    func deleteRecords(before offset: Int64) throws -> Int64
 }
 
 extension PartitionLog {
+    public func deleteRecords(before offset: Int64) throws -> Int64 {
+        throw StorageError(.io, "\(topic)-\(partition): this log cannot delete records")
+    }
+
     public func append(batchBytes: UnsafeRawBufferPointer) throws -> LogAppendInfo {
         try append(batch: Array(batchBytes))
     }
