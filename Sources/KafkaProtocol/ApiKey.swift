@@ -20,6 +20,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case deleteTopics = 20
     case initProducerId = 22
     case describeConfigs = 32
+    case alterConfigs = 33
+    case incrementalAlterConfigs = 44
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -43,6 +45,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: "DeleteTopics"
         case .initProducerId: "InitProducerId"
         case .describeConfigs: "DescribeConfigs"
+        case .alterConfigs: "AlterConfigs"
+        case .incrementalAlterConfigs: "IncrementalAlterConfigs"
         }
     }
 
@@ -54,7 +58,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         // Produce v0 (its codec check asks for Produce 0..0), even though it then sends v3+.
         case .produce: 0...8
         case .fetch: 4...11
-        case .listOffsets: 1...5
+        case .listOffsets: 1...7
         case .metadata: 0...8
         case .offsetCommit: 2...7
         case .offsetFetch: 1...5
@@ -70,6 +74,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 0...3
         case .initProducerId: 0...1
         case .describeConfigs: 0...2
+        case .alterConfigs: 0...2
+        case .incrementalAlterConfigs: 0...1
         }
     }
 
@@ -94,6 +100,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 4
         case .initProducerId: 2
         case .describeConfigs: 4
+        case .alterConfigs: 2
+        case .incrementalAlterConfigs: 1
         }
     }
 

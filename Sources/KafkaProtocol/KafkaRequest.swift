@@ -20,6 +20,8 @@ public enum KafkaRequestBody: Sendable, Equatable {
     case deleteTopics(DeleteTopicsRequest)
     case initProducerId(InitProducerIdRequest)
     case describeConfigs(DescribeConfigsRequest)
+    case alterConfigs(AlterConfigsRequest)
+    case incrementalAlterConfigs(IncrementalAlterConfigsRequest)
     /// An ApiVersions request of a version this broker does not know: answered with
     /// UNSUPPORTED_VERSION and a v0 body so the client can retry with a version listed there.
     case unsupportedApiVersions
@@ -44,6 +46,8 @@ public enum KafkaRequestBody: Sendable, Equatable {
         case .deleteTopics: .deleteTopics
         case .initProducerId: .initProducerId
         case .describeConfigs: .describeConfigs
+        case .alterConfigs: .alterConfigs
+        case .incrementalAlterConfigs: .incrementalAlterConfigs
         }
     }
 }
@@ -107,6 +111,8 @@ public struct KafkaRequest: Sendable, Equatable {
         case .deleteTopics: body = .deleteTopics(try .decode(from: &frame, version: version))
         case .initProducerId: body = .initProducerId(try .decode(from: &frame, version: version))
         case .describeConfigs: body = .describeConfigs(try .decode(from: &frame, version: version))
+        case .alterConfigs: body = .alterConfigs(try .decode(from: &frame, version: version))
+        case .incrementalAlterConfigs: body = .incrementalAlterConfigs(try .decode(from: &frame, version: version))
         }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
@@ -166,6 +172,8 @@ extension KafkaRequestBody {
         case .deleteTopics(let m): m.encode(into: &buffer, version: version)
         case .initProducerId(let m): m.encode(into: &buffer, version: version)
         case .describeConfigs(let m): m.encode(into: &buffer, version: version)
+        case .alterConfigs(let m): m.encode(into: &buffer, version: version)
+        case .incrementalAlterConfigs(let m): m.encode(into: &buffer, version: version)
         case .unsupportedApiVersions: break
         }
     }

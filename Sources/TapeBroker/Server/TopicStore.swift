@@ -40,10 +40,16 @@ public protocol TopicStore: Sendable {
     /// schedules the log for the next interval fsync) and returns true. Otherwise (the caller must
     /// `waitDurable`) returns false and does nothing.
     func durableWithoutWaiting(_ log: any PartitionLog) -> Bool
+    /// Replaces the configs set explicitly on the topic (already validated) and applies them to its
+    /// logs, durably. Throws for an unknown topic.
+    func setConfigs(of topic: String, to configs: [String: String]) throws
 }
 
 extension TopicStore {
     public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool { false }
+    public func setConfigs(of topic: String, to configs: [String: String]) throws {
+        throw TopicStoreError(.io, "this topic store cannot change topic configs")
+    }
 }
 
 /// The Kafka error code and message for a failed topic creation, whatever store threw it.
@@ -106,4 +112,11 @@ public final class InMemoryTopicStore: TopicStore {
     }
 
     public func waitDurable(_ log: any PartitionLog) async throws {}
+
+    public func setConfigs(of topic: String, to configs: [String: String]) throws {
+        try topics.withLockedValue { t in
+            guard t[topic] != nil else { throw TopicStoreError(.unknownTopic, "topic \(topic) does not exist") }
+            t[topic]!.configs = configs
+        }
+    }
 }
