@@ -1,4 +1,5 @@
 import Foundation
+import TapeBroker
 import TapeTestSupport
 import XCTest
 
@@ -70,8 +71,8 @@ final class TopicConfigProcessTests: XCTestCase {
     }
 
     /// (record count, codec) of every batch in partition 0's first segment, read from the data directory.
-    func storedBatches(_ broker: BrokerProcess, _ topic: String) throws -> [(records: Int, codec: Int)] {
-        let bytes = [UInt8](try Data(contentsOf: broker.dataDir.appendingPathComponent("\(topic)-0/00000000000000000000.log")))
+    func storedBatches(_ broker: BrokerProcess, _ topic: String, file: String = "00000000000000000000.log") throws -> [(records: Int, codec: Int)] {
+        let bytes = [UInt8](try Data(contentsOf: broker.dataDir.appendingPathComponent("\(topic)-0/\(file)")))
         func int(_ at: Int, _ n: Int) -> Int { bytes[at..<at + n].reduce(0) { $0 << 8 | Int($1) } }
         var out: [(Int, Int)] = []
         var p = 0
@@ -80,6 +81,56 @@ final class TopicConfigProcessTests: XCTestCase {
             p += 12 + int(p + 8, 4)
         }
         return out
+    }
+
+    /// Compaction of batches librdkafka compressed (gzip, raw snappy, LZ4, zstd): the broker's
+    /// data directory is compacted, then consumers read only the latest value of every key, from
+    /// batches recompressed with their own codec.
+    func testCompactionRewritesCompressedBatchesRealClientsWrote() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-compact-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        var broker = try BrokerProcess(dataDir: dataDir)
+        let codecs = ["gzip", "snappy", "lz4", "zstd"]
+        let script = """
+            import sys
+            from confluent_kafka import Producer
+            from confluent_kafka.admin import AdminClient, NewTopic
+            b = sys.argv[1]
+            a = AdminClient({'bootstrap.servers': b})
+            for codec in ['gzip', 'snappy', 'lz4', 'zstd']:
+                t = 'cc-' + codec
+                a.create_topics([NewTopic(t, 1, 1, config={'cleanup.policy': 'compact', 'segment.bytes': '200'})])[t].result(10)
+                p = Producer({'bootstrap.servers': b, 'compression.type': codec, 'linger.ms': 50})
+                for r in range(5):
+                    for k in range(10):
+                        p.produce(t, key=b'k%d' % k, value=b'r%d-k%d-' % (r, k) + b'%d' % (r * 7919 + k * 104729) * 6)
+                    assert p.flush(10) == 0
+            print('PRODUCED')
+            """
+        XCTAssertTrue(try py(script, [broker.address]).contains("PRODUCED"))
+        XCTAssertEqual(broker.stop(), 0)
+        let manager = try LogManager(configuration: .init(dataDirectory: dataDir.path, fsyncPolicy: .never, maintenanceIntervalMs: 0))
+        for codec in codecs {
+            let log = try XCTUnwrap(manager.partitionLog(topic: "cc-\(codec)", partition: 0))
+            XCTAssertGreaterThan(log.segmentCount, 2, codec)
+            XCTAssertEqual(try log.compact(), 40, "\(codec): rounds 0-3 are superseded by round 4")
+        }
+        await manager.shutdown()
+        broker = try BrokerProcess(dataDir: dataDir)
+        for (i, codec) in codecs.enumerated() {
+            let r = try runProcess(kcat, ["-b", broker.address, "-C", "-t", "cc-\(codec)", "-o", "beginning", "-e", "-f", "%k=%s\n"], timeout: 30)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let lines = r.stdout.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.map { String($0.prefix(while: { $0 != "=" })) }, (0..<10).map { "k\($0)" }, "\(codec): \(lines)")
+            XCTAssertTrue(lines.allSatisfy { $0.contains("=r4-") }, "\(codec): \(lines)")
+            let files = try FileManager.default.contentsOfDirectory(atPath: dataDir.appendingPathComponent("cc-\(codec)-0").path).filter {
+                $0.hasSuffix(".log")
+            }
+            for file in files {
+                let batches = try storedBatches(broker, "cc-\(codec)", file: file)
+                XCTAssertTrue(batches.allSatisfy { $0.codec == i + 1 }, "\(codec) \(file): \(batches)")
+            }
+        }
     }
 
     /// kcat's batches in every codec, stored as sent and recompressed by the topic's

@@ -137,6 +137,9 @@ final class CompressionTests: StorageTestCase {
         XCTAssertEqual(sh.attributes & 0x08, 0x08)
         XCTAssertEqual(sh.maxTimestamp, 1_800_000_000_000)
         XCTAssertTrue(parseBatches(stamped)[0].crcValid)
+        // Control batches (transaction markers) are never compressed.
+        let control = makeBatch(records: [TestRecord(key: "\u{0}\u{0}\u{0}\u{0}", value: "\u{0}\u{0}\u{0}\u{0}\u{0}\u{0}")], compression: 0x20)
+        XCTAssertNil(try control.withUnsafeBytes { try ProducedBatch.prepare($0, target: .zstd, logAppendTime: nil, inflateLimit: 1 << 20) })
         // Compressed garbage with a correct CRC: CORRUPT_MESSAGE.
         var garbage = makeBatch(records: values(2), compression: 1)
         StoredBatchHeader.setCRC(&garbage)

@@ -114,7 +114,8 @@ enum ProducedBatch {
             }
             section = inflated
         }
-        let recompress = target != nil && target != codec
+        // Control batches (transaction markers) are never compressed, as in Kafka.
+        let recompress = target != nil && target != codec && !header.isControl
         if !recompress {
             guard let logAppendTime else { return nil }
             // Only the header changes (as Kafka does): the timestamp-type bit and the max timestamp.
