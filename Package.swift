@@ -53,6 +53,11 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Kafka's record batch codecs through Debian's C libraries (the broker decompresses and recompresses batches).
+        .systemLibrary(name: "CTapeZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CTapeSnappy", pkgConfig: "snappy", providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CTapeLZ4", pkgConfig: "liblz4", providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CTapeZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         // SSE4.2 CRC-32C for RecordBatch checksums (runtime CPU check; Swift has no intrinsic).
         .target(name: "CTapeCRC32C"),
         .target(name: "CTapeMalloc"),
@@ -69,6 +74,10 @@ let package = Package(
                 "KafkaProtocol",
                 "CTapeFileIO",
                 "TapeCommon",
+                "CTapeZlib",
+                "CTapeSnappy",
+                "CTapeLZ4",
+                "CTapeZstd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -25,6 +25,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case deleteGroups = 42
     case offsetDelete = 47
     case describeCluster = 60
+    case alterConfigs = 33
+    case incrementalAlterConfigs = 44
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -53,6 +55,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteGroups: "DeleteGroups"
         case .offsetDelete: "OffsetDelete"
         case .describeCluster: "DescribeCluster"
+        case .alterConfigs: "AlterConfigs"
+        case .incrementalAlterConfigs: "IncrementalAlterConfigs"
         }
     }
 
@@ -64,7 +68,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         // Produce v0 (its codec check asks for Produce 0..0), even though it then sends v3+.
         case .produce: 0...8
         case .fetch: 4...11
-        case .listOffsets: 1...5
+        case .listOffsets: 1...7
         case .metadata: 0...8
         case .offsetCommit: 2...7
         case .offsetFetch: 1...8
@@ -85,6 +89,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteGroups: 0...2
         case .offsetDelete: 0...0
         case .describeCluster: 0...1
+        case .alterConfigs: 0...2
+        case .incrementalAlterConfigs: 0...1
         }
     }
 
@@ -115,6 +121,8 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         // OffsetDelete has no flexible version.
         case .offsetDelete: .max
         case .describeCluster: 0
+        case .alterConfigs: 2
+        case .incrementalAlterConfigs: 1
         }
     }
 

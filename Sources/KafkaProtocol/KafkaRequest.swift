@@ -25,6 +25,8 @@ public enum KafkaRequestBody: Sendable, Equatable {
     case deleteGroups(DeleteGroupsRequest)
     case offsetDelete(OffsetDeleteRequest)
     case describeCluster(DescribeClusterRequest)
+    case alterConfigs(AlterConfigsRequest)
+    case incrementalAlterConfigs(IncrementalAlterConfigsRequest)
     /// An ApiVersions request of a version this broker does not know: answered with
     /// UNSUPPORTED_VERSION and a v0 body so the client can retry with a version listed there.
     case unsupportedApiVersions
@@ -54,6 +56,8 @@ public enum KafkaRequestBody: Sendable, Equatable {
         case .deleteGroups: .deleteGroups
         case .offsetDelete: .offsetDelete
         case .describeCluster: .describeCluster
+        case .alterConfigs: .alterConfigs
+        case .incrementalAlterConfigs: .incrementalAlterConfigs
         }
     }
 }
@@ -122,6 +126,8 @@ public struct KafkaRequest: Sendable, Equatable {
         case .deleteGroups: body = .deleteGroups(try .decode(from: &frame, version: version))
         case .offsetDelete: body = .offsetDelete(try .decode(from: &frame, version: version))
         case .describeCluster: body = .describeCluster(try .decode(from: &frame, version: version))
+        case .alterConfigs: body = .alterConfigs(try .decode(from: &frame, version: version))
+        case .incrementalAlterConfigs: body = .incrementalAlterConfigs(try .decode(from: &frame, version: version))
         }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
@@ -186,6 +192,8 @@ extension KafkaRequestBody {
         case .deleteGroups(let m): m.encode(into: &buffer, version: version)
         case .offsetDelete(let m): m.encode(into: &buffer, version: version)
         case .describeCluster(let m): m.encode(into: &buffer, version: version)
+        case .alterConfigs(let m): m.encode(into: &buffer, version: version)
+        case .incrementalAlterConfigs(let m): m.encode(into: &buffer, version: version)
         case .unsupportedApiVersions: break
         }
     }

@@ -51,6 +51,9 @@ public final class BrokerStage: Service, Sendable {
         config.port = port
         config.numPartitions = 3
         config.maxConnections = maxConnections
+        // The pipeline's own consumer groups have one member each: no initial rebalance delay
+        // (`tape broker` waits Kafka's 3 s; here it would only hold the processor back at each start).
+        config.group.initialRebalanceDelayMs = 0
         let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
         do {
             server = try await BrokerServer(broker: broker, logger: logger).bind()

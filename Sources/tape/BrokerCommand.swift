@@ -47,6 +47,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Option(help: "Milliseconds a new consumer group waits for more members before its first rebalance (Kafka's group.initial.rebalance.delay.ms).")
+    var groupInitialRebalanceDelayMs: Int64 = 3000
+
     @OptionGroup(title: "Limits (docs/limits.md)")
     var limits: BrokerLimitOptions
 
@@ -59,6 +62,9 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         guard numPartitions >= 1 else { throw ValidationError("--num-partitions must be at least 1; got \(numPartitions).") }
         guard maxPartitions >= 1 else { throw ValidationError("--max-partitions must be at least 1; got \(maxPartitions).") }
+        guard groupInitialRebalanceDelayMs >= 0 else {
+            throw ValidationError("--group-initial-rebalance-delay-ms must be 0 or more; got \(groupInitialRebalanceDelayMs).")
+        }
         try limits.validate()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel).")
@@ -90,6 +96,7 @@ struct BrokerCommand: AsyncParsableCommand {
         }
         config.autoCreateTopics = autoCreateTopics
         config.numPartitions = numPartitions
+        config.group.initialRebalanceDelayMs = groupInitialRebalanceDelayMs
         limits.apply(to: &config)
         // systemd and most shells start processes at 1024 open files (soft) with a far higher hard
         // limit: take what is allowed, then size the connection budget to it.

@@ -119,6 +119,21 @@ enum Samples {
             return .describeCluster(DescribeClusterRequest(includeClusterAuthorizedOperations: true, endpointType: v >= 1 ? 2 : 1))
         case .describeGroups:
             return .describeGroups(DescribeGroupsRequest(groups: ["g"], includeAuthorizedOperations: v >= 3))
+        case .alterConfigs:
+            return .alterConfigs(
+                AlterConfigsRequest(
+                    resources: [
+                        .init(resourceType: 2, resourceName: "t", configs: [.init(name: "retention.ms", value: "1000"), .init(name: "x", value: nil)])
+                    ],
+                    validateOnly: true))
+        case .incrementalAlterConfigs:
+            return .incrementalAlterConfigs(
+                IncrementalAlterConfigsRequest(
+                    resources: [
+                        .init(
+                            resourceType: 2, resourceName: "t",
+                            configs: [.init(name: "cleanup.policy", operation: 2, value: "compact"), .init(name: "retention.ms", operation: 1, value: nil)])
+                    ], validateOnly: false))
         }
     }
 

@@ -14,6 +14,10 @@ final class HandlerFuzzTests: XCTestCase {
             records: [Record(offsetDelta: 0, key: [1], value: [2, 3]), Record(offsetDelta: 1, key: nil, value: [4])], baseTimestamp: 1000, producerId: 1000,
             producerEpoch: 0,
             baseSequence: 0)
+        let plain = RecordBatchBuilder.build(
+            records: [Record(offsetDelta: 0, key: [1], value: [2, 3]), Record(offsetDelta: 1, key: nil, value: [4])], baseTimestamp: 1000)
+        let zstdBatch = ByteBuffer(
+            bytes: try! plain.withUnsafeReadableBytes { try ProducedBatch.prepare($0, target: .zstd, logAppendTime: nil, inflateLimit: 1 << 20) }!)
         func frame<M: KafkaRequestMessage>(_ m: M, _ v: Int16) -> [UInt8] {
             var b = KafkaRequest.encodeFrame(m, version: v, correlationId: 1, clientId: "fuzz")
             b.moveReaderIndex(forwardBy: 4)
@@ -57,6 +61,20 @@ final class HandlerFuzzTests: XCTestCase {
             frame(ListGroupsRequest(statesFilter: ["Stable"]), 4),
             frame(OffsetFetchRequest(groups: [.init(groupId: "g", topics: nil), .init(groupId: "h", topics: [.init(name: "f", partitionIndexes: [0])])]), 8),
             frame(OffsetFetchRequest(groupId: "g", topics: [.init(name: "f", partitionIndexes: [0])]), 6),
+            frame(ProduceRequest(acks: 1, timeoutMs: 100, topics: [.init(name: "f", partitions: [.init(index: 1, records: zstdBatch)])]), 7),
+            frame(ListOffsetsRequest(topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, timestamp: -3)])]), 7),
+            frame(
+                AlterConfigsRequest(resources: [.init(resourceType: 2, resourceName: "f", configs: [.init(name: "compression.type", value: "lz4")])]), 0),
+            frame(AlterConfigsRequest(resources: [.init(resourceType: 2, resourceName: "f", configs: [.init(name: "retention.ms", value: "1")])]), 2),
+            frame(
+                IncrementalAlterConfigsRequest(
+                    resources: [
+                        .init(resourceType: 2, resourceName: "f", configs: [.init(name: "message.timestamp.type", operation: 0, value: "LogAppendTime")])
+                    ]),
+                1),
+            frame(
+                IncrementalAlterConfigsRequest(
+                    resources: [.init(resourceType: 2, resourceName: "f", configs: [.init(name: "cleanup.policy", operation: 2, value: "compact")])]), 0),
         ]
     }
 

@@ -56,7 +56,9 @@ public struct ConsumerGroup: Sendable {
         public var minSessionTimeoutMs: Int32 = 1000
         /// Largest session timeout a member may ask for. Default 3 600 000 ms.
         public var maxSessionTimeoutMs: Int32 = 3_600_000
-        /// How long a new group waits for more members before its first generation. Default 0 ms.
+        /// How long a new group waits for more members before its first generation (Kafka's
+        /// `group.initial.rebalance.delay.ms`; each new member extends it, up to the rebalance
+        /// timeout). Default 0 ms here; `tape broker` defaults to Kafka's 3000.
         public var initialRebalanceDelayMs: Int64 = 0
         /// Members (and member ids handed out, not yet joined) a group holds (Kafka:
         /// `group.max.size`); a join beyond it gets GROUP_MAX_SIZE_REACHED. Default 1000.
@@ -81,6 +83,9 @@ public struct ConsumerGroup: Sendable {
     /// Member ids handed out with MEMBER_ID_REQUIRED, valid until the given time.
     private var pendingMemberIds: [String: Int64] = [:]
     private var joinNotBefore: Int64 = 0
+    /// How much longer new members may still extend the initial rebalance delay (Kafka's
+    /// InitialDelayedJoin `remainingMs`).
+    private var initialDelayRemainingMs: Int64 = 0
     private var memberSerial = 0
 
     public init(groupId: String, settings: Settings = Settings()) {
@@ -147,6 +152,7 @@ public struct ConsumerGroup: Sendable {
             return fail(error)
         }
 
+        let joinsAsNewMember = members[memberId] == nil
         if var existing = members[memberId] {
             existing.protocols = request.protocols
             existing.sessionTimeoutMs = request.sessionTimeoutMs
@@ -168,12 +174,22 @@ public struct ConsumerGroup: Sendable {
 
         switch state {
         case .empty:
-            joinNotBefore = now + settings.initialRebalanceDelayMs
-            state = .preparingRebalance(deadline: now + max(Int64(request.rebalanceTimeoutMs), settings.initialRebalanceDelayMs))
+            // Kafka's InitialDelayedJoin: the first generation waits `initialRebalanceDelayMs` for
+            // more members; each new member joining meanwhile restarts the wait, until the waits
+            // together reach the first member's rebalance timeout.
+            let delay = settings.initialRebalanceDelayMs
+            joinNotBefore = now + delay
+            initialDelayRemainingMs = delay > 0 ? max(Int64(request.rebalanceTimeoutMs) - delay, 0) : 0
+            state = .preparingRebalance(deadline: now + max(Int64(request.rebalanceTimeoutMs), delay))
         case .stable, .completingRebalance:
+            initialDelayRemainingMs = 0
             actions += prepareRebalance(now: now)
         case .preparingRebalance:
-            break
+            if joinsAsNewMember && now < joinNotBefore && initialDelayRemainingMs > 0 {
+                let extension_ = min(settings.initialRebalanceDelayMs, initialDelayRemainingMs)
+                joinNotBefore = now + extension_
+                initialDelayRemainingMs -= extension_
+            }
         }
         return actions + tryCompleteJoin(now: now, deadlinePassed: false)
     }

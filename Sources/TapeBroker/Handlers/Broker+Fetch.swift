@@ -192,6 +192,16 @@ extension Broker {
                             return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: -1, offset: log.logEndOffset)
                         case ListOffsetsRequest.earliestTimestamp:
                             return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: -1, offset: log.logStartOffset)
+                        case ListOffsetsRequest.maxTimestamp:
+                            do {
+                                if let lookup = log as? any MaxTimestampLookup, let found = try lookup.offsetOfMaxTimestamp() {
+                                    return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: found.timestamp, offset: found.offset)
+                                }
+                                return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: -1, offset: -1)
+                            } catch {
+                                logger.error("ListOffsets (max timestamp) on \(t.name)-\(p.partitionIndex) failed: \(error)")
+                                return .init(partitionIndex: p.partitionIndex, errorCode: .kafkaStorageError, timestamp: -1, offset: -1)
+                            }
                         default:
                             do {
                                 if let found = try log.offset(forTimestamp: p.timestamp) {

@@ -1,3 +1,4 @@
+import Foundation
 import KafkaProtocol
 import Logging
 import NIOCore
@@ -57,6 +58,8 @@ extension Broker {
                 }
                 var firstOffset: Int64? = nil
                 var failure: ProduceResponse.PartitionResponse? = nil
+                let settings = appendSettings(t.name)
+                var appendTime: Int64 = -1
                 for batch in batches {
                     switch producers.check(batch.header, partition: tp) {
                     case .duplicate(let base):
@@ -66,7 +69,14 @@ extension Broker {
                         failure = fail(code, message)
                     case .append:
                         do {
-                            let info = try batch.bytes.withUnsafeReadableBytes { try log.append(batchBytes: $0) }
+                            // LogAppendTime is wall-clock time (epoch ms), not the broker's monotonic clock.
+                            let now = settings.logAppendTime ? Int64(Date().timeIntervalSince1970 * 1000) : -1
+                            let rewritten = try batch.bytes.withUnsafeReadableBytes {
+                                try ProducedBatch.prepare(
+                                    $0, target: settings.codec, logAppendTime: settings.logAppendTime ? now : nil, inflateLimit: settings.inflateLimit)
+                            }
+                            if settings.logAppendTime { appendTime = now }
+                            let info = try rewritten.map { try log.append(batch: $0) } ?? batch.bytes.withUnsafeReadableBytes { try log.append(batchBytes: $0) }
                             producers.record(batch.header, partition: tp, baseOffset: info.baseOffset, now: clock.nowMs())
                             firstOffset = firstOffset ?? info.baseOffset
                             toSync[ObjectIdentifier(log)] = log
@@ -77,6 +87,8 @@ extension Broker {
                                     "partition": "\(tp)", "baseOffset": "\(info.baseOffset)", "records": "\(batch.header.recordCount)",
                                     "compression": "\(Self.codecName(batch.header.compression))", "producerId": "\(batch.header.producerId)",
                                 ])
+                        } catch let e as RecordBatchError {
+                            failure = fail(e.errorCode, e.message)
                         } catch let e as StorageError {
                             failure = fail(Self.errorCode(e), e.message)
                         } catch {
@@ -88,7 +100,8 @@ extension Broker {
                 if let failure {
                     partitions.append(failure)
                 } else {
-                    partitions.append(.init(index: p.index, errorCode: .none, baseOffset: firstOffset ?? -1, logStartOffset: log.logStartOffset))
+                    partitions.append(
+                        .init(index: p.index, errorCode: .none, baseOffset: firstOffset ?? -1, logAppendTimeMs: appendTime, logStartOffset: log.logStartOffset))
                 }
             }
             results.append(.init(name: t.name, partitions: partitions))
@@ -148,6 +161,17 @@ extension Broker {
             offset = next
         }
         if seeded > 0 { logger.info("rebuilt idempotent-producer state from the log", metadata: ["partition": "\(tp)", "batches": "\(seeded)"]) }
+    }
+
+    /// What the topic's configs ask of appended batches: the codec to store them in (nil = as the
+    /// producer sent them), whether the broker stamps its append time, and how far a compressed
+    /// batch may inflate (the larger of the topic's and the broker's max message bytes: beyond it
+    /// the batch is refused as corrupt).
+    func appendSettings(_ topic: String) -> (codec: CompressionCodec?, logAppendTime: Bool, inflateLimit: Int) {
+        let configs = topics.configs(of: topic) ?? [:]
+        let codec = configs["compression.type"].flatMap { LogConfig.CompressionType(rawValue: $0.lowercased()) }?.codec
+        let logAppendTime = configs["message.timestamp.type"] == LogConfig.TimestampType.logAppendTime.rawValue
+        return (codec, logAppendTime, max(maxMessageBytes(topic), configuration.maxMessageBytes))
     }
 
     /// The largest batch the topic accepts: its `max.message.bytes`, else the broker's.

@@ -59,31 +59,11 @@ extension Broker {
             controllerId: node, topics: described)
     }
 
-    static let knownTopicConfigs: [String: String] = [
-        "cleanup.policy": "delete",
-        "compression.type": "producer",
-        "delete.retention.ms": "86400000",
-        "max.message.bytes": "1048576",
-        "message.timestamp.type": "CreateTime",
-        "min.compaction.lag.ms": "0",
-        "min.insync.replicas": "1",
-        "retention.bytes": "-1",
-        "retention.ms": "604800000",
-        "segment.bytes": "1073741824",
-        "segment.ms": "604800000",
-    ]
+    /// Every topic config this broker accepts, with Kafka's default (validation: `LogConfig.problem`).
+    static var knownTopicConfigs: [String: String] { LogConfig.supportedDefaults }
 
-    static func configProblem(_ name: String, _ value: String?) -> String? {
-        guard knownTopicConfigs[name] != nil else { return "unknown topic config \(name)" }
-        guard let value else { return nil }
-        switch name {
-        case "cleanup.policy":
-            let parts = Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            return parts.isEmpty || !parts.isSubset(of: ["delete", "compact"]) ? "cleanup.policy must be delete, compact or compact,delete" : nil
-        case "compression.type", "message.timestamp.type": return nil
-        default: return Int64(value) == nil ? "\(name) must be an integer, got \(value)" : nil
-        }
-    }
+    /// Why a topic config cannot be set (INVALID_CONFIG), or nil.
+    static func configProblem(_ name: String, _ value: String?) -> String? { LogConfig.problem(key: name, value: value) }
 
     func createTopics(_ r: CreateTopicsRequest, version: Int16) -> CreateTopicsResponse {
         // Kafka's controller refuses a request for more than 10 000 partitions in all, whole.

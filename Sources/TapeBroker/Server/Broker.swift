@@ -142,6 +142,8 @@ public actor Broker {
         case .createTopics(let r): return frame(createTopics(r, version: v))
         case .deleteTopics(let r): return frame(deleteTopics(r))
         case .describeConfigs(let r): return frame(describeConfigs(r))
+        case .alterConfigs(let r): return frame(alterConfigs(r))
+        case .incrementalAlterConfigs(let r): return frame(incrementalAlterConfigs(r))
         case .produce(let r):
             let response = await produce(r)
             return r.acks == 0 ? nil : frame(response)

@@ -1,5 +1,9 @@
 /// The durable `TopicStore`: `LogManager` implements every requirement itself.
-extension LogManager: TopicStore {}
+extension LogManager: TopicStore {
+    public func setConfigs(of topic: String, to configs: [String: String]) throws {
+        try setTopicConfigs(name: topic, explicit: configs)
+    }
+}
 
 /// Committed offsets in the durable `OffsetStore` (same file, same fsync policy as the data).
 public final class DurableCommittedOffsetStore: CommittedOffsetStore {

@@ -44,12 +44,18 @@ public protocol TopicStore: Sendable {
     func durableWithoutWaiting(_ log: any PartitionLog) -> Bool
     /// CreatePartitions: grows the topic to `count` partitions in all (durably), never shrinks it.
     func createPartitions(name: String, count: Int32) throws
+    /// Replaces the configs set explicitly on the topic (already validated) and applies them to its
+    /// logs, durably. Throws for an unknown topic.
+    func setConfigs(of topic: String, to configs: [String: String]) throws
 }
 
 extension TopicStore {
     public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool { false }
     public func createPartitions(name: String, count: Int32) throws {
         throw TopicStoreError(.policyViolation, "this topic store cannot add partitions")
+    }
+    public func setConfigs(of topic: String, to configs: [String: String]) throws {
+        throw TopicStoreError(.io, "this topic store cannot change topic configs")
     }
 }
 
@@ -125,4 +131,11 @@ public final class InMemoryTopicStore: TopicStore {
     }
 
     public func waitDurable(_ log: any PartitionLog) async throws {}
+
+    public func setConfigs(of topic: String, to configs: [String: String]) throws {
+        try topics.withLockedValue { t in
+            guard t[topic] != nil else { throw TopicStoreError(.unknownTopic, "topic \(topic) does not exist") }
+            t[topic]!.configs = configs
+        }
+    }
 }

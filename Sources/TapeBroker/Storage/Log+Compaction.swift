@@ -10,14 +10,21 @@ extension Log {
     /// re-encoded into a batch with the same baseOffset, lastOffsetDelta, timestamps and producer
     /// fields, a new recordCount, batchLength and CRC. Batches left with no record are dropped.
     ///
-    /// Limits: compressed batches and control batches are kept whole (records are not unpacked), and
-    /// their keys do not take part; records without a key are kept; segments are not merged.
+    /// Compressed batches are decompressed, cleaned and recompressed with their own codec.
+    /// Limits: control batches are kept whole and their keys do not take part; records without a
+    /// key are kept; segments are not merged.
     /// Appends and reads go on while it runs: closed segments are immutable, so they are read and the
     /// cleaned copy written without the log's lock; only the swap of each segment takes the lock.
     /// Retention, compaction and `close()` exclude each other.
     /// Returns the number of records removed.
+    ///
+    /// Topic configs applied: `min.cleanable.dirty.ratio` when `respectingDirtyRatio` (the
+    /// maintenance thread sets it): nothing is rewritten unless at least that share of the keyed
+    /// records in closed segments is superseded; `min.compaction.lag.ms`: batches whose max timestamp
+    /// is newer than that are kept whole; `delete.retention.ms`: the latest tombstone of a key is
+    /// dropped once its segment was last written longer ago than that.
     @discardableResult
-    public func compact() throws -> Int {
+    public func compact(respectingDirtyRatio: Bool = false) throws -> Int {
         try maintenanceLock.withLock {
             let snapshot: (closed: [LogSegment], active: LogSegment, activeSize: Int64)? = lock.withLock {
                 guard !closed, segments.count > 1 else { return nil }
@@ -30,11 +37,7 @@ extension Log {
             var latest: [[UInt8]: Int64] = [:]
             func collectKeys(_ segment: LogSegment, limit: Int64) throws {
                 try forEachBatch(in: segment, limit: limit) { header, bytes in
-                    guard header.compression == 0, !header.isControl,
-                        let records = try? bytes.withUnsafeBytes({
-                            try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
-                        })
-                    else { return }
+                    guard !header.isControl, let records = try? StoredBatchHeader.records(of: bytes, header: header) else { return }
                     for r in records {
                         if let key = r.key, let offset = r.offset(base: header.baseOffset) { latest[key] = offset }
                     }
@@ -42,6 +45,22 @@ extension Log {
             }
             for segment in snapshot.closed { try collectKeys(segment, limit: segment.size) }
             try collectKeys(snapshot.active, limit: snapshot.activeSize)
+            if respectingDirtyRatio {
+                var keyed = 0
+                var superseded = 0
+                for segment in snapshot.closed {
+                    try forEachBatch(in: segment, limit: segment.size) { header, bytes in
+                        guard !header.isControl, let records = try? StoredBatchHeader.records(of: bytes, header: header) else { return }
+                        for r in records {
+                            guard let key = r.key, let offset = r.offset(base: header.baseOffset) else { continue }
+                            keyed += 1
+                            if latest[key] != offset { superseded += 1 }
+                        }
+                    }
+                }
+                let ratio = lock.withLock { _config.minCleanableDirtyRatio }
+                if keyed == 0 || Double(superseded) / Double(keyed) < ratio { return 0 }
+            }
             // Pass 2: rewrite each closed segment that has something to drop, then swap it in.
             var removed = 0
             for segment in snapshot.closed {
@@ -74,7 +93,9 @@ extension Log {
     /// Streams a cleaned copy of `segment` into `<base>.{log,index,timeindex}.cleaned` (synced).
     /// Returns the number of records dropped, or nil (and no files) if nothing would change.
     func writeCleaned(_ segment: LogSegment, latest: [[UInt8]: Int64]) throws -> Int? {
-        let (interval, now) = lock.withLock { (_config.indexIntervalBytes, clock()) }
+        let (interval, now, config) = lock.withLock { (_config.indexIntervalBytes, clock(), _config) }
+        let lagHorizon = config.minCompactionLagMs > 0 ? saturatingDifference(now, config.minCompactionLagMs) : Int64.max
+        let tombstonesExpire = saturatingDifference(now, segment.log.modificationTimeMs) > config.deleteRetentionMs
         let cleaned = try LogSegment(
             directory: directory, baseOffset: segment.baseOffset, indexIntervalBytes: interval,
             faults: nil, nowMs: now, suffix: ".cleaned", cache: fileCache)
@@ -84,23 +105,21 @@ extension Log {
             try cleaned.offsetIndex.rewrite([])
             try cleaned.timeIndex.rewrite([])
             try forEachBatch(in: segment, limit: segment.size) { header, bytes in
-                guard header.compression == 0, !header.isControl,
-                    let records = try? bytes.withUnsafeBytes({
-                        try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
-                    })
+                guard !header.isControl, header.maxTimestamp <= lagHorizon, let codec = header.codec,
+                    let records = try? StoredBatchHeader.records(of: bytes, header: header)
                 else {
                     try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
                     return
                 }
                 let kept = records.filter { r in
                     guard let key = r.key, let offset = r.offset(base: header.baseOffset) else { return true }
-                    return latest[key] == offset
+                    return latest[key] == offset && !(r.value == nil && tombstonesExpire)
                 }
                 dropped += records.count - kept.count
                 if kept.count == records.count {
                     try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }
                 } else if !kept.isEmpty {
-                    let rebuilt = StoredBatchHeader.reencode(original: bytes, keeping: kept)
+                    let rebuilt = try StoredBatchHeader.reencode(original: bytes, keeping: kept, codec: codec)
                     try rebuilt.withUnsafeBytes { try cleaned.append($0, header: StoredBatchHeader(rebuilt)!) }
                 }
             }

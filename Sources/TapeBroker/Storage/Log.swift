@@ -180,6 +180,21 @@ public final class Log: PartitionLog, @unchecked Sendable {
         }
     }
 
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3,
+    /// MAX_TIMESTAMP), or nil if the log has none.
+    public func offsetOfMaxTimestamp() throws -> (offset: Int64, timestamp: Int64)? {
+        try lock.withLock {
+            guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
+            var best: (offset: Int64, timestamp: Int64)? = nil
+            for segment in segments where segment.maxTimestamp >= 0 && (best == nil || segment.maxTimestamp > best!.timestamp) {
+                if let found = try segment.recordWithMaxTimestamp(), found.offset >= _logStartOffset, best == nil || found.timestamp > best!.timestamp {
+                    best = found
+                }
+            }
+            return best
+        }
+    }
+
     /// fsyncs the active segment's `.log` (and the directory after a roll). The fsync runs outside
     /// the lock on a duplicate descriptor, so appends continue meanwhile (group commit relies on it).
     /// Index files are not synced here: the active segment's indexes are rebuilt from its `.log` on

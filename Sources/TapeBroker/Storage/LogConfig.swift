@@ -26,11 +26,86 @@ public struct LogConfig: Sendable, Equatable, Codable {
     public var maxMessageBytes: Int = 1_048_588
     /// `cleanup.policy`. Default `delete`.
     public var cleanupPolicy: CleanupPolicy = .delete
+    /// `compression.type`: the codec batches are stored in; `producer` keeps each batch's own.
+    public var compressionType: CompressionType = .producer
+    /// `message.timestamp.type`: `LogAppendTime` stamps batches with the broker's append time.
+    public var messageTimestampType: TimestampType = .createTime
+    /// `min.cleanable.dirty.ratio`: the log cleaner (maintenance) compacts a log only when at least
+    /// this share of its keyed records in closed segments is superseded. Default 0.5.
+    public var minCleanableDirtyRatio: Double = 0.5
+    /// `delete.retention.ms`: how long the latest tombstone of a key is kept by compaction (by its
+    /// timestamp). Default 1 day.
+    public var deleteRetentionMs: Int64 = 86_400_000
+    /// `min.compaction.lag.ms`: batches newer than this (by max timestamp) are not compacted. Default 0.
+    public var minCompactionLagMs: Int64 = 0
+
+    /// `compression.type` values.
+    public enum CompressionType: String, Sendable, Codable, CaseIterable {
+        case producer, uncompressed, gzip, snappy, lz4, zstd
+        /// The codec batches are rewritten to, or nil for `producer` (kept as sent).
+        public var codec: CompressionCodec? {
+            switch self {
+            case .producer: nil
+            case .uncompressed: CompressionCodec.none
+            case .gzip: .gzip
+            case .snappy: .snappy
+            case .lz4: .lz4
+            case .zstd: .zstd
+            }
+        }
+    }
+
+    /// `message.timestamp.type` values.
+    public enum TimestampType: String, Sendable, Codable, CaseIterable {
+        case createTime = "CreateTime"
+        case logAppendTime = "LogAppendTime"
+    }
 
     public init() {}
 
+    /// Kafka's default value of every topic config Tape accepts (and applies).
+    public static let supportedDefaults: [String: String] = LogConfig().kafkaConfigs.merging(["min.insync.replicas": "1"]) { a, _ in a }
+
+    /// Kafka topic configs Tape does not accept: they need replicas, tiered storage or file
+    /// handling this single-node broker does not have, or were removed from Kafka.
+    public static let unsupportedKafkaTopicConfigs: Set<String> = [
+        "compression.gzip.level", "compression.lz4.level", "compression.zstd.level", "file.delete.delay.ms", "flush.messages", "flush.ms",
+        "follower.replication.throttled.replicas", "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
+        "max.compaction.lag.ms", "message.downconversion.enable", "message.format.version", "message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms", "preallocate", "remote.storage.enable",
+        "remote.log.copy.disable", "remote.log.delete.on.disable", "segment.index.bytes", "segment.jitter.ms", "unclean.leader.election.enable",
+    ]
+
+    /// Why `key=value` cannot be a topic config of this broker (one sentence naming both), or nil if
+    /// it is accepted. A nil value (a DELETE, or CreateTopics' null) is only checked for the key.
+    public static func problem(key: String, value: String?) -> String? {
+        guard supportedDefaults[key] != nil else {
+            let shown = value.map { "\(key)=\($0)" } ?? key
+            if unsupportedKafkaTopicConfigs.contains(key) {
+                return "topic config \(shown) is not supported by this single-node tape broker, which cannot honour it"
+            }
+            return "unknown topic config \(shown)"
+        }
+        guard let value else { return nil }
+        if key == "min.insync.replicas" {
+            guard let v = Int32(value.trimmingCharacters(in: .whitespaces)), v >= 1 else {
+                return "topic config min.insync.replicas=\(value) must be an integer of at least 1"
+            }
+            return v == 1 ? nil : "topic config min.insync.replicas=\(value) is impossible on this single-node tape broker (one replica); use 1"
+        }
+        do {
+            _ = try LogConfig(kafkaConfigs: [key: value])
+            return nil
+        } catch let e as StorageError {
+            return e.message
+        } catch {
+            return "topic config \(key)=\(value) is invalid: \(error)"
+        }
+    }
+
     /// Builds a config from Kafka topic config strings (as CreateTopics sends them). Unknown keys are
-    /// ignored (and kept out of `kafkaConfigs`); bad values throw `StorageError(.invalidConfig, ...)`.
+    /// ignored here (the broker refuses them first, see `problem(key:value:)`); bad values throw
+    /// `StorageError(.invalidConfig, ...)` naming the key and value.
     public init(kafkaConfigs: [String: String], base: LogConfig = LogConfig()) throws {
         self = base
         for (key, value) in kafkaConfigs {
@@ -44,31 +119,55 @@ public struct LogConfig: Sendable, Equatable, Codable {
             case "segment.bytes":
                 let v = try int64()
                 guard v >= 14, v <= Int64(Int32.max) else {
-                    throw StorageError(.invalidConfig, "segment.bytes=\(value) must be between 14 and \(Int32.max)")
+                    throw StorageError(.invalidConfig, "topic config segment.bytes=\(value) must be between 14 and \(Int32.max)")
                 }
                 segmentBytes = Int(v)
             case "segment.ms":
                 let v = try int64()
-                guard v >= 1 else { throw StorageError(.invalidConfig, "segment.ms=\(value) must be at least 1") }
+                guard v >= 1 else { throw StorageError(.invalidConfig, "topic config segment.ms=\(value) must be at least 1") }
                 segmentMs = v
             case "retention.ms":
                 let v = try int64()
-                guard v >= -1 else { throw StorageError(.invalidConfig, "retention.ms=\(value) must be -1 or more") }
+                guard v >= -1 else { throw StorageError(.invalidConfig, "topic config retention.ms=\(value) must be -1 or more") }
                 retentionMs = v
             case "retention.bytes":
                 retentionBytes = try int64()
             case "index.interval.bytes":
                 let v = try int64()
                 guard v >= 0, v <= Int64(Int32.max) else {
-                    throw StorageError(.invalidConfig, "index.interval.bytes=\(value) must be 0 or more")
+                    throw StorageError(.invalidConfig, "topic config index.interval.bytes=\(value) must be 0 or more")
                 }
                 indexIntervalBytes = Int(v)
             case "max.message.bytes":
                 let v = try int64()
                 guard v >= 0, v <= Int64(Int32.max) else {
-                    throw StorageError(.invalidConfig, "max.message.bytes=\(value) must be 0 or more")
+                    throw StorageError(.invalidConfig, "topic config max.message.bytes=\(value) must be 0 or more")
                 }
                 maxMessageBytes = Int(v)
+            case "compression.type":
+                guard let v = CompressionType(rawValue: value.trimmingCharacters(in: .whitespaces).lowercased()) else {
+                    throw StorageError(
+                        .invalidConfig, "topic config compression.type=\(value) must be one of producer, uncompressed, gzip, snappy, lz4, zstd")
+                }
+                compressionType = v
+            case "message.timestamp.type":
+                guard let v = TimestampType(rawValue: value.trimmingCharacters(in: .whitespaces)) else {
+                    throw StorageError(.invalidConfig, "topic config message.timestamp.type=\(value) must be CreateTime or LogAppendTime")
+                }
+                messageTimestampType = v
+            case "min.cleanable.dirty.ratio":
+                guard let v = Double(value.trimmingCharacters(in: .whitespaces)), v >= 0, v <= 1 else {
+                    throw StorageError(.invalidConfig, "topic config min.cleanable.dirty.ratio=\(value) must be a number between 0 and 1")
+                }
+                minCleanableDirtyRatio = v
+            case "delete.retention.ms":
+                let v = try int64()
+                guard v >= 0 else { throw StorageError(.invalidConfig, "topic config delete.retention.ms=\(value) must be 0 or more") }
+                deleteRetentionMs = v
+            case "min.compaction.lag.ms":
+                let v = try int64()
+                guard v >= 0 else { throw StorageError(.invalidConfig, "topic config min.compaction.lag.ms=\(value) must be 0 or more") }
+                minCompactionLagMs = v
             case "cleanup.policy":
                 let parts = Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
                 switch parts {
@@ -77,7 +176,7 @@ public struct LogConfig: Sendable, Equatable, Codable {
                 case ["compact", "delete"]: cleanupPolicy = .compactDelete
                 default:
                     throw StorageError(
-                        .invalidConfig, "cleanup.policy=\(value) must be delete, compact or compact,delete")
+                        .invalidConfig, "topic config cleanup.policy=\(value) must be delete, compact or compact,delete")
                 }
             default:
                 continue
@@ -95,7 +194,17 @@ public struct LogConfig: Sendable, Equatable, Codable {
             "index.interval.bytes": String(indexIntervalBytes),
             "max.message.bytes": String(maxMessageBytes),
             "cleanup.policy": cleanupPolicy.rawValue,
+            "compression.type": compressionType.rawValue,
+            "message.timestamp.type": messageTimestampType.rawValue,
+            "min.cleanable.dirty.ratio": Self.format(minCleanableDirtyRatio),
+            "delete.retention.ms": String(deleteRetentionMs),
+            "min.compaction.lag.ms": String(minCompactionLagMs),
         ]
+    }
+
+    /// A ratio as Kafka shows it (0.5, 0.01, 1.0).
+    static func format(_ d: Double) -> String {
+        d == d.rounded() ? String(format: "%.1f", d) : "\(d)"
     }
 
     var deletesByRetention: Bool { cleanupPolicy != .compact }

@@ -6,7 +6,7 @@ import NIOConcurrencyHelpers
 extension LogManager {
     func openLog(topic: String, partition: Int32, config: LogConfig) throws -> Log {
         try Log(
-            directory: path("\(topic)-\(partition)"), topic: topic, partition: partition, config: config,
+            directory: path(Self.partitionDirectoryName(topic, partition)), topic: topic, partition: partition, config: config,
             logger: logger, clock: clock, fileCache: fileCache)
     }
 
@@ -65,8 +65,8 @@ extension LogManager {
                     continue
                 }
                 var cleared = 0
-                for p in 0..<max(0, tf.partitions) where fm.fileExists(atPath: path("\(tf.name)-\(p)")) {
-                    clearStaleDirectory(path("\(tf.name)-\(p)"), reason: "topic creation interrupted")
+                for p in 0..<max(0, tf.partitions) where fm.fileExists(atPath: path(Self.partitionDirectoryName(tf.name, p))) {
+                    clearStaleDirectory(path(Self.partitionDirectoryName(tf.name, p)), reason: "topic creation interrupted")
                     cleared += 1
                 }
                 unlink(full)

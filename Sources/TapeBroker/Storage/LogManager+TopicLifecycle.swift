@@ -35,6 +35,9 @@ extension LogManager {
                     "Topic '\(name)' collides with existing topic: \(other) ('.' and '_' are the same in metric names, so Kafka "
                         + "allows only one of them)")
             }
+            if let other = collidingDirectoryLocked(name) {
+                throw StorageError(.topicCollision, "Topic '\(name)' would share its partition directories with existing topic \(other)")
+            }
             let total = partitionCountLocked
             guard total + Int(partitions) <= configuration.maxPartitions else {
                 throw StorageError(
@@ -81,7 +84,7 @@ extension LogManager {
         var created: [String] = []
         do {
             for p in 0..<partitions {
-                let dir = path("\(name)-\(p)")
+                let dir = path(Self.partitionDirectoryName(name, p))
                 if FileManager.default.fileExists(atPath: dir) {
                     clearStaleDirectory(dir, reason: "a directory of that name was left from an earlier failure")
                 }
@@ -219,7 +222,7 @@ extension LogManager {
         var ok = true
         var trashed: [String] = []
         for p in 0..<partitions {
-            let dir = path("\(topic)-\(p)")
+            let dir = path(Self.partitionDirectoryName(topic, p))
             let target = (trashDirectory as NSString).appendingPathComponent("\(id)-\(p)")
             if rename(dir, target) == 0 {
                 trashed.append(target)
@@ -235,6 +238,22 @@ extension LogManager {
             try? FileManager.default.removeItem(atPath: dir)  // what is left in .trash/ is emptied at the next start
         }
         return ok
+    }
+
+    /// Replaces the configs set on a topic (AlterConfigs, IncrementalAlterConfigs): `explicit` is the
+    /// whole new set of overrides (keys left out revert to the broker's defaults). Written durably to
+    /// the topic file, then applied to the live logs (retention, compaction and the produce path read
+    /// them from there). Bad values throw `.invalidConfig`.
+    public func setTopicConfigs(name: String, explicit: [String: String]) throws {
+        let config = try LogConfig(kafkaConfigs: explicit, base: configuration.defaultTopicConfig)
+        try lock.withLock {
+            guard var state = topicsByName[name] else { throw StorageError(.unknownTopic, "topic \(name) does not exist") }
+            try writeTopicFile(name: name, partitions: Int32(state.logs.count), config: config, explicit: explicit)
+            state.config = config
+            state.explicitConfigs = explicit
+            for log in state.logs { log.config = config }
+            topicsByName[name] = state
+        }
     }
 
     /// Changes a topic's config (durably), applying it to its logs.

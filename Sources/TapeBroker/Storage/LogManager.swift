@@ -189,6 +189,33 @@ public final class LogManager: @unchecked Sendable {
         }
     }
 
+    /// The directory name of a partition: `<topic>-<partition>`, as Kafka names it, whenever that
+    /// fits a 255-byte file name — always for legal names (249 characters, '-', at most 5 digits
+    /// below the 100 000-partition limit; deletion renames to short `.trash/<id>-<p>` names, so no
+    /// suffix is ever added). Should it not fit: `<first 200 characters>~<FNV-1a 64 of the whole
+    /// name, 16 hex>-<partition>`, a pure function of the name (durable without a table); '~'
+    /// cannot occur in a topic name, so a mapped name never equals a plain one, and two names that
+    /// share the hash are refused at creation (`collidingDirectoryLocked`).
+    public static func partitionDirectoryName(_ topic: String, _ partition: Int32) -> String {
+        let plain = "\(topic)-\(partition)"
+        if plain.utf8.count <= 255 { return plain }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in topic.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return "\(topic.prefix(200))~\(String(repeating: "0", count: 16 - hex.count))\(hex)-\(partition)"
+    }
+
+    /// An existing topic whose partition directories would have the same names as `name`'s (two
+    /// long names with the same prefix and hash), or nil. Caller holds `lock`.
+    func collidingDirectoryLocked(_ name: String) -> String? {
+        let mine = Self.partitionDirectoryName(name, 0)
+        guard mine != "\(name)-0" else { return nil }
+        return topicsByName.keys.first { $0 != name && $0.utf8.count > 200 && Self.partitionDirectoryName($0, 0) == mine }
+    }
+
     /// All topics, sorted by name.
     public var topics: [TopicDescription] {
         lock.withLock {
@@ -304,7 +331,7 @@ public final class LogManager: @unchecked Sendable {
         for log in logs {
             do {
                 deleted += try log.enforceRetention(now: now)
-                if log.config.compacts { compacted += try log.compact() }
+                if log.config.compacts { compacted += try log.compact(respectingDirtyRatio: true) }
             } catch {
                 logger.error(
                     "log maintenance failed",

@@ -215,11 +215,9 @@ final class LogSegment {
         while let h = try checkedHeader(at: position) {
             if h.maxTimestamp >= timestamp {
                 let isLogAppendTime = h.attributes & 0x08 != 0
-                if h.compression == 0 && !isLogAppendTime {
+                if !isLogAppendTime {
                     let bytes = try log.read(at: position, count: h.totalSize)
-                    if let records = try? bytes.withUnsafeBytes({
-                        try DecodedRecord.decodeAll(batch: $0, count: Int(h.recordCount))
-                    }) {
+                    if let records = try? StoredBatchHeader.records(of: bytes, header: h) {
                         // Records whose timestamp or offset does not fit (stored by versions that did
                         // not check timestamps at produce) are skipped, not summed into a trap.
                         for r in records {
@@ -230,13 +228,38 @@ final class LogSegment {
                         }
                     }
                 }
-                // Compressed (or undecodable) batch: records are not unpacked, so answer with the
-                // batch's first offset — at or before the exact answer, never after it.
+                // LogAppendTime (every record has the batch's max timestamp) or an undecodable
+                // batch: the batch's first offset — at or before the exact answer, never after it.
                 return (h.baseOffset, h.maxTimestamp)
             }
             position += Int64(h.totalSize)
         }
         return nil
+    }
+
+    /// The record with the largest timestamp in this segment (the first one if several share it),
+    /// or nil if the segment has no record with a timestamp.
+    func recordWithMaxTimestamp() throws -> (offset: Int64, timestamp: Int64)? {
+        var position: Int64 = 0
+        var best: (position: Int64, header: StoredBatchHeader)? = nil
+        while let h = try checkedHeader(at: position) {
+            if h.maxTimestamp >= 0, best == nil || h.maxTimestamp > best!.header.maxTimestamp { best = (position, h) }
+            position += Int64(h.totalSize)
+        }
+        guard let best else { return nil }
+        let (at, h) = best
+        if h.attributes & StoredBatchHeader.logAppendTimeFlag == 0 {
+            let bytes = try log.read(at: at, count: h.totalSize)
+            if let records = try? StoredBatchHeader.records(of: bytes, header: h) {
+                var found: (offset: Int64, timestamp: Int64)? = nil
+                for r in records {
+                    guard let t = r.timestamp(base: h.baseTimestamp), let o = r.offset(base: h.baseOffset) else { continue }
+                    if found == nil || t > found!.timestamp { found = (o, t) }
+                }
+                if let found { return found }
+            }
+        }
+        return (h.baseOffset, h.maxTimestamp)
     }
 
     // MARK: Recovery

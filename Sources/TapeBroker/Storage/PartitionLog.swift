@@ -48,6 +48,14 @@ extension PartitionLog {
     }
 }
 
+/// Logs that can answer ListOffsets -3 (MAX_TIMESTAMP) and expose their storage config.
+public protocol MaxTimestampLookup {
+    /// The offset and timestamp of the record with the largest timestamp, or nil if none.
+    func offsetOfMaxTimestamp() throws -> (offset: Int64, timestamp: Int64)?
+}
+
+extension Log: MaxTimestampLookup {}
+
 /// What an append did.
 public struct LogAppendInfo: Sendable, Equatable {
     public var baseOffset: Int64

@@ -186,12 +186,12 @@ struct DecodedRecord: Equatable, Sendable {
     var rawHeaders: [UInt8]
 
     /// Decodes all records of an uncompressed batch (`batch` = the whole batch bytes).
-    static func decodeAll(batch: UnsafeRawBufferPointer, count: Int) throws -> [DecodedRecord] {
+    static func decodeAll(batch: UnsafeRawBufferPointer, count: Int, start: Int = RecordBatchLayout.records) throws -> [DecodedRecord] {
         // A count read from a corrupt header may be negative or absurd; each record takes >= 1 byte.
         guard count >= 0, count <= batch.count else { throw Varint.Malformed() }
         var records: [DecodedRecord] = []
         records.reserveCapacity(max(0, min(count, 100_000)))
-        var i = RecordBatchLayout.records
+        var i = start
         for _ in 0..<count {
             let length = try Varint.readVarint(batch, &i)
             guard length >= 0, i + Int(length) <= batch.count else { throw Varint.Malformed() }
@@ -244,19 +244,5 @@ struct DecodedRecord: Equatable, Sendable {
         body += rawHeaders
         Varint.append(Int64(body.count), to: &out)
         out += body
-    }
-}
-
-extension StoredBatchHeader {
-    /// Rebuilds `original` (an uncompressed batch) keeping only `records`: same baseOffset,
-    /// lastOffsetDelta, timestamps, producer fields and attributes; new batchLength, recordCount and CRC.
-    static func reencode(original: [UInt8], keeping records: [DecodedRecord]) -> [UInt8] {
-        var out = Array(original[0..<RecordBatchLayout.headerSize])
-        for r in records { r.encode(into: &out) }
-        BigEndian.put(UInt32(out.count - RecordBatchLayout.logOverhead), into: &out, at: RecordBatchLayout.batchLength)
-        BigEndian.put(UInt32(records.count), into: &out, at: RecordBatchLayout.recordCount)
-        let crc = out.withUnsafeBytes { CRC32C.checksum(UnsafeRawBufferPointer(rebasing: $0[RecordBatchLayout.attributes...])) }
-        BigEndian.put(crc, into: &out, at: RecordBatchLayout.crc)
-        return out
     }
 }

@@ -1,0 +1,4 @@
+#ifndef TAPE_CZlib_SHIM_H
+#define TAPE_CZlib_SHIM_H
+#include <zlib.h>
+#endif

@@ -1,0 +1,4 @@
+#ifndef TAPE_CZstd_SHIM_H
+#define TAPE_CZstd_SHIM_H
+#include <zstd.h>
+#endif
