@@ -20,6 +20,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case deleteTopics = 20
     case initProducerId = 22
     case describeConfigs = 32
+    case saslHandshake = 17
+    case saslAuthenticate = 36
+    case describeUserScramCredentials = 50
+    case alterUserScramCredentials = 51
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -43,6 +47,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: "DeleteTopics"
         case .initProducerId: "InitProducerId"
         case .describeConfigs: "DescribeConfigs"
+        case .saslHandshake: "SaslHandshake"
+        case .saslAuthenticate: "SaslAuthenticate"
+        case .describeUserScramCredentials: "DescribeUserScramCredentials"
+        case .alterUserScramCredentials: "AlterUserScramCredentials"
         }
     }
 
@@ -70,6 +78,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 0...3
         case .initProducerId: 0...1
         case .describeConfigs: 0...2
+        case .saslHandshake: 0...1
+        case .saslAuthenticate: 0...2
+        case .describeUserScramCredentials: 0...0
+        case .alterUserScramCredentials: 0...0
         }
     }
 
@@ -94,6 +106,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 4
         case .initProducerId: 2
         case .describeConfigs: 4
+        case .saslHandshake: Int16.max
+        case .saslAuthenticate: 2
+        case .describeUserScramCredentials: 0
+        case .alterUserScramCredentials: 0
         }
     }
 
@@ -157,6 +173,13 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let groupMaxSizeReached = ErrorCode(rawValue: 81)
     public static let fencedInstanceId = ErrorCode(rawValue: 82)
     public static let invalidRecord = ErrorCode(rawValue: 87)
+    public static let clusterAuthorizationFailed = ErrorCode(rawValue: 31)
+    public static let unsupportedSaslMechanism = ErrorCode(rawValue: 33)
+    public static let illegalSaslState = ErrorCode(rawValue: 34)
+    public static let saslAuthenticationFailed = ErrorCode(rawValue: 58)
+    public static let resourceNotFound = ErrorCode(rawValue: 91)
+    public static let duplicateResource = ErrorCode(rawValue: 92)
+    public static let unacceptableCredential = ErrorCode(rawValue: 93)
 }
 
 extension ByteBuffer {

@@ -96,6 +96,17 @@ enum Samples {
             return .listGroups(ListGroupsRequest())
         case .describeGroups:
             return .describeGroups(DescribeGroupsRequest(groups: ["g"], includeAuthorizedOperations: v >= 3))
+        case .saslHandshake:
+            return .saslHandshake(SaslHandshakeRequest(mechanism: "SCRAM-SHA-256"))
+        case .saslAuthenticate:
+            return .saslAuthenticate(SaslAuthenticateRequest(authBytes: Array("n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL".utf8)))
+        case .describeUserScramCredentials:
+            return .describeUserScramCredentials(DescribeUserScramCredentialsRequest(users: ["alice", "bob"]))
+        case .alterUserScramCredentials:
+            return .alterUserScramCredentials(
+                AlterUserScramCredentialsRequest(
+                    deletions: [.init(name: "bob", mechanism: 2)],
+                    upsertions: [.init(name: "alice", mechanism: 1, iterations: 4096, salt: [1, 2, 3], saltedPassword: Array(repeating: 7, count: 32))]))
         }
     }
 

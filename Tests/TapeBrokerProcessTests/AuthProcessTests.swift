@@ -1,0 +1,360 @@
+import Foundation
+import TapeTestSupport
+import XCTest
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `tape broker` with SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), TLS and mTLS, driven by real
+/// clients: confluent-kafka (librdkafka 2.16), kcat (Debian's librdkafka) and kafka-python.
+/// Certificates are made here with openssl. Everything connects through 127.0.0.1.
+final class AuthProcessTests: XCTestCase {
+    var kcat: String!
+    var python: String!
+    var openssl: String!
+    var pki: URL!
+
+    override func setUpWithError() throws {
+        kcat = try Executables.require("kcat")
+        python = try Executables.require("python3")
+        openssl = try Executables.require("openssl")
+    }
+
+    override func tearDown() {
+        if let pki { try? FileManager.default.removeItem(at: pki) }
+    }
+
+    // MARK: Helpers
+
+    func tape(_ arguments: [String], stdin: String? = nil) throws -> ProcessResult {
+        try runProcess(TapeBinary.privateCopy, arguments, stdin: stdin, timeout: 60)
+    }
+
+    /// A data directory with users alice/alice-secret (all mechanisms) and bob/bob-secret (SCRAM-SHA-512 only).
+    func dataDirWithUsers() throws -> URL {
+        let dir = try temporaryDirectory("auth-data")
+        var r = try tape(["users", "add", "alice", "--data-dir", dir.path], stdin: "alice-secret\n")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try tape(["users", "add", "bob", "--mechanism", "scram-sha-512", "--data-dir", dir.path], stdin: "bob-secret\n")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return dir
+    }
+
+    /// A CA, a server certificate for 127.0.0.1/localhost and a client certificate (CN=tape-client), all PEM.
+    func makePKI() throws -> URL {
+        let dir = try temporaryDirectory("pki")
+        pki = dir
+        func ssl(_ args: [String]) throws {
+            let r = try runProcess(openssl, args, timeout: 60)
+            guard r.status == 0 else { throw TestSupportError("openssl \(args.joined(separator: " ")): \(r.stderr)") }
+        }
+        let p = dir.path
+        try ssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Tape Test CA", "-keyout", "\(p)/ca.key", "-out", "\(p)/ca.pem"])
+        try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(toFile: "\(p)/server.ext", atomically: true, encoding: .utf8)
+        try ssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "\(p)/server.key", "-out", "\(p)/server.csr"])
+        try ssl([
+            "x509", "-req", "-in", "\(p)/server.csr", "-CA", "\(p)/ca.pem", "-CAkey", "\(p)/ca.key", "-CAcreateserial", "-days", "2", "-extfile",
+            "\(p)/server.ext", "-out", "\(p)/server.pem",
+        ])
+        try ssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/O=Tape/CN=tape-client", "-keyout", "\(p)/client.key", "-out", "\(p)/client.csr"])
+        try ssl([
+            "x509", "-req", "-in", "\(p)/client.csr", "-CA", "\(p)/ca.pem", "-CAkey", "\(p)/ca.key", "-CAcreateserial", "-days", "2", "-out", "\(p)/client.pem",
+        ])
+        return dir
+    }
+
+    /// confluent-kafka: produce `count` records to `topic`, consume them back in a group; prints "OK n" or the error.
+    static let confluentScript = """
+        import sys, json, uuid
+        from confluent_kafka import Producer, Consumer, KafkaException
+        bootstrap, topic, count, conf = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+        errors = []
+        base = dict(conf, **{"bootstrap.servers": bootstrap, "error_cb": lambda e: errors.append(str(e))})
+        p = Producer(base)
+        for i in range(count):
+            p.produce(topic, value=b"m%d" % i)
+        left = p.flush(20)
+        if left:
+            print("NOT-DELIVERED", left, errors)
+            sys.exit(2)
+        c = Consumer(dict(base, **{"group.id": "g-" + uuid.uuid4().hex, "auto.offset.reset": "earliest"}))
+        c.subscribe([topic])
+        got = []
+        import time
+        deadline = time.time() + 30
+        while len(got) < count and time.time() < deadline:
+            m = c.poll(1.0)
+            if m is None or m.error():
+                continue
+            got.append(m.value())
+        c.close()
+        print("OK", len(got), sorted(got) == sorted(b"m%d" % i for i in range(count)))
+        """
+
+    /// confluent-kafka with a client that must fail: prints "AUTH-FAILED <message>" when the broker refused it.
+    static let confluentFailScript = """
+        import sys, json
+        from confluent_kafka.admin import AdminClient
+        from confluent_kafka import KafkaException
+        errors = []
+        conf = dict(json.loads(sys.argv[2]), **{"bootstrap.servers": sys.argv[1], "error_cb": lambda e: errors.append(str(e))})
+        a = AdminClient(conf)
+        try:
+            md = a.list_topics(timeout=8)
+            print("LISTED", sorted(md.topics))
+        except KafkaException as e:
+            errors.append(str(e))
+        a.poll(1)
+        auth = [e for e in errors if "Authentication failed" in e or "SASL authentication error" in e]
+        print("AUTH-FAILED" if auth else "OTHER", auth[:1] or errors[:2])
+        """
+
+    func confluent(_ broker: BrokerProcess, topic: String, count: Int = 20, _ conf: [String: String]) throws -> ProcessResult {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: conf), as: UTF8.self)
+        return try runProcess(python, ["-c", Self.confluentScript, broker.address, topic, String(count), json], timeout: 90)
+    }
+
+    func confluentFailing(_ broker: BrokerProcess, _ conf: [String: String]) throws -> ProcessResult {
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: conf), as: UTF8.self)
+        return try runProcess(python, ["-c", Self.confluentFailScript, broker.address, json], timeout: 60)
+    }
+
+    /// kcat produces three lines then reads them back (-e: exit at the end).
+    func kcatRoundTrip(_ broker: BrokerProcess, topic: String, _ options: [String: String]) throws {
+        let x = options.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] }
+        let produced = try runProcess(kcat, ["-b", broker.address, "-P", "-t", topic] + x, stdin: "one\ntwo\nthree\n", timeout: 60)
+        XCTAssertEqual(produced.status, 0, "kcat -P: \(produced.stderr)\nbroker: \(broker.log.suffix(3000))")
+        let consumed = try runProcess(kcat, ["-b", broker.address, "-C", "-t", topic, "-o", "beginning", "-e", "-q"] + x, timeout: 60)
+        XCTAssertEqual(consumed.status, 0, "kcat -C: \(consumed.stderr)")
+        XCTAssertEqual(consumed.stdout, "one\ntwo\nthree\n", consumed.stderr)
+    }
+
+    func sasl(_ mechanism: String, _ user: String, _ password: String, ssl: Bool = false) -> [String: String] {
+        ["security.protocol": ssl ? "SASL_SSL" : "SASL_PLAINTEXT", "sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password]
+    }
+
+    // MARK: Tests
+
+    func testUsersAddListDeleteRoundTrip() throws {
+        let dir = try temporaryDirectory("users")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var r = try tape(["users", "add", "alice", "--data-dir", dir.path], stdin: "first-password\n")
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("added user alice"), r.stdout)
+        let passwordFile = dir.appendingPathComponent("pw.txt")
+        try "bob-password\n".write(to: passwordFile, atomically: true, encoding: .utf8)
+        r = try tape([
+            "users", "add", "bob", "--mechanism", "plain", "--mechanism", "scram-sha-512", "--password-file", passwordFile.path, "--data-dir", dir.path,
+        ])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try tape(["users", "list", "--data-dir", dir.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "alice\tPLAIN,SCRAM-SHA-256,SCRAM-SHA-512\nbob\tPLAIN,SCRAM-SHA-512\n")
+        // The file is private and holds no password.
+        let file = dir.appendingPathComponent("credentials.json").path
+        let mode = (try FileManager.default.attributesOfItem(atPath: file)[.posixPermissions] as? NSNumber)?.intValue
+        XCTAssertEqual(mode, 0o600)
+        let text = try String(contentsOfFile: file, encoding: .utf8)
+        XCTAssertFalse(text.contains("first-password") || text.contains("bob-password"))
+        // Re-adding replaces; an empty password and an unknown mechanism are refused.
+        r = try tape(["users", "add", "alice", "--data-dir", dir.path], stdin: "second-password\n")
+        XCTAssertTrue(r.stdout.contains("updated user alice"), r.stdout)
+        r = try tape(["users", "add", "carol", "--data-dir", dir.path], stdin: "\n")
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("password is empty"), r.stderr)
+        r = try tape(["users", "add", "carol", "--mechanism", "md5", "--data-dir", dir.path], stdin: "x\n")
+        XCTAssertNotEqual(r.status, 0)
+        r = try tape(["users", "delete", "bob", "--data-dir", dir.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        r = try tape(["users", "list", "--data-dir", dir.path])
+        XCTAssertEqual(r.stdout, "alice\tPLAIN,SCRAM-SHA-256,SCRAM-SHA-512\n")
+        r = try tape(["users", "delete", "bob", "--data-dir", dir.path])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stderr.contains("there is no user bob"), r.stderr)
+    }
+
+    /// SASL_PLAINTEXT with each mechanism, through confluent-kafka and kcat; wrong passwords fail
+    /// with an authentication error and the broker stays up; unauthenticated clients get nothing.
+    func testSaslPlaintextAllMechanisms() throws {
+        let dir = try dataDirWithUsers()
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "plain,scram-sha-256,scram-sha-512"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let topic = "sasl-\(mechanism.lowercased())"
+            let r = try confluent(broker, topic: topic, sasl(mechanism, "alice", "alice-secret"))
+            XCTAssertEqual(r.status, 0, "\(mechanism): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(r.stdout.contains("OK 20 True"), "\(mechanism): \(r.stdout) \(r.stderr)\n\(broker.log.suffix(3000))")
+            try kcatRoundTrip(broker, topic: topic + "-kcat", sasl(mechanism, "alice", "alice-secret"))
+        }
+        // bob has only a SCRAM-SHA-512 credential.
+        XCTAssertTrue(try confluent(broker, topic: "bob", sasl("SCRAM-SHA-512", "bob", "bob-secret")).stdout.contains("OK 20 True"))
+        for (mechanism, user, password) in [
+            ("PLAIN", "alice", "wrong"), ("SCRAM-SHA-256", "alice", "wrong"), ("SCRAM-SHA-512", "alice", "alice-secreT"),
+            ("SCRAM-SHA-256", "bob", "bob-secret"), ("PLAIN", "nobody", "x"),
+        ] {
+            let r = try confluentFailing(broker, sasl(mechanism, user, password))
+            XCTAssertTrue(r.stdout.hasPrefix("AUTH-FAILED"), "\(mechanism) \(user): \(r.stdout) \(r.stderr)")
+            XCTAssertTrue(broker.process.isRunning)
+        }
+        let kcatWrong = try runProcess(
+            kcat,
+            ["-b", broker.address, "-L", "-m", "5"]
+                + sasl("SCRAM-SHA-256", "alice", "nope").sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] },
+            timeout: 60)
+        XCTAssertNotEqual(kcatWrong.status, 0)
+        XCTAssertTrue(kcatWrong.stderr.contains("Authentication failed"), kcatWrong.stderr)
+        // A client without SASL: ApiVersions is answered, anything else closes the connection unanswered.
+        let fd = Loopback.connect(port: broker.port, receiveTimeout: 5)
+        defer { close(fd) }
+        // Metadata v1, correlation id 7, client id "x", all topics (-1).
+        let metadata: [UInt8] = [0, 0, 0, 15, 0, 3, 0, 1, 0, 0, 0, 7, 0, 1, 0x78, 0xff, 0xff, 0xff, 0xff]
+        XCTAssertEqual(metadata.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, metadata.count)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        XCTAssertEqual(read(fd, &buffer, buffer.count), 0, "the broker must close without answering")
+        XCTAssertTrue(broker.log.contains("before SASL authentication"), broker.log.suffix(2000).description)
+        let plainClient = try runProcess(kcat, ["-b", broker.address, "-L", "-m", "4"], timeout: 60)
+        XCTAssertNotEqual(plainClient.status, 0)
+        XCTAssertFalse(plainClient.stdout.contains("sasl-plain"), plainClient.stdout)
+        // Still serving, and no password was logged.
+        XCTAssertTrue(try confluent(broker, topic: "after", count: 3, sasl("SCRAM-SHA-256", "alice", "alice-secret")).stdout.contains("OK 3 True"))
+        XCTAssertFalse(broker.log.contains("alice-secret"))
+        XCTAssertTrue(broker.log.contains("principal=User:alice"), broker.log.suffix(2000).description)
+    }
+
+    /// Users added while the broker runs can log in at once (the broker re-reads the file).
+    func testUserAddedWhileRunning() throws {
+        let dir = try temporaryDirectory("auth-live")
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "scram-sha-256"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        XCTAssertTrue(try confluentFailing(broker, sasl("SCRAM-SHA-256", "late", "pw-late")).stdout.hasPrefix("AUTH-FAILED"))
+        XCTAssertEqual(try tape(["users", "add", "late", "--data-dir", dir.path], stdin: "pw-late\n").status, 0)
+        XCTAssertTrue(try confluent(broker, topic: "late", count: 5, sasl("SCRAM-SHA-256", "late", "pw-late")).stdout.contains("OK 5 True"))
+        XCTAssertEqual(try tape(["users", "delete", "late", "--data-dir", dir.path]).status, 0)
+        XCTAssertTrue(try confluentFailing(broker, sasl("SCRAM-SHA-256", "late", "pw-late")).stdout.hasPrefix("AUTH-FAILED"))
+    }
+
+    /// SASL_SSL (SCRAM-SHA-512 and PLAIN) and SSL without SASL, through confluent-kafka and kcat.
+    func testSaslSslAndSsl() throws {
+        let pki = try makePKI().path
+        let dir = try dataDirWithUsers()
+        let tls = ["--tls-cert", "\(pki)/server.pem", "--tls-key", "\(pki)/server.key"]
+        do {
+            let broker = try BrokerProcess(extraArguments: ["--sasl", "plain,scram-sha-512"] + tls, dataDir: dir)
+            defer { broker.stop() }
+            var conf = sasl("SCRAM-SHA-512", "alice", "alice-secret", ssl: true)
+            conf["ssl.ca.location"] = "\(pki)/ca.pem"
+            let r = try confluent(broker, topic: "sasl-ssl", conf)
+            XCTAssertTrue(r.stdout.contains("OK 20 True"), "\(r.stdout) \(r.stderr)\n\(broker.log.suffix(3000))")
+            try kcatRoundTrip(broker, topic: "sasl-ssl-kcat", conf)
+            var plain = sasl("PLAIN", "alice", "alice-secret", ssl: true)
+            plain["ssl.ca.location"] = "\(pki)/ca.pem"
+            try kcatRoundTrip(broker, topic: "sasl-ssl-plain", plain)
+            var wrong = sasl("SCRAM-SHA-512", "alice", "bad", ssl: true)
+            wrong["ssl.ca.location"] = "\(pki)/ca.pem"
+            XCTAssertTrue(try confluentFailing(broker, wrong).stdout.hasPrefix("AUTH-FAILED"))
+            // A plaintext client on the TLS port gets nothing.
+            let plaintext = try runProcess(kcat, ["-b", broker.address, "-L", "-m", "4"], timeout: 60)
+            XCTAssertNotEqual(plaintext.status, 0)
+        }
+        do {
+            let broker = try BrokerProcess(extraArguments: tls, dataDir: dir)
+            defer { broker.stop() }
+            let conf = ["security.protocol": "SSL", "ssl.ca.location": "\(pki)/ca.pem"]
+            let r = try confluent(broker, topic: "ssl", conf)
+            XCTAssertTrue(r.stdout.contains("OK 20 True"), "\(r.stdout) \(r.stderr)\n\(broker.log.suffix(3000))")
+            try kcatRoundTrip(broker, topic: "ssl-kcat", conf)
+            // A client that does not trust the CA fails the handshake.
+            let untrusting = try runProcess(kcat, ["-b", broker.address, "-L", "-m", "4", "-X", "security.protocol=SSL"], timeout: 60)
+            XCTAssertNotEqual(untrusting.status, 0)
+        }
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    /// mTLS: a client certificate signed by --tls-client-ca is the principal; no certificate, no service.
+    func testMutualTLS() throws {
+        let pki = try makePKI().path
+        let broker = try BrokerProcess(
+            extraArguments: ["--tls-cert", "\(pki)/server.pem", "--tls-key", "\(pki)/server.key", "--tls-client-ca", "\(pki)/ca.pem"])
+        defer { broker.stop() }
+        var conf = ["security.protocol": "SSL", "ssl.ca.location": "\(pki)/ca.pem"]
+        let anonymous = try runProcess(
+            kcat, ["-b", broker.address, "-L", "-m", "4"] + conf.sorted { $0.key < $1.key }.flatMap { ["-X", "\($0.key)=\($0.value)"] }, timeout: 60)
+        XCTAssertNotEqual(anonymous.status, 0, anonymous.stdout)
+        conf["ssl.certificate.location"] = "\(pki)/client.pem"
+        conf["ssl.key.location"] = "\(pki)/client.key"
+        try kcatRoundTrip(broker, topic: "mtls", conf)
+        XCTAssertTrue(broker.log.contains("principal=User:CN=tape-client,O=Tape"), broker.log.suffix(2000).description)
+    }
+
+    /// kafka-python (its own SCRAM code, not librdkafka's): SCRAM-SHA-256 and SCRAM-SHA-512.
+    func testKafkaPythonScram() throws {
+        let dir = try dataDirWithUsers()
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "scram-sha-256,scram-sha-512"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let script = """
+            import sys
+            from kafka import KafkaProducer, KafkaConsumer
+            from kafka.errors import KafkaError
+            b, mech, user, pw = sys.argv[1:5]
+            sec = dict(security_protocol="SASL_PLAINTEXT", sasl_mechanism=mech, sasl_plain_username=user, sasl_plain_password=pw)
+            try:
+                p = KafkaProducer(bootstrap_servers=b, acks="all", **sec)
+                for i in range(10):
+                    p.send("kp-" + mech, value=b"v%d" % i)
+                p.flush()
+                p.close()
+                c = KafkaConsumer("kp-" + mech, bootstrap_servers=b, group_id="kpg", auto_offset_reset="earliest", consumer_timeout_ms=5000, **sec)
+                got = sorted(int(m.value[1:]) for m in c)
+                c.close()
+                print("CONSUMED", got == list(range(10)))
+            except KafkaError as e:
+                print("ERROR", type(e).__name__, e)
+            """
+        for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
+            let user = mechanism == "SCRAM-SHA-512" ? "bob" : "alice"
+            let r = try runProcess(python, ["-c", script, broker.address, mechanism, user, "\(user)-secret"], timeout: 90)
+            XCTAssertTrue(r.stdout.contains("CONSUMED True"), "\(mechanism): \(r.stdout) \(r.stderr)\n\(broker.log.suffix(2000))")
+        }
+        let wrong = try runProcess(python, ["-c", script, broker.address, "SCRAM-SHA-256", "alice", "wrong"], timeout: 90)
+        XCTAssertTrue(wrong.stdout.contains("ERROR"), "\(wrong.stdout) \(wrong.stderr)")
+        XCTAssertFalse(wrong.stdout.contains("CONSUMED"))
+        XCTAssertTrue(broker.process.isRunning)
+    }
+
+    /// Not on 0.0.0.0 without authentication unless --insecure (exit 64, one sentence); `tape up` too.
+    func testNonLoopbackListenerNeedsAuthenticationOrInsecure() throws {
+        let dir = try temporaryDirectory("auth-insecure")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let port = Loopback.freePort()
+        let refused = try tape(["broker", "--listen", "0.0.0.0:\(port)", "--data-dir", dir.path])
+        XCTAssertEqual(refused.status, 64, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("refusing to listen on 0.0.0.0 without authentication"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--insecure"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertFalse(Loopback.canConnect(port: port))
+        let up = try tape(["up", "--offline", "--listen", "0.0.0.0:\(port)", "--data-dir", dir.path])
+        XCTAssertEqual(up.status, 64, up.stderr)
+        XCTAssertTrue(up.stderr.contains("refusing to listen on 0.0.0.0 without authentication"), up.stderr)
+
+        let insecure = try ChildProcess(["broker", "--listen", "0.0.0.0:\(port)", "--data-dir", dir.path, "--insecure"], name: "insecure", stdoutToLog: true)
+        XCTAssertTrue(Loopback.waitForListener(port: port, timeout: 20, while: { insecure.isRunning }), insecure.stderr)
+        let listed = try runProcess(kcat, ["-b", "127.0.0.1:\(port)", "-L", "-m", "5"], timeout: 60)
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertEqual(insecure.terminate(), 0)
+        // With SASL, 0.0.0.0 needs no --insecure.
+        let secured = try ChildProcess(
+            ["broker", "--listen", "0.0.0.0:\(port)", "--data-dir", dir.path, "--sasl", "scram-sha-256"], name: "secured", stdoutToLog: true)
+        XCTAssertTrue(Loopback.waitForListener(port: port, timeout: 20, while: { secured.isRunning }), secured.stderr)
+        XCTAssertEqual(secured.terminate(), 0)
+    }
+}
