@@ -1,4 +1,6 @@
 import Foundation
+import KafkaProtocol
+import NIOCore
 import TapeTestSupport
 import XCTest
 
@@ -356,5 +358,121 @@ final class AuthProcessTests: XCTestCase {
             ["broker", "--listen", "0.0.0.0:\(port)", "--data-dir", dir.path, "--sasl", "scram-sha-256"], name: "secured", stdoutToLog: true)
         XCTAssertTrue(Loopback.waitForListener(port: port, timeout: 20, while: { secured.isRunning }), secured.stderr)
         XCTAssertEqual(secured.terminate(), 0)
+    }
+
+    /// Tape's own clients reach a SASL broker with --kafka-option; the password shows in no output, even with --verbose.
+    func testTapeClientsWithKafkaOptions() throws {
+        let dir = try dataDirWithUsers()
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "scram-sha-256"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let options = sasl("SCRAM-SHA-256", "alice", "alice-secret").sorted { $0.key < $1.key }.flatMap { ["--kafka-option", "\($0.key)=\($0.value)"] }
+        let produced = try tape(["produce", "--brokers", broker.address, "--topic", "opts", "--verbose"] + options, stdin: "a\nb\nc\n")
+        XCTAssertEqual(produced.status, 0, produced.stderr.suffix(3000).description)
+        XCTAssertFalse(produced.stderr.contains("alice-secret"), "the password was logged")
+        let consumed = try tape(["consume", "--brokers", broker.address, "--topic", "opts", "--from-beginning", "--count", "3"] + options)
+        XCTAssertEqual(consumed.status, 0, consumed.stderr)
+        XCTAssertEqual(consumed.stdout, "a\nb\nc\n")
+        // Without the options the same command cannot get in.
+        let refused = try runProcess(
+            TapeBinary.privateCopy, ["consume", "--brokers", broker.address, "--topic", "opts", "--from-beginning", "--count", "3"], timeout: 15)
+        XCTAssertNotEqual(refused.stdout, "a\nb\nc\n")
+    }
+
+    /// Kafka's SCRAM credential admin APIs through confluent-kafka's AdminClient: only for
+    /// authenticated connections; a user created this way can log in.
+    func testScramCredentialAdminApis() throws {
+        let dir = try dataDirWithUsers()
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "scram-sha-256,scram-sha-512"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        let script = """
+            import sys, json
+            from confluent_kafka.admin import AdminClient, UserScramCredentialUpsertion, UserScramCredentialDeletion, ScramCredentialInfo, ScramMechanism
+            conf = dict(json.loads(sys.argv[2]), **{"bootstrap.servers": sys.argv[1]})
+            a = AdminClient(conf)
+            def show(futures):
+                for user, f in sorted(futures.items()):
+                    try:
+                        r = f.result(10)
+                        print("OK", user, r if r is None else sorted((i.mechanism.name, i.iterations) for i in r.scram_credential_infos))
+                    except Exception as e:
+                        print("ERR", user, e.args[0].name() if e.args and hasattr(e.args[0], "name") else e)
+            show(a.alter_user_scram_credentials([
+                UserScramCredentialUpsertion("carol", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"carol-pw"),
+                UserScramCredentialDeletion("bob", ScramMechanism.SCRAM_SHA_512),
+                UserScramCredentialDeletion("nobody", ScramMechanism.SCRAM_SHA_256)]))
+            show(a.describe_user_scram_credentials(["alice", "carol", "bob"]))
+            """
+        let admin = sasl("SCRAM-SHA-512", "alice", "alice-secret")
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: admin), as: UTF8.self)
+        let r = try runProcess(python, ["-c", script, broker.address, json], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains("OK carol None"), r.stdout)
+        XCTAssertTrue(lines.contains("OK bob None"), r.stdout)
+        XCTAssertTrue(lines.contains("ERR nobody RESOURCE_NOT_FOUND"), r.stdout)
+        XCTAssertTrue(lines.contains("OK alice [('SCRAM_SHA_256', 4096), ('SCRAM_SHA_512', 4096)]"), r.stdout)
+        XCTAssertTrue(lines.contains("OK carol [('SCRAM_SHA_256', 8192)]"), r.stdout)
+        XCTAssertTrue(lines.contains("ERR bob RESOURCE_NOT_FOUND"), r.stdout)
+        // carol logs in with the password the client salted; bob's only credential is gone.
+        XCTAssertTrue(try confluent(broker, topic: "carol", count: 3, sasl("SCRAM-SHA-256", "carol", "carol-pw")).stdout.contains("OK 3 True"))
+        XCTAssertTrue(try confluentFailing(broker, sasl("SCRAM-SHA-512", "bob", "bob-secret")).stdout.hasPrefix("AUTH-FAILED"))
+        let listed = try tape(["users", "list", "--data-dir", dir.path])
+        XCTAssertEqual(listed.stdout, "alice\tPLAIN,SCRAM-SHA-256,SCRAM-SHA-512\ncarol\tSCRAM-SHA-256\n")
+    }
+
+    /// Malformed and mutated SASL frames from raw sockets (v1 and v0 handshakes, garbage tokens)
+    /// never stop the broker; real clients still log in afterwards.
+    func testHostileSaslFramesDoNotHurtTheBroker() throws {
+        let dir = try dataDirWithUsers()
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "plain,scram-sha-256,scram-sha-512"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        func frame<M: KafkaRequestMessage>(_ m: M, _ v: Int16) -> [UInt8] {
+            let b = KafkaRequest.encodeFrame(m, version: v, correlationId: 1, clientId: "hostile")
+            return Array(b.readableBytesView)
+        }
+        func raw(_ token: [UInt8]) -> [UInt8] {
+            [UInt8(token.count >> 24 & 0xff), UInt8(token.count >> 16 & 0xff), UInt8(token.count >> 8 & 0xff), UInt8(token.count & 0xff)] + token
+        }
+        let tokens: [[UInt8]] = [
+            Array("n,,n=alice,r=abcdef".utf8), Array("\0alice\0alice-secret".utf8), Array("c=biws,r=abc,p=AAAA".utf8),
+            Array("y,a=alice,n=alice,r=x,ext=1".utf8),
+        ]
+        var rng = SplitMix64(seed: 36)
+        let mechanisms = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "GSSAPI", ""]
+        for i in 0..<TestBudget.iterations(300) {
+            let fd = Loopback.connect(port: broker.port, receiveTimeout: 2)
+            XCTAssertGreaterThanOrEqual(fd, 0, "connection \(i) refused: \(broker.log.suffix(2000))")
+            if fd < 0 { break }
+            let legacy = rng.chance(0.3)
+            var bytes = frame(SaslHandshakeRequest(mechanism: rng.pick(mechanisms)), legacy ? 0 : 1)
+            for _ in 0..<(1 + rng.below(3)) {
+                var token = rng.pick(tokens)
+                rng.mutateFrame(&token)
+                var message = legacy ? raw(token) : frame(SaslAuthenticateRequest(authBytes: token), Int16(rng.below(3)))
+                if rng.chance(0.2) {
+                    var body = Array(message.dropFirst(4))
+                    rng.mutateFrame(&body)  // a broken frame body, with a size prefix that fits it
+                    message = raw(body)
+                }
+                bytes += message
+            }
+            _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            shutdown(fd, Int32(SHUT_WR))
+            var sink = [UInt8](repeating: 0, count: 4096)
+            while read(fd, &sink, sink.count) > 0 {}
+            close(fd)
+        }
+        XCTAssertTrue(broker.process.isRunning)
+        let r = try confluent(broker, topic: "after-hostile", count: 5, sasl("SCRAM-SHA-512", "alice", "alice-secret"))
+        XCTAssertTrue(r.stdout.contains("OK 5 True"), "\(r.stdout) \(r.stderr)")
     }
 }

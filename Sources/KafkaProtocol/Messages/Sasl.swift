@@ -245,6 +245,9 @@ public struct AlterUserScramCredentialsRequest: KafkaRequestMessage {
             return u
         }
         try buffer.skipTaggedFields()
+        // librdkafka (2.16 too) ends this request with a second, empty tagged-field section; Kafka
+        // ignores it, so this skips exactly that one byte instead of refusing the request.
+        if buffer.readableBytes == 1, buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0 { buffer.moveReaderIndex(forwardBy: 1) }
         return Self(deletions: deletions, upsertions: upsertions)
     }
 
