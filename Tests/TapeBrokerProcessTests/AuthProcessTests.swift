@@ -426,6 +426,58 @@ final class AuthProcessTests: XCTestCase {
         XCTAssertEqual(listed.stdout, "alice\tPLAIN,SCRAM-SHA-256,SCRAM-SHA-512\ncarol\tSCRAM-SHA-256\n")
     }
 
+    /// SaslHandshake v0: the PLAIN token goes as a bare size-prefixed frame, the answer is an empty
+    /// frame, and Kafka requests are served after it; a wrong password closes the connection.
+    func testLegacyHandshakeV0() throws {
+        let dir = try dataDirWithUsers()
+        let broker = try BrokerProcess(extraArguments: ["--sasl", "plain"], dataDir: dir)
+        defer {
+            broker.stop()
+            try? FileManager.default.removeItem(at: dir)
+        }
+        func readExactly(_ fd: Int32, _ n: Int) -> [UInt8]? {
+            var out: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: n)
+            while out.count < n {
+                let got = read(fd, &chunk, n - out.count)
+                if got <= 0 { return nil }
+                out += chunk[0..<got]
+            }
+            return out
+        }
+        func readFrame(_ fd: Int32) -> [UInt8]? {
+            guard let size = readExactly(fd, 4) else { return nil }
+            let n = Int(size[0]) << 24 | Int(size[1]) << 16 | Int(size[2]) << 8 | Int(size[3])
+            return n == 0 ? [] : readExactly(fd, n)
+        }
+        func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
+        func token(_ s: String) -> [UInt8] {
+            let t = Array(s.utf8)
+            return [0, 0, UInt8(t.count >> 8), UInt8(t.count & 0xff)] + t
+        }
+        let handshake = Array(
+            KafkaRequest.encodeFrame(SaslHandshakeRequest(mechanism: "PLAIN"), version: 0, correlationId: 1, clientId: "v0").readableBytesView)
+        let metadata: [UInt8] = [0, 0, 0, 15, 0, 3, 0, 1, 0, 0, 0, 7, 0, 1, 0x78, 0xff, 0xff, 0xff, 0xff]
+
+        let fd = Loopback.connect(port: broker.port, receiveTimeout: 5)
+        defer { close(fd) }
+        send(fd, handshake)
+        let answer = readFrame(fd)
+        XCTAssertEqual(answer.map { Array($0.dropFirst(4).prefix(2)) }, [0, 0], "handshake error code")
+        send(fd, token("\0alice\0alice-secret"))
+        XCTAssertEqual(readFrame(fd), [], "an empty frame acknowledges the PLAIN token")
+        send(fd, metadata)
+        let response = readFrame(fd)
+        XCTAssertEqual(response.map { Array($0.prefix(4)) }, [0, 0, 0, 7], "Metadata answered after v0 authentication")
+
+        let wrong = Loopback.connect(port: broker.port, receiveTimeout: 5)
+        defer { close(wrong) }
+        send(wrong, handshake)
+        XCTAssertNotNil(readFrame(wrong))
+        send(wrong, token("\0alice\0nope"))
+        XCTAssertNil(readFrame(wrong), "a wrong password closes the connection")
+    }
+
     /// Malformed and mutated SASL frames from raw sockets (v1 and v0 handshakes, garbage tokens)
     /// never stop the broker; real clients still log in afterwards.
     func testHostileSaslFramesDoNotHurtTheBroker() throws {
@@ -472,6 +524,27 @@ final class AuthProcessTests: XCTestCase {
             close(fd)
         }
         XCTAssertTrue(broker.process.isRunning)
+        // Before authentication a frame over 512 KiB is refused as soon as its size arrives.
+        let fd = Loopback.connect(port: broker.port, receiveTimeout: 5)
+        defer { close(fd) }
+        let prefix: [UInt8] = [0, 0x10, 0, 0]  // 1 MiB
+        XCTAssertEqual(prefix.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, 4)
+        var one = [UInt8](repeating: 0, count: 1)
+        XCTAssertEqual(read(fd, &one, 1), 0, "the broker must close the connection")
+        XCTAssertTrue(broker.log.contains("request frame size 1048576 is outside 0...524288"), broker.log.suffix(1500).description)
+        // After authentication, large records (a ~900 KB produce request) are fine.
+        var big = sasl("SCRAM-SHA-512", "alice", "alice-secret")
+        big["message.max.bytes"] = "1000000"
+        let script = """
+            import sys, json
+            from confluent_kafka import Producer
+            p = Producer(dict(json.loads(sys.argv[2]), **{"bootstrap.servers": sys.argv[1]}))
+            p.produce("big", value=b"x" * 900000)
+            print("LEFT", p.flush(20))
+            """
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: big), as: UTF8.self)
+        let produced = try runProcess(python, ["-c", script, broker.address, json], timeout: 60)
+        XCTAssertTrue(produced.stdout.contains("LEFT 0"), "\(produced.stdout) \(produced.stderr)")
         let r = try confluent(broker, topic: "after-hostile", count: 5, sasl("SCRAM-SHA-512", "alice", "alice-secret"))
         XCTAssertTrue(r.stdout.contains("OK 5 True"), "\(r.stdout) \(r.stderr)")
     }

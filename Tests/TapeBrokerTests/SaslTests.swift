@@ -330,6 +330,26 @@ final class SaslTests: XCTestCase {
         XCTAssertNil(broker.credentials?.user("alice"))
     }
 
+    func testUnauthenticatedFrameLimit() throws {
+        let limit = UnauthenticatedFrameLimit(bytes: 16)
+        var decoder = KafkaFrameDecoder(maxFrameBytes: 100, unauthenticatedLimit: limit)
+        var big = ByteBuffer()
+        big.writeInteger(Int32(17))
+        XCTAssertThrowsError(try decoder.decode(buffer: &big)) { XCTAssertEqual(($0 as? FrameSizeError)?.maxFrameBytes, 16) }
+        var small = ByteBuffer()
+        small.writeInteger(Int32(2))
+        small.writeBytes([1, 2])
+        XCTAssertEqual(try decoder.decode(buffer: &small)?.readableBytes, 2)
+        limit.lift()
+        big = ByteBuffer()
+        big.writeInteger(Int32(17))
+        big.writeBytes([UInt8](repeating: 0, count: 17))
+        XCTAssertEqual(try decoder.decode(buffer: &big)?.readableBytes, 17)
+        var huge = ByteBuffer()
+        huge.writeInteger(Int32(101))
+        XCTAssertThrowsError(try decoder.decode(buffer: &huge), "maxFrameBytes still applies")
+    }
+
     // MARK: Listener safety and certificate subjects
 
     func testLoopbackCheck() {

@@ -26,6 +26,8 @@ public final class BrokerServer: Sendable {
     public let requestMemory: RequestMemoryPool
     /// Connections served at once: `maxConnections`, lowered to what the descriptor limit allows.
     public let maxConnections: Int
+    /// Each SASL connection's pre-authentication frame cap, from accept until it is served.
+    let frameLimits = FrameLimitTable()
     let configuration: BrokerConfiguration
     let logger: Logger
     let group: any EventLoopGroup
@@ -51,6 +53,8 @@ public final class BrokerServer: Sendable {
         let logger = self.logger
         // TLS: the context is built before binding, so a bad certificate or key stops the start.
         let tls = try configuration.security.tls.map { try $0.makeContext() }
+        let saslEnabled = !configuration.security.saslMechanisms.isEmpty
+        let frameLimits = self.frameLimits
         if let credentials = broker.credentials, !configuration.security.saslMechanisms.isEmpty {
             do { _ = try credentials.read() } catch { throw BrokerStartError(message: "\(error)") }
         }
@@ -73,7 +77,14 @@ public final class BrokerServer: Sendable {
                                 pool: pool, table: table, pending: pending, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs,
                                 counters: counters,
                                 onClose: { reason in logger.info("closing connection: \(reason)", metadata: ["peer": "\(peer)"]) }))
-                        try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                        // SASL: frames over 512 KiB are refused until the connection authenticated.
+                        let limit = saslEnabled ? UnauthenticatedFrameLimit(bytes: SaslSession.maxUnauthenticatedFrameBytes) : nil
+                        if let limit {
+                            frameLimits.register(limit, for: child)
+                            child.closeFuture.whenComplete { _ in _ = frameLimits.take(for: child) }
+                        }
+                        try child.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame, unauthenticatedLimit: limit)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                     }
                 }
@@ -171,6 +182,7 @@ public final class BrokerServer: Sendable {
                     log.error("closing connection: SASL is enabled but the broker has no credentials file")
                     return
                 }
+                let frameLimit = frameLimits.take(for: connection.channel)
                 var certificateChecked = security.tls?.clientCAPath == nil
                 requests: for try await var frame in inbound {
                     traffic.bytesIn.add(frame.readableBytes + 4, ordering: .relaxed)  // + the size prefix the decoder removed
@@ -194,6 +206,8 @@ public final class BrokerServer: Sendable {
                             let token = frame.readBytes(length: frame.readableBytes) ?? []
                             let step = session.step(token)
                             sasl = session
+                            // Lifted before the answer goes out: the client's next frame may be large.
+                            if session.isAuthenticated { frameLimit?.lift() }
                             switch step {
                             case .challenge(let bytes), .success(_, let bytes):
                                 var out = ByteBuffer()
@@ -237,6 +251,7 @@ public final class BrokerServer: Sendable {
                         case .saslAuthenticate(let r):
                             let (response, close) = session.authenticate(r)
                             sasl = session
+                            if session.isAuthenticated { frameLimit?.lift() }
                             try await send(
                                 KafkaResponse.encodeFrame(response, apiKey: .saslAuthenticate, version: h.apiVersion, correlationId: h.correlationId))
                             if close {
@@ -449,5 +464,17 @@ public struct BoundBrokerServer: Sendable {
             group.cancelAll()
             if let acceptError { throw acceptError }
         }
+    }
+}
+
+/// Pre-authentication frame caps of accepted connections, handed from the channel initializer
+/// to the connection's task.
+final class FrameLimitTable: Sendable {
+    private let limits = NIOLockedValueBox([ObjectIdentifier: UnauthenticatedFrameLimit]())
+    func register(_ limit: UnauthenticatedFrameLimit, for channel: any Channel) {
+        limits.withLockedValue { $0[ObjectIdentifier(channel)] = limit }
+    }
+    func take(for channel: any Channel) -> UnauthenticatedFrameLimit? {
+        limits.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 }
