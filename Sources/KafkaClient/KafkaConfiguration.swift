@@ -50,8 +50,19 @@ public struct KafkaConfiguration: Sendable {
         if res != RD_KAFKA_CONF_OK {
             let reason = string(fromBuffer: errbuf)
             rd_kafka_conf_destroy(conf)
-            throw KafkaError(code: .configuration, message: "Invalid Kafka property \(key)=\(value): \(reason)")
+            throw KafkaError(code: .configuration, message: "Invalid Kafka property \(key)=\(Self.isSecret(key) ? "(redacted)" : value): \(reason)")
         }
+    }
+
+    /// Properties whose values are secrets (passwords, keys, tokens): never logged or shown in errors.
+    public static func isSecret(_ key: String) -> Bool {
+        let k = key.lowercased()
+        return ["password", "secret", "jaas", "token", "ssl.key.pem", "oauthbearer.config", "ssl_key", "credential"].contains { k.contains($0) }
+    }
+
+    /// `properties` with secret values replaced by "(redacted)", for logs and diagnostics.
+    public var redactedProperties: [String: String] {
+        properties.reduce(into: [:]) { out, p in out[p.key] = Self.isSecret(p.key) ? "(redacted)" : p.value }
     }
 }
 

@@ -27,6 +27,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case describeCluster = 60
     case alterConfigs = 33
     case incrementalAlterConfigs = 44
+    case saslHandshake = 17
+    case saslAuthenticate = 36
+    case describeUserScramCredentials = 50
+    case alterUserScramCredentials = 51
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -57,6 +61,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .describeCluster: "DescribeCluster"
         case .alterConfigs: "AlterConfigs"
         case .incrementalAlterConfigs: "IncrementalAlterConfigs"
+        case .saslHandshake: "SaslHandshake"
+        case .saslAuthenticate: "SaslAuthenticate"
+        case .describeUserScramCredentials: "DescribeUserScramCredentials"
+        case .alterUserScramCredentials: "AlterUserScramCredentials"
         }
     }
 
@@ -91,6 +99,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .describeCluster: 0...1
         case .alterConfigs: 0...2
         case .incrementalAlterConfigs: 0...1
+        case .saslHandshake: 0...1
+        case .saslAuthenticate: 0...2
+        case .describeUserScramCredentials: 0...0
+        case .alterUserScramCredentials: 0...0
         }
     }
 
@@ -123,6 +135,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .describeCluster: 0
         case .alterConfigs: 2
         case .incrementalAlterConfigs: 1
+        case .saslHandshake: Int16.max
+        case .saslAuthenticate: 2
+        case .describeUserScramCredentials: 0
+        case .alterUserScramCredentials: 0
         }
     }
 
@@ -189,6 +205,13 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let groupSubscribedToTopic = ErrorCode(rawValue: 86)
     public static let mismatchedEndpointType = ErrorCode(rawValue: 114)
     public static let unsupportedEndpointType = ErrorCode(rawValue: 115)
+    public static let clusterAuthorizationFailed = ErrorCode(rawValue: 31)
+    public static let unsupportedSaslMechanism = ErrorCode(rawValue: 33)
+    public static let illegalSaslState = ErrorCode(rawValue: 34)
+    public static let saslAuthenticationFailed = ErrorCode(rawValue: 58)
+    public static let resourceNotFound = ErrorCode(rawValue: 91)
+    public static let duplicateResource = ErrorCode(rawValue: 92)
+    public static let unacceptableCredential = ErrorCode(rawValue: 93)
 }
 
 extension ByteBuffer {

@@ -27,6 +27,10 @@ public enum KafkaRequestBody: Sendable, Equatable {
     case describeCluster(DescribeClusterRequest)
     case alterConfigs(AlterConfigsRequest)
     case incrementalAlterConfigs(IncrementalAlterConfigsRequest)
+    case saslHandshake(SaslHandshakeRequest)
+    case saslAuthenticate(SaslAuthenticateRequest)
+    case describeUserScramCredentials(DescribeUserScramCredentialsRequest)
+    case alterUserScramCredentials(AlterUserScramCredentialsRequest)
     /// An ApiVersions request of a version this broker does not know: answered with
     /// UNSUPPORTED_VERSION and a v0 body so the client can retry with a version listed there.
     case unsupportedApiVersions
@@ -58,6 +62,10 @@ public enum KafkaRequestBody: Sendable, Equatable {
         case .describeCluster: .describeCluster
         case .alterConfigs: .alterConfigs
         case .incrementalAlterConfigs: .incrementalAlterConfigs
+        case .saslHandshake: .saslHandshake
+        case .saslAuthenticate: .saslAuthenticate
+        case .describeUserScramCredentials: .describeUserScramCredentials
+        case .alterUserScramCredentials: .alterUserScramCredentials
         }
     }
 }
@@ -128,6 +136,10 @@ public struct KafkaRequest: Sendable, Equatable {
         case .describeCluster: body = .describeCluster(try .decode(from: &frame, version: version))
         case .alterConfigs: body = .alterConfigs(try .decode(from: &frame, version: version))
         case .incrementalAlterConfigs: body = .incrementalAlterConfigs(try .decode(from: &frame, version: version))
+        case .saslHandshake: body = .saslHandshake(try .decode(from: &frame, version: version))
+        case .saslAuthenticate: body = .saslAuthenticate(try .decode(from: &frame, version: version))
+        case .describeUserScramCredentials: body = .describeUserScramCredentials(try .decode(from: &frame, version: version))
+        case .alterUserScramCredentials: body = .alterUserScramCredentials(try .decode(from: &frame, version: version))
         }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
@@ -194,6 +206,10 @@ extension KafkaRequestBody {
         case .describeCluster(let m): m.encode(into: &buffer, version: version)
         case .alterConfigs(let m): m.encode(into: &buffer, version: version)
         case .incrementalAlterConfigs(let m): m.encode(into: &buffer, version: version)
+        case .saslHandshake(let m): m.encode(into: &buffer, version: version)
+        case .saslAuthenticate(let m): m.encode(into: &buffer, version: version)
+        case .describeUserScramCredentials(let m): m.encode(into: &buffer, version: version)
+        case .alterUserScramCredentials(let m): m.encode(into: &buffer, version: version)
         case .unsupportedApiVersions: break
         }
     }

@@ -53,6 +53,9 @@ struct BrokerCommand: AsyncParsableCommand {
     @OptionGroup(title: "Limits (docs/limits.md)")
     var limits: BrokerLimitOptions
 
+    @OptionGroup(title: "Security (docs/security.md)")
+    var security: BrokerSecurityOptions
+
     func validate() throws {
         guard (try? Self.parseListen(listen)) != nil else {
             throw ValidationError("--listen must be HOST:PORT with a port from 0 to 65535, e.g. 127.0.0.1:9092; got \(listen).")
@@ -66,6 +69,7 @@ struct BrokerCommand: AsyncParsableCommand {
             throw ValidationError("--group-initial-rebalance-delay-ms must be 0 or more; got \(groupInitialRebalanceDelayMs).")
         }
         try limits.validate()
+        try security.validate()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical; got \(logLevel).")
         }
@@ -98,6 +102,14 @@ struct BrokerCommand: AsyncParsableCommand {
         config.numPartitions = numPartitions
         config.group.initialRebalanceDelayMs = groupInitialRebalanceDelayMs
         limits.apply(to: &config)
+        security.apply(to: &config, dataDir: dataDir)
+        // Not on a reachable address without authentication, unless asked for (exit 64, as a usage error).
+        if let refusal = BrokerSecurity.insecureListenerRefusal(
+            host: config.host, authenticatesClients: config.security.authenticatesClients, insecure: security.insecure)
+        {
+            FileHandle.standardError.write(Data("Error: \(refusal)\n".utf8))
+            throw ExitCode(64)
+        }
         // systemd and most shells start processes at 1024 open files (soft) with a far higher hard
         // limit: take what is allowed, then size the connection budget to it.
         DescriptorLimit.raiseSoftLimit()
@@ -183,5 +195,59 @@ struct BrokerLimitOptions: ParsableArguments {
         config.maxGroups = maxGroups
         config.offsetMetadataMaxBytes = offsetMetadataMaxBytes
         config.producerIdExpirationMs = producerIdExpirationMs
+    }
+}
+
+/// `tape broker`'s authentication and encryption (docs/security.md).
+struct BrokerSecurityOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "SASL mechanisms clients must authenticate with, comma-separated: plain, scram-sha-256, scram-sha-512 (users: `tape users add`).",
+            valueName: "mechanisms"))
+    var sasl: String?
+
+    @Option(help: ArgumentHelp("TLS: the listener's certificate chain, PEM (with --tls-key).", valueName: "pem-file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("TLS: the listener's private key, unencrypted PEM.", valueName: "pem-file"))
+    var tlsKey: String?
+
+    @Option(
+        help: ArgumentHelp(
+            "TLS: require client certificates signed by this CA (PEM); the principal is the certificate's subject.", valueName: "pem-file"))
+    var tlsClientCa: String?
+
+    @Flag(help: "Allow listening on a non-loopback address without authentication (anyone who reaches it can read, write and delete).")
+    var insecure = false
+
+    var mechanisms: [SaslMechanism] {
+        get throws {
+            guard let sasl else { return [] }
+            var out: [SaslMechanism] = []
+            for name in sasl.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+                guard let m = SaslMechanism(optionName: name) else {
+                    throw ValidationError("--sasl takes plain, scram-sha-256 and scram-sha-512, comma-separated; got \(name).")
+                }
+                if !out.contains(m) { out.append(m) }
+            }
+            if out.isEmpty { throw ValidationError("--sasl needs at least one of plain, scram-sha-256, scram-sha-512.") }
+            return out
+        }
+    }
+
+    func validate() throws {
+        _ = try mechanisms
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both or neither.") }
+        if tlsClientCa != nil, tlsCert == nil {
+            throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS).")
+        }
+    }
+
+    func apply(to config: inout BrokerConfiguration, dataDir: String) {
+        config.security.saslMechanisms = (try? mechanisms) ?? []
+        config.security.credentialsPath = (dataDir as NSString).appendingPathComponent(CredentialStore.fileName)
+        if let tlsCert, let tlsKey {
+            config.security.tls = BrokerSecurity.TLSFiles(certificatePath: tlsCert, privateKeyPath: tlsKey, clientCAPath: tlsClientCa)
+        }
     }
 }

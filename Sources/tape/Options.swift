@@ -12,8 +12,10 @@ struct KafkaOptions: ParsableArguments {
     var brokers: String?
 
     @Option(
-        name: .customShort("X"),
-        help: ArgumentHelp("Raw librdkafka property key=value (repeatable), e.g. -X security.protocol=SASL_SSL.", valueName: "key=value"))
+        name: [.customShort("X"), .customLong("kafka-option")],
+        help: ArgumentHelp(
+            "Raw librdkafka property key=value (repeatable), e.g. --kafka-option security.protocol=SASL_SSL --kafka-option sasl.mechanism=SCRAM-SHA-256; secret values are never logged.",
+            valueName: "key=value"))
     var properties: [String] = []
 
     @Flag(name: .long, help: "Log librdkafka's and Tape's debug output to stderr.")

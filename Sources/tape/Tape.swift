@@ -22,6 +22,7 @@ struct Tape: AsyncParsableCommand {
             SimulateCommand.self,
             ProcessCommand.self, CandlesCommand.self,
             ServeCommand.self,
+            UsersCommand.self,
         ]
     )
 }

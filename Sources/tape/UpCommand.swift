@@ -33,6 +33,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable).", valueName: "key=value"))
     var properties: [String] = []
     @Flag(help: "Debug logs.") var verbose = false
+    @Flag(help: "Let the embedded broker listen on a non-loopback address, where it has no authentication.") var insecure = false
     @Option(
         name: .customLong("stale-after"),
         help: ArgumentHelp(
@@ -104,6 +105,13 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // The embedded broker has no authentication: not on a reachable address unless asked for.
+        if brokers == nil, let host = try? BrokerCommand.parseListen(listen).0,
+            let refusal = BrokerSecurity.insecureListenerRefusal(host: host, authenticatesClients: false, insecure: insecure, remedy: "")
+        {
+            printError("Error: \(refusal)")
+            throw ExitCode(64)
+        }
         tuneMallocForOneProcess()
         // Signal handling first, before librdkafka, NIO and SQLite start threads of their own: a
         // signal must not land on a thread that never asked for it.

@@ -134,6 +134,17 @@ enum Samples {
                             resourceType: 2, resourceName: "t",
                             configs: [.init(name: "cleanup.policy", operation: 2, value: "compact"), .init(name: "retention.ms", operation: 1, value: nil)])
                     ], validateOnly: false))
+        case .saslHandshake:
+            return .saslHandshake(SaslHandshakeRequest(mechanism: "SCRAM-SHA-256"))
+        case .saslAuthenticate:
+            return .saslAuthenticate(SaslAuthenticateRequest(authBytes: Array("n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL".utf8)))
+        case .describeUserScramCredentials:
+            return .describeUserScramCredentials(DescribeUserScramCredentialsRequest(users: ["alice", "bob"]))
+        case .alterUserScramCredentials:
+            return .alterUserScramCredentials(
+                AlterUserScramCredentialsRequest(
+                    deletions: [.init(name: "bob", mechanism: 2)],
+                    upsertions: [.init(name: "alice", mechanism: 1, iterations: 4096, salt: [1, 2, 3], saltedPassword: Array(repeating: 7, count: 32))]))
         }
     }
 

@@ -75,15 +75,27 @@ final class HandlerFuzzTests: XCTestCase {
             frame(
                 IncrementalAlterConfigsRequest(
                     resources: [.init(resourceType: 2, resourceName: "f", configs: [.init(name: "cleanup.policy", operation: 2, value: "compact")])]), 0),
+            frame(SaslHandshakeRequest(mechanism: "PLAIN"), 1),
+            frame(SaslAuthenticateRequest(authBytes: Array("\0user\0pass".utf8)), 2),
+            frame(SaslAuthenticateRequest(authBytes: Array("n,,n=user,r=abc".utf8)), 1),
+            frame(DescribeUserScramCredentialsRequest(users: nil), 0),
+            frame(DescribeUserScramCredentialsRequest(users: ["u", "u"]), 0),
+            frame(
+                AlterUserScramCredentialsRequest(
+                    deletions: [.init(name: "d", mechanism: 1)], upsertions: [.init(name: "u", mechanism: 2, iterations: 4096, salt: [1], saltedPassword: [2])]),
+                0),
         ]
     }
 
     func testMutatedRequestsThroughTheHandler() async throws {
         var config = BrokerConfiguration()
         config.numPartitions = 2
+        // Credentials and an authenticated connection 0, so the SCRAM credential APIs run their whole path.
+        config.security.credentialsPath = try temporaryDirectory("fuzz-credentials").appendingPathComponent("credentials.json").path
         var quiet = Logger(label: "fuzz")
         quiet.logLevel = .critical
         let broker = Broker(configuration: config, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore(), logger: quiet)
+        await broker.setPrincipal("User:fuzz", connection: 0)
         let seeds = seeds()
         var rng = SplitMix64(seed: 2026)
         var handled = 0

@@ -53,6 +53,10 @@ public actor Broker {
     var nextWaiterID: UInt64 = 1
     private var nextProducerSweepMs: Int64 = 0
     var isShuttingDown = false
+    /// The users (SASL credentials), when the broker has a credentials file.
+    public nonisolated let credentials: CredentialStore?
+    /// The authenticated principal of each connection ("User:NAME"), set by the server.
+    var principals: [UInt64: String] = [:]
 
     public init(
         configuration: BrokerConfiguration, topics: any TopicStore, committedOffsets: any CommittedOffsetStore,
@@ -66,6 +70,7 @@ public actor Broker {
         self.logger = logger
         self.advertisedPort = configuration.advertisedPort ?? configuration.port
         self.coordinator = GroupCoordinator(settings: configuration.group, maxGroups: configuration.maxGroups, logger: logger)
+        self.credentials = configuration.security.credentialsPath.map { CredentialStore(path: $0) }
         // Producer ids must not repeat across restarts (the log keeps old ids' sequences):
         // by default they start at the wall-clock time in microseconds.
         self.nextProducerId = firstProducerId ?? Int64(Date().timeIntervalSince1970 * 1_000_000)
@@ -125,6 +130,7 @@ public actor Broker {
     /// A connection closed: its parked fetch (if any) is answered now instead of at its deadline.
     public func connectionClosed(_ connection: UInt64) {
         for (id, w) in fetchWaiters where w.connection == connection { releaseWaiter(id) }
+        principals[connection] = nil
     }
 
     /// Handles one request; returns the whole response frame, or nil when none is due (acks=0).
@@ -165,6 +171,11 @@ public actor Broker {
         case .deleteGroups(let r): return frame(await deleteGroups(r))
         case .offsetDelete(let r): return frame(await offsetDelete(r))
         case .describeCluster(let r): return frame(describeCluster(r, version: v))
+        case .saslHandshake: return frame(SaslHandshakeResponse(errorCode: .unsupportedSaslMechanism, mechanisms: []))
+        case .saslAuthenticate:
+            return frame(SaslAuthenticateResponse(errorCode: .illegalSaslState, errorMessage: "SASL is not enabled on this listener"))
+        case .describeUserScramCredentials(let r): return frame(describeUserScramCredentials(r, connection: connection))
+        case .alterUserScramCredentials(let r): return frame(alterUserScramCredentials(r, connection: connection))
         }
     }
 

@@ -24,6 +24,8 @@ public struct BrokerConfiguration: Sendable {
     public var group = ConsumerGroup.Settings()
     /// How often session and rebalance timeouts are checked. Default 100 ms.
     public var groupTickIntervalMs: Int = 100
+    /// SASL, credentials and TLS of the listener (none by default).
+    public var security = BrokerSecurity()
 
     // MARK: Limits (docs/limits.md). Names follow Kafka's broker settings where one exists.
 

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 
 /// Why the broker could not start, in words a user can act on.
@@ -25,6 +26,8 @@ public final class BrokerServer: Sendable {
     public let requestMemory: RequestMemoryPool
     /// Connections served at once: `maxConnections`, lowered to what the descriptor limit allows.
     public let maxConnections: Int
+    /// Each SASL connection's pre-authentication frame cap, from accept until it is served.
+    let frameLimits = FrameLimitTable()
     let configuration: BrokerConfiguration
     let logger: Logger
     let group: any EventLoopGroup
@@ -48,6 +51,13 @@ public final class BrokerServer: Sendable {
         let idleMs = configuration.connectionsMaxIdleMs
         let readTimeoutMs = configuration.requestReadTimeoutMs
         let logger = self.logger
+        // TLS: the context is built before binding, so a bad certificate or key stops the start.
+        let tls = try configuration.security.tls.map { try $0.makeContext() }
+        let saslEnabled = !configuration.security.saslMechanisms.isEmpty
+        let frameLimits = self.frameLimits
+        if let credentials = broker.credentials, !configuration.security.saslMechanisms.isEmpty {
+            do { _ = try credentials.read() } catch { throw BrokerStartError(message: "\(error)") }
+        }
         let channel: NIOAsyncChannel<NIOAsyncChannel<ByteBuffer, ByteBuffer>, Never>
         do {
             channel = try await ServerBootstrap(group: group)
@@ -61,12 +71,20 @@ public final class BrokerServer: Sendable {
                 .bind(host: configuration.host, port: configuration.port) { child in
                     child.eventLoop.makeCompletedFuture {
                         let peer = child.remoteAddress?.description ?? "?"
+                        if let tls { try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                         try child.pipeline.syncOperations.addHandler(
                             ConnectionGuard(
                                 pool: pool, table: table, pending: pending, maxFrameBytes: maxFrame, idleMs: idleMs, readTimeoutMs: readTimeoutMs,
                                 counters: counters,
                                 onClose: { reason in logger.info("closing connection: \(reason)", metadata: ["peer": "\(peer)"]) }))
-                        try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame)))
+                        // SASL: frames over 512 KiB are refused until the connection authenticated.
+                        let limit = saslEnabled ? UnauthenticatedFrameLimit(bytes: SaslSession.maxUnauthenticatedFrameBytes) : nil
+                        if let limit {
+                            frameLimits.register(limit, for: child)
+                            child.closeFuture.whenComplete { _ in _ = frameLimits.take(for: child) }
+                        }
+                        try child.pipeline.syncOperations.addHandler(
+                            ByteToMessageHandler(KafkaFrameDecoder(maxFrameBytes: maxFrame, unauthenticatedLimit: limit)))
                         return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: child)
                     }
                 }
@@ -148,8 +166,67 @@ public final class BrokerServer: Sendable {
                     }
                 }
                 defer { queue.finish() }
-                for try await var frame in inbound {
+                /// A reply frame of this connection's own (SASL), in order with the others.
+                func send(_ frame: ByteBuffer) async throws {
+                    if gate.isEmpty {
+                        try await write(frame)
+                        return
+                    }
+                    gate.add(bytes: frame.readableBytes)
+                    queue.yield((.now(frame), frame.readableBytes))
+                }
+                // SASL: until authenticated, only ApiVersions and the SASL requests are answered.
+                let security = configuration.security
+                var sasl = security.saslMechanisms.isEmpty ? nil : broker.credentials.map { SaslSession(mechanisms: security.saslMechanisms, credentials: $0) }
+                if !security.saslMechanisms.isEmpty, sasl == nil {
+                    log.error("closing connection: SASL is enabled but the broker has no credentials file")
+                    return
+                }
+                let frameLimit = frameLimits.take(for: connection.channel)
+                var certificateChecked = security.tls?.clientCAPath == nil
+                requests: for try await var frame in inbound {
                     traffic.bytesIn.add(frame.readableBytes + 4, ordering: .relaxed)  // + the size prefix the decoder removed
+                    if !certificateChecked {
+                        // mTLS: the handshake verified the certificate; its subject is the principal.
+                        certificateChecked = true
+                        if let certificate = try? await connection.channel.nioSSL_peerCertificate().get(), let der = try? certificate.toDERBytes(),
+                            let subject = CertificateSubject.distinguishedName(der: der)
+                        {
+                            await broker.setPrincipal("User:\(subject)", connection: id)
+                            log.info("client certificate accepted", metadata: ["principal": "User:\(subject)"])
+                        }
+                    }
+                    if var session = sasl, !session.isAuthenticated {
+                        if frame.readableBytes > SaslSession.maxUnauthenticatedFrameBytes {
+                            log.warning("closing connection: a \(frame.readableBytes)-byte frame before authentication")
+                            break requests
+                        }
+                        if session.expectsRawToken {
+                            // SaslHandshake v0: a bare token in, a bare token out.
+                            let token = frame.readBytes(length: frame.readableBytes) ?? []
+                            let step = session.step(token)
+                            sasl = session
+                            // Lifted before the answer goes out: the client's next frame may be large.
+                            if session.isAuthenticated { frameLimit?.lift() }
+                            switch step {
+                            case .challenge(let bytes), .success(_, let bytes):
+                                var out = ByteBuffer()
+                                out.writeInteger(Int32(bytes.count), endianness: .big)
+                                out.writeBytes(bytes)
+                                try await send(out)
+                            case .failure(let reason):
+                                log.warning(
+                                    "closing connection: SASL authentication failed: \(reason)",
+                                    metadata: ["mechanism": "\(session.mechanism?.rawValue ?? "?")"])
+                                break requests
+                            }
+                            if let principal = session.principal {
+                                await broker.setPrincipal(principal, connection: id)
+                                log.info("authenticated", metadata: ["principal": "\(principal)", "mechanism": "\(session.mechanism?.rawValue ?? "?")"])
+                            }
+                            continue requests
+                        }
+                    }
                     let keyAndVersion = KafkaRequest.peekKeyAndVersion(frame)
                     let request: KafkaRequest
                     do {
@@ -158,6 +235,43 @@ public final class BrokerServer: Sendable {
                         let what = keyAndVersion.map { "api key \($0.0) v\($0.1)" } ?? "a frame"
                         log.warning("closing connection: could not decode \(what): \(error)")
                         break
+                    }
+                    if var session = sasl {
+                        let h = request.header
+                        switch request.body {
+                        case .saslHandshake(let r):
+                            let (response, close) = session.handshake(r, version: h.apiVersion)
+                            sasl = session
+                            try await send(KafkaResponse.encodeFrame(response, apiKey: .saslHandshake, version: h.apiVersion, correlationId: h.correlationId))
+                            if close {
+                                log.warning("closing connection: SASL handshake for \(r.mechanism) refused (error \(response.errorCode))")
+                                break requests
+                            }
+                            continue requests
+                        case .saslAuthenticate(let r):
+                            let (response, close) = session.authenticate(r)
+                            sasl = session
+                            if session.isAuthenticated { frameLimit?.lift() }
+                            try await send(
+                                KafkaResponse.encodeFrame(response, apiKey: .saslAuthenticate, version: h.apiVersion, correlationId: h.correlationId))
+                            if close {
+                                log.warning(
+                                    "closing connection: SASL authentication failed: \(response.errorMessage ?? "")",
+                                    metadata: ["mechanism": "\(session.mechanism?.rawValue ?? "?")"])
+                                break requests
+                            }
+                            if let principal = session.principal {
+                                await broker.setPrincipal(principal, connection: id)
+                                log.info("authenticated", metadata: ["principal": "\(principal)", "mechanism": "\(session.mechanism?.rawValue ?? "?")"])
+                            }
+                            continue requests
+                        case .apiVersions, .unsupportedApiVersions: break
+                        default:
+                            if !session.isAuthenticated {
+                                log.warning("closing connection: \(request.body.apiKey) before SASL authentication")
+                                break requests
+                            }
+                        }
                     }
                     let reply = await broker.receive(request, clientHost: host, connection: id)
                     if case .closeConnection(let reason) = reply {
@@ -350,5 +464,17 @@ public struct BoundBrokerServer: Sendable {
             group.cancelAll()
             if let acceptError { throw acceptError }
         }
+    }
+}
+
+/// Pre-authentication frame caps of accepted connections, handed from the channel initializer
+/// to the connection's task.
+final class FrameLimitTable: Sendable {
+    private let limits = NIOLockedValueBox([ObjectIdentifier: UnauthenticatedFrameLimit]())
+    func register(_ limit: UnauthenticatedFrameLimit, for channel: any Channel) {
+        limits.withLockedValue { $0[ObjectIdentifier(channel)] = limit }
+    }
+    func take(for channel: any Channel) -> UnauthenticatedFrameLimit? {
+        limits.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 }

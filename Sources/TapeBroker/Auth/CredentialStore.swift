@@ -1,0 +1,184 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// One user's credentials: per SCRAM mechanism salt/iterations/StoredKey/ServerKey, and for
+/// PLAIN a salted hash. Never a password.
+public struct UserCredentials: Sendable, Codable, Equatable {
+    public var scramSha256: ScramCredential?
+    public var scramSha512: ScramCredential?
+    public var plain: PlainCredential?
+
+    public init(scramSha256: ScramCredential? = nil, scramSha512: ScramCredential? = nil, plain: PlainCredential? = nil) {
+        self.scramSha256 = scramSha256
+        self.scramSha512 = scramSha512
+        self.plain = plain
+    }
+
+    public var isEmpty: Bool { scramSha256 == nil && scramSha512 == nil && plain == nil }
+
+    public func scram(_ m: SaslMechanism) -> ScramCredential? {
+        switch m {
+        case .scramSha256: scramSha256
+        case .scramSha512: scramSha512
+        case .plain: nil
+        }
+    }
+
+    public mutating func setScram(_ m: SaslMechanism, _ c: ScramCredential?) {
+        switch m {
+        case .scramSha256: scramSha256 = c
+        case .scramSha512: scramSha512 = c
+        case .plain: break
+        }
+    }
+
+    /// The mechanisms this user has a credential for.
+    public var mechanisms: [SaslMechanism] {
+        SaslMechanism.allCases.filter { m in m == .plain ? plain != nil : scram(m) != nil }
+    }
+}
+
+/// The credentials file's content.
+public struct CredentialsFile: Sendable, Codable, Equatable {
+    public var version: Int = 1
+    public var users: [String: UserCredentials] = [:]
+    public init() {}
+}
+
+/// Why the credentials file could not be read or written, in one sentence.
+public struct CredentialStoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The users of a broker, in `credentials.json` of its data directory (mode 0600, replaced
+/// atomically). The broker re-reads the file when it changes, so `tape users add` takes
+/// effect without a restart.
+public final class CredentialStore: Sendable {
+    public let path: String
+    /// Larger files are refused (a real one holds ~300 bytes per user).
+    public static let maxFileBytes = 64 << 20
+    public static let fileName = "credentials.json"
+
+    private struct Cache {
+        var loaded = false
+        var stamp: FileStamp?
+        var file = CredentialsFile()
+    }
+    private struct FileStamp: Equatable {
+        var mtimeSec: Int
+        var mtimeNsec: Int
+        var size: Int
+        var inode: UInt64
+    }
+    private let cache = NIOLockedValueBox(Cache())
+
+    public init(path: String) { self.path = path }
+
+    public convenience init(dataDirectory: String) {
+        self.init(path: (dataDirectory as NSString).appendingPathComponent(Self.fileName))
+    }
+
+    private func stamp() -> FileStamp? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return FileStamp(mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec), size: Int(st.st_size), inode: UInt64(st.st_ino))
+    }
+
+    /// Reads the file now (a missing file holds no users). Throws for unreadable or malformed files.
+    public func read() throws -> CredentialsFile {
+        guard FileManager.default.fileExists(atPath: path) else { return CredentialsFile() }
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw CredentialStoreError(message: "cannot read \(path); check its permissions.")
+        }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: Self.maxFileBytes + 1)) ?? Data()
+        guard data.count <= Self.maxFileBytes else {
+            throw CredentialStoreError(message: "\(path) is larger than \(Self.maxFileBytes) bytes; it is not a credentials file.")
+        }
+        do {
+            let file = try JSONDecoder().decode(CredentialsFile.self, from: data)
+            guard file.version == 1 else { throw CredentialStoreError(message: "\(path) has version \(file.version); this tape reads version 1.") }
+            return file
+        } catch let e as CredentialStoreError {
+            throw e
+        } catch {
+            throw CredentialStoreError(message: "\(path) is not a valid credentials file (\(error)); fix or remove it.")
+        }
+    }
+
+    /// The current users, re-read when the file changed since the last call. A file that
+    /// became unreadable keeps the last good content.
+    public func current() -> CredentialsFile {
+        let now = stamp()
+        return cache.withLockedValue { c in
+            if c.loaded, c.stamp == now { return c.file }
+            if let file = try? read() {
+                c.file = file
+                c.stamp = now
+                c.loaded = true
+            }
+            return c.file
+        }
+    }
+
+    public func user(_ name: String) -> UserCredentials? { current().users[name] }
+
+    /// Reads, changes and writes the file (atomically, mode 0600); returns what `change` returns.
+    @discardableResult
+    public func update<R>(_ change: (inout CredentialsFile) throws -> R) throws -> R {
+        try cache.withLockedValue { c in
+            var file = try read()
+            let result = try change(&file)
+            try write(file)
+            c.file = file
+            c.stamp = stamp()
+            c.loaded = true
+            return result
+        }
+    }
+
+    /// Writes to a temporary file (0600) beside the target, fsyncs, renames over it, fsyncs the directory.
+    private func write(_ file: CredentialsFile) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(file)
+        let directory = (path as NSString).deletingLastPathComponent
+        try? FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true)
+        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw CredentialStoreError(message: "cannot create \(temporary): \(String(cString: strerror(errno))).") }
+        var ok = data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = posixWrite(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return false
+                }
+                offset += n
+            }
+            return true
+        }
+        ok = ok && fchmod(fd, 0o600) == 0 && fsync(fd) == 0
+        close(fd)
+        guard ok, rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw CredentialStoreError(message: "cannot write \(path): \(reason).")
+        }
+        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
+        if dfd >= 0 {
+            _ = fsync(dfd)
+            close(dfd)
+        }
+    }
+}
+
+private func posixWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }
