@@ -531,6 +531,9 @@ final class AuthProcessTests: XCTestCase {
         XCTAssertEqual(prefix.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, 4)
         var one = [UInt8](repeating: 0, count: 1)
         XCTAssertEqual(read(fd, &one, 1), 0, "the broker must close the connection")
+        // The connection task logs the reason after the socket closed: wait for it.
+        let deadline = Date().addingTimeInterval(10)
+        while !broker.log.contains("request frame size 1048576 is outside 0...524288") && Date() < deadline { usleep(20_000) }
         XCTAssertTrue(broker.log.contains("request frame size 1048576 is outside 0...524288"), broker.log.suffix(1500).description)
         // After authentication, large records (a ~900 KB produce request) are fine.
         var big = sasl("SCRAM-SHA-512", "alice", "alice-secret")
