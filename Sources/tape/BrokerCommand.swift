@@ -217,6 +217,12 @@ struct BrokerSecurityOptions: ParsableArguments {
             "TLS: require client certificates signed by this CA (PEM); the principal is the certificate's subject.", valueName: "pem-file"))
     var tlsClientCa: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Principals allowed to describe and alter SCRAM credentials through the Kafka API, comma-separated, e.g. User:admin,User:CN=ops (default: any authenticated one).",
+            valueName: "principals"))
+    var superUsers: String?
+
     @Flag(help: "Allow listening on a non-loopback address without authentication (anyone who reaches it can read, write and delete).")
     var insecure = false
 
@@ -238,6 +244,9 @@ struct BrokerSecurityOptions: ParsableArguments {
     func validate() throws {
         _ = try mechanisms
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both or neither.") }
+        for p in (superUsers ?? "").split(separator: ",") where !p.trimmingCharacters(in: .whitespaces).hasPrefix("User:") {
+            throw ValidationError("--super-users takes principals like User:admin, comma-separated; got \(p).")
+        }
         if tlsClientCa != nil, tlsCert == nil {
             throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS).")
         }
@@ -246,6 +255,7 @@ struct BrokerSecurityOptions: ParsableArguments {
     func apply(to config: inout BrokerConfiguration, dataDir: String) {
         config.security.saslMechanisms = (try? mechanisms) ?? []
         config.security.credentialsPath = (dataDir as NSString).appendingPathComponent(CredentialStore.fileName)
+        config.security.superUsers = (superUsers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if let tlsCert, let tlsKey {
             config.security.tls = BrokerSecurity.TLSFiles(certificatePath: tlsCert, privateKeyPath: tlsKey, clientCAPath: tlsClientCa)
         }

@@ -424,6 +424,27 @@ final class AuthProcessTests: XCTestCase {
         XCTAssertTrue(try confluentFailing(broker, sasl("SCRAM-SHA-512", "bob", "bob-secret")).stdout.hasPrefix("AUTH-FAILED"))
         let listed = try tape(["users", "list", "--data-dir", dir.path])
         XCTAssertEqual(listed.stdout, "alice\tPLAIN,SCRAM-SHA-256,SCRAM-SHA-512\ncarol\tSCRAM-SHA-256\n")
+
+        // With --super-users, only those principals may use these APIs.
+        broker.stop()
+        let restricted = try BrokerProcess(extraArguments: ["--sasl", "scram-sha-256,scram-sha-512", "--super-users", "User:carol"], dataDir: dir)
+        defer { restricted.stop() }
+        let describe = """
+            import sys, json
+            from confluent_kafka.admin import AdminClient
+            a = AdminClient(dict(json.loads(sys.argv[2]), **{"bootstrap.servers": sys.argv[1]}))
+            for user, f in a.describe_user_scram_credentials(["alice"]).items():
+                try:
+                    f.result(10)
+                    print("OK", user, flush=True)
+                except Exception as e:
+                    print("ERR", user, e.args[0].name() if e.args and hasattr(e.args[0], "name") else e, flush=True)
+            """
+        for (who, password, expected) in [("alice", "alice-secret", "ERR alice CLUSTER_AUTHORIZATION_FAILED"), ("carol", "carol-pw", "OK alice")] {
+            let conf = String(decoding: try JSONSerialization.data(withJSONObject: sasl("SCRAM-SHA-256", who, password)), as: UTF8.self)
+            let r = try runProcess(python, ["-c", describe, restricted.address, conf], timeout: 60)
+            XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), expected, "\(who): \(r.stdout) \(r.stderr)")
+        }
     }
 
     /// SaslHandshake v0: the PLAIN token goes as a bare size-prefixed frame, the answer is an empty
@@ -531,6 +552,9 @@ final class AuthProcessTests: XCTestCase {
         XCTAssertEqual(prefix.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }, 4)
         var one = [UInt8](repeating: 0, count: 1)
         XCTAssertEqual(read(fd, &one, 1), 0, "the broker must close the connection")
+        // The connection task logs the reason after the socket closed: wait for it.
+        let deadline = Date().addingTimeInterval(10)
+        while !broker.log.contains("request frame size 1048576 is outside 0...524288") && Date() < deadline { usleep(20_000) }
         XCTAssertTrue(broker.log.contains("request frame size 1048576 is outside 0...524288"), broker.log.suffix(1500).description)
         // After authentication, large records (a ~900 KB produce request) are fine.
         var big = sasl("SCRAM-SHA-512", "alice", "alice-secret")

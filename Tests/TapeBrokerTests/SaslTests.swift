@@ -282,11 +282,42 @@ final class SaslTests: XCTestCase {
         try other.update { $0.users["bob"] = UserCredentials(plain: PlainCredential(password: "x")) }
         XCTAssertNotNil(store.user("bob"))
         // No temporary files are left behind.
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), ["credentials.json"])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted(), ["credentials.json", "credentials.json.lock"])
         // A malformed file is an error for read(); current() keeps the last good content.
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: store.path))
         XCTAssertThrowsError(try store.read())
         XCTAssertNotNil(store.user("bob"))
+    }
+
+    /// Writers in parallel (tape users and the broker are separate processes) lose no update.
+    func testConcurrentUpdatesAreSerialized() throws {
+        let dir = try temporaryDirectory("credentials-race")
+        let credential = UserCredentials(plain: PlainCredential(password: "p", iterations: 1))
+        DispatchQueue.concurrentPerform(iterations: 4) { worker in
+            let store = CredentialStore(dataDirectory: dir.path)  // own descriptors, like another process
+            for i in 0..<15 { try? store.update { $0.users["u\(worker)-\(i)"] = credential } }
+        }
+        XCTAssertEqual(try CredentialStore(dataDirectory: dir.path).read().users.count, 60)
+    }
+
+    func testSuperUsersAloneManageCredentials() async throws {
+        var config = BrokerConfiguration()
+        config.security.credentialsPath = try temporaryDirectory("super-users").appendingPathComponent("credentials.json").path
+        config.security.superUsers = ["User:admin"]
+        let broker = Broker(configuration: config, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore())
+        await broker.setPrincipal("User:bob", connection: 1)
+        await broker.setPrincipal("User:admin", connection: 2)
+        let bob = await broker.describeUserScramCredentials(DescribeUserScramCredentialsRequest(users: nil), connection: 1)
+        XCTAssertEqual(bob.errorCode, .clusterAuthorizationFailed)
+        let upsert = AlterUserScramCredentialsRequest(
+            deletions: [], upsertions: [.init(name: "x", mechanism: 1, iterations: 4096, salt: [1], saltedPassword: Array(repeating: 1, count: 32))])
+        let bobAlter = await broker.alterUserScramCredentials(upsert, connection: 1)
+        XCTAssertEqual(bobAlter.results.map(\.errorCode), [.clusterAuthorizationFailed])
+        XCTAssertNil(broker.credentials?.user("x"))
+        let adminAlter = await broker.alterUserScramCredentials(upsert, connection: 2)
+        XCTAssertEqual(adminAlter.results.map(\.errorCode), [ErrorCode.none])
+        let admin = await broker.describeUserScramCredentials(DescribeUserScramCredentialsRequest(users: nil), connection: 2)
+        XCTAssertEqual(admin.results.map(\.user), ["x"])
     }
 
     // MARK: Admin APIs

@@ -134,6 +134,16 @@ public final class CredentialStore: Sendable {
     @discardableResult
     public func update<R>(_ change: (inout CredentialsFile) throws -> R) throws -> R {
         try cache.withLockedValue { c in
+            // One writer at a time across processes (tape users, the broker's AlterUserScramCredentials):
+            // an exclusive lock on a file beside it, held from the read to the rename.
+            let directory = (path as NSString).deletingLastPathComponent
+            try? FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true)
+            let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard lock >= 0 else { throw CredentialStoreError(message: "cannot create \(path).lock: \(String(cString: strerror(errno))).") }
+            defer { close(lock) }
+            while flock(lock, LOCK_EX) != 0 {
+                guard errno == EINTR else { throw CredentialStoreError(message: "cannot lock \(path).lock: \(String(cString: strerror(errno))).") }
+            }
             var file = try read()
             let result = try change(&file)
             try write(file)

@@ -69,6 +69,9 @@ public struct PlainServerExchange: Sendable {
     private var done = false
     public init(lookup: @escaping @Sendable (String) -> PlainCredential?) { self.lookup = lookup }
 
+    /// Checked against when the user does not exist.
+    static let unknownUser = PlainCredential(password: "unknown user", salt: Array(repeating: 0, count: 32))
+
     public mutating func step(_ message: [UInt8]) -> SaslStep {
         guard !done else { return .failure("Invalid PLAIN state: the exchange is already finished") }
         done = true
@@ -77,9 +80,12 @@ public struct PlainServerExchange: Sendable {
         guard m.authorizationId.isEmpty || m.authorizationId == m.user else {
             return .failure("Authentication failed: the authorization id must be empty or equal the user name")
         }
-        guard let credential = lookup(m.user), credential.matches(m.password) else {
+        // An unknown user costs the same hashing as a known one: timing does not tell which names exist.
+        guard let credential = lookup(m.user) else {
+            _ = Self.unknownUser.matches(m.password)
             return .failure("Authentication failed: Invalid username or password")
         }
+        guard credential.matches(m.password) else { return .failure("Authentication failed: Invalid username or password") }
         return .success(user: m.user, finalBytes: [])
     }
 }

@@ -11,6 +11,9 @@ public struct BrokerSecurity: Sendable {
     /// TLS on the listener: certificate chain and key (PEM), and the CA that client
     /// certificates must be signed by (mTLS; the principal is the certificate's subject).
     public var tls: TLSFiles? = nil
+    /// Principals ("User:NAME", "User:CN=...") allowed to describe and alter SCRAM credentials
+    /// (Kafka's `super.users`); empty: every authenticated principal.
+    public var superUsers: [String] = []
 
     public struct TLSFiles: Sendable {
         public var certificatePath: String
