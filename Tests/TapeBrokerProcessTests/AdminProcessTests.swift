@@ -199,7 +199,7 @@ final class AdminProcessTests: XCTestCase {
         XCTAssertEqual(lines(out, "LCG"), ["LCG [('g-keep', 'EMPTY')]", "LCG [('g-live', 'STABLE')]"], out)
         XCTAssertEqual(lines(out, "LCGO"), ["LCGO [('adm', 0, 5), ('adm', 2, 7)]"], out)
         XCTAssertTrue(out.contains("DONE"), out)
-        XCTAssertTrue(r.stderr.contains("Sent ListGroupsRequest (v4"), "list_consumer_groups with states uses ListGroups v4")
+        XCTAssertTrue(r.stderr.contains("Sent ListGroupsRequest (v5"), "list_consumer_groups with states uses ListGroups v5 (v4+ carries the states filter)")
         XCTAssertTrue(r.stderr.contains("Sent OffsetFetchRequest (v8"), "list_consumer_group_offsets uses the v8 (groups) form")
 
         let k = try runProcess(python, ["-c", Self.kafkaPythonScript, address], timeout: 120)
