@@ -305,6 +305,11 @@ final class AdminHandlerTests: XCTestCase {
         XCTAssertEqual(r.clusterAuthorizedOperations, Int32.min)
         let ops = await b.describeCluster(DescribeClusterRequest(includeClusterAuthorizedOperations: true), version: 0)
         XCTAssertNotEqual(ops.clusterAuthorizedOperations & (1 << 8), 0, "DESCRIBE is allowed")
+        // librdkafka's describe_cluster reads the same from Metadata v8+.
+        let md = await b.metadata(MetadataRequest(topics: [], includeClusterAuthorizedOperations: true), version: 8)
+        XCTAssertEqual(md.clusterAuthorizedOperations, ops.clusterAuthorizedOperations)
+        let plain = await b.metadata(MetadataRequest(topics: []), version: 8)
+        XCTAssertEqual(plain.clusterAuthorizedOperations, Int32.min)
         let controllers = await b.describeCluster(DescribeClusterRequest(endpointType: 2), version: 1)
         XCTAssertEqual(controllers.errorCode, .mismatchedEndpointType)
         XCTAssertNotNil(controllers.errorMessage)
