@@ -105,8 +105,7 @@ extension Broker {
                         }
                         let log = logs[Int(p.partitionIndex)]
                         do {
-                            let start = try log.deleteRecords(before: p.offset)
-                            logger.info("deleted records", metadata: ["partition": "\(t.name)-\(p.partitionIndex)", "logStartOffset": "\(start)"])
+                            let start = try log.deleteRecords(before: p.offset)  // the durable Log logs it
                             return .init(partitionIndex: p.partitionIndex, lowWatermark: start, errorCode: .none)
                         } catch let e as StorageError {
                             if e.code == .closed {
