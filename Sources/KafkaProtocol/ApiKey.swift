@@ -86,7 +86,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .leaveGroup: 0...3
         case .syncGroup: 0...3
         case .describeGroups: 0...4
-        case .listGroups: 0...4
+        case .listGroups: 0...5
         case .apiVersions: 0...3
         case .createTopics: 0...4
         case .deleteTopics: 0...3

@@ -40,7 +40,9 @@ final class AdminMessageTests: XCTestCase {
                 clusterAuthorizedOperations: 256), versions: ApiKey.describeCluster.supportedVersions,
             decode: { try DescribeClusterResponse.decode(from: &$0, version: $1) })
         for v in ApiKey.listGroups.supportedVersions {
-            let r = ListGroupsResponse(groups: [.init(groupId: "g", protocolType: "consumer", groupState: v >= 4 ? "Stable" : "")])
+            let r = ListGroupsResponse(groups: [
+                .init(groupId: "g", protocolType: "consumer", groupState: v >= 4 ? "Stable" : "", groupType: v >= 5 ? "Classic" : "")
+            ])
             try roundTrip(r, versions: v...v, decode: { try ListGroupsResponse.decode(from: &$0, version: $1) })
         }
         for v in ApiKey.offsetFetch.supportedVersions {
@@ -102,6 +104,15 @@ final class AdminMessageTests: XCTestCase {
         XCTAssertThrowsError(try OffsetFetchRequest.decode(from: &v1, version: 1))
         var v6 = ByteBuffer(bytes: [2, 0x67, 0, 0])
         XCTAssertNil(try OffsetFetchRequest.decode(from: &v6, version: 6).topics)
+    }
+
+    func testListGroupsV5GoldenBytes() throws {
+        var request = ByteBuffer()
+        ListGroupsRequest(statesFilter: [], typesFilter: ["c"]).encode(into: &request, version: 5)
+        XCTAssertEqual(Array(request.readableBytesView), [1, 2, 2, 0x63, 0])  // no states, types ["c"], tags
+        var response = ByteBuffer()
+        ListGroupsResponse(groups: [.init(groupId: "g", protocolType: "c", groupState: "E", groupType: "T")]).encode(into: &response, version: 5)
+        XCTAssertEqual(Array(response.readableBytesView), [0, 0, 0, 0, 0, 0, 2, 2, 0x67, 2, 0x63, 2, 0x45, 2, 0x54, 0, 0])
     }
 
     func testListGroupsV4GoldenBytes() throws {

@@ -70,7 +70,7 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(ranges[3], 0...8)
         XCTAssertEqual(ranges[9], 1...8)
         XCTAssertEqual(ranges[22], 0...1)
-        XCTAssertEqual(ranges[16], 0...4)
+        XCTAssertEqual(ranges[16], 0...5)
         XCTAssertEqual(ranges[21], 0...2)
         XCTAssertEqual(ranges[37], 0...3)
         XCTAssertEqual(ranges[42], 0...2)

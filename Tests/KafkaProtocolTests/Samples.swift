@@ -101,7 +101,7 @@ enum Samples {
             return .describeConfigs(
                 DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "t", configurationKeys: ["retention.ms"])], includeSynonyms: v >= 1))
         case .listGroups:
-            return .listGroups(ListGroupsRequest(statesFilter: v >= 4 ? ["Stable", "Empty"] : []))
+            return .listGroups(ListGroupsRequest(statesFilter: v >= 4 ? ["Stable", "Empty"] : [], typesFilter: v >= 5 ? ["classic"] : []))
         case .createPartitions:
             return .createPartitions(
                 CreatePartitionsRequest(

@@ -81,6 +81,8 @@ final class AdminProcessTests: XCTestCase {
                 print("DG", g, e.args[0].name())
         d = a.describe_cluster().result()
         print("DC", d.cluster_id, d.controller.id, [(n.id, n.host, n.port) for n in d.nodes])
+        d = a.describe_cluster(include_authorized_operations=True).result()
+        print("DC-OPS", sorted(op.name for op in d.authorized_operations))
         # This client logs the requests it sends (stderr), so the test sees which versions were used.
         a = AdminClient({"bootstrap.servers": b, "debug": "protocol"})
         for states in [{ConsumerGroupState.EMPTY}, {ConsumerGroupState.STABLE}]:
@@ -196,10 +198,12 @@ final class AdminProcessTests: XCTestCase {
         XCTAssertEqual(lines(out, "OD-NEVER"), ["OD-NEVER GroupIdNotFoundError"], out)
         XCTAssertEqual(lines(out, "DG"), ["DG g-del OK", "DG g-live NON_EMPTY_GROUP", "DG g-never GROUP_ID_NOT_FOUND"], out)
         XCTAssertEqual(lines(out, "DC"), ["DC tape-single-node 0 [(0, '127.0.0.1', \(broker!.port))]"], out)
+        XCTAssertEqual(
+            lines(out, "DC-OPS"), ["DC-OPS ['ALTER', 'ALTER_CONFIGS', 'CLUSTER_ACTION', 'CREATE', 'DESCRIBE', 'DESCRIBE_CONFIGS', 'IDEMPOTENT_WRITE']"], out)
         XCTAssertEqual(lines(out, "LCG"), ["LCG [('g-keep', 'EMPTY')]", "LCG [('g-live', 'STABLE')]"], out)
         XCTAssertEqual(lines(out, "LCGO"), ["LCGO [('adm', 0, 5), ('adm', 2, 7)]"], out)
         XCTAssertTrue(out.contains("DONE"), out)
-        XCTAssertTrue(r.stderr.contains("Sent ListGroupsRequest (v4"), "list_consumer_groups with states uses ListGroups v4")
+        XCTAssertTrue(r.stderr.contains("Sent ListGroupsRequest (v5"), "list_consumer_groups with states uses ListGroups v5 (v4+ carries the states filter)")
         XCTAssertTrue(r.stderr.contains("Sent OffsetFetchRequest (v8"), "list_consumer_group_offsets uses the v8 (groups) form")
 
         let k = try runProcess(python, ["-c", Self.kafkaPythonScript, address], timeout: 120)

@@ -1,12 +1,13 @@
 import KafkaProtocol
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import TapeTestSupport
 import XCTest
 
 @testable import TapeBroker
 
-/// CreatePartitions, DeleteRecords, DeleteGroups, OffsetDelete, DescribeCluster, ListGroups v4 and
+/// CreatePartitions, DeleteRecords, DeleteGroups, OffsetDelete, DescribeCluster, ListGroups v4-5 and
 /// OffsetFetch v8 through the handler, every error path included.
 final class AdminHandlerTests: XCTestCase {
     func makeBroker(topics: any TopicStore = InMemoryTopicStore(), offsets: any CommittedOffsetStore = InMemoryCommittedOffsetStore()) -> Broker {
@@ -220,6 +221,36 @@ final class AdminHandlerTests: XCTestCase {
         XCTAssertEqual(gone.results.map(\.errorCode), [.groupIdNotFound])
     }
 
+    /// A clock the test moves by hand.
+    final class ManualClock: MillisecondClock, @unchecked Sendable {
+        let now = NIOLockedValueBox<Int64>(1_000_000)
+        func nowMs() -> Int64 { now.withLockedValue { $0 } }
+        func advance(_ ms: Int64) { now.withLockedValue { $0 += ms } }
+    }
+
+    /// librdkafka's admin test waits out a static member's session and deletes the group at once:
+    /// the expired member must be gone then, without waiting for the periodic tick.
+    func testDeleteGroupsAndOffsetDeleteSeeExpiredSessionsWithoutATick() async throws {
+        let clock = ManualClock()
+        let b = Broker(configuration: BrokerConfiguration(), topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore(), clock: clock)
+        await create(b, "t", partitions: 1)
+        for g in ["a", "b"] {
+            await commit(b, group: g, offset: 1)
+            let joined = await join(b, group: g, topics: ["t"])  // session 10 s
+            XCTAssertEqual(joined.errorCode, ErrorCode.none)
+        }
+        clock.advance(9_000)
+        let early = await b.deleteGroups(DeleteGroupsRequest(groupsNames: ["a"]))
+        XCTAssertEqual(early.results.map(\.errorCode), [.nonEmptyGroup])
+        let earlyOffsets = await b.offsetDelete(OffsetDeleteRequest(groupId: "b", topics: [.init(name: "t", partitions: [0])]))
+        XCTAssertEqual(earlyOffsets.topics[0].partitions[0].errorCode, .groupSubscribedToTopic)
+        clock.advance(1_001)
+        let late = await b.deleteGroups(DeleteGroupsRequest(groupsNames: ["a"]))
+        XCTAssertEqual(late.results.map(\.errorCode), [.none])
+        let lateOffsets = await b.offsetDelete(OffsetDeleteRequest(groupId: "b", topics: [.init(name: "t", partitions: [0])]))
+        XCTAssertEqual(lateOffsets.topics[0].partitions[0].errorCode, ErrorCode.none)
+    }
+
     // MARK: OffsetDelete
 
     func testOffsetDeleteForgetsPartitionsAndRefusesSubscribedTopics() async throws {
@@ -274,6 +305,11 @@ final class AdminHandlerTests: XCTestCase {
         XCTAssertEqual(r.clusterAuthorizedOperations, Int32.min)
         let ops = await b.describeCluster(DescribeClusterRequest(includeClusterAuthorizedOperations: true), version: 0)
         XCTAssertNotEqual(ops.clusterAuthorizedOperations & (1 << 8), 0, "DESCRIBE is allowed")
+        // librdkafka's describe_cluster reads the same from Metadata v8+.
+        let md = await b.metadata(MetadataRequest(topics: [], includeClusterAuthorizedOperations: true), version: 8)
+        XCTAssertEqual(md.clusterAuthorizedOperations, ops.clusterAuthorizedOperations)
+        let plain = await b.metadata(MetadataRequest(topics: []), version: 8)
+        XCTAssertEqual(plain.clusterAuthorizedOperations, Int32.min)
         let controllers = await b.describeCluster(DescribeClusterRequest(endpointType: 2), version: 1)
         XCTAssertEqual(controllers.errorCode, .mismatchedEndpointType)
         XCTAssertNotNil(controllers.errorMessage)
@@ -281,9 +317,9 @@ final class AdminHandlerTests: XCTestCase {
         XCTAssertEqual(unknown.errorCode, .unsupportedEndpointType)
     }
 
-    // MARK: ListGroups v4, OffsetFetch v8
+    // MARK: ListGroups v4-5, OffsetFetch v8
 
-    func testListGroupsStatesAndFilter() async throws {
+    func testListGroupsStatesTypesAndFilters() async throws {
         let b = makeBroker()
         await create(b, "t", partitions: 1)
         await commit(b, group: "stored", offset: 1)
@@ -294,7 +330,14 @@ final class AdminHandlerTests: XCTestCase {
         let all = await b.listGroups(ListGroupsRequest())
         XCTAssertEqual(
             all.groups,
-            [.init(groupId: "live", protocolType: "consumer", groupState: "Stable"), .init(groupId: "stored", protocolType: "consumer", groupState: "Empty")])
+            [
+                .init(groupId: "live", protocolType: "consumer", groupState: "Stable", groupType: "Classic"),
+                .init(groupId: "stored", protocolType: "consumer", groupState: "Empty", groupType: "Classic"),
+            ])
+        let classic = await b.listGroups(ListGroupsRequest(typesFilter: ["classic"]))
+        XCTAssertEqual(classic.groups.map(\.groupId), ["live", "stored"])
+        let modern = await b.listGroups(ListGroupsRequest(typesFilter: ["Consumer", "Share"]))
+        XCTAssertEqual(modern.groups, [], "no KIP-848 or share groups here")
         let stable = await b.listGroups(ListGroupsRequest(statesFilter: ["stable"]))
         XCTAssertEqual(stable.groups.map(\.groupId), ["live"])
         let empty = await b.listGroups(ListGroupsRequest(statesFilter: ["Empty", "Dead"]))

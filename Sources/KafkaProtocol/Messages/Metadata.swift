@@ -96,6 +96,9 @@ public struct MetadataResponse: KafkaResponseMessage, Equatable {
     public var clusterId: String?
     public var controllerId: Int32
     public var topics: [Topic]
+    /// v8+: the operations allowed on the cluster (a bitfield of ACL operation codes); Int32.min
+    /// when the client did not ask (`includeClusterAuthorizedOperations`).
+    public var clusterAuthorizedOperations: Int32 = Int32.min
 
     public init(brokers: [Broker], clusterId: String?, controllerId: Int32, topics: [Topic]) {
         self.brokers = brokers
@@ -129,6 +132,6 @@ public struct MetadataResponse: KafkaResponseMessage, Equatable {
             }
             if version >= 8 { b.encodeInt32(Int32.min) }  // topic_authorized_operations: not provided
         }
-        if version >= 8 { buffer.encodeInt32(Int32.min) }  // cluster_authorized_operations
+        if version >= 8 { buffer.encodeInt32(clusterAuthorizedOperations) }
     }
 }

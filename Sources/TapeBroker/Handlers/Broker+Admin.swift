@@ -105,8 +105,7 @@ extension Broker {
                         }
                         let log = logs[Int(p.partitionIndex)]
                         do {
-                            let start = try log.deleteRecords(before: p.offset)
-                            logger.info("deleted records", metadata: ["partition": "\(t.name)-\(p.partitionIndex)", "logStartOffset": "\(start)"])
+                            let start = try log.deleteRecords(before: p.offset)  // the durable Log logs it
                             return .init(partitionIndex: p.partitionIndex, lowWatermark: start, errorCode: .none)
                         } catch let e as StorageError {
                             if e.code == .closed {
@@ -125,6 +124,10 @@ extension Broker {
     // MARK: DeleteGroups
 
     func deleteGroups(_ r: DeleteGroupsRequest) async -> DeleteGroupsResponse {
+        // Members whose session has run out are gone now, not at the next periodic tick (as in
+        // Kafka, whose session timers are exact): a client that waits out the session and then
+        // deletes the group must not be told it still has members.
+        tick()
         let stored = Set(committedOffsets.groups())
         var results: [DeleteGroupsResponse.Result] = []
         var done: Set<String> = []
@@ -173,6 +176,7 @@ extension Broker {
 
     func offsetDelete(_ r: OffsetDeleteRequest) async -> OffsetDeleteResponse {
         if r.groupId.isEmpty { return OffsetDeleteResponse(errorCode: .invalidGroupId, topics: []) }
+        tick()  // expired members first, as for DeleteGroups
         let group = coordinator.group(r.groupId)
         let committed = committedOffsets.offsets(group: r.groupId)
         if group == nil && committed.isEmpty && !committedOffsets.groups().contains(r.groupId) {

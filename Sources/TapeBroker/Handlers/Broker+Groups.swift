@@ -69,19 +69,25 @@ extension Broker {
     }
 
     /// Every group with members or committed offsets; v4+ with its state (a group known only by its
-    /// committed offsets is Empty), filtered by `statesFilter` (case-insensitive) when given.
+    /// committed offsets is Empty), filtered by `statesFilter` (case-insensitive) when given; v5+
+    /// with its type, Classic (the only group protocol here), filtered by `typesFilter`.
     func listGroups(_ r: ListGroupsRequest = ListGroupsRequest()) -> ListGroupsResponse {
         var out: [String: (type: String, state: String)] = [:]
         for g in committedOffsets.groups() { out[g] = ("consumer", ConsumerGroup.State.empty.kafkaName) }
         for (name, g) in coordinator.groups { out[name] = (g.protocolType ?? out[name]?.type ?? "consumer", g.state.kafkaName) }
         let wanted = Set(r.statesFilter.map { $0.lowercased() })
+        let types = Set(r.typesFilter.map { $0.lowercased() })
+        if !types.isEmpty && !types.contains(Self.classicGroupType.lowercased()) { return ListGroupsResponse(groups: []) }
         return ListGroupsResponse(
             groups: out.keys.sorted().compactMap { name in
                 let g = out[name]!
                 if !wanted.isEmpty && !wanted.contains(g.state.lowercased()) { return nil }
-                return .init(groupId: name, protocolType: g.type, groupState: g.state)
+                return .init(groupId: name, protocolType: g.type, groupState: g.state, groupType: Self.classicGroupType)
             })
     }
+
+    /// Kafka's name for groups of the JoinGroup/SyncGroup protocol (KIP-848 calls it classic).
+    static let classicGroupType = "Classic"
 
     func describeGroups(_ r: DescribeGroupsRequest) -> DescribeGroupsResponse {
         // The stored groups are read once per request, not once per named group (2,000 names over

@@ -54,9 +54,12 @@ extension Broker {
                     MetadataResponse.Partition(partitionIndex: Int32($0), leaderId: node, replicaNodes: [node], isrNodes: [node])
                 })
         }
-        return MetadataResponse(
+        var response = MetadataResponse(
             brokers: [.init(nodeId: node, host: advertisedHost, port: Int32(advertisedPort))], clusterId: configuration.clusterId,
             controllerId: node, topics: described)
+        // librdkafka's DescribeCluster asks this way (Metadata v8+), not with DescribeCluster.
+        if r.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = Self.clusterOperations }
+        return response
     }
 
     /// Every topic config this broker accepts, with Kafka's default (validation: `LogConfig.problem`).
