@@ -300,6 +300,37 @@ final class TopicConfigProcessTests: XCTestCase {
         XCTAssertTrue(out.contains("KP-LAT 2 True"), out)
     }
 
+    /// group.initial.rebalance.delay.ms: by default (3000, as Kafka) a consumer joining a second
+    /// after the first lands in the group's first generation, so the first never holds every
+    /// partition; with the flag at 0 the group forms around the first at once.
+    func testInitialRebalanceDelayLetsTheSecondConsumerIntoTheFirstGeneration() throws {
+        let script = """
+            import sys, time, threading
+            from confluent_kafka import Consumer
+            from confluent_kafka.admin import AdminClient, NewTopic
+            b = sys.argv[1]
+            admin = AdminClient({'bootstrap.servers': b})
+            admin.create_topics([NewTopic('rd', 4, 1)])['rd'].result(10)
+            first = {}
+            def run(name, delay):
+                time.sleep(delay)
+                c = Consumer({'bootstrap.servers': b, 'group.id': 'rd', 'session.timeout.ms': 10000})
+                c.subscribe(['rd'], on_assign=lambda c, parts: first.setdefault(name, len(parts)))
+                end = time.time() + 20
+                while time.time() < end and len(first) < 2:
+                    c.poll(0.1)
+                c.close()
+            threads = [threading.Thread(target=run, args=('a', 0)), threading.Thread(target=run, args=('b', 1))]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            print('FIRST', first.get('a'), first.get('b'))
+            """
+        let delayed = try BrokerProcess()
+        XCTAssertTrue(try py(script, [delayed.address]).contains("FIRST 2 2"), delayed.log)
+        let immediate = try BrokerProcess(extraArguments: ["--group-initial-rebalance-delay-ms", "0"])
+        XCTAssertTrue(try py(script, [immediate.address]).contains("FIRST 4 "), immediate.log)
+    }
+
     /// A topic of Kafka's longest legal name (249 characters): created, produced, consumed, kept
     /// across a restart, deleted, and still gone after the next restart.
     func testLongestTopicNameLivesAndDiesAcrossRestarts() throws {
