@@ -261,6 +261,14 @@ final class CompressionTests: StorageTestCase {
         XCTAssertEqual(m.partitionLog(topic: "t", partition: 1)?.config.compressionType, .gzip)
         XCTAssertEqual(m.partitionLog(topic: "t", partition: 1)?.config.retentionBytes, 1000)
         XCTAssertEqual(m.partitionLog(topic: "t", partition: 1)?.config.retentionMs, LogConfig().retentionMs, "left out: back to the default")
+        // Retention set on a live topic is enforced by the next maintenance pass.
+        try m.createTopic(name: "r", partitions: 1, configs: ["segment.bytes": "200", "retention.ms": "-1"])
+        for _ in 0..<6 { _ = try m.partitionLog(topic: "r", partition: 0)!.append(batch: makeBatch(records: values(2, size: 80))) }
+        XCTAssertGreaterThan(m.partitionLog(topic: "r", partition: 0)!.segmentCount, 3)
+        XCTAssertEqual(m.runMaintenance().segmentsDeleted, 0)
+        try m.setTopicConfigs(name: "r", explicit: ["segment.bytes": "200", "retention.ms": "-1", "retention.bytes": "0"])
+        XCTAssertGreaterThan(m.runMaintenance().segmentsDeleted, 0)
+        XCTAssertEqual(m.partitionLog(topic: "r", partition: 0)!.segmentCount, 1)
         XCTAssertThrowsError(try m.setTopicConfigs(name: "t", explicit: ["compression.type": "bogus"]))
         XCTAssertThrowsError(try m.setTopicConfigs(name: "nope", explicit: [:]))
         await m.shutdown()
