@@ -262,6 +262,45 @@ final class TopicConfigProcessTests: XCTestCase {
         XCTAssertTrue(try py(after, [broker.address]).contains("RESTARTED 12345 1 gzip"))
     }
 
+    /// aiokafka (its own protocol code, asyncio): INVALID_CONFIG from CreateTopics and AlterConfigs,
+    /// and offsets_for_times inside the gzip batches it wrote.
+    func testAiokafkaSeesInvalidConfigAndTimestampLookupsInsideItsBatches() throws {
+        let broker = try BrokerProcess()
+        let script = """
+            import sys, asyncio
+            from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+            from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+            from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+            b = sys.argv[1]
+            async def main():
+                ad = AIOKafkaAdminClient(bootstrap_servers=b)
+                await ad.start()
+                r = await ad.create_topics([NewTopic('ak-bad', 1, 1, topic_configs={'message.timestamp.type': 'bogus'})])
+                print('CREATE', [(e[0], e[1], e[2]) for e in r.topic_errors])
+                await ad.create_topics([NewTopic('ak', 1, 1)])
+                r = await ad.alter_configs([ConfigResource(ConfigResourceType.TOPIC, 'ak', configs={'retention.ms': 'bogus'})])
+                print('ALTER', [(e[0], e[1]) for e in r[0].resources])
+                await ad.close()
+                p = AIOKafkaProducer(bootstrap_servers=b, compression_type='gzip', linger_ms=100)
+                await p.start()
+                sent = [await p.send('ak', b'x%d' % i, timestamp_ms=1700000000000 + i * 1000) for i in range(5)]
+                await asyncio.gather(*sent)
+                await p.stop()
+                c = AIOKafkaConsumer(bootstrap_servers=b)
+                await c.start()
+                found = await c.offsets_for_times({TopicPartition('ak', 0): 1700000002500})
+                print('FOR-TIMES', found[TopicPartition('ak', 0)].offset)
+                await c.stop()
+            asyncio.run(main())
+            """
+        let out = try py(script, [broker.address])
+        XCTAssertTrue(out.contains("CREATE [('ak-bad', 40, 'topic config message.timestamp.type=bogus"), out)
+        XCTAssertTrue(out.contains("ALTER [(40, 'topic config retention.ms=bogus"), out)
+        XCTAssertTrue(out.contains("FOR-TIMES 3"), out)
+        let batches = try storedBatches(broker, "ak")
+        XCTAssertTrue(batches.count < 5 && batches.allSatisfy { $0.codec == 1 }, "\(batches)")
+    }
+
     /// message.timestamp.type=LogAppendTime: consumers see the broker's append time, typed so.
     func testLogAppendTimeIsWhatConsumersSee() throws {
         let broker = try BrokerProcess()
@@ -298,6 +337,37 @@ final class TopicConfigProcessTests: XCTestCase {
         let out = try py(script, [broker.address])
         XCTAssertTrue(out.contains("LAT 2 True"), out)
         XCTAssertTrue(out.contains("KP-LAT 2 True"), out)
+    }
+
+    /// group.initial.rebalance.delay.ms: by default (3000, as Kafka) a consumer joining a second
+    /// after the first lands in the group's first generation, so the first never holds every
+    /// partition; with the flag at 0 the group forms around the first at once.
+    func testInitialRebalanceDelayLetsTheSecondConsumerIntoTheFirstGeneration() throws {
+        let script = """
+            import sys, time, threading
+            from confluent_kafka import Consumer
+            from confluent_kafka.admin import AdminClient, NewTopic
+            b = sys.argv[1]
+            admin = AdminClient({'bootstrap.servers': b})
+            admin.create_topics([NewTopic('rd', 4, 1)])['rd'].result(10)
+            first = {}
+            def run(name, delay):
+                time.sleep(delay)
+                c = Consumer({'bootstrap.servers': b, 'group.id': 'rd', 'session.timeout.ms': 10000})
+                c.subscribe(['rd'], on_assign=lambda c, parts: first.setdefault(name, len(parts)))
+                end = time.time() + 20
+                while time.time() < end and len(first) < 2:
+                    c.poll(0.1)
+                c.close()
+            threads = [threading.Thread(target=run, args=('a', 0)), threading.Thread(target=run, args=('b', 1))]
+            for t in threads: t.start()
+            for t in threads: t.join()
+            print('FIRST', first.get('a'), first.get('b'))
+            """
+        let delayed = try BrokerProcess()
+        XCTAssertTrue(try py(script, [delayed.address]).contains("FIRST 2 2"), delayed.log)
+        let immediate = try BrokerProcess(extraArguments: ["--group-initial-rebalance-delay-ms", "0"])
+        XCTAssertTrue(try py(script, [immediate.address]).contains("FIRST 4 "), immediate.log)
     }
 
     /// A topic of Kafka's longest legal name (249 characters): created, produced, consumed, kept

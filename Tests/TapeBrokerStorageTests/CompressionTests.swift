@@ -63,6 +63,17 @@ final class CompressionTests: StorageTestCase {
         }
     }
 
+    /// A zstd frame asking for a 128 MiB window is refused before the window is allocated.
+    func testZstdFramesWithHugeWindowsAreRefused() throws {
+        // Frame header: magic, descriptor 0 (window descriptor present, no checksum/size), window
+        // descriptor 0x88 (windowLog 27), then a raw last block of 1 byte.
+        let frame: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x88, 0x09, 0x00, 0x00, 0x61]
+        XCTAssertThrowsError(try CompressionCodec.zstd.decompress(frame, limit: 1 << 20)) { XCTAssertTrue($0 is CompressionError, "\($0)") }
+        var small = frame
+        small[5] = 0x50  // windowLog 20
+        XCTAssertEqual(try CompressionCodec.zstd.decompress(small, limit: 1 << 20), [0x61])
+    }
+
     /// Mutated and truncated streams and random bytes: every decoder returns at most `limit` bytes
     /// or throws, never traps.
     func testDecodersSurviveMutatedTruncatedAndRandomInput() throws {
@@ -250,6 +261,14 @@ final class CompressionTests: StorageTestCase {
         XCTAssertEqual(m.partitionLog(topic: "t", partition: 1)?.config.compressionType, .gzip)
         XCTAssertEqual(m.partitionLog(topic: "t", partition: 1)?.config.retentionBytes, 1000)
         XCTAssertEqual(m.partitionLog(topic: "t", partition: 1)?.config.retentionMs, LogConfig().retentionMs, "left out: back to the default")
+        // Retention set on a live topic is enforced by the next maintenance pass.
+        try m.createTopic(name: "r", partitions: 1, configs: ["segment.bytes": "200", "retention.ms": "-1"])
+        for _ in 0..<6 { _ = try m.partitionLog(topic: "r", partition: 0)!.append(batch: makeBatch(records: values(2, size: 80))) }
+        XCTAssertGreaterThan(m.partitionLog(topic: "r", partition: 0)!.segmentCount, 3)
+        XCTAssertEqual(m.runMaintenance().segmentsDeleted, 0)
+        try m.setTopicConfigs(name: "r", explicit: ["segment.bytes": "200", "retention.ms": "-1", "retention.bytes": "0"])
+        XCTAssertGreaterThan(m.runMaintenance().segmentsDeleted, 0)
+        XCTAssertEqual(m.partitionLog(topic: "r", partition: 0)!.segmentCount, 1)
         XCTAssertThrowsError(try m.setTopicConfigs(name: "t", explicit: ["compression.type": "bogus"]))
         XCTAssertThrowsError(try m.setTopicConfigs(name: "nope", explicit: [:]))
         await m.shutdown()

@@ -244,6 +244,9 @@ public enum CompressionCodec: Int, Sendable, CaseIterable {
         guard let stream = ZSTD_createDStream() else { throw CompressionError("zstd: no decompression stream") }
         defer { ZSTD_freeDStream(stream) }
         _ = ZSTD_initDStream(stream)
+        // A frame header may ask for a window of up to 128 MiB (zstd's default limit), allocated
+        // before any output: cap it at 16 MiB (Kafka clients compress with windows of at most 8 MiB).
+        _ = ZSTD_DCtx_setParameter(stream, ZSTD_d_windowLogMax, 24)
         guard let base = input.baseAddress, input.count > 0 else { throw CompressionError("zstd: empty input") }
         var inBuffer = ZSTD_inBuffer(src: base, size: input.count, pos: 0)
         var out: [UInt8] = []
