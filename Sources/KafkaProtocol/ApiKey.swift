@@ -20,6 +20,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case deleteTopics = 20
     case initProducerId = 22
     case describeConfigs = 32
+    case addPartitionsToTxn = 24
+    case addOffsetsToTxn = 25
+    case endTxn = 26
+    case txnOffsetCommit = 28
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -43,6 +47,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: "DeleteTopics"
         case .initProducerId: "InitProducerId"
         case .describeConfigs: "DescribeConfigs"
+        case .addPartitionsToTxn: "AddPartitionsToTxn"
+        case .addOffsetsToTxn: "AddOffsetsToTxn"
+        case .endTxn: "EndTxn"
+        case .txnOffsetCommit: "TxnOffsetCommit"
         }
     }
 
@@ -70,6 +78,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 0...3
         case .initProducerId: 0...1
         case .describeConfigs: 0...2
+        case .addPartitionsToTxn: 0...3
+        case .addOffsetsToTxn: 0...3
+        case .endTxn: 0...3
+        case .txnOffsetCommit: 0...3
         }
     }
 
@@ -94,6 +106,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .deleteTopics: 4
         case .initProducerId: 2
         case .describeConfigs: 4
+        case .addPartitionsToTxn, .addOffsetsToTxn, .endTxn, .txnOffsetCommit: 3
         }
     }
 
@@ -157,6 +170,13 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let groupMaxSizeReached = ErrorCode(rawValue: 81)
     public static let fencedInstanceId = ErrorCode(rawValue: 82)
     public static let invalidRecord = ErrorCode(rawValue: 87)
+    public static let coordinatorLoadInProgress = ErrorCode(rawValue: 14)
+    public static let invalidTxnState = ErrorCode(rawValue: 48)
+    public static let invalidProducerIdMapping = ErrorCode(rawValue: 49)
+    public static let invalidTransactionTimeout = ErrorCode(rawValue: 50)
+    public static let concurrentTransactions = ErrorCode(rawValue: 51)
+    public static let operationNotAttempted = ErrorCode(rawValue: 55)
+    public static let producerFenced = ErrorCode(rawValue: 90)
 }
 
 extension ByteBuffer {

@@ -20,6 +20,10 @@ public enum KafkaRequestBody: Sendable, Equatable {
     case deleteTopics(DeleteTopicsRequest)
     case initProducerId(InitProducerIdRequest)
     case describeConfigs(DescribeConfigsRequest)
+    case addPartitionsToTxn(AddPartitionsToTxnRequest)
+    case addOffsetsToTxn(AddOffsetsToTxnRequest)
+    case endTxn(EndTxnRequest)
+    case txnOffsetCommit(TxnOffsetCommitRequest)
     /// An ApiVersions request of a version this broker does not know: answered with
     /// UNSUPPORTED_VERSION and a v0 body so the client can retry with a version listed there.
     case unsupportedApiVersions
@@ -44,6 +48,10 @@ public enum KafkaRequestBody: Sendable, Equatable {
         case .deleteTopics: .deleteTopics
         case .initProducerId: .initProducerId
         case .describeConfigs: .describeConfigs
+        case .addPartitionsToTxn: .addPartitionsToTxn
+        case .addOffsetsToTxn: .addOffsetsToTxn
+        case .endTxn: .endTxn
+        case .txnOffsetCommit: .txnOffsetCommit
         }
     }
 }
@@ -107,6 +115,10 @@ public struct KafkaRequest: Sendable, Equatable {
         case .deleteTopics: body = .deleteTopics(try .decode(from: &frame, version: version))
         case .initProducerId: body = .initProducerId(try .decode(from: &frame, version: version))
         case .describeConfigs: body = .describeConfigs(try .decode(from: &frame, version: version))
+        case .addPartitionsToTxn: body = .addPartitionsToTxn(try .decode(from: &frame, version: version))
+        case .addOffsetsToTxn: body = .addOffsetsToTxn(try .decode(from: &frame, version: version))
+        case .endTxn: body = .endTxn(try .decode(from: &frame, version: version))
+        case .txnOffsetCommit: body = .txnOffsetCommit(try .decode(from: &frame, version: version))
         }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
@@ -166,6 +178,10 @@ extension KafkaRequestBody {
         case .deleteTopics(let m): m.encode(into: &buffer, version: version)
         case .initProducerId(let m): m.encode(into: &buffer, version: version)
         case .describeConfigs(let m): m.encode(into: &buffer, version: version)
+        case .addPartitionsToTxn(let m): m.encode(into: &buffer, version: version)
+        case .addOffsetsToTxn(let m): m.encode(into: &buffer, version: version)
+        case .endTxn(let m): m.encode(into: &buffer, version: version)
+        case .txnOffsetCommit(let m): m.encode(into: &buffer, version: version)
         case .unsupportedApiVersions: break
         }
     }

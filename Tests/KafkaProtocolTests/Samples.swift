@@ -96,6 +96,24 @@ enum Samples {
             return .listGroups(ListGroupsRequest())
         case .describeGroups:
             return .describeGroups(DescribeGroupsRequest(groups: ["g"], includeAuthorizedOperations: v >= 3))
+        case .addPartitionsToTxn:
+            return .addPartitionsToTxn(
+                AddPartitionsToTxnRequest(
+                    transactionalId: "tx", producerId: 42, producerEpoch: 3, topics: [.init(name: "t", partitions: [0, 2]), .init(name: "u", partitions: [1])]))
+        case .addOffsetsToTxn:
+            return .addOffsetsToTxn(AddOffsetsToTxnRequest(transactionalId: "tx", producerId: 42, producerEpoch: 3, groupId: "g"))
+        case .endTxn:
+            return .endTxn(EndTxnRequest(transactionalId: "tx", producerId: 42, producerEpoch: 3, committed: v % 2 == 0))
+        case .txnOffsetCommit:
+            return .txnOffsetCommit(
+                TxnOffsetCommitRequest(
+                    transactionalId: "tx", groupId: "g", producerId: 42, producerEpoch: 3, generationId: v >= 3 ? 5 : -1, memberId: v >= 3 ? "m-1" : "",
+                    groupInstanceId: v >= 3 ? "i-1" : nil,
+                    topics: [
+                        .init(
+                            name: "t",
+                            partitions: [.init(partitionIndex: 0, committedOffset: 17, committedLeaderEpoch: v >= 2 ? 2 : -1, committedMetadata: "meta")])
+                    ]))
         }
     }
 

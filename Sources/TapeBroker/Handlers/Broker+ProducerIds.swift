@@ -16,6 +16,9 @@ extension Broker {
     /// A fresh producer id (epoch 0) for an idempotent producer; ids never repeat within a run and
     /// start from the wall clock so they do not repeat across restarts.
     func initProducerId(_ r: InitProducerIdRequest) -> InitProducerIdResponse {
+        if let transactionalId = r.transactionalId, !transactionalId.isEmpty {
+            return initTransactionalProducerId(transactionalId, timeoutMs: r.transactionTimeoutMs)
+        }
         let id = nextProducerId
         nextProducerId += 1
         producers.issued(producerId: id, now: clock.nowMs())

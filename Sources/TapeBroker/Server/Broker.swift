@@ -52,12 +52,19 @@ public actor Broker {
     var waitersByPartition: [TopicPartition: Set<UInt64>] = [:]
     var nextWaiterID: UInt64 = 1
     private var nextProducerSweepMs: Int64 = 0
+    /// Transactions (KIP-98): the coordinator, where it is kept, and per partition the open and
+    /// aborted transactions (rebuilt from the log at first use after a start; see Broker+Transactions).
+    var transactions: TransactionCoordinator
+    let transactionStore: any TransactionStateStore
+    var transactionalPartitions: Set<TopicPartition>
+    var partitionTransactions: [TopicPartition: PartitionTransactions] = [:]
+    var transactionsRecovered = false
     var isShuttingDown = false
 
     public init(
         configuration: BrokerConfiguration, topics: any TopicStore, committedOffsets: any CommittedOffsetStore,
         clock: any MillisecondClock = ContinuousMillisecondClock(), logger: Logger = Logger(label: "tape.broker"),
-        firstProducerId: Int64? = nil
+        firstProducerId: Int64? = nil, transactionStore: any TransactionStateStore = InMemoryTransactionStateStore()
     ) {
         self.configuration = configuration
         self.topics = topics
@@ -69,6 +76,18 @@ public actor Broker {
         // Producer ids must not repeat across restarts (the log keeps old ids' sequences):
         // by default they start at the wall-clock time in microseconds.
         self.nextProducerId = firstProducerId ?? Int64(Date().timeIntervalSince1970 * 1_000_000)
+        self.transactionStore = transactionStore
+        var coordinator = TransactionCoordinator(maxTimeoutMs: configuration.transactionMaxTimeoutMs)
+        let saved = transactionStore.load()
+        for var t in saved.transactions {
+            // Timeouts run on this run's clock: an ongoing transaction gets its whole timeout again.
+            if t.state == .ongoing { t.startMs = clock.nowMs() }
+            coordinator.restore(t)
+            // Producer ids must not repeat: the next one is past every restored one.
+            if t.producerId >= self.nextProducerId && t.producerId < Int64.max { self.nextProducerId = t.producerId + 1 }
+        }
+        self.transactions = coordinator
+        self.transactionalPartitions = saved.partitions
     }
     /// Called once the listener is bound: the bound port is advertised unless one was configured.
     public func setAdvertisedPort(_ port: Int) { advertisedPort = configuration.advertisedPort ?? port }
@@ -149,7 +168,7 @@ public actor Broker {
             let response = await fetch(r, connection: connection)
             return frame(response, capacity: Self.frameCapacity(response))
         case .listOffsets(let r): return frame(listOffsets(r))
-        case .findCoordinator: return frame(findCoordinator())
+        case .findCoordinator(let r): return frame(findCoordinator(r))
         case .joinGroup(let r): return frame(await joinGroup(r, version: v, clientId: h.clientId ?? "", clientHost: clientHost))
         case .syncGroup(let r): return frame(await syncGroup(r))
         case .heartbeat(let r): return frame(heartbeat(r))
@@ -158,6 +177,10 @@ public actor Broker {
         case .describeGroups(let r): return frame(describeGroups(r))
         case .offsetCommit(let r): return frame(await offsetCommit(r))
         case .offsetFetch(let r): return frame(offsetFetch(r))
+        case .addPartitionsToTxn(let r): return frame(addPartitionsToTxn(r, version: v))
+        case .addOffsetsToTxn(let r): return frame(addOffsetsToTxn(r, version: v))
+        case .endTxn(let r): return frame(await endTxn(r, version: v))
+        case .txnOffsetCommit(let r): return frame(txnOffsetCommit(r, version: v))
         }
     }
 
@@ -179,6 +202,7 @@ public actor Broker {
     public func tick() {
         let now = clock.nowMs()
         _ = carryOut(coordinator.tick(now: now))
+        tickTransactions(now: now)
         if now >= nextProducerSweepMs {
             nextProducerSweepMs = now + 10_000
             let dropped = producers.expire(now: now, expirationMs: configuration.producerIdExpirationMs, maxStates: configuration.maxProducerStates)

@@ -63,6 +63,9 @@ public struct BrokerConfiguration: Sendable {
     /// Idempotent-producer states kept (per producer and partition); the least recently used go
     /// first beyond it. Default 100 000.
     public var maxProducerStates: Int = 100_000
+    /// The longest `transaction.timeout.ms` a transactional producer may ask for (Kafka:
+    /// `transaction.max.timeout.ms`). Default 900 000 ms (15 minutes).
+    public var transactionMaxTimeoutMs: Int32 = 900_000
 
     public init() {}
 }
