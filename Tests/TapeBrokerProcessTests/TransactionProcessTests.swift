@@ -7,6 +7,9 @@ import XCTest
 final class TransactionProcessTests: XCTestCase {
     func python() throws -> String { try Executables.require("python3") }
 
+    /// A sorted list as Python prints it.
+    func py(_ values: [String]) -> String { "[" + values.sorted().map { "'\($0)'" }.joined(separator: ", ") + "]" }
+
     /// One confluent-kafka transactional producer commits, aborts and commits; read_committed
     /// consumers see exactly the committed records, read_uncommitted ones all of them;
     /// send_offsets_to_transaction commits the group's offsets only with the transaction; a second
@@ -107,13 +110,13 @@ final class TransactionProcessTests: XCTestCase {
         let r = try runProcess(try python(), ["-c", script, broker.address], timeout: 150)
         XCTAssertEqual(r.status, 0, r.stderr + String(broker.log.suffix(3000)))
         let committed = (0..<10).map { "c\($0)" } + (0..<3).map { "d\($0)" }
-        XCTAssertTrue(r.stdout.contains("COMMITTED \(committed.sorted())"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("UNCOMMITTED \((committed + (0..<5).map { "a\($0)" }).sorted())"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("COMMITTED \(py(committed))"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("UNCOMMITTED \(py(committed + (0..<5).map { "a\($0)" }))"), r.stdout)
         XCTAssertTrue(r.stdout.contains("AFTER-ABORT -1001"), "aborted offsets are not committed: \(r.stdout)")
         XCTAssertTrue(r.stdout.contains("AFTER-COMMIT 5"), r.stdout)
         XCTAssertTrue(r.stdout.contains("FENCED True _FENCED"), r.stdout)
         XCTAssertFalse(r.stdout.contains("ZOMBIE-COMMITTED"), r.stdout)
-        XCTAssertTrue(r.stdout.contains("FINAL \((committed + ["p2", "y"]).sorted())"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("FINAL \(py(committed + ["p2", "y"]))"), r.stdout)
     }
 
     /// kafka-python 3.0's transactional producer commits and aborts.
@@ -208,7 +211,8 @@ final class TransactionProcessTests: XCTestCase {
             from confluent_kafka import Producer
             from confluent_kafka.admin import AdminClient, NewTopic
             b = sys.argv[1]
-            for f in AdminClient({"bootstrap.servers": b}).create_topics([NewTopic("rs", 1, 1)]).values():
+            admin = AdminClient({"bootstrap.servers": b})
+            for f in admin.create_topics([NewTopic("rs", 1, 1)]).values():
                 f.result()
             p = Producer({"bootstrap.servers": b, "transactional.id": "rs-1", "transaction.timeout.ms": 4000})
             p.init_transactions(15)
