@@ -25,6 +25,8 @@ final class TransactionLogTests: StorageTestCase {
         try store.save(sample("other", state: .completeAbort))
         try store.markTransactional(TopicPartition("t", 0))
         try store.markTransactional(TopicPartition("u", 3))
+        try store.save(sample("expired"))
+        store.remove(transactionalId: "expired")
         await store.shutdown()
 
         let reopened = try TransactionLogStore(path: path, fsyncPolicy: .always)

@@ -204,6 +204,22 @@ final class TransactionCoordinatorTests: XCTestCase {
         XCTAssertEqual(c.transaction("tx")?.pendingOffsets["g"], [:])
     }
 
+    func testIdleTransactionalIdsExpireAndTheLeastRecentlyUsedGoBeyondTheCap() {
+        var c = TransactionCoordinator()
+        for (i, id) in ["a", "b", "c", "busy"].enumerated() {
+            _ = c.initProducerId(transactionalId: id, timeoutMs: 60_000, now: Int64(i) * 10, newProducerId: newId)
+        }
+        let busy = c.transaction("busy")!
+        _ = c.addPartitions(transactionalId: "busy", producerId: busy.producerId, epoch: busy.producerEpoch, partitions: [a], now: 30)
+        XCTAssertEqual(c.expireIdle(now: 100, expirationMs: 1000, maxIds: 10), [], "none idle long enough")
+        XCTAssertEqual(c.expireIdle(now: 100, expirationMs: 1000, maxIds: 2), ["a", "b"], "least recently used first; ongoing never")
+        XCTAssertNil(c.transaction("a"))
+        XCTAssertNil(c.transaction(producerId: 1001))
+        XCTAssertEqual(c.expireIdle(now: 5000, expirationMs: 1000, maxIds: 10), ["c"], "idle past the expiration")
+        XCTAssertEqual(c.expireIdle(now: 10_000_000, expirationMs: 1000, maxIds: 0), [], "an ongoing transaction is kept")
+        XCTAssertEqual(c.transaction("busy")?.state, .ongoing)
+    }
+
     func testPartitionTransactionsLastStableOffsetAndAbortedRanges() {
         var p = PartitionTransactions()
         XCTAssertEqual(p.lastStableOffset(highWatermark: 10), 10)

@@ -68,16 +68,41 @@ public struct TransactionCoordinator: Sendable {
 
     public private(set) var transactions: [String: Transaction] = [:]
     private var byProducerId: [Int64: String] = [:]
+    /// Broker clock (ms) of each transactional id's last request, for expiry (not stored: a
+    /// restart counts as a use).
+    private var lastUsedMs: [String: Int64] = [:]
     /// Kafka's `transaction.max.timeout.ms`.
     public let maxTimeoutMs: Int32
 
     public init(maxTimeoutMs: Int32 = 900_000) { self.maxTimeoutMs = maxTimeoutMs }
 
     /// Restores a transaction read back from the durable store.
-    public mutating func restore(_ t: Transaction) {
+    public mutating func restore(_ t: Transaction, now: Int64 = 0) {
         if let old = transactions[t.transactionalId] { byProducerId[old.producerId] = nil }
         transactions[t.transactionalId] = t
         byProducerId[t.producerId] = t.transactionalId
+        lastUsedMs[t.transactionalId] = now
+    }
+
+    /// Forgets transactional ids without an ongoing or completing transaction that were not used
+    /// for `expirationMs` (Kafka's `transactional.id.expiration.ms`), then the least recently used
+    /// such ids beyond `maxIds`. Returns the ids forgotten; their next InitProducerId starts afresh.
+    public mutating func expireIdle(now: Int64, expirationMs: Int64, maxIds: Int) -> [String] {
+        let idle = transactions.values.filter { [.empty, .completeCommit, .completeAbort].contains($0.state) }.map(\.transactionalId)
+        var dropped: [String] = []
+        let (cutoff, overflow) = now.subtractingReportingOverflow(expirationMs)
+        if !overflow { dropped = idle.filter { (lastUsedMs[$0] ?? 0) <= cutoff } }
+        let remaining = transactions.count - dropped.count
+        if remaining > maxIds {
+            let gone = Set(dropped)
+            let oldest = idle.filter { !gone.contains($0) }.sorted { (lastUsedMs[$0] ?? 0, $0) < (lastUsedMs[$1] ?? 0, $1) }
+            dropped += oldest.prefix(remaining - max(maxIds, 0))
+        }
+        for id in dropped {
+            if let t = transactions.removeValue(forKey: id), byProducerId[t.producerId] == id { byProducerId[t.producerId] = nil }
+            lastUsedMs[id] = nil
+        }
+        return dropped.sorted()
     }
 
     public func transaction(_ id: String) -> Transaction? { transactions[id] }
@@ -95,9 +120,10 @@ public struct TransactionCoordinator: Sendable {
         }
         guard var t = transactions[transactionalId] else {
             let t = Transaction(transactionalId: transactionalId, producerId: newProducerId(), producerEpoch: 0, timeoutMs: timeoutMs, state: .empty)
-            restore(t)
+            restore(t, now: now)
             return .ok(producerId: t.producerId, producerEpoch: 0, abort: nil)
         }
+        lastUsedMs[transactionalId] = now
         var abort: Completion? = nil
         switch t.state {
         case .prepareCommit, .prepareAbort:
@@ -191,6 +217,7 @@ public struct TransactionCoordinator: Sendable {
             }
             change(&t)
             transactions[transactionalId] = t
+            lastUsedMs[transactionalId] = now
             return (.none, "")
         }
     }

@@ -12,6 +12,8 @@ public protocol TransactionStateStore: Sendable {
     func markTransactional(_ partition: TopicPartition) throws
     /// Forgets a deleted topic.
     func removeTopic(_ topic: String)
+    /// Forgets an expired transactional id.
+    func remove(transactionalId: String)
 }
 
 /// Transaction state in memory (lost on restart).
@@ -29,6 +31,10 @@ public final class InMemoryTransactionStateStore: TransactionStateStore {
 
     public func markTransactional(_ partition: TopicPartition) throws {
         _ = state.withLockedValue { $0.1.insert(partition) }
+    }
+
+    public func remove(transactionalId: String) {
+        _ = state.withLockedValue { $0.0.removeValue(forKey: transactionalId) }
     }
 
     public func removeTopic(_ topic: String) {

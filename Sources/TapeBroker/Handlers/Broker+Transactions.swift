@@ -390,6 +390,15 @@ extension Broker {
         }
     }
 
+    /// Forgets transactional ids idle past `transactionalIdExpirationMs`, and the least recently
+    /// used beyond `maxTransactionalIds`.
+    func expireTransactionalIds(now: Int64) {
+        let dropped = transactions.expireIdle(
+            now: now, expirationMs: configuration.transactionalIdExpirationMs, maxIds: configuration.maxTransactionalIds)
+        for id in dropped { transactionStore.remove(transactionalId: id) }
+        if !dropped.isEmpty { logger.info("forgot idle transactional ids", metadata: ["count": "\(dropped.count)"]) }
+    }
+
     /// A deleted topic leaves the transactions.
     func removeTopicFromTransactions(_ topic: String) {
         transactions.removeTopic(topic)

@@ -82,7 +82,7 @@ public actor Broker {
         for var t in saved.transactions {
             // Timeouts run on this run's clock: an ongoing transaction gets its whole timeout again.
             if t.state == .ongoing { t.startMs = clock.nowMs() }
-            coordinator.restore(t)
+            coordinator.restore(t, now: clock.nowMs())
             // Producer ids must not repeat: the next one is past every restored one.
             if t.producerId >= self.nextProducerId && t.producerId < Int64.max { self.nextProducerId = t.producerId + 1 }
         }
@@ -207,6 +207,7 @@ public actor Broker {
             nextProducerSweepMs = now + 10_000
             let dropped = producers.expire(now: now, expirationMs: configuration.producerIdExpirationMs, maxStates: configuration.maxProducerStates)
             if dropped > 0 { logger.debug("expired idle producer states", metadata: ["dropped": "\(dropped)"]) }
+            expireTransactionalIds(now: now)
         }
     }
 }

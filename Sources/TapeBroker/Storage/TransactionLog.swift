@@ -13,7 +13,8 @@ import NIOConcurrencyHelpers
 /// `partitions` (u32 count, each topic u16+UTF-8 and partition i32), `groups` (u32 count, each
 /// u16+UTF-8), `pending offsets` (u32 group count, each group u16+UTF-8 then u32 count of topic,
 /// partition i32, offset i64, leaderEpoch i32, metadata present u8 + u32+UTF-8); 2 = a partition
-/// took part in a transaction (topic, partition); 3 = a topic was deleted (topic). All big-endian.
+/// took part in a transaction (topic, partition); 3 = a topic was deleted (topic); 4 = an expired
+/// transactional id was forgotten (transactionalId). All big-endian.
 /// On open the frames are replayed (the last state of each id wins); a torn or corrupt tail is
 /// cut off. When the file grows past `max(compactionBytes, 2 × last snapshot)` it is rewritten as
 /// one frame per transaction and partition (temp file, fsync, rename, fsync directory).
@@ -67,6 +68,14 @@ public final class TransactionLogStore: TransactionStateStore, @unchecked Sendab
         Self.appendString16(topic, to: &payload)
         do { try write(payload) { removeTopicFromState(topic) } } catch {
             logger.error("could not record the deletion of topic \(topic) in the transaction log: \(error)")
+        }
+    }
+
+    public func remove(transactionalId: String) {
+        var payload: [UInt8] = [4]
+        Self.appendString16(transactionalId, to: &payload)
+        do { try write(payload) { transactions[transactionalId] = nil } } catch {
+            logger.error("could not record the expiry of transactional id \(transactionalId) in the transaction log: \(error)")
         }
     }
 
@@ -247,6 +256,8 @@ public final class TransactionLogStore: TransactionStateStore, @unchecked Sendab
                     partitions.insert(TopicPartition(topic, Int32(bitPattern: try r.u32())))
                 case 3:
                     removeTopicFromState(try r.string16())
+                case 4:
+                    transactions[try r.string16()] = nil
                 case let kind:
                     reason = "unknown frame kind \(kind)"
                 }
