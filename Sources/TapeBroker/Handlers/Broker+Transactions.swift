@@ -377,9 +377,14 @@ extension Broker {
 
     // MARK: Time
 
+    /// How often `tick` looks for transactions past their timeout (Kafka checks every 10 s).
+    static let transactionTimeoutCheckIntervalMs: Int64 = 1000
+
     /// Aborts transactions open longer than their timeout (bumping the epoch fences their producer).
     func tickTransactions(now: Int64) {
         ensureTransactionsRecovered()
+        guard now >= nextTransactionTimeoutCheckMs else { return }
+        nextTransactionTimeoutCheckMs = now + Self.transactionTimeoutCheckIntervalMs
         for c in transactions.expire(now: now) {
             logger.info(
                 "aborting a transaction open longer than its timeout", metadata: ["transactionalId": "\(c.transactionalId)", "producerId": "\(c.producerId)"])

@@ -59,6 +59,7 @@ public actor Broker {
     var transactionalPartitions: Set<TopicPartition>
     var partitionTransactions: [TopicPartition: PartitionTransactions] = [:]
     var transactionsRecovered = false
+    var nextTransactionTimeoutCheckMs: Int64 = 0
     var isShuttingDown = false
 
     public init(
