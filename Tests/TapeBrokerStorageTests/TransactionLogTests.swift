@@ -93,6 +93,31 @@ final class TransactionLogTests: StorageTestCase {
         await reopened.shutdown()
     }
 
+    /// Compaction keeps transactional batches whole and does not let their keys replace older values:
+    /// the log does not know which transactions were aborted.
+    func testCompactionKeepsTransactionalBatchesAndTheirKeysDoNotShadow() throws {
+        let dir = temporaryDirectory()
+        var config = LogConfig()
+        config.segmentBytes = 200
+        config.cleanupPolicy = .compact
+        let log = try Log(directory: dir, topic: "t", partition: 0, config: config)
+        func transactional(_ batch: [UInt8]) -> [UInt8] {
+            var b = batch
+            b[22] |= 0x10  // attributes low byte
+            let crc = CRC32C.checksum(Array(b[21...]))
+            b.replaceSubrange(17..<21, with: [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])
+            return b
+        }
+        _ = try log.append(batch: makeBatch(records: [TestRecord(key: "k", value: "committed")]))
+        _ = try log.append(batch: transactional(makeBatch(records: [TestRecord(key: "k", value: "aborted")])))
+        _ = try log.append(batch: transactional(makeBatch(records: [TestRecord(key: "k", value: "aborted-again")])))
+        for i in 0..<6 { _ = try log.append(batch: makeBatch(records: [TestRecord(key: "other", value: "v\(i)")])) }
+        XCTAssertGreaterThan(log.segmentCount, 2)
+        XCTAssertGreaterThan(try log.compact(), 0, "the plain key still compacts")
+        let values = try readAll(log).flatMap(\.records).filter { $0.key == "k" }.map(\.value)
+        XCTAssertEqual(values, ["committed", "aborted", "aborted-again"])
+    }
+
     func testCountsLargerThanTheFrameAreCorruptNotATrap() async throws {
         let path = (temporaryDirectory() as NSString).appendingPathComponent("transactions.log")
         // kind 1, id "x", pid, epoch, timeout, state 1, startMs, partition count 0xFFFFFFFF.

@@ -10,8 +10,9 @@ extension Log {
     /// re-encoded into a batch with the same baseOffset, lastOffsetDelta, timestamps and producer
     /// fields, a new recordCount, batchLength and CRC. Batches left with no record are dropped.
     ///
-    /// Limits: compressed batches and control batches are kept whole (records are not unpacked), and
-    /// their keys do not take part; records without a key are kept; segments are not merged.
+    /// Limits: compressed batches, control batches and transactional batches are kept whole (records
+    /// are not unpacked), and their keys do not take part (so a record of an aborted transaction never
+    /// replaces a committed value); records without a key are kept; segments are not merged.
     /// Appends and reads go on while it runs: closed segments are immutable, so they are read and the
     /// cleaned copy written without the log's lock; only the swap of each segment takes the lock.
     /// Retention, compaction and `close()` exclude each other.
@@ -30,7 +31,7 @@ extension Log {
             var latest: [[UInt8]: Int64] = [:]
             func collectKeys(_ segment: LogSegment, limit: Int64) throws {
                 try forEachBatch(in: segment, limit: limit) { header, bytes in
-                    guard header.compression == 0, !header.isControl,
+                    guard header.compression == 0, !header.isControl, !header.isTransactional,
                         let records = try? bytes.withUnsafeBytes({
                             try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
                         })
@@ -84,7 +85,7 @@ extension Log {
             try cleaned.offsetIndex.rewrite([])
             try cleaned.timeIndex.rewrite([])
             try forEachBatch(in: segment, limit: segment.size) { header, bytes in
-                guard header.compression == 0, !header.isControl,
+                guard header.compression == 0, !header.isControl, !header.isTransactional,
                     let records = try? bytes.withUnsafeBytes({
                         try DecodedRecord.decodeAll(batch: $0, count: Int(header.recordCount))
                     })
