@@ -263,4 +263,64 @@ final class TransactionProcessTests: XCTestCase {
         XCTAssertTrue(broker.log.contains("rebuilt transaction state from the log"), String(broker.log.suffix(3000)))
         XCTAssertTrue(broker.log.contains("aborting a transaction open longer than its timeout"), String(broker.log.suffix(3000)))
     }
+
+    /// librdkafka's test 0129 (fetch aborted messages), stretched: 1000 messages of 1000 bytes in
+    /// batches of at most 10 000 bytes over 100 kB segments are aborted, 10 are committed after them; a
+    /// read_committed consumer reaches the partition's end having seen exactly the 10, before and
+    /// after a restart (the aborted range is rebuilt from the markers in the log).
+    func testLibrdkafka0129AbortedMessagesAcrossSegmentsBeforeAndAfterRestart() throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-txn-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        let port = Loopback.freePort()
+        var broker = try BrokerProcess(extraArguments: ["--fsync", "always"], port: port, dataDir: dataDir)
+        let script = """
+            import sys, time
+            from confluent_kafka import Producer, Consumer, KafkaError
+            from confluent_kafka.admin import AdminClient, NewTopic
+            b = sys.argv[1]
+            topic = "t0129"
+            if sys.argv[2] == "produce":
+                admin = AdminClient({"bootstrap.servers": b})
+                for f in admin.create_topics([NewTopic(topic, 1, 1, config={"max.message.bytes": "10000", "segment.bytes": "100000"})]).values():
+                    f.result()
+                p = Producer({"bootstrap.servers": b, "linger.ms": 100, "transactional.id": topic, "message.max.bytes": 10000})
+                p.init_transactions(30)
+                p.begin_transaction()
+                for i in range(1000):
+                    p.produce(topic, value=b"x" * 1000, partition=0)
+                p.flush(30)
+                p.abort_transaction(30)
+                p.begin_transaction()
+                for i in range(10):
+                    p.produce(topic, value=b"c%d" % i, partition=0)
+                p.commit_transaction(30)
+            c = Consumer({"bootstrap.servers": b, "group.id": topic + sys.argv[2], "auto.offset.reset": "earliest", "enable.partition.eof": True,
+                          "isolation.level": "read_committed"})
+            c.subscribe([topic])
+            got, eof = [], False
+            start = time.time()
+            while not eof and time.time() - start < 30:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        eof = True
+                    continue
+                got.append(m.value().decode())
+            c.close()
+            print("EOF", eof, "MESSAGES", sorted(got))
+            """
+        let expected = "EOF True MESSAGES \(py((0..<10).map { "c\($0)" }))"
+        let first = try runProcess(try python(), ["-c", script, broker.address, "produce"], timeout: 120)
+        XCTAssertEqual(first.status, 0, first.stderr + String(broker.log.suffix(3000)))
+        XCTAssertTrue(first.stdout.contains(expected), first.stdout)
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dataDir.appendingPathComponent("t0129-0").path).filter { $0.hasSuffix(".log") }
+        XCTAssertGreaterThan(segments.count, 5, "the aborted transaction spans several segments")
+        XCTAssertEqual(broker.stop(), 0)
+        broker = try BrokerProcess(extraArguments: ["--fsync", "always"], port: port, dataDir: dataDir)
+        let again = try runProcess(try python(), ["-c", script, broker.address, "after-restart"], timeout: 120)
+        XCTAssertEqual(again.status, 0, again.stderr + String(broker.log.suffix(3000)))
+        XCTAssertTrue(again.stdout.contains(expected), again.stdout)
+    }
 }
