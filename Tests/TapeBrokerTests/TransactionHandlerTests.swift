@@ -352,6 +352,34 @@ final class TransactionHandlerTests: XCTestCase {
         XCTAssertEqual(store.load().transactions.first?.state, .completeCommit)
     }
 
+    func testAMarkerThatCannotBeMadeDurableLeavesTheTransactionPreparedUntilARetryOrTickCompletesIt() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-txnfail-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let manager = try LogManager(configuration: .init(dataDirectory: dir.path, fsyncPolicy: .always))
+        let b = makeBroker(topics: manager, store: manager.transactionLog)
+        await createTopic(b)
+        let log = try XCTUnwrap(manager.partitionLogs(of: "t")?[0] as? Log)
+        for commit in [true, false] {
+            let (pid, epoch) = await initTxn(b)
+            _ = await add(b, pid, epoch)
+            _ = await produce(b, batch(["v"], pid: pid, epoch: epoch, seq: 0))
+            log.faults.failNextSync()
+            await assertEqualAsync(await end(b, pid, epoch, commit: commit), .coordinatorNotAvailable, "retriable")
+            XCTAssertEqual(manager.transactionLog.load().transactions.first?.state, commit ? .prepareCommit : .prepareAbort)
+            if commit {
+                await assertEqualAsync(await end(b, pid, epoch, commit: true), .none, "the retry writes the marker again")
+            } else {
+                clock.advance(1000)
+                await b.tick()
+            }
+            XCTAssertEqual(manager.transactionLog.load().transactions.first?.state, commit ? .completeCommit : .completeAbort)
+        }
+        let p = await fetch(b, committed: true)
+        XCTAssertEqual(p.lastStableOffset, p.highWatermark)
+        XCTAssertEqual(try visible(p), ["v"], "the committed value; the aborted one is dropped")
+        await manager.shutdown()
+    }
+
     func testDeletingATopicForgetsItsTransactionState() async {
         let store = InMemoryTransactionStateStore()
         let b = makeBroker(store: store)

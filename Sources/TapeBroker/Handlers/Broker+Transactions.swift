@@ -212,7 +212,8 @@ extension Broker {
 
     /// Ends a prepared transaction: markers, pending offsets on commit, then the complete state.
     func complete(_ c: TransactionCoordinator.Completion) async -> ErrorCode {
-        if let code = writeMarkers(c) { return code }
+        // Retriable for the client: a retried EndTxn (or the next tick) writes the markers again.
+        if writeMarkers(c) != nil { return .coordinatorNotAvailable }
         for (group, offsets) in c.offsets.sorted(by: { $0.key < $1.key }) where !offsets.isEmpty {
             do {
                 try await committedOffsets.commit(group: group, offsets: offsets)
@@ -385,6 +386,13 @@ extension Broker {
         ensureTransactionsRecovered()
         guard now >= nextTransactionTimeoutCheckMs else { return }
         nextTransactionTimeoutCheckMs = now + Self.transactionTimeoutCheckIntervalMs
+        // Transactions whose markers could not be written (a full or failing disk) are retried.
+        for c in transactions.unfinished() where c.offsets.isEmpty {
+            guard writeMarkers(c) == nil else { continue }
+            logger.info("completed a transaction whose markers failed before", metadata: ["transactionalId": "\(c.transactionalId)"])
+            transactions.completed(c)
+            saveTransaction(c.transactionalId)
+        }
         for c in transactions.expire(now: now) {
             logger.info(
                 "aborting a transaction open longer than its timeout", metadata: ["transactionalId": "\(c.transactionalId)", "producerId": "\(c.producerId)"])
