@@ -76,7 +76,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .apiVersions: 0...3
         case .createTopics: 0...4
         case .deleteTopics: 0...3
-        case .initProducerId: 0...1
+        case .initProducerId: 0...4
         case .describeConfigs: 0...2
         case .addPartitionsToTxn: 0...3
         case .addOffsetsToTxn: 0...3

@@ -69,10 +69,10 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(ranges[1], 4...11)
         XCTAssertEqual(ranges[3], 0...8)
         XCTAssertEqual(ranges[9], 1...5)
-        XCTAssertEqual(ranges[22], 0...1)
+        XCTAssertEqual(ranges[22], 0...4)
         XCTAssertEqual(ranges[16], 0...2)
         // Every advertised maximum stays below the first flexible version, except where the flexible versions are implemented.
-        let flexibleImplemented: Set<ApiKey> = [.apiVersions, .addPartitionsToTxn, .addOffsetsToTxn, .endTxn, .txnOffsetCommit]
+        let flexibleImplemented: Set<ApiKey> = [.apiVersions, .addPartitionsToTxn, .addOffsetsToTxn, .endTxn, .txnOffsetCommit, .initProducerId]
         for key in ApiKey.allCases where !flexibleImplemented.contains(key) {
             XCTAssertLessThan(key.supportedVersions.upperBound, key.firstFlexibleVersion, "\(key)")
         }

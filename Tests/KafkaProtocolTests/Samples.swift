@@ -80,7 +80,10 @@ enum Samples {
         case .offsetFetch:
             return .offsetFetch(OffsetFetchRequest(groupId: "g", topics: v >= 2 ? nil : [.init(name: "t", partitionIndexes: [0, 1])]))
         case .initProducerId:
-            return .initProducerId(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 60000))
+            return .initProducerId(
+                v >= 3
+                    ? InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: 60000, producerId: 77, producerEpoch: 2)
+                    : InitProducerIdRequest(transactionalId: v == 2 ? "tx" : nil, transactionTimeoutMs: 60000))
         case .createTopics:
             return .createTopics(
                 CreateTopicsRequest(

@@ -28,6 +28,22 @@ final class TransactionMessageTests: XCTestCase {
         }
     }
 
+    func testInitProducerIdV4RequestAndResponseAreFlexible() throws {
+        var b = ByteBuffer()
+        InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: 1000, producerId: 5, producerEpoch: 1).encode(into: &b, version: 4)
+        XCTAssertEqual(Array(b.readableBytesView), [3, 0x74, 0x78, 0, 0, 0x03, 0xE8, 0, 0, 0, 0, 0, 0, 0, 5, 0, 1, 0])
+        var nullId = ByteBuffer()
+        InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 1000).encode(into: &nullId, version: 2)
+        XCTAssertEqual(Array(nullId.readableBytesView), [0, 0, 0, 0x03, 0xE8, 0], "null compact string, no producer fields before v3")
+        for v in Int16(0)...4 {
+            var r = ByteBuffer()
+            let response = InitProducerIdResponse(errorCode: .producerFenced, producerId: 9, producerEpoch: 2)
+            response.encode(into: &r, version: v)
+            XCTAssertEqual(r.readableBytes, v >= 2 ? 17 : 16)
+            XCTAssertEqual(try InitProducerIdResponse.decode(from: &r, version: v), response)
+        }
+    }
+
     func testEndTxnV3RequestGoldenBytes() {
         var frame = ByteBuffer()
         EndTxnRequest(transactionalId: "tx", producerId: 258, producerEpoch: 3, committed: true).encode(into: &frame, version: 3)

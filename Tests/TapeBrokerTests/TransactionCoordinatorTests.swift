@@ -47,6 +47,23 @@ final class TransactionCoordinatorTests: XCTestCase {
         XCTAssertEqual(initialized(&c, timeoutMs: 900_000).1, 0)
     }
 
+    func testInitProducerIdWithAStaleCurrentEpochIsFenced() {
+        var c = TransactionCoordinator()
+        let (pid, epoch) = initialized(&c)
+        guard
+            case .error(.producerFenced, _) = c.initProducerId(transactionalId: "tx", timeoutMs: 1000, now: 0, current: (pid, epoch + 1), newProducerId: newId)
+        else { return XCTFail("a wrong current epoch must be fenced") }
+        guard
+            case .error(.producerFenced, _) = c.initProducerId(transactionalId: "tx", timeoutMs: 1000, now: 0, current: (pid + 1, epoch), newProducerId: newId)
+        else { return XCTFail("a wrong current producer id must be fenced") }
+        XCTAssertEqual(
+            c.initProducerId(transactionalId: "tx", timeoutMs: 1000, now: 0, current: (pid, epoch), newProducerId: newId),
+            .ok(producerId: pid, producerEpoch: epoch + 1, abort: nil))
+        guard case .ok(_, 0, nil) = c.initProducerId(transactionalId: "new", timeoutMs: 1000, now: 0, current: (pid, epoch), newProducerId: newId) else {
+            return XCTFail("an id new here starts afresh")
+        }
+    }
+
     func testExhaustedEpochGivesANewProducerId() {
         var c = TransactionCoordinator()
         let (pid, _) = initialized(&c)

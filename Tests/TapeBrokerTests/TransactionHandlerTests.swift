@@ -238,6 +238,23 @@ final class TransactionHandlerTests: XCTestCase {
         XCTAssertEqual(try visible(final), ["new"])
     }
 
+    func testInitProducerIdV3WithTheCurrentEpochBumpsItAndAStaleOneIsFenced() async {
+        let b = makeBroker()
+        let (pid, epoch) = await initTxn(b)
+        let bumped = await b.initProducerId(
+            InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: 1000, producerId: pid, producerEpoch: epoch), version: 4)
+        XCTAssertEqual(bumped.errorCode, .none)
+        XCTAssertEqual(bumped.producerId, pid)
+        XCTAssertEqual(bumped.producerEpoch, epoch + 1)
+        let stale = InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: 1000, producerId: pid, producerEpoch: epoch)
+        await assertEqualAsync(await b.initProducerId(stale, version: 4).errorCode, .producerFenced)
+        await assertEqualAsync(await b.initProducerId(stale, version: 3).errorCode, .invalidProducerEpoch, "PRODUCER_FENCED exists from v4")
+        let idempotent = await b.initProducerId(InitProducerIdRequest(transactionalId: nil, producerId: 5, producerEpoch: 3), version: 4)
+        XCTAssertEqual(idempotent.errorCode, .none)
+        XCTAssertEqual(idempotent.producerEpoch, 0, "an idempotent producer gets a fresh id")
+        XCTAssertNotEqual(idempotent.producerId, 5)
+    }
+
     func testInitProducerIdRefusesATimeoutAboveTheMaximum() async {
         let b = makeBroker()
         let r = await b.initProducerId(InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: Int32.max))

@@ -113,7 +113,11 @@ public struct TransactionCoordinator: Sendable {
     /// InitProducerId with a transactional id: a new producer id (epoch 0), or the same id with
     /// the epoch bumped (fencing the previous producer), after aborting its ongoing transaction;
     /// a new producer id once the epoch is exhausted.
-    public mutating func initProducerId(transactionalId: String, timeoutMs: Int32, now: Int64, newProducerId: () -> Int64) -> InitResult {
+    /// `current` (InitProducerId v3+, KIP-360): the id and epoch the producer has; they must be the
+    /// transactional id's current ones (else PRODUCER_FENCED) unless the id is new here.
+    public mutating func initProducerId(
+        transactionalId: String, timeoutMs: Int32, now: Int64, current: (producerId: Int64, epoch: Int16)? = nil, newProducerId: () -> Int64
+    ) -> InitResult {
         guard timeoutMs > 0 && timeoutMs <= maxTimeoutMs else {
             return .error(
                 .invalidTransactionTimeout, "transaction.timeout.ms \(timeoutMs) must be between 1 and transaction.max.timeout.ms (\(maxTimeoutMs))")
@@ -122,6 +126,12 @@ public struct TransactionCoordinator: Sendable {
             let t = Transaction(transactionalId: transactionalId, producerId: newProducerId(), producerEpoch: 0, timeoutMs: timeoutMs, state: .empty)
             restore(t, now: now)
             return .ok(producerId: t.producerId, producerEpoch: 0, abort: nil)
+        }
+        if let current, current.producerId >= 0, current.producerId != t.producerId || current.epoch != t.producerEpoch {
+            return .error(
+                .producerFenced,
+                "producer id \(current.producerId) epoch \(current.epoch) of \(transactionalId) is fenced by producer id \(t.producerId) epoch \(t.producerEpoch)"
+            )
         }
         lastUsedMs[transactionalId] = now
         var abort: Completion? = nil

@@ -31,14 +31,18 @@ extension Broker {
     // MARK: InitProducerId
 
     /// InitProducerId with a transactional id (the caller handles the idempotent-only case).
-    func initTransactionalProducerId(_ transactionalId: String, timeoutMs: Int32) -> InitProducerIdResponse {
+    func initTransactionalProducerId(_ transactionalId: String, timeoutMs: Int32, current: (Int64, Int16)? = nil, version: Int16 = 1)
+        -> InitProducerIdResponse
+    {
         ensureTransactionsRecovered()
         let now = clock.nowMs()
-        let result = transactions.initProducerId(transactionalId: transactionalId, timeoutMs: timeoutMs, now: now) { takeProducerId() }
+        let result = transactions.initProducerId(transactionalId: transactionalId, timeoutMs: timeoutMs, now: now, current: current) { takeProducerId() }
         switch result {
         case .error(let code, let message):
             logger.info("InitProducerId refused: \(message)", metadata: ["transactionalId": "\(transactionalId)", "error": "\(code)"])
-            return InitProducerIdResponse(errorCode: code, producerId: -1, producerEpoch: -1)
+            // PRODUCER_FENCED exists from InitProducerId v4.
+            let answer = code == .producerFenced && version < 4 ? ErrorCode.invalidProducerEpoch : code
+            return InitProducerIdResponse(errorCode: answer, producerId: -1, producerEpoch: -1)
         case .ok(let pid, let epoch, let abort):
             var producerId = pid
             var producerEpoch = epoch

@@ -157,7 +157,7 @@ public actor Broker {
         switch request.body {
         case .apiVersions: return frame(apiVersions())
         case .unsupportedApiVersions: return frame(unsupportedApiVersions(version: v, clientId: h.clientId), version: 0)
-        case .initProducerId(let r): return frame(initProducerId(r))
+        case .initProducerId(let r): return frame(initProducerId(r, version: v))
         case .metadata(let r): return frame(metadata(r, version: v))
         case .createTopics(let r): return frame(createTopics(r, version: v))
         case .deleteTopics(let r): return frame(deleteTopics(r))
