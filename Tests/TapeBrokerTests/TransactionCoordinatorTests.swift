@@ -254,6 +254,20 @@ final class TransactionCoordinatorTests: XCTestCase {
         XCTAssertEqual(p.aborted(from: 0, upTo: 4).count, 1)
         XCTAssertEqual(p.aborted(from: 6, upTo: 10).count, 1)
         XCTAssertEqual(p.aborted(from: 7, upTo: 10), [], "starts after its marker")
+        // A long transaction aborted after a short one that started later.
+        var q = PartitionTransactions()
+        q.data(producerId: 1, offset: 0)
+        q.data(producerId: 2, offset: 50)
+        q.marker(producerId: 2, commit: false, offset: 60)
+        q.marker(producerId: 1, commit: false, offset: 100)
+        for i in 0..<1000 {
+            q.data(producerId: 3, offset: 200 + Int64(i) * 2)
+            q.marker(producerId: 3, commit: false, offset: 201 + Int64(i) * 2)
+        }
+        XCTAssertEqual(q.aborted(from: 55, upTo: 58).map(\.producerId), [2, 1])
+        XCTAssertEqual(q.aborted(from: 70, upTo: 80).map(\.producerId), [1], "a long transaction still covers later offsets")
+        XCTAssertEqual(q.aborted(from: 2100, upTo: 2104).map(\.firstOffset), [2100, 2102])
+        XCTAssertEqual(q.aborted(from: 5000, upTo: 6000), [])
         p.dropBefore(6)
         XCTAssertEqual(p.aborted.count, 1)
         p.dropBefore(7)

@@ -387,9 +387,17 @@ public struct PartitionTransactions: Sendable, Equatable {
         min(open.values.min() ?? highWatermark, highWatermark)
     }
 
-    /// Aborted transactions that overlap offsets `from ..< upTo`.
+    /// Aborted transactions that overlap offsets `from ..< upTo`. Those whose marker is before
+    /// `from` are skipped by binary search (the list is ordered by marker offset), so a consumer near
+    /// the end of a partition with many aborts looks at few.
     public func aborted(from: Int64, upTo: Int64) -> [Aborted] {
-        aborted.filter { $0.lastOffset >= from && $0.firstOffset < upTo }
+        var lo = 0
+        var hi = aborted.count
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2
+            if aborted[mid].lastOffset < from { lo = mid + 1 } else { hi = mid }
+        }
+        return aborted[lo...].filter { $0.firstOffset < upTo }
     }
 
     /// Forgets aborted transactions wholly before `logStartOffset` (their segments were deleted).
