@@ -323,4 +323,62 @@ final class TransactionProcessTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr + String(broker.log.suffix(3000)))
         XCTAssertTrue(again.stdout.contains(expected), again.stdout)
     }
+
+    /// A transaction open when the broker is killed (-9) continues after the restart: the same
+    /// confluent-kafka producer adds records and commits, and a read_committed consumer sees
+    /// the records from before and after the crash.
+    func testAnOpenTransactionContinuesAcrossAKill9() async throws {
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("tape-txn-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        let go = FileManager.default.temporaryDirectory.appendingPathComponent("tape-txn-go-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: go) }
+        let port = Loopback.freePort()
+        var broker = try BrokerProcess(extraArguments: ["--fsync", "always"], port: port, dataDir: dataDir)
+        let script = """
+            import os, sys, time
+            from confluent_kafka import Producer, Consumer, KafkaError
+            from confluent_kafka.admin import AdminClient, NewTopic
+            b = sys.argv[1]
+            admin = AdminClient({"bootstrap.servers": b})
+            for f in admin.create_topics([NewTopic("cont", 1, 1)]).values():
+                f.result()
+            p = Producer({"bootstrap.servers": b, "transactional.id": "cont-1", "transaction.timeout.ms": 60000})
+            p.init_transactions(15)
+            p.begin_transaction()
+            for i in range(5):
+                p.produce("cont", value=b"before%d" % i, partition=0)
+            p.flush(15)
+            print("READY", flush=True)
+            while not os.path.exists(sys.argv[2]):  # the broker is killed and restarted meanwhile
+                time.sleep(0.1)
+            for i in range(5):
+                p.produce("cont", value=b"after%d" % i, partition=0)
+            p.commit_transaction(60)
+            c = Consumer({"bootstrap.servers": b, "group.id": "cont", "auto.offset.reset": "earliest", "enable.partition.eof": True, "isolation.level": "read_committed"})
+            c.subscribe(["cont"])
+            got, eof, start = [], False, time.time()
+            while not eof and time.time() - start < 30:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                if m.error():
+                    eof = m.error().code() == KafkaError._PARTITION_EOF
+                    continue
+                got.append(m.value().decode())
+            c.close()
+            print("COMMITTED", sorted(got), flush=True)
+            """
+        let client = try ChildProcess(["-c", script, broker.address, go.path], name: "txn-client", executable: try python(), stdoutToLog: true)
+        let ready = try await client.waitForLog("READY", timeout: 60)
+        XCTAssertTrue(ready, client.stderr)
+        broker.kill9()
+        broker = try BrokerProcess(extraArguments: ["--fsync", "always"], port: port, dataDir: dataDir)
+        _ = FileManager.default.createFile(atPath: go.path, contents: nil)
+        let deadline = Date().addingTimeInterval(90)
+        while client.isRunning && Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+        XCTAssertFalse(client.isRunning, client.stderr)
+        XCTAssertEqual(client.process.terminationStatus, 0, client.stderr + String(broker.log.suffix(3000)))
+        let expected = py((0..<5).flatMap { ["before\($0)", "after\($0)"] })
+        XCTAssertTrue(client.stderr.contains("COMMITTED \(expected)"), client.stderr)
+    }
 }
