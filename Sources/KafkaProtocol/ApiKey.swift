@@ -31,6 +31,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case saslAuthenticate = 36
     case describeUserScramCredentials = 50
     case alterUserScramCredentials = 51
+    case addPartitionsToTxn = 24
+    case addOffsetsToTxn = 25
+    case endTxn = 26
+    case txnOffsetCommit = 28
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -65,6 +69,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .saslAuthenticate: "SaslAuthenticate"
         case .describeUserScramCredentials: "DescribeUserScramCredentials"
         case .alterUserScramCredentials: "AlterUserScramCredentials"
+        case .addPartitionsToTxn: "AddPartitionsToTxn"
+        case .addOffsetsToTxn: "AddOffsetsToTxn"
+        case .endTxn: "EndTxn"
+        case .txnOffsetCommit: "TxnOffsetCommit"
         }
     }
 
@@ -90,7 +98,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .apiVersions: 0...3
         case .createTopics: 0...4
         case .deleteTopics: 0...3
-        case .initProducerId: 0...1
+        case .initProducerId: 0...4
         case .describeConfigs: 0...2
         case .deleteRecords: 0...2
         case .createPartitions: 0...3
@@ -103,6 +111,10 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .saslAuthenticate: 0...2
         case .describeUserScramCredentials: 0...0
         case .alterUserScramCredentials: 0...0
+        case .addPartitionsToTxn: 0...3
+        case .addOffsetsToTxn: 0...3
+        case .endTxn: 0...3
+        case .txnOffsetCommit: 0...3
         }
     }
 
@@ -139,6 +151,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .saslAuthenticate: 2
         case .describeUserScramCredentials: 0
         case .alterUserScramCredentials: 0
+        case .addPartitionsToTxn, .addOffsetsToTxn, .endTxn, .txnOffsetCommit: 3
         }
     }
 
@@ -212,6 +225,13 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let resourceNotFound = ErrorCode(rawValue: 91)
     public static let duplicateResource = ErrorCode(rawValue: 92)
     public static let unacceptableCredential = ErrorCode(rawValue: 93)
+    public static let coordinatorLoadInProgress = ErrorCode(rawValue: 14)
+    public static let invalidTxnState = ErrorCode(rawValue: 48)
+    public static let invalidProducerIdMapping = ErrorCode(rawValue: 49)
+    public static let invalidTransactionTimeout = ErrorCode(rawValue: 50)
+    public static let concurrentTransactions = ErrorCode(rawValue: 51)
+    public static let operationNotAttempted = ErrorCode(rawValue: 55)
+    public static let producerFenced = ErrorCode(rawValue: 90)
 }
 
 extension ByteBuffer {

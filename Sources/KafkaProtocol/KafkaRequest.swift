@@ -31,6 +31,10 @@ public enum KafkaRequestBody: Sendable, Equatable {
     case saslAuthenticate(SaslAuthenticateRequest)
     case describeUserScramCredentials(DescribeUserScramCredentialsRequest)
     case alterUserScramCredentials(AlterUserScramCredentialsRequest)
+    case addPartitionsToTxn(AddPartitionsToTxnRequest)
+    case addOffsetsToTxn(AddOffsetsToTxnRequest)
+    case endTxn(EndTxnRequest)
+    case txnOffsetCommit(TxnOffsetCommitRequest)
     /// An ApiVersions request of a version this broker does not know: answered with
     /// UNSUPPORTED_VERSION and a v0 body so the client can retry with a version listed there.
     case unsupportedApiVersions
@@ -66,6 +70,10 @@ public enum KafkaRequestBody: Sendable, Equatable {
         case .saslAuthenticate: .saslAuthenticate
         case .describeUserScramCredentials: .describeUserScramCredentials
         case .alterUserScramCredentials: .alterUserScramCredentials
+        case .addPartitionsToTxn: .addPartitionsToTxn
+        case .addOffsetsToTxn: .addOffsetsToTxn
+        case .endTxn: .endTxn
+        case .txnOffsetCommit: .txnOffsetCommit
         }
     }
 }
@@ -140,6 +148,10 @@ public struct KafkaRequest: Sendable, Equatable {
         case .saslAuthenticate: body = .saslAuthenticate(try .decode(from: &frame, version: version))
         case .describeUserScramCredentials: body = .describeUserScramCredentials(try .decode(from: &frame, version: version))
         case .alterUserScramCredentials: body = .alterUserScramCredentials(try .decode(from: &frame, version: version))
+        case .addPartitionsToTxn: body = .addPartitionsToTxn(try .decode(from: &frame, version: version))
+        case .addOffsetsToTxn: body = .addOffsetsToTxn(try .decode(from: &frame, version: version))
+        case .endTxn: body = .endTxn(try .decode(from: &frame, version: version))
+        case .txnOffsetCommit: body = .txnOffsetCommit(try .decode(from: &frame, version: version))
         }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
@@ -210,6 +222,10 @@ extension KafkaRequestBody {
         case .saslAuthenticate(let m): m.encode(into: &buffer, version: version)
         case .describeUserScramCredentials(let m): m.encode(into: &buffer, version: version)
         case .alterUserScramCredentials(let m): m.encode(into: &buffer, version: version)
+        case .addPartitionsToTxn(let m): m.encode(into: &buffer, version: version)
+        case .addOffsetsToTxn(let m): m.encode(into: &buffer, version: version)
+        case .endTxn(let m): m.encode(into: &buffer, version: version)
+        case .txnOffsetCommit(let m): m.encode(into: &buffer, version: version)
         case .unsupportedApiVersions: break
         }
     }

@@ -20,12 +20,16 @@ public final class BrokerStage: Service, Sendable {
         public var topics: any TopicStore
         public var offsets: any CommittedOffsetStore
         public var close: @Sendable () async -> Void
+        /// The transaction coordinator's state (in the data directory).
+        public var transactions: any TransactionStateStore = InMemoryTransactionStateStore()
     }
 
     public static func openStores(dataDirectory: String, fsync: FsyncPolicy, logger: Logger, maxPartitions: Int = 10_000) throws -> Stores {
         let manager = try LogManager(
             configuration: .init(dataDirectory: dataDirectory, fsyncPolicy: fsync, maxPartitions: maxPartitions), logger: logger)
-        return Stores(topics: manager, offsets: DurableCommittedOffsetStore(manager.offsetStore), close: { await manager.shutdown() })
+        return Stores(
+            topics: manager, offsets: DurableCommittedOffsetStore(manager.offsetStore), close: { await manager.shutdown() },
+            transactions: manager.transactionLog)
     }
 
     /// Opens the stores under `dataDirectory`, creates `topics` where missing, and binds
@@ -54,7 +58,8 @@ public final class BrokerStage: Service, Sendable {
         // The pipeline's own consumer groups have one member each: no initial rebalance delay
         // (`tape broker` waits Kafka's 3 s; here it would only hold the processor back at each start).
         config.group.initialRebalanceDelayMs = 0
-        let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
+        let broker = Broker(
+            configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger, transactionStore: stores.transactions)
         do {
             server = try await BrokerServer(broker: broker, logger: logger).bind()
         } catch {

@@ -114,7 +114,8 @@ struct BrokerCommand: AsyncParsableCommand {
         // limit: take what is allowed, then size the connection budget to it.
         DescriptorLimit.raiseSoftLimit()
         let stores = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger, maxPartitions: maxPartitions)
-        let broker = Broker(configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger)
+        let broker = Broker(
+            configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger, transactionStore: stores.transactions)
         // A BrokerStartError is one sentence saying what to do; it is printed without usage text.
         let bound = try await BrokerServer(broker: broker, logger: logger).bind()
         // Ctrl-C / SIGTERM stop the server gracefully.
@@ -170,12 +171,16 @@ struct BrokerLimitOptions: ParsableArguments {
     @Option(help: "Forget an idempotent producer's state after this many milliseconds without a write.")
     var producerIdExpirationMs: Int64 = 86_400_000
 
+    @Option(help: "Longest transaction.timeout.ms a transactional producer may ask for; longer gets INVALID_TRANSACTION_TIMEOUT.")
+    var transactionMaxTimeoutMs: Int32 = 900_000
+
     func validate() throws {
         let positive: [(String, Int64)] = [
             ("--max-connections", Int64(maxConnections)), ("--queued-max-request-bytes", Int64(queuedMaxRequestBytes)),
             ("--fetch-max-bytes", Int64(fetchMaxBytes)), ("--group-max-size", Int64(groupMaxSize)), ("--max-groups", Int64(maxGroups)),
             ("--producer-id-expiration-ms", producerIdExpirationMs),
         ]
+        if transactionMaxTimeoutMs < 1 { throw ValidationError("--transaction-max-timeout-ms must be at least 1; got \(transactionMaxTimeoutMs).") }
         for (flag, value) in positive where value < 1 { throw ValidationError("\(flag) must be at least 1; got \(value).") }
         let nonNegative: [(String, Int64)] = [
             ("--connections-max-idle-ms", connectionsMaxIdleMs), ("--request-read-timeout-ms", requestReadTimeoutMs),
@@ -195,6 +200,7 @@ struct BrokerLimitOptions: ParsableArguments {
         config.maxGroups = maxGroups
         config.offsetMetadataMaxBytes = offsetMetadataMaxBytes
         config.producerIdExpirationMs = producerIdExpirationMs
+        config.transactionMaxTimeoutMs = transactionMaxTimeoutMs
     }
 }
 

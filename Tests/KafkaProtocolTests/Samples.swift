@@ -88,7 +88,10 @@ enum Samples {
             r.requireStable = v >= 7
             return .offsetFetch(r)
         case .initProducerId:
-            return .initProducerId(InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: 60000))
+            return .initProducerId(
+                v >= 3
+                    ? InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: 60000, producerId: 77, producerEpoch: 2)
+                    : InitProducerIdRequest(transactionalId: v == 2 ? "tx" : nil, transactionTimeoutMs: 60000))
         case .createTopics:
             return .createTopics(
                 CreateTopicsRequest(
@@ -145,6 +148,24 @@ enum Samples {
                 AlterUserScramCredentialsRequest(
                     deletions: [.init(name: "bob", mechanism: 2)],
                     upsertions: [.init(name: "alice", mechanism: 1, iterations: 4096, salt: [1, 2, 3], saltedPassword: Array(repeating: 7, count: 32))]))
+        case .addPartitionsToTxn:
+            return .addPartitionsToTxn(
+                AddPartitionsToTxnRequest(
+                    transactionalId: "tx", producerId: 42, producerEpoch: 3, topics: [.init(name: "t", partitions: [0, 2]), .init(name: "u", partitions: [1])]))
+        case .addOffsetsToTxn:
+            return .addOffsetsToTxn(AddOffsetsToTxnRequest(transactionalId: "tx", producerId: 42, producerEpoch: 3, groupId: "g"))
+        case .endTxn:
+            return .endTxn(EndTxnRequest(transactionalId: "tx", producerId: 42, producerEpoch: 3, committed: v % 2 == 0))
+        case .txnOffsetCommit:
+            return .txnOffsetCommit(
+                TxnOffsetCommitRequest(
+                    transactionalId: "tx", groupId: "g", producerId: 42, producerEpoch: 3, generationId: v >= 3 ? 5 : -1, memberId: v >= 3 ? "m-1" : "",
+                    groupInstanceId: v >= 3 ? "i-1" : nil,
+                    topics: [
+                        .init(
+                            name: "t",
+                            partitions: [.init(partitionIndex: 0, committedOffset: 17, committedLeaderEpoch: v >= 2 ? 2 : -1, committedMetadata: "meta")])
+                    ]))
         }
     }
 

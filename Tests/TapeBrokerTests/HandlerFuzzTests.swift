@@ -84,6 +84,25 @@ final class HandlerFuzzTests: XCTestCase {
                 AlterUserScramCredentialsRequest(
                     deletions: [.init(name: "d", mechanism: 1)], upsertions: [.init(name: "u", mechanism: 2, iterations: 4096, salt: [1], saltedPassword: [2])]),
                 0),
+            frame(InitProducerIdRequest(transactionalId: "tx", transactionTimeoutMs: 1000), 1),
+            frame(FindCoordinatorRequest(key: "tx", keyType: 1), 2),
+            frame(AddPartitionsToTxnRequest(transactionalId: "tx", producerId: 1000, producerEpoch: 0, topics: [.init(name: "f", partitions: [0, 1])]), 3),
+            frame(AddPartitionsToTxnRequest(transactionalId: "tx", producerId: 1000, producerEpoch: 0, topics: [.init(name: "f", partitions: [0])]), 0),
+            frame(AddOffsetsToTxnRequest(transactionalId: "tx", producerId: 1000, producerEpoch: 0, groupId: "g"), 3),
+            frame(
+                TxnOffsetCommitRequest(
+                    transactionalId: "tx", groupId: "g", producerId: 1000, producerEpoch: 0, generationId: 1, memberId: "m",
+                    topics: [.init(name: "f", partitions: [.init(partitionIndex: 0, committedOffset: 1)])]), 3),
+            frame(EndTxnRequest(transactionalId: "tx", producerId: 1000, producerEpoch: 0, committed: true), 3),
+            frame(EndTxnRequest(transactionalId: "tx", producerId: 1000, producerEpoch: 0, committed: false), 1),
+            frame(
+                { () -> FetchRequest in
+                    var f = FetchRequest(
+                        maxWaitMs: 0, minBytes: 1, maxBytes: 1000,
+                        topics: [.init(topic: "f", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 100)])])
+                    f.isolationLevel = 1
+                    return f
+                }(), 11),
         ]
     }
 

@@ -118,6 +118,8 @@ public struct FetchResponse: KafkaResponseMessage, Equatable {
         public var logStartOffset: Int64
         /// Whole RecordBatch v2 byte sequences.
         public var records: ByteBuffer?
+        /// read_committed fetches: the aborted transactions in the returned range (nil: none listed).
+        public var abortedTransactions: [AbortedTransaction]? = nil
         public init(partitionIndex: Int32, errorCode: ErrorCode, highWatermark: Int64, lastStableOffset: Int64, logStartOffset: Int64, records: ByteBuffer?) {
             self.partitionIndex = partitionIndex
             self.errorCode = errorCode
@@ -125,6 +127,15 @@ public struct FetchResponse: KafkaResponseMessage, Equatable {
             self.lastStableOffset = lastStableOffset
             self.logStartOffset = logStartOffset
             self.records = records
+        }
+    }
+    /// An aborted transaction: its producer and the first offset of its data in the partition.
+    public struct AbortedTransaction: Sendable, Equatable {
+        public var producerId: Int64
+        public var firstOffset: Int64
+        public init(producerId: Int64, firstOffset: Int64) {
+            self.producerId = producerId
+            self.firstOffset = firstOffset
         }
     }
     public struct Topic: Sendable, Equatable {
@@ -156,7 +167,12 @@ public struct FetchResponse: KafkaResponseMessage, Equatable {
                 b.encodeInt64(p.highWatermark)
                 if version >= 4 { b.encodeInt64(p.lastStableOffset) }
                 if version >= 5 { b.encodeInt64(p.logStartOffset) }
-                if version >= 4 { b.encodeInt32(-1) }  // aborted_transactions: null (no transactions)
+                if version >= 4 {
+                    b.encodeNullableArray(p.abortedTransactions) { b, a in
+                        b.encodeInt64(a.producerId)
+                        b.encodeInt64(a.firstOffset)
+                    }
+                }
                 if version >= 11 { b.encodeInt32(-1) }  // preferred_read_replica
                 b.encodeNullableBytes(p.records ?? ByteBuffer())
             }

@@ -142,25 +142,43 @@ extension Broker {
                 }
                 let log = logs[Int(p.partition)]
                 let limit = min(Int(max(p.partitionMaxBytes, 0)), remaining)
+                let tp = TopicPartition(t.topic, p.partition)
                 if limit == 0 && total > 0 {
                     // The response is full: report the partition's offsets without reading data.
+                    let hw = log.logEndOffset
                     partitionsOut.append(
                         .init(
-                            partitionIndex: p.partition, errorCode: .none, highWatermark: log.logEndOffset, lastStableOffset: log.logEndOffset,
+                            partitionIndex: p.partition, errorCode: .none, highWatermark: hw,
+                            lastStableOffset: transactionState(tp, log).lastStableOffset(highWatermark: hw),
                             logStartOffset: log.logStartOffset, records: ByteBuffer()))
                     continue
                 }
+                // First, as rebuilding it after a restart may write markers.
+                let txns = transactionState(tp, log)
                 do {
                     let read = try log.read(from: p.fetchOffset, maxBytes: max(limit, 1))
                     var records = read.records
                     if records.count > remaining && total > 0 { records = [] }  // only the first data may exceed the limits
+                    let lso = txns.lastStableOffset(highWatermark: read.highWatermark)
+                    var aborted: [FetchResponse.AbortedTransaction]? = nil
+                    if r.isolationLevel == 1 {
+                        // read_committed: nothing at or past the last stable offset, and the aborted
+                        // transactions in the returned range so the client drops their records.
+                        let (kept, end) = Self.batches(records, before: lso)
+                        if kept < records.count { records.removeSubrange(kept...) }
+                        let list = txns.aborted(from: p.fetchOffset, upTo: end ?? p.fetchOffset)
+                        if !list.isEmpty && !records.isEmpty {
+                            aborted = list.map { FetchResponse.AbortedTransaction(producerId: $0.producerId, firstOffset: $0.firstOffset) }
+                        }
+                    }
                     total += records.count
                     remaining = max(remaining - records.count, 0)
                     let buffer = ByteBuffer(bytes: records)
-                    partitionsOut.append(
-                        .init(
-                            partitionIndex: p.partition, errorCode: .none, highWatermark: read.highWatermark, lastStableOffset: read.highWatermark,
-                            logStartOffset: read.logStartOffset, records: buffer))
+                    var partition = FetchResponse.Partition(
+                        partitionIndex: p.partition, errorCode: .none, highWatermark: read.highWatermark, lastStableOffset: lso,
+                        logStartOffset: read.logStartOffset, records: buffer)
+                    partition.abortedTransactions = aborted
+                    partitionsOut.append(partition)
                 } catch let e as StorageError {
                     if e.code != .offsetOutOfRange { logger.error("fetch from \(t.topic)-\(p.partition) failed: \(e)") }
                     hadError = true
@@ -176,6 +194,25 @@ extension Broker {
         return (FetchResponse(topics: topicsOut), total, hadError)
     }
 
+    /// The bytes of the whole batches in `records` that start before `offset`, and the offset
+    /// after the last of them (nil if none). Reads only the batch headers, in place.
+    static func batches(_ records: [UInt8], before offset: Int64) -> (bytes: Int, end: Int64?) {
+        records.withUnsafeBytes { raw in
+            var position = 0
+            var end: Int64? = nil
+            while raw.count - position >= RecordBatchHeader.size {
+                let base = Int64(bitPattern: BigEndian.u64(raw, position))
+                let size = Int(Int32(bitPattern: BigEndian.u32(raw, position + 8))) + RecordBatchHeader.logOverhead
+                let lastDelta = Int64(Int32(bitPattern: BigEndian.u32(raw, position + 23)))
+                guard base < offset, size >= RecordBatchHeader.size, size <= raw.count - position else { break }
+                position += size
+                let (next, overflow) = base.addingReportingOverflow(lastDelta + 1)
+                end = overflow ? Int64.max : next
+            }
+            return (position, end)
+        }
+    }
+
     func listOffsets(_ r: ListOffsetsRequest) -> ListOffsetsResponse {
         ListOffsetsResponse(
             topics: r.topics.map { t in
@@ -189,7 +226,12 @@ extension Broker {
                         let log = logs[Int(p.partitionIndex)]
                         switch p.timestamp {
                         case ListOffsetsRequest.latestTimestamp:
-                            return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: -1, offset: log.logEndOffset)
+                            // read_committed: the latest offset is the last stable offset.
+                            let end = log.logEndOffset
+                            let latest =
+                                r.isolationLevel == 1
+                                ? transactionState(TopicPartition(t.name, p.partitionIndex), log).lastStableOffset(highWatermark: end) : end
+                            return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: -1, offset: latest)
                         case ListOffsetsRequest.earliestTimestamp:
                             return .init(partitionIndex: p.partitionIndex, errorCode: .none, timestamp: -1, offset: log.logStartOffset)
                         case ListOffsetsRequest.maxTimestamp:

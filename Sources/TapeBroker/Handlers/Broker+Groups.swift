@@ -6,10 +6,6 @@ import NIOCore
 /// DescribeGroups. The decisions are the `GroupCoordinator`'s; here requests it cannot answer
 /// yet are parked (as continuations) until a later call's actions answer them.
 extension Broker {
-    func findCoordinator() -> FindCoordinatorResponse {
-        FindCoordinatorResponse(errorCode: .none, nodeId: configuration.nodeId, host: advertisedHost, port: Int32(advertisedPort))
-    }
-
     /// Answers parked requests; returns the answers meant for `mine` (if any) instead of resuming.
     func carryOut(_ actions: [ConsumerGroup.Action], mine: ConsumerGroup.RequestID? = nil) -> (JoinGroupResponse?, SyncGroupResponse?) {
         var join: JoinGroupResponse? = nil

@@ -61,6 +61,10 @@ extension Broker {
                 let settings = appendSettings(t.name)
                 var appendTime: Int64 = -1
                 for batch in batches {
+                    if let refused = checkTransactionalBatch(batch.header, partition: tp) {
+                        failure = fail(refused.0, refused.1)
+                        break
+                    }
                     switch producers.check(batch.header, partition: tp) {
                     case .duplicate(let base):
                         logger.debug("duplicate batch acknowledged without writing", metadata: ["partition": "\(tp)", "baseOffset": "\(base)"])
@@ -78,6 +82,7 @@ extension Broker {
                             if settings.logAppendTime { appendTime = now }
                             let info = try rewritten.map { try log.append(batch: $0) } ?? batch.bytes.withUnsafeReadableBytes { try log.append(batchBytes: $0) }
                             producers.record(batch.header, partition: tp, baseOffset: info.baseOffset, now: clock.nowMs())
+                            recordTransactionalBatch(batch.header, partition: tp, log: log, offset: info.baseOffset)
                             firstOffset = firstOffset ?? info.baseOffset
                             toSync[ObjectIdentifier(log)] = log
                             wakeFetchers(tp, appended: batch.bytes.readableBytes)
@@ -147,7 +152,7 @@ extension Broker {
             var rest = ByteBuffer(bytes: read.records)
             var next = offset
             while let header = try? RecordBatchHeader.peek(rest), header.totalSize >= RecordBatchHeader.size, header.totalSize <= rest.readableBytes {
-                if header.producerId >= 0 {
+                if header.producerId >= 0 && !header.isControl {  // markers carry no sequence
                     producers.record(header, partition: tp, baseOffset: header.baseOffset, now: clock.nowMs())
                     seeded += 1
                 }

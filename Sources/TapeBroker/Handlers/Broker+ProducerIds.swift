@@ -15,7 +15,14 @@ extension Broker {
 
     /// A fresh producer id (epoch 0) for an idempotent producer; ids never repeat within a run and
     /// start from the wall clock so they do not repeat across restarts.
-    func initProducerId(_ r: InitProducerIdRequest) -> InitProducerIdResponse {
+    ///
+    /// v3+ with the producer's current id and epoch (KIP-360): an idempotent producer gets a fresh
+    /// id (its sequences restart at 0); a transactional one must hold the current epoch.
+    func initProducerId(_ r: InitProducerIdRequest, version: Int16 = 1) -> InitProducerIdResponse {
+        if let transactionalId = r.transactionalId, !transactionalId.isEmpty {
+            let current = r.producerId >= 0 ? (r.producerId, r.producerEpoch) : nil
+            return initTransactionalProducerId(transactionalId, timeoutMs: r.transactionTimeoutMs, current: current, version: version)
+        }
         let id = nextProducerId
         nextProducerId += 1
         producers.issued(producerId: id, now: clock.nowMs())

@@ -133,6 +133,7 @@ extension Broker {
                 do {
                     try topics.deleteTopic(name: name)
                     producers.removeTopic(name)
+                    removeTopicFromTransactions(name)
                     seededPartitions = seededPartitions.filter { $0.topic != name }
                     committedOffsets.removeTopic(name)
                     wakeFetchers(topic: name)

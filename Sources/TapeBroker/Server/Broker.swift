@@ -52,6 +52,14 @@ public actor Broker {
     var waitersByPartition: [TopicPartition: Set<UInt64>] = [:]
     var nextWaiterID: UInt64 = 1
     private var nextProducerSweepMs: Int64 = 0
+    /// Transactions (KIP-98): the coordinator, where it is kept, and per partition the open and
+    /// aborted transactions (rebuilt from the log at first use after a start; see Broker+Transactions).
+    var transactions: TransactionCoordinator
+    let transactionStore: any TransactionStateStore
+    var transactionalPartitions: Set<TopicPartition>
+    var partitionTransactions: [TopicPartition: PartitionTransactions] = [:]
+    var transactionsRecovered = false
+    var nextTransactionTimeoutCheckMs: Int64 = 0
     var isShuttingDown = false
     /// The users (SASL credentials), when the broker has a credentials file.
     public nonisolated let credentials: CredentialStore?
@@ -61,7 +69,7 @@ public actor Broker {
     public init(
         configuration: BrokerConfiguration, topics: any TopicStore, committedOffsets: any CommittedOffsetStore,
         clock: any MillisecondClock = ContinuousMillisecondClock(), logger: Logger = Logger(label: "tape.broker"),
-        firstProducerId: Int64? = nil
+        firstProducerId: Int64? = nil, transactionStore: any TransactionStateStore = InMemoryTransactionStateStore()
     ) {
         self.configuration = configuration
         self.topics = topics
@@ -74,6 +82,18 @@ public actor Broker {
         // Producer ids must not repeat across restarts (the log keeps old ids' sequences):
         // by default they start at the wall-clock time in microseconds.
         self.nextProducerId = firstProducerId ?? Int64(Date().timeIntervalSince1970 * 1_000_000)
+        self.transactionStore = transactionStore
+        var coordinator = TransactionCoordinator(maxTimeoutMs: configuration.transactionMaxTimeoutMs)
+        let saved = transactionStore.load()
+        for var t in saved.transactions {
+            // Timeouts run on this run's clock: an ongoing transaction gets its whole timeout again.
+            if t.state == .ongoing { t.startMs = clock.nowMs() }
+            coordinator.restore(t, now: clock.nowMs())
+            // Producer ids must not repeat: the next one is past every restored one.
+            if t.producerId >= self.nextProducerId && t.producerId < Int64.max { self.nextProducerId = t.producerId + 1 }
+        }
+        self.transactions = coordinator
+        self.transactionalPartitions = saved.partitions
     }
     /// Called once the listener is bound: the bound port is advertised unless one was configured.
     public func setAdvertisedPort(_ port: Int) { advertisedPort = configuration.advertisedPort ?? port }
@@ -143,7 +163,7 @@ public actor Broker {
         switch request.body {
         case .apiVersions: return frame(apiVersions())
         case .unsupportedApiVersions: return frame(unsupportedApiVersions(version: v, clientId: h.clientId), version: 0)
-        case .initProducerId(let r): return frame(initProducerId(r))
+        case .initProducerId(let r): return frame(initProducerId(r, version: v))
         case .metadata(let r): return frame(metadata(r, version: v))
         case .createTopics(let r): return frame(createTopics(r, version: v))
         case .deleteTopics(let r): return frame(deleteTopics(r))
@@ -157,7 +177,7 @@ public actor Broker {
             let response = await fetch(r, connection: connection)
             return frame(response, capacity: Self.frameCapacity(response))
         case .listOffsets(let r): return frame(listOffsets(r))
-        case .findCoordinator: return frame(findCoordinator())
+        case .findCoordinator(let r): return frame(findCoordinator(r))
         case .joinGroup(let r): return frame(await joinGroup(r, version: v, clientId: h.clientId ?? "", clientHost: clientHost))
         case .syncGroup(let r): return frame(await syncGroup(r))
         case .heartbeat(let r): return frame(heartbeat(r))
@@ -176,6 +196,10 @@ public actor Broker {
             return frame(SaslAuthenticateResponse(errorCode: .illegalSaslState, errorMessage: "SASL is not enabled on this listener"))
         case .describeUserScramCredentials(let r): return frame(describeUserScramCredentials(r, connection: connection))
         case .alterUserScramCredentials(let r): return frame(alterUserScramCredentials(r, connection: connection))
+        case .addPartitionsToTxn(let r): return frame(addPartitionsToTxn(r, version: v))
+        case .addOffsetsToTxn(let r): return frame(addOffsetsToTxn(r, version: v))
+        case .endTxn(let r): return frame(await endTxn(r, version: v))
+        case .txnOffsetCommit(let r): return frame(txnOffsetCommit(r, version: v))
         }
     }
 
@@ -197,10 +221,12 @@ public actor Broker {
     public func tick() {
         let now = clock.nowMs()
         _ = carryOut(coordinator.tick(now: now))
+        tickTransactions(now: now)
         if now >= nextProducerSweepMs {
             nextProducerSweepMs = now + 10_000
             let dropped = producers.expire(now: now, expirationMs: configuration.producerIdExpirationMs, maxStates: configuration.maxProducerStates)
             if dropped > 0 { logger.debug("expired idle producer states", metadata: ["dropped": "\(dropped)"]) }
+            expireTransactionalIds(now: now)
         }
     }
 }

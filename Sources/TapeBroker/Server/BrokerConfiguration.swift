@@ -65,6 +65,14 @@ public struct BrokerConfiguration: Sendable {
     /// Idempotent-producer states kept (per producer and partition); the least recently used go
     /// first beyond it. Default 100 000.
     public var maxProducerStates: Int = 100_000
+    /// The longest `transaction.timeout.ms` a transactional producer may ask for (Kafka:
+    /// `transaction.max.timeout.ms`). Default 900 000 ms (15 minutes).
+    public var transactionMaxTimeoutMs: Int32 = 900_000
+    /// A transactional id without a transaction in progress is forgotten after this long unused
+    /// (Kafka: `transactional.id.expiration.ms`). Default 604 800 000 ms (7 days).
+    public var transactionalIdExpirationMs: Int64 = 604_800_000
+    /// Transactional ids kept; beyond it the least recently used idle ones are forgotten. Default 100 000.
+    public var maxTransactionalIds: Int = 100_000
 
     public init() {}
 }

@@ -11,8 +11,9 @@ extension Log {
     /// fields, a new recordCount, batchLength and CRC. Batches left with no record are dropped.
     ///
     /// Compressed batches are decompressed, cleaned and recompressed with their own codec.
-    /// Limits: control batches are kept whole and their keys do not take part; records without a
-    /// key are kept; segments are not merged.
+    /// Limits: control batches and transactional batches are kept whole and their keys do not take
+    /// part (so a record of an aborted transaction never replaces a committed value); records
+    /// without a key are kept; segments are not merged.
     /// Appends and reads go on while it runs: closed segments are immutable, so they are read and the
     /// cleaned copy written without the log's lock; only the swap of each segment takes the lock.
     /// Retention, compaction and `close()` exclude each other.
@@ -37,7 +38,7 @@ extension Log {
             var latest: [[UInt8]: Int64] = [:]
             func collectKeys(_ segment: LogSegment, limit: Int64) throws {
                 try forEachBatch(in: segment, limit: limit) { header, bytes in
-                    guard !header.isControl, let records = try? StoredBatchHeader.records(of: bytes, header: header) else { return }
+                    guard !header.isControl, !header.isTransactional, let records = try? StoredBatchHeader.records(of: bytes, header: header) else { return }
                     for r in records {
                         if let key = r.key, let offset = r.offset(base: header.baseOffset) { latest[key] = offset }
                     }
@@ -105,7 +106,7 @@ extension Log {
             try cleaned.offsetIndex.rewrite([])
             try cleaned.timeIndex.rewrite([])
             try forEachBatch(in: segment, limit: segment.size) { header, bytes in
-                guard !header.isControl, header.maxTimestamp <= lagHorizon, let codec = header.codec,
+                guard !header.isControl, !header.isTransactional, header.maxTimestamp <= lagHorizon, let codec = header.codec,
                     let records = try? StoredBatchHeader.records(of: bytes, header: header)
                 else {
                     try bytes.withUnsafeBytes { try cleaned.append($0, header: header) }

@@ -80,6 +80,8 @@ public final class LogManager: @unchecked Sendable {
     public let configuration: Configuration
     /// Committed consumer-group offsets, synced with the same policy as the data.
     public let offsetStore: OffsetStore
+    /// The transaction coordinator's state (`transactions.log`), synced with the same policy.
+    public let transactionLog: TransactionLogStore
     let lock = NIOLock()
     var topicsByName: [String: TopicState] = [:]
     var isShutDown = false
@@ -144,6 +146,8 @@ public final class LogManager: @unchecked Sendable {
             offsetStore = try OffsetStore(
                 path: (data as NSString).appendingPathComponent("group-offsets.log"),
                 fsyncPolicy: configuration.fsyncPolicy, logger: logger, clock: clock)
+            transactionLog = try TransactionLogStore(
+                path: (data as NSString).appendingPathComponent("transactions.log"), fsyncPolicy: configuration.fsyncPolicy, logger: logger)
             try load()
         } catch {
             flusher.stopSoon()
@@ -355,6 +359,7 @@ public final class LogManager: @unchecked Sendable {
             }
         }
         await offsetStore.shutdown()
+        await transactionLog.shutdown()
         lock.withLock {
             if lockFD >= 0 {
                 closeDescriptor(lockFD)

@@ -64,6 +64,8 @@ struct StoredBatchHeader: Equatable, Sendable {
     /// Compression codec (attributes bits 0–2); 0 = none.
     var compression: Int { Int(attributes & 0x07) }
     var isControl: Bool { attributes & 0x20 != 0 }
+    /// Part of a transaction (attributes bit 4).
+    var isTransactional: Bool { attributes & 0x10 != 0 }
 
     /// Parses the header from the first 61 bytes of `bytes`. Returns nil if too short.
     init?(_ bytes: UnsafeRawBufferPointer) {
