@@ -17,14 +17,16 @@ deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-# Test-only extras: kafka-python (an independent, non-librdkafka Kafka client) in a virtualenv
+# Test-only extras: kafka-python and aiokafka (independent, non-librdkafka Kafka clients) and
+# confluent-kafka (librdkafka 2.16 bundled, with SASL/SSL) in a virtualenv
 # of the repository's own (.venv; Debian's system pip refuses installs), and chromium (the
 # dashboard test). The tests find .venv/bin/python3 first on PATH.
 VENV := $(CURDIR)/.venv
 test-deps: deps
 	@python3 -c 'import venv, ensurepip' 2>/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
 	@[ -x $(VENV)/bin/python3 ] || python3 -m venv $(VENV)
-	@$(VENV)/bin/python3 -c 'import kafka' 2>/dev/null || $(VENV)/bin/python3 -m pip install -q kafka-python
+	@$(VENV)/bin/python3 -c 'import kafka, confluent_kafka, aiokafka' 2>/dev/null || $(VENV)/bin/python3 -m pip install -q kafka-python==3.0.12 confluent-kafka==2.16.2 aiokafka==0.14.0
+	@command -v openssl >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
 	@command -v chromium >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
 build: deps
