@@ -329,6 +329,16 @@ public final class KafkaConsumer: @unchecked Sendable {
     }
 
     /// Low and high watermark offsets of a partition, asked of the broker.
+    /// The consumer's position in each partition: the offset of the next record it will hand out
+    /// (past control records and aborted transactions it skipped), or a negative `KafkaOffset`
+    /// when it has none yet. Local, no broker round trip.
+    public func positions(_ partitions: [(topic: String, partition: Int32)]) -> [TopicPartitionOffset] {
+        let list = TopicPartitionList.make(partitions.map { .init(topic: $0.topic, partition: $0.partition, offset: KafkaOffset.invalid) })
+        defer { rd_kafka_topic_partition_list_destroy(list) }
+        guard rd_kafka_position(rk, list) == RD_KAFKA_RESP_ERR_NO_ERROR else { return [] }
+        return TopicPartitionList.read(list)
+    }
+
     public func watermarks(topic: String, partition: Int32, timeout: Duration = .seconds(10)) async throws -> (low: Int64, high: Int64) {
         try await queryWatermarks(rk: rk, topic: topic, partition: partition, timeout: timeout)
     }

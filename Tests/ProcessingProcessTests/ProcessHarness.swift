@@ -109,18 +109,32 @@ enum Kafka {
         }
         if ends.isEmpty { return [] }
         try consumer.assign(ends.keys.map { .init(topic: topic, partition: $0, offset: KafkaOffset.beginning) })
-        var out: [KafkaMessage] = []
-        var reached: [Int32: Int64] = [:]
-        let deadline = Date().addingTimeInterval(60)
-        for try await batch in consumer.batches {
-            for m in batch where m.offset < (ends[m.partition] ?? 0) {
-                out.append(m)
-                reached[m.partition] = m.offset + 1
+        // Done when the consumer's position reached each high watermark: a transactional topic
+        // ends in a commit or abort marker, which no consumer is handed, so the last record read
+        // is not the last offset.
+        let out = Locked<[KafkaMessage]>([])
+        let limits = ends
+        let reader = Task {
+            for try await batch in consumer.batches {
+                out.withLock { $0 += batch.filter { $0.offset < (limits[$0.partition] ?? 0) } }
             }
-            if ends.allSatisfy({ reached[$0.key] == $0.value }) { break }
-            if Date() > deadline { throw TestSupportError("could not read \(topic) to its end") }
         }
-        return out
+        defer { reader.cancel() }
+        let deadline = Date().addingTimeInterval(60)
+        while true {
+            let positions = consumer.positions(ends.keys.map { (topic, $0) })
+            if ends.allSatisfy({ end in positions.contains { $0.partition == end.key && $0.offset >= end.value } }) { break }
+            if Date() > deadline { throw TestSupportError("could not read \(topic) to its end (positions \(positions), ends \(ends))") }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        // The positions move when librdkafka hands records to the consumer's polling thread; the
+        // reader takes them from there a moment later: wait until no more arrive.
+        var count = -1
+        while count != out.withLock({ $0.count }) {
+            count = out.withLock { $0.count }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        return out.withLock { $0 }
     }
 
     /// Waits until `group` has committed the high watermark of every non-empty partition.

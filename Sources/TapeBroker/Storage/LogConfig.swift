@@ -64,14 +64,18 @@ public struct LogConfig: Sendable, Equatable, Codable {
     public init() {}
 
     /// Kafka's default value of every topic config Tape accepts (and applies).
-    public static let supportedDefaults: [String: String] = LogConfig().kafkaConfigs.merging(["min.insync.replicas": "1"]) { a, _ in a }
+    /// `message.format.version` is accepted and, as in Apache Kafka 3.0+ (which deprecated it), ignored:
+    /// records are always stored as sent, in message format v2.
+    public static let supportedDefaults: [String: String] = LogConfig().kafkaConfigs.merging([
+        "min.insync.replicas": "1", "message.format.version": "3.0-IV1",
+    ]) { a, _ in a }
 
     /// Kafka topic configs Tape does not accept: they need replicas, tiered storage or file
     /// handling this single-node broker does not have, or were removed from Kafka.
     public static let unsupportedKafkaTopicConfigs: Set<String> = [
         "compression.gzip.level", "compression.lz4.level", "compression.zstd.level", "file.delete.delay.ms", "flush.messages", "flush.ms",
         "follower.replication.throttled.replicas", "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
-        "max.compaction.lag.ms", "message.downconversion.enable", "message.format.version", "message.timestamp.after.max.ms",
+        "max.compaction.lag.ms", "message.downconversion.enable", "message.timestamp.after.max.ms",
         "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms", "preallocate", "remote.storage.enable",
         "remote.log.copy.disable", "remote.log.delete.on.disable", "segment.index.bytes", "segment.jitter.ms", "unclean.leader.election.enable",
     ]
@@ -87,6 +91,15 @@ public struct LogConfig: Sendable, Equatable, Codable {
             return "unknown topic config \(shown)"
         }
         guard let value else { return nil }
+        if key == "message.format.version" {
+            // A Kafka version such as 0.10.0, 2.8 or 3.0-IV1; ignored as by Kafka 3.0+.
+            let parts = value.split(separator: "-", maxSplits: 1)
+            let numbers = parts.first.map { $0.split(separator: ".", omittingEmptySubsequences: false) } ?? []
+            let valid =
+                (2...4).contains(numbers.count) && numbers.allSatisfy { !$0.isEmpty && $0.count <= 4 && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }
+                && (parts.count == 1 || (parts[1].hasPrefix("IV") && parts[1].count <= 6 && parts[1].dropFirst(2).allSatisfy(\.isNumber) && parts[1].count > 2))
+            return valid ? nil : "topic config message.format.version=\(value) is not a Kafka version (e.g. 2.8 or 3.0-IV1)"
+        }
         if key == "min.insync.replicas" {
             guard let v = Int32(value.trimmingCharacters(in: .whitespaces)), v >= 1 else {
                 return "topic config min.insync.replicas=\(value) must be an integer of at least 1"
