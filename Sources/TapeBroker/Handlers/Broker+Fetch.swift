@@ -161,7 +161,8 @@ extension Broker {
                     if records.count > remaining && total > 0 { records = [] }  // only the first data may exceed the limits
                     let lso = txns.lastStableOffset(highWatermark: read.highWatermark)
                     var aborted: [FetchResponse.AbortedTransaction]? = nil
-                    if r.isolationLevel == 1 {
+                    // A partition without transactional data (open or aborted) needs neither.
+                    if r.isolationLevel == 1 && !(txns.open.isEmpty && txns.aborted.isEmpty) {
                         // read_committed: nothing at or past the last stable offset, and the aborted
                         // transactions in the returned range so the client drops their records.
                         let (kept, end) = Self.batches(records, before: lso)

@@ -293,6 +293,8 @@ extension Broker {
     /// partition ever took part in a transaction.
     func transactionState(_ tp: TopicPartition, _ log: any PartitionLog) -> PartitionTransactions {
         if var state = partitionTransactions[tp] {
+            // The common case on every fetch: a partition that never had transactional data.
+            if state.open.isEmpty && state.aborted.isEmpty { return state }
             state.dropBefore(log.logStartOffset)
             partitionTransactions[tp] = state
             return state
