@@ -87,6 +87,14 @@ final class TopicConfigHandlerTests: XCTestCase {
         XCTAssertEqual(unknownOp.errorCode, .invalidRequest)
         let duplicate = await incremental(b, "t", [("retention.ms", 0, "1"), ("retention.ms", 0, "2")])
         XCTAssertEqual(duplicate.errorCode, .invalidRequest)
+        // Legacy AlterConfigs: the last value of a repeated key wins, as in Apache Kafka.
+        let repeated = await b.alterConfigs(
+            AlterConfigsRequest(resources: [
+                .init(resourceType: 2, resourceName: "t", configs: [.init(name: "retention.ms", value: "1"), .init(name: "retention.ms", value: "7000")])
+            ]))
+        XCTAssertEqual(repeated.responses[0].errorCode, ErrorCode.none, repeated.responses[0].errorMessage ?? "")
+        d = await describe(b, "t")
+        XCTAssertEqual(d["retention.ms"]?.value, "7000")
         let missing = await incremental(b, "nope", [("retention.ms", 0, "1")])
         XCTAssertEqual(missing.errorCode, .unknownTopicOrPartition)
         let broker = await incremental(b, "0", [("log.retention.ms", 0, "1")], type: 4)
@@ -95,7 +103,7 @@ final class TopicConfigHandlerTests: XCTestCase {
             AlterConfigsRequest(resources: [.init(resourceType: 2, resourceName: "t", configs: [])], validateOnly: true))
         XCTAssertEqual(validateOnly.responses[0].errorCode, ErrorCode.none)
         d = await describe(b, "t")
-        XCTAssertEqual(d["retention.ms"]?.value, "5000", "validate_only changes nothing")
+        XCTAssertEqual(d["retention.ms"]?.value, "7000", "validate_only changes nothing")
     }
 
     func batch(_ n: Int, timestamp: Int64 = 1_000) -> ByteBuffer {
