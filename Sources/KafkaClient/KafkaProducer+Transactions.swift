@@ -39,8 +39,11 @@ extension KafkaProducer {
     /// Registers the transactional id with its coordinator, fencing older producers with the same
     /// id and aborting a transaction they left open. Call once, before the first transaction.
     public func initTransactions(timeout: Duration = .seconds(30)) async throws {
-        let ms = timeout.librdkafkaMilliseconds
-        try await transactionCall("Cannot initialize transactions") { rd_kafka_init_transactions($0, ms) }
+        try await Blocking.run {
+            if let error = rd_kafka_init_transactions(self.rk, timeout.librdkafkaMilliseconds) {
+                throw KafkaError(consuming: error, "Cannot initialize transactions")
+            }
+        }
     }
 
     /// Starts a transaction: every record produced from now until the commit or abort belongs to it.
@@ -52,15 +55,7 @@ extension KafkaProducer {
     /// group exactly when the transaction commits. With a consumer's own `groupMetadata()`, the
     /// coordinator refuses them (and the transaction must abort) if the member is no longer current.
     public func sendOffsetsToTransaction(_ offsets: [TopicPartitionOffset], group: ConsumerGroupMetadata, timeout: Duration = .seconds(30)) async throws {
-        guard !offsets.isEmpty else { return }
-        let ms = timeout.librdkafkaMilliseconds
-        nonisolated(unsafe) let metadata = group.pointer
-        try await transactionCall("Cannot add offsets to the transaction") { rk in
-            let list = TopicPartitionList.make(offsets)
-            defer { rd_kafka_topic_partition_list_destroy(list) }
-            return rd_kafka_send_offsets_to_transaction(rk, list, metadata, ms)
-        }
-        withExtendedLifetime(group) {}
+        try await Blocking.run { try self.sendOffsetsToTransactionBlocking(offsets, group: group, timeout: timeout) }
     }
 
     /// Like `sendOffsetsToTransaction`, blocking the calling thread (for callers holding a lock).
@@ -76,8 +71,7 @@ extension KafkaProducer {
     /// Flushes the transaction's records and commits it: its records become visible to
     /// read_committed consumers and its offsets are committed, all or nothing.
     public func commitTransaction(timeout: Duration = .seconds(60)) async throws {
-        let ms = timeout.librdkafkaMilliseconds
-        try await transactionCall("Cannot commit the transaction") { rd_kafka_commit_transaction($0, ms) }
+        try await Blocking.run { try self.commitTransactionBlocking(timeout: timeout) }
     }
 
     /// Like `commitTransaction`, blocking the calling thread.
@@ -90,21 +84,13 @@ extension KafkaProducer {
     /// Aborts the transaction: its records are never shown to read_committed consumers and its
     /// offsets are not committed. Records still queued are purged.
     public func abortTransaction(timeout: Duration = .seconds(60)) async throws {
-        let ms = timeout.librdkafkaMilliseconds
-        try await transactionCall("Cannot abort the transaction") { rd_kafka_abort_transaction($0, ms) }
+        try await Blocking.run { try self.abortTransactionBlocking(timeout: timeout) }
     }
 
     /// Like `abortTransaction`, blocking the calling thread.
     public func abortTransactionBlocking(timeout: Duration = .seconds(60)) throws {
         if let error = rd_kafka_abort_transaction(rk, timeout.librdkafkaMilliseconds) {
             throw KafkaError(consuming: error, "Cannot abort the transaction")
-        }
-    }
-
-    private func transactionCall(_ what: String, _ call: @escaping @Sendable (OpaquePointer) -> OpaquePointer?) async throws {
-        nonisolated(unsafe) let rk = self.rk
-        try await Blocking.run {
-            if let error = call(rk) { throw KafkaError(consuming: error, what) }
         }
     }
 }

@@ -214,16 +214,10 @@ final class Ownership: @unchecked Sendable {
         }
     }
 
-    /// Waits for output in flight under the lock (a commit), then the partitions are no longer owned.
-    func revoke(_ partitions: [Int32]) {
-        lock.lock()
-        defer { lock.unlock() }
-        for p in partitions { owned[p] = nil }
-    }
-
-    /// Like `revoke`, then runs `body` before the lock is released (a transactional producer
-    /// aborts there, so nothing is produced between the revocation and the next transaction).
-    func revoke(_ partitions: [Int32], thenLocked body: () -> Void) {
+    /// Waits for output in flight under the lock (a commit), then the partitions are no longer
+    /// owned; `body` runs before the lock is released (a transactional producer aborts there, so
+    /// nothing is produced between the revocation and the next transaction).
+    func revoke(_ partitions: [Int32], thenLocked body: () -> Void = {}) {
         lock.lock()
         defer { lock.unlock() }
         for p in partitions { owned[p] = nil }
