@@ -7,6 +7,21 @@ public protocol ExchangeFrameParser: Sendable {
     mutating func parse(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade]
     ) throws(FrameParseError) -> ExchangeMessage
+
+    /// Parses one text frame of a connection that may carry book channels too: trades go to
+    /// `trades`, book messages to `books` (then the answer is `.books(count:)`). On error nothing
+    /// is appended to either. Default: the trades-only parse (venues without books in Tape).
+    mutating func parse(
+        _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
+    ) throws(FrameParseError) -> ExchangeMessage
+}
+
+extension ExchangeFrameParser {
+    public mutating func parse(
+        _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
+    ) throws(FrameParseError) -> ExchangeMessage {
+        try parse(frame, receivedAt: receivedAt, into: &trades)
+    }
 }
 
 /// A market as a venue lists it, reduced to what the connection loop checks symbols against.
@@ -85,6 +100,24 @@ public protocol ExchangeAdapter: Sendable {
     static var marketsPath: String { get }
     /// Parses the markets list.
     static func parseMarkets(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket]
+
+    // MARK: Order books (README "Order books"); a venue without them keeps the defaults.
+
+    /// The per-market book synchronizer implementing the venue's documented rules.
+    associatedtype BookSync: BookSynchronizer = NoBookSynchronizer
+    /// True when Tape collects this venue's order books. Default false.
+    static var supportsBooks: Bool { get }
+    /// Requests that subscribe to the book channel of these native symbols (sent after the trade
+    /// subscriptions, on the same connection). Default none.
+    static func bookSubscribeMessages(nativeSymbols: [String]) -> [String]
+    /// Requests that make the venue send a fresh snapshot of one market's book (unsubscribe then
+    /// subscribe again); empty when the venue needs a REST snapshot instead. Default none.
+    static func bookResubscribeMessages(nativeSymbol: String) -> [String]
+    /// Path and query of the REST depth snapshot of `market`, for venues whose stream has no
+    /// snapshot (Binance). Default nil.
+    static func bookSnapshotPath(market: ListedMarket) -> String?
+    /// Parses a REST depth snapshot body into a `.snapshot` frame with its `sequence`.
+    static func parseBookSnapshot(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError) -> BookFrame
 }
 
 extension ExchangeAdapter {
@@ -97,6 +130,20 @@ extension ExchangeAdapter {
     public static var restRequestSpacing: Duration { .seconds(1) }
 
     public static func makeFrameParser(markets: [ListedMarket]) -> FrameParser { makeFrameParser() }
+
+    public static var supportsBooks: Bool { false }
+
+    public static func bookSubscribeMessages(nativeSymbols: [String]) -> [String] { [] }
+
+    public static func bookResubscribeMessages(nativeSymbol: String) -> [String] { [] }
+
+    public static func bookSnapshotPath(market: ListedMarket) -> String? { nil }
+
+    public static func parseBookSnapshot(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
+        -> BookFrame
+    {
+        throw FrameParseError(.unexpectedMessage, "\(exchange.name) has no REST book snapshot in Tape", offset: 0)
+    }
 
     public static func recentTradesPath(market: ListedMarket, limit: Int) -> String? {
         recentTradesPath(nativeSymbol: market.nativeSymbol, limit: limit)

@@ -11,6 +11,8 @@ public struct FrameParseError: Error, Sendable, Hashable, CustomStringConvertibl
         public static let malformedJSON = Code(name: "malformedJSON")
         /// JSON, but a trade lacks a field or has a bad value (price "abc", takerSide "up", ...).
         public static let invalidTrade = Code(name: "invalidTrade")
+        /// JSON, but a book message lacks a field or has a bad level (price "-1", quantity "abc", ...).
+        public static let invalidBook = Code(name: "invalidBook")
         /// JSON, but not a message shape this venue sends.
         public static let unexpectedMessage = Code(name: "unexpectedMessage")
     }
@@ -39,6 +41,8 @@ public struct FrameParseError: Error, Sendable, Hashable, CustomStringConvertibl
 public enum ExchangeMessage: Sendable, Hashable {
     /// A trades frame; `count` trades were appended (Poloniex frames can hold several).
     case trades(count: Int)
+    /// A book frame; `count` book messages were appended (a frame may batch several markets).
+    case books(count: Int)
     /// The venue confirmed a subscription.
     case subscribed(channel: String, symbols: [String])
     /// The venue confirmed an unsubscription.
