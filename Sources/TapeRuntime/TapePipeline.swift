@@ -83,6 +83,7 @@ private func buildStages(
     ingest.kafka = kafka
     ingest.lingerMilliseconds = liveDataLingerMilliseconds
     ingest.symbols = configuration.symbols
+    ingest.channels = [.trades, .book]
     var simulator: SimulatorStage?
     switch configuration.exchange {
     case .live(let websocket, let rest):
@@ -199,7 +200,9 @@ func liveDataKafka(_ base: KafkaConfiguration) -> KafkaConfiguration {
 
 /// The topics ingestion writes, with their partition counts, created before any stage runs (a
 /// broker would auto-create them with its own count).
-let tapeTopics: [(name: String, partitions: Int32)] = [("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1)]
+let tapeTopics: [(name: String, partitions: Int32)] = [
+    ("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1), ("tape.books", 3),
+]
 
 /// Creates `topics` where missing (a broker would auto-create them with its own partition count).
 func ensureTopics(kafka: KafkaConfiguration, topics: [(name: String, partitions: Int32)], logger: Logger) async {
