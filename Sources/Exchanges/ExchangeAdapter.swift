@@ -198,6 +198,21 @@ extension Poloniex: ExchangeAdapter {
             ListedMarket(nativeSymbol: $0.symbol, symbol: $0.normalizedSymbol, isTrading: $0.isTrading)
         }
     }
+
+    // MARK: Order books: `book_lv2` (see PoloniexBookFrames.swift)
+
+    public typealias BookSync = PoloniexBookSynchronizer
+
+    public static var supportsBooks: Bool { true }
+
+    public static func bookSubscribeMessages(nativeSymbols: [String]) -> [String] {
+        [subscribeMessage(channel: bookChannel, symbols: nativeSymbols)]
+    }
+
+    /// Unsubscribe then subscribe: Poloniex answers a subscription with a fresh snapshot.
+    public static func bookResubscribeMessages(nativeSymbol: String) -> [String] {
+        [unsubscribeMessage(channel: bookChannel, symbols: [nativeSymbol]), subscribeMessage(channel: bookChannel, symbols: [nativeSymbol])]
+    }
 }
 
 extension ExchangeFrameParser {
