@@ -35,12 +35,22 @@ public struct ListedMarket: Sendable, Hashable {
     /// The venue's spelling in REST requests, when it differs from the websocket one (Kraken:
     /// "XBTUSD" on REST, "BTC/USD" on its v2 websocket). Defaults to `nativeSymbol`.
     public var restSymbol: String
+    /// Decimals of the market's prices, where the venue lists them (Kraken `pair_decimals`: its
+    /// book checksum formats prices to this many decimals). Nil when unknown.
+    public var priceDecimals: Int?
+    /// Decimals of the market's quantities, where the venue lists them (Kraken `lot_decimals`).
+    public var quantityDecimals: Int?
 
-    public init(nativeSymbol: String, symbol: Symbol, isTrading: Bool, restSymbol: String? = nil) {
+    public init(
+        nativeSymbol: String, symbol: Symbol, isTrading: Bool, restSymbol: String? = nil, priceDecimals: Int? = nil,
+        quantityDecimals: Int? = nil
+    ) {
         self.nativeSymbol = nativeSymbol
         self.symbol = symbol
         self.isTrading = isTrading
         self.restSymbol = restSymbol ?? nativeSymbol
+        self.priceDecimals = priceDecimals
+        self.quantityDecimals = quantityDecimals
     }
 
     /// A market known only by its native name, normalized with `Symbol(normalizing:)`.
