@@ -63,8 +63,16 @@ public struct SimulatedOrder: Sendable, Hashable {
     public var instrument: Int
     public var nativeSymbol: String
     public var takerSide: Side
-    /// One or more fills, same `createTime`, prices walking away from the taker.
+    /// One or more fills, same `createTime`, prices walking away from the taker. May be empty
+    /// when a fault knob withheld the fills but the order's book changes still go out.
     public var trades: [SimulatedTrade]
+    /// The book levels this order changed, in order (fills consuming liquidity, makers refilling,
+    /// modifying and cancelling); empty when the market keeps no books.
+    public var bookChanges: [SimulatedBookChange] = []
+    /// The instrument's book update id after these changes (see `MarketSimulator.bookUpdateId`).
+    public var bookUpdateId: Int64 = 0
+    /// The order's time, ms.
+    public var time: Int64 = 0
 }
 
 /// A deterministic market: seeded random walks of many instruments, taker orders arriving as a
@@ -102,6 +110,9 @@ public struct MarketSimulator: Sendable {
         /// above every id it gave before (while an instrument trades less than 1,000,000 times
         /// a second) and an ingest resuming from Kafka takes its trades as new.
         public var firstTradeId: Int64 = 60_000_000
+        /// Levels kept near the price on each side of every instrument's book; 0 keeps no books.
+        /// Default 20.
+        public var bookDepth: Int = 20
 
         public init() {}
     }
@@ -134,6 +145,10 @@ public struct MarketSimulator: Sendable {
     var cumulativeWeights: [Int]
     var recent: [RecentTrades]
     var symbolIndex: [String: Int]
+    /// Each instrument's resting orders (empty when `bookDepth` is 0); their randomness has its
+    /// own generator, so trades are the same with and without books.
+    var books: [SimulatedBook] = []
+    var bookRandom: SplitMix64
 
     /// Orders generated so far.
     public private(set) var orderCount = 0
@@ -151,6 +166,7 @@ public struct MarketSimulator: Sendable {
         cumulativeWeights = []
         recent = []
         symbolIndex = [:]
+        bookRandom = SplitMix64(seed: configuration.seed ^ 0x5EED_B00C)
         var total = 0
         for (i, instrument) in configuration.instruments.enumerated() {
             let scale = Int(instrument.startPrice.scale)
@@ -164,6 +180,26 @@ public struct MarketSimulator: Sendable {
         }
         nextOrderMicros = configuration.startTime * 1_000
         nextOrderMicros += interArrivalMicros()
+        if configuration.bookDepth > 0 {
+            for (i, instrument) in configuration.instruments.enumerated() {
+                books.append(
+                    SimulatedBook(
+                        priceScale: priceScales[i], quantityScale: instrument.quantityScale, depth: configuration.bookDepth,
+                        center: ticks[i], updateId: 1_000_000 + Int64(bookRandom.below(1_000_000)), random: &bookRandom))
+            }
+        }
+    }
+
+    /// The current book of a symbol (nil for an unknown symbol, or when the market keeps none).
+    public func book(nativeSymbol: String) -> OrderBook? {
+        guard let k = symbolIndex[nativeSymbol], k < books.count else { return nil }
+        return books[k].orderBook
+    }
+
+    /// The symbol's book update id: one more for every order that changed its book (0 when unknown).
+    public func bookUpdateId(nativeSymbol: String) -> Int64 {
+        guard let k = symbolIndex[nativeSymbol], k < books.count else { return 0 }
+        return books[k].updateId
     }
 
     /// Time of the next order, ms.
@@ -205,6 +241,7 @@ public struct MarketSimulator: Sendable {
         var trades: [SimulatedTrade] = []
         trades.reserveCapacity(fills)
         var level = ticks[k]
+        var lastFill = level
         let pushTime = time + 3 + Int64(random.below(5))
         for _ in 0..<fills {
             let price = ExactDecimal(mantissa: level, scale: priceScales[k])
@@ -214,6 +251,7 @@ public struct MarketSimulator: Sendable {
                 amount: (price * quantity).normalized(), takerSide: side, createTime: time, pushTime: pushTime)
             nextIds[k] += 1
             trades.append(trade)
+            lastFill = level
             recent[k].append(trade)
             // The next resting order is at the same or a worse price for the taker.
             let step = Int64(random.below(2))
@@ -222,7 +260,13 @@ public struct MarketSimulator: Sendable {
         orderCount += 1
         tradeCount += trades.count
         nextOrderMicros += interArrivalMicros()
-        return SimulatedOrder(instrument: k, nativeSymbol: instrument.nativeSymbol, takerSide: side, trades: trades)
+        var order = SimulatedOrder(instrument: k, nativeSymbol: instrument.nativeSymbol, takerSide: side, trades: trades)
+        order.time = time
+        if k < books.count {
+            order.bookChanges = books[k].apply(center: ticks[k], takerSide: side, lastFill: lastFill, random: &bookRandom)
+            order.bookUpdateId = books[k].updateId
+        }
+        return order
     }
 
     /// The latest trades of a symbol, newest first (what REST `/markets/{symbol}/trades` returns),

@@ -19,6 +19,12 @@ public struct SimulatedSessionConfiguration: Sendable {
     /// Write trade ids as JSON numbers in every Nth trades frame (venues whose ids may be
     /// either). Default nil: always their usual type.
     public var numericIdsEvery: Int? = nil
+    /// Leave out every Nth book update the session would send (fault: a sequence break). Default nil.
+    public var skipBookUpdateEvery: Int? = nil
+    /// Send a wrong checksum with every Nth book update (fault, venues with checksums). Default nil.
+    public var corruptChecksumEvery: Int? = nil
+    /// Send every Nth book update after the one that follows it (fault: out of order). Default nil.
+    public var swapBookUpdatesEvery: Int? = nil
 
     public init() {}
 }
@@ -41,6 +47,12 @@ public protocol VenueSession: Sendable {
     var framesSent: Int { get }
     /// Malformed frames sent on purpose.
     var malformedFramesSent: Int { get }
+    /// Instruments whose book snapshot the session owes its client since the last call (venues
+    /// that send one on subscribe); the server answers with `bookSnapshot`.
+    mutating func takeBookSnapshotRequests() -> [String]
+    /// The frames carrying `book` (the instrument's whole book, as of `updateId`) as the venue's
+    /// snapshot message.
+    mutating func bookSnapshot(_ book: OrderBook, updateId: Int64, instrument: String) -> [SessionAction]
     /// The malformed frames sent since the last call (for the simulator's malformed log).
     mutating func takeMalformedFrames() -> [String]
 }
@@ -51,6 +63,9 @@ extension VenueSession {
     /// Default: no snapshots.
     public mutating func takeSnapshotRequests() -> [String] { [] }
     public mutating func snapshot(_ trades: [SimulatedTrade], instrument: String) -> [SessionAction] { [] }
+    /// Default: no book snapshots.
+    public mutating func takeBookSnapshotRequests() -> [String] { [] }
+    public mutating func bookSnapshot(_ book: OrderBook, updateId: Int64, instrument: String) -> [SessionAction] { [] }
 }
 
 /// An HTTP answer of a simulated REST API: status code and JSON body.

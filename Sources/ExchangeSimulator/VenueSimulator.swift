@@ -52,6 +52,13 @@ public struct SimulatorConfiguration: Sendable {
     /// Append every malformed frame sent to this file, one a line.
     public var malformedLog: String?
     /// Serve TLS (`wss://`, `https://`) with this PEM certificate chain and key. Default: plain.
+    /// Book faults (`--skip-book-update-every`, `--corrupt-checksum-every`, `--swap-book-updates-every`):
+    /// every Nth book update left out, sent with a wrong checksum, or sent after the next one.
+    public var skipBookUpdateEvery: Int?
+    public var corruptChecksumEvery: Int?
+    public var swapBookUpdatesEvery: Int?
+    /// Levels per side of each simulated book (0: no books). Default 20.
+    public var bookDepth = 20
     public var tlsCertificateFile: String?
     public var tlsKeyFile: String?
 
@@ -176,6 +183,7 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         market.firstTradeId = configuration.firstTradeId ?? Int64(now * 1_000_000)
         market.recentTradesKept = configuration.historyLimit
         market.burstProbability = configuration.burstProbability
+        market.bookDepth = configuration.bookDepth
         if let instruments = configuration.instruments { market.instruments = instruments }
         state = Mutex(State(market: MarketSimulator(configuration: market)))
         logs = try Logs(trades: configuration.tradesLog, malformed: configuration.malformedLog)
@@ -245,7 +253,8 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                             }
                             return true
                         }
-                        if !order.trades.isEmpty { pushed.append(order) }
+                        // The fills are withheld; the book changes still go out.
+                        if !order.trades.isEmpty || !order.bookChanges.isEmpty { pushed.append(order) }
                     }
                 }
                 for id in state.clients.keys {
@@ -302,6 +311,9 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
             session.dropConnectionAfter = configuration.dropEvery.map { Int64($0.seconds * 1000) }
             session.malformedFrameEvery = configuration.malformedEvery
             session.numericIdsEvery = configuration.numericIDEvery > 0 ? configuration.numericIDEvery : nil
+            session.skipBookUpdateEvery = configuration.skipBookUpdateEvery
+            session.corruptChecksumEvery = configuration.corruptChecksumEvery
+            session.swapBookUpdatesEvery = configuration.swapBookUpdatesEvery
             let client = Venue.makeSession(
                 instruments: state.market.nativeSymbols, configuration: session,
                 connectedAt: Int64(Date().timeIntervalSince1970 * 1000))
@@ -359,6 +371,12 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
             for instrument in client.session.takeSnapshotRequests() {
                 let recent = state.market.recentTrades(nativeSymbol: instrument, limit: Venue.snapshotSize) ?? []
                 actions += client.session.snapshot(recent, instrument: instrument)
+            }
+            // Venues that send the book on subscribe (Poloniex, Kraken, Coinbase).
+            for instrument in client.session.takeBookSnapshotRequests() {
+                guard let book = state.market.book(nativeSymbol: instrument) else { continue }
+                actions += client.session.bookSnapshot(
+                    book, updateId: state.market.bookUpdateId(nativeSymbol: instrument), instrument: instrument)
             }
             for action in actions {
                 switch action {

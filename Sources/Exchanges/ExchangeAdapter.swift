@@ -116,6 +116,9 @@ public protocol ExchangeAdapter: Sendable {
     /// Path and query of the REST depth snapshot of `market`, for venues whose stream has no
     /// snapshot (Binance). Default nil.
     static func bookSnapshotPath(market: ListedMarket) -> String?
+    /// Least time between two REST depth snapshot requests of one connection (the venue's
+    /// request weight limits). Default `restRequestSpacing`.
+    static var bookSnapshotSpacing: Duration { get }
     /// Parses a REST depth snapshot body into a `.snapshot` frame with its `sequence`.
     static func parseBookSnapshot(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError) -> BookFrame
 }
@@ -138,6 +141,8 @@ extension ExchangeAdapter {
     public static func bookResubscribeMessages(nativeSymbol: String) -> [String] { [] }
 
     public static func bookSnapshotPath(market: ListedMarket) -> String? { nil }
+
+    public static var bookSnapshotSpacing: Duration { restRequestSpacing }
 
     public static func parseBookSnapshot(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
         -> BookFrame

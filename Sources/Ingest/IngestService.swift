@@ -24,6 +24,13 @@ public struct IngestConfiguration: Sendable {
     public var deadLetterTopic = "tape.deadletter"
     /// Gap ledger topic (intervals in which trades may be missing, and their repair). Default tape.gaps.
     public var gapsTopic = "tape.gaps"
+    /// What to collect (`--channels`): trades, order books, or both. Default trades.
+    public var channels: Set<Gap.Channel> = [.trades]
+    /// Order book topic. Default tape.books.
+    public var booksTopic = "tape.books"
+    /// Every synchronized book is also published whole this often (`--book-snapshot-interval`);
+    /// nil = only on (re)synchronization. Default 5 min.
+    public var bookSnapshotInterval: Duration? = .seconds(300)
     /// Every market is re-read over REST once per this interval to find trades the stream skipped;
     /// nil = off. Default 60 s.
     public var reconcileInterval: Duration? = .seconds(60)
@@ -174,9 +181,15 @@ public final class IngestService: Sendable {
         connectionConfiguration.machine = configuration.connection
         connectionConfiguration.tls = configuration.tls
         connectionConfiguration.reconcileInterval = configuration.reconcileInterval
+        connectionConfiguration.channels = configuration.channels
+        connectionConfiguration.bookSnapshotInterval = configuration.bookSnapshotInterval
+        if configuration.channels.contains(.book) && !adapter.supportsBooks {
+            logger.warning("\(adapter.exchange) has no order books in Tape yet: collecting its trades only")
+        }
         let sink = KafkaTradeSink(
             producer: producer, topic: configuration.topic, deadLetterTopic: configuration.deadLetterTopic,
-            gapsTopic: configuration.gapsTopic, exchange: adapter.exchange, metrics: metrics, logger: logger)
+            gapsTopic: configuration.gapsTopic, booksTopic: configuration.booksTopic, exchange: adapter.exchange,
+            metrics: metrics, logger: logger)
         // Delivery reports are counted until the producer closes (its stream then ends).
         let deliveries = Task { await self.watchDeliveries() }
         await withTaskGroup(of: Void.self) { group in
@@ -256,6 +269,7 @@ struct KafkaTradeSink: TradeSink {
     let topic: String
     let deadLetterTopic: String
     let gapsTopic: String
+    let booksTopic: String
     let exchange: Exchange
     let metrics: IngestMetrics
     let logger: Logger
@@ -267,6 +281,14 @@ struct KafkaTradeSink: TradeSink {
             await enqueue(message)
         }
         metrics.produced.add(trades.count, ordering: .relaxed)
+    }
+
+    func publishBooks(_ events: [BookEvent]) async {
+        for event in events {
+            await enqueue(
+                ProducerMessage(topic: booksTopic, key: Array(event.kafkaKey.utf8), value: event.jsonBytes, timestamp: event.time))
+        }
+        metrics.produced.add(events.count, ordering: .relaxed)
     }
 
     func deadLetter(frame: [UInt8], error: FrameParseError) async {
@@ -331,6 +353,14 @@ struct KafkaTradeSink: TradeSink {
                     ], timestamp: WallClock.milliseconds()))
         case .exchangeError(let endpoint, let message):
             logger.error("exchange reported an error", metadata: ["endpoint": "\(endpoint)", "message": "\(message)"])
+        case .bookResync(let symbol, let reason, let detail):
+            logger.warning(
+                "\(symbol)'s book is being re-synchronized (\(reason.rawValue)): \(detail)",
+                metadata: ["symbol": "\(symbol)", "reason": "\(reason.rawValue)"])
+        case .bookSnapshotFailed(let endpoint, let symbol, let reason):
+            logger.error(
+                "book snapshot of \(symbol) from \(endpoint) failed: \(reason); retrying",
+                metadata: ["symbol": "\(symbol)"])
         case .idsNotConsecutive(let symbol):
             logger.warning(
                 "REST lists \(symbol)'s trade ids with holes: they are not consecutive there, so its gaps are found by periodic reconciliation only",

@@ -21,6 +21,10 @@ import CoreMetrics
 /// | `tape_trades_in_total` | counter | exchange | ingest: each trade parsed from a frame or REST backfill |
 /// | `tape_parse_errors_total` | counter | exchange | ingest: each frame that could not be parsed (→ `tape.deadletter`) |
 /// | `tape_reconnects_total` | counter | exchange | ingest: each reconnect of the exchange socket |
+/// | `tape_book_updates_total` | counter | exchange | ingest: each `tape.books` record published (snapshots and updates) |
+/// | `tape_book_resyncs_total` | counter | exchange, reason | ingest: each book thrown away and re-synchronized (`sequence_break`, `checksum`, `crossed`, `reconnect`/`invalid` as `other`) |
+/// | `tape_book_checksum_failures_total` | counter | exchange | ingest: each venue checksum that did not match Tape's book (Kraken) |
+/// | `tape_book_age_seconds` | gauge | exchange | ingest: seconds since the venue time of the newest book record (staleness) |
 /// | `tape_produce_latency_seconds` | timer (histogram) | topic | any producer: enqueue → delivery report |
 /// | `tape_consumer_lag_messages` | gauge | group, topic | any consumer: high watermark − position, summed over partitions |
 /// | `tape_broker_bytes_in_total` | counter | — | embedded broker: request bytes read from sockets |
@@ -49,6 +53,10 @@ public enum TapeMetrics {
     public static let tradesIn = "tape_trades_in_total"
     public static let parseErrors = "tape_parse_errors_total"
     public static let reconnects = "tape_reconnects_total"
+    public static let bookUpdates = "tape_book_updates_total"
+    public static let bookResyncs = "tape_book_resyncs_total"
+    public static let bookChecksumFailures = "tape_book_checksum_failures_total"
+    public static let bookAge = "tape_book_age_seconds"
     public static let produceLatency = "tape_produce_latency_seconds"
     public static let consumerLag = "tape_consumer_lag_messages"
     public static let brokerBytesIn = "tape_broker_bytes_in_total"
@@ -91,6 +99,18 @@ public enum TapeMetrics {
         Counter(label: reconnects, dimensions: [("exchange", exchange)])
     }
     /// `tape_produce_latency_seconds{topic}`: record with `.recordNanoseconds` / `.record(duration:)`.
+    public static func bookUpdates(exchange: String) -> Counter { Counter(label: bookUpdates, dimensions: [("exchange", exchange)]) }
+
+    public static func bookResyncs(exchange: String, reason: String) -> Counter {
+        Counter(label: bookResyncs, dimensions: [("exchange", exchange), ("reason", reason)])
+    }
+
+    public static func bookChecksumFailures(exchange: String) -> Counter {
+        Counter(label: bookChecksumFailures, dimensions: [("exchange", exchange)])
+    }
+
+    public static func bookAge(exchange: String) -> Gauge { Gauge(label: bookAge, dimensions: [("exchange", exchange)]) }
+
     public static func produceLatency(topic: String) -> Timer {
         Timer(label: produceLatency, dimensions: [("topic", topic)], preferredDisplayUnit: .seconds)
     }

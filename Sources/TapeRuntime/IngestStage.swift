@@ -2,6 +2,7 @@ import ExchangeSimulator
 import Exchanges
 import Ingest
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 import TapeMetrics
@@ -59,6 +60,15 @@ public final class IngestStage: Service, Sendable {
             c.trades.record(total: s.trades)
             c.parseErrors.record(total: s.unparseableFrames)
             c.reconnects.record(total: s.reconnects)
+            c.bookUpdates.record(total: s.bookEvents)
+            c.sequenceBreaks.record(total: s.bookSequenceBreaks)
+            c.checksumResyncs.record(total: s.bookChecksumFailures)
+            c.checksumFailures.record(total: s.bookChecksumFailures)
+            c.crossed.record(total: s.bookCrossed)
+            c.otherResyncs.record(total: s.bookOtherResyncs)
+            if s.lastBookEventTime > 0 {
+                c.bookAge.record(Double(WallClock.milliseconds() - Int64(s.lastBookEventTime)) / 1000)
+            }
         } work: {
             do {
                 try await cancelWhenGracefulShutdown { try await self.ingest() }
@@ -97,8 +107,17 @@ public final class IngestStage: Service, Sendable {
 /// The connection counters of one exchange as swift-metrics counters.
 struct IngestCounters: Sendable {
     var frames, trades, parseErrors, reconnects: DeltaCounter
+    var bookUpdates, sequenceBreaks, checksumResyncs, checksumFailures, crossed, otherResyncs: DeltaCounter
+    let bookAge: Gauge
 
     init(exchange: String) {
+        bookUpdates = DeltaCounter(TapeMetrics.bookUpdates(exchange: exchange))
+        sequenceBreaks = DeltaCounter(TapeMetrics.bookResyncs(exchange: exchange, reason: BookResyncReason.sequenceBreak.rawValue))
+        checksumResyncs = DeltaCounter(TapeMetrics.bookResyncs(exchange: exchange, reason: BookResyncReason.checksum.rawValue))
+        checksumFailures = DeltaCounter(TapeMetrics.bookChecksumFailures(exchange: exchange))
+        crossed = DeltaCounter(TapeMetrics.bookResyncs(exchange: exchange, reason: BookResyncReason.crossed.rawValue))
+        otherResyncs = DeltaCounter(TapeMetrics.bookResyncs(exchange: exchange, reason: "other"))
+        bookAge = TapeMetrics.bookAge(exchange: exchange)
         frames = DeltaCounter(TapeMetrics.framesIn(exchange: exchange))
         trades = DeltaCounter(TapeMetrics.tradesIn(exchange: exchange))
         parseErrors = DeltaCounter(TapeMetrics.parseErrors(exchange: exchange))

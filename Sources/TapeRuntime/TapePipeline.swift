@@ -83,6 +83,7 @@ private func buildStages(
     ingest.kafka = kafka
     ingest.lingerMilliseconds = liveDataLingerMilliseconds
     ingest.symbols = configuration.symbols
+    ingest.channels = [.trades, .book]
     var simulator: SimulatorStage?
     switch configuration.exchange {
     case .live(let websocket, let rest):
@@ -153,13 +154,19 @@ private func buildStages(
             reader: try KafkaTopicReader(
                 kafka: kafka, topic: "tape.gaps", start: .beginning, logger: Logger(label: "tape.serve.gaps"), quietWhileMissing: true)),
         processor: processorGaps)
+    // tape.books from the recent past: two periodic-snapshot intervals hold a snapshot of every book.
+    let books = KafkaBookFeed(
+        reader: try KafkaTopicReader(
+            kafka: kafka, topic: "tape.books", start: .since(bookReplayStart(snapshotInterval: ingest.bookSnapshotInterval)),
+            logger: Logger(label: "tape.serve.books"), quietWhileMissing: true))
     let stats = IngestStats(ingest: ingestStage, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
     let probe = IngestProbe(
         ingest: ingestStage, bootstrap: bootstrap,
         endpoint: ingest.websocket ?? Venues.adapter(named: "poloniex")?.endpoints.websocket ?? "Poloniex")
     let server = ServerStage(stopped: stopOrder) { onBound in
         buildTapeServer(
-            configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, gaps: gaps, pipeline: probe, state: state,
+            configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, gaps: gaps, books: books, pipeline: probe,
+            state: state,
             logger: Logger(label: "tape.serve")
         ) { port in onBound(port) }
     }
@@ -197,9 +204,18 @@ func liveDataKafka(_ base: KafkaConfiguration) -> KafkaConfiguration {
     return kafka
 }
 
+/// Where a reader of `tape.books` starts to rebuild every book: two periodic-snapshot intervals
+/// back (ms since the epoch), or 10 minutes without periodic snapshots.
+public func bookReplayStart(snapshotInterval: Duration?, now: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> Int64 {
+    let interval = snapshotInterval.map { Int64($0.components.seconds) * 1000 } ?? 300_000
+    return max(0, now - 2 * max(interval, 1000))
+}
+
 /// The topics ingestion writes, with their partition counts, created before any stage runs (a
 /// broker would auto-create them with its own count).
-let tapeTopics: [(name: String, partitions: Int32)] = [("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1)]
+let tapeTopics: [(name: String, partitions: Int32)] = [
+    ("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1), ("tape.books", 3),
+]
 
 /// Creates `topics` where missing (a broker would auto-create them with its own partition count).
 func ensureTopics(kafka: KafkaConfiguration, topics: [(name: String, partitions: Int32)], logger: Logger) async {

@@ -32,6 +32,13 @@ public enum APIQuery {
         public var limit: Int
     }
 
+    /// `GET /api/book?symbol=&depth=`.
+    public struct Book: Sendable, Hashable {
+        public var market: MarketID
+        /// Levels per side, best first.
+        public var depth: Int
+    }
+
     /// Limits of the API (documented in docs/openapi.yaml).
     public static let defaultTradeLimit = 100
     public static let maxTradeLimit = 1000
@@ -39,6 +46,8 @@ public enum APIQuery {
     public static let maxCandleLimit = 5000
     public static let defaultGapLimit = 100
     public static let maxGapLimit = 1000
+    public static let defaultBookDepth = 20
+    public static let maxBookDepth = 5000
     /// `token` is accepted everywhere (bearer token for browsers' WebSockets).
     static let alwaysAllowed: Set<String> = ["token"]
 
@@ -97,6 +106,22 @@ public enum APIQuery {
         }
         let limit = try parseLimit(value("limit", in: query), default: defaultGapLimit, max: maxGapLimit)
         return Gaps(exchange: exchange, symbol: symbol, openOnly: openOnly, limit: limit)
+    }
+
+    public static func book(_ query: [(key: String, value: String)]) throws(APIError) -> Book {
+        try rejectUnknown(query, allowed: ["symbol", "depth"])
+        guard let symbolText = try value("symbol", in: query) else {
+            throw .badParameter("symbol", "symbol is required: exchange:SYMBOL, e.g. poloniex:BTC-USDT")
+        }
+        let market = try parseMarket(symbolText)
+        var depth = defaultBookDepth
+        if let text = try value("depth", in: query) {
+            guard let n = Int(text), n >= 1, n <= maxBookDepth else {
+                throw .badParameter("depth", "depth \"\(text)\" must be a whole number from 1 to \(maxBookDepth)")
+            }
+            depth = n
+        }
+        return Book(market: market, depth: depth)
     }
 
     /// For routes without parameters: anything but `token` is an error.

@@ -9,7 +9,9 @@
 /// `body[data-live-updates]` (trade and candle events applied), `body[data-trades-shown]`,
 /// `body[data-ready]`, `body[data-health]`, `body[data-gap-updates]`, and per chart
 /// `canvas[data-candles-drawn]`, `canvas[data-incomplete-drawn]`, `canvas[data-gap-slots]`,
-/// `[data-last-close]`, `[data-open-gaps]`.
+/// `[data-last-close]`, `[data-open-gaps]`; order books (the `book` channel of `/ws`, first read
+/// from `/api/book`): per card `[data-best-bid]`, `[data-best-ask]`, `[data-book-sequence]`,
+/// `canvas.depth[data-levels-drawn]`, and `body[data-book-updates]`.
 /// A `?token=` in the page URL is used as the bearer token; `?interval=` picks the start interval.
 enum Dashboard {
     static let html = #"""
@@ -44,6 +46,9 @@ enum Dashboard {
           .card h2 small { color:var(--dim); font-weight:400; }
           .card h2 .px { margin-left:auto; font-variant-numeric:tabular-nums; }
           .card canvas { width:100%; height:260px; display:block; }
+          .card canvas.depth { height:90px; margin-top:6px; }
+          .tob { display:flex; gap:12px; color:var(--dim); font-variant-numeric:tabular-nums; margin-top:6px; font-size:12px; }
+          .tob b { color:var(--text); font-weight:500; }
           .up { color:var(--up); } .down { color:var(--down); }
           aside { display:flex; flex-direction:column; gap:14px; min-width:0; }
           aside h3 { margin:0 0 8px; font-size:13px; text-transform:uppercase; letter-spacing:.8px; color:var(--dim); }
@@ -58,7 +63,7 @@ enum Dashboard {
           footer { color:var(--dim); padding:0 18px 14px; font-size:12px; }
         </style>
         </head>
-        <body data-ready="0" data-candles-drawn="0" data-live-updates="0" data-trades-shown="0" data-health="unknown" data-gap-updates="0">
+        <body data-ready="0" data-candles-drawn="0" data-live-updates="0" data-trades-shown="0" data-health="unknown" data-gap-updates="0" data-book-updates="0">
         <header>
           <h1>▮ <span>Tape</span></h1>
           <div class="intervals" id="intervals"><button data-i="1m">1m</button><button data-i="5m">5m</button><button data-i="1h">1h</button></div>
@@ -76,7 +81,7 @@ enum Dashboard {
             </div>
           </aside>
         </main>
-        <footer>REST: <code>/api/markets</code> · <code>/api/candles</code> · <code>/api/trades</code> · <code>/api/stats</code> · <code>/api/gaps</code> · <code>/health</code> · live: <code>/ws</code> · <code>/metrics</code> · shaded: open gaps (trades may be missing) · hollow candle: incomplete</footer>
+        <footer>REST: <code>/api/markets</code> · <code>/api/candles</code> · <code>/api/trades</code> · <code>/api/stats</code> · <code>/api/gaps</code> · <code>/api/book</code> · <code>/health</code> · live: <code>/ws</code> · <code>/metrics</code> · shaded: open gaps (trades may be missing) · hollow candle: incomplete</footer>
         <script>
         "use strict";
         const params = new URLSearchParams(location.search);
@@ -85,7 +90,7 @@ enum Dashboard {
         const MAX_CHARTS = 8, MAX_TRADES = 60;
         let interval = ["1m","5m","1h"].includes(params.get("interval")) ? params.get("interval") : "1m";
         const charts = new Map();   // "exchange:SYMBOL" -> {symbol, candles, gaps, canvas, card, px, badge, layout}
-        let trades = [], liveUpdates = 0, gapUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false, wsOpen = false, authFailed = false, health = null;
+        let trades = [], liveUpdates = 0, gapUpdates = 0, bookUpdates = 0, ws = null, wsBackoff = 500, wasConnected = false, wsOpen = false, authFailed = false, health = null;
 
         async function api(path) {
           const r = await fetch(path, { headers: authHeaders, cache: "no-store" });
@@ -126,13 +131,16 @@ enum Dashboard {
           const card = document.createElement("div");
           card.className = "card"; card.dataset.symbol = symbol;
           card.innerHTML = `<h2>${esc(pair)} <small>${esc(exchange)}</small><span class="gapbadge" hidden></span><span class="px">–</span></h2>` +
-            `<canvas data-candles-drawn="0" data-incomplete-drawn="0" data-gap-slots="0"></canvas>`;
+            `<canvas data-candles-drawn="0" data-incomplete-drawn="0" data-gap-slots="0"></canvas>` +
+            `<div class="tob">bid <b class="bid">–</b> ask <b class="ask">–</b> spread <b class="spread">–</b> mid <b class="mid">–</b></div>` +
+            `<canvas class="depth" data-levels-drawn="0"></canvas>`;
           card.dataset.openGaps = "0";
           document.getElementById("charts").appendChild(card);
           const chart = { symbol, candles: [], gaps: new Map(), card, canvas: card.querySelector("canvas"), px: card.querySelector(".px"),
-            badge: card.querySelector(".gapbadge"), layout: null };
+            badge: card.querySelector(".gapbadge"), layout: null, book: null, depth: card.querySelector("canvas.depth") };
           charts.set(symbol, chart);
           new ResizeObserver(() => draw(chart)).observe(chart.canvas);
+          new ResizeObserver(() => drawBook(chart)).observe(chart.depth);
           chart.canvas.addEventListener("mousemove", ev => hover(chart, ev));
           return chart;
         }
@@ -222,6 +230,37 @@ enum Dashboard {
           publish(chart, shown.length, incomplete, gapSlots);
         }
 
+        // Top of book and a depth chart: cumulative quantity of bids (left) and asks (right) against price.
+        function drawBook(chart) {
+          const b = chart.book, c = chart.depth, dpr = window.devicePixelRatio || 1;
+          const w = Math.max(100, c.clientWidth), h = Math.max(40, c.clientHeight);
+          if (c.width !== Math.round(w * dpr)) { c.width = Math.round(w * dpr); c.height = Math.round(h * dpr); }
+          const g = c.getContext("2d"); g.setTransform(dpr, 0, 0, dpr, 0, 0); g.clearRect(0, 0, w, h);
+          g.font = "11px system-ui, sans-serif"; g.textBaseline = "middle";
+          const q = s => chart.card.querySelector(s);
+          if (!b) { g.fillStyle = "#8b949e"; g.fillText("no order book yet", 10, h / 2); c.dataset.levelsDrawn = 0; return; }
+          q(".bid").textContent = b.bestBid ? `${fmtPrice(b.bestBid[0])} × ${b.bestBid[1]}` : "–";
+          q(".ask").textContent = b.bestAsk ? `${fmtPrice(b.bestAsk[0])} × ${b.bestAsk[1]}` : "–";
+          q(".spread").textContent = b.spread ?? "–"; q(".mid").textContent = b.mid ? fmtPrice(b.mid) : "–";
+          chart.card.dataset.bestBid = b.bestBid ? b.bestBid[0] : ""; chart.card.dataset.bestAsk = b.bestAsk ? b.bestAsk[0] : "";
+          chart.card.dataset.bookSequence = b.sequence ?? "";
+          const side = levels => { let sum = 0; return levels.map(([p, s]) => [+p, sum += +s]); };
+          const bids = side(b.bids), asks = side(b.asks);
+          const all = bids.concat(asks); if (!all.length) { c.dataset.levelsDrawn = 0; return; }
+          let lo = Math.min(...all.map(x => x[0])), hi = Math.max(...all.map(x => x[0])); if (hi === lo) { hi += 1; lo -= 1; }
+          const vmax = Math.max(bids.length ? bids[bids.length - 1][1] : 0, asks.length ? asks[asks.length - 1][1] : 0) || 1;
+          const x = p => (p - lo) / (hi - lo) * (w - 4) + 2, y = v => h - 2 - v / vmax * (h - 6);
+          const area = (pts, color) => { if (!pts.length) return; g.beginPath(); g.moveTo(x(pts[0][0]), h - 2);
+            for (const [p, v] of pts) { g.lineTo(x(p), y(v)); } g.lineTo(x(pts[pts.length - 1][0]), h - 2); g.closePath();
+            g.globalAlpha = 0.35; g.fillStyle = color; g.fill(); g.globalAlpha = 1; g.strokeStyle = color; g.stroke(); };
+          area(bids, "#26a69a"); area(asks, "#ef5350");
+          c.dataset.levelsDrawn = bids.length + asks.length;
+        }
+        async function loadBook(chart) {
+          try { chart.book = await api(`/api/book?symbol=${encodeURIComponent(chart.symbol)}&depth=20`); } catch (e) { chart.book = null; }
+          drawBook(chart);
+        }
+
         function publish(chart, drawn, incomplete, gapSlots) {
           chart.canvas.dataset.candlesDrawn = drawn;
           chart.canvas.dataset.incompleteDrawn = incomplete;
@@ -278,7 +317,8 @@ enum Dashboard {
         function subscribeAll(op) {
           for (const c of charts.values()) {
             send({ op, channel: "candles", symbol: c.symbol, interval });
-            if (op === "subscribe" || op === "unsubscribe") { send({ op, channel: "trades", symbol: c.symbol }); send({ op, channel: "gaps", symbol: c.symbol }); }
+            if (op === "subscribe" || op === "unsubscribe") { send({ op, channel: "trades", symbol: c.symbol }); send({ op, channel: "gaps", symbol: c.symbol });
+              send({ op, channel: "book", symbol: c.symbol }); }
           }
         }
         function connect() {
@@ -300,6 +340,9 @@ enum Dashboard {
             } else if (m.type === "gap") {
               const chart = charts.get(m.symbol); if (!chart) return;
               applyGap(chart, m.data); gapUpdates++; document.body.dataset.gapUpdates = gapUpdates; renderGapBadge(chart); draw(chart);
+            } else if (m.type === "book") {
+              const chart = charts.get(m.symbol); if (!chart) return;
+              chart.book = m.data; bookUpdates++; document.body.dataset.bookUpdates = bookUpdates; drawBook(chart);
             } else if (m.type === "error") { console.warn("ws:", m.message); }
           };
         }
@@ -320,7 +363,8 @@ enum Dashboard {
           try {
             const m = await api("/api/markets");
             m.markets.forEach(x => ensureChart(x.symbol));
-            const [t] = await Promise.all([api(`/api/trades?limit=${MAX_TRADES}`), ...[...charts.values()].map(loadCandles), loadStats(), loadHealth()]);
+            const [t] = await Promise.all([api(`/api/trades?limit=${MAX_TRADES}`), ...[...charts.values()].map(loadCandles),
+              ...[...charts.values()].map(loadBook), loadStats(), loadHealth()]);
             t.trades.slice().reverse().forEach(x => addTrade({ ...x, symbol: x.exchange + ":" + x.symbol }, false));
             renderTrades();
             await loadGaps();
@@ -333,7 +377,7 @@ enum Dashboard {
           setInterval(async () => {   // markets that appear later get a chart too; gaps are re-read in case a message was missed
             try { const m = await api("/api/markets"); for (const x of m.markets) if (!charts.has(x.symbol) && charts.size < MAX_CHARTS) {
               const c = ensureChart(x.symbol); await loadCandles(c); send({ op: "subscribe", channel: "candles", symbol: c.symbol, interval }); send({ op: "subscribe", channel: "trades", symbol: c.symbol });
-              send({ op: "subscribe", channel: "gaps", symbol: c.symbol }); }
+              send({ op: "subscribe", channel: "gaps", symbol: c.symbol }); send({ op: "subscribe", channel: "book", symbol: c.symbol }); loadBook(c); }
               await loadGaps(); } catch (e) {}
           }, 10000);
         }

@@ -18,6 +18,9 @@ public final class KafkaTopicReader: Sendable {
         /// partitions not given, from their beginning. An offset past the partition's end (the
         /// topic was recreated) starts that partition over from its beginning.
         case resume([Int32: Int64])
+        /// Each partition from its first record at or after this time (ms since the epoch): the
+        /// recent past (`tape.books`, whose periodic snapshots make it enough to rebuild every book).
+        case since(Int64)
 
         var isEnd: Bool {
             if case .end = self { return true }
@@ -30,6 +33,7 @@ public final class KafkaTopicReader: Sendable {
             case .end: return KafkaOffset.end
             case .beginning: return KafkaOffset.beginning
             case .resume(let next): return next[partition].flatMap { $0 >= 0 ? $0 : nil } ?? KafkaOffset.beginning
+            case .since: return KafkaOffset.beginning  // replaced by the offsets found for the time
             }
         }
 
@@ -39,6 +43,7 @@ public final class KafkaTopicReader: Sendable {
             case .beginning: return "the beginning"
             case .resume(let next) where next.isEmpty: return "the beginning"
             case .resume: return "where the last run stopped"
+            case .since(let ms): return "time \(ms) ms"
             }
         }
     }
@@ -93,6 +98,13 @@ public final class KafkaTopicReader: Sendable {
                 touch()
                 if let t = md.topics.first(where: { $0.name == topic }), t.error == .noError, !t.partitions.isEmpty {
                     let ids = t.partitions.map(\.id).sorted()
+                    if case .since(let time) = start {
+                        // Partitions with nothing that recent start at their end.
+                        let found = try await consumer.offsets(forTimestamp: time, partitions: ids.map { (topic, $0) })
+                        try consumer.assign(found.map { TopicPartitionOffset(topic: topic, partition: $0.partition, offset: $0.offset < 0 ? KafkaOffset.end : $0.offset) })
+                        logger.info("Reading \(topic) (\(ids.count) partitions) from \(start.description)")
+                        return ids
+                    }
                     try consumer.assign(ids.map { TopicPartitionOffset(topic: topic, partition: $0, offset: start.offset(of: $0)) })
                     logger.info("Reading \(topic) (\(ids.count) partitions) from \(start.description)")
                     return ids
@@ -294,6 +306,28 @@ extension KafkaCandleFeed: FeedContactReporting {
 }
 
 extension KafkaGapFeed: FeedContactReporting {
+    public var contact: FeedSample { reader.contact }
+    public func probe() async { await reader.probe() }
+}
+
+/// Book records from `tape.books`, read from the recent past (`KafkaTopicReader.Start.since`).
+public struct KafkaBookFeed: BookRecordFeed {
+    public typealias Element = BookEvent
+    let reader: KafkaTopicReader
+
+    public init(reader: KafkaTopicReader) { self.reader = reader }
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var inner: KafkaTopicReader.Iterator<BookEvent>
+        public mutating func next() async throws -> BookEvent? { try await inner.next() }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(inner: .init(reader: reader) { try BookEvent(json: $0) })
+    }
+}
+
+extension KafkaBookFeed: FeedContactReporting {
     public var contact: FeedSample { reader.contact }
     public func probe() async { await reader.probe() }
 }

@@ -10,12 +10,15 @@ public enum LiveTopic: Sendable, Hashable, CustomStringConvertible {
     case candles(MarketID, CandleInterval)
     /// Gap records (found, repaired) of one market, as `tape.gaps` has them.
     case gaps(MarketID)
+    /// The top of one market's order book, at most every `LiveHub.bookInterval`.
+    case book(MarketID)
 
     public var description: String {
         switch self {
         case .trades(let m): "trades \(m)"
         case .candles(let m, let i): "candles \(m) \(i)"
         case .gaps(let m): "gaps \(m)"
+        case .book(let m): "book \(m)"
         }
     }
 }
@@ -117,6 +120,26 @@ public final class LiveHub: Sendable {
         let targets = state.withLock { Array(($0.subscribers[.gaps(gap.market)] ?? [:]).values) }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.gap(gap), to: targets)
+    }
+
+    /// Levels per side sent to `book` subscribers.
+    public static let bookDepth = 20
+    /// Least time between two `book` messages of one market.
+    public static let bookInterval: Duration = .milliseconds(250)
+
+    /// Markets with at least one `book` subscriber.
+    func bookSubscriptions() -> Set<MarketID> {
+        state.withLock { s in
+            var markets: Set<MarketID> = []
+            for topic in s.subscribers.keys { if case .book(let market) = topic { markets.insert(market) } }
+            return markets
+        }
+    }
+
+    public func publish(_ book: BookView) {
+        let targets = state.withLock { Array(($0.subscribers[.book(book.market)] ?? [:]).values) }
+        guard !targets.isEmpty else { return }
+        deliver(LiveMessage.book(book), to: targets)
     }
 
     /// Encoded once; every client's frame shares the same bytes.

@@ -8,6 +8,7 @@ import MarketData
 /// {"op":"subscribe","channel":"candles","symbol":"poloniex:BTC-USDT","interval":"1m"}
 /// {"op":"unsubscribe","channel":"candles","symbol":"poloniex:BTC-USDT","interval":"1m"}
 /// {"op":"subscribe","channel":"gaps","symbol":"poloniex:BTC-USDT"}
+/// {"op":"subscribe","channel":"book","symbol":"poloniex:BTC-USDT"}
 /// {"op":"ping"}
 /// ```
 public enum LiveRequest: Sendable, Hashable {
@@ -40,6 +41,8 @@ public enum LiveRequest: Sendable, Hashable {
                 topic = .trades(market)
             case "gaps":
                 topic = .gaps(market)
+            case "book":
+                topic = .book(market)
             case "candles":
                 guard let intervalText = wire.interval else { return .failure(LiveProtocolError("interval is missing for channel candles (e.g. 1m)")) }
                 guard let interval = CandleInterval(intervalText) else {
@@ -47,7 +50,7 @@ public enum LiveRequest: Sendable, Hashable {
                 }
                 topic = .candles(market, interval)
             case let other:
-                return .failure(LiveProtocolError("channel \(other.map { "\"\($0)\"" } ?? "is missing;") must be \"trades\", \"candles\" or \"gaps\""))
+                return .failure(LiveProtocolError("channel \(other.map { "\"\($0)\"" } ?? "is missing;") must be \"trades\", \"candles\", \"gaps\" or \"book\""))
             }
             return .success(wire.op == "subscribe" ? .subscribe(topic) : .unsubscribe(topic))
         case let other:
@@ -69,6 +72,7 @@ public struct LiveProtocolError: Error, Sendable, Hashable {
 /// {"type":"trade","symbol":"poloniex:BTC-USDT","data":{"v":1,"exchange":"poloniex",...}}
 /// {"type":"candle","symbol":"poloniex:BTC-USDT","interval":"1m","data":{"v":1,...,"final":false,"complete":true}}
 /// {"type":"gap","symbol":"poloniex:BTC-USDT","data":{"v":1,"exchange":"poloniex",...,"from":1661122800000,"to":1661122805000,"repaired":false}}
+/// {"type":"book","symbol":"poloniex:BTC-USDT","data":{"symbol":"poloniex:BTC-USDT","exchange":"poloniex","sequence":"4485678","time":1661123517859,"bestBid":["21612.26","0.68"],"bestAsk":["21612.27","0.68"],"spread":"0.01","mid":"21612.265","crossed":false,"levels":{"bids":20,"asks":20},"bids":[["21612.26","0.68"],...],"asks":[...]}}
 /// {"type":"subscribed","channel":"candles","symbol":"poloniex:BTC-USDT","interval":"1m"}
 /// {"type":"unsubscribed","channel":"trades","symbol":"poloniex:BTC-USDT"}
 /// {"type":"pong"}
@@ -110,6 +114,18 @@ public enum LiveMessage {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// The top `LiveHub.bookDepth` levels of a book (sent at most every `LiveHub.bookInterval`).
+    public static func book(_ view: BookView) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(2048)
+        JSONWriter.appendRaw("{\"type\":\"book\",\"symbol\":", to: &out)
+        JSONWriter.appendString(view.market.description, to: &out)
+        JSONWriter.appendRaw(",\"data\":", to: &out)
+        view.appendJSON(to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public static func ack(_ type: String, _ topic: LiveTopic) -> String {
         var out: [UInt8] = []
         JSONWriter.appendRaw("{\"type\":", to: &out)
@@ -125,6 +141,9 @@ public enum LiveMessage {
             JSONWriter.appendString(interval.description, to: &out)
         case .gaps(let market):
             JSONWriter.appendRaw(",\"channel\":\"gaps\",\"symbol\":", to: &out)
+            JSONWriter.appendString(market.description, to: &out)
+        case .book(let market):
+            JSONWriter.appendRaw(",\"channel\":\"book\",\"symbol\":", to: &out)
             JSONWriter.appendString(market.description, to: &out)
         }
         out.append(UInt8(ascii: "}"))

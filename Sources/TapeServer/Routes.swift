@@ -85,6 +85,20 @@ struct TapeRoutes: Sendable {
         return Self.json(out)
     }
 
+    func book(_ request: Request) async throws -> Response {
+        let query = try APIQuery.book(Self.queryItems(request))
+        guard let view = state.books.view(query.market, depth: query.depth) else {
+            let known = state.books.markets.prefix(20).map(\.description).joined(separator: ", ")
+            throw APIError(
+                .notFound,
+                "no order book for \(query.market) (yet): books come from tape.books once ingest runs with --channels book; books held: \(known.isEmpty ? "none" : known)")
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + (view.bids.count + view.asks.count) * 40)
+        view.appendJSON(to: &out)
+        return Self.json(out)
+    }
+
     func markets(_ request: Request) async throws -> Response {
         try APIQuery.none(Self.queryItems(request))
         let fromHistory: [MarketID]
@@ -248,7 +262,7 @@ extension Router where Context == BasicWebSocketRequestContext {
     func addRoutes(_ routes: TapeRoutes, token: String?) {
         add(
             middleware: MethodNotAllowedMiddleware(paths: [
-                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/ws",
+                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/api/book", "/ws",
             ]))
         getAndHead("/") { try await routes.dashboard($0) }
         getAndHead("/health") { try await routes.health($0) }
@@ -261,8 +275,9 @@ extension Router where Context == BasicWebSocketRequestContext {
         api.getAndHead("candles") { try await routes.candles($0) }
         api.getAndHead("stats") { try await routes.stats($0) }
         api.getAndHead("gaps") { try await routes.gaps($0) }
+        api.getAndHead("book") { try await routes.book($0) }
         api.get("**") { request, _ -> Response in
-            throw APIError(.notFound, "no route \(request.uri.path); the API has /api/markets, /api/trades, /api/candles, /api/stats, /api/gaps")
+            throw APIError(.notFound, "no route \(request.uri.path); the API has /api/markets, /api/trades, /api/candles, /api/stats, /api/gaps, /api/book")
         }
     }
 }

@@ -106,6 +106,8 @@ public final class TapeServerState: Sendable {
     public let feedStats: FeedStats
     /// Gaps read from `tape.gaps` (latest state of each).
     public let gaps: GapBook
+    /// Order books rebuilt from `tape.books`.
+    public let books = LiveBooks()
     /// What `/health` judges.
     public let health: HealthMonitor
     let startedAt = ContinuousClock.now
@@ -147,6 +149,18 @@ public final class TapeServerState: Sendable {
         hub.publish(candle)
     }
 
+    /// Takes one book record (subscribers get the book's top at most every `LiveHub.bookInterval`).
+    public func accept(_ book: BookEvent) {
+        books.apply(book)
+    }
+
+    /// Sends changed books to their subscribers.
+    func publishChangedBooks() {
+        let wanted = hub.bookSubscriptions()
+        guard !wanted.isEmpty else { return }
+        for view in books.takeChanged(depth: LiveHub.bookDepth, only: { wanted.contains($0) }) { hub.publish(view) }
+    }
+
     /// Takes one gap record: the ledger, its metrics, WebSocket subscribers.
     public func accept(_ gap: Gap) {
         gaps.apply(gap)
@@ -177,6 +191,7 @@ struct FeedPump<Trades: TradeFeed, Candles: CandleFeed>: Service {
     let trades: Trades
     let candles: Candles
     let gaps: (any GapRecordFeed)?
+    let books: (any BookRecordFeed)?
     let history: any CandleHistory
     let state: TapeServerState
     let logger: Logger
@@ -202,12 +217,29 @@ struct FeedPump<Trades: TradeFeed, Candles: CandleFeed>: Service {
                     await self.pump("gaps") { try await Self.read(gaps, into: state) }
                 }
             }
+            if let books {
+                group.addTask {
+                    await self.pump("books") { try await Self.read(books, into: state) }
+                }
+                group.addTask {
+                    // Throttled book pushes: the top of each changed book, at most every bookInterval.
+                    while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                        try? await Task.sleep(for: LiveHub.bookInterval)
+                        state.publishChangedBooks()
+                    }
+                }
+            }
         }
     }
 
     /// Every gap record into the state (opens the feed's existential).
     static func read<G: GapRecordFeed>(_ feed: G, into state: TapeServerState) async throws {
         for try await gap in feed { state.accept(gap) }
+    }
+
+    /// Every book record into the state (opens the feed's existential).
+    static func read<B: BookRecordFeed>(_ feed: B, into state: TapeServerState) async throws {
+        for try await book in feed { state.accept(book) }
     }
 
     /// Runs one feed until graceful shutdown; a feed that ends or fails is logged and shown on
@@ -276,6 +308,7 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
     history: any CandleHistory,
     stats: (any StatsSource)? = nil,
     gaps: (any GapRecordFeed)? = nil,
+    books: (any BookRecordFeed)? = nil,
     pipeline: (any PipelineProbe)? = nil,
     state: TapeServerState? = nil,
     logger: Logger = Logger(label: "tape.serve"),
@@ -284,7 +317,7 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
     let state = state ?? TapeServerState(configuration: configuration)
     let stats = stats ?? state.feedStats
     if let pipeline { state.health.setPipelineProbe(pipeline) }
-    let feeds: [Any?] = [trades, candles, gaps]
+    let feeds: [Any?] = [trades, candles, gaps, books]
     for case let feed as any FeedContactReporting in feeds.compactMap({ $0 }) { state.health.addFeed(feed) }
     if let warning = configuration.exposureWarning {
         logger.warning("\(warning)")
@@ -315,7 +348,7 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
         logger: logger
     )
     app.addServices(
-        FeedPump(trades: trades, candles: candles, gaps: gaps, history: history, state: state, logger: logger),
+        FeedPump(trades: trades, candles: candles, gaps: gaps, books: books, history: history, state: state, logger: logger),
         HealthSampler(state: state, logger: logger))
     return app
 }

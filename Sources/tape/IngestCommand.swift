@@ -32,6 +32,14 @@ struct IngestCommand: AsyncParsableCommand {
     var deadLetterTopic: String = "tape.deadletter"
     @Option(name: .customLong("gaps-topic"), help: "Topic of the gap ledger: intervals in which trades may be missing, and their repair.")
     var gapsTopic: String = "tape.gaps"
+    @Option(help: "What to collect: trades, book, or trades,book (order books go to --books-topic).")
+    var channels: String = "trades"
+    @Option(name: .customLong("books-topic"), help: "Order book topic (snapshot and update records, key exchange:SYMBOL).")
+    var booksTopic: String = "tape.books"
+    @Option(
+        name: .customLong("book-snapshot-interval"),
+        help: "Also publish every book whole once per SECONDS, so a consumer can start from the recent past; 0 = only on (re)synchronization.")
+    var bookSnapshotInterval: Double = 300
     @Option(
         name: .customLong("reconcile-interval"),
         help: "Re-read every market over REST once per SECONDS (spread out, within the venue's rate limits) to find trades the stream skipped; 0 = off.")
@@ -64,9 +72,27 @@ struct IngestCommand: AsyncParsableCommand {
         guard pingInterval <= 86_400, silenceTimeout <= 86_400, stallWarning.isFinite, stallWarning <= 86_400 else {
             throw ValidationError("--ping-interval, --silence-timeout and --stall-warning must be at most 86400 seconds.")
         }
+        _ = try parsedChannels()
+        guard bookSnapshotInterval >= 0, bookSnapshotInterval <= 86_400 else {
+            throw ValidationError("--book-snapshot-interval must be between 0 (off) and 86400 seconds.")
+        }
         guard reconcileInterval >= 0, reconcileInterval <= 86_400 else {
             throw ValidationError("--reconcile-interval must be between 0 (off) and 86400 seconds.")
         }
+    }
+
+    /// `--channels` as a set: "trades", "book" (or "books"), comma-separated.
+    func parsedChannels() throws -> Set<Gap.Channel> {
+        var result: Set<Gap.Channel> = []
+        for part in channels.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !part.isEmpty {
+            switch part {
+            case "trades", "trade": result.insert(.trades)
+            case "book", "books": result.insert(.book)
+            default: throw ValidationError("--channels takes trades, book or trades,book; '\(part)' is neither.")
+            }
+        }
+        guard !result.isEmpty else { throw ValidationError("--channels is empty; give trades, book or trades,book.") }
+        return result
     }
 
     func run() async throws {
@@ -78,6 +104,9 @@ struct IngestCommand: AsyncParsableCommand {
         configuration.topic = topic
         configuration.deadLetterTopic = deadLetterTopic
         configuration.gapsTopic = gapsTopic
+        configuration.channels = try parsedChannels()
+        configuration.booksTopic = booksTopic
+        configuration.bookSnapshotInterval = bookSnapshotInterval > 0 ? .milliseconds(Int64(bookSnapshotInterval * 1000)) : nil
         configuration.reconcileInterval = reconcileInterval > 0 ? .milliseconds(Int64(reconcileInterval * 1000)) : nil
         configuration.kafka = try kafka.configuration()
         var mock: MockKafkaCluster?
@@ -86,6 +115,7 @@ struct IngestCommand: AsyncParsableCommand {
             try cluster.createTopic(topic, partitions: 3)
             try cluster.createTopic(deadLetterTopic, partitions: 1)
             try cluster.createTopic(gapsTopic, partitions: 1)
+            try cluster.createTopic(booksTopic, partitions: 3)
             configuration.kafka.bootstrapServers = cluster.bootstrapServers
             printError("in-process mock cluster: \(cluster.bootstrapServers)")
             mock = cluster
@@ -126,7 +156,7 @@ struct IngestCommand: AsyncParsableCommand {
         let m = service.metrics
         let c = m.connection.snapshot
         printError(
-            "ingest stopped: \(c.frames) frames, \(c.trades) trades (\(c.backfilledTrades) from REST backfill, \(c.duplicates) duplicates dropped), \(m.delivered.load(ordering: .relaxed)) records delivered, \(c.unparseableFrames) unparseable frames, \(c.gaps) gaps (\(c.gapsRepaired) repaired, \(c.gapsUnrepaired) lost; \(c.repairedTrades) trades recovered over REST), \(c.reconnects) reconnects"
+            "ingest stopped: \(c.frames) frames, \(c.trades) trades (\(c.backfilledTrades) from REST backfill, \(c.duplicates) duplicates dropped), \(m.delivered.load(ordering: .relaxed)) records delivered, \(c.unparseableFrames) unparseable frames, \(c.gaps) gaps (\(c.gapsRepaired) repaired, \(c.gapsUnrepaired) lost; \(c.repairedTrades) trades recovered over REST), \(c.reconnects) reconnects\(c.bookEvents > 0 || c.bookResyncs > 0 ? ", \(c.bookEvents) book records (\(c.bookResyncs) resyncs: \(c.bookSequenceBreaks) sequence breaks, \(c.bookChecksumFailures) checksum failures, \(c.bookCrossed) crossed)" : "")"
         )
     }
 }

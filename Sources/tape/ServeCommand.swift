@@ -40,6 +40,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("trades-topic"), help: "Topic of trades.") var tradesTopic = "tape.trades"
     @Option(name: .customLong("candles-topic"), help: "Topic of candles.") var candlesTopic = "tape.candles"
     @Option(name: .customLong("gaps-topic"), help: "Topic of gap records.") var gapsTopic = "tape.gaps"
+    @Option(name: .customLong("books-topic"), help: "Topic of order book records (served on /api/book and the book channel of /ws).")
+    var booksTopic = "tape.books"
+    @Option(
+        name: .customLong("book-replay"),
+        help: "Read --books-topic from SECONDS ago to rebuild every book (at least one periodic snapshot interval of tape ingest; its default is 300).")
+    var bookReplay: Double = 600
     @Option(
         name: .customLong("stale-after"),
         help: ArgumentHelp(
@@ -50,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         if let token, token.isEmpty { throw ValidationError("--token is empty; give a value or leave it out.") }
+        guard bookReplay >= 0, bookReplay <= 86_400 * 365 else { throw ValidationError("--book-replay must be between 0 and 31536000 seconds.") }
         if db != nil, dataDir != nil {
             throw ValidationError("--db and --data-dir exclude each other: --db reads a processor's candle file, --data-dir is where the server keeps its own.")
         }
@@ -104,8 +111,13 @@ struct ServeCommand: AsyncParsableCommand {
         let gaps = KafkaGapFeed(
             reader: try KafkaTopicReader(
                 kafka: kafkaConfiguration, topic: gapsTopic, start: .beginning, logger: kafka.logger("tape.serve.gaps"), quietWhileMissing: true))
+        let books = KafkaBookFeed(
+            reader: try KafkaTopicReader(
+                kafka: kafkaConfiguration, topic: booksTopic,
+                start: .since(Int64(Date().timeIntervalSince1970 * 1000) - Int64(bookReplay * 1000)),
+                logger: kafka.logger("tape.serve.books"), quietWhileMissing: true))
         let app = buildTapeServer(
-            configuration: configuration, trades: trades, candles: candles, history: history, gaps: gaps, state: state,
+            configuration: configuration, trades: trades, candles: candles, history: history, gaps: gaps, books: books, state: state,
             logger: logger
         ) { boundPort in
             let line = "Tape dashboard: \(settings.dashboardURL(port: boundPort))  (Kafka: \(kafkaConfiguration.bootstrapServers))\n"

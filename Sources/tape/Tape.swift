@@ -20,7 +20,7 @@ struct Tape: AsyncParsableCommand {
             MockClusterCommand.self,
             IngestCommand.self,
             SimulateCommand.self,
-            ProcessCommand.self, CandlesCommand.self,
+            ProcessCommand.self, CandlesCommand.self, BooksCommand.self,
             ServeCommand.self,
             UsersCommand.self,
         ]

@@ -153,7 +153,7 @@ public struct BinanceSession: VenueSession {
             return [close]
         }
         var actions: [SessionAction] = []
-        for order in orders where subscribed.contains(order.nativeSymbol) {
+        for order in orders where subscribed.contains(order.nativeSymbol) && !order.trades.isEmpty {
             for trade in order.trades {
                 framesSent += 1
                 var frame = BinanceVenue.tradeEvent(trade)

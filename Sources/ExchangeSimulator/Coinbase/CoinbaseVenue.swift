@@ -217,7 +217,7 @@ public struct CoinbaseSession: VenueSession {
                     "{\"channel\":\"heartbeats\",\"client_id\":\"\",\"timestamp\":\"\(rfc3339(milliseconds: time))\",\"sequence_num\":\(sequence),\"events\":[{\"current_time\":\"\(rfc3339(milliseconds: time))\",\"heartbeat_counter\":\"\(heartbeatCounter)\"}]}"
                 ))
         }
-        for order in orders where subscribed.contains(order.nativeSymbol) {
+        for order in orders where subscribed.contains(order.nativeSymbol) && !order.trades.isEmpty {
             framesSent += 1
             sequence += 1
             var frame = CoinbaseVenue.tradesMessage(order.trades, sequence: sequence, pushTime: order.trades.first?.pushTime ?? time)

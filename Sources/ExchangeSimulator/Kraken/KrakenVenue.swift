@@ -228,7 +228,7 @@ public struct KrakenSession: VenueSession {
             lastHeartbeat = time
             actions.append(.send(#"{"channel":"heartbeat"}"#))
         }
-        for order in orders where subscribed.contains(order.nativeSymbol) {
+        for order in orders where subscribed.contains(order.nativeSymbol) && !order.trades.isEmpty {
             framesSent += 1
             var frame = KrakenVenue.tradesMessage(order.trades)
             if let every = configuration.malformedFrameEvery, every > 0, framesSent % every == 0 {

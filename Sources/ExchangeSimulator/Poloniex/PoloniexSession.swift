@@ -90,7 +90,7 @@ public struct PoloniexSession: VenueSession {
     public mutating func publish(_ orders: [SimulatedOrder], at time: Int64) -> [Action] {
         var actions = tick(at: time)
         guard !closed else { return actions }
-        for order in orders where allSymbols || tradeSymbols.contains(order.nativeSymbol) {
+        for order in orders where !order.trades.isEmpty && (allSymbols || tradeSymbols.contains(order.nativeSymbol)) {
             framesSent += 1
             let numeric = configuration.numericIdsEvery.map { $0 > 0 && framesSent % $0 == 0 } ?? false
             var frame = PoloniexWire.tradesFrame(order.trades, numericIds: numeric)

@@ -20,8 +20,6 @@ public struct BookKeeper: Sendable, Hashable {
     public private(set) var lastEventTime: Int64?
     /// Level updates applied since the start.
     public private(set) var levelsApplied = 0
-    /// When the book was published whole last (ms of receive time), for periodic snapshots.
-    public private(set) var lastSnapshotAt: Int64?
 
     public init(exchange: Exchange, market: ListedMarket) {
         self.exchange = exchange
@@ -50,7 +48,6 @@ public struct BookKeeper: Sendable, Hashable {
         book = fresh
         self.sequence = sequence
         lastEventTime = frame.time
-        lastSnapshotAt = frame.receivedAt / 1000
         levelsApplied += frame.bids.count + frame.asks.count
         step.events.append(
             BookEvent(
@@ -93,22 +90,13 @@ public struct BookKeeper: Sendable, Hashable {
     /// was already lost keeps its first reason.
     public mutating func lose(reason: BookResyncReason, detail: String, receivedAt: Int64) -> BookSyncStep {
         let wasSynchronized = book != nil
+        // A book never held loses nothing: no gap until there was something to miss.
+        if !wasSynchronized && lastEventTime == nil { return BookSyncStep(resyncReason: reason == .reconnect ? nil : reason) }
         if lostSince == nil {
             lostSince = lastEventTime ?? receivedAt / 1000
             lostReason = detail
         }
         book = nil
         return BookSyncStep(resyncReason: wasSynchronized || reason != .reconnect ? reason : nil)
-    }
-
-    /// A snapshot record of the current book when `interval` ms passed since the last one
-    /// (receive time `nowMs`); nil while unsynchronized or not due.
-    public mutating func periodicSnapshot(nowMs: Int64, receivedAt: Int64, interval: Int64) -> BookEvent? {
-        guard let book, interval > 0 else { return nil }
-        if let last = lastSnapshotAt, nowMs - last < interval { return nil }
-        lastSnapshotAt = nowMs
-        return BookEvent(
-            snapshotOf: book, exchange: exchange, symbol: market.symbol, nativeSymbol: market.nativeSymbol,
-            sequence: sequence, time: lastEventTime ?? nowMs, receivedAt: receivedAt)
     }
 }

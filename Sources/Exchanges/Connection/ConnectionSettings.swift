@@ -19,6 +19,14 @@ public protocol TradeSink: Sendable {
     func gap(_ gap: Gap) async
     /// Something worth a log line (connects, reconnects with their reason, backfills, errors).
     func event(_ event: ConnectionEvent) async
+    /// `tape.books` records, in order per market (connections collecting books only).
+    func publishBooks(_ events: [BookEvent]) async
+}
+
+extension TradeSink {
+    /// Default for sinks of trade-only connections: a connection with the book channel on needs a
+    /// sink that implements this.
+    public func publishBooks(_ events: [BookEvent]) async {}
 }
 
 /// What the loop reports for logs; every failure carries the address and the reason.
@@ -34,6 +42,10 @@ public enum ConnectionEvent: Sendable, Hashable {
     /// REST listed `symbol`'s trade ids with holes: they are not consecutive there, so gaps in it
     /// are found by periodic reconciliation only.
     case idsNotConsecutive(symbol: String)
+    /// A market's book was thrown away (`reason`) and is being re-synchronized.
+    case bookResync(symbol: String, reason: BookResyncReason, detail: String)
+    /// A REST depth snapshot could not be read.
+    case bookSnapshotFailed(endpoint: String, symbol: String, reason: String)
 }
 
 /// Counters of the loop, readable at any time from any thread.
@@ -57,6 +69,20 @@ public final class ConnectionMetrics: Sendable {
     public let backfillFailures = Atomic<Int>(0)
     public let reconnects = Atomic<Int>(0)
     public let connected = Atomic<Bool>(false)
+    /// `tape.books` records published (snapshots and updates) and the levels they carried.
+    public let bookEvents = Atomic<Int>(0)
+    public let bookLevels = Atomic<Int>(0)
+    /// Books thrown away and re-synchronized, by cause.
+    public let bookSequenceBreaks = Atomic<Int>(0)
+    public let bookChecksumFailures = Atomic<Int>(0)
+    public let bookCrossed = Atomic<Int>(0)
+    public let bookOtherResyncs = Atomic<Int>(0)
+    /// Book intervals reported to `tape.gaps`.
+    public let bookGaps = Atomic<Int>(0)
+    /// REST depth snapshots requested (venues that need them).
+    public let bookSnapshotRequests = Atomic<Int>(0)
+    /// Time (ms) of the newest book record, for staleness.
+    public let lastBookEventTime = Atomic<Int>(0)
     /// Receive time − trade time of the last trade, in µs.
     public let lastLagMicros = Atomic<Int>(0)
     private let failure = Mutex<String?>(nil)
@@ -78,7 +104,23 @@ public final class ConnectionMetrics: Sendable {
             gapsRepaired: gapsRepaired.load(ordering: .relaxed), gapsUnrepaired: gapsUnrepaired.load(ordering: .relaxed),
             restRepairs: restRepairs.load(ordering: .relaxed), repairedTrades: repairedTrades.load(ordering: .relaxed),
             backfillFailures: backfillFailures.load(ordering: .relaxed), reconnects: reconnects.load(ordering: .relaxed),
-            connected: connected.load(ordering: .relaxed), lastLagMicros: lastLagMicros.load(ordering: .relaxed))
+            connected: connected.load(ordering: .relaxed), lastLagMicros: lastLagMicros.load(ordering: .relaxed),
+            bookEvents: bookEvents.load(ordering: .relaxed), bookLevels: bookLevels.load(ordering: .relaxed),
+            bookSequenceBreaks: bookSequenceBreaks.load(ordering: .relaxed),
+            bookChecksumFailures: bookChecksumFailures.load(ordering: .relaxed), bookCrossed: bookCrossed.load(ordering: .relaxed),
+            bookOtherResyncs: bookOtherResyncs.load(ordering: .relaxed), bookGaps: bookGaps.load(ordering: .relaxed),
+            bookSnapshotRequests: bookSnapshotRequests.load(ordering: .relaxed),
+            lastBookEventTime: lastBookEventTime.load(ordering: .relaxed))
+    }
+
+    /// Counts one book resync by its cause.
+    func recordResync(_ reason: BookResyncReason) {
+        switch reason {
+        case .sequenceBreak: bookSequenceBreaks.add(1, ordering: .relaxed)
+        case .checksum: bookChecksumFailures.add(1, ordering: .relaxed)
+        case .crossed: bookCrossed.add(1, ordering: .relaxed)
+        case .reconnect, .invalid: bookOtherResyncs.add(1, ordering: .relaxed)
+        }
     }
 
     public struct Snapshot: Sendable, Hashable {
@@ -86,6 +128,10 @@ public final class ConnectionMetrics: Sendable {
             gapsUnrepaired, restRepairs, repairedTrades, backfillFailures, reconnects: Int
         public var connected: Bool
         public var lastLagMicros: Int
+        public var bookEvents = 0, bookLevels = 0, bookSequenceBreaks = 0, bookChecksumFailures = 0, bookCrossed = 0,
+            bookOtherResyncs = 0, bookGaps = 0, bookSnapshotRequests = 0, lastBookEventTime = 0
+        /// Every book resync, whatever the cause.
+        public var bookResyncs: Int { bookSequenceBreaks + bookChecksumFailures + bookCrossed + bookOtherResyncs }
     }
 }
 
@@ -127,6 +173,13 @@ public struct ExchangeConnectionConfiguration: Sendable {
     /// showing it (the last trades before a quiet spell, venues without consecutive ids). nil = off.
     /// Default 60 s.
     public var reconcileInterval: Duration? = .seconds(60)
+    /// What to collect: trades, order books, or both. Default trades only. Books on a venue
+    /// without them in Tape are ignored (the caller says so).
+    public var channels: Set<Gap.Channel> = [.trades]
+    /// Every synchronized book is also published whole this often, so a consumer can start from
+    /// the recent past instead of the topic's beginning. nil = only when the venue sends one.
+    /// Default 5 min.
+    public var bookSnapshotInterval: Duration? = .seconds(300)
     /// TLS for `wss://` and `https://` endpoints.
     public var tls = TLSOptions()
     /// Seed of the backoff jitter. Default: random.

@@ -29,6 +29,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
     /// whose history does not survive a restart: the built-in simulator of `tape up --offline`).
     public func run(sink: some TradeSink, deduplicator: TradeDeduplicator = TradeDeduplicator(), resumeSequences: Bool = true) async {
         let continuity = Continuity(deduplicator: deduplicator, resumeSequences: resumeSequences)
+        let books = collectsBooks ? BookDesk<Adapter.BookSync>(exchange: adapter.exchange, markets: configuration.subscribedMarkets) : nil
         let origin = clock.now
         let clock = self.clock
         let now: @Sendable () -> Duration = { origin.duration(to: clock.now) }
@@ -41,7 +42,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 let attempt: Int
                 if case .connecting(let a, _) = machine.with({ $0.state }) { attempt = a } else { attempt = 1 }
                 await sink.event(.connecting(endpoint: ws, attempt: attempt))
-                let outcome = await session(machine: machine, now: now, continuity: continuity, sink: sink)
+                let outcome = await session(machine: machine, now: now, continuity: continuity, books: books, sink: sink)
                 metrics.connected.store(false, ordering: .relaxed)
                 if Task.isCancelled { return }
                 switch outcome {
@@ -67,8 +68,13 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         case closed(ConnectionStateMachine.CloseReason)
     }
 
+    /// True when this connection collects order books (asked for, and the venue has them in Tape).
+    var collectsBooks: Bool { configuration.channels.contains(.book) && adapter.supportsBooks }
+    var collectsTrades: Bool { configuration.channels.contains(.trades) }
+
     private func session(
-        machine: MachineBox, now: @escaping @Sendable () -> Duration, continuity: Continuity, sink: some TradeSink
+        machine: MachineBox, now: @escaping @Sendable () -> Duration, continuity: Continuity,
+        books: BookDesk<Adapter.BookSync>?, sink: some TradeSink
     ) async -> SessionOutcome {
         let requested = CloseRequest()
         let connected = Atomic<Bool>(false)
@@ -80,8 +86,21 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                 connected.store(true, ordering: .relaxed)
                 metrics.connected.store(true, ordering: .relaxed)
                 _ = machine.with { $0.connected(now: now()) }
-                for message in adapter.tradeSubscribeMessages(nativeSymbols: configuration.symbols) {
-                    try await outbound.send(text: message)
+                if let books {
+                    // A new connection: every book is unknown until its next snapshot.
+                    for (market, step) in books.resetAll(receivedAt: WallClock.microseconds()) {
+                        await handle(step, market: market, books: books, outbound: nil, sink: sink)
+                    }
+                }
+                if collectsTrades {
+                    for message in adapter.tradeSubscribeMessages(nativeSymbols: configuration.symbols) {
+                        try await outbound.send(text: message)
+                    }
+                }
+                if collectsBooks {
+                    for message in adapter.bookSubscribeMessages(nativeSymbols: configuration.symbols) {
+                        try await outbound.send(text: message)
+                    }
                 }
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -100,11 +119,16 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                             }
                         }
                     }
-                    group.addTask { try await repairLoop(continuity: continuity, now: now, sink: sink) }
+                    if collectsTrades {
+                        group.addTask { try await repairLoop(continuity: continuity, now: now, sink: sink) }
+                    }
+                    if let books {
+                        group.addTask { try await bookSnapshotLoop(books: books, now: now, outbound: outbound, sink: sink) }
+                    }
                     defer { group.cancelAll() }
                     try await read(
-                        inbound: &inbound, outbound: outbound, machine: machine, now: now, continuity: continuity, sink: sink,
-                        requested: requested)
+                        inbound: &inbound, outbound: outbound, machine: machine, now: now, continuity: continuity, books: books,
+                        sink: sink, requested: requested)
                     peerClose = inbound.closeReason
                 }
             }
@@ -119,13 +143,15 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
 
     private func read(
         inbound: inout WebSocketInbound, outbound: WebSocketOutbound, machine: MachineBox,
-        now: @escaping @Sendable () -> Duration, continuity: Continuity, sink: some TradeSink, requested: CloseRequest
+        now: @escaping @Sendable () -> Duration, continuity: Continuity, books: BookDesk<Adapter.BookSync>?,
+        sink: some TradeSink, requested: CloseRequest
     ) async throws {
         var parser = adapter.makeFrameParser(markets: configuration.subscribedMarkets)
         // Control frames (the venue's pings, answers to ours) are traffic too.
         inbound.returnsControlFrames = true
         var trades: [Trade] = []
         trades.reserveCapacity(64)
+        var bookFrames: [BookFrame] = []
         let subscribed = Set(configuration.symbols)
         let tracksIds = adapter.tradeIdsAreConsecutive && configuration.detectIdJumps
         while let message = try await inbound.next() {
@@ -135,14 +161,18 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
             metrics.frames.add(1, ordering: .relaxed)
             metrics.frameBytes.add(message.bytes.count, ordering: .relaxed)
             trades.removeAll(keepingCapacity: true)
+            bookFrames.removeAll(keepingCapacity: true)
             var parsed = message.bytes.withUnsafeBufferPointer { buffer in
                 Result { () throws(FrameParseError) -> ExchangeMessage in
-                    try parser.parse(buffer, receivedAt: receivedAt, into: &trades)
+                    books == nil
+                        ? try parser.parse(buffer, receivedAt: receivedAt, into: &trades)
+                        : try parser.parse(buffer, receivedAt: receivedAt, into: &trades, books: &bookFrames)
                 }
             }
             // Every venue parser checks trade times; this keeps the promise for any parser added later.
-            if case .success = parsed, let error = invalidTradeTime(in: trades) {
+            if case .success = parsed, let error = invalidTradeTime(in: trades) ?? invalidBookTime(in: bookFrames) {
                 trades.removeAll(keepingCapacity: true)
+                bookFrames.removeAll(keepingCapacity: true)
                 parsed = .failure(error)
             }
             switch parsed {
@@ -169,8 +199,16 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
                     await sink.publish(fresh)
                     machine.with { $0.downstream(busy: false, now: now()) }
                 }
+            case .success(.books):
+                guard let books else { break }
+                machine.with { $0.downstream(busy: true, now: now()) }
+                for frame in bookFrames {
+                    guard let step = books.receive(frame) else { continue }
+                    await handle(step, market: frame.nativeSymbol, books: books, outbound: outbound, sink: sink)
+                }
+                machine.with { $0.downstream(busy: false, now: now()) }
             case .success(.subscribed):
-                if machine.with({ $0.subscribeAcknowledged(now: now()) }) == .backfill {
+                if machine.with({ $0.subscribeAcknowledged(now: now()) }) == .backfill, collectsTrades {
                     await sink.event(.subscribed(endpoint: configuration.websocket.description, symbols: configuration.symbols.count))
                     machine.with { $0.downstream(busy: true, now: now()) }
                     continuity.cancelRepairs()
@@ -186,6 +224,93 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
             case .success:
                 break
             }
+        }
+    }
+
+    /// Carries out one synchronizer step: publishes its records, reports its gaps, counts a resync,
+    /// and resubscribes the market or queues its REST snapshot. Without `outbound` (between
+    /// connections) a resubscribe is left to the next connection's subscribe.
+    func handle(
+        _ step: BookSyncStep, market: String, books: BookDesk<Adapter.BookSync>, outbound: WebSocketOutbound?,
+        sink: some TradeSink
+    ) async {
+        if !step.events.isEmpty {
+            metrics.bookEvents.add(step.events.count, ordering: .relaxed)
+            metrics.bookLevels.add(step.events.reduce(0) { $0 + $1.levelCount }, ordering: .relaxed)
+            if let last = step.events.last { metrics.lastBookEventTime.store(Int(last.time), ordering: .relaxed) }
+            await sink.publishBooks(step.events)
+        }
+        for gap in step.gaps {
+            metrics.bookGaps.add(1, ordering: .relaxed)
+            await sink.gap(gap)
+        }
+        if let reason = step.resyncReason {
+            metrics.recordResync(reason)
+            let detail: String
+            switch step.action {
+            case .resubscribe(let why): detail = why
+            case .fetchSnapshot: detail = "fetching a REST snapshot"
+            case .none: detail = "waiting for the next snapshot"
+            }
+            await sink.event(.bookResync(symbol: market, reason: reason, detail: detail))
+        }
+        if case .resubscribe = step.action, let outbound {
+            do {
+                for message in adapter.bookResubscribeMessages(nativeSymbol: market) { try await outbound.send(text: message) }
+            } catch {
+                // The connection is going down; the next one subscribes afresh.
+            }
+        }
+    }
+
+    /// Requests queued REST depth snapshots (venues whose stream has none: Binance), one at a time
+    /// and never faster than the venue's `bookSnapshotSpacing`; also publishes the periodic full
+    /// snapshot records.
+    func bookSnapshotLoop(
+        books: BookDesk<Adapter.BookSync>, now: @escaping @Sendable () -> Duration, outbound: WebSocketOutbound,
+        sink: some TradeSink
+    ) async throws {
+        let spacing = max(adapter.bookSnapshotSpacing, .milliseconds(10))
+        let interval = configuration.bookSnapshotInterval.map { Int64($0.components.seconds) * 1000 + $0.components.attoseconds / 1_000_000_000_000_000 }
+        while true {
+            try await clock.sleep(for: .milliseconds(50))
+            if let interval {
+                let events = books.periodicSnapshots(
+                    nowMs: WallClock.milliseconds(), receivedAt: WallClock.microseconds(), interval: interval)
+                if !events.isEmpty {
+                    metrics.bookEvents.add(events.count, ordering: .relaxed)
+                    metrics.bookLevels.add(events.reduce(0) { $0 + $1.levelCount }, ordering: .relaxed)
+                    await sink.publishBooks(events)
+                }
+            }
+            guard let market = books.nextSnapshotRequest(now: now(), spacing: spacing) else { continue }
+            guard let listed = books.markets[market], let path = adapter.bookSnapshotPath(market: listed) else { continue }
+            metrics.bookSnapshotRequests.add(1, ordering: .relaxed)
+            let endpoint = configuration.rest.appending(path: path)
+            let step: BookSyncStep?
+            do {
+                let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout, tls: configuration.tls)
+                let receivedAt = WallClock.microseconds()
+                guard response.status == 200 else {
+                    throw ExchangeError(
+                        .badResponse,
+                        "GET \(endpoint) answered HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))")
+                }
+                let frame: BookFrame
+                do {
+                    frame = try adapter.parseBookSnapshot(response.body, market: listed, receivedAt: receivedAt)
+                } catch {
+                    throw ExchangeError(.badResponse, "GET \(endpoint): \(error)")
+                }
+                if let error = invalidBookTime(in: [frame]) { throw ExchangeError(.badResponse, "GET \(endpoint): \(error)") }
+                step = books.snapshotArrived(frame, market: market)
+            } catch {
+                if Task.isCancelled { return }
+                let reason = (error as? ExchangeError)?.message ?? "GET \(endpoint): \(error)"
+                await sink.event(.bookSnapshotFailed(endpoint: configuration.rest.description, symbol: market, reason: reason))
+                step = books.snapshotFailed(market: market, reason: reason, receivedAt: WallClock.microseconds())
+            }
+            if let step { await handle(step, market: market, books: books, outbound: outbound, sink: sink) }
         }
     }
 
@@ -350,6 +475,12 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
 func invalidTradeTime(in trades: [Trade]) -> FrameParseError? {
     guard let bad = trades.first(where: { !Trade.validTimes.contains($0.time) }) else { return nil }
     return FrameParseError(.invalidTrade, Trade.invalidTimeReason(bad.time), offset: 0)
+}
+
+/// A frame error for the first book message whose time is outside `Trade.validTimes`, if any.
+func invalidBookTime(in frames: [BookFrame]) -> FrameParseError? {
+    guard let bad = frames.first(where: { !Trade.validTimes.contains($0.time) }) else { return nil }
+    return FrameParseError(.invalidBook, "book time \(bad.time) is outside \(Trade.validTimes) ms", offset: 0)
 }
 
 /// receivedAt (µs) − trade time (ms → µs), saturated instead of trapping on absurd values.
