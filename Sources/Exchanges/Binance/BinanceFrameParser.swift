@@ -83,10 +83,11 @@ public struct BinanceFrameParser: Sendable {
         var errorCode: Int64?
         var wrapped: ExchangeMessage?
         var keys = 0
-        // depthUpdate fields.
-        var eventTime: Int64?
-        var firstUpdateId: Int64?
-        var finalUpdateId: Int64?
+        // depthUpdate fields; numbers kept as text until the event is known to be a depth update
+        // (a trade event's `E` is not Tape's business).
+        var eventTimeText: Range<Int>?
+        var firstUpdateIdText: Range<Int>?
+        var finalUpdateIdText: Range<Int>?
         var bids: [BookLevel]?
         var asks: [BookLevel]?
         try s.beginObject()
@@ -115,11 +116,11 @@ public struct BinanceFrameParser: Sendable {
             case 1 where s.token(key, equals: "m"):
                 buyerIsMaker = try s.readBool()
             case 1 where s.token(key, equals: "E"):
-                eventTime = try s.readInt64()
+                eventTimeText = try Self.numberText(&s)
             case 1 where s.token(key, equals: "U"):
-                firstUpdateId = try s.readInt64()
+                firstUpdateIdText = try Self.numberText(&s)
             case 1 where s.token(key, equals: "u"):
-                finalUpdateId = try s.readInt64()
+                finalUpdateIdText = try Self.numberText(&s)
             case 1 where s.token(key, equals: "b"):
                 // An array only in depth events (older trade events carried a buyer order id here).
                 if wantsBooks, try s.peek() == UInt8(ascii: "[") {
@@ -183,9 +184,12 @@ public struct BinanceFrameParser: Sendable {
                 FrameParseError(.invalidBook, "depthUpdate has no \(field)", offset: objectStart)
             }
             guard let symbol else { throw missing("s (symbol)") }
-            guard let firstUpdateId else { throw missing("U (first update id)") }
-            guard let finalUpdateId else { throw missing("u (final update id)") }
-            guard let eventTime else { throw missing("E (event time)") }
+            guard let firstUpdateIdText else { throw missing("U (first update id)") }
+            guard let finalUpdateIdText else { throw missing("u (final update id)") }
+            guard let eventTimeText else { throw missing("E (event time)") }
+            let firstUpdateId = try Self.integer(s, firstUpdateIdText)
+            let finalUpdateId = try Self.integer(s, finalUpdateIdText)
+            let eventTime = try Self.integer(s, eventTimeText)
             guard let bids else { throw missing("b (bids)") }
             guard let asks else { throw missing("a (asks)") }
             guard firstUpdateId >= 0, firstUpdateId <= finalUpdateId else {
@@ -224,6 +228,25 @@ public struct BinanceFrameParser: Sendable {
             return try s.readBookLevels()
         } catch {
             throw bookError(error)
+        }
+    }
+
+    /// The range of a number value (nil for any other value, which is skipped).
+    static func numberText(_ s: inout JSONScanner) throws(JSONError) -> Range<Int>? {
+        let next = try s.peek()
+        guard next == UInt8(ascii: "-") || next &- UInt8(ascii: "0") < 10 else {
+            try s.skipValue()
+            return nil
+        }
+        return try s.readNumber()
+    }
+
+    /// The integer a `numberText` range holds; anything else fails the book message.
+    static func integer(_ s: JSONScanner, _ range: Range<Int>) throws(FrameParseError) -> Int64 {
+        do {
+            return try JSONScanner.int64(UnsafeBufferPointer(rebasing: s.bytes[range]), at: range.lowerBound)
+        } catch {
+            throw FrameParseError(.invalidBook, "depthUpdate id or time is not an integer in range", offset: range.lowerBound)
         }
     }
 

@@ -23,8 +23,10 @@ import MarketData
 /// has had no break (no skip, no repeat, no step back, no frame that failed to parse), and each
 /// book frame carries it as `firstSequence`. A synchronizer remembers the run its snapshot came
 /// in; a later frame of another run means a message was lost since, and it resynchronizes
-/// (`CoinbaseBookSynchronizer`). A frame that fails to parse does not advance the numbering, so
-/// the next good frame starts a new run: a dead-lettered book update also resyncs every book.
+/// (`CoinbaseBookSynchronizer`). An `l2_data` frame that fails to parse (or one whose envelope
+/// cannot be read) does not advance the numbering, so the next good frame starts a new run: a
+/// dead-lettered book update resyncs every book. A bad frame of another channel, whose envelope
+/// was read, lost no book change and counts as read.
 ///
 /// Sample (Advanced Trade docs): see `Coinbase.sampleTradesFrame`, `Coinbase.sampleLevel2Snapshot`.
 public struct CoinbaseFrameParser: Sendable {
@@ -84,6 +86,7 @@ public struct CoinbaseFrameParser: Sendable {
         var sequence: Int64?
         var timestamp: JSONStringToken?
         var repeated = false
+        var negativeSequence = false
         do throws(JSONError) {
             try s.beginObject()
             var first = true
@@ -97,9 +100,8 @@ public struct CoinbaseFrameParser: Sendable {
                     try s.skipValue()
                 } else if s.token(key, equals: "sequence_num") {
                     if sequence != nil { repeated = true }
-                    let at = s.position
                     let value = try s.readInt64()
-                    guard value >= 0 else { throw JSONError(.badValue, "negative sequence_num", at: at) }
+                    if value < 0 { negativeSequence = true }
                     sequence = value
                 } else if s.token(key, equals: "timestamp") {
                     timestamp = try s.peek() == UInt8(ascii: "\"") ? try s.readString() : nil
@@ -120,14 +122,26 @@ public struct CoinbaseFrameParser: Sendable {
         if repeated {
             throw FrameParseError(.unexpectedMessage, "frame repeats \"channel\", \"events\" or \"sequence_num\"", offset: 0)
         }
-        let result = try dispatch(
-            &s, channel: channel, type: type, message: message, eventsAt: eventsAt, sequence: sequence,
-            timestamp: timestamp, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: wantsBooks)
-        if let sequence {
-            runStart = run(of: sequence)
-            lastSequence = sequence
+        if negativeSequence { throw FrameParseError(.unexpectedMessage, "negative sequence_num", offset: 0) }
+        let result: ExchangeMessage
+        do {
+            result = try dispatch(
+                &s, channel: channel, type: type, message: message, eventsAt: eventsAt, sequence: sequence,
+                timestamp: timestamp, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: wantsBooks)
+        } catch {
+            // A bad message of another channel (a malformed trade) lost no book change: it still
+            // counts. A bad l2_data message did: the numbering is left behind it.
+            if let sequence, let channel, channel != Coinbase.level2DataChannel { advance(to: sequence) }
+            throw error
         }
+        if let sequence { advance(to: sequence) }
         return result
+    }
+
+    /// Counts message `sequence` as read.
+    mutating func advance(to sequence: Int64) {
+        runStart = run(of: sequence)
+        lastSequence = sequence
     }
 
     /// The frame's meaning by its channel, once the envelope is read.
