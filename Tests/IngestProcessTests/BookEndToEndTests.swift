@@ -11,7 +11,21 @@ import XCTest
 /// key's `tape.books` records in order must hold exactly the simulator's final books, must never see
 /// a crossed book or an update before a snapshot, and every resync must be on `tape.gaps`.
 extension EndToEndTests {
-    func bookEndToEnd(_ exchange: String, faults: [String], expectGaps: Bool = true, total: Int = 1_500) throws {
+    /// A book by value: each level's price and quantity as exact decimals (venues that print JSON
+    /// numbers, Kraken, write 0.06812 where the simulator's text is 0.068120), cut to `depth` levels.
+    static func values(_ book: OrderBook, depth: Int = .max) -> [String] {
+        func side(_ levels: [BookLevel]) -> [String] {
+            levels.map { level in
+                let price = (try? ExactDecimal(level.price))?.normalized().description ?? level.price
+                let quantity = (try? ExactDecimal(level.quantity))?.normalized().description ?? level.quantity
+                return price + "@" + quantity
+            }
+        }
+        return side(book.bids(top: depth)) + ["|"] + side(book.asks(top: depth))
+    }
+
+    /// `depth`: levels per side the venue sends (Kraken's subscription: 10), nil for whole books.
+    func bookEndToEnd(_ exchange: String, faults: [String], depth: Int? = nil, expectGaps: Bool = true, total: Int = 1_500) throws {
         let name = "books-\(exchange)"
         let finalBooks = try temporaryDirectory(name + "-final").appendingPathComponent("final-books.jsonl").path
         let setup = try start(
@@ -65,7 +79,11 @@ extension EndToEndTests {
         let settle = Date().addingTimeInterval(60)
         repeat {
             catchUp()
-            if !expected.isEmpty, expected.allSatisfy({ rebuilt[$0.key] == $0.value }) { break }
+            if !expected.isEmpty,
+                expected.allSatisfy({ key, book in rebuilt[key].map { Self.values($0) == Self.values(book, depth: depth ?? .max) } ?? false })
+            {
+                break
+            }
             usleep(250_000)
         } while Date() < settle
         catchUp()
@@ -76,7 +94,7 @@ extension EndToEndTests {
                 XCTFail("\(key): no book in \(setup.booksTopic); ingest stderr: \(ingest.stderr.suffix(3000))")
                 continue
             }
-            if got != book {
+            if Self.values(got) != Self.values(book, depth: depth ?? .max) {
                 XCTFail(
                     "\(key): the consumer's book differs from the simulator's: bids \(got.bids(top: 5)) vs \(book.bids(top: 5)), asks \(got.asks(top: 5)) vs \(book.asks(top: 5)); depth \(got.depth) vs \(book.depth)"
                 )
@@ -85,9 +103,9 @@ extension EndToEndTests {
         XCTAssertEqual(crossed, 0, "a consumer of tape.books never sees a crossed book")
         XCTAssertEqual(updatesBeforeSnapshot, 0, "every market's first record is a snapshot")
         XCTAssertEqual(undecodable, 0)
-        XCTAssertGreaterThan(updates, 100)
+        XCTAssertGreaterThan(updates, 20, "updates flowed (Binance batches 100 ms of changes per event)")
         let log = ingest.stderr
-        let resyncs = log.components(separatedBy: "re-synchronized").count - 1
+        let resyncs = log.components(separatedBy: "is being re-synchronized").count - 1
         var bookGaps: [Gap] = []
         if expectGaps {
             XCTAssertGreaterThan(resyncs, 0, "the faults must have forced resyncs; stderr: \(log.suffix(2000))")
@@ -112,6 +130,6 @@ extension EndToEndTests {
         try bookEndToEnd("coinbase", faults: ["--skip-book-update-every", "40", "--swap-book-updates-every", "55"])
     }
     func testKrakenBooksEndToEnd() throws {
-        try bookEndToEnd("kraken", faults: ["--corrupt-checksum-every", "45", "--skip-book-update-every", "60"])
+        try bookEndToEnd("kraken", faults: ["--corrupt-checksum-every", "45", "--skip-book-update-every", "60"], depth: Kraken.bookDepth)
     }
 }
