@@ -83,7 +83,7 @@ final class RoundTripTests: XCTestCase {
         let flexibleImplemented: Set<ApiKey> = [
             .apiVersions, .offsetFetch, .listGroups, .createPartitions, .deleteRecords, .deleteGroups, .describeCluster, .listOffsets, .alterConfigs,
             .incrementalAlterConfigs, .saslAuthenticate, .describeUserScramCredentials, .alterUserScramCredentials, .addPartitionsToTxn, .addOffsetsToTxn,
-            .endTxn, .txnOffsetCommit, .initProducerId,
+            .endTxn, .txnOffsetCommit, .initProducerId, .describeAcls, .createAcls, .deleteAcls,
         ]
         for key in ApiKey.allCases where !flexibleImplemented.contains(key) {
             XCTAssertLessThan(key.supportedVersions.upperBound, key.firstFlexibleVersion, "\(key)")
