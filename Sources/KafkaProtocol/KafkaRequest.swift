@@ -123,7 +123,7 @@ public struct KafkaRequest: Sendable, Equatable {
             throw KafkaProtocolError(.unsupportedVersion, "\(key) v\(version) is not supported (supported: \(key.supportedVersions))")
         }
         let header = try RequestHeader.decode(from: &frame, headerVersion: key.requestHeaderVersion(version))
-        let body: KafkaRequestBody
+        var body: KafkaRequestBody
         switch key {
         case .produce: body = .produce(try .decode(from: &frame, version: version))
         case .fetch: body = .fetch(try .decode(from: &frame, version: version))
@@ -162,6 +162,8 @@ public struct KafkaRequest: Sendable, Equatable {
         case .createAcls: body = .createAcls(try .decode(from: &frame, version: version))
         case .deleteAcls: body = .deleteAcls(try .decode(from: &frame, version: version))
         }
+        // What librdkafka 2.0.x leaves after some flexible requests (see ClientQuirks); nothing else.
+        if frame.readableBytes != 0 { ClientQuirks.absorbTrailingBytes(&body, key: key, version: version, frame: &frame) }
         // ApiVersions v0-2 clients may send a newer body; be lenient there as Kafka is.
         if frame.readableBytes != 0 && key != .apiVersions {
             throw KafkaProtocolError(.trailingBytes, "\(key) v\(version): \(frame.readableBytes) bytes after the request")
