@@ -88,16 +88,20 @@ struct AclsCommand: ParsableCommand {
             }
         }
 
-        var isEmpty: Bool { resourceType == nil && resourceName == nil && pattern == nil && principal == nil && host == nil && operation.isEmpty && permission == nil }
+        var isEmpty: Bool {
+            resourceType == nil && resourceName == nil && pattern == nil && principal == nil && host == nil && operation.isEmpty && permission == nil
+        }
     }
 
     static func line(_ b: AclBinding) -> String {
-        [b.resourceType.rawValue, b.resourceName, b.patternType.rawValue, b.principal, b.host, b.operation.rawValue, b.permission.rawValue].joined(separator: "\t")
+        [b.resourceType.rawValue, b.resourceName, b.patternType.rawValue, b.principal, b.host, b.operation.rawValue, b.permission.rawValue].joined(
+            separator: "\t")
     }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add ACLs: one per --operation, e.g. tape acls add --resource-type topic --resource-name orders --principal User:alice --operation write.")
+            abstract: "Add ACLs: one per --operation, e.g. tape acls add --resource-type topic --resource-name orders --principal User:alice --operation write."
+        )
         @OptionGroup var fields: Fields
         @OptionGroup var location: Location
 

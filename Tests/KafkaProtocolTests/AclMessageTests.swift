@@ -113,8 +113,10 @@ final class AclMessageTests: XCTestCase {
         XCTAssertThrowsError(try CreateAclsRequest.decode(from: &null, version: 0))
         // Out-of-range enum numbers decode (the broker answers them with INVALID_REQUEST).
         var b = ByteBuffer()
-        DescribeAclsRequest(filter: AclFilter(resourceType: 99, resourceName: nil, patternType: -5, principal: nil, host: nil, operation: 127, permissionType: -1))
-            .encode(into: &b, version: 3)
+        DescribeAclsRequest(
+            filter: AclFilter(resourceType: 99, resourceName: nil, patternType: -5, principal: nil, host: nil, operation: 127, permissionType: -1)
+        )
+        .encode(into: &b, version: 3)
         XCTAssertEqual(try DescribeAclsRequest.decode(from: &b, version: 3).filter.operation, 127)
     }
 }

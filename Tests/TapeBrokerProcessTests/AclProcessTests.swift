@@ -137,7 +137,9 @@ final class AclProcessTests: XCTestCase {
         ])
         XCTAssertEqual(added.status, 0, added.stderr)
         XCTAssertTrue(added.stdout.contains("added 1 ACL"), added.stdout)
-        let bad = try tape(["acls", "add", "--resource-type", "group", "--resource-name", "g", "--principal", "User:bob", "--operation", "write", "--data-dir", dir.path])
+        let bad = try tape([
+            "acls", "add", "--resource-type", "group", "--resource-name", "g", "--principal", "User:bob", "--operation", "write", "--data-dir", dir.path,
+        ])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("group ACLs support only"), bad.stderr)
         broker = try BrokerProcess(extraArguments: args, dataDir: dir)

@@ -9,17 +9,22 @@ import XCTest
 /// ACLs: the authorizer's decisions (pure), filter matching, the ACL file across reopen, and the
 /// ACL admin APIs and enforcement through the broker's handler.
 final class AclTests: XCTestCase {
-    func allow(_ type: AclResourceType, _ name: String, _ op: AclOperation, _ principal: String = "User:alice", pattern: AclPatternType = .literal, host: String = "*")
+    func allow(
+        _ type: AclResourceType, _ name: String, _ op: AclOperation, _ principal: String = "User:alice", pattern: AclPatternType = .literal, host: String = "*"
+    )
         -> AclBinding
     {
         AclBinding(resourceType: type, resourceName: name, patternType: pattern, principal: principal, host: host, operation: op, permission: .allow)
     }
 
-    func deny(_ type: AclResourceType, _ name: String, _ op: AclOperation, _ principal: String = "User:alice", pattern: AclPatternType = .literal) -> AclBinding {
+    func deny(_ type: AclResourceType, _ name: String, _ op: AclOperation, _ principal: String = "User:alice", pattern: AclPatternType = .literal) -> AclBinding
+    {
         AclBinding(resourceType: type, resourceName: name, patternType: pattern, principal: principal, operation: op, permission: .deny)
     }
 
-    func may(_ a: AclAuthorizer, _ op: AclOperation, _ name: String, type: AclResourceType = .topic, principal: String = "User:alice", host: String = "/10.0.0.1")
+    func may(
+        _ a: AclAuthorizer, _ op: AclOperation, _ name: String, type: AclResourceType = .topic, principal: String = "User:alice", host: String = "/10.0.0.1"
+    )
         -> Bool
     {
         a.authorize(principal: principal, host: host, operation: op, resourceType: type, resourceName: name)
@@ -136,7 +141,8 @@ final class AclTests: XCTestCase {
         XCTAssertEqual(match(AclBindingFilter(principal: "User:bob")), [])
         // Wire filters: ANY is 1; UNKNOWN and undefined numbers are refused.
         XCTAssertEqual(
-            try AclBindingFilter(wire: AclFilter(resourceType: 1, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1)),
+            try AclBindingFilter(
+                wire: AclFilter(resourceType: 1, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1)),
             .all)
         for bad in [
             AclFilter(resourceType: 0, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1),
@@ -238,14 +244,18 @@ final class AclTests: XCTestCase {
         let created = try CreateAclsResponse.decode(from: &out, version: 3)
         XCTAssertEqual(created.results.map(\.errorCode), [.none, .none, .invalidRequest])
         out = try await send(
-            b, DescribeAclsRequest(filter: AclFilter(resourceType: 1, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1)),
+            b,
+            DescribeAclsRequest(
+                filter: AclFilter(resourceType: 1, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1)),
             version: 2)
         let described = try DescribeAclsResponse.decode(from: &out, version: 2)
         XCTAssertEqual(described.errorCode, ErrorCode.none)
         XCTAssertEqual(described.resources.map(\.resourceName), ["orders", "g-"])
         XCTAssertEqual(described.resources.last?.patternType, 4)
         out = try await send(
-            b, DescribeAclsRequest(filter: AclFilter(resourceType: 0, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1)),
+            b,
+            DescribeAclsRequest(
+                filter: AclFilter(resourceType: 0, resourceName: nil, patternType: 1, principal: nil, host: nil, operation: 1, permissionType: 1)),
             version: 1)
         XCTAssertEqual(try DescribeAclsResponse.decode(from: &out, version: 1).errorCode, .invalidRequest)
         out = try await send(
@@ -300,7 +310,10 @@ final class AclTests: XCTestCase {
         XCTAssertEqual(try metadataTopics(&out).map(\.1), [.topicAuthorizationFailed, .none])
         // READ is not granted: fetch is refused per partition.
         out = try await send(
-            b, FetchRequest(maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20, topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20)])]),
+            b,
+            FetchRequest(
+                maxWaitMs: 0, minBytes: 0, maxBytes: 1 << 20,
+                topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 0, partitionMaxBytes: 1 << 20)])]),
             version: 11, connection: 1)
         _ = try out.decodeInt32()  // throttle
         XCTAssertEqual(try out.decodeErrorCode(), ErrorCode.none)

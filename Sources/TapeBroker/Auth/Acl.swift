@@ -144,7 +144,9 @@ public struct AclBinding: Sendable, Codable, Hashable {
         guard let permission = AclPermission(code: f.permissionType) else {
             throw AclValidationError("permission type \(f.permissionType) is not deny (2) or allow (3)")
         }
-        self.init(resourceType: type, resourceName: f.resourceName, patternType: pattern, principal: f.principal, host: f.host, operation: operation, permission: permission)
+        self.init(
+            resourceType: type, resourceName: f.resourceName, patternType: pattern, principal: f.principal, host: f.host, operation: operation,
+            permission: permission)
         try validate()
     }
 

@@ -41,7 +41,9 @@ extension Broker {
         guard auth.allowsCluster(.alter) else {
             return CreateAclsResponse(results: r.creations.map { _ in .init(errorCode: .clusterAuthorizationFailed, errorMessage: Self.aclRefusal) })
         }
-        guard let acls else { return CreateAclsResponse(results: r.creations.map { _ in .init(errorCode: .securityDisabled, errorMessage: "This broker has no ACL file.") }) }
+        guard let acls else {
+            return CreateAclsResponse(results: r.creations.map { _ in .init(errorCode: .securityDisabled, errorMessage: "This broker has no ACL file.") })
+        }
         var results: [CreateAclsResponse.Result] = []
         var valid: [AclBinding] = []
         for c in r.creations {
@@ -81,7 +83,8 @@ extension Broker {
             matched = try acls.remove(matching: filters)
         } catch {
             logger.error("could not store ACLs: \(error)")
-            return DeleteAclsResponse(filterResults: r.filters.map { _ in .init(errorCode: .unknownServerError, errorMessage: "Could not store the ACLs: \(error)") })
+            return DeleteAclsResponse(
+                filterResults: r.filters.map { _ in .init(errorCode: .unknownServerError, errorMessage: "Could not store the ACLs: \(error)") })
         }
         var next = matched.makeIterator()
         return DeleteAclsResponse(
@@ -99,7 +102,9 @@ extension Broker {
     func refuseProduce(_ r: inout ProduceRequest, auth: Authorization) -> [ProduceResponse.TopicResponse] {
         guard auth.isEnforced else { return [] }
         func refused(_ t: ProduceRequest.TopicData, _ code: ErrorCode, _ message: String) -> ProduceResponse.TopicResponse {
-            .init(name: t.name, partitions: t.partitions.map { .init(index: $0.index, errorCode: code, baseOffset: -1, logStartOffset: -1, errorMessage: message) })
+            .init(
+                name: t.name,
+                partitions: t.partitions.map { .init(index: $0.index, errorCode: code, baseOffset: -1, logStartOffset: -1, errorMessage: message) })
         }
         if let id = r.transactionalId, !auth.allows(.write, .transactionalId, id) {
             defer { r.topics = [] }

@@ -87,7 +87,8 @@ extension Broker {
             r.topics = allowed
             var response = listOffsets(r)
             response.topics += denied.map { t in
-                .init(name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: topicDenied, timestamp: -1, offset: -1) })
+                .init(
+                    name: t.name, partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, errorCode: topicDenied, timestamp: -1, offset: -1) })
             }
             return frame(response)
         case .createTopics(var r):
@@ -137,7 +138,9 @@ extension Broker {
             r.resources = r.resources.filter { auth.allowsConfigs(.alterConfigs, type: $0.resourceType, name: $0.resourceName) }
             var response = alterConfigs(r)
             response.responses += denied.map {
-                .init(errorCode: Self.configsRefusal($0.resourceType), errorMessage: "not authorized", resourceType: $0.resourceType, resourceName: $0.resourceName)
+                .init(
+                    errorCode: Self.configsRefusal($0.resourceType), errorMessage: "not authorized", resourceType: $0.resourceType,
+                    resourceName: $0.resourceName)
             }
             return frame(response)
         case .incrementalAlterConfigs(var r):
@@ -146,7 +149,9 @@ extension Broker {
             r.resources = r.resources.filter { auth.allowsConfigs(.alterConfigs, type: $0.resourceType, name: $0.resourceName) }
             var response = incrementalAlterConfigs(r)
             response.responses += denied.map {
-                .init(errorCode: Self.configsRefusal($0.resourceType), errorMessage: "not authorized", resourceType: $0.resourceType, resourceName: $0.resourceName)
+                .init(
+                    errorCode: Self.configsRefusal($0.resourceType), errorMessage: "not authorized", resourceType: $0.resourceType,
+                    resourceName: $0.resourceName)
             }
             return frame(response)
         case .findCoordinator(let r):
@@ -309,7 +314,9 @@ extension Broker {
                 guard g.topics != nil else { return nil }
                 return .init(
                     name: t.name,
-                    partitions: t.partitions.map { .init(partitionIndex: $0.partitionIndex, committedOffset: -1, metadata: nil, errorCode: .topicAuthorizationFailed) })
+                    partitions: t.partitions.map {
+                        .init(partitionIndex: $0.partitionIndex, committedOffset: -1, metadata: nil, errorCode: .topicAuthorizationFailed)
+                    })
             }
             answered.append(.init(groupId: g.groupId, topics: topics, errorCode: response.groups.first?.errorCode ?? response.errorCode))
         }
