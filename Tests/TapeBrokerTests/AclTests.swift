@@ -338,4 +338,68 @@ final class AclTests: XCTestCase {
         out = try await send(b, InitProducerIdRequest(transactionalId: "tx"), version: 1, connection: 1)
         XCTAssertEqual(try topLevelError(&out), .transactionalIdAuthorizationFailed)
     }
+
+    func testEnforcementOfGroupsOffsetsAdminAndCredentialApis() async throws {
+        let dir = try temporaryDirectory("acl-enforce-groups")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let b = makeBroker(dir: dir, enforce: true, superUsers: ["User:root"])
+        await b.setPrincipal("User:alice", connection: 1)
+        await b.setPrincipal("User:root", connection: 2)
+        try AclStore(dataDirectory: dir.path).add([
+            allow(.group, "g", .read), allow(.topic, "t", .read), allow(.group, "d-", .delete, pattern: .prefixed),
+        ])
+        func commit(_ group: String, _ topics: [String], connection: UInt64) async throws -> [ErrorCode] {
+            var out = try await send(
+                b,
+                OffsetCommitRequest(
+                    groupId: group, generationId: -1, memberId: "",
+                    topics: topics.map { .init(name: $0, partitions: [.init(partitionIndex: 0, committedOffset: 0)]) }), version: 7,
+                connection: connection)
+            _ = try out.decodeInt32()  // throttle
+            return try out.decodeArray { b in
+                _ = try b.decodeString()
+                return try b.decodeArray { b in
+                    _ = try b.decodeInt32()
+                    return try b.decodeErrorCode()
+                }
+            }.flatMap { $0 }
+        }
+        // root (super user) sets up groups g, h, d-1 with offsets on t and u (auto-created).
+        for name in ["t", "u"] {
+            _ = try await send(b, MetadataRequest(topics: [name], allowAutoTopicCreation: true), version: 4, connection: 2)
+        }
+        for group in ["g", "h", "d-1"] {
+            let codes = try await commit(group, ["t", "u"], connection: 2)
+            XCTAssertEqual(codes, [.none, .none], group)
+        }
+        // alice: READ on g and t only.
+        let partly = try await commit("g", ["t", "u"], connection: 1)
+        XCTAssertEqual(Set(partly), [.none, .topicAuthorizationFailed])
+        let otherGroup = try await commit("h", ["t"], connection: 1)
+        XCTAssertEqual(otherGroup, [.groupAuthorizationFailed])
+        // ListGroups without DESCRIBE on the cluster: only the groups alice may describe.
+        var out = try await send(b, ListGroupsRequest(), version: 2, connection: 1)
+        XCTAssertEqual(try ListGroupsResponse.decode(from: &out, version: 2).groups.map(\.groupId).sorted(), ["d-1", "g"])
+        out = try await send(b, ListGroupsRequest(), version: 2, connection: 2)
+        XCTAssertEqual(try ListGroupsResponse.decode(from: &out, version: 2).groups.map(\.groupId).sorted(), ["d-1", "g", "h"])
+        // OffsetFetch v8: DESCRIBE on the group (READ implies it), topics alice may not describe left out.
+        out = try await send(b, OffsetFetchRequest(groups: [.init(groupId: "g", topics: nil), .init(groupId: "h", topics: nil)]), version: 8, connection: 1)
+        let fetched = try OffsetFetchResponse.decode(from: &out, version: 8)
+        XCTAssertEqual(fetched.groups.map(\.errorCode), [.none, .groupAuthorizationFailed])
+        XCTAssertEqual(fetched.groups[0].topics.map(\.name), ["t"])
+        // DeleteGroups: DELETE through a prefixed ACL.
+        out = try await send(b, DeleteGroupsRequest(groupsNames: ["d-1", "h"]), version: 2, connection: 1)
+        let deleted = try DeleteGroupsResponse.decode(from: &out, version: 2).results
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: deleted.map { ($0.groupId, $0.errorCode) }), ["d-1": .none, "h": .groupAuthorizationFailed])
+        // Topic admin: no CREATE/ALTER/DELETE for alice.
+        out = try await send(b, CreatePartitionsRequest(topics: [.init(name: "t", count: 3)]), version: 2, connection: 1)
+        XCTAssertEqual(try CreatePartitionsResponse.decode(from: &out, version: 2).results.map(\.errorCode), [.topicAuthorizationFailed])
+        out = try await send(b, DeleteRecordsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, offset: 0)])]), version: 2, connection: 1)
+        XCTAssertEqual(try DeleteRecordsResponse.decode(from: &out, version: 2).topics.first?.partitions.first?.errorCode, .topicAuthorizationFailed)
+        // SCRAM credential admin needs DESCRIBE on the cluster once ACLs are enforced.
+        out = try await send(b, DescribeUserScramCredentialsRequest(users: nil), version: 0, connection: 1)
+        XCTAssertEqual(try DescribeUserScramCredentialsResponse.decode(from: &out, version: 0).errorCode, .clusterAuthorizationFailed)
+        out = try await send(b, DescribeUserScramCredentialsRequest(users: nil), version: 0, connection: 2)
+        XCTAssertEqual(try DescribeUserScramCredentialsResponse.decode(from: &out, version: 0).errorCode, ErrorCode.none)
+    }
 }
