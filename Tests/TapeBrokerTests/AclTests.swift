@@ -402,4 +402,45 @@ final class AclTests: XCTestCase {
         out = try await send(b, DescribeUserScramCredentialsRequest(users: nil), version: 0, connection: 2)
         XCTAssertEqual(try DescribeUserScramCredentialsResponse.decode(from: &out, version: 0).errorCode, ErrorCode.none)
     }
+
+    func testEnforcementOfTransactions() async throws {
+        let dir = try temporaryDirectory("acl-enforce-txn")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let b = makeBroker(dir: dir, enforce: true, superUsers: ["User:root"])
+        await b.setPrincipal("User:alice", connection: 1)
+        try AclStore(dataDirectory: dir.path).add([allow(.transactionalId, "tx", .write), allow(.topic, "t", .write), allow(.topic, "u", .describe)])
+        // AddPartitionsToTxn: a refused transactional id refuses all; a refused topic refuses it and
+        // leaves the others not attempted.
+        var out = try await send(
+            b, AddPartitionsToTxnRequest(transactionalId: "other", producerId: 1, producerEpoch: 0, topics: [.init(name: "t", partitions: [0])]), version: 3,
+            connection: 1)
+        XCTAssertEqual(
+            try AddPartitionsToTxnResponse.decode(from: &out, version: 3).results.flatMap { $0.partitions.map(\.errorCode) },
+            [.transactionalIdAuthorizationFailed])
+        out = try await send(
+            b,
+            AddPartitionsToTxnRequest(
+                transactionalId: "tx", producerId: 1, producerEpoch: 0, topics: [.init(name: "t", partitions: [0]), .init(name: "u", partitions: [0])]),
+            version: 3, connection: 1)
+        let added = try AddPartitionsToTxnResponse.decode(from: &out, version: 3).results
+        XCTAssertEqual(
+            Dictionary(uniqueKeysWithValues: added.map { ($0.name, $0.partitions[0].errorCode) }),
+            ["t": .operationNotAttempted, "u": .topicAuthorizationFailed])
+        // EndTxn and AddOffsetsToTxn: WRITE on the transactional id, then READ on the group.
+        out = try await send(b, EndTxnRequest(transactionalId: "other", producerId: 1, producerEpoch: 0, committed: true), version: 3, connection: 1)
+        XCTAssertEqual(try TxnErrorResponse.decode(from: &out, version: 3).errorCode, .transactionalIdAuthorizationFailed)
+        out = try await send(b, AddOffsetsToTxnRequest(transactionalId: "tx", producerId: 1, producerEpoch: 0, groupId: "g"), version: 3, connection: 1)
+        XCTAssertEqual(try TxnErrorResponse.decode(from: &out, version: 3).errorCode, .groupAuthorizationFailed)
+        // A transactional produce with a refused transactional id is refused whole.
+        let batch = RecordBatchBuilder.build(
+            records: [Record(timestampDelta: 0, offsetDelta: 0, key: nil, value: [1])], baseTimestamp: 1, producerId: 1, producerEpoch: 0, baseSequence: 0)
+        out = try await send(
+            b, ProduceRequest(transactionalId: "other", acks: -1, timeoutMs: 1000, topics: [.init(name: "t", partitions: [.init(index: 0, records: batch)])]),
+            version: 7, connection: 1)
+        _ = try out.decodeInt32()
+        _ = try out.decodeString()
+        _ = try out.decodeInt32()
+        _ = try out.decodeInt32()
+        XCTAssertEqual(try out.decodeErrorCode(), .transactionalIdAuthorizationFailed)
+    }
 }
