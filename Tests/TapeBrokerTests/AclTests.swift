@@ -396,6 +396,11 @@ final class AclTests: XCTestCase {
         XCTAssertEqual(try CreatePartitionsResponse.decode(from: &out, version: 2).results.map(\.errorCode), [.topicAuthorizationFailed])
         out = try await send(b, DeleteRecordsRequest(topics: [.init(name: "t", partitions: [.init(partitionIndex: 0, offset: 0)])]), version: 2, connection: 1)
         XCTAssertEqual(try DeleteRecordsResponse.decode(from: &out, version: 2).topics.first?.partitions.first?.errorCode, .topicAuthorizationFailed)
+        // DescribeCluster's authorized operations follow the ACLs: none for alice, all for root.
+        out = try await send(b, DescribeClusterRequest(includeClusterAuthorizedOperations: true, endpointType: 1), version: 0, connection: 1)
+        XCTAssertEqual(try DescribeClusterResponse.decode(from: &out, version: 0).clusterAuthorizedOperations, 0)
+        out = try await send(b, DescribeClusterRequest(includeClusterAuthorizedOperations: true, endpointType: 1), version: 0, connection: 2)
+        XCTAssertEqual(try DescribeClusterResponse.decode(from: &out, version: 0).clusterAuthorizedOperations, Broker.clusterOperations)
         // SCRAM credential admin needs DESCRIBE on the cluster once ACLs are enforced.
         out = try await send(b, DescribeUserScramCredentialsRequest(users: nil), version: 0, connection: 1)
         XCTAssertEqual(try DescribeUserScramCredentialsResponse.decode(from: &out, version: 0).errorCode, .clusterAuthorizationFailed)

@@ -28,6 +28,13 @@ struct Authorization: Sendable {
         return allowsCluster(.idempotentWrite) || authorizer.authorizeAny(principal: principal, host: host, operation: .write, resourceType: .topic)
     }
 
+    /// The cluster operations this principal is allowed, as the bit field Metadata and
+    /// DescribeCluster report (bit n set: operation code n allowed).
+    var authorizedClusterOperations: Int32 {
+        let operations: [AclOperation] = [.create, .alter, .describe, .clusterAction, .describeConfigs, .alterConfigs, .idempotentWrite]
+        return operations.filter { allowsCluster($0) }.reduce(Int32(0)) { $0 | (1 << Int32($1.code)) }
+    }
+
     /// Splits topic arrays into the topics allowed `operation` and the rest.
     func partition<P>(_ topics: [TopicPartitions<P>], _ operation: AclOperation) -> (allowed: [TopicPartitions<P>], denied: [TopicPartitions<P>]) {
         guard isEnforced else { return (topics, []) }
@@ -154,6 +161,11 @@ extension Broker {
                     resourceName: $0.resourceName)
             }
             return frame(response)
+        case .describeCluster(let r):
+            guard r.includeClusterAuthorizedOperations else { return nil }
+            var response = describeCluster(r, version: v)
+            response.clusterAuthorizedOperations = auth.authorizedClusterOperations
+            return frame(response)
         case .findCoordinator(let r):
             // Kafka: DESCRIBE on the group, or on the transactional id.
             let isTransaction = r.keyType == 1
@@ -270,6 +282,12 @@ extension Broker {
     /// topic is auto-created only with CREATE on the cluster or the topic.
     func authorizedMetadata(_ r: MetadataRequest, version: Int16, auth: Authorization) -> MetadataResponse {
         guard auth.isEnforced else { return metadata(r, version: version) }
+        var response = authorizedMetadataTopics(r, version: version, auth: auth)
+        if r.includeClusterAuthorizedOperations { response.clusterAuthorizedOperations = auth.authorizedClusterOperations }
+        return response
+    }
+
+    private func authorizedMetadataTopics(_ r: MetadataRequest, version: Int16, auth: Authorization) -> MetadataResponse {
         guard let names = r.topics else {
             var response = metadata(r, version: version)
             response.topics = response.topics.filter { auth.allows(.describe, .topic, $0.name) }
