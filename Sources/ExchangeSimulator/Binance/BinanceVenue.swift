@@ -3,7 +3,10 @@ import MarketData
 /// A Binance spot look-alike for `VenueSimulator`: websocket at `/ws` speaking SUBSCRIBE /
 /// `{"result":null,"id":N}` and one `trade` event per trade (`m` = buyer is maker, so `m:true`
 /// for a taker sell), REST `GET /api/v3/exchangeInfo` and `GET /api/v3/trades?symbol=&limit=`
-/// (oldest first). Liveness is at the protocol level: the client's ping (or pong) frames count
+/// (oldest first); order books as the `<symbol>@depth@100ms` diff depth stream (one `depthUpdate`
+/// per instrument per publish, `U`/`u` = the first and last `MarketSimulator` book update id it
+/// covers) and REST `GET /api/v3/depth?symbol=&limit=` (`lastUpdateId` = the book update id; the
+/// book faults skip or swap depth events). Liveness is at the protocol level: the client's ping (or pong) frames count
 /// as activity, as Binance requires pongs to its pings. Written independently of
 /// `Exchanges.BinanceFrameParser`, so the two check each other.
 public enum BinanceVenue: SimulatedVenue {
@@ -73,9 +76,73 @@ public enum BinanceVenue: SimulatedVenue {
             }
             out.append(UInt8(ascii: "]"))
             return SimulatedRESTResponse(status: 200, body: String(decoding: out, as: UTF8.self))
+        case "/api/v3/depth":
+            guard let symbol = query["symbol"], let instrument = maps.toInstrument[symbol],
+                let book = market.book(nativeSymbol: instrument)
+            else {
+                return SimulatedRESTResponse(status: 400, body: #"{"code":-1121,"msg":"Invalid symbol."}"#)
+            }
+            var limit = 100
+            if let text = query["limit"] {
+                guard let parsed = Int(text), parsed >= 1, parsed <= 5_000 else {
+                    return SimulatedRESTResponse(status: 400, body: #"{"code":-1100,"msg":"Illegal characters found in parameter 'limit'."}"#)
+                }
+                limit = parsed
+            }
+            return SimulatedRESTResponse(
+                status: 200,
+                body: depthSnapshot(
+                    bids: book.bids(top: limit), asks: book.asks(top: limit), lastUpdateId: market.bookUpdateId(nativeSymbol: instrument)))
         default:
             return SimulatedRESTResponse(status: 404, body: #"{"code":-1,"msg":"Not found"}"#)
         }
+    }
+
+    /// The `GET /api/v3/depth` body: `{"lastUpdateId":N,"bids":[["p","q"],...],"asks":[...]}`, best first.
+    public static func depthSnapshot(bids: [BookLevel], asks: [BookLevel], lastUpdateId: Int64) -> String {
+        var out: [UInt8] = []
+        JSONWriter.appendRaw("{\"lastUpdateId\":", to: &out)
+        JSONWriter.appendInt(lastUpdateId, to: &out)
+        JSONWriter.appendRaw(",\"bids\":", to: &out)
+        appendLevels(bids, to: &out)
+        JSONWriter.appendRaw(",\"asks\":", to: &out)
+        appendLevels(asks, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// One `depthUpdate` event, keys in Binance's order.
+    public static func depthEvent(
+        instrument: String, firstUpdateId: Int64, finalUpdateId: Int64, bids: [BookLevel], asks: [BookLevel], time: Int64
+    ) -> String {
+        var out: [UInt8] = []
+        JSONWriter.appendRaw("{\"e\":\"depthUpdate\",\"E\":", to: &out)
+        JSONWriter.appendInt(time, to: &out)
+        JSONWriter.appendRaw(",\"s\":", to: &out)
+        JSONWriter.appendString(nativeSymbol(instrument: instrument), to: &out)
+        JSONWriter.appendRaw(",\"U\":", to: &out)
+        JSONWriter.appendInt(firstUpdateId, to: &out)
+        JSONWriter.appendRaw(",\"u\":", to: &out)
+        JSONWriter.appendInt(finalUpdateId, to: &out)
+        JSONWriter.appendRaw(",\"b\":", to: &out)
+        appendLevels(bids, to: &out)
+        JSONWriter.appendRaw(",\"a\":", to: &out)
+        appendLevels(asks, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func appendLevels(_ levels: [BookLevel], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (i, level) in levels.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "["))
+            JSONWriter.appendString(level.price, to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONWriter.appendString(level.quantity, to: &out)
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     /// One `trade` event, keys in Binance's order.
@@ -102,11 +169,23 @@ public enum BinanceVenue: SimulatedVenue {
 public struct BinanceSession: VenueSession {
     public let configuration: SimulatedSessionConfiguration
     let toInstrument: [String: String]
+    /// "btcusdt@depth@100ms" (and "btcusdt@depth") → instrument.
+    let toDepthInstrument: [String: String]
     let connectedAt: Int64
     var lastReceived: Int64
     var closed = false
     /// Instruments subscribed ("BTC_USDT").
     public private(set) var subscribed: Set<String> = []
+    /// Instruments whose diff depth stream is subscribed.
+    public private(set) var depthSubscribed: Set<String> = []
+    /// Depth events produced (sent, skipped or held); the book fault knobs count these.
+    public private(set) var bookUpdatesProduced = 0
+    /// Depth events left out on purpose (`skipBookUpdateEvery`).
+    public private(set) var bookUpdatesSkipped = 0
+    /// Depth events sent after the next one on purpose (`swapBookUpdatesEvery`).
+    public private(set) var bookUpdatesSwapped = 0
+    /// An event held back to go out after the next one.
+    var heldDepthEvent: String?
     public private(set) var framesSent = 0
     public private(set) var malformedFramesSent = 0
     var malformedFrames: [String] = []
@@ -121,8 +200,15 @@ public struct BinanceSession: VenueSession {
         self.connectedAt = connectedAt
         self.lastReceived = connectedAt
         var map: [String: String] = [:]
-        for instrument in instruments { map[BinanceVenue.nativeSymbol(instrument: instrument).lowercased() + "@trade"] = instrument }
+        var depth: [String: String] = [:]
+        for instrument in instruments {
+            let lower = BinanceVenue.nativeSymbol(instrument: instrument).lowercased()
+            map[lower + "@trade"] = instrument
+            depth[lower + "@depth@100ms"] = instrument
+            depth[lower + "@depth"] = instrument
+        }
         toInstrument = map
+        toDepthInstrument = depth
     }
 
     public mutating func controlFrameReceived(at time: Int64) { lastReceived = time }
@@ -135,11 +221,16 @@ public struct BinanceSession: VenueSession {
         }
         switch request.method {
         case "SUBSCRIBE", "UNSUBSCRIBE":
-            if let unknown = request.list.first(where: { toInstrument[$0] == nil }) {
+            if let unknown = request.list.first(where: { toInstrument[$0] == nil && toDepthInstrument[$0] == nil }) {
                 return [.send("{\"error\":{\"code\":2,\"msg\":\"Invalid request: unknown stream \(unknown)\"},\"id\":\(id)}")]
             }
+            let subscribing = request.method == "SUBSCRIBE"
             for stream in request.list {
-                if request.method == "SUBSCRIBE" { subscribed.insert(toInstrument[stream]!) } else { subscribed.remove(toInstrument[stream]!) }
+                if let instrument = toInstrument[stream] {
+                    if subscribing { subscribed.insert(instrument) } else { subscribed.remove(instrument) }
+                } else if let instrument = toDepthInstrument[stream] {
+                    if subscribing { depthSubscribed.insert(instrument) } else { depthSubscribed.remove(instrument) }
+                }
             }
             return [.send("{\"result\":null,\"id\":\(id)}")]
         default:
@@ -163,6 +254,50 @@ public struct BinanceSession: VenueSession {
                     malformedFrames.append(frame)
                 }
                 actions.append(.send(frame))
+            }
+        }
+        actions += depthEvents(orders, at: time)
+        return actions
+    }
+
+    /// One `depthUpdate` per depth-subscribed instrument that `orders` changed, covering their
+    /// update ids; the book faults leave out or hold back every Nth one.
+    mutating func depthEvents(_ orders: [SimulatedOrder], at time: Int64) -> [SessionAction] {
+        var batches: [(instrument: String, first: Int64, last: Int64, bids: [BookLevel], asks: [BookLevel])] = []
+        var index: [String: Int] = [:]
+        for order in orders where depthSubscribed.contains(order.nativeSymbol) && !order.bookChanges.isEmpty {
+            let at: Int
+            if let known = index[order.nativeSymbol] {
+                at = known
+            } else {
+                at = batches.count
+                index[order.nativeSymbol] = at
+                batches.append((order.nativeSymbol, order.bookUpdateId, order.bookUpdateId, [], []))
+            }
+            batches[at].last = order.bookUpdateId
+            for change in order.bookChanges {
+                if change.side == .bid { batches[at].bids.append(change.level) } else { batches[at].asks.append(change.level) }
+            }
+        }
+        var actions: [SessionAction] = []
+        for batch in batches {
+            let event = BinanceVenue.depthEvent(
+                instrument: batch.instrument, firstUpdateId: batch.first, finalUpdateId: batch.last, bids: batch.bids,
+                asks: batch.asks, time: time)
+            bookUpdatesProduced += 1
+            if let every = configuration.skipBookUpdateEvery, every > 0, bookUpdatesProduced % every == 0 {
+                bookUpdatesSkipped += 1
+                continue
+            }
+            if let every = configuration.swapBookUpdatesEvery, every > 0, bookUpdatesProduced % every == 0, heldDepthEvent == nil {
+                heldDepthEvent = event
+                bookUpdatesSwapped += 1
+                continue
+            }
+            actions.append(.send(event))
+            if let held = heldDepthEvent {
+                actions.append(.send(held))
+                heldDepthEvent = nil
             }
         }
         return actions

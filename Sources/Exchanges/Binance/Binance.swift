@@ -69,6 +69,63 @@ public enum Binance: Sendable {
         return messages
     }
 
+    // MARK: Order books
+
+    /// The event type of diff depth events.
+    public static let depthEventType = "depthUpdate"
+
+    /// Most price levels per side a REST depth snapshot returns (`limit` 5000, request weight 250).
+    public static let restDepthLimit = 5_000
+
+    /// The stream name of a native symbol's diff depth at 100 ms: "btcusdt@depth@100ms".
+    public static func depthStream(_ nativeSymbol: String) -> String {
+        nativeSymbol.lowercased() + "@depth@100ms"
+    }
+
+    /// SUBSCRIBE requests for the diff depth streams of `symbols`, `streamsPerRequest` streams each,
+    /// ids counting from `firstId` (kept apart from the trade requests' ids, which count from 1).
+    public static func depthSubscribeMessages(symbols: [String], firstId: Int64 = 1_000_001) -> [String] {
+        var messages: [String] = []
+        var start = 0
+        while start < symbols.count {
+            let chunk = symbols[start..<min(symbols.count, start + streamsPerRequest)]
+            var out: [UInt8] = []
+            JSONWriter.appendRaw("{\"method\":\"SUBSCRIBE\",\"params\":[", to: &out)
+            for (i, symbol) in chunk.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriter.appendString(depthStream(symbol), to: &out)
+            }
+            JSONWriter.appendRaw("],\"id\":", to: &out)
+            JSONWriter.appendInt(firstId &+ Int64(messages.count), to: &out)
+            out.append(UInt8(ascii: "}"))
+            messages.append(String(decoding: out, as: UTF8.self))
+            start += streamsPerRequest
+        }
+        return messages
+    }
+
+    /// Levels per side Tape asks the REST depth snapshot for: 1,000 weighs 50 of the 6,000 request
+    /// weight per minute per IP (5,000 weighs 250). Levels deeper than the snapshot appear in the
+    /// book once they change (Binance's documented limitation of any snapshot size).
+    public static let bookSnapshotLimit = 1_000
+
+    /// Path and query of the REST depth snapshot: `/api/v3/depth?symbol=BNBBTC&limit=1000`.
+    public static func restDepthPath(symbol: String, limit: Int = bookSnapshotLimit) -> String {
+        "/api/v3/depth?symbol=\(symbol.uppercased())&limit=\(min(max(limit, 1), restDepthLimit))"
+    }
+
+    /// The diff depth event of Binance's documentation ("Diff. Depth Stream").
+    public static let sampleDepthUpdate =
+        #"{"e":"depthUpdate","E":1672515782136,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}"#
+
+    /// The same event through a combined stream.
+    public static let sampleCombinedDepthUpdate =
+        #"{"stream":"bnbbtc@depth@100ms","data":{"e":"depthUpdate","E":1672515782136,"s":"BNBBTC","U":157,"u":160,"b":[["0.0024","10"]],"a":[["0.0026","100"]]}}"#
+
+    /// The documented shape of `GET /api/v3/depth` ("Order book").
+    public static let sampleRESTDepth =
+        #"{"lastUpdateId":1027024,"bids":[["4.00000000","431.00000000"]],"asks":[["4.00000200","12.00000000"]]}"#
+
     /// Path and query of the recent-trades request: `/api/v3/trades?symbol=BTCUSDT&limit=1000`.
     public static func restTradesPath(symbol: String, limit: Int = restTradesLimit) -> String {
         "/api/v3/trades?symbol=\(symbol.uppercased())&limit=\(min(max(limit, 1), restTradesLimit))"
@@ -169,5 +226,33 @@ extension Binance: ExchangeAdapter {
 
     public static func parseMarkets(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket] {
         try BinanceREST.parseExchangeInfo(body)
+    }
+
+    // MARK: Order books: the diff depth stream plus REST snapshots (`BinanceBookSynchronizer`).
+
+    public typealias BookSync = BinanceBookSynchronizer
+
+    public static var supportsBooks: Bool { true }
+
+    public static func bookSubscribeMessages(nativeSymbols: [String]) -> [String] {
+        depthSubscribeMessages(symbols: nativeSymbols)
+    }
+
+    /// None: the stream has no snapshot; a resync fetches `bookSnapshotPath` instead.
+    public static func bookResubscribeMessages(nativeSymbol: String) -> [String] { [] }
+
+    /// `GET /api/v3/depth?limit=1000` weighs 50 of the 6,000 request weight per minute per IP: one
+    /// a second uses half, leaving room for the trades requests (25 each, at most one a second).
+    /// (With books on, each symbol takes two of the connection's 1,024 streams.)
+    public static var bookSnapshotSpacing: Duration { .seconds(1) }
+
+    public static func bookSnapshotPath(market: ListedMarket) -> String? {
+        restDepthPath(symbol: market.restSymbol)
+    }
+
+    public static func parseBookSnapshot(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
+        -> BookFrame
+    {
+        try BinanceREST.parseDepth(body, market: market, receivedAt: receivedAt)
     }
 }

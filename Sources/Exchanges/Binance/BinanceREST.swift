@@ -68,6 +68,55 @@ public enum BinanceREST {
             quantity: quantity, quoteQuantity: quote, side: buyerIsMaker ? .sell : .buy, time: time, receivedAt: receivedAt)
     }
 
+    /// Parses `GET /api/v3/depth`: `{"lastUpdateId":1027024,"bids":[["4.00000000","431.00000000"]],
+    /// "asks":[[...]]}` into a `.snapshot` frame whose `sequence` is `lastUpdateId`. The body has no
+    /// time: the frame's `time` is the receive time (ms). Every level is checked; a bad one fails
+    /// the body as `.invalidBook`.
+    public static func parseDepth(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
+        -> BookFrame
+    {
+        let result = body.withUnsafeBufferPointer { buffer in
+            Result { () throws(FrameParseError) -> BookFrame in
+                var s = JSONScanner(buffer)
+                var lastUpdateId: Int64?
+                var bids: [BookLevel]?
+                var asks: [BookLevel]?
+                do throws(JSONError) {
+                    try s.beginObject()
+                    var first = true
+                    while let key = try s.nextKey(first: &first) {
+                        if s.token(key, equals: "lastUpdateId") {
+                            lastUpdateId = try s.readInt64()
+                        } else if s.token(key, equals: "bids") {
+                            bids = try s.readBookLevels()
+                        } else if s.token(key, equals: "asks") {
+                            asks = try s.readBookLevels()
+                        } else {
+                            try s.skipValue()
+                        }
+                    }
+                    guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the depth object", at: s.position) }
+                } catch {
+                    throw BinanceFrameParser.bookError(error)
+                }
+                guard let lastUpdateId, lastUpdateId >= 0 else {
+                    throw FrameParseError(.invalidBook, "depth has no valid lastUpdateId", offset: 0)
+                }
+                guard let bids, let asks else { throw FrameParseError(.invalidBook, "depth has no bids or asks", offset: 0) }
+                return BookFrame(
+                    nativeSymbol: market.nativeSymbol, kind: .snapshot, bids: bids, asks: asks, time: receivedAt / 1000,
+                    receivedAt: receivedAt, sequence: lastUpdateId)
+            }
+        }
+        return try result.get()
+    }
+
+    public static func parseDepth(_ body: String, market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
+        -> BookFrame
+    {
+        try parseDepth(Array(body.utf8), market: market, receivedAt: receivedAt)
+    }
+
     /// Parses `GET /api/v3/exchangeInfo` into listed markets: native `symbol`, normalized
     /// `baseAsset-quoteAsset`, trading when `status` is "TRADING".
     public static func parseExchangeInfo(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket] {

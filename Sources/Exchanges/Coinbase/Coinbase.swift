@@ -52,6 +52,12 @@ public enum Coinbase: Sendable {
     /// True: a trade's `side` is the maker's; the taker's side is the opposite (see above).
     public static let sideIsMakerSide = true
 
+    /// The channel to subscribe to for order books ("level2"); its messages say `l2_data`.
+    public static let level2Channel = "level2"
+
+    /// The `channel` of level2 messages.
+    public static let level2DataChannel = "l2_data"
+
     /// Heartbeats arrive every second; no ping is sent, the interval only paces the timer.
     public static let pingInterval: Duration = .seconds(15)
 
@@ -67,8 +73,19 @@ public enum Coinbase: Sendable {
 
     /// The subscribe request for `channel` and `productIds`.
     public static func subscribeMessage(channel: String = tradesChannel, productIds: [String]) -> String {
+        subscription("subscribe", channel: channel, productIds: productIds)
+    }
+
+    /// The unsubscribe request for `channel` and `productIds` (same shape as subscribe).
+    public static func unsubscribeMessage(channel: String, productIds: [String]) -> String {
+        subscription("unsubscribe", channel: channel, productIds: productIds)
+    }
+
+    static func subscription(_ type: String, channel: String, productIds: [String]) -> String {
         var out: [UInt8] = []
-        JSONWriter.appendRaw("{\"type\":\"subscribe\",\"product_ids\":[", to: &out)
+        JSONWriter.appendRaw("{\"type\":", to: &out)
+        JSONWriter.appendString(type, to: &out)
+        JSONWriter.appendRaw(",\"product_ids\":[", to: &out)
         for (i, product) in productIds.enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }
             JSONWriter.appendString(product, to: &out)
@@ -98,6 +115,15 @@ public enum Coinbase: Sendable {
     /// An update event with two trades (the shape of live updates).
     public static let sampleUpdateFrame =
         #"{"channel":"market_trades","client_id":"","timestamp":"2023-02-09T20:19:36.1Z","sequence_num":4,"events":[{"type":"update","trades":[{"trade_id":"571290391","product_id":"BTC-USD","price":"21921.74","size":"0.00455","side":"SELL","time":"2023-02-09T20:19:35.954Z"},{"trade_id":"571290392","product_id":"BTC-USD","price":"21921.75","size":"0.1","side":"BUY","time":"2023-02-09T20:19:35.96012Z"}]}]}"#
+
+    /// A `level2` snapshot (Advanced Trade docs, Level2 channel: `side` "bid"/"offer", absolute
+    /// `new_quantity`; snapshot levels carry a zero `event_time`).
+    public static let sampleLevel2Snapshot =
+        #"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:50.714964855Z","sequence_num":0,"events":[{"type":"snapshot","product_id":"BTC-USD","updates":[{"side":"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.73","new_quantity":"0.06317902"},{"side":"bid","event_time":"1970-01-01T00:00:00Z","price_level":"21921.3","new_quantity":"0.02"},{"side":"offer","event_time":"1970-01-01T00:00:00Z","price_level":"21921.74","new_quantity":"1.5"}]}]}"#
+
+    /// A `level2` update: quantity "0" removes the level.
+    public static let sampleLevel2Update =
+        #"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:51.1Z","sequence_num":1,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","event_time":"2023-02-09T20:32:50.982Z","price_level":"21921.3","new_quantity":"0"},{"side":"offer","event_time":"2023-02-09T20:32:50.982Z","price_level":"21921.75","new_quantity":"0.25"}]}]}"#
 
     /// The `subscriptions` confirmation.
     public static let sampleSubscriptions =
@@ -155,5 +181,23 @@ extension Coinbase: ExchangeAdapter {
 
     public static func parseMarkets(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket] {
         try CoinbaseREST.parseProducts(body)
+    }
+
+    // MARK: Order books: the level2 channel (`CoinbaseBookSynchronizer`).
+
+    public typealias BookSync = CoinbaseBookSynchronizer
+
+    public static var supportsBooks: Bool { true }
+
+    public static func bookSubscribeMessages(nativeSymbols: [String]) -> [String] {
+        nativeSymbols.isEmpty ? [] : [subscribeMessage(channel: level2Channel, productIds: nativeSymbols)]
+    }
+
+    /// Unsubscribe then subscribe the product's level2 channel: the venue answers with a fresh snapshot.
+    public static func bookResubscribeMessages(nativeSymbol: String) -> [String] {
+        [
+            unsubscribeMessage(channel: level2Channel, productIds: [nativeSymbol]),
+            subscribeMessage(channel: level2Channel, productIds: [nativeSymbol]),
+        ]
     }
 }
