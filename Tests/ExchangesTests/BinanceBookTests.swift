@@ -160,7 +160,7 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
                 == [#"{"method":"SUBSCRIBE","params":["bnbbtc@depth@100ms","btcusdt@depth@100ms"],"id":1000001}"#])
         #expect(Binance.bookSubscribeMessages(nativeSymbols: []).isEmpty)
         #expect(Binance.bookResubscribeMessages(nativeSymbol: "BNBBTC").isEmpty, "a resync fetches REST instead")
-        #expect(Binance.bookSnapshotPath(market: bnbbtc) == "/api/v3/depth?symbol=BNBBTC&limit=5000")
+        #expect(Binance.bookSnapshotPath(market: bnbbtc) == "/api/v3/depth?symbol=BNBBTC&limit=1000")
         let many = (0..<1_500).map { "S\($0)" }
         let chunks = Binance.bookSubscribeMessages(nativeSymbols: many)
         #expect(chunks.count == 2)
@@ -315,19 +315,28 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
         var step = m.reset(receivedAt: 1_700_000_005_000_000)
         #expect(step.resyncReason == .reconnect)
         #expect(step.events.isEmpty)
+        #expect(step.action == .fetchSnapshot, "a new connection asks for the snapshot at once (quiet markets too)")
         #expect(m.book == nil)
-        #expect(m.receiveSnapshot(snapshot(1, bids: [], asks: [])) == .nothing, "nobody asked: ignored")
         step = m.receive(depth(300, 301, asks: [("2", "3")]))
-        #expect(step.action == .fetchSnapshot)
+        #expect(step.action == .none, "the snapshot is already asked for")
         step = m.receiveSnapshot(snapshot(300, bids: [("1", "1")], asks: [("2", "1")]))
         #expect(step.gaps.count == 1)
         #expect(step.gaps.first?.reason.contains("reset") == true)
         #expect(step.events.map(\.sequence) == ["300", "301"])
-        // A fresh machine's reset reports nothing.
+        #expect(m.receiveSnapshot(snapshot(1, bids: [], asks: [])) == .nothing, "nobody asked: ignored")
+        // A fresh machine's reset reports nothing but asks for the snapshot.
         var fresh = machine()
-        #expect(fresh.reset(receivedAt: 1) == .nothing)
+        #expect(fresh.reset(receivedAt: 1) == BookSyncStep(action: .fetchSnapshot))
         _ = fresh.receive(depth(1, 1))
         #expect(fresh.receiveSnapshot(snapshot(1, bids: [], asks: [])).gaps.isEmpty)
+        // A quiet market: the snapshot comes before any event, and the first event must straddle it.
+        var quiet = machine()
+        _ = quiet.reset(receivedAt: 1)
+        step = quiet.receiveSnapshot(snapshot(50, bids: [("1", "1")], asks: [("2", "1")]))
+        #expect(step.events.map(\.sequence) == ["50"], "published at once")
+        #expect(quiet.receive(depth(40, 50)) == .nothing, "old news")
+        #expect(quiet.receive(depth(49, 52, bids: [("1", "2")])).events.map(\.sequence) == ["52"], "straddles 51")
+        #expect(quiet.receive(depth(54, 55)).resyncReason == .sequenceBreak, "53 was missed")
     }
 
     @Test func crossedBooksAreThrownAwayAndFetchedAgain() {
