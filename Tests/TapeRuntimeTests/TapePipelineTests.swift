@@ -45,6 +45,16 @@ final class TapePipelineTests: XCTestCase {
             (((json as? [String: Any])?["exchanges"] as? [[String: Any]])?.first?["tradesTotal"] as? Int ?? 0) > 0
         }
         XCTAssertNotNil(stats)
+        // `tape up` collects books: every market's book is served from tape.books, never crossed.
+        for symbol in ["BTC-USDT", "ETH-USDT"] {
+            let book = try await waitForJSON(port: port, path: "/api/book?symbol=poloniex:\(symbol)&depth=5", seconds: 30) { json in
+                ((json as? [String: Any])?["bids"] as? [Any])?.isEmpty == false
+            }
+            let fields = try XCTUnwrap(book as? [String: Any])
+            XCTAssertEqual(fields["crossed"] as? Bool, false, "\(symbol): \(fields)")
+            XCTAssertEqual((fields["asks"] as? [Any])?.count, 5, "\(symbol): \(fields)")
+            XCTAssertNotNil(fields["sequence"] as? String)
+        }
 
         await first.triggerGracefulShutdown()
         try await running.value
