@@ -59,6 +59,9 @@ public struct SimulatorConfiguration: Sendable {
     public var swapBookUpdatesEvery: Int?
     /// Levels per side of each simulated book (0: no books). Default 20.
     public var bookDepth = 20
+    /// Once `maxTrades` is reached, write every instrument's final book to FILE (`tape.books`
+    /// snapshot records, one a line, spelled as the venue does) — what a correct consumer must hold.
+    public var finalBooksLog: String?
     public var tlsCertificateFile: String?
     public var tlsKeyFile: String?
 
@@ -98,6 +101,7 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     let server: NIOAsyncChannel<EventLoopFuture<Upgrade>, Never>
     let state: Mutex<State>
     let logs: Logs
+    let finalBooksWritten = Atomic<Bool>(false)
 
     enum Upgrade: Sendable {
         case websocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
@@ -209,6 +213,25 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     public func recentTrades(symbol: String, limit: Int = 1000) -> [SimulatedTrade] {
         state.withLock { $0.market.recentTrades(nativeSymbol: symbol, limit: limit) ?? [] }
     }
+    /// An instrument's book now (simulator name), nil for an unknown one.
+    public func book(symbol: String) -> OrderBook? { state.withLock { $0.market.book(nativeSymbol: symbol) } }
+
+    /// The book records a correct `tape.books` consumer must hold now, one per instrument.
+    public func bookSnapshots() -> [BookEvent] {
+        state.withLock { state in
+            state.market.nativeSymbols.compactMap { instrument in
+                guard let book = state.market.book(nativeSymbol: instrument) else { return nil }
+                let expected = Venue.expectedTrade(
+                    SimulatedTrade(
+                        nativeSymbol: instrument, id: 0, price: .zero, quantity: .zero, amount: .zero, takerSide: .buy, createTime: 0,
+                        pushTime: 0), receivedAt: 0)
+                return BookEvent(
+                    snapshotOf: book, exchange: expected.exchange, symbol: expected.symbol, nativeSymbol: expected.nativeSymbol,
+                    sequence: String(state.market.bookUpdateId(nativeSymbol: instrument)), time: 0, receivedAt: 0)
+            }
+        }
+    }
+
     /// The trade a correct ingest of this venue must produce from a simulated one.
     public func expectedTrade(_ trade: SimulatedTrade, receivedAt: Int64 = 0) -> Trade {
         Venue.expectedTrade(trade, receivedAt: receivedAt)
@@ -281,6 +304,22 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                 return orders
             }
             logs.malformed(malformed)
+            if let path = configuration.finalBooksLog, let max = configuration.maxTrades, !finalBooksWritten.load(ordering: .relaxed),
+                state.withLock({ $0.market.tradeCount >= max })
+            {
+                finalBooksWritten.store(true, ordering: .relaxed)
+                var out: [UInt8] = []
+                for event in bookSnapshots() {
+                    event.appendJSON(to: &out)
+                    out.append(10)
+                }
+                // Written whole, then renamed: a reader never sees half a file.
+                let temporary = path + ".tmp"
+                if FileManager.default.createFile(atPath: temporary, contents: Data(out)) {
+                    _ = try? FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
+                    if !FileManager.default.fileExists(atPath: path) { try? FileManager.default.moveItem(atPath: temporary, toPath: path) }
+                }
+            }
             if !orders.isEmpty {
                 let receivedAt = Int64(0)
                 logs.trades(orders.flatMap { $0.trades.map { Venue.expectedTrade($0, receivedAt: receivedAt) } })

@@ -35,12 +35,22 @@ public struct ListedMarket: Sendable, Hashable {
     /// The venue's spelling in REST requests, when it differs from the websocket one (Kraken:
     /// "XBTUSD" on REST, "BTC/USD" on its v2 websocket). Defaults to `nativeSymbol`.
     public var restSymbol: String
+    /// Decimals of the market's prices, where the venue lists them (Kraken `pair_decimals`: its
+    /// book checksum formats prices to this many decimals). Nil when unknown.
+    public var priceDecimals: Int?
+    /// Decimals of the market's quantities, where the venue lists them (Kraken `lot_decimals`).
+    public var quantityDecimals: Int?
 
-    public init(nativeSymbol: String, symbol: Symbol, isTrading: Bool, restSymbol: String? = nil) {
+    public init(
+        nativeSymbol: String, symbol: Symbol, isTrading: Bool, restSymbol: String? = nil, priceDecimals: Int? = nil,
+        quantityDecimals: Int? = nil
+    ) {
         self.nativeSymbol = nativeSymbol
         self.symbol = symbol
         self.isTrading = isTrading
         self.restSymbol = restSymbol ?? nativeSymbol
+        self.priceDecimals = priceDecimals
+        self.quantityDecimals = quantityDecimals
     }
 
     /// A market known only by its native name, normalized with `Symbol(normalizing:)`.
@@ -197,6 +207,21 @@ extension Poloniex: ExchangeAdapter {
         try PoloniexREST.parseMarkets(body).map {
             ListedMarket(nativeSymbol: $0.symbol, symbol: $0.normalizedSymbol, isTrading: $0.isTrading)
         }
+    }
+
+    // MARK: Order books: `book_lv2` (see PoloniexBookFrames.swift)
+
+    public typealias BookSync = PoloniexBookSynchronizer
+
+    public static var supportsBooks: Bool { true }
+
+    public static func bookSubscribeMessages(nativeSymbols: [String]) -> [String] {
+        [subscribeMessage(channel: bookChannel, symbols: nativeSymbols)]
+    }
+
+    /// Unsubscribe then subscribe: Poloniex answers a subscription with a fresh snapshot.
+    public static func bookResubscribeMessages(nativeSymbol: String) -> [String] {
+        [unsubscribeMessage(channel: bookChannel, symbols: [nativeSymbol]), subscribeMessage(channel: bookChannel, symbols: [nativeSymbol])]
     }
 }
 

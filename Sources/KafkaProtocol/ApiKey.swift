@@ -35,6 +35,9 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
     case addOffsetsToTxn = 25
     case endTxn = 26
     case txnOffsetCommit = 28
+    case describeAcls = 29
+    case createAcls = 30
+    case deleteAcls = 31
 
     public var description: String { "\(self.name)(\(rawValue))" }
 
@@ -73,6 +76,9 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .addOffsetsToTxn: "AddOffsetsToTxn"
         case .endTxn: "EndTxn"
         case .txnOffsetCommit: "TxnOffsetCommit"
+        case .describeAcls: "DescribeAcls"
+        case .createAcls: "CreateAcls"
+        case .deleteAcls: "DeleteAcls"
         }
     }
 
@@ -115,6 +121,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .addOffsetsToTxn: 0...3
         case .endTxn: 0...3
         case .txnOffsetCommit: 0...3
+        case .describeAcls, .createAcls, .deleteAcls: 0...3
         }
     }
 
@@ -152,6 +159,7 @@ public enum ApiKey: Int16, Sendable, CaseIterable, CustomStringConvertible {
         case .describeUserScramCredentials: 0
         case .alterUserScramCredentials: 0
         case .addPartitionsToTxn, .addOffsetsToTxn, .endTxn, .txnOffsetCommit: 3
+        case .describeAcls, .createAcls, .deleteAcls: 2
         }
     }
 
@@ -232,6 +240,10 @@ public struct ErrorCode: RawRepresentable, Hashable, Sendable, CustomStringConve
     public static let concurrentTransactions = ErrorCode(rawValue: 51)
     public static let operationNotAttempted = ErrorCode(rawValue: 55)
     public static let producerFenced = ErrorCode(rawValue: 90)
+    public static let topicAuthorizationFailed = ErrorCode(rawValue: 29)
+    public static let groupAuthorizationFailed = ErrorCode(rawValue: 30)
+    public static let transactionalIdAuthorizationFailed = ErrorCode(rawValue: 53)
+    public static let securityDisabled = ErrorCode(rawValue: 54)
 }
 
 extension ByteBuffer {

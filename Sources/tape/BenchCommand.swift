@@ -9,7 +9,7 @@ struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, in the style of kafka-producer-perf-test.",
-        subcommands: [BenchProduce.self, BenchConsume.self, BenchLatency.self, BenchParseCommand.self, BenchProcess.self, BenchE2E.self]
+        subcommands: [BenchProduce.self, BenchConsume.self, BenchLatency.self, BenchParseCommand.self, BenchBookCommand.self, BenchProcess.self, BenchE2E.self]
     )
 }
 

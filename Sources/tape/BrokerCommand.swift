@@ -225,12 +225,26 @@ struct BrokerSecurityOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "Principals allowed to describe and alter SCRAM credentials through the Kafka API, comma-separated, e.g. User:admin,User:CN=ops (default: any authenticated one).",
+            "Principals allowed to describe and alter SCRAM credentials through the Kafka API, and that bypass ACLs, comma-separated, e.g. User:admin,User:CN=ops (default: any authenticated one may manage credentials).",
             valueName: "principals"))
     var superUsers: String?
 
     @Flag(help: "Allow listening on a non-loopback address without authentication (anyone who reaches it can read, write and delete).")
     var insecure = false
+
+    /// The authorizers `--authorizer` accepts.
+    enum AuthorizerOption: String, ExpressibleByArgument, CaseIterable {
+        case none, acl
+    }
+
+    @Option(
+        help: ArgumentHelp(
+            "Enforce ACLs (acls.json in the data directory, managed with `tape acls` or the Kafka ACL APIs): none or acl. Super users bypass them.",
+            valueName: "authorizer"))
+    var authorizer: AuthorizerOption = .none
+
+    @Flag(help: "With --authorizer acl: allow what no ACL covers (Kafka's allow.everyone.if.no.acl.found); without it, such requests are denied.")
+    var allowEveryoneIfNoAclFound = false
 
     var mechanisms: [SaslMechanism] {
         get throws {
@@ -253,6 +267,9 @@ struct BrokerSecurityOptions: ParsableArguments {
         for p in (superUsers ?? "").split(separator: ",") where !p.trimmingCharacters(in: .whitespaces).hasPrefix("User:") {
             throw ValidationError("--super-users takes principals like User:admin, comma-separated; got \(p).")
         }
+        if allowEveryoneIfNoAclFound && authorizer != .acl {
+            throw ValidationError("--allow-everyone-if-no-acl-found needs --authorizer acl.")
+        }
         if tlsClientCa != nil, tlsCert == nil {
             throw ValidationError("--tls-client-ca needs --tls-cert and --tls-key (client certificates are checked over TLS).")
         }
@@ -261,6 +278,9 @@ struct BrokerSecurityOptions: ParsableArguments {
     func apply(to config: inout BrokerConfiguration, dataDir: String) {
         config.security.saslMechanisms = (try? mechanisms) ?? []
         config.security.credentialsPath = (dataDir as NSString).appendingPathComponent(CredentialStore.fileName)
+        config.security.aclsPath = (dataDir as NSString).appendingPathComponent(AclStore.fileName)
+        config.security.aclAuthorizer = authorizer == .acl
+        config.security.allowEveryoneIfNoAclFound = allowEveryoneIfNoAclFound
         config.security.superUsers = (superUsers ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         if let tlsCert, let tlsKey {
             config.security.tls = BrokerSecurity.TLSFiles(certificatePath: tlsCert, privateKeyPath: tlsKey, clientCAPath: tlsClientCa)

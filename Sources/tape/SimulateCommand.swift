@@ -32,6 +32,15 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-trades"), help: "Stop generating after N trades (keeps serving).") var maxTrades: Int?
     @Option(name: .customLong("trades-log"), help: "Append every generated trade (Tape Trade JSON) to FILE.") var tradesLog: String?
     @Option(name: .customLong("malformed-log"), help: "Append every malformed frame sent to FILE.") var malformedLog: String?
+    @Option(name: .customLong("book-depth"), help: "Levels per side of each simulated order book (0: no books).") var bookDepth: Int = 20
+    @Option(name: .customLong("skip-book-update-every"), help: "Leave out every Nth book update sent to each client (fault: a sequence break).")
+    var skipBookUpdateEvery: Int?
+    @Option(name: .customLong("corrupt-checksum-every"), help: "Send a wrong checksum with every Nth book update (fault; Kraken).")
+    var corruptChecksumEvery: Int?
+    @Option(name: .customLong("swap-book-updates-every"), help: "Send every Nth book update after the one that follows it (fault: out of order).")
+    var swapBookUpdatesEvery: Int?
+    @Option(name: .customLong("final-books"), help: "With --max-trades: once reached, write every market's final book to FILE (tape.books snapshot records).")
+    var finalBooks: String?
     @Option(name: .customLong("tls-cert"), help: "Serve wss:// and https:// with this PEM certificate chain (needs --tls-key).")
     var tlsCertificate: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.") var tlsKey: String?
@@ -47,6 +56,14 @@ struct SimulateCommand: AsyncParsableCommand {
         if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive.") }
         if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive.") }
         if let skipEvery, skipEvery <= 0 { throw ValidationError("--skip-every must be positive.") }
+        guard bookDepth >= 0, bookDepth <= 1000 else { throw ValidationError("--book-depth must be from 0 to 1000.") }
+        for (flag, value) in [
+            ("skip-book-update-every", skipBookUpdateEvery), ("corrupt-checksum-every", corruptChecksumEvery),
+            ("swap-book-updates-every", swapBookUpdatesEvery),
+        ] {
+            if let value, value <= 1 { throw ValidationError("--\(flag) must be at least 2.") }
+        }
+        if finalBooks != nil && maxTrades == nil { throw ValidationError("--final-books needs --max-trades (the books are final once it is reached).") }
     }
 
     static let venues = ["poloniex", "binance", "coinbase", "kraken"]
@@ -84,6 +101,11 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.maxTrades = maxTrades
         configuration.tradesLog = tradesLog
         configuration.malformedLog = malformedLog
+        configuration.bookDepth = bookDepth
+        configuration.skipBookUpdateEvery = skipBookUpdateEvery
+        configuration.corruptChecksumEvery = corruptChecksumEvery
+        configuration.swapBookUpdatesEvery = swapBookUpdatesEvery
+        configuration.finalBooksLog = finalBooks
         configuration.tlsCertificateFile = tlsCertificate
         configuration.tlsKeyFile = tlsKey
         let simulator: VenueSimulator<Venue>

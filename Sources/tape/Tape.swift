@@ -23,6 +23,7 @@ struct Tape: AsyncParsableCommand {
             ProcessCommand.self, CandlesCommand.self, BooksCommand.self,
             ServeCommand.self,
             UsersCommand.self,
+            AclsCommand.self,
         ]
     )
 }

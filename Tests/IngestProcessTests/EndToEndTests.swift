@@ -23,6 +23,7 @@ class EndToEndTests: XCTestCase {
         var topic: String
         var deadLetterTopic: String
         var gapsTopic: String
+        var booksTopic = "tape.books"
         var simulator: ChildProcess
         var brokers: String
         var websocket: String
@@ -34,13 +35,14 @@ class EndToEndTests: XCTestCase {
 
     func start(
         _ name: String, rate: Int, maxTrades: Int, dropEvery: Double, malformedEvery: Int, exchange: String = "poloniex",
-        skipEvery: Int? = nil
+        skipEvery: Int? = nil, simulatorExtra: [String] = []
     ) throws -> Setup {
         let directory = try temporaryDirectory(name)
         var mock: ChildProcess?
         var topic = "tape.trades"
         var deadLetterTopic = "tape.deadletter"
         var gapsTopic = "tape.gaps"
+        var booksTopic = "tape.books"
         let brokers: String
         if let external = ProcessInfo.processInfo.environment["TAPE_TEST_BROKERS"], !external.isEmpty {
             brokers = external
@@ -48,7 +50,8 @@ class EndToEndTests: XCTestCase {
             topic = "tape.trades.\(suffix)"
             deadLetterTopic = "tape.deadletter.\(suffix)"
             gapsTopic = "tape.gaps.\(suffix)"
-            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1), (gapsTopic, 1)])
+            booksTopic = "tape.books.\(suffix)"
+            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1), (gapsTopic, 1), (booksTopic, 3)])
         } else if Self.startsTapeBroker {
             let port = Loopback.freePort()
             let process = try ChildProcess(
@@ -56,11 +59,12 @@ class EndToEndTests: XCTestCase {
                 logDirectory: directory)
             brokers = "127.0.0.1:\(port)"
             try process.waitForPort(port)
-            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1), (gapsTopic, 1)], skipOnFailure: false)
+            try createTopics(brokers: brokers, [(topic, 3), (deadLetterTopic, 1), (gapsTopic, 1), (booksTopic, 3)], skipOnFailure: false)
             mock = process
         } else {
             let process = try ChildProcess(
-                ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1", "--topic", "tape.gaps:1"], name: "mock-cluster",
+                ["mock-cluster", "--brokers", "1", "--topic", "tape.trades:3", "--topic", "tape.deadletter:1", "--topic", "tape.gaps:1", "--topic", "tape.books:3"],
+                name: "mock-cluster",
                 logDirectory: directory)
             brokers = try process.firstLine()
             mock = process
@@ -71,11 +75,12 @@ class EndToEndTests: XCTestCase {
             [
                 "simulate", "--exchange", exchange, "--rate", String(rate), "--max-trades", String(maxTrades), "--seed", "7", "--drop-every", String(dropEvery),
                 "--malformed-every", String(malformedEvery), "--trades-log", tradesLog, "--malformed-log", malformedLog,
-            ] + (skipEvery.map { ["--skip-every", String($0)] } ?? []), name: "simulate", logDirectory: directory)
+            ] + (skipEvery.map { ["--skip-every", String($0)] } ?? []) + simulatorExtra, name: "simulate", logDirectory: directory)
         let urls = try simulator.firstLine().split(separator: " ").map(String.init)
         XCTAssertEqual(urls.count, 2)
         return Setup(
-            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, gapsTopic: gapsTopic, simulator: simulator, brokers: brokers,
+            directory: directory, mock: mock, topic: topic, deadLetterTopic: deadLetterTopic, gapsTopic: gapsTopic, booksTopic: booksTopic,
+            simulator: simulator, brokers: brokers,
             websocket: urls[0], rest: urls[1],
             tradesLog: tradesLog, malformedLog: malformedLog, exchange: exchange)
     }
@@ -86,6 +91,7 @@ class EndToEndTests: XCTestCase {
                 "ingest", "--exchange", setup.exchange, "--symbols", "all", "--endpoint", setup.websocket, "--rest-endpoint", setup.rest, "--brokers",
                 setup.brokers,
                 "--ping-interval", "1", "--topic", setup.topic, "--deadletter-topic", setup.deadLetterTopic, "--gaps-topic", setup.gapsTopic,
+                "--books-topic", setup.booksTopic,
             ] + extra, name: name, logDirectory: setup.directory)
     }
 
@@ -423,4 +429,9 @@ final class EndToEndTapeBrokerTests: EndToEndTests {
     override func testKafkaStallIsBufferedThenResumed() throws { try super.testKafkaStallIsBufferedThenResumed() }
     override func testGapBeyondRESTIsReportedNotHidden() throws { try super.testGapBeyondRESTIsReportedNotHidden() }
     override func testSkippedPushesAreRepairedEndToEnd() throws { try super.testSkippedPushesAreRepairedEndToEnd() }
+    // The book tests live in an extension (not overridable): the same checks, named for this broker.
+    func testPoloniexBooksOnTapeBroker() throws { try testPoloniexBooksEndToEnd() }
+    func testBinanceBooksOnTapeBroker() throws { try testBinanceBooksEndToEnd() }
+    func testCoinbaseBooksOnTapeBroker() throws { try testCoinbaseBooksEndToEnd() }
+    func testKrakenBooksOnTapeBroker() throws { try testKrakenBooksEndToEnd() }
 }

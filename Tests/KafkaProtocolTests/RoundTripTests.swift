@@ -28,6 +28,38 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(Array(frame.readableBytesView), expected)
     }
 
+    /// What librdkafka 2.0.2 leaves after requests is accepted (ClientQuirks): a second empty tag section
+    /// after ListGroups v4, OffsetFetch v7's unfinalized 4-byte count; any other trailing byte (and
+    /// any extra byte after a non-flexible request) is refused.
+    func testTrailingBytesOfLibrdkafka20AreAcceptedAndNothingElse() throws {
+        var doubled = Samples.frame(.listGroups(ListGroupsRequest(statesFilter: [])), version: 4)
+        doubled.writeBytes([0])
+        XCTAssertEqual(try KafkaRequest.decode(frame: &doubled).body, .listGroups(ListGroupsRequest(statesFilter: [])))
+        var nonZero = Samples.frame(.listGroups(ListGroupsRequest(statesFilter: [])), version: 4)
+        nonZero.writeBytes([1])
+        XCTAssertThrowsError(try KafkaRequest.decode(frame: &nonZero)) { XCTAssertEqual(($0 as? KafkaProtocolError)?.code, .trailingBytes) }
+        var two = Samples.frame(.listGroups(ListGroupsRequest(statesFilter: [])), version: 4)
+        two.writeBytes([0, 0])
+        XCTAssertThrowsError(try KafkaRequest.decode(frame: &two)) { XCTAssertEqual(($0 as? KafkaProtocolError)?.code, .trailingBytes) }
+        // OffsetFetch v7 for all topics as librdkafka 2.0.2 sends it: a 4-byte unfinalized count, requireStable, tags.
+        var header = ByteBuffer()
+        RequestHeader(apiKey: 9, apiVersion: 7, correlationId: 7, clientId: "rdk").encode(into: &header, headerVersion: 2)
+        for stable: UInt8 in [0, 1] {
+            var allTopics = header
+            allTopics.writeBytes([2] + Array("g".utf8) + [0, 0, 0, 0, stable, 0])
+            guard case .offsetFetch(let r) = try KafkaRequest.decode(frame: &allTopics).body else { return XCTFail("not OffsetFetch") }
+            XCTAssertEqual(r.groupId, "g")
+            XCTAssertNil(r.topics)
+            XCTAssertEqual(r.requireStable, stable == 1)
+        }
+        var wrong = header
+        wrong.writeBytes([2] + Array("g".utf8) + [0, 0, 0, 7, 1, 0])
+        XCTAssertThrowsError(try KafkaRequest.decode(frame: &wrong)) { XCTAssertEqual(($0 as? KafkaProtocolError)?.code, .trailingBytes) }
+        var classic = Samples.frame(Samples.requests(version: 1, key: .heartbeat), version: 1)
+        classic.writeBytes([0])
+        XCTAssertThrowsError(try KafkaRequest.decode(frame: &classic)) { XCTAssertEqual(($0 as? KafkaProtocolError)?.code, .trailingBytes) }
+    }
+
     func testUnknownKeyUnsupportedVersionTrailingBytesAndTruncationThrow() {
         var unknown = ByteBuffer(bytes: [0, 99, 0, 0, 0, 0, 0, 1, 255, 255])
         XCTAssertThrowsError(try KafkaRequest.decode(frame: &unknown)) { XCTAssertEqual(($0 as? KafkaProtocolError)?.code, .unknownApiKey) }
@@ -83,7 +115,7 @@ final class RoundTripTests: XCTestCase {
         let flexibleImplemented: Set<ApiKey> = [
             .apiVersions, .offsetFetch, .listGroups, .createPartitions, .deleteRecords, .deleteGroups, .describeCluster, .listOffsets, .alterConfigs,
             .incrementalAlterConfigs, .saslAuthenticate, .describeUserScramCredentials, .alterUserScramCredentials, .addPartitionsToTxn, .addOffsetsToTxn,
-            .endTxn, .txnOffsetCommit, .initProducerId,
+            .endTxn, .txnOffsetCommit, .initProducerId, .describeAcls, .createAcls, .deleteAcls,
         ]
         for key in ApiKey.allCases where !flexibleImplemented.contains(key) {
             XCTAssertLessThan(key.supportedVersions.upperBound, key.firstFlexibleVersion, "\(key)")

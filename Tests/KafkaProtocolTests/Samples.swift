@@ -166,6 +166,23 @@ enum Samples {
                             name: "t",
                             partitions: [.init(partitionIndex: 0, committedOffset: 17, committedLeaderEpoch: v >= 2 ? 2 : -1, committedMetadata: "meta")])
                     ]))
+        case .describeAcls:
+            return .describeAcls(
+                DescribeAclsRequest(
+                    filter: AclFilter(
+                        resourceType: 2, resourceName: "t", patternType: v >= 1 ? 2 : 3, principal: "User:alice", host: nil, operation: 1, permissionType: 3)))
+        case .createAcls:
+            return .createAcls(
+                CreateAclsRequest(creations: [
+                    .init(resourceType: 2, resourceName: "t", patternType: v >= 1 ? 4 : 3, principal: "User:alice", host: "*", operation: 3, permissionType: 3),
+                    .init(resourceType: 3, resourceName: "g", principal: "User:*", host: "10.0.0.1", operation: 2, permissionType: 2),
+                ]))
+        case .deleteAcls:
+            return .deleteAcls(
+                DeleteAclsRequest(filters: [
+                    AclFilter(resourceType: 1, resourceName: nil, patternType: v >= 1 ? 1 : 3, principal: nil, host: nil, operation: 1, permissionType: 1),
+                    AclFilter(resourceType: 2, resourceName: "t", principal: "User:bob", host: "*", operation: 4, permissionType: 3),
+                ]))
         }
     }
 

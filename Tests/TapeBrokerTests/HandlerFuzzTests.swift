@@ -1,3 +1,4 @@
+import Foundation
 import KafkaProtocol
 import Logging
 import NIOCore
@@ -103,6 +104,17 @@ final class HandlerFuzzTests: XCTestCase {
                     f.isolationLevel = 1
                     return f
                 }(), 11),
+            frame(
+                CreateAclsRequest(creations: [
+                    .init(resourceType: 2, resourceName: "f", patternType: 4, principal: "User:fuzz", host: "*", operation: 4, permissionType: 3)
+                ]), 2),
+            frame(
+                DescribeAclsRequest(
+                    filter: AclFilter(resourceType: 2, resourceName: "f", patternType: 2, principal: nil, host: nil, operation: 1, permissionType: 1)), 1),
+            frame(
+                DeleteAclsRequest(filters: [
+                    AclFilter(resourceType: 1, resourceName: nil, patternType: 1, principal: "User:fuzz", host: nil, operation: 4, permissionType: 1)
+                ]), 3),
         ]
     }
 
@@ -115,6 +127,32 @@ final class HandlerFuzzTests: XCTestCase {
         quiet.logLevel = .critical
         let broker = Broker(configuration: config, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore(), logger: quiet)
         await broker.setPrincipal("User:fuzz", connection: 0)
+        try await fuzz(broker)
+    }
+
+    /// The same with ACLs enforced (a few ACLs, some allowing, some denying), so every refusal path
+    /// of the authorizer runs on mutated requests too.
+    func testMutatedRequestsThroughTheHandlerWithAclsEnforced() async throws {
+        let dir = try temporaryDirectory("fuzz-acls")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var config = BrokerConfiguration()
+        config.numPartitions = 2
+        config.security.aclsPath = dir.appendingPathComponent(AclStore.fileName).path
+        config.security.aclAuthorizer = true
+        try AclStore(dataDirectory: dir.path).add([
+            AclBinding(resourceType: .topic, resourceName: "f", principal: "User:fuzz", operation: .all),
+            AclBinding(resourceType: .group, resourceName: "*", principal: "User:*", operation: .read),
+            AclBinding(resourceType: .topic, resourceName: "c", patternType: .prefixed, principal: "User:*", operation: .write, permission: .deny),
+            AclBinding(resourceType: .cluster, resourceName: "kafka-cluster", principal: "User:fuzz", operation: .alter),
+        ])
+        var quiet = Logger(label: "fuzz")
+        quiet.logLevel = .critical
+        let broker = Broker(configuration: config, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore(), logger: quiet)
+        await broker.setPrincipal("User:fuzz", connection: 0)
+        try await fuzz(broker)
+    }
+
+    func fuzz(_ broker: Broker) async throws {
         let seeds = seeds()
         var rng = SplitMix64(seed: 2026)
         var handled = 0

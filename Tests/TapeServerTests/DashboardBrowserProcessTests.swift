@@ -155,6 +155,54 @@ final class DashboardBrowserProcessTests: XCTestCase {
         }
     }
 
+    /// Order books on the page: top of book and a depth chart per market, first from /api/book,
+    /// then from the `book` channel of /ws.
+    func testDashboardShowsTopOfBookAndDepthInChromium() async throws {
+        guard let chromium = Self.findChromium() else {
+            throw XCTSkip("chromium is not installed (apt-get install chromium)")
+        }
+        let f = Fixture(candlesPerMarket: 10)
+        let state = f.state
+        let input = f.bookInput
+        let bids = (0..<15).map { ("\(21_600 - $0).5", "\($0 + 1).25") }
+        let asks = (0..<15).map { ("\(21_601 + $0).5", "\(2 * $0 + 1)") }
+        state.accept(BookServerTests.event(.snapshot, sequence: 10, bids: bids, asks: asks, exchange: "poloniex"))
+        try await f.app.test(.live) { client in
+            let port = client.port!
+            let browser = try ChromiumProcess(path: chromium)
+            defer { browser.stop() }
+            try await browser.withPage("http://127.0.0.1:\(port)/") { cdp in
+                let btc = "document.querySelector('[data-symbol=\"poloniex:BTC-USDT\"]')"
+                try await cdp.waitFor("the book from /api/book", timeout: 30) {
+                    try await $0.evaluate("\(btc).dataset.bestBid + ' ' + \(btc).dataset.bestAsk + ' ' + \(btc).querySelector('canvas.depth').dataset.levelsDrawn")
+                        as? String == "21600.5 21601.5 30"
+                }
+                let shown = try await cdp.evaluate("\(btc).querySelector('.tob').textContent") as? String ?? ""
+                XCTAssertTrue(shown.contains("spread 1") && shown.contains("mid 21601"), shown)
+                // The depth chart really holds both sides.
+                let colours =
+                    try await cdp.evaluate(
+                        """
+                        (() => { const c = \(btc).querySelector('canvas.depth'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                          let bid = 0, ask = 0; for (let i = 0; i < d.length; i += 4) { if (d[i+3] === 0) continue;
+                            if (d[i+1] > d[i] + 40) bid++; else if (d[i] > d[i+1] + 40) ask++; }
+                          return bid + ' ' + ask; })()
+                        """) as? String ?? ""
+                let counts = colours.split(separator: " ").compactMap { Int($0) }
+                XCTAssertEqual(counts.count, 2)
+                XCTAssertGreaterThan(counts.first ?? 0, 50, "bid-side (green) pixels")
+                XCTAssertGreaterThan(counts.last ?? 0, 50, "ask-side (red) pixels")
+                // Live: an update moves the best bid up; the page follows over /ws.
+                try await eventually(30, "the page's book subscription") { state.hub.subscriberCount(.book(Fixture.btc)) == 1 }
+                input.yield(BookServerTests.event(.update, sequence: 11, bids: [("21601", "0.75")], asks: [], exchange: "poloniex"))
+                try await cdp.waitFor("the live book", timeout: 20) {
+                    try await $0.evaluate("\(btc).dataset.bestBid + ' ' + \(btc).dataset.bookSequence + ' ' + document.body.dataset.bookUpdates")
+                        as? String == "21601 11 1"
+                }
+            }
+        }
+    }
+
     func testDashboardDrawsAPICandlesAndLiveUpdatesInChromium() async throws {
         guard let chromium = Self.findChromium() else {
             throw XCTSkip("chromium is not installed (apt-get install chromium)")

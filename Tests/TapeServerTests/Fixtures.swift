@@ -16,6 +16,7 @@ struct Fixture {
     let tradeInput: AsyncStream<Trade>.Continuation
     let candleInput: AsyncStream<Candle>.Continuation
     let gapInput: AsyncStream<Gap>.Continuation
+    let bookInput: AsyncStream<BookEvent>.Continuation
     let app: any ApplicationProtocol
 
     /// `candlesPerMarket` one-minute candles for BTC and ETH, plus 5m candles for BTC, and a few
@@ -45,10 +46,13 @@ struct Fixture {
         self.tradeInput = tradeInput
         self.candleInput = candleInput
         self.gapInput = gapInput
+        let (bookFeed, bookInput) = PushFeed<BookEvent>.make()
+        self.bookInput = bookInput
         var logger = Logger(label: "test.tape.serve")
         logger.logLevel = .warning
         app = buildTapeServer(
-            configuration: configuration, trades: trades, candles: candles, history: history, stats: stats, gaps: gapFeed, state: state,
+            configuration: configuration, trades: trades, candles: candles, history: history, stats: stats, gaps: gapFeed, books: bookFeed,
+            state: state,
             logger: logger)
     }
 

@@ -26,7 +26,7 @@ final class OpenAPIConformanceTests: XCTestCase {
         let spec = try Self.loadSpec()
         let validator = SchemaValidator(spec: spec)
         let paths = spec["paths"] as? [String: Any] ?? [:]
-        XCTAssertEqual(Set(paths.keys), ["/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/health", "/metrics"])
+        XCTAssertEqual(Set(paths.keys), ["/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/api/book", "/health", "/metrics"])
 
         // Requests: every example parameter of each path at once, each alone, plus bad ones.
         var requests: [(path: String, query: String, headers: HTTPFields, token: Bool)] = []
@@ -46,6 +46,8 @@ final class OpenAPIConformanceTests: XCTestCase {
         XCTAssertTrue(requests.contains { $0.path == "/api/candles" && $0.query.contains("from=") && $0.query.contains("to=") })
 
         let open = Fixture(gaps: GapServerTests.gaps(), incomplete: [3, 4])
+        open.state.accept(
+            BookServerTests.event(.snapshot, sequence: 3, bids: [("21614.59", "0.5"), ("21614.5", "2")], asks: [("21614.6", "1")], exchange: "poloniex"))
         let guarded = Fixture(token: "t0ken")
         let allRequests = requests
         let responses = Locked<[(path: String, uri: String, status: String, contentType: String, body: Data)]>([])
@@ -99,7 +101,7 @@ final class OpenAPIConformanceTests: XCTestCase {
         XCTAssertGreaterThan(checked, 30)
         for expected in [
             "/api/candles 200", "/api/candles 400", "/api/candles 401", "/api/trades 200", "/api/trades 400", "/api/markets 200",
-            "/api/stats 200", "/api/gaps 200", "/api/gaps 400", "/api/gaps 401", "/health 200", "/health 503", "/metrics 200", "/metrics 401",
+            "/api/stats 200", "/api/gaps 200", "/api/gaps 400", "/api/gaps 401", "/api/book 200", "/api/book 400", "/api/book 401", "/health 200", "/health 503", "/metrics 200", "/metrics 401",
         ] {
             XCTAssertTrue(statuses.contains(expected), "never saw \(expected); saw \(statuses.sorted())")
         }

@@ -7,9 +7,21 @@ import MarketData
 /// `GET /0/public/AssetPairs` and `GET /0/public/Trades?pair=&count=` (oldest first, rows under
 /// the pair's canonical name, time as seconds with a fraction). REST spells Bitcoin XBT and
 /// Dogecoin XDG, as Kraken does; v2 says BTC and DOGE.
+///
+/// Books: the v2 `book` channel at depth 10, 25, 100, 500 or 1000 (`KrakenBookStream`: a snapshot
+/// on subscribe, one update per order that changed the visible book, CRC32 checksums, numbers
+/// printed as JSON numbers); AssetPairs lists `pair_decimals` (the instrument's price scale) and
+/// `lot_decimals` (`lotDecimals`), which the checksum uses. Book fault knobs: leave out every Nth
+/// update, corrupt every Nth checksum, send every Nth update after the next one of its symbol.
 public enum KrakenVenue: SimulatedVenue {
     public static let exchange = Exchange("kraken")
     public static let websocketPath = "/v2"
+
+    /// Quantity decimals of every simulated pair (Kraken's `lot_decimals` for most pairs).
+    public static let lotDecimals = 8
+
+    /// Book depths Kraken accepts.
+    public static let bookDepths: Set<Int> = [10, 25, 100, 500, 1000]
 
     /// "BTC_USDT" → "BTC/USDT".
     public static func nativeSymbol(instrument: String) -> String {
@@ -61,6 +73,10 @@ public enum KrakenVenue: SimulatedVenue {
                 JSONWriter.appendString("X" + restAsset(base), to: &out)
                 JSONWriter.appendRaw(",\"aclass_quote\":\"currency\",\"quote\":", to: &out)
                 JSONWriter.appendString("Z" + restAsset(quote), to: &out)
+                JSONWriter.appendRaw(",\"pair_decimals\":", to: &out)
+                JSONWriter.appendInt(Int64(i < market.priceScales.count ? market.priceScales[i] : 0), to: &out)
+                JSONWriter.appendRaw(",\"lot_decimals\":", to: &out)
+                JSONWriter.appendInt(Int64(lotDecimals), to: &out)
                 JSONWriter.appendRaw(",\"status\":\"online\"}", to: &out)
             }
             JSONWriter.appendRaw("}}", to: &out)
@@ -146,6 +162,17 @@ public struct KrakenSession: VenueSession {
     /// Instruments subscribed ("BTC_USDT").
     public private(set) var subscribed: Set<String> = []
     var snapshotsOwed: [String] = []
+    /// Instruments subscribed on `book`, with their depth.
+    public private(set) var bookDepths: [String: Int] = [:]
+    /// Book streams whose snapshot went out.
+    var bookStreams: [String: KrakenBookStream] = [:]
+    var bookSnapshotsOwed: [String] = []
+    /// Book updates the session built (sent, skipped, corrupted or held back).
+    public private(set) var bookUpdates = 0
+    public private(set) var bookUpdatesSkipped = 0
+    public private(set) var checksumsCorrupted = 0
+    public private(set) var bookUpdatesSwapped = 0
+    var heldBookUpdates: [String: String] = [:]
     public private(set) var framesSent = 0
     public private(set) var malformedFramesSent = 0
     var malformedFrames: [String] = []
@@ -184,6 +211,8 @@ public struct KrakenSession: VenueSession {
         switch request.method {
         case "ping":
             return [.send("{\"method\":\"pong\"\(reqID),\(stamps)}")]
+        case "subscribe" where request.channel == "book", "unsubscribe" where request.channel == "book":
+            return bookRequest(request, depth: KrakenSession.requestedDepth(text), stamps: stamps, reqID: reqID)
         case "subscribe", "unsubscribe":
             guard request.channel == "trade" else {
                 return [.send("{\"error\":\"Channel not supported by the simulator\",\"method\":\"\(request.method)\",\"success\":false\(reqID),\(stamps)}")]
@@ -213,6 +242,114 @@ public struct KrakenSession: VenueSession {
         }
     }
 
+    /// A `book` subscribe or unsubscribe: one acknowledgement per symbol.
+    mutating func bookRequest(_ request: SimpleRequest, depth: Int?, stamps: String, reqID: String) -> [SessionAction] {
+        let depth = depth ?? 10
+        guard KrakenVenue.bookDepths.contains(depth) else {
+            return [.send("{\"error\":\"Invalid depth \(depth)\",\"method\":\"\(request.method)\",\"success\":false\(reqID),\(stamps)}")]
+        }
+        var actions: [SessionAction] = []
+        for symbol in request.list {
+            guard let instrument = toInstrument[symbol] else {
+                actions.append(
+                    .send(
+                        "{\"error\":\"Currency pair not supported \(symbol)\",\"method\":\"\(request.method)\",\"success\":false,\"symbol\":\"\(symbol)\"\(reqID),\(stamps)}"
+                    ))
+                continue
+            }
+            if request.method == "subscribe" {
+                if bookDepths[instrument] == nil {
+                    bookDepths[instrument] = depth
+                    bookSnapshotsOwed.append(instrument)
+                }
+            } else {
+                bookDepths[instrument] = nil
+                bookStreams[instrument] = nil
+                heldBookUpdates[instrument] = nil
+                bookSnapshotsOwed.removeAll { $0 == instrument }
+            }
+            actions.append(
+                .send(
+                    "{\"method\":\"\(request.method)\",\"result\":{\"channel\":\"book\",\"depth\":\(depth),\"snapshot\":true,\"symbol\":\"\(symbol)\"},\"success\":true\(reqID),\(stamps)}"
+                ))
+        }
+        return actions
+    }
+
+    /// `params.depth` of a request, if it has one.
+    static func requestedDepth(_ text: String) -> Int? {
+        try? JSONScanner.withScanner(over: text) { (s: inout JSONScanner) throws(JSONError) -> Int? in
+            var depth: Int?
+            try s.beginObject()
+            var first = true
+            while let key = try s.nextKey(first: &first) {
+                guard s.token(key, equals: "params"), try s.peek() == UInt8(ascii: "{") else {
+                    try s.skipValue()
+                    continue
+                }
+                try s.beginObject()
+                var firstParam = true
+                while let param = try s.nextKey(first: &firstParam) {
+                    if s.token(param, equals: "depth"), try s.peek() != UInt8(ascii: "\"") {
+                        let value = try s.readInt64()
+                        depth = value >= 0 && value <= 1_000_000 ? Int(value) : -1
+                    } else {
+                        try s.skipValue()
+                    }
+                }
+            }
+            return depth
+        }
+    }
+
+    public mutating func takeBookSnapshotRequests() -> [String] {
+        defer { bookSnapshotsOwed = [] }
+        return bookSnapshotsOwed
+    }
+
+    /// The `book` snapshot of an instrument subscribed and still owed one.
+    public mutating func bookSnapshot(_ book: OrderBook, updateId: Int64, instrument: String) -> [SessionAction] {
+        guard !closed, let depth = bookDepths[instrument], bookStreams[instrument] == nil else { return [] }
+        let stream = KrakenBookStream(
+            book: book, updateId: updateId, depth: depth, priceDecimals: KrakenBookStream.decimals(of: book),
+            quantityDecimals: KrakenVenue.lotDecimals)
+        bookStreams[instrument] = stream
+        return [.send(stream.snapshotMessage(symbol: KrakenVenue.nativeSymbol(instrument: instrument)))]
+    }
+
+    /// One `book` update for an order that changed the visible book of a streamed instrument.
+    mutating func appendBookUpdate(_ order: SimulatedOrder, to actions: inout [SessionAction]) {
+        guard !order.bookChanges.isEmpty, var stream = bookStreams[order.nativeSymbol], order.bookUpdateId > stream.updateId else {
+            return
+        }
+        let update = stream.apply(order.bookChanges, updateId: order.bookUpdateId)
+        bookStreams[order.nativeSymbol] = stream
+        guard let update else { return }
+        bookUpdates += 1
+        var checksum = update.checksum
+        if let every = configuration.corruptChecksumEvery, every > 0, bookUpdates % every == 0 {
+            checksum ^= 0x0000_0400
+            checksumsCorrupted += 1
+        }
+        let micros = String(1_000 + (order.bookUpdateId &* 389) % 1_000).dropFirst()
+        let frame = KrakenBookStream.message(
+            type: "update", symbol: KrakenVenue.nativeSymbol(instrument: order.nativeSymbol), bids: update.bids, asks: update.asks,
+            checksum: checksum, timestamp: rfc3339(milliseconds: order.time, extraDigits: String(micros)))
+        if let every = configuration.skipBookUpdateEvery, every > 0, bookUpdates % every == 0 {
+            bookUpdatesSkipped += 1
+            return
+        }
+        if let every = configuration.swapBookUpdatesEvery, every > 0, bookUpdates % every == 0,
+            heldBookUpdates[order.nativeSymbol] == nil
+        {
+            bookUpdatesSwapped += 1
+            heldBookUpdates[order.nativeSymbol] = frame
+            return
+        }
+        actions.append(.send(frame))
+        if let held = heldBookUpdates.removeValue(forKey: order.nativeSymbol) { actions.append(.send(held)) }
+    }
+
     public mutating func publish(_ orders: [SimulatedOrder], at time: Int64) -> [SessionAction] {
         guard !closed else { return [] }
         if let close = lifetimeCheck(&closed, lastReceived: lastReceived, connectedAt: connectedAt, configuration, at: time) {
@@ -224,7 +361,7 @@ public struct KrakenSession: VenueSession {
             actions.append(
                 .send(#"{"channel":"status","data":[{"api_version":"v2","connection_id":1,"system":"online","version":"2.0.0"}],"type":"update"}"#))
         }
-        if !subscribed.isEmpty && time - lastHeartbeat >= 1_000 {
+        if !(subscribed.isEmpty && bookDepths.isEmpty) && time - lastHeartbeat >= 1_000 {
             lastHeartbeat = time
             actions.append(.send(#"{"channel":"heartbeat"}"#))
         }
@@ -238,6 +375,7 @@ public struct KrakenSession: VenueSession {
             }
             actions.append(.send(frame))
         }
+        for order in orders { appendBookUpdate(order, to: &actions) }
         return actions
     }
 }

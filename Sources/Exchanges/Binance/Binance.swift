@@ -104,8 +104,13 @@ public enum Binance: Sendable {
         return messages
     }
 
-    /// Path and query of the REST depth snapshot: `/api/v3/depth?symbol=BNBBTC&limit=5000`.
-    public static func restDepthPath(symbol: String, limit: Int = restDepthLimit) -> String {
+    /// Levels per side Tape asks the REST depth snapshot for: 1,000 weighs 50 of the 6,000 request
+    /// weight per minute per IP (5,000 weighs 250). Levels deeper than the snapshot appear in the
+    /// book once they change (Binance's documented limitation of any snapshot size).
+    public static let bookSnapshotLimit = 1_000
+
+    /// Path and query of the REST depth snapshot: `/api/v3/depth?symbol=BNBBTC&limit=1000`.
+    public static func restDepthPath(symbol: String, limit: Int = bookSnapshotLimit) -> String {
         "/api/v3/depth?symbol=\(symbol.uppercased())&limit=\(min(max(limit, 1), restDepthLimit))"
     }
 
@@ -236,10 +241,10 @@ extension Binance: ExchangeAdapter {
     /// None: the stream has no snapshot; a resync fetches `bookSnapshotPath` instead.
     public static func bookResubscribeMessages(nativeSymbol: String) -> [String] { [] }
 
-    /// `GET /api/v3/depth?limit=5000` weighs 250 of the 6,000 request weight per minute per IP:
-    /// one every 5 s uses half, leaving room for the trades requests. (With books on, each symbol
-    /// takes two of the connection's 1,024 streams.)
-    public static var bookSnapshotSpacing: Duration { .seconds(5) }
+    /// `GET /api/v3/depth?limit=1000` weighs 50 of the 6,000 request weight per minute per IP: one
+    /// a second uses half, leaving room for the trades requests (25 each, at most one a second).
+    /// (With books on, each symbol takes two of the connection's 1,024 streams.)
+    public static var bookSnapshotSpacing: Duration { .seconds(1) }
 
     public static func bookSnapshotPath(market: ListedMarket) -> String? {
         restDepthPath(symbol: market.restSymbol)

@@ -126,14 +126,19 @@ public struct BinanceBookSynchronizer: BookSynchronizer {
         return requestSnapshot()
     }
 
+    /// A new connection: the book is unknown, and its snapshot is asked for at once (the stream
+    /// is subscribed before the request goes out), so a quiet market — whose diff stream may send
+    /// nothing for a long time — is synchronized too. A snapshot that arrives before any event is
+    /// joined by the first event that straddles its `lastUpdateId + 1`.
     public mutating func reset(receivedAt: Int64) -> BookSyncStep {
         var step = BookSyncStep.nothing
         if keeper.lastEventTime != nil {
             step = keeper.lose(reason: .reconnect, detail: "the connection was reset", receivedAt: receivedAt)
         }
-        state = .idle
+        state = .buffering
         clearBuffer()
         snapshotRequested = false
+        step.action = requestSnapshot().action
         return step
     }
 

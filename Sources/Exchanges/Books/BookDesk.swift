@@ -64,10 +64,11 @@ final class BookDesk<Sync: BookSynchronizer>: Sendable {
         }
     }
 
-    /// Every book is unknown again (a new connection); returns each market's step.
+    /// Every book is unknown again (a new connection); returns each market's step. Snapshot
+    /// requests still queued stay in their place (a market asking again is not queued twice), so
+    /// connections that drop before every market got its snapshot do not starve the last ones.
     func resetAll(receivedAt: Int64) -> [(market: String, step: BookSyncStep)] {
         state.withLock { s in
-            s.pendingSnapshots = []
             var steps: [(String, BookSyncStep)] = []
             for market in s.syncs.keys.sorted() {
                 guard var sync = s.syncs[market] else { continue }

@@ -157,4 +157,19 @@ extension Kraken: ExchangeAdapter {
     public static func parseMarkets(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket] {
         try KrakenREST.parseAssetPairs(body)
     }
+
+    // MARK: Order books: v2 `book` (see KrakenBookFrames.swift)
+
+    public typealias BookSync = KrakenBookSynchronizer
+
+    public static var supportsBooks: Bool { true }
+
+    public static func bookSubscribeMessages(nativeSymbols: [String]) -> [String] {
+        [bookSubscribeMessage(symbols: nativeSymbols)]
+    }
+
+    /// Unsubscribe then subscribe: Kraken answers a subscription with a fresh snapshot.
+    public static func bookResubscribeMessages(nativeSymbol: String) -> [String] {
+        [bookUnsubscribeMessage(symbols: [nativeSymbol]), bookSubscribeMessage(symbols: [nativeSymbol])]
+    }
 }

@@ -33,6 +33,7 @@ public struct KrakenFrameParser: Sendable {
         var error: String?
         var symbol: String?
         var resultSymbol: String?
+        var resultChannel: String?
         var dataAt: Int?
         var tradeCount: Int?
         var repeated = false
@@ -71,6 +72,8 @@ public struct KrakenFrameParser: Sendable {
                         while let field = try s.nextKey(first: &firstResult) {
                             if s.token(field, equals: "symbol"), try s.peek() == UInt8(ascii: "\"") {
                                 resultSymbol = try s.readStringValue()
+                            } else if s.token(field, equals: "channel"), try s.peek() == UInt8(ascii: "\"") {
+                                resultChannel = try s.readStringValue()
                             } else {
                                 try s.skipValue()
                             }
@@ -94,8 +97,10 @@ public struct KrakenFrameParser: Sendable {
                 return .error(message: what.isEmpty ? "\(method) failed" : what)
             }
             switch method {
-            case "subscribe": return .subscribed(channel: Kraken.tradesChannel, symbols: [resultSymbol ?? symbol].compactMap { $0 })
-            case "unsubscribe": return .unsubscribed(channel: Kraken.tradesChannel, symbols: [resultSymbol ?? symbol].compactMap { $0 })
+            case "subscribe":
+                return .subscribed(channel: resultChannel ?? Kraken.tradesChannel, symbols: [resultSymbol ?? symbol].compactMap { $0 })
+            case "unsubscribe":
+                return .unsubscribed(channel: resultChannel ?? Kraken.tradesChannel, symbols: [resultSymbol ?? symbol].compactMap { $0 })
             case "pong": return .pong
             default: return .otherEvent(method)
             }

@@ -109,9 +109,24 @@ public enum KrakenREST {
         return errors
     }
 
+    /// A count of decimals (`pair_decimals`, `lot_decimals`): nil unless an integer in 0...18.
+    static func readDecimals(_ s: inout JSONScanner) throws(JSONError) -> Int? {
+        if try s.consumeNull() { return nil }
+        guard try s.peek() != UInt8(ascii: "\"") else {
+            try s.skipValue()
+            return nil
+        }
+        let range = try s.readNumber()
+        guard let value = try? JSONScanner.int64(UnsafeBufferPointer(rebasing: s.bytes[range])), (0...18).contains(value) else {
+            return nil
+        }
+        return Int(value)
+    }
+
     /// Parses `GET /0/public/AssetPairs`: native symbol = the v2 name of `wsname` ("XBT/USD" →
-    /// "BTC/USD"), REST spelling = `altname`; trading when `status` is "online" (or absent).
-    /// Pairs without a `wsname` (dark pools) are skipped.
+    /// "BTC/USD"), REST spelling = `altname`; trading when `status` is "online" (or absent);
+    /// `pair_decimals` and `lot_decimals` as the market's price and quantity decimals (the book
+    /// checksum needs them). Pairs without a `wsname` (dark pools) are skipped.
     public static func parseAssetPairs(_ body: [UInt8]) throws(FrameParseError) -> [ListedMarket] {
         try parseBody(body) { (s: inout JSONScanner) throws(JSONError) -> [ListedMarket] in
             var markets: [ListedMarket] = []
@@ -131,6 +146,8 @@ public enum KrakenREST {
                         var altname: String?
                         var wsname: String?
                         var status = "online"
+                        var pairDecimals: Int?
+                        var lotDecimals: Int?
                         try s.beginObject()
                         var firstField = true
                         while let field = try s.nextKey(first: &firstField) {
@@ -140,6 +157,10 @@ public enum KrakenREST {
                                 wsname = try s.readStringValue()
                             } else if s.token(field, equals: "status") {
                                 status = try s.readStringValue()
+                            } else if s.token(field, equals: "pair_decimals") {
+                                pairDecimals = try readDecimals(&s)
+                            } else if s.token(field, equals: "lot_decimals") {
+                                lotDecimals = try readDecimals(&s)
                             } else {
                                 try s.skipValue()
                             }
@@ -149,7 +170,7 @@ public enum KrakenREST {
                         markets.append(
                             ListedMarket(
                                 nativeSymbol: native, symbol: Symbol(normalizing: native), isTrading: status == "online",
-                                restSymbol: altname ?? name))
+                                restSymbol: altname ?? name, priceDecimals: pairDecimals, quantityDecimals: lotDecimals))
                     }
                 } else {
                     try s.skipValue()

@@ -68,14 +68,8 @@ public final class CredentialStore: Sendable {
 
     private struct Cache {
         var loaded = false
-        var stamp: FileStamp?
+        var stamp: AtomicFile.Stamp?
         var file = CredentialsFile()
-    }
-    private struct FileStamp: Equatable {
-        var mtimeSec: Int
-        var mtimeNsec: Int
-        var size: Int
-        var inode: UInt64
     }
     private let cache = NIOLockedValueBox(Cache())
 
@@ -85,20 +79,14 @@ public final class CredentialStore: Sendable {
         self.init(path: (dataDirectory as NSString).appendingPathComponent(Self.fileName))
     }
 
-    private func stamp() -> FileStamp? {
-        var st = stat()
-        guard stat(path, &st) == 0 else { return nil }
-        return FileStamp(mtimeSec: Int(st.st_mtim.tv_sec), mtimeNsec: Int(st.st_mtim.tv_nsec), size: Int(st.st_size), inode: UInt64(st.st_ino))
-    }
+    private func stamp() -> AtomicFile.Stamp? { AtomicFile.Stamp(path: path) }
 
     /// Reads the file now (a missing file holds no users). Throws for unreadable or malformed files.
     public func read() throws -> CredentialsFile {
         guard FileManager.default.fileExists(atPath: path) else { return CredentialsFile() }
-        guard let handle = FileHandle(forReadingAtPath: path) else {
+        guard let data = AtomicFile.read(path, maxBytes: Self.maxFileBytes) else {
             throw CredentialStoreError(message: "cannot read \(path); check its permissions.")
         }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: Self.maxFileBytes + 1)) ?? Data()
         guard data.count <= Self.maxFileBytes else {
             throw CredentialStoreError(message: "\(path) is larger than \(Self.maxFileBytes) bytes; it is not a credentials file.")
         }
@@ -136,59 +124,24 @@ public final class CredentialStore: Sendable {
         try cache.withLockedValue { c in
             // One writer at a time across processes (tape users, the broker's AlterUserScramCredentials):
             // an exclusive lock on a file beside it, held from the read to the rename.
-            let directory = (path as NSString).deletingLastPathComponent
-            try? FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true)
-            let lock = open(path + ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard lock >= 0 else { throw CredentialStoreError(message: "cannot create \(path).lock: \(String(cString: strerror(errno))).") }
-            defer { close(lock) }
-            while flock(lock, LOCK_EX) != 0 {
-                guard errno == EINTR else { throw CredentialStoreError(message: "cannot lock \(path).lock: \(String(cString: strerror(errno))).") }
+            try Self.mapFailure {
+                try AtomicFile.withExclusiveLock(path: path) {
+                    var file = try read()
+                    let result = try change(&file)
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                    try AtomicFile.replace(path, with: try encoder.encode(file))
+                    c.file = file
+                    c.stamp = stamp()
+                    c.loaded = true
+                    return result
+                }
             }
-            var file = try read()
-            let result = try change(&file)
-            try write(file)
-            c.file = file
-            c.stamp = stamp()
-            c.loaded = true
-            return result
         }
     }
 
-    /// Writes to a temporary file (0600) beside the target, fsyncs, renames over it, fsyncs the directory.
-    private func write(_ file: CredentialsFile) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(file)
-        let directory = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: directory.isEmpty ? "." : directory, withIntermediateDirectories: true)
-        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw CredentialStoreError(message: "cannot create \(temporary): \(String(cString: strerror(errno))).") }
-        var ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = posixWrite(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return false
-                }
-                offset += n
-            }
-            return true
-        }
-        ok = ok && fchmod(fd, 0o600) == 0 && fsync(fd) == 0
-        close(fd)
-        guard ok, rename(temporary, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary)
-            throw CredentialStoreError(message: "cannot write \(path): \(reason).")
-        }
-        let dfd = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY)
-        if dfd >= 0 {
-            _ = fsync(dfd)
-            close(dfd)
-        }
+    /// Lock and write failures become `CredentialStoreError`s (what `tape users` prints).
+    private static func mapFailure<R>(_ body: () throws -> R) throws -> R {
+        do { return try body() } catch let e as AtomicFile.Failure { throw CredentialStoreError(message: e.message) }
     }
 }
-
-private func posixWrite(_ fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int { write(fd, bytes, count) }

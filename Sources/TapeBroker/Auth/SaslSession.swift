@@ -12,8 +12,16 @@ public struct BrokerSecurity: Sendable {
     /// certificates must be signed by (mTLS; the principal is the certificate's subject).
     public var tls: TLSFiles? = nil
     /// Principals ("User:NAME", "User:CN=...") allowed to describe and alter SCRAM credentials
-    /// (Kafka's `super.users`); empty: every authenticated principal.
+    /// (Kafka's `super.users`); empty: every authenticated principal. With ACLs enforced, these
+    /// principals bypass every ACL.
     public var superUsers: [String] = []
+    /// Enforce ACLs on every request (`tape broker --authorizer acl`). Default false: every client
+    /// may do everything, and ACLs are only stored.
+    public var aclAuthorizer = false
+    /// With ACLs enforced, allow what no ACL covers (Kafka's `allow.everyone.if.no.acl.found`). Default false.
+    public var allowEveryoneIfNoAclFound = false
+    /// The ACL file (`acls.json` in the data directory); nil: the ACL APIs answer SECURITY_DISABLED.
+    public var aclsPath: String? = nil
 
     public struct TLSFiles: Sendable {
         public var certificatePath: String

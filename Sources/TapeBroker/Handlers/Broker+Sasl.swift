@@ -9,8 +9,11 @@ extension Broker {
 
     static let scramIterationsAccepted: ClosedRange<Int32> = 4096...16384
 
-    /// Whether `connection` may describe and alter credentials: authenticated, and a super user when any are configured.
-    func mayManageCredentials(_ connection: UInt64) -> Bool {
+    /// Whether `connection` may describe (`operation` DESCRIBE) or alter (ALTER) credentials: with
+    /// ACLs enforced, that operation on the cluster; otherwise authenticated, and a super user when
+    /// any are configured.
+    func mayManageCredentials(_ connection: UInt64, _ operation: AclOperation = .alter, auth: Authorization = .unrestricted) -> Bool {
+        if auth.isEnforced { return auth.allowsCluster(operation) }
         guard let principal = principals[connection] else { return false }
         let superUsers = configuration.security.superUsers
         return superUsers.isEmpty || superUsers.contains(principal)
@@ -28,8 +31,10 @@ extension Broker {
         m == .scramSha512 ? ScramMechanismCode.scramSha512.rawValue : ScramMechanismCode.scramSha256.rawValue
     }
 
-    func describeUserScramCredentials(_ r: DescribeUserScramCredentialsRequest, connection: UInt64) -> DescribeUserScramCredentialsResponse {
-        guard mayManageCredentials(connection) else {
+    func describeUserScramCredentials(
+        _ r: DescribeUserScramCredentialsRequest, connection: UInt64, auth: Authorization = .unrestricted
+    ) -> DescribeUserScramCredentialsResponse {
+        guard mayManageCredentials(connection, .describe, auth: auth) else {
             // Kafka puts the error at the top (and per user), but librdkafka (2.16 too) frees the
             // top-level error string it kept and crashes (confluent-kafka's AdminClient aborted in
             // munmap_chunk()). Users asked by name get the error per user only; "describe all" has no
@@ -73,7 +78,9 @@ extension Broker {
         return DescribeUserScramCredentialsResponse(errorCode: .none, results: results)
     }
 
-    func alterUserScramCredentials(_ r: AlterUserScramCredentialsRequest, connection: UInt64) -> AlterUserScramCredentialsResponse {
+    func alterUserScramCredentials(
+        _ r: AlterUserScramCredentialsRequest, connection: UInt64, auth: Authorization = .unrestricted
+    ) -> AlterUserScramCredentialsResponse {
         let names = r.deletions.map(\.name) + r.upsertions.map(\.name)
         var order: [String] = []
         var seenOrder = Set<String>()
@@ -81,7 +88,7 @@ extension Broker {
         func all(_ code: ErrorCode, _ message: String) -> AlterUserScramCredentialsResponse {
             AlterUserScramCredentialsResponse(results: order.map { .init(user: $0, errorCode: code, errorMessage: message) })
         }
-        guard mayManageCredentials(connection) else {
+        guard mayManageCredentials(connection, .alter, auth: auth) else {
             return all(
                 .clusterAuthorizationFailed, "Altering SCRAM credentials needs an authenticated connection (SASL or a client certificate) of a super user.")
         }

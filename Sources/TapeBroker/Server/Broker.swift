@@ -65,6 +65,8 @@ public actor Broker {
     public nonisolated let credentials: CredentialStore?
     /// The authenticated principal of each connection ("User:NAME"), set by the server.
     var principals: [UInt64: String] = [:]
+    /// The ACLs, when the broker has an ACL file (enforced only with `security.aclAuthorizer`).
+    public nonisolated let acls: AclStore?
 
     public init(
         configuration: BrokerConfiguration, topics: any TopicStore, committedOffsets: any CommittedOffsetStore,
@@ -79,6 +81,7 @@ public actor Broker {
         self.advertisedPort = configuration.advertisedPort ?? configuration.port
         self.coordinator = GroupCoordinator(settings: configuration.group, maxGroups: configuration.maxGroups, logger: logger)
         self.credentials = configuration.security.credentialsPath.map { CredentialStore(path: $0) }
+        self.acls = configuration.security.aclsPath.map { AclStore(path: $0) }
         // Producer ids must not repeat across restarts (the log keeps old ids' sequences):
         // by default they start at the wall-clock time in microseconds.
         self.nextProducerId = firstProducerId ?? Int64(Date().timeIntervalSince1970 * 1_000_000)
@@ -122,8 +125,12 @@ public actor Broker {
     /// durability left to the caller, so a connection can read its next request meanwhile
     /// (pipelined produces then share fsyncs). Effects still happen in request order.
     public func receive(_ request: KafkaRequest, clientHost: String = "/127.0.0.1", connection: UInt64 = 0) async -> Reply {
-        if case .produce(let r) = request.body {
-            let (response, logs) = produceAppend(r)
+        if case .produce(var r) = request.body {
+            let refused = refuseProduce(&r, auth: authorization(connection: connection, clientHost: clientHost))
+            var (appended, appendedLogs) = r.topics.isEmpty ? (ProduceResponse(topics: []), []) : produceAppend(r)
+            appended.topics += refused
+            let response = appended
+            let logs = appendedLogs
             if r.acks == 0 {
                 let failed = response.topics.flatMap { t in t.partitions.filter { $0.errorCode != .none }.map { "\(t.name)-\($0.index): error \($0.errorCode)" }
                 }
@@ -160,6 +167,8 @@ public actor Broker {
         func frame(_ payload: some KafkaResponseMessage, version: Int16 = v, capacity: Int = 256) -> ByteBuffer {
             KafkaResponse.encodeFrame(payload, apiKey: request.body.apiKey, version: version, correlationId: h.correlationId, capacity: capacity)
         }
+        let auth = authorization(connection: connection, clientHost: clientHost)
+        if auth.isEnforced, let refused = await handleAuthorized(request, auth: auth, clientHost: clientHost, connection: connection) { return refused }
         switch request.body {
         case .apiVersions: return frame(apiVersions())
         case .unsupportedApiVersions: return frame(unsupportedApiVersions(version: v, clientId: h.clientId), version: 0)
@@ -170,8 +179,10 @@ public actor Broker {
         case .describeConfigs(let r): return frame(describeConfigs(r))
         case .alterConfigs(let r): return frame(alterConfigs(r))
         case .incrementalAlterConfigs(let r): return frame(incrementalAlterConfigs(r))
-        case .produce(let r):
-            let response = await produce(r)
+        case .produce(var r):
+            let refused = refuseProduce(&r, auth: auth)
+            var response = r.topics.isEmpty ? ProduceResponse(topics: []) : await produce(r)
+            response.topics += refused
             return r.acks == 0 ? nil : frame(response)
         case .fetch(let r):
             let response = await fetch(r, connection: connection)
@@ -194,8 +205,11 @@ public actor Broker {
         case .saslHandshake: return frame(SaslHandshakeResponse(errorCode: .unsupportedSaslMechanism, mechanisms: []))
         case .saslAuthenticate:
             return frame(SaslAuthenticateResponse(errorCode: .illegalSaslState, errorMessage: "SASL is not enabled on this listener"))
-        case .describeUserScramCredentials(let r): return frame(describeUserScramCredentials(r, connection: connection))
-        case .alterUserScramCredentials(let r): return frame(alterUserScramCredentials(r, connection: connection))
+        case .describeUserScramCredentials(let r): return frame(describeUserScramCredentials(r, connection: connection, auth: auth))
+        case .alterUserScramCredentials(let r): return frame(alterUserScramCredentials(r, connection: connection, auth: auth))
+        case .describeAcls(let r): return frame(describeAcls(r, auth: auth))
+        case .createAcls(let r): return frame(createAcls(r, auth: auth))
+        case .deleteAcls(let r): return frame(deleteAcls(r, auth: auth))
         case .addPartitionsToTxn(let r): return frame(addPartitionsToTxn(r, version: v))
         case .addOffsetsToTxn(let r): return frame(addOffsetsToTxn(r, version: v))
         case .endTxn(let r): return frame(await endTxn(r, version: v))
