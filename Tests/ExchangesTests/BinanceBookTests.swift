@@ -160,7 +160,8 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
                 == [#"{"method":"SUBSCRIBE","params":["bnbbtc@depth@100ms","btcusdt@depth@100ms"],"id":1000001}"#])
         #expect(Binance.bookSubscribeMessages(nativeSymbols: []).isEmpty)
         #expect(Binance.bookResubscribeMessages(nativeSymbol: "BNBBTC").isEmpty, "a resync fetches REST instead")
-        #expect(Binance.bookSnapshotPath(market: bnbbtc) == "/api/v3/depth?symbol=BNBBTC&limit=5000")
+        #expect(Binance.bookSnapshotPath(market: bnbbtc) == "/api/v3/depth?symbol=BNBBTC&limit=1000")
+        #expect(Binance.restDepthPath(symbol: "bnbbtc", limit: 9_999) == "/api/v3/depth?symbol=BNBBTC&limit=5000")
         let many = (0..<1_500).map { "S\($0)" }
         let chunks = Binance.bookSubscribeMessages(nativeSymbols: many)
         #expect(chunks.count == 2)
@@ -310,24 +311,32 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
         #expect(m.book?.bids() == [level("1", "6")])
     }
 
-    @Test func reconnectLosesTheBookAndReportsAGapAtTheNextSnapshot() {
+    @Test func reconnectLosesTheBookAsksForASnapshotAndReportsAGap() {
         var m = synchronized()
         var step = m.reset(receivedAt: 1_700_000_005_000_000)
         #expect(step.resyncReason == .reconnect)
+        #expect(step.action == .fetchSnapshot, "asked at once, so a quiet market synchronizes too")
         #expect(step.events.isEmpty)
         #expect(m.book == nil)
-        #expect(m.receiveSnapshot(snapshot(1, bids: [], asks: [])) == .nothing, "nobody asked: ignored")
-        step = m.receive(depth(300, 301, asks: [("2", "3")]))
-        #expect(step.action == .fetchSnapshot)
-        step = m.receiveSnapshot(snapshot(300, bids: [("1", "1")], asks: [("2", "1")]))
+        #expect(m.receive(depth(290, 299)) == .nothing, "buffered; the snapshot is already asked for")
+        // The snapshot: the gap since the reset, then the buffered event that straddles it.
+        step = m.receiveSnapshot(snapshot(295, bids: [("1", "1")], asks: [("2", "1")]))
         #expect(step.gaps.count == 1)
         #expect(step.gaps.first?.reason.contains("reset") == true)
-        #expect(step.events.map(\.sequence) == ["300", "301"])
-        // A fresh machine's reset reports nothing.
-        var fresh = machine()
-        #expect(fresh.reset(receivedAt: 1) == .nothing)
-        _ = fresh.receive(depth(1, 1))
-        #expect(fresh.receiveSnapshot(snapshot(1, bids: [], asks: [])).gaps.isEmpty)
+        #expect(step.events.map(\.kind) == [.snapshot])
+        #expect(m.sequence == "299")
+        #expect(m.receiveSnapshot(snapshot(1, bids: [], asks: [])) == .nothing, "nobody asked: ignored")
+        // A snapshot before any event is joined by the first event that straddles it.
+        var quiet = machine()
+        step = quiet.reset(receivedAt: 1)
+        #expect(step.action == .fetchSnapshot)
+        #expect(step.resyncReason == nil, "a machine that never held a book loses nothing")
+        step = quiet.receiveSnapshot(snapshot(500, bids: [("1", "1")], asks: [("2", "1")]))
+        #expect(step.events.map(\.kind) == [.snapshot])
+        #expect(step.gaps.isEmpty)
+        #expect(quiet.receive(depth(490, 500, bids: [("1", "9")])) == .nothing, "already in the snapshot")
+        #expect(quiet.receive(depth(499, 502, bids: [("1", "3")])).events.map(\.sequence) == ["502"])
+        #expect(quiet.receive(depth(504, 504)).resyncReason == .sequenceBreak)
     }
 
     @Test func crossedBooksAreThrownAwayAndFetchedAgain() {
