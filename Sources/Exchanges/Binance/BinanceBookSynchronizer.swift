@@ -24,8 +24,9 @@ import MarketData
 public struct BinanceBookSynchronizer: BookSynchronizer {
     /// Most depth events buffered while a snapshot is awaited (100 s of a 100 ms stream).
     public static let maximumBufferedEvents = 1_000
-    /// Most price levels buffered while a snapshot is awaited.
-    public static let maximumBufferedLevels = 1_000_000
+    /// Most price levels buffered while a snapshot is awaited (about 16 MB; a busy market's
+    /// 100 ms event carries tens to a few hundred levels).
+    public static let maximumBufferedLevels = 250_000
 
     enum State: Sendable, Hashable {
         /// No book and nothing buffered: the next event starts the procedure.
