@@ -174,7 +174,7 @@ import Testing
     }
 
     @Test func krakenBookMessagesAreTheVenuesShape() throws {
-        var harness = try Self.kraken(.none)
+        let harness = try Self.kraken(.none)
         var session = harness.session
         let ack = session.received(#"{"method":"subscribe","params":{"channel":"book","symbol":["DOGE/BTC"],"depth":25}}"#, at: 1)
         guard case .send(let text)? = ack.first else {
@@ -204,6 +204,5 @@ import Testing
             session.received(#"{"method":"subscribe","params":{"channel":"book","symbol":["BTC/USDT"],"depth":7}}"#, at: 1).first.map {
                 if case .send(let t) = $0 { t.contains(#""success":false"#) } else { false }
             } == true)
-        _ = harness
     }
 }

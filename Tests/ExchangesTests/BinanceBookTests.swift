@@ -311,32 +311,33 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
         #expect(m.book?.bids() == [level("1", "6")])
     }
 
-    @Test func reconnectLosesTheBookAsksForASnapshotAndReportsAGap() {
+    @Test func reconnectLosesTheBookAndReportsAGapAtTheNextSnapshot() {
         var m = synchronized()
         var step = m.reset(receivedAt: 1_700_000_005_000_000)
         #expect(step.resyncReason == .reconnect)
-        #expect(step.action == .fetchSnapshot, "asked at once, so a quiet market synchronizes too")
         #expect(step.events.isEmpty)
+        #expect(step.action == .fetchSnapshot, "a new connection asks for the snapshot at once (quiet markets too)")
         #expect(m.book == nil)
-        #expect(m.receive(depth(290, 299)) == .nothing, "buffered; the snapshot is already asked for")
-        // The snapshot: the gap since the reset, then the buffered event that straddles it.
-        step = m.receiveSnapshot(snapshot(295, bids: [("1", "1")], asks: [("2", "1")]))
+        step = m.receive(depth(300, 301, asks: [("2", "3")]))
+        #expect(step.action == .none, "the snapshot is already asked for")
+        step = m.receiveSnapshot(snapshot(300, bids: [("1", "1")], asks: [("2", "1")]))
         #expect(step.gaps.count == 1)
         #expect(step.gaps.first?.reason.contains("reset") == true)
-        #expect(step.events.map(\.kind) == [.snapshot])
-        #expect(m.sequence == "299")
+        #expect(step.events.map(\.sequence) == ["300", "301"])
         #expect(m.receiveSnapshot(snapshot(1, bids: [], asks: [])) == .nothing, "nobody asked: ignored")
-        // A snapshot before any event is joined by the first event that straddles it.
+        // A fresh machine's reset reports nothing but asks for the snapshot.
+        var fresh = machine()
+        #expect(fresh.reset(receivedAt: 1) == BookSyncStep(action: .fetchSnapshot))
+        _ = fresh.receive(depth(1, 1))
+        #expect(fresh.receiveSnapshot(snapshot(1, bids: [], asks: [])).gaps.isEmpty)
+        // A quiet market: the snapshot comes before any event, and the first event must straddle it.
         var quiet = machine()
-        step = quiet.reset(receivedAt: 1)
-        #expect(step.action == .fetchSnapshot)
-        #expect(step.resyncReason == nil, "a machine that never held a book loses nothing")
-        step = quiet.receiveSnapshot(snapshot(500, bids: [("1", "1")], asks: [("2", "1")]))
-        #expect(step.events.map(\.kind) == [.snapshot])
-        #expect(step.gaps.isEmpty)
-        #expect(quiet.receive(depth(490, 500, bids: [("1", "9")])) == .nothing, "already in the snapshot")
-        #expect(quiet.receive(depth(499, 502, bids: [("1", "3")])).events.map(\.sequence) == ["502"])
-        #expect(quiet.receive(depth(504, 504)).resyncReason == .sequenceBreak)
+        _ = quiet.reset(receivedAt: 1)
+        step = quiet.receiveSnapshot(snapshot(50, bids: [("1", "1")], asks: [("2", "1")]))
+        #expect(step.events.map(\.sequence) == ["50"], "published at once")
+        #expect(quiet.receive(depth(40, 50)) == .nothing, "old news")
+        #expect(quiet.receive(depth(49, 52, bids: [("1", "2")])).events.map(\.sequence) == ["52"], "straddles 51")
+        #expect(quiet.receive(depth(54, 55)).resyncReason == .sequenceBreak, "53 was missed")
     }
 
     @Test func crossedBooksAreThrownAwayAndFetchedAgain() {

@@ -372,7 +372,8 @@ import Testing
         mutating func snapshotFrame() -> String {
             let v = visible
             let checksum = KrakenBookChecksum.checksum(of: v, priceDecimals: 1, quantityDecimals: 8)
-            return #"{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":\#(Self.json(v.bids())),"asks":\#(Self.json(v.asks())),"checksum":\#(checksum)}]}"#
+            return
+                #"{"channel":"book","type":"snapshot","data":[{"symbol":"BTC/USD","bids":\#(Self.json(v.bids())),"asks":\#(Self.json(v.asks())),"checksum":\#(checksum)}]}"#
         }
 
         /// Changes the book and returns the update frame.
@@ -393,14 +394,16 @@ import Testing
             let after = visible
             for side in BookSide.allCases {
                 let levels = side == .bid ? after.bids() : after.asks()
-                for level in levels where before.quantity(at: level.key, side: side) == nil
+                for level in levels
+                where before.quantity(at: level.key, side: side) == nil
                     && !(sent[side] ?? []).contains(where: { $0.key == level.key })
                 {
                     sent[side, default: []].append(level)
                 }
             }
             let checksum = KrakenBookChecksum.checksum(of: after, priceDecimals: 1, quantityDecimals: 8)
-            return #"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":\#(Self.json(sent[.bid] ?? [])),"asks":\#(Self.json(sent[.ask] ?? [])),"checksum":\#(checksum),"timestamp":"2023-10-06T17:35:55.440295Z"}]}"#
+            return
+                #"{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":\#(Self.json(sent[.bid] ?? [])),"asks":\#(Self.json(sent[.ask] ?? [])),"checksum":\#(checksum),"timestamp":"2023-10-06T17:35:55.440295Z"}]}"#
         }
     }
 

@@ -17,39 +17,42 @@ public enum KrakenBookChecksum {
 
     /// The checksum of `book` with prices at `priceDecimals` and quantities at `quantityDecimals`.
     public static func checksum(of book: OrderBook, priceDecimals: Int, quantityDecimals: Int) -> UInt32 {
-        var text: [UInt8] = []
-        text.reserveCapacity(20 * 32)
-        appendText(of: book, priceDecimals: priceDecimals, quantityDecimals: quantityDecimals, to: &text)
-        return crc32(text)
+        crcTable.withUnsafeBufferPointer { table in
+            var digest = Digest(table: table)
+            appendText(of: book, priceDecimals: priceDecimals, quantityDecimals: quantityDecimals, to: &digest)
+            return digest.value
+        }
     }
 
     /// The string the checksum is taken of (for tests and logs).
     public static func text(of book: OrderBook, priceDecimals: Int, quantityDecimals: Int) -> String {
-        var text: [UInt8] = []
+        var text = TextSink()
         appendText(of: book, priceDecimals: priceDecimals, quantityDecimals: quantityDecimals, to: &text)
-        return String(decoding: text, as: UTF8.self)
+        return String(decoding: text.bytes, as: UTF8.self)
     }
 
-    static func appendText(of book: OrderBook, priceDecimals: Int, quantityDecimals: Int, to text: inout [UInt8]) {
+    static func appendText<Sink: ChecksumSink>(of book: OrderBook, priceDecimals: Int, quantityDecimals: Int, to sink: inout Sink) {
+        let priceDecimals = max(0, priceDecimals)
+        let quantityDecimals = max(0, quantityDecimals)
         let asks = book.asksDescending
         var index = asks.count - 1
         while index >= 0 && index >= asks.count - levels {
-            append(asks[index].price, decimals: priceDecimals, to: &text)
-            append(asks[index].quantity, decimals: quantityDecimals, to: &text)
+            append(asks[index].price, decimals: priceDecimals, to: &sink)
+            append(asks[index].quantity, decimals: quantityDecimals, to: &sink)
             index -= 1
         }
         let bids = book.bidsAscending
         index = bids.count - 1
         while index >= 0 && index >= bids.count - levels {
-            append(bids[index].price, decimals: priceDecimals, to: &text)
-            append(bids[index].quantity, decimals: quantityDecimals, to: &text)
+            append(bids[index].price, decimals: priceDecimals, to: &sink)
+            append(bids[index].quantity, decimals: quantityDecimals, to: &sink)
             index -= 1
         }
     }
 
     /// Appends `decimal` (plain digits with at most one '.', as `BookLevel` holds them) written
-    /// with exactly `decimals` decimals where its digits allow, without '.' and leading zeros.
-    static func append(_ decimal: String, decimals: Int, to text: inout [UInt8]) {
+    /// with exactly `decimals` (≥ 0) decimals where its digits allow, without '.' and leading zeros.
+    static func append<Sink: ChecksumSink>(_ decimal: String, decimals: Int, to sink: inout Sink) {
         var copy = decimal
         copy.withUTF8 { bytes in
             var point = bytes.count
@@ -67,17 +70,17 @@ public enum KrakenBookChecksum {
             for i in 0..<point {
                 if leading && bytes[i] == UInt8(ascii: "0") { continue }
                 leading = false
-                text.append(bytes[i])
+                sink.add(bytes[i])
             }
             for i in fractionStart..<fractionEnd {
                 if leading && bytes[i] == UInt8(ascii: "0") { continue }
                 leading = false
-                text.append(bytes[i])
+                sink.add(bytes[i])
             }
             var padding = decimals - (fractionEnd - fractionStart)
             if !leading {
                 while padding > 0 {
-                    text.append(UInt8(ascii: "0"))
+                    sink.add(UInt8(ascii: "0"))
                     padding -= 1
                 }
             }
@@ -86,11 +89,31 @@ public enum KrakenBookChecksum {
 
     /// zlib's CRC-32 (reflected, polynomial 0xEDB88320, initial and final XOR 0xFFFFFFFF).
     public static func crc32<C: Collection<UInt8>>(_ bytes: C) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for byte in bytes {
-            crc = (crc >> 8) ^ crcTable[Int((crc ^ UInt32(byte)) & 0xFF)]
+        crcTable.withUnsafeBufferPointer { table in
+            var digest = Digest(table: table)
+            for byte in bytes { digest.add(byte) }
+            return digest.value
         }
-        return crc ^ 0xFFFF_FFFF
+    }
+
+    /// The CRC of the bytes added so far, computed as they come (no string is built).
+    struct Digest: ChecksumSink {
+        let table: UnsafeBufferPointer<UInt32>
+        var crc: UInt32 = 0xFFFF_FFFF
+
+        init(table: UnsafeBufferPointer<UInt32>) { self.table = table }
+
+        @inline(__always)
+        mutating func add(_ byte: UInt8) {
+            crc = (crc >> 8) ^ table[Int((crc ^ UInt32(byte)) & 0xFF)]
+        }
+
+        var value: UInt32 { crc ^ 0xFFFF_FFFF }
+    }
+
+    struct TextSink: ChecksumSink {
+        var bytes: [UInt8] = []
+        mutating func add(_ byte: UInt8) { bytes.append(byte) }
     }
 
     static let crcTable: [UInt32] = (0..<256).map { (n: Int) -> UInt32 in
@@ -100,4 +123,9 @@ public enum KrakenBookChecksum {
         }
         return c
     }
+}
+
+/// Where the checksum's digits go: the CRC, or a string for tests.
+protocol ChecksumSink {
+    mutating func add(_ byte: UInt8)
 }

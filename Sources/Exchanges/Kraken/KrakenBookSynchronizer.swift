@@ -64,6 +64,9 @@ public struct KrakenBookSynchronizer: BookSynchronizer {
                     return lose(.checksum, "snapshot checksum \(expected), book gives \(actual)", frame.receivedAt)
                 }
                 learnedDecimals = found
+            } else if listedPriceDecimals == nil || listedQuantityDecimals == nil {
+                // Confirmed: later numbers with more digits must not move them.
+                learnedDecimals = (priceDecimals, quantityDecimals)
             }
             checksumsVerified &+= 1
             var published = frame
