@@ -161,6 +161,7 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
         #expect(Binance.bookSubscribeMessages(nativeSymbols: []).isEmpty)
         #expect(Binance.bookResubscribeMessages(nativeSymbol: "BNBBTC").isEmpty, "a resync fetches REST instead")
         #expect(Binance.bookSnapshotPath(market: bnbbtc) == "/api/v3/depth?symbol=BNBBTC&limit=1000")
+        #expect(Binance.restDepthPath(symbol: "bnbbtc", limit: 9_999) == "/api/v3/depth?symbol=BNBBTC&limit=5000")
         let many = (0..<1_500).map { "S\($0)" }
         let chunks = Binance.bookSubscribeMessages(nativeSymbols: many)
         #expect(chunks.count == 2)
@@ -367,6 +368,17 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
         let step = m.receiveSnapshot(snapshot(1_005, bids: [("1", "1")], asks: [("2", "1")]))
         #expect(step.events.first?.sequence == "1005")
         #expect(m.sequence == String(BinanceBookSynchronizer.maximumBufferedEvents + 10))
+        // The levels are bounded too: big events overflow long before the event bound.
+        let big = (0..<1_000).map { ("\(1 + $0)", "1") }
+        var n = machine()
+        var asked = 0
+        var id: Int64 = 0
+        while asked < 2 && id < 1_000 {
+            id += 1
+            if n.receive(depth(id, id, bids: big)).action == .fetchSnapshot { asked += 1 }
+        }
+        let eventsPerBuffer = Int64(BinanceBookSynchronizer.maximumBufferedLevels / 1_000)
+        #expect(asked == 2 && id == eventsPerBuffer + 1, "the first event asks; the one past the level bound asks again")
     }
 }
 

@@ -31,7 +31,8 @@ private func l2(
     let updates =
         bids.map { #"{"side":"bid","event_time":"2023-02-09T20:32:50.982Z","price_level":"\#($0.0)","new_quantity":"\#($0.1)"}"# }
         + offers.map { #"{"side":"offer","event_time":"2023-02-09T20:32:50.982Z","price_level":"\#($0.0)","new_quantity":"\#($0.1)"}"# }
-    return #"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:51.1Z","sequence_num":\#(sequence),"events":[{"type":"\#(type)","product_id":"\#(product)","updates":[\#(updates.joined(separator: ","))]}]}"#
+    return #"{"channel":"l2_data","client_id":"","timestamp":"2023-02-09T20:32:51.1Z","sequence_num":\#(sequence),"#
+        + #""events":[{"type":"\#(type)","product_id":"\#(product)","updates":[\#(updates.joined(separator: ","))]}]}"#
 }
 
 /// A heartbeat numbered `sequence`.

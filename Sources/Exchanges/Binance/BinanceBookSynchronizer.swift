@@ -4,7 +4,7 @@ import MarketData
 /// docs, "How to manage a local order book correctly":
 ///
 /// 1. buffer the `<symbol>@depth@100ms` events; note the `U` of the first one;
-/// 2. get a REST depth snapshot (`.fetchSnapshot`: `GET /api/v3/depth?symbol=...&limit=5000`);
+/// 2. get a REST depth snapshot (`.fetchSnapshot`: `Binance.bookSnapshotPath`, `GET /api/v3/depth`);
 /// 3. if its `lastUpdateId` is below that first `U`, get another one;
 /// 4. drop the buffered events whose `u` ≤ `lastUpdateId`; the first one left must straddle
 ///    `lastUpdateId` + 1 (`U` ≤ `lastUpdateId` + 1 ≤ `u`);
@@ -14,18 +14,19 @@ import MarketData
 ///    from step 1 (a `sequence_break` resync).
 ///
 /// Quantities are absolute; zero removes the level; removing a level Tape does not hold is normal
-/// (the snapshot has at most 5000 levels a side). Records carry `sequence` = `u` (the snapshot's
-/// `lastUpdateId`).
+/// (the snapshot has a limited number of levels a side). Records carry `sequence` = `u` (the
+/// snapshot's `lastUpdateId`).
 ///
 /// Peers are untrusted: the buffer holds at most `maximumBufferedEvents` events and
 /// `maximumBufferedLevels` levels; past either, it keeps only the newest event and asks for a
-/// snapshot again. At most one snapshot request is outstanding; a snapshot nobody asked for
-/// (one that arrives after `reset`) is ignored.
+/// snapshot again. At most one snapshot request is outstanding; a snapshot nobody asked for is
+/// ignored.
 public struct BinanceBookSynchronizer: BookSynchronizer {
     /// Most depth events buffered while a snapshot is awaited (100 s of a 100 ms stream).
     public static let maximumBufferedEvents = 1_000
-    /// Most price levels buffered while a snapshot is awaited.
-    public static let maximumBufferedLevels = 1_000_000
+    /// Most price levels buffered while a snapshot is awaited (about 16 MB; a busy market's
+    /// 100 ms event carries tens to a few hundred levels).
+    public static let maximumBufferedLevels = 250_000
 
     enum State: Sendable, Hashable {
         /// No book and nothing buffered: the next event starts the procedure.

@@ -34,9 +34,9 @@ final class BookDesk<Sync: BookSynchronizer>: Sendable {
     /// stray or hostile message is not allowed to create books).
     func receive(_ frame: BookFrame) -> BookSyncStep? {
         state.withLock { s in
-            guard var sync = s.syncs[frame.nativeSymbol] else { return nil }
-            let step = sync.receive(frame)
-            s.syncs[frame.nativeSymbol] = sync
+            // Mutated in place (`syncs[key]?.receive`): a copy taken out of the dictionary would
+            // share the book's storage, and its first change would copy every level of the book.
+            guard let step = s.syncs[frame.nativeSymbol]?.receive(frame) else { return nil }
             note(step, market: frame.nativeSymbol, in: &s)
             return step
         }
@@ -44,11 +44,9 @@ final class BookDesk<Sync: BookSynchronizer>: Sendable {
 
     func snapshotArrived(_ frame: BookFrame, market: String) -> BookSyncStep? {
         state.withLock { s in
-            guard var sync = s.syncs[market] else { return nil }
             var copy = frame
             copy.nativeSymbol = market
-            let step = sync.receiveSnapshot(copy)
-            s.syncs[market] = sync
+            guard let step = s.syncs[market]?.receiveSnapshot(copy) else { return nil }
             note(step, market: market, in: &s)
             return step
         }
@@ -56,9 +54,7 @@ final class BookDesk<Sync: BookSynchronizer>: Sendable {
 
     func snapshotFailed(market: String, reason: String, receivedAt: Int64) -> BookSyncStep? {
         state.withLock { s in
-            guard var sync = s.syncs[market] else { return nil }
-            let step = sync.snapshotFailed(reason: reason, receivedAt: receivedAt)
-            s.syncs[market] = sync
+            guard let step = s.syncs[market]?.snapshotFailed(reason: reason, receivedAt: receivedAt) else { return nil }
             note(step, market: market, in: &s)
             return step
         }
@@ -71,9 +67,7 @@ final class BookDesk<Sync: BookSynchronizer>: Sendable {
         state.withLock { s in
             var steps: [(String, BookSyncStep)] = []
             for market in s.syncs.keys.sorted() {
-                guard var sync = s.syncs[market] else { continue }
-                let step = sync.reset(receivedAt: receivedAt)
-                s.syncs[market] = sync
+                guard let step = s.syncs[market]?.reset(receivedAt: receivedAt) else { continue }
                 note(step, market: market, in: &s)
                 steps.append((market, step))
             }

@@ -62,11 +62,14 @@ public struct BookKeeper: Sendable, Hashable {
         guard var current = book else {
             return BookSyncStep(resyncReason: .invalid)
         }
+        // Leave `current` the only owner of the levels, so `apply` changes them in place instead
+        // of copying the whole book (copy-on-write) for every update.
+        book = nil
         current.apply(bids: frame.bids, asks: frame.asks)
+        book = current
         if current.isCrossed {
             return lose(reason: .crossed, detail: "an update crossed the book", receivedAt: frame.receivedAt)
         }
-        book = current
         self.sequence = sequence
         lastEventTime = frame.time
         levelsApplied += frame.bids.count + frame.asks.count

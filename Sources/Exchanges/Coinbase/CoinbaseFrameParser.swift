@@ -51,7 +51,8 @@ public struct CoinbaseFrameParser: Sendable {
         try parse(frame, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: true)
     }
 
-    /// Both parses: a frame that fails appends nothing to either array and leaves the numbering as it was.
+    /// Both parses: a frame that fails appends nothing to either array (and counts in the numbering
+    /// only when its envelope was read and it is not `l2_data`, see above).
     mutating func parse(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame],
         wantsBooks: Bool
