@@ -20,6 +20,10 @@ struct BenchBookCommand: ParsableCommand {
     @Option(help: "Frames file: one raw websocket text frame a line.") var file: String?
     @Option(help: "Instead of --file: frames of this many simulated orders on the venue's book channel.") var synthetic: Int?
     @Option(name: .customLong("write-frames"), help: "With --synthetic: also write the generated frames to FILE.") var writeFrames: String?
+    @Flag(
+        name: .customLong("parse-only"),
+        help: "Apply parsed levels to plain books, without the venue's synchronizer (sequence checks, Kraken's checksum, the records).")
+    var parseOnly = false
     @Option(help: "Measured runs; the median is reported.") var runs: Int = 5
     @Option(help: "Minimum seconds per run.") var seconds: Double = 1
 
@@ -37,13 +41,16 @@ struct BenchBookCommand: ParsableCommand {
     func run() throws {
         let venue = exchange.lowercased()
         var lines: [[UInt8]]
+        var snapshots: [BookFrame] = []
         if let file {
             guard let data = FileManager.default.contents(atPath: file) else {
                 throw ValidationError("Cannot read \(file): check the path and permissions.")
             }
             lines = ParseBenchmark.lines(fromFileContents: [UInt8](data))
         } else {
-            lines = try Self.simulatedFrames(venue: venue, orders: synthetic ?? 1).map { Array($0.utf8) }
+            let generated = try Self.simulatedFrames(venue: venue, orders: synthetic ?? 1)
+            lines = generated.frames.map { Array($0.utf8) }
+            snapshots = generated.snapshots
             if let writeFrames {
                 var out: [UInt8] = []
                 for line in lines { out += line + [UInt8(ascii: "\n")] }
@@ -54,16 +61,25 @@ struct BenchBookCommand: ParsableCommand {
         }
         guard !lines.isEmpty else { throw ValidationError("No frames to parse.") }
         let markets = Self.markets(venue: venue)
-        _ = try BookBenchmark.run(lines: lines, exchange: Exchange(venue), markets: markets, minimumSeconds: min(seconds, 0.2))
+        if file != nil && venue == "binance" && !parseOnly {
+            printError("note: a Binance frames file has no REST snapshot: every book is resynchronized; use --synthetic or --parse-only")
+        }
+        func once(_ minimum: Double) throws -> BookBenchmark.Result {
+            try BookBenchmark.run(
+                lines: lines, exchange: Exchange(venue), markets: markets, synchronize: !parseOnly, snapshots: snapshots, minimumSeconds: minimum)
+        }
+        _ = try once(min(seconds, 0.2))
         var results: [BookBenchmark.Result] = []
         for i in 1...runs {
-            let result = try BookBenchmark.run(lines: lines, exchange: Exchange(venue), markets: markets, minimumSeconds: seconds)
+            let result = try once(seconds)
             print("run \(i): \(result)")
             results.append(result)
         }
         let wall = results.map(\.levelsPerSecond).sorted()[results.count / 2]
         let cpu = results.map(\.levelsPerCPUSecond).sorted()[results.count / 2]
-        print("median: \(Int(wall)) level updates/s wall, \(Int(cpu)) per CPU-second, over \(runs) runs (\(lines.count) frames, exchange \(venue))")
+        print(
+            "median: \(Int(wall)) level updates/s wall, \(Int(cpu)) per CPU-second, over \(runs) runs (\(lines.count) frames, exchange \(venue), \(parseOnly ? "parse + apply" : "parse + synchronize + apply"))"
+        )
         if let errors = results.first?.errors, errors > 0 { print("warning: \(errors) frames per pass failed to parse") }
     }
 
@@ -78,7 +94,7 @@ struct BenchBookCommand: ParsableCommand {
         }
     }
 
-    static func simulatedFrames(venue: String, orders: Int) throws -> [String] {
+    static func simulatedFrames(venue: String, orders: Int) throws -> (frames: [String], snapshots: [BookFrame]) {
         switch venue {
         case "binance": return frames(BinanceVenue.self, Binance.self, orders: orders)
         case "coinbase": return frames(CoinbaseVenue.self, Coinbase.self, orders: orders)
@@ -89,11 +105,27 @@ struct BenchBookCommand: ParsableCommand {
 
     /// What the venue's simulated session sends a client subscribed to every market's book while
     /// the market makes `orders` orders: snapshots, then updates (trade frames are left out).
-    static func frames<V: SimulatedVenue, A: ExchangeAdapter>(_ venue: V.Type, _ adapter: A.Type, orders: Int) -> [String] {
+    static func frames<V: SimulatedVenue, A: ExchangeAdapter>(_ venue: V.Type, _ adapter: A.Type, orders: Int) -> (
+        frames: [String], snapshots: [BookFrame]
+    ) {
         var market = MarketSimulator()
+        // The REST snapshots a venue without stream snapshots (Binance) would be primed with.
+        var snapshots: [BookFrame] = []
+        if adapter.bookSnapshotPath(market: ListedMarket(nativeSymbol: "X")) != nil {
+            for instrument in market.nativeSymbols {
+                guard let book = market.book(nativeSymbol: instrument) else { continue }
+                snapshots.append(
+                    BookFrame(
+                        nativeSymbol: V.nativeSymbol(instrument: instrument), kind: .snapshot, bids: book.bids(), asks: book.asks(),
+                        time: market.configuration.startTime, receivedAt: 0, sequence: market.bookUpdateId(nativeSymbol: instrument)))
+            }
+        }
         let instruments = market.nativeSymbols
         let start = market.configuration.startTime
-        var session = V.makeSession(instruments: instruments, configuration: SimulatedSessionConfiguration(), connectedAt: start)
+        // A client that never goes quiet for the venue (the generator sends no pings).
+        var settings = SimulatedSessionConfiguration()
+        settings.idleTimeout = .max / 4
+        var session = V.makeSession(instruments: instruments, configuration: settings, connectedAt: start)
         var sent: [String] = []
         func collect(_ actions: [SessionAction]) {
             for case .send(let text) in actions { sent.append(text) }
@@ -116,7 +148,7 @@ struct BenchBookCommand: ParsableCommand {
         var parser = adapter.makeFrameParser(markets: markets(venue: A.exchange.name))
         var trades: [Trade] = []
         var books: [BookFrame] = []
-        return sent.filter { text in
+        let frames = sent.filter { text in
             books.removeAll()
             var bytes = Array(text.utf8)
             let parsed = bytes.withUnsafeMutableBufferPointer { buffer in
@@ -125,5 +157,6 @@ struct BenchBookCommand: ParsableCommand {
             if case .books = parsed { return true }
             return false
         }
+        return (frames, snapshots)
     }
 }
