@@ -29,6 +29,8 @@ public struct TapeConfiguration: Sendable {
     /// Native symbols to ingest, or `["all"]`.
     public var symbols = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT", "LTC_USDT"]
     /// Candle intervals.
+    /// What ingestion collects: trades and order books (`tape.books`) by default.
+    public var channels: Set<Gap.Channel> = [.trades, .book]
     public var intervals: [CandleInterval] = [.init("1m")!, .init("5m")!, .init("1h")!]
     /// Candle updates per key at most once per this many ms.
     public var candleEmitMilliseconds: Int64 = 1_000

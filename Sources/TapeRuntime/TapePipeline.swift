@@ -83,7 +83,7 @@ private func buildStages(
     ingest.kafka = kafka
     ingest.lingerMilliseconds = liveDataLingerMilliseconds
     ingest.symbols = configuration.symbols
-    ingest.channels = [.trades, .book]
+    ingest.channels = configuration.channels
     var simulator: SimulatorStage?
     switch configuration.exchange {
     case .live(let websocket, let rest):

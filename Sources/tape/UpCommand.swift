@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaClient
 import Logging
+import MarketData
 import TapeBroker
 import TapeRuntime
 import TapeServer
@@ -26,6 +27,7 @@ struct UpCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Address of the dashboard, API and metrics.", valueName: "HOST:PORT")) var http = "127.0.0.1:8080"
     @Option(help: "Native symbols to ingest (comma-separated), or 'all'.") var symbols = "BTC_USDT,ETH_USDT,SOL_USDT,XRP_USDT,DOGE_USDT,LTC_USDT"
     @Option(help: "Candle intervals.") var intervals = "1m,5m,1h"
+    @Option(help: "What to collect: trades,book (default), or trades alone.") var channels = "trades,book"
     @Option(help: "Simulated trades per second over all markets (with --offline).") var rate: Double = 50
     @Option(help: "Bearer token for the API and WebSocket (default: $TAPE_TOKEN, else none).") var token: String?
     @Option(help: "Broker fsync policy: always, interval or never.") var fsync: BrokerCommand.FsyncPolicyOption = .interval
@@ -62,7 +64,24 @@ struct UpCommand: AsyncParsableCommand {
         help: ArgumentHelp("Candle updates per key at most once per this many ms (for `tape bench e2e`).", visibility: .hidden))
     var candleEmitMilliseconds: Int64 = 1_000
 
+    /// `--channels`: trades (always) and optionally book.
+    static func parseChannels(_ text: String) throws -> Set<Gap.Channel> {
+        var result: Set<Gap.Channel> = []
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !part.isEmpty {
+            switch part {
+            case "trades", "trade": result.insert(.trades)
+            case "book", "books": result.insert(.book)
+            default: throw ValidationError("--channels takes trades or trades,book; '\(part)' is neither.")
+            }
+        }
+        guard result.contains(.trades) else {
+            throw ValidationError("--channels must include trades: tape up's candles and dashboard are built from them.")
+        }
+        return result
+    }
+
     func validate() throws {
+        _ = try Self.parseChannels(channels)
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
@@ -89,6 +108,7 @@ struct UpCommand: AsyncParsableCommand {
         c.staleAfterMilliseconds = Int64(staleAfter * 1000)
         c.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         c.intervals = try parseIntervals(intervals)
+        c.channels = try Self.parseChannels(channels)
         c.candleEmitMilliseconds = candleEmitMilliseconds
         c.statusLine = interactive ? .terminal : .log
         c.processorConsole = consoleLogger("tape.process", prefix: "process: ")
