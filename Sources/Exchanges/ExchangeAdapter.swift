@@ -126,6 +126,10 @@ public protocol ExchangeAdapter: Sendable {
     /// Path and query of the REST depth snapshot of `market`, for venues whose stream has no
     /// snapshot (Binance). Default nil.
     static func bookSnapshotPath(market: ListedMarket) -> String?
+    /// Subscription streams the book channel adds per symbol, for venues that count streams
+    /// against `maxSymbolsPerConnection` (Binance: one `<symbol>@depth@100ms` beside the trade
+    /// stream). Default 0.
+    static var bookStreamsPerSymbol: Int { get }
     /// Least time between two REST depth snapshot requests of one connection (the venue's
     /// request weight limits). Default `restRequestSpacing`.
     static var bookSnapshotSpacing: Duration { get }
@@ -153,6 +157,8 @@ extension ExchangeAdapter {
     public static func bookSnapshotPath(market: ListedMarket) -> String? { nil }
 
     public static var bookSnapshotSpacing: Duration { restRequestSpacing }
+
+    public static var bookStreamsPerSymbol: Int { 0 }
 
     public static func parseBookSnapshot(_ body: [UInt8], market: ListedMarket, receivedAt: Int64) throws(FrameParseError)
         -> BookFrame

@@ -110,9 +110,14 @@ public final class IngestService: Sendable {
         let rest = try Endpoint(configuration.rest ?? adapter.endpoints.rest)
         let markets = try await MarketDirectory.resolveMarkets(
             configuration.symbols, adapter: adapter, rest: rest, tls: configuration.tls)
-        guard markets.count <= adapter.maxSymbolsPerConnection else {
+        // With books on, venues that count streams (Binance) spend more than one per symbol.
+        let books = configuration.channels.contains(.book) && adapter.supportsBooks
+        let streamsPerSymbol = (configuration.channels.contains(.trades) ? 1 : 0) + (books ? adapter.bookStreamsPerSymbol : 0)
+        let maxSymbols =
+            adapter.maxSymbolsPerConnection == .max ? Int.max : adapter.maxSymbolsPerConnection / max(1, streamsPerSymbol)
+        guard markets.count <= maxSymbols else {
             throw IngestError(
-                "\(adapter.exchange) allows \(adapter.maxSymbolsPerConnection) symbols on one connection and \(markets.count) were asked for; pass at most \(adapter.maxSymbolsPerConnection) with --symbols (run several tape ingest for more)."
+                "\(adapter.exchange) allows \(maxSymbols) symbols on one connection\(streamsPerSymbol > 1 ? " with trades and books (two streams each)" : "") and \(markets.count) were asked for; pass at most \(maxSymbols) with --symbols (run several tape ingest for more)."
             )
         }
 

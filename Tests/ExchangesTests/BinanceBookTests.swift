@@ -505,3 +505,30 @@ private func machine() -> BinanceBookSynchronizer { BinanceBookSynchronizer(exch
         }
     }
 }
+
+@Suite struct BookKeeperLimitTests {
+    /// A venue that keeps adding levels gets its book thrown away, not memory without end.
+    @Test func anOversizedBookIsThrownAwayAndResynchronized() throws {
+        let market = ListedMarket(nativeSymbol: "BNBBTC", symbol: Symbol(normalizing: "BNB-BTC"), isTrading: true)
+        var keeper = BookKeeper(exchange: Exchange("binance"), market: market)
+        let limit = BookKeeper.maximumLevelsPerSide
+        let bids = try (1...limit).map { try BookLevel(price: String($0), quantity: "1") }
+        let ask = try BookLevel(price: String(limit + 10), quantity: "1")
+        var step = keeper.snapshot(
+            BookFrame(nativeSymbol: "BNBBTC", kind: .snapshot, bids: bids, asks: [ask], time: 1, receivedAt: 1_000), sequence: "1")
+        #expect(step.resyncReason == nil, "exactly the limit is a book")
+        #expect(keeper.book?.depth.bids == limit)
+        step = keeper.update(
+            BookFrame(
+                nativeSymbol: "BNBBTC", kind: .update, bids: [try BookLevel(price: "0.5", quantity: "1")], asks: [], time: 2,
+                receivedAt: 2_000), sequence: "2")
+        #expect(step.resyncReason == .invalid)
+        #expect(step.events.isEmpty, "nothing published for the oversized book")
+        #expect(keeper.book == nil)
+        step = keeper.snapshot(
+            BookFrame(nativeSymbol: "BNBBTC", kind: .snapshot, bids: bids + [try BookLevel(price: "0.25", quantity: "1")], asks: [ask], time: 3, receivedAt: 3_000),
+            sequence: "3")
+        #expect(step.resyncReason == .invalid, "an oversized snapshot is refused too")
+        #expect(keeper.book == nil)
+    }
+}

@@ -246,6 +246,9 @@ extension Binance: ExchangeAdapter {
     /// (With books on, each symbol takes two of the connection's 1,024 streams.)
     public static var bookSnapshotSpacing: Duration { .seconds(1) }
 
+    /// Each symbol's `@depth@100ms` stream counts against the 1,024 streams of a connection.
+    public static var bookStreamsPerSymbol: Int { 1 }
+
     public static func bookSnapshotPath(market: ListedMarket) -> String? {
         restDepthPath(symbol: market.restSymbol)
     }

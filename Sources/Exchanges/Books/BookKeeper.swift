@@ -28,12 +28,26 @@ public struct BookKeeper: Sendable, Hashable {
 
     public var isSynchronized: Bool { book != nil }
 
+    /// Most levels a side a book may hold: a venue (or something posing as one) that keeps adding
+    /// levels gets its book thrown away and re-synchronized instead of growing memory without end.
+    /// Real books stay far below (Binance's REST snapshot: 5,000 at most).
+    public static let maximumLevelsPerSide = 250_000
+
+    static func oversized(_ book: OrderBook) -> Bool {
+        book.depth.bids > maximumLevelsPerSide || book.depth.asks > maximumLevelsPerSide
+    }
+
     /// Replaces the book with a snapshot and publishes it; reports the gap since the book was lost.
     /// A crossed snapshot is refused (the book stays unknown) with `resyncReason = .crossed`.
     public mutating func snapshot(_ frame: BookFrame, sequence: String?) -> BookSyncStep {
         let fresh = OrderBook(bids: frame.bids, asks: frame.asks)
         if fresh.isCrossed {
             return lose(reason: .crossed, detail: "the snapshot is crossed", receivedAt: frame.receivedAt)
+        }
+        if Self.oversized(fresh) {
+            return lose(
+                reason: .invalid, detail: "the snapshot holds more than \(Self.maximumLevelsPerSide) levels a side",
+                receivedAt: frame.receivedAt)
         }
         var step = BookSyncStep()
         if let since = lostSince {
@@ -69,6 +83,10 @@ public struct BookKeeper: Sendable, Hashable {
         book = current
         if current.isCrossed {
             return lose(reason: .crossed, detail: "an update crossed the book", receivedAt: frame.receivedAt)
+        }
+        if Self.oversized(current) {
+            return lose(
+                reason: .invalid, detail: "the book grew beyond \(Self.maximumLevelsPerSide) levels a side", receivedAt: frame.receivedAt)
         }
         self.sequence = sequence
         lastEventTime = frame.time
