@@ -48,7 +48,7 @@ enum Dashboard {
           .card canvas { width:100%; height:260px; display:block; }
           .card canvas.depth { height:90px; margin-top:6px; }
           .tob { display:flex; gap:12px; color:var(--dim); font-variant-numeric:tabular-nums; margin-top:6px; font-size:12px; }
-          .tob b { color:var(--text); font-weight:500; }
+          .tob .v { color:var(--text); font-weight:500; }
           .up { color:var(--up); } .down { color:var(--down); }
           aside { display:flex; flex-direction:column; gap:14px; min-width:0; }
           aside h3 { margin:0 0 8px; font-size:13px; text-transform:uppercase; letter-spacing:.8px; color:var(--dim); }
@@ -132,7 +132,7 @@ enum Dashboard {
           card.className = "card"; card.dataset.symbol = symbol;
           card.innerHTML = `<h2>${esc(pair)} <small>${esc(exchange)}</small><span class="gapbadge" hidden></span><span class="px">–</span></h2>` +
             `<canvas data-candles-drawn="0" data-incomplete-drawn="0" data-gap-slots="0"></canvas>` +
-            `<div class="tob">bid <b class="bid">–</b> ask <b class="ask">–</b> spread <b class="spread">–</b> mid <b class="mid">–</b></div>` +
+            `<div class="tob">bid <span class="v bid">–</span> ask <span class="v ask">–</span> spread <span class="v spread">–</span> mid <span class="v mid">–</span></div>` +
             `<canvas class="depth" data-levels-drawn="0"></canvas>`;
           card.dataset.openGaps = "0";
           document.getElementById("charts").appendChild(card);
