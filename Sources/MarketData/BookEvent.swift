@@ -78,25 +78,12 @@ extension BookEvent: JSONRecord {
             JSONWriter.appendRaw(",\"sequence\":null", to: &out)
         }
         JSONWriter.appendRaw(",\"bids\":", to: &out)
-        BookEvent.appendLevels(bids, to: &out)
+        JSONWriter.appendBookLevels(bids, to: &out)
         JSONWriter.appendRaw(",\"asks\":", to: &out)
-        BookEvent.appendLevels(asks, to: &out)
+        JSONWriter.appendBookLevels(asks, to: &out)
         JSONWriter.appendMember(",\"time\":", time, to: &out)
         JSONWriter.appendMember(",\"receivedAt\":", receivedAt, to: &out)
         out.append(UInt8(ascii: "}"))
-    }
-
-    static func appendLevels(_ levels: [BookLevel], to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        for (index, level) in levels.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            JSONWriter.appendString(level.price, to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONWriter.appendString(level.quantity, to: &out)
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "]"))
     }
 
     /// Decodes a book value. Unknown members are skipped; `v` (1), `exchange`, `symbol`, `type`,
@@ -168,6 +155,28 @@ extension BookEvent: JSONRecord {
         self.init(
             exchange: Exchange(exchange), symbol: Symbol(normalizing: symbol), nativeSymbol: nativeSymbol ?? symbol,
             kind: kind, sequence: sequence, bids: bids, asks: asks, time: time, receivedAt: receivedAt ?? time &* 1000)
+    }
+}
+
+extension JSONWriter {
+    /// Appends `[["price","quantity"], ...]`: the level lists of `tape.books` and of the venues
+    /// that print them this way (Poloniex, Binance).
+    public static func appendBookLevels(_ levels: [BookLevel], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        for (index, level) in levels.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            appendBookLevel(level, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    /// Appends one `["price","quantity"]` pair.
+    public static func appendBookLevel(_ level: BookLevel, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        appendString(level.price, to: &out)
+        out.append(UInt8(ascii: ","))
+        appendString(level.quantity, to: &out)
+        out.append(UInt8(ascii: "]"))
     }
 }
 

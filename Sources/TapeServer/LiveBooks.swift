@@ -146,30 +146,13 @@ public struct BookView: Sendable, Hashable {
         JSONWriter.appendRaw(",\"asks\":", to: &out)
         JSONWriter.appendInt(Int64(depth.asks), to: &out)
         JSONWriter.appendRaw("},\"bids\":", to: &out)
-        appendLevels(bids, to: &out)
+        JSONWriter.appendBookLevels(bids, to: &out)
         JSONWriter.appendRaw(",\"asks\":", to: &out)
-        appendLevels(asks, to: &out)
+        JSONWriter.appendBookLevels(asks, to: &out)
         out.append(UInt8(ascii: "}"))
     }
 
     private func appendLevel(_ level: BookLevel?, to out: inout [UInt8]) {
-        guard let level else {
-            JSONWriter.appendRaw("null", to: &out)
-            return
-        }
-        out.append(UInt8(ascii: "["))
-        JSONWriter.appendString(level.price, to: &out)
-        out.append(UInt8(ascii: ","))
-        JSONWriter.appendString(level.quantity, to: &out)
-        out.append(UInt8(ascii: "]"))
-    }
-
-    private func appendLevels(_ levels: [BookLevel], to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        for (i, level) in levels.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            appendLevel(level, to: &out)
-        }
-        out.append(UInt8(ascii: "]"))
+        if let level { JSONWriter.appendBookLevel(level, to: &out) } else { JSONWriter.appendRaw("null", to: &out) }
     }
 }

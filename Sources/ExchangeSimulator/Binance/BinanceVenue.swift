@@ -104,9 +104,9 @@ public enum BinanceVenue: SimulatedVenue {
         JSONWriter.appendRaw("{\"lastUpdateId\":", to: &out)
         JSONWriter.appendInt(lastUpdateId, to: &out)
         JSONWriter.appendRaw(",\"bids\":", to: &out)
-        appendLevels(bids, to: &out)
+        JSONWriter.appendBookLevels(bids, to: &out)
         JSONWriter.appendRaw(",\"asks\":", to: &out)
-        appendLevels(asks, to: &out)
+        JSONWriter.appendBookLevels(asks, to: &out)
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
     }
@@ -125,25 +125,13 @@ public enum BinanceVenue: SimulatedVenue {
         JSONWriter.appendRaw(",\"u\":", to: &out)
         JSONWriter.appendInt(finalUpdateId, to: &out)
         JSONWriter.appendRaw(",\"b\":", to: &out)
-        appendLevels(bids, to: &out)
+        JSONWriter.appendBookLevels(bids, to: &out)
         JSONWriter.appendRaw(",\"a\":", to: &out)
-        appendLevels(asks, to: &out)
+        JSONWriter.appendBookLevels(asks, to: &out)
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendLevels(_ levels: [BookLevel], to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        for (i, level) in levels.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            JSONWriter.appendString(level.price, to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONWriter.appendString(level.quantity, to: &out)
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "]"))
-    }
 
     /// One `trade` event, keys in Binance's order.
     public static func tradeEvent(_ trade: SimulatedTrade) -> String {

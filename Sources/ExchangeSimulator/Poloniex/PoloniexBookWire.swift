@@ -16,9 +16,9 @@ extension PoloniexWire {
         JSONWriter.appendRaw(",\"createTime\":", to: &out)
         JSONWriter.appendInt(createTime, to: &out)
         JSONWriter.appendRaw(",\"asks\":", to: &out)
-        appendLevels(asks, to: &out)
+        JSONWriter.appendBookLevels(asks, to: &out)
         JSONWriter.appendRaw(",\"bids\":", to: &out)
-        appendLevels(bids, to: &out)
+        JSONWriter.appendBookLevels(bids, to: &out)
         JSONWriter.appendRaw(",\"lastId\":", to: &out)
         JSONWriter.appendInt(lastId, to: &out)
         JSONWriter.appendRaw(",\"id\":", to: &out)
@@ -29,16 +29,4 @@ extension PoloniexWire {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func appendLevels(_ levels: [BookLevel], to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "["))
-        for (i, level) in levels.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
-            out.append(UInt8(ascii: "["))
-            JSONWriter.appendString(level.price, to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONWriter.appendString(level.quantity, to: &out)
-            out.append(UInt8(ascii: "]"))
-        }
-        out.append(UInt8(ascii: "]"))
-    }
 }

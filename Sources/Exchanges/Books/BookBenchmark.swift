@@ -52,67 +52,66 @@ public enum BookBenchmark {
     static func synchronized<A: ExchangeAdapter>(
         _ adapter: A.Type, lines: [[UInt8]], markets: [ListedMarket], snapshots: [BookFrame], minimumSeconds: Double
     ) -> Result {
-        var parser = markets.isEmpty ? adapter.makeFrameParser() : adapter.makeFrameParser(markets: markets)
         var listed: [String: ListedMarket] = [:]
         for market in markets { listed[market.nativeSymbol] = market }
-        var trades: [Trade] = []
-        var books: [BookFrame] = []
-        books.reserveCapacity(16)
-        var result = Result(frames: 0, messages: 0, levels: 0, errors: 0, seconds: 0, cpuSeconds: 0, checksum: 0)
-        let clock = ContinuousClock()
-        let cpuStart = ParseBenchmark.threadCPUSeconds()
-        let start = clock.now
-        repeat {
-            // A new connection: fresh synchronizers, reset, primed with the REST snapshots.
-            var syncs: [String: A.BookSync] = [:]
-            for market in markets {
-                var sync = A.BookSync(exchange: adapter.exchange, market: market)
-                _ = sync.reset(receivedAt: 0)
-                syncs[market.nativeSymbol] = sync
-            }
-            for snapshot in snapshots {
-                result.levels += snapshot.bids.count + snapshot.asks.count
-                result.checksum &+= syncs[snapshot.nativeSymbol]?.receiveSnapshot(snapshot).events.count ?? 0
-            }
-            for line in lines {
-                line.withUnsafeBufferPointer { buffer in
-                    do {
-                        _ = try parser.parse(buffer, receivedAt: 0, into: &trades, books: &books)
-                    } catch {
-                        result.errors += 1
-                    }
+        var syncs: [String: A.BookSync] = [:]
+        return measure(
+            adapter, lines: lines, markets: markets, minimumSeconds: minimumSeconds,
+            beginPass: { result in
+                // A new connection: fresh synchronizers, reset, primed with the REST snapshots.
+                syncs = [:]
+                for market in markets {
+                    var sync = A.BookSync(exchange: adapter.exchange, market: market)
+                    _ = sync.reset(receivedAt: 0)
+                    syncs[market.nativeSymbol] = sync
                 }
-                result.frames += 1
-                for frame in books {
-                    result.messages += 1
-                    result.levels += frame.bids.count + frame.asks.count
-                    if syncs[frame.nativeSymbol] == nil, let market = listed[frame.nativeSymbol] ?? (markets.isEmpty ? ListedMarket(nativeSymbol: frame.nativeSymbol) : nil) {
-                        syncs[frame.nativeSymbol] = A.BookSync(exchange: adapter.exchange, market: market)
-                    }
-                    guard let step = syncs[frame.nativeSymbol]?.receive(frame) else { continue }
-                    if step.resyncReason != nil { result.resyncs += 1 }
-                    result.checksum &+= step.events.count
+                for snapshot in snapshots {
+                    result.levels += snapshot.bids.count + snapshot.asks.count
+                    result.checksum &+= syncs[snapshot.nativeSymbol]?.receiveSnapshot(snapshot).events.count ?? 0
                 }
-                books.removeAll(keepingCapacity: true)
-                trades.removeAll(keepingCapacity: true)
-            }
-            result.seconds = (clock.now - start).seconds
-        } while result.seconds < minimumSeconds && !lines.isEmpty
-        result.cpuSeconds = ParseBenchmark.threadCPUSeconds() - cpuStart
-        return result
+            },
+            take: { frame, result in
+                if syncs[frame.nativeSymbol] == nil,
+                    let market = listed[frame.nativeSymbol] ?? (markets.isEmpty ? ListedMarket(nativeSymbol: frame.nativeSymbol) : nil)
+                {
+                    syncs[frame.nativeSymbol] = A.BookSync(exchange: adapter.exchange, market: market)
+                }
+                guard let step = syncs[frame.nativeSymbol]?.receive(frame) else { return }
+                if step.resyncReason != nil { result.resyncs += 1 }
+                result.checksum &+= step.events.count
+            })
     }
 
     static func loop<A: ExchangeAdapter>(_ adapter: A.Type, lines: [[UInt8]], markets: [ListedMarket], minimumSeconds: Double) -> Result {
+        var state: [String: OrderBook] = [:]
+        var result = measure(
+            adapter, lines: lines, markets: markets, minimumSeconds: minimumSeconds, beginPass: { _ in },
+            take: { frame, _ in
+                switch frame.kind {
+                case .snapshot: state[frame.nativeSymbol] = OrderBook(bids: frame.bids, asks: frame.asks)
+                case .update: state[frame.nativeSymbol, default: OrderBook()].apply(bids: frame.bids, asks: frame.asks)
+                }
+            })
+        result.checksum = state.values.reduce(0) { $0 + $1.depth.bids + $1.depth.asks }
+        return result
+    }
+
+    /// The timed loop both paths share: whole passes over `lines` (each begun by `beginPass`), every
+    /// frame parsed by one parser and each book message handed to `take`, until `minimumSeconds`.
+    static func measure<A: ExchangeAdapter>(
+        _ adapter: A.Type, lines: [[UInt8]], markets: [ListedMarket], minimumSeconds: Double, beginPass: (inout Result) -> Void,
+        take: (BookFrame, inout Result) -> Void
+    ) -> Result {
         var parser = markets.isEmpty ? adapter.makeFrameParser() : adapter.makeFrameParser(markets: markets)
         var trades: [Trade] = []
         var books: [BookFrame] = []
         books.reserveCapacity(16)
-        var state: [String: OrderBook] = [:]
         var result = Result(frames: 0, messages: 0, levels: 0, errors: 0, seconds: 0, cpuSeconds: 0, checksum: 0)
         let clock = ContinuousClock()
         let cpuStart = ParseBenchmark.threadCPUSeconds()
         let start = clock.now
         repeat {
+            beginPass(&result)
             for line in lines {
                 line.withUnsafeBufferPointer { buffer in
                     do {
@@ -125,10 +124,7 @@ public enum BookBenchmark {
                 for frame in books {
                     result.messages += 1
                     result.levels += frame.bids.count + frame.asks.count
-                    switch frame.kind {
-                    case .snapshot: state[frame.nativeSymbol] = OrderBook(bids: frame.bids, asks: frame.asks)
-                    case .update: state[frame.nativeSymbol, default: OrderBook()].apply(bids: frame.bids, asks: frame.asks)
-                    }
+                    take(frame, &result)
                 }
                 books.removeAll(keepingCapacity: true)
                 trades.removeAll(keepingCapacity: true)
@@ -136,7 +132,6 @@ public enum BookBenchmark {
             result.seconds = (clock.now - start).seconds
         } while result.seconds < minimumSeconds && !lines.isEmpty
         result.cpuSeconds = ParseBenchmark.threadCPUSeconds() - cpuStart
-        result.checksum = state.values.reduce(0) { $0 + $1.depth.bids + $1.depth.asks }
         return result
     }
 }
