@@ -99,9 +99,17 @@ public final class KafkaTopicReader: Sendable {
                 if let t = md.topics.first(where: { $0.name == topic }), t.error == .noError, !t.partitions.isEmpty {
                     let ids = t.partitions.map(\.id).sorted()
                     if case .since(let time) = start {
-                        // Partitions with nothing that recent start at their end.
+                        // Partitions with nothing that recent start at their end as it is now, as a
+                        // number: the logical "end" would be resolved when fetching starts and skip
+                        // what arrives in between (a fresh pipeline's first snapshots).
                         let found = try await consumer.offsets(forTimestamp: time, partitions: ids.map { (topic, $0) })
-                        try consumer.assign(found.map { TopicPartitionOffset(topic: topic, partition: $0.partition, offset: $0.offset < 0 ? KafkaOffset.end : $0.offset) })
+                        var assignment: [TopicPartitionOffset] = []
+                        for position in found {
+                            var offset = position.offset
+                            if offset < 0 { offset = try await consumer.watermarks(topic: topic, partition: position.partition).high }
+                            assignment.append(TopicPartitionOffset(topic: topic, partition: position.partition, offset: offset))
+                        }
+                        try consumer.assign(assignment)
                         logger.info("Reading \(topic) (\(ids.count) partitions) from \(start.description)")
                         return ids
                     }
