@@ -259,6 +259,19 @@ extension ExchangeFrameParser {
         let message = try parse(frame, receivedAt: receivedAt, into: &trades)
         return (message, trades)
     }
+
+    /// Parses one frame given as text into trades and book messages (tests and tools).
+    public mutating func parse(
+        _ frame: String, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
+    ) throws(FrameParseError) -> ExchangeMessage {
+        var copy = frame
+        let result = copy.withUTF8 { buffer in
+            Result { () throws(FrameParseError) -> ExchangeMessage in
+                try parse(buffer, receivedAt: receivedAt, into: &trades, books: &books)
+            }
+        }
+        return try result.get()
+    }
 }
 
 /// Runs `body`, which appends one frame's trades to `trades`; if it throws, whatever it appended is
@@ -271,6 +284,21 @@ func appendingAllOrNothing(
         return try body(&trades)
     } catch {
         trades.removeSubrange(countBefore...)
+        throw error
+    }
+}
+
+/// `appendingAllOrNothing(to:_:)` for a frame that may carry trades and book messages: if `body`
+/// throws, whatever it appended to either array is removed again.
+func appendingAllOrNothing(
+    to trades: inout [Trade], and books: inout [BookFrame],
+    _ body: (inout [Trade], inout [BookFrame]) throws(FrameParseError) -> ExchangeMessage
+) throws(FrameParseError) -> ExchangeMessage {
+    let booksBefore = books.count
+    do {
+        return try appendingAllOrNothing(to: &trades) { trades throws(FrameParseError) in try body(&trades, &books) }
+    } catch {
+        books.removeSubrange(booksBefore...)
         throw error
     }
 }

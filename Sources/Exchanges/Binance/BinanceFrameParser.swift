@@ -41,26 +41,20 @@ public struct BinanceFrameParser: Sendable {
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame],
         wantsBooks: Bool
     ) throws(FrameParseError) -> ExchangeMessage {
-        let booksBefore = books.count
-        do {
-            return try appendingAllOrNothing(to: &trades) { trades throws(FrameParseError) in
-                do {
-                    var s = JSONScanner(frame)
-                    let message = try parseObject(
-                        &s, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: wantsBooks, depth: 0)
-                    guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
-                    return message
-                } catch let error as JSONError {
-                    throw FrameParseError(error)
-                } catch let error as FrameParseError {
-                    throw error
-                } catch {
-                    throw FrameParseError(.malformedJSON, "\(error)", offset: 0)
-                }
+        try appendingAllOrNothing(to: &trades, and: &books) { trades, books throws(FrameParseError) in
+            do {
+                var s = JSONScanner(frame)
+                let message = try parseObject(
+                    &s, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: wantsBooks, depth: 0)
+                guard s.isAtEnd() else { throw JSONError(.unexpectedByte, "data after the frame's object", at: s.position) }
+                return message
+            } catch let error as JSONError {
+                throw FrameParseError(error)
+            } catch let error as FrameParseError {
+                throw error
+            } catch {
+                throw FrameParseError(.malformedJSON, "\(error)", offset: 0)
             }
-        } catch {
-            books.removeSubrange(booksBefore...)
-            throw error
         }
     }
 

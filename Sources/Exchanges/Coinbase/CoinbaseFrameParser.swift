@@ -57,14 +57,8 @@ public struct CoinbaseFrameParser: Sendable {
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame],
         wantsBooks: Bool
     ) throws(FrameParseError) -> ExchangeMessage {
-        let booksBefore = books.count
-        do {
-            return try appendingAllOrNothing(to: &trades) { trades throws(FrameParseError) in
-                try parseFrame(frame, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: wantsBooks)
-            }
-        } catch {
-            books.removeSubrange(booksBefore...)
-            throw error
+        try appendingAllOrNothing(to: &trades, and: &books) { trades, books throws(FrameParseError) in
+            try parseFrame(frame, receivedAt: receivedAt, into: &trades, books: &books, wantsBooks: wantsBooks)
         }
     }
 

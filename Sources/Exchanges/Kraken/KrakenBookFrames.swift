@@ -69,31 +69,14 @@ extension KrakenFrameParser {
     public mutating func parse(
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
     ) throws(FrameParseError) -> ExchangeMessage {
-        let booksBefore = books.count
-        do {
+        try appendingAllOrNothing(to: &trades, and: &books) { trades, books throws(FrameParseError) in
             if KrakenFrameParser.startsAsBookFrame(frame) {
                 return try parseBookFrame(frame, receivedAt: receivedAt, into: &books)
             }
             let message = try parse(frame, receivedAt: receivedAt, into: &trades)
             guard message == .ignored(channel: Kraken.bookChannel) else { return message }
             return try parseBookFrame(frame, receivedAt: receivedAt, into: &books)
-        } catch {
-            books.removeSubrange(booksBefore...)
-            throw error
         }
-    }
-
-    /// Parses one frame given as text (tests and tools).
-    public mutating func parse(
-        _ frame: String, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
-    ) throws(FrameParseError) -> ExchangeMessage {
-        var copy = frame
-        let result = copy.withUTF8 { buffer in
-            Result { () throws(FrameParseError) -> ExchangeMessage in
-                try parse(buffer, receivedAt: receivedAt, into: &trades, books: &books)
-            }
-        }
-        return try result.get()
     }
 
     static func startsAsBookFrame(_ frame: UnsafeBufferPointer<UInt8>) -> Bool {

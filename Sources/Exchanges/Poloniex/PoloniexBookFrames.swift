@@ -47,31 +47,15 @@ extension PoloniexFrameParser {
         _ frame: UnsafeBufferPointer<UInt8>, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
     ) throws(FrameParseError) -> ExchangeMessage {
         let booksBefore = books.count
-        do {
+        return try appendingAllOrNothing(to: &trades, and: &books) { trades, books throws(FrameParseError) in
             if fastPath, let message = try parseBookFrameFast(frame, receivedAt: receivedAt, into: &books) {
                 return message
             }
-            books.removeSubrange(booksBefore...)
+            books.removeSubrange(booksBefore...)  // the fast path's partial output, if any
             let message = try parse(frame, receivedAt: receivedAt, into: &trades)
             guard message == .ignored(channel: Poloniex.bookChannel) else { return message }
             return try parseBookFrame(frame, receivedAt: receivedAt, into: &books)
-        } catch {
-            books.removeSubrange(booksBefore...)
-            throw error
         }
-    }
-
-    /// Parses one frame given as text (tests and tools).
-    public mutating func parse(
-        _ frame: String, receivedAt: Int64, into trades: inout [Trade], books: inout [BookFrame]
-    ) throws(FrameParseError) -> ExchangeMessage {
-        var copy = frame
-        let result = copy.withUTF8 { buffer in
-            Result { () throws(FrameParseError) -> ExchangeMessage in
-                try parse(buffer, receivedAt: receivedAt, into: &trades, books: &books)
-            }
-        }
-        return try result.get()
     }
 
     /// The layout Poloniex sends, `{"channel":"book_lv2","data":[...],"action":"..."}`, read in
