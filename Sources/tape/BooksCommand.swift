@@ -30,7 +30,12 @@ struct BooksCommand: AsyncParsableCommand {
         guard let market = symbol.split(separator: ":", maxSplits: 1).last, symbol.contains(":"), !market.isEmpty else {
             throw ValidationError("--symbol must be exchange:SYMBOL, e.g. binance:BTC-USDT.")
         }
-        if let at { _ = try CandlesCommand.parseTime(at, flag: "at") }
+        if let at {
+            // Record times are 1970..9999 (Trade.validTimes); anything else would overflow the look-back.
+            guard Trade.validTimes.contains(try CandlesCommand.parseTime(at, flag: "at")) else {
+                throw ValidationError("--at must be a time from 1970 to 9999 (ms since the epoch or ISO 8601).")
+            }
+        }
         guard depth > 0, depth <= 100_000 else { throw ValidationError("--depth must be between 1 and 100000.") }
         guard lookback > 0, lookback <= 86_400 * 365 else { throw ValidationError("--lookback must be between 0 and 31536000 seconds.") }
     }
