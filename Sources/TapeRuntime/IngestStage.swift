@@ -7,21 +7,47 @@ import ServiceLifecycle
 import Synchronization
 import TapeMetrics
 
-/// The built-in exchange simulator as a service (`tape up --offline`): serves its websocket and
-/// REST on loopback until graceful shutdown.
+/// One built-in venue simulator as a service (`tape up --offline`): serves its websocket and REST
+/// on loopback until graceful shutdown.
 public final class SimulatorStage: Service, Sendable {
-    public let simulator: PoloniexSimulator
+    /// The venue it speaks ("binance").
+    public let exchange: String
+    public let websocketURL: String
+    public let restURL: String
+    /// Its markets, as the simulator names them (BASE_QUOTE).
+    public let symbols: [String]
+    private let serve: @Sendable () async throws -> Void
+    private let generated: @Sendable () -> Int
     private let stopped: StageLog
 
-    init(_ simulator: PoloniexSimulator, stopped: StageLog) {
-        self.simulator = simulator
+    /// Trades generated so far.
+    public var tradesGenerated: Int { generated() }
+
+    /// Binds a simulator of `exchange` (poloniex, binance, coinbase or kraken) on loopback.
+    static func build(exchange: String, configuration: SimulatorConfiguration, stopped: StageLog) async throws -> SimulatorStage {
+        switch exchange {
+        case "binance": return try await SimulatorStage(VenueSimulator<BinanceVenue>.build(configuration), stopped: stopped)
+        case "coinbase": return try await SimulatorStage(VenueSimulator<CoinbaseVenue>.build(configuration), stopped: stopped)
+        case "kraken": return try await SimulatorStage(VenueSimulator<KrakenVenue>.build(configuration), stopped: stopped)
+        case "poloniex": return try await SimulatorStage(VenueSimulator<PoloniexVenue>.build(configuration), stopped: stopped)
+        default: throw TapeConfigurationError("The built-in simulator does not speak \(exchange)'s format; it speaks \(Venues.names.joined(separator: ", ")).")
+        }
+    }
+
+    init<Venue: SimulatedVenue>(_ simulator: VenueSimulator<Venue>, stopped: StageLog) {
+        exchange = Venue.exchange.name
+        websocketURL = simulator.websocketURL
+        restURL = simulator.restURL
+        symbols = simulator.symbols
+        serve = { try await simulator.run() }
+        generated = { simulator.tradesGenerated }
         self.stopped = stopped
     }
 
     public func run() async throws {
-        defer { stopped.append("simulator") }
+        defer { stopped.append("simulator:\(exchange)") }
         do {
-            try await cancelWhenGracefulShutdown { try await self.simulator.run() }
+            try await cancelWhenGracefulShutdown { try await self.serve() }
         } catch is CancellationError {}
     }
 }

@@ -1,3 +1,4 @@
+import Exchanges
 import Foundation
 import Ingest
 import Logging
@@ -100,78 +101,92 @@ struct SharedGapFeed<Base: GapRecordFeed>: GapRecordFeed {
     func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: base.makeAsyncIterator(), processor: processor) }
 }
 
-/// `/health`'s view of ingestion: the connection's flags and counters, the producer's.
+/// `/health`'s view of ingestion: each venue's connection flags and counters, the producers'.
 struct IngestProbe: PipelineProbe {
-    let ingest: IngestStage
+    let ingest: [IngestStage]
     let bootstrap: String
-    let endpoint: String
 
     func sample() -> PipelineSample {
-        guard let service = ingest.service else {
-            return PipelineSample(exchanges: [
-                ExchangeSample(
-                    exchange: ingest.configuration.exchange, endpoint: endpoint, started: false, connected: false, trades: 0, lastError: ingest.lastStartError)
-            ])
-        }
-        let c = service.metrics.connection.snapshot
-        let m = service.metrics
-        let enqueued = m.produced.load(ordering: .relaxed) + m.deadLetters.load(ordering: .relaxed)
-        let answered = m.delivered.load(ordering: .relaxed) + m.deliveryFailures.load(ordering: .relaxed)
-        return PipelineSample(
-            exchanges: [
+        var exchanges: [ExchangeSample] = []
+        var enqueued = 0
+        var answered = 0
+        for stage in ingest {
+            guard let service = stage.service else {
+                let configured = stage.configuration
+                let endpoint = configured.websocket ?? Venues.adapter(named: configured.exchange)?.endpoints.websocket ?? configured.exchange
+                exchanges.append(
+                    ExchangeSample(exchange: configured.exchange, endpoint: endpoint, started: false, connected: false, trades: 0, lastError: stage.lastStartError))
+                continue
+            }
+            let c = service.metrics.connection.snapshot
+            let m = service.metrics
+            enqueued += m.produced.load(ordering: .relaxed) + m.deadLetters.load(ordering: .relaxed)
+            answered += m.delivered.load(ordering: .relaxed) + m.deliveryFailures.load(ordering: .relaxed)
+            exchanges.append(
                 ExchangeSample(
                     exchange: service.adapter.exchange.name, endpoint: service.websocket.description, connected: c.connected, trades: c.trades,
-                    reconnects: c.reconnects, lastError: service.metrics.connection.lastFailure)
-            ],
-            producer: ProducerSample(bootstrap: bootstrap, enqueued: enqueued, acknowledged: answered))
+                    reconnects: c.reconnects, lastError: service.metrics.connection.lastFailure))
+        }
+        return PipelineSample(exchanges: exchanges, producer: ProducerSample(bootstrap: bootstrap, enqueued: enqueued, acknowledged: answered))
     }
 }
 
-/// `/api/stats`: the ingest stage's own counters plus what the server sees.
+/// `/api/stats`: each ingest stage's own counters plus what the server sees on the topics.
 final class IngestStats: StatsSource {
-    let ingest: IngestStage
+    let ingest: [IngestStage]
     let feed: FeedStats
-    let exchange: String
-    /// (time, frames, trades) samples of the last few seconds, taken every second by `sample()`:
-    /// rates are measured over them, so the first `/api/stats` call already has one.
-    private let samples = Mutex<[(time: ContinuousClock.Instant, frames: Int, trades: Int)]>([])
+    /// Whether the venues are the built-in simulators.
+    let simulated: Bool
+    /// Per stage, (time, frames, trades) samples of the last few seconds, taken every second by
+    /// `sample()`: rates are measured over them, so the first `/api/stats` call already has one.
+    private let samples: Mutex<[[(time: ContinuousClock.Instant, frames: Int, trades: Int)]]>
     static let rateWindow: Duration = .seconds(5)
 
-    init(ingest: IngestStage, feed: FeedStats, exchange: String) {
+    init(ingest: [IngestStage], feed: FeedStats, simulated: Bool) {
         self.ingest = ingest
         self.feed = feed
-        self.exchange = exchange
+        self.simulated = simulated
+        samples = Mutex(Array(repeating: [], count: ingest.count))
     }
 
     /// Records the ingest counters now (called every second by the status reporter).
     func sample() {
-        guard let s = ingest.service?.metrics.connection.snapshot else { return }
         let now = ContinuousClock.now
+        let snapshots = ingest.map { $0.service?.metrics.connection.snapshot }
         samples.withLock { samples in
-            samples.append((now, s.frames, s.trades))
-            samples.removeAll { now - $0.time > Self.rateWindow + .seconds(1) }
+            for (i, snapshot) in snapshots.enumerated() {
+                guard let s = snapshot else { continue }
+                samples[i].append((now, s.frames, s.trades))
+                samples[i].removeAll { now - $0.time > Self.rateWindow + .seconds(1) }
+            }
         }
     }
 
     func stats() async -> PipelineStats {
         var base = await feed.stats()
-        guard let service = ingest.service else {
-            base.exchanges = [ExchangeStats(exchange: exchange, connected: false, tradesPerSecond: 0, tradesTotal: 0)]
-            return base
-        }
-        let s = service.metrics.connection.snapshot
+        // The server's view (the latest trade time on tape.trades) by exchange.
+        var seen: [String: ExchangeStats] = [:]
+        for e in base.exchanges { seen[e.exchange] = e }
         let now = ContinuousClock.now
-        // Over the oldest sample still in the window (at least half a second back).
-        let (fps, tps) = samples.withLock { samples -> (Double?, Double) in
-            guard let p = samples.first(where: { now - $0.time <= Self.rateWindow && now - $0.time >= .milliseconds(500) }) else { return (nil, 0) }
-            let dt = (now - p.time).seconds
-            return (Double(s.frames - p.frames) / dt, Double(s.trades - p.trades) / dt)
-        }
-        base.exchanges = [
-            ExchangeStats(
+        base.exchanges = ingest.enumerated().map { index, stage in
+            let exchange = stage.configuration.exchange
+            guard let service = stage.service else {
+                return ExchangeStats(exchange: exchange, connected: false, lastTradeTime: seen[exchange]?.lastTradeTime, simulated: simulated)
+            }
+            let s = service.metrics.connection.snapshot
+            // Over the oldest sample still in the window (at least half a second back).
+            let (fps, tps) = samples.withLock { samples -> (Double?, Double) in
+                guard let p = samples[index].first(where: { now - $0.time <= Self.rateWindow && now - $0.time >= .milliseconds(500) }) else {
+                    return (nil, 0)
+                }
+                let dt = (now - p.time).seconds
+                return (Double(s.frames - p.frames) / dt, Double(s.trades - p.trades) / dt)
+            }
+            return ExchangeStats(
                 exchange: exchange, connected: s.connected, framesPerSecond: fps, tradesPerSecond: tps, tradesTotal: Int64(s.trades),
-                parseErrors: Int64(s.unparseableFrames), reconnects: Int64(s.reconnects), lagMilliseconds: Double(s.lastLagMicros) / 1000)
-        ]
+                parseErrors: Int64(s.unparseableFrames), reconnects: Int64(s.reconnects), lagMilliseconds: Double(s.lastLagMicros) / 1000,
+                lastTradeTime: seen[exchange]?.lastTradeTime, simulated: simulated, markets: service.symbols.count)
+        }
         return base
     }
 }

@@ -7,13 +7,13 @@ import TapeServer
 /// Progress for the person who started `tape up`: every second a compact line rewritten in place on
 /// a terminal, or every 30 s a log line; it also takes the samples `/api/stats` measures rates over.
 final class StatusReporter: Service, Sendable {
-    let ingest: IngestStage
+    let ingest: [IngestStage]
     let stats: IngestStats
     let server: TapeServerState
     let mode: TapeConfiguration.StatusLine
     let logger: Logger
 
-    init(ingest: IngestStage, stats: IngestStats, server: TapeServerState, mode: TapeConfiguration.StatusLine, logger: Logger) {
+    init(ingest: [IngestStage], stats: IngestStats, server: TapeServerState, mode: TapeConfiguration.StatusLine, logger: Logger) {
         self.ingest = ingest
         self.stats = stats
         self.server = server
@@ -29,16 +29,20 @@ final class StatusReporter: Service, Sendable {
             tick += 1
             stats.sample()
             let now = ContinuousClock.now
-            let snapshot = ingest.service?.metrics.connection.snapshot
-            let trades = snapshot?.trades ?? 0
+            let snapshots = ingest.compactMap { $0.service?.metrics.connection.snapshot }
+            let trades = snapshots.reduce(0) { $0 + $1.trades }
             let elapsed = (now - last.time).seconds
             let rate = elapsed > 0 ? Double(trades - last.trades) / elapsed : 0
             last = (now, trades)
             let candleUpdates = Int(server.candlesSeen.load(ordering: .relaxed))
-            let lag = Double(snapshot?.lastLagMicros ?? 0) / 1000
+            let lag = Double(snapshots.map(\.lastLagMicros).max() ?? 0) / 1000
+            let connected = snapshots.filter(\.connected).count
+            let state =
+                ingest.count == 1
+                ? (connected == 1 ? "connected" : "not connected") : "\(connected)/\(ingest.count) exchanges connected"
             let line = String(
                 format: "trades %d (%.0f/s) | candle updates %d | lag %.0f ms | reconnects %d | %@",
-                trades, rate, candleUpdates, lag, snapshot?.reconnects ?? 0, snapshot?.connected == true ? "connected" : "not connected")
+                trades, rate, candleUpdates, lag, snapshots.reduce(0) { $0 + $1.reconnects }, state)
             switch mode {
             case .terminal: FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
             case .log where tick % 30 == 0: logger.notice("status: \(line)")

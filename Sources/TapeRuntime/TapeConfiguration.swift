@@ -24,13 +24,13 @@ public struct TapeConfiguration: Sendable {
     public var token: String?
     /// `/health` is degraded after this long without a trade while the exchange is connected.
     public var staleAfterMilliseconds: Int64 = 60_000
-    /// The exchange to ingest.
-    public var exchange = ExchangeSource.poloniex
-    /// Native symbols to ingest, or `["all"]`.
-    public var symbols = ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT", "LTC_USDT"]
-    /// Candle intervals.
+    /// The exchanges to ingest, each with its markets (one ingest stage per venue).
+    public var venues: [TapeVenue] = [TapeVenue(exchange: "poloniex")]
+    /// Where trades come from: the exchanges themselves, or one built-in simulator per venue.
+    public var exchange = ExchangeSource.live
     /// What ingestion collects: trades and order books (`tape.books`) by default.
     public var channels: Set<Gap.Channel> = [.trades, .book]
+    /// Candle intervals.
     public var intervals: [CandleInterval] = [.init("1m")!, .init("5m")!, .init("1h")!]
     /// Candle updates per key at most once per this many ms.
     public var candleEmitMilliseconds: Int64 = 1_000
@@ -43,12 +43,10 @@ public struct TapeConfiguration: Sendable {
 
     /// Where trades come from.
     public enum ExchangeSource: Sendable {
-        /// Poloniex itself (`endpoint`/`rest` nil), or a server speaking its format at those URLs.
-        case live(websocket: String?, rest: String?)
-        /// The built-in, deterministic Poloniex simulator.
+        /// The venues themselves (or servers speaking their format at each venue's `websocket`/`rest`).
+        case live
+        /// One built-in, deterministic simulator per venue.
         case simulated(SimulatedExchange)
-
-        public static let poloniex = ExchangeSource.live(websocket: nil, rest: nil)
 
         public var isSimulated: Bool {
             if case .simulated = self { return true }
@@ -58,7 +56,7 @@ public struct TapeConfiguration: Sendable {
 
     /// Settings of the built-in simulator (`tape up --offline`).
     public struct SimulatedExchange: Sendable {
-        /// Trades per second over all markets.
+        /// Trades per second over all markets of all venues (split evenly between the venues).
         public var rate: Double = 50
         /// Append every simulated trade (Trade JSON) to this file (tests).
         public var tradesLog: String?
@@ -79,4 +77,42 @@ public struct TapeConfiguration: Sendable {
         /// Nothing (tests).
         case off
     }
+}
+
+/// One exchange `tape up` ingests: its markets and, optionally, where to reach it.
+public struct TapeVenue: Sendable, Hashable {
+    /// The venue's name: poloniex, binance, coinbase or kraken.
+    public var exchange: String
+    /// Symbols in the venue's spelling or Tape's (`BTC-USDT`), or `["all"]`.
+    public var symbols: [String]
+    /// A websocket URL speaking the venue's format instead of the venue's own (live only).
+    public var websocket: String?
+    /// A REST base URL speaking the venue's format instead of the venue's own (live only).
+    public var rest: String?
+
+    public init(exchange: String, symbols: [String]? = nil, websocket: String? = nil, rest: String? = nil) {
+        self.exchange = exchange.lowercased()
+        self.symbols = symbols ?? Self.defaultSymbols(exchange: exchange)
+        self.websocket = websocket
+        self.rest = rest
+    }
+
+    /// The markets `tape up` ingests from a venue when none are named: the same six coins
+    /// everywhere, in the venue's spelling (Coinbase and Kraken quote them in USD).
+    public static func defaultSymbols(exchange: String) -> [String] {
+        let coins = ["BTC", "ETH", "SOL", "XRP", "DOGE", "LTC"]
+        switch exchange.lowercased() {
+        case "binance": return coins.map { $0 + "USDT" }
+        case "coinbase": return coins.map { $0 + "-USD" }
+        case "kraken": return coins.map { $0 + "/USD" }
+        default: return coins.map { $0 + "_USDT" }
+        }
+    }
+}
+
+/// A configuration `buildTape` cannot run, as one sentence.
+public struct TapeConfigurationError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
 }

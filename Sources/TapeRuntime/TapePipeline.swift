@@ -4,6 +4,7 @@ import Foundation
 import Ingest
 import KafkaClient
 import Logging
+import MarketData
 import Processing
 import ServiceLifecycle
 import TapeBroker
@@ -24,8 +25,10 @@ public struct TapePipeline: Sendable {
     /// Where Kafka clients bootstrap from (the embedded broker, or `externalBrokers`).
     public let bootstrapServers: String
     public let broker: BrokerStage?
-    public let simulator: SimulatorStage?
-    public let ingest: IngestStage
+    /// One simulator per venue (`--offline`), in `configuration.venues` order; empty when live.
+    public let simulators: [SimulatorStage]
+    /// One ingest stage per venue, in `configuration.venues` order.
+    public let ingest: [IngestStage]
     public let processor: ProcessorStage
     public let server: ServerStage
     /// The order in which the stages stopped.
@@ -78,37 +81,53 @@ private func buildStages(
     let bootstrap = kafka.bootstrapServers
     if broker == nil { await ensureTopics(kafka: kafka, topics: tapeTopics, logger: logger) }
 
-    // 2. Exchange: the simulator (offline) or Poloniex (or a server speaking its format).
-    var ingest = IngestConfiguration()
-    ingest.kafka = kafka
-    ingest.lingerMilliseconds = liveDataLingerMilliseconds
-    ingest.symbols = configuration.symbols
-    ingest.channels = configuration.channels
-    var simulator: SimulatorStage?
-    switch configuration.exchange {
-    case .live(let websocket, let rest):
-        ingest.websocket = websocket
-        ingest.rest = rest
-    case .simulated(let settings):
-        var sim = PoloniexSimulatorConfiguration()
-        sim.rate = settings.rate
-        sim.tradesLog = settings.tradesLog
-        if let p = settings.burstProbability { sim.burstProbability = p }
-        if let ms = settings.tickMilliseconds { sim.tick = .milliseconds(ms) }
-        sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingest.symbols.filter { $0 != "all" })
-        if sim.instruments?.isEmpty == true { sim.instruments = nil }
-        let built = try await PoloniexSimulator.build(sim)
-        simulator = SimulatorStage(built, stopped: stopOrder)
-        ingest.websocket = built.websocketURL
-        ingest.rest = built.restURL
-        // Each run of the simulator is a new market whose ids start above the last run's: the jump
-        // across a restart is no gap (nothing traded while it was down).
-        ingest.resumeGapDetection = false
-        if ingest.symbols == ["all"] || ingest.symbols.isEmpty { ingest.symbols = built.symbols }
-    }
+    // 2. Exchanges: one ingest stage per venue, each against its simulator (offline) or the venue
+    // (or a server speaking its format).
+    guard !configuration.venues.isEmpty else { throw TapeConfigurationError("No exchange to ingest: name at least one.") }
+    var simulators: [SimulatorStage] = []
+    var ingestStages: [IngestStage] = []
     let offline = configuration.exchange.isSimulated
-    let ingestStage = IngestStage(
-        configuration: ingest, venueDescription: offline ? "the built-in simulator" : "Poloniex", suggestOffline: !offline, stopped: stopOrder)
+    for (index, venue) in configuration.venues.enumerated() {
+        guard Venues.adapter(named: venue.exchange) != nil else {
+            throw TapeConfigurationError("Unknown exchange '\(venue.exchange)'; Tape ingests \(Venues.names.joined(separator: ", ")).")
+        }
+        var ingest = IngestConfiguration()
+        ingest.exchange = venue.exchange
+        ingest.kafka = kafka
+        ingest.lingerMilliseconds = liveDataLingerMilliseconds
+        ingest.symbols = venue.symbols
+        ingest.channels = configuration.channels
+        switch configuration.exchange {
+        case .live:
+            ingest.websocket = venue.websocket
+            ingest.rest = venue.rest
+        case .simulated(let settings):
+            var sim = SimulatorConfiguration()
+            sim.rate = settings.rate / Double(configuration.venues.count)
+            // Each venue its own market: the same coins, their own prices and trades.
+            sim.seed = UInt64(index + 1)
+            sim.tradesLog = settings.tradesLog.map { index == 0 ? $0 : "\($0).\(venue.exchange)" }
+            if let p = settings.burstProbability { sim.burstProbability = p }
+            if let ms = settings.tickMilliseconds { sim.tick = .milliseconds(ms) }
+            if !(venue.symbols.isEmpty || venue.symbols == ["all"]) {
+                sim.instruments = try simulatedInstruments(venue.symbols, exchange: venue.exchange)
+            }
+            let stage = try await SimulatorStage.build(exchange: venue.exchange, configuration: sim, stopped: stopOrder)
+            simulators.append(stage)
+            ingest.websocket = stage.websocketURL
+            ingest.rest = stage.restURL
+            // Each run of the simulator is a new market whose ids start above the last run's: the jump
+            // across a restart is no gap (nothing traded while it was down).
+            ingest.resumeGapDetection = false
+            if ingest.symbols == ["all"] || ingest.symbols.isEmpty { ingest.symbols = stage.symbols }
+        }
+        let name = Venues.adapter(named: venue.exchange).map { "\($0.exchange)" } ?? venue.exchange
+        ingestStages.append(
+            IngestStage(
+                configuration: ingest, venueDescription: offline ? "the built-in \(venue.exchange) simulator" : venue.websocket ?? name,
+                suggestOffline: !offline, stopped: stopOrder))
+    }
+    let bookSnapshotInterval = ingestStages[0].configuration.bookSnapshotInterval
 
     // 3. Processing, with the SQLite history the server reads.
     var processing = CandleProcessorConfiguration(kafka: kafka)
@@ -157,12 +176,10 @@ private func buildStages(
     // tape.books from the recent past: two periodic-snapshot intervals hold a snapshot of every book.
     let books = KafkaBookFeed(
         reader: try KafkaTopicReader(
-            kafka: kafka, topic: "tape.books", start: .since(bookReplayStart(snapshotInterval: ingest.bookSnapshotInterval)),
+            kafka: kafka, topic: "tape.books", start: .since(bookReplayStart(snapshotInterval: bookSnapshotInterval)),
             logger: Logger(label: "tape.serve.books"), quietWhileMissing: true))
-    let stats = IngestStats(ingest: ingestStage, feed: feedStats, exchange: offline ? "poloniex (simulated)" : "poloniex")
-    let probe = IngestProbe(
-        ingest: ingestStage, bootstrap: bootstrap,
-        endpoint: ingest.websocket ?? Venues.adapter(named: "poloniex")?.endpoints.websocket ?? "Poloniex")
+    let stats = IngestStats(ingest: ingestStages, feed: feedStats, simulated: offline)
+    let probe = IngestProbe(ingest: ingestStages, bootstrap: bootstrap)
     let server = ServerStage(stopped: stopOrder) { onBound in
         buildTapeServer(
             configuration: serverConfig, trades: trades, candles: candles, history: store, stats: stats, gaps: gaps, books: books, pipeline: probe,
@@ -170,10 +187,10 @@ private func buildStages(
             logger: Logger(label: "tape.serve")
         ) { port in onBound(port) }
     }
-    let status = StatusReporter(ingest: ingestStage, stats: stats, server: state, mode: configuration.statusLine, logger: logger)
+    let status = StatusReporter(ingest: ingestStages, stats: stats, server: state, mode: configuration.statusLine, logger: logger)
 
     // Start order; graceful shutdown runs in reverse.
-    let stages: [(any Service)?] = [broker, server, processorStage, simulator, ingestStage, status]
+    let stages: [(any Service)?] = [broker, server, processorStage] + simulators + ingestStages + [status]
     let services = stages.compactMap { $0 }
     var groupConfiguration = ServiceGroupConfiguration(
         services: services.map {
@@ -183,7 +200,23 @@ private func buildStages(
     groupConfiguration.maximumGracefulShutdownDuration = .seconds(60)
     return TapePipeline(
         group: ServiceGroup(configuration: groupConfiguration), services: services, bootstrapServers: bootstrap, broker: broker,
-        simulator: simulator, ingest: ingestStage, processor: processorStage, server: server, stopOrder: stopOrder)
+        simulators: simulators, ingest: ingestStages, processor: processorStage, server: server, stopOrder: stopOrder)
+}
+
+/// The simulator's instruments for symbols given in a venue's spelling ("BTCUSDT", "BTC-USD",
+/// "BTC/USD", "BTC_USDT"): the known instrument whose letters match; unknown ones are refused.
+func simulatedInstruments(_ symbols: [String], exchange: String) throws -> [SimulatedInstrument] {
+    func letters(_ text: String) -> String { String(text.uppercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.map(Character.init)) }
+    let known = MarketSimulator.defaultInstruments
+    var byLetters: [String: SimulatedInstrument] = [:]
+    for instrument in known where byLetters[letters(instrument.nativeSymbol)] == nil { byLetters[letters(instrument.nativeSymbol)] = instrument }
+    return try symbols.map { symbol in
+        guard let instrument = byLetters[letters(symbol)] else {
+            throw TapeConfigurationError(
+                "The \(exchange) simulator has no market \(symbol); it simulates \(known.map { Symbol(normalizing: $0.nativeSymbol).rawValue }.joined(separator: ", ")).")
+        }
+        return instrument
+    }
 }
 
 /// Producers of live data wait at most this long to batch (librdkafka's default is 5 ms). 5 ms was

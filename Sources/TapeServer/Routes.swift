@@ -193,6 +193,10 @@ struct TapeRoutes: Sendable {
             JSONOut.appendOptionalDouble(e.lagMilliseconds, to: &out)
             JSONWriter.appendRaw(",\"lastTradeTime\":", to: &out)
             JSONOut.appendOptional(e.lastTradeTime.map(String.init), to: &out)
+            JSONWriter.appendRaw(",\"simulated\":", to: &out)
+            JSONOut.appendOptional(e.simulated.map { $0 ? "true" : "false" }, to: &out)
+            JSONWriter.appendRaw(",\"markets\":", to: &out)
+            JSONOut.appendOptional(e.markets.map(String.init), to: &out)
             out.append(UInt8(ascii: "}"))
         }
         JSONWriter.appendRaw("],\"consumerLag\":[", to: &out)

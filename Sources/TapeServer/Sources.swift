@@ -84,12 +84,18 @@ public struct ExchangeStats: Sendable, Hashable {
     public var lagMilliseconds: Double?
     /// Exchange time (ms) of the latest trade.
     public var lastTradeTime: Int64?
+    /// Whether the venue is the built-in simulator (nil: unknown to this source).
+    public var simulated: Bool?
+    /// Markets ingested from it (nil: unknown to this source).
+    public var markets: Int?
 
     public init(
         exchange: String, connected: Bool? = nil, framesPerSecond: Double? = nil, tradesPerSecond: Double = 0,
         tradesTotal: Int64 = 0, parseErrors: Int64? = nil, reconnects: Int64? = nil, lagMilliseconds: Double? = nil,
-        lastTradeTime: Int64? = nil
+        lastTradeTime: Int64? = nil, simulated: Bool? = nil, markets: Int? = nil
     ) {
+        self.simulated = simulated
+        self.markets = markets
         self.exchange = exchange
         self.connected = connected
         self.framesPerSecond = framesPerSecond

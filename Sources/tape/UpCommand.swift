@@ -1,4 +1,5 @@
 import ArgumentParser
+import Exchanges
 import Foundation
 import KafkaClient
 import Logging
@@ -12,23 +13,30 @@ import TapeServer
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
-        abstract: "Run the whole pipeline: embedded Kafka broker, Poloniex ingestion, candles, dashboard and API.",
+        abstract: "Run the whole pipeline: embedded Kafka broker, exchange ingestion, candles, order books, dashboard and API.",
         discussion: """
             Prints the dashboard URL and the Kafka bootstrap address. Ctrl-C stops ingestion first \
             (pending trades are flushed), then processing (offsets committed), then the server and the \
-            broker (files synced). --offline uses the built-in Poloniex simulator instead of the live \
-            exchange. With --brokers, no embedded broker starts and everything runs against that cluster.
+            broker (files synced). --exchanges picks the venues (one connection each); --offline runs \
+            a built-in simulator of each instead of the live exchange. With --brokers, no embedded \
+            broker starts and everything runs against that cluster.
             """
     )
 
-    @Flag(help: "Use the built-in, deterministic Poloniex simulator instead of the live exchange.") var offline = false
+    @Flag(help: "Use a built-in, deterministic simulator of each exchange instead of the live ones.") var offline = false
+    @Option(help: ArgumentHelp("Exchanges to ingest (comma-separated): poloniex, binance, coinbase, kraken.", valueName: "LIST"))
+    var exchanges = "poloniex"
     @Option(name: .customLong("data-dir"), help: "Where the broker's log and the candle history live.") var dataDir = "./tape-data"
     @Option(help: "Address of the embedded Kafka broker, HOST:PORT.") var listen = "127.0.0.1:9092"
     @Option(help: ArgumentHelp("Address of the dashboard, API and metrics.", valueName: "HOST:PORT")) var http = "127.0.0.1:8080"
-    @Option(help: "Native symbols to ingest (comma-separated), or 'all'.") var symbols = "BTC_USDT,ETH_USDT,SOL_USDT,XRP_USDT,DOGE_USDT,LTC_USDT"
+    @Option(
+        help: ArgumentHelp(
+            "Markets per exchange, e.g. binance:BTCUSDT,ETHUSDT (repeatable; a name without 'exchange:' belongs to the exchange before it, or to the only one), or 'all'. Default: BTC, ETH, SOL, XRP, DOGE and LTC against USDT (Coinbase and Kraken: USD).",
+            valueName: "[EXCHANGE:]SYMBOLS"))
+    var symbols: [String] = []
     @Option(help: "Candle intervals.") var intervals = "1m,5m,1h"
     @Option(help: "What to collect: trades,book (default), or trades alone.") var channels = "trades,book"
-    @Option(help: "Simulated trades per second over all markets (with --offline).") var rate: Double = 50
+    @Option(help: "Simulated trades per second over all markets of all exchanges (with --offline).") var rate: Double = 50
     @Option(help: "Bearer token for the API and WebSocket (default: $TAPE_TOKEN, else none).") var token: String?
     @Option(help: "Broker fsync policy: always, interval or never.") var fsync: BrokerCommand.FsyncPolicyOption = .interval
     @Option(help: "Kafka bootstrap servers: use this cluster instead of the embedded broker.") var brokers: String?
@@ -42,9 +50,14 @@ struct UpCommand: AsyncParsableCommand {
             "/health is degraded after this many seconds without a trade while the exchange is connected (and without a candle while trades arrive).",
             valueName: "SECONDS"))
     var staleAfter: Double = 60
-    @Option(help: ArgumentHelp("Poloniex-format websocket URL instead of Poloniex's (e.g. the one `tape simulate` prints).", valueName: "WS_URL"))
+    @Option(
+        help: ArgumentHelp(
+            "Websocket URL speaking the exchange's format instead of the exchange's own (e.g. the one `tape simulate` prints); with one exchange.",
+            valueName: "WS_URL"))
     var endpoint: String?
-    @Option(name: .customLong("rest-endpoint"), help: ArgumentHelp("Poloniex-format REST base URL instead of Poloniex's (with --endpoint).", valueName: "URL"))
+    @Option(
+        name: .customLong("rest-endpoint"),
+        help: ArgumentHelp("REST base URL speaking the exchange's format instead of the exchange's own (with --endpoint).", valueName: "URL"))
     var restEndpoint: String?
     @Option(
         name: .customLong("simulator-trades-log"),
@@ -80,8 +93,70 @@ struct UpCommand: AsyncParsableCommand {
         return result
     }
 
+    /// `--exchanges` as venue names, checked and without repeats.
+    static func parseExchanges(_ text: String) throws -> [String] {
+        var names: [String] = []
+        for part in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !part.isEmpty {
+            guard Venues.adapter(named: part) != nil else {
+                throw ValidationError("--exchanges: unknown exchange '\(part)'; Tape ingests \(Venues.names.joined(separator: ", ")).")
+            }
+            if !names.contains(part) { names.append(part) }
+        }
+        guard !names.isEmpty else { throw ValidationError("--exchanges is empty; name one or more of \(Venues.names.joined(separator: ", ")).") }
+        return names
+    }
+
+    /// `--symbols` values as markets per exchange: `binance:BTCUSDT,ETHUSDT` names Binance's; a name
+    /// without a prefix belongs to the exchange named before it in the same value, or to the only
+    /// exchange. Exchanges left out get their defaults.
+    static func parseSymbols(_ values: [String], exchanges: [String]) throws -> [String: [String]] {
+        var result: [String: [String]] = [:]
+        for value in values {
+            var current: String? = exchanges.count == 1 ? exchanges[0] : nil
+            for part in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+                var symbol = part
+                if let colon = part.firstIndex(of: ":") {
+                    let name = part[..<colon].lowercased()
+                    guard exchanges.contains(name) else {
+                        let known = Venues.adapter(named: name) != nil
+                        throw ValidationError(
+                            known
+                                ? "--symbols names \(name), which --exchanges does not include (\(exchanges.joined(separator: ","))); add it there."
+                                : "--symbols: unknown exchange '\(name)' in '\(part)'; Tape ingests \(Venues.names.joined(separator: ", ")).")
+                    }
+                    current = name
+                    symbol = String(part[part.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
+                }
+                guard let exchange = current else {
+                    throw ValidationError(
+                        "--symbols: say which exchange '\(part)' belongs to, e.g. \(exchanges[0]):\(part) (several exchanges are ingested).")
+                }
+                guard !symbol.isEmpty, symbol.count <= 40 else { throw ValidationError("--symbols: '\(part)' is not a market symbol.") }
+                if !(result[exchange] ?? []).contains(symbol) { result[exchange, default: []].append(symbol) }
+            }
+        }
+        for (exchange, list) in result where list.contains(where: { $0.lowercased() == "all" }) {
+            guard list.count == 1 else { throw ValidationError("--symbols: \(exchange) has 'all' and named markets; give one or the other.") }
+            result[exchange] = ["all"]
+        }
+        return result
+    }
+
+    /// The venues to ingest, each with its markets.
+    func venues() throws -> [TapeVenue] {
+        let names = try Self.parseExchanges(exchanges)
+        let chosen = try Self.parseSymbols(symbols, exchanges: names)
+        return names.map { name in
+            TapeVenue(exchange: name, symbols: chosen[name], websocket: offline ? nil : endpoint, rest: offline ? nil : restEndpoint)
+        }
+    }
+
     func validate() throws {
         _ = try Self.parseChannels(channels)
+        _ = try venues()
+        if (endpoint != nil || restEndpoint != nil), try Self.parseExchanges(exchanges).count > 1 {
+            throw ValidationError("--endpoint and --rest-endpoint replace one exchange's address; give them with a single --exchanges value.")
+        }
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
@@ -106,7 +181,7 @@ struct UpCommand: AsyncParsableCommand {
         (c.httpHost, c.httpPort) = try TapeServerConfiguration.parseListenAddress(http)
         c.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         c.staleAfterMilliseconds = Int64(staleAfter * 1000)
-        c.symbols = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        c.venues = try venues()
         c.intervals = try parseIntervals(intervals)
         c.channels = try Self.parseChannels(channels)
         c.candleEmitMilliseconds = candleEmitMilliseconds
@@ -119,7 +194,7 @@ struct UpCommand: AsyncParsableCommand {
             sim.burstProbability = simulatorBurstProbability
             c.exchange = .simulated(sim)
         } else {
-            c.exchange = .live(websocket: endpoint, rest: restEndpoint)
+            c.exchange = .live
         }
         return c
     }
@@ -158,14 +233,19 @@ struct UpCommand: AsyncParsableCommand {
         let trimTask = releaseFreedMemoryPeriodically()
         defer { trimTask.cancel() }
         let running = Task { try await tape.run() }
-        let banner = Task { [tape, configuration, offline, endpoint] in
+        let banner = Task { [tape, configuration, offline] in
             guard let port = await tape.server.port() else { return }
             let settings = TapeServerConfiguration(host: configuration.httpHost, port: port, token: configuration.token)
             let url = settings.dashboardURL(port: port)
             let bootstrap = tape.bootstrapServers
-            let exchange = offline ? "built-in Poloniex simulator (--offline)" : endpoint.map { "Poloniex format at \($0)" } ?? "Poloniex (live)"
             var text = "\nTape is up.\n  Dashboard:       \(url)\n  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
-            text += "  Exchange:        \(exchange)\n  Health:          \(url)health\n  Stop with Ctrl-C.\n\n"
+            for (i, venue) in configuration.venues.enumerated() {
+                let source = offline ? "built-in simulator" : venue.websocket.map { "its format at \($0)" } ?? "live"
+                let markets = venue.symbols == ["all"] ? "all markets" : venue.symbols.joined(separator: ",")
+                text += (i == 0 ? (configuration.venues.count == 1 ? "  Exchange:        " : "  Exchanges:       ") : "                   ")
+                text += "\(venue.exchange), \(source): \(markets)\n"
+            }
+            text += "  Health:          \(url)health\n  Stop with Ctrl-C.\n\n"
             FileHandle.standardError.write(Data(text.utf8))
         }
         defer { banner.cancel() }

@@ -26,7 +26,7 @@ final class TapePipelineTests: XCTestCase {
         c.dataDirectory = directory
         c.brokerPort = 0
         c.httpPort = 0
-        c.symbols = ["BTC_USDT", "ETH_USDT"]
+        c.venues = [TapeVenue(exchange: "poloniex", symbols: ["BTC_USDT", "ETH_USDT"])]
         c.exchange = .simulated(.init(rate: 200))
         c.candleEmitMilliseconds = 100
         c.statusLine = .off
@@ -60,7 +60,7 @@ final class TapePipelineTests: XCTestCase {
         try await running.value
         // Reverse start order: ingestion flushes before processing commits, the server closes
         // before the broker syncs its files.
-        XCTAssertEqual(first.stopOrder.entries, ["ingest:poloniex", "simulator", "processor", "server", "broker"])
+        XCTAssertEqual(first.stopOrder.entries, ["ingest:poloniex", "simulator:poloniex", "processor", "server", "broker"])
 
         // The same data directory again: the candle history is there before anything new arrives.
         let second = try await buildTape(configuration())
