@@ -32,19 +32,26 @@ public final class BrokerStage: Service, Sendable {
             transactions: manager.transactionLog)
     }
 
-    /// Opens the stores under `dataDirectory`, creates `topics` where missing, and binds
+    /// Opens the stores under `dataDirectory`, creates `topics` where missing (with
+    /// `topicConfigs`, which are also set on topics that exist with other values), and binds
     /// `host:port` (0: any free port). Throws `BrokerStartError` (a sentence) when the address
     /// cannot be bound.
     init(
         dataDirectory: String, host: String, port: Int, fsync: FsyncPolicy, maxConnections: Int, topics: [(name: String, partitions: Int32)],
-        stopped: StageLog
+        topicConfigs: [String: [String: String]] = [:], stopped: StageLog
     ) async throws {
         let logger = Logger(label: "tape.broker")
         let stores = try Self.openStores(dataDirectory: dataDirectory, fsync: fsync, logger: logger)
         do {
             let existing = Set(stores.topics.topicNames())
-            for topic in topics where !existing.contains(topic.name) {
-                try stores.topics.createTopic(name: topic.name, partitions: topic.partitions, configs: [:])
+            for topic in topics {
+                let wanted = topicConfigs[topic.name] ?? [:]
+                if !existing.contains(topic.name) {
+                    try stores.topics.createTopic(name: topic.name, partitions: topic.partitions, configs: wanted)
+                } else if let current = stores.topics.configs(of: topic.name), wanted.contains(where: { current[$0.key] != $0.value }) {
+                    // The flags of this run win over what an earlier run (or a client) set.
+                    try stores.topics.setConfigs(of: topic.name, to: current.merging(wanted) { $1 })
+                }
             }
         } catch {
             await stores.close()

@@ -1,3 +1,4 @@
+import Foundation
 import KafkaClient
 import Logging
 import MarketData
@@ -17,6 +18,10 @@ public struct TapeConfiguration: Sendable {
     public var externalBrokers: String?
     /// Raw librdkafka properties for every client (`-X key=value`); they win over Tape's own.
     public var kafkaProperties: [String: String] = [:]
+    /// How long the embedded broker keeps trades, books, candles and dead letters (-1: forever).
+    public var retentionMilliseconds: Int64 = 3 * 86_400_000
+    /// At most this many bytes of them in all (-1: no limit), shared out per partition.
+    public var retentionBytes: Int64 = 5_000_000_000
     /// The dashboard, API and metrics address (port 0: any free port).
     public var httpHost = "127.0.0.1"
     public var httpPort = 8080
@@ -115,4 +120,83 @@ public struct TapeConfigurationError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// What the embedded broker keeps of Tape's topics: `retention` (ms, -1 forever) and at most
+/// `totalBytes` (-1 no limit) over all their partitions.
+public struct TapeRetention: Sendable, Hashable {
+    public var milliseconds: Int64
+    public var totalBytes: Int64
+
+    public init(milliseconds: Int64, totalBytes: Int64) {
+        self.milliseconds = milliseconds
+        self.totalBytes = totalBytes
+    }
+
+    /// Topic configs for each of `topics`. The gap ledger is kept whole (it is small and its
+    /// readers need every gap's latest state); the others get the time limit and an equal share of
+    /// the byte limit per partition, in segments small enough (an eighth of either limit) that
+    /// retention, which deletes whole closed segments, can keep to them.
+    public func topicConfigs(_ topics: [(name: String, partitions: Int32)]) -> [String: [String: String]] {
+        let capped = topics.filter { $0.name != "tape.gaps" }
+        let partitions = Int64(max(1, capped.reduce(0) { $0 + Int($1.partitions) }))
+        let perPartition = totalBytes < 0 ? -1 : max(1_048_576, totalBytes / partitions)
+        var result: [String: [String: String]] = ["tape.gaps": ["retention.ms": "-1", "retention.bytes": "-1"]]
+        for topic in capped {
+            var configs = ["retention.ms": String(milliseconds), "retention.bytes": String(perPartition)]
+            if perPartition > 0 { configs["segment.bytes"] = String(max(1_048_576, min(1 << 30, perPartition / 8))) }
+            if milliseconds > 0 { configs["segment.ms"] = String(max(60_000, min(7 * 86_400_000, milliseconds / 8))) }
+            result[topic.name] = configs
+        }
+        return result
+    }
+
+    /// "3 days, at most 5.0 GB" for `tape up`'s banner.
+    public var description: String {
+        let time = milliseconds < 0 ? "forever" : Self.duration(milliseconds)
+        let size = totalBytes < 0 ? "no size limit" : "at most " + Self.bytes(totalBytes)
+        return "\(time), \(size)"
+    }
+
+    static func duration(_ ms: Int64) -> String {
+        if ms % 86_400_000 == 0 { return "\(ms / 86_400_000) day\(ms == 86_400_000 ? "" : "s")" }
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000) h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000) min" }
+        return "\(ms / 1000) s"
+    }
+
+    static func bytes(_ n: Int64) -> String {
+        if n >= 1_000_000_000 { return String(format: "%.1f GB", Double(n) / 1e9) }
+        if n >= 1_000_000 { return String(format: "%.0f MB", Double(n) / 1e6) }
+        return "\(n) bytes"
+    }
+
+    /// Parses "3d", "12h", "90m", "45s", "500ms" or "forever" as milliseconds (-1 for forever).
+    public static func parseDuration(_ text: String) -> Int64? {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        if t == "forever" || t == "-1" { return -1 }
+        let units: [(String, Int64)] = [("ms", 1), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)]
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            guard let n = Int64(t.dropLast(suffix.count)), n > 0, n <= Int64.max / factor else { return nil }
+            return n * factor
+        }
+        return nil
+    }
+
+    /// Parses "5GB", "500MB", "2GiB", "1000000" (bytes) or "unlimited" (-1).
+    public static func parseSize(_ text: String) -> Int64? {
+        let t = text.trimmingCharacters(in: .whitespaces).uppercased()
+        if t == "UNLIMITED" || t == "-1" { return -1 }
+        let units: [(String, Int64)] = [
+            ("KIB", 1 << 10), ("MIB", 1 << 20), ("GIB", 1 << 30), ("TIB", 1 << 40), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000),
+            ("TB", 1_000_000_000_000), ("B", 1),
+        ]
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            let number = t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            guard let n = Double(number), n.isFinite, n > 0, n * Double(factor) < 9e18 else { return nil }
+            return Int64(n * Double(factor))
+        }
+        guard let n = Int64(t), n > 0 else { return nil }
+        return n
+    }
 }

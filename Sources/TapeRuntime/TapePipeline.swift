@@ -61,7 +61,9 @@ public func buildTape(_ configuration: TapeConfiguration, logger: Logger = Logge
             dataDirectory: configuration.dataDirectory + "/kafka", host: configuration.brokerHost, port: configuration.brokerPort,
             fsync: configuration.fsync,
             maxConnections: max(8, DescriptorLimit.connectionBudget(configured: BrokerConfiguration().maxConnections) - httpConnections),
-            topics: tapeTopics, stopped: stopOrder)
+            topics: tapeTopics,
+            topicConfigs: TapeRetention(milliseconds: configuration.retentionMilliseconds, totalBytes: configuration.retentionBytes).topicConfigs(tapeTopics),
+            stopped: stopOrder)
         kafka.bootstrapServers = stage.bootstrapServers
         broker = stage
     }
@@ -247,7 +249,7 @@ public func bookReplayStart(snapshotInterval: Duration?, now: Int64 = Int64(Date
 /// The topics ingestion writes, with their partition counts, created before any stage runs (a
 /// broker would auto-create them with its own count).
 let tapeTopics: [(name: String, partitions: Int32)] = [
-    ("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1), ("tape.books", 3),
+    ("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1), ("tape.books", 3), ("tape.candles", 3),
 ]
 
 /// Creates `topics` where missing (a broker would auto-create them with its own partition count).

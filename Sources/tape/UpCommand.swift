@@ -52,6 +52,15 @@ struct UpCommand: AsyncParsableCommand {
     var staleAfter: Double = 60
     @Option(
         help: ArgumentHelp(
+            "How long the embedded broker keeps trades, books, candles and dead letters: e.g. 12h, 3d, or forever (the candle history in SQLite stays).",
+            valueName: "DURATION"))
+    var retention = "3d"
+    @Option(
+        name: .customLong("retention-size"),
+        help: ArgumentHelp("At most this much of them on disk in all, e.g. 500MB, 5GB, or unlimited.", valueName: "SIZE"))
+    var retentionSize = "5GB"
+    @Option(
+        help: ArgumentHelp(
             "Websocket URL speaking the exchange's format instead of the exchange's own (e.g. the one `tape simulate` prints); with one exchange.",
             valueName: "WS_URL"))
     var endpoint: String?
@@ -165,6 +174,12 @@ struct UpCommand: AsyncParsableCommand {
         guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else {
             throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).")
         }
+        guard TapeRetention.parseDuration(retention) != nil else {
+            throw ValidationError("--retention takes a duration such as 12h, 3d or forever; got '\(retention)'.")
+        }
+        guard let size = TapeRetention.parseSize(retentionSize), size < 0 || size >= 100_000_000 else {
+            throw ValidationError("--retention-size takes a size of at least 100MB such as 500MB, 5GB or unlimited; got '\(retentionSize)'.")
+        }
         if offline, endpoint != nil || restEndpoint != nil {
             throw ValidationError("--endpoint and --rest-endpoint point at another exchange; --offline uses the built-in simulator. Give one or the other.")
         }
@@ -182,6 +197,8 @@ struct UpCommand: AsyncParsableCommand {
         c.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         c.staleAfterMilliseconds = Int64(staleAfter * 1000)
         c.venues = try venues()
+        c.retentionMilliseconds = TapeRetention.parseDuration(retention) ?? c.retentionMilliseconds
+        c.retentionBytes = TapeRetention.parseSize(retentionSize) ?? c.retentionBytes
         c.intervals = try parseIntervals(intervals)
         c.channels = try Self.parseChannels(channels)
         c.candleEmitMilliseconds = candleEmitMilliseconds
@@ -245,7 +262,12 @@ struct UpCommand: AsyncParsableCommand {
                 text += (i == 0 ? (configuration.venues.count == 1 ? "  Exchange:        " : "  Exchanges:       ") : "                   ")
                 text += "\(venue.exchange), \(source): \(markets)\n"
             }
-            text += "  Health:          \(url)health\n  Stop with Ctrl-C.\n\n"
+            text += "  Health:          \(url)health\n"
+            if configuration.externalBrokers == nil {
+                let kept = TapeRetention(milliseconds: configuration.retentionMilliseconds, totalBytes: configuration.retentionBytes)
+                text += "  Disk:            \(configuration.dataDirectory) keeps trades, books and candles \(kept.description) (--retention, --retention-size)\n"
+            }
+            text += "  Stop with Ctrl-C.\n\n"
             FileHandle.standardError.write(Data(text.utf8))
         }
         defer { banner.cancel() }
