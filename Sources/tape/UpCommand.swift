@@ -23,6 +23,11 @@ struct UpCommand: AsyncParsableCommand {
             """
     )
 
+    @Option(
+        help: ArgumentHelp(
+            "A YAML file with the same settings as these flags (see docs/configuration.md); flags on the command line win over it.",
+            valueName: "FILE"))
+    var config: String?
     @Flag(help: "Use a built-in, deterministic simulator of each exchange instead of the live ones.") var offline = false
     @Option(help: ArgumentHelp("Exchanges to ingest (comma-separated): poloniex, binance, coinbase, kraken.", valueName: "LIST"))
     var exchanges = "poloniex"
@@ -217,6 +222,30 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        guard let config else { return try await start() }
+        // The file's settings become flags before the command line's (which win), parsed and
+        // validated as if typed.
+        let typed = Self.typedArguments()
+        let fromFile = try UpConfigFile.arguments(path: config, overriddenBy: typed)
+        let merged: UpCommand
+        do { merged = try UpCommand.parse(fromFile + typed) } catch {
+            throw ValidationError("--config \(config): \(UpCommand.message(for: error))")
+        }
+        try await merged.start()
+    }
+
+    /// The command line after `up`, without `--config FILE`.
+    static func typedArguments() -> [String] {
+        let all = Array(CommandLine.arguments.dropFirst())
+        var rest = all.firstIndex(of: "up").map { Array(all[($0 + 1)...]) } ?? []
+        if let i = rest.firstIndex(of: "--config") {
+            rest.removeSubrange(i..<min(rest.count, i + 2))
+        }
+        rest.removeAll { $0.hasPrefix("--config=") }
+        return rest
+    }
+
+    func start() async throws {
         // The embedded broker has no authentication: not on a reachable address unless asked for.
         if brokers == nil, let host = try? BrokerCommand.parseListen(listen).0,
             let refusal = BrokerSecurity.insecureListenerRefusal(host: host, authenticatesClients: false, insecure: insecure, remedy: "")
