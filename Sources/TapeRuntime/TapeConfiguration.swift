@@ -18,7 +18,7 @@ public struct TapeConfiguration: Sendable {
     public var externalBrokers: String?
     /// Raw librdkafka properties for every client (`-X key=value`); they win over Tape's own.
     public var kafkaProperties: [String: String] = [:]
-    /// How long the embedded broker keeps trades, books, candles and dead letters (-1: forever).
+    /// How long the embedded broker keeps trades, books and dead letters (-1: forever).
     public var retentionMilliseconds: Int64 = 3 * 86_400_000
     /// At most this many bytes of them in all (-1: no limit), shared out per partition.
     public var retentionBytes: Int64 = 5_000_000_000

@@ -249,7 +249,7 @@ public func bookReplayStart(snapshotInterval: Duration?, now: Int64 = Int64(Date
 /// The topics ingestion writes, with their partition counts, created before any stage runs (a
 /// broker would auto-create them with its own count).
 let tapeTopics: [(name: String, partitions: Int32)] = [
-    ("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1), ("tape.books", 3), ("tape.candles", 3),
+    ("tape.trades", 3), ("tape.deadletter", 1), ("tape.gaps", 1), ("tape.books", 3),
 ]
 
 /// Creates `topics` where missing (a broker would auto-create them with its own partition count).

@@ -57,7 +57,7 @@ struct UpCommand: AsyncParsableCommand {
     var staleAfter: Double = 60
     @Option(
         help: ArgumentHelp(
-            "How long the embedded broker keeps trades, books, candles and dead letters: e.g. 12h, 3d, or forever (the candle history in SQLite stays).",
+            "How long the embedded broker keeps trades, books and dead letters: e.g. 12h, 3d, or forever (candles stay: tape.candles is compacted, and the history is in SQLite).",
             valueName: "DURATION"))
     var retention = "3d"
     @Option(
@@ -294,7 +294,7 @@ struct UpCommand: AsyncParsableCommand {
             text += "  Health:          \(url)health\n"
             if configuration.externalBrokers == nil {
                 let kept = TapeRetention(milliseconds: configuration.retentionMilliseconds, totalBytes: configuration.retentionBytes)
-                text += "  Disk:            \(configuration.dataDirectory) keeps trades, books and candles \(kept.description) (--retention, --retention-size)\n"
+                text += "  Disk:            \(configuration.dataDirectory) keeps trades, books and dead letters \(kept.description) (--retention, --retention-size)\n"
             }
             text += "  Stop with Ctrl-C.\n\n"
             FileHandle.standardError.write(Data(text.utf8))
