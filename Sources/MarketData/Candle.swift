@@ -73,7 +73,7 @@ public struct CandleInterval: Sendable, Hashable, Comparable, CustomStringConver
     public static func < (a: CandleInterval, b: CandleInterval) -> Bool { a.seconds < b.seconds }
 }
 
-/// One OHLCV window of one instrument: the value of a `tape.candles` record (DESIGN.md "Candle value").
+/// One OHLCV window of one instrument: the value of a `tape.candles` record (docs/contracts.md, "Candle").
 ///
 /// `start` (inclusive) and `end` (exclusive) are ms since the epoch. OHLC are exact trade prices,
 /// volumes exact sums (base: `volume`, `buyVolume`, `sellVolume`; quote: `quoteVolume`), `vwap` =
@@ -145,7 +145,7 @@ public struct Candle: Sendable, Hashable {
         "\(exchange.name):\(symbol.rawValue):\(interval):\(start)"
     }
 
-    /// Appends the DESIGN.md JSON layout (one line, no spaces, fields in schema order).
+    /// Appends the docs/contracts.md JSON layout (one line, no spaces, fields in schema order).
     public func appendJSON(to out: inout [UInt8]) {
         JSONWriter.appendMember("{\"v\":", Candle.schemaVersion, to: &out)
         JSONWriter.appendMember(",\"exchange\":", exchange.name, to: &out)

@@ -76,7 +76,7 @@ public enum Side: String, Sendable, Hashable, CaseIterable {
     }
 }
 
-/// One executed trade, normalized: the value of a `tape.trades` record (DESIGN.md "Trade value").
+/// One executed trade, normalized: the value of a `tape.trades` record (docs/contracts.md, "Trade").
 ///
 /// Decimals keep the exchange's text; `quoteQuantity` is `price × quantity`, exact, without
 /// trailing zeros. Equality compares decimals by value.
@@ -148,7 +148,7 @@ public struct Trade: Sendable, Hashable {
         exchange.name + ":" + symbol.rawValue
     }
 
-    /// Appends the DESIGN.md JSON layout (one line, no spaces, fields in schema order).
+    /// Appends the docs/contracts.md JSON layout (one line, no spaces, fields in schema order).
     public func appendJSON(to out: inout [UInt8]) {
         JSONWriter.appendMember("{\"v\":", Trade.schemaVersion, to: &out)
         JSONWriter.appendMember(",\"exchange\":", exchange.name, to: &out)

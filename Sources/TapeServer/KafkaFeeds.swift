@@ -239,7 +239,7 @@ extension KafkaTopicReader: FeedContactReporting {
     }
 }
 
-/// Live trades from `tape.trades` (DESIGN.md trade JSON), read from the end of every partition.
+/// Live trades from `tape.trades` (docs/contracts.md trade JSON), read from the end of every partition.
 public struct KafkaTradeFeed: TradeFeed {
     public typealias Element = Trade
     let reader: KafkaTopicReader
@@ -256,7 +256,7 @@ public struct KafkaTradeFeed: TradeFeed {
     }
 }
 
-/// Candle updates from `tape.candles` (DESIGN.md candle JSON). Read from the beginning (or where a
+/// Candle updates from `tape.candles` (docs/contracts.md candle JSON). Read from the beginning (or where a
 /// `TopicCandleHistory` stopped) so that the server's own history fills with what the compacted
 /// topic holds; from the end when the history is a processor's file.
 public struct KafkaCandleFeed: CandleFeed {

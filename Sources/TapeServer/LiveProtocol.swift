@@ -66,7 +66,7 @@ public struct LiveProtocolError: Error, Sendable, Hashable {
 }
 
 /// Messages the server sends on `/ws` (one JSON object per text message). `data` is exactly the
-/// DESIGN.md trade, candle or gap value.
+/// docs/contracts.md trade, candle or gap value.
 ///
 /// ```json
 /// {"type":"trade","symbol":"poloniex:BTC-USDT","data":{"v":1,"exchange":"poloniex",...}}

@@ -5,7 +5,7 @@ private func d(_ text: String) -> ExactDecimal {
     do { return try ExactDecimal(text) } catch { fatalError("test literal \(text) does not parse: \(error)") }
 }
 
-/// DESIGN.md's trade value, verbatim (joined to one line).
+/// The contract's trade value (docs/contracts.md), verbatim (joined to one line).
 private let designTradeJSON =
     #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","nativeSymbol":"BTC_USDT","tradeId":"60184114","#
     + #""price":"21614.59","quantity":"0.01149","quoteQuantity":"248.3516391","side":"sell","#
