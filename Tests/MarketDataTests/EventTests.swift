@@ -11,7 +11,7 @@ private let designTradeJSON =
     + #""price":"21614.59","quantity":"0.01149","quoteQuantity":"248.3516391","side":"sell","#
     + #""time":1661123520381,"receivedAt":1661123520391123}"#
 
-/// DESIGN.md's candle value, verbatim (joined to one line), with the `complete` member of its
+/// The contract's candle value (docs/contracts.md), verbatim (joined to one line), with the `complete` member of its
 /// "Continuity" section.
 private let designCandleJSON =
     #"{"v":1,"exchange":"poloniex","symbol":"BTC-USDT","interval":"1m","start":1661123520000,"end":1661123580000,"#

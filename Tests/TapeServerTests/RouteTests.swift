@@ -35,7 +35,7 @@ final class RouteTests: XCTestCase {
                 XCTAssertEqual(body["interval"] as? String, "1m")
                 let candles = body["candles"] as? [[String: Any]] ?? []
                 XCTAssertEqual(candles.count, 40)
-                // the body carries each candle exactly as DESIGN.md's candle JSON
+                // the body carries each candle exactly as the candle JSON of docs/contracts.md
                 let first = try Candle(json: JSONSerialization.data(withJSONObject: candles[0]).map { $0 })
                 XCTAssertEqual(first, expected[0])
                 XCTAssertTrue(response.body.text.contains(expected[0].jsonString))
