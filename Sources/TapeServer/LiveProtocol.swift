@@ -126,7 +126,8 @@ public enum LiveMessage {
         return String(decoding: out, as: UTF8.self)
     }
 
-    public static func ack(_ type: String, _ topic: LiveTopic) -> String {
+    /// `warning`: a sentence about the subscription (a market or interval the server has nothing of yet).
+    public static func ack(_ type: String, _ topic: LiveTopic, warning: String? = nil) -> String {
         var out: [UInt8] = []
         JSONWriter.appendRaw("{\"type\":", to: &out)
         JSONWriter.appendString(type, to: &out)
@@ -145,6 +146,10 @@ public enum LiveMessage {
         case .book(let market):
             JSONWriter.appendRaw(",\"channel\":\"book\",\"symbol\":", to: &out)
             JSONWriter.appendString(market.description, to: &out)
+        }
+        if let warning {
+            JSONWriter.appendRaw(",\"warning\":", to: &out)
+            JSONWriter.appendString(warning, to: &out)
         }
         out.append(UInt8(ascii: "}"))
         return String(decoding: out, as: UTF8.self)

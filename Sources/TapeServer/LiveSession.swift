@@ -5,7 +5,7 @@ import NIOWebSocket
 /// One `/ws` connection: reads subscribe/unsubscribe/ping requests and writes the client's queue.
 enum LiveSession {
     static func run(
-        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, hub: LiveHub, maxMessage: Int, logger: Logger
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, hub: LiveHub, catalog: MarketCatalog, maxMessage: Int, logger: Logger
     ) async throws {
         let client = hub.connect()
         defer { hub.disconnect(client) }
@@ -23,8 +23,11 @@ enum LiveSession {
                     }
                     switch LiveRequest.parse(text) {
                     case .success(.subscribe(let topic)):
+                        // Subscribing ahead of the data is fine (a market may start trading later),
+                        // but a name the server has nothing of is said so: it may be a typo.
                         hub.subscribe(client, to: topic)
-                        client.send(LiveMessage.ack("subscribed", topic))
+                        let warning = await catalog.refusal(topic).map { "no data yet: \($0)" }
+                        client.send(LiveMessage.ack("subscribed", topic, warning: warning))
                     case .success(.unsubscribe(let topic)):
                         hub.unsubscribe(client, from: topic)
                         client.send(LiveMessage.ack("unsubscribed", topic))

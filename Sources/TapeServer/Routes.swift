@@ -129,8 +129,11 @@ struct TapeRoutes: Sendable {
         return Self.json(out)
     }
 
+    var catalog: MarketCatalog { MarketCatalog(history: history, state: state) }
+
     func trades(_ request: Request) async throws -> Response {
         let query = try APIQuery.trades(Self.queryItems(request))
+        if let market = query.market, let refusal = await catalog.refusal(market) { throw APIError(.notFound, refusal) }
         let trades = state.recentTrades.newest(market: query.market, limit: query.limit)
         var out: [UInt8] = []
         out.reserveCapacity(64 + trades.count * 280)
@@ -147,6 +150,7 @@ struct TapeRoutes: Sendable {
 
     func candles(_ request: Request) async throws -> Response {
         let query = try APIQuery.candles(Self.queryItems(request))
+        if let refusal = await catalog.refusal(query.market) ?? catalog.refusal(query.interval) { throw APIError(.notFound, refusal) }
         let candles: [Candle]
         do {
             candles = try await history.candles(market: query.market, interval: query.interval, from: query.from, to: query.to, limit: query.limit)

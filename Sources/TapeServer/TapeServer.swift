@@ -115,6 +115,8 @@ public final class TapeServerState: Sendable {
     /// Connections refused and requests rejected by the HTTP limits.
     public let httpLimits: HTTPLimitCounters
     public let candlesSeen = Atomic<Int64>(0)
+    /// Intervals of the live candle updates seen (to refuse one never computed).
+    let intervalsSeen = Mutex<Set<CandleInterval>>([])
     /// Why a feed stopped, if one did (shown on /health).
     let feedErrors = Mutex<[String: String]>([:])
     let tradesSeenCounter: Counter
@@ -145,6 +147,7 @@ public final class TapeServerState: Sendable {
     /// Takes one live candle update: WebSocket subscribers (history is written by its owner).
     public func accept(_ candle: Candle) {
         candlesSeen.add(1, ordering: .relaxed)
+        intervalsSeen.withLock { _ = $0.insert(candle.interval) }
         candlesSeenCounter.increment()
         hub.publish(candle)
     }
@@ -330,7 +333,9 @@ public func buildTapeServer<Trades: TradeFeed, Candles: CandleFeed>(
     if let token = configuration.token { wsRouter.add(middleware: BearerTokenMiddleware(token: token)) }
     let maxMessage = configuration.maxClientMessage
     wsRouter.ws("/ws") { inbound, outbound, context in
-        try await LiveSession.run(inbound: inbound, outbound: outbound, hub: state.hub, maxMessage: maxMessage, logger: context.logger)
+        try await LiveSession.run(
+            inbound: inbound, outbound: outbound, hub: state.hub, catalog: MarketCatalog(history: history, state: state), maxMessage: maxMessage,
+            logger: context.logger)
     }
 
     let webSocketResponder = wsRouter.buildResponder()

@@ -55,10 +55,19 @@ final class RouteTests: XCTestCase {
             try await client.execute(uri: "/api/candles?symbol=poloniex:BTC-USDT&interval=5m", method: .get) { response in
                 XCTAssertEqual((response.body.json["candles"] as? [Any])?.count, 6)
             }
-            // a market without candles is an empty list, not an error
-            try await client.execute(uri: "/api/candles?symbol=binance:DOGE-USDT&interval=1h", method: .get) { response in
+            // a known market without candles in the range is an empty list, not an error
+            try await client.execute(uri: "/api/candles?symbol=poloniex:BTC-USDT&interval=1h&from=0&to=1000", method: .get) { response in
                 XCTAssertEqual(response.status, .ok)
                 XCTAssertEqual((response.body.json["candles"] as? [Any])?.count, 0)
+            }
+            // a market the server has nothing of is refused, naming those it has (a typo is not a quiet market)
+            try await client.execute(uri: "/api/candles?symbol=binance:DOGE-USDT&interval=1h", method: .get) { response in
+                XCTAssertEqual(response.status, .notFound)
+                let message = (response.body.json["error"] as? [String: Any])?["message"] as? String ?? ""
+                XCTAssertTrue(message.contains("unknown market binance:DOGE-USDT") && message.contains("poloniex:BTC-USDT"), message)
+            }
+            try await client.execute(uri: "/api/trades?symbol=poloniex:FOO-BAR", method: .get) { response in
+                XCTAssertEqual(response.status, .notFound)
             }
         }
     }

@@ -72,6 +72,14 @@ final class WebSocketTests: XCTestCase {
                 let r2 = try await next()
                 XCTAssertEqual(r2["type"] as? String, "pong")
 
+                // a market the server has nothing of: subscribed (it may start trading), with a warning naming the known ones
+                try await outbound.write(.text(#"{"op":"subscribe","channel":"trades","symbol":"poloniex:FOO-BAR"}"#))
+                let w = try await next()
+                XCTAssertEqual(w["type"] as? String, "subscribed")
+                let warning = w["warning"] as? String ?? ""
+                XCTAssertTrue(warning.contains("unknown market poloniex:FOO-BAR") && warning.contains("poloniex:BTC-USDT"), "\(w)")
+                XCTAssertNil(ack1["warning"], "a known market has no warning: \(ack1)")
+
                 try await outbound.write(.text(#"{"op":"unsubscribe","channel":"trades","symbol":"poloniex:BTC-USDT"}"#))
                 let r3 = try await next()
                 XCTAssertEqual(r3["type"] as? String, "unsubscribed")
@@ -85,6 +93,12 @@ final class WebSocketTests: XCTestCase {
             }
             try await client.execute(uri: "/api/candles?symbol=poloniex:BTC-USDT&limit=1", method: .get) { response in
                 XCTAssertEqual((response.body.json["candles"] as? [[String: Any]])?.first?["revision"] as? Int, 2)
+            }
+            // live candles of 1m and 5m were seen: an interval never computed is refused, naming those
+            try await client.execute(uri: "/api/candles?symbol=poloniex:BTC-USDT&interval=2h", method: .get) { response in
+                XCTAssertEqual(response.status, .notFound)
+                let message = (response.body.json["error"] as? [String: Any])?["message"] as? String ?? ""
+                XCTAssertTrue(message.contains("interval 2h is not computed here; intervals: 1m, 5m"), message)
             }
         }
     }
