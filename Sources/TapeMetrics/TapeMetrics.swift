@@ -8,7 +8,8 @@ import CoreMetrics
 /// these series once a second; producers record `tape_produce_latency_seconds` because Tape passes that name to
 /// KafkaClient (`KafkaConfiguration.produceLatencyMetric`). `tape serve` / `tape up` bootstrap the
 /// metrics system with swift-prometheus (see `TapeServer.MetricsExporter.bootstrap()`) and expose
-/// them on `GET /metrics` in the Prometheus text format.
+/// them on `GET /metrics` in the Prometheus text format, each family with `# HELP` (from `help`)
+/// and `# TYPE`, followed by the standard `process_*` families (`ProcessStats`, `MetricsText`).
 ///
 /// Rules (swift-prometheus enforces them with a crash, so use the helpers below, not raw labels):
 /// - a name always carries the same label *names* (values vary);
