@@ -19,8 +19,10 @@ deps:
 
 # Test-only extras: kafka-python and aiokafka (independent, non-librdkafka Kafka clients) and
 # confluent-kafka (librdkafka 2.16 bundled, with SASL/SSL) in a virtualenv
-# of the repository's own (.venv; Debian's system pip refuses installs), and chromium (the
-# dashboard test). The tests find .venv/bin/python3 first on PATH.
+# of the repository's own (.venv; Debian's system pip refuses installs), chromium (the
+# dashboard test) and promtool (the /metrics test: Debian package prometheus, ~100 MB installed,
+# about 10 s; without recommends, so no node-exporter; where systemd runs, the prometheus
+# service the package starts is stopped and disabled). The tests find .venv/bin/python3 first on PATH.
 VENV := $(CURDIR)/.venv
 test-deps: deps
 	@python3 -c 'import venv, ensurepip' 2>/dev/null || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
@@ -28,6 +30,8 @@ test-deps: deps
 	@$(VENV)/bin/python3 -c 'import kafka, confluent_kafka, aiokafka' 2>/dev/null || $(VENV)/bin/python3 -m pip install -q kafka-python==3.0.12 confluent-kafka==2.16.2 aiokafka==0.14.0
 	@command -v openssl >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl
 	@command -v chromium >/dev/null 2>&1 || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	@command -v promtool >/dev/null 2>&1 || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus \
+	  && { ! command -v systemctl >/dev/null 2>&1 || $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }; }
 
 build: deps
 	swift build

@@ -65,7 +65,10 @@ public final class IngestMetrics: Sendable {
     public let produced = Atomic<Int>(0)
     public let delivered = Atomic<Int>(0)
     public let deliveryFailures = Atomic<Int>(0)
+    /// Records written to the dead-letter topic: all, and those two kinds.
     public let deadLetters = Atomic<Int>(0)
+    public let deadLetteredFrames = Atomic<Int>(0)
+    public let deadLetteredBackfillFailures = Atomic<Int>(0)
     public let restoredTrades = Atomic<Int>(0)
     public init() {}
 }
@@ -298,6 +301,7 @@ struct KafkaTradeSink: TradeSink {
 
     func deadLetter(frame: [UInt8], error: FrameParseError) async {
         metrics.deadLetters.add(1, ordering: .relaxed)
+        metrics.deadLetteredFrames.add(1, ordering: .relaxed)
         logger.warning(
             "unparseable frame sent to \(deadLetterTopic)",
             metadata: ["error": "\(error)", "frame": "\(String(decoding: frame.prefix(160), as: UTF8.self))"])
@@ -341,6 +345,7 @@ struct KafkaTradeSink: TradeSink {
                 "backfill of \(symbol) from \(endpoint) failed: \(reason); trades missed while disconnected may be lost",
                 metadata: ["symbol": "\(symbol)"])
             metrics.deadLetters.add(1, ordering: .relaxed)
+            metrics.deadLetteredBackfillFailures.add(1, ordering: .relaxed)
             var value: [UInt8] = []
             JSONWriter.appendRaw("{\"type\":\"backfill-failed\",\"exchange\":", to: &value)
             JSONWriter.appendString(exchange.name, to: &value)

@@ -39,6 +39,8 @@ public struct CandleAggregator: Sendable {
     private var lastArrival: Int64 = .min
     private let intervalMillis: [Int64]
     private let largestIntervalMillis: Int64
+    /// Candles emitted by `advance` per interval index, folded into `counters` at its end.
+    private var emittedPerInterval: [Int64]
 
     private var instrumentTable = InstrumentTable()
     private var instruments: [(exchange: Exchange, symbol: Symbol)] = []
@@ -61,6 +63,7 @@ public struct CandleAggregator: Sendable {
         self.position = startSequence
         self.suppressUntil = resumeEmittingAt > startSequence ? resumeEmittingAt : .min
         self.intervalMillis = configuration.intervals.map(\.milliseconds)
+        self.emittedPerInterval = Array(repeating: 0, count: configuration.intervals.count)
         self.largestIntervalMillis = configuration.intervals.map(\.milliseconds).max()!
         self.pending = Array(repeating: PendingWindow(), count: configuration.intervals.count)
     }
@@ -379,9 +382,14 @@ public struct CandleAggregator: Sendable {
                 windows[i].isDirty = false
                 windows[i].lastEmitted = now
                 out.append(candle(of: windows[i]))
+                emittedPerInterval[Int(windows[i].interval)] += 1
             }
         }
         counters.candlesEmitted += Int64(out.count)
+        for (index, count) in emittedPerInterval.enumerated() where count > 0 {
+            counters.candlesEmittedByInterval[configuration.intervals[index], default: 0] += count
+            emittedPerInterval[index] = 0
+        }
         evict(watermark: watermark)
     }
 

@@ -53,6 +53,8 @@ public struct ProcessingCounters: Sendable, Hashable {
     public var deadLetterFailures: Int64 = 0
     /// Candle updates handed out for emission.
     public var candlesEmitted: Int64 = 0
+    /// `candlesEmitted` by interval.
+    public var candlesEmittedByInterval: [CandleInterval: Int64] = [:]
 
     public init() {}
 
@@ -68,6 +70,7 @@ public struct ProcessingCounters: Sendable, Hashable {
         c.deadLettered += b.deadLettered
         c.deadLetterFailures += b.deadLetterFailures
         c.candlesEmitted += b.candlesEmitted
+        c.candlesEmittedByInterval.merge(b.candlesEmittedByInterval, uniquingKeysWith: +)
         return c
     }
 }

@@ -75,6 +75,30 @@ public final class CandleProcessor: Sendable {
         return c
     }
 
+    /// Records of the input topic not read yet over the partitions held (high watermark − next
+    /// offset, summed), as last measured (every 5 s while running); nil before the first.
+    public var lag: Int64? { lagSample.withLock { $0 } }
+    private let lagSample = Mutex<Int64?>(nil)
+    private let lagQueryInFlight = Atomic<Bool>(false)
+
+    /// Measures `lag` apart from the loop, unless a measurement is still running: librdkafka's
+    /// watermark query can wait for a broker that has gone away, and the loop must not.
+    /// `positions`: the partitions held and their next offsets (nil: not known, counts 0).
+    func measureLagInBackground(consumer: KafkaConsumer, positions: [(partition: Int32, next: Int64?)]) {
+        guard !lagQueryInFlight.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        let topic = configuration.inputTopic
+        Task.detached { [self] in
+            defer { lagQueryInFlight.store(false, ordering: .releasing) }
+            var total: Int64 = 0
+            for (partition, next) in positions {
+                guard let high = try? await consumer.watermarks(topic: topic, partition: partition, timeout: .seconds(2)).high else { return }
+                let (behind, overflow) = high.subtractingReportingOverflow(next ?? high)
+                if !overflow && behind > 0 { total = total.addingReportingOverflow(behind).overflow ? .max : total + behind }
+            }
+            lagSample.withLock { $0 = total }
+        }
+    }
+
     /// Dead letters queued (and not reported failed), and those that failed to queue or deliver.
     private let deadLetters = Mutex<(written: Int64, failed: Int64)>((0, 0))
 

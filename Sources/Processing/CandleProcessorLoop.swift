@@ -30,6 +30,8 @@ struct CandleProcessorLoop {
     var pendingStore: [Int32: [CandleWindowID: Candle]] = [:]
     /// The commit running beside the loop (see `execute(.commit)`), and whether it has ended.
     var pendingCommit: (task: Task<Void, any Error>, done: Locked<Bool>)?
+    /// When the input lag was last measured (`processor.lag`), nil before the first time.
+    var lagMeasuredAt: Int64?
 
     init(
         processor: CandleProcessor, consumer: KafkaConsumer, replayOffsets: KafkaConsumer, producer: KafkaProducer,
@@ -117,6 +119,11 @@ struct CandleProcessorLoop {
             }
             if machine.isCheckpointDue(now: now) { try await checkpoint(final: false) }
             if machine.isProgressDue(now: now) { await progress(now: now) }
+            if lagMeasuredAt.map({ let d = now.subtractingReportingOverflow($0); return d.overflow || !(0..<5_000).contains(d.partialValue) }) ?? true {
+                lagMeasuredAt = now
+                processor.measureLagInBackground(
+                    consumer: consumer, positions: machine.assignedPartitions.prefix(256).map { ($0, machine.position(of: $0)) })
+            }
             if ended { throw ProcessingError(code: .consumerFailed, message: "The consumer stopped.") }
             if machine.reachedStopOffsets { return }
         }

@@ -8,12 +8,15 @@ import CoreMetrics
 /// these series once a second; producers record `tape_produce_latency_seconds` because Tape passes that name to
 /// KafkaClient (`KafkaConfiguration.produceLatencyMetric`). `tape serve` / `tape up` bootstrap the
 /// metrics system with swift-prometheus (see `TapeServer.MetricsExporter.bootstrap()`) and expose
-/// them on `GET /metrics` in the Prometheus text format.
+/// them on `GET /metrics` in the Prometheus text format, each family with `# HELP` (from `help`)
+/// and `# TYPE`, followed by the standard `process_*` families (`ProcessStats`, `MetricsText`).
 ///
 /// Rules (swift-prometheus enforces them with a crash, so use the helpers below, not raw labels):
 /// - a name always carries the same label *names* (values vary);
 /// - a name is one type only (counter, gauge or timer);
-/// - no help text is attached (help must be identical for all registrations of a name).
+/// - no help text is attached through swift-metrics (swift-prometheus would stop the process on a
+///   second registration with other help); `help` below holds each family's `# HELP` text and the
+///   exporter adds it to the scrape (`MetricsText.addingHelp`).
 ///
 /// | name | type | labels | incremented by |
 /// |---|---|---|---|
@@ -26,13 +29,17 @@ import CoreMetrics
 /// | `tape_book_checksum_failures_total` | counter | exchange | ingest: each venue checksum that did not match Tape's book (Kraken) |
 /// | `tape_book_age_seconds` | gauge | exchange | ingest: seconds since the venue time of the newest book record (staleness) |
 /// | `tape_produce_latency_seconds` | timer (histogram) | topic | any producer: enqueue → delivery report |
-/// | `tape_consumer_lag_messages` | gauge | group, topic | any consumer: high watermark − position, summed over partitions |
+/// | `tape_consumer_lag_messages` | gauge | group, topic | the processor (`tape-processor`, its input topic) and the server's readers (`tape-serve`, each topic): high watermark − position, summed over partitions |
 /// | `tape_broker_bytes_in_total` | counter | — | embedded broker: request bytes read from sockets |
 /// | `tape_broker_bytes_out_total` | counter | — | embedded broker: response bytes written to sockets |
 /// | `tape_broker_connections` | gauge | — | embedded broker: client connections open |
 /// | `tape_broker_connections_closed_total` | counter | reason | embedded broker: connections closed by a limit (`refused`, `evicted`, `idle`, `read-timeout`; docs/limits.md) |
 /// | `tape_http_rejected_total` | counter | reason | server: requests and connections refused by a limit (`uri-too-long`, `headers-too-large`, `timeout`, `refused`, `evicted`) |
-/// | `tape_candles_emitted_total` | counter | interval | processing: each candle update produced to `tape.candles` |
+/// | `tape_ingest_dead_letters_total` | counter | exchange, reason | ingest: each record written to `tape.deadletter` (`unparseable-frame`, `backfill-failed`) |
+/// | `tape_backfill_requests_total` | counter | exchange | ingest: each REST recent-trades request (backfill after a subscribe, gap repair, reconciliation; every attempt) |
+/// | `tape_backfill_trades_total` | counter | exchange | ingest: trades REST delivered that the stream had not (backfill and repairs) |
+/// | `tape_backfill_failures_total` | counter | exchange | ingest: each market whose REST backfill or repair failed after its attempts |
+/// | `tape_candles_emitted_total` | counter | interval | processing: each candle update produced to `tape.candles`, per interval (`1m`, ...) |
 /// | `tape_process_dead_letters_total` | counter | reason | processing: each input record rejected (`not-a-trade`, `time-out-of-range`, `overflow`; → `tape.deadletter`), and `deadletter-failed` for each one that could not be written there |
 /// | `tape_server_trades_seen_total` | counter | — | server: trades read from its trade feed |
 /// | `tape_server_candles_seen_total` | counter | — | server: candles read from its candle feed |
@@ -77,13 +84,55 @@ public enum TapeMetrics {
     public static let healthDegraded = "tape_health_degraded"
     public static let healthCheck = "tape_health_check"
     public static let lastTradeAge = "tape_last_trade_age_seconds"
+    public static let ingestDeadLetters = "tape_ingest_dead_letters_total"
+    public static let backfillRequests = "tape_backfill_requests_total"
+    public static let backfillTrades = "tape_backfill_trades_total"
+    public static let backfillFailures = "tape_backfill_failures_total"
 
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
-        framesIn, tradesIn, parseErrors, reconnects, produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed,
+        framesIn, tradesIn, parseErrors, reconnects, bookUpdates, bookResyncs, bookChecksumFailures, bookAge,
+        produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed,
         httpRejected,
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
         gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge,
+        ingestDeadLetters, backfillRequests, backfillTrades, backfillFailures,
+    ]
+
+    /// The `# HELP` text of every family (the exporter adds it to the scrape; one line, plain text).
+    public static let help: [String: String] = [
+        framesIn: "Websocket text frames received from the exchange.",
+        tradesIn: "Trades parsed from exchange frames or REST backfill (deduplicated).",
+        parseErrors: "Exchange frames that could not be parsed (written to the dead-letter topic).",
+        reconnects: "Reconnects of the exchange websocket.",
+        bookUpdates: "Order book records published to the books topic (snapshots and updates).",
+        bookResyncs: "Order books thrown away and re-synchronized, by reason.",
+        bookChecksumFailures: "Venue book checksums that did not match Tape's book.",
+        bookAge: "Seconds since the venue time of the newest order book record.",
+        produceLatency: "Producer enqueue to broker acknowledgement, sampled 1 record in 64.",
+        consumerLag: "Records not yet read by a consumer group: high watermark minus position, summed over partitions.",
+        brokerBytesIn: "Request bytes the embedded broker read from client sockets.",
+        brokerBytesOut: "Response bytes the embedded broker wrote to client sockets.",
+        brokerConnections: "Client connections open on the embedded broker.",
+        brokerConnectionsClosed: "Embedded broker connections refused or closed by a limit, by reason.",
+        httpRejected: "HTTP requests and connections refused by a limit, by reason.",
+        candlesEmitted: "Candle updates produced to the candles topic, by interval.",
+        processDeadLetters: "Input records the processor rejected, by reason (deadletter-failed: could not be written to the dead-letter topic).",
+        serverTradesSeen: "Trades the server read from its trade feed.",
+        serverCandlesSeen: "Candles the server read from its candle feed.",
+        wsClients: "Open /ws connections.",
+        wsMessagesOut: "Messages queued to /ws clients.",
+        wsMessagesDropped: "Messages dropped because a /ws client was too slow.",
+        gaps: "Intervals with possibly missing data found, read from the gaps topic (each gap once).",
+        gapsRepaired: "Gaps the gaps topic reports as repaired.",
+        gapsOpen: "Gaps known and not repaired.",
+        healthDegraded: "1 while /health says degraded, else 0.",
+        healthCheck: "1 while that /health check fails, else 0.",
+        lastTradeAge: "Seconds since the server last read a trade (since start when none yet).",
+        ingestDeadLetters: "Records ingest wrote to the dead-letter topic, by reason.",
+        backfillRequests: "REST recent-trades requests: backfill after a subscribe, gap repairs and reconciliation, every attempt.",
+        backfillTrades: "Trades REST delivered that the websocket had not (backfill and repairs).",
+        backfillFailures: "Markets whose REST backfill or repair failed after all attempts.",
     ]
 
     /// `tape_frames_in_total{exchange}`.
@@ -98,7 +147,7 @@ public enum TapeMetrics {
     public static func reconnects(exchange: String) -> Counter {
         Counter(label: reconnects, dimensions: [("exchange", exchange)])
     }
-    /// `tape_produce_latency_seconds{topic}`: record with `.recordNanoseconds` / `.record(duration:)`.
+    /// `tape_book_updates_total{exchange}`.
     public static func bookUpdates(exchange: String) -> Counter { Counter(label: bookUpdates, dimensions: [("exchange", exchange)]) }
 
     public static func bookResyncs(exchange: String, reason: String) -> Counter {
@@ -111,6 +160,7 @@ public enum TapeMetrics {
 
     public static func bookAge(exchange: String) -> Gauge { Gauge(label: bookAge, dimensions: [("exchange", exchange)]) }
 
+    /// `tape_produce_latency_seconds{topic}`: record with `.recordNanoseconds` / `.record(duration:)`.
     public static func produceLatency(topic: String) -> Timer {
         Timer(label: produceLatency, dimensions: [("topic", topic)], preferredDisplayUnit: .seconds)
     }
@@ -132,6 +182,16 @@ public enum TapeMetrics {
     public static func candlesEmitted(interval: String) -> Counter {
         Counter(label: candlesEmitted, dimensions: [("interval", interval)])
     }
+    /// `tape_ingest_dead_letters_total{exchange,reason}`: `unparseable-frame` or `backfill-failed`.
+    public static func ingestDeadLetters(exchange: String, reason: String) -> Counter {
+        Counter(label: ingestDeadLetters, dimensions: [("exchange", exchange), ("reason", reason)])
+    }
+    /// `tape_backfill_requests_total{exchange}`.
+    public static func backfillRequests(exchange: String) -> Counter { Counter(label: backfillRequests, dimensions: [("exchange", exchange)]) }
+    /// `tape_backfill_trades_total{exchange}`.
+    public static func backfillTrades(exchange: String) -> Counter { Counter(label: backfillTrades, dimensions: [("exchange", exchange)]) }
+    /// `tape_backfill_failures_total{exchange}`.
+    public static func backfillFailures(exchange: String) -> Counter { Counter(label: backfillFailures, dimensions: [("exchange", exchange)]) }
     /// `tape_process_dead_letters_total{reason}`: `not-a-trade`, `time-out-of-range`, `overflow`,
     /// or `deadletter-failed`.
     public static func processDeadLetters(reason: String) -> Counter {

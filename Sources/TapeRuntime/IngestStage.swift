@@ -92,6 +92,7 @@ public final class IngestStage: Service, Sendable {
             c.checksumFailures.record(total: s.bookChecksumFailures)
             c.crossed.record(total: s.bookCrossed)
             c.otherResyncs.record(total: s.bookOtherResyncs)
+            if let metrics = self?.service?.metrics { c.continuity.record(metrics) }
             if s.lastBookEventTime > 0 {
                 c.bookAge.record(Double(WallClock.milliseconds() - Int64(s.lastBookEventTime)) / 1000)
             }
@@ -135,6 +136,7 @@ struct IngestCounters: Sendable {
     var frames, trades, parseErrors, reconnects: DeltaCounter
     var bookUpdates, sequenceBreaks, checksumResyncs, checksumFailures, crossed, otherResyncs: DeltaCounter
     let bookAge: Gauge
+    var continuity: ContinuityCounters
 
     init(exchange: String) {
         bookUpdates = DeltaCounter(TapeMetrics.bookUpdates(exchange: exchange))
@@ -148,5 +150,6 @@ struct IngestCounters: Sendable {
         trades = DeltaCounter(TapeMetrics.tradesIn(exchange: exchange))
         parseErrors = DeltaCounter(TapeMetrics.parseErrors(exchange: exchange))
         reconnects = DeltaCounter(TapeMetrics.reconnects(exchange: exchange))
+        continuity = ContinuityCounters(exchange: exchange)
     }
 }

@@ -1,4 +1,6 @@
 import Logging
+import MarketData
+import Metrics
 import Processing
 import ServiceLifecycle
 import Synchronization
@@ -6,7 +8,8 @@ import TapeMetrics
 
 /// Candle processing as a service: consumes `tape.trades` until graceful shutdown, then emits and
 /// commits what it holds and leaves its group. Ending on its own is an error (`ProcessorStopped`).
-/// Reports `tape_candles_emitted_total` and `tape_process_dead_letters_total{reason}`.
+/// Reports `tape_candles_emitted_total{interval}`, `tape_process_dead_letters_total{reason}` and its
+/// input lag (`tape_consumer_lag_messages{group,topic}`).
 public final class ProcessorStage: Service, Sendable {
     public let processor: CandleProcessor
     /// The static-membership instance id, claimed until the stage stops (a pipeline built again
@@ -25,9 +28,11 @@ public final class ProcessorStage: Service, Sendable {
             instance.withLock { $0 = nil }
             stopped.append("processor")
         }
-        try await withMetricsReporter(ProcessorCounters()) { [processor] c in
+        let configuration = processor.configuration
+        try await withMetricsReporter(ProcessorCounters(configuration)) { [processor] c in
             let now = processor.counters
-            c.candles.record(total: now.candlesEmitted)
+            c.record(candlesByInterval: now.candlesEmittedByInterval)
+            if let lag = processor.lag { c.lag.record(lag) }
             let rejected = [now.unparseable, now.rejectedTimes, now.rejectedOverflows, now.deadLetterFailures]
             for i in c.deadLetters.indices { c.deadLetters[i].record(total: rejected[i]) }
         } work: {
@@ -48,7 +53,24 @@ public struct StageStopped: Error, CustomStringConvertible, Sendable {
 }
 
 struct ProcessorCounters: Sendable {
-    var candles = DeltaCounter(TapeMetrics.candlesEmitted(interval: "all"))
+    /// `tape_candles_emitted_total{interval}`, made for the configured intervals at start (so each
+    /// series shows 0 before its first candle).
+    var candles: [CandleInterval: DeltaCounter]
+    /// `tape_consumer_lag_messages{group,topic}` of the processor's group and input topic.
+    let lag: Gauge
+
+    init(_ configuration: CandleProcessorConfiguration) {
+        candles = Dictionary(
+            uniqueKeysWithValues: configuration.aggregation.intervals.map { ($0, DeltaCounter(TapeMetrics.candlesEmitted(interval: $0.description))) })
+        lag = TapeMetrics.consumerLag(group: configuration.group, topic: configuration.inputTopic)
+    }
+
+    mutating func record(candlesByInterval totals: [CandleInterval: Int64]) {
+        for (interval, total) in totals {
+            candles[interval, default: DeltaCounter(TapeMetrics.candlesEmitted(interval: interval.description))].record(total: total)
+        }
+    }
+
     /// In the order not-a-trade, time-out-of-range, overflow, deadletter-failed.
     var deadLetters = ["not-a-trade", "time-out-of-range", "overflow", "deadletter-failed"].map {
         DeltaCounter(TapeMetrics.processDeadLetters(reason: $0))

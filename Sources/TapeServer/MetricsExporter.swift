@@ -33,4 +33,14 @@ public enum MetricsExporter {
     /// Bootstraps (if not yet) and returns the registry. Call it first thing in `tape up`.
     @discardableResult
     public static func bootstrap() -> PrometheusCollectorRegistry { registry }
+
+    /// The body of `GET /metrics`: every registered family with its `# HELP` (from
+    /// `TapeMetrics.help`) and `# TYPE`, then the standard `process_*` families of this process.
+    public static func scrape() -> [UInt8] {
+        var families: [UInt8] = []
+        registry.emit(into: &families)
+        var out = MetricsText.addingHelp(to: families, help: TapeMetrics.help)
+        MetricsText.appendProcessFamilies(ProcessStats.current(), to: &out)
+        return out
+    }
 }

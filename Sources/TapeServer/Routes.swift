@@ -227,8 +227,7 @@ struct TapeRoutes: Sendable {
     }
 
     func metrics(_ request: Request) async throws -> Response {
-        var out: [UInt8] = []
-        MetricsExporter.registry.emit(into: &out)
+        let out = MetricsExporter.scrape()
         return Response(
             status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
             body: .init(byteBuffer: ByteBuffer(bytes: out)))

@@ -84,6 +84,11 @@ struct CandleAggregatorPropertyTests {
         let distinct = Set(trades.map { "\($0.exchange):\($0.symbol):\($0.tradeId)" }).count
         #expect(aggregator.counters.trades == Int64(distinct))
         #expect(aggregator.counters.duplicates == Int64(trades.count - distinct))
+        // The per-interval counts (tape_candles_emitted_total{interval}) are the candles handed out.
+        var byInterval: [CandleInterval: Int64] = [:]
+        for c in emitted { byInterval[c.interval, default: 0] += 1 }
+        #expect(aggregator.counters.candlesEmittedByInterval == byInterval)
+        #expect(aggregator.counters.candlesEmitted == Int64(emitted.count))
     }
 
     /// The recovery protocol, simulated: the process crashes at random points; emissions after the

@@ -67,6 +67,8 @@ public final class ConnectionMetrics: Sendable {
     /// Trades found by repairs and reconciliation that the stream had not delivered.
     public let repairedTrades = Atomic<Int>(0)
     public let backfillFailures = Atomic<Int>(0)
+    /// REST recent-trades requests sent (backfills, repairs and reconciliation; every attempt).
+    public let restTradeRequests = Atomic<Int>(0)
     public let reconnects = Atomic<Int>(0)
     public let connected = Atomic<Bool>(false)
     /// `tape.books` records published (snapshots and updates) and the levels they carried.
@@ -110,7 +112,7 @@ public final class ConnectionMetrics: Sendable {
             bookChecksumFailures: bookChecksumFailures.load(ordering: .relaxed), bookCrossed: bookCrossed.load(ordering: .relaxed),
             bookOtherResyncs: bookOtherResyncs.load(ordering: .relaxed), bookGaps: bookGaps.load(ordering: .relaxed),
             bookSnapshotRequests: bookSnapshotRequests.load(ordering: .relaxed),
-            lastBookEventTime: lastBookEventTime.load(ordering: .relaxed))
+            lastBookEventTime: lastBookEventTime.load(ordering: .relaxed), restTradeRequests: restTradeRequests.load(ordering: .relaxed))
     }
 
     /// Counts one book resync by its cause.
@@ -129,7 +131,7 @@ public final class ConnectionMetrics: Sendable {
         public var connected: Bool
         public var lastLagMicros: Int
         public var bookEvents = 0, bookLevels = 0, bookSequenceBreaks = 0, bookChecksumFailures = 0, bookCrossed = 0,
-            bookOtherResyncs = 0, bookGaps = 0, bookSnapshotRequests = 0, lastBookEventTime = 0
+            bookOtherResyncs = 0, bookGaps = 0, bookSnapshotRequests = 0, lastBookEventTime = 0, restTradeRequests = 0
         /// Every book resync, whatever the cause.
         public var bookResyncs: Int { bookSequenceBreaks + bookChecksumFailures + bookCrossed + bookOtherResyncs }
     }

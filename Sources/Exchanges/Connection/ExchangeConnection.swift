@@ -289,6 +289,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
             let endpoint = configuration.rest.appending(path: path)
             let step: BookSyncStep?
             do {
+                metrics.restTradeRequests.add(1, ordering: .relaxed)
                 let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout, tls: configuration.tls)
                 let receivedAt = WallClock.microseconds()
                 guard response.status == 200 else {
@@ -445,6 +446,7 @@ public struct ExchangeConnection<Adapter: ExchangeAdapter, C: Clock>: Sendable w
         var lastError = ExchangeError(.unreachable, "no attempt")
         for attempt in 1...max(1, configuration.backfillAttempts) {
             do {
+                metrics.restTradeRequests.add(1, ordering: .relaxed)
                 let response = try await HTTPClient.get(endpoint, timeout: configuration.restTimeout, tls: configuration.tls)
                 guard response.status == 200 else {
                     throw ExchangeError(
