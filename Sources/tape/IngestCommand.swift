@@ -121,6 +121,8 @@ struct IngestCommand: AsyncParsableCommand {
             mock = cluster
         }
         defer { withExtendedLifetime(mock) {} }
+        // An unreachable cluster within 5 s, in one sentence (the producer would retry for longer).
+        if mock == nil { try await KafkaOptions.requireCluster(configuration.kafka) }
         configuration.bufferLimit = bufferLimit
         configuration.tailRecords = tailRecords
         configuration.connection.pingInterval = .milliseconds(Int64(pingInterval * 1000))
@@ -139,9 +141,6 @@ struct IngestCommand: AsyncParsableCommand {
             throw ExitCode.failure
         } catch let error as IngestError {
             printError("Error: \(error.description)")
-            throw ExitCode.failure
-        } catch let error as KafkaError {
-            printError("Error: \(error)")
             throw ExitCode.failure
         }
         let interactive = isatty(STDERR_FILENO) == 1
