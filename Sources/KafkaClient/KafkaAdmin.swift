@@ -300,13 +300,14 @@ public final class KafkaAdmin: @unchecked Sendable {
     private func rawGroups(_ group: String?) async throws -> [ConsumerGroupDescription] {
         nonisolated(unsafe) let rk = self.rk
         let ms = timeoutMilliseconds
+        let timeout = self.timeout
         let context = self.context
         return try await Blocking.run {
             var list: UnsafePointer<rd_kafka_group_list>? = nil
             let err = rd_kafka_list_groups(rk, group, &list, ms)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
                 if err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT {
-                    throw KafkaError(code: .init(err), message: context.unreachableMessage("list consumer groups"), isRetriable: true)
+                    throw KafkaError(code: .init(err), message: context.unreachableMessage("list consumer groups", within: timeout), isRetriable: true)
                 }
                 throw KafkaError(err, "Cannot list consumer groups")
             }

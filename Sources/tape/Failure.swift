@@ -33,6 +33,7 @@ enum FailureText {
         case let broker as BrokerStartError: return broker.message
         case let store as CandleStoreError: return store.message
         case let io as IOError: return socketSentence(errno: io.errnoCode, address: nil, flag: nil)
+        case is CancellationError: return "Stopped before a clean shutdown (cancelled, e.g. by a second Ctrl-C)."
         case let posix as POSIXError: return String(cString: strerror(posix.code.rawValue)) + "."
         default: break
         }
