@@ -65,6 +65,7 @@ struct IngestCommand: AsyncParsableCommand {
         guard Venues.adapter(named: exchange) != nil else {
             throw ValidationError("Unknown exchange '\(exchange)'; supported: \(Venues.names.joined(separator: ", ")).")
         }
+        if let mockBrokers, !(1...100).contains(mockBrokers) { throw ValidationError("--mock-brokers must be from 1 to 100; got \(mockBrokers).") }
         guard !symbols.isEmpty else { throw ValidationError("--symbols is empty; give BTC_USDT,ETH_USDT or all.") }
         guard bufferLimit > 0, tailRecords >= 0 else { throw ValidationError("--buffer must be positive, --tail-records not negative.") }
         guard pingInterval > 0, silenceTimeout > 0 else { throw ValidationError("--ping-interval and --silence-timeout must be positive.") }
