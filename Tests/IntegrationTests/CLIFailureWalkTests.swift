@@ -131,6 +131,9 @@ final class CLIFailureWalkTests: XCTestCase {
             Row(["up", "--offline", "--data-dir", file + "/sub", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"], 1, ["part of that path is a file"]),
             // Tests run as root: a parent nobody can create a directory in is simulated by /proc.
             Row(["up", "--offline", "--data-dir", "/proc/tape-walk/data", "--http", "127.0.0.1:0", "--listen", "127.0.0.1:0"], 1, ["/proc/tape-walk/data"]),
+            // ... and a read-only parent (Foundation's Code=513 before) by /sys, where even root may not create.
+            Row(["broker", "--data-dir", "/sys/tape-walk", "--listen", "127.0.0.1:0"], 1, ["Cannot write --data-dir /sys/tape-walk: permission denied"]),
+            Row(["process", "--db", "/sys/tape-walk/candles.sqlite", "--brokers", closed], 1, ["--db /sys/tape-walk/candles.sqlite: permission denied"]),
             Row(["broker", "--data-dir", file, "--listen", "127.0.0.1:0"], 1, ["--data-dir \(file) is a file, not a directory"]),
             Row(["process", "--db", file + "/candles.sqlite", "--brokers", closed], 1, ["is a file, not a directory", "--db"]),
             Row(["process", "--db", notSQLite, "--brokers", closed], 1, ["is not a Tape candle database (not SQLite)"]),
@@ -231,7 +234,7 @@ final class CLIFailureWalkTests: XCTestCase {
         let tape = TapeBinary.privateCopy
         let results = Locked<[Int: (ProcessResult?, TimeInterval, String?)]>([:])
         let next = Locked(0)
-        DispatchQueue.concurrentPerform(iterations: concurrency) { _ in
+        @Sendable func work() {
             while true {
                 let i = next.withLock { n -> Int in
                     defer { n += 1 }
@@ -248,6 +251,16 @@ final class CLIFailureWalkTests: XCTestCase {
                 }
             }
         }
+        // Threads of their own (concurrentPerform would use one per core): the rows mostly wait.
+        let done = DispatchGroup()
+        for _ in 0..<concurrency {
+            done.enter()
+            Thread.detachNewThread {
+                defer { done.leave() }
+                work()
+            }
+        }
+        done.wait()
         let all = results.withLock { $0 }
         for (i, row) in rows.enumerated() {
             let command = "tape " + row.arguments.joined(separator: " ")
