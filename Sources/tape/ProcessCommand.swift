@@ -182,16 +182,15 @@ struct ProcessCommand: AsyncParsableCommand {
         do {
             try await runUntilSignalled { try await processor.run() }
         } catch let error as KafkaError {
-            printError("tape process: \(error.message)")
+            // One line (Tape.main prints it): the error, and what a fenced instance id means.
+            var message = error.message
             if error.message.contains("FENCED_INSTANCE_ID") || error.message.contains("same group.instance.id") {
-                printError(
-                    "tape process: another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids."
-                )
+                message +=
+                    " Another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids."
             }
-            throw ExitCode(1)
+            throw TapeFailure(message)
         } catch let error as ProcessingError {
-            printError("tape process: \(error.message)")
-            throw ExitCode(1)
+            throw TapeFailure(error.message)
         }
         let c = processor.counters
         printError(
