@@ -44,10 +44,9 @@ struct ConsumeCommand: AsyncParsableCommand {
             throw TapeFailure("Topic '\(topic)' does not exist at \(kafka.bootstrapServers). `tape topics list` shows the topics there are.")
         }
         if let partition {
-            let ids = topicMD.partitions.map(\.id).sorted()
+            let ids = topicMD.partitions.map(\.id)
             guard ids.contains(partition) else {
-                let range = ids == Array(0..<Int32(ids.count)) ? "partitions 0-\(ids.count - 1)" : "partitions \(ids.map(String.init).joined(separator: ","))"
-                throw TapeFailure("\(topic) has \(range); --partition \(partition) does not exist.")
+                throw TapeFailure("\(topic) has \(partitionsText(ids)); --partition \(partition) does not exist.")
             }
             if let offset {
                 let marks = try await consumer.watermarks(topic: topic, partition: partition)

@@ -68,7 +68,7 @@ enum FailureText {
         case EEXIST: return "Cannot create \(path): a file of that name is in the way. Remove it or pick another path."
         case ENOTDIR: return "Cannot use \(path): part of that path is a file, not a directory. Pick another path."
         case EACCES, EPERM: return "Cannot write \(path): permission denied. Pick a path you can write to."
-        case ENOENT: return "Cannot use \(path): it does not exist and cannot be created there. Pick another path."
+        case ENOENT: return "Cannot use \(path): it, or a directory above it, does not exist (and cannot be made there). Check the path."
         case EROFS: return "Cannot write \(path): the file system is read-only. Pick a path on a writable file system."
         case ENOSPC: return "Cannot write \(path): no space left on the device. Free some space or pick another path."
         case EISDIR: return "Cannot use \(path): it is a directory, not a file. Pick a file path."
@@ -168,6 +168,14 @@ enum Preflight {
         }
     }
 
+}
+
+/// "partitions 0-2" (or the ids, when they are not 0..n-1) for a topic's partition ids.
+func partitionsText(_ ids: [Int32]) -> String {
+    let sorted = ids.sorted()
+    guard !sorted.isEmpty else { return "no partitions" }
+    let contiguous = sorted.enumerated().allSatisfy { Int($0.element) == $0.offset }
+    return contiguous ? "partitions 0-\(sorted.count - 1)" : "partitions " + sorted.map(String.init).joined(separator: ",")
 }
 
 /// The error, if any, is "address already in use" or another listening failure: its errno.

@@ -122,6 +122,9 @@ struct IngestCommand: AsyncParsableCommand {
             mock = cluster
         }
         defer { withExtendedLifetime(mock) {} }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw TapeFailure("Cannot read --ca-file \(caFile): give a readable PEM file of certificates.")
+        }
         // An unreachable cluster within 5 s, in one sentence (the producer would retry for longer).
         if mock == nil { try await KafkaOptions.requireCluster(configuration.kafka) }
         configuration.bufferLimit = bufferLimit

@@ -50,7 +50,14 @@ struct ProduceCommand: AsyncParsableCommand {
         // Headers keep the order given on the command line (duplicate keys are allowed in Kafka).
         let orderedHeaders = try parsedHeaders()
         let producer = try KafkaProducer(configuration: config, logger: kafka.logger("tape.produce"))
-        _ = try await producer.metadata(timeout: .seconds(5))
+        let metadata = try await producer.metadata(timeout: .seconds(5))
+        // A partition the topic does not have is refused before reading stdin (an existing topic only:
+        // a new one is created with the cluster's default partition count on the first record).
+        if let partition, let existing = metadata.topics.first(where: { $0.name == topic && $0.error == .noError }), !existing.partitions.isEmpty,
+            !existing.partitions.contains(where: { $0.id == partition })
+        {
+            throw TapeFailure("\(topic) has \(partitionsText(existing.partitions.map(\.id))); --partition \(partition) does not exist.")
+        }
 
         let reports = Task {
             var delivered = 0

@@ -118,6 +118,10 @@ struct SimulateCommand: AsyncParsableCommand {
         do {
             simulator = try await VenueSimulator<Venue>.build(configuration)
         } catch {
+            if let tlsCertificate, let tlsKey, listenErrno(error) == nil {
+                throw TapeFailure(
+                    "Cannot load --tls-cert \(tlsCertificate) and --tls-key \(tlsKey) (\(error)): give a PEM certificate chain and its unencrypted private key.")
+            }
             guard let errno = listenErrno(error) else { throw error }
             throw TapeFailure(FailureText.socketSentence(errno: errno, address: listen, flag: "--listen") + " Port 0 picks a free one.")
         }
