@@ -22,7 +22,9 @@ struct TapeFailure: Error, CustomStringConvertible {
 enum FailureText {
     /// One line: what went wrong (and, where known, what to do), never a dump of nested errors.
     static func sentence(for error: any Error) -> String {
-        oneLine(text(for: error))
+        let line = oneLine(text(for: error))
+        // An error that describes itself at length (a child's log tail, a nested error) stays readable.
+        return line.count > 2_000 ? String(line.prefix(2_000)) + " …" : line
     }
 
     private static func text(for error: any Error) -> String {

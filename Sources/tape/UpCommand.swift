@@ -136,13 +136,13 @@ struct UpCommand: AsyncParsableCommand {
         // What the machine must give (a usable --data-dir, a free --http port): one sentence, exit 1.
         try Preflight.directory(dataDir, flag: "--data-dir")
         if let (host, port) = try? TapeServerConfiguration.parseListenAddress(http) { try Preflight.listen(host: host, port: port, flag: "--http") }
-        // Another cluster (--brokers) that does not answer: one sentence within 5 s, not a pipeline that waits.
-        if let brokers { try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties))) }
         tuneMallocForOneProcess()
         // Signal handling first, before librdkafka, NIO and SQLite start threads of their own: a
         // signal must not land on a thread that never asked for it.
         let shutdown = ShutdownSignals()
         defer { shutdown.cancel() }
+        // Another cluster (--brokers) that does not answer: one sentence within 5 s, not a pipeline that waits.
+        if let brokers { try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties))) }
         // Metrics before any stage creates a metric handle (handles made earlier stay no-ops).
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
