@@ -196,7 +196,10 @@ enum CommandLineWords {
         let scored = candidates.map { ($0, editDistance(word, $0)) }.sorted { ($0.1, $0.0) < ($1.1, $1.0) }
         guard let best = scored.first else { return nil }
         let allowed = max(1, min(3, word.count / 3))
-        return best.1 <= allowed ? best.0 : nil
+        if best.1 <= allowed { return best.0 }
+        // A shortened name (`--replication` for `--replication-factor`), when only one fits.
+        let extended = candidates.filter { $0.hasPrefix(word) }
+        return extended.count == 1 && word.count >= 4 ? extended.first : nil
     }
 
     /// Levenshtein distance over characters.

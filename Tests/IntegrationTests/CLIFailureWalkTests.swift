@@ -75,6 +75,8 @@ final class CLIFailureWalkTests: XCTestCase {
             Row(["consume", "--topik", "x"], 64, ["Unknown option '--topik'. Did you mean '--topic'?"]),
             Row(["users", "list", "--data-dri", d], 64, ["Unknown option '--data-dri'. Did you mean '--data-dir'?"]),
             Row(["version", "--brokres", "x"], 64, ["Unknown option '--brokres'"]),
+            Row(["broker", "--max-conection", "5", "--data-dir", d], 64, ["Did you mean '--max-connections'?"]),
+            Row(["topics", "create", "x", "--replication", "3"], 64, ["Did you mean '--replication-factor'?"]),
             Row(["up", "--rate", "-5"], 64, ["--rate must be positive", "got -5"]),
             Row(["up", "--stale-after", "0"], 64, ["--stale-after must be from 1 to 86400"]),
             Row(["up", "--channels", "book"], 64, ["--channels must include trades"]),
