@@ -170,11 +170,11 @@ let package = Package(
                 "TapeMetrics",
                 "CTapeMalloc",
                 "TapeCommon",
+                // IOError: socket errors (a busy port) become one sentence (Failure.swift).
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
-                // IOError: socket errors (a busy port) become one sentence (Failure.swift).
-                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
