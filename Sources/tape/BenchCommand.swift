@@ -76,7 +76,7 @@ struct BenchProduce: AsyncParsableCommand {
         guard count > 0, size >= 0, runs > 0 else { throw ValidationError("--count and --runs must be positive, --size non-negative; got \(count), \(runs), \(size).") }
         guard ["all", "-1", "0", "1"].contains(acks) else { throw ValidationError("--acks must be all, -1, 0 or 1; got \(acks).") }
         guard size <= 100 << 20 else { throw ValidationError("--size must be at most 104857600 bytes; got \(size).") }
-        guard linger.isFinite, linger >= 0, linger <= 900_000 else { throw ValidationError("--linger must be from 0 to 900000 ms; got \(linger).") }
+        guard linger.isFinite, linger >= 0, linger <= 900_000 else { throw ValidationError("--linger must be from 0 to 900000 ms; got \(linger.flagText).") }
     }
 
     func run() async throws {

@@ -25,7 +25,7 @@ struct BenchLatency: AsyncParsableCommand {
 
     func validate() throws {
         guard rate > 0, seconds > 0, size >= 8 else {
-            throw ValidationError("--rate and --seconds must be positive, --size at least 8; got \(rate), \(seconds), \(size).")
+            throw ValidationError("--rate and --seconds must be positive, --size at least 8; got \(rate.flagText), \(seconds.flagText), \(size).")
         }
         guard ["all", "-1", "0", "1"].contains(acks) else { throw ValidationError("--acks must be all, -1, 0 or 1; got \(acks).") }
         guard rate <= 10_000_000, seconds <= 86_400, size <= 100 << 20, linger.isFinite, linger >= 0, linger <= 900_000 else {

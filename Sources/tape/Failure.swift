@@ -172,6 +172,13 @@ enum Preflight {
 
 }
 
+extension Double {
+    /// As given on a command line: `-5` rather than `-5.0`.
+    var flagText: String {
+        isFinite && self == rounded() && Swift.abs(self) < 1e15 ? String(Int64(self)) : "\(self)"
+    }
+}
+
 /// "partitions 0-2" (or the ids, when they are not 0..n-1) for a topic's partition ids.
 func partitionsText(_ ids: [Int32]) -> String {
     let sorted = ids.sorted()

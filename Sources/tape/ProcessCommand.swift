@@ -117,7 +117,7 @@ struct ProcessCommand: AsyncParsableCommand {
         guard !deadLetterTopic.isEmpty else { throw ValidationError("--deadletter-topic must not be empty.") }
         guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive; got \(outputPartitions).") }
         guard progressSeconds.isFinite, progressSeconds >= 0, progressSeconds <= 86_400 else {
-            throw ValidationError("--progress must be from 0 (none) to 86400 seconds; got \(progressSeconds).")
+            throw ValidationError("--progress must be from 0 (none) to 86400 seconds; got \(progressSeconds.flagText).")
         }
         if let id = groupInstanceID, id != "none", !ProcessorInstance.isValidID(id) {
             throw ValidationError("--group-instance-id must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (Kafka's rule), or 'none'.")

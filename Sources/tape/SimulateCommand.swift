@@ -50,16 +50,16 @@ struct SimulateCommand: AsyncParsableCommand {
             throw ValidationError(
                 "Unknown exchange '\(exchange)'; the simulator speaks: \(SimulateCommand.venues.joined(separator: ", ")).")
         }
-        guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate).") }
+        guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate.flagText).") }
         for (flag, value) in [("silence-timeout", silenceTimeout as Double?), ("drop-every", dropEvery)] {
-            if let value, !(value.isFinite && value <= 86_400) { throw ValidationError("--\(flag) must be at most 86400 seconds; got \(value).") }
+            if let value, !(value.isFinite && value <= 86_400) { throw ValidationError("--\(flag) must be at most 86400 seconds; got \(value.flagText).") }
         }
-        guard silenceTimeout > 0 else { throw ValidationError("--silence-timeout must be positive; got \(silenceTimeout).") }
+        guard silenceTimeout > 0 else { throw ValidationError("--silence-timeout must be positive; got \(silenceTimeout.flagText).") }
         if let maxTrades, maxTrades < 0 { throw ValidationError("--max-trades must be 0 or more; got \(maxTrades).") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
         if let count = Int(symbols), !(1...10_000).contains(count) { throw ValidationError("--symbols as a count must be from 1 to 10000; got \(count).") }
         guard HostPort(listen) != nil else { throw ValidationError("--listen expects HOST:PORT, got '\(listen)'.") }
-        if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive; got \(dropEvery).") }
+        if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive; got \(dropEvery.flagText).") }
         if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive; got \(malformedEvery).") }
         if let skipEvery, skipEvery <= 0 { throw ValidationError("--skip-every must be positive; got \(skipEvery).") }
         guard bookDepth >= 0, bookDepth <= 1000 else { throw ValidationError("--book-depth must be from 0 to 1000; got \(bookDepth).") }

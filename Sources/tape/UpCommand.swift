@@ -85,7 +85,7 @@ struct UpCommand: AsyncParsableCommand {
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
-        guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate).") }
+        guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate.flagText).") }
         do { _ = try KafkaConfiguration.parseProperties(properties) } catch let error as KafkaError { throw ValidationError(error.message) }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
         guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else {

@@ -77,7 +77,7 @@ final class CLIFailureWalkTests: XCTestCase {
             Row(["version", "--brokres", "x"], 64, ["Unknown option '--brokres'"]),
             Row(["broker", "--max-conection", "5", "--data-dir", d], 64, ["Did you mean '--max-connections'?"]),
             Row(["topics", "create", "x", "--replication", "3"], 64, ["Did you mean '--replication-factor'?"]),
-            Row(["up", "--rate", "-5"], 64, ["--rate must be positive", "got -5"]),
+            Row(["up", "--rate", "-5"], 64, ["--rate must be positive, at most 10000000; got -5."]),
             Row(["up", "--stale-after", "0"], 64, ["--stale-after must be from 1 to 86400"]),
             Row(["up", "--channels", "book"], 64, ["--channels must include trades"]),
             Row(["up", "-X", "nonsense"], 64, ["not of the form key=value"]),
