@@ -44,6 +44,11 @@ enum FailureText {
         if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(truncatingIfNeeded: ns.code))) + "." }
         // Errors that describe themselves (CustomStringConvertible with a sentence inside).
         let text = String(describing: error)
+        // GRDB's "SQLite error 26: file is not a database - while executing `SELECT ...`": the reason only.
+        if text.hasPrefix("SQLite error"), let colon = text.firstIndex(of: ":") {
+            let reason = text[text.index(after: colon)...].components(separatedBy: " - while executing").first ?? ""
+            return "The candle database failed:\(reason). Check --db, or pass another file."
+        }
         return text.isEmpty ? "\(type(of: error)) (no description)" : text
     }
 

@@ -145,6 +145,7 @@ final class CLIFailureWalkTests: XCTestCase {
             Row(["serve", "--db", notSQLite, "--brokers", closed, "--http", "127.0.0.1:0"], 1, ["is not a Tape candle database (not SQLite)"]),
             Row(["candles", "--db", notSQLite], 1, ["\(notSQLite) is not a Tape candle database (not SQLite)"]),
             Row(["candles", "--db", path("missing.sqlite")], 1, ["No candle history at"]),
+            Row(["candles", "--db", dir.path], 1, ["is a directory; give the candle history file"]),
             Row(["users", "list", "--data-dir", file], 1, ["--data-dir \(file) is a file"]),
             Row(["users", "add", "bob", "--data-dir", file], 1, ["--data-dir \(file) is a file"], stdin: "secret\n"),
             Row(["users", "add", "bob", "--password-file", path("no-such-file"), "--data-dir", path("users")], 1, ["cannot read the password file"]),
