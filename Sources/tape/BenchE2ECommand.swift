@@ -71,7 +71,11 @@ struct BenchE2E: AsyncParsableCommand {
         guard symbols > 0 else { throw ValidationError("--symbols must be positive.") }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
         guard runs > 0 else { throw ValidationError("--runs must be positive; got \(runs).") }
-        if let tapeBinary, !FileManager.default.isExecutableFile(atPath: tapeBinary) {
+        var isDirectory: ObjCBool = false
+        if let tapeBinary,
+            !FileManager.default.isExecutableFile(atPath: tapeBinary) || !FileManager.default.fileExists(atPath: tapeBinary, isDirectory: &isDirectory)
+                || isDirectory.boolValue
+        {
             throw ValidationError("--tape-binary \(tapeBinary) is not an executable file.")
         }
     }

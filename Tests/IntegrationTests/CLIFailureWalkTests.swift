@@ -114,7 +114,7 @@ final class CLIFailureWalkTests: XCTestCase {
             Row(["bench", "book", "--exchange", "binance"], 64, ["Give either --file FRAMES or --synthetic N"]),
             Row(["bench", "process", "--runs", "-1"], 64, ["must be positive", "got"]),
             Row(["bench", "e2e", "--rates", "-5"], 64, ["--rates must be positive numbers"]),
-            Row(["bench", "e2e", "--tape-binary", d], 64, ["--tape-binary \(d) is not an executable file"]),
+            Row(["bench", "e2e", "--tape-binary", dir.path], 64, ["--tape-binary \(dir.path) is not an executable file"]),
             Row(["mock-cluster", "--brokers", "0"], 64, ["--brokers must be from 1 to 100; got 0"]),
             Row(["mock-cluster", "--topic", "x"], 64, ["--topic expects name:partitions"]),
             Row(["users", "add", "bob", "--mechanism", "md5", "--data-dir", d], 64, ["--mechanism takes plain"]),
