@@ -149,6 +149,8 @@ struct ProcessCommand: AsyncParsableCommand {
         let store: CandleStore?
         do {
             store = noDB ? nil : try CandleStore(path: db)
+        } catch let error as CandleStoreError {
+            throw error  // names the file and what to do
         } catch {
             throw TapeFailure("Cannot open the candle history --db \(db): \(FailureText.sentence(for: error)) Or pass --no-db.")
         }

@@ -82,7 +82,7 @@ struct ServeCommand: AsyncParsableCommand {
             if !FileManager.default.fileExists(atPath: db) {
                 printError("note: \(db) does not exist yet; it is created empty and fills as `tape process --db \(db)` writes candles.")
             }
-            do { history = try CandleStore(path: db) } catch {
+            do { history = try CandleStore(path: db) } catch let error as CandleStoreError { throw error } catch {
                 throw TapeFailure("--db \(db) cannot be opened as a candle store: \(FailureText.sentence(for: error))")
             }
         } else {
