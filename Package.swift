@@ -170,6 +170,8 @@ let package = Package(
                 "TapeMetrics",
                 "CTapeMalloc",
                 "TapeCommon",
+                // IOError: socket errors (a busy port) become one sentence (Failure.swift).
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

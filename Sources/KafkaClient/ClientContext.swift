@@ -33,13 +33,21 @@ class ClientContext: @unchecked Sendable {
     func failed(_ message: String) {}
 
     /// One sentence for "could not reach the cluster", naming the failing address if librdkafka told us.
-    func unreachableMessage(_ what: String) -> String {
+    /// `within`: how long the request waited, named in the sentence ("within 5 s").
+    func unreachableMessage(_ what: String, within: Duration? = nil) -> String {
         let errors = lastErrors
         let detail = errors.last(where: { $0.contains("Connect to") || $0.contains("failed") || $0.contains("resolve") }) ?? errors.last
         var text = "Cannot \(what): no Kafka broker answered at \(bootstrapServers)"
+        if let within { text += " within \(Self.seconds(within))" }
         if let detail { text += " (\(Self.shorten(detail)))" }
         text += ". Start one with `tape broker`, or point --brokers (or TAPE_BROKERS) at a running cluster."
         return text
+    }
+
+    /// "5 s", "0.5 s".
+    static func seconds(_ duration: Duration) -> String {
+        let ms = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000) s" : "\(Double(ms) / 1000) s"
     }
 
     static func shorten(_ reason: String) -> String {

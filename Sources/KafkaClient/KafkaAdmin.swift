@@ -36,7 +36,7 @@ public struct ClusterMetadata: Sendable {
             let err = rd_kafka_metadata(rk, rkt == nil ? 1 : 0, rkt, &md, ms)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else {
                 if err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN {
-                    return .failure(KafkaError(code: .init(err), message: context.unreachableMessage("read cluster metadata"), isRetriable: true))
+                    return .failure(KafkaError(code: .init(err), message: context.unreachableMessage("read cluster metadata", within: timeout), isRetriable: true))
                 }
                 return .failure(KafkaError(err, "Cannot read cluster metadata"))
             }
@@ -154,6 +154,7 @@ public final class KafkaAdmin: @unchecked Sendable {
     ) async throws {
         nonisolated(unsafe) let rk = self.rk
         let ms = timeoutMilliseconds
+        let timeout = self.timeout
         let context = self.context
         try await Blocking.run {
             guard let queue = rd_kafka_queue_new(rk) else { throw KafkaError(code: .state, message: "Cannot create admin queue") }
@@ -164,18 +165,29 @@ public final class KafkaAdmin: @unchecked Sendable {
             _ = rd_kafka_AdminOptions_set_request_timeout(options, ms, &errbuf, errbuf.count)
             start(rk, options, queue)
             guard let event = rd_kafka_queue_poll(queue, ms + 1000) else {
-                throw KafkaError(code: .timedOut, message: context.unreachableMessage(what), isRetriable: true)
+                throw KafkaError(code: .timedOut, message: Self.noAnswerMessage(rk: rk, context: context, what, within: timeout), isRetriable: true)
             }
             defer { rd_kafka_event_destroy(event) }
             let err = rd_kafka_event_error(event)
             if err != RD_KAFKA_RESP_ERR_NO_ERROR {
                 if err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT {
-                    throw KafkaError(code: .init(err), message: context.unreachableMessage(what), isRetriable: true)
+                    throw KafkaError(code: .init(err), message: Self.noAnswerMessage(rk: rk, context: context, what, within: timeout), isRetriable: true)
                 }
                 throw KafkaError(code: .init(err), message: "Cannot \(what): \(String(cString: rd_kafka_event_error_string(event)))")
             }
             try handle(event)
         }
+    }
+
+    /// Why an admin request got no answer: no broker reachable at all, or brokers that answer
+    /// metadata requests but not this one (librdkafka's mock cluster has no CreateTopics, for example).
+    static func noAnswerMessage(rk: OpaquePointer, context: ClientContext, _ what: String, within timeout: Duration) -> String {
+        var md: UnsafePointer<rd_kafka_metadata>? = nil
+        let err = rd_kafka_metadata(rk, 0, nil, &md, 2000)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let md else { return context.unreachableMessage(what, within: timeout) }
+        rd_kafka_metadata_destroy(md)
+        return "Cannot \(what): the cluster at \(context.bootstrapServers) answers, but not this request (no reply within \(ClientContext.seconds(timeout))); "
+            + "it may not support it (librdkafka's mock cluster has no admin APIs: create topics with `tape mock-cluster --topic NAME:PARTITIONS`)."
     }
 
     /// Creates a topic. `configs` are topic configs such as `cleanup.policy=compact`.
@@ -288,13 +300,14 @@ public final class KafkaAdmin: @unchecked Sendable {
     private func rawGroups(_ group: String?) async throws -> [ConsumerGroupDescription] {
         nonisolated(unsafe) let rk = self.rk
         let ms = timeoutMilliseconds
+        let timeout = self.timeout
         let context = self.context
         return try await Blocking.run {
             var list: UnsafePointer<rd_kafka_group_list>? = nil
             let err = rd_kafka_list_groups(rk, group, &list, ms)
             guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let list else {
                 if err == RD_KAFKA_RESP_ERR__TIMED_OUT || err == RD_KAFKA_RESP_ERR__TRANSPORT {
-                    throw KafkaError(code: .init(err), message: context.unreachableMessage("list consumer groups"), isRetriable: true)
+                    throw KafkaError(code: .init(err), message: context.unreachableMessage("list consumer groups", within: timeout), isRetriable: true)
                 }
                 throw KafkaError(err, "Cannot list consumer groups")
             }

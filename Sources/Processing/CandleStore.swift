@@ -17,6 +17,8 @@ public final class CandleStore: Sendable {
     let pool: DatabasePool
 
     /// Opens (creating the file, its folder and the schema when missing) the store at `path`.
+    ///
+    /// A file that is not SQLite, or that SQLite cannot open, throws `CandleStoreError` (one sentence).
     public init(path: String) throws {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -58,7 +60,11 @@ public final class CandleStore: Sendable {
         // not wait for ("database is locked"), and each sees no migration applied, so all but the
         // first fail on a table or column the first created. Opening and migrating again sees
         // what the first did.
-        pool = try Self.openMigrated(path: path, configuration: configuration, migrator: migrator)
+        do {
+            pool = try Self.openMigrated(path: path, configuration: configuration, migrator: migrator)
+        } catch let error as DatabaseError {
+            throw CandleStoreError(path: path, error)
+        }
     }
 
     private static func openMigrated(path: String, configuration: Configuration, migrator: DatabaseMigrator) throws -> DatabasePool {
@@ -173,5 +179,30 @@ public final class CandleStore: Sendable {
             isFinal: row["final"])
         candle.complete = row["complete"]
         return candle
+    }
+}
+
+/// A candle history file SQLite could not open or use, as one sentence naming the file.
+public struct CandleStoreError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+
+    init(path: String, _ error: DatabaseError) {
+        switch error.resultCode {
+        case .SQLITE_NOTADB:
+            message = "\(path) is not a Tape candle database (not SQLite): point --db at the file `tape process --db` writes, or at a new path."
+        case .SQLITE_CORRUPT:
+            message = "\(path) is a damaged SQLite file: move it away (tape process rebuilds history from tape.candles) or pass another --db."
+        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_AUTH:
+            message = "\(path) cannot be written: check its permissions, or pass another --db."
+        case .SQLITE_CANTOPEN:
+            message = "\(path) cannot be opened: check that its directory exists and is writable, or pass another --db."
+        case .SQLITE_FULL:
+            message = "\(path) cannot grow: the disk is full."
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            message = "\(path) stayed locked by another process for 30 s: stop the other writer or pass another --db."
+        default:
+            message = "\(path) cannot be used as a candle history (SQLite: \(error.message ?? "error \(error.resultCode.rawValue)")): pass another --db."
+        }
     }
 }

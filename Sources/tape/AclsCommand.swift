@@ -14,7 +14,12 @@ struct AclsCommand: ParsableCommand {
         @Option(help: "The broker's data directory (as given to tape broker --data-dir).")
         var dataDir: String = "./tape-data"
 
-        var store: AclStore { AclStore(dataDirectory: dataDir) }
+        var store: AclStore {
+            get throws {
+                try Preflight.notAFile(dataDir, flag: "--data-dir")
+                return AclStore(dataDirectory: dataDir)
+            }
+        }
     }
 
     /// Options that name the resource pattern and entry, shared by the three commands.
@@ -168,7 +173,7 @@ struct AclsCommand: ParsableCommand {
             let removed = Set(matched.flatMap { $0 })
             for b in removed.sorted(by: { AclsCommand.line($0) < AclsCommand.line($1) }) { print(AclsCommand.line(b)) }
             guard !removed.isEmpty else {
-                FileHandle.standardError.write(Data("Error: no ACL in \(location.store.path) matches.\n".utf8))
+                FileHandle.standardError.write(Data("Error: no ACL in \(try location.store.path) matches.\n".utf8))
                 throw ExitCode.failure
             }
             print("deleted \(removed.count) ACL\(removed.count == 1 ? "" : "s")")

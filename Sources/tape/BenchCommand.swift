@@ -20,6 +20,11 @@ struct BenchTarget: ParsableArguments {
     var mockBrokers: Int?
     @Option(help: "Partitions of the topic when it is created on the mock cluster.") var partitions: Int32 = 1
 
+    func validate() throws {
+        if let mockBrokers, !(1...100).contains(mockBrokers) { throw ValidationError("--mock-brokers must be from 1 to 100; got \(mockBrokers).") }
+        guard (1...10_000).contains(partitions) else { throw ValidationError("--partitions must be from 1 to 10000; got \(partitions).") }
+    }
+
     /// The Kafka configuration to benchmark against: --brokers, or (with --mock-brokers) a new
     /// in-process mock cluster holding `topic`. Keep the cluster alive while benchmarking.
     func connect(topic: String) throws -> (kafka: KafkaConfiguration, mock: MockKafkaCluster?) {
@@ -68,7 +73,10 @@ struct BenchProduce: AsyncParsableCommand {
 
     func validate() throws {
         guard KafkaCompression(rawValue: compression) != nil else { throw ValidationError("Unknown compression '\(compression)'.") }
-        guard count > 0, size >= 0, runs > 0 else { throw ValidationError("--count and --runs must be positive, --size non-negative.") }
+        guard count > 0, size >= 0, runs > 0 else { throw ValidationError("--count and --runs must be positive, --size non-negative; got \(count), \(runs), \(size).") }
+        guard ["all", "-1", "0", "1"].contains(acks) else { throw ValidationError("--acks must be all, -1, 0 or 1; got \(acks).") }
+        guard size <= 100 << 20 else { throw ValidationError("--size must be at most 104857600 bytes; got \(size).") }
+        guard linger.isFinite, linger >= 0, linger <= 900_000 else { throw ValidationError("--linger must be from 0 to 900000 ms; got \(linger.flagText).") }
     }
 
     func run() async throws {
@@ -185,6 +193,11 @@ struct BenchConsume: AsyncParsableCommand {
     @Option(help: "Records to consume per run (with --mock-brokers they are produced first).") var count: Int = 1_000_000
     @Option(help: "Record size when producing into a mock cluster.") var size: Int = 100
     @Option(help: "Runs; the median is reported last.") var runs: Int = 1
+
+    func validate() throws {
+        guard count > 0, runs > 0 else { throw ValidationError("--count and --runs must be positive; got \(count), \(runs).") }
+        guard (0...(100 << 20)).contains(size) else { throw ValidationError("--size must be from 0 to 104857600 bytes; got \(size).") }
+    }
 
     func run() async throws {
         let (kafkaConfig, mock) = try target.connect(topic: topic)

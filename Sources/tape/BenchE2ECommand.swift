@@ -70,7 +70,14 @@ struct BenchE2E: AsyncParsableCommand {
         guard seconds > 0, warmup >= 0 else { throw ValidationError("--seconds must be positive and --warmup not negative.") }
         guard symbols > 0 else { throw ValidationError("--symbols must be positive.") }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
-        guard runs > 0 else { throw ValidationError("--runs must be positive.") }
+        guard runs > 0 else { throw ValidationError("--runs must be positive; got \(runs).") }
+        var isDirectory: ObjCBool = false
+        if let tapeBinary,
+            !FileManager.default.isExecutableFile(atPath: tapeBinary) || !FileManager.default.fileExists(atPath: tapeBinary, isDirectory: &isDirectory)
+                || isDirectory.boolValue
+        {
+            throw ValidationError("--tape-binary \(tapeBinary) is not an executable file.")
+        }
     }
 
     func run() async throws {

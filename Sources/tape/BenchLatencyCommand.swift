@@ -24,7 +24,13 @@ struct BenchLatency: AsyncParsableCommand {
     @Option(help: "acks: all, 0 or 1.") var acks: String = "all"
 
     func validate() throws {
-        guard rate > 0, seconds > 0, size >= 8 else { throw ValidationError("--rate and --seconds must be positive, --size at least 8.") }
+        guard rate > 0, seconds > 0, size >= 8 else {
+            throw ValidationError("--rate and --seconds must be positive, --size at least 8; got \(rate.flagText), \(seconds.flagText), \(size).")
+        }
+        guard ["all", "-1", "0", "1"].contains(acks) else { throw ValidationError("--acks must be all, -1, 0 or 1; got \(acks).") }
+        guard rate <= 10_000_000, seconds <= 86_400, size <= 100 << 20, linger.isFinite, linger >= 0, linger <= 900_000 else {
+            throw ValidationError("--rate at most 10000000, --seconds at most 86400, --size at most 104857600, --linger from 0 to 900000 ms.")
+        }
     }
 
     func run() async throws {

@@ -40,7 +40,8 @@ struct BenchParseCommand: ParsableCommand {
         }
         if runs < 1 { throw ValidationError("--runs must be at least 1.") }
         if let synthetic, synthetic < 1 { throw ValidationError("--synthetic must be at least 1.") }
-        if tradesPerFrame < 1 { throw ValidationError("--trades-per-frame must be at least 1.") }
+        if tradesPerFrame < 1 { throw ValidationError("--trades-per-frame must be at least 1; got \(tradesPerFrame).") }
+        guard seconds > 0, seconds <= 600 else { throw ValidationError("--seconds must be between 0 and 600; got \(seconds.flagText).") }
     }
 
     func run() throws {

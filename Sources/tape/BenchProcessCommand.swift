@@ -22,13 +22,16 @@ struct BenchProcess: AsyncParsableCommand {
     var coreOnly = false
 
     func validate() throws {
-        guard count > 0, runs > 0, instruments > 0 else { throw ValidationError("--count, --runs and --instruments must be positive.") }
+        guard count > 0, runs > 0, instruments > 0 else {
+            throw ValidationError("--count, --runs and --instruments must be positive; got \(count), \(runs), \(instruments).")
+        }
         _ = try parseIntervals(intervals)
     }
 
     func run() async throws {
         tuneMallocForStreaming()
         let aggregation = CandleAggregatorConfiguration(intervals: try parseIntervals(intervals))
+        if !coreOnly, target.mockBrokers == nil { try await KafkaOptions.requireCluster(target.kafka.configuration()) }
         let values = ProcessBenchmark.encodedTrades(count: count, instruments: instruments)
         printError("bench process: \(count) trades, \(instruments) instruments, intervals \(intervals), \(ProcessInfo.processInfo.activeProcessorCount) cores")
 

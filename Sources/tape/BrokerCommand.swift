@@ -113,6 +113,7 @@ struct BrokerCommand: AsyncParsableCommand {
         // systemd and most shells start processes at 1024 open files (soft) with a far higher hard
         // limit: take what is allowed, then size the connection budget to it.
         DescriptorLimit.raiseSoftLimit()
+        try Preflight.directory(dataDir, flag: "--data-dir")
         let stores = try Self.buildStores(dataDir: dataDir, fsync: fsync, logger: logger, maxPartitions: maxPartitions)
         let broker = Broker(
             configuration: config, topics: stores.topics, committedOffsets: stores.offsets, logger: logger, transactionStore: stores.transactions)

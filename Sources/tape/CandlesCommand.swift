@@ -39,9 +39,11 @@ struct CandlesCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard FileManager.default.fileExists(atPath: db) else {
-            throw ValidationError("No candle history at \(db): run `tape process` first, or pass --db.")
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: db, isDirectory: &isDirectory) else {
+            throw TapeFailure("No candle history at \(db): run `tape process` first, or pass --db.")
         }
+        guard !isDirectory.boolValue else { throw TapeFailure("--db \(db) is a directory; give the candle history file with --db FILE.") }
         let store = try CandleStore(path: db)
         guard let symbol else {
             for s in try store.symbols() {

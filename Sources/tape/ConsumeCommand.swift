@@ -29,7 +29,9 @@ struct ConsumeCommand: AsyncParsableCommand {
     func validate() throws {
         if group != nil && (partition != nil || offset != nil) { throw ValidationError("--partition/--offset cannot be combined with --group.") }
         if offset != nil && partition == nil { throw ValidationError("--offset needs --partition.") }
-        if let count, count <= 0 { throw ValidationError("--count must be positive.") }
+        if let count, count <= 0 { throw ValidationError("--count must be positive; got \(count).") }
+        if let partition, partition < 0 { throw ValidationError("--partition must be 0 or more; got \(partition).") }
+        if let offset, offset < 0 { throw ValidationError("--offset must be 0 or more; got \(offset).") }
     }
 
     func run() async throws {
@@ -39,7 +41,24 @@ struct ConsumeCommand: AsyncParsableCommand {
         let consumer = try KafkaConsumer(configuration: config, logger: kafka.logger("tape.consume"))
         let md = try await consumer.metadata(timeout: .seconds(5))
         guard let topicMD = md.topics.first(where: { $0.name == topic }), topicMD.error == .noError, !topicMD.partitions.isEmpty else {
-            throw ValidationError("Topic '\(topic)' does not exist at \(kafka.bootstrapServers). `tape topics list` shows the topics there are.")
+            throw TapeFailure("Topic '\(topic)' does not exist at \(kafka.bootstrapServers). `tape topics list` shows the topics there are.")
+        }
+        if let partition {
+            let ids = topicMD.partitions.map(\.id)
+            guard ids.contains(partition) else {
+                throw TapeFailure("\(topic) has \(partitionsText(ids)); --partition \(partition) does not exist.")
+            }
+            if let offset {
+                let marks = try await consumer.watermarks(topic: topic, partition: partition)
+                guard offset <= marks.high else {
+                    throw TapeFailure(
+                        "--offset \(offset) is beyond the end of \(topic) partition \(partition) (high watermark \(marks.high)); give an offset from \(marks.low) to \(marks.high).")
+                }
+                guard offset >= marks.low else {
+                    throw TapeFailure(
+                        "--offset \(offset) is before the start of \(topic) partition \(partition) (records before \(marks.low) were deleted); give an offset from \(marks.low) to \(marks.high).")
+                }
+            }
         }
         var ends: [Int32: Int64] = [:]
         let partitions = partition.map { [$0] } ?? topicMD.partitions.map(\.id)

@@ -65,6 +65,7 @@ struct IngestCommand: AsyncParsableCommand {
         guard Venues.adapter(named: exchange) != nil else {
             throw ValidationError("Unknown exchange '\(exchange)'; supported: \(Venues.names.joined(separator: ", ")).")
         }
+        if let mockBrokers, !(1...100).contains(mockBrokers) { throw ValidationError("--mock-brokers must be from 1 to 100; got \(mockBrokers).") }
         guard !symbols.isEmpty else { throw ValidationError("--symbols is empty; give BTC_USDT,ETH_USDT or all.") }
         guard bufferLimit > 0, tailRecords >= 0 else { throw ValidationError("--buffer must be positive, --tail-records not negative.") }
         guard pingInterval > 0, silenceTimeout > 0 else { throw ValidationError("--ping-interval and --silence-timeout must be positive.") }
@@ -121,6 +122,11 @@ struct IngestCommand: AsyncParsableCommand {
             mock = cluster
         }
         defer { withExtendedLifetime(mock) {} }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw TapeFailure("Cannot read --ca-file \(caFile): give a readable PEM file of certificates.")
+        }
+        // An unreachable cluster within 5 s, in one sentence (the producer would retry for longer).
+        if mock == nil { try await KafkaOptions.requireCluster(configuration.kafka) }
         configuration.bufferLimit = bufferLimit
         configuration.tailRecords = tailRecords
         configuration.connection.pingInterval = .milliseconds(Int64(pingInterval * 1000))
@@ -139,9 +145,6 @@ struct IngestCommand: AsyncParsableCommand {
             throw ExitCode.failure
         } catch let error as IngestError {
             printError("Error: \(error.description)")
-            throw ExitCode.failure
-        } catch let error as KafkaError {
-            printError("Error: \(error)")
             throw ExitCode.failure
         }
         let interactive = isatty(STDERR_FILENO) == 1

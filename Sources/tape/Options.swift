@@ -27,6 +27,20 @@ struct KafkaOptions: ParsableArguments {
         return "127.0.0.1:9092"
     }
 
+    func validate() throws {
+        do { _ = try KafkaConfiguration.parseProperties(properties) } catch let error as KafkaError { throw ValidationError(error.message) }
+    }
+
+    /// Fails within `timeout` with one sentence ("no Kafka broker answered at HOST:PORT within 5 s
+    /// ...") when no broker of `configuration` answers a metadata request: commands that would
+    /// otherwise retry for longer check this first.
+    static func requireCluster(_ configuration: KafkaConfiguration, timeout: Duration = .seconds(5)) async throws {
+        var quiet = Logger(label: "tape.kafka.check")
+        quiet.logLevel = .critical
+        let admin = try KafkaAdmin(configuration: configuration, timeout: timeout, logger: quiet)
+        _ = try await admin.metadata()
+    }
+
     func configuration() throws -> KafkaConfiguration {
         var configuration = KafkaConfiguration(bootstrapServers: bootstrapServers, properties: try KafkaConfiguration.parseProperties(properties))
         configuration.produceLatencyMetric = .tape

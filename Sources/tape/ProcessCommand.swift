@@ -115,7 +115,10 @@ struct ProcessCommand: AsyncParsableCommand {
             throw ValidationError("--grace, --allowed-lateness and --emit-interval must be at most 366d.")
         }
         guard !deadLetterTopic.isEmpty else { throw ValidationError("--deadletter-topic must not be empty.") }
-        guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive.") }
+        guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive; got \(outputPartitions).") }
+        guard progressSeconds.isFinite, progressSeconds >= 0, progressSeconds <= 86_400 else {
+            throw ValidationError("--progress must be from 0 (none) to 86400 seconds; got \(progressSeconds.flagText).")
+        }
         if let id = groupInstanceID, id != "none", !ProcessorInstance.isValidID(id) {
             throw ValidationError("--group-instance-id must be 1 to 249 of the characters a-z A-Z 0-9 . _ - (Kafka's rule), or 'none'.")
         }
@@ -142,11 +145,14 @@ struct ProcessCommand: AsyncParsableCommand {
             intervals: try parseIntervals(intervals), graceMilliseconds: grace.milliseconds,
             emitIntervalMilliseconds: emitInterval.milliseconds, allowedLatenessMilliseconds: allowedLateness.milliseconds)
         configuration.progressSeconds = progressSeconds > 0 ? progressSeconds : nil
+        if !noDB { try Preflight.fileParent(db, flag: "--db") }
         let store: CandleStore?
         do {
             store = noDB ? nil : try CandleStore(path: db)
+        } catch let error as CandleStoreError {
+            throw error  // names the file and what to do
         } catch {
-            throw ValidationError("Cannot open the candle history at \(db): \(error). Pass another --db or --no-db.")
+            throw TapeFailure("Cannot open the candle history --db \(db): \(FailureText.sentence(for: error)) Or pass --no-db.")
         }
         // Static membership: an explicit id, none, or the default claimed beside the state.
         configuration.sessionTimeoutMilliseconds = sessionTimeoutMs
@@ -163,10 +169,12 @@ struct ProcessCommand: AsyncParsableCommand {
             do {
                 instance = try ProcessorInstance.claim(statePath: noDB ? nil : db, group: group)
             } catch {
-                throw ValidationError("\(error) Or pass --group-instance-id ID (or none).")
+                throw TapeFailure("\(FailureText.sentence(for: error)) Or pass --group-instance-id ID (or none).")
             }
             configuration.groupInstanceID = instance?.id
         }
+        // An unreachable cluster within 5 s, in one sentence (the processor would retry for longer).
+        try await KafkaOptions.requireCluster(configuration.kafka)
         if let instance { printError("process: group instance id \(instance.id) (slot \(instance.slot), held by \(instance.lockPath))") }
         var logger = kafka.logger("tape.process")
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { logger.logLevel = level }
@@ -176,16 +184,15 @@ struct ProcessCommand: AsyncParsableCommand {
         do {
             try await runUntilSignalled { try await processor.run() }
         } catch let error as KafkaError {
-            printError("tape process: \(error.message)")
+            // One line (Tape.main prints it): the error, and what a fenced instance id means.
+            var message = error.message
             if error.message.contains("FENCED_INSTANCE_ID") || error.message.contains("same group.instance.id") {
-                printError(
-                    "tape process: another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids."
-                )
+                message +=
+                    " Another processor joined group \(group) with this one's --group-instance-id \(configuration.groupInstanceID ?? "") and took its place; processors running at the same time need different ids."
             }
-            throw ExitCode(1)
+            throw TapeFailure(message)
         } catch let error as ProcessingError {
-            printError("tape process: \(error.message)")
-            throw ExitCode(1)
+            throw TapeFailure(error.message)
         }
         let c = processor.counters
         printError(

@@ -27,7 +27,19 @@ struct ProduceCommand: AsyncParsableCommand {
         guard KafkaCompression(rawValue: compression) != nil else {
             throw ValidationError("Unknown compression '\(compression)'; use one of none, gzip, snappy, lz4, zstd.")
         }
-        guard ["all", "-1", "0", "1"].contains(acks) else { throw ValidationError("--acks must be all, -1, 0 or 1.") }
+        guard ["all", "-1", "0", "1"].contains(acks) else { throw ValidationError("--acks must be all, -1, 0 or 1; got \(acks).") }
+        if let partition, partition < 0 { throw ValidationError("--partition must be 0 or more; got \(partition).") }
+        _ = try parsedHeaders()
+    }
+
+    /// `--header key=value` in command-line order (Kafka allows duplicate keys).
+    func parsedHeaders() throws -> [KafkaHeader] {
+        try headers.map { item -> KafkaHeader in
+            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
+                throw ValidationError("--header '\(item)' is not of the form key=value.")
+            }
+            return KafkaHeader(key: String(item[..<eq]), value: Array(item[item.index(after: eq)...].utf8))
+        }
     }
 
     func run() async throws {
@@ -36,14 +48,16 @@ struct ProduceCommand: AsyncParsableCommand {
         config.acks = parseAcks(acks)
         config.idempotence = !noIdempotence && config.acks == -1
         // Headers keep the order given on the command line (duplicate keys are allowed in Kafka).
-        let orderedHeaders = try headers.map { item -> KafkaHeader in
-            guard let eq = item.firstIndex(of: "="), eq != item.startIndex else {
-                throw ValidationError("Header '\(item)' is not of the form key=value.")
-            }
-            return KafkaHeader(key: String(item[..<eq]), value: Array(item[item.index(after: eq)...].utf8))
-        }
+        let orderedHeaders = try parsedHeaders()
         let producer = try KafkaProducer(configuration: config, logger: kafka.logger("tape.produce"))
-        _ = try await producer.metadata(timeout: .seconds(5))
+        let metadata = try await producer.metadata(timeout: .seconds(5))
+        // A partition the topic does not have is refused before reading stdin (an existing topic only:
+        // a new one is created with the cluster's default partition count on the first record).
+        if let partition, let existing = metadata.topics.first(where: { $0.name == topic && $0.error == .noError }), !existing.partitions.isEmpty,
+            !existing.partitions.contains(where: { $0.id == partition })
+        {
+            throw TapeFailure("\(topic) has \(partitionsText(existing.partitions.map(\.id))); --partition \(partition) does not exist.")
+        }
 
         let reports = Task {
             var delivered = 0
@@ -71,7 +85,7 @@ struct ProduceCommand: AsyncParsableCommand {
         try await producer.close(timeout: .seconds(60))
         let (delivered, failed) = await reports.value
         if !failed.isEmpty {
-            throw ValidationError("\(failed.count) of \(sent) message(s) were not delivered to \(topic): \(failed[0].message)")
+            throw TapeFailure("\(failed.count) of \(sent) message(s) were not delivered to \(topic): \(failed[0].message)")
         }
         printError("Produced \(delivered) message(s) to \(topic).")
     }
@@ -126,7 +140,7 @@ struct StandardInputLines: AsyncSequence {
                     var chunk = [UInt8](repeating: 0, count: 1 << 16)
                     let n = chunk.withUnsafeMutableBytes { Foundation.read(0, $0.baseAddress, $0.count) }
                     if n < 0 {
-                        continuation.resume(throwing: ValidationError("Cannot read stdin: \(String(cString: strerror(errno)))"))
+                        continuation.resume(throwing: TapeFailure("Cannot read stdin: \(String(cString: strerror(errno)))."))
                     } else {
                         continuation.resume(returning: Array(chunk[0..<n]))
                     }

@@ -71,25 +71,29 @@ struct ServeCommand: AsyncParsableCommand {
         var configuration = TapeServerConfiguration(host: host, port: port)
         configuration.token = token ?? ProcessInfo.processInfo.environment["TAPE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
         configuration.health = HealthPolicy(staleAfterMilliseconds: Int64(staleAfter * 1000))
+        // A busy port is found before anything else starts (one sentence, exit 1).
+        try Preflight.listen(host: host, port: port, flag: "--http")
         var logger = Logger(label: "tape.serve")
         logger.logLevel = kafka.verbose ? .debug : .info
         let history: any CandleHistory
         var ownHistory: TopicCandleHistory?
         if let db {
+            try Preflight.fileParent(db, flag: "--db")
             if !FileManager.default.fileExists(atPath: db) {
                 printError("note: \(db) does not exist yet; it is created empty and fills as `tape process --db \(db)` writes candles.")
             }
-            do { history = try CandleStore(path: db) } catch {
-                throw ValidationError("--db \(db) cannot be opened as a candle store: \(error)")
+            do { history = try CandleStore(path: db) } catch let error as CandleStoreError { throw error } catch {
+                throw TapeFailure("--db \(db) cannot be opened as a candle store: \(FailureText.sentence(for: error))")
             }
         } else {
+            try Preflight.directory(dataDir ?? "./tape-data", flag: "--data-dir")
             let path = (dataDir ?? "./tape-data") + "/serve-candles.sqlite"
             do {
                 let own = try TopicCandleHistory(path: path, topic: candlesTopic, logger: logger)
                 ownHistory = own
                 history = own
             } catch {
-                throw ValidationError("cannot open the server's candle history \(path): \(error)")
+                throw TapeFailure("Cannot open the server's candle history \(path): \(FailureText.sentence(for: error))")
             }
         }
         let state = TapeServerState(configuration: configuration)
@@ -126,9 +130,10 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
-            guard let sentence = configuration.explainStartupError(error) else { throw error }
-            printError("Error: " + sentence)
-            throw ExitCode.failure
+            if let errno = listenErrno(error) {
+                throw TapeFailure(FailureText.socketSentence(errno: errno, address: http, flag: "--http"))
+            }
+            throw error
         }
     }
 }

@@ -50,18 +50,24 @@ struct SimulateCommand: AsyncParsableCommand {
             throw ValidationError(
                 "Unknown exchange '\(exchange)'; the simulator speaks: \(SimulateCommand.venues.joined(separator: ", ")).")
         }
-        guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+        guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate.flagText).") }
+        for (flag, value) in [("silence-timeout", silenceTimeout as Double?), ("drop-every", dropEvery)] {
+            if let value, !(value.isFinite && value <= 86_400) { throw ValidationError("--\(flag) must be at most 86400 seconds; got \(value.flagText).") }
+        }
+        guard silenceTimeout > 0 else { throw ValidationError("--silence-timeout must be positive; got \(silenceTimeout.flagText).") }
+        if let maxTrades, maxTrades < 0 { throw ValidationError("--max-trades must be 0 or more; got \(maxTrades).") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
+        if let count = Int(symbols), !(1...10_000).contains(count) { throw ValidationError("--symbols as a count must be from 1 to 10000; got \(count).") }
         guard HostPort(listen) != nil else { throw ValidationError("--listen expects HOST:PORT, got '\(listen)'.") }
-        if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive.") }
-        if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive.") }
-        if let skipEvery, skipEvery <= 0 { throw ValidationError("--skip-every must be positive.") }
-        guard bookDepth >= 0, bookDepth <= 1000 else { throw ValidationError("--book-depth must be from 0 to 1000.") }
+        if let dropEvery, dropEvery <= 0 { throw ValidationError("--drop-every must be positive; got \(dropEvery.flagText).") }
+        if let malformedEvery, malformedEvery <= 0 { throw ValidationError("--malformed-every must be positive; got \(malformedEvery).") }
+        if let skipEvery, skipEvery <= 0 { throw ValidationError("--skip-every must be positive; got \(skipEvery).") }
+        guard bookDepth >= 0, bookDepth <= 1000 else { throw ValidationError("--book-depth must be from 0 to 1000; got \(bookDepth).") }
         for (flag, value) in [
             ("skip-book-update-every", skipBookUpdateEvery), ("corrupt-checksum-every", corruptChecksumEvery),
             ("swap-book-updates-every", swapBookUpdatesEvery),
         ] {
-            if let value, value <= 1 { throw ValidationError("--\(flag) must be at least 2.") }
+            if let value, value <= 1 { throw ValidationError("--\(flag) must be at least 2; got \(value).") }
         }
         if finalBooks != nil && maxTrades == nil { throw ValidationError("--final-books needs --max-trades (the books are final once it is reached).") }
     }
@@ -112,7 +118,12 @@ struct SimulateCommand: AsyncParsableCommand {
         do {
             simulator = try await VenueSimulator<Venue>.build(configuration)
         } catch {
-            throw ValidationError("Cannot listen on \(listen): \(error). Pick another port or use port 0.")
+            if let tlsCertificate, let tlsKey, listenErrno(error) == nil {
+                throw TapeFailure(
+                    "Cannot load --tls-cert \(tlsCertificate) and --tls-key \(tlsKey) (\(error)): give a PEM certificate chain and its unencrypted private key.")
+            }
+            guard let errno = listenErrno(error) else { throw error }
+            throw TapeFailure(FailureText.socketSentence(errno: errno, address: listen, flag: "--listen") + " Port 0 picks a free one.")
         }
         let out = OutputBuffer()
         out.write("\(simulator.websocketURL) \(simulator.restURL)\n")

@@ -55,8 +55,20 @@ struct TopicsCommand: AsyncParsableCommand {
             help: ArgumentHelp("Topic config key=value (repeatable), e.g. --config cleanup.policy=compact.", valueName: "key=value"))
         var configs: [String] = []
 
+        func validate() throws {
+            guard (1...100_000).contains(partitions) else { throw ValidationError("--partitions must be from 1 to 100000; got \(partitions).") }
+            guard (1...32_767).contains(replicationFactor) else {
+                throw ValidationError("--replication-factor must be from 1 to 32767; got \(replicationFactor).")
+            }
+            do { _ = try KafkaConfiguration.parseProperties(configs) } catch let error as KafkaError {
+                throw ValidationError(error.message.replacingOccurrences(of: "Property", with: "--config"))
+            }
+        }
+
         func run() async throws {
             let parsed = try KafkaConfiguration.parseProperties(configs)
+            // Unreachable within 5 s (the request itself may wait 10 s for a busy cluster).
+            try await KafkaOptions.requireCluster(kafka.configuration())
             let admin = try KafkaAdmin(configuration: kafka.configuration(), timeout: .seconds(10), logger: kafka.logger("tape.topics"))
             try await admin.createTopic(name, partitions: partitions, replicationFactor: replicationFactor, configs: parsed)
             print("Created topic \(name) (partitions=\(partitions), replication-factor=\(replicationFactor)).")
@@ -69,6 +81,7 @@ struct TopicsCommand: AsyncParsableCommand {
         @Argument(help: "Topic name.") var name: String
 
         func run() async throws {
+            try await KafkaOptions.requireCluster(kafka.configuration())
             let admin = try KafkaAdmin(configuration: kafka.configuration(), timeout: .seconds(10), logger: kafka.logger("tape.topics"))
             try await admin.deleteTopic(name)
             print("Deleted topic \(name).")

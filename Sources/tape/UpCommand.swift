@@ -174,7 +174,8 @@ struct UpCommand: AsyncParsableCommand {
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
-        guard rate > 0 else { throw ValidationError("--rate must be positive.") }
+        guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate.flagText).") }
+        do { _ = try KafkaConfiguration.parseProperties(properties) } catch let error as KafkaError { throw ValidationError(error.message) }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
         guard staleAfter.isFinite, staleAfter >= 1, staleAfter <= 86_400 else {
             throw ValidationError("--stale-after must be from 1 to 86400 seconds; got \(staleAfter).")
@@ -253,11 +254,16 @@ struct UpCommand: AsyncParsableCommand {
             printError("Error: \(refusal)")
             throw ExitCode(64)
         }
+        // What the machine must give (a usable --data-dir, a free --http port): one sentence, exit 1.
+        try Preflight.directory(dataDir, flag: "--data-dir")
+        if let (host, port) = try? TapeServerConfiguration.parseListenAddress(http) { try Preflight.listen(host: host, port: port, flag: "--http") }
         tuneMallocForOneProcess()
         // Signal handling first, before librdkafka, NIO and SQLite start threads of their own: a
         // signal must not land on a thread that never asked for it.
         let shutdown = ShutdownSignals()
         defer { shutdown.cancel() }
+        // Another cluster (--brokers) that does not answer: one sentence within 5 s, not a pipeline that waits.
+        if let brokers { try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties))) }
         // Metrics before any stage creates a metric handle (handles made earlier stay no-ops).
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
@@ -319,8 +325,9 @@ struct UpCommand: AsyncParsableCommand {
         do {
             try await running.value
         } catch {
-            logger.error("tape up: \(error); stopped")
-            throw ExitCode.failure
+            // One sentence (Tape.main); a listener that failed late is the dashboard's.
+            if let errno = listenErrno(error) { throw TapeFailure(FailureText.socketSentence(errno: errno, address: http, flag: "--http")) }
+            throw error
         }
         printError("tape up: stopped; data is in \(dataDir).")
     }

@@ -13,7 +13,12 @@ struct UsersCommand: ParsableCommand {
         @Option(help: "The broker's data directory (as given to tape broker --data-dir).")
         var dataDir: String = "./tape-data"
 
-        var store: CredentialStore { CredentialStore(dataDirectory: dataDir) }
+        var store: CredentialStore {
+            get throws {
+                try Preflight.notAFile(dataDir, flag: "--data-dir")
+                return CredentialStore(dataDirectory: dataDir)
+            }
+        }
     }
 
     struct Add: ParsableCommand {
@@ -104,7 +109,7 @@ struct UsersCommand: ParsableCommand {
         func run() throws {
             let existed = try location.store.update { file in file.users.removeValue(forKey: name) != nil }
             guard existed else {
-                FileHandle.standardError.write(Data("Error: there is no user \(name) in \(location.store.path).\n".utf8))
+                FileHandle.standardError.write(Data("Error: there is no user \(name) in \(try location.store.path).\n".utf8))
                 throw ExitCode.failure
             }
             print("deleted user \(name)")

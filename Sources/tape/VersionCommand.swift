@@ -29,14 +29,25 @@ struct MockClusterCommand: AsyncParsableCommand {
         help: ArgumentHelp("Create a topic, name:partitions (repeatable); the mock cluster has no CreateTopics API.", valueName: "name:partitions"))
     var topics: [String] = []
 
+    func validate() throws {
+        guard (1...100).contains(brokers) else { throw ValidationError("--brokers must be from 1 to 100; got \(brokers).") }
+        _ = try parsedTopics()
+    }
+
+    func parsedTopics() throws -> [(name: String, partitions: Int32)] {
+        try topics.map { spec in
+            let parts = spec.split(separator: ":")
+            guard parts.count == 2, let n = Int32(parts[1]), (1...10_000).contains(n) else {
+                throw ValidationError("--topic expects name:partitions with 1 to 10000 partitions, got '\(spec)'.")
+            }
+            return (String(parts[0]), n)
+        }
+    }
+
     func run() async throws {
         let cluster = try MockKafkaCluster(brokers: brokers)
-        for spec in topics {
-            let parts = spec.split(separator: ":")
-            guard parts.count == 2, let n = Int32(parts[1]), n > 0 else {
-                throw ValidationError("--topic expects name:partitions, got '\(spec)'.")
-            }
-            try cluster.createTopic(String(parts[0]), partitions: n)
+        for (name, partitions) in try parsedTopics() {
+            try cluster.createTopic(name, partitions: partitions)
         }
         let out = OutputBuffer()
         out.write(cluster.bootstrapServers + "\n")
