@@ -166,6 +166,10 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if config != nil {
+            _ = try withConfigFile()
+            return
+        }
         _ = try Self.parseChannels(channels)
         _ = try venues()
         if (endpoint != nil || restEndpoint != nil), try Self.parseExchanges(exchanges).count > 1 {
@@ -223,21 +227,24 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let config else { return try await start() }
-        // The file's settings become flags before the command line's (which win), parsed and
-        // validated as if typed.
+        guard config != nil else { return try await start() }
+        try await withConfigFile().start()
+    }
+
+    /// This command with `--config`'s settings: the file's settings become flags before the
+    /// command line's (which win), parsed and validated as if typed. A bad file is a usage error.
+    func withConfigFile() throws -> UpCommand {
+        guard let config else { return self }
         let typed = Self.typedArguments()
         let fromFile = try UpConfigFile.arguments(path: config, overriddenBy: typed)
-        let merged: UpCommand
-        do { merged = try UpCommand.parse(fromFile + typed) } catch {
+        do { return try UpCommand.parse(fromFile + typed) } catch {
             throw ValidationError("--config \(config): \(UpCommand.message(for: error))")
         }
-        try await merged.start()
     }
 
     /// The command line after `up`, without `--config FILE`.
     static func typedArguments() -> [String] {
-        let all = Array(CommandLine.arguments.dropFirst())
+        let all = CommandLineWords.joiningNegativeValues(Array(CommandLine.arguments.dropFirst()), root: Tape.self)
         var rest = all.firstIndex(of: "up").map { Array(all[($0 + 1)...]) } ?? []
         if let i = rest.firstIndex(of: "--config") {
             rest.removeSubrange(i..<min(rest.count, i + 2))

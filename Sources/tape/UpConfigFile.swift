@@ -46,7 +46,7 @@ enum UpConfigFile {
         var out: [String] = []
         for key in settings.keys.sorted() {
             guard allKeys.contains(key) else {
-                let hint = allKeys.min { editDistance($0, key) < editDistance($1, key) }.flatMap { editDistance($0, key) <= 3 ? " (did you mean '\($0)'?)" : nil }
+                let hint = allKeys.min { CommandLineWords.editDistance($0, key) < CommandLineWords.editDistance($1, key) }.flatMap { CommandLineWords.editDistance($0, key) <= 3 ? " (did you mean '\($0)'?)" : nil }
                 throw ValidationError("--config: \(path) has an unknown setting '\(key)'\(hint ?? ""); settings are \(allKeys.sorted().joined(separator: ", ")).")
             }
             let value = settings[key]
@@ -108,22 +108,5 @@ enum UpConfigFile {
 
     static func firstLine(of error: any Error) -> String {
         String("\(error)".split(separator: "\n").first ?? "").trimmingCharacters(in: .whitespaces)
-    }
-
-    /// Levenshtein distance, for did-you-mean.
-    static func editDistance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        if a.isEmpty || b.isEmpty { return max(a.count, b.count) }
-        var row = Array(0...b.count)
-        for i in 1...a.count {
-            var previous = row[0]
-            row[0] = i
-            for j in 1...b.count {
-                let kept = row[j]
-                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
-                previous = kept
-            }
-        }
-        return row[b.count]
     }
 }
