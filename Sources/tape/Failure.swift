@@ -110,15 +110,19 @@ enum Preflight {
             guard isDirectory.boolValue else {
                 throw TapeFailure("\(flag) \(path) is a file, not a directory. Give a directory with \(flag) DIR.")
             }
-        } else {
-            do {
-                try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-            } catch {
-                throw TapeFailure(FailureText.fileSentence(error as NSError, shownAs: "\(flag) \(path)"))
-            }
         }
-        guard access(path, W_OK | X_OK) == 0 else {
-            throw TapeFailure(FailureText.fileSentence(path: "\(flag) \(path)", errno: errno))
+        try makeWritable(path, shownAs: "\(flag) \(path)")
+    }
+
+    /// Creates `directory` where missing and checks this process may write in it.
+    private static func makeWritable(_ directory: String, shownAs shown: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw TapeFailure(FailureText.fileSentence(error as NSError, shownAs: shown))
+        }
+        guard access(directory, W_OK | X_OK) == 0 else {
+            throw TapeFailure(FailureText.fileSentence(path: shown, errno: errno))
         }
     }
 
@@ -133,14 +137,7 @@ enum Preflight {
         if FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw TapeFailure("Cannot use \(flag) \(path): \(parent) is a file, not a directory. Pick another path with \(flag) FILE.")
         }
-        do {
-            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-        } catch {
-            throw TapeFailure(FailureText.fileSentence(error as NSError, shownAs: "\(flag) \(path)"))
-        }
-        guard access(parent, W_OK | X_OK) == 0 else {
-            throw TapeFailure(FailureText.fileSentence(path: "\(flag) \(path)", errno: errno))
-        }
+        try makeWritable(parent, shownAs: "\(flag) \(path)")
     }
 
     /// Fails when `path` exists but is not a directory (commands that only read a data directory).
