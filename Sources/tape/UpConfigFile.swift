@@ -46,7 +46,7 @@ enum UpConfigFile {
         var out: [String] = []
         for key in settings.keys.sorted() {
             guard allKeys.contains(key) else {
-                let hint = allKeys.min { CommandLineWords.editDistance($0, key) < CommandLineWords.editDistance($1, key) }.flatMap { CommandLineWords.editDistance($0, key) <= 3 ? " (did you mean '\($0)'?)" : nil }
+                let hint = CommandLineWords.closest(key, in: Set(allKeys)).map { " (did you mean '\($0)'?)" }
                 throw ValidationError("--config: \(path) has an unknown setting '\(key)'\(hint ?? ""); settings are \(allKeys.sorted().joined(separator: ", ")).")
             }
             let value = settings[key]
