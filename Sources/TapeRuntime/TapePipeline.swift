@@ -95,7 +95,7 @@ private func buildStages(
         sim.tradesLog = settings.tradesLog
         if let p = settings.burstProbability { sim.burstProbability = p }
         if let ms = settings.tickMilliseconds { sim.tick = .milliseconds(ms) }
-        sim.instruments = PoloniexSimulatorConfiguration.instruments(symbols: ingest.symbols.filter { $0 != "all" })
+        sim.instruments = try PoloniexSimulatorConfiguration.instruments(symbols: ingest.symbols.filter { $0 != "all" })
         if sim.instruments?.isEmpty == true { sim.instruments = nil }
         let built = try await PoloniexSimulator.build(sim)
         simulator = SimulatorStage(built, stopped: stopOrder)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ExchangeSimulator
 import Foundation
 import KafkaClient
 import Logging
@@ -92,6 +93,11 @@ struct UpCommand: AsyncParsableCommand {
         }
         if offline, endpoint != nil || restEndpoint != nil {
             throw ValidationError("--endpoint and --rest-endpoint point at another exchange; --offline uses the built-in simulator. Give one or the other.")
+        }
+        if offline {
+            let named = symbols.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && $0 != "all" }
+            let unknown = MarketCatalogue.unknown(named)
+            if !unknown.isEmpty { throw ValidationError(UnknownSimulatedMarket(symbols: unknown).description) }
         }
     }
 
