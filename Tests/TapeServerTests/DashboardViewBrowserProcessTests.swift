@@ -10,7 +10,7 @@ import XCTest
 /// sizes: axis labels that differ and fit, time gaps kept, the exchange column, a labelled change,
 /// the view in the URL, the market picker grouped by exchange, the venue strip, the favicon and a
 /// token-protected server opened by its plain URL. Screenshots go to a temporary directory.
-final class DashboardViewBrowserTests: XCTestCase {
+final class DashboardViewBrowserProcessTests: XCTestCase {
     /// A low-priced market on a second exchange, nearly flat (its whole range a few millionths),
     /// with no candles in minutes 20 to 24 (nothing traded).
     static let bch = MarketID("binance:BCH-BTC")!
