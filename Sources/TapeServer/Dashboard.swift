@@ -31,7 +31,6 @@ enum Dashboard {
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <title>Tape — live market data</title>
-        <link rel="icon" href="/favicon.ico">
         <style>
           :root { --bg:#0d1117; --panel:#161b22; --line:#30363d; --text:#e6edf3; --dim:#8b949e; --up:#26a69a; --down:#ef5350; --accent:#58a6ff; --warn:#d29922; }
           * { box-sizing: border-box; }
@@ -146,6 +145,7 @@ enum Dashboard {
             authFailed = true;
             if (token) { try { sessionStorage.removeItem("tape.token"); } catch (e) {} }
             document.getElementById("tokenform").hidden = false;
+            const none = document.getElementById("nomarkets"); if (none) none.textContent = "This server needs its API token: enter it above.";
             setStatus("down", token ? "the token is wrong: enter the right one" : "this server needs a token: enter it (or open /?token=…)");
           }
           if (!r.ok) { let m = r.status + ""; try { m = (await r.json()).error.message; } catch (e) {} throw new Error(path + ": " + m); }
