@@ -579,11 +579,26 @@ extension Dashboard {
         let maskBytes = size * 4  // 1 bit per pixel, rows padded to 32 bits
         let imageBytes = 40 + pixelBytes + maskBytes
         // ICONDIR and its one ICONDIRENTRY
-        u16(0); u16(1); u16(1)
+        u16(0)
+        u16(1)
+        u16(1)
         out += [UInt8(size), UInt8(size), 0, 0]
-        u16(1); u16(32); u32(imageBytes); u32(22)
+        u16(1)
+        u16(32)
+        u32(imageBytes)
+        u32(22)
         // BITMAPINFOHEADER (height doubled: colour rows then the AND mask)
-        u32(40); u32(size); u32(size * 2); u16(1); u16(32); u32(0); u32(pixelBytes + maskBytes); u32(0); u32(0); u32(0); u32(0)
+        u32(40)
+        u32(size)
+        u32(size * 2)
+        u16(1)
+        u16(32)
+        u32(0)
+        u32(pixelBytes + maskBytes)
+        u32(0)
+        u32(0)
+        u32(0)
+        u32(0)
         for row in 0..<size {
             let y = size - 1 - row  // bottom-up
             for x in 0..<size {

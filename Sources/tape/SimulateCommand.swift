@@ -16,7 +16,10 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Exchange whose wire format to speak: poloniex, binance, coinbase or kraken.") var exchange: String = "poloniex"
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String = "127.0.0.1:0"
     @Option(help: "Trades per second over all markets.") var rate: Double = 50
-    @Option(help: "Markets: a comma-separated list of symbols (BTC_USDT,ETH_USDT or BTC-USDT,...; BASE_QUOTE of a known asset and USDT, USDC, USD, EUR, BTC or ETH) or a count of markets (default: the 8 default markets).")
+    @Option(
+        help:
+            "Markets: a comma-separated list of symbols (BTC_USDT,ETH_USDT or BTC-USDT,...; BASE_QUOTE of a known asset and USDT, USDC, USD, EUR, BTC or ETH) or a count of markets (default: the 8 default markets)."
+    )
     var symbols: String = "8"
     @Option(help: "Seed of the market (same seed, same trades).") var seed: UInt64 = 1
     @Option(name: .customLong("drop-every"), help: "Drop each websocket connection SECONDS after it opened (fault injection).")

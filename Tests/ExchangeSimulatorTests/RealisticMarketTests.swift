@@ -23,8 +23,10 @@ import Testing
     /// usual markets (Binance BTCUSDT, Coinbase BTC-USD, Kraken BTC/USD, XBT/EUR).
     static let venueDefaults: [String] =
         MarketSimulator.defaultSymbols + ["BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT", "LTC_USDT"]
-        + ["BTCUSDT", "ETHUSDT", "ETHBTC", "BNBUSDT", "BTC-USD", "ETH-USD", "SOL-USD", "BTC-USDC", "BTC/USD", "ETH/USD", "XBT/EUR",
-           "XDG/USD"]
+        + [
+            "BTCUSDT", "ETHUSDT", "ETHBTC", "BNBUSDT", "BTC-USD", "ETH-USD", "SOL-USD", "BTC-USDC", "BTC/USD", "ETH/USD", "XBT/EUR",
+            "XDG/USD",
+        ]
 
     static func band(_ instrument: SimulatedInstrument) -> ClosedRange<Double>? {
         let parts = instrument.nativeSymbol.split(separator: "_").map(String.init)

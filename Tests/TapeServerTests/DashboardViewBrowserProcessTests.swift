@@ -64,7 +64,8 @@ final class DashboardViewBrowserProcessTests: XCTestCase {
             for (width, height) in Self.sizes {
                 try await browser.withPage("http://127.0.0.1:\(client.port!)/", width: width, height: height) { cdp in
                     try await cdp.waitFor("candles at \(width)×\(height)", timeout: 30) {
-                        try await $0.evaluate("document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn + ' ' + document.body.dataset.tradesShown")
+                        try await $0.evaluate(
+                            "document.body.dataset.ready + ' ' + document.body.dataset.candlesDrawn + ' ' + document.body.dataset.tradesShown")
                             as? String == "1 115 7"
                     }
                     let card = { (m: MarketID) in "document.querySelector('[data-symbol=\"\(m)\"]')" }
@@ -136,7 +137,8 @@ final class DashboardViewBrowserProcessTests: XCTestCase {
                 try await cdp.waitFor("the market in the URL", timeout: 10) {
                     try await $0.evaluate("location.search") as? String == "?symbol=binance%3ABCH-BTC&interval=5m"
                 }
-                let visible = try await cdp.evaluate("[...document.querySelectorAll('#charts .card')].filter(c => !c.hidden).map(c => c.dataset.symbol).join()")
+                let visible =
+                    try await cdp.evaluate("[...document.querySelectorAll('#charts .card')].filter(c => !c.hidden).map(c => c.dataset.symbol).join()")
                     as? String
                 XCTAssertEqual(visible, "binance:BCH-BTC")
                 // a reload shows the same view
@@ -169,7 +171,8 @@ final class DashboardViewBrowserProcessTests: XCTestCase {
             defer { browser.stop() }
             try await browser.withPage("http://127.0.0.1:\(client.port!)/", width: 390, height: 844) { cdp in
                 try await cdp.waitFor("the page", timeout: 30) { try await $0.evaluate("document.body.dataset.ready") as? String == "1" }
-                let absent = try await cdp.evaluate("document.querySelector('#venues').hidden + ' ' + document.querySelector('#venues').children.length") as? String
+                let absent =
+                    try await cdp.evaluate("document.querySelector('#venues').hidden + ' ' + document.querySelector('#venues').children.length") as? String
                 XCTAssertEqual(absent, "true 0", "this server's stats have no venues")
                 // The strip from a stats answer of the multi-exchange shape; rendered and read in one
                 // go (the page's own polling would put the server's answer back).
@@ -185,9 +188,10 @@ final class DashboardViewBrowserProcessTests: XCTestCase {
                             box.querySelectorAll('img').length, box.children[0].title.includes('trades 1234')].join(' / '); })()
                         """) as? String
                 XCTAssertEqual(strip, "false / 3 / ok:binancesim12.3/s | down:coinbase0.0/s | warn:kraken<img src=x>sim4.0/s / 0 / true")
-                let overflow = try await cdp.evaluate(
-                    "(() => { renderStats({ exchanges: [], consumerLag: [], venues: [{ exchange: 'binance', simulated: true, connected: true, tradesPerSecond: 12.3 }, { exchange: 'coinbase', connected: true, tradesPerSecond: 1 }, { exchange: 'kraken', connected: true, tradesPerSecond: 1 }, { exchange: 'poloniex', connected: true, tradesPerSecond: 1 }] }); return \(Self.overflowCheck); })()"
-                ) as? String
+                let overflow =
+                    try await cdp.evaluate(
+                        "(() => { renderStats({ exchanges: [], consumerLag: [], venues: [{ exchange: 'binance', simulated: true, connected: true, tradesPerSecond: 12.3 }, { exchange: 'coinbase', connected: true, tradesPerSecond: 1 }, { exchange: 'kraken', connected: true, tradesPerSecond: 1 }, { exchange: 'poloniex', connected: true, tradesPerSecond: 1 }] }); return \(Self.overflowCheck); })()"
+                    ) as? String
                 XCTAssertEqual(overflow, "", "four chips on a phone")
                 try await Self.screenshot(&cdp, "tape-dashboard-venues-390x844.png")
                 _ = try await cdp.evaluate("renderStats({ exchanges: [], consumerLag: [] })")
@@ -229,7 +233,8 @@ final class DashboardViewBrowserProcessTests: XCTestCase {
                     "(() => { document.body.dataset.old = '1'; document.querySelector('#tokenform input').value = 's3cret'; document.querySelector('#tokenform button').click(); })()"
                 )
                 try await cdp.waitFor("the page with the token", timeout: 30) {
-                    try await $0.evaluate("String(document.body.dataset.old) + ' ' + document.body.dataset.candlesDrawn + ' ' + document.querySelector('#tokenform').hidden")
+                    try await $0.evaluate(
+                        "String(document.body.dataset.old) + ' ' + document.body.dataset.candlesDrawn + ' ' + document.querySelector('#tokenform').hidden")
                         as? String == "undefined 115 true"
                 }
                 let url = try await cdp.evaluate("location.href") as? String ?? ""
