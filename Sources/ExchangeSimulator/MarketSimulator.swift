@@ -19,17 +19,27 @@ public struct SimulatedInstrument: Sendable, Hashable {
     public var quantityScale: Int
     /// Relative share of the order flow.
     public var weight: Int
-    /// Largest price move per order, in ticks (calm market).
-    public var volatilityTicks: Int64
+    /// Annualized volatility of the price, as a fraction (0.6: 60 % a year, about 3 % a day and
+    /// 0.25 % in 10 minutes). The price is a mean-reverting random walk in log space around
+    /// `startPrice` (it stays within a third and three times of it).
+    public var volatility: Double
+    /// Median base quantity of one trade; sizes are log-normal around it (a tenth of a percent of
+    /// trades over 100 times it), at least one lot and at most 2,000 times it.
+    public var medianQuantity: Double
 
     public init(
-        nativeSymbol: String, startPrice: ExactDecimal, quantityScale: Int, weight: Int = 1, volatilityTicks: Int64 = 3
+        nativeSymbol: String, startPrice: ExactDecimal, quantityScale: Int, weight: Int = 1, volatility: Double = 0.6,
+        medianQuantity: Double? = nil
     ) {
         self.nativeSymbol = nativeSymbol
         self.startPrice = startPrice
-        self.quantityScale = quantityScale
+        self.quantityScale = max(0, min(12, quantityScale))
         self.weight = max(1, weight)
-        self.volatilityTicks = max(0, volatilityTicks)
+        self.volatility = volatility.isFinite ? max(0, min(10, volatility)) : 0
+        // Default: about 100 quote units a trade.
+        let price = max(1e-12, Double(startPrice.description) ?? 1)
+        let median = medianQuantity ?? 100 / price
+        self.medianQuantity = median.isFinite && median > 0 ? median : 1
     }
 }
 
@@ -117,26 +127,30 @@ public struct MarketSimulator: Sendable {
         public init() {}
     }
 
-    /// A varied default market: majors, small caps, tiny prices, 8-decimal BTC pairs.
-    public static let defaultInstruments: [SimulatedInstrument] = [
-        SimulatedInstrument(nativeSymbol: "BTC_USDT", startPrice: try! ExactDecimal("21614.59"), quantityScale: 6, weight: 30),
-        SimulatedInstrument(nativeSymbol: "ETH_USDT", startPrice: try! ExactDecimal("1623.45"), quantityScale: 5, weight: 20),
-        SimulatedInstrument(nativeSymbol: "SOL_USDT", startPrice: try! ExactDecimal("36.907"), quantityScale: 3, weight: 8),
-        SimulatedInstrument(nativeSymbol: "BCH_USDT", startPrice: try! ExactDecimal("120.17"), quantityScale: 6, weight: 5),
-        SimulatedInstrument(
-            nativeSymbol: "USDJ_USDT", startPrice: try! ExactDecimal("0.9997"), quantityScale: 4, weight: 3,
-            volatilityTicks: 1),
-        SimulatedInstrument(nativeSymbol: "TRX_USDT", startPrice: try! ExactDecimal("0.068123"), quantityScale: 2, weight: 6),
-        SimulatedInstrument(nativeSymbol: "BCH_BTC", startPrice: try! ExactDecimal("0.00556123"), quantityScale: 4, weight: 2),
-        SimulatedInstrument(
-            nativeSymbol: "DOGE_BTC", startPrice: try! ExactDecimal("0.00000312"), quantityScale: 0, weight: 2,
-            volatilityTicks: 1),
+    /// The default market: `tape up`'s six markets (BTC, ETH, SOL, XRP, DOGE and LTC against
+    /// USDT), then two BTC-quoted pairs with tiny prices (BCH_BTC, DOGE_BTC at 8 decimals).
+    public static let defaultSymbols = [
+        "BTC_USDT", "ETH_USDT", "SOL_USDT", "XRP_USDT", "DOGE_USDT", "LTC_USDT", "BCH_BTC", "DOGE_BTC",
     ]
+
+    /// The instruments of `defaultSymbols` (`MarketCatalogue`).
+    public static let defaultInstruments: [SimulatedInstrument] = defaultSymbols.compactMap(MarketCatalogue.instrument)
+
+    /// Mean-reversion time of prices toward their opening price, s (4 days: the walk looks free
+    /// over hours, and a long run stays within a few tens of percent).
+    static let reversionSeconds = 4.0 * 86_400
 
     public let configuration: Configuration
     var random: SplitMix64
     /// Current price of each instrument, in ticks.
     var ticks: [Int64]
+    /// Each instrument's log price minus its opening log price (the walk's state).
+    var logOffsets: [Double]
+    /// Each instrument's opening price and tick, as numbers.
+    var startPrices: [Double]
+    var tickSizes: [Double]
+    /// Time of each instrument's last price move, µs.
+    var lastMoveMicros: [Int64]
     var priceScales: [Int]
     var nextIds: [Int64]
     /// Time of the next order, µs.
@@ -161,6 +175,10 @@ public struct MarketSimulator: Sendable {
         self.configuration = configuration
         random = SplitMix64(seed: configuration.seed)
         ticks = []
+        logOffsets = []
+        startPrices = []
+        tickSizes = []
+        lastMoveMicros = []
         priceScales = []
         nextIds = []
         cumulativeWeights = []
@@ -172,6 +190,11 @@ public struct MarketSimulator: Sendable {
             let scale = Int(instrument.startPrice.scale)
             priceScales.append(scale)
             ticks.append(MarketSimulator.ticks(of: instrument.startPrice))
+            logOffsets.append(0)
+            let tick = 1 / MarketCatalogue.pow10(scale)
+            tickSizes.append(tick)
+            startPrices.append(Double(max(1, ticks[i])) * tick)
+            lastMoveMicros.append(configuration.startTime &* 1_000)
             nextIds.append(configuration.firstTradeId &+ Int64(random.below(1_000_000)))
             total += instrument.weight
             cumulativeWeights.append(total)
@@ -184,7 +207,8 @@ public struct MarketSimulator: Sendable {
             for (i, instrument) in configuration.instruments.enumerated() {
                 books.append(
                     SimulatedBook(
-                        priceScale: priceScales[i], quantityScale: instrument.quantityScale, depth: configuration.bookDepth,
+                        priceScale: priceScales[i], quantityScale: instrument.quantityScale,
+                        medianQuantity: instrument.medianQuantity, depth: configuration.bookDepth,
                         center: ticks[i], updateId: 1_000_000 + Int64(bookRandom.below(1_000_000)), random: &bookRandom))
             }
         }
@@ -227,12 +251,7 @@ public struct MarketSimulator: Sendable {
         }
         let k = pickInstrument()
         let instrument = configuration.instruments[k]
-        let volatility = instrument.volatilityTicks * (burstRemaining > 0 ? configuration.burstVolatilityMultiplier : 1)
-        // Random walk of the instrument's price, at least one tick.
-        if volatility > 0 {
-            let move = Int64(random.below(UInt64(2 * volatility + 1))) - volatility
-            ticks[k] = max(1, ticks[k] + move)
-        }
+        movePrice(k, volatility: instrument.volatility, at: nextOrderMicros)
         let side: Side = random.below(2) == 0 ? .buy : .sell
         // Fill count: mostly 1, sometimes several (a taker sweeping levels).
         let roll = random.below(100)
@@ -245,7 +264,7 @@ public struct MarketSimulator: Sendable {
         let pushTime = time + 3 + Int64(random.below(5))
         for _ in 0..<fills {
             let price = ExactDecimal(mantissa: level, scale: priceScales[k])
-            let quantity = randomQuantity(scale: instrument.quantityScale)
+            let quantity = randomQuantity(median: instrument.medianQuantity, scale: instrument.quantityScale)
             let trade = SimulatedTrade(
                 nativeSymbol: instrument.nativeSymbol, id: nextIds[k], price: price, quantity: quantity,
                 amount: (price * quantity).normalized(), takerSide: side, createTime: time, pushTime: pushTime)
@@ -297,12 +316,37 @@ public struct MarketSimulator: Sendable {
         return max(1, Int64(min(micros, 3_600_000_000)))
     }
 
-    /// Quantity with a heavy tail: 1..10^d units of the last digit, d random.
-    mutating func randomQuantity(scale: Int) -> ExactDecimal {
-        let digits = 1 + random.below(UInt64(scale + 3))
-        var bound: UInt64 = 1
-        for _ in 0..<digits { bound *= 10 }
-        let mantissa = Int64(1 + random.below(bound))
+    /// A standard normal draw (Box–Muller).
+    mutating func gaussian() -> Double {
+        let u = 1.0 - random.unit()  // (0, 1]
+        let v = random.unit()
+        return (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+    }
+
+    /// Moves instrument `k`'s price to time `micros`: an Ornstein–Uhlenbeck step of its log price
+    /// around the opening price (annualized `volatility`, times the burst multiplier in a burst),
+    /// bounded to a third .. three times the opening price.
+    mutating func movePrice(_ k: Int, volatility: Double, at micros: Int64) {
+        let z = gaussian()
+        let elapsed = Double(max(0, min(micros &- lastMoveMicros[k], 3_600_000_000))) / 1_000_000
+        lastMoveMicros[k] = max(lastMoveMicros[k], micros)
+        guard volatility > 0, elapsed > 0 else { return }
+        let burst = burstRemaining > 0 ? Double(max(1, configuration.burstVolatilityMultiplier)) : 1
+        let perSecond = volatility / (365.25 * 86_400).squareRoot() * burst
+        let decay = exp(-elapsed / MarketSimulator.reversionSeconds)
+        let bound = log(3.0)
+        logOffsets[k] = max(-bound, min(bound, logOffsets[k] * decay + perSecond * elapsed.squareRoot() * z))
+        let price = startPrices[k] * exp(logOffsets[k])
+        let newTicks = (price / tickSizes[k]).rounded()
+        ticks[k] = newTicks.isFinite ? Int64(max(1, min(newTicks, 1e15))) : ticks[k]
+    }
+
+    /// Log-normal quantity around `median` (σ 1.5: a tenth of a percent of trades over 100 times
+    /// the median), at least one lot, at most 2,000 times the median.
+    mutating func randomQuantity(median: Double, scale: Int) -> ExactDecimal {
+        let size = min(median * 2_000, median * exp(1.5 * gaussian()))
+        let units = (size * MarketCatalogue.pow10(scale)).rounded()
+        let mantissa = units.isFinite ? Int64(max(1, min(units, 1e15))) : 1
         return ExactDecimal(mantissa: mantissa, scale: scale).normalized()
     }
 

@@ -1,6 +1,14 @@
 import MarketData
 import TapeCommon
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// One price level one simulated order changed: set to `level.quantity`, or removed when it is zero.
 public struct SimulatedBookChange: Sendable, Hashable {
     public var side: BookSide
@@ -23,15 +31,25 @@ struct SimulatedBook: Sendable {
     let priceScale: Int
     let quantityScale: Int
     let depth: Int64
+    /// Median size of a maker level, in units of 10^-quantityScale.
+    let medianUnits: Double
     /// Quantity (in units of 10^-quantityScale) per tick.
     var bids: [Int64: Int64] = [:]
     var asks: [Int64: Int64] = [:]
     /// Changes made so far (the venue's book update id).
     var updateId: Int64
 
-    init(priceScale: Int, quantityScale: Int, depth: Int, center: Int64, updateId: Int64, random: inout SplitMix64) {
+    /// `medianQuantity`: the instrument's median trade size; a level holds a few times that.
+    init(
+        priceScale: Int, quantityScale: Int, medianQuantity: Double, depth: Int, center: Int64, updateId: Int64,
+        random: inout SplitMix64
+    ) {
         self.priceScale = priceScale
         self.quantityScale = quantityScale
+        var unit = 1.0
+        for _ in 0..<max(0, quantityScale) { unit *= 10 }
+        let median = 4 * medianQuantity * unit
+        self.medianUnits = median.isFinite ? max(1, min(median, 1e12)) : 1
         self.depth = Int64(max(1, depth))
         self.updateId = updateId
         var ignored: [SimulatedBookChange] = []
@@ -122,11 +140,12 @@ struct SimulatedBook: Sendable {
         }
     }
 
-    /// Heavy-tailed maker size: 1..10^d units of the last digit, d random.
+    /// Log-normal maker size around `medianUnits` (σ 1.2), at least one lot, at most 500 times it.
     private func randomUnits(_ random: inout SplitMix64) -> Int64 {
-        let digits = 1 + random.below(UInt64(quantityScale + 3))
-        var bound: UInt64 = 1
-        for _ in 0..<digits { bound *= 10 }
-        return Int64(1 + random.below(bound))
+        let u = 1.0 - random.unit()  // (0, 1]
+        let v = random.unit()
+        let z = (-2 * log(u)).squareRoot() * cos(2 * Double.pi * v)
+        let units = min(medianUnits * 500, medianUnits * exp(1.2 * z)).rounded()
+        return units.isFinite ? Int64(max(1, min(units, 1e15))) : 1
     }
 }

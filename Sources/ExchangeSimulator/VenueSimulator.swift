@@ -522,22 +522,39 @@ public struct SimulatorError: Error, CustomStringConvertible, Sendable {
 }
 
 extension SimulatorConfiguration {
-    /// Instruments for native `symbols`: the default instrument where one exists, otherwise a
-    /// made-up one (price and weight derived from the name, so the same name gives the same market).
-    public static func instruments(symbols: [String]) -> [SimulatedInstrument] {
-        symbols.map { name in
-            if let known = MarketSimulator.defaultInstruments.first(where: { $0.nativeSymbol == name }) { return known }
-            var hash: UInt64 = 1_469_598_103_934_665_603
-            for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
-            let price = ExactDecimal(mantissa: Int64(1_000 + hash % 9_000_000), scale: 4)
-            return SimulatedInstrument(nativeSymbol: name, startPrice: price, quantityScale: 4, weight: 1 + Int(hash % 10))
-        }
+    /// Instruments for `symbols` (any spelling `MarketCatalogue.canonicalName` takes: BTC_USDT,
+    /// btc-usdt, BTC/USD, XBTUSD); throws `UnknownSimulatedMarket` naming every symbol the simulator
+    /// does not know (it never invents a market).
+    public static func instruments(symbols: [String]) throws -> [SimulatedInstrument] {
+        try MarketCatalogue.instruments(symbols: symbols)
     }
 
-    /// `count` instruments: the default market first, then made-up `SIMn_USDT` markets.
+    /// `count` instruments (benchmarks): the default market first, then the catalogue's other
+    /// markets, then made-up `SIMn_USDT` markets (a dollar-priced asset with a name-derived price
+    /// between 1 and 1,000, so the same name gives the same market).
     public static func instruments(count: Int) -> [SimulatedInstrument] {
-        let defaults = MarketSimulator.defaultInstruments
-        if count <= defaults.count { return Array(defaults.prefix(max(1, count))) }
-        return defaults + instruments(symbols: (0..<(count - defaults.count)).map { "SIM\($0)_USDT" })
+        var result = Array(MarketSimulator.defaultInstruments.prefix(max(1, count)))
+        guard count > result.count else { return result }
+        var names = Set(result.map(\.nativeSymbol))
+        outer: for quote in ["USDT", "BTC", "USD", "USDC", "EUR", "ETH"] {
+            for asset in MarketCatalogue.assets {
+                guard result.count < count else { break outer }
+                guard let instrument = MarketCatalogue.instrument(asset.name + "_" + quote), names.insert(instrument.nativeSymbol).inserted
+                else { continue }
+                result.append(instrument)
+            }
+        }
+        var n = 0
+        while result.count < count {
+            let name = "SIM\(n)_USDT"
+            n += 1
+            var hash: UInt64 = 1_469_598_103_934_665_603
+            for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 1_099_511_628_211 }
+            let price = ExactDecimal(mantissa: Int64(10_000 + hash % 9_990_000), scale: 4)
+            result.append(
+                SimulatedInstrument(
+                    nativeSymbol: name, startPrice: price, quantityScale: 2, weight: 1 + Int(hash % 5), volatility: 0.8))
+        }
+        return result
     }
 }

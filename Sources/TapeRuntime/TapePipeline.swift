@@ -112,7 +112,7 @@ private func buildStages(
             if let p = settings.burstProbability { sim.burstProbability = p }
             if let ms = settings.tickMilliseconds { sim.tick = .milliseconds(ms) }
             if !(venue.symbols.isEmpty || venue.symbols == ["all"]) {
-                sim.instruments = try simulatedInstruments(venue.symbols, exchange: venue.exchange)
+                sim.instruments = try MarketCatalogue.instruments(symbols: venue.symbols)
             }
             let stage = try await SimulatorStage.build(exchange: venue.exchange, configuration: sim, stopped: stopOrder)
             simulators.append(stage)
@@ -203,22 +203,6 @@ private func buildStages(
     return TapePipeline(
         group: ServiceGroup(configuration: groupConfiguration), services: services, bootstrapServers: bootstrap, broker: broker,
         simulators: simulators, ingest: ingestStages, processor: processorStage, server: server, stopOrder: stopOrder)
-}
-
-/// The simulator's instruments for symbols given in a venue's spelling ("BTCUSDT", "BTC-USD",
-/// "BTC/USD", "BTC_USDT"): the known instrument whose letters match; unknown ones are refused.
-func simulatedInstruments(_ symbols: [String], exchange: String) throws -> [SimulatedInstrument] {
-    func letters(_ text: String) -> String { String(text.uppercased().unicodeScalars.filter { CharacterSet.alphanumerics.contains($0) }.map(Character.init)) }
-    let known = MarketSimulator.defaultInstruments
-    var byLetters: [String: SimulatedInstrument] = [:]
-    for instrument in known where byLetters[letters(instrument.nativeSymbol)] == nil { byLetters[letters(instrument.nativeSymbol)] = instrument }
-    return try symbols.map { symbol in
-        guard let instrument = byLetters[letters(symbol)] else {
-            throw TapeConfigurationError(
-                "The \(exchange) simulator has no market \(symbol); it simulates \(known.map { Symbol(normalizing: $0.nativeSymbol).rawValue }.joined(separator: ", ")).")
-        }
-        return instrument
-    }
 }
 
 /// Producers of live data wait at most this long to batch (librdkafka's default is 5 ms). 5 ms was

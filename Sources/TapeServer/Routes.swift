@@ -201,6 +201,8 @@ struct TapeRoutes: Sendable {
             JSONOut.appendOptional(e.simulated.map { $0 ? "true" : "false" }, to: &out)
             JSONWriter.appendRaw(",\"markets\":", to: &out)
             JSONOut.appendOptional(e.markets.map(String.init), to: &out)
+            JSONWriter.appendRaw(",\"gapsOpen\":", to: &out)
+            JSONWriter.appendInt(Int64(state.gaps.list(exchange: Exchange(e.exchange), openOnly: true).count), to: &out)
             out.append(UInt8(ascii: "}"))
         }
         JSONWriter.appendRaw("],\"consumerLag\":[", to: &out)
@@ -238,6 +240,12 @@ struct TapeRoutes: Sendable {
             status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
             body: .init(byteBuffer: ByteBuffer(string: Dashboard.html)))
     }
+
+    func favicon(_ request: Request) async throws -> Response {
+        Response(
+            status: .ok, headers: [.contentType: "image/x-icon", .cacheControl: "max-age=86400"],
+            body: .init(byteBuffer: ByteBuffer(bytes: Dashboard.favicon)))
+    }
 }
 
 /// Answers 405 (not 404) when a known path is asked with another method than GET or HEAD.
@@ -269,9 +277,10 @@ extension Router where Context == BasicWebSocketRequestContext {
     func addRoutes(_ routes: TapeRoutes, token: String?) {
         add(
             middleware: MethodNotAllowedMiddleware(paths: [
-                "/", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/api/book", "/ws",
+                "/", "/favicon.ico", "/health", "/metrics", "/api/markets", "/api/trades", "/api/candles", "/api/stats", "/api/gaps", "/api/book", "/ws",
             ]))
         getAndHead("/") { try await routes.dashboard($0) }
+        getAndHead("/favicon.ico") { try await routes.favicon($0) }
         getAndHead("/health") { try await routes.health($0) }
         let protected = group()
         if let token { protected.add(middleware: BearerTokenMiddleware(token: token)) }

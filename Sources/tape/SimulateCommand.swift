@@ -16,7 +16,10 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(help: "Exchange whose wire format to speak: poloniex, binance, coinbase or kraken.") var exchange: String = "poloniex"
     @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).") var listen: String = "127.0.0.1:0"
     @Option(help: "Trades per second over all markets.") var rate: Double = 50
-    @Option(help: "Markets: a comma-separated list of symbols (BTC_USDT,ETH_USDT or BTC-USDT,...) or a count of markets (default: the 8 default markets).")
+    @Option(
+        help:
+            "Markets: a comma-separated list of symbols (BTC_USDT,ETH_USDT or BTC-USDT,...; BASE_QUOTE of a known asset and USDT, USDC, USD, EUR, BTC or ETH) or a count of markets (default: the 8 default markets)."
+    )
     var symbols: String = "8"
     @Option(help: "Seed of the market (same seed, same trades).") var seed: UInt64 = 1
     @Option(name: .customLong("drop-every"), help: "Drop each websocket connection SECONDS after it opened (fault injection).")
@@ -69,6 +72,10 @@ struct SimulateCommand: AsyncParsableCommand {
         ] {
             if let value, value <= 1 { throw ValidationError("--\(flag) must be at least 2; got \(value).") }
         }
+        if Int(symbols) == nil {
+            let unknown = MarketCatalogue.unknown(symbols.split(separator: ",").map(String.init))
+            if !unknown.isEmpty { throw ValidationError(UnknownSimulatedMarket(symbols: unknown).description) }
+        }
         if finalBooks != nil && maxTrades == nil { throw ValidationError("--final-books needs --max-trades (the books are final once it is reached).") }
     }
 
@@ -92,12 +99,8 @@ struct SimulateCommand: AsyncParsableCommand {
         if let count = Int(symbols) {
             configuration.instruments = SimulatorConfiguration.instruments(count: max(1, count))
         } else {
-            // Instruments are named BASE_QUOTE whatever the venue spells them.
-            configuration.instruments = SimulatorConfiguration.instruments(
-                symbols: symbols.split(separator: ",").map {
-                    $0.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: "-", with: "_")
-                        .replacingOccurrences(of: "/", with: "_")
-                })
+            // Instruments are named BASE_QUOTE whatever the venue spells them (validate() refused unknown ones).
+            configuration.instruments = try SimulatorConfiguration.instruments(symbols: symbols.split(separator: ",").map(String.init))
         }
         configuration.seed = seed
         configuration.dropEvery = dropEvery.map { .milliseconds(Int64($0 * 1000)) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ExchangeSimulator
 import Exchanges
 import Foundation
 import KafkaClient
@@ -192,6 +193,12 @@ struct UpCommand: AsyncParsableCommand {
         }
         if offline, endpoint != nil || restEndpoint != nil {
             throw ValidationError("--endpoint and --rest-endpoint point at another exchange; --offline uses the built-in simulator. Give one or the other.")
+        }
+        if offline {
+            // The simulators refuse a market they do not know rather than invent a price for it.
+            let named = try venues().flatMap(\.symbols).filter { $0.lowercased() != "all" }
+            let unknown = MarketCatalogue.unknown(named)
+            if !unknown.isEmpty { throw ValidationError(UnknownSimulatedMarket(symbols: unknown).description) }
         }
     }
 

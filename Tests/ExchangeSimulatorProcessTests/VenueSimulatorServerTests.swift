@@ -223,7 +223,7 @@ final class VenueSimulatorServerTests: XCTestCase {
     func testRESTAnswersParseBack() async throws {
         var configuration = SimulatorConfiguration()
         configuration.rate = 400
-        configuration.instruments = SimulatorConfiguration.instruments(symbols: ["BTC_USDT", "DOGE_BTC"])
+        configuration.instruments = try SimulatorConfiguration.instruments(symbols: ["BTC_USDT", "DOGE_BTC"])
         let kraken = try await KrakenSimulator.build(configuration)
         let server = Task { try await kraken.run() }
         defer { server.cancel() }

@@ -331,8 +331,10 @@ final class ChromiumProcess: @unchecked Sendable {
         throw TestSupportError("timed out waiting for Chromium's DevTools address; stderr: \(child.stderr)")
     }
 
-    /// Opens `url` in a new 1400×860 tab and hands a DevTools session on it to `body`.
-    func withPage(_ url: String, _ body: @escaping @Sendable (inout DevTools) async throws -> Void) async throws {
+    /// Opens `url` in a new tab (1400×860 unless told) and hands a DevTools session on it to `body`.
+    func withPage(
+        _ url: String, width: Int = 1400, height: Int = 860, _ body: @escaping @Sendable (inout DevTools) async throws -> Void
+    ) async throws {
         let devtools = try await devToolsURL(timeout: 60)
         try await WebSocketClient.connect(url: devtools, configuration: .init(maxFrameSize: 1 << 26), logger: Logger(label: "test.cdp")) {
             inbound, outbound, _ in
@@ -341,7 +343,7 @@ final class ChromiumProcess: @unchecked Sendable {
             let targetId = target["targetId"] as? String ?? ""
             let attached = try await cdp.call("Target.attachToTarget", ["targetId": targetId, "flatten": true])
             cdp.session = attached["sessionId"] as? String
-            _ = try await cdp.call("Emulation.setDeviceMetricsOverride", ["width": 1400, "height": 860, "deviceScaleFactor": 1, "mobile": false])
+            _ = try await cdp.call("Emulation.setDeviceMetricsOverride", ["width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600])
             _ = try await cdp.call("Page.navigate", ["url": url])
             try await body(&cdp)
             _ = try? await cdp.call("Target.closeTarget", ["targetId": targetId], session: false)
@@ -385,6 +387,14 @@ struct DevTools {
     /// Evaluates JS in the page; numbers and strings come back as strings (`String(value)` in JS).
     mutating func evaluate(_ expression: String) async throws -> Any? {
         let result = try await call("Runtime.evaluate", ["expression": "String(\(expression))", "returnByValue": true, "awaitPromise": true])
+        if let exception = result["exceptionDetails"] { throw Failure(description: "\(expression): \(exception)") }
+        return (result["result"] as? [String: Any])?["value"]
+    }
+
+    /// Evaluates JS whose value is a promise, awaited; the result as a string.
+    mutating func evaluateAwaiting(_ expression: String) async throws -> Any? {
+        let result = try await call(
+            "Runtime.evaluate", ["expression": "(async () => String(await (\(expression))))()", "returnByValue": true, "awaitPromise": true])
         if let exception = result["exceptionDetails"] { throw Failure(description: "\(expression): \(exception)") }
         return (result["result"] as? [String: Any])?["value"]
     }

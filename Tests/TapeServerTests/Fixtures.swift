@@ -71,13 +71,17 @@ struct Fixture {
     }
 
     /// A deterministic wavy candle series.
-    static func candle(_ market: MarketID, _ interval: CandleInterval, index i: Int, base: Double, revision: Int64 = 1, isFinal: Bool = true) -> Candle {
+    /// `amplitude`: relative size of the wave; `decimals`: of the prices.
+    static func candle(
+        _ market: MarketID, _ interval: CandleInterval, index i: Int, base: Double, revision: Int64 = 1, isFinal: Bool = true,
+        amplitude: Double = 0.004, decimals: Int = 2
+    ) -> Candle {
         let start = t0 + Int64(i) * interval.milliseconds
-        let open = base * (1 + 0.004 * sin(Double(i) / 3))
-        let close = base * (1 + 0.004 * sin(Double(i + 1) / 3))
-        let high = max(open, close) * 1.0012
-        let low = min(open, close) * 0.9988
-        func d(_ x: Double) -> ExactDecimal { try! ExactDecimal(String(format: "%.2f", x)) }
+        let open = base * (1 + amplitude * sin(Double(i) / 3))
+        let close = base * (1 + amplitude * sin(Double(i + 1) / 3))
+        let high = max(open, close) * (1 + amplitude * 0.3)
+        let low = min(open, close) * (1 - amplitude * 0.3)
+        func d(_ x: Double) -> ExactDecimal { try! ExactDecimal(String(format: "%.\(decimals)f", x)) }
         let volume = try! ExactDecimal(String(format: "%.4f", 1.5 + Double(i % 7) * 0.37))
         return Candle(
             exchange: market.exchange, symbol: market.symbol, interval: interval, start: start, end: start + interval.milliseconds,

@@ -288,6 +288,24 @@ final class RouteTests: XCTestCase {
         }
     }
 
+    /// The browser's automatic `/favicon.ico` request gets an icon (no 404), token or not.
+    func testFaviconIsServedWithoutAToken() async throws {
+        let f = Fixture(token: "s3cret")
+        try await f.app.test(.router) { client in
+            try await client.execute(uri: "/favicon.ico", method: .get) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(response.headers[.contentType], "image/x-icon")
+                let bytes = Array(buffer: response.body)
+                XCTAssertEqual(Array(bytes.prefix(6)), [0, 0, 1, 0, 1, 0], "an ICO with one image")
+                XCTAssertEqual(bytes.count, 6 + 16 + 40 + 16 * 16 * 4 + 16 * 4)
+            }
+            try await client.execute(uri: "/favicon.ico", method: .head) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(response.body.readableBytes, 0)
+            }
+        }
+    }
+
     func testListenAddressAndLoopbackWarning() throws {
         func parse(_ text: String) throws -> String {
             let (host, port) = try TapeServerConfiguration.parseListenAddress(text)
