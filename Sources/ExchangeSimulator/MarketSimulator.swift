@@ -168,6 +168,11 @@ public struct MarketSimulator: Sendable {
     public private(set) var orderCount = 0
     /// Trades generated so far.
     public private(set) var tradeCount = 0
+    /// Bursts started, trades generated inside them, and the simulated time they spanned (µs):
+    /// what a benchmark's load really was.
+    public private(set) var burstsStarted = 0
+    public private(set) var burstTradeCount = 0
+    public private(set) var burstMicros: Int64 = 0
 
     public init(configuration: Configuration = Configuration()) {
         precondition(!configuration.instruments.isEmpty, "a market needs at least one instrument")
@@ -248,7 +253,9 @@ public struct MarketSimulator: Sendable {
             burstRemaining -= 1
         } else if random.unit() < configuration.burstProbability {
             burstRemaining = 1 + Int(random.below(UInt64(max(1, configuration.burstLength * 2))))
+            burstsStarted += 1
         }
+        let inBurst = burstRemaining > 0
         let k = pickInstrument()
         let instrument = configuration.instruments[k]
         movePrice(k, volatility: instrument.volatility, at: nextOrderMicros)
@@ -278,7 +285,12 @@ public struct MarketSimulator: Sendable {
         }
         orderCount += 1
         tradeCount += trades.count
-        nextOrderMicros += interArrivalMicros()
+        let gap = interArrivalMicros()
+        if inBurst {
+            burstTradeCount += trades.count
+            burstMicros += gap
+        }
+        nextOrderMicros += gap
         var order = SimulatedOrder(instrument: k, nativeSymbol: instrument.nativeSymbol, takerSide: side, trades: trades)
         order.time = time
         if k < books.count {

@@ -197,6 +197,10 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
 
     /// Trades generated so far.
     public var tradesGenerated: Int { state.withLock { $0.market.tradeCount } }
+    /// Bursts started, trades inside them, and the simulated seconds they spanned.
+    public var bursts: (started: Int, trades: Int, seconds: Double) {
+        state.withLock { ($0.market.burstsStarted, $0.market.burstTradeCount, Double($0.market.burstMicros) / 1e6) }
+    }
     /// Malformed frames sent so far (all clients).
     public var malformedFramesSent: Int { state.withLock { $0.malformedSent } }
     /// Trades left out of the websocket push (`skipPushEvery`).

@@ -88,6 +88,9 @@ public enum TapeMetrics {
     public static let backfillRequests = "tape_backfill_requests_total"
     public static let backfillTrades = "tape_backfill_trades_total"
     public static let backfillFailures = "tape_backfill_failures_total"
+    public static let simulatorTrades = "tape_simulator_trades_total"
+    public static let simulatorBursts = "tape_simulator_bursts_total"
+    public static let simulatorBurstSeconds = "tape_simulator_burst_seconds_total"
 
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
@@ -97,11 +100,15 @@ public enum TapeMetrics {
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
         gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge,
         ingestDeadLetters, backfillRequests, backfillTrades, backfillFailures,
+        simulatorTrades, simulatorBursts, simulatorBurstSeconds,
     ]
 
     /// The `# HELP` text of every family (the exporter adds it to the scrape; one line, plain text).
     public static let help: [String: String] = [
         framesIn: "Websocket text frames received from the exchange.",
+        simulatorTrades: "Trades the built-in simulator generated (tape up --offline), in bursts or calm.",
+        simulatorBursts: "Bursts (the order rate times 20) the built-in simulator started.",
+        simulatorBurstSeconds: "Simulated seconds the built-in simulator spent in bursts.",
         tradesIn: "Trades parsed from exchange frames or REST backfill (deduplicated).",
         parseErrors: "Exchange frames that could not be parsed (written to the dead-letter topic).",
         reconnects: "Reconnects of the exchange websocket.",
@@ -137,6 +144,16 @@ public enum TapeMetrics {
 
     /// `tape_frames_in_total{exchange}`.
     public static func framesIn(exchange: String) -> Counter { Counter(label: framesIn, dimensions: [("exchange", exchange)]) }
+    /// `tape_simulator_trades_total{exchange,phase}`, phase `burst` or `calm`.
+    public static func simulatorTrades(exchange: String, phase: String) -> Counter {
+        Counter(label: simulatorTrades, dimensions: [("exchange", exchange), ("phase", phase)])
+    }
+    /// `tape_simulator_bursts_total{exchange}`.
+    public static func simulatorBursts(exchange: String) -> Counter { Counter(label: simulatorBursts, dimensions: [("exchange", exchange)]) }
+    /// `tape_simulator_burst_seconds_total{exchange}` (whole milliseconds counted as a float counter).
+    public static func simulatorBurstSeconds(exchange: String) -> FloatingPointCounter {
+        FloatingPointCounter(label: simulatorBurstSeconds, dimensions: [("exchange", exchange)])
+    }
     /// `tape_trades_in_total{exchange}`.
     public static func tradesIn(exchange: String) -> Counter { Counter(label: tradesIn, dimensions: [("exchange", exchange)]) }
     /// `tape_parse_errors_total{exchange}`.

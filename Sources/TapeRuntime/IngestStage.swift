@@ -18,6 +18,7 @@ public final class SimulatorStage: Service, Sendable {
     public let symbols: [String]
     private let serve: @Sendable () async throws -> Void
     private let generated: @Sendable () -> Int
+    private let bursts: @Sendable () -> (started: Int, trades: Int, seconds: Double)
     private let stopped: StageLog
 
     /// Trades generated so far.
@@ -41,14 +42,29 @@ public final class SimulatorStage: Service, Sendable {
         symbols = simulator.symbols
         serve = { try await simulator.run() }
         generated = { simulator.tradesGenerated }
+        bursts = { simulator.bursts }
         self.stopped = stopped
     }
 
     public func run() async throws {
         defer { stopped.append("simulator:\(exchange)") }
-        do {
-            try await cancelWhenGracefulShutdown { try await self.serve() }
-        } catch is CancellationError {}
+        let (generated, bursts) = (self.generated, self.bursts)
+        // What load the pipeline really got (`tape bench e2e` reads it): trades in and out of
+        // bursts, bursts, and their simulated length.
+        try await withMetricsReporter(SimulatorCounters(exchange: exchange)) { c in
+            let b = bursts()
+            c.burstTrades.record(total: b.trades)
+            c.calmTrades.record(total: generated() - b.trades)
+            c.bursts.record(total: b.started)
+            if b.seconds > c.lastBurstSeconds {
+                c.burstSeconds.increment(by: b.seconds - c.lastBurstSeconds)
+                c.lastBurstSeconds = b.seconds
+            }
+        } work: {
+            do {
+                try await cancelWhenGracefulShutdown { try await self.serve() }
+            } catch is CancellationError {}
+        }
     }
 }
 
@@ -128,6 +144,20 @@ public final class IngestStage: Service, Sendable {
             try await service.run()
             return
         }
+    }
+}
+
+/// `tape_simulator_*{exchange}`.
+struct SimulatorCounters: Sendable {
+    var burstTrades, calmTrades, bursts: DeltaCounter
+    let burstSeconds: FloatingPointCounter
+    var lastBurstSeconds = 0.0
+
+    init(exchange: String) {
+        burstTrades = DeltaCounter(TapeMetrics.simulatorTrades(exchange: exchange, phase: "burst"))
+        calmTrades = DeltaCounter(TapeMetrics.simulatorTrades(exchange: exchange, phase: "calm"))
+        bursts = DeltaCounter(TapeMetrics.simulatorBursts(exchange: exchange))
+        burstSeconds = TapeMetrics.simulatorBurstSeconds(exchange: exchange)
     }
 }
 

@@ -102,7 +102,7 @@ struct BenchE2E: AsyncParsableCommand {
         print(
             "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
         )
-        print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB")
+        print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts")
         for (rate, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
             func m(_ f: (E2ERunResult) -> Double) -> Double {
@@ -114,10 +114,10 @@ struct BenchE2E: AsyncParsableCommand {
             print(
                 String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded
                     + String(
-                        format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f",
+                        format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f | %7.0f  %7.0f%%",
                         m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max },
                         m { $0.candle.p50 }, m { $0.candle.p99 }, m { $0.candle.max }, m { $0.candleOldest.p99 }, m { $0.generation.p99 },
-                        m(\.rssMedianMB), m(\.rssMaxMB)))
+                        m(\.rssMedianMB), m(\.rssMaxMB), m { $0.load?.burstRate ?? .nan }, m { ($0.load?.burstShare ?? .nan) * 100 }))
         }
     }
 
@@ -203,6 +203,12 @@ struct BenchE2E: AsyncParsableCommand {
                     }
                     return samples
                 }
+                // The simulator's counters as measuring starts (the load is their change until the end).
+                let metricsPort = port!
+                let loadAtStart = Task { () -> String? in
+                    try? await Task.sleep(for: .microseconds(max(0, measureFrom - wallMicros())))
+                    return await scrapeMetrics(port: metricsPort)
+                }
                 let stopper = Task {
                     try? await Task.sleep(for: .microseconds(max(0, measureUntil - wallMicros()) + 200_000))
                     outbound.close()
@@ -224,13 +230,18 @@ struct BenchE2E: AsyncParsableCommand {
                 }
                 stopper.cancel()
                 tracker.rssKilobytes = await rss.value
+                tracker.metricsAtStart = await loadAtStart.value
                 return tracker
             }
             var dropped: Double?
-            if let metrics = try? await HTTPClient.get(try Endpoint("http://127.0.0.1:\(port!)/metrics")), metrics.status == 200 {
-                dropped = prometheusSum(String(decoding: metrics.body, as: UTF8.self), name: "tape_ws_messages_dropped_total")
+            var load: SimulatedLoad?
+            if let metrics = await scrapeMetrics(port: port!) {
+                dropped = prometheusSum(metrics, name: "tape_ws_messages_dropped_total")
+                load = tracker.metricsAtStart.flatMap { SimulatedLoad(before: $0, after: metrics, seconds: measured) }
             }
-            outcome = .success(tracker.result(seconds: measured, wsDropped: dropped))
+            var result = tracker.result(seconds: measured, wsDropped: dropped)
+            result.load = load
+            outcome = .success(result)
         } catch {
             outcome = .failure(error)
         }
@@ -305,11 +316,20 @@ func residentKilobytes(pid: Int32) -> Int? {
 }
 
 /// The sum of all samples of a Prometheus metric (all label sets).
-func prometheusSum(_ text: String, name: String) -> Double? {
+/// `/metrics` of the child, or nil.
+func scrapeMetrics(port: Int) async -> String? {
+    guard let endpoint = try? Endpoint("http://127.0.0.1:\(port)/metrics"), let response = try? await HTTPClient.get(endpoint), response.status == 200
+    else { return nil }
+    return String(decoding: response.body, as: UTF8.self)
+}
+
+/// The sum of every series of `name` (whose labels include `label`, when given).
+func prometheusSum(_ text: String, name: String, label: String? = nil) -> Double? {
     var total: Double?
     for line in text.split(separator: "\n") where line.hasPrefix(name) {
         let rest = line.dropFirst(name.count)
         guard rest.first == " " || rest.first == "{" else { continue }
+        if let label, !rest.prefix(while: { $0 != "}" }).contains(label) { continue }
         if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { total = (total ?? 0) + value }
     }
     return total

@@ -40,6 +40,8 @@ struct E2ERunResult {
     var unmatchedCandles: Int
     var missingTrades: Int
     var wsDropped: Double?
+    /// What the simulator produced while measuring (nil when its metrics could not be read).
+    var load: SimulatedLoad?
 
     func sustained(target: Double) -> Bool {
         achievedRate >= 0.9 * target && lagEnd <= 2 * lagStart + 50 && (wsDropped ?? 0) == 0
@@ -54,10 +56,48 @@ struct E2ERunResult {
         s += "    candle oldest trade added by the update:     \(candleOldest.text)\n"
         s +=
             "    generation -> /ws (includes simulator queue): \(generation.text); median lag first 2 s \(String(format: "%.1f", lagStart)) ms, last 2 s \(String(format: "%.1f", lagEnd)) ms\n"
+        s += "    load produced: \(load?.text ?? "unknown (the simulator's metrics could not be read)")\n"
         s += String(format: "    tape up RSS: median %.1f MB, max %.1f MB", rssMedianMB, rssMaxMB)
         s +=
             "; candle updates not matched to trades: \(unmatchedCandles); trades missing on /ws: \(missingTrades); /ws messages dropped by the server: \(wsDropped.map { String(Int($0)) } ?? "unknown")"
         return s
+    }
+}
+
+/// The simulator's load over the measured seconds, from the change of its `/metrics` counters:
+/// how many bursts, how big, how fast inside them, so a figure can be compared across machines.
+struct SimulatedLoad {
+    var bursts: Double
+    var burstTrades: Double
+    var calmTrades: Double
+    var burstSeconds: Double
+    var seconds: Double
+
+    init?(before: String, after: String, seconds: Double) {
+        func delta(_ name: String, _ label: String? = nil) -> Double? {
+            guard let a = prometheusSum(after, name: name, label: label) else { return nil }
+            return a - (prometheusSum(before, name: name, label: label) ?? 0)
+        }
+        guard let bursts = delta("tape_simulator_bursts_total"), let burstTrades = delta("tape_simulator_trades_total", #"phase="burst""#),
+            let calmTrades = delta("tape_simulator_trades_total", #"phase="calm""#), let burstSeconds = delta("tape_simulator_burst_seconds_total")
+        else { return nil }
+        self.bursts = bursts
+        self.burstTrades = burstTrades
+        self.calmTrades = calmTrades
+        self.burstSeconds = burstSeconds
+        self.seconds = seconds
+    }
+
+    /// Trades per second inside bursts.
+    var burstRate: Double { burstSeconds > 0 ? burstTrades / burstSeconds : .nan }
+    /// Share of the trades that came in bursts.
+    var burstShare: Double { burstTrades + calmTrades > 0 ? burstTrades / (burstTrades + calmTrades) : .nan }
+
+    var text: String {
+        String(
+            format: "%.0f trades (%.0f/s); %.0f bursts, %.0f trades each on average, %.0f trades/s inside them (%.1f s in all), %.0f%% of the trades",
+            burstTrades + calmTrades, (burstTrades + calmTrades) / max(seconds, 0.001), bursts, bursts > 0 ? burstTrades / bursts : 0, burstRate,
+            burstSeconds, burstShare * 100)
     }
 }
 
@@ -82,6 +122,8 @@ struct LatencyTracker {
     var tradesMeasured = 0
     var candlesMeasured = 0
     var rssKilobytes: [Int] = []
+    /// `/metrics` as measuring started (the simulator's counters then).
+    var metricsAtStart: String?
 
     init(firstWindow: Int64, measureFrom: Int64, measureUntil: Int64) {
         self.firstWindow = firstWindow
