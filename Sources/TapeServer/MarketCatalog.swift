@@ -23,7 +23,8 @@ struct MarketCatalog: Sendable {
         return "unknown market \(market): this server has no trade, candle or book of it; markets: \(Self.list(all.map(\.description)))"
     }
 
-    /// nil when candles of `interval` were seen (or none of any interval yet); otherwise the sentence.
+    /// nil when live candles of `interval` were seen (or none of any interval yet); otherwise the
+    /// sentence. Asked only when the history has none of it either.
     func refusal(_ interval: CandleInterval) -> String? {
         let seen = state.intervalsSeen.withLock { $0 }
         if seen.isEmpty || seen.contains(interval) { return nil }

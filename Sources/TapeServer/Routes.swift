@@ -150,13 +150,15 @@ struct TapeRoutes: Sendable {
 
     func candles(_ request: Request) async throws -> Response {
         let query = try APIQuery.candles(Self.queryItems(request))
-        if let refusal = await catalog.refusal(query.market) ?? catalog.refusal(query.interval) { throw APIError(.notFound, refusal) }
+        if let refusal = await catalog.refusal(query.market) { throw APIError(.notFound, refusal) }
         let candles: [Candle]
         do {
             candles = try await history.candles(market: query.market, interval: query.interval, from: query.from, to: query.to, limit: query.limit)
         } catch {
             throw APIError(.historyUnavailable, "the candle history cannot be read: \(error)")
         }
+        // Nothing of this interval in the history and never seen live: not computed here.
+        if candles.isEmpty, let refusal = catalog.refusal(query.interval) { throw APIError(.notFound, refusal) }
         var out: [UInt8] = []
         out.reserveCapacity(64 + candles.count * 400)
         JSONWriter.appendRaw("{\"symbol\":", to: &out)
