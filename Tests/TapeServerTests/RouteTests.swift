@@ -227,8 +227,18 @@ final class RouteTests: XCTestCase {
         XCTAssertEqual(merged.consumerLag.map(\.messages), [4])
     }
 
+    /// `tape_trades_in_total{exchange="probe"}` in a scrape (0 when absent).
+    static func probeTradesIn(_ text: String) -> Double {
+        let series = "tape_trades_in_total{exchange=\"\(TapeMetricsProbe.exchange)\"} "
+        return text.split(separator: "\n").first { $0.hasPrefix(series) }.flatMap { Double($0.dropFirst(series.count)) } ?? 0
+    }
+
     func testMetricsIsPrometheusTextWithTapeNames() async throws {
         let f = Fixture()
+        // Other tests in this process touch the same series: count what this one adds.
+        let before = try await f.app.test(.router) { client in
+            try await client.execute(uri: "/metrics", method: .get) { Self.probeTradesIn($0.body.text) }
+        }
         TapeMetricsProbe.touchAll()
         try await f.app.test(.router) { client in
             try await client.execute(uri: "/metrics", method: .get) { response in
@@ -243,7 +253,7 @@ final class RouteTests: XCTestCase {
                 ] {
                     XCTAssertTrue(text.contains("\n" + name) || text.hasPrefix(name), "missing \(name) in\n\(text)")
                 }
-                XCTAssertTrue(text.contains("tape_trades_in_total{exchange=\"\(TapeMetricsProbe.exchange)\"} 3"), text)
+                XCTAssertEqual(Self.probeTradesIn(text), before + 3, text)
             }
         }
     }
