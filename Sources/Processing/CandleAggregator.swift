@@ -52,6 +52,17 @@ public struct CandleAggregator: Sendable {
     private var pending: [PendingWindow] = []
     private var freeSlots: [Int32] = []
     private var windowIndex: [WindowKey: Int32] = [:]
+    /// Per slot, bumped when its window is evicted: entries of the heaps below that carry an
+    /// older generation are stale and skipped.
+    private var slotGeneration: [UInt32] = []
+    /// Open (not final) held windows by end: a tick finalizes only the windows that are due.
+    private var openByEnd = WindowHeap()
+    /// Final held windows by end: eviction touches only windows past the allowed lateness.
+    private var finalByEnd = WindowHeap()
+    /// Held windows by first sequence (lazily cleaned): the checkpoint's `replayFrom`.
+    private var bySequence = WindowHeap()
+    /// Slots of the windows changed since their last emission (`isDirty`), each once.
+    private var dirtySlots: [Int32] = []
     /// Trade ids per instrument and largest-interval bucket, for deduplication.
     private var seenIDs: [InstrumentIDs] = []
 
@@ -262,7 +273,12 @@ public struct CandleAggregator: Sendable {
             if slot < 0 {
                 slot = windowSlot(instrument: instrument, interval: k, start: pending[k].start, length: intervalMillis[k], sequence: sequence)
             }
-            if windows[Int(slot)].apply(price: price, sums: pending[k].sums, side: side, time: time, sequence: sequence),
+            let i = Int(slot)
+            if !windows[i].isDirty { dirtySlots.append(slot) }
+            if sequence < windows[i].firstSequence {
+                bySequence.push(WindowRef(key: sequence, slot: slot, generation: slotGeneration[i]))
+            }
+            if windows[i].apply(price: price, sums: pending[k].sums, side: side, time: time, sequence: sequence),
                 outcome == .applied
             {
                 outcome = .late
@@ -313,9 +329,7 @@ public struct CandleAggregator: Sendable {
         var out: [Candle] = []
         advance(now: now, emitOpen: true, into: &out)
         var replayFrom = position
-        for slot in windowIndex.values where windows[Int(slot)].firstSequence < replayFrom {
-            replayFrom = windows[Int(slot)].firstSequence
-        }
+        if let first = firstSequenceHeld(), first < replayFrom { replayFrom = first }
         let emittedThrough = isSuppressing ? suppressUntil : position
         return (out, Checkpoint(replayFrom: replayFrom, emittedThrough: emittedThrough))
     }
@@ -333,6 +347,7 @@ public struct CandleAggregator: Sendable {
             let i = Int(slot)
             guard windows[i].instrument == Int32(instrument), windows[i].start <= to, windows[i].end > from else { continue }
             if windows[i].isFinal && !windows[i].isDirty { windows[i].revision += 1 }
+            if !windows[i].isDirty { dirtySlots.append(slot) }
             windows[i].isDirty = true
             count += 1
         }
@@ -351,12 +366,13 @@ public struct CandleAggregator: Sendable {
         // Everything up to here was emitted by the previous owner: finalize by event time only,
         // forget what is too old, and start clean.
         let watermark = self.watermark
-        for slot in Array(windowIndex.values) {
+        finalizeWindows(endingBy: watermark, markDirty: false)
+        for slot in windowIndex.values {
             let i = Int(slot)
-            if !windows[i].isFinal && windows[i].end <= watermark { windows[i].isFinal = true }
             windows[i].isDirty = false
             windows[i].lastEmitted = .min
         }
+        dirtySlots.removeAll(keepingCapacity: true)
         evict(watermark: watermark)
     }
 
@@ -368,22 +384,27 @@ public struct CandleAggregator: Sendable {
         if !suppressing, maxTradeTime != .min, lastArrival != .min, now > lastArrival {
             finalizeBefore = saturatingAdd(watermark, saturatingSubtract(now, lastArrival))
         }
-        for slot in windowIndex.values {
-            let i = Int(slot)
-            if !windows[i].isFinal && windows[i].end <= finalizeBefore {
-                windows[i].isFinal = true
-                windows[i].isDirty = true
+        // Only the windows that are due (by end) and the ones changed (`dirtySlots`) are touched.
+        finalizeWindows(endingBy: finalizeBefore, markDirty: true)
+        if suppressing {
+            for slot in dirtySlots { windows[Int(slot)].isDirty = false }
+            dirtySlots.removeAll(keepingCapacity: true)
+        } else {
+            var kept = 0
+            for n in dirtySlots.indices {
+                let slot = dirtySlots[n]
+                let i = Int(slot)
+                if windows[i].isFinal || emitOpen {
+                    windows[i].isDirty = false
+                    windows[i].lastEmitted = now
+                    out.append(candle(of: windows[i]))
+                    emittedPerInterval[Int(windows[i].interval)] += 1
+                } else {
+                    dirtySlots[kept] = slot
+                    kept += 1
+                }
             }
-            if suppressing {
-                windows[i].isDirty = false
-                continue
-            }
-            if windows[i].isDirty && (windows[i].isFinal || emitOpen) {
-                windows[i].isDirty = false
-                windows[i].lastEmitted = now
-                out.append(candle(of: windows[i]))
-                emittedPerInterval[Int(windows[i].interval)] += 1
-            }
+            dirtySlots.removeLast(dirtySlots.count - kept)
         }
         counters.candlesEmitted += Int64(out.count)
         for (index, count) in emittedPerInterval.enumerated() where count > 0 {
@@ -396,21 +417,77 @@ public struct CandleAggregator: Sendable {
     private mutating func evict(watermark: Int64) {
         guard watermark != .min else { return }
         let lateness = configuration.allowedLatenessMilliseconds
-        var gone: [WindowKey] = []
-        for (key, slot) in windowIndex {
-            let w = windows[Int(slot)]
-            if saturatingAdd(w.end, lateness) <= watermark && !w.isDirty { gone.append(key) }
+        // Final windows, oldest end first. (An open window can only be this old when the allowed
+        // lateness is negative: then it goes too, as long as its change was emitted.)
+        var heap = WindowHeap()
+        swap(&heap, &finalByEnd)  // taken out while evicting (no copy)
+        evictDue(from: &heap, lateness: lateness, watermark: watermark)
+        swap(&heap, &finalByEnd)
+        if lateness < 0 {
+            swap(&heap, &openByEnd)
+            evictDue(from: &heap, lateness: lateness, watermark: watermark)
+            swap(&heap, &openByEnd)
         }
-        for key in gone {
-            let slot = windowIndex.removeValue(forKey: key)!
-            let cache = Int(key.instrument) * intervalMillis.count + Int(key.interval)
-            if seriesCache[cache].slot == slot { seriesCache[cache] = .empty }
-            freeSlots.append(slot)
+        // The first-sequence heap is cleaned lazily; keep it from growing past the windows held.
+        if bySequence.count > 2 * windowIndex.count + 64 {
+            bySequence.removeAll()
+            for slot in windowIndex.values {
+                let i = Int(slot)
+                bySequence.push(WindowRef(key: windows[i].firstSequence, slot: slot, generation: slotGeneration[i]))
+            }
         }
         let bucketHorizon = saturatingAdd(saturatingMultiply(2, largestIntervalMillis), lateness)
         for i in seenIDs.indices where seenIDs[i].buckets.contains(where: { saturatingAdd($0.start, bucketHorizon) <= watermark }) {
             seenIDs[i].buckets.removeAll { saturatingAdd($0.start, bucketHorizon) <= watermark }
         }
+    }
+
+    /// Marks the open windows ending at or before `end` final, in end order (`markDirty`: to be
+    /// emitted).
+    private mutating func finalizeWindows(endingBy end: Int64, markDirty: Bool) {
+        while let top = openByEnd.min, top.key <= end {
+            openByEnd.popMin()
+            let i = Int(top.slot)
+            guard slotGeneration[i] == top.generation, !windows[i].isFinal else { continue }
+            windows[i].isFinal = true
+            finalByEnd.push(top)
+            if markDirty && !windows[i].isDirty {
+                windows[i].isDirty = true
+                dirtySlots.append(top.slot)
+            }
+        }
+    }
+
+    /// Evicts the windows of `heap` whose end plus `lateness` the watermark has passed, unless a
+    /// change of theirs is still to be emitted (those stay, and are tried again next time).
+    private mutating func evictDue(from heap: inout WindowHeap, lateness: Int64, watermark: Int64) {
+        var keep: [WindowRef] = []
+        while let top = heap.min, saturatingAdd(top.key, lateness) <= watermark {
+            heap.popMin()
+            let i = Int(top.slot)
+            guard slotGeneration[i] == top.generation else { continue }
+            if windows[i].isDirty {
+                keep.append(top)
+                continue
+            }
+            let key = WindowKey(instrument: windows[i].instrument, interval: windows[i].interval, start: windows[i].start)
+            guard windowIndex.removeValue(forKey: key) != nil else { continue }
+            let cache = Int(key.instrument) * intervalMillis.count + Int(key.interval)
+            if seriesCache[cache].slot == top.slot { seriesCache[cache] = .empty }
+            slotGeneration[i] &+= 1
+            freeSlots.append(top.slot)
+        }
+        for entry in keep { heap.push(entry) }
+    }
+
+    /// The lowest first sequence of a held window (nil when none is held); drops stale entries.
+    private mutating func firstSequenceHeld() -> Int64? {
+        while let top = bySequence.min {
+            let i = Int(top.slot)
+            if slotGeneration[i] == top.generation && windows[i].firstSequence == top.key { return top.key }
+            bySequence.popMin()
+        }
+        return nil
     }
 
     private mutating func instrumentID(exchange: UnsafeBufferPointer<UInt8>, symbol: UnsafeBufferPointer<UInt8>) -> Int32 {
@@ -448,8 +525,13 @@ public struct CandleAggregator: Sendable {
         } else {
             slot = Int32(windows.count)
             windows.append(window)
+            slotGeneration.append(0)
         }
         windowIndex[key] = slot
+        let generation = slotGeneration[Int(slot)]
+        let end = window.end
+        openByEnd.push(WindowRef(key: end, slot: slot, generation: generation))
+        bySequence.push(WindowRef(key: sequence, slot: slot, generation: generation))
         seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
         return slot
     }

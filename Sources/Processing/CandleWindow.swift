@@ -162,3 +162,55 @@ struct SeriesCacheEntry: Sendable {
     var slot: Int32
     static let empty = SeriesCacheEntry(start: .min, slot: -1)
 }
+
+/// A held window's place in one of `CandleAggregator`'s orderings: `key` (a window end or a first
+/// sequence), its slot, and the slot's generation when the entry was made — an entry whose
+/// generation no longer matches is stale (the window was evicted; the slot may hold another).
+struct WindowRef: Sendable {
+    var key: Int64
+    var slot: Int32
+    var generation: UInt32
+}
+
+/// A binary min-heap of `WindowRef`s by `key`: the windows due next (by end, or by first
+/// sequence) are found without walking every held window.
+struct WindowHeap: Sendable {
+    private(set) var entries: [WindowRef] = []
+
+    var count: Int { entries.count }
+    var min: WindowRef? { entries.first }
+
+    mutating func removeAll() { entries.removeAll(keepingCapacity: true) }
+
+    mutating func push(_ entry: WindowRef) {
+        entries.append(entry)
+        var child = entries.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            if entries[parent].key <= entry.key { break }
+            entries[child] = entries[parent]
+            child = parent
+        }
+        entries[child] = entry
+    }
+
+    @discardableResult
+    mutating func popMin() -> WindowRef? {
+        guard let first = entries.first else { return nil }
+        let last = entries.removeLast()
+        if entries.isEmpty { return first }
+        let n = entries.count
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1
+            if left >= n { break }
+            let right = left + 1
+            let child = right < n && entries[right].key < entries[left].key ? right : left
+            if last.key <= entries[child].key { break }
+            entries[parent] = entries[child]
+            parent = child
+        }
+        entries[parent] = last
+        return first
+    }
+}

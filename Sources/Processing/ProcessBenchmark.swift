@@ -21,14 +21,22 @@ public enum ProcessBenchmark {
     }
 
     /// Decodes and aggregates every value (one partition), with a checkpoint every `checkpointEvery`
-    /// trades (as the processor does once per emit interval).
-    public static func decodeAndAggregate(_ values: [[UInt8]], configuration: CandleAggregatorConfiguration, checkpointEvery: Int = 100_000) -> Result {
+    /// trades (as the processor does once per emit interval) and, if `tickEvery` is set, a tick
+    /// every that many trades (as the processor does every 100 ms).
+    public static func decodeAndAggregate(
+        _ values: [[UInt8]], configuration: CandleAggregatorConfiguration, checkpointEvery: Int = 100_000, tickEvery: Int? = nil
+    ) -> Result {
         var aggregator = CandleAggregator(configuration: configuration)
         var candles = 0
+        let tickEvery = max(1, tickEvery ?? Int.max)
         let start = DispatchTime.now().uptimeNanoseconds
         for (i, value) in values.enumerated() {
             aggregator.ingest(value: value, sequence: Int64(i), now: 0)
-            if i % checkpointEvery == checkpointEvery - 1 { candles += aggregator.checkpoint(now: 0).candles.count }
+            if i % checkpointEvery == checkpointEvery - 1 {
+                candles += aggregator.checkpoint(now: 0).candles.count
+            } else if i % tickEvery == tickEvery - 1 {
+                candles += aggregator.tick(now: 0).count
+            }
         }
         candles += aggregator.checkpoint(now: 0).candles.count
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9

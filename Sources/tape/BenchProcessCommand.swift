@@ -20,11 +20,16 @@ struct BenchProcess: AsyncParsableCommand {
     @Option(help: "Runs; the median is reported last.") var runs: Int = 3
     @Flag(name: .customLong("core-only"), help: "Measure only the core (decode + aggregate in memory), no Kafka.")
     var coreOnly = false
+    @Option(
+        name: .customLong("tick-every"),
+        help: "Core: a tick (finalize due windows) every this many trades, besides the checkpoint every 100 000 (the processor ticks every 100 ms).")
+    var tickEvery: Int?
 
     func validate() throws {
         guard count > 0, runs > 0, instruments > 0 else {
             throw ValidationError("--count, --runs and --instruments must be positive; got \(count), \(runs), \(instruments).")
         }
+        if let tickEvery, tickEvery <= 0 { throw ValidationError("--tick-every must be positive; got \(tickEvery).") }
         _ = try parseIntervals(intervals)
     }
 
@@ -43,7 +48,7 @@ struct BenchProcess: AsyncParsableCommand {
         for run in 1...runs {
             let d = ProcessBenchmark.decodeFields(values)
             let a = ProcessBenchmark.aggregate(trades, configuration: aggregation)
-            let c = ProcessBenchmark.decodeAndAggregate(values, configuration: aggregation)
+            let c = ProcessBenchmark.decodeAndAggregate(values, configuration: aggregation, tickEvery: tickEvery)
             decodeRates.append(d.tradesPerSecond)
             aggregateRates.append(a.tradesPerSecond)
             coreRates.append(c.tradesPerSecond)

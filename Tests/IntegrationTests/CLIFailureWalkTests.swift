@@ -113,6 +113,7 @@ final class CLIFailureWalkTests: XCTestCase {
             Row(["bench", "parse", "--synthetic", "10", "--seconds", "-1"], 64, ["--seconds must be between 0 and 600; got -1"]),
             Row(["bench", "book", "--exchange", "binance"], 64, ["Give either --file FRAMES or --synthetic N"]),
             Row(["bench", "process", "--runs", "-1"], 64, ["must be positive", "got"]),
+            Row(["bench", "process", "--core-only", "--tick-every", "0"], 64, ["--tick-every must be positive; got 0"]),
             Row(["bench", "e2e", "--rates", "-5"], 64, ["--rates must be positive numbers"]),
             Row(["bench", "e2e", "--tape-binary", dir.path], 64, ["--tape-binary \(dir.path) is not an executable file"]),
             Row(["mock-cluster", "--brokers", "0"], 64, ["--brokers must be from 1 to 100; got 0"]),

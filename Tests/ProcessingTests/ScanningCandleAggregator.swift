@@ -1,0 +1,446 @@
+@testable import Processing
+import MarketData
+
+// A reference model for `CandleWindowIndexDifferentialTests`: `CandleAggregator` as it was before
+// its windows were indexed by end (main at 5938e70), renamed. Every tick, checkpoint and eviction
+// walks every window held. Test code only; keep it as it is, it is the baseline the index must match.
+
+struct ScanningCandleAggregator: Sendable {
+    public let configuration: CandleAggregatorConfiguration
+    public private(set) var counters = ProcessingCounters()
+
+    /// Highest trade time seen (ms), `Int64.min` before the first trade.
+    public private(set) var maxTradeTime: Int64 = .min
+    /// Sequence after the last trade ingested (the next expected record offset).
+    public private(set) var position: Int64
+    /// While `position < suppressUntil`, changes are rebuilt without being emitted.
+    public private(set) var suppressUntil: Int64
+
+    private var lastArrival: Int64 = .min
+    private let intervalMillis: [Int64]
+    private let largestIntervalMillis: Int64
+    /// Candles emitted by `advance` per interval index, folded into `counters` at its end.
+    private var emittedPerInterval: [Int64]
+
+    private var instrumentTable = InstrumentTable()
+    private var instruments: [(exchange: Exchange, symbol: Symbol)] = []
+    /// `instrument * intervals.count + k` → the window most recently used for that series.
+    private var seriesCache: [SeriesCacheEntry] = []
+
+    private var windows: [Window] = []
+    /// Per interval, what the trade being ingested would do to its window (see `ingest`).
+    private var pending: [PendingWindow] = []
+    private var freeSlots: [Int32] = []
+    private var windowIndex: [WindowKey: Int32] = [:]
+    /// Trade ids per instrument and largest-interval bucket, for deduplication.
+    private var seenIDs: [InstrumentIDs] = []
+
+    /// A state machine for a partition read from `startSequence` on; changes from sequences
+    /// below `resumeEmittingAt` are not emitted (they were, by a previous owner).
+    public init(configuration: CandleAggregatorConfiguration, startSequence: Int64 = 0, resumeEmittingAt: Int64 = 0) {
+        precondition(!configuration.intervals.isEmpty, "at least one interval")
+        self.configuration = configuration
+        self.position = startSequence
+        self.suppressUntil = resumeEmittingAt > startSequence ? resumeEmittingAt : .min
+        self.intervalMillis = configuration.intervals.map(\.milliseconds)
+        self.emittedPerInterval = Array(repeating: 0, count: configuration.intervals.count)
+        self.largestIntervalMillis = configuration.intervals.map(\.milliseconds).max()!
+        self.pending = Array(repeating: PendingWindow(), count: configuration.intervals.count)
+    }
+
+    /// The event-time watermark: highest trade time minus grace (`Int64.min` before any trade).
+    public var watermark: Int64 { watermark(maxTradeTime: maxTradeTime) }
+
+    private func watermark(maxTradeTime: Int64) -> Int64 {
+        maxTradeTime == .min ? .min : saturatingSubtract(maxTradeTime, configuration.graceMilliseconds)
+    }
+
+    /// True while rebuilding state that a previous owner already emitted.
+    public var isSuppressing: Bool { suppressUntil != .min && position < suppressUntil }
+
+    /// Windows currently held (open, or final and within the allowed lateness).
+    public var windowCount: Int { windowIndex.count }
+
+    /// Where a new owner of this partition must start reading (the first sequence still
+    /// contributing to a window held in memory), and up to where every change was emitted.
+    public struct Checkpoint: Sendable, Hashable {
+        public var replayFrom: Int64
+        public var emittedThrough: Int64
+        public init(replayFrom: Int64, emittedThrough: Int64) {
+            self.replayFrom = replayFrom
+            self.emittedThrough = emittedThrough
+        }
+    }
+
+    /// What happened to one trade.
+    public enum IngestOutcome: Sendable, Hashable {
+        /// Applied to every interval's window.
+        case applied
+        /// Applied, and at least one of its windows was already final (a correction follows).
+        case late
+        /// Seen before (same exchange, symbol and tradeId): ignored.
+        case duplicate
+        /// Too old for at least one interval (beyond the allowed lateness): not applied there.
+        case tooLate
+        /// Not applied anywhere, nothing changed (a time outside `Trade.validTimes`, or sums that
+        /// would overflow): the record is to be dead-lettered.
+        case rejected(Rejection.Kind)
+    }
+
+    /// Why a record was not applied (the processor dead-letters it with `reason`).
+    public struct Rejection: Error, Sendable, Hashable, CustomStringConvertible {
+        public enum Kind: String, Sendable, Hashable, CaseIterable {
+            /// Not a trade value (not JSON, a field missing or bad, another schema version).
+            case notATrade = "not-a-trade"
+            /// A trade whose time is outside `Trade.validTimes` (1970 through 9999).
+            case timeOutOfRange = "time-out-of-range"
+            /// A trade whose volume or quote volume sum would need more than 256 bits in one of its
+            /// windows.
+            case overflow = "overflow"
+        }
+        public var kind: Kind
+        /// One sentence for logs and the dead-letter `error` header.
+        public var reason: String
+        public init(_ kind: Kind, _ reason: String) {
+            self.kind = kind
+            self.reason = reason
+        }
+        public var description: String { "\(kind.rawValue): \(reason)" }
+
+        static let overflowReason =
+            "adding this trade would make a volume sum of one of its candle windows need more than 256 bits; rejected before any window changed"
+    }
+
+    // MARK: - Events
+
+    /// Applies one trade. `sequence` is the record's offset (strictly increasing); `now` the
+    /// clock (ms since the epoch), used only to let an idle partition's watermark advance.
+    @discardableResult
+    public mutating func ingest(_ trade: Trade, sequence: Int64, now: Int64) -> IngestOutcome {
+        guard Trade.validTimes.contains(trade.time) else { return reject(.timeOutOfRange, sequence: sequence) }
+        var exchange = trade.exchange.name
+        var symbol = trade.symbol.rawValue
+        let instrument = exchange.withUTF8 { e in symbol.withUTF8 { s in instrumentID(exchange: e, symbol: s) } }
+        return ingest(
+            instrument: instrument, id: TradeKey(trade.tradeId), price: trade.price, quantity: trade.quantity,
+            quoteQuantity: trade.quoteQuantity, side: trade.side, time: trade.time, sequence: sequence, now: now)
+    }
+
+    /// Decodes a `tape.trades` record value and applies it; false (and the record counted) when it
+    /// was rejected (see `ingestRecord`). Same result as `Trade(json:)` + `ingest`, faster.
+    @discardableResult
+    public mutating func ingest(value: [UInt8], sequence: Int64, now: Int64) -> Bool {
+        value.withUnsafeBufferPointer { ingestRecord(bytes: $0, sequence: sequence, now: now) } == nil
+    }
+
+    /// `ingest(value:sequence:now:)` on bytes in place (e.g. a slice of a packed consumer batch).
+    @discardableResult
+    public mutating func ingest(bytes b: UnsafeBufferPointer<UInt8>, sequence: Int64, now: Int64) -> Bool {
+        ingestRecord(bytes: b, sequence: sequence, now: now) == nil
+    }
+
+    /// Decodes a `tape.trades` record value and applies it. Returns why it was rejected — not a
+    /// trade, a time outside `Trade.validTimes`, sums that would overflow — or nil when it was
+    /// applied (or was a duplicate, or too late: both normal). A rejected record changes nothing
+    /// but `position`, and is counted.
+    public mutating func ingestRecord(bytes b: UnsafeBufferPointer<UInt8>, sequence: Int64, now: Int64) -> Rejection? {
+        let outcome: IngestOutcome
+        if let f = TradeFields.decode(b) {  // never a time outside `Trade.validTimes`
+            let instrument = instrumentID(exchange: UnsafeBufferPointer(rebasing: b[f.exchange]), symbol: UnsafeBufferPointer(rebasing: b[f.symbol]))
+            let id = TradeKey(UnsafeBufferPointer(rebasing: b[f.tradeID]))
+            outcome = ingest(
+                instrument: instrument, id: id, price: f.price, quantity: f.quantity, quoteQuantity: f.quoteQuantity,
+                side: f.side, time: f.time, sequence: sequence, now: now)
+        } else {
+            let trade: Trade
+            do {
+                trade = try Trade(json: Array(b))
+            } catch {
+                let kind: Rejection.Kind = error.code == .outOfRange ? .timeOutOfRange : .notATrade
+                reject(kind, sequence: sequence)
+                return Rejection(kind, error.description)
+            }
+            outcome = ingest(trade, sequence: sequence, now: now)
+        }
+        if case .rejected(let kind) = outcome { return Rejection(kind, kind == .overflow ? Rejection.overflowReason : "rejected (\(kind.rawValue))") }
+        return nil
+    }
+
+    @discardableResult
+    private mutating func ingest(
+        instrument: Int32, id: TradeKey, price: ExactDecimal, quantity: ExactDecimal, quoteQuantity: ExactDecimal,
+        side: Side, time: Int64, sequence: Int64, now: Int64
+    ) -> IngestOutcome {
+        guard Trade.validTimes.contains(time) else { return reject(.timeOutOfRange, sequence: sequence) }
+        defer {
+            position = saturatingAdd(sequence, 1)
+            if suppressUntil != .min && position >= suppressUntil { endSuppression() }
+        }
+        lastArrival = now
+        // The watermark as it is once this trade counts (committed below unless it is rejected).
+        let newMaxTradeTime = max(maxTradeTime, time)
+        let watermark = self.watermark(maxTradeTime: newMaxTradeTime)
+        let lateness = configuration.allowedLatenessMilliseconds
+
+        // Deduplicate across all intervals with one id set per largest-interval bucket.
+        let bucketStart = floorStart(time, largestIntervalMillis)
+        if saturatingAdd(bucketStart, saturatingAdd(saturatingMultiply(2, largestIntervalMillis), lateness)) <= watermark {
+            maxTradeTime = newMaxTradeTime
+            counters.droppedTooLate += 1
+            return .tooLate
+        }
+
+        // First, without changing anything: the window of each interval and its sums with this
+        // trade. If any sum would overflow, the trade is rejected and no window has changed.
+        let count = intervalMillis.count
+        var overflows = false
+        for k in 0..<count {
+            let length = intervalMillis[k]
+            let start = floorStart(time, length)
+            if saturatingAdd(start, saturatingAdd(length, lateness)) <= watermark {
+                pending[k].slot = PendingWindow.tooLate
+                continue
+            }
+            let slot = existingSlot(instrument: instrument, interval: k, start: start)
+            let sums: WindowSums?
+            if slot >= 0 {
+                sums = windows[Int(slot)].sums(adding: quantity, quoteQuantity: quoteQuantity, side: side)
+            } else {
+                sums = WindowSums.zero.adding(quantity: quantity, quoteQuantity: quoteQuantity, side: side)
+            }
+            guard let sums else {
+                overflows = true
+                break
+            }
+            pending[k].slot = slot
+            pending[k].start = start
+            pending[k].sums = sums
+        }
+        if overflows {
+            // A duplicate stays a duplicate (it would not have been applied anyway).
+            if seenIDs[Int(instrument)].contains(id, bucket: bucketStart) {
+                maxTradeTime = newMaxTradeTime
+                counters.duplicates += 1
+                return .duplicate
+            }
+            counters.rejectedOverflows += 1
+            return .rejected(.overflow)
+        }
+        maxTradeTime = newMaxTradeTime
+        if !seenIDs[Int(instrument)].insert(id, bucket: bucketStart) {
+            counters.duplicates += 1
+            return .duplicate
+        }
+
+        var outcome = IngestOutcome.applied
+        for k in 0..<count {
+            var slot = pending[k].slot
+            if slot == PendingWindow.tooLate {
+                outcome = .tooLate
+                continue
+            }
+            if slot < 0 {
+                slot = windowSlot(instrument: instrument, interval: k, start: pending[k].start, length: intervalMillis[k], sequence: sequence)
+            }
+            if windows[Int(slot)].apply(price: price, sums: pending[k].sums, side: side, time: time, sequence: sequence),
+                outcome == .applied
+            {
+                outcome = .late
+            }
+        }
+        switch outcome {
+        case .applied: counters.trades += 1
+        case .late:
+            counters.trades += 1
+            counters.lateTrades += 1
+        case .tooLate:
+            counters.trades += 1
+            counters.droppedTooLate += 1
+        case .duplicate, .rejected: break
+        }
+        return outcome
+    }
+
+    /// Moves past a record that is not a trade (unparseable: counted, not applied).
+    public mutating func skip(sequence: Int64) {
+        reject(.notATrade, sequence: sequence)
+    }
+
+    /// Moves past a rejected record: counted, nothing else changes.
+    @discardableResult
+    private mutating func reject(_ kind: Rejection.Kind, sequence: Int64) -> IngestOutcome {
+        switch kind {
+        case .notATrade: counters.unparseable += 1
+        case .timeOutOfRange: counters.rejectedTimes += 1
+        case .overflow: counters.rejectedOverflows += 1
+        }
+        position = saturatingAdd(sequence, 1)
+        if suppressUntil != .min && position >= suppressUntil { endSuppression() }
+        return .rejected(kind)
+    }
+
+    /// Marks windows the watermark has passed as final and returns the candles that must go out
+    /// now: new finals and corrections of final windows. Open windows are left for `checkpoint`.
+    public mutating func tick(now: Int64) -> [Candle] {
+        var out: [Candle] = []
+        advance(now: now, emitOpen: false, into: &out)
+        return out
+    }
+
+    /// `tick`, plus every changed open window; returns the candles and the checkpoint that holds
+    /// once they are delivered.
+    public mutating func checkpoint(now: Int64) -> (candles: [Candle], checkpoint: Checkpoint) {
+        var out: [Candle] = []
+        advance(now: now, emitOpen: true, into: &out)
+        var replayFrom = position
+        for slot in windowIndex.values where windows[Int(slot)].firstSequence < replayFrom {
+            replayFrom = windows[Int(slot)].firstSequence
+        }
+        let emittedThrough = isSuppressing ? suppressUntil : position
+        return (out, Checkpoint(replayFrom: replayFrom, emittedThrough: emittedThrough))
+    }
+
+    /// Marks the held windows of (exchange, symbol) that overlap `from...to` (ms, inclusive) as
+    /// changed — a final one gets a new revision — so they go out again: a gap in their trades was
+    /// found or repaired and their `complete` changes. Returns how many windows. Nothing while
+    /// replaying (those windows were emitted by the previous owner).
+    @discardableResult
+    public mutating func revise(exchange: Exchange, symbol: Symbol, from: Int64, to: Int64) -> Int {
+        guard !isSuppressing else { return 0 }
+        guard let instrument = instruments.firstIndex(where: { $0.exchange == exchange && $0.symbol == symbol }) else { return 0 }
+        var count = 0
+        for slot in windowIndex.values {
+            let i = Int(slot)
+            guard windows[i].instrument == Int32(instrument), windows[i].start <= to, windows[i].end > from else { continue }
+            if windows[i].isFinal && !windows[i].isDirty { windows[i].revision += 1 }
+            windows[i].isDirty = true
+            count += 1
+        }
+        return count
+    }
+
+    /// The current value of every window held (for inspection and tests).
+    public func currentCandles() -> [Candle] {
+        windowIndex.values.map { candle(of: windows[Int($0)]) }
+    }
+
+    // MARK: - Internals
+
+    private mutating func endSuppression() {
+        suppressUntil = .min
+        // Everything up to here was emitted by the previous owner: finalize by event time only,
+        // forget what is too old, and start clean.
+        let watermark = self.watermark
+        for slot in Array(windowIndex.values) {
+            let i = Int(slot)
+            if !windows[i].isFinal && windows[i].end <= watermark { windows[i].isFinal = true }
+            windows[i].isDirty = false
+            windows[i].lastEmitted = .min
+        }
+        evict(watermark: watermark)
+    }
+
+    private mutating func advance(now: Int64, emitOpen: Bool, into out: inout [Candle]) {
+        let watermark = self.watermark
+        let suppressing = isSuppressing
+        // An idle partition: assume event time moves on with the clock since the last trade.
+        var finalizeBefore = watermark
+        if !suppressing, maxTradeTime != .min, lastArrival != .min, now > lastArrival {
+            finalizeBefore = saturatingAdd(watermark, saturatingSubtract(now, lastArrival))
+        }
+        for slot in windowIndex.values {
+            let i = Int(slot)
+            if !windows[i].isFinal && windows[i].end <= finalizeBefore {
+                windows[i].isFinal = true
+                windows[i].isDirty = true
+            }
+            if suppressing {
+                windows[i].isDirty = false
+                continue
+            }
+            if windows[i].isDirty && (windows[i].isFinal || emitOpen) {
+                windows[i].isDirty = false
+                windows[i].lastEmitted = now
+                out.append(candle(of: windows[i]))
+                emittedPerInterval[Int(windows[i].interval)] += 1
+            }
+        }
+        counters.candlesEmitted += Int64(out.count)
+        for (index, count) in emittedPerInterval.enumerated() where count > 0 {
+            counters.candlesEmittedByInterval[configuration.intervals[index], default: 0] += count
+            emittedPerInterval[index] = 0
+        }
+        evict(watermark: watermark)
+    }
+
+    private mutating func evict(watermark: Int64) {
+        guard watermark != .min else { return }
+        let lateness = configuration.allowedLatenessMilliseconds
+        var gone: [WindowKey] = []
+        for (key, slot) in windowIndex {
+            let w = windows[Int(slot)]
+            if saturatingAdd(w.end, lateness) <= watermark && !w.isDirty { gone.append(key) }
+        }
+        for key in gone {
+            let slot = windowIndex.removeValue(forKey: key)!
+            let cache = Int(key.instrument) * intervalMillis.count + Int(key.interval)
+            if seriesCache[cache].slot == slot { seriesCache[cache] = .empty }
+            freeSlots.append(slot)
+        }
+        let bucketHorizon = saturatingAdd(saturatingMultiply(2, largestIntervalMillis), lateness)
+        for i in seenIDs.indices where seenIDs[i].buckets.contains(where: { saturatingAdd($0.start, bucketHorizon) <= watermark }) {
+            seenIDs[i].buckets.removeAll { saturatingAdd($0.start, bucketHorizon) <= watermark }
+        }
+    }
+
+    private mutating func instrumentID(exchange: UnsafeBufferPointer<UInt8>, symbol: UnsafeBufferPointer<UInt8>) -> Int32 {
+        if let id = instrumentTable.find(exchange: exchange, symbol: symbol) { return id }
+        let id = Int32(instruments.count)
+        instruments.append((Exchange(String(decoding: exchange, as: UTF8.self)), Symbol(normalizing: symbol)))
+        instrumentTable.insert(exchange: exchange, symbol: symbol, id: id)
+        seenIDs.append(InstrumentIDs())
+        seriesCache.append(contentsOf: repeatElement(.empty, count: intervalMillis.count))
+        return id
+    }
+
+    /// The slot of the window of (instrument, interval, start) if it is held, else -1; changes nothing.
+    private func existingSlot(instrument: Int32, interval k: Int, start: Int64) -> Int32 {
+        let cached = seriesCache[Int(instrument) * intervalMillis.count + k]
+        if cached.start == start { return cached.slot }
+        return windowIndex[WindowKey(instrument: instrument, interval: Int32(k), start: start)] ?? -1
+    }
+
+    private mutating func windowSlot(instrument: Int32, interval k: Int, start: Int64, length: Int64, sequence: Int64) -> Int32 {
+        let cache = Int(instrument) * intervalMillis.count + k
+        let cached = seriesCache[cache]
+        if cached.start == start { return cached.slot }
+        let key = WindowKey(instrument: instrument, interval: Int32(k), start: start)
+        if let slot = windowIndex[key] {
+            seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
+            return slot
+        }
+        let window = Window(
+            instrument: instrument, interval: Int32(k), start: start, end: saturatingAdd(start, length), firstSequence: sequence)
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            windows[Int(slot)] = window
+        } else {
+            slot = Int32(windows.count)
+            windows.append(window)
+        }
+        windowIndex[key] = slot
+        seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
+        return slot
+    }
+
+    private func candle(of w: Window) -> Candle {
+        let instrument = instruments[Int(w.instrument)]
+        return Candle(
+            exchange: instrument.exchange, symbol: instrument.symbol, interval: configuration.intervals[Int(w.interval)],
+            start: w.start, end: w.end, open: w.open, high: w.high, low: w.low, close: w.close,
+            volume: w.volume, quoteVolume: w.quoteVolume, buyVolume: w.buyVolume, sellVolume: w.sellVolume,
+            trades: w.trades, vwap: Candle.vwap(quoteVolume: w.quoteVolume, volume: w.volume),
+            revision: w.revision, isFinal: w.isFinal)
+    }
+}
