@@ -172,8 +172,8 @@ struct UpCommand: AsyncParsableCommand {
             return
         }
         _ = try Self.parseChannels(channels)
-        _ = try venues()
-        if (endpoint != nil || restEndpoint != nil), try Self.parseExchanges(exchanges).count > 1 {
+        let chosen = try venues()
+        if (endpoint != nil || restEndpoint != nil), chosen.count > 1 {
             throw ValidationError("--endpoint and --rest-endpoint replace one exchange's address; give them with a single --exchanges value.")
         }
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
@@ -196,7 +196,7 @@ struct UpCommand: AsyncParsableCommand {
         }
         if offline {
             // The simulators refuse a market they do not know rather than invent a price for it.
-            let named = try venues().flatMap(\.symbols).filter { $0.lowercased() != "all" }
+            let named = chosen.flatMap(\.symbols).filter { $0.lowercased() != "all" }
             let unknown = MarketCatalogue.unknown(named)
             if !unknown.isEmpty { throw ValidationError(UnknownSimulatedMarket(symbols: unknown).description) }
         }
