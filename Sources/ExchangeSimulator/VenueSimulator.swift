@@ -36,6 +36,9 @@ public struct SimulatorConfiguration: Sendable {
     /// How often the market advances to the wall clock and sends what it generated meanwhile.
     /// Default 1 ms (a longer tick delivers trades in clumps a real venue does not make).
     public var tick: Duration = .milliseconds(1)
+    /// Frames queued for one websocket client before it is cut off as too slow (real venues
+    /// disconnect consumers that do not keep up). Default 100,000 (about 20 MB of trade frames).
+    public var outboxCapacity = 100_000
     /// Bursts (rate and volatility spikes): chance per order that one starts. Default 0.002.
     public var burstProbability = 0.002
     /// Stop generating once this many trades exist (the order that reaches it keeps all its
@@ -118,11 +121,13 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         var pushCounter = 0
         var pushSkipped = 0
         var dropped = 0
+        /// Clients cut off because their outbox was full (they did not read fast enough).
+        var slowClientsDropped = 0
     }
 
     struct Client: Sendable {
         var channel: any Channel
-        var outbox: AsyncStream<String>.Continuation
+        var outbox: FrameOutbox
         var session: Venue.Session
     }
 
@@ -207,6 +212,8 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     public var tradesSkipped: Int { state.withLock { $0.pushSkipped } }
     /// Websocket connections dropped by the fault knob or for silence.
     public var connectionsDropped: Int { state.withLock { $0.dropped } }
+    /// Websocket clients cut off because they fell `outboxCapacity` frames behind.
+    public var slowClientsDropped: Int { state.withLock { $0.slowClientsDropped } }
     /// Websocket clients connected now.
     public var clientCount: Int { state.withLock { $0.clients.count } }
     /// The instruments traded, by their simulator names ("BTC_USDT").
@@ -293,8 +300,11 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
                     for action in actions {
                         switch action {
                         case .send(let text):
-                            client.outbox.yield(text)
-                            state.framesSent += 1
+                            switch client.outbox.push(text) {
+                            case .queued: state.framesSent += 1
+                            case .overflowed: state.slowClientsDropped += 1
+                            case .finished: break
+                            }
                         case .close:
                             // Ending the outbox closes the connection once what was queued is
                             // written: a frame counted as sent (or logged as malformed) is delivered.
@@ -345,7 +355,7 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
     // MARK: - websocket
 
     func serveWebSocket(_ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>) async throws {
-        let (outbox, continuation) = AsyncStream.makeStream(of: String.self)
+        let outbox = FrameOutbox(capacity: configuration.outboxCapacity)
         let id = state.withLock { state in
             let id = state.nextClientID
             state.nextClientID += 1
@@ -360,20 +370,26 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
             let client = Venue.makeSession(
                 instruments: state.market.nativeSymbols, configuration: session,
                 connectedAt: Int64(Date().timeIntervalSince1970 * 1000))
-            state.clients[id] = Client(channel: channel.channel, outbox: continuation, session: client)
+            state.clients[id] = Client(channel: channel.channel, outbox: outbox, session: client)
             return id
         }
         defer {
             _ = state.withLock { $0.clients.removeValue(forKey: id) }
-            continuation.finish()
+            outbox.finish()
         }
         try await channel.executeThenClose { inbound, outbound in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
-                    for await text in outbox {
-                        var buffer = channel.channel.allocator.buffer(capacity: text.utf8.count)
-                        buffer.writeString(text)
-                        try await outbound.write(WebSocketFrame(fin: true, opcode: .text, data: buffer))
+                    // Each tick's frames in one write: one flush (and one wake-up of the reader)
+                    // per batch, not per frame.
+                    let allocator = channel.channel.allocator
+                    while let batch = await outbox.next() {
+                        try await outbound.write(
+                            contentsOf: batch.map { text in
+                                var buffer = allocator.buffer(capacity: text.utf8.count)
+                                buffer.writeString(text)
+                                return WebSocketFrame(fin: true, opcode: .text, data: buffer)
+                            })
                     }
                 }
                 group.addTask {
@@ -423,7 +439,8 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
             }
             for action in actions {
                 switch action {
-                case .send(let frame): client.outbox.yield(frame)
+                case .send(let frame):
+                    if client.outbox.push(frame) == .overflowed { state.slowClientsDropped += 1 }
                 case .close:
                     client.outbox.finish()  // closes after the queued frames are written
                     state.dropped += 1

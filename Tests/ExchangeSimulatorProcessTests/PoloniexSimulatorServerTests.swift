@@ -128,4 +128,28 @@ final class PoloniexSimulatorServerTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(simulator.connectionsDropped, 1)
         }
     }
+
+    /// A client that stops reading is cut off once its outbox holds `outboxCapacity` frames, as real
+    /// venues do with slow consumers: the simulator's memory stays bounded.
+    func testCutsOffAClientThatStopsReading() async throws {
+        try await withSimulator({ c in
+            c.rate = 40_000
+            c.outboxCapacity = 500
+        }) { simulator in
+            let endpoint = try Endpoint(simulator.websocketURL)
+            try await WebSocketClient.withConnection(to: endpoint) { inbound, outbound in
+                try await outbound.send(text: Poloniex.subscribeMessage(symbols: MarketSimulator.defaultInstruments.map(\.nativeSymbol)))
+                // Read nothing: the socket buffers fill, then the outbox.
+                let deadline = ContinuousClock.now + .seconds(30)
+                while simulator.slowClientsDropped == 0, ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                XCTAssertEqual(simulator.slowClientsDropped, 1, "a client that reads nothing must be cut off")
+                // What was queued before the cut still arrives, then the connection ends.
+                var frames = 0
+                while try await inbound.next() != nil { frames += 1 }
+                XCTAssertGreaterThan(frames, 500)
+            }
+        }
+    }
 }
