@@ -141,8 +141,16 @@ final class PollThread: Sendable {
     private let stopped = Flag()
     private let done = DispatchSemaphore(value: 0)
 
+    /// - Parameter name: the thread's name as `top -H` and `perf` show it; Linux keeps 15 bytes.
     init(name: String, body: @escaping @Sendable () -> Void) {
+        let shortName = String(decoding: Array(name.utf8.prefix(15)), as: UTF8.self)
         let thread = Thread { [stopped, done] in
+            // Foundation's `Thread.name` does not reach the OS thread here (and Glibc's module
+            // hides pthread_setname_np): name it from inside, where Linux shows it.
+            if let comm = fopen("/proc/thread-self/comm", "w") {
+                fputs(shortName, comm)
+                fclose(comm)
+            }
             while !stopped.value.load(ordering: .acquiring) {
                 body()
             }

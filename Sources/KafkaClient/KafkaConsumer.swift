@@ -56,7 +56,7 @@ public final class KafkaConsumer: @unchecked Sendable {
         self.consumerQueue = queue
         let buffer = UnsafeSendable(UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize))
         self.pollBuffer = buffer.value
-        pollThread = PollThread(name: "tape-consumer-poll") {
+        pollThread = PollThread(name: "tape-cons-poll") {
             // Wait (up to 100 ms) for one message only, then take what else is already there
             // without waiting: a batch call with a timeout waits for a *full* batch, which
             // added up to 100 ms of latency at low rates.

@@ -62,7 +62,7 @@ public final class KafkaProducer: @unchecked Sendable {
         // `servePending` is set) and serves itself only if the enqueuer has not within 1 ms, or
         // when nothing is being enqueued (`send`, idle periods) — then at once.
         let deferred = ThreadOwned(false)
-        pollThread = PollThread(name: "tape-producer-poll") {
+        pollThread = PollThread(name: "tape-prod-poll") {
             let enqueuesBefore = context.enqueues.load(ordering: .relaxed)
             wake.wait(milliseconds: deferred.value ? 1 : 100)
             guard rd_kafka_queue_length(queue) > 0 else {
