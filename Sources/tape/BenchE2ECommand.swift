@@ -102,7 +102,7 @@ struct BenchE2E: AsyncParsableCommand {
         print(
             "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
         )
-        print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts")
+        print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade")
         for (rate, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
             func m(_ f: (E2ERunResult) -> Double) -> Double {
@@ -114,10 +114,11 @@ struct BenchE2E: AsyncParsableCommand {
             print(
                 String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded
                     + String(
-                        format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f | %7.0f  %7.0f%%",
+                        format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f | %7.0f  %7.0f%% | %9.2f  %8.1f",
                         m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max },
                         m { $0.candle.p50 }, m { $0.candle.p99 }, m { $0.candle.max }, m { $0.candleOldest.p99 }, m { $0.generation.p99 },
-                        m(\.rssMedianMB), m(\.rssMaxMB), m { $0.load?.burstRate ?? .nan }, m { ($0.load?.burstShare ?? .nan) * 100 }))
+                        m(\.rssMedianMB), m(\.rssMaxMB), m { $0.load?.burstRate ?? .nan }, m { ($0.load?.burstShare ?? .nan) * 100 },
+                        m { $0.upCores ?? .nan }, m { $0.upMicrosPerTrade ?? .nan }))
         }
     }
 
@@ -194,14 +195,21 @@ struct BenchE2E: AsyncParsableCommand {
                 let subscribedAt = wallMicros()
                 let measureFrom = subscribedAt + Int64(warmup * 1_000_000)
                 let measureUntil = measureFrom + Int64(measured * 1_000_000)
-                let rss = Task { () -> [Int] in
+                // Memory samples, and the CPU time `tape up` and this client used while measuring.
+                let rss = Task { () -> (samples: [Int], upCPU: Double?, clientCPU: Double?) in
                     try? await Task.sleep(for: .microseconds(max(0, measureFrom - wallMicros())))
+                    let upStart = cpuSeconds(pid: pid)
+                    let clientStart = cpuSeconds(pid: nil)
                     var samples: [Int] = []
                     while wallMicros() < measureUntil, !Task.isCancelled {
                         if let kb = residentKilobytes(pid: pid) { samples.append(kb) }
-                        try? await Task.sleep(for: .milliseconds(500))
+                        try? await Task.sleep(for: .microseconds(max(1, min(500_000, measureUntil - wallMicros()))))
                     }
-                    return samples
+                    let upEnd = cpuSeconds(pid: pid)
+                    let clientEnd = cpuSeconds(pid: nil)
+                    let up = upStart.flatMap { start in upEnd.map { $0 - start } }
+                    let client = clientStart.flatMap { start in clientEnd.map { $0 - start } }
+                    return (samples, up, client)
                 }
                 // The simulator's counters as measuring starts (the load is their change until the end).
                 let metricsPort = port!
@@ -229,7 +237,10 @@ struct BenchE2E: AsyncParsableCommand {
                     }
                 }
                 stopper.cancel()
-                tracker.rssKilobytes = await rss.value
+                let usage = await rss.value
+                tracker.rssKilobytes = usage.samples
+                tracker.upCPUSeconds = usage.upCPU
+                tracker.clientCPUSeconds = usage.clientCPU
                 tracker.metricsAtStart = await loadAtStart.value
                 return tracker
             }
@@ -304,6 +315,17 @@ func wallMicros() -> Int64 {
 func loadAverage() -> String {
     guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "unknown" }
     return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+/// User plus system CPU time of a process so far (nil: this process), in seconds.
+func cpuSeconds(pid: Int32?) -> Double? {
+    let path = pid.map { "/proc/\($0)/stat" } ?? "/proc/self/stat"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8), let close = text.lastIndex(of: ")") else { return nil }
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return ticks > 0 ? (user + system) / ticks : nil
 }
 
 /// VmRSS of a process, in kB.

@@ -42,6 +42,12 @@ struct E2ERunResult {
     var wsDropped: Double?
     /// What the simulator produced while measuring (nil when its metrics could not be read).
     var load: SimulatedLoad?
+    /// CPU `tape up` used while measuring, in cores (1 = one core busy all the time).
+    var upCores: Double?
+    /// `tape up`'s CPU time per trade delivered on /ws, in µs: what a burst costs to drain.
+    var upMicrosPerTrade: Double?
+    /// CPU this benchmark's own client (the /ws reader) used meanwhile, in cores.
+    var clientCores: Double?
 
     func sustained(target: Double) -> Bool {
         achievedRate >= 0.9 * target && lagEnd <= 2 * lagStart + 50 && (wsDropped ?? 0) == 0
@@ -57,6 +63,11 @@ struct E2ERunResult {
         s +=
             "    generation -> /ws (includes simulator queue): \(generation.text); median lag first 2 s \(String(format: "%.1f", lagStart)) ms, last 2 s \(String(format: "%.1f", lagEnd)) ms\n"
         s += "    load produced: \(load?.text ?? "unknown (the simulator's metrics could not be read)")\n"
+        if let upCores, let upMicrosPerTrade {
+            s += String(format: "    tape up CPU: %.2f cores, %.1f µs per trade", upCores, upMicrosPerTrade)
+            s += clientCores.map { String(format: " (this client meanwhile: %.2f cores)", $0) } ?? ""
+            s += "\n"
+        }
         s += String(format: "    tape up RSS: median %.1f MB, max %.1f MB", rssMedianMB, rssMaxMB)
         s +=
             "; candle updates not matched to trades: \(unmatchedCandles); trades missing on /ws: \(missingTrades); /ws messages dropped by the server: \(wsDropped.map { String(Int($0)) } ?? "unknown")"
@@ -124,6 +135,8 @@ struct LatencyTracker {
     var rssKilobytes: [Int] = []
     /// `/metrics` as measuring started (the simulator's counters then).
     var metricsAtStart: String?
+    var upCPUSeconds: Double?
+    var clientCPUSeconds: Double?
 
     init(firstWindow: Int64, measureFrom: Int64, measureUntil: Int64) {
         self.firstWindow = firstWindow
@@ -204,7 +217,10 @@ struct LatencyTracker {
             generation: LatencySummary(generationLatency.map(\.micros)),
             lagStart: lag(from: measureFrom, to: measureFrom + 2_000_000), lagEnd: lag(from: measureUntil - 2_000_000, to: measureUntil),
             rssMedianMB: rss.isEmpty ? 0 : mb(rss[rss.count / 2]), rssMaxMB: rss.last.map(mb) ?? 0,
-            unmatchedCandles: unmatched, missingTrades: missing, wsDropped: wsDropped)
+            unmatchedCandles: unmatched, missingTrades: missing, wsDropped: wsDropped,
+            upCores: upCPUSeconds.map { $0 / seconds },
+            upMicrosPerTrade: upCPUSeconds.flatMap { tradesMeasured > 0 ? $0 / Double(tradesMeasured) * 1_000_000 : nil },
+            clientCores: clientCPUSeconds.map { $0 / seconds })
     }
 
     // A small scanner for the server's own messages (fixed key order, no whitespace).
