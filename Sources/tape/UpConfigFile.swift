@@ -22,10 +22,10 @@ enum UpConfigFile {
     /// Keys that take one value, as `--key value`.
     static let valueKeys = [
         "data-dir", "listen", "http", "intervals", "channels", "rate", "token", "fsync", "brokers", "stale-after", "retention",
-        "retention-size", "endpoint", "rest-endpoint",
+        "retention-size", "endpoint", "rest-endpoint", "sasl", "tls-cert", "tls-key", "tls-client-ca", "super-users", "authorizer",
     ]
     /// Keys that are switches, as `--key` when true.
-    static let switchKeys = ["offline", "verbose", "insecure"]
+    static let switchKeys = ["offline", "verbose", "insecure", "allow-everyone-if-no-acl-found"]
     static var allKeys: [String] { ["exchanges", "kafka"] + valueKeys + switchKeys }
 
     /// The flags `path` stands for, minus those the command line (`given`) sets itself.
