@@ -68,12 +68,12 @@ final class UpAuthProcessTests: XCTestCase {
     }
 
     /// confluent-kafka: reads up to `count` records of `topic` from the beginning (assigned, no
-    /// group), prints "READ n <first value>" or "ERROR <error name>".
+    /// rebalancing; librdkafka still looks up group alice-group), prints "READ n <first value>" or "ERROR <error name>".
     static let readScript = """
         import sys, json, time
         from confluent_kafka import Consumer, TopicPartition, KafkaException
         bootstrap, topic, count, conf = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
-        c = Consumer(dict(conf, **{"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False,
+        c = Consumer(dict(conf, **{"bootstrap.servers": bootstrap, "group.id": "alice-group", "enable.auto.commit": False,
             "auto.offset.reset": "earliest"}))
         try:
             md = c.list_topics(topic, timeout=15)
@@ -173,7 +173,8 @@ final class UpAuthProcessTests: XCTestCase {
         XCTAssertTrue(up.child.stderr.contains("ACLs enforced"), up.child.stderr)
 
         let alice = scram("SCRAM-SHA-512", "alice")
-        XCTAssertTrue(try read(up, topic: "tape.trades", count: 3, alice).hasPrefix("READ 3 {"))
+        let trades = try read(up, topic: "tape.trades", count: 3, alice)
+        XCTAssertTrue(trades.hasPrefix("READ 3 {"), trades)
         XCTAssertEqual(try read(up, topic: "tape.books", count: 1, alice), "ERROR TOPIC_AUTHORIZATION_FAILED")
 
         let script = """
