@@ -130,9 +130,18 @@ final class UpAuthProcessTests: XCTestCase {
         XCTAssertTrue(up.child.stderr.contains("security.protocol=SASL_PLAINTEXT, sasl.mechanisms=SCRAM-SHA-256"), up.child.stderr)
         XCTAssertTrue(up.child.stderr.contains("tape users add --data-dir \(brokerData)"), up.child.stderr)
 
-        let read = try read(up, topic: "tape.trades", count: 5, scram("SCRAM-SHA-256", "alice"))
-        XCTAssertTrue(read.hasPrefix("READ 5 {"), read)
-        XCTAssertTrue(read.contains(#""exchange":"poloniex""#), read)
+        let alice = try read(up, topic: "tape.trades", count: 5, scram("SCRAM-SHA-256", "alice"))
+        XCTAssertTrue(alice.hasPrefix("READ 5 {"), alice)
+        XCTAssertTrue(alice.contains(#""exchange":"poloniex""#), alice)
+        // A user added while Tape runs, naming tape up's own data directory: it goes to its broker's.
+        let added = try tape(["users", "add", "bob", "--data-dir", dir.appendingPathComponent("data").path], stdin: "bob-secret\n")
+        XCTAssertEqual(added.status, 0, added.stderr)
+        XCTAssertTrue(added.stderr.contains("using its broker's, \(brokerData)"), added.stderr)
+        let bob = try read(up, topic: "tape.trades", count: 2, scram("SCRAM-SHA-256", "bob"))
+        XCTAssertTrue(bob.hasPrefix("READ 2 {"), bob)
+        // The stages' user name is reserved.
+        let reserved = try tape(["users", "add", "tape-internal", "--data-dir", brokerData], stdin: "guess\n")
+        XCTAssertEqual(reserved.status, 64, reserved.stderr)
 
         // kcat without credentials: the broker answers nothing but ApiVersions and SASL.
         let anonymous = try runProcess(kcat, ["-b", up.kafka, "-L", "-m", "5"], timeout: 30)
@@ -147,7 +156,7 @@ final class UpAuthProcessTests: XCTestCase {
         }
         // The internal user is never written to the data directory.
         let credentials = try String(contentsOfFile: brokerData + "/credentials.json", encoding: .utf8)
-        XCTAssertTrue(credentials.contains("alice"))
+        XCTAssertTrue(credentials.contains("alice") && credentials.contains("bob"), credentials)
         XCTAssertFalse(credentials.contains("tape-internal"), credentials)
         XCTAssertTrue(up.child.isRunning, up.child.stderr.suffix(3000).description)
     }

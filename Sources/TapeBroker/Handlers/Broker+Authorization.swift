@@ -64,11 +64,14 @@ struct Authorization: Sendable {
 
 extension Broker {
     /// `response` with each topic's authorized operations when the request asked for them
-    /// (Metadata v8+ `include_topic_authorized_operations`), for `auth`'s principal.
+    /// (Metadata v8+ `include_topic_authorized_operations`), for `auth`'s principal. Topics refused
+    /// with TOPIC_AUTHORIZATION_FAILED keep Int32.min, as in Kafka.
     func withTopicOperations(_ response: MetadataResponse, _ r: MetadataRequest, auth: Authorization) -> MetadataResponse {
         guard r.includeTopicAuthorizedOperations else { return response }
         var out = response
-        for i in out.topics.indices { out.topics[i].topicAuthorizedOperations = auth.authorizedOperations(.topic, out.topics[i].name) }
+        for i in out.topics.indices where out.topics[i].errorCode != .topicAuthorizationFailed {
+            out.topics[i].topicAuthorizedOperations = auth.authorizedOperations(.topic, out.topics[i].name)
+        }
         return out
     }
 
