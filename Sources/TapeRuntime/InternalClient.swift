@@ -47,7 +47,8 @@ public struct InternalClient: Sendable {
             if tls.clientCAPath != nil {
                 guard let certificate = given["ssl.certificate.location"], given["ssl.key.location"] != nil else {
                     throw TapeConfigurationError(
-                        "--tls-client-ca requires every client to present a certificate, Tape's own stages too: give them one signed by that CA with -X ssl.certificate.location=FILE -X ssl.key.location=FILE (its subject is exempt from ACLs).")
+                        "--tls-client-ca requires every client to present a certificate, Tape's own stages too: give them one signed by that CA with -X ssl.certificate.location=FILE -X ssl.key.location=FILE (its subject is exempt from ACLs)."
+                    )
                 }
                 guard let principal = CertificateSubject.principal(pemFile: certificate) else {
                     throw TapeConfigurationError("-X ssl.certificate.location=\(certificate) is not a readable PEM certificate.")

@@ -174,14 +174,15 @@ struct UpCommand: AsyncParsableCommand {
         }
         _ = try Self.parseChannels(channels)
         let chosen = try venues()
-        if (endpoint != nil || restEndpoint != nil), chosen.count > 1 {
+        if endpoint != nil || restEndpoint != nil, chosen.count > 1 {
             throw ValidationError("--endpoint and --rest-endpoint replace one exchange's address; give them with a single --exchanges value.")
         }
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
         try security.validate()
         if brokers != nil, let flag = security.embeddedBrokerFlag {
             throw ValidationError(
-                "\(flag) configures the embedded broker, which --brokers replaces; give that cluster's client settings with -X (e.g. -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512).")
+                "\(flag) configures the embedded broker, which --brokers replaces; give that cluster's client settings with -X (e.g. -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512)."
+            )
         }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
@@ -322,7 +323,9 @@ struct UpCommand: AsyncParsableCommand {
         let shutdown = ShutdownSignals()
         defer { shutdown.cancel() }
         // Another cluster (--brokers) that does not answer: one sentence within 5 s, not a pipeline that waits.
-        if let brokers { try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties))) }
+        if let brokers {
+            try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties)))
+        }
         // Metrics before any stage creates a metric handle (handles made earlier stay no-ops).
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
@@ -369,7 +372,8 @@ struct UpCommand: AsyncParsableCommand {
             text += "  Health:          \(url)health\n"
             if configuration.externalBrokers == nil {
                 let kept = TapeRetention(milliseconds: configuration.retentionMilliseconds, totalBytes: configuration.retentionBytes)
-                text += "  Disk:            \(configuration.dataDirectory) keeps trades, books and dead letters \(kept.description) (--retention, --retention-size)\n"
+                text +=
+                    "  Disk:            \(configuration.dataDirectory) keeps trades, books and dead letters \(kept.description) (--retention, --retention-size)\n"
             }
             text += "  Stop with Ctrl-C.\n\n"
             FileHandle.standardError.write(Data(text.utf8))

@@ -32,7 +32,8 @@ enum UpConfigFile {
     static func arguments(path: String, overriddenBy given: [String]) throws -> [String] {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ValidationError("--config: cannot read \(path) (\(FileManager.default.fileExists(atPath: path) ? "not readable UTF-8 text" : "no such file")).")
+            throw ValidationError(
+                "--config: cannot read \(path) (\(FileManager.default.fileExists(atPath: path) ? "not readable UTF-8 text" : "no such file")).")
         }
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch {
@@ -47,7 +48,8 @@ enum UpConfigFile {
         for key in settings.keys.sorted() {
             guard allKeys.contains(key) else {
                 let hint = CommandLineWords.closest(key, in: Set(allKeys)).map { " (did you mean '\($0)'?)" }
-                throw ValidationError("--config: \(path) has an unknown setting '\(key)'\(hint ?? ""); settings are \(allKeys.sorted().joined(separator: ", ")).")
+                throw ValidationError(
+                    "--config: \(path) has an unknown setting '\(key)'\(hint ?? ""); settings are \(allKeys.sorted().joined(separator: ", ")).")
             }
             let value = settings[key]
             switch key {

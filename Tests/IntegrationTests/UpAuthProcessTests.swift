@@ -30,10 +30,11 @@ final class UpAuthProcessTests: XCTestCase {
     func startUp(_ dir: URL, _ extra: [String]) throws -> Up {
         let kafkaPort = Loopback.freePort()
         let httpPort = Loopback.freePort()
-        let child = try ChildProcess([
-            "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(kafkaPort)",
-            "--http", "127.0.0.1:\(httpPort)", "--rate", "100", "--intervals", "1s,1m", "--symbols", "BTC_USDT,ETH_USDT",
-        ] + extra)
+        let child = try ChildProcess(
+            [
+                "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(kafkaPort)",
+                "--http", "127.0.0.1:\(httpPort)", "--rate", "100", "--intervals", "1s,1m", "--symbols", "BTC_USDT,ETH_USDT",
+            ] + extra)
         return Up(
             child: child, kafka: "127.0.0.1:\(kafkaPort)", base: "http://127.0.0.1:\(httpPort)",
             brokerData: dir.appendingPathComponent("data/kafka").path)
@@ -227,10 +228,15 @@ final class UpAuthProcessTests: XCTestCase {
         }
         try ssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Tape Test CA", "-keyout", "\(p)/ca.key", "-out", "\(p)/ca.pem"])
         try "subjectAltName=IP:127.0.0.1,DNS:localhost\n".write(toFile: "\(p)/server.ext", atomically: true, encoding: .utf8)
-        for (name, subject, ext) in [("server", "/CN=localhost", ["-extfile", "\(p)/server.ext"]), ("stages", "/O=Tape/CN=tape-up", []), ("client", "/CN=reader", [])] {
+        for (name, subject, ext) in [
+            ("server", "/CN=localhost", ["-extfile", "\(p)/server.ext"]), ("stages", "/O=Tape/CN=tape-up", []), ("client", "/CN=reader", []),
+        ] {
             try ssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", "\(p)/\(name).key", "-out", "\(p)/\(name).csr"])
             try ssl(
-                ["x509", "-req", "-in", "\(p)/\(name).csr", "-CA", "\(p)/ca.pem", "-CAkey", "\(p)/ca.key", "-CAcreateserial", "-days", "2", "-out", "\(p)/\(name).pem"]
+                [
+                    "x509", "-req", "-in", "\(p)/\(name).csr", "-CA", "\(p)/ca.pem", "-CAkey", "\(p)/ca.key", "-CAcreateserial", "-days", "2", "-out",
+                    "\(p)/\(name).pem",
+                ]
                     + ext)
         }
         let brokerData = dir.appendingPathComponent("data/kafka").path
@@ -242,8 +248,10 @@ final class UpAuthProcessTests: XCTestCase {
 
         // Without a certificate for its own stages: one sentence saying which flags, exit 64.
         let refused = try tape(
-            ["up", "--offline", "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(Loopback.freePort())", "--http",
-             "127.0.0.1:\(Loopback.freePort())"] + tls, timeout: 60)
+            [
+                "up", "--offline", "--data-dir", dir.appendingPathComponent("data").path, "--listen", "127.0.0.1:\(Loopback.freePort())", "--http",
+                "127.0.0.1:\(Loopback.freePort())",
+            ] + tls, timeout: 60)
         XCTAssertEqual(refused.status, 64, refused.stderr)
         XCTAssertTrue(refused.stderr.contains("-X ssl.certificate.location=FILE -X ssl.key.location=FILE"), refused.stderr)
 
@@ -269,7 +277,10 @@ final class UpAuthProcessTests: XCTestCase {
         let noCert = try runProcess(
             kcat,
             ["-b", up.kafka, "-L", "-m", "5"]
-                + ["security.protocol=SASL_SSL", "sasl.mechanisms=SCRAM-SHA-512", "sasl.username=alice", "sasl.password=alice-secret", "ssl.ca.location=\(p)/ca.pem"]
+                + [
+                    "security.protocol=SASL_SSL", "sasl.mechanisms=SCRAM-SHA-512", "sasl.username=alice", "sasl.password=alice-secret",
+                    "ssl.ca.location=\(p)/ca.pem",
+                ]
                 .flatMap { ["-X", $0] }, timeout: 30)
         XCTAssertNotEqual(noCert.status, 0, noCert.stdout)
     }
@@ -300,7 +311,9 @@ final class UpAuthProcessTests: XCTestCase {
         XCTAssertEqual(r.status, 64, r.stderr)
         let listed = try XCTUnwrap(r.stderr.range(of: "settings are ").map { r.stderr[$0.upperBound...] }, r.stderr)
         let settings = Set(listed.prefix { $0 != "." && $0 != "\n" }.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        XCTAssertTrue(settings.isSuperset(of: ["sasl", "tls-cert", "tls-key", "tls-client-ca", "super-users", "authorizer", "allow-everyone-if-no-acl-found", "insecure"]), "\(settings)")
+        XCTAssertTrue(
+            settings.isSuperset(of: ["sasl", "tls-cert", "tls-key", "tls-client-ca", "super-users", "authorizer", "allow-everyone-if-no-acl-found", "insecure"]
+            ), "\(settings)")
 
         let help = try tape(["up", "--help"])
         let flags = Set(

@@ -97,7 +97,9 @@ final class AuthorizedOperationsTests: XCTestCase {
         let b = makeBroker(dir: dir, enforce: true) { $0.superUsers = ["User:root"] }
         await b.setPrincipal("User:alice", connection: 1)
         await b.setPrincipal("User:root", connection: 2)
-        for name in ["t", "u"] { _ = await b.createTopics(CreateTopicsRequest(topics: [.init(name: name, numPartitions: 1, replicationFactor: 1)]), version: 4) }
+        for name in ["t", "u"] {
+            _ = await b.createTopics(CreateTopicsRequest(topics: [.init(name: name, numPartitions: 1, replicationFactor: 1)]), version: 4)
+        }
         try grant(dir, .topic, "t", [.read, .alterConfigs])
         try grant(dir, .group, "g", [.read])
 
