@@ -299,6 +299,31 @@ final class UpAuthProcessTests: XCTestCase {
         let external = try tape(["up", "--offline", "--brokers", "127.0.0.1:1", "--sasl", "plain"])
         XCTAssertEqual(external.status, 64, external.stderr)
         XCTAssertTrue(external.stderr.contains("--sasl configures the embedded broker"), external.stderr)
+
+        // The same settings from a --config file reach the broker's configuration: mTLS there
+        // needs the stages' certificate (checked before any file is read or port bound), and
+        // super-users are checked as the flag is.
+        let yaml = dir.appendingPathComponent("tape.yaml")
+        try """
+            offline: true
+            data-dir: \(data)
+            listen: 127.0.0.1:\(Loopback.freePort())
+            http: 127.0.0.1:\(Loopback.freePort())
+            sasl: [scram-sha-256, scram-sha-512]
+            tls-cert: \(dir.path)/none.pem
+            tls-key: \(dir.path)/none.key
+            tls-client-ca: \(dir.path)/ca.pem
+            authorizer: acl
+            allow-everyone-if-no-acl-found: true
+            super-users: [User:admin, User:ops]
+            """.write(to: yaml, atomically: true, encoding: .utf8)
+        let fromFile = try tape(["up", "--config", yaml.path])
+        XCTAssertEqual(fromFile.status, 64, fromFile.stderr)
+        XCTAssertTrue(fromFile.stderr.contains("--tls-client-ca requires every client to present a certificate"), fromFile.stderr)
+        try "super-users: [admin]\n".write(to: yaml, atomically: true, encoding: .utf8)
+        let badPrincipal = try tape(["up", "--config", yaml.path])
+        XCTAssertEqual(badPrincipal.status, 64, badPrincipal.stderr)
+        XCTAssertTrue(badPrincipal.stderr.contains("--super-users takes principals like User:admin"), badPrincipal.stderr)
     }
 
     /// Every `tape up` flag is a --config setting, and docs/configuration.md shows every setting.
