@@ -305,18 +305,18 @@ final class UpAuthProcessTests: XCTestCase {
         // super-users are checked as the flag is.
         let yaml = dir.appendingPathComponent("tape.yaml")
         try """
-            offline: true
-            data-dir: \(data)
-            listen: 127.0.0.1:\(Loopback.freePort())
-            http: 127.0.0.1:\(Loopback.freePort())
-            sasl: [scram-sha-256, scram-sha-512]
-            tls-cert: \(dir.path)/none.pem
-            tls-key: \(dir.path)/none.key
-            tls-client-ca: \(dir.path)/ca.pem
-            authorizer: acl
-            allow-everyone-if-no-acl-found: true
-            super-users: [User:admin, User:ops]
-            """.write(to: yaml, atomically: true, encoding: .utf8)
+        offline: true
+        data-dir: \(data)
+        listen: 127.0.0.1:\(Loopback.freePort())
+        http: 127.0.0.1:\(Loopback.freePort())
+        sasl: [scram-sha-256, scram-sha-512]
+        tls-cert: \(dir.path)/none.pem
+        tls-key: \(dir.path)/none.key
+        tls-client-ca: \(dir.path)/ca.pem
+        authorizer: acl
+        allow-everyone-if-no-acl-found: true
+        super-users: [User:admin, User:ops]
+        """.write(to: yaml, atomically: true, encoding: .utf8)
         let fromFile = try tape(["up", "--config", yaml.path])
         XCTAssertEqual(fromFile.status, 64, fromFile.stderr)
         XCTAssertTrue(fromFile.stderr.contains("--tls-client-ca requires every client to present a certificate"), fromFile.stderr)
