@@ -38,7 +38,7 @@ public final class BrokerStage: Service, Sendable {
     /// cannot be bound.
     init(
         dataDirectory: String, host: String, port: Int, fsync: FsyncPolicy, maxConnections: Int, topics: [(name: String, partitions: Int32)],
-        topicConfigs: [String: [String: String]] = [:], stopped: StageLog
+        topicConfigs: [String: [String: String]] = [:], security: BrokerSecurity = BrokerSecurity(), stopped: StageLog
     ) async throws {
         let logger = Logger(label: "tape.broker")
         let stores = try Self.openStores(dataDirectory: dataDirectory, fsync: fsync, logger: logger)
@@ -62,6 +62,7 @@ public final class BrokerStage: Service, Sendable {
         config.port = port
         config.numPartitions = 3
         config.maxConnections = maxConnections
+        config.security = security
         // The pipeline's own consumer groups have one member each: no initial rebalance delay
         // (`tape broker` waits Kafka's 3 s; here it would only hold the processor back at each start).
         config.group.initialRebalanceDelayMs = 0

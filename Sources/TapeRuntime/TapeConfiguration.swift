@@ -14,6 +14,10 @@ public struct TapeConfiguration: Sendable {
     public var brokerPort = 9092
     /// The embedded broker's fsync policy.
     public var fsync: FsyncPolicy = .interval(milliseconds: 1000)
+    /// The embedded broker's authentication, encryption and ACLs (none by default). When it
+    /// authenticates clients, the pipeline's own stages log in as `internalUser` (see
+    /// `InternalClient`). Unused with `externalBrokers`.
+    public var brokerSecurity = BrokerSecurity()
     /// A Kafka cluster to use instead of the embedded broker (bootstrap servers); nil = embedded.
     public var externalBrokers: String?
     /// Raw librdkafka properties for every client (`-X key=value`); they win over Tape's own.

@@ -57,13 +57,16 @@ public func buildTape(_ configuration: TapeConfiguration, logger: Logger = Logge
     let httpConnections = httpConnectionBudget()
     var broker: BrokerStage?
     if configuration.externalBrokers == nil {
+        // A broker that authenticates clients gets one more user, known only to this process: the stages.
+        let client = try InternalClient(security: configuration.brokerSecurity, properties: configuration.kafkaProperties)
+        kafka.properties = client.properties.merging(configuration.kafkaProperties) { _, given in given }
         let stage = try await BrokerStage(
             dataDirectory: configuration.dataDirectory + "/kafka", host: configuration.brokerHost, port: configuration.brokerPort,
             fsync: configuration.fsync,
             maxConnections: max(8, DescriptorLimit.connectionBudget(configured: BrokerConfiguration().maxConnections) - httpConnections),
             topics: tapeTopics,
             topicConfigs: TapeRetention(milliseconds: configuration.retentionMilliseconds, totalBytes: configuration.retentionBytes).topicConfigs(tapeTopics),
-            stopped: stopOrder)
+            security: client.security, stopped: stopOrder)
         kafka.bootstrapServers = stage.bootstrapServers
         broker = stage
     }

@@ -11,13 +11,13 @@ struct AclsCommand: ParsableCommand {
         subcommands: [Add.self, List.self, Delete.self])
 
     struct Location: ParsableArguments {
-        @Option(help: "The broker's data directory (as given to tape broker --data-dir).")
+        @Option(help: "The broker's data directory (as given to tape broker --data-dir), or tape up's (its kafka/ is used).")
         var dataDir: String = "./tape-data"
 
         var store: AclStore {
             get throws {
                 try Preflight.notAFile(dataDir, flag: "--data-dir")
-                return AclStore(dataDirectory: dataDir)
+                return AclStore(dataDirectory: UsersCommand.brokerDirectory(dataDir))
             }
         }
     }

@@ -262,6 +262,18 @@ struct BrokerSecurityOptions: ParsableArguments {
         }
     }
 
+    /// The first security flag given that configures a broker (for `tape up --brokers`, where
+    /// there is none), or nil.
+    var embeddedBrokerFlag: String? {
+        if sasl != nil { return "--sasl" }
+        if tlsCert != nil || tlsKey != nil { return "--tls-cert" }
+        if tlsClientCa != nil { return "--tls-client-ca" }
+        if superUsers != nil { return "--super-users" }
+        if authorizer != .none { return "--authorizer" }
+        if allowEveryoneIfNoAclFound { return "--allow-everyone-if-no-acl-found" }
+        return nil
+    }
+
     func validate() throws {
         _ = try mechanisms
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together; give both or neither.") }

@@ -49,7 +49,8 @@ struct UpCommand: AsyncParsableCommand {
     @Option(name: .customShort("X"), help: ArgumentHelp("Raw librdkafka property key=value (repeatable).", valueName: "key=value"))
     var properties: [String] = []
     @Flag(help: "Debug logs.") var verbose = false
-    @Flag(help: "Let the embedded broker listen on a non-loopback address, where it has no authentication.") var insecure = false
+    @OptionGroup(title: "Security of the embedded broker (docs/security.md)")
+    var security: BrokerSecurityOptions
     @Option(
         name: .customLong("stale-after"),
         help: ArgumentHelp(
@@ -173,10 +174,16 @@ struct UpCommand: AsyncParsableCommand {
         }
         _ = try Self.parseChannels(channels)
         let chosen = try venues()
-        if (endpoint != nil || restEndpoint != nil), chosen.count > 1 {
+        if endpoint != nil || restEndpoint != nil, chosen.count > 1 {
             throw ValidationError("--endpoint and --rest-endpoint replace one exchange's address; give them with a single --exchanges value.")
         }
         guard (try? BrokerCommand.parseListen(listen)) != nil else { throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:9092; got \(listen).") }
+        try security.validate()
+        if brokers != nil, let flag = security.embeddedBrokerFlag {
+            throw ValidationError(
+                "\(flag) configures the embedded broker, which --brokers replaces; give that cluster's client settings with -X (e.g. -X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512)."
+            )
+        }
         do { _ = try TapeServerConfiguration.parseListenAddress(http) } catch { throw ValidationError("--http: \(error.message)") }
         _ = try parseIntervals(intervals)
         guard rate > 0, rate <= 10_000_000 else { throw ValidationError("--rate must be positive, at most 10000000; got \(rate.flagText).") }
@@ -202,12 +209,23 @@ struct UpCommand: AsyncParsableCommand {
         }
     }
 
+    /// Where the embedded broker keeps its log, users (credentials.json) and ACLs (acls.json).
+    var brokerDataDir: String { (dataDir as NSString).appendingPathComponent("kafka") }
+
+    /// The security flags as the embedded broker's settings (users and ACLs in `brokerDataDir`).
+    var brokerSecurity: BrokerSecurity {
+        var broker = BrokerConfiguration()
+        security.apply(to: &broker, dataDir: brokerDataDir)
+        return broker.security
+    }
+
     /// The flags as the runtime's configuration.
     func tapeConfiguration(interactive: Bool) throws -> TapeConfiguration {
         var c = TapeConfiguration()
         c.dataDirectory = dataDir
         (c.brokerHost, c.brokerPort) = try BrokerCommand.parseListen(listen)
         c.fsync = fsync.policy
+        c.brokerSecurity = brokerSecurity
         c.externalBrokers = brokers
         c.kafkaProperties = try KafkaConfiguration.parseProperties(properties)
         (c.httpHost, c.httpPort) = try TapeServerConfiguration.parseListenAddress(http)
@@ -260,10 +278,38 @@ struct UpCommand: AsyncParsableCommand {
         return rest
     }
 
+    /// How clients connect to an embedded broker that requires authentication or TLS, for the
+    /// banner; nil for a plaintext listener without authentication.
+    static func connectHint(_ security: BrokerSecurity, bootstrap: String, usersDir: String) -> (protocolLine: String, lines: [String])? {
+        guard security.protocolName != "PLAINTEXT" else { return nil }
+        var line = "security.protocol=\(security.protocolName)"
+        var lines: [String] = []
+        var kcat = "kcat -b \(bootstrap) -X security.protocol=\(security.protocolName)"
+        if let mechanism = [SaslMechanism.scramSha512, .scramSha256, .plain].first(where: { security.saslMechanisms.contains($0) }) {
+            line += ", sasl.mechanisms=\(security.saslMechanisms.map(\.rawValue).joined(separator: " or "))"
+            lines.append("add users with `tape users add --data-dir \(usersDir) NAME`")
+            kcat += " -X sasl.mechanisms=\(mechanism.rawValue) -X sasl.username=NAME -X sasl.password=..."
+        }
+        if let tls = security.tls {
+            kcat += " -X ssl.ca.location=CA.pem"
+            if tls.clientCAPath != nil {
+                line += ", client certificate required"
+                kcat += " -X ssl.certificate.location=CERT.pem -X ssl.key.location=KEY.pem"
+            }
+        }
+        if security.aclAuthorizer {
+            lines.append("ACLs enforced: grant with `tape acls add --data-dir \(usersDir) ...`")
+        }
+        lines.append("e.g. \(kcat) -C -t tape.trades")
+        return (line, lines)
+    }
+
     func start() async throws {
-        // The embedded broker has no authentication: not on a reachable address unless asked for.
+        // An embedded broker without authentication: not on a reachable address unless asked for.
         if brokers == nil, let host = try? BrokerCommand.parseListen(listen).0,
-            let refusal = BrokerSecurity.insecureListenerRefusal(host: host, authenticatesClients: false, insecure: insecure, remedy: "")
+            let refusal = BrokerSecurity.insecureListenerRefusal(
+                host: host, authenticatesClients: brokerSecurity.authenticatesClients, insecure: security.insecure,
+                remedy: "require authentication with --sasl scram-sha-512 (users: `tape users add --data-dir \(brokerDataDir)`) or --tls-client-ca, ")
         {
             printError("Error: \(refusal)")
             throw ExitCode(64)
@@ -277,7 +323,9 @@ struct UpCommand: AsyncParsableCommand {
         let shutdown = ShutdownSignals()
         defer { shutdown.cancel() }
         // Another cluster (--brokers) that does not answer: one sentence within 5 s, not a pipeline that waits.
-        if let brokers { try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties))) }
+        if let brokers {
+            try await KafkaOptions.requireCluster(KafkaConfiguration(bootstrapServers: brokers, properties: try KafkaConfiguration.parseProperties(properties)))
+        }
         // Metrics before any stage creates a metric handle (handles made earlier stay no-ops).
         MetricsExporter.bootstrap()
         let interactive = isatty(STDERR_FILENO) == 1
@@ -295,16 +343,26 @@ struct UpCommand: AsyncParsableCommand {
         } catch let error as BrokerStartError {
             printError("Error: \(error.message)")
             throw ExitCode.failure
+        } catch let error as TapeConfigurationError {
+            printError("Error: \(error.message)")
+            throw ExitCode(64)
         }
         let trimTask = releaseFreedMemoryPeriodically()
         defer { trimTask.cancel() }
         let running = Task { try await tape.run() }
+        let kafkaSecurity = brokers == nil ? Self.connectHint(brokerSecurity, bootstrap: tape.bootstrapServers, usersDir: brokerDataDir) : nil
         let banner = Task { [tape, configuration, offline] in
             guard let port = await tape.server.port() else { return }
             let settings = TapeServerConfiguration(host: configuration.httpHost, port: port, token: configuration.token)
             let url = settings.dashboardURL(port: port)
             let bootstrap = tape.bootstrapServers
-            var text = "\nTape is up.\n  Dashboard:       \(url)\n  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
+            var text = "\nTape is up.\n  Dashboard:       \(url)\n"
+            if let kafkaSecurity {
+                text += "  Kafka bootstrap: \(bootstrap)   (\(kafkaSecurity.protocolLine))\n"
+                for line in kafkaSecurity.lines { text += "                   \(line)\n" }
+            } else {
+                text += "  Kafka bootstrap: \(bootstrap)   (e.g. kcat -b \(bootstrap) -C -t tape.trades)\n"
+            }
             for (i, venue) in configuration.venues.enumerated() {
                 let source = offline ? "built-in simulator" : venue.websocket.map { "its format at \($0)" } ?? "live"
                 let markets = venue.symbols == ["all"] ? "all markets" : venue.symbols.joined(separator: ",")
@@ -314,7 +372,8 @@ struct UpCommand: AsyncParsableCommand {
             text += "  Health:          \(url)health\n"
             if configuration.externalBrokers == nil {
                 let kept = TapeRetention(milliseconds: configuration.retentionMilliseconds, totalBytes: configuration.retentionBytes)
-                text += "  Disk:            \(configuration.dataDirectory) keeps trades, books and dead letters \(kept.description) (--retention, --retention-size)\n"
+                text +=
+                    "  Disk:            \(configuration.dataDirectory) keeps trades, books and dead letters \(kept.description) (--retention, --retention-size)\n"
             }
             text += "  Stop with Ctrl-C.\n\n"
             FileHandle.standardError.write(Data(text.utf8))

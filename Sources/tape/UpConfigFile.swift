@@ -22,17 +22,18 @@ enum UpConfigFile {
     /// Keys that take one value, as `--key value`.
     static let valueKeys = [
         "data-dir", "listen", "http", "intervals", "channels", "rate", "token", "fsync", "brokers", "stale-after", "retention",
-        "retention-size", "endpoint", "rest-endpoint",
+        "retention-size", "endpoint", "rest-endpoint", "sasl", "tls-cert", "tls-key", "tls-client-ca", "super-users", "authorizer",
     ]
     /// Keys that are switches, as `--key` when true.
-    static let switchKeys = ["offline", "verbose", "insecure"]
+    static let switchKeys = ["offline", "verbose", "insecure", "allow-everyone-if-no-acl-found"]
     static var allKeys: [String] { ["exchanges", "kafka"] + valueKeys + switchKeys }
 
     /// The flags `path` stands for, minus those the command line (`given`) sets itself.
     static func arguments(path: String, overriddenBy given: [String]) throws -> [String] {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw ValidationError("--config: cannot read \(path) (\(FileManager.default.fileExists(atPath: path) ? "not readable UTF-8 text" : "no such file")).")
+            throw ValidationError(
+                "--config: cannot read \(path) (\(FileManager.default.fileExists(atPath: path) ? "not readable UTF-8 text" : "no such file")).")
         }
         let root: Any?
         do { root = try Yams.load(yaml: text) } catch {
@@ -47,7 +48,8 @@ enum UpConfigFile {
         for key in settings.keys.sorted() {
             guard allKeys.contains(key) else {
                 let hint = CommandLineWords.closest(key, in: Set(allKeys)).map { " (did you mean '\($0)'?)" }
-                throw ValidationError("--config: \(path) has an unknown setting '\(key)'\(hint ?? ""); settings are \(allKeys.sorted().joined(separator: ", ")).")
+                throw ValidationError(
+                    "--config: \(path) has an unknown setting '\(key)'\(hint ?? ""); settings are \(allKeys.sorted().joined(separator: ", ")).")
             }
             let value = settings[key]
             switch key {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TapeBroker
+import TapeRuntime
 
 /// `tape users`: the SASL users of a `tape broker`, kept in its data directory.
 struct UsersCommand: ParsableCommand {
@@ -10,15 +11,29 @@ struct UsersCommand: ParsableCommand {
         subcommands: [Add.self, List.self, Delete.self])
 
     struct Location: ParsableArguments {
-        @Option(help: "The broker's data directory (as given to tape broker --data-dir).")
+        @Option(help: "The broker's data directory (as given to tape broker --data-dir), or tape up's (its kafka/ is used).")
         var dataDir: String = "./tape-data"
 
         var store: CredentialStore {
             get throws {
                 try Preflight.notAFile(dataDir, flag: "--data-dir")
-                return CredentialStore(dataDirectory: dataDir)
+                return CredentialStore(dataDirectory: UsersCommand.brokerDirectory(dataDir))
             }
         }
+    }
+
+    /// `tape up`'s data directory (the one with `candles.sqlite`) keeps its broker's files,
+    /// users and ACLs included, in `kafka/`: given the former, `tape users` and `tape acls` use
+    /// the latter, and say so on stderr.
+    static func brokerDirectory(_ dataDir: String) -> String {
+        let fm = FileManager.default
+        let broker = (dataDir as NSString).appendingPathComponent("kafka")
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: (dataDir as NSString).appendingPathComponent("candles.sqlite")),
+            fm.fileExists(atPath: broker, isDirectory: &isDirectory), isDirectory.boolValue
+        else { return dataDir }
+        FileHandle.standardError.write(Data("(\(dataDir) is tape up's data directory: using its broker's, \(broker))\n".utf8))
+        return broker
     }
 
     struct Add: ParsableCommand {
@@ -49,6 +64,9 @@ struct UsersCommand: ParsableCommand {
                 throw ValidationError("--mechanism takes plain, scram-sha-256 or scram-sha-512; got \(m).")
             }
             guard (4096...16384).contains(iterations) else { throw ValidationError("--iterations must be from 4096 to 16384; got \(iterations).") }
+            if name == InternalClient.userName {
+                throw ValidationError("\(name) is the user tape up's own stages log in as (with a password kept in memory); pick another name.")
+            }
         }
 
         func run() throws {

@@ -47,6 +47,9 @@ public struct DescribeGroupsResponse: KafkaResponseMessage, Equatable {
         public var protocolType: String
         public var protocolData: String
         public var members: [Member]
+        /// v3+: the operations the requesting principal may perform on this group (bit n set: ACL
+        /// operation code n allowed); Int32.min when the client did not ask (`includeAuthorizedOperations`).
+        public var authorizedOperations: Int32 = Int32.min
         public init(errorCode: ErrorCode, groupId: String, groupState: String, protocolType: String, protocolData: String, members: [Member]) {
             self.errorCode = errorCode
             self.groupId = groupId
@@ -76,7 +79,7 @@ public struct DescribeGroupsResponse: KafkaResponseMessage, Equatable {
                 b.encodeBytes(m.memberMetadata)
                 b.encodeBytes(m.memberAssignment)
             }
-            if version >= 3 { b.encodeInt32(Int32.min) }  // authorized_operations
+            if version >= 3 { b.encodeInt32(g.authorizedOperations) }
         }
     }
 }

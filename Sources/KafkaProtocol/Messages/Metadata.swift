@@ -84,6 +84,9 @@ public struct MetadataResponse: KafkaResponseMessage, Equatable {
         public var name: String
         public var isInternal: Bool
         public var partitions: [Partition]
+        /// v8+: the operations the requesting principal may perform on this topic (bit n set: ACL
+        /// operation code n allowed); Int32.min when the client did not ask (`includeTopicAuthorizedOperations`).
+        public var topicAuthorizedOperations: Int32 = Int32.min
         public init(errorCode: ErrorCode, name: String, isInternal: Bool = false, partitions: [Partition]) {
             self.errorCode = errorCode
             self.name = name
@@ -130,7 +133,7 @@ public struct MetadataResponse: KafkaResponseMessage, Equatable {
                 b.encodeArray(p.isrNodes) { $0.encodeInt32($1) }
                 if version >= 5 { b.encodeArray(p.offlineReplicas) { $0.encodeInt32($1) } }
             }
-            if version >= 8 { b.encodeInt32(Int32.min) }  // topic_authorized_operations: not provided
+            if version >= 8 { b.encodeInt32(t.topicAuthorizedOperations) }
         }
         if version >= 8 { buffer.encodeInt32(clusterAuthorizedOperations) }
     }

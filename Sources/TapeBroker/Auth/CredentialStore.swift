@@ -72,8 +72,14 @@ public final class CredentialStore: Sendable {
         var file = CredentialsFile()
     }
     private let cache = NIOLockedValueBox(Cache())
+    /// Users held in memory only (`BrokerSecurity.internalUsers`): never written, and they win
+    /// over the file's users of the same name when clients authenticate.
+    public let fixedUsers: [String: UserCredentials]
 
-    public init(path: String) { self.path = path }
+    public init(path: String, fixedUsers: [String: UserCredentials] = [:]) {
+        self.path = path
+        self.fixedUsers = fixedUsers
+    }
 
     public convenience init(dataDirectory: String) {
         self.init(path: (dataDirectory as NSString).appendingPathComponent(Self.fileName))
@@ -116,7 +122,7 @@ public final class CredentialStore: Sendable {
         }
     }
 
-    public func user(_ name: String) -> UserCredentials? { current().users[name] }
+    public func user(_ name: String) -> UserCredentials? { fixedUsers[name] ?? current().users[name] }
 
     /// Reads, changes and writes the file (atomically, mode 0600); returns what `change` returns.
     @discardableResult

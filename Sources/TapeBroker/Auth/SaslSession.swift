@@ -22,6 +22,19 @@ public struct BrokerSecurity: Sendable {
     public var allowEveryoneIfNoAclFound = false
     /// The ACL file (`acls.json` in the data directory); nil: the ACL APIs answer SECURITY_DISABLED.
     public var aclsPath: String? = nil
+    /// Users known only to this process, never written to the credentials file and not listed by
+    /// it (`tape up`'s own stages, with a password made at start and kept in memory). They win over
+    /// the file's users of the same name, and their principals bypass ACLs.
+    public var internalUsers: [String: UserCredentials] = [:]
+    /// Other principals of this process's own clients (e.g. the subject of the client certificate
+    /// `tape up`'s stages use with mTLS): they bypass ACLs like super users, without being super
+    /// users for credential management.
+    public var internalPrincipals: [String] = []
+
+    /// Principals ACLs never refuse: the super users and this process's own clients.
+    public var aclExemptPrincipals: Set<String> {
+        Set(superUsers + internalPrincipals + internalUsers.keys.map { "User:\($0)" })
+    }
 
     public struct TLSFiles: Sendable {
         public var certificatePath: String

@@ -32,6 +32,15 @@ extension BrokerSecurity.TLSFiles {
 /// The subject of an X.509 certificate as an RFC 2253 string ("CN=client,O=Tape"), read from its
 /// DER bytes; nil when they are not a certificate. Kafka's SSL principal is "User:" + this.
 public enum CertificateSubject {
+    /// The Kafka principal ("User:" + subject) of the first certificate in a PEM file; nil when
+    /// the file cannot be read or holds no certificate.
+    public static func principal(pemFile path: String) -> String? {
+        guard let first = try? NIOSSLCertificate.fromPEMFile(path).first, let der = try? first.toDERBytes(),
+            let name = distinguishedName(der: der)
+        else { return nil }
+        return "User:\(name)"
+    }
+
     public static func distinguishedName(der: [UInt8]) -> String? {
         var reader = DERReader(bytes: der[...])
         guard var certificate = reader.read(tag: 0x30), var tbs = certificate.read(tag: 0x30) else { return nil }

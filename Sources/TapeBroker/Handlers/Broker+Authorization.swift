@@ -35,6 +35,19 @@ struct Authorization: Sendable {
         return operations.filter { allowsCluster($0) }.reduce(Int32(0)) { $0 | (1 << Int32($1.code)) }
     }
 
+    /// The operations Kafka reports for a topic (`AclEntry.supportedOperations(TOPIC)`).
+    static let topicOperations: [AclOperation] = [.read, .write, .create, .delete, .alter, .describe, .describeConfigs, .alterConfigs]
+    /// The operations Kafka reports for a consumer group.
+    static let groupOperations: [AclOperation] = [.read, .delete, .describe]
+
+    /// The operations this principal is allowed on a topic or group, as the bit field Metadata
+    /// (v8+) and DescribeGroups (v3+) report when asked (bit n set: operation code n allowed).
+    /// Without ACL enforcement every operation is allowed.
+    func authorizedOperations(_ type: AclResourceType, _ name: String) -> Int32 {
+        let operations = type == .group ? Self.groupOperations : Self.topicOperations
+        return operations.filter { allows($0, type, name) }.reduce(Int32(0)) { $0 | (1 << Int32($1.code)) }
+    }
+
     /// Splits topic arrays into the topics allowed `operation` and the rest.
     func partition<P>(_ topics: [TopicPartitions<P>], _ operation: AclOperation) -> (allowed: [TopicPartitions<P>], denied: [TopicPartitions<P>]) {
         guard isEnforced else { return (topics, []) }
@@ -50,13 +63,36 @@ struct Authorization: Sendable {
 }
 
 extension Broker {
+    /// `response` with each topic's authorized operations when the request asked for them
+    /// (Metadata v8+ `include_topic_authorized_operations`), for `auth`'s principal. Topics refused
+    /// with TOPIC_AUTHORIZATION_FAILED keep Int32.min, as in Kafka.
+    func withTopicOperations(_ response: MetadataResponse, _ r: MetadataRequest, auth: Authorization) -> MetadataResponse {
+        guard r.includeTopicAuthorizedOperations else { return response }
+        var out = response
+        for i in out.topics.indices where out.topics[i].errorCode != .topicAuthorizationFailed {
+            out.topics[i].topicAuthorizedOperations = auth.authorizedOperations(.topic, out.topics[i].name)
+        }
+        return out
+    }
+
+    /// `response` with each described group's authorized operations when the request asked for
+    /// them (DescribeGroups v3+ `include_authorized_operations`); refused groups keep Int32.min, as in Kafka.
+    func withGroupOperations(_ response: DescribeGroupsResponse, _ r: DescribeGroupsRequest, auth: Authorization) -> DescribeGroupsResponse {
+        guard r.includeAuthorizedOperations else { return response }
+        var out = response
+        for i in out.groups.indices where out.groups[i].errorCode == .none {
+            out.groups[i].authorizedOperations = auth.authorizedOperations(.group, out.groups[i].groupId)
+        }
+        return out
+    }
+
     /// The authorization of a request on `connection` from `clientHost`: unrestricted unless the
     /// broker runs with `--authorizer acl`. Connections that did not authenticate are `User:ANONYMOUS`.
     func authorization(connection: UInt64, clientHost: String) -> Authorization {
         let security = configuration.security
         guard security.aclAuthorizer else { return .unrestricted }
         let authorizer = AclAuthorizer(
-            bindings: acls?.current() ?? [], superUsers: Set(security.superUsers), allowEveryoneIfNoAclFound: security.allowEveryoneIfNoAclFound)
+            bindings: acls?.current() ?? [], superUsers: security.aclExemptPrincipals, allowEveryoneIfNoAclFound: security.allowEveryoneIfNoAclFound)
         return Authorization(authorizer: authorizer, principal: principals[connection] ?? AclAuthorizer.anonymous, host: clientHost)
     }
 
@@ -72,7 +108,7 @@ extension Broker {
         let topicDenied = ErrorCode.topicAuthorizationFailed
         switch request.body {
         case .metadata(let r):
-            return frame(authorizedMetadata(r, version: v, auth: auth))
+            return frame(withTopicOperations(authorizedMetadata(r, version: v, auth: auth), r, auth: auth))
         case .fetch(var r):
             let (allowed, denied) = auth.partitionFetch(r.topics)
             if denied.isEmpty { return nil }
@@ -200,7 +236,7 @@ extension Broker {
             let denied = r.groups.filter { !auth.allows(.describe, .group, $0) }
             if denied.isEmpty { return nil }
             r.groups = r.groups.filter { auth.allows(.describe, .group, $0) }
-            var response = describeGroups(r)
+            var response = withGroupOperations(describeGroups(r), r, auth: auth)
             response.groups += denied.map {
                 .init(errorCode: .groupAuthorizationFailed, groupId: $0, groupState: "", protocolType: "", protocolData: "", members: [])
             }

@@ -80,7 +80,7 @@ public actor Broker {
         self.logger = logger
         self.advertisedPort = configuration.advertisedPort ?? configuration.port
         self.coordinator = GroupCoordinator(settings: configuration.group, maxGroups: configuration.maxGroups, logger: logger)
-        self.credentials = configuration.security.credentialsPath.map { CredentialStore(path: $0) }
+        self.credentials = configuration.security.credentialsPath.map { CredentialStore(path: $0, fixedUsers: configuration.security.internalUsers) }
         self.acls = configuration.security.aclsPath.map { AclStore(path: $0) }
         // Producer ids must not repeat across restarts (the log keeps old ids' sequences):
         // by default they start at the wall-clock time in microseconds.
@@ -173,7 +173,7 @@ public actor Broker {
         case .apiVersions: return frame(apiVersions())
         case .unsupportedApiVersions: return frame(unsupportedApiVersions(version: v, clientId: h.clientId), version: 0)
         case .initProducerId(let r): return frame(initProducerId(r, version: v))
-        case .metadata(let r): return frame(metadata(r, version: v))
+        case .metadata(let r): return frame(withTopicOperations(metadata(r, version: v), r, auth: auth))
         case .createTopics(let r): return frame(createTopics(r, version: v))
         case .deleteTopics(let r): return frame(deleteTopics(r))
         case .describeConfigs(let r): return frame(describeConfigs(r))
@@ -194,7 +194,7 @@ public actor Broker {
         case .heartbeat(let r): return frame(heartbeat(r))
         case .leaveGroup(let r): return frame(leaveGroup(r))
         case .listGroups(let r): return frame(listGroups(r))
-        case .describeGroups(let r): return frame(describeGroups(r))
+        case .describeGroups(let r): return frame(withGroupOperations(describeGroups(r), r, auth: auth))
         case .offsetCommit(let r): return frame(await offsetCommit(r))
         case .offsetFetch(let r): return frame(offsetFetch(r))
         case .createPartitions(let r): return frame(createPartitions(r))
