@@ -32,6 +32,27 @@ final class FlushConfigTests: StorageTestCase {
         await manager.shutdown()
     }
 
+    func testConcurrentAppendsWithFlushMessagesOneAreAcknowledgedOnlyOnceDurable() async throws {
+        let manager = try LogManager(configuration: .init(dataDirectory: temporaryDirectory(), fsyncPolicy: .interval(milliseconds: 60_000), maintenanceIntervalMs: 0))
+        try manager.createTopic(name: "c", partitions: 1, configs: ["flush.messages": "1"])
+        let log = manager.partitionLog(topic: "c", partition: 0)!
+        let batch = makeBatch(records: values(1, size: 100))
+        let appends = 200
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<appends {
+                group.addTask {
+                    let info = try await manager.appendDurably(topic: "c", partition: 0, batch: batch)
+                    // Even when another append's fsync covered this one, the ack waits for it to finish.
+                    XCTAssertGreaterThan(log.durableEndOffset, info.lastOffset)
+                }
+            }
+            try await group.waitForAll()
+        }
+        XCTAssertGreaterThan(log.syncCount, 0)
+        XCTAssertLessThanOrEqual(log.syncCount, appends, "group commit still shares fsyncs")
+        await manager.shutdown()
+    }
+
     func testFlushMessagesCountsRecordsNotBatches() async throws {
         let manager = try LogManager(configuration: .init(dataDirectory: temporaryDirectory(), fsyncPolicy: .never, maintenanceIntervalMs: 0))
         try manager.createTopic(name: "fm3", partitions: 1, configs: ["flush.messages": "3"])

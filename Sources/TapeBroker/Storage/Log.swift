@@ -35,6 +35,9 @@ public final class Log: PartitionLog, @unchecked Sendable {
     private var oldestUnflushedAt: Int64? = nil
     /// A `flush.ms` timer is waiting to fsync this log.
     private var flushTimerPending = false
+    /// The log end when `flushDue` last answered `.now`: until the durable end reaches it, every
+    /// caller waits too (its append may be in the fsync another caller started, not yet finished).
+    private var flushRequiredUpTo: Int64 = 0
     var closed = false
     /// Page-cache release after fsync (guarded by `syncLock`): the active segment it refers to and
     /// the byte position below which its clean pages were already released.
@@ -164,14 +167,21 @@ public final class Log: PartitionLog, @unchecked Sendable {
     public func flushDue(defaults: (messages: Int64, ms: Int64)) -> FlushDue {
         lock.withLock {
             guard _config.overridesFlush else { return .brokerPolicy }
+            if _durableEndOffset < flushRequiredUpTo { return .now }
             guard unflushedMessages > 0, let oldest = oldestUnflushedAt else { return .notYet }
             let messages = _config.flushMessages ?? defaults.messages
             let ms = _config.flushMs ?? defaults.ms
-            if unflushedMessages >= messages { return .now }
+            if unflushedMessages >= messages {
+                flushRequiredUpTo = _logEndOffset
+                return .now
+            }
             guard ms < Int64.max else { return .notYet }
             let (age, overflow) = clock().subtractingReportingOverflow(oldest)
             let elapsed = overflow ? Int64.max : max(age, 0)
-            if elapsed >= ms { return .now }
+            if elapsed >= ms {
+                flushRequiredUpTo = _logEndOffset
+                return .now
+            }
             if flushTimerPending { return .notYet }
             flushTimerPending = true
             return .after(milliseconds: ms - elapsed)
@@ -262,6 +272,8 @@ public final class Log: PartitionLog, @unchecked Sendable {
             let dir = directoryDirty
             dirty = false
             directoryDirty = false
+            // Callers whose appends this fsync claims wait for it to finish (`flushDue`), whoever started it.
+            if unflushedMessages > 0 { flushRequiredUpTo = max(flushRequiredUpTo, _logEndOffset) }
             unflushedMessages = 0
             oldestUnflushedAt = nil
             return (fd, active.log.path, dir, _logEndOffset, active.baseOffset, active.log.size)
