@@ -33,7 +33,8 @@ final class FlushConfigTests: StorageTestCase {
     }
 
     func testConcurrentAppendsWithFlushMessagesOneAreAcknowledgedOnlyOnceDurable() async throws {
-        let manager = try LogManager(configuration: .init(dataDirectory: temporaryDirectory(), fsyncPolicy: .interval(milliseconds: 60_000), maintenanceIntervalMs: 0))
+        let manager = try LogManager(
+            configuration: .init(dataDirectory: temporaryDirectory(), fsyncPolicy: .interval(milliseconds: 60_000), maintenanceIntervalMs: 0))
         try manager.createTopic(name: "c", partitions: 1, configs: ["flush.messages": "1"])
         let log = manager.partitionLog(topic: "c", partition: 0)!
         let batch = makeBatch(records: values(1, size: 100))

@@ -27,7 +27,8 @@ extension Broker {
     func incrementalAlterConfigs(_ r: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
         IncrementalAlterConfigsResponse(
             responses: r.resources.map { res in
-                alterResource(type: res.resourceType, name: res.resourceName, validateOnly: r.validateOnly, api: "IncrementalAlterConfigs") { current, problem in
+                alterResource(type: res.resourceType, name: res.resourceName, validateOnly: r.validateOnly, api: "IncrementalAlterConfigs") {
+                    current, problem in
                     var next = current
                     var seen: Set<String> = []
                     for c in res.configs {
@@ -44,7 +45,8 @@ extension Broker {
                             if let why = problem(c.name, nil) { return .failure(.invalidConfig, why) }
                             let op = c.operation == IncrementalAlterConfigsRequest.append ? "APPEND" : "SUBTRACT"
                             guard c.name == "cleanup.policy" else {
-                                return .failure(.invalidConfig, "\(op) is not allowed for config \(c.name) here (only topic config cleanup.policy is a list Tape edits)")
+                                return .failure(
+                                    .invalidConfig, "\(op) is not allowed for config \(c.name) here (only topic config cleanup.policy is a list Tape edits)")
                             }
                             guard let value = c.value else { return .failure(.invalidRequest, "\(op) of config \(c.name) has a null value") }
                             let base = next[c.name] ?? LogConfig().cleanupPolicy.rawValue
