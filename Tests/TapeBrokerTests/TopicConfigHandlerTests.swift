@@ -98,7 +98,8 @@ final class TopicConfigHandlerTests: XCTestCase {
         let missing = await incremental(b, "nope", [("retention.ms", 0, "1")])
         XCTAssertEqual(missing.errorCode, .unknownTopicOrPartition)
         let broker = await incremental(b, "0", [("log.retention.ms", 0, "1")], type: 4)
-        XCTAssertEqual(broker.errorCode, .invalidRequest)
+        XCTAssertEqual(broker.errorCode, .invalidConfig, "not a dynamic broker config Tape stores")
+        XCTAssertTrue(broker.errorMessage?.contains("log.retention.ms") == true, broker.errorMessage ?? "")
         let validateOnly = await b.alterConfigs(
             AlterConfigsRequest(resources: [.init(resourceType: 2, resourceName: "t", configs: [])], validateOnly: true))
         XCTAssertEqual(validateOnly.responses[0].errorCode, ErrorCode.none)

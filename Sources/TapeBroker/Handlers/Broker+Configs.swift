@@ -8,14 +8,14 @@ extension Broker {
     func alterConfigs(_ r: AlterConfigsRequest) -> AlterConfigsResponse {
         AlterConfigsResponse(
             responses: r.resources.map { res in
-                alterResource(type: res.resourceType, name: res.resourceName, validateOnly: r.validateOnly, api: "AlterConfigs") { _ in
+                alterResource(type: res.resourceType, name: res.resourceName, validateOnly: r.validateOnly, api: "AlterConfigs") { _, problem in
                     var next: [String: String] = [:]
                     // A key given twice: the last value wins, as in Apache Kafka (librdkafka's test
                     // helper sends every described config and then the changed ones).
                     for c in res.configs {
-                        if let problem = LogConfig.problem(key: c.name, value: c.value) { return .failure(.invalidConfig, problem) }
+                        if let why = problem(c.name, c.value) { return .failure(.invalidConfig, why) }
                         guard let value = c.value else {
-                            return .failure(.invalidConfig, "topic config \(c.name) has a null value; AlterConfigs needs a value for every config it sets")
+                            return .failure(.invalidConfig, "config \(c.name) has a null value; AlterConfigs needs a value for every config it sets")
                         }
                         next[c.name] = value
                     }
@@ -27,26 +27,28 @@ extension Broker {
     func incrementalAlterConfigs(_ r: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse {
         IncrementalAlterConfigsResponse(
             responses: r.resources.map { res in
-                alterResource(type: res.resourceType, name: res.resourceName, validateOnly: r.validateOnly, api: "IncrementalAlterConfigs") { current in
+                alterResource(type: res.resourceType, name: res.resourceName, validateOnly: r.validateOnly, api: "IncrementalAlterConfigs") {
+                    current, problem in
                     var next = current
                     var seen: Set<String> = []
                     for c in res.configs {
                         if !seen.insert(c.name).inserted { return .failure(.invalidRequest, "duplicate config key \(c.name) in the request") }
                         switch c.operation {
                         case IncrementalAlterConfigsRequest.set:
-                            if let problem = LogConfig.problem(key: c.name, value: c.value) { return .failure(.invalidConfig, problem) }
-                            guard let value = c.value else { return .failure(.invalidRequest, "SET of topic config \(c.name) has a null value") }
+                            if let why = problem(c.name, c.value) { return .failure(.invalidConfig, why) }
+                            guard let value = c.value else { return .failure(.invalidRequest, "SET of config \(c.name) has a null value") }
                             next[c.name] = value
                         case IncrementalAlterConfigsRequest.delete:
-                            if let problem = LogConfig.problem(key: c.name, value: nil) { return .failure(.invalidConfig, problem) }
+                            if let why = problem(c.name, nil) { return .failure(.invalidConfig, why) }
                             next[c.name] = nil
                         case IncrementalAlterConfigsRequest.append, IncrementalAlterConfigsRequest.subtract:
-                            if let problem = LogConfig.problem(key: c.name, value: nil) { return .failure(.invalidConfig, problem) }
+                            if let why = problem(c.name, nil) { return .failure(.invalidConfig, why) }
                             let op = c.operation == IncrementalAlterConfigsRequest.append ? "APPEND" : "SUBTRACT"
                             guard c.name == "cleanup.policy" else {
-                                return .failure(.invalidConfig, "\(op) is not allowed for topic config \(c.name), which is not a list")
+                                return .failure(
+                                    .invalidConfig, "\(op) is not allowed for config \(c.name) here (only topic config cleanup.policy is a list Tape edits)")
                             }
-                            guard let value = c.value else { return .failure(.invalidRequest, "\(op) of topic config \(c.name) has a null value") }
+                            guard let value = c.value else { return .failure(.invalidRequest, "\(op) of config \(c.name) has a null value") }
                             let base = next[c.name] ?? LogConfig().cleanupPolicy.rawValue
                             var items = base.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
                             let given = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
@@ -56,7 +58,7 @@ extension Broker {
                                 items.removeAll { given.contains($0) }
                             }
                             let joined = items.joined(separator: ",")
-                            if let problem = LogConfig.problem(key: c.name, value: joined) { return .failure(.invalidConfig, problem) }
+                            if let why = problem(c.name, joined) { return .failure(.invalidConfig, why) }
                             next[c.name] = joined
                         default:
                             return .failure(.invalidRequest, "unknown config operation \(c.operation) for \(c.name) (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)")
@@ -72,10 +74,13 @@ extension Broker {
         case failure(ErrorCode, String)
     }
 
-    /// One resource of an Alter* request: topic resources get `change(currentOverrides)` applied
-    /// and stored; broker resources are refused (Tape has no dynamic broker configs).
+    /// One resource of an Alter* request: `change(currentOverrides, validator)` is applied and
+    /// stored — for topics with `LogConfig.problem`, for this broker (its node id as the name) with
+    /// `DynamicBrokerConfigs.problem` (only the few dynamic configs Kafka allows per broker that Tape
+    /// can store; everything else is INVALID_CONFIG naming it).
     func alterResource(
-        type: Int8, name: String, validateOnly: Bool, api: String, _ change: ([String: String]) -> ConfigChange
+        type: Int8, name: String, validateOnly: Bool, api: String,
+        _ change: ([String: String], (String, String?) -> String?) -> ConfigChange
     ) -> AlterConfigsResourceResponse {
         func fail(_ code: ErrorCode, _ message: String) -> AlterConfigsResourceResponse {
             logger.info("\(api) on \(name) refused: \(message)", metadata: ["error": "\(code)"])
@@ -84,7 +89,7 @@ extension Broker {
         switch type {
         case DescribeConfigsRequest.topicResource:
             guard let current = topics.configs(of: name) else { return fail(.unknownTopicOrPartition, "topic \(name) does not exist") }
-            switch change(current) {
+            switch change(current, { LogConfig.problem(key: $0, value: $1) }) {
             case .failure(let code, let message): return fail(code, message)
             case .success(let next):
                 if validateOnly { return .init(errorCode: .none, resourceType: type, resourceName: name) }
@@ -104,9 +109,29 @@ extension Broker {
                 return .init(errorCode: .none, resourceType: type, resourceName: name)
             }
         case DescribeConfigsRequest.brokerResource:
-            return fail(
-                .invalidRequest,
-                "this tape broker has no dynamic broker configs; set them with `tape broker` flags at start (broker \(name))")
+            guard name == "\(configuration.nodeId)" else {
+                // Kafka: the configs it accepts dynamically for SASL are per broker, never cluster defaults.
+                return fail(
+                    .invalidConfig,
+                    name.isEmpty
+                        ? "cluster-wide default broker configs cannot be set on this tape broker; name the broker (\(configuration.nodeId))"
+                        : "broker \(name) is not this broker (\(configuration.nodeId))")
+            }
+            switch change(topics.dynamicBrokerConfigs(), { DynamicBrokerConfigs.problem(key: $0, value: $1) }) {
+            case .failure(let code, let message): return fail(code, message)
+            case .success(let next):
+                if validateOnly { return .init(errorCode: .none, resourceType: type, resourceName: name) }
+                do {
+                    try topics.setDynamicBrokerConfigs(next)
+                } catch {
+                    logger.error("could not store the dynamic broker configs: \(error)")
+                    return fail(.kafkaStorageError, "could not store the dynamic broker configs: \(error)")
+                }
+                logger.info(
+                    "altered dynamic broker configs (they have no effect: Tape offers no GSSAPI or OAUTHBEARER)",
+                    metadata: ["configs": "\(next.sorted { $0.key < $1.key })"])
+                return .init(errorCode: .none, resourceType: type, resourceName: name)
+            }
         default:
             return fail(.invalidRequest, "resource type \(type) is not supported; only topics (2) can be altered")
         }

@@ -161,6 +161,7 @@ extension Broker {
                     }
                     var defaults = Self.knownTopicConfigs
                     defaults["max.message.bytes"] = "\(configuration.maxMessageBytes)"
+                    for (k, v) in topics.topicConfigDefaults() { defaults[k] = v }
                     for (k, d) in defaults.sorted(by: { $0.key < $1.key }) {
                         if let value = set[k] { entries.append((k, value, 1)) } else { entries.append((k, d, 5)) }
                     }
@@ -173,6 +174,16 @@ extension Broker {
                         ("num.partitions", "\(configuration.numPartitions)", 4),
                         ("offsets.topic.replication.factor", "1", 4),
                     ]
+                    // Dynamic ones (AlterConfigs on the broker): DYNAMIC_BROKER_CONFIG (2) when set,
+                    // else Kafka's default (5). They have no effect (see DynamicBrokerConfigs).
+                    let dynamic = topics.dynamicBrokerConfigs()
+                    for k in DynamicBrokerConfigs.keys {
+                        if let v = dynamic[k] {
+                            entries.append((k, v, 2))
+                        } else if let d = DynamicBrokerConfigs.defaultValue(of: k) {
+                            entries.append((k, d, 5))
+                        }
+                    }
                 default:
                     return .init(
                         errorCode: .invalidRequest, errorMessage: "resource type \(res.resourceType) is not supported", resourceType: res.resourceType,
@@ -182,7 +193,10 @@ extension Broker {
                 return .init(
                     errorCode: .none, resourceType: res.resourceType, resourceName: res.resourceName,
                     configs: entries.map {
-                        .init(name: $0.0, value: $0.1, readOnly: res.resourceType == DescribeConfigsRequest.brokerResource, configSource: $0.2)
+                        .init(
+                            name: $0.0, value: $0.1,
+                            readOnly: res.resourceType == DescribeConfigsRequest.brokerResource && !DynamicBrokerConfigs.keys.contains($0.0),
+                            configSource: $0.2)
                     })
             })
     }

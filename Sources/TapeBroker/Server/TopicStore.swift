@@ -47,6 +47,13 @@ public protocol TopicStore: Sendable {
     /// Replaces the configs set explicitly on the topic (already validated) and applies them to its
     /// logs, durably. Throws for an unknown topic.
     func setConfigs(of topic: String, to configs: [String: String]) throws
+    /// Defaults of topic configs that depend on how the broker was started (`flush.messages` and
+    /// `flush.ms` from `--fsync`), for DescribeConfigs.
+    func topicConfigDefaults() -> [String: String]
+    /// The dynamic broker configs set with AlterConfigs (see `DynamicBrokerConfigs`).
+    func dynamicBrokerConfigs() -> [String: String]
+    /// Replaces the dynamic broker configs (already validated), durably.
+    func setDynamicBrokerConfigs(_ configs: [String: String]) throws
 }
 
 extension TopicStore {
@@ -56,6 +63,11 @@ extension TopicStore {
     }
     public func setConfigs(of topic: String, to configs: [String: String]) throws {
         throw TopicStoreError(.io, "this topic store cannot change topic configs")
+    }
+    public func topicConfigDefaults() -> [String: String] { [:] }
+    public func dynamicBrokerConfigs() -> [String: String] { [:] }
+    public func setDynamicBrokerConfigs(_ configs: [String: String]) throws {
+        throw TopicStoreError(.io, "this topic store cannot store dynamic broker configs")
     }
 }
 

@@ -100,6 +100,9 @@ final class Flusher: @unchecked Sendable {
                 condition.unlock()
                 do {
                     try target.sync()
+                    condition.lock()
+                    _syncCalls += 1
+                    condition.unlock()
                     continuation.resume()
                 } catch {
                     continuation.resume(throwing: error)
@@ -122,7 +125,8 @@ final class Flusher: @unchecked Sendable {
                 while dirty.isEmpty && !stopping { condition.wait() }
             case .interval(let ms):
                 let deadline = Date(timeIntervalSinceNow: Double(ms) / 1000)
-                while !stopping && condition.wait(until: deadline) {}
+                // Waiters (a topic's flush.messages / flush.ms) are served at once, not at the tick.
+                while !stopping && waiters.isEmpty && condition.wait(until: deadline) {}
             }
             let work = dirty
             let resumed = waiters

@@ -29,6 +29,15 @@ public final class Log: PartitionLog, @unchecked Sendable {
     /// Segments rolled since the last sync (they were sealed = synced at roll; kept for the directory).
     var directoryDirty = false
     private var _syncCount = 0
+    /// Messages appended since the last fsync claimed them, and when the oldest of those appends was
+    /// (ms, `clock`); for the topic's `flush.messages` / `flush.ms`.
+    private var unflushedMessages: Int64 = 0
+    private var oldestUnflushedAt: Int64? = nil
+    /// A `flush.ms` timer is waiting to fsync this log.
+    private var flushTimerPending = false
+    /// The log end when `flushDue` last answered `.now`: until the durable end reaches it, every
+    /// caller waits too (its append may be in the fsync another caller started, not yet finished).
+    private var flushRequiredUpTo: Int64 = 0
     var closed = false
     /// Page-cache release after fsync (guarded by `syncLock`): the active segment it refers to and
     /// the byte position below which its clean pages were already released.
@@ -128,11 +137,60 @@ public final class Log: PartitionLog, @unchecked Sendable {
             }
             _logEndOffset = header.lastOffset + 1
             dirty = true
+            if _config.overridesFlush {
+                // lastOffsetDelta >= 0 was checked above; saturate rather than trap.
+                let (sum, overflow) = unflushedMessages.addingReportingOverflow(Int64(header.lastOffsetDelta) + 1)
+                unflushedMessages = overflow ? Int64.max : sum
+                if oldestUnflushedAt == nil { oldestUnflushedAt = clock() }
+            }
             writeBehind.appended(file: active.log, segmentBase: active.baseOffset, size: active.log.size)
             return LogAppendInfo(
                 baseOffset: base, lastOffset: header.lastOffset, maxTimestamp: header.maxTimestamp,
                 logStartOffset: _logStartOffset)
         }
+    }
+
+    /// What the topic's `flush.messages` / `flush.ms` ask of the caller after an append.
+    public enum FlushDue: Sendable, Equatable {
+        /// The topic sets neither: the broker's `--fsync` policy applies.
+        case brokerPolicy
+        /// Fsync now, and acknowledge after it.
+        case now
+        /// Fsync in this many ms (the caller starts the one timer; `flushTimerFired()` when it runs).
+        case after(milliseconds: Int64)
+        /// Nothing to do yet (nothing unsynced, a timer is already waiting, or no limit is reached).
+        case notYet
+    }
+
+    /// Decides from the topic's `flush.messages` / `flush.ms` (each nil one taken from `defaults`, the
+    /// broker policy in those terms) whether the unsynced appends must be fsynced now or later.
+    public func flushDue(defaults: (messages: Int64, ms: Int64)) -> FlushDue {
+        lock.withLock {
+            guard _config.overridesFlush else { return .brokerPolicy }
+            if _durableEndOffset < flushRequiredUpTo { return .now }
+            guard unflushedMessages > 0, let oldest = oldestUnflushedAt else { return .notYet }
+            let messages = _config.flushMessages ?? defaults.messages
+            let ms = _config.flushMs ?? defaults.ms
+            if unflushedMessages >= messages {
+                flushRequiredUpTo = _logEndOffset
+                return .now
+            }
+            guard ms < Int64.max else { return .notYet }
+            let (age, overflow) = clock().subtractingReportingOverflow(oldest)
+            let elapsed = overflow ? Int64.max : max(age, 0)
+            if elapsed >= ms {
+                flushRequiredUpTo = _logEndOffset
+                return .now
+            }
+            if flushTimerPending { return .notYet }
+            flushTimerPending = true
+            return .after(milliseconds: ms - elapsed)
+        }
+    }
+
+    /// The `flush.ms` timer `flushDue` asked for has run (later appends may start another).
+    public func flushTimerFired() {
+        lock.withLock { flushTimerPending = false }
     }
 
     /// Upper bound on the bytes one `read` gathers (64 MiB).
@@ -214,6 +272,10 @@ public final class Log: PartitionLog, @unchecked Sendable {
             let dir = directoryDirty
             dirty = false
             directoryDirty = false
+            // Callers whose appends this fsync claims wait for it to finish (`flushDue`), whoever started it.
+            if unflushedMessages > 0 { flushRequiredUpTo = max(flushRequiredUpTo, _logEndOffset) }
+            unflushedMessages = 0
+            oldestUnflushedAt = nil
             return (fd, active.log.path, dir, _logEndOffset, active.baseOffset, active.log.size)
         }
         guard let claimed else { return }

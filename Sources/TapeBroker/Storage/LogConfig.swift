@@ -38,6 +38,15 @@ public struct LogConfig: Sendable, Equatable, Codable {
     public var deleteRetentionMs: Int64 = 86_400_000
     /// `min.compaction.lag.ms`: batches newer than this (by max timestamp) are not compacted. Default 0.
     public var minCompactionLagMs: Int64 = 0
+    /// `flush.messages`: fsync the topic's partition once this many messages were appended since its
+    /// last fsync (the append is acknowledged after that fsync). nil: the broker's `--fsync` policy
+    /// decides (see `LogManager.flushDefaults`).
+    public var flushMessages: Int64? = nil
+    /// `flush.ms`: fsync the topic's partition once its oldest unsynced append is this many ms old
+    /// (0: every append, acknowledged after its fsync). nil: the broker's `--fsync` policy decides.
+    public var flushMs: Int64? = nil
+    /// True when the topic sets `flush.messages` or `flush.ms`, replacing the broker's policy.
+    public var overridesFlush: Bool { flushMessages != nil || flushMs != nil }
 
     /// `compression.type` values.
     public enum CompressionType: String, Sendable, Codable, CaseIterable {
@@ -66,14 +75,17 @@ public struct LogConfig: Sendable, Equatable, Codable {
     /// Kafka's default value of every topic config Tape accepts (and applies).
     /// `message.format.version` is accepted and, as in Apache Kafka 3.0+ (which deprecated it), ignored:
     /// records are always stored as sent, in message format v2.
+    /// `flush.messages` and `flush.ms` show Kafka's defaults here; DescribeConfigs shows the broker's
+    /// `--fsync` policy in their terms instead (`LogManager.flushDefaults`).
     public static let supportedDefaults: [String: String] = LogConfig().kafkaConfigs.merging([
         "min.insync.replicas": "1", "message.format.version": "3.0-IV1",
+        "flush.messages": String(Int64.max), "flush.ms": String(Int64.max),
     ]) { a, _ in a }
 
     /// Kafka topic configs Tape does not accept: they need replicas, tiered storage or file
     /// handling this single-node broker does not have, or were removed from Kafka.
     public static let unsupportedKafkaTopicConfigs: Set<String> = [
-        "compression.gzip.level", "compression.lz4.level", "compression.zstd.level", "file.delete.delay.ms", "flush.messages", "flush.ms",
+        "compression.gzip.level", "compression.lz4.level", "compression.zstd.level", "file.delete.delay.ms",
         "follower.replication.throttled.replicas", "leader.replication.throttled.replicas", "local.retention.bytes", "local.retention.ms",
         "max.compaction.lag.ms", "message.downconversion.enable", "message.timestamp.after.max.ms",
         "message.timestamp.before.max.ms", "message.timestamp.difference.max.ms", "preallocate", "remote.storage.enable",
@@ -181,6 +193,14 @@ public struct LogConfig: Sendable, Equatable, Codable {
                 let v = try int64()
                 guard v >= 0 else { throw StorageError(.invalidConfig, "topic config min.compaction.lag.ms=\(value) must be 0 or more") }
                 minCompactionLagMs = v
+            case "flush.messages":
+                let v = try int64()
+                guard v >= 1 else { throw StorageError(.invalidConfig, "topic config flush.messages=\(value) must be at least 1") }
+                flushMessages = v
+            case "flush.ms":
+                let v = try int64()
+                guard v >= 0 else { throw StorageError(.invalidConfig, "topic config flush.ms=\(value) must be 0 or more") }
+                flushMs = v
             case "cleanup.policy":
                 let parts = Set(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
                 switch parts {
@@ -197,8 +217,16 @@ public struct LogConfig: Sendable, Equatable, Codable {
         }
     }
 
-    /// The settings as Kafka config strings (for DescribeConfigs).
+    /// The settings as Kafka config strings (for DescribeConfigs). `flush.messages` and `flush.ms`
+    /// only when set on the topic.
     public var kafkaConfigs: [String: String] {
+        var out = baseKafkaConfigs
+        if let flushMessages { out["flush.messages"] = String(flushMessages) }
+        if let flushMs { out["flush.ms"] = String(flushMs) }
+        return out
+    }
+
+    private var baseKafkaConfigs: [String: String] {
         [
             "segment.bytes": String(segmentBytes),
             "segment.ms": String(segmentMs),

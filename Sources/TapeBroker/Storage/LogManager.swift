@@ -99,6 +99,8 @@ public final class LogManager: @unchecked Sendable {
     var namesByCollisionKey: [String: Set<String>] = [:]
     /// Test hook (guarded by `lock`): the next creation fails with EMFILE after this many partitions.
     var failNextCreationAfterPartitions: Int?
+    /// Dynamic broker configs set with AlterConfigs (guarded by `lock`; `broker-configs.json`).
+    var storedBrokerConfigs: [String: String] = [:]
 
     var configDirectory: String { path("topic-configs") }
     /// Topic creations and deletions in progress (`<id>.create`: the topic file, `<id>.delete`).
@@ -149,6 +151,7 @@ public final class LogManager: @unchecked Sendable {
             transactionLog = try TransactionLogStore(
                 path: (data as NSString).appendingPathComponent("transactions.log"), fsyncPolicy: configuration.fsyncPolicy, logger: logger)
             try load()
+            loadBrokerConfigs()
         } catch {
             flusher.stopSoon()
             closeDescriptor(fd)
@@ -276,6 +279,14 @@ public final class LogManager: @unchecked Sendable {
     /// Returns once what was appended to `log` so far is as durable as the fsync policy promises
     /// (`.always`: fsynced, group commit; `.interval`: scheduled; `.never`: nothing).
     public func waitDurable(_ log: any PartitionLog) async throws {
+        if let log = log as? Log {
+            switch log.flushDue(defaults: flushDefaults) {
+            case .brokerPolicy: break
+            case .now: return try await flusher.waitUntilDurable(log)
+            case .after(let ms): return scheduleFlush(log, afterMilliseconds: ms)
+            case .notYet: return
+            }
+        }
         switch configuration.fsyncPolicy {
         case .always:
             if let log = log as? Log {
@@ -293,6 +304,16 @@ public final class LogManager: @unchecked Sendable {
     /// True (after scheduling the log for the next interval fsync) when the policy needs no wait:
     /// `.interval` and `.never`; false for `.always` (call `waitDurable`).
     public func durableWithoutWaiting(_ log: any PartitionLog) -> Bool {
+        if let log = log as? Log {
+            switch log.flushDue(defaults: flushDefaults) {
+            case .brokerPolicy: break
+            case .now: return false  // `waitDurable` decides again and waits for the fsync
+            case .after(let ms):
+                scheduleFlush(log, afterMilliseconds: ms)
+                return true
+            case .notYet: return true
+            }
+        }
         switch configuration.fsyncPolicy {
         case .always: return false
         case .interval:
@@ -314,6 +335,35 @@ public final class LogManager: @unchecked Sendable {
         let info = try log.append(batch: batch)
         try await waitDurable(log)
         return info
+    }
+
+    /// The broker's `--fsync` policy as Kafka's `flush.messages` / `flush.ms` (what a topic that sets
+    /// only one of them gets for the other, and what DescribeConfigs shows as their defaults):
+    /// `always` = (1, never), `interval:N` = (never, N), `never` = (never, never), where "never" is
+    /// Kafka's default, Int64.max.
+    public var flushDefaults: (messages: Int64, ms: Int64) {
+        switch configuration.fsyncPolicy {
+        case .always: (1, Int64.max)
+        case .interval(let ms): (Int64.max, ms)
+        case .never: (Int64.max, Int64.max)
+        }
+    }
+
+    /// A topic's `flush.ms` timer: fsyncs `log` (through the flusher, counted in `fsyncCount`) once
+    /// its oldest unsynced append is old enough. One timer per log at a time (`Log.flushDue`).
+    func scheduleFlush(_ log: Log, afterMilliseconds ms: Int64) {
+        let flusher = self.flusher
+        let logger = self.logger
+        Task.detached {
+            let ns = UInt64(clamping: ms).multipliedReportingOverflow(by: 1_000_000)
+            try? await Task.sleep(nanoseconds: ns.overflow ? UInt64.max : ns.partialValue)
+            log.flushTimerFired()
+            do {
+                try await flusher.waitUntilDurable(log)
+            } catch {
+                logger.error("flush.ms fsync failed", metadata: ["partition": "\(log.topic)-\(log.partition)", "error": "\(error)"])
+            }
+        }
     }
 
     /// fsync calls made by the flusher (one per distinct log per group-commit round or tick).
