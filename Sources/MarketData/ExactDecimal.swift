@@ -251,6 +251,16 @@ public struct ExactDecimal: Sendable {
     /// True for zero (of any scale).
     public var isZero: Bool { magnitude.isZero }
 
+    /// The signed mantissa (the value × 10^`scale`) when it fits in an `Int64`, else nil: the
+    /// 64-bit fast form of running sums (candle volumes) starts from it.
+    @inlinable
+    public var int64Mantissa: Int64? {
+        guard magnitude.isSmall else { return nil }
+        let m = magnitude.l0
+        if negative { return m <= UInt64(1) << 63 ? Int64(truncatingIfNeeded: 0 &- m) : nil }
+        return m <= UInt64(Int64.max) ? Int64(m) : nil
+    }
+
     /// The same value without trailing fractional zeros ("2.50" → "2.5", "3.000" → "3").
     public func normalized() -> ExactDecimal {
         var m = magnitude
