@@ -52,7 +52,7 @@ public struct CandleAggregator: Sendable {
     private var pending: [PendingUpdate] = []
     /// Per interval, the 256-bit sums of a pending update that left the fast form (`isWide`).
     private var pendingWide: [WindowSums] = []
-    /// The sums of the windows that outgrew the 64-bit fast form (`AggregateWindow.wide`), and
+    /// The sums of the windows that outgrew the 128-bit fast form (`AggregateWindow.wide`), and
     /// the free entries of this table.
     private var wideVolumes: [WideVolumes] = []
     private var freeWide: [Int32] = []
@@ -230,12 +230,12 @@ public struct CandleAggregator: Sendable {
 
         // First, without changing anything: the window of each interval and its sums with this
         // trade. If any sum would overflow, the trade is rejected and no window has changed.
-        // Sums stay in the 64-bit fast form while they fit (the common case); a window whose sums
+        // Sums stay in the 128-bit fast form while they fit (the common case); a window whose sums
         // would leave it continues in the exact 256-bit form (the same values, bit for bit).
         let count = intervalMillis.count
         var overflows = false
-        let q = quantity.int64Mantissa
-        let qq = quoteQuantity.int64Mantissa
+        let q = quantity.int128Mantissa
+        let qq = quoteQuantity.int128Mantissa
         let qs = quantity.scale
         let qqs = quoteQuantity.scale
         for k in 0..<count {

@@ -55,10 +55,10 @@ struct WindowSums: Sendable {
     }
 }
 
-/// 10^n as an Int64, for n in 0...18.
+/// 10^n as an Int128, for n in 0...38.
 @inline(__always)
-func powerOfTen(_ n: Int32) -> Int64 {
-    var p: Int64 = 1
+func powerOfTen(_ n: Int32) -> Int128 {
+    var p: Int128 = 1
     var k = n
     while k > 0 {
         p &*= 10
@@ -67,35 +67,51 @@ func powerOfTen(_ n: Int32) -> Int64 {
     return p
 }
 
-/// An exact running sum in 64 bits: `mantissa × 10^-scale`, the scale being the largest of the
+/// An exact running sum in 128 bits: `mantissa × 10^-scale`, the scale being the largest of the
 /// values added (and 0) — exactly the value and scale `ExactDecimal.adding` gives, so `exact` is
-/// bit-identical to the 256-bit sum. `adding` reports instead of trapping when the result (or the
-/// rescaling of either side to the common scale) needs more than 64 bits — and only then: a
-/// nonzero value rescaled by more than 18 digits never fits — and the caller goes on in the
-/// 256-bit form (`WindowSums`).
+/// bit-identical to the 256-bit sum. (Stored as two words, 24 bytes with the scale, instead of
+/// `Int128`'s 16-byte alignment.) `adding` reports instead of trapping when the result, or the
+/// rescaling of either side to the common scale, needs more than 128 bits — and only then: a
+/// nonzero value rescaled by more than 38 digits never fits — and the caller goes on in the
+/// 256-bit form (`WindowSums`). 64 bits were not enough: a quote volume at scale 7 (price at
+/// scale 2 × quantity at scale 5) passes 2^63 after some 10^4 trades of a busy hour.
 struct FastSum: Sendable, Equatable {
-    var mantissa: Int64 = 0
+    var low: UInt64 = 0
+    var high: Int64 = 0
     var scale: Int32 = 0
 
     static let zero = FastSum()
 
+    init() {}
+
+    @inline(__always)
+    init(mantissa: Int128, scale: Int32) {
+        low = UInt64(truncatingIfNeeded: mantissa)
+        high = Int64(truncatingIfNeeded: mantissa >> 64)
+        self.scale = scale
+    }
+
+    @inline(__always)
+    var mantissa: Int128 { Int128(high) << 64 | Int128(low) }
+
     /// This sum plus `m × 10^-s`, or nil when it does not fit in the fast form.
     @inline(__always)
-    func adding(_ m: Int64, scale s: Int32) -> FastSum? {
+    func adding(_ m: Int128, scale s: Int32) -> FastSum? {
+        let mantissa = self.mantissa
         if s == scale {
             let (sum, overflow) = mantissa.addingReportingOverflow(m)
             return overflow ? nil : FastSum(mantissa: sum, scale: s)
         }
         if s > scale {
             if mantissa == 0 { return FastSum(mantissa: m, scale: s) }
-            guard s - scale <= 18 else { return nil }
+            guard s - scale <= 38 else { return nil }
             let (x, o1) = mantissa.multipliedReportingOverflow(by: powerOfTen(s - scale))
             if o1 { return nil }
             let (sum, o2) = x.addingReportingOverflow(m)
             return o2 ? nil : FastSum(mantissa: sum, scale: s)
         }
         if m == 0 { return self }
-        guard scale - s <= 18 else { return nil }
+        guard scale - s <= 38 else { return nil }
         let (y, o1) = m.multipliedReportingOverflow(by: powerOfTen(scale - s))
         if o1 { return nil }
         let (sum, o2) = mantissa.addingReportingOverflow(y)
@@ -103,7 +119,7 @@ struct FastSum: Sendable, Equatable {
     }
 
     /// The same value and scale as a 256-bit decimal.
-    var exact: ExactDecimal { ExactDecimal(mantissa: mantissa, scale: Int(scale)) }
+    var exact: ExactDecimal { ExactDecimal(int128Mantissa: mantissa, scale: Int(scale)) }
 }
 
 /// A window's volume sums in the fast form: base volume, quote volume, and the taker side's volume.
@@ -118,7 +134,7 @@ struct FastWindowSums: Sendable {
     /// The sums with one more trade whose quantity is `q × 10^-qs` and quote quantity
     /// `qq × 10^-qqs`; nil when one of them leaves the fast form.
     @inline(__always)
-    func adding(quantity q: Int64, scale qs: Int32, quoteQuantity qq: Int64, scale qqs: Int32) -> FastWindowSums? {
+    func adding(quantity q: Int128, scale qs: Int32, quoteQuantity qq: Int128, scale qqs: Int32) -> FastWindowSums? {
         guard let v = volume.adding(q, scale: qs), let qv = quoteVolume.adding(qq, scale: qqs),
             let sv = sideVolume.adding(q, scale: qs)
         else { return nil }
@@ -148,7 +164,7 @@ struct PendingUpdate: Sendable {
     var sums = FastWindowSums.zero
 }
 
-/// One window's running aggregate. Its volume sums are in the fast form (`FastSum`) until one of
+/// One window's running aggregate. Its volume sums are in the 128-bit fast form (`FastSum`) until one of
 /// them outgrows it; from then on (`wide >= 0`) all four live in the aggregator's table of
 /// `WideVolumes` at that index and the fast fields are ignored.
 struct AggregateWindow: Sendable {

@@ -3,7 +3,7 @@ import MarketData
 import TapeTestSupport
 import Testing
 
-// The 64-bit fast form of the candle sums (`FastSum`) and its fallback to the 256-bit form: the
+// The 128-bit fast form of the candle sums (`FastSum`) and its fallback to the 256-bit form: the
 // candles must be bit-identical (same text, so same value *and* scale) to the 256-bit aggregator
 // (`ScanningCandleAggregator`, which never had a fast form), whatever the records hold.
 
@@ -21,48 +21,59 @@ private func randomDecimal(_ rng: inout SplitMix64, maxDigits: Int, maxScale: In
     return (negative ? "-" : "") + text
 }
 
-@Suite("Candle sums: 64-bit fast form and its 256-bit fallback")
+@Suite("Candle sums: 128-bit fast form and its 256-bit fallback")
 struct FastSumTests {
     /// `FastSum.adding` either gives exactly `ExactDecimal.adding`'s result (same text), or nil —
-    /// and nil only when the sum or the rescaling of one side does not fit in 64 bits.
+    /// and nil only when the sum or the rescaling of one side does not fit in 128 bits.
     @Test(arguments: TestBudget.seeds(1...20))
-    func addingMatchesExactOrDeclines(seed: UInt64) throws {
+    func addingMatchesExactOrDeclines(seed: UInt64) {
         var rng = SplitMix64(seed: seed &* 7919)
-        let edges: [Int64] = [0, 1, -1, .max, .min, .max - 1, .min + 1, 999_999_999_999_999_999, -999_999_999_999_999_999]
+        let edges: [Int128] = [0, 1, -1, .max, .min, .max - 1, .min + 1, 999_999_999_999_999_999, Int128(Int64.max) + 1, -(Int128(1) << 100)]
+        func random() -> Int128 {
+            if rng.next() % 4 == 0 { return edges[Int(rng.next() % UInt64(edges.count))] }
+            let wide = Int128(Int64(bitPattern: rng.next())) << 64 | Int128(rng.next())
+            return wide >> (rng.next() % 128)
+        }
         var declined = 0
         var taken = 0
-        for _ in 0..<2_000 {
-            let a = FastSum(
-                mantissa: rng.next() % 4 == 0 ? edges[Int(rng.next() % UInt64(edges.count))] : Int64(bitPattern: rng.next()) >> (rng.next() % 64),
-                scale: Int32(rng.next() % 25))
-            let m = rng.next() % 4 == 0 ? edges[Int(rng.next() % UInt64(edges.count))] : Int64(bitPattern: rng.next()) >> (rng.next() % 64)
-            let s = Int32(rng.next() % 25)
-            let b = ExactDecimal(mantissa: m, scale: Int(s))
-            let exact = try a.exact.adding(b)
+        for _ in 0..<3_000 {
+            let a = FastSum(mantissa: random(), scale: Int32(rng.next() % 45))
+            let m = random()
+            let s = Int32(rng.next() % 45)
+            let b = ExactDecimal(int128Mantissa: m, scale: Int(s))
+            #expect(b.int128Mantissa == m)
+            guard let exact = try? a.exact.adding(b) else {
+                // Past 256 bits at the common scale: the fast form cannot hold it either.
+                #expect(a.adding(m, scale: s) == nil)
+                declined += 1
+                continue
+            }
             if let fast = a.adding(m, scale: s) {
                 taken += 1
-                #expect(fast.exact.description == exact.description, "\(a) + \(m)e-\(s)")
+                #expect(fast.exact.description == exact.description, "\(a.mantissa)e-\(a.scale) + \(m)e-\(s)")
                 #expect(fast.scale == max(a.scale, s))
             } else {
                 declined += 1
                 let scale = Int(max(a.scale, s))
                 let fits =
-                    a.exact.rescaled(to: scale)?.int64Mantissa != nil && b.rescaled(to: scale)?.int64Mantissa != nil
-                    && exact.int64Mantissa != nil
-                #expect(!fits, "declined a sum that fits: \(a) + \(m)e-\(s)")
+                    a.exact.rescaled(to: scale)?.int128Mantissa != nil && b.rescaled(to: scale)?.int128Mantissa != nil
+                    && exact.int128Mantissa != nil
+                #expect(!fits, "declined a sum that fits: \(a.mantissa)e-\(a.scale) + \(m)e-\(s)")
             }
         }
         #expect(declined > 50 && taken > 50, "both outcomes exercised: \(declined) / \(taken)")
     }
 
-    @Test func int64MantissaEdges() throws {
-        #expect(try ExactDecimal("9223372036854775807").int64Mantissa == .max)
-        #expect(try ExactDecimal("-9223372036854775808").int64Mantissa == .min)
-        #expect(try ExactDecimal("9223372036854775808").int64Mantissa == nil)
-        #expect(try ExactDecimal("-9223372036854775809").int64Mantissa == nil)
-        #expect(try ExactDecimal("-0.0").int64Mantissa == 0)
-        #expect(try ExactDecimal("12.340").int64Mantissa == 12_340)
-        #expect(try ExactDecimal(String(repeating: "9", count: 38)).int64Mantissa == nil)
+    @Test func mantissaEdges() throws {
+        let nines = try ExactDecimal(String(repeating: "9", count: 38))
+        #expect(nines.int128Mantissa.map { "\($0)" } == String(repeating: "9", count: 38))
+        #expect(ExactDecimal(int128Mantissa: .min, scale: 3).int128Mantissa == .min)
+        #expect(ExactDecimal(int128Mantissa: .max, scale: 0).int128Mantissa == .max)
+        // 2^127 as a positive value does not fit; its negation does.
+        let twoTo127 = try ExactDecimal("170141183460469231731687303715884105728", allowingSignificantDigits: 78)
+        #expect(twoTo127.int128Mantissa == nil)
+        #expect(try ExactDecimal("-170141183460469231731687303715884105728", allowingSignificantDigits: 78).int128Mantissa == .min)
+        #expect(try twoTo127.adding(twoTo127).int128Mantissa == nil)
     }
 
     /// Windows leave the fast form mid-window — a quantity at a scale 19+ digits finer than the sum,
@@ -93,10 +104,10 @@ struct FastSumTests {
             var quantity: String?
             switch rng.next() % 25 {
             case 0: quantity = randomDecimal(&rng, maxDigits: 38, maxScale: 38, negative: rng.next() % 2 == 0)  // huge, fine, signed
-            case 1: quantity = randomDecimal(&rng, maxDigits: 19, maxScale: 0, negative: false)  // near and past Int64 sums
+            case 1: quantity = randomDecimal(&rng, maxDigits: 19, maxScale: 0, negative: false)  // past Int64 sums
             case 2: quantity = "0." + String(repeating: "0", count: 20 + Int(rng.next() % 15)) + "1"  // scale jump > 18
             case 3: quantity = randomDecimal(&rng, maxDigits: 12, maxScale: 6, negative: true)  // negative, fast form
-            case 4: quantity = "9223372036854775807"
+            case 4: quantity = String(repeating: "9", count: 38)  // two of them pass Int128.max
             default: break
             }
             if let quantity {
