@@ -47,9 +47,15 @@ public struct CandleAggregator: Sendable {
     /// `instrument * intervals.count + k` → the window most recently used for that series.
     private var seriesCache: [SeriesCacheEntry] = []
 
-    private var windows: [Window] = []
+    private var windows: [AggregateWindow] = []
     /// Per interval, what the trade being ingested would do to its window (see `ingest`).
-    private var pending: [PendingWindow] = []
+    private var pending: [PendingUpdate] = []
+    /// Per interval, the 256-bit sums of a pending update that left the fast form (`isWide`).
+    private var pendingWide: [WindowSums] = []
+    /// The sums of the windows that outgrew the 128-bit fast form (`AggregateWindow.wide`), and
+    /// the free entries of this table.
+    private var wideVolumes: [WideVolumes] = []
+    private var freeWide: [Int32] = []
     private var freeSlots: [Int32] = []
     private var windowIndex: [WindowKey: Int32] = [:]
     /// Per slot, bumped when its window is evicted: entries of the heaps below that carry an
@@ -76,7 +82,8 @@ public struct CandleAggregator: Sendable {
         self.intervalMillis = configuration.intervals.map(\.milliseconds)
         self.emittedPerInterval = Array(repeating: 0, count: configuration.intervals.count)
         self.largestIntervalMillis = configuration.intervals.map(\.milliseconds).max()!
-        self.pending = Array(repeating: PendingWindow(), count: configuration.intervals.count)
+        self.pending = Array(repeating: PendingUpdate(), count: configuration.intervals.count)
+        self.pendingWide = Array(repeating: WindowSums.zero, count: configuration.intervals.count)
     }
 
     /// The event-time watermark: highest trade time minus grace (`Int64.min` before any trade).
@@ -223,29 +230,44 @@ public struct CandleAggregator: Sendable {
 
         // First, without changing anything: the window of each interval and its sums with this
         // trade. If any sum would overflow, the trade is rejected and no window has changed.
+        // Sums stay in the 128-bit fast form while they fit (the common case); a window whose sums
+        // would leave it continues in the exact 256-bit form (the same values, bit for bit).
         let count = intervalMillis.count
         var overflows = false
+        let q = quantity.int128Mantissa
+        let qq = quoteQuantity.int128Mantissa
+        let qs = quantity.scale
+        let qqs = quoteQuantity.scale
         for k in 0..<count {
             let length = intervalMillis[k]
             let start = floorStart(time, length)
             if saturatingAdd(start, saturatingAdd(length, lateness)) <= watermark {
-                pending[k].slot = PendingWindow.tooLate
+                pending[k].slot = PendingUpdate.tooLate
                 continue
             }
             let slot = existingSlot(instrument: instrument, interval: k, start: start)
-            let sums: WindowSums?
-            if slot >= 0 {
-                sums = windows[Int(slot)].sums(adding: quantity, quoteQuantity: quoteQuantity, side: side)
+            pending[k].slot = slot
+            pending[k].start = start
+            let base: WindowSums
+            let wide = slot >= 0 ? windows[Int(slot)].wide : -1
+            if wide < 0 {
+                let fast = slot >= 0 ? windows[Int(slot)].fastSums(side: side) : FastWindowSums.zero
+                if let q, let qq, let sums = fast.adding(quantity: q, scale: qs, quoteQuantity: qq, scale: qqs) {
+                    pending[k].isWide = false
+                    pending[k].sums = sums
+                    continue
+                }
+                base = fast.exact
             } else {
-                sums = WindowSums.zero.adding(quantity: quantity, quoteQuantity: quoteQuantity, side: side)
+                let w = wideVolumes[Int(wide)]
+                base = WindowSums(volume: w.volume, quoteVolume: w.quoteVolume, sideVolume: side == .buy ? w.buyVolume : w.sellVolume)
             }
-            guard let sums else {
+            guard let sums = base.adding(quantity: quantity, quoteQuantity: quoteQuantity, side: side) else {
                 overflows = true
                 break
             }
-            pending[k].slot = slot
-            pending[k].start = start
-            pending[k].sums = sums
+            pending[k].isWide = true
+            pendingWide[k] = sums
         }
         if overflows {
             // A duplicate stays a duplicate (it would not have been applied anyway).
@@ -266,7 +288,7 @@ public struct CandleAggregator: Sendable {
         var outcome = IngestOutcome.applied
         for k in 0..<count {
             var slot = pending[k].slot
-            if slot == PendingWindow.tooLate {
+            if slot == PendingUpdate.tooLate {
                 outcome = .tooLate
                 continue
             }
@@ -278,9 +300,12 @@ public struct CandleAggregator: Sendable {
             if sequence < windows[i].firstSequence {
                 bySequence.push(WindowRef(key: sequence, slot: slot, generation: slotGeneration[i]))
             }
-            if windows[i].apply(price: price, sums: pending[k].sums, side: side, time: time, sequence: sequence),
-                outcome == .applied
-            {
+            if pending[k].isWide {
+                storeWide(pendingWide[k], side: side, slot: i)
+            } else {
+                windows[i].store(pending[k].sums, side: side)
+            }
+            if windows[i].apply(price: price, time: time, sequence: sequence), outcome == .applied {
                 outcome = .late
             }
         }
@@ -476,6 +501,10 @@ public struct CandleAggregator: Sendable {
             if seriesCache[cache].slot == top.slot { seriesCache[cache] = .empty }
             slotGeneration[i] &+= 1
             freeSlots.append(top.slot)
+            if windows[i].wide >= 0 {
+                freeWide.append(windows[i].wide)
+                windows[i].wide = -1
+            }
         }
         for entry in keep { heap.push(entry) }
     }
@@ -516,7 +545,7 @@ public struct CandleAggregator: Sendable {
             seriesCache[cache] = SeriesCacheEntry(start: start, slot: slot)
             return slot
         }
-        let window = Window(
+        let window = AggregateWindow(
             instrument: instrument, interval: Int32(k), start: start, end: saturatingAdd(start, length), firstSequence: sequence)
         let slot: Int32
         if let free = freeSlots.popLast() {
@@ -536,13 +565,41 @@ public struct CandleAggregator: Sendable {
         return slot
     }
 
-    private func candle(of w: Window) -> Candle {
+    /// Stores a trade's 256-bit sums in window `i`, moving the window to the wide table first if
+    /// it was still in the fast form.
+    private mutating func storeWide(_ sums: WindowSums, side: Side, slot i: Int) {
+        var wide = windows[i].wide
+        if wide < 0 {
+            let volumes = windows[i].exactVolumes
+            if let free = freeWide.popLast() {
+                wide = free
+                wideVolumes[Int(wide)] = volumes
+            } else {
+                wide = Int32(wideVolumes.count)
+                wideVolumes.append(volumes)
+            }
+            windows[i].wide = wide
+        }
+        let w = Int(wide)
+        wideVolumes[w].volume = sums.volume
+        wideVolumes[w].quoteVolume = sums.quoteVolume
+        switch side {
+        case .buy: wideVolumes[w].buyVolume = sums.sideVolume
+        case .sell: wideVolumes[w].sellVolume = sums.sideVolume
+        }
+    }
+
+    private func candle(of w: AggregateWindow) -> Candle {
         let instrument = instruments[Int(w.instrument)]
+        let v = w.wide >= 0 ? wideVolumes[Int(w.wide)] : w.exactVolumes
         return Candle(
             exchange: instrument.exchange, symbol: instrument.symbol, interval: configuration.intervals[Int(w.interval)],
             start: w.start, end: w.end, open: w.open, high: w.high, low: w.low, close: w.close,
-            volume: w.volume, quoteVolume: w.quoteVolume, buyVolume: w.buyVolume, sellVolume: w.sellVolume,
-            trades: w.trades, vwap: Candle.vwap(quoteVolume: w.quoteVolume, volume: w.volume),
+            volume: v.volume, quoteVolume: v.quoteVolume, buyVolume: v.buyVolume, sellVolume: v.sellVolume,
+            trades: w.trades, vwap: Candle.vwap(quoteVolume: v.quoteVolume, volume: v.volume),
             revision: w.revision, isFinal: w.isFinal)
     }
+
+    /// How many held windows keep their sums in the 256-bit form (for tests).
+    var wideWindowCount: Int { wideVolumes.count - freeWide.count }
 }

@@ -1,20 +1,43 @@
+import Foundation
 import MarketData
 
 // Lookup structures of `CandleAggregator`: instrument ids by (exchange, symbol) bytes, and the trade ids seen (deduplication).
 
-/// (exchange, symbol) bytes → instrument id, without building strings: open addressing over an
-/// FNV-1a hash, keys compared byte for byte.
+/// (exchange, symbol) bytes → instrument id, without building strings: open addressing over a
+/// hash of at most four 8-byte words per key (first and last eight bytes of each part, and the
+/// lengths: constant work per record however long the names), keys compared with `memcmp`.
 struct InstrumentTable: Sendable {
     private var keys: [[UInt8]] = []
     private var ids: [Int32] = []
     private var slots: [Int32] = Array(repeating: -1, count: 64)
 
+    /// The first and the last (up to) eight bytes of `p`, as two words (zero-extended when shorter).
+    @inline(__always)
+    private static func ends(_ p: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64) {
+        let n = p.count
+        guard let base = p.baseAddress, n > 0 else { return (0, 0) }
+        let raw = UnsafeRawPointer(base)
+        if n >= 8 {
+            return (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self))
+        }
+        var w: UInt64 = 0
+        for k in 0..<n { w |= UInt64(base[k]) << (8 * UInt64(k)) }
+        return (w, 0)
+    }
+
     @inline(__always)
     private static func hash(_ exchange: UnsafeBufferPointer<UInt8>, _ symbol: UnsafeBufferPointer<UInt8>) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for c in exchange { h = (h ^ UInt64(c)) &* 0x100_0000_01b3 }
-        h = (h ^ 0x3A) &* 0x100_0000_01b3
-        for c in symbol { h = (h ^ UInt64(c)) &* 0x100_0000_01b3 }
+        let (e0, e1) = ends(exchange)
+        let (s0, s1) = ends(symbol)
+        var h = UInt64(truncatingIfNeeded: exchange.count) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(truncatingIfNeeded: symbol.count)
+        @inline(__always) func mix(_ w: UInt64) {
+            h = (h ^ w) &* 0xFF51_AFD7_ED55_8CCD
+            h ^= h >> 29
+        }
+        mix(e0)
+        mix(e1)
+        mix(s0)
+        mix(s1)
         return h
     }
 
@@ -22,10 +45,10 @@ struct InstrumentTable: Sendable {
     private func matches(_ key: [UInt8], _ exchange: UnsafeBufferPointer<UInt8>, _ symbol: UnsafeBufferPointer<UInt8>) -> Bool {
         guard key.count == exchange.count + 1 + symbol.count else { return false }
         return key.withUnsafeBufferPointer { k in
-            for i in 0..<exchange.count where k[i] != exchange[i] { return false }
+            guard let kb = k.baseAddress else { return false }
             if k[exchange.count] != 0x3A { return false }
-            let base = exchange.count + 1
-            for i in 0..<symbol.count where k[base + i] != symbol[i] { return false }
+            if let e = exchange.baseAddress, memcmp(kb, e, exchange.count) != 0 { return false }
+            if let s = symbol.baseAddress, memcmp(kb + exchange.count + 1, s, symbol.count) != 0 { return false }
             return true
         }
     }

@@ -55,17 +55,119 @@ struct WindowSums: Sendable {
     }
 }
 
-/// What the trade being ingested does to one interval's window: which slot (`tooLate`, or -1 for
-/// a window still to be created) and the sums it leaves there.
-struct PendingWindow: Sendable {
-    static let tooLate: Int32 = -2
-    var slot: Int32 = -1
-    var start: Int64 = 0
-    var sums = WindowSums.zero
+/// 10^n as an Int128, for n in 0...38.
+@inline(__always)
+func powerOfTen(_ n: Int32) -> Int128 {
+    var p: Int128 = 1
+    var k = n
+    while k > 0 {
+        p &*= 10
+        k -= 1
+    }
+    return p
 }
 
-/// One window's running aggregate.
-struct Window: Sendable {
+/// An exact running sum in 128 bits: `mantissa × 10^-scale`, the scale being the largest of the
+/// values added (and 0) — exactly the value and scale `ExactDecimal.adding` gives, so `exact` is
+/// bit-identical to the 256-bit sum. (Stored as two words, 24 bytes with the scale, instead of
+/// `Int128`'s 16-byte alignment.) `adding` reports instead of trapping when the result, or the
+/// rescaling of either side to the common scale, needs more than 128 bits — and only then: a
+/// nonzero value rescaled by more than 38 digits never fits — and the caller goes on in the
+/// 256-bit form (`WindowSums`). 64 bits were not enough: a quote volume at scale 7 (price at
+/// scale 2 × quantity at scale 5) passes 2^63 after some 10^4 trades of a busy hour.
+struct FastSum: Sendable, Equatable {
+    var low: UInt64 = 0
+    var high: Int64 = 0
+    var scale: Int32 = 0
+
+    static let zero = FastSum()
+
+    init() {}
+
+    @inline(__always)
+    init(mantissa: Int128, scale: Int32) {
+        low = UInt64(truncatingIfNeeded: mantissa)
+        high = Int64(truncatingIfNeeded: mantissa >> 64)
+        self.scale = scale
+    }
+
+    @inline(__always)
+    var mantissa: Int128 { Int128(high) << 64 | Int128(low) }
+
+    /// This sum plus `m × 10^-s`, or nil when it does not fit in the fast form.
+    @inline(__always)
+    func adding(_ m: Int128, scale s: Int32) -> FastSum? {
+        let mantissa = self.mantissa
+        if s == scale {
+            let (sum, overflow) = mantissa.addingReportingOverflow(m)
+            return overflow ? nil : FastSum(mantissa: sum, scale: s)
+        }
+        if s > scale {
+            if mantissa == 0 { return FastSum(mantissa: m, scale: s) }
+            guard s - scale <= 38 else { return nil }
+            let (x, o1) = mantissa.multipliedReportingOverflow(by: powerOfTen(s - scale))
+            if o1 { return nil }
+            let (sum, o2) = x.addingReportingOverflow(m)
+            return o2 ? nil : FastSum(mantissa: sum, scale: s)
+        }
+        if m == 0 { return self }
+        guard scale - s <= 38 else { return nil }
+        let (y, o1) = m.multipliedReportingOverflow(by: powerOfTen(scale - s))
+        if o1 { return nil }
+        let (sum, o2) = mantissa.addingReportingOverflow(y)
+        return o2 ? nil : FastSum(mantissa: sum, scale: scale)
+    }
+
+    /// The same value and scale as a 256-bit decimal.
+    var exact: ExactDecimal { ExactDecimal(int128Mantissa: mantissa, scale: Int(scale)) }
+}
+
+/// A window's volume sums in the fast form: base volume, quote volume, and the taker side's volume.
+struct FastWindowSums: Sendable {
+    var volume: FastSum
+    var quoteVolume: FastSum
+    /// `buyVolume` or `sellVolume`, whichever side the trade is on.
+    var sideVolume: FastSum
+
+    static let zero = FastWindowSums(volume: .zero, quoteVolume: .zero, sideVolume: .zero)
+
+    /// The sums with one more trade whose quantity is `q × 10^-qs` and quote quantity
+    /// `qq × 10^-qqs`; nil when one of them leaves the fast form.
+    @inline(__always)
+    func adding(quantity q: Int128, scale qs: Int32, quoteQuantity qq: Int128, scale qqs: Int32) -> FastWindowSums? {
+        guard let v = volume.adding(q, scale: qs), let qv = quoteVolume.adding(qq, scale: qqs),
+            let sv = sideVolume.adding(q, scale: qs)
+        else { return nil }
+        return FastWindowSums(volume: v, quoteVolume: qv, sideVolume: sv)
+    }
+
+    /// The same sums in the 256-bit form.
+    var exact: WindowSums { WindowSums(volume: volume.exact, quoteVolume: quoteVolume.exact, sideVolume: sideVolume.exact) }
+}
+
+/// A window's four volume sums in the 256-bit form (a window that outgrew the fast form).
+struct WideVolumes: Sendable {
+    var volume: ExactDecimal
+    var quoteVolume: ExactDecimal
+    var buyVolume: ExactDecimal
+    var sellVolume: ExactDecimal
+}
+
+/// What the trade being ingested does to one interval's window: which slot (`tooLate`, or -1 for
+/// a window still to be created) and the sums it leaves there — in the fast form, or (`isWide`) in
+/// the 256-bit form held in the aggregator's `pendingWide[k]`.
+struct PendingUpdate: Sendable {
+    static let tooLate: Int32 = -2
+    var slot: Int32 = -1
+    var isWide = false
+    var start: Int64 = 0
+    var sums = FastWindowSums.zero
+}
+
+/// One window's running aggregate. Its volume sums are in the 128-bit fast form (`FastSum`) until one of
+/// them outgrows it; from then on (`wide >= 0`) all four live in the aggregator's table of
+/// `WideVolumes` at that index and the fast fields are ignored.
+struct AggregateWindow: Sendable {
     var instrument: Int32
     var interval: Int32
     var start: Int64
@@ -80,10 +182,12 @@ struct Window: Sendable {
     var openSequence: Int64 = .max
     var closeTime: Int64 = .min
     var closeSequence: Int64 = .min
-    var volume = ExactDecimal.zero
-    var quoteVolume = ExactDecimal.zero
-    var buyVolume = ExactDecimal.zero
-    var sellVolume = ExactDecimal.zero
+    var volume = FastSum.zero
+    var quoteVolume = FastSum.zero
+    var buyVolume = FastSum.zero
+    var sellVolume = FastSum.zero
+    /// Index of this window's sums in the aggregator's wide table, or -1 (fast form).
+    var wide: Int32 = -1
     var trades: Int64 = 0
     /// Late trades applied after the window was final.
     var revision: Int64 = 0
@@ -100,17 +204,21 @@ struct Window: Sendable {
         self.firstSequence = firstSequence
     }
 
-    /// The window's sums with one more trade, or nil when one would need more than 256 bits.
+    /// The fast sums a trade on `side` adds to (meaningless once `wide >= 0`).
     @inline(__always)
-    func sums(adding quantity: ExactDecimal, quoteQuantity: ExactDecimal, side: Side) -> WindowSums? {
-        WindowSums(volume: volume, quoteVolume: quoteVolume, sideVolume: side == .buy ? buyVolume : sellVolume)
-            .adding(quantity: quantity, quoteQuantity: quoteQuantity, side: side)
+    func fastSums(side: Side) -> FastWindowSums {
+        FastWindowSums(volume: volume, quoteVolume: quoteVolume, sideVolume: side == .buy ? buyVolume : sellVolume)
     }
 
-    /// Adds a trade whose sums were computed (and checked) by `sums(adding:...)`; returns true
+    /// The four sums in the 256-bit form, from the fast fields (for a window still in the fast form).
+    var exactVolumes: WideVolumes {
+        WideVolumes(volume: volume.exact, quoteVolume: quoteVolume.exact, buyVolume: buyVolume.exact, sellVolume: sellVolume.exact)
+    }
+
+    /// Adds a trade's price, time and sequence (the sums are stored by the caller); returns true
     /// when the window was already final (a late trade).
     @inline(__always)
-    mutating func apply(price: ExactDecimal, sums: WindowSums, side: Side, time: Int64, sequence: Int64) -> Bool {
+    mutating func apply(price: ExactDecimal, time: Int64, sequence: Int64) -> Bool {
         if trades == 0 {
             open = price
             high = price
@@ -135,12 +243,6 @@ struct Window: Sendable {
             }
         }
         if sequence < firstSequence { firstSequence = sequence }
-        volume = sums.volume
-        quoteVolume = sums.quoteVolume
-        switch side {
-        case .buy: buyVolume = sums.sideVolume
-        case .sell: sellVolume = sums.sideVolume
-        }
         trades += 1
         isDirty = true
         if isFinal {
@@ -148,6 +250,17 @@ struct Window: Sendable {
             return true
         }
         return false
+    }
+
+    /// Stores fast sums computed (and checked) for a trade on `side`.
+    @inline(__always)
+    mutating func store(_ sums: FastWindowSums, side: Side) {
+        volume = sums.volume
+        quoteVolume = sums.quoteVolume
+        switch side {
+        case .buy: buyVolume = sums.sideVolume
+        case .sell: sellVolume = sums.sideVolume
+        }
     }
 }
 

@@ -51,7 +51,38 @@ struct TradeFields {
             defer { i = end + 1 }
             return i..<end
         }
+        /// A quoted decimal. The common text — canonical, at most 18 digits — is parsed in the same
+        /// pass that finds the closing quote, straight into the 64-bit mantissa (no second scan);
+        /// anything else goes to `ExactDecimal(utf8:)`, whose value the fast pass equals.
         @inline(__always) func decimal() -> ExactDecimal? {
+            var j = i
+            let negative = j < n && base[j] == UInt8(ascii: "-")
+            if negative { j += 1 }
+            let digitsStart = j
+            var mantissa: Int64 = 0
+            var pointAt = -1
+            while j < n {
+                let c = base[j]
+                let d = c &- UInt8(ascii: "0")
+                if d < 10 {
+                    mantissa = mantissa &* 10 &+ Int64(d)
+                } else if c == UInt8(ascii: ".") && pointAt < 0 {
+                    pointAt = j
+                } else {
+                    break
+                }
+                j += 1
+            }
+            if j < n && base[j] == UInt8(ascii: "\"") {
+                let integerDigits = (pointAt < 0 ? j : pointAt) - digitsStart
+                let fractionDigits = pointAt < 0 ? 0 : j - pointAt - 1
+                if integerDigits >= 1 && integerDigits + fractionDigits <= 18 && (pointAt < 0 || fractionDigits >= 1)
+                    && (integerDigits == 1 || base[digitsStart] != UInt8(ascii: "0")) && !(negative && mantissa == 0)
+                {
+                    i = j + 1
+                    return ExactDecimal(mantissa: negative ? -mantissa : mantissa, scale: fractionDigits)
+                }
+            }
             guard let r = quoted() else { return nil }
             return try? ExactDecimal(utf8: UnsafeBufferPointer(start: base + r.lowerBound, count: r.count))
         }
