@@ -102,7 +102,9 @@ struct BenchE2E: AsyncParsableCommand {
         print(
             "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
         )
-        print("  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade")
+        print(
+            "  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade"
+        )
         for (rate, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
             func m(_ f: (E2ERunResult) -> Double) -> Double {

@@ -1,5 +1,6 @@
-@testable import ExchangeSimulator
 import Testing
+
+@testable import ExchangeSimulator
 
 /// The simulator's per-client outbox: batches, its bound, finishing and cancellation.
 @Suite struct FrameOutboxTests {
