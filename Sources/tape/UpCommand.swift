@@ -304,6 +304,9 @@ struct UpCommand: AsyncParsableCommand {
         return (line, lines)
     }
 
+    /// Seconds `tape up` still waits after a second Ctrl-C before it exits regardless.
+    static let forcedStopGrace = 3
+
     func start() async throws {
         // An embedded broker without authentication: not on a reachable address unless asked for.
         if brokers == nil, let host = try? BrokerCommand.parseListen(listen).0,
@@ -391,6 +394,16 @@ struct UpCommand: AsyncParsableCommand {
                 } else {
                     logger.warning("tape up: second signal; stopping now")
                     running.cancel()
+                    // Cancelling does not reach a Kafka client blocked in C: with the embedded broker
+                    // already gone, the processor's flush (and its revocation's) would wait out their
+                    // 60 s timeouts. "Now" means now: exit if still running shortly after. Nothing
+                    // acknowledged is lost — the broker's files are in the page cache, as after a crash,
+                    // which its recovery handles.
+                    Task.detached {
+                        try? await Task.sleep(for: .seconds(Self.forcedStopGrace))
+                        logger.error("tape up: still stopping \(Self.forcedStopGrace) s after the second signal; exiting")
+                        Foundation.exit(130)
+                    }
                 }
             }
         }
