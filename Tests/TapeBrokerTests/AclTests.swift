@@ -187,18 +187,6 @@ final class AclTests: XCTestCase {
         return Broker(configuration: c, topics: InMemoryTopicStore(), committedOffsets: InMemoryCommittedOffsetStore())
     }
 
-    func send<M: KafkaRequestMessage>(_ b: Broker, _ m: M, version: Int16, connection: UInt64 = 1) async throws -> ByteBuffer {
-        var frame = KafkaRequest.encodeFrame(m, version: version, correlationId: 9, clientId: "t")
-        frame.moveReaderIndex(forwardBy: 4)
-        let request = try KafkaRequest.decode(frame: &frame)
-        let reply = await b.handle(request, clientHost: "/127.0.0.1", connection: connection)
-        var response = try XCTUnwrap(reply)
-        response.moveReaderIndex(forwardBy: 4)
-        _ = try response.decodeInt32()  // correlation id
-        if M.apiKey.responseHeaderVersion(version) >= 1 { try response.skipTaggedFields() }
-        return response
-    }
-
     /// Throttle time, then the error code (JoinGroup, InitProducerId).
     func topLevelError(_ b: inout ByteBuffer) throws -> ErrorCode {
         _ = try b.decodeInt32()
@@ -448,4 +436,17 @@ final class AclTests: XCTestCase {
         _ = try out.decodeInt32()
         XCTAssertEqual(try out.decodeErrorCode(), .transactionalIdAuthorizationFailed)
     }
+}
+
+/// One request through `b`'s handler as connection `connection` sent it; the response after its header.
+func send<M: KafkaRequestMessage>(_ b: Broker, _ m: M, version: Int16, connection: UInt64 = 1) async throws -> ByteBuffer {
+    var frame = KafkaRequest.encodeFrame(m, version: version, correlationId: 9, clientId: "t")
+    frame.moveReaderIndex(forwardBy: 4)
+    let request = try KafkaRequest.decode(frame: &frame)
+    let reply = await b.handle(request, clientHost: "/127.0.0.1", connection: connection)
+    var response = try XCTUnwrap(reply)
+    response.moveReaderIndex(forwardBy: 4)
+    _ = try response.decodeInt32()  // correlation id
+    if M.apiKey.responseHeaderVersion(version) >= 1 { try response.skipTaggedFields() }
+    return response
 }

@@ -24,18 +24,6 @@ final class AuthorizedOperationsTests: XCTestCase {
             ops.map { AclBinding(resourceType: type, resourceName: name, patternType: .literal, principal: principal, operation: $0, permission: .allow) })
     }
 
-    func send<M: KafkaRequestMessage>(_ b: Broker, _ m: M, version: Int16, connection: UInt64) async throws -> ByteBuffer {
-        var frame = KafkaRequest.encodeFrame(m, version: version, correlationId: 9, clientId: "t")
-        frame.moveReaderIndex(forwardBy: 4)
-        let request = try KafkaRequest.decode(frame: &frame)
-        let reply = await b.handle(request, clientHost: "/127.0.0.1", connection: connection)
-        var response = try XCTUnwrap(reply)
-        response.moveReaderIndex(forwardBy: 4)
-        _ = try response.decodeInt32()  // correlation id
-        if M.apiKey.responseHeaderVersion(version) >= 1 { try response.skipTaggedFields() }
-        return response
-    }
-
     /// Metadata v8 (the last non-flexible version): each topic's name, error and authorized operations.
     func metadataV8(_ b: Broker, _ topics: [String]?, include: Bool, connection: UInt64) async throws -> [String: (ErrorCode, Int32)] {
         var out = try await send(
