@@ -294,7 +294,9 @@ let package = Package(
         // The whole pipeline in this process through buildTape (loopback sockets, no child process).
         .testTarget(
             name: "TapeRuntimeTests",
-            dependencies: ["TapeRuntime", "TapeBroker", "Processing", "TapeTestSupport", "Ingest", "MarketData", "KafkaClient", "TapeMetrics", "TapeServer"],
+            dependencies: [
+                "TapeRuntime", "TapeBroker", "KafkaProtocol", "Processing", "TapeTestSupport", "Ingest", "MarketData", "KafkaClient", "TapeMetrics", "TapeServer",
+            ],
             swiftSettings: strict
         ),
     ]

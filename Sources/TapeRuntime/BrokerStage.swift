@@ -12,6 +12,8 @@ public final class BrokerStage: Service, Sendable {
     public let bootstrapServers: String
     public let port: Int
     let server: BoundBrokerServer
+    /// The broker itself, for the stages of this process that read it in-process.
+    public var broker: Broker { server.broker }
     private let close: @Sendable () async -> Void
     private let stopped: StageLog
 

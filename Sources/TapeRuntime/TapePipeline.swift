@@ -164,25 +164,23 @@ private func buildStages(
     serverConfig.health = HealthPolicy(staleAfterMilliseconds: configuration.staleAfterMilliseconds)
     let state = TapeServerState(configuration: serverConfig)
     let feedStats = state.feedStats
-    let trades = KafkaTradeFeed(
-        reader: try KafkaTopicReader(kafka: kafka, topic: "tape.trades", start: .end, logger: Logger(label: "tape.serve.trades")) {
-            feedStats.setConsumerLag($0)
-        })
-    let candles = KafkaCandleFeed(
-        reader: try KafkaTopicReader(kafka: kafka, topic: "tape.candles", start: .end, logger: Logger(label: "tape.serve.candles")) {
-            feedStats.setConsumerLag($0)
-        })
+    // Each topic through the embedded broker in-process when there is one (no Kafka client, socket
+    // or request encoding per topic), else through a Kafka consumer.
+    func reader(_ topic: String, _ start: KafkaTopicReader.Start, quietWhileMissing: Bool = false, onLag: @escaping @Sendable (ConsumerLag) -> Void = { _ in })
+        throws -> any TopicRecordSource
+    {
+        let logger = Logger(label: "tape.serve.\(topic.dropFirst("tape.".count))")
+        if let broker {
+            return EmbeddedTopicReader(broker: broker.broker, topic: topic, start: start, logger: logger, quietWhileMissing: quietWhileMissing, onLag: onLag)
+        }
+        return try KafkaTopicReader(kafka: kafka, topic: topic, start: start, logger: logger, quietWhileMissing: quietWhileMissing, onLag: onLag)
+    }
+    let trades = KafkaTradeFeed(reader: try reader("tape.trades", .end) { feedStats.setConsumerLag($0) })
+    let candles = KafkaCandleFeed(reader: try reader("tape.candles", .end) { feedStats.setConsumerLag($0) })
     // tape.gaps from its beginning: the ledger needs every gap's latest state.
-    let gaps = SharedGapFeed(
-        base: KafkaGapFeed(
-            reader: try KafkaTopicReader(
-                kafka: kafka, topic: "tape.gaps", start: .beginning, logger: Logger(label: "tape.serve.gaps"), quietWhileMissing: true)),
-        processor: processorGaps)
+    let gaps = SharedGapFeed(base: KafkaGapFeed(reader: try reader("tape.gaps", .beginning, quietWhileMissing: true)), processor: processorGaps)
     // tape.books from the recent past: two periodic-snapshot intervals hold a snapshot of every book.
-    let books = KafkaBookFeed(
-        reader: try KafkaTopicReader(
-            kafka: kafka, topic: "tape.books", start: .since(bookReplayStart(snapshotInterval: bookSnapshotInterval)),
-            logger: Logger(label: "tape.serve.books"), quietWhileMissing: true))
+    let books = KafkaBookFeed(reader: try reader("tape.books", .since(bookReplayStart(snapshotInterval: bookSnapshotInterval)), quietWhileMissing: true))
     let stats = IngestStats(ingest: ingestStages, feed: feedStats, simulated: offline)
     let probe = IngestProbe(ingest: ingestStages, bootstrap: bootstrap)
     let server = ServerStage(stopped: stopOrder) { onBound in

@@ -6,9 +6,38 @@ import MarketData
 import Synchronization
 import TapeMetrics
 
-/// Reads every partition of one topic without a consumer group (each server sees all events),
-/// waiting for the topic to exist, and reports its lag now and then.
-public final class KafkaTopicReader: Sendable {
+/// Where a feed's records come from: a Kafka consumer (`KafkaTopicReader`), or, inside `tape up`,
+/// the embedded broker read in-process. Reads every partition of one topic without a consumer
+/// group (each server sees all events), waiting for the topic to exist.
+public protocol TopicRecordSource: AnyObject, FeedContactReporting {
+    var topic: String { get }
+    var start: KafkaTopicReader.Start { get }
+    var logger: Logger { get }
+    /// Waits until the topic exists, then starts reading all its partitions. Returns the partition ids.
+    func assignWhenReady() async throws -> [Int32]
+    /// The records read, batch by batch; call after `assignWhenReady`.
+    func makeBatchIterator() -> any TopicBatchIterating
+    /// Notes that the source answered (for `/health`).
+    func touch()
+    /// Reports the lag behind the partitions' ends, apart from the feed (never blocking it).
+    func reportLagInBackground(positions: [Int32: Int64], partitions: [Int32])
+}
+
+/// The batches of a `TopicRecordSource`; nil at the end.
+public protocol TopicBatchIterating: AnyObject {
+    func next() async throws -> [KafkaMessage]?
+}
+
+/// A Kafka consumer's batches as a `TopicBatchIterating`.
+final class ConsumerBatchIterator: TopicBatchIterating {
+    var inner: KafkaConsumer.MessageBatches.AsyncIterator
+    init(_ consumer: KafkaConsumer) { inner = consumer.batches.makeAsyncIterator() }
+    func next() async throws -> [KafkaMessage]? { try await inner.next() }
+}
+
+/// Reads every partition of one topic through a Kafka consumer without a consumer group (each
+/// server sees all events), waiting for the topic to exist, and reports its lag now and then.
+public final class KafkaTopicReader: TopicRecordSource, Sendable {
     public enum Start: Sendable {
         /// Only what is produced from now on (live trades).
         case end
@@ -22,7 +51,7 @@ public final class KafkaTopicReader: Sendable {
         /// recent past (`tape.books`, whose periodic snapshots make it enough to rebuild every book).
         case since(Int64)
 
-        var isEnd: Bool {
+        public var isEnd: Bool {
             if case .end = self { return true }
             return false
         }
@@ -37,7 +66,7 @@ public final class KafkaTopicReader: Sendable {
             }
         }
 
-        var description: String {
+        public var description: String {
             switch self {
             case .end: return "the end"
             case .beginning: return "the beginning"
@@ -50,8 +79,8 @@ public final class KafkaTopicReader: Sendable {
 
     let consumer: KafkaConsumer
     public let topic: String
-    let start: Start
-    let logger: Logger
+    public let start: Start
+    public let logger: Logger
     let groupLabel: String
     let onLag: @Sendable (ConsumerLag) -> Void
     /// When Kafka last answered this reader (ms since the epoch; 0 = never), for `/health`.
@@ -85,10 +114,12 @@ public final class KafkaTopicReader: Sendable {
     /// The bootstrap servers this reader uses.
     public let bootstrap: String
 
-    func touch() { lastContact.store(Int64(Date().timeIntervalSince1970 * 1000), ordering: .relaxed) }
+    public func touch() { lastContact.store(Int64(Date().timeIntervalSince1970 * 1000), ordering: .relaxed) }
 
     /// Waits until the topic exists, then assigns all its partitions. Returns the partition ids.
-    func assignWhenReady() async throws -> [Int32] {
+    public func makeBatchIterator() -> any TopicBatchIterating { ConsumerBatchIterator(consumer) }
+
+    public func assignWhenReady() async throws -> [Int32] {
         var warnedBroker = false
         var warnedTopic = false
         while true {
@@ -136,7 +167,7 @@ public final class KafkaTopicReader: Sendable {
     /// Starts a lag report unless one is still running. It runs apart from the feed: librdkafka's
     /// watermark query can wait for a broker that has gone away, and the feed (and so a graceful
     /// shutdown) must never wait for it.
-    func reportLagInBackground(positions: [Int32: Int64], partitions: [Int32]) {
+    public func reportLagInBackground(positions: [Int32: Int64], partitions: [Int32]) {
         guard !lagQueryInFlight.exchange(true, ordering: .acquiringAndReleasing) else { return }
         Task.detached { [self] in
             await reportLag(positions: positions, partitions: partitions)
@@ -161,10 +192,10 @@ public final class KafkaTopicReader: Sendable {
     /// `onBatch`, when given, receives each batch's values and the next offset of every partition
     /// read so far before the values are handed out (an error from it ends the iteration).
     struct Iterator<Value: Sendable> {
-        let reader: KafkaTopicReader
+        let reader: any TopicRecordSource
         let decode: @Sendable ([UInt8]) throws -> Value
         let onBatch: (@Sendable ([Value], [Int32: Int64]) throws -> Void)?
-        var batches: KafkaConsumer.MessageBatches.AsyncIterator?
+        var batches: (any TopicBatchIterating)?
         var partitions: [Int32] = []
         var buffer: [Value] = []
         var index = 0
@@ -173,7 +204,7 @@ public final class KafkaTopicReader: Sendable {
         var badRecords = 0
 
         init(
-            reader: KafkaTopicReader, decode: @escaping @Sendable ([UInt8]) throws -> Value,
+            reader: any TopicRecordSource, decode: @escaping @Sendable ([UInt8]) throws -> Value,
             onBatch: (@Sendable ([Value], [Int32: Int64]) throws -> Void)? = nil
         ) {
             self.reader = reader
@@ -186,7 +217,7 @@ public final class KafkaTopicReader: Sendable {
             while index >= buffer.count {
                 if batches == nil {
                     partitions = try await reader.assignWhenReady()
-                    batches = reader.consumer.batches.makeAsyncIterator()
+                    batches = reader.makeBatchIterator()
                 }
                 guard let batch = try await batches!.next() else { return nil }
                 reader.touch()
@@ -218,7 +249,7 @@ public final class KafkaTopicReader: Sendable {
     }
 }
 
-extension KafkaTopicReader: FeedContactReporting {
+extension KafkaTopicReader {
     public var contact: FeedSample {
         let last = lastContact.load(ordering: .relaxed)
         return FeedSample(topic: topic, bootstrap: bootstrap, lastContact: last == 0 ? nil : last, lastError: lastProbeError.withLock { $0 })
@@ -242,9 +273,9 @@ extension KafkaTopicReader: FeedContactReporting {
 /// Live trades from `tape.trades` (docs/contracts.md trade JSON), read from the end of every partition.
 public struct KafkaTradeFeed: TradeFeed {
     public typealias Element = Trade
-    let reader: KafkaTopicReader
+    let reader: any TopicRecordSource
 
-    public init(reader: KafkaTopicReader) { self.reader = reader }
+    public init(reader: any TopicRecordSource) { self.reader = reader }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var inner: KafkaTopicReader.Iterator<Trade>
@@ -261,12 +292,12 @@ public struct KafkaTradeFeed: TradeFeed {
 /// topic holds; from the end when the history is a processor's file.
 public struct KafkaCandleFeed: CandleFeed {
     public typealias Element = Candle
-    let reader: KafkaTopicReader
+    let reader: any TopicRecordSource
     let history: TopicCandleHistory?
 
     /// - Parameter history: when given, every batch is written into it (with the positions reached)
     ///   before its candles are handed out; start `reader` at `history.start`.
-    public init(reader: KafkaTopicReader, recordingInto history: TopicCandleHistory? = nil) {
+    public init(reader: any TopicRecordSource, recordingInto history: TopicCandleHistory? = nil) {
         self.reader = reader
         self.history = history
     }
@@ -289,9 +320,9 @@ public struct KafkaCandleFeed: CandleFeed {
 /// Gap records from `tape.gaps`, read from the beginning (the ledger needs every gap's latest state).
 public struct KafkaGapFeed: GapRecordFeed {
     public typealias Element = Gap
-    let reader: KafkaTopicReader
+    let reader: any TopicRecordSource
 
-    public init(reader: KafkaTopicReader) { self.reader = reader }
+    public init(reader: any TopicRecordSource) { self.reader = reader }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var inner: KafkaTopicReader.Iterator<Gap>
@@ -321,9 +352,9 @@ extension KafkaGapFeed: FeedContactReporting {
 /// Book records from `tape.books`, read from the recent past (`KafkaTopicReader.Start.since`).
 public struct KafkaBookFeed: BookRecordFeed {
     public typealias Element = BookEvent
-    let reader: KafkaTopicReader
+    let reader: any TopicRecordSource
 
-    public init(reader: KafkaTopicReader) { self.reader = reader }
+    public init(reader: any TopicRecordSource) { self.reader = reader }
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var inner: KafkaTopicReader.Iterator<BookEvent>

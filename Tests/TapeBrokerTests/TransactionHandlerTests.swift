@@ -175,6 +175,77 @@ final class TransactionHandlerTests: XCTestCase {
         await assertNilAsync(await fetch(b, offset: 6, committed: true).abortedTransactions)
     }
 
+    /// `tape up`'s in-process reads: the same read_committed view a Kafka consumer gets, decoded.
+    func testLocalReadShowsCommittedRecordsOnlyAndStepsOverMarkers() async throws {
+        let b = makeBroker()
+        await createTopic(b)
+        let (pid, epoch) = await initTxn(b)
+        await assertEqualAsync(await add(b, pid, epoch), .none)
+        await assertEqualAsync(await produce(b, batch(["c1", "c2"], pid: pid, epoch: epoch, seq: 0)).errorCode, .none)
+        await assertEqualAsync(
+            await produce(b, RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: Array("k".utf8), value: Array("p".utf8))], baseTimestamp: 7))
+                .errorCode,
+            .none)
+        // While the transaction is open, nothing at or past its first offset is read.
+        var read = await b.localRead(topic: "t", positions: [0: 0], maxWaitMs: 0)
+        XCTAssertEqual(read.records, [])
+        XCTAssertEqual(read.partitions.map(\.nextOffset), [0])
+        await assertEqualAsync(await end(b, pid, epoch, commit: true), .none)
+        await assertEqualAsync(await add(b, pid, epoch), .none)
+        await assertEqualAsync(await produce(b, batch(["a1"], pid: pid, epoch: epoch, seq: 2)).errorCode, .none)
+        await assertEqualAsync(await end(b, pid, epoch, commit: false), .none)
+        await assertEqualAsync(await add(b, pid, epoch), .none)
+        await assertEqualAsync(await produce(b, batch(["c3"], pid: pid, epoch: epoch, seq: 3)).errorCode, .none)
+        await assertEqualAsync(await end(b, pid, epoch, commit: true), .none)
+        // Offsets: c1 0, c2 1, p 2, commit 3, a1 4, abort 5, c3 6, commit 7.
+        read = await b.localRead(topic: "t", positions: [0: 0], maxWaitMs: 0)
+        XCTAssertEqual(read.records.map { String(decoding: $0.value ?? [], as: UTF8.self) }, ["c1", "c2", "p", "c3"])
+        XCTAssertEqual(read.records.map(\.offset), [0, 1, 2, 6])
+        XCTAssertEqual(read.records[2].key, Array("k".utf8))
+        XCTAssertEqual(read.records[2].timestamp, 7)
+        XCTAssertEqual(read.partitions.first?.nextOffset, 8, "past the last marker")
+        XCTAssertEqual(read.partitions.first?.highWatermark, 8)
+        // From inside a batch: the records before the position are not repeated.
+        read = await b.localRead(topic: "t", positions: [0: 1], maxWaitMs: 0)
+        XCTAssertEqual(read.records.map(\.offset), [1, 2, 6])
+        // From inside the aborted range: still dropped.
+        read = await b.localRead(topic: "t", positions: [0: 4], maxWaitMs: 0)
+        XCTAssertEqual(read.records.map(\.offset), [6])
+        // Nothing new: an empty answer at the end.
+        read = await b.localRead(topic: "t", positions: [0: 8, 1: 0], maxWaitMs: 0)
+        XCTAssertEqual(read.records, [])
+        XCTAssertEqual(read.partitions.map(\.error), [.none, .none])
+        // Out of range and unknown topics answer with their errors.
+        read = await b.localRead(topic: "t", positions: [0: 100], maxWaitMs: 0)
+        XCTAssertEqual(read.partitions.map(\.error), [.offsetOutOfRange])
+        read = await b.localRead(topic: "nope", positions: [0: 0], maxWaitMs: 0)
+        XCTAssertEqual(read.partitions.map(\.error), [.unknownTopicOrPartition])
+        await assertEqualAsync(await b.localPartitionCount(of: "t"), 2)
+        await assertNilAsync(await b.localPartitionCount(of: "nope"))
+        let latest = await b.localOffsets(topic: "t", partitions: [0, 1, 9], at: .latest)
+        XCTAssertEqual(latest[0], .some(8))
+        XCTAssertEqual(latest[1], .some(0))
+        XCTAssertEqual(latest[9], .some(nil), "a partition that does not exist has no offset")
+        await assertEqualAsync(await b.localOffsets(topic: "t", partitions: [0], at: .timestamp(5))[0], .some(0), "c1 (time 1000) is the first at or after 5")
+        await assertEqualAsync(await b.localOffsets(topic: "t", partitions: [0], at: .timestamp(4_000_000_000_000))[0], .some(nil), "nothing that recent")
+    }
+
+    /// A long-polling local read answers as soon as a record arrives.
+    func testLocalReadWaitsForData() async throws {
+        let b = makeBroker()
+        await createTopic(b)
+        async let waiting = b.localRead(topic: "t", positions: [0: 0, 1: 0], maxWaitMs: 10_000)
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        await assertEqualAsync(
+            await produce(b, RecordBatchBuilder.build(records: [Record(offsetDelta: 0, key: nil, value: Array("x".utf8))], baseTimestamp: 1), partition: 1)
+                .errorCode, .none)
+        let read = await waiting
+        XCTAssertLessThan(ContinuousClock.now - started, .seconds(5))
+        XCTAssertEqual(read.records.map(\.partition), [1])
+        XCTAssertEqual(read.records.map(\.value), [Array("x".utf8)])
+    }
+
     func testTxnOffsetCommitBecomesCommittedOnlyOnCommit() async throws {
         let offsets = InMemoryCommittedOffsetStore()
         let b = makeBroker(offsets: offsets)

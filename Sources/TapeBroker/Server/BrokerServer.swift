@@ -373,6 +373,8 @@ public final class BrokerTraffic: Sendable {
 /// A listening broker: `run()` serves until cancelled.
 public struct BoundBrokerServer: Sendable {
     let server: BrokerServer
+    /// The broker behind the socket, for reading it in-process (`Broker.localRead`).
+    public var broker: Broker { server.broker }
     /// Bytes read from and written to client sockets.
     public var traffic: BrokerTraffic { server.traffic }
     /// Connections open, refused and closed by the limits.
