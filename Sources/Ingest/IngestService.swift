@@ -55,6 +55,9 @@ public struct IngestConfiguration: Sendable {
     public var connection = ConnectionStateMachine.Configuration()
     /// Warn when Kafka has acknowledged nothing for this long while records wait. Default 10 s.
     public var stallWarning: Duration = .seconds(10)
+    /// Makes the producer records go through instead of a `KafkaProducer` on `kafka` (`tape up`
+    /// appends to its embedded broker in-process), given `bufferLimit`. nil: a Kafka producer.
+    public var makeProducer: (@Sendable (_ bufferLimit: Int, _ logger: Logger) throws -> any RecordProducer)?
 
     public init() {}
 }
@@ -98,7 +101,7 @@ public final class IngestService: Sendable {
     public let adapter: any ExchangeAdapter.Type
     public let websocket: Endpoint
     public let rest: Endpoint
-    let producer: KafkaProducer
+    let producer: any RecordProducer
     let deduplicator: TradeDeduplicator
     let logger: Logger
 
@@ -124,21 +127,7 @@ public final class IngestService: Sendable {
             )
         }
 
-        var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
-        producerConfiguration.acks = -1
-        producerConfiguration.idempotence = true
-        producerConfiguration.maxQueuedMessages = configuration.bufferLimit
-        producerConfiguration.lingerMilliseconds = configuration.lingerMilliseconds
-        // Never expire a queued record: while Kafka is down records wait (bounded by bufferLimit).
-        if producerConfiguration.kafka.properties["message.timeout.ms"] == nil {
-            producerConfiguration.kafka.properties["message.timeout.ms"] = "0"
-        }
-        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
-        do {
-            _ = try await producer.metadata(timeout: .seconds(10))
-        } catch {
-            throw IngestError("\(error)")
-        }
+        let producer = try await makeProducer(configuration, logger: logger)
         let metrics = IngestMetrics()
         var dedup = TradeDeduplicator(capacity: configuration.dedupWindow)
         let restored = try await TopicTail.read(
@@ -163,7 +152,7 @@ public final class IngestService: Sendable {
 
     init(
         configuration: IngestConfiguration, metrics: IngestMetrics, adapter: any ExchangeAdapter.Type, markets: [ListedMarket],
-        websocket: Endpoint, rest: Endpoint, producer: KafkaProducer, deduplicator: TradeDeduplicator, logger: Logger
+        websocket: Endpoint, rest: Endpoint, producer: any RecordProducer, deduplicator: TradeDeduplicator, logger: Logger
     ) {
         self.configuration = configuration
         self.metrics = metrics
@@ -216,6 +205,28 @@ public final class IngestService: Sendable {
             logger.error("records still undelivered at exit", metadata: ["queued": "\(producer.outstanding)", "error": "\(error)"])
             throw error
         }
+    }
+
+    /// The producer `configuration.makeProducer` makes, or an idempotent Kafka producer (acks=all,
+    /// records never expire while queued), checked against the cluster.
+    static func makeProducer(_ configuration: IngestConfiguration, logger: Logger) async throws -> any RecordProducer {
+        if let make = configuration.makeProducer { return try make(configuration.bufferLimit, logger) }
+        var producerConfiguration = KafkaProducerConfiguration(kafka: configuration.kafka)
+        producerConfiguration.acks = -1
+        producerConfiguration.idempotence = true
+        producerConfiguration.maxQueuedMessages = configuration.bufferLimit
+        producerConfiguration.lingerMilliseconds = configuration.lingerMilliseconds
+        // Never expire a queued record: while Kafka is down records wait (bounded by bufferLimit).
+        if producerConfiguration.kafka.properties["message.timeout.ms"] == nil {
+            producerConfiguration.kafka.properties["message.timeout.ms"] = "0"
+        }
+        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        do {
+            _ = try await producer.metadata(timeout: .seconds(10))
+        } catch {
+            throw IngestError("\(error)")
+        }
+        return producer
     }
 
     /// The shared connection loop for one venue's adapter (opened from the existential).
@@ -273,7 +284,7 @@ public final class IngestService: Sendable {
 /// unparseable frames and failed backfills to the dead-letter topic (never dropped: `enqueue` waits
 /// while the bounded queue is full).
 struct KafkaTradeSink: TradeSink {
-    let producer: KafkaProducer
+    let producer: any RecordProducer
     let topic: String
     let deadLetterTopic: String
     let gapsTopic: String

@@ -100,6 +100,12 @@ private func buildStages(
         ingest.exchange = venue.exchange
         ingest.kafka = kafka
         ingest.lingerMilliseconds = liveDataLingerMilliseconds
+        if let embedded = broker?.broker {
+            // Appended to the embedded broker in-process: no Kafka client, socket or linger per venue.
+            ingest.makeProducer = { limit, logger in
+                EmbeddedProducer(broker: embedded, limit: limit, logger: logger, linger: .milliseconds(liveDataLingerMilliseconds))
+            }
+        }
         ingest.symbols = venue.symbols
         ingest.channels = configuration.channels
         switch configuration.exchange {

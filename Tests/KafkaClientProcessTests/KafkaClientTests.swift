@@ -52,6 +52,25 @@ final class KafkaClientTests: XCTestCase {
         }
     }
 
+    /// Tape's in-process producer (inside `tape up`) must put a key on the partition librdkafka would.
+    func testKafkaPartitionerMatchesLibrdkafkasDefault() async throws {
+        XCTAssertEqual(KafkaPartitioner.crc32(Array("123456789".utf8)), 0xCBF4_3926, "the CRC-32 check value")
+        try cluster.createTopic("keyed", partitions: 7)
+        let p = try producer()
+        var mismatches: [String] = []
+        var partitionsSeen = Set<Int32>()
+        for i in 0..<100 {
+            let key = i % 2 == 0 ? "poloniex:BTC_USDT-\(i)" : "k\(i)"
+            let report = try await p.send(.init(topic: "keyed", key: key, value: "v"))
+            partitionsSeen.insert(report.partition)
+            if KafkaPartitioner.consistent(key: Array(key.utf8), partitions: 7) != report.partition { mismatches.append(key) }
+        }
+        XCTAssertEqual(mismatches, [])
+        XCTAssertEqual(partitionsSeen.count, 7, "the keys spread over every partition")
+        XCTAssertNil(KafkaPartitioner.consistent(key: [], partitions: 7))
+        XCTAssertNil(KafkaPartitioner.consistent(key: nil, partitions: 7))
+    }
+
     func testSendReturnsDeliveryReportWithOffsets() async throws {
         try cluster.createTopic("orders", partitions: 1)
         let p = try producer()

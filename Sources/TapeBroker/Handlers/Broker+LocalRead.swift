@@ -144,3 +144,57 @@ extension Broker {
         }
     }
 }
+
+/// Producing from inside the broker's process (`tape up`'s ingestion): a Produce with acks=all
+/// answered by the same code a network client reaches (validation, append, the wait for the
+/// fsync policy), without a socket or a Kafka client.
+extension Broker {
+    /// One record to append locally.
+    public struct LocalMessage: Sendable {
+        public var key: [UInt8]?
+        public var value: [UInt8]?
+        public var headers: [Record.Header]
+        /// Milliseconds since the epoch.
+        public var timestamp: Int64
+        public init(key: [UInt8]?, value: [UInt8]?, headers: [Record.Header] = [], timestamp: Int64) {
+            self.key = key
+            self.value = value
+            self.headers = headers
+            self.timestamp = timestamp
+        }
+    }
+
+    /// What one partition's append answered.
+    public struct LocalAppend: Sendable, Equatable {
+        public var partition: Int32
+        public var error: ErrorCode
+        /// The offset of the first message (-1 on error).
+        public var baseOffset: Int64
+        public var errorMessage: String?
+    }
+
+    /// Appends each partition's messages, in order, as one batch per partition (acks=all: returns
+    /// once the broker's fsync policy is met). A topic that does not exist is created as a producer
+    /// would have it created (when the broker auto-creates topics).
+    public func localProduce(topic: String, partitions: [(partition: Int32, messages: [LocalMessage])]) async -> [LocalAppend] {
+        var data: [ProduceRequest.PartitionData] = []
+        for (partition, messages) in partitions where !messages.isEmpty {
+            let base = messages.lazy.map(\.timestamp).min() ?? 0
+            let records = messages.enumerated().map { i, m in
+                Record(timestampDelta: m.timestamp &- base, offsetDelta: Int32(truncatingIfNeeded: i), key: m.key, value: m.value, headers: m.headers)
+            }
+            data.append(.init(index: partition, records: RecordBatchBuilder.build(records: records, baseTimestamp: base)))
+        }
+        guard !data.isEmpty else { return [] }
+        let response = await produce(ProduceRequest(acks: -1, timeoutMs: 30_000, topics: [.init(name: topic, partitions: data)]))
+        return response.topics.flatMap { t in
+            t.partitions.map { LocalAppend(partition: $0.index, error: $0.errorCode, baseOffset: $0.baseOffset, errorMessage: $0.errorMessage) }
+        }
+    }
+
+    /// The number of partitions of `topic`, creating it (as a produce would) if it does not exist
+    /// and the broker auto-creates topics; nil otherwise.
+    public func localPartitionCountCreating(_ topic: String) -> Int? {
+        logsCreatingIfAllowed(topic, allowed: true).0?.count
+    }
+}
