@@ -29,8 +29,12 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
     /// How long the first record of a batch waits for others (librdkafka's `linger.ms`): one
     /// append per millisecond rather than per record wakes the broker's readers once per batch.
     let linger: Duration
-    /// A batch this large is appended at once.
-    let maxBatch = 10_000
+    /// At most this many records are taken per append round (the rest wait for the next).
+    let maxBatch = 5_000
+    /// A partition's records go to the broker in batches of about this many bytes at most (well
+    /// under the default max.message.bytes of 1 MiB; a batch a topic still refuses as too large is
+    /// halved, so only a single record over the limit is ever refused).
+    let chunkBytes = 256 << 10
     public let deliveryReports: AsyncStream<[DeliveryReport]>
     private let reports: AsyncStream<[DeliveryReport]>.Continuation
 
@@ -43,6 +47,9 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
 
     private struct State {
         var queue: [Queued] = []
+        /// Records of `queue` before this index were taken already.
+        var head = 0
+        var queuedCount: Int { queue.count - head }
         /// When the oldest record of `queue` was queued.
         var firstQueuedAt = ContinuousClock.now
         var outstanding = 0
@@ -72,7 +79,7 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
             guard s.outstanding < limit else { throw KafkaError.queueFullError }
             s.lastID += 1
             s.outstanding += 1
-            if s.queue.isEmpty { s.firstQueuedAt = .now }
+            if s.queuedCount == 0 { s.firstQueuedAt = .now }
             s.queue.append(Queued(id: s.lastID, message: message, sampledAt: s.lastID & 63 == 0 ? .now : nil))
             let start = !s.draining
             s.draining = true
@@ -139,7 +146,7 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
     private func waitUntilIdle() async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let done = state.withLock { s -> Bool in
-                if !s.draining && s.queue.isEmpty { return true }
+                if !s.draining && s.queuedCount == 0 { return true }
                 s.waitingForIdle.append(c)
                 return false
             }
@@ -167,16 +174,29 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
     func drain() async {
         var partitionCounts: [String: (count: Int, checked: ContinuousClock.Instant)] = [:]
         while true {
-            let (oldest, queued) = state.withLock { ($0.firstQueuedAt, $0.queue.count) }
+            let (oldest, queued) = state.withLock { ($0.firstQueuedAt, $0.queuedCount) }
             let waited = ContinuousClock.now - oldest
             if queued > 0 && queued < maxBatch && waited < linger { try? await Task.sleep(for: linger - waited) }
             let batch = state.withLock { s -> [Queued] in
-                if s.queue.isEmpty {
+                if s.queuedCount == 0 {
                     s.draining = false
                     return []
                 }
-                defer { s.queue = [] }
-                return s.queue
+                let end = min(s.queue.count, s.head + maxBatch)
+                let taken = Array(s.queue[s.head..<end])
+                s.head = end
+                if s.head == s.queue.count {
+                    s.queue.removeAll(keepingCapacity: true)
+                    s.head = 0
+                } else {
+                    // More waiting: no linger for them; drop the taken prefix now and then.
+                    s.firstQueuedAt = .now - linger
+                    if s.head >= 4 * maxBatch {
+                        s.queue.removeFirst(s.head)
+                        s.head = 0
+                    }
+                }
+                return taken
             }
             if batch.isEmpty {
                 let idle = state.withLock { s -> [CheckedContinuation<Void, Never>] in
@@ -216,27 +236,38 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
     /// report per item.
     func append(_ items: [Queued], topic: String, partitions: Int?) async -> [DeliveryReport] {
         var reportsOut: [DeliveryReport] = []
-        var groups: [Int32: [Queued]] = [:]
+        reportsOut.reserveCapacity(items.count)
+        // Each partition's records in chunks of at most `chunkBytes` (one batch each), in order.
+        var chunks: [Int32: [[Queued]]] = [:]
+        var chunkSizes: [Int32: Int] = [:]
         var order: [Int32] = []
         for item in items {
-            let partition: Int32
-            if let explicit = item.message.partition {
-                partition = explicit
+            let partition =
+                item.message.partition ?? KafkaPartitioner.consistent(key: item.message.key, partitions: partitions ?? 1) ?? 0
+            let size = Self.estimatedSize(item.message)
+            if chunks[partition] == nil {
+                order.append(partition)
+                chunks[partition] = [[item]]
+                chunkSizes[partition] = size
+            } else if chunkSizes[partition]! + size > chunkBytes {
+                chunks[partition]!.append([item])
+                chunkSizes[partition] = size
             } else {
-                partition = KafkaPartitioner.consistent(key: item.message.key, partitions: partitions ?? 1) ?? 0
+                chunks[partition]![chunks[partition]!.count - 1].append(item)
+                chunkSizes[partition]! += size
             }
-            if groups[partition] == nil { order.append(partition) }
-            groups[partition, default: []].append(item)
         }
-        var pending = order
         var attempts = 0
         var lastWarning: ContinuousClock.Instant?
-        while !pending.isEmpty {
+        while true {
+            // One round: the first chunk still to append of every partition.
+            let round = order.compactMap { p in chunks[p]?.first.map { (partition: p, items: $0) } }
+            if round.isEmpty { break }
             let now = Int64(Date().timeIntervalSince1970 * 1000)
-            let request = pending.map { p in
+            let request = round.map { entry in
                 (
-                    partition: p,
-                    messages: groups[p]!.map {
+                    partition: entry.partition,
+                    messages: entry.items.map {
                         Broker.LocalMessage(
                             key: $0.message.key, value: $0.message.value, headers: $0.message.headers.map { Record.Header(key: $0.key, value: $0.value) },
                             timestamp: $0.message.timestamp ?? now)
@@ -244,19 +275,24 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
                 )
             }
             let answers = await broker.localProduce(topic: topic, partitions: request)
-            var retry: [Int32] = []
+            var backOff = false
             for answer in answers {
-                guard let sent = groups[answer.partition] else { continue }
+                guard let sent = chunks[answer.partition]?.first else { continue }
                 if answer.error == .none {
                     for (i, item) in sent.enumerated() {
-                        let offset = answer.baseOffset &+ Int64(i)
                         if let at = item.sampledAt { TapeMetrics.produceLatency(topic: topic).recordNanoseconds((ContinuousClock.now - at).nanoseconds) }
                         reportsOut.append(
                             DeliveryReport(
-                                messageID: item.id, topic: topic, partition: answer.partition, offset: offset, timestamp: item.message.timestamp ?? now))
+                                messageID: item.id, topic: topic, partition: answer.partition, offset: answer.baseOffset &+ Int64(i),
+                                timestamp: item.message.timestamp ?? now))
                     }
+                    chunks[answer.partition]!.removeFirst()
+                } else if (answer.error == .messageTooLarge || answer.error == .recordListTooLarge) && sent.count > 1 {
+                    // Too large as one batch for this topic's max.message.bytes: halve it.
+                    let half = sent.count / 2
+                    chunks[answer.partition]!.replaceSubrange(0...0, with: [Array(sent[..<half]), Array(sent[half...])])
                 } else if Self.mayPass(answer.error) && !isClosedAndStuck(attempts: attempts) {
-                    retry.append(answer.partition)
+                    backOff = true
                     if lastWarning.map({ ContinuousClock.now - $0 > .seconds(10) }) ?? true {
                         lastWarning = .now
                         logger.warning(
@@ -273,15 +309,22 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
                         reportsOut.append(
                             DeliveryReport(messageID: item.id, topic: topic, partition: answer.partition, offset: -1, timestamp: -1, error: error))
                     }
+                    chunks[answer.partition]!.removeFirst()
                 }
             }
-            pending = retry
-            if !pending.isEmpty {
+            if backOff {
                 attempts += 1
                 try? await Task.sleep(for: retryBackoff)
             }
         }
         return reportsOut
+    }
+
+    /// About the bytes `message` takes in a batch (its fields plus the record's framing).
+    static func estimatedSize(_ message: ProducerMessage) -> Int {
+        var size = 24 + (message.key?.count ?? 0) + (message.value?.count ?? 0)
+        for header in message.headers { size += 8 + header.key.utf8.count + (header.value?.count ?? 0) }
+        return size
     }
 
     /// After `close` gave up, a refusal that may pass is not retried forever.

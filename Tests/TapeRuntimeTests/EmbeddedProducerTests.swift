@@ -108,6 +108,22 @@ final class EmbeddedProducerTests: XCTestCase {
         XCTAssertEqual(read.records.map(\.value), [Array("small".utf8)])
     }
 
+    /// Under load a partition's queue is appended in batches the topic accepts: none is refused as
+    /// too large as a whole, nothing is dropped, order is kept (the broker here takes 10 kB batches).
+    func testABacklogIsAppendedInBatchesTheTopicAcceptsWithoutLoss() async throws {
+        let b = makeBroker()
+        await createTopic(b, "tape.books", partitions: 1)
+        let producer = EmbeddedProducer(broker: b, limit: 20_000, logger: Logger(label: "test"))
+        let collected = collectReports(producer)
+        let value = [UInt8](repeating: 66, count: 1_000)
+        for i in 0..<12_000 { try producer.tryEnqueue(ProducerMessage(topic: "tape.books", partition: 0, key: Array("\(i)".utf8), value: value)) }
+        try await producer.close(timeout: .seconds(60))
+        let all = await collected.value
+        XCTAssertEqual(all.count, 12_000)
+        XCTAssertEqual(all.filter { $0.error != nil }.count, 0, "no batch refused for its size")
+        XCTAssertEqual(all.sorted { $0.messageID < $1.messageID }.map(\.offset), (0..<12_000).map(Int64.init), "appended in the order queued")
+    }
+
     func testCloseGivesUpAfterItsTimeoutWhenTheBrokerKeepsRefusing() async throws {
         let b = makeBroker(autoCreate: false)
         let producer = EmbeddedProducer(broker: b, limit: 5, logger: Logger(label: "test"), retryBackoff: .milliseconds(20))
