@@ -295,7 +295,8 @@ let package = Package(
         .testTarget(
             name: "TapeRuntimeTests",
             dependencies: [
-                "TapeRuntime", "TapeBroker", "KafkaProtocol", "Processing", "TapeTestSupport", "Ingest", "MarketData", "KafkaClient", "TapeMetrics", "TapeServer",
+                "TapeRuntime", "TapeBroker", "KafkaProtocol", "Processing", "TapeTestSupport", "Ingest", "MarketData", "KafkaClient", "TapeMetrics",
+                "TapeServer",
             ],
             swiftSettings: strict
         ),

@@ -69,8 +69,7 @@ public final class EmbeddedTopicReader: TopicRecordSource, Sendable {
                 return ids
             }
             if !warned {
-                let text: Logger.Message = "Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)"
-                if quietWhileMissing { logger.info(text) } else { logger.warning(text) }
+                logWaitingForTopic(quietly: quietWhileMissing)
                 warned = true
             }
             try await Task.sleep(for: .seconds(2))

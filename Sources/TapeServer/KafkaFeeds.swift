@@ -23,6 +23,14 @@ public protocol TopicRecordSource: AnyObject, FeedContactReporting {
     func reportLagInBackground(positions: [Int32: Int64], partitions: [Int32])
 }
 
+extension TopicRecordSource {
+    /// Says that the topic does not exist yet (at info for topics that may stay absent, else warning).
+    public func logWaitingForTopic(quietly: Bool) {
+        let text: Logger.Message = "Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)"
+        if quietly { logger.info(text) } else { logger.warning(text) }
+    }
+}
+
 /// The batches of a `TopicRecordSource`; nil at the end.
 public protocol TopicBatchIterating: AnyObject {
     func next() async throws -> [KafkaMessage]?
@@ -149,8 +157,7 @@ public final class KafkaTopicReader: TopicRecordSource, Sendable {
                     return ids
                 }
                 if !warnedTopic {
-                    let text: Logger.Message = "Topic \(topic) does not exist yet; waiting for a producer to create it (checking every 2 s)"
-                    if quietWhileMissing { logger.info(text) } else { logger.warning(text) }
+                    logWaitingForTopic(quietly: quietWhileMissing)
                     warnedTopic = true
                 }
             } catch let error as KafkaError {
