@@ -97,12 +97,9 @@ package final class ChildProcess: @unchecked Sendable {
     package func stop(_ signal: Int32, timeout: TimeInterval) -> Int32 {
         if process.isRunning {
             kill(process.processIdentifier, signal)
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { usleep(20_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if waitForExit(process, timeout: timeout) == nil { kill(process.processIdentifier, SIGKILL) }
         }
-        process.waitUntilExit()
-        return process.terminationStatus
+        return waitForExit(process, timeout: 10) ?? -1
     }
 
     /// SIGINT (Ctrl-C), then waits; returns the exit status.
@@ -117,7 +114,7 @@ package final class ChildProcess: @unchecked Sendable {
     package func kill9() {
         guard process.processIdentifier != 0 else { return }  // never started
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        _ = waitForExit(process, timeout: 10)
     }
 
     deinit { kill9() }
@@ -153,16 +150,15 @@ package func runProcess(
     process.standardError = try FileHandle(forWritingTo: err)
     process.standardInput = try FileHandle(forReadingFrom: input)
     try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    let timedOut = process.isRunning
+    let timedOut = waitForExit(process, timeout: timeout) == nil
     if timedOut { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
+    let status = waitForExit(process, timeout: 10)
     let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
     if timedOut {
         throw TestSupportError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout) s; stderr: \(stderr.suffix(2000))")
     }
-    return ProcessResult(status: process.terminationStatus, stdoutData: (try? Data(contentsOf: out)) ?? Data(), stderr: stderr)
+    guard let status else { throw TestSupportError("\(executable) did not exit after SIGKILL") }
+    return ProcessResult(status: status, stdoutData: (try? Data(contentsOf: out)) ?? Data(), stderr: stderr)
 }
 
 /// `runProcess` with text on stdin.
@@ -170,4 +166,39 @@ package func runProcess(
     _ executable: String, _ arguments: [String], stdin: String?, environment: [String: String] = [:], timeout: TimeInterval = 60
 ) throws -> ProcessResult {
     try runProcess(executable, arguments, stdin: stdin.map { Data($0.utf8) }, environment: environment, timeout: timeout)
+}
+
+/// Waits until `process` exits, at most `timeout` seconds; returns its status as
+/// `Process.terminationStatus` gives it (the signal number after a signal), or nil while it runs.
+///
+/// Not `Process.waitUntilExit()`: Foundation can miss a child's exit and leave it a zombie that it
+/// never reaps, and then `isRunning` stays true and `waitUntilExit()` waits forever (seen in CI: a
+/// test stuck for 15 minutes on a `tape` that had exited). A child that stays a zombie for half a
+/// second is reaped here instead.
+package func waitForExit(_ process: Process, timeout: TimeInterval) -> Int32? {
+    let pid = process.processIdentifier
+    let deadline = Date().addingTimeInterval(timeout)
+    var zombieSince: Date?
+    while true {
+        if !process.isRunning { return process.terminationStatus }
+        if isZombie(pid) {
+            let since = zombieSince ?? Date()
+            zombieSince = since
+            if Date().timeIntervalSince(since) > 0.5 {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    let signal = status & 0x7F
+                    return signal != 0 ? signal : (status >> 8) & 0xFF
+                }
+            }
+        }
+        if Date() >= deadline { return nil }
+        usleep(10_000)
+    }
+}
+
+/// Whether `pid` has exited and waits to be reaped (state Z in /proc/PID/stat).
+private func isZombie(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+    return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first == "Z"
 }
