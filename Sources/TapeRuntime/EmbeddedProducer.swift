@@ -335,8 +335,10 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
     /// Errors a later attempt may not see (as librdkafka retries them): everything but a record
     /// or request the broker will never take.
     static func mayPass(_ error: ErrorCode) -> Bool {
-        ![.corruptMessage, .messageTooLarge, .invalidTopicException, .recordListTooLarge, .invalidRequiredAcks, .invalidTimestamp]
-            .contains(error) && !(error.rawValue == 29 || error.rawValue == 31 || error.rawValue == 87)  // topic/cluster authorization, invalid record
+        ![
+            .corruptMessage, .messageTooLarge, .invalidTopicException, .recordListTooLarge, .invalidRequiredAcks, .invalidTimestamp,
+            .topicAuthorizationFailed, .clusterAuthorizationFailed, .invalidRecord,
+        ].contains(error)
     }
 }
 
