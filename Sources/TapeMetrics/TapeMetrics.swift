@@ -52,6 +52,7 @@ import CoreMetrics
 /// | `tape_health_degraded` | gauge | — | server: 1 while `/health` says degraded |
 /// | `tape_health_check` | gauge | check | server: 1 while that check (`exchange`, `kafka`, `trades`, `processor`) fails |
 /// | `tape_last_trade_age_seconds` | gauge | — | server: seconds since it last read a trade (since start when none yet) |
+/// | `tape_server_trade_delay_seconds` | timer (histogram) | — | server: each live trade it reads, ingestion's receipt of the frame (`receivedAt`) → read from the trade feed |
 ///
 /// Create metric handles once and keep them (a handle created before the metrics system is
 /// bootstrapped stays a no-op forever).
@@ -84,6 +85,7 @@ public enum TapeMetrics {
     public static let healthDegraded = "tape_health_degraded"
     public static let healthCheck = "tape_health_check"
     public static let lastTradeAge = "tape_last_trade_age_seconds"
+    public static let serverTradeDelay = "tape_server_trade_delay_seconds"
     public static let ingestDeadLetters = "tape_ingest_dead_letters_total"
     public static let backfillRequests = "tape_backfill_requests_total"
     public static let backfillTrades = "tape_backfill_trades_total"
@@ -98,7 +100,7 @@ public enum TapeMetrics {
         produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed,
         httpRejected,
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
-        gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge,
+        gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge, serverTradeDelay,
         ingestDeadLetters, backfillRequests, backfillTrades, backfillFailures,
         simulatorTrades, simulatorBursts, simulatorBurstSeconds,
     ]
@@ -136,6 +138,8 @@ public enum TapeMetrics {
         healthDegraded: "1 while /health says degraded, else 0.",
         healthCheck: "1 while that /health check fails, else 0.",
         lastTradeAge: "Seconds since the server last read a trade (since start when none yet).",
+        serverTradeDelay:
+            "Ingestion's receipt of a trade's frame to the server reading the trade from its feed (wall clocks; both stages on one host in tape up).",
         ingestDeadLetters: "Records ingest wrote to the dead-letter topic, by reason.",
         backfillRequests: "REST recent-trades requests: backfill after a subscribe, gap repairs and reconciliation, every attempt.",
         backfillTrades: "Trades REST delivered that the websocket had not (backfill and repairs).",
@@ -232,4 +236,6 @@ public enum TapeMetrics {
     public static func healthCheckGauge(check: String) -> Gauge { Gauge(label: healthCheck, dimensions: [("check", check)]) }
     /// `tape_last_trade_age_seconds`.
     public static func lastTradeAgeGauge() -> Gauge { Gauge(label: lastTradeAge) }
+    /// `tape_server_trade_delay_seconds`: record with `.recordNanoseconds`.
+    public static func serverTradeDelayTimer() -> Timer { Timer(label: serverTradeDelay, preferredDisplayUnit: .seconds) }
 }

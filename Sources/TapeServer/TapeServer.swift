@@ -121,6 +121,8 @@ public final class TapeServerState: Sendable {
     let feedErrors = Mutex<[String: String]>([:])
     let tradesSeenCounter: Counter
     let candlesSeenCounter: Counter
+    /// Ingestion's receipt → this server's read, per live trade.
+    let tradeDelay: CoreMetrics.Timer
 
     public init(configuration: TapeServerConfiguration = .init(), feedStats: FeedStats = FeedStats()) {
         _ = MetricsExporter.registry  // bootstraps swift-metrics before the handles below are made
@@ -132,6 +134,7 @@ public final class TapeServerState: Sendable {
         health = HealthMonitor(policy: configuration.health)
         tradesSeenCounter = Counter(label: TapeMetrics.serverTradesSeen)
         candlesSeenCounter = Counter(label: TapeMetrics.serverCandlesSeen)
+        tradeDelay = TapeMetrics.serverTradeDelayTimer()
     }
 
     /// Takes one live trade: ring, stats, WebSocket subscribers. A trade already taken (the same
@@ -141,7 +144,17 @@ public final class TapeServerState: Sendable {
         feedStats.record(trade)
         tradesSeen.add(1, ordering: .relaxed)
         tradesSeenCounter.increment()
+        recordDelay(of: trade)
         hub.publish(trade)
+    }
+
+    /// Records `tape_server_trade_delay_seconds` for a trade read now. `receivedAt` comes from a
+    /// record (untrusted): a time before the Unix epoch or more than an hour off is not recorded.
+    func recordDelay(of trade: Trade) {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let (delay, overflow) = now.subtractingReportingOverflow(trade.receivedAt)
+        guard trade.receivedAt > 0, !overflow, (0...3_600_000_000).contains(delay) else { return }
+        tradeDelay.recordNanoseconds(delay * 1000)
     }
 
     /// Takes one live candle update: WebSocket subscribers (history is written by its owner).

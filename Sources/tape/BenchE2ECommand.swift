@@ -103,7 +103,7 @@ struct BenchE2E: AsyncParsableCommand {
             "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
         )
         print(
-            "  target/s  achieved/s  sustained  trade p50   p99     max  | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade"
+            "  target/s  achieved/s  sustained  trade p50   p99     max  | read p50   p99 | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade"
         )
         for (rate, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
@@ -116,8 +116,8 @@ struct BenchE2E: AsyncParsableCommand {
             print(
                 String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded
                     + String(
-                        format: "  %9.2f %7.2f %7.1f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f | %7.0f  %7.0f%% | %9.2f  %8.1f",
-                        m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max },
+                        format: "  %9.2f %7.2f %7.1f | %8.2f %5.2f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f | %7.0f  %7.0f%% | %9.2f  %8.1f",
+                        m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max }, m { $0.serverRead?.p50 ?? .nan }, m { $0.serverRead?.p99 ?? .nan },
                         m { $0.candle.p50 }, m { $0.candle.p99 }, m { $0.candle.max }, m { $0.candleOldest.p99 }, m { $0.generation.p99 },
                         m(\.rssMedianMB), m(\.rssMaxMB), m { $0.load?.burstRate ?? .nan }, m { ($0.load?.burstShare ?? .nan) * 100 },
                         m { $0.upCores ?? .nan }, m { $0.upMicrosPerTrade ?? .nan }))
@@ -248,12 +248,25 @@ struct BenchE2E: AsyncParsableCommand {
             }
             var dropped: Double?
             var load: SimulatedLoad?
-            if let metrics = await scrapeMetrics(port: port!) {
+            let scraped = await scrapeMetrics(port: port!)
+            if let metrics = scraped {
                 dropped = prometheusSum(metrics, name: "tape_ws_messages_dropped_total")
                 load = tracker.metricsAtStart.flatMap { SimulatedLoad(before: $0, after: metrics, seconds: measured) }
             }
             var result = tracker.result(seconds: measured, wsDropped: dropped)
             result.load = load
+            if let metrics = scraped, let delays = HistogramDelta(before: tracker.metricsAtStart, after: metrics, name: "tape_server_trade_delay_seconds"),
+                delays.count > 0
+            {
+                result.serverRead = (delays.quantile(0.5) * 1000, delays.quantile(0.99) * 1000)
+            }
+            if let metrics = scraped,
+                let produce = HistogramDelta(
+                    before: tracker.metricsAtStart, after: metrics, name: "tape_produce_latency_seconds", label: #"topic="tape.trades""#),
+                produce.count > 0
+            {
+                result.tradeProduce = (produce.quantile(0.5) * 1000, produce.quantile(0.99) * 1000)
+            }
             outcome = .success(result)
         } catch {
             outcome = .failure(error)

@@ -48,6 +48,12 @@ struct E2ERunResult {
     var upMicrosPerTrade: Double?
     /// CPU this benchmark's own client (the /ws reader) used meanwhile, in cores.
     var clientCores: Double?
+    /// Ingestion's receipt → the server's read of each trade (`tape_server_trade_delay_seconds`
+    /// over the measured seconds), p50 and p99 in ms; the rest of a trade's latency is the /ws path.
+    var serverRead: (p50: Double, p99: Double)?
+    /// Ingestion's produce of a trade → the broker's acknowledgement (`tape_produce_latency_seconds`
+    /// of `tape.trades`, 1 record in 64), p50 and p99 in ms.
+    var tradeProduce: (p50: Double, p99: Double)?
 
     func sustained(target: Double) -> Bool {
         achievedRate >= 0.9 * target && lagEnd <= 2 * lagStart + 50 && (wsDropped ?? 0) == 0
@@ -58,6 +64,16 @@ struct E2ERunResult {
             format: "%.0f trades/s on /ws (%.1f%% of target), %.0f candle updates/s", achievedRate, achievedRate / target * 100, candleUpdatesPerSecond)
         s += (sustained(target: target) ? "" : "  -- NOT SUSTAINED") + "\n"
         s += "    trade  frame receipt -> /ws:                 \(trade.text)\n"
+        if let serverRead {
+            s += String(
+                format: "    trade  frame receipt -> server read:         p50 %.2f, p99 %.2f ms (server's histogram, interpolated in its buckets)\n",
+                serverRead.p50, serverRead.p99)
+        }
+        if let tradeProduce {
+            s += String(
+                format: "    trade  produced -> broker acknowledged:      p50 %.2f, p99 %.2f ms (producer's histogram, 1 trade in 64)\n",
+                tradeProduce.p50, tradeProduce.p99)
+        }
         s += "    candle newest included trade -> /ws:         \(candle.text)\n"
         s += "    candle oldest trade added by the update:     \(candleOldest.text)\n"
         s +=
@@ -72,6 +88,57 @@ struct E2ERunResult {
         s +=
             "; candle updates not matched to trades: \(unmatchedCandles); trades missing on /ws: \(missingTrades); /ws messages dropped by the server: \(wsDropped.map { String(Int($0)) } ?? "unknown")"
         return s
+    }
+}
+
+/// A Prometheus histogram's change between two scrapes of `/metrics` (the label sets that contain
+/// `label`, or all, summed):
+/// cumulative counts per upper bound, and quantiles interpolated within a bucket the way
+/// Prometheus' `histogram_quantile` does (so a figure is at most one bucket wide off).
+struct HistogramDelta {
+    /// (upper bound in seconds, observations at or below it), ascending; the last is +Inf.
+    var buckets: [(bound: Double, count: Double)]
+
+    init?(before: String?, after: String, name: String, label: String? = nil) {
+        func parse(_ text: String) -> [Double: Double] {
+            var counts: [Double: Double] = [:]
+            let prefix = name + "_bucket{"
+            for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
+                if let label, !line.prefix(while: { $0 != "}" }).contains(label) { continue }
+                guard let le = line.range(of: #"le=""#) else { continue }
+                let rest = line[le.upperBound...]
+                guard let close = rest.firstIndex(of: "\""), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                let text = rest[..<close]
+                guard let bound = text == "+Inf" ? Double.infinity : Double(text) else { continue }
+                counts[bound, default: 0] += value
+            }
+            return counts
+        }
+        let end = parse(after)
+        guard !end.isEmpty else { return nil }
+        let start = before.map(parse) ?? [:]
+        buckets = end.keys.sorted().map { ($0, max(0, end[$0]! - (start[$0] ?? 0))) }
+    }
+
+    /// Observations between the two scrapes.
+    var count: Double { buckets.last?.count ?? 0 }
+
+    /// The `q` quantile in seconds (NaN without observations); past the last finite bound, that bound.
+    func quantile(_ q: Double) -> Double {
+        guard count > 0 else { return .nan }
+        let rank = q * count
+        var lower = 0.0
+        var below = 0.0
+        for (bound, cumulative) in buckets {
+            if cumulative >= rank {
+                guard bound.isFinite else { return lower }
+                let inBucket = cumulative - below
+                return inBucket > 0 ? lower + (bound - lower) * (rank - below) / inBucket : bound
+            }
+            if bound.isFinite { lower = bound }
+            below = cumulative
+        }
+        return lower
     }
 }
 

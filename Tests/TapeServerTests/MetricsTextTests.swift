@@ -1,4 +1,5 @@
 import Foundation
+import MarketData
 import TapeMetrics
 import TapeServer
 import TapeTestSupport
@@ -174,5 +175,37 @@ final class MetricsTextTests: XCTestCase {
             XCTAssertTrue(typed.contains(name), "\(name) missing from\n\(text.prefix(3000))")
         }
         try PrometheusText.validate(text)
+    }
+}
+
+/// `tape_server_trade_delay_seconds`: ingestion's receipt → the server's read, per live trade.
+final class TradeDelayMetricTests: XCTestCase {
+    func samples(_ suffix: String) -> Double {
+        let text = String(decoding: MetricsExporter.scrape(), as: UTF8.self)
+        let name = TapeMetrics.serverTradeDelay + suffix
+        return text.split(separator: "\n").first { $0.hasPrefix(name + " ") }.flatMap { $0.split(separator: " ").last.flatMap { Double($0) } } ?? 0
+    }
+
+    func testRecordsTheDelayOfEachLiveTradeAndSkipsImpossibleStamps() {
+        let state = TapeServerState()
+        let market = MarketID("delayx:ABC-USDT")!
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        let count = samples("_count")
+        let upTo7ms = samples(#"_bucket{le="0.007"}"#)
+        let upTo10ms = samples(#"_bucket{le="0.01"}"#)
+
+        var trade = Fixture.trade(market, id: 1, price: "1.5", time: now / 1000)
+        trade.receivedAt = Int64(Date().timeIntervalSince1970 * 1_000_000) - 8_000  // read 8 ms after the frame arrived
+        state.accept(trade)
+        // Stamps a record may carry that are no delay: in the future, zero, far past, the extremes.
+        for (id, stamp) in [(2, now + 60_000_000), (3, 0), (4, now - 7_200_000_000), (5, Int64.min), (6, Int64.max)] {
+            var other = Fixture.trade(market, id: id, price: "1.5", time: now / 1000)
+            other.receivedAt = stamp
+            state.accept(other)
+        }
+        XCTAssertEqual(state.tradesSeen.load(ordering: .relaxed), 6, "every trade is still taken")
+        XCTAssertEqual(samples("_count") - count, 1, "only the trade with a plausible stamp is recorded")
+        XCTAssertEqual(samples(#"_bucket{le="0.01"}"#) - upTo10ms, 1)
+        XCTAssertEqual(samples(#"_bucket{le="0.007"}"#) - upTo7ms, 0, "8 ms is above the 7 ms bucket")
     }
 }
