@@ -89,6 +89,8 @@ public final class KafkaConsumer: @unchecked Sendable {
                 batch.records.reserveCapacity(n)
                 batch.bytes.reserveCapacity(size)
                 var topicIndex: [OpaquePointer: Int32] = [:]
+                // Messages come in runs of one topic: compare with the last before hashing.
+                var lastTopic: (rkt: OpaquePointer, index: Int32)?
                 for i in 0..<n {
                     guard let raw = buffer.value[i] else { continue }
                     defer { rd_kafka_message_destroy(raw) }
@@ -96,13 +98,16 @@ public final class KafkaConsumer: @unchecked Sendable {
                     let m = raw.pointee
                     var topic: Int32 = 0
                     if let rkt = m.rkt {
-                        if let index = topicIndex[rkt] {
+                        if let lastTopic, lastTopic.rkt == rkt {
+                            topic = lastTopic.index
+                        } else if let index = topicIndex[rkt] {
                             topic = index
                         } else {
                             topic = Int32(batch.topics.count)
                             topicIndex[rkt] = topic
                             batch.topics.append(topicNames.name(rkt))
                         }
+                        lastTopic = (rkt, topic)
                     }
                     let ts = rd_kafka_message_timestamp(raw, nil)
                     var start = Int32(batch.bytes.count)
@@ -144,14 +149,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     private static func message(_ raw: UnsafeMutablePointer<rd_kafka_message_t>, topicNames: TopicNameCache) -> KafkaMessage {
         let m = raw.pointee
         var topic = ""
-        if let rkt = m.rkt {
-            if let name = topicNames.names[rkt] {
-                topic = name
-            } else {
-                topic = String(cString: rd_kafka_topic_name(rkt))
-                topicNames.names[rkt] = topic
-            }
-        }
+        if let rkt = m.rkt { topic = topicNames.name(rkt) }
         var tsType = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE
         let ts = rd_kafka_message_timestamp(raw, &tsType)
         let type: KafkaMessage.TimestampType =

@@ -121,6 +121,57 @@ final class KafkaClientTests: XCTestCase {
         c.close()
     }
 
+    /// Both consumer paths name each record's topic right when one fetch interleaves topics (the
+    /// poll thread compares with the last topic before looking it up).
+    func testRecordsOfSeveralTopicsKeepTheirTopicPackedAndNot() async throws {
+        let topics = ["alpha", "beta", "gamma"]
+        for topic in topics { try cluster.createTopic(topic, partitions: 2) }
+        let p = try producer()
+        for i in 0..<90 {
+            let topic = topics[(i / 3 + i) % 3]  // runs of one topic and single switches
+            _ = try await p.send(.init(topic: topic, partition: Int32(i % 2), key: nil, value: Array("\(topic)/\(i)".utf8)))
+        }
+        let assignment = topics.flatMap { t in (0..<2).map { TopicPartitionOffset(topic: t, partition: Int32($0), offset: KafkaOffset.beginning) } }
+
+        let plain = try consumer()
+        try plain.assign(assignment)
+        let messages = try await read(plain, count: 90)
+        XCTAssertEqual(messages.count, 90)
+        for m in messages { XCTAssertTrue(String(decoding: m.value!, as: UTF8.self).hasPrefix(m.topic + "/"), "\(m.topic): \(m.value!)") }
+        plain.close()
+
+        var config = KafkaConsumerConfiguration(
+            kafka: .init(bootstrapServers: cluster.bootstrapServers, properties: ["fetch.wait.max.ms": "50"]))
+        config.autoOffsetReset = .earliest
+        config.packedValues = true
+        let packed = try KafkaConsumer(configuration: config)
+        try packed.assign(assignment)
+        let pairs = try await withThrowingTaskGroup(of: [(topic: String, value: String)].self) { group in
+            group.addTask {
+                var out: [(topic: String, value: String)] = []
+                for try await batch in packed.packedBatches {
+                    for r in batch.records {
+                        let value = String(decoding: batch.bytes[Int(r.valueStart)..<Int(r.valueStart + r.valueLength)], as: UTF8.self)
+                        out.append((batch.topics[Int(r.topic)], value))
+                    }
+                    if out.count >= 90 { break }
+                }
+                return out
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(20))
+                return []
+            }
+            let result = try await group.next()!
+            group.cancelAll()
+            return result
+        }
+        XCTAssertEqual(pairs.count, 90)
+        for (topic, value) in pairs { XCTAssertTrue(value.hasPrefix(topic + "/"), "\(topic): \(value)") }
+        XCTAssertEqual(Set(pairs.map(\.topic)), Set(topics))
+        packed.close()
+    }
+
     func testEveryCompressionCodecRoundTrips() async throws {
         for codec in KafkaCompression.allCases {
             let topic = "c-\(codec.rawValue)"
