@@ -36,12 +36,7 @@ struct TradeFields {
         @inline(__always) func expect(_ literal: StaticString) -> Bool {
             let count = literal.utf8CodeUnitCount
             guard n - i >= count else { return false }
-            let p = literal.utf8Start
-            var k = 0
-            while k < count {
-                if base[i + k] != p[k] { return false }
-                k += 1
-            }
+            guard equalBytes(UnsafeRawPointer(base + i), UnsafeRawPointer(literal.utf8Start), count) else { return false }
             i += count
             return true
         }
@@ -317,6 +312,25 @@ struct TradeFields {
             if (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || c == UInt8(ascii: "_") || c == UInt8(ascii: "/") || c >= 0x80 {
                 return false
             }
+        }
+        return true
+    }
+
+    /// Whether `count` bytes at `a` and `b` are equal, compared eight at a time.
+    @inline(__always)
+    static func equalBytes(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ count: Int) -> Bool {
+        var k = 0
+        while count - k >= 8 {
+            if a.loadUnaligned(fromByteOffset: k, as: UInt64.self) != b.loadUnaligned(fromByteOffset: k, as: UInt64.self) { return false }
+            k += 8
+        }
+        if count >= 8 {
+            // The last (overlapping) word covers the rest.
+            return count == k || a.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) == b.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)
+        }
+        while k < count {
+            if a.load(fromByteOffset: k, as: UInt8.self) != b.load(fromByteOffset: k, as: UInt8.self) { return false }
+            k += 1
         }
         return true
     }

@@ -162,3 +162,27 @@ struct TradeValueDecoderTests {
 private enum UInt64SetSpan {
     static let edge = UInt64Set.denseSpan - UInt64Set.denseSlack
 }
+
+@Suite("Decoder byte comparison")
+struct EqualBytesTests {
+    /// The literal check compares eight bytes at a time: every length, a difference at every place.
+    @Test func equalBytesFindsADifferenceAnywhere() {
+        for count in 0...40 {
+            let a: [UInt8] = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            a.withUnsafeBytes { pa in
+                var b = a
+                b.withUnsafeBytes { pb in
+                    let none = UnsafeRawPointer(bitPattern: 1)!  // never read: count is 0 when an array has no storage
+                    #expect(TradeFields.equalBytes(pa.baseAddress ?? none, pb.baseAddress ?? none, count))
+                }
+                for k in 0..<count {
+                    b = a
+                    b[k] ^= 0x01
+                    b.withUnsafeBytes { pb in
+                        #expect(!TradeFields.equalBytes(pa.baseAddress!, pb.baseAddress!, count), "length \(count), byte \(k)")
+                    }
+                }
+            }
+        }
+    }
+}
