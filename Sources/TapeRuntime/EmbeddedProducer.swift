@@ -115,22 +115,29 @@ public final class EmbeddedProducer: RecordProducer, Sendable {
 
     /// Waits until everything queued is appended (or failed), at most `timeout`, then ends
     /// `deliveryReports`. Throws `KafkaError` (timed out) with records still queued.
+    ///
+    /// The wait takes its full `timeout` even when the calling task is cancelled (a service
+    /// stopping on SIGTERM): in a cancelled task the timer ended at once, and `tape up` gave up on
+    /// the records of its last millisecond and exited 1.
     public func close(timeout: Duration) async throws {
-        let finished = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await self.waitUntilIdle()
-                return true
+        // An unstructured task does not inherit the caller's cancellation.
+        let finished = await Task {
+            await withTaskGroup(of: Bool.self) { group in
+                group.addTask {
+                    await self.waitUntilIdle()
+                    return true
+                }
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return false
+                }
+                let first = await group.next() ?? false
+                group.cancelAll()
+                // The wait for idle is no task cancellation reaches: end it by hand.
+                if !first { self.resumeIdleWaiters() }
+                return first
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            // The wait for idle is no task cancellation reaches: end it by hand.
-            if !first { resumeIdleWaiters() }
-            return first
-        }
+        }.value
         let left = state.withLock { s -> Int in
             s.closed = true
             return s.outstanding

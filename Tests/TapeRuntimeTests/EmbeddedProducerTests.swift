@@ -124,6 +124,25 @@ final class EmbeddedProducerTests: XCTestCase {
         XCTAssertEqual(all.sorted { $0.messageID < $1.messageID }.map(\.offset), (0..<12_000).map(Int64.init), "appended in the order queued")
     }
 
+    /// `tape up` closes its producer from a cancelled task (graceful shutdown): the records still
+    /// queued are appended all the same, within the timeout.
+    func testCloseFromACancelledTaskStillWaitsForTheQueue() async throws {
+        let b = makeBroker(autoCreate: false)  // refused (retried) until the topic exists
+        let producer = EmbeddedProducer(broker: b, limit: 10, logger: Logger(label: "test"), retryBackoff: .milliseconds(20))
+        let collected = collectReports(producer)
+        for i in 0..<3 { try producer.tryEnqueue(ProducerMessage(topic: "tape.trades", key: "k", value: "\(i)")) }
+        let closing = Task { try await producer.close(timeout: .seconds(10)) }
+        closing.cancel()
+        try await Task.sleep(for: .milliseconds(200))
+        await createTopic(b, "tape.trades", partitions: 1)
+        try await closing.value  // no "still not appended" although its task was cancelled
+        let all = await collected.value
+        XCTAssertEqual(all.count, 3)
+        XCTAssertEqual(all.filter { $0.error != nil }.count, 0)
+        let read = await b.localRead(topic: "tape.trades", positions: [0: 0], maxWaitMs: 0)
+        XCTAssertEqual(read.records.map { String(decoding: $0.value ?? [], as: UTF8.self) }, ["0", "1", "2"])
+    }
+
     func testCloseGivesUpAfterItsTimeoutWhenTheBrokerKeepsRefusing() async throws {
         let b = makeBroker(autoCreate: false)
         let producer = EmbeddedProducer(broker: b, limit: 5, logger: Logger(label: "test"), retryBackoff: .milliseconds(20))
