@@ -141,16 +141,7 @@ struct TradeFields {
             try? ExactDecimal(utf8: UnsafeBufferPointer(rebasing: b[r]))
         }
         func integer(_ r: Range<Int>) -> Int64? { plainInteger(b, r) }
-        func keyIs(_ r: Range<Int>, _ name: StaticString) -> Bool {
-            guard r.count == name.utf8CodeUnitCount else { return false }
-            let p = name.utf8Start
-            var k = 0
-            while k < r.count {
-                if b[r.lowerBound + k] != p[k] { return false }
-                k += 1
-            }
-            return true
-        }
+        func keyIs(_ r: Range<Int>, _ name: StaticString) -> Bool { keyLiteral(b, r, name) }
 
         skipSpace()
         guard i < n, b[i] == UInt8(ascii: "{") else { return nil }
@@ -335,10 +326,10 @@ struct TradeFields {
         return true
     }
 
+    /// Whether the bytes of `r` (within `b`) are exactly `literal`.
     private static func keyLiteral(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>, _ literal: StaticString) -> Bool {
         guard r.count == literal.utf8CodeUnitCount else { return false }
-        let p = literal.utf8Start
-        for k in 0..<r.count where b[r.lowerBound + k] != p[k] { return false }
-        return true
+        guard let base = b.baseAddress else { return r.isEmpty }
+        return equalBytes(UnsafeRawPointer(base + r.lowerBound), UnsafeRawPointer(literal.utf8Start), r.count)
     }
 }

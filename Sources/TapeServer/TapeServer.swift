@@ -149,7 +149,8 @@ public final class TapeServerState: Sendable {
     }
 
     /// Records `tape_server_trade_delay_seconds` for a trade read now. `receivedAt` comes from a
-    /// record (untrusted): a time before the Unix epoch or more than an hour off is not recorded.
+    /// record (untrusted): a stamp at or before the Unix epoch, in the future, or more than an hour
+    /// back is not recorded.
     func recordDelay(of trade: Trade) {
         let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
         let (delay, overflow) = now.subtractingReportingOverflow(trade.receivedAt)

@@ -246,26 +246,20 @@ struct BenchE2E: AsyncParsableCommand {
                 tracker.metricsAtStart = await loadAtStart.value
                 return tracker
             }
-            var dropped: Double?
-            var load: SimulatedLoad?
-            let scraped = await scrapeMetrics(port: port!)
-            if let metrics = scraped {
-                dropped = prometheusSum(metrics, name: "tape_ws_messages_dropped_total")
-                load = tracker.metricsAtStart.flatMap { SimulatedLoad(before: $0, after: metrics, seconds: measured) }
-            }
-            var result = tracker.result(seconds: measured, wsDropped: dropped)
-            result.load = load
-            if let metrics = scraped, let delays = HistogramDelta(before: tracker.metricsAtStart, after: metrics, name: "tape_server_trade_delay_seconds"),
-                delays.count > 0
-            {
-                result.serverRead = (delays.quantile(0.5) * 1000, delays.quantile(0.99) * 1000)
-            }
-            if let metrics = scraped,
-                let produce = HistogramDelta(
-                    before: tracker.metricsAtStart, after: metrics, name: "tape_produce_latency_seconds", label: #"topic="tape.trades""#),
-                produce.count > 0
-            {
-                result.tradeProduce = (produce.quantile(0.5) * 1000, produce.quantile(0.99) * 1000)
+            var result: E2ERunResult
+            if let metrics = await scrapeMetrics(port: port!) {
+                let before = tracker.metricsAtStart
+                result = tracker.result(seconds: measured, wsDropped: prometheusSum(metrics, name: "tape_ws_messages_dropped_total"))
+                result.load = before.flatMap { SimulatedLoad(before: $0, after: metrics, seconds: measured) }
+                // p50 and p99 in ms of a histogram's change over the measured seconds, if it saw any.
+                func percentiles(_ name: String, label: String? = nil) -> (p50: Double, p99: Double)? {
+                    guard let h = HistogramDelta(before: before, after: metrics, name: name, label: label), h.count > 0 else { return nil }
+                    return (h.quantile(0.5) * 1000, h.quantile(0.99) * 1000)
+                }
+                result.serverRead = percentiles("tape_server_trade_delay_seconds")
+                result.tradeProduce = percentiles("tape_produce_latency_seconds", label: #"topic="tape.trades""#)
+            } else {
+                result = tracker.result(seconds: measured, wsDropped: nil)
             }
             outcome = .success(result)
         } catch {
@@ -362,12 +356,20 @@ func scrapeMetrics(port: Int) async -> String? {
 
 /// The sum of every series of `name` (whose labels include `label`, when given).
 func prometheusSum(_ text: String, name: String, label: String? = nil) -> Double? {
-    var total: Double?
+    let values = prometheusSamples(text, name: name, label: label).map(\.value)
+    return values.isEmpty ? nil : values.reduce(0, +)
+}
+
+/// Every series of `name` (whose labels include `label`, when given): its label text (after the
+/// name, up to the closing brace; empty without labels) and its value.
+func prometheusSamples(_ text: String, name: String, label: String? = nil) -> [(labels: Substring, value: Double)] {
+    var samples: [(labels: Substring, value: Double)] = []
     for line in text.split(separator: "\n") where line.hasPrefix(name) {
         let rest = line.dropFirst(name.count)
         guard rest.first == " " || rest.first == "{" else { continue }
-        if let label, !rest.prefix(while: { $0 != "}" }).contains(label) { continue }
-        if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { total = (total ?? 0) + value }
+        let labels = rest.first == "{" ? rest.prefix(while: { $0 != "}" }) : rest.prefix(0)
+        if let label, !labels.contains(label) { continue }
+        if let value = line.split(separator: " ").last.flatMap({ Double($0) }) { samples.append((labels, value)) }
     }
-    return total
+    return samples
 }

@@ -102,14 +102,12 @@ struct HistogramDelta {
     init?(before: String?, after: String, name: String, label: String? = nil) {
         func parse(_ text: String) -> [Double: Double] {
             var counts: [Double: Double] = [:]
-            let prefix = name + "_bucket{"
-            for line in text.split(separator: "\n") where line.hasPrefix(prefix) {
-                if let label, !line.prefix(while: { $0 != "}" }).contains(label) { continue }
-                guard let le = line.range(of: #"le=""#) else { continue }
-                let rest = line[le.upperBound...]
-                guard let close = rest.firstIndex(of: "\""), let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
-                let text = rest[..<close]
-                guard let bound = text == "+Inf" ? Double.infinity : Double(text) else { continue }
+            for (labels, value) in prometheusSamples(text, name: name + "_bucket", label: label) {
+                guard let le = labels.range(of: #"le=""#) else { continue }
+                let rest = labels[le.upperBound...]
+                guard let close = rest.firstIndex(of: "\""), let bound = rest[..<close] == "+Inf" ? Double.infinity : Double(rest[..<close]) else {
+                    continue
+                }
                 counts[bound, default: 0] += value
             }
             return counts
