@@ -228,7 +228,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TapeBrokerStorageTests",
-            dependencies: ["TapeBroker", "KafkaProtocol"],
+            dependencies: ["TapeBroker", "KafkaProtocol", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -198,6 +198,52 @@ public enum KafkaResponse {
         buffer.setInteger(Int32(buffer.readableBytes - 4), at: buffer.readerIndex, endianness: .big)
         return buffer
     }
+
+    /// Record sets up to this size are copied into a fetch frame's head; larger ones are sent as
+    /// buffers of their own.
+    public static let inlineRecordsBytes = 16 << 10
+
+    /// A fetch response frame as consecutive buffers — the same bytes as `encodeFrame` — in which
+    /// every record set over `inlineRecordsBytes` is its own buffer (a slice of what the log was
+    /// read into) instead of being copied into the frame: the socket gathers them in one write.
+    public static func encodeFetchFrameParts(
+        _ payload: FetchResponse, version: Int16, correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> [ByteBuffer] {
+        var size = 256
+        for t in payload.topics {
+            size += t.topic.utf8.count + 16
+            for p in t.partitions {
+                size += 64 + 16 * (p.abortedTransactions?.count ?? 0)
+                if let records = p.records, records.readableBytes <= inlineRecordsBytes { size += records.readableBytes }
+            }
+        }
+        var head = allocator.buffer(capacity: size)
+        head.encodeInt32(0)
+        ResponseHeader(correlationId: correlationId).encode(into: &head, headerVersion: ApiKey.fetch.responseHeaderVersion(version))
+        // Where each record set sent on its own goes: after this many bytes of `head`.
+        var separate: [(at: Int, records: ByteBuffer)] = []
+        payload.encode(into: &head, version: version) { b, records in
+            guard let records, records.readableBytes > inlineRecordsBytes else {
+                b.encodeNullableBytes(records ?? ByteBuffer())
+                return
+            }
+            b.encodeInt32(Int32(records.readableBytes))
+            separate.append((b.writerIndex, records))
+        }
+        let frameBytes = separate.reduce(head.readableBytes) { $0 + $1.records.readableBytes }
+        head.setInteger(Int32(truncatingIfNeeded: frameBytes - 4), at: head.readerIndex, endianness: .big)
+        if separate.isEmpty { return [head] }
+        var parts: [ByteBuffer] = []
+        parts.reserveCapacity(2 * separate.count + 1)
+        var from = head.readerIndex
+        for (at, records) in separate {
+            parts.append(head.getSlice(at: from, length: at - from)!)
+            parts.append(records)
+            from = at
+        }
+        if head.writerIndex > from { parts.append(head.getSlice(at: from, length: head.writerIndex - from)!) }
+        return parts
+    }
 }
 
 extension KafkaRequestBody {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import XCTest
 
 @testable import TapeBroker
@@ -36,6 +37,37 @@ final class LogTests: StorageTestCase {
             XCTAssertEqual(($0 as? StorageError)?.code, .offsetOutOfRange)
         }
         XCTAssertThrowsError(try log.read(from: -1, maxBytes: 100))
+    }
+
+    func testReadIntoABufferAppendsWhatReadReturns() throws {
+        var config = LogConfig()
+        config.segmentBytes = 300  // several segments
+        let log = try openLog(temporaryDirectory(), config)
+        for i in 0..<12 { _ = try log.append(batch: makeBatch(records: values(3, prefix: "p\(i)-"))) }
+        XCTAssertGreaterThan(try XCTUnwrap(log.segmentBaseOffsets.count), 2)
+        for from in [Int64(0), 1, 7, 20, 35, 36] {
+            for maxBytes in [1, 150, 400, 1000, 1 << 20] {
+                let expected = try log.read(from: from, maxBytes: maxBytes)
+                // Appended after what the buffer holds, with its reader index moved on.
+                var buffer = ByteBuffer(bytes: [9, 9, 9, 9, 9])
+                buffer.moveReaderIndex(forwardBy: 3)
+                let read = try log.read(from: from, maxBytes: maxBytes, appendingTo: &buffer)
+                XCTAssertEqual(read.bytes, expected.records.count, "from \(from), max \(maxBytes)")
+                XCTAssertEqual(read.highWatermark, expected.highWatermark)
+                XCTAssertEqual(read.logStartOffset, expected.logStartOffset)
+                XCTAssertEqual(Array(buffer.readableBytesView), [9, 9] + expected.records, "from \(from), max \(maxBytes)")
+                // Whole batches, the first holding `from`; nothing at the log end.
+                if from < 36 {
+                    let first = try XCTUnwrap(parseBatches(expected.records).first)
+                    XCTAssertTrue(first.baseOffset <= from && from <= first.records.last!.offset, "from \(from)")
+                } else {
+                    XCTAssertEqual(expected.records, [])
+                }
+            }
+        }
+        var untouched = ByteBuffer(bytes: [1, 2])
+        XCTAssertThrowsError(try log.read(from: 37, maxBytes: 100, appendingTo: &untouched))
+        XCTAssertEqual(Array(untouched.readableBytesView), [1, 2])
     }
 
     func testRejectsMalformedAndOversizedBatches() throws {

@@ -154,6 +154,13 @@ public struct FetchResponse: KafkaResponseMessage, Equatable {
     public init(topics: [Topic]) { self.topics = topics }
 
     public func encode(into buffer: inout ByteBuffer, version: Int16) {
+        encode(into: &buffer, version: version) { b, records in b.encodeNullableBytes(records ?? ByteBuffer()) }
+    }
+
+    /// Encodes with `writeRecords` writing each partition's `records` field (its INT32 length and
+    /// bytes): `KafkaResponse.encodeFetchFrameParts` writes the length only and sends the bytes
+    /// as their own buffer.
+    public func encode(into buffer: inout ByteBuffer, version: Int16, records writeRecords: (inout ByteBuffer, ByteBuffer?) -> Void) {
         buffer.encodeInt32(throttleTimeMs)
         if version >= 7 {
             buffer.encodeErrorCode(errorCode)
@@ -174,7 +181,7 @@ public struct FetchResponse: KafkaResponseMessage, Equatable {
                     }
                 }
                 if version >= 11 { b.encodeInt32(-1) }  // preferred_read_replica
-                b.encodeNullableBytes(p.records ?? ByteBuffer())
+                writeRecords(&b, p.records)
             }
         }
     }

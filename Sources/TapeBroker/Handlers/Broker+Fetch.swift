@@ -156,28 +156,28 @@ extension Broker {
                 // First, as rebuilding it after a restart may write markers.
                 let txns = transactionState(tp, log)
                 do {
-                    let read = try log.read(from: p.fetchOffset, maxBytes: max(limit, 1))
-                    var records = read.records
-                    if records.count > remaining && total > 0 { records = [] }  // only the first data may exceed the limits
+                    // Read straight into the buffer the response sends (no array in between).
+                    var records = ByteBuffer()
+                    let read = try log.read(from: p.fetchOffset, maxBytes: max(limit, 1), appendingTo: &records)
+                    if records.readableBytes > remaining && total > 0 { records.clear() }  // only the first data may exceed the limits
                     let lso = txns.lastStableOffset(highWatermark: read.highWatermark)
                     var aborted: [FetchResponse.AbortedTransaction]? = nil
                     // A partition without transactional data (open or aborted) needs neither.
                     if r.isolationLevel == 1 && !(txns.open.isEmpty && txns.aborted.isEmpty) {
                         // read_committed: nothing at or past the last stable offset, and the aborted
                         // transactions in the returned range so the client drops their records.
-                        let (kept, end) = Self.batches(records, before: lso)
-                        if kept < records.count { records.removeSubrange(kept...) }
+                        let (kept, end) = records.withUnsafeReadableBytes { Self.batches($0, before: lso) }
+                        if kept < records.readableBytes { records.moveWriterIndex(to: records.readerIndex + kept) }
                         let list = txns.aborted(from: p.fetchOffset, upTo: end ?? p.fetchOffset)
-                        if !list.isEmpty && !records.isEmpty {
+                        if !list.isEmpty && records.readableBytes > 0 {
                             aborted = list.map { FetchResponse.AbortedTransaction(producerId: $0.producerId, firstOffset: $0.firstOffset) }
                         }
                     }
-                    total += records.count
-                    remaining = max(remaining - records.count, 0)
-                    let buffer = ByteBuffer(bytes: records)
+                    total += records.readableBytes
+                    remaining = max(remaining - records.readableBytes, 0)
                     var partition = FetchResponse.Partition(
                         partitionIndex: p.partition, errorCode: .none, highWatermark: read.highWatermark, lastStableOffset: lso,
-                        logStartOffset: read.logStartOffset, records: buffer)
+                        logStartOffset: read.logStartOffset, records: records)
                     partition.abortedTransactions = aborted
                     partitionsOut.append(partition)
                 } catch let e as StorageError {
@@ -195,23 +195,21 @@ extension Broker {
         return (FetchResponse(topics: topicsOut), total, hadError)
     }
 
-    /// The bytes of the whole batches in `records` that start before `offset`, and the offset
+    /// The bytes of the whole batches in `raw` that start before `offset`, and the offset
     /// after the last of them (nil if none). Reads only the batch headers, in place.
-    static func batches(_ records: [UInt8], before offset: Int64) -> (bytes: Int, end: Int64?) {
-        records.withUnsafeBytes { raw in
-            var position = 0
-            var end: Int64? = nil
-            while raw.count - position >= RecordBatchHeader.size {
-                let base = Int64(bitPattern: BigEndian.u64(raw, position))
-                let size = Int(Int32(bitPattern: BigEndian.u32(raw, position + 8))) + RecordBatchHeader.logOverhead
-                let lastDelta = Int64(Int32(bitPattern: BigEndian.u32(raw, position + 23)))
-                guard base < offset, size >= RecordBatchHeader.size, size <= raw.count - position else { break }
-                position += size
-                let (next, overflow) = base.addingReportingOverflow(lastDelta + 1)
-                end = overflow ? Int64.max : next
-            }
-            return (position, end)
+    static func batches(_ raw: UnsafeRawBufferPointer, before offset: Int64) -> (bytes: Int, end: Int64?) {
+        var position = 0
+        var end: Int64? = nil
+        while raw.count - position >= RecordBatchHeader.size {
+            let base = Int64(bitPattern: BigEndian.u64(raw, position))
+            let size = Int(Int32(bitPattern: BigEndian.u32(raw, position + 8))) + RecordBatchHeader.logOverhead
+            let lastDelta = Int64(Int32(bitPattern: BigEndian.u32(raw, position + 23)))
+            guard base < offset, size >= RecordBatchHeader.size, size <= raw.count - position else { break }
+            position += size
+            let (next, overflow) = base.addingReportingOverflow(lastDelta + 1)
+            end = overflow ? Int64.max : next
         }
+        return (position, end)
     }
 
     func listOffsets(_ r: ListOffsetsRequest) -> ListOffsetsResponse {

@@ -116,6 +116,9 @@ public actor Broker {
     public enum Reply: Sendable {
         case none
         case now(ByteBuffer)
+        /// A frame ready now, in consecutive buffers (a fetch: its large record sets are not
+        /// copied into the frame); written together.
+        case nowParts([ByteBuffer])
         case later(@Sendable () async -> ByteBuffer)
         /// An acks=0 produce failed: as Kafka does, close the connection so the client notices.
         case closeConnection(reason: String)
@@ -149,6 +152,12 @@ public actor Broker {
                 let final = await Broker.awaitDurability(response, logs: logs, topics: topics, logger: logger)
                 return KafkaResponse.encodeFrame(final, apiKey: .produce, version: version, correlationId: correlationId)
             }
+        }
+        if case .fetch(let r) = request.body, !authorization(connection: connection, clientHost: clientHost).isEnforced {
+            // As `handle` answers it, with the record sets not copied into the frame.
+            let response = await fetch(r, connection: connection)
+            return .nowParts(
+                KafkaResponse.encodeFetchFrameParts(response, version: request.header.apiVersion, correlationId: request.header.correlationId))
         }
         if let frame = await handle(request, clientHost: clientHost, connection: connection) { return .now(frame) }
         return .none

@@ -151,6 +151,10 @@ public final class BrokerServer: Sendable {
                 traffic.bytesOut.add(frame.readableBytes, ordering: .relaxed)
                 try await outbound.write(frame)
             }
+            @Sendable func write(parts: [ByteBuffer]) async throws {
+                traffic.bytesOut.add(parts.reduce(0) { $0 + $1.readableBytes }, ordering: .relaxed)
+                try await outbound.write(contentsOf: parts)
+            }
             let (replies, queue) = AsyncStream<(Broker.Reply, Int)>.makeStream()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -159,6 +163,7 @@ public final class BrokerServer: Sendable {
                         switch reply {
                         case .none: break
                         case .now(let frame): try await write(frame)
+                        case .nowParts(let parts): try await write(parts: parts)
                         case .later(let produce): try await write(await produce())
                         case .closeConnection: break
                         }
@@ -279,12 +284,21 @@ public final class BrokerServer: Sendable {
                         break
                     }
                     var bytes = 0
-                    if case .now(let frame) = reply {
+                    switch reply {
+                    case .now(let frame):
                         if gate.isEmpty {
                             try await write(frame)
                             continue
                         }
                         bytes = frame.readableBytes
+                    case .nowParts(let parts):
+                        if gate.isEmpty {
+                            try await write(parts: parts)
+                            continue
+                        }
+                        bytes = parts.reduce(0) { $0 + $1.readableBytes }
+                    default:
+                        break
                     }
                     gate.add(bytes: bytes)
                     queue.yield((reply, bytes))

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 
 #if canImport(Glibc)
     import Glibc
@@ -373,6 +374,30 @@ final class DataFile {
                     done += r
                 }
                 initialized = done
+            }
+        }
+    }
+
+    /// Appends up to `count` bytes at `offset` (fewer at the end of the file) to `buffer`, read
+    /// straight into its storage (the fetch path: no array in between). Returns the bytes appended;
+    /// on an error nothing is appended.
+    func read(at offset: Int64, count: Int, appendingTo buffer: inout ByteBuffer) throws -> Int {
+        guard offset >= 0 else { return 0 }
+        let n = Int(max(0, min(Int64(count), size - offset)))
+        if n == 0 { return 0 }
+        return try withDescriptor { fd in
+            try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { raw in
+                var done = 0
+                while done < n {
+                    let r = pread(fd, raw.baseAddress! + done, n - done, off_t(offset) + off_t(done))
+                    if r < 0 {
+                        if errno == EINTR { continue }
+                        throw storageError(errno: errno, operation: "reading", path: path)
+                    }
+                    if r == 0 { break }
+                    done += r
+                }
+                return done
             }
         }
     }

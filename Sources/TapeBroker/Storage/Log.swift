@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 
 /// One topic-partition's durable log: a directory of `LogSegment`s (`<topic>-<partition>/`).
 ///
@@ -197,6 +198,12 @@ public final class Log: PartitionLog, @unchecked Sendable {
     public static let maxReadBytes = 64 << 20
 
     public func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult {
+        var buffer = ByteBuffer()
+        let read = try read(from: offset, maxBytes: maxBytes, appendingTo: &buffer)
+        return LogReadResult(records: Array(buffer.readableBytesView), highWatermark: read.highWatermark, logStartOffset: read.logStartOffset)
+    }
+
+    public func read(from offset: Int64, maxBytes: Int, appendingTo buffer: inout ByteBuffer) throws -> LogBufferRead {
         try lock.withLock {
             guard !closed else { throw StorageError(.closed, "log \(topic)-\(partition) is closed") }
             guard offset >= _logStartOffset, offset <= _logEndOffset else {
@@ -206,23 +213,24 @@ public final class Log: PartitionLog, @unchecked Sendable {
             // One read never buffers more than `maxReadBytes` (a client asking for 2 GiB gets less,
             // as the protocol allows), except that a single larger batch is still returned whole.
             let maxBytes = min(maxBytes, Self.maxReadBytes)
-            var out: [UInt8] = []
+            let start = buffer.writerIndex
+            var read = 0
             var target = offset
             var index = segmentIndex(for: offset)
-            while index < segments.count, out.count < maxBytes || out.isEmpty, target < _logEndOffset {
+            while index < segments.count, read < maxBytes || read == 0, target < _logEndOffset {
                 let segment = segments[index]
                 if let (position, _) = try segment.findBatch(containing: target) {
-                    let chunk = try segment.readBatches(
-                        from: position, maxBytes: maxBytes - out.count, mustReturnOne: out.isEmpty)
-                    if chunk.isEmpty { break }
-                    if out.isEmpty { out = chunk } else { out += chunk }
+                    let got = try segment.readBatches(from: position, maxBytes: maxBytes - read, mustReturnOne: read == 0, appendingTo: &buffer)
+                    if got == 0 { break }
+                    read += got
                     // Stop if the segment had more than fit.
-                    if position + Int64(chunk.count) < segment.size { break }
+                    if position + Int64(got) < segment.size { break }
                 }
                 index += 1
                 if index < segments.count { target = segments[index].baseOffset }
             }
-            return LogReadResult(records: out, highWatermark: _logEndOffset, logStartOffset: _logStartOffset)
+            assert(buffer.writerIndex - start == read)
+            return LogBufferRead(bytes: read, highWatermark: _logEndOffset, logStartOffset: _logStartOffset)
         }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaProtocol
 import Logging
+import NIOCore
 
 /// One segment of a partition log: `<baseOffset>.log` holding whole RecordBatch v2 byte sequences
 /// back to back, plus its sparse `.index` (offset → position) and `.timeindex` (timestamp → offset).
@@ -182,27 +183,33 @@ final class LogSegment {
         return nil
     }
 
-    /// Whole batches from `position`, at most `maxBytes` unless the first batch alone is larger.
-    func readBatches(from position: Int64, maxBytes: Int, mustReturnOne: Bool) throws -> [UInt8] {
+    /// Appends the whole batches from `position` to `buffer`, at most `maxBytes` unless the first
+    /// batch alone is larger (with `mustReturnOne`); returns the bytes appended.
+    func readBatches(from position: Int64, maxBytes: Int, mustReturnOne: Bool, appendingTo buffer: inout ByteBuffer) throws -> Int {
         let available = log.size - position
-        guard available > 0 else { return [] }
+        guard available > 0 else { return 0 }
         let want = Int(min(Int64(max(maxBytes, RecordBatchLayout.logOverhead)), available))
-        var buf = try log.read(at: position, count: want)
-        var end = 0
-        while end + RecordBatchLayout.logOverhead <= buf.count {
-            let length = Int(Int32(bitPattern: BigEndian.u32(buf, end + RecordBatchLayout.batchLength)))
-            // A length smaller than a header is damage: stop before it (it is reported when it comes first).
-            if length < RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead { break }
-            let total = length + RecordBatchLayout.logOverhead
-            if end + total > buf.count || end + total > maxBytes { break }
-            end += total
+        let base = buffer.writerIndex
+        let got = try log.read(at: position, count: want, appendingTo: &buffer)
+        let end = buffer.withUnsafeReadableBytes { raw -> Int in
+            let bytes = UnsafeRawBufferPointer(rebasing: raw[(base - buffer.readerIndex)...])
+            var end = 0
+            while end + RecordBatchLayout.logOverhead <= got {
+                let length = Int(Int32(bitPattern: BigEndian.u32(bytes, end + RecordBatchLayout.batchLength)))
+                // A length smaller than a header is damage: stop before it (it is reported when it comes first).
+                if length < RecordBatchLayout.headerSize - RecordBatchLayout.logOverhead { break }
+                let total = length + RecordBatchLayout.logOverhead
+                if end + total > got || end + total > maxBytes { break }
+                end += total
+            }
+            return end
         }
+        buffer.moveWriterIndex(to: base + end)
         if end == 0 {
-            guard mustReturnOne, let h = try checkedHeader(at: position) else { return [] }
-            return try log.read(at: position, count: h.totalSize)
+            guard mustReturnOne, let h = try checkedHeader(at: position) else { return 0 }
+            return try log.read(at: position, count: h.totalSize, appendingTo: &buffer)
         }
-        buf.removeLast(buf.count - end)
-        return buf
+        return end
     }
 
     /// The first offset whose record timestamp is >= `timestamp` in this segment, if any.

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 
 /// The contract between the broker's request handling (Server/) and its storage (Storage/).
 ///
@@ -25,6 +26,10 @@ public protocol PartitionLog: AnyObject, Sendable {
     /// (at least one whole batch, even if larger, as Kafka does). Empty at the log end.
     /// Throws `StorageError.offsetOutOfRange` outside `logStartOffset ... logEndOffset`.
     func read(from offset: Int64, maxBytes: Int) throws -> LogReadResult
+
+    /// Like `read(from:maxBytes:)`, but appends the bytes to `buffer` (the fetch path: logs on
+    /// disk read them straight into it, with no array in between).
+    func read(from offset: Int64, maxBytes: Int, appendingTo buffer: inout ByteBuffer) throws -> LogBufferRead
 
     /// The first offset whose record timestamp is >= `timestamp`, or nil if none.
     func offset(forTimestamp timestamp: Int64) throws -> (offset: Int64, timestamp: Int64)?
@@ -67,6 +72,27 @@ public struct LogAppendInfo: Sendable, Equatable {
         self.lastOffset = lastOffset
         self.maxTimestamp = maxTimestamp
         self.logStartOffset = logStartOffset
+    }
+}
+
+/// What a read into a caller's buffer found: the bytes it appended and the log's offsets.
+public struct LogBufferRead: Sendable, Equatable {
+    public var bytes: Int
+    public var highWatermark: Int64
+    public var logStartOffset: Int64
+    public init(bytes: Int, highWatermark: Int64, logStartOffset: Int64) {
+        self.bytes = bytes
+        self.highWatermark = highWatermark
+        self.logStartOffset = logStartOffset
+    }
+}
+
+extension PartitionLog {
+    /// For logs that hold their batches in memory: `read(from:maxBytes:)`, copied.
+    public func read(from offset: Int64, maxBytes: Int, appendingTo buffer: inout ByteBuffer) throws -> LogBufferRead {
+        let read = try read(from: offset, maxBytes: maxBytes)
+        buffer.writeBytes(read.records)
+        return LogBufferRead(bytes: read.records.count, highWatermark: read.highWatermark, logStartOffset: read.logStartOffset)
     }
 }
 
