@@ -41,6 +41,10 @@ public struct SimulatorConfiguration: Sendable {
     public var outboxCapacity = 100_000
     /// Bursts (rate and volatility spikes): chance per order that one starts. Default 0.002.
     public var burstProbability = 0.002
+    /// Orders per burst, on average (each burst's length is drawn from 1 to twice this). Default 200.
+    public var burstLength = 200
+    /// The order rate inside a burst, as a multiple of `rate`. Default 20.
+    public var burstRateMultiplier: Double = 20
     /// Stop generating once this many trades exist (the order that reaches it keeps all its
     /// fills, so a few more may come); the servers keep running. Default never.
     public var maxTrades: Int?
@@ -173,6 +177,24 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         return try VenueSimulator(configuration: configuration, server: server)
     }
 
+    /// The market engine's configuration for `configuration`, started at `now` (seconds since the epoch).
+    static func marketConfiguration(_ configuration: SimulatorConfiguration, now: Double) -> MarketSimulator.Configuration {
+        var market = MarketSimulator.Configuration()
+        market.seed = configuration.seed
+        market.tradesPerSecond = configuration.rate
+        market.startTime = Int64(now * 1000)
+        // Ids from the wall clock (µs): a simulator restarted on the same Kafka data goes on above
+        // the ids of its previous runs, as a venue's would, instead of starting below them.
+        market.firstTradeId = configuration.firstTradeId ?? Int64(now * 1_000_000)
+        market.recentTradesKept = configuration.historyLimit
+        market.burstProbability = configuration.burstProbability
+        market.burstLength = configuration.burstLength
+        market.burstRateMultiplier = configuration.burstRateMultiplier
+        market.bookDepth = configuration.bookDepth
+        if let instruments = configuration.instruments { market.instruments = instruments }
+        return market
+    }
+
     private init(configuration: SimulatorConfiguration, server: NIOAsyncChannel<EventLoopFuture<Upgrade>, Never>) throws {
         self.configuration = configuration
         self.server = server
@@ -182,18 +204,7 @@ public final class VenueSimulator<Venue: SimulatedVenue>: Sendable {
         let secure = configuration.tlsCertificateFile != nil && configuration.tlsKeyFile != nil
         websocketURL = "\(secure ? "wss" : "ws")://\(host):\(port)\(Venue.websocketPath)"
         restURL = "\(secure ? "https" : "http")://\(host):\(port)"
-        var market = MarketSimulator.Configuration()
-        market.seed = configuration.seed
-        market.tradesPerSecond = configuration.rate
-        let now = Date().timeIntervalSince1970
-        market.startTime = Int64(now * 1000)
-        // Ids from the wall clock (µs): a simulator restarted on the same Kafka data goes on above
-        // the ids of its previous runs, as a venue's would, instead of starting below them.
-        market.firstTradeId = configuration.firstTradeId ?? Int64(now * 1_000_000)
-        market.recentTradesKept = configuration.historyLimit
-        market.burstProbability = configuration.burstProbability
-        market.bookDepth = configuration.bookDepth
-        if let instruments = configuration.instruments { market.instruments = instruments }
+        let market = Self.marketConfiguration(configuration, now: Date().timeIntervalSince1970)
         state = Mutex(State(market: MarketSimulator(configuration: market)))
         logs = try Logs(trades: configuration.tradesLog, malformed: configuration.malformedLog)
     }

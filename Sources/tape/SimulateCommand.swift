@@ -33,6 +33,12 @@ struct SimulateCommand: AsyncParsableCommand {
     @Option(name: .customLong("silence-timeout"), help: "Drop a client that sent nothing for SECONDS (Poloniex: 30; Coinbase expects nothing and ignores it).")
     var silenceTimeout: Double = 30
     @Option(name: .customLong("max-trades"), help: "Stop generating after N trades (keeps serving).") var maxTrades: Int?
+    @Option(
+        name: .customLong("burst-probability"),
+        help: "Chance per order that a burst (a rate and volatility spike, as in a liquidation cascade) starts; 0 for a steady rate.")
+    var burstProbability: Double = 0.002
+    @Option(name: .customLong("burst-length"), help: "Orders per burst, on average (each burst is 1 to twice this).") var burstLength: Int = 200
+    @Option(name: .customLong("burst-rate"), help: "The order rate inside a burst, as a multiple of --rate.") var burstRate: Double = 20
     @Option(name: .customLong("trades-log"), help: "Append every generated trade (Tape Trade JSON) to FILE.") var tradesLog: String?
     @Option(name: .customLong("malformed-log"), help: "Append every malformed frame sent to FILE.") var malformedLog: String?
     @Option(name: .customLong("book-depth"), help: "Levels per side of each simulated order book (0: no books).") var bookDepth: Int = 20
@@ -59,6 +65,11 @@ struct SimulateCommand: AsyncParsableCommand {
         }
         guard silenceTimeout > 0 else { throw ValidationError("--silence-timeout must be positive; got \(silenceTimeout.flagText).") }
         if let maxTrades, maxTrades < 0 { throw ValidationError("--max-trades must be 0 or more; got \(maxTrades).") }
+        guard (0...1).contains(burstProbability) else {
+            throw ValidationError("--burst-probability must be from 0 to 1; got \(burstProbability.flagText).")
+        }
+        guard (1...1_000_000).contains(burstLength) else { throw ValidationError("--burst-length must be from 1 to 1000000; got \(burstLength).") }
+        guard burstRate >= 1, burstRate <= 10_000 else { throw ValidationError("--burst-rate must be from 1 to 10000; got \(burstRate.flagText).") }
         guard (tlsCertificate == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together.") }
         if let count = Int(symbols), !(1...10_000).contains(count) { throw ValidationError("--symbols as a count must be from 1 to 10000; got \(count).") }
         guard HostPort(listen) != nil else { throw ValidationError("--listen expects HOST:PORT, got '\(listen)'.") }
@@ -108,6 +119,9 @@ struct SimulateCommand: AsyncParsableCommand {
         configuration.skipPushEvery = skipEvery
         configuration.silenceTimeout = .milliseconds(Int64(silenceTimeout * 1000))
         configuration.maxTrades = maxTrades
+        configuration.burstProbability = burstProbability
+        configuration.burstLength = burstLength
+        configuration.burstRateMultiplier = burstRate
         configuration.tradesLog = tradesLog
         configuration.malformedLog = malformedLog
         configuration.bookDepth = bookDepth
@@ -123,7 +137,8 @@ struct SimulateCommand: AsyncParsableCommand {
         } catch {
             if let tlsCertificate, let tlsKey, listenErrno(error) == nil {
                 throw TapeFailure(
-                    "Cannot load --tls-cert \(tlsCertificate) and --tls-key \(tlsKey) (\(error)): give a PEM certificate chain and its unencrypted private key.")
+                    "Cannot load --tls-cert \(tlsCertificate) and --tls-key \(tlsKey) (\(error)): give a PEM certificate chain and its unencrypted private key."
+                )
             }
             guard let errno = listenErrno(error) else { throw error }
             throw TapeFailure(FailureText.socketSentence(errno: errno, address: listen, flag: "--listen") + " Port 0 picks a free one.")
@@ -132,7 +147,11 @@ struct SimulateCommand: AsyncParsableCommand {
         out.write("\(simulator.websocketURL) \(simulator.restURL)\n")
         out.flush()
         printError(
-            "simulating \(Venue.exchange): \(simulator.symbols.count) markets, \(rate) trades/s, seed \(seed); websocket \(simulator.websocketURL), REST \(simulator.restURL)"
+            "simulating \(Venue.exchange): \(simulator.symbols.count) markets, \(rate) trades/s, "
+                + (burstProbability > 0
+                    ? "bursts at \(burstRate.flagText)x the rate (chance \(burstProbability.flagText) per order, ~\(burstLength) orders each), "
+                    : "no bursts, ")
+                + "seed \(seed); websocket \(simulator.websocketURL), REST \(simulator.restURL)"
         )
         let interactive = isatty(STDERR_FILENO) == 1
         try await runUntilSignalled {
@@ -143,8 +162,10 @@ struct SimulateCommand: AsyncParsableCommand {
                     while true {
                         try await Task.sleep(for: .seconds(interactive ? 1 : 10))
                         let generated = simulator.tradesGenerated
+                        let bursts = simulator.bursts
                         let line =
-                            "trades \(generated) (+\(generated - last)), clients \(simulator.clientCount), dropped \(simulator.connectionsDropped), malformed sent \(simulator.malformedFramesSent)"
+                            "trades \(generated) (+\(generated - last)), bursts \(bursts.started) (\(bursts.trades) trades), "
+                            + "clients \(simulator.clientCount), dropped \(simulator.connectionsDropped), malformed sent \(simulator.malformedFramesSent)"
                         last = generated
                         if interactive {
                             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
