@@ -151,6 +151,12 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// no LeaveGroup for a static member on `close()` (see `KafkaConsumer.close(leaveGroup:)`).
     /// nil (default): dynamic membership.
     public var groupInstanceID: String? = nil
+    /// `fetch.wait.max.ms` and `fetch.min.bytes`: how long the broker may hold a fetch for more
+    /// data, and how much it waits for. nil: librdkafka's defaults (500 ms, 1 byte: an answer as
+    /// soon as anything arrives, so a steady trickle costs a round trip and a chain of thread
+    /// wake-ups per append). Raw `-X` values win.
+    public var fetchWaitMaxMilliseconds: Int? = nil
+    public var fetchMinBytes: Int? = nil
     /// Messages handed to the application per batch at most. Default 1000.
     public var batchSize: Int = 1000
     /// Batches buffered between librdkafka and the application. Default 8.
@@ -166,13 +172,17 @@ public struct KafkaConsumerConfiguration: Sendable {
     public init(kafka: KafkaConfiguration = .init()) { self.kafka = kafka }
 
     var librdkafkaProperties: [(String, String)] {
-        [
+        var all: [(String, String)] = [
             ("group.id", groupID),
             ("auto.offset.reset", autoOffsetReset.rawValue),
             ("enable.auto.commit", autoCommit ? "true" : "false"),
             ("enable.auto.offset.store", "false"),
             ("session.timeout.ms", String(sessionTimeoutMilliseconds)),
-        ] + (heartbeatIntervalMilliseconds.map { [("heartbeat.interval.ms", String($0))] } ?? [])
-            + (groupInstanceID.map { [("group.instance.id", $0)] } ?? [])
+        ]
+        if let heartbeatIntervalMilliseconds { all.append(("heartbeat.interval.ms", String(heartbeatIntervalMilliseconds))) }
+        if let groupInstanceID { all.append(("group.instance.id", groupInstanceID)) }
+        if let fetchWaitMaxMilliseconds { all.append(("fetch.wait.max.ms", String(fetchWaitMaxMilliseconds))) }
+        if let fetchMinBytes { all.append(("fetch.min.bytes", String(fetchMinBytes))) }
+        return all
     }
 }

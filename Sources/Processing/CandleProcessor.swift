@@ -175,6 +175,8 @@ public final class CandleProcessor: Sendable {
         consumerConfiguration.autoOffsetReset = .earliest
         consumerConfiguration.autoCommit = false
         consumerConfiguration.batchSize = 4_000
+        (consumerConfiguration.fetchWaitMaxMilliseconds, consumerConfiguration.fetchMinBytes) =
+            CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: configuration.aggregation.emitIntervalMilliseconds)
         var membership = (sessionMilliseconds: configuration.sessionTimeoutMilliseconds ?? 0, joinDelayMilliseconds: 0, reason: "as configured")
         if configuration.sessionTimeoutMilliseconds == nil {
             membership = CandleProcessorConfiguration.automaticGroupSettings(clusterID: await producer.clusterID(timeout: .seconds(3)))

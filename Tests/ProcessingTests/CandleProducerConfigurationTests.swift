@@ -38,3 +38,42 @@ struct CandleProducerConfigurationTests {
         #expect(try effective("linger.ms", configuration.producerConfiguration).flatMap(Double.init) == 30)
     }
 }
+
+/// As `effective`, for a consumer's `rd_kafka_conf_t` (`KafkaConsumer` builds it the same way).
+private func effective(_ key: String, _ configuration: KafkaConsumerConfiguration) throws -> String? {
+    let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
+    defer { rd_kafka_conf_destroy(conf) }
+    var size = 0
+    guard rd_kafka_conf_get(conf, key, nil, &size) == RD_KAFKA_CONF_OK, size > 0 else { return nil }
+    var buffer = [CChar](repeating: 0, count: size)
+    guard rd_kafka_conf_get(conf, key, &buffer, &size) == RD_KAFKA_CONF_OK else { return nil }
+    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+@Suite("The candle processor's fetch batching")
+struct CandleConsumerFetchTests {
+    @Test("a quarter of the emit interval, at most 5 ms, with 64 KiB; none under 4 ms")
+    func batchingFollowsTheEmitInterval() {
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: 1_000) == (5, 65_536))
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: 12) == (3, 65_536))
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: 4) == (1, 65_536))
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: 3) == (nil, nil))
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: 0) == (nil, nil))
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: -5) == (nil, nil))
+        #expect(CandleProcessorConfiguration.fetchBatching(emitIntervalMilliseconds: .max) == (5, 65_536))
+    }
+
+    @Test("the typed settings reach librdkafka, librdkafka's defaults without them, and a raw -X wins")
+    func typedFetchSettings() throws {
+        var consumer = KafkaConsumerConfiguration(kafka: KafkaConfiguration())
+        #expect(try effective("fetch.wait.max.ms", consumer) == "500")
+        #expect(try effective("fetch.min.bytes", consumer) == "1")
+        consumer.fetchWaitMaxMilliseconds = 5
+        consumer.fetchMinBytes = 65_536
+        #expect(try effective("fetch.wait.max.ms", consumer) == "5")
+        #expect(try effective("fetch.min.bytes", consumer) == "65536")
+        consumer.kafka.properties = ["fetch.wait.max.ms": "1", "fetch.min.bytes": "10"]
+        #expect(try effective("fetch.wait.max.ms", consumer) == "1")
+        #expect(try effective("fetch.min.bytes", consumer) == "10")
+    }
+}
