@@ -7,7 +7,16 @@ import Testing
 /// The value librdkafka ends up with for `key` when a producer is created with `configuration`
 /// (the same `rd_kafka_conf_t` `KafkaProducer` builds: typed fields, then raw properties).
 private func effective(_ key: String, _ configuration: KafkaProducerConfiguration) throws -> String? {
-    let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
+    try effective(key, configuration.kafka, typed: configuration.librdkafkaProperties)
+}
+
+/// As above, for a consumer (`KafkaConsumer` builds its configuration the same way).
+private func effective(_ key: String, _ configuration: KafkaConsumerConfiguration) throws -> String? {
+    try effective(key, configuration.kafka, typed: configuration.librdkafkaProperties)
+}
+
+private func effective(_ key: String, _ kafka: KafkaConfiguration, typed: [(String, String)]) throws -> String? {
+    let conf = try kafka.makeConf(extra: typed)
     defer { rd_kafka_conf_destroy(conf) }
     var size = 0
     guard rd_kafka_conf_get(conf, key, nil, &size) == RD_KAFKA_CONF_OK, size > 0 else { return nil }
@@ -37,17 +46,6 @@ struct CandleProducerConfigurationTests {
         configuration.kafka.properties = ["queue.buffering.max.ms": "30"]
         #expect(try effective("linger.ms", configuration.producerConfiguration).flatMap(Double.init) == 30)
     }
-}
-
-/// As `effective`, for a consumer's `rd_kafka_conf_t` (`KafkaConsumer` builds it the same way).
-private func effective(_ key: String, _ configuration: KafkaConsumerConfiguration) throws -> String? {
-    let conf = try configuration.kafka.makeConf(extra: configuration.librdkafkaProperties)
-    defer { rd_kafka_conf_destroy(conf) }
-    var size = 0
-    guard rd_kafka_conf_get(conf, key, nil, &size) == RD_KAFKA_CONF_OK, size > 0 else { return nil }
-    var buffer = [CChar](repeating: 0, count: size)
-    guard rd_kafka_conf_get(conf, key, &buffer, &size) == RD_KAFKA_CONF_OK else { return nil }
-    return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 @Suite("The candle processor's fetch batching")
