@@ -209,15 +209,7 @@ public enum KafkaResponse {
     public static func encodeFetchFrameParts(
         _ payload: FetchResponse, version: Int16, correlationId: Int32, allocator: ByteBufferAllocator = ByteBufferAllocator()
     ) -> [ByteBuffer] {
-        var size = 256
-        for t in payload.topics {
-            size += t.topic.utf8.count + 16
-            for p in t.partitions {
-                size += 64 + 16 * (p.abortedTransactions?.count ?? 0)
-                if let records = p.records, records.readableBytes <= inlineRecordsBytes { size += records.readableBytes }
-            }
-        }
-        var head = allocator.buffer(capacity: size)
+        var head = allocator.buffer(capacity: payload.estimatedFrameBytes(inliningRecordsUpTo: inlineRecordsBytes))
         head.encodeInt32(0)
         ResponseHeader(correlationId: correlationId).encode(into: &head, headerVersion: ApiKey.fetch.responseHeaderVersion(version))
         // Where each record set sent on its own goes: after this many bytes of `head`.

@@ -127,7 +127,7 @@ public struct CandleProcessorConfiguration: Sendable {
 
     /// The input consumer's `fetch.wait.max.ms` and `fetch.min.bytes`: a fetch is answered once
     /// 64 KiB are there or after a quarter of the candle emit interval, at most 5 ms — instead of
-    /// at every append, which at a steady 10k trades/s cost `tape up` ~9 % of its CPU in round trips
+    /// at every append, which at a steady 10k trades/s cost `tape up` ~12 % of its CPU in round trips
     /// and thread wake-ups. Candles go out once per emit interval anyway, so the wait is not seen
     /// unless the interval is a few ms; under 4 ms, librdkafka's defaults (answer at once) stay.
     public static func fetchBatching(emitIntervalMilliseconds: Int64) -> (waitMilliseconds: Int?, minBytes: Int?) {

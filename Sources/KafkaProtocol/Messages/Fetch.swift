@@ -157,6 +157,20 @@ public struct FetchResponse: KafkaResponseMessage, Equatable {
         encode(into: &buffer, version: version) { b, records in b.encodeNullableBytes(records ?? ByteBuffer()) }
     }
 
+    /// Room for this response's frame (a capacity, not an exact size): its fields, plus the record
+    /// sets of at most `limit` bytes (the ones copied into it).
+    public func estimatedFrameBytes(inliningRecordsUpTo limit: Int = .max) -> Int {
+        var size = 1024
+        for t in topics {
+            size += t.topic.utf8.count + 16
+            for p in t.partitions {
+                size += 64 + 16 * (p.abortedTransactions?.count ?? 0)
+                if let records = p.records, records.readableBytes <= limit { size += records.readableBytes }
+            }
+        }
+        return size
+    }
+
     /// Encodes with `writeRecords` writing each partition's `records` field (its INT32 length and
     /// bytes): `KafkaResponse.encodeFetchFrameParts` writes the length only and sends the bytes
     /// as their own buffer.

@@ -123,7 +123,7 @@ extension Broker {
                     })
             }
             return KafkaResponse.encodeFrame(
-                response, apiKey: .fetch, version: v, correlationId: h.correlationId, capacity: Self.frameCapacity(response))
+                response, apiKey: .fetch, version: v, correlationId: h.correlationId, capacity: response.estimatedFrameBytes())
         case .listOffsets(var r):
             let (allowed, denied) = auth.partition(r.topics, .describe)
             if denied.isEmpty { return nil }

@@ -257,14 +257,4 @@ extension Broker {
                     })
             })
     }
-
-    /// Room for a fetch response's frame: its records plus the per-topic and per-partition fields.
-    static func frameCapacity(_ response: FetchResponse) -> Int {
-        var size = 1024
-        for t in response.topics {
-            size += t.topic.utf8.count + 16
-            for p in t.partitions { size += (p.records?.readableBytes ?? 0) + 64 }
-        }
-        return size
-    }
 }

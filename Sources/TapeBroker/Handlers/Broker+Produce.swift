@@ -148,8 +148,8 @@ extension Broker {
         var offset = max(log.logStartOffset, log.logEndOffset &- Self.producerStateScanOffsets)
         var seeded = 0
         while offset < log.logEndOffset {
-            guard let read = try? log.read(from: offset, maxBytes: 8 << 20), !read.records.isEmpty else { break }
-            var rest = ByteBuffer(bytes: read.records)
+            var rest = ByteBuffer()
+            guard let read = try? log.read(from: offset, maxBytes: 8 << 20, appendingTo: &rest), read.bytes > 0 else { break }
             var next = offset
             while let header = try? RecordBatchHeader.peek(rest), header.totalSize >= RecordBatchHeader.size, header.totalSize <= rest.readableBytes {
                 if header.producerId >= 0 && !header.isControl {  // markers carry no sequence

@@ -327,8 +327,8 @@ extension Broker {
         let end = log.logEndOffset
         var batches = 0
         while offset < end {
-            guard let read = try? log.read(from: offset, maxBytes: 8 << 20), !read.records.isEmpty else { break }
-            var rest = ByteBuffer(bytes: read.records)
+            var rest = ByteBuffer()
+            guard let read = try? log.read(from: offset, maxBytes: 8 << 20, appendingTo: &rest), read.bytes > 0 else { break }
             var next = offset
             while let header = try? RecordBatchHeader.peek(rest), header.totalSize >= RecordBatchHeader.size, header.totalSize <= rest.readableBytes {
                 batches += 1

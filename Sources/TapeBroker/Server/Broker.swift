@@ -115,10 +115,9 @@ public actor Broker {
     /// A request's answer: none (acks=0), ready now, or after durability (produce with acks != 0).
     public enum Reply: Sendable {
         case none
-        case now(ByteBuffer)
-        /// A frame ready now, in consecutive buffers (a fetch: its large record sets are not
-        /// copied into the frame); written together.
-        case nowParts([ByteBuffer])
+        /// A frame ready now, in consecutive buffers written together (one, except for a fetch,
+        /// whose large record sets are not copied into the frame).
+        case now([ByteBuffer])
         case later(@Sendable () async -> ByteBuffer)
         /// An acks=0 produce failed: as Kafka does, close the connection so the client notices.
         case closeConnection(reason: String)
@@ -146,7 +145,7 @@ public actor Broker {
             // interval/never: nothing to wait for, so the answer is ready now (the connection can
             // write it without handing it to its writer task).
             if logs.allSatisfy({ topics.durableWithoutWaiting($0) }) {
-                return .now(KafkaResponse.encodeFrame(response, apiKey: .produce, version: version, correlationId: correlationId))
+                return .now([KafkaResponse.encodeFrame(response, apiKey: .produce, version: version, correlationId: correlationId)])
             }
             return .later {
                 let final = await Broker.awaitDurability(response, logs: logs, topics: topics, logger: logger)
@@ -156,10 +155,9 @@ public actor Broker {
         if case .fetch(let r) = request.body, !authorization(connection: connection, clientHost: clientHost).isEnforced {
             // As `handle` answers it, with the record sets not copied into the frame.
             let response = await fetch(r, connection: connection)
-            return .nowParts(
-                KafkaResponse.encodeFetchFrameParts(response, version: request.header.apiVersion, correlationId: request.header.correlationId))
+            return .now(KafkaResponse.encodeFetchFrameParts(response, version: request.header.apiVersion, correlationId: request.header.correlationId))
         }
-        if let frame = await handle(request, clientHost: clientHost, connection: connection) { return .now(frame) }
+        if let frame = await handle(request, clientHost: clientHost, connection: connection) { return .now([frame]) }
         return .none
     }
 
@@ -195,7 +193,7 @@ public actor Broker {
             return r.acks == 0 ? nil : frame(response)
         case .fetch(let r):
             let response = await fetch(r, connection: connection)
-            return frame(response, capacity: Self.frameCapacity(response))
+            return frame(response, capacity: response.estimatedFrameBytes())
         case .listOffsets(let r): return frame(listOffsets(r))
         case .findCoordinator(let r): return frame(findCoordinator(r))
         case .joinGroup(let r): return frame(await joinGroup(r, version: v, clientId: h.clientId ?? "", clientHost: clientHost))

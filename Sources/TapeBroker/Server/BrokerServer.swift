@@ -147,13 +147,10 @@ public final class BrokerServer: Sendable {
             // not yet written, so a direct write never overtakes an earlier reply, and bounds
             // them: while too many wait, the next request is not read (the socket pushes back).
             let traffic = self.traffic
-            @Sendable func write(_ frame: ByteBuffer) async throws {
-                traffic.bytesOut.add(frame.readableBytes, ordering: .relaxed)
-                try await outbound.write(frame)
-            }
-            @Sendable func write(parts: [ByteBuffer]) async throws {
-                traffic.bytesOut.add(parts.reduce(0) { $0 + $1.readableBytes }, ordering: .relaxed)
-                try await outbound.write(contentsOf: parts)
+            /// Writes one frame, given in consecutive buffers.
+            @Sendable func write(_ frame: [ByteBuffer]) async throws {
+                traffic.bytesOut.add(frame.reduce(0) { $0 + $1.readableBytes }, ordering: .relaxed)
+                try await outbound.write(contentsOf: frame)
             }
             let (replies, queue) = AsyncStream<(Broker.Reply, Int)>.makeStream()
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -163,8 +160,7 @@ public final class BrokerServer: Sendable {
                         switch reply {
                         case .none: break
                         case .now(let frame): try await write(frame)
-                        case .nowParts(let parts): try await write(parts: parts)
-                        case .later(let produce): try await write(await produce())
+                        case .later(let produce): try await write([await produce()])
                         case .closeConnection: break
                         }
                         gate.remove(bytes: bytes)
@@ -174,11 +170,11 @@ public final class BrokerServer: Sendable {
                 /// A reply frame of this connection's own (SASL), in order with the others.
                 func send(_ frame: ByteBuffer) async throws {
                     if gate.isEmpty {
-                        try await write(frame)
+                        try await write([frame])
                         return
                     }
                     gate.add(bytes: frame.readableBytes)
-                    queue.yield((.now(frame), frame.readableBytes))
+                    queue.yield((.now([frame]), frame.readableBytes))
                 }
                 // SASL: until authenticated, only ApiVersions and the SASL requests are answered.
                 let security = configuration.security
@@ -284,21 +280,12 @@ public final class BrokerServer: Sendable {
                         break
                     }
                     var bytes = 0
-                    switch reply {
-                    case .now(let frame):
+                    if case .now(let frame) = reply {
                         if gate.isEmpty {
                             try await write(frame)
                             continue
                         }
-                        bytes = frame.readableBytes
-                    case .nowParts(let parts):
-                        if gate.isEmpty {
-                            try await write(parts: parts)
-                            continue
-                        }
-                        bytes = parts.reduce(0) { $0 + $1.readableBytes }
-                    default:
-                        break
+                        bytes = frame.reduce(0) { $0 + $1.readableBytes }
                     }
                     gate.add(bytes: bytes)
                     queue.yield((reply, bytes))

@@ -362,20 +362,26 @@ final class DataFile {
         return try withDescriptor { fd in
             // Not zero-filled first: only the bytes pread delivered become the array's contents.
             try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
-                var done = 0
-                while done < count {
-                    let r = pread(fd, buf.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                    if r < 0 {
-                        if errno == EINTR { continue }
-                        initialized = done
-                        throw storageError(errno: errno, operation: "reading", path: path)
-                    }
-                    if r == 0 { break }
-                    done += r
-                }
-                initialized = done
+                initialized = 0
+                initialized = try readFully(fd, into: UnsafeMutableRawPointer(buf.baseAddress!), count: count, at: offset)
             }
         }
+    }
+
+    /// `pread` until `count` bytes at `offset` are in `destination` or the file ends; returns the
+    /// bytes read.
+    private func readFully(_ fd: Int32, into destination: UnsafeMutableRawPointer, count: Int, at offset: Int64) throws -> Int {
+        var done = 0
+        while done < count {
+            let r = pread(fd, destination + done, count - done, off_t(offset) + off_t(done))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw storageError(errno: errno, operation: "reading", path: path)
+            }
+            if r == 0 { break }
+            done += r
+        }
+        return done
     }
 
     /// Appends up to `count` bytes at `offset` (fewer at the end of the file) to `buffer`, read
@@ -387,17 +393,7 @@ final class DataFile {
         if n == 0 { return 0 }
         return try withDescriptor { fd in
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: n) { raw in
-                var done = 0
-                while done < n {
-                    let r = pread(fd, raw.baseAddress! + done, n - done, off_t(offset) + off_t(done))
-                    if r < 0 {
-                        if errno == EINTR { continue }
-                        throw storageError(errno: errno, operation: "reading", path: path)
-                    }
-                    if r == 0 { break }
-                    done += r
-                }
-                return done
+                try readFully(fd, into: raw.baseAddress!, count: n, at: offset)
             }
         }
     }
