@@ -10,7 +10,9 @@ import Synchronization
 /// received the exchange frame to the moment a WebSocket client holds the trade or candle update,
 /// together with the resident memory of the `tape up` process.
 ///
-/// What each figure measures (all clocks are this machine's wall clock):
+/// What each figure measures (all clocks are this machine's wall clock; "client receive time" is
+/// when this client took the message off its socket, stamped before any message is parsed, which
+/// happens after the run):
 /// - trade latency: client receive time − the trade's `receivedAt` (stamped by ingestion when the
 ///   simulator's websocket frame arrived). Path: ingest → produce `tape.trades` → embedded broker
 ///   → server's consumer → `/ws` → this client.
@@ -225,11 +227,17 @@ struct BenchE2E: AsyncParsableCommand {
                 }
                 // Windows of 1 s starting a whole second after subscribing: the bench saw all their trades.
                 var tracker = LatencyTracker(firstWindow: (subscribedAt / 1_000_000 + 2) * 1000, measureFrom: measureFrom, measureUntil: measureUntil)
+                // Each message is stamped as it is taken off the socket and parsed after the run:
+                // parsing as they came made the last message of a burst wait for this client to
+                // parse the hundreds before it, which counted the client's JSON work as Tape's
+                // latency and took CPU from `tape up` while the burst drained.
+                var received: [(bytes: [UInt8], at: Int64)] = []
+                received.reserveCapacity(1 << 16)
                 do {
                     while let message = try await inbound.next() {
                         let now = wallMicros()
                         if now >= measureUntil { break }
-                        tracker.record(message.bytes, at: now)
+                        received.append((message.bytes, now))
                     }
                 } catch {
                     if wallMicros() < measureUntil {
@@ -239,6 +247,8 @@ struct BenchE2E: AsyncParsableCommand {
                     }
                 }
                 stopper.cancel()
+                for message in received { tracker.record(message.bytes, at: message.at) }
+                received = []
                 let usage = await rss.value
                 tracker.rssKilobytes = usage.samples
                 tracker.upCPUSeconds = usage.upCPU
