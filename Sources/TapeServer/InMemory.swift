@@ -82,11 +82,11 @@ public final class InMemoryCandleHistory: CandleHistory, Sendable {
 public final class RecentTrades: Sendable {
     private struct Ring {
         var items: [Trade] = []
-        var ids: Set<String> = []
+        var ids = TradeIDSet()
         var head = 0  // index of the oldest once full
 
         mutating func append(_ trade: Trade, capacity: Int) -> Bool {
-            guard ids.insert(trade.tradeId).inserted else { return false }
+            guard ids.insert(trade.tradeId) else { return false }
             if items.count < capacity {
                 items.append(trade)
             } else {

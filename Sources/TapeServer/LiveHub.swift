@@ -43,7 +43,17 @@ public final class LiveHub: Sendable {
     private struct State {
         var nextID = 0
         var subscribers: [LiveTopic: [Int: AsyncStream<ByteBuffer>.Continuation]] = [:]
+        /// `subscribers` as lists, rebuilt when they change: publishing (per trade) only copies a
+        /// reference to the list.
+        var targets: [LiveTopic: [AsyncStream<ByteBuffer>.Continuation]] = [:]
         var topicsOf: [Int: Set<LiveTopic>] = [:]
+
+        mutating func setSubscriber(_ id: Int, of topic: LiveTopic, to continuation: AsyncStream<ByteBuffer>.Continuation?) {
+            subscribers[topic, default: [:]][id] = continuation
+            if subscribers[topic]?.isEmpty == true { subscribers[topic] = nil }
+            // In client order, so every publish reaches the clients in the same order.
+            targets[topic] = subscribers[topic].map { list in list.sorted { $0.key < $1.key }.map(\.value) }
+        }
     }
 
     private let state = Mutex(State())
@@ -73,24 +83,20 @@ public final class LiveHub: Sendable {
         state.withLock { s in
             guard s.topicsOf[client.id] != nil else { return }
             s.topicsOf[client.id]!.insert(topic)
-            s.subscribers[topic, default: [:]][client.id] = client.continuation
+            s.setSubscriber(client.id, of: topic, to: client.continuation)
         }
     }
 
     public func unsubscribe(_ client: Client, from topic: LiveTopic) {
         state.withLock { s in
-            s.topicsOf[client.id]?.remove(topic)
-            s.subscribers[topic]?[client.id] = nil
-            if s.subscribers[topic]?.isEmpty == true { s.subscribers[topic] = nil }
+            guard s.topicsOf[client.id]?.remove(topic) != nil else { return }
+            s.setSubscriber(client.id, of: topic, to: nil)
         }
     }
 
     public func disconnect(_ client: Client) {
         let count = state.withLock { s in
-            for topic in s.topicsOf[client.id] ?? [] {
-                s.subscribers[topic]?[client.id] = nil
-                if s.subscribers[topic]?.isEmpty == true { s.subscribers[topic] = nil }
-            }
+            for topic in s.topicsOf[client.id] ?? [] { s.setSubscriber(client.id, of: topic, to: nil) }
             s.topicsOf[client.id] = nil
             return s.topicsOf.count
         }
@@ -105,19 +111,19 @@ public final class LiveHub: Sendable {
     public var clientCount: Int { state.withLock { $0.topicsOf.count } }
 
     public func publish(_ trade: Trade) {
-        let targets = state.withLock { Array(($0.subscribers[.trades(trade.market)] ?? [:]).values) }
+        let targets = state.withLock { $0.targets[.trades(trade.market)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.trade(trade), to: targets)
     }
 
     public func publish(_ candle: Candle) {
-        let targets = state.withLock { Array(($0.subscribers[.candles(candle.market, candle.interval)] ?? [:]).values) }
+        let targets = state.withLock { $0.targets[.candles(candle.market, candle.interval)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.candle(candle), to: targets)
     }
 
     public func publish(_ gap: Gap) {
-        let targets = state.withLock { Array(($0.subscribers[.gaps(gap.market)] ?? [:]).values) }
+        let targets = state.withLock { $0.targets[.gaps(gap.market)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.gap(gap), to: targets)
     }
@@ -137,14 +143,14 @@ public final class LiveHub: Sendable {
     }
 
     public func publish(_ book: BookView) {
-        let targets = state.withLock { Array(($0.subscribers[.book(book.market)] ?? [:]).values) }
+        let targets = state.withLock { $0.targets[.book(book.market)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.book(book), to: targets)
     }
 
     /// Encoded once; every client's frame shares the same bytes.
-    private func deliver(_ text: String, to targets: [AsyncStream<ByteBuffer>.Continuation]) {
-        let bytes = ByteBuffer(string: text)
+    private func deliver(_ json: [UInt8], to targets: [AsyncStream<ByteBuffer>.Continuation]) {
+        let bytes = ByteBuffer(bytes: json)
         var dropped = 0
         for continuation in targets {
             if case .dropped = continuation.yield(bytes) { dropped += 1 }

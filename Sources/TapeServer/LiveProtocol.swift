@@ -66,7 +66,8 @@ public struct LiveProtocolError: Error, Sendable, Hashable {
 }
 
 /// Messages the server sends on `/ws` (one JSON object per text message). `data` is exactly the
-/// docs/contracts.md trade, candle or gap value.
+/// docs/contracts.md trade, candle or gap value. Events (trade, candle, gap, book) come as UTF-8
+/// bytes, which go to the socket without a `String` in between; replies as `String`.
 ///
 /// ```json
 /// {"type":"trade","symbol":"poloniex:BTC-USDT","data":{"v":1,"exchange":"poloniex",...}}
@@ -79,7 +80,7 @@ public struct LiveProtocolError: Error, Sendable, Hashable {
 /// {"type":"error","message":"interval \"7x\" is not a length like 1m, 5m, 1h (1s to 1d)"}
 /// ```
 public enum LiveMessage {
-    public static func trade(_ trade: Trade) -> String {
+    public static func trade(_ trade: Trade) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320)
         JSONWriter.appendRaw("{\"type\":\"trade\",\"symbol\":", to: &out)
@@ -87,10 +88,10 @@ public enum LiveMessage {
         JSONWriter.appendRaw(",\"data\":", to: &out)
         trade.appendJSON(to: &out)
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
-    public static func candle(_ candle: Candle) -> String {
+    public static func candle(_ candle: Candle) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(512)
         JSONWriter.appendRaw("{\"type\":\"candle\",\"symbol\":", to: &out)
@@ -100,10 +101,10 @@ public enum LiveMessage {
         JSONWriter.appendRaw(",\"data\":", to: &out)
         candle.appendJSON(to: &out)
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
-    public static func gap(_ gap: Gap) -> String {
+    public static func gap(_ gap: Gap) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(320)
         JSONWriter.appendRaw("{\"type\":\"gap\",\"symbol\":", to: &out)
@@ -111,11 +112,11 @@ public enum LiveMessage {
         JSONWriter.appendRaw(",\"data\":", to: &out)
         gap.appendJSON(to: &out)
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// The top `LiveHub.bookDepth` levels of a book (sent at most every `LiveHub.bookInterval`).
-    public static func book(_ view: BookView) -> String {
+    public static func book(_ view: BookView) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(2048)
         JSONWriter.appendRaw("{\"type\":\"book\",\"symbol\":", to: &out)
@@ -123,7 +124,7 @@ public enum LiveMessage {
         JSONWriter.appendRaw(",\"data\":", to: &out)
         view.appendJSON(to: &out)
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 
     /// `warning`: a sentence about the subscription (a market or interval the server has nothing of yet).

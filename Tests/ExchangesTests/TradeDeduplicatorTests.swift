@@ -99,4 +99,67 @@ final class TradeDeduplicatorTests: XCTestCase {
         XCTAssertFalse(d.admit(t("c", 3)))
         XCTAssertTrue(d.admit(t("d", 4)))
     }
+
+    /// Numeric ids are kept as numbers inside; an id is still its exact text.
+    func testIdsSpelledDifferentlyAreDifferentTrades() {
+        var d = TradeDeduplicator(capacity: 100)
+        func t(_ id: String, _ time: Int64) -> Trade {
+            var x = trade(1, time)
+            x.tradeId = id
+            return x
+        }
+        XCTAssertTrue(d.admit(t("7", 7)))
+        for spelling in ["07", "+7", "007"] {
+            XCTAssertTrue(d.admit(t(spelling, 7)), spelling)
+            XCTAssertFalse(d.admit(t(spelling, 7)), "\(spelling) again")
+        }
+        XCTAssertFalse(d.admit(t("7", 7)))
+        XCTAssertTrue(d.admit(t("0", 1)))
+        XCTAssertTrue(d.admit(t("-0", 1)))
+        XCTAssertFalse(d.admit(t("0", 1)))
+    }
+
+    /// Against the plain model (ids as strings in a set, the same window and floor) over random
+    /// streams with repeats, reordering, eviction and the same number spelled several ways.
+    func testAgreesWithAModelKeepingIdsAsStrings() {
+        struct Model {
+            let capacity: Int
+            var ids: [String: Set<String>] = [:]
+            var order: [String: [TradeMark]] = [:]
+            var floor: [String: TradeMark] = [:]
+            mutating func admit(_ market: String, _ mark: TradeMark) -> Bool {
+                if ids[market, default: []].contains(mark.id) { return false }
+                if let f = floor[market], !(f < mark) { return false }
+                ids[market, default: []].insert(mark.id)
+                order[market, default: []].append(mark)
+                if order[market]!.count > capacity {
+                    let evicted = order[market]!.removeFirst()
+                    ids[market]!.remove(evicted.id)
+                    if floor[market].map({ $0 < evicted }) ?? true { floor[market] = evicted }
+                }
+                return true
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<20 {
+            let capacity = [1, 3, 16, 100][round % 4]
+            var d = TradeDeduplicator(capacity: capacity)
+            var model = Model(capacity: capacity)
+            var next = 1
+            var admitted = 0
+            for _ in 0..<3_000 {
+                let market = ["BTC_USDT", "ETH_USDT"][Int.random(in: 0...1, using: &generator)]
+                let n = Int.random(in: 0...9, using: &generator) < 7 ? next : max(0, next - Int.random(in: 1...40, using: &generator))
+                if n == next { next += 1 }
+                let id = ["\(n)", "\(n)", "\(n)", "0\(n)", "+\(n)", "x\(n)"][Int.random(in: 0...5, using: &generator)]
+                var x = trade(1, Int64(n))
+                x.tradeId = id
+                x.nativeSymbol = market
+                let expected = model.admit(market, TradeMark(x))
+                XCTAssertEqual(d.admit(x), expected, "round \(round), \(market) id \(id)")
+                if expected { admitted += 1 }
+            }
+            XCTAssertGreaterThan(admitted, 1_000, "the stream admits most trades")
+        }
+    }
 }

@@ -33,13 +33,17 @@ final class Continuity: Sendable {
         state.withLock { s in
             var fresh: [Trade] = []
             fresh.reserveCapacity(trades.count)
-            for trade in trades where s.dedup.admit(trade) {
+            for trade in trades {
+                let mark = TradeMark(trade)  // parses the id once for both
+                guard s.dedup.admit(market: trade.nativeSymbol, mark: mark) else { continue }
                 fresh.append(trade)
-                if tracksIds { s.sequences.observe(market: trade.nativeSymbol, mark: TradeMark(trade)) }
+                if tracksIds { s.sequences.observe(market: trade.nativeSymbol, mark: mark) }
             }
             if tracksIds {
-                var checked: Set<String> = []
-                for trade in fresh where checked.insert(trade.nativeSymbol).inserted {
+                // A frame holds one market or a few: a list is cheaper than a set here.
+                var checked: [String] = []
+                for trade in fresh where !checked.contains(trade.nativeSymbol) {
+                    checked.append(trade.nativeSymbol)
                     if s.sequences.hasOpenHoles(market: trade.nativeSymbol), s.repairs[trade.nativeSymbol] == nil {
                         s.repairs[trade.nativeSymbol] = repairDue
                     }

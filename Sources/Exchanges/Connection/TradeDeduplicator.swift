@@ -83,7 +83,7 @@ public struct TradeDeduplicator: Sendable {
     private var markets: [String: Window] = [:]
 
     struct Window: Sendable {
-        var ids: Set<String> = []
+        var ids = TradeIDSet()
         var order: RingBuffer<TradeMark>
         var floor: TradeMark?
         var newest: TradeMark?
