@@ -148,6 +148,44 @@ final class BrokerHandlerTests: XCTestCase {
         XCTAssertLessThan(elapsed, .seconds(2))
     }
 
+    /// One timer serves every parked fetch: each still answers at its own max wait, whether the
+    /// earliest deadline arrives last, first, or belongs to a fetch that data answered early.
+    func testParkedFetchesEachAnswerAtTheirOwnMaxWait() async throws {
+        let b = makeBroker()
+        _ = await produce(b, batch(["seed"]))
+        let clock = ContinuousClock()
+        let start = clock.now
+        let timed: @Sendable (Int32) async -> Duration = { maxWait in
+            _ = await b.fetch(
+                FetchRequest(
+                    maxWaitMs: maxWait, minBytes: 1 << 20, maxBytes: 1 << 20,
+                    topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])]))
+            return clock.now - start
+        }
+        async let slow = timed(900)
+        try await Task.sleep(for: .milliseconds(20))
+        async let fast = timed(200)  // earlier than the armed deadline: re-arms
+        async let middle = timed(500)
+        // A fetch woken by data before its deadline (the earliest of all).
+        let request = FetchRequest(
+            maxWaitMs: 100, minBytes: 1, maxBytes: 1 << 20,
+            topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])])
+        async let woken = b.fetch(request)
+        try await Task.sleep(for: .milliseconds(30))
+        _ = await produce(b, batch(["x"]))
+        let early = await woken.topics[0].partitions[0]
+        XCTAssertEqual(try values(early.records), ["x"])
+        let (f, m, s) = await (fast, middle, slow)
+        for (got, wanted) in [(f, 220), (m, 520), (s, 900)] {
+            XCTAssertGreaterThanOrEqual(got, .milliseconds(wanted - 40), "answered before its max wait")
+            XCTAssertLessThan(got, .milliseconds(wanted + 400), "answered long after its max wait")
+        }
+        XCTAssertLessThan(f, m)
+        XCTAssertLessThan(m, s)
+        let parked = await b.parkedFetchCount
+        XCTAssertEqual(parked, 0)
+    }
+
     func testListOffsets() async throws {
         let b = makeBroker()
         _ = await produce(b, batch(["a", "b"], timestamp: 1_000))

@@ -13,7 +13,8 @@ extension Broker {
         /// The connection the fetch came on (0: none known).
         var connection: UInt64
         var continuation: CheckedContinuation<Void, Never>
-        var timer: Task<Void, Never>?
+        /// When it is answered with what there is (`max_wait_ms` after it arrived).
+        var deadline: ContinuousClock.Instant
     }
 
     /// Wakes the parked fetches that wait on `tp` once `appended` more bytes bring them to their
@@ -44,8 +45,41 @@ extension Broker {
             waitersByPartition[tp]?.remove(id)
             if waitersByPartition[tp]?.isEmpty == true { waitersByPartition[tp] = nil }
         }
-        w.timer?.cancel()
         w.continuation.resume()
+    }
+
+    /// Makes sure the sweeper wakes by `deadline`. One timer serves every parked fetch: a timer
+    /// per fetch (a task sleeping, then cancelled when data came, as it nearly always does) cost a
+    /// task and a trip through the dispatch timer thread per fetch, thousands a second in `tape up`.
+    /// Fetches of one client share their `max_wait_ms`, so a new deadline is rarely the earliest
+    /// and the timer is rarely re-armed.
+    func armFetchSweeper(for deadline: ContinuousClock.Instant) {
+        if let armed = fetchSweeperDeadline, armed <= deadline { return }
+        fetchSweeper?.cancel()
+        fetchSweeperDeadline = deadline
+        fetchSweeper = Task { [weak self] in
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if Task.isCancelled { return }
+            await self?.sweepExpiredFetches(armedFor: deadline)
+        }
+    }
+
+    /// Answers the parked fetches whose deadline has passed, then re-arms for the earliest left.
+    func sweepExpiredFetches(armedFor deadline: ContinuousClock.Instant) {
+        // A sweeper replaced meanwhile (cancelled too late) leaves the newer one armed.
+        guard fetchSweeperDeadline == deadline else { return }
+        fetchSweeper = nil
+        fetchSweeperDeadline = nil
+        let now = ContinuousClock.now
+        var next: ContinuousClock.Instant?
+        for (id, w) in fetchWaiters {
+            if w.deadline <= now {
+                releaseWaiter(id)
+            } else if next.map({ w.deadline < $0 }) ?? true {
+                next = w.deadline
+            }
+        }
+        if let next { armFetchSweeper(for: next) }
     }
 
     /// Parked fetches (one at most per connection, as a connection's requests run in order).
@@ -62,12 +96,10 @@ extension Broker {
                     c.resume()
                     return
                 }
-                let timer = Task { [weak self] in
-                    try? await Task.sleep(for: .milliseconds(max(timeoutMs, 0)))
-                    await self?.releaseWaiter(id)
-                }
-                fetchWaiters[id] = FetchWaiter(partitions: partitions, bytesNeeded: bytesNeeded, connection: connection, continuation: c, timer: timer)
+                let deadline = ContinuousClock.now + .milliseconds(max(timeoutMs, 0))
+                fetchWaiters[id] = FetchWaiter(partitions: partitions, bytesNeeded: bytesNeeded, connection: connection, continuation: c, deadline: deadline)
                 for tp in partitions { waitersByPartition[tp, default: []].insert(id) }
+                armFetchSweeper(for: deadline)
             }
         } onCancel: {
             Task { await self.releaseWaiter(id) }

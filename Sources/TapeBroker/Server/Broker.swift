@@ -51,6 +51,10 @@ public actor Broker {
     var fetchWaiters: [UInt64: FetchWaiter] = [:]
     var waitersByPartition: [TopicPartition: Set<UInt64>] = [:]
     var nextWaiterID: UInt64 = 1
+    /// The one timer of all parked fetches, sleeping until `fetchSweeperDeadline` (see
+    /// `armFetchSweeper`).
+    var fetchSweeper: Task<Void, Never>?
+    var fetchSweeperDeadline: ContinuousClock.Instant?
     private var nextProducerSweepMs: Int64 = 0
     /// Transactions (KIP-98): the coordinator, where it is kept, and per partition the open and
     /// aborted transactions (rebuilt from the log at first use after a start; see Broker+Transactions).
@@ -234,6 +238,9 @@ public actor Broker {
         for (_, c) in parkedSyncs { c.resume(returning: SyncGroupResponse(errorCode: .coordinatorNotAvailable)) }
         parkedSyncs = [:]
         for id in Array(fetchWaiters.keys) { releaseWaiter(id) }
+        fetchSweeper?.cancel()
+        fetchSweeper = nil
+        fetchSweeperDeadline = nil
         isShuttingDown = true
     }
 
