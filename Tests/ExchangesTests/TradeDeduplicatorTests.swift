@@ -11,6 +11,12 @@ final class TradeDeduplicatorTests: XCTestCase {
             side: .buy, time: time, receivedAt: time * 1000)
     }
 
+    func trade(id: String, _ time: Int64, symbol: String = "BTC_USDT") -> Trade {
+        var x = trade(1, time, symbol: symbol)
+        x.tradeId = id
+        return x
+    }
+
     func testDropsRepeatsPerMarket() {
         var d = TradeDeduplicator(capacity: 100)
         XCTAssertTrue(d.admit(trade(1, 10)))
@@ -87,11 +93,7 @@ final class TradeDeduplicatorTests: XCTestCase {
 
     func testNonNumericIdsFallBackToTime() {
         var d = TradeDeduplicator(capacity: 2)
-        func t(_ id: String, _ time: Int64) -> Trade {
-            var x = trade(1, time)
-            x.tradeId = id
-            return x
-        }
+        let t = { (id: String, time: Int64) in self.trade(id: id, time) }
         XCTAssertTrue(d.admit(t("a", 1)))
         XCTAssertTrue(d.admit(t("b", 2)))
         XCTAssertTrue(d.admit(t("c", 3)))
@@ -103,11 +105,7 @@ final class TradeDeduplicatorTests: XCTestCase {
     /// Numeric ids are kept as numbers inside; an id is still its exact text.
     func testIdsSpelledDifferentlyAreDifferentTrades() {
         var d = TradeDeduplicator(capacity: 100)
-        func t(_ id: String, _ time: Int64) -> Trade {
-            var x = trade(1, time)
-            x.tradeId = id
-            return x
-        }
+        let t = { (id: String, time: Int64) in self.trade(id: id, time) }
         XCTAssertTrue(d.admit(t("7", 7)))
         for spelling in ["07", "+7", "007"] {
             XCTAssertTrue(d.admit(t(spelling, 7)), spelling)
@@ -152,9 +150,7 @@ final class TradeDeduplicatorTests: XCTestCase {
                 let n = Int.random(in: 0...9, using: &generator) < 7 ? next : max(0, next - Int.random(in: 1...40, using: &generator))
                 if n == next { next += 1 }
                 let id = ["\(n)", "\(n)", "\(n)", "0\(n)", "+\(n)", "x\(n)"][Int.random(in: 0...5, using: &generator)]
-                var x = trade(1, Int64(n))
-                x.tradeId = id
-                x.nativeSymbol = market
+                let x = trade(id: id, Int64(n), symbol: market)
                 let expected = model.admit(market, TradeMark(x))
                 XCTAssertEqual(d.admit(x), expected, "round \(round), \(market) id \(id)")
                 if expected { admitted += 1 }

@@ -28,11 +28,15 @@ final class BrokerHandlerTests: XCTestCase {
     }
 
     func fetch(_ b: Broker, _ topic: String = "t", offset: Int64, maxWait: Int32 = 0, minBytes: Int32 = 0) async -> FetchResponse.Partition {
-        let r = await b.fetch(
-            FetchRequest(
-                maxWaitMs: maxWait, minBytes: minBytes, maxBytes: 1 << 20,
-                topics: [.init(topic: topic, partitions: [.init(partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20)])]))
+        let r = await b.fetch(Self.fetchRequest(topic, offset: offset, maxWait: maxWait, minBytes: minBytes))
         return r.topics[0].partitions[0]
+    }
+
+    /// A fetch of partition 0 of `topic` (up to 1 MiB).
+    static func fetchRequest(_ topic: String = "t", offset: Int64, maxWait: Int32 = 0, minBytes: Int32 = 0) -> FetchRequest {
+        FetchRequest(
+            maxWaitMs: maxWait, minBytes: minBytes, maxBytes: 1 << 20,
+            topics: [.init(topic: topic, partitions: [.init(partition: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20)])])
     }
 
     func values(_ records: ByteBuffer?) throws -> [String] {
@@ -123,10 +127,7 @@ final class BrokerHandlerTests: XCTestCase {
         _ = await produce(b, batch(["seed"]))
         let clock = ContinuousClock()
         let start = clock.now
-        let request = FetchRequest(
-            maxWaitMs: 10_000, minBytes: 1, maxBytes: 1 << 20,
-            topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])])
-        async let waited = b.fetch(request)
+        async let waited = b.fetch(Self.fetchRequest(offset: 1, maxWait: 10_000, minBytes: 1))
         try await Task.sleep(for: .milliseconds(200))
         _ = await produce(b, batch(["late"]))
         let got = await waited.topics[0].partitions[0]
@@ -156,10 +157,7 @@ final class BrokerHandlerTests: XCTestCase {
         let clock = ContinuousClock()
         let start = clock.now
         let timed: @Sendable (Int32) async -> Duration = { maxWait in
-            _ = await b.fetch(
-                FetchRequest(
-                    maxWaitMs: maxWait, minBytes: 1 << 20, maxBytes: 1 << 20,
-                    topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])]))
+            _ = await b.fetch(Self.fetchRequest(offset: 1, maxWait: maxWait, minBytes: 1 << 20))
             return clock.now - start
         }
         async let slow = timed(900)
@@ -167,10 +165,7 @@ final class BrokerHandlerTests: XCTestCase {
         async let fast = timed(200)  // earlier than the armed deadline: re-arms
         async let middle = timed(500)
         // A fetch woken by data before its deadline (the earliest of all).
-        let request = FetchRequest(
-            maxWaitMs: 100, minBytes: 1, maxBytes: 1 << 20,
-            topics: [.init(topic: "t", partitions: [.init(partition: 0, fetchOffset: 1, partitionMaxBytes: 1 << 20)])])
-        async let woken = b.fetch(request)
+        async let woken = b.fetch(Self.fetchRequest(offset: 1, maxWait: 100, minBytes: 1))
         try await Task.sleep(for: .milliseconds(30))
         _ = await produce(b, batch(["x"]))
         let early = await woken.topics[0].partitions[0]
