@@ -89,9 +89,9 @@ public struct TradeDeduplicator: Sendable {
         var newest: TradeMark?
 
         mutating func admit(_ mark: TradeMark) -> Bool {
-            if ids.contains(mark.id) { return false }
             if let floor, !(floor < mark) { return false }
-            ids.insert(mark.id)
+            // Inserting answers whether it was there: one hash per trade, not two.
+            guard ids.insert(mark.id) else { return false }
             if let evicted = order.append(mark) {
                 ids.remove(evicted.id)
                 if floor.map({ $0 < evicted }) ?? true { floor = evicted }
