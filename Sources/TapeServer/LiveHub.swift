@@ -40,19 +40,21 @@ public final class LiveHub: Sendable {
         public func send(_ text: String) { continuation.yield(ByteBuffer(string: text)) }
     }
 
+    private struct Subscriber {
+        var id: Int
+        var continuation: AsyncStream<ByteBuffer>.Continuation
+    }
+
     private struct State {
         var nextID = 0
-        var subscribers: [LiveTopic: [Int: AsyncStream<ByteBuffer>.Continuation]] = [:]
-        /// `subscribers` as lists, rebuilt when they change: publishing (per trade) only copies a
+        /// Each topic's clients in the order they subscribed: publishing (per event) copies only a
         /// reference to the list.
-        var targets: [LiveTopic: [AsyncStream<ByteBuffer>.Continuation]] = [:]
+        var subscribers: [LiveTopic: [Subscriber]] = [:]
         var topicsOf: [Int: Set<LiveTopic>] = [:]
 
-        mutating func setSubscriber(_ id: Int, of topic: LiveTopic, to continuation: AsyncStream<ByteBuffer>.Continuation?) {
-            subscribers[topic, default: [:]][id] = continuation
+        mutating func removeSubscriber(_ id: Int, from topic: LiveTopic) {
+            subscribers[topic]?.removeAll { $0.id == id }
             if subscribers[topic]?.isEmpty == true { subscribers[topic] = nil }
-            // In client order, so every publish reaches the clients in the same order.
-            targets[topic] = subscribers[topic].map { list in list.sorted { $0.key < $1.key }.map(\.value) }
         }
     }
 
@@ -81,22 +83,21 @@ public final class LiveHub: Sendable {
 
     public func subscribe(_ client: Client, to topic: LiveTopic) {
         state.withLock { s in
-            guard s.topicsOf[client.id] != nil else { return }
-            s.topicsOf[client.id]!.insert(topic)
-            s.setSubscriber(client.id, of: topic, to: client.continuation)
+            guard s.topicsOf[client.id]?.insert(topic).inserted == true else { return }  // gone, or subscribed already
+            s.subscribers[topic, default: []].append(Subscriber(id: client.id, continuation: client.continuation))
         }
     }
 
     public func unsubscribe(_ client: Client, from topic: LiveTopic) {
         state.withLock { s in
             guard s.topicsOf[client.id]?.remove(topic) != nil else { return }
-            s.setSubscriber(client.id, of: topic, to: nil)
+            s.removeSubscriber(client.id, from: topic)
         }
     }
 
     public func disconnect(_ client: Client) {
         let count = state.withLock { s in
-            for topic in s.topicsOf[client.id] ?? [] { s.setSubscriber(client.id, of: topic, to: nil) }
+            for topic in s.topicsOf[client.id] ?? [] { s.removeSubscriber(client.id, from: topic) }
             s.topicsOf[client.id] = nil
             return s.topicsOf.count
         }
@@ -111,19 +112,19 @@ public final class LiveHub: Sendable {
     public var clientCount: Int { state.withLock { $0.topicsOf.count } }
 
     public func publish(_ trade: Trade) {
-        let targets = state.withLock { $0.targets[.trades(trade.market)] ?? [] }
+        let targets = state.withLock { $0.subscribers[.trades(trade.market)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.trade(trade), to: targets)
     }
 
     public func publish(_ candle: Candle) {
-        let targets = state.withLock { $0.targets[.candles(candle.market, candle.interval)] ?? [] }
+        let targets = state.withLock { $0.subscribers[.candles(candle.market, candle.interval)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.candle(candle), to: targets)
     }
 
     public func publish(_ gap: Gap) {
-        let targets = state.withLock { $0.targets[.gaps(gap.market)] ?? [] }
+        let targets = state.withLock { $0.subscribers[.gaps(gap.market)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.gap(gap), to: targets)
     }
@@ -143,17 +144,17 @@ public final class LiveHub: Sendable {
     }
 
     public func publish(_ book: BookView) {
-        let targets = state.withLock { $0.targets[.book(book.market)] ?? [] }
+        let targets = state.withLock { $0.subscribers[.book(book.market)] ?? [] }
         guard !targets.isEmpty else { return }
         deliver(LiveMessage.book(book), to: targets)
     }
 
     /// Encoded once; every client's frame shares the same bytes.
-    private func deliver(_ json: [UInt8], to targets: [AsyncStream<ByteBuffer>.Continuation]) {
+    private func deliver(_ json: [UInt8], to targets: [Subscriber]) {
         let bytes = ByteBuffer(bytes: json)
         var dropped = 0
-        for continuation in targets {
-            if case .dropped = continuation.yield(bytes) { dropped += 1 }
+        for target in targets {
+            if case .dropped = target.continuation.yield(bytes) { dropped += 1 }
         }
         messagesOut.increment(by: targets.count)
         if dropped > 0 { messagesDropped.increment(by: dropped) }

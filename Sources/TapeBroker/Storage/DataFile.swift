@@ -362,7 +362,6 @@ final class DataFile {
         return try withDescriptor { fd in
             // Not zero-filled first: only the bytes pread delivered become the array's contents.
             try [UInt8](unsafeUninitializedCapacity: count) { buf, initialized in
-                initialized = 0
                 initialized = try readFully(fd, into: UnsafeMutableRawPointer(buf.baseAddress!), count: count, at: offset)
             }
         }
