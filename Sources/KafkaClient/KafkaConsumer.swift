@@ -27,6 +27,7 @@ public final class KafkaConsumer: @unchecked Sendable {
     private let closed = Atomic<Bool>(false)
     private let consumerQueue: OpaquePointer
     private let pollBuffer: UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>
+    private let refill: FetchRefill
     /// Assignment changes of this member (group subscriptions only).
     public let rebalanceEvents: AsyncStream<RebalanceEvent>
 
@@ -56,6 +57,8 @@ public final class KafkaConsumer: @unchecked Sendable {
         self.consumerQueue = queue
         let buffer = UnsafeSendable(UnsafeMutablePointer<UnsafeMutablePointer<rd_kafka_message_t>?>.allocate(capacity: batchSize))
         self.pollBuffer = buffer.value
+        let refill = FetchRefill(rk: rk)
+        self.refill = refill
         pollThread = PollThread(name: "tape-cons-poll") {
             // Wait (up to 100 ms) for one message only, then take what else is already there
             // without waiting: a batch call with a timeout waits for a *full* batch, which
@@ -64,6 +67,9 @@ public final class KafkaConsumer: @unchecked Sendable {
             guard first > 0 else { return }
             let more = batchSize > 1 ? rd_kafka_consume_batch_queue(queue, 0, buffer.value + 1, batchSize - 1) : 0
             let n = 1 + max(0, more)
+            var size = 0
+            for i in 0..<n { if let raw = buffer.value[i], raw.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { size += raw.pointee.len } }
+            refill.observe(taken: n, remaining: Int(rd_kafka_queue_length(queue)), bytesPerRecord: size / n)
             /// Whether the message is a record (errors are reported here and skipped).
             func isRecord(_ raw: UnsafeMutablePointer<rd_kafka_message_t>) -> Bool {
                 let m = raw.pointee
@@ -83,8 +89,6 @@ public final class KafkaConsumer: @unchecked Sendable {
                 return false
             }
             if packed {
-                var size = 0
-                for i in 0..<n { if let raw = buffer.value[i], raw.pointee.err == RD_KAFKA_RESP_ERR_NO_ERROR { size += raw.pointee.len } }
                 var batch = PackedBatch(topics: [], records: [], bytes: [])
                 batch.records.reserveCapacity(n)
                 batch.bytes.reserveCapacity(size)
@@ -355,6 +359,10 @@ public final class KafkaConsumer: @unchecked Sendable {
         (Int(rd_kafka_queue_length(consumerQueue)), channel.bufferedCount)
     }
 
+    /// Requests this consumer sent only to restart fetching after its pre-fetch queue had filled
+    /// (see `FetchRefill`).
+    public var fetchRefills: Int { refill.nudges }
+
     /// Consumed records, in batches (the cheapest way to read fast).
     public var batches: MessageBatches { MessageBatches(channel: channel) }
 
@@ -449,6 +457,7 @@ public final class KafkaConsumer: @unchecked Sendable {
             }
         }
         pollThread.stop { [consumerQueue] in rd_kafka_queue_yield(consumerQueue) }
+        refill.stop()
         rd_kafka_consumer_close(rk)
         context.finish()
     }
