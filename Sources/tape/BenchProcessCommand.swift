@@ -66,11 +66,13 @@ struct BenchProcess: AsyncParsableCommand {
         // Through Kafka: pre-fill, then run the processor until it has read everything.
         var mock: MockKafkaCluster?
         var kafka = try target.kafka.configuration()
-        // Prefetch more than librdkafka's default (a benchmark reads a full topic); -X wins over
-        // these. Fetch sizes stay at librdkafka's defaults (1 MB per partition): 8 MB per
-        // partition made each fetch a long serial step (the broker reads, then the client parses,
-        // while the processor waits) and measured 15–25 % slower.
-        let fetchDefaults = ["fetch.wait.max.ms": "1", "queued.min.messages": "1000000"]
+        // -X wins over these. The pre-fetch queue stays at librdkafka's defaults, as `tape process`
+        // has it (it used to be raised to a million records here, to avoid librdkafka's
+        // second-long pause after the queue filled; the consumer now restarts fetching itself,
+        // see KafkaClient's FetchRefill). Fetch sizes stay at librdkafka's defaults (1 MB per
+        // partition): 8 MB per partition made each fetch a long serial step (the broker reads,
+        // then the client parses, while the processor waits) and measured 15–25 % slower.
+        let fetchDefaults = ["fetch.wait.max.ms": "1"]
         for (key, value) in fetchDefaults where kafka.properties[key] == nil { kafka.properties[key] = value }
         if let n = target.mockBrokers ?? (target.kafka.brokers == nil ? 1 : nil) {
             let cluster = try MockKafkaCluster(brokers: n)
