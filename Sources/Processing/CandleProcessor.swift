@@ -79,6 +79,11 @@ public final class CandleProcessor: Sendable {
     /// offset, summed), as last measured (every 5 s while running); nil before the first.
     public var lag: Int64? { lagSample.withLock { $0 } }
     private let lagSample = Mutex<Int64?>(nil)
+
+    /// Requests the input consumer sent to restart fetching after its pre-fetch queue had filled
+    /// (`KafkaConsumer.fetchRefills`): they happen while it reads a backlog.
+    public var fetchRefills: Int { inputRefills.withLock { $0.earlier + ($0.consumer?.fetchRefills ?? 0) } }
+    private let inputRefills = Mutex<(consumer: KafkaConsumer?, earlier: Int)>((nil, 0))
     private let lagQueryInFlight = Atomic<Bool>(false)
 
     /// Measures `lag` apart from the loop, unless a measurement is still running: librdkafka's
@@ -237,9 +242,12 @@ public final class CandleProcessor: Sendable {
         let rebalanceTask = Task {
             for await event in consumer.rebalanceEvents { rebalances.withLock { $0.append(event) } }
         }
+        inputRefills.withLock { $0.consumer = consumer }
         defer {
             reportTask.cancel()
             rebalanceTask.cancel()
+            // The count is kept, not the consumer (and its librdkafka handle).
+            inputRefills.withLock { $0 = (nil, $0.earlier + consumer.fetchRefills) }
         }
         // Fencing (docs/processing.md): the rebalance callback updates the ownership table under
         // its lock — waiting for a store write + commit in flight — and, on a revocation, waits

@@ -30,6 +30,7 @@ import CoreMetrics
 /// | `tape_book_age_seconds` | gauge | exchange | ingest: seconds since the venue time of the newest book record (staleness) |
 /// | `tape_produce_latency_seconds` | timer (histogram) | topic | any producer: enqueue → delivery report |
 /// | `tape_consumer_lag_messages` | gauge | group, topic | the processor (`tape-processor`, its input topic) and the server's readers (`tape-serve`, each topic): high watermark − position, summed over partitions |
+/// | `tape_consumer_fetch_refills_total` | counter | group | the processor's input consumer: requests sent to restart fetching after its pre-fetch queue had filled (reading a backlog; docs/processing.md) |
 /// | `tape_broker_bytes_in_total` | counter | — | embedded broker: request bytes read from sockets |
 /// | `tape_broker_bytes_out_total` | counter | — | embedded broker: response bytes written to sockets |
 /// | `tape_broker_connections` | gauge | — | embedded broker: client connections open |
@@ -67,6 +68,7 @@ public enum TapeMetrics {
     public static let bookAge = "tape_book_age_seconds"
     public static let produceLatency = "tape_produce_latency_seconds"
     public static let consumerLag = "tape_consumer_lag_messages"
+    public static let consumerFetchRefills = "tape_consumer_fetch_refills_total"
     public static let brokerBytesIn = "tape_broker_bytes_in_total"
     public static let brokerBytesOut = "tape_broker_bytes_out_total"
     public static let brokerConnections = "tape_broker_connections"
@@ -97,7 +99,7 @@ public enum TapeMetrics {
     /// Every name above, for documentation and tests.
     public static let allNames: [String] = [
         framesIn, tradesIn, parseErrors, reconnects, bookUpdates, bookResyncs, bookChecksumFailures, bookAge,
-        produceLatency, consumerLag, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed,
+        produceLatency, consumerLag, consumerFetchRefills, brokerBytesIn, brokerBytesOut, brokerConnections, brokerConnectionsClosed,
         httpRejected,
         candlesEmitted, processDeadLetters, serverTradesSeen, serverCandlesSeen, wsClients, wsMessagesOut, wsMessagesDropped,
         gaps, gapsRepaired, gapsOpen, healthDegraded, healthCheck, lastTradeAge, serverTradeDelay,
@@ -120,6 +122,7 @@ public enum TapeMetrics {
         bookAge: "Seconds since the venue time of the newest order book record.",
         produceLatency: "Producer enqueue to broker acknowledgement, sampled 1 record in 64.",
         consumerLag: "Records not yet read by a consumer group: high watermark minus position, summed over partitions.",
+        consumerFetchRefills: "Requests a consumer sent to restart fetching after its pre-fetch queue had filled (it is reading a backlog).",
         brokerBytesIn: "Request bytes the embedded broker read from client sockets.",
         brokerBytesOut: "Response bytes the embedded broker wrote to client sockets.",
         brokerConnections: "Client connections open on the embedded broker.",
@@ -188,6 +191,10 @@ public enum TapeMetrics {
     /// `tape_consumer_lag_messages{group,topic}`.
     public static func consumerLag(group: String, topic: String) -> Gauge {
         Gauge(label: consumerLag, dimensions: [("group", group), ("topic", topic)])
+    }
+    /// `tape_consumer_fetch_refills_total{group}`.
+    public static func consumerFetchRefills(group: String) -> Counter {
+        Counter(label: consumerFetchRefills, dimensions: [("group", group)])
     }
     /// `tape_broker_bytes_in_total`.
     public static func brokerBytesInCounter() -> Counter { Counter(label: brokerBytesIn) }

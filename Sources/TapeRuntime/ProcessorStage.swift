@@ -8,8 +8,9 @@ import TapeMetrics
 
 /// Candle processing as a service: consumes `tape.trades` until graceful shutdown, then emits and
 /// commits what it holds and leaves its group. Ending on its own is an error (`ProcessorStopped`).
-/// Reports `tape_candles_emitted_total{interval}`, `tape_process_dead_letters_total{reason}` and its
-/// input lag (`tape_consumer_lag_messages{group,topic}`).
+/// Reports `tape_candles_emitted_total{interval}`, `tape_process_dead_letters_total{reason}`, its
+/// input lag (`tape_consumer_lag_messages{group,topic}`) and its input consumer's fetch restarts
+/// (`tape_consumer_fetch_refills_total{group}`).
 public final class ProcessorStage: Service, Sendable {
     public let processor: CandleProcessor
     /// The static-membership instance id, claimed until the stage stops (a pipeline built again
@@ -33,6 +34,7 @@ public final class ProcessorStage: Service, Sendable {
             let now = processor.counters
             c.record(candlesByInterval: now.candlesEmittedByInterval)
             if let lag = processor.lag { c.lag.record(lag) }
+            c.fetchRefills.record(total: Int64(processor.fetchRefills))
             let rejected = [now.unparseable, now.rejectedTimes, now.rejectedOverflows, now.deadLetterFailures]
             for i in c.deadLetters.indices { c.deadLetters[i].record(total: rejected[i]) }
         } work: {
@@ -58,11 +60,14 @@ struct ProcessorCounters: Sendable {
     var candles: [CandleInterval: DeltaCounter]
     /// `tape_consumer_lag_messages{group,topic}` of the processor's group and input topic.
     let lag: Gauge
+    /// `tape_consumer_fetch_refills_total{group}` of the processor's input consumer.
+    var fetchRefills: DeltaCounter
 
     init(_ configuration: CandleProcessorConfiguration) {
         candles = Dictionary(
             uniqueKeysWithValues: configuration.aggregation.intervals.map { ($0, DeltaCounter(TapeMetrics.candlesEmitted(interval: $0.description))) })
         lag = TapeMetrics.consumerLag(group: configuration.group, topic: configuration.inputTopic)
+        fetchRefills = DeltaCounter(TapeMetrics.consumerFetchRefills(group: configuration.group))
     }
 
     mutating func record(candlesByInterval totals: [CandleInterval: Int64]) {

@@ -67,12 +67,16 @@ final class StageMetricsTests: XCTestCase {
         var s = scrape()
         XCTAssertEqual(s[#"tape_candles_emitted_total{interval="7s"}"#], 0, "configured intervals show from the start")
         XCTAssertEqual(s[#"tape_candles_emitted_total{interval="13m"}"#], 0)
+        XCTAssertEqual(s[#"tape_consumer_fetch_refills_total{group="unit-processor"}"#], 0, "shown from the start")
         counters.record(candlesByInterval: [seven: 4, thirteen: 1])
+        counters.fetchRefills.record(total: 3)
+        counters.fetchRefills.record(total: 5)
         counters.record(candlesByInterval: [seven: 6, thirteen: 1])
         counters.lag.record(42)
         s = scrape()
         XCTAssertEqual(s[#"tape_candles_emitted_total{interval="7s"}"#], 6)
         XCTAssertEqual(s[#"tape_candles_emitted_total{interval="13m"}"#], 1)
         XCTAssertEqual(s[#"tape_consumer_lag_messages{group="unit-processor",topic="unit.trades"}"#], 42)
+        XCTAssertEqual(s[#"tape_consumer_fetch_refills_total{group="unit-processor"}"#], 5, "the running total, not the sum of totals")
     }
 }
