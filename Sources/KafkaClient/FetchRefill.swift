@@ -12,12 +12,12 @@ import Synchronization
 /// 8 MB queue read 0.3–0.5 M trades/s instead of ~2 M. (librdkafka 2.2 added
 /// `fetch.queue.backoff.ms` for this.)
 ///
-/// The polling thread reports how full the queue is after each batch it takes. Once the queue has
-/// been at least half full and has drained to a quarter, this asks the assigned partitions'
-/// leaders for their end offsets (`rd_kafka_offsets_for_times`, a read-only request, one per
-/// leader). Queuing a request wakes that leader's broker thread, which then sees the room in the
-/// queue and fetches. If fetching had not stopped, the request costs one round trip and nothing
-/// else. The request runs on a queue of its own, so the polling thread never waits for it.
+/// The polling thread reports how full the queue was before and after each batch it takes. Once
+/// the queue has been at least half full and has drained to a quarter, this asks the assigned
+/// partitions' leaders for their end offsets (`rd_kafka_offsets_for_times`, a read-only request,
+/// one per leader). Queuing a request wakes that leader's broker thread, which then sees the room
+/// in the queue and fetches. If fetching had not stopped, the request costs one round trip and
+/// nothing else. The request runs on a queue of its own, so the polling thread never waits for it.
 final class FetchRefill: @unchecked Sendable {
     /// `queued.min.messages` and `queued.max.messages.kbytes` (as bytes) of the handle.
     let maxMessages: Int
