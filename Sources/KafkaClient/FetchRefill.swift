@@ -25,7 +25,9 @@ final class FetchRefill: @unchecked Sendable {
     private nonisolated(unsafe) let rk: OpaquePointer
     /// Touched only by the polling thread.
     private var armed = false
-    private let inFlight = Atomic<Bool>(false)
+    /// Wake-ups asked for so far, and (on `queue` only) how many of them a request already covered.
+    private let wanted = Atomic<Int>(0)
+    private var covered = 0
     private let stopped = Atomic<Bool>(false)
     private let sent = Atomic<Int>(0)
     private let queue = DispatchQueue(label: "tape.kafka.consumer.refill")
@@ -58,11 +60,14 @@ final class FetchRefill: @unchecked Sendable {
         Double(records) * 4 <= Double(maxMessages) && Double(records) * Double(bytesPerRecord) * 4 <= Double(maxBytes)
     }
 
+    /// Every call is followed by a request that starts after it; calls made while a request is
+    /// waiting to start share it. (A wake-up skipped because another was in flight left
+    /// librdkafka asleep when that one had come too early.)
     private func nudge() {
-        if inFlight.exchange(true, ordering: .acquiringAndReleasing) { return }
+        let asked = wanted.add(1, ordering: .acquiringAndReleasing).newValue
         queue.async { [self] in
-            defer { inFlight.store(false, ordering: .releasing) }
-            guard !stopped.load(ordering: .acquiring) else { return }
+            guard !stopped.load(ordering: .acquiring), covered < asked else { return }
+            covered = wanted.load(ordering: .acquiring)
             var list: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?
             guard rd_kafka_assignment(rk, &list) == RD_KAFKA_RESP_ERR_NO_ERROR, let list else { return }
             defer { rd_kafka_topic_partition_list_destroy(list) }
