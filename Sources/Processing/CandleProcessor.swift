@@ -79,12 +79,12 @@ public final class CandleProcessor: Sendable {
     /// offset, summed), as last measured (every 5 s while running); nil before the first.
     public var lag: Int64? { lagSample.withLock { $0 } }
     private let lagSample = Mutex<Int64?>(nil)
+    private let lagQueryInFlight = Atomic<Bool>(false)
 
     /// Requests the input consumer sent to restart fetching after its pre-fetch queue had filled
     /// (`KafkaConsumer.fetchRefills`): they happen while it reads a backlog.
     public var fetchRefills: Int { inputRefills.withLock { $0.earlier + ($0.consumer?.fetchRefills ?? 0) } }
     private let inputRefills = Mutex<(consumer: KafkaConsumer?, earlier: Int)>((nil, 0))
-    private let lagQueryInFlight = Atomic<Bool>(false)
 
     /// Measures `lag` apart from the loop, unless a measurement is still running: librdkafka's
     /// watermark query can wait for a broker that has gone away, and the loop must not.
