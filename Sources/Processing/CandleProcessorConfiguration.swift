@@ -32,13 +32,30 @@ public struct CandleProcessorConfiguration: Sendable {
     /// broker's acknowledgements, write SQLite, commit both groups), in ms. Emitting is not
     /// held up by it: with a short emit interval (live dashboards) the processor would otherwise
     /// stop for a broker round trip, an SQLite write and two commits every few milliseconds.
-    /// nil: the emit interval, but at least 1000 ms. A stop (graceful or not) loses nothing by
+    /// nil: 1000 ms. Never shorter than the emit interval. A stop (graceful or not) loses nothing by
     /// it: uncommitted updates are replayed and re-emitted with the same values.
     public var commitIntervalMilliseconds: Int64? = nil
 
-    /// The commit interval in effect.
+    /// The commit interval in effect: commits happen at emissions, so never more often than the
+    /// emit interval.
     public var effectiveCommitIntervalMilliseconds: Int64 {
-        commitIntervalMilliseconds ?? max(aggregation.emitIntervalMilliseconds, 1_000)
+        max(commitIntervalMilliseconds ?? 1_000, aggregation.emitIntervalMilliseconds)
+    }
+
+    /// The longest commit interval a checkpoint transaction can span: Apache Kafka's default
+    /// `transaction.max.timeout.ms` (15 min) less a margin for the commit itself.
+    public static let maxTransactionalCommitIntervalMilliseconds: Int64 = 890_000
+
+    /// The candle producer's `transaction.timeout.ms`: how long the coordinator lets a checkpoint's
+    /// transaction stay open before aborting it. A transaction spans one commit interval, so the
+    /// timeout must outlast it (librdkafka's default of 60 s aborted every transaction of a
+    /// processor emitting once a minute or less often): twice the commit interval plus 10 s, at
+    /// least librdkafka's 60 s, at most 15 min (Apache Kafka's default `transaction.max.timeout.ms`).
+    /// A processor that dies with a transaction open holds read_committed readers back until the
+    /// timeout, unless it restarts with the same transactional id (the default ids are stable).
+    public var transactionTimeoutMilliseconds: Int {
+        let commit = min(effectiveCommitIntervalMilliseconds, Self.maxTransactionalCommitIntervalMilliseconds)
+        return Int(min(900_000, max(60_000, 2 * commit + 10_000)))
     }
     /// Create the output topic (`cleanup.policy=compact`) and the dead-letter topic when missing.
     /// Default true.
@@ -143,6 +160,7 @@ public struct CandleProcessorConfiguration: Sendable {
         producer.idempotence = true
         producer.lingerMilliseconds = lingerMilliseconds
         producer.maxQueuedMessages = 1_000_000
+        producer.transactionTimeoutMilliseconds = transactionTimeoutMilliseconds
         return producer
     }
 }

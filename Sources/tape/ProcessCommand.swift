@@ -68,6 +68,12 @@ struct ProcessCommand: AsyncParsableCommand {
     @Option(help: "How far the watermark trails the newest trade time (e.g. 5s).") var grace: DurationOption = .init(milliseconds: 5_000)
     @Option(name: .customLong("emit-interval"), help: "At most one update per open candle per this period (e.g. 1s).")
     var emitInterval: DurationOption = .init(milliseconds: 1_000)
+    @Option(
+        name: .customLong("commit-interval"),
+        help:
+            "How often emitted candles are made durable and the input offsets committed, with --transactions as one Kafka transaction (e.g. 10s; default 1s, never shorter than --emit-interval). Longer: fewer commits, and read_committed readers see candles later; a restart replays from the last commit."
+    )
+    var commitInterval: DurationOption?
     @Option(name: .customLong("allowed-lateness"), help: "How long after a window is final a late trade can still correct it (e.g. 1h).")
     var allowedLateness: DurationOption = .init(milliseconds: 3_600_000)
     @Option(name: .customLong("output-partitions"), help: "Partitions of the candles topic when it is created.")
@@ -100,7 +106,9 @@ struct ProcessCommand: AsyncParsableCommand {
     var transactions: CandleProcessorConfiguration.TransactionMode = .auto
     @Option(
         name: .customLong("transactional-id"),
-        help: "The producer's transactional.id with --transactions (default: the group instance id, else a random one). Unique per running processor.")
+        help:
+            "The producer's transactional.id with --transactions (default: the group instance id; with --group-instance-id none, the id the default would have been). Stable across restarts, unique per running processor."
+    )
     var transactionalID: String?
 
     func validate() throws {
@@ -113,6 +121,17 @@ struct ProcessCommand: AsyncParsableCommand {
         let year: Int64 = 366 * 86_400_000
         guard grace.milliseconds <= year, allowedLateness.milliseconds <= year, emitInterval.milliseconds <= year else {
             throw ValidationError("--grace, --allowed-lateness and --emit-interval must be at most 366d.")
+        }
+        if let commitInterval {
+            guard commitInterval.milliseconds > 0, commitInterval.milliseconds <= year else {
+                throw ValidationError("--commit-interval must be positive and at most 366d, e.g. 10s.")
+            }
+        }
+        let committedEvery = max(commitInterval?.milliseconds ?? 1_000, emitInterval.milliseconds)
+        if transactions != .off && committedEvery > CandleProcessorConfiguration.maxTransactionalCommitIntervalMilliseconds {
+            throw ValidationError(
+                "With --transactions \(transactions.rawValue), each commit interval (here \(committedEvery / 1000) s: the longer of --commit-interval and --emit-interval) is one Kafka transaction, and Kafka aborts a transaction open longer than transaction.max.timeout.ms (15 min by default). Use an interval up to 14m50s, or --transactions off."
+            )
         }
         guard !deadLetterTopic.isEmpty else { throw ValidationError("--deadletter-topic must not be empty.") }
         guard outputPartitions > 0 else { throw ValidationError("--output-partitions must be positive; got \(outputPartitions).") }
@@ -145,6 +164,7 @@ struct ProcessCommand: AsyncParsableCommand {
             intervals: try parseIntervals(intervals), graceMilliseconds: grace.milliseconds,
             emitIntervalMilliseconds: emitInterval.milliseconds, allowedLatenessMilliseconds: allowedLateness.milliseconds)
         configuration.progressSeconds = progressSeconds > 0 ? progressSeconds : nil
+        configuration.commitIntervalMilliseconds = commitInterval?.milliseconds
         if !noDB { try Preflight.fileParent(db, flag: "--db") }
         let store: CandleStore?
         do {
@@ -163,6 +183,14 @@ struct ProcessCommand: AsyncParsableCommand {
         switch groupInstanceID {
         case "none":
             configuration.groupInstanceID = nil
+            // Dynamic membership, but a transactional id that survives a restart all the same: the
+            // slot's id, if one can be claimed (else the processor falls back to a random one). A
+            // restarted processor then aborts its predecessor's open transaction as it starts; with
+            // a new id, read_committed readers would wait for that transaction to time out.
+            if transactions != .off && transactionalID == nil {
+                instance = try? ProcessorInstance.claim(statePath: noDB ? nil : db, group: group)
+                configuration.transactionalID = instance?.id
+            }
         case let id?:
             configuration.groupInstanceID = id
         case nil:
@@ -175,7 +203,9 @@ struct ProcessCommand: AsyncParsableCommand {
         }
         // An unreachable cluster within 5 s, in one sentence (the processor would retry for longer).
         try await KafkaOptions.requireCluster(configuration.kafka)
-        if let instance { printError("process: group instance id \(instance.id) (slot \(instance.slot), held by \(instance.lockPath))") }
+        if let instance, configuration.groupInstanceID != nil {
+            printError("process: group instance id \(instance.id) (slot \(instance.slot), held by \(instance.lockPath))")
+        }
         var logger = kafka.logger("tape.process")
         if let logLevel, let level = Logger.Level(rawValue: logLevel) { logger.logLevel = level }
         let processor = CandleProcessor(

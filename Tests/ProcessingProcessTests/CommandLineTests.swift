@@ -59,11 +59,29 @@ struct CommandLineTests {
     /// Durations that overflow Int64 milliseconds, or would push window arithmetic near its end,
     /// are refused with a sentence (the first one trapped before).
     @Test func absurdDurationsAreRefusedNotTrapped() throws {
-        for flags in [["--grace", "9999999999999999d"], ["--allowed-lateness", "400d"], ["--emit-interval", "9223372036854775807s"]] {
+        for flags in [
+            ["--grace", "9999999999999999d"], ["--allowed-lateness", "400d"], ["--emit-interval", "9223372036854775807s"],
+            ["--commit-interval", "400d"], ["--commit-interval", "0s"],
+        ] {
             let result = try run(["process", "--brokers", "127.0.0.1:1", "--no-db", "--progress", "0"] + flags)
             #expect(result.status != 0, "\(flags)")
             #expect(!result.stderr.contains("Fatal error"), "\(flags): \(result.stderr)")
             #expect(result.stderr.contains(flags[0]), "\(flags): \(result.stderr)")
         }
+    }
+
+    /// A commit interval is one Kafka transaction: longer than a cluster lets a transaction live
+    /// (15 min by default) is refused up front, unless transactions are off.
+    @Test func aCommitIntervalLongerThanATransactionMayLiveIsRefused() throws {
+        for flags in [["--emit-interval", "20m"], ["--commit-interval", "1h"], ["--commit-interval", "15m", "--transactions", "on"]] {
+            let result = try run(["process", "--brokers", "127.0.0.1:1", "--no-db", "--progress", "0"] + flags)
+            #expect(result.status == 64, "\(flags): \(result.stderr)")
+            #expect(result.stderr.contains("transaction.max.timeout.ms"), "\(flags): \(result.stderr)")
+        }
+        // Without transactions the same interval is fine (it then fails on the missing broker).
+        let off = try run(
+            ["process", "--brokers", "127.0.0.1:1", "--no-db", "--progress", "0", "--emit-interval", "20m", "--transactions", "off"], timeout: 60)
+        #expect(off.status == 1, "\(off.stderr)")
+        #expect(off.stderr.contains("no Kafka broker answered"), "\(off.stderr)")
     }
 }

@@ -137,6 +137,26 @@ enum Kafka {
         return out.withLock { $0 }
     }
 
+    /// Records of `topic` in transactions still open: over all partitions, the high watermark
+    /// (what a read_uncommitted reader can read up to) less the last stable offset (read_committed).
+    static func openTransactionRecords(topic: String, partitions: Int32, bootstrap: String) async throws -> Int64 {
+        var uncommitted = KafkaConsumerConfiguration(kafka: configuration(bootstrap))
+        uncommitted.kafka.properties["isolation.level"] = "read_uncommitted"
+        var committed = KafkaConsumerConfiguration(kafka: configuration(bootstrap))
+        committed.kafka.properties["isolation.level"] = "read_committed"
+        let high = try KafkaConsumer(configuration: uncommitted, logger: quietLogger)
+        let stable = try KafkaConsumer(configuration: committed, logger: quietLogger)
+        defer {
+            high.close()
+            stable.close()
+        }
+        var open: Int64 = 0
+        for p in 0..<partitions {
+            open += try await high.watermarks(topic: topic, partition: p).high - stable.watermarks(topic: topic, partition: p).high
+        }
+        return open
+    }
+
     /// Waits until `group` has committed the high watermark of every non-empty partition.
     static func waitUntilCommitted(group: String, topic: String, partitions: Int32, bootstrap: String, timeout: TimeInterval) async throws -> Bool {
         let admin = try KafkaAdmin(configuration: configuration(bootstrap), logger: quietLogger)

@@ -38,6 +38,25 @@ struct CandleProducerConfigurationTests {
         #expect(try effective("enable.idempotence", configuration.producerConfiguration) == "true")
     }
 
+    @Test("the transaction timeout outlasts a commit interval: 2 × it + 10 s, from 60 s to 15 min")
+    func transactionTimeoutFollowsTheCommitInterval() throws {
+        var configuration = CandleProcessorConfiguration(kafka: KafkaConfiguration())
+        #expect(configuration.effectiveCommitIntervalMilliseconds == 1_000)
+        #expect(configuration.transactionTimeoutMilliseconds == 60_000)
+        configuration.aggregation.emitIntervalMilliseconds = 70_000  // once aborted at 60 s, every time
+        #expect(configuration.effectiveCommitIntervalMilliseconds == 70_000)
+        #expect(configuration.transactionTimeoutMilliseconds == 150_000)
+        configuration.commitIntervalMilliseconds = 300_000
+        #expect(configuration.transactionTimeoutMilliseconds == 610_000)
+        configuration.commitIntervalMilliseconds = 5_000  // never shorter than the emit interval
+        #expect(configuration.effectiveCommitIntervalMilliseconds == 70_000)
+        configuration.commitIntervalMilliseconds = .max
+        #expect(configuration.transactionTimeoutMilliseconds == 900_000)
+        var producer = configuration.producerConfiguration
+        producer.transactionalID = "t"
+        #expect(try effective("transaction.timeout.ms", producer) == "900000")
+    }
+
     @Test("a raw -X linger.ms (or its alias) still wins over the typed linger")
     func rawLingerWins() throws {
         var configuration = CandleProcessorConfiguration(kafka: KafkaConfiguration(properties: ["linger.ms": "20"]))
