@@ -77,7 +77,7 @@ struct CheckpointCommit: Sendable {
             throw ProcessingError(
                 code: .fenced,
                 message:
-                    "This processor was fenced: \(reason). Another processor with the same transactional id (or group instance id) took its place; stopping without committing."
+                    "This processor was fenced: \(reason). Another processor with the same transactional id (or group instance id) took its place, or this one's transaction stayed open longer than transaction.timeout.ms (a stall) and the coordinator aborted it; stopping without committing."
             )
         }
     }

@@ -48,6 +48,12 @@ struct BenchE2E: AsyncParsableCommand {
     var candleEmitMilliseconds = 10
     @Option(help: "Runs per rate; the median is reported last.") var runs = 1
     @Option(name: .customLong("tape-binary"), help: "The tape executable to run as the child (default: this one).") var tapeBinary: String?
+    @Option(
+        name: .customLong("compare"),
+        help: ArgumentHelp(
+            "Another tape executable (e.g. the previous build) to run alternately with the first: each run of build A (--tape-binary) is followed by one of build B, so both see the same minutes of a shared machine; the summary has a row for each.",
+            valueName: "tape-binary"))
+    var compareBinary: String?
     @Flag(
         help:
             "Run the simulator at a steady rate, without its bursts (by default about a third of the trades come in bursts at 20x the rate, which is what the p99 mostly measures)."
@@ -73,12 +79,14 @@ struct BenchE2E: AsyncParsableCommand {
         guard symbols > 0 else { throw ValidationError("--symbols must be positive.") }
         guard candleEmitMilliseconds > 0 else { throw ValidationError("--candle-emit-ms must be positive.") }
         guard runs > 0 else { throw ValidationError("--runs must be positive; got \(runs).") }
-        var isDirectory: ObjCBool = false
-        if let tapeBinary,
-            !FileManager.default.isExecutableFile(atPath: tapeBinary) || !FileManager.default.fileExists(atPath: tapeBinary, isDirectory: &isDirectory)
-                || isDirectory.boolValue
-        {
-            throw ValidationError("--tape-binary \(tapeBinary) is not an executable file.")
+        for (flag, path) in [("--tape-binary", tapeBinary), ("--compare", compareBinary)] {
+            var isDirectory: ObjCBool = false
+            if let path,
+                !FileManager.default.isExecutableFile(atPath: path) || !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+                    || isDirectory.boolValue
+            {
+                throw ValidationError("\(flag) \(path) is not an executable file.")
+            }
         }
     }
 
@@ -88,26 +96,35 @@ struct BenchE2E: AsyncParsableCommand {
         printError(
             "tape bench e2e: \(binary) up --offline \(upArguments.joined(separator: " ")), \(natives.count) markets, candle emit interval \(candleEmitMilliseconds) ms, \(warmup) s warm-up + \(seconds) s measured per run, \(ProcessInfo.processInfo.activeProcessorCount) cores."
         )
-        var summary: [(rate: Double, results: [E2ERunResult])] = []
+        // One build, or A and B run alternately (A, B, A, B, ...) at each rate.
+        let builds: [(label: String, path: String)] = compareBinary.map { [("A", binary), ("B", $0)] } ?? [("", binary)]
+        if builds.count > 1 {
+            for build in builds { print("build \(build.label): \(build.path)") }
+        }
+        var summary: [(rate: Double, build: String, results: [E2ERunResult])] = []
         for rate in try parsedRates() {
-            var results: [E2ERunResult] = []
+            var results = [[E2ERunResult]](repeating: [], count: builds.count)
             for run in 1...runs {
-                let loadBefore = loadAverage()
-                let result = try await runOnce(binary: binary, natives: natives, rate: rate)
-                print("rate \(Int(rate))/s run \(run): " + result.describe(target: rate))
-                print("    load average before: \(loadBefore), after: \(loadAverage())")
-                results.append(result)
+                for (index, build) in builds.enumerated() {
+                    let loadBefore = loadAverage()
+                    let result = try await runOnce(binary: build.path, natives: natives, rate: rate)
+                    print("rate \(Int(rate))/s run \(run)\(build.label.isEmpty ? "" : ", build \(build.label)"): " + result.describe(target: rate))
+                    print("    load average before: \(loadBefore), after: \(loadAverage())")
+                    results[index].append(result)
+                }
             }
-            summary.append((rate, results))
+            for (index, build) in builds.enumerated() { summary.append((rate, build.label, results[index])) }
         }
         print("")
         print(
-            "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate; latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
+            "summary (median over \(runs) run\(runs == 1 ? "" : "s") per rate\(builds.count > 1 ? " and build" : ""); latencies in ms; candles: 1s candles, emit interval \(candleEmitMilliseconds) ms; simulator \(steady ? "steady, no bursts" : "with bursts")):"
         )
+        let buildColumn = builds.count > 1 ? "build" : ""
         print(
-            "  target/s  achieved/s  sustained  trade p50   p99     max  | read p50   p99 | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade"
+            buildColumn
+                + "  target/s  achieved/s  sustained  trade p50   p99     max  | read p50   p99 | candle p50   p99     max  | oldest-trade p99 | gen-lag p99 | RSS median  max MB | burst/s  in bursts | CPU cores  µs/trade"
         )
-        for (rate, results) in summary {
+        for (rate, build, results) in summary {
             // Runs without such events (n/a) are left out of a median; "nan" when no run had any.
             func m(_ f: (E2ERunResult) -> Double) -> Double {
                 let values = results.map(f).filter { !$0.isNaN }
@@ -116,7 +133,7 @@ struct BenchE2E: AsyncParsableCommand {
             let sustained = results.allSatisfy { $0.sustained(target: rate) } ? "yes" : results.contains { $0.sustained(target: rate) } ? "some runs" : "NO"
             let padded = String(repeating: " ", count: max(0, 9 - sustained.count)) + sustained
             print(
-                String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded
+                (buildColumn.isEmpty ? "" : "    " + build) + String(format: "  %8.0f  %10.0f  ", rate, m(\.achievedRate)) + padded
                     + String(
                         format: "  %9.2f %7.2f %7.1f | %8.2f %5.2f | %10.2f %7.2f %7.1f | %16.2f | %11.1f | %10.1f %5.1f | %7.0f  %7.0f%% | %9.2f  %8.1f",
                         m { $0.trade.p50 }, m { $0.trade.p99 }, m { $0.trade.max }, m { $0.serverRead?.p50 ?? .nan }, m { $0.serverRead?.p99 ?? .nan },
