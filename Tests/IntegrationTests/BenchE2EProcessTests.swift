@@ -4,7 +4,7 @@ import XCTest
 
 /// `tape bench e2e` as a user runs it, briefly: its own child `tape up --offline`, its own `/ws`
 /// client. With `--compare` the two builds run alternately (so both see the same minutes of a
-/// shared machine, which moves this benchmark by 3–4x between hours) and the summary has a row each.
+/// shared machine, which moves this benchmark by 2–4x between runs and hours) and the summary has a row each.
 final class BenchE2EProcessTests: XCTestCase {
     func testTwoBuildsRunAlternatelyWithASummaryRowEach() throws {
         let tape = TapeBinary.path
