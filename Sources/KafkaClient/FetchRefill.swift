@@ -90,6 +90,6 @@ final class FetchRefill: @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: 64)
         var size = buffer.count
         guard rd_kafka_conf_get(conf, name, &buffer, &size) == RD_KAFKA_CONF_OK else { return nil }
-        return Int(String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        return Int(string(fromBuffer: buffer))
     }
 }

@@ -39,7 +39,13 @@ public struct CandleProcessorConfiguration: Sendable {
     /// The commit interval in effect: commits happen at emissions, so never more often than the
     /// emit interval.
     public var effectiveCommitIntervalMilliseconds: Int64 {
-        max(commitIntervalMilliseconds ?? 1_000, aggregation.emitIntervalMilliseconds)
+        Self.effectiveCommitIntervalMilliseconds(commit: commitIntervalMilliseconds, emit: aggregation.emitIntervalMilliseconds)
+    }
+
+    /// The commit interval in effect for a configured commit interval (nil: the default, 1 s) and
+    /// emit interval (for the command line's checks before a configuration exists).
+    public static func effectiveCommitIntervalMilliseconds(commit: Int64?, emit: Int64) -> Int64 {
+        max(commit ?? 1_000, emit)
     }
 
     /// The longest commit interval a checkpoint transaction can span: Apache Kafka's default

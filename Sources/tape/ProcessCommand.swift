@@ -127,7 +127,8 @@ struct ProcessCommand: AsyncParsableCommand {
                 throw ValidationError("--commit-interval must be positive and at most 366d, e.g. 10s.")
             }
         }
-        let committedEvery = max(commitInterval?.milliseconds ?? 1_000, emitInterval.milliseconds)
+        let committedEvery = CandleProcessorConfiguration.effectiveCommitIntervalMilliseconds(
+            commit: commitInterval?.milliseconds, emit: emitInterval.milliseconds)
         if transactions != .off && committedEvery > CandleProcessorConfiguration.maxTransactionalCommitIntervalMilliseconds {
             throw ValidationError(
                 "With --transactions \(transactions.rawValue), each commit interval (here \(committedEvery / 1000) s: the longer of --commit-interval and --emit-interval) is one Kafka transaction, and Kafka aborts a transaction open longer than transaction.max.timeout.ms (15 min by default). Use an interval up to 14m50s, or --transactions off."
